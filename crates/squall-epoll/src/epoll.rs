@@ -1,0 +1,158 @@
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use squall_poller::{syscall, util, Event, Events, Interest, Poller, Ready};
+
+/// A level-triggered epoll instance.
+///
+/// Tornado's `_EPoll`. Readiness maps as follows: `EPOLLIN`, `EPOLLPRI` and `EPOLLRDHUP`
+/// give READ (a peer's end-of-file is readable, never an error); `EPOLLOUT` gives WRITE;
+/// `EPOLLERR` gives ERROR; `EPOLLHUP` gives HUP, and also READ when READ was asked for,
+/// so a reader always sees end-of-file through a read.
+#[derive(Debug)]
+pub struct Epoll {
+    epfd: OwnedFd,
+    /// Raw events for `epoll_wait`, grown to the caller's `Events` capacity once.
+    buf: Vec<libc::epoll_event>,
+}
+
+impl Epoll {
+    /// Creates an epoll instance (close-on-exec).
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `epoll_create1` (`EMFILE`, `ENOMEM`).
+    pub fn new() -> io::Result<Epoll> {
+        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        // SAFETY: epoll_create1 just returned this fd and nothing else owns it.
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Epoll {
+            epfd,
+            buf: Vec::new(),
+        })
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, interest: Interest) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: interest_to_epoll(interest),
+            // The interest rides along in the high half so that `poll` can tell a
+            // reader about a hang-up without a table of its own.
+            u64: (fd as u32 as u64) | (u64::from(interest.bits()) << 32),
+        };
+        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev))?;
+        Ok(())
+    }
+}
+
+/// The epoll mask for an interest. `EPOLLERR` and `EPOLLHUP` are always reported by the
+/// kernel; `EPOLLRDHUP` is asked with READ so a half-close is seen as readable.
+fn interest_to_epoll(interest: Interest) -> u32 {
+    let mut bits = 0;
+    if interest.is_readable() {
+        bits |= libc::EPOLLIN | libc::EPOLLRDHUP;
+    }
+    if interest.is_writable() {
+        bits |= libc::EPOLLOUT;
+    }
+    bits as u32
+}
+
+/// What an epoll event means in the contract's terms.
+fn epoll_to_ready(bits: u32) -> Ready {
+    let bits = bits as libc::c_int;
+    let mut ready = Ready::EMPTY;
+    if bits & (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP) != 0 {
+        ready |= Ready::READ;
+    }
+    if bits & libc::EPOLLOUT != 0 {
+        ready |= Ready::WRITE;
+    }
+    if bits & libc::EPOLLERR != 0 {
+        ready |= Ready::ERROR;
+    }
+    if bits & libc::EPOLLHUP != 0 {
+        ready |= Ready::HUP;
+    }
+    ready
+}
+
+fn map_ctl_error(err: io::Error, fd: RawFd) -> io::Error {
+    match err.raw_os_error() {
+        Some(libc::EEXIST) => util::already_registered(fd),
+        Some(libc::ENOENT) => util::not_registered(fd),
+        _ => err,
+    }
+}
+
+impl Poller for Epoll {
+    fn register(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, interest)
+            .map_err(|e| map_ctl_error(e, fd))
+    }
+
+    fn modify(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, interest)
+            .map_err(|e| map_ctl_error(e, fd))
+    }
+
+    fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
+        // A non-null event pointer keeps pre-2.6.9 kernels happy; it is ignored.
+        self.ctl(libc::EPOLL_CTL_DEL, fd, Interest::NONE)
+            .map_err(|e| map_ctl_error(e, fd))
+    }
+
+    fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        events.clear();
+        let cap = events.capacity().min(i32::MAX as usize);
+        if self.buf.len() < cap {
+            self.buf
+                .resize(cap, libc::epoll_event { events: 0, u64: 0 });
+        }
+        let epfd = self.epfd.as_raw_fd();
+        let buf = &mut self.buf;
+        let n = util::retry_eintr(timeout, |t| {
+            syscall!(epoll_wait(
+                epfd,
+                buf.as_mut_ptr(),
+                cap as libc::c_int,
+                util::timeout_millis(t)
+            ))
+            .map(|n| n as usize)
+        })?;
+        for raw in &self.buf[..n] {
+            let (bits, data) = (raw.events, raw.u64);
+            let fd = data as u32 as RawFd;
+            let mut ready = epoll_to_ready(bits);
+            // A hung-up pipe or socket with READ interest must be read to see the
+            // end-of-file: report it as readable too.
+            let wants_read = (data >> 32) as u8 & Interest::READ.bits() != 0;
+            if ready.is_hup() && wants_read {
+                ready |= Ready::READ;
+            }
+            events.push(Event { fd, ready });
+        }
+        Ok(n)
+    }
+
+    fn name(&self) -> &'static str {
+        "epoll"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks() {
+        assert_eq!(interest_to_epoll(Interest::NONE), 0);
+        let r = interest_to_epoll(Interest::READ) as libc::c_int;
+        assert!(r & libc::EPOLLIN != 0 && r & libc::EPOLLOUT == 0);
+        let w = interest_to_epoll(Interest::WRITE) as libc::c_int;
+        assert!(w & libc::EPOLLOUT != 0 && w & libc::EPOLLIN == 0);
+        let hup = epoll_to_ready((libc::EPOLLHUP | libc::EPOLLERR) as u32);
+        assert!(hup.is_hup() && hup.is_error() && !hup.is_readable());
+        assert!(epoll_to_ready(libc::EPOLLRDHUP as u32).is_readable());
+    }
+}

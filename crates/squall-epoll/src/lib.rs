@@ -1,0 +1,39 @@
+//! The Linux epoll backend of squall's [`Poller`] trait: Tornado's
+//! `tornado/platform/epoll.py`.
+//!
+//! Level-triggered (no `EPOLLET`, no `EPOLLONESHOT`), so an fd is registered once and
+//! touched again only when its interest changes: the loop pays one `epoll_ctl` per
+//! transition, never one per wait. The kernel keeps the interest set, so `register`,
+//! `modify` and `unregister` are one syscall each and need no table of our own.
+//!
+//! On other platforms the crate is empty.
+//!
+//! # Example
+//!
+//! ```
+//! # #[cfg(target_os = "linux")] {
+//! use std::io::Write;
+//! use std::os::fd::AsRawFd;
+//! use std::os::unix::net::UnixStream;
+//! use std::time::Duration;
+//! use squall_epoll::Epoll;
+//! use squall_poller::{Events, Interest, Poller};
+//!
+//! let mut poller = Epoll::new()?;
+//! let (a, mut b) = UnixStream::pair()?;
+//! poller.register(a.as_raw_fd(), Interest::READ)?;
+//! b.write_all(b"ping")?;
+//! let mut events = Events::with_capacity(64);
+//! poller.poll(&mut events, Some(Duration::from_secs(5)))?;
+//! assert!(events.get(a.as_raw_fd()).unwrap().is_readable());
+//! # }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod epoll;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use epoll::Epoll;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use squall_poller::Poller;

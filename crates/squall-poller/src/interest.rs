@@ -1,0 +1,276 @@
+//! The two bit sets of the seam: what a caller asks for ([`Interest`]) and what a
+//! backend reports ([`Ready`]).
+
+use std::fmt;
+use std::ops::{BitOr, BitOrAssign, Sub};
+
+/// What a registration asks to be told about.
+///
+/// Tornado's `IOLoop.READ` and `IOLoop.WRITE`. Errors and hang-ups are always reported
+/// whatever the interest, as in Tornado, where the loop always adds `ERROR` to the mask;
+/// so `Interest::NONE` is a valid registration that only hears about errors and hang-ups.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Interest(u8);
+
+impl Interest {
+    /// Errors and hang-ups only.
+    pub const NONE: Interest = Interest(0);
+    /// The fd has data to read (or end-of-file, or a pending connection to accept).
+    pub const READ: Interest = Interest(1);
+    /// The fd can take more data without blocking (or a connect has finished).
+    pub const WRITE: Interest = Interest(2);
+    /// Both directions.
+    pub const BOTH: Interest = Interest(3);
+
+    /// Whether READ is asked for.
+    #[inline]
+    pub const fn is_readable(self) -> bool {
+        self.0 & Self::READ.0 != 0
+    }
+
+    /// Whether WRITE is asked for.
+    #[inline]
+    pub const fn is_writable(self) -> bool {
+        self.0 & Self::WRITE.0 != 0
+    }
+
+    /// Whether neither direction is asked for.
+    #[inline]
+    pub const fn is_none(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether every bit of `other` is set in `self`.
+    #[inline]
+    pub const fn contains(self, other: Interest) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The union of two interests (usable in `const` context, unlike `|`).
+    #[inline]
+    pub const fn add(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
+
+    /// `self` without the bits of `other`.
+    #[inline]
+    pub const fn remove(self, other: Interest) -> Interest {
+        Interest(self.0 & !other.0)
+    }
+
+    /// The raw bits (READ = 1, WRITE = 2).
+    #[inline]
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+}
+
+impl BitOr for Interest {
+    type Output = Interest;
+    #[inline]
+    fn bitor(self, rhs: Interest) -> Interest {
+        self.add(rhs)
+    }
+}
+
+impl BitOrAssign for Interest {
+    #[inline]
+    fn bitor_assign(&mut self, rhs: Interest) {
+        *self = self.add(rhs);
+    }
+}
+
+impl Sub for Interest {
+    type Output = Interest;
+    #[inline]
+    fn sub(self, rhs: Interest) -> Interest {
+        self.remove(rhs)
+    }
+}
+
+impl fmt::Debug for Interest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.is_readable(), self.is_writable()) {
+            (false, false) => f.write_str("NONE"),
+            (true, false) => f.write_str("READ"),
+            (false, true) => f.write_str("WRITE"),
+            (true, true) => f.write_str("READ | WRITE"),
+        }
+    }
+}
+
+/// What a backend found ready on an fd.
+///
+/// The meaning of each bit is part of the [`Poller`](crate::Poller) contract and is
+/// pinned by the [conformance suite](crate::conformance):
+///
+/// * `READ`: a read will not block. That includes end-of-file: a peer that writes and
+///   then closes gives `READ`, its data is still readable, and the read after it
+///   returns 0. End-of-file is **not** an error.
+/// * `WRITE`: a write will not block.
+/// * `HUP`: the fd is hung up (both directions closed, or the write side of a pipe has
+///   no reader). Reported whatever the interest. A backend may report `HUP` together with
+///   `READ` for a peer that closed; it never reports `HUP` *instead of* `READ` while
+///   data is waiting, if READ was asked for.
+/// * `ERROR`: the fd has a pending error, for instance a non-blocking connect that was
+///   refused, or a connection reset. Reported whatever the interest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Ready(u8);
+
+impl Ready {
+    /// Nothing.
+    pub const EMPTY: Ready = Ready(0);
+    /// A read will not block (data, end-of-file, or a connection to accept).
+    pub const READ: Ready = Ready(1);
+    /// A write will not block.
+    pub const WRITE: Ready = Ready(2);
+    /// The fd has a pending error (Tornado's `IOLoop.ERROR`).
+    pub const ERROR: Ready = Ready(4);
+    /// The fd is hung up.
+    pub const HUP: Ready = Ready(8);
+
+    /// Whether READ is set.
+    #[inline]
+    pub const fn is_readable(self) -> bool {
+        self.0 & Self::READ.0 != 0
+    }
+
+    /// Whether WRITE is set.
+    #[inline]
+    pub const fn is_writable(self) -> bool {
+        self.0 & Self::WRITE.0 != 0
+    }
+
+    /// Whether ERROR is set.
+    #[inline]
+    pub const fn is_error(self) -> bool {
+        self.0 & Self::ERROR.0 != 0
+    }
+
+    /// Whether HUP is set.
+    #[inline]
+    pub const fn is_hup(self) -> bool {
+        self.0 & Self::HUP.0 != 0
+    }
+
+    /// Whether no bit is set.
+    #[inline]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether every bit of `other` is set in `self`.
+    #[inline]
+    pub const fn contains(self, other: Ready) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether any bit of `other` is set in `self`.
+    #[inline]
+    pub const fn intersects(self, other: Ready) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// The union (usable in `const` context, unlike `|`).
+    #[inline]
+    pub const fn add(self, other: Ready) -> Ready {
+        Ready(self.0 | other.0)
+    }
+
+    /// `self` without the bits of `other`.
+    #[inline]
+    pub const fn remove(self, other: Ready) -> Ready {
+        Ready(self.0 & !other.0)
+    }
+
+    /// The raw bits (READ = 1, WRITE = 2, ERROR = 4, HUP = 8).
+    #[inline]
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Rebuilds a `Ready` from [`bits`](Ready::bits); unknown bits are dropped.
+    #[inline]
+    pub const fn from_bits_truncate(bits: u8) -> Ready {
+        Ready(bits & 0x0f)
+    }
+
+    /// The directions of an interest, as readiness (READ to READ, WRITE to WRITE).
+    #[inline]
+    pub const fn from_interest(interest: Interest) -> Ready {
+        Ready(interest.bits())
+    }
+}
+
+impl BitOr for Ready {
+    type Output = Ready;
+    #[inline]
+    fn bitor(self, rhs: Ready) -> Ready {
+        self.add(rhs)
+    }
+}
+
+impl BitOrAssign for Ready {
+    #[inline]
+    fn bitor_assign(&mut self, rhs: Ready) {
+        *self = self.add(rhs);
+    }
+}
+
+impl Sub for Ready {
+    type Output = Ready;
+    #[inline]
+    fn sub(self, rhs: Ready) -> Ready {
+        self.remove(rhs)
+    }
+}
+
+impl fmt::Debug for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("EMPTY");
+        }
+        let names = [
+            (Ready::READ, "READ"),
+            (Ready::WRITE, "WRITE"),
+            (Ready::ERROR, "ERROR"),
+            (Ready::HUP, "HUP"),
+        ];
+        let mut first = true;
+        for (bit, name) in names {
+            if self.contains(bit) {
+                if !first {
+                    f.write_str(" | ")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interest_bits() {
+        assert!(Interest::BOTH.is_readable() && Interest::BOTH.is_writable());
+        assert_eq!(Interest::READ | Interest::WRITE, Interest::BOTH);
+        assert_eq!(Interest::BOTH - Interest::WRITE, Interest::READ);
+        assert!(Interest::NONE.is_none());
+        assert_eq!(format!("{:?}", Interest::BOTH), "READ | WRITE");
+    }
+
+    #[test]
+    fn ready_bits() {
+        let r = Ready::READ | Ready::HUP;
+        assert!(r.is_readable() && r.is_hup() && !r.is_error() && !r.is_writable());
+        assert!(r.intersects(Ready::HUP | Ready::ERROR));
+        assert_eq!(Ready::from_bits_truncate(0xff).bits(), 0x0f);
+        assert_eq!(Ready::from_interest(Interest::WRITE), Ready::WRITE);
+        assert_eq!(format!("{:?}", r), "READ | HUP");
+        assert_eq!(format!("{:?}", Ready::EMPTY), "EMPTY");
+    }
+}

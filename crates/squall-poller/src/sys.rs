@@ -1,0 +1,56 @@
+//! Small fd helpers shared by the backends and by tests. Everything here is safe to
+//! call; the `unsafe` stays inside.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// A non-blocking, close-on-exec pipe: `(read end, write end)`.
+///
+/// # Errors
+///
+/// The OS error, for instance `EMFILE`.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as RawFd; 2];
+    raw_pipe(&mut fds)?;
+    // SAFETY: pipe just returned two fresh fds that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+fn raw_pipe(fds: &mut [RawFd; 2]) -> io::Result<()> {
+    crate::syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+    Ok(())
+}
+
+/// Apple has no `pipe2`: create, then set the flags (the window is harmless for the
+/// loop's own waker, which is created before any fork).
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+fn raw_pipe(fds: &mut [RawFd; 2]) -> io::Result<()> {
+    crate::syscall!(pipe(fds.as_mut_ptr()))?;
+    for &fd in fds.iter() {
+        let set = set_nonblocking(fd)
+            .and_then(|()| crate::syscall!(fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC)).map(drop));
+        if let Err(e) = set {
+            // SAFETY: both fds were just created here and are not shared yet.
+            unsafe {
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Puts `fd` in non-blocking mode.
+///
+/// # Errors
+///
+/// The OS error (`EBADF` for a closed fd).
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    let flags = crate::syscall!(fcntl(fd, libc::F_GETFL))?;
+    if flags & libc::O_NONBLOCK == 0 {
+        crate::syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+    }
+    Ok(())
+}
