@@ -24,7 +24,8 @@ impl Epoll {
     ///
     /// The OS error of `epoll_create1` (`EMFILE`, `ENOMEM`).
     pub fn new() -> io::Result<Epoll> {
-        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        // SAFETY: epoll_create1 takes a flag word and has no memory preconditions.
+        let fd = syscall!(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: epoll_create1 just returned this fd and nothing else owns it.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Epoll {
@@ -40,7 +41,9 @@ impl Epoll {
             // reader about a hang-up without a table of its own.
             u64: (fd as u32 as u64) | (u64::from(interest.bits()) << 32),
         };
-        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev))?;
+        // SAFETY: `ev` is a live epoll_event for the duration of the call; the epoll fd
+        // is owned by self; a bad `fd` is reported by the kernel as EBADF.
+        syscall!(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev) })?;
         Ok(())
     }
 }
@@ -112,12 +115,16 @@ impl Poller for Epoll {
         let epfd = self.epfd.as_raw_fd();
         let buf = &mut self.buf;
         let n = util::retry_eintr(timeout, |t| {
-            syscall!(epoll_wait(
-                epfd,
-                buf.as_mut_ptr(),
-                cap as libc::c_int,
-                util::timeout_millis(t)
-            ))
+            // SAFETY: `buf` holds at least `cap` initialised epoll_events and is not
+            // touched elsewhere during the call; the kernel writes at most `cap`.
+            syscall!(unsafe {
+                libc::epoll_wait(
+                    epfd,
+                    buf.as_mut_ptr(),
+                    cap as libc::c_int,
+                    util::timeout_millis(t),
+                )
+            })
             .map(|n| n as usize)
         })?;
         for raw in &self.buf[..n] {

@@ -18,7 +18,8 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 #[cfg(not(any(target_os = "macos", target_os = "ios")))]
 fn raw_pipe(fds: &mut [RawFd; 2]) -> io::Result<()> {
-    crate::syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+    // SAFETY: fds points at two writable c_ints, as pipe2 requires.
+    crate::syscall!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
     Ok(())
 }
 
@@ -26,7 +27,8 @@ fn raw_pipe(fds: &mut [RawFd; 2]) -> io::Result<()> {
 /// loop's own waker, which is created before any fork).
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 fn raw_pipe(fds: &mut [RawFd; 2]) -> io::Result<()> {
-    crate::syscall!(pipe(fds.as_mut_ptr()))?;
+    // SAFETY: fds points at two writable c_ints, as pipe requires.
+    crate::syscall!(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
     for &fd in fds.iter() {
         let set = set_nonblocking(fd)
             .and_then(|()| crate::syscall!(fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC)).map(drop));
@@ -48,9 +50,11 @@ fn raw_pipe(fds: &mut [RawFd; 2]) -> io::Result<()> {
 ///
 /// The OS error (`EBADF` for a closed fd).
 pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    let flags = crate::syscall!(fcntl(fd, libc::F_GETFL))?;
+    // SAFETY: F_GETFL takes no pointer; a bad fd is reported as EBADF.
+    let flags = crate::syscall!(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
     if flags & libc::O_NONBLOCK == 0 {
-        crate::syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+        // SAFETY: F_SETFL takes an integer argument; a bad fd is reported as EBADF.
+        crate::syscall!(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
     }
     Ok(())
 }

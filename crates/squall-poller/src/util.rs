@@ -5,21 +5,20 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-/// Calls a libc function and turns `-1` into the OS error (`errno`).
+/// Turns the `-1` that a libc call returns on failure into the OS error (`errno`).
+///
+/// The `unsafe` block stays at the call site, where its `// SAFETY:` comment belongs.
 ///
 /// ```
 /// # use squall_poller::syscall;
 /// // SAFETY: getpid has no preconditions.
-/// let pid = syscall!(getpid()).unwrap();
+/// let pid = syscall!(unsafe { libc::getpid() }).unwrap();
 /// assert!(pid > 0);
 /// ```
 #[macro_export]
 macro_rules! syscall {
-    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        #[allow(unused_unsafe)]
-        // SAFETY: the caller of the macro states why the arguments are valid for
-        // this call; the macro only checks the return value.
-        let res = unsafe { $crate::__libc::$fn($($arg),*) };
+    ($call:expr) => {{
+        let res = $call;
         if res == -1 {
             Err(::std::io::Error::last_os_error())
         } else {

@@ -27,7 +27,10 @@ impl Waker {
     pub fn new() -> io::Result<Waker> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
-            let fd = crate::syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
+            // SAFETY: eventfd takes two integers and has no memory preconditions.
+            let fd = crate::syscall!(unsafe {
+                libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
+            })?;
             // SAFETY: eventfd just returned this fd and nothing else owns it.
             let read = unsafe { OwnedFd::from_raw_fd(fd) };
             Ok(Waker { read, write: None })
