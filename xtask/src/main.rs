@@ -1,5 +1,66 @@
-//! squall's project tasks (`cargo xtask <task>`).
+//! squall's project tasks, run as `cargo xtask <task>` (the alias lives in
+//! `.cargo/config.toml`).
+//!
+//! One dispatch over small modules, in the manner of rust-analyzer's xtask: each task is a
+//! module with a `run(args)` function, and `main` only picks the module. To add a task,
+//! add `mod <task>;`, one arm in [`dispatch`], and one line in [`HELP`].
+//!
+//! Tasks:
+//! * `ci`: the whole check, step by step, with a summary (see [`ci`]).
+//! * `tidy`: house rules that the compiler does not check (see [`tidy`]); also runs as a
+//!   `#[test]`, so `cargo test` enforces it.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("no task yet")
+mod ci;
+mod flags;
+mod tidy;
+mod util;
+
+use std::process::ExitCode;
+
+/// What `cargo xtask help` prints.
+const HELP: &str = "\
+usage: cargo xtask <task> [flags]
+
+tasks:
+  ci [--no-cross] [--quick] [--fail-fast]
+        fmt, tidy, clippy, tests, forced-backend test runs, rustdoc, benches compile,
+        and the FreeBSD/macOS type-check; one summary line per step.
+          --no-cross   skip the FreeBSD/macOS type-check (never skipped silently)
+          --quick      only fmt, tidy, clippy and tests
+          --fail-fast  stop at the first failed step
+  tidy  house rules: SAFETY comments, workspace lints, no println!/todo!/dbg! in crates
+  help  this text
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    match dispatch(task.as_deref(), rest) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one task by name.
+fn dispatch(task: Option<&str>, args: Vec<String>) -> anyhow::Result<()> {
+    match task {
+        Some("ci") => ci::run(args),
+        Some("tidy") => tidy::run(args),
+        Some("help" | "-h" | "--help") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        None => {
+            eprint!("{HELP}");
+            anyhow::bail!("no task given")
+        }
+        Some(other) => {
+            eprint!("{HELP}");
+            anyhow::bail!("unknown task `{other}`")
+        }
+    }
 }

@@ -1,0 +1,407 @@
+//! `cargo xtask ci [--no-cross] [--quick] [--fail-fast]`: every check a change must pass,
+//! in order, with one summary line per step and a final verdict.
+//!
+//! Steps: `fmt`, `tidy`, `clippy`, `test`, the forced-backend re-runs of the suites above
+//! the pollers (`SQUALL_POLLER=poll` and `=select`), `doc`, `bench` (benches compile),
+//! and `cross <target>`: `cargo check` and `cargo clippy` for FreeBSD and both macOS
+//! targets with Debian's compiler and `-Zbuild-std` (`/work/shared/CROSSCHECK.md` in the
+//! project notes; CONTRIBUTING.md explains the set-up).
+//!
+//! Every step runs even after one fails (unless `--fail-fast`), so one run reports
+//! everything that is wrong. The exit status is non-zero if any step failed. A skipped
+//! step says why; under CI (`CI=true`) a missing cross toolchain is a failure, never a
+//! skip, so CI cannot pass by skipping.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::flags::Flags;
+use crate::util::{self, cargo};
+
+/// The crates whose suites run on the default poller and again on each forced backend.
+/// They need not all exist yet: the step re-runs those that do.
+const ABOVE_THE_POLLERS: &[&str] = &[
+    "squall-ioloop",
+    "squall-iostream",
+    "squall-tcpserver",
+    "squall-httpserver",
+];
+
+/// The backends the forced runs pick through `SQUALL_POLLER` (read by `IoLoop::new()`).
+const FORCED_BACKENDS: &[&str] = &["poll", "select"];
+
+/// The targets type-checked with Debian's compiler; see [`cross`].
+const CROSS_TARGETS: &[&str] = &[
+    "x86_64-unknown-freebsd",
+    "x86_64-apple-darwin",
+    "aarch64-apple-darwin",
+];
+
+/// The Debian packages that provide the cross toolchain.
+const CROSS_PACKAGES: &str = "rustc-web cargo-web rust-web-src rust-web-clippy";
+
+struct Opts {
+    no_cross: bool,
+    quick: bool,
+    fail_fast: bool,
+}
+
+/// Runs the check; fails if any step failed.
+pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
+    let mut flags = Flags::new("ci", args);
+    let opts = Opts {
+        no_cross: flags.flag("--no-cross"),
+        quick: flags.flag("--quick"),
+        fail_fast: flags.flag("--fail-fast"),
+    };
+    flags.finish()?;
+
+    let root = util::project_root();
+    let crates = util::workspace_crates(&root)?;
+    let mut ci = Ci::new(opts.fail_fast);
+    let quick = opts.quick.then_some("--quick");
+
+    ci.step("fmt", None, || {
+        util::run(
+            cargo()
+                .current_dir(&root)
+                .args(["fmt", "--all", "--", "--check"]),
+        )?;
+        Ok(None)
+    });
+    ci.step("tidy", None, || {
+        let problems = crate::tidy::check(&root)?;
+        for p in &problems {
+            println!("{p}");
+        }
+        match problems.len() {
+            0 => Ok(None),
+            n => anyhow::bail!("{n} house-rule problem(s), listed above"),
+        }
+    });
+    ci.step("clippy", None, || {
+        util::run(cargo().current_dir(&root).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        Ok(None)
+    });
+    ci.step("test", None, || {
+        util::run(cargo().current_dir(&root).args(["test", "--workspace"]))?;
+        Ok(None)
+    });
+
+    let above: Vec<&str> = ABOVE_THE_POLLERS
+        .iter()
+        .copied()
+        .filter(|c| crates.iter().any(|k| k == c))
+        .collect();
+    for backend in FORCED_BACKENDS {
+        let skip = quick.map(str::to_owned).or_else(|| {
+            above
+                .is_empty()
+                .then(|| format!("none of {} exists yet", ABOVE_THE_POLLERS.join(", ")))
+        });
+        ci.step(&format!("test SQUALL_POLLER={backend}"), skip, || {
+            let mut cmd = cargo();
+            cmd.current_dir(&root)
+                .env("SQUALL_POLLER", backend)
+                .arg("test");
+            for c in &above {
+                cmd.args(["-p", c]);
+            }
+            util::run(&mut cmd)?;
+            Ok(Some(above.join(" ")))
+        });
+    }
+
+    ci.step("doc", quick.map(str::to_owned), || {
+        util::run(
+            cargo()
+                .current_dir(&root)
+                .env("RUSTDOCFLAGS", "-D warnings")
+                .args(["doc", "--workspace", "--no-deps"]),
+        )?;
+        Ok(None)
+    });
+    ci.step("bench (compile only)", quick.map(str::to_owned), || {
+        util::run(
+            cargo()
+                .current_dir(&root)
+                .args(["bench", "--workspace", "--no-run"]),
+        )?;
+        Ok(None)
+    });
+
+    let cross_skip = if opts.no_cross {
+        Some("--no-cross".to_owned())
+    } else {
+        quick.map(str::to_owned)
+    };
+    let toolchain = if cross_skip.is_none() {
+        Some(DebianToolchain::find())
+    } else {
+        None
+    };
+    if let Some(Err(missing)) = &toolchain {
+        loud(&missing_toolchain_message(missing));
+    }
+    for target in CROSS_TARGETS {
+        let name = format!("cross {target}");
+        match (&cross_skip, &toolchain) {
+            (Some(why), _) => ci.step(&name, Some(why.clone()), || Ok(None)),
+            (None, Some(Ok(tc))) => ci.step(&name, None, || cross(&root, tc, target)),
+            (None, _) if util::in_ci() => ci.step(&name, None, || {
+                anyhow::bail!("Debian cross toolchain missing (CI=true: not skipped); install {CROSS_PACKAGES}")
+            }),
+            (None, _) => ci.step(
+                &name,
+                Some(format!("Debian cross toolchain missing; install {CROSS_PACKAGES}")),
+                || Ok(None),
+            ),
+        }
+    }
+
+    ci.finish()
+}
+
+/// `cargo check` and `cargo clippy -D warnings` of the whole workspace for `target`, with
+/// Debian's compiler and `-Zbuild-std`.
+///
+/// The rustup toolchains here carry only the host's std and no `rust-src`, so code behind
+/// `cfg(target_os = "macos" | "freebsd")` (kqueue above all) cannot be checked with them.
+/// Debian's `rustc-web` 1.96 ships its own std source; with `RUSTC_BOOTSTRAP=1`,
+/// `-Zbuild-std` builds std for the target and type-checks our code against the real
+/// `libc` bindings there. It only type-checks: linking would need the target's SDK.
+///
+/// The variables go on each command, never into our own environment, so the ordinary
+/// `cargo test` never picks up the Debian compiler; and the build gets its own target
+/// folder so the two toolchains do not invalidate each other's artifacts.
+fn cross(root: &Path, tc: &DebianToolchain, target: &str) -> anyhow::Result<Option<String>> {
+    let xcheck = util::target_dir(root)?.join("xcheck");
+    let with_env = |mut cmd: Command| {
+        cmd.current_dir(root)
+            .env("RUSTC", &tc.rustc)
+            .env("CARGO", &tc.cargo)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_TARGET_DIR", &xcheck)
+            // Whatever rustup toolchain runs us must not leak into Debian's cargo.
+            .env_remove("RUSTUP_TOOLCHAIN");
+        cmd
+    };
+    let common = [
+        "-Zbuild-std=core,std",
+        "--target",
+        target,
+        "--workspace",
+        "--all-targets",
+    ];
+
+    let mut check = with_env(Command::new(&tc.cargo));
+    check.arg("check").args(common);
+    let t_check = util::run(&mut check)?;
+
+    let mut clippy = with_env(Command::new(&tc.cargo_clippy));
+    clippy
+        .arg("clippy")
+        .args(common)
+        .args(["--", "-D", "warnings"]);
+    let t_clippy = util::run(&mut clippy)?;
+
+    Ok(Some(format!(
+        "check {}, clippy {}",
+        util::human(t_check),
+        util::human(t_clippy)
+    )))
+}
+
+/// Debian's `rustc-web` toolchain: a compiler, cargo and clippy of one version, plus that
+/// version's std source.
+struct DebianToolchain {
+    rustc: PathBuf,
+    cargo: PathBuf,
+    cargo_clippy: PathBuf,
+}
+
+impl DebianToolchain {
+    /// Finds it, or says what is missing.
+    fn find() -> Result<Self, String> {
+        let tc = DebianToolchain {
+            rustc: "/usr/bin/rustc".into(),
+            cargo: "/usr/bin/cargo".into(),
+            cargo_clippy: "/usr/bin/cargo-clippy".into(),
+        };
+        for bin in [&tc.rustc, &tc.cargo, &tc.cargo_clippy] {
+            if !bin.is_file() {
+                return Err(format!("{} not found", bin.display()));
+            }
+        }
+        let sysroot = Command::new(&tc.rustc)
+            .args(["--print", "sysroot"])
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", tc.rustc.display()))?;
+        if !sysroot.status.success() {
+            return Err(format!("{} --print sysroot failed", tc.rustc.display()));
+        }
+        let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+        let src = sysroot.join("lib/rustlib/src/rust/library/std");
+        if !src.is_dir() {
+            return Err(format!(
+                "{} has no std source at {} (rust-web-src missing, or {} is not Debian's rustc-web)",
+                tc.rustc.display(),
+                src.display(),
+                tc.rustc.display()
+            ));
+        }
+        Ok(tc)
+    }
+}
+
+fn missing_toolchain_message(missing: &str) -> String {
+    let mut msg = format!(
+        "The FreeBSD/macOS type-check needs Debian's rustc-web toolchain: {missing}.\n\
+         Install it (Debian 12 or later; it does not replace rustup):\n\
+         \n    sudo apt-get install --no-install-recommends {CROSS_PACKAGES}\n\
+         \nor run `cargo xtask ci --no-cross` to skip the check on purpose."
+    );
+    if util::in_ci() {
+        msg.push_str("\nCI=true: the cross steps FAIL instead of being skipped.");
+    } else {
+        msg.push_str("\nNot under CI: the cross steps are SKIPPED; CI will run them.");
+    }
+    if !cfg!(target_os = "linux") {
+        msg.push_str("\nOn this OS the native build is the check: use --no-cross.");
+    }
+    msg
+}
+
+/// Prints a message nobody can miss in a scrolling log.
+fn loud(msg: &str) {
+    let bar = "!".repeat(78);
+    println!("\n{bar}");
+    for line in msg.lines() {
+        println!("!!  {line}");
+    }
+    println!("{bar}\n");
+}
+
+/// What became of a step.
+enum Outcome {
+    Ok(Option<String>),
+    Failed(String),
+    Skipped(String),
+}
+
+struct Row {
+    name: String,
+    outcome: Outcome,
+    took: Duration,
+}
+
+/// The steps run so far, and the summary at the end.
+struct Ci {
+    rows: Vec<Row>,
+    fail_fast: bool,
+    start: Instant,
+}
+
+impl Ci {
+    fn new(fail_fast: bool) -> Self {
+        Ci {
+            rows: Vec::new(),
+            fail_fast,
+            start: Instant::now(),
+        }
+    }
+
+    fn failed(&self) -> Vec<&str> {
+        self.rows
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+
+    /// Runs one step unless `skip` says why not (or `--fail-fast` and an earlier step
+    /// failed). `body` returns an optional note for the summary line.
+    fn step(
+        &mut self,
+        name: &str,
+        skip: Option<String>,
+        body: impl FnOnce() -> anyhow::Result<Option<String>>,
+    ) {
+        let skip = skip.or_else(|| {
+            (self.fail_fast && !self.failed().is_empty())
+                .then(|| "--fail-fast: an earlier step failed".to_owned())
+        });
+        let start = Instant::now();
+        let outcome = match skip {
+            Some(why) => {
+                println!("\n==> {name}: skipped ({why})");
+                Outcome::Skipped(why)
+            }
+            None => {
+                println!("\n==> {name}");
+                match body() {
+                    Ok(note) => Outcome::Ok(note),
+                    Err(e) => {
+                        println!("==> {name}: FAILED: {e:#}");
+                        Outcome::Failed(format!("{e:#}"))
+                    }
+                }
+            }
+        };
+        self.rows.push(Row {
+            name: name.to_owned(),
+            outcome,
+            took: start.elapsed(),
+        });
+    }
+
+    /// Prints the summary and the verdict.
+    fn finish(self) -> anyhow::Result<()> {
+        let width = self.rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+        println!("\n==> summary");
+        for r in &self.rows {
+            let (word, note) = match &r.outcome {
+                Outcome::Ok(note) => ("ok", note.clone().unwrap_or_default()),
+                Outcome::Failed(why) => ("FAILED", why.clone()),
+                Outcome::Skipped(why) => ("skipped", why.clone()),
+            };
+            let note = note.lines().next().unwrap_or("");
+            println!(
+                "  {:width$}  {word:7}  {:>7}  {note}",
+                r.name,
+                util::human(r.took)
+            );
+        }
+        let failed = self.failed();
+        let skipped = self
+            .rows
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Skipped(_)))
+            .count();
+        let total = util::human(self.start.elapsed());
+        if failed.is_empty() {
+            println!(
+                "ci: ok ({} steps, {skipped} skipped) in {total}",
+                self.rows.len()
+            );
+            Ok(())
+        } else {
+            println!("ci: FAILED ({}) in {total}", failed.join(", "));
+            anyhow::bail!(
+                "{} of {} steps failed: {}",
+                failed.len(),
+                self.rows.len(),
+                failed.join(", ")
+            )
+        }
+    }
+}
