@@ -6,9 +6,11 @@ use std::ops::{BitOr, BitOrAssign, Sub};
 
 /// What a registration asks to be told about.
 ///
-/// Tornado's `IOLoop.READ` and `IOLoop.WRITE`. Errors and hang-ups are always reported
-/// whatever the interest, as in Tornado, where the loop always adds `ERROR` to the mask;
-/// so `Interest::NONE` is a valid registration that only hears about errors and hang-ups.
+/// Tornado's `IOLoop.READ` and `IOLoop.WRITE`. Errors and hang-ups come with either
+/// direction, as in Tornado, where the loop always adds `ERROR` to the mask.
+/// `Interest::NONE` is a valid registration that is never reported READ or WRITE;
+/// whether it still hears errors and hang-ups depends on the OS (epoll and poll: yes;
+/// select and kqueue: nothing at all), so use it to park an fd, not to watch it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Interest(u8);
 
@@ -108,12 +110,16 @@ impl fmt::Debug for Interest {
 ///   then closes gives `READ`, its data is still readable, and the read after it
 ///   returns 0. End-of-file is **not** an error.
 /// * `WRITE`: a write will not block.
-/// * `HUP`: the fd is hung up (both directions closed, or the write side of a pipe has
-///   no reader). Reported whatever the interest. A backend may report `HUP` together with
-///   `READ` for a peer that closed; it never reports `HUP` *instead of* `READ` while
-///   data is waiting, if READ was asked for.
-/// * `ERROR`: the fd has a pending error, for instance a non-blocking connect that was
-///   refused, or a connection reset. Reported whatever the interest.
+/// * `HUP`: the fd is hung up (both directions closed). A backend *may* report it beside
+///   `READ` when a peer closes (epoll and poll do for pipes and socket pairs; select
+///   never can); it never reports `HUP` *instead of* `READ` for an fd watched for READ.
+///   Learn end-of-file from a read that returns 0, not from `HUP`.
+/// * `ERROR`: the fd has a pending socket error. A refused non-blocking connect watched
+///   for WRITE (as a connecting stream is) is `ERROR` on every backend, and the error is
+///   still pending afterwards: no backend consumes it, so `getsockopt(SO_ERROR)` reads
+///   it. Other errors (a connection reset, a pipe whose reader is gone) are `ERROR` on
+///   epoll and poll but may show only as READ or WRITE on select, or as `HUP` on
+///   kqueue; the read or write that follows returns the error either way.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Ready(u8);
 

@@ -20,9 +20,13 @@ use crate::{Events, Interest};
 ///   fd was closed and unregistered) the same number can be registered again.
 /// * **Level-triggered.** An fd that stays ready is reported again by every poll until
 ///   the condition goes away (the data is read, the buffer fills up, interest changes).
-/// * **Errors and hang-ups are always reported**, whatever the [`Interest`]; see
-///   [`Ready`](crate::Ready) for what each bit means. End-of-file is READ, not ERROR; a
-///   refused non-blocking connect is ERROR.
+/// * **Errors and hang-ups come with either direction**; see [`Ready`](crate::Ready)
+///   for what each bit means. End-of-file is READ, not ERROR; a refused non-blocking
+///   connect watched for WRITE is ERROR, and the error stays pending for the caller.
+///   An fd is reported READ or WRITE only if that direction is in its interest;
+///   `Interest::NONE` hears neither (and, on select and kqueue, nothing at all).
+/// * **Fair.** When more fds are ready than `events` can hold, successive polls report
+///   every one of them: none is starved.
 /// * **`poll(events, timeout)`** clears `events`, waits until at least one fd is ready
 ///   or the timeout passes, and returns how many events it stored (at most
 ///   `events.capacity()`; the rest stay ready for the next poll). `None` waits forever,

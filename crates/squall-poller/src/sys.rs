@@ -58,3 +58,19 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Checks that `fd` is open, with one `fcntl(F_GETFD)`.
+///
+/// Backends whose kernel does not check fds at registration (select, poll) call it in
+/// `register`, so that a bad fd fails there, as the [`Poller`](crate::Poller) contract
+/// says, instead of breaking (select: `EBADF` for the whole wait) or haunting (poll:
+/// `POLLNVAL` on every wait) each later poll.
+///
+/// # Errors
+///
+/// `EBADF` (as an [`io::Error`]) if `fd` is not an open fd.
+pub fn check_fd(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFD takes no argument; a bad fd is reported as EBADF.
+    crate::syscall!(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! The shared poller conformance suite, run on poll(2).
+
+squall_poller::conformance_tests!(squall_poll::Poll::new());
