@@ -151,11 +151,16 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     if let Some(Err(missing)) = &toolchain {
         loud(&missing_toolchain_message(missing));
     }
+    // Its own target folder, so the two toolchains never invalidate each other's builds.
+    let xcheck = match &toolchain {
+        Some(Ok(_)) => util::target_dir(&root).join("xcheck"),
+        _ => PathBuf::new(),
+    };
     for target in CROSS_TARGETS {
         let name = format!("cross {target}");
         match (&cross_skip, &toolchain) {
             (Some(why), _) => ci.step(&name, Some(why.clone()), || Ok(None)),
-            (None, Some(Ok(tc))) => ci.step(&name, None, || cross(&root, tc, target)),
+            (None, Some(Ok(tc))) => ci.step(&name, None, || cross(&root, &xcheck, tc, target)),
             (None, _) if util::in_ci() => ci.step(&name, None, || {
                 anyhow::bail!("Debian cross toolchain missing (CI=true: not skipped); install {CROSS_PACKAGES}")
             }),
@@ -182,14 +187,18 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
 /// The variables go on each command, never into our own environment, so the ordinary
 /// `cargo test` never picks up the Debian compiler; and the build gets its own target
 /// folder so the two toolchains do not invalidate each other's artifacts.
-fn cross(root: &Path, tc: &DebianToolchain, target: &str) -> anyhow::Result<Option<String>> {
-    let xcheck = util::target_dir(root)?.join("xcheck");
+fn cross(
+    root: &Path,
+    xcheck: &Path,
+    tc: &DebianToolchain,
+    target: &str,
+) -> anyhow::Result<Option<String>> {
     let with_env = |mut cmd: Command| {
         cmd.current_dir(root)
             .env("RUSTC", &tc.rustc)
             .env("CARGO", &tc.cargo)
             .env("RUSTC_BOOTSTRAP", "1")
-            .env("CARGO_TARGET_DIR", &xcheck)
+            .env("CARGO_TARGET_DIR", xcheck)
             // Whatever rustup toolchain runs us must not leak into Debian's cargo.
             .env_remove("RUSTUP_TOOLCHAIN");
         cmd

@@ -72,8 +72,22 @@ pub(crate) fn package_name(manifest: &str) -> Option<String> {
 }
 
 /// The target folder cargo uses for this workspace (honours `CARGO_TARGET_DIR` and
-/// `build.target-dir`), from `cargo metadata`.
-pub(crate) fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
+/// `build.target-dir`), from `cargo metadata`. If the workspace is too broken for that
+/// (a member's manifest does not parse), `CARGO_TARGET_DIR` or `<root>/target`.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    match target_dir_from_metadata(root) {
+        Ok(dir) => dir,
+        Err(e) => {
+            let dir = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("target"));
+            println!("xtask: {e:#}; using {}", dir.display());
+            dir
+        }
+    }
+}
+
+fn target_dir_from_metadata(root: &Path) -> anyhow::Result<PathBuf> {
     let out = cargo()
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(root)
@@ -125,7 +139,13 @@ pub(crate) fn display(cmd: &Command) -> String {
             let _ = write!(s, "{}={} ", key.to_string_lossy(), quote(value));
         }
     }
-    s.push_str(&quote(cmd.get_program()));
+    // The cargo that runs us is a long rustup path; `cargo` is what a person types.
+    let program = cmd.get_program();
+    if std::env::var_os("CARGO").is_some_and(|c| c == program) {
+        s.push_str("cargo");
+    } else {
+        s.push_str(&quote(program));
+    }
     for arg in cmd.get_args() {
         s.push(' ');
         s.push_str(&quote(arg));
