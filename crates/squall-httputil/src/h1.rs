@@ -1,0 +1,573 @@
+//! The sans-IO HTTP/1.1 server connection: bytes in, events out; responses in, bytes out.
+//!
+//! [`ServerConn`] is Tornado's `HTTP1Connection` (server side) with the I/O taken out,
+//! in the shape of hyper's `proto::h1::Conn`: the caller owns the sockets and the
+//! buffers, feeds what it reads, and writes what the connection encodes.
+//!
+//! # Example
+//!
+//! A whole pipelined exchange, with the input arriving in two reads:
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use http::{HeaderMap, StatusCode};
+//! use squall_httputil::h1::{Event, ServerConn};
+//! use squall_httputil::Limits;
+//!
+//! let mut conn = ServerConn::new(Limits::default());
+//! let mut input = BytesMut::new();
+//! let mut output = BytesMut::new();
+//! let mut bodies = Vec::new();
+//!
+//! for read in [&b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nTrans"[..],
+//!              &b"fer-Encoding: chunked\r\n\r\n3\r\nhey\r\n0\r\n\r\n"[..]] {
+//!     input.extend_from_slice(read);
+//!     while let Some(event) = conn.poll(&mut input) {
+//!         match event {
+//!             Event::Head(head) => bodies.push((head.uri.path().to_owned(), Vec::new())),
+//!             Event::Data(data) => bodies.last_mut().unwrap().1.extend_from_slice(&data),
+//!             Event::End => {
+//!                 // Answer in order; here each request is answered as soon as it ends.
+//!                 let (path, body) = bodies.last().unwrap();
+//!                 let reply = if path == "/echo" { body.clone() } else { b"Hello, world!".to_vec() };
+//!                 let done = conn.respond(StatusCode::OK, &HeaderMap::new(), &reply, &mut output)?;
+//!                 assert!(done.keep_alive);
+//!             }
+//!             Event::Error(e) => {
+//!                 // After finishing the responses already owed: answer, then close.
+//!                 squall_httputil::write_error_response(e, &mut output);
+//!                 break;
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! let text = String::from_utf8(output.to_vec()).unwrap();
+//! assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 2);
+//! assert!(text.contains("Content-Length: 13\r\n\r\nHello, world!"));
+//! assert!(text.ends_with("Content-Length: 3\r\n\r\nhey"));
+//! assert!(!conn.should_close());
+//! # Ok::<(), squall_httputil::OutputError>(())
+//! ```
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Method, StatusCode, Version};
+
+use crate::body::{BodyDecoder, Decoded};
+use crate::error::{OutputError, ParseError};
+use crate::head::{BodyKind, HeadParser, RequestHead};
+use crate::limits::Limits;
+use crate::response::{EncodedBuf, RequestInfo, ResponseEncoder};
+
+/// What [`ServerConn::poll`] found in the input.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A request head, validated, with its body framing, keep-alive and
+    /// `Expect: 100-continue` decided. Its body (possibly empty) follows as `Data`
+    /// events and one `End`.
+    Head(RequestHead),
+    /// A piece of the current request's body, split off the input without a copy. For
+    /// a chunked body the pieces follow the wire's chunk edges (a chunk may come in
+    /// several pieces, never two chunks in one).
+    Data(Bytes),
+    /// The current request's body is complete. The next request (if the connection is
+    /// kept alive) may follow in the same input.
+    End,
+    /// The input is malformed or over a limit. Nothing more will be parsed: answer the
+    /// requests already received, then [`write_error_response`](crate::write_error_response)
+    /// (or just close), then close the connection.
+    Error(ParseError),
+}
+
+/// Whether the connection goes on after a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResponseDone {
+    /// `false` when the connection must be closed once the output is flushed: the
+    /// request or the response asked for it, the response was close-delimited, or the
+    /// request body had not been read to its end.
+    pub keep_alive: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    version: Version,
+    is_head: bool,
+    keep_alive: bool,
+    body_done: bool,
+}
+
+// One per connection; boxing the decoder would allocate per request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Read {
+    Head,
+    Body {
+        dec: BodyDecoder,
+        kind: BodyKind,
+        started: bool,
+    },
+    Done,
+    Failed,
+}
+
+/// A sans-IO HTTP/1.1 server connection.
+///
+/// **Input.** Append what the socket gives to a `BytesMut` and call
+/// [`poll`](ServerConn::poll) until it returns `None`; it removes from the front of the
+/// buffer what it has used and returns [`Event`]s: `Head`, then `Data`* and `End`, for
+/// each request in turn, any split of the input giving the same events. Pipelined
+/// requests are parsed as they come, up to [`Limits::max_pipelined`] unanswered ones
+/// (then `poll` waits for responses: see [`is_read_blocked`](ServerConn::is_read_blocked)).
+/// After a request that does not keep the connection alive, nothing more is parsed, so
+/// bytes after it can never be taken for a request. After an `Error` event nothing more
+/// is parsed either. When the peer closes, call [`read_eof`](ServerConn::read_eof).
+///
+/// **Output.** Answer requests in the order received: [`start_response`](ServerConn::start_response),
+/// then [`write_body`](ServerConn::write_body) or [`write_body_bytes`](ServerConn::write_body_bytes),
+/// then [`finish_response`](ServerConn::finish_response); or [`respond`](ServerConn::respond)
+/// for a whole response in one call. A response may start before its request's body has
+/// been read (streaming), but if it finishes first the connection closes, as in Tornado.
+/// `Expect: 100-continue` is answered with [`write_continue`](ServerConn::write_continue)
+/// when the caller wants the body.
+///
+/// **Closing.** [`should_close`](ServerConn::should_close) says when nothing more will
+/// happen on the connection.
+#[doc(alias = "HTTP1Connection")]
+#[derive(Debug)]
+pub struct ServerConn {
+    limits: Limits,
+    parser: HeadParser,
+    read: Read,
+    pending: VecDeque<Pending>,
+    response: Option<ResponseEncoder>,
+    spare_headers: Option<HeaderMap>,
+    trailers: Option<HeaderMap>,
+    body_limit: u64,
+    no_keep_alive: bool,
+    closing: bool,
+}
+
+impl ServerConn {
+    /// A connection at the start of its first request.
+    pub fn new(limits: Limits) -> Self {
+        let body_limit = limits.max_body_size;
+        ServerConn {
+            limits,
+            parser: HeadParser::new(),
+            read: Read::Head,
+            pending: VecDeque::new(),
+            response: None,
+            spare_headers: None,
+            trailers: None,
+            body_limit,
+            no_keep_alive: false,
+            closing: false,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Close after the next response whatever the request says (Tornado's
+    /// `no_keep_alive`). Heads parsed from now on report `keep_alive: false`.
+    pub fn set_no_keep_alive(&mut self, no_keep_alive: bool) {
+        self.no_keep_alive = no_keep_alive;
+    }
+
+    /// Change the body limit for the request whose `Head` was just returned (Tornado's
+    /// `set_max_body_size`, called from `headers_received`). It applies until the next
+    /// head; a Content-Length is checked against it at the next `poll`.
+    pub fn set_max_body_size(&mut self, limit: u64) {
+        self.body_limit = limit;
+        if let Read::Body {
+            dec: BodyDecoder::Chunked(d),
+            ..
+        } = &mut self.read
+        {
+            d.set_max_body_size(limit);
+        }
+    }
+
+    /// Give back a request's `HeaderMap` once done with it, so the next head reuses its
+    /// allocation (hyper's `cached_headers`).
+    pub fn recycle_headers(&mut self, mut headers: HeaderMap) {
+        headers.clear();
+        self.spare_headers = Some(headers);
+    }
+
+    /// Parse what `buf` holds and return the next event, or `None` when more input is
+    /// needed (or parsing is paused or over: see [`is_read_blocked`](ServerConn::is_read_blocked)
+    /// and [`should_close`](ServerConn::should_close)).
+    pub fn poll(&mut self, buf: &mut BytesMut) -> Option<Event> {
+        match &mut self.read {
+            Read::Done | Read::Failed => None,
+            Read::Head => {
+                if self.pending.len() >= self.limits.max_pipelined {
+                    return None;
+                }
+                let headers = self.spare_headers.take().unwrap_or_default();
+                match self.parser.parse_bytes(buf, &self.limits, headers) {
+                    Ok(None) => None,
+                    Err(e) => Some(self.fail(e)),
+                    Ok(Some(mut head)) => {
+                        if self.no_keep_alive {
+                            head.keep_alive = false;
+                        }
+                        self.pending.push_back(Pending {
+                            version: head.version,
+                            is_head: head.method == Method::HEAD,
+                            keep_alive: head.keep_alive,
+                            body_done: false,
+                        });
+                        self.body_limit = self.limits.max_body_size;
+                        self.trailers = None;
+                        self.read = Read::Body {
+                            dec: BodyDecoder::new(head.body, &self.limits),
+                            kind: head.body,
+                            started: false,
+                        };
+                        Some(Event::Head(head))
+                    }
+                }
+            }
+            Read::Body { dec, kind, started } => {
+                if !*started {
+                    *started = true;
+                    match (*kind, &mut *dec) {
+                        (BodyKind::Length(n), _) if n > self.body_limit => {
+                            return Some(self.fail(ParseError::BodyTooLarge));
+                        }
+                        (_, BodyDecoder::Chunked(d)) => d.set_max_body_size(self.body_limit),
+                        _ => {}
+                    }
+                }
+                match dec.decode(buf) {
+                    Ok(None) => None,
+                    Ok(Some(Decoded::Data(d))) => Some(Event::Data(d)),
+                    Ok(Some(Decoded::End)) => {
+                        if let BodyDecoder::Chunked(d) = dec {
+                            self.trailers = d.take_trailers();
+                        }
+                        let current = self.pending.back_mut().expect("a request is being read");
+                        current.body_done = true;
+                        self.read = if current.keep_alive {
+                            Read::Head
+                        } else {
+                            Read::Done
+                        };
+                        Some(Event::End)
+                    }
+                    Err(e) => Some(self.fail(e)),
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, e: ParseError) -> Event {
+        log::debug!("malformed HTTP request: {e}");
+        self.read = Read::Failed;
+        Event::Error(e)
+    }
+
+    /// The peer closed its side. Returns `Err(IncompleteMessage)` if it did so in the
+    /// middle of a request (anything but empty lines after the last complete one); in
+    /// any case nothing more will be parsed.
+    ///
+    /// # Errors
+    /// [`ParseError::IncompleteMessage`] for a request cut short.
+    pub fn read_eof(&mut self, buf: &BytesMut) -> Result<(), ParseError> {
+        let result = match self.read {
+            Read::Head if buf.iter().all(|&b| b == b'\r' || b == b'\n') => Ok(()),
+            Read::Head | Read::Body { .. } => Err(ParseError::IncompleteMessage),
+            Read::Done | Read::Failed => Ok(()),
+        };
+        self.read = if result.is_ok() {
+            Read::Done
+        } else {
+            Read::Failed
+        };
+        // Requests whose body never ended cannot be answered on a kept connection.
+        for p in self.pending.iter_mut() {
+            p.keep_alive &= p.body_done;
+        }
+        result
+    }
+
+    /// The trailer fields of the chunked body that just ended (after `End`), if any.
+    pub fn take_trailers(&mut self) -> Option<HeaderMap> {
+        self.trailers.take()
+    }
+
+    /// True when `poll` waits for responses before parsing more: as many requests as
+    /// [`Limits::max_pipelined`] are unanswered.
+    pub fn is_read_blocked(&self) -> bool {
+        matches!(self.read, Read::Head) && self.pending.len() >= self.limits.max_pipelined
+    }
+
+    /// Requests received (their `Head` returned) and not yet answered to the end.
+    pub fn pending_responses(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// True when the connection has nothing more to do: no more input will be parsed
+    /// (a request or response ended keep-alive, the input failed, or the peer closed)
+    /// and every response that can still be written has been finished. Flush the output,
+    /// then close.
+    pub fn should_close(&self) -> bool {
+        let reading_over = matches!(self.read, Read::Done | Read::Failed) || self.closing;
+        reading_over && self.response.is_none() && (self.closing || self.pending.is_empty())
+    }
+
+    /// True while a response has been started and not finished.
+    pub fn is_responding(&self) -> bool {
+        self.response.is_some()
+    }
+
+    /// Append the interim `100 Continue` for a request that sent
+    /// `Expect: 100-continue`, when the caller wants its body.
+    pub fn write_continue(&mut self, out: &mut BytesMut) {
+        crate::response::write_continue(out);
+    }
+
+    fn next_request(&self) -> Result<RequestInfo, OutputError> {
+        if self.closing {
+            return Err(OutputError::ConnectionClosing);
+        }
+        if self.response.is_some() {
+            return Err(OutputError::NoRequestPending);
+        }
+        let p = self.pending.front().ok_or(OutputError::NoRequestPending)?;
+        Ok(RequestInfo {
+            version: p.version,
+            is_head: p.is_head,
+            keep_alive: p.keep_alive && !self.no_keep_alive,
+        })
+    }
+
+    /// Start the response to the oldest unanswered request: append its head to `out`.
+    ///
+    /// # Errors
+    /// [`OutputError::NoRequestPending`] with no request to answer or another response
+    /// in progress; [`ConnectionClosing`](OutputError::ConnectionClosing) after a response
+    /// that ended the connection; the head errors of [`ResponseEncoder::start`].
+    pub fn start_response(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        out: &mut BytesMut,
+    ) -> Result<(), OutputError> {
+        let info = self.next_request()?;
+        self.response = Some(ResponseEncoder::start(&info, status, headers, out)?);
+        Ok(())
+    }
+
+    /// Append body bytes of the current response to `out`, framed.
+    ///
+    /// # Errors
+    /// [`OutputError::NoResponseStarted`], and the errors of [`ResponseEncoder::write`];
+    /// after [`ContentLengthExceeded`](OutputError::ContentLengthExceeded) the connection
+    /// is marked for closing.
+    pub fn write_body(&mut self, data: &[u8], out: &mut BytesMut) -> Result<(), OutputError> {
+        let enc = self
+            .response
+            .as_mut()
+            .ok_or(OutputError::NoResponseStarted)?;
+        let r = enc.write(data, out);
+        self.fail_output(r)
+    }
+
+    /// Frame body bytes of the current response without copying them; queue the result
+    /// for a vectored write.
+    ///
+    /// # Errors
+    /// As [`write_body`](ServerConn::write_body).
+    pub fn write_body_bytes(&mut self, data: Bytes) -> Result<EncodedBuf, OutputError> {
+        let enc = self
+            .response
+            .as_mut()
+            .ok_or(OutputError::NoResponseStarted)?;
+        let r = enc.write_bytes(data);
+        self.fail_output(r)
+    }
+
+    fn fail_output<T>(&mut self, r: Result<T, OutputError>) -> Result<T, OutputError> {
+        if let Err(OutputError::ContentLengthExceeded | OutputError::ContentLengthShort(_)) = r {
+            self.closing = true;
+            self.response = None;
+            self.pending.clear();
+        }
+        r
+    }
+
+    /// Finish the current response (last chunk, Content-Length check) and say whether
+    /// the connection goes on.
+    ///
+    /// # Errors
+    /// [`OutputError::NoResponseStarted`]; [`ContentLengthShort`](OutputError::ContentLengthShort),
+    /// after which the connection must be closed.
+    pub fn finish_response(&mut self, out: &mut BytesMut) -> Result<ResponseDone, OutputError> {
+        let mut enc = self.response.take().ok_or(OutputError::NoResponseStarted)?;
+        let r = enc.finish(out);
+        self.fail_output(r)?;
+        let req = self
+            .pending
+            .pop_front()
+            .expect("a response answers a pending request");
+        let keep_alive = enc.keep_alive() && req.body_done && !self.no_keep_alive && !self.closing;
+        if !keep_alive {
+            self.closing = true;
+            self.pending.clear();
+            if !matches!(self.read, Read::Failed) {
+                self.read = Read::Done;
+            }
+        }
+        Ok(ResponseDone { keep_alive })
+    }
+
+    /// A whole response in one call: head, body and finish. A Content-Length is added
+    /// when `headers` has none (and the status allows a body); for a HEAD request the
+    /// length is announced and the body not sent.
+    ///
+    /// # Errors
+    /// As [`start_response`](ServerConn::start_response); a non-empty `body` on a 1xx,
+    /// 204 or 304 is [`OutputError::BodyNotAllowed`]; a `body` that disagrees with the
+    /// given Content-Length fails as [`write_body`](ServerConn::write_body) and
+    /// [`finish_response`](ServerConn::finish_response) do.
+    pub fn respond(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<ResponseDone, OutputError> {
+        let info = self.next_request()?;
+        let code = status.as_u16();
+        if !body.is_empty() && ((100..200).contains(&code) || code == 204 || code == 304) {
+            return Err(OutputError::BodyNotAllowed);
+        }
+        let enc =
+            ResponseEncoder::start_inner(&info, status, headers, Some(body.len() as u64), out)?;
+        self.response = Some(enc);
+        if !info.is_head {
+            self.write_body(body, out)?;
+        }
+        self.finish_response(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(conn: &mut ServerConn, buf: &mut BytesMut) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(e) = conn.poll(buf) {
+            out.push(match e {
+                Event::Head(h) => format!("head {} {}", h.method, h.uri),
+                Event::Data(d) => format!("data {}", String::from_utf8_lossy(&d)),
+                Event::End => "end".into(),
+                Event::Error(e) => format!("error {}", e.status().as_u16()),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn connection_close_stops_parsing() {
+        let mut conn = ServerConn::new(Limits::default());
+        let mut buf = BytesMut::from(&b"GET /1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
+        assert_eq!(events(&mut conn, &mut buf), ["head GET /1", "end"]);
+        assert!(!conn.should_close(), "a response is still owed");
+        let mut out = BytesMut::new();
+        let done = conn
+            .respond(StatusCode::OK, &HeaderMap::new(), b"x", &mut out)
+            .unwrap();
+        assert!(!done.keep_alive);
+        assert!(conn.should_close());
+        assert!(String::from_utf8_lossy(&out).contains("Connection: close\r\n"));
+        assert_eq!(
+            conn.start_response(StatusCode::OK, &HeaderMap::new(), &mut out),
+            Err(OutputError::ConnectionClosing)
+        );
+    }
+
+    #[test]
+    fn early_response_closes() {
+        let mut conn = ServerConn::new(Limits::default());
+        let mut buf =
+            BytesMut::from(&b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"[..]);
+        assert_eq!(events(&mut conn, &mut buf), ["head POST /", "data abc"]);
+        let mut out = BytesMut::new();
+        let done = conn
+            .respond(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &HeaderMap::new(),
+                b"",
+                &mut out,
+            )
+            .unwrap();
+        assert!(!done.keep_alive);
+        assert!(conn.should_close());
+        buf.extend_from_slice(b"defghijGET / HTTP/1.1\r\n\r\n");
+        assert!(conn.poll(&mut buf).is_none());
+    }
+
+    #[test]
+    fn pipelining_is_bounded() {
+        let limits = Limits {
+            max_pipelined: 2,
+            ..Limits::default()
+        };
+        let mut conn = ServerConn::new(limits);
+        let one = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut buf = BytesMut::new();
+        for _ in 0..3 {
+            buf.extend_from_slice(one);
+        }
+        assert_eq!(events(&mut conn, &mut buf).len(), 4);
+        assert!(conn.is_read_blocked());
+        let mut out = BytesMut::new();
+        conn.respond(StatusCode::OK, &HeaderMap::new(), b"", &mut out)
+            .unwrap();
+        assert!(!conn.is_read_blocked());
+        assert_eq!(events(&mut conn, &mut buf).len(), 2);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn eof_rules() {
+        let mut conn = ServerConn::new(Limits::default());
+        assert_eq!(conn.read_eof(&BytesMut::from(&b"\r\n"[..])), Ok(()));
+        let mut conn = ServerConn::new(Limits::default());
+        assert_eq!(
+            conn.read_eof(&BytesMut::from(&b"GET"[..])),
+            Err(ParseError::IncompleteMessage)
+        );
+        let mut conn = ServerConn::new(Limits::default());
+        let mut buf =
+            BytesMut::from(&b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"[..]);
+        events(&mut conn, &mut buf);
+        assert_eq!(conn.read_eof(&buf), Err(ParseError::IncompleteMessage));
+    }
+
+    #[test]
+    fn body_limit_override() {
+        let mut conn = ServerConn::new(Limits::default());
+        let mut buf = BytesMut::from(
+            &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789"[..],
+        );
+        assert!(matches!(conn.poll(&mut buf), Some(Event::Head(_))));
+        conn.set_max_body_size(5);
+        assert!(matches!(
+            conn.poll(&mut buf),
+            Some(Event::Error(ParseError::BodyTooLarge))
+        ));
+        assert!(conn.poll(&mut buf).is_none());
+    }
+}

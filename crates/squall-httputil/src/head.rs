@@ -1,0 +1,686 @@
+//! Request-head parsing: find the end of the head in a growing buffer, parse it with
+//! `httparse`, validate it with RFC 9112's rules and decide the body's framing.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Uri, Version};
+use smallvec::SmallVec;
+
+use crate::error::ParseError;
+use crate::limits::Limits;
+
+/// Header slots kept on the stack; a larger [`Limits::max_headers`] uses the heap.
+const STACK_HEADERS: usize = 100;
+
+/// How the body of a request is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BodyKind {
+    /// No Content-Length and no Transfer-Encoding: the request has no body.
+    None,
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+impl BodyKind {
+    /// True when the body is known to be empty (`None` or `Length(0)`).
+    pub fn is_empty(self) -> bool {
+        matches!(self, BodyKind::None | BodyKind::Length(0))
+    }
+}
+
+/// A parsed and validated request head, with its framing decided.
+///
+/// Tornado splits this over `RequestStartLine` (method, path, version) and
+/// `HTTPHeaders`; the framing fields are what `HTTP1Connection` works out in
+/// `_read_message` and `_can_keep_alive`.
+#[doc(alias = "RequestStartLine")]
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// The method (`GET`, `POST`, or any token).
+    pub method: Method,
+    /// The request-target as sent (origin-form `/a?b`, absolute-form, `*`).
+    pub uri: Uri,
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub version: Version,
+    /// The header fields, in the order received, values shared with the input buffer.
+    pub headers: HeaderMap,
+    /// How the body is framed.
+    pub body: BodyKind,
+    /// Whether the request allows the connection to stay open after the response:
+    /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`
+    /// and a body that is framed (Content-Length) or a GET or HEAD, as Tornado's
+    /// `_can_keep_alive`.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on an HTTP/1.1 request: the client waits for an interim
+    /// `100 Continue` before sending the body.
+    pub expect_continue: bool,
+}
+
+impl RequestHead {
+    /// The path of the request-target (`/a/b` for `/a/b?c`).
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    /// The query of the request-target without `?`, or `""`.
+    pub fn query(&self) -> &str {
+        self.uri.query().unwrap_or("")
+    }
+}
+
+/// Where a complete head sits in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadSpan {
+    /// Bytes of leading empty lines skipped before the request line.
+    pub start: usize,
+    /// One past the empty line that ends the head: the first byte of the body or of the
+    /// next request.
+    pub end: usize,
+}
+
+/// An incremental request-head parser for a buffer that grows.
+///
+/// Call [`parse`](HeadParser::parse) (or [`parse_bytes`](HeadParser::parse_bytes)) each
+/// time more bytes arrive, with the same buffer start, until it returns a head. The
+/// search for the end of the head resumes where the previous call stopped, so feeding a
+/// head one byte at a time costs linear time, and `httparse` runs once, on the complete
+/// head. Leading empty lines (CRLF or LF) before the request line are skipped, as
+/// Tornado does between pipelined requests, and count against
+/// [`Limits::max_head_size`].
+#[derive(Debug, Clone, Default)]
+pub struct HeadParser {
+    /// Leading empty-line bytes already confirmed.
+    start: usize,
+    /// Where the search for the end of the head resumes.
+    scan_from: usize,
+    /// Whether the end of the request line has been seen.
+    request_line_done: bool,
+}
+
+impl HeadParser {
+    /// A parser at the start of a head.
+    pub fn new() -> Self {
+        HeadParser::default()
+    }
+
+    /// Forget any progress: the next call starts a new head.
+    pub fn reset(&mut self) {
+        *self = HeadParser::default();
+    }
+
+    /// Find the end of the head in `buf` without parsing it.
+    ///
+    /// Returns `Ok(None)` when the head is not complete yet. After a `Some`, the parser
+    /// is reset for the next head (whose buffer starts at `span.end`).
+    ///
+    /// # Errors
+    /// [`ParseError::HeadTooLarge`] once the unfinished head outgrows
+    /// [`Limits::max_head_size`]; [`ParseError::UriTooLong`] once an unfinished request
+    /// line outgrows [`Limits::max_uri_len`] plus 64 bytes.
+    pub fn find_end(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+    ) -> Result<Option<HeadSpan>, ParseError> {
+        // Skip leading empty lines; they are consumed with the head.
+        let mut start = self.start;
+        while !self.request_line_done {
+            match buf.get(start) {
+                Some(b'\n') => start += 1,
+                Some(b'\r') => match buf.get(start + 1) {
+                    Some(b'\n') => start += 2,
+                    Some(_) => break,
+                    None => {
+                        self.start = start;
+                        return self.incomplete(buf, start, limits);
+                    }
+                },
+                _ => break,
+            }
+        }
+        self.start = start;
+        if start >= buf.len() {
+            return self.incomplete(buf, start, limits);
+        }
+        let mut pos = self.scan_from.max(start);
+        loop {
+            let Some(i) = memchr::memchr(b'\n', &buf[pos..]) else {
+                crate::count_work!(buf.len() - pos);
+                self.scan_from = buf.len();
+                return self.incomplete(buf, start, limits);
+            };
+            crate::count_work!(i + 1);
+            let nl = pos + i;
+            if !self.request_line_done {
+                self.request_line_done = true;
+                if nl - start > limits.max_uri_len.saturating_add(64) {
+                    return Err(ParseError::UriTooLong);
+                }
+            }
+            let end = match buf.get(nl + 1) {
+                Some(b'\n') => nl + 2,
+                Some(b'\r') => match buf.get(nl + 2) {
+                    Some(b'\n') => nl + 3,
+                    Some(_) => {
+                        pos = nl + 1;
+                        continue;
+                    }
+                    None => {
+                        self.scan_from = nl;
+                        return self.incomplete(buf, start, limits);
+                    }
+                },
+                Some(_) => {
+                    pos = nl + 1;
+                    continue;
+                }
+                None => {
+                    self.scan_from = nl;
+                    return self.incomplete(buf, start, limits);
+                }
+            };
+            if end > limits.max_head_size {
+                return Err(ParseError::HeadTooLarge);
+            }
+            self.reset();
+            return Ok(Some(HeadSpan { start, end }));
+        }
+    }
+
+    fn incomplete(
+        &self,
+        buf: &[u8],
+        start: usize,
+        limits: &Limits,
+    ) -> Result<Option<HeadSpan>, ParseError> {
+        if buf.len() > limits.max_head_size {
+            return Err(ParseError::HeadTooLarge);
+        }
+        if !self.request_line_done && buf.len() - start > limits.max_uri_len.saturating_add(64) {
+            return Err(ParseError::UriTooLong);
+        }
+        Ok(None)
+    }
+
+    /// Parse a request head from the front of `buf`, copying the head once.
+    ///
+    /// Returns the head and the number of bytes it took (leading empty lines included);
+    /// `Ok(None)` when the head is not complete yet. Between calls that return `None`,
+    /// `buf` must keep the same start (it may grow).
+    ///
+    /// # Errors
+    /// Any [`ParseError`] a head can have; see [`parse_request_head`].
+    pub fn parse(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+    ) -> Result<Option<(RequestHead, usize)>, ParseError> {
+        let Some(span) = self.find_end(buf, limits)? else {
+            return Ok(None);
+        };
+        let head = Bytes::copy_from_slice(&buf[span.start..span.end]);
+        let parsed = parse_head(&head, limits, HeaderMap::new())?;
+        Ok(Some((parsed, span.end)))
+    }
+
+    /// Parse a request head from the front of `buf`, splitting it off without a copy:
+    /// header values share the buffer's memory.
+    ///
+    /// On success the head's bytes have been removed from `buf`; on `Ok(None)` nothing
+    /// was removed. `headers` is a map to fill (pass a cleared one to reuse its
+    /// allocation; `HeaderMap::new()` allocates nothing until used).
+    ///
+    /// # Errors
+    /// Any [`ParseError`] a head can have; see [`parse_request_head`].
+    pub fn parse_bytes(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        headers: HeaderMap,
+    ) -> Result<Option<RequestHead>, ParseError> {
+        let Some(span) = self.find_end(buf, limits)? else {
+            return Ok(None);
+        };
+        let mut head = buf.split_to(span.end).freeze();
+        let _ = head.split_to(span.start);
+        parse_head(&head, limits, headers).map(Some)
+    }
+}
+
+/// Parse a request head from the front of `buf` in one call.
+///
+/// Returns the head and the bytes it took, or `Ok(None)` if the buffer does not hold a
+/// whole head yet. This rescans `buf` from its start on every call; when the buffer
+/// grows a little at a time, keep a [`HeadParser`] instead.
+///
+/// # Errors
+/// 400 for a malformed request line or header, whitespace before a colon, obsolete line
+/// folding, bad bytes, a missing, repeated or invalid Host on HTTP/1.1, both
+/// Content-Length and Transfer-Encoding, a malformed or conflicting Content-Length, a
+/// Transfer-Encoding that does not end in a single `chunked`, Transfer-Encoding on
+/// HTTP/1.0; 414 for a long request-target; 417 for an `Expect` other than
+/// `100-continue`; 431 for too many or too large headers; 501 for a transfer coding
+/// other than `chunked`; 505 for a version other than 1.0 and 1.1.
+///
+/// ```
+/// use squall_httputil::{parse_request_head, BodyKind, Limits};
+///
+/// let buf = b"\r\nPOST /upload?x=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello";
+/// let (head, used) = parse_request_head(buf, &Limits::default())?.expect("complete");
+/// assert_eq!(head.method, http::Method::POST);
+/// assert_eq!(head.path(), "/upload");
+/// assert_eq!(head.body, BodyKind::Length(5));
+/// assert!(head.keep_alive);
+/// assert_eq!(&buf[used..], b"hello");
+///
+/// let bad = b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+/// let err = parse_request_head(bad, &Limits::default()).unwrap_err();
+/// assert_eq!(err.status(), 400);
+/// # Ok::<(), squall_httputil::ParseError>(())
+/// ```
+pub fn parse_request_head(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    HeadParser::new().parse(buf, limits)
+}
+
+/// Parse a complete head (request line through the empty line, no leading empty lines)
+/// held in `head`; header values and the target are sliced from it without copies.
+pub(crate) fn parse_head(
+    head: &Bytes,
+    limits: &Limits,
+    mut headers: HeaderMap,
+) -> Result<RequestHead, ParseError> {
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut heap;
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK_HEADERS {
+        &mut stack[..limits.max_headers]
+    } else {
+        heap = Vec::with_capacity(limits.max_headers);
+        heap.resize_with(limits.max_headers, MaybeUninit::uninit);
+        &mut heap
+    };
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, slots) {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+        Ok(_) => return Err(ParseError::InvalidRequestLine),
+        Err(e) => return Err(classify_httparse_error(e, head)),
+    }
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(ParseError::InvalidRequestLine);
+    };
+    if path.len() > limits.max_uri_len {
+        return Err(ParseError::UriTooLong);
+    }
+    let method = Method::from_bytes(method.as_bytes()).map_err(|_| ParseError::InvalidMethod)?;
+    let version = if version == 1 {
+        Version::HTTP_11
+    } else {
+        Version::HTTP_10
+    };
+    let uri = if path == "/" {
+        Uri::from_static("/")
+    } else {
+        Uri::from_maybe_shared(head.slice_ref(path.as_bytes()))
+            .map_err(|_| ParseError::InvalidTarget)?
+    };
+
+    headers.clear();
+    headers.reserve(req.headers.len());
+    let mut host_count = 0usize;
+    let mut host_valid = true;
+    let mut cl: SmallVec<[Bytes; 2]> = SmallVec::new();
+    let mut te: SmallVec<[Bytes; 2]> = SmallVec::new();
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut expect_continue = false;
+    let mut expect_other = false;
+    for h in req.headers.iter() {
+        let name =
+            HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::InvalidHeaderName)?;
+        let raw = head.slice_ref(h.value);
+        if name == header::HOST {
+            host_count += 1;
+            host_valid &= valid_host(&raw);
+        } else if name == header::CONTENT_LENGTH {
+            cl.push(raw.clone());
+        } else if name == header::TRANSFER_ENCODING {
+            te.push(raw.clone());
+        } else if name == header::CONNECTION {
+            for token in list_items(&raw) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    conn_close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    conn_keep_alive = true;
+                }
+            }
+        } else if name == header::EXPECT {
+            for token in list_items(&raw) {
+                if token.eq_ignore_ascii_case(b"100-continue") {
+                    expect_continue = true;
+                } else if !token.is_empty() {
+                    expect_other = true;
+                }
+            }
+        }
+        let value =
+            HeaderValue::from_maybe_shared(raw).map_err(|_| ParseError::InvalidHeaderValue)?;
+        headers.append(name, value);
+    }
+
+    if host_count > 1 {
+        return Err(ParseError::DuplicateHost);
+    }
+    if host_count == 0 && version == Version::HTTP_11 {
+        return Err(ParseError::MissingHost);
+    }
+    if !host_valid {
+        return Err(ParseError::InvalidHost);
+    }
+
+    let body = if !te.is_empty() {
+        if version == Version::HTTP_10 {
+            return Err(ParseError::TransferEncodingInHttp10);
+        }
+        if !cl.is_empty() {
+            return Err(ParseError::ContentLengthAndTransferEncoding);
+        }
+        check_transfer_encoding(&te)?;
+        BodyKind::Chunked
+    } else if !cl.is_empty() {
+        BodyKind::Length(parse_content_length(&cl)?)
+    } else {
+        BodyKind::None
+    };
+
+    // RFC 9110 §10.1.1: an HTTP/1.0 client cannot expect; ignore its Expect entirely.
+    let (expect_continue, expect_other) = if version == Version::HTTP_11 {
+        (expect_continue, expect_other)
+    } else {
+        (false, false)
+    };
+    if expect_other {
+        return Err(ParseError::ExpectationFailed);
+    }
+
+    let keep_alive = if version == Version::HTTP_11 {
+        !conn_close
+    } else {
+        conn_keep_alive
+            && !conn_close
+            && (matches!(body, BodyKind::Length(_))
+                || method == Method::GET
+                || method == Method::HEAD)
+    };
+
+    Ok(RequestHead {
+        method,
+        uri,
+        version,
+        headers,
+        body,
+        keep_alive,
+        expect_continue,
+    })
+}
+
+/// The elements of a comma-separated header list, with optional whitespace trimmed.
+pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(trim_ows)
+}
+
+/// Trim spaces and tabs at both ends.
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Transfer-Encoding across all its fields must be exactly one `chunked`: a final coding
+/// other than chunked, an empty element or chunked applied twice is a 400; another coding
+/// before chunked (`gzip, chunked`) is a 501, since this server implements none.
+fn check_transfer_encoding(values: &[Bytes]) -> Result<(), ParseError> {
+    let mut items = values.iter().flat_map(|v| list_items(v)).peekable();
+    let mut unknown = false;
+    while let Some(item) = items.next() {
+        let chunked = item.eq_ignore_ascii_case(b"chunked");
+        if items.peek().is_none() {
+            if !chunked {
+                return Err(ParseError::TransferEncodingNotChunked);
+            }
+        } else if chunked || item.is_empty() {
+            return Err(ParseError::TransferEncodingNotChunked);
+        } else {
+            unknown = true;
+        }
+    }
+    if unknown {
+        return Err(ParseError::UnsupportedTransferEncoding);
+    }
+    Ok(())
+}
+
+/// Content-Length across all its fields: every element decimal digits only, all equal
+/// (Tornado accepts `5, 5` and refuses `5, 6`), and within 64 bits.
+fn parse_content_length(values: &[Bytes]) -> Result<u64, ParseError> {
+    let mut first: Option<&[u8]> = None;
+    let mut conflict = false;
+    for item in values.iter().flat_map(|v| list_items(v)) {
+        if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
+            return Err(ParseError::InvalidContentLength);
+        }
+        match first {
+            None => first = Some(item),
+            Some(f) if f != item => conflict = true,
+            Some(_) => {}
+        }
+    }
+    if conflict {
+        return Err(ParseError::ConflictingContentLength);
+    }
+    let digits = first.ok_or(ParseError::InvalidContentLength)?;
+    parse_decimal(digits).ok_or(ParseError::InvalidContentLength)
+}
+
+/// Decimal digits to `u64`, `None` on anything else or on overflow.
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(n)
+}
+
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2); empty is allowed.
+pub(crate) fn valid_host(v: &[u8]) -> bool {
+    fn reg_name_byte(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)
+    }
+    fn port(p: &[u8]) -> bool {
+        p.iter().all(u8::is_ascii_digit)
+    }
+    if let Some(rest) = v.strip_prefix(b"[") {
+        let Some(close) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let (inside, after) = (&rest[..close], &rest[close + 1..]);
+        let inside_ok = !inside.is_empty() && inside.iter().all(|&b| reg_name_byte(b) || b == b':');
+        let after_ok = after.is_empty() || after.strip_prefix(b":").is_some_and(port);
+        return inside_ok && after_ok;
+    }
+    let (host, port_part) = match v.iter().position(|&b| b == b':') {
+        Some(i) => (&v[..i], Some(&v[i + 1..])),
+        None => (v, None),
+    };
+    if !host.iter().all(|&b| reg_name_byte(b)) || !port_part.map_or(true, port) {
+        return false;
+    }
+    // Percent signs must start pct-encoded triplets.
+    let mut i = 0;
+    while i < host.len() {
+        if host[i] == b'%' {
+            if !(i + 2 < host.len()
+                && host[i + 1].is_ascii_hexdigit()
+                && host[i + 2].is_ascii_hexdigit())
+            {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Turn httparse's coarse error into a precise cause; runs only on the error path.
+fn classify_httparse_error(e: httparse::Error, head: &[u8]) -> ParseError {
+    let line_end = memchr::memchr(b'\n', head).unwrap_or(head.len());
+    let line = &head[..line_end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match e {
+        httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
+        httparse::Error::HeaderValue => ParseError::InvalidHeaderValue,
+        httparse::Error::HeaderName => {
+            for field in head[line_end.min(head.len())..]
+                .split(|&b| b == b'\n')
+                .skip(1)
+            {
+                let field = field.strip_suffix(b"\r").unwrap_or(field);
+                if field.is_empty() {
+                    break;
+                }
+                if matches!(field[0], b' ' | b'\t') {
+                    return ParseError::ObsoleteLineFolding;
+                }
+                let name_len = field
+                    .iter()
+                    .position(|&b| !is_token(b))
+                    .unwrap_or(field.len());
+                let rest = &field[name_len..];
+                let ws = rest
+                    .iter()
+                    .position(|&b| !matches!(b, b' ' | b'\t'))
+                    .unwrap_or(rest.len());
+                if name_len > 0 && ws > 0 && rest.get(ws) == Some(&b':') {
+                    return ParseError::WhitespaceBeforeColon;
+                }
+            }
+            ParseError::InvalidHeaderName
+        }
+        httparse::Error::Version => {
+            let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+            match version {
+                [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+                    if major.is_ascii_digit() && minor.is_ascii_digit() =>
+                {
+                    ParseError::UnsupportedVersion
+                }
+                _ => ParseError::InvalidVersion,
+            }
+        }
+        httparse::Error::Token => {
+            let method_len = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+            if method_len == 0 || !line[..method_len].iter().all(|&b| is_token(b)) {
+                ParseError::InvalidMethod
+            } else if line.get(method_len + 1).map_or(true, |&b| b == b' ') {
+                ParseError::InvalidRequestLine
+            } else {
+                ParseError::InvalidTarget
+            }
+        }
+        _ => ParseError::InvalidRequestLine,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &[u8]) -> Result<RequestHead, ParseError> {
+        parse_request_head(s, &Limits::default()).map(|o| o.expect("complete head").0)
+    }
+
+    #[test]
+    fn minimal_get() {
+        let h = parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(h.method, Method::GET);
+        assert_eq!(h.uri, "/");
+        assert_eq!(h.version, Version::HTTP_11);
+        assert_eq!(h.headers["host"], "x");
+        assert_eq!(h.body, BodyKind::None);
+        assert!(h.keep_alive);
+        assert!(!h.expect_continue);
+    }
+
+    #[test]
+    fn incremental_is_linear() {
+        let mut head = b"GET /x HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..500 {
+            head.extend_from_slice(format!("X-{i}: {}\r\n", "v".repeat(20)).as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        let limits = Limits {
+            max_headers: 1000,
+            max_head_size: 1 << 20,
+            ..Limits::default()
+        };
+        crate::work::take();
+        let mut p = HeadParser::new();
+        for n in 1..head.len() {
+            assert!(
+                p.parse(&head[..n], &limits).unwrap().is_none(),
+                "early at {n}"
+            );
+        }
+        let scanned = crate::work::take();
+        assert!(
+            scanned < 3 * head.len() as u64,
+            "scanned {scanned} for {}",
+            head.len()
+        );
+        let (h, used) = p.parse(&head, &limits).unwrap().unwrap();
+        assert_eq!(used, head.len());
+        assert_eq!(h.headers.len(), 501);
+    }
+
+    #[test]
+    fn host_validation() {
+        for ok in [
+            "",
+            "example.com",
+            "example.com:80",
+            "[::1]",
+            "[::1]:8080",
+            "1.2.3.4:",
+            "a%20b",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "a b", "a/b", "[::1", "[::1]x", "a:b", "a@b", "%zz", "a%2", "x:80:80",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! Response encoding: the status line and headers, the body framing, and a checker that
+//! holds the body to its declared Content-Length.
+
+use std::io::IoSlice;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderMap};
+use http::{StatusCode, Version};
+
+use crate::chunked::{encode_chunk, encode_last_chunk, ChunkHeader};
+use crate::error::{OutputError, ParseError};
+use crate::head::{list_items, parse_decimal};
+
+/// What a response needs to know about the request it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The request's version: chunked output needs HTTP/1.1; an HTTP/1.0 keep-alive
+    /// answer says `Connection: keep-alive`.
+    pub version: Version,
+    /// A HEAD request gets headers only.
+    pub is_head: bool,
+    /// Whether the request allows keep-alive ([`RequestHead::keep_alive`](crate::RequestHead::keep_alive)).
+    pub keep_alive: bool,
+}
+
+/// How a response body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BodyFraming {
+    /// No body may follow (HEAD, 1xx, 204, 304).
+    None,
+    /// Exactly this many bytes, as the response's Content-Length says.
+    Length(u64),
+    /// Chunked: an HTTP/1.1 request, a status with a body, no Content-Length.
+    Chunked,
+    /// An HTTP/1.0 request and no Content-Length: the body ends when the connection
+    /// closes, so keep-alive is off.
+    CloseDelimited,
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn put_u64(out: &mut BytesMut, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&buf[i..]);
+}
+
+fn put_status_line(out: &mut BytesMut, status: StatusCode) {
+    if status == StatusCode::OK {
+        out.put_slice(b"HTTP/1.1 200 OK\r\n");
+        return;
+    }
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn put_date(out: &mut BytesMut) {
+    out.put_slice(b"Date: ");
+    out.put_slice(&crate::date::cached_date());
+    out.put_slice(b"\r\n");
+}
+
+/// Append a status line and `headers` to `out`, with nothing added: no Date, no
+/// framing headers, no final empty line. The status line always says `HTTP/1.1`, the
+/// highest version this server speaks (RFC 9110 §2.5); `HTTP/1.1 200 OK` is a literal.
+///
+/// # Errors
+/// [`OutputError::InvalidHeaderValue`] if a value holds CR or LF; `out` may then hold a
+/// partial head and must be truncated by the caller.
+pub fn write_head_lines(
+    out: &mut BytesMut,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<(), OutputError> {
+    put_status_line(out, status);
+    for (name, value) in headers {
+        let v = value.as_bytes();
+        if memchr::memchr2(b'\r', b'\n', v).is_some() {
+            return Err(OutputError::InvalidHeaderValue);
+        }
+        let name = name.as_str().as_bytes();
+        out.reserve(name.len() + v.len() + 4);
+        out.put_slice(name);
+        out.put_slice(b": ");
+        out.put_slice(v);
+        out.put_slice(b"\r\n");
+    }
+    Ok(())
+}
+
+/// Append `HTTP/1.1 100 Continue` and its empty line: the interim answer to
+/// `Expect: 100-continue`, sent before reading the body.
+pub fn write_continue(out: &mut BytesMut) {
+    out.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+/// Append the answer to a request that failed to parse: its status, `Connection: close`,
+/// `Content-Length: 0`. Tornado sends a bare `HTTP/1.1 400 Bad Request`; the connection
+/// must be closed after it.
+pub fn write_error_response(err: ParseError, out: &mut BytesMut) {
+    put_status_line(out, err.status());
+    put_date(out);
+    out.put_slice(b"Connection: close\r\nContent-Length: 0\r\n\r\n");
+}
+
+/// The encoder for one response: writes the head, then frames and counts body bytes.
+///
+/// [`start`](ResponseEncoder::start) applies Tornado's `HTTP1Connection.write_headers`
+/// rules: chunked when the request is HTTP/1.1, not HEAD, the status has a body and no
+/// Content-Length was given; `Connection: close` on HTTP/1.1 when the connection will
+/// not be kept; `Connection: keep-alive` on a kept HTTP/1.0 connection; a `Date` header
+/// unless one is given. Then [`write`](ResponseEncoder::write) refuses more bytes than
+/// Content-Length and [`finish`](ResponseEncoder::finish) refuses fewer.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use http::{HeaderMap, StatusCode, Version};
+/// use squall_httputil::{BodyFraming, RequestInfo, ResponseEncoder};
+///
+/// let req = RequestInfo { version: Version::HTTP_11, is_head: false, keep_alive: true };
+/// let mut out = BytesMut::new();
+/// let mut enc = ResponseEncoder::start(&req, StatusCode::OK, &HeaderMap::new(), &mut out)?;
+/// assert_eq!(enc.framing(), BodyFraming::Chunked);
+/// enc.write(b"hello", &mut out)?;
+/// enc.finish(&mut out)?;
+/// let text = String::from_utf8_lossy(&out);
+/// assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+/// assert!(text.ends_with("Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+/// # Ok::<(), squall_httputil::OutputError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ResponseEncoder {
+    framing: BodyFraming,
+    remaining: u64,
+    keep_alive: bool,
+    finished: bool,
+}
+
+impl ResponseEncoder {
+    /// Write the head of a response to `req` into `out` and return the encoder for its
+    /// body.
+    ///
+    /// # Errors
+    /// [`OutputError::InvalidHeaderValue`] for CR or LF in a value;
+    /// [`InvalidContentLength`](OutputError::InvalidContentLength) for a Content-Length
+    /// that is not one decimal number; [`FramingHeaderNotAllowed`](OutputError::FramingHeaderNotAllowed)
+    /// for a Transfer-Encoding header, or a Content-Length on a 1xx or 204. On error
+    /// nothing is left in `out`.
+    pub fn start(
+        req: &RequestInfo,
+        status: StatusCode,
+        headers: &HeaderMap,
+        out: &mut BytesMut,
+    ) -> Result<ResponseEncoder, OutputError> {
+        Self::start_inner(req, status, headers, None, out)
+    }
+
+    pub(crate) fn start_inner(
+        req: &RequestInfo,
+        status: StatusCode,
+        headers: &HeaderMap,
+        auto_length: Option<u64>,
+        out: &mut BytesMut,
+    ) -> Result<ResponseEncoder, OutputError> {
+        let mark = out.len();
+        let result = Self::start_unguarded(req, status, headers, auto_length, out);
+        if result.is_err() {
+            out.truncate(mark);
+        }
+        result
+    }
+
+    fn start_unguarded(
+        req: &RequestInfo,
+        status: StatusCode,
+        headers: &HeaderMap,
+        auto_length: Option<u64>,
+        out: &mut BytesMut,
+    ) -> Result<ResponseEncoder, OutputError> {
+        let code = status.as_u16();
+        let no_content = (100..200).contains(&code) || code == 204;
+        let bodyless = no_content || code == 304 || req.is_head;
+        if headers.contains_key(header::TRANSFER_ENCODING) {
+            return Err(OutputError::FramingHeaderNotAllowed);
+        }
+        let mut content_length = None;
+        for v in headers.get_all(header::CONTENT_LENGTH) {
+            for item in list_items(v.as_bytes()) {
+                let n = parse_decimal(item).ok_or(OutputError::InvalidContentLength)?;
+                if content_length.is_some_and(|c| c != n) {
+                    return Err(OutputError::InvalidContentLength);
+                }
+                content_length = Some(n);
+            }
+        }
+        if no_content && content_length.is_some() {
+            return Err(OutputError::FramingHeaderNotAllowed);
+        }
+        let mut write_length = None;
+        if content_length.is_none() && !no_content && code != 304 {
+            if let Some(n) = auto_length {
+                content_length = Some(n);
+                write_length = Some(n);
+            }
+        }
+        let framing = if bodyless {
+            BodyFraming::None
+        } else if let Some(n) = content_length {
+            BodyFraming::Length(n)
+        } else if req.version == Version::HTTP_11 {
+            BodyFraming::Chunked
+        } else {
+            BodyFraming::CloseDelimited
+        };
+        let mut user_close = false;
+        let mut user_connection = false;
+        for v in headers.get_all(header::CONNECTION) {
+            user_connection = true;
+            user_close |= list_items(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close"));
+        }
+        let keep_alive = req.keep_alive && !user_close && framing != BodyFraming::CloseDelimited;
+
+        write_head_lines(out, status, headers)?;
+        if !headers.contains_key(header::DATE) {
+            put_date(out);
+        }
+        if let Some(n) = write_length {
+            out.put_slice(b"Content-Length: ");
+            put_u64(out, n);
+            out.put_slice(b"\r\n");
+        }
+        if !user_connection {
+            if !keep_alive && req.version == Version::HTTP_11 {
+                out.put_slice(b"Connection: close\r\n");
+            } else if keep_alive && req.version == Version::HTTP_10 {
+                out.put_slice(b"Connection: keep-alive\r\n");
+            }
+        }
+        if framing == BodyFraming::Chunked {
+            out.put_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        out.put_slice(b"\r\n");
+        let remaining = match framing {
+            BodyFraming::Length(n) => n,
+            _ => 0,
+        };
+        Ok(ResponseEncoder {
+            framing,
+            remaining,
+            keep_alive,
+            finished: false,
+        })
+    }
+
+    /// How the body is framed.
+    pub fn framing(&self) -> BodyFraming {
+        self.framing
+    }
+
+    /// Whether the connection may serve another request after this response (before
+    /// the caller's own reasons to close, such as an unread request body).
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Body bytes still owed under a Content-Length (0 for other framings).
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    fn account(&mut self, len: usize) -> Result<(), OutputError> {
+        if self.finished {
+            return Err(OutputError::NoResponseStarted);
+        }
+        match self.framing {
+            BodyFraming::None if len > 0 => Err(OutputError::BodyNotAllowed),
+            BodyFraming::Length(_) => {
+                let len = len as u64;
+                if len > self.remaining {
+                    return Err(OutputError::ContentLengthExceeded);
+                }
+                self.remaining -= len;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Append `data` to `out`, framed (a chunk when chunked).
+    ///
+    /// # Errors
+    /// [`OutputError::ContentLengthExceeded`] past Content-Length (nothing is written);
+    /// [`BodyNotAllowed`](OutputError::BodyNotAllowed) for a bodyless response;
+    /// [`NoResponseStarted`](OutputError::NoResponseStarted) after `finish`.
+    pub fn write(&mut self, data: &[u8], out: &mut BytesMut) -> Result<(), OutputError> {
+        self.account(data.len())?;
+        match self.framing {
+            BodyFraming::Chunked => encode_chunk(data, out),
+            BodyFraming::None => {}
+            _ => out.put_slice(data),
+        }
+        Ok(())
+    }
+
+    /// Frame `data` without copying it: the result is a [`Buf`] of the chunk header (if
+    /// any), `data` and the chunk's CRLF, ready for a vectored write.
+    ///
+    /// # Errors
+    /// As [`write`](ResponseEncoder::write).
+    pub fn write_bytes(&mut self, data: Bytes) -> Result<EncodedBuf, OutputError> {
+        self.account(data.len())?;
+        Ok(match self.framing {
+            BodyFraming::Chunked if !data.is_empty() => EncodedBuf::chunk(data),
+            BodyFraming::Chunked | BodyFraming::None => EncodedBuf::plain(Bytes::new()),
+            _ => EncodedBuf::plain(data),
+        })
+    }
+
+    /// End the body: append the last chunk when chunked, and check that Content-Length
+    /// was met.
+    ///
+    /// # Errors
+    /// [`OutputError::ContentLengthShort`] when fewer bytes were written than declared
+    /// (the connection must then be closed); [`NoResponseStarted`](OutputError::NoResponseStarted)
+    /// when called twice.
+    pub fn finish(&mut self, out: &mut BytesMut) -> Result<(), OutputError> {
+        if self.finished {
+            return Err(OutputError::NoResponseStarted);
+        }
+        self.finished = true;
+        match self.framing {
+            BodyFraming::Length(_) if self.remaining > 0 => {
+                Err(OutputError::ContentLengthShort(self.remaining))
+            }
+            BodyFraming::Chunked => {
+                encode_last_chunk(out);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A body piece framed without a copy: chunk header, data, CRLF; a [`Buf`] that a
+/// vectored write can send as up to three slices.
+#[derive(Debug, Clone)]
+pub struct EncodedBuf {
+    header: ChunkHeader,
+    header_pos: usize,
+    header_len: usize,
+    data: Bytes,
+    tail: &'static [u8],
+}
+
+impl EncodedBuf {
+    fn plain(data: Bytes) -> Self {
+        EncodedBuf {
+            header: ChunkHeader::new(0),
+            header_pos: 0,
+            header_len: 0,
+            data,
+            tail: b"",
+        }
+    }
+
+    fn chunk(data: Bytes) -> Self {
+        let header = ChunkHeader::new(data.len());
+        let header_len = header.as_bytes().len();
+        EncodedBuf {
+            header,
+            header_pos: 0,
+            header_len,
+            data,
+            tail: b"\r\n",
+        }
+    }
+}
+
+impl Buf for EncodedBuf {
+    fn remaining(&self) -> usize {
+        (self.header_len - self.header_pos) + self.data.len() + self.tail.len()
+    }
+
+    fn chunk(&self) -> &[u8] {
+        if self.header_pos < self.header_len {
+            &self.header.as_bytes()[self.header_pos..]
+        } else if !self.data.is_empty() {
+            &self.data
+        } else {
+            self.tail
+        }
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        let h = (self.header_len - self.header_pos).min(cnt);
+        self.header_pos += h;
+        cnt -= h;
+        let d = self.data.len().min(cnt);
+        self.data.advance(d);
+        cnt -= d;
+        assert!(
+            cnt <= self.tail.len(),
+            "advance past the end of an EncodedBuf"
+        );
+        self.tail = &self.tail[cnt..];
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        let pieces: [&'a [u8]; 3] = [
+            &self.header.as_bytes()[self.header_pos..],
+            &self.data,
+            self.tail,
+        ];
+        for piece in pieces {
+            if n == dst.len() {
+                break;
+            }
+            if !piece.is_empty() {
+                dst[n] = IoSlice::new(piece);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn info(version: Version, is_head: bool, keep_alive: bool) -> RequestInfo {
+        RequestInfo {
+            version,
+            is_head,
+            keep_alive,
+        }
+    }
+
+    fn text(b: &BytesMut) -> String {
+        String::from_utf8_lossy(b).into_owned()
+    }
+
+    #[test]
+    fn numbers() {
+        let mut b = BytesMut::new();
+        for n in [0u64, 7, 10, 12345, u64::MAX] {
+            b.clear();
+            put_u64(&mut b, n);
+            assert_eq!(text(&b), n.to_string());
+        }
+    }
+
+    #[test]
+    fn length_checked_both_ways() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        let mut out = BytesMut::new();
+        let mut enc = ResponseEncoder::start(
+            &info(Version::HTTP_11, false, true),
+            StatusCode::OK,
+            &h,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(enc.framing(), BodyFraming::Length(3));
+        assert_eq!(
+            enc.write(b"abcd", &mut out),
+            Err(OutputError::ContentLengthExceeded)
+        );
+        enc.write(b"ab", &mut out).unwrap();
+        assert_eq!(
+            enc.finish(&mut out),
+            Err(OutputError::ContentLengthShort(1))
+        );
+    }
+
+    #[test]
+    fn bodyless_statuses_and_head() {
+        let mut out = BytesMut::new();
+        for (status, head) in [(204, false), (304, false), (200, true), (101, false)] {
+            let status = StatusCode::from_u16(status).unwrap();
+            let mut enc = ResponseEncoder::start(
+                &info(Version::HTTP_11, head, true),
+                status,
+                &HeaderMap::new(),
+                &mut out,
+            )
+            .unwrap();
+            assert_eq!(enc.framing(), BodyFraming::None);
+            assert_eq!(enc.write(b"x", &mut out), Err(OutputError::BodyNotAllowed));
+            enc.write(b"", &mut out).unwrap();
+            enc.finish(&mut out).unwrap();
+        }
+        assert!(!text(&out).contains("chunked"));
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let e = ResponseEncoder::start(
+            &info(Version::HTTP_11, false, true),
+            StatusCode::NO_CONTENT,
+            &h,
+            &mut out,
+        );
+        assert_eq!(e.unwrap_err(), OutputError::FramingHeaderNotAllowed);
+    }
+
+    #[test]
+    fn http10_keep_alive_and_close_delimited() {
+        let mut out = BytesMut::new();
+        let enc = ResponseEncoder::start(
+            &info(Version::HTTP_10, false, true),
+            StatusCode::OK,
+            &HeaderMap::new(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(enc.framing(), BodyFraming::CloseDelimited);
+        assert!(!enc.keep_alive());
+        assert!(!text(&out).contains("Connection"));
+        out.clear();
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+        let enc = ResponseEncoder::start(
+            &info(Version::HTTP_10, false, true),
+            StatusCode::OK,
+            &h,
+            &mut out,
+        )
+        .unwrap();
+        assert!(enc.keep_alive());
+        assert!(text(&out).contains("Connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn close_is_announced_on_http11() {
+        let mut out = BytesMut::new();
+        let enc = ResponseEncoder::start(
+            &info(Version::HTTP_11, false, false),
+            StatusCode::NOT_FOUND,
+            &HeaderMap::new(),
+            &mut out,
+        )
+        .unwrap();
+        assert!(!enc.keep_alive());
+        let t = text(&out);
+        assert!(t.starts_with("HTTP/1.1 404 Not Found\r\n"), "{t}");
+        assert!(t.contains("Connection: close\r\n"));
+        // A response that says close itself ends keep-alive.
+        out.clear();
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        let enc = ResponseEncoder::start(
+            &info(Version::HTTP_11, false, true),
+            StatusCode::OK,
+            &h,
+            &mut out,
+        )
+        .unwrap();
+        assert!(!enc.keep_alive());
+        assert_eq!(text(&out).matches("close").count(), 1);
+    }
+
+    #[test]
+    fn zero_copy_chunks() {
+        let mut out = BytesMut::new();
+        let mut enc = ResponseEncoder::start(
+            &info(Version::HTTP_11, false, true),
+            StatusCode::OK,
+            &HeaderMap::new(),
+            &mut out,
+        )
+        .unwrap();
+        let mut buf = enc.write_bytes(Bytes::from_static(b"hello world")).unwrap();
+        let mut slices = [IoSlice::new(&[]); 4];
+        assert_eq!(buf.chunks_vectored(&mut slices), 3);
+        let mut flat = Vec::new();
+        while buf.has_remaining() {
+            let c = buf.chunk().len().min(4);
+            flat.extend_from_slice(&buf.chunk()[..c]);
+            buf.advance(c);
+        }
+        assert_eq!(flat, b"b\r\nhello world\r\n");
+    }
+
+    #[test]
+    fn error_response() {
+        let mut out = BytesMut::new();
+        write_error_response(ParseError::UriTooLong, &mut out);
+        let t = text(&out);
+        assert!(t.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{t}");
+        assert!(t.ends_with("Connection: close\r\nContent-Length: 0\r\n\r\n"));
+    }
+}
