@@ -12,6 +12,14 @@
 //!   a cached `Date`), the body framing, and the Content-Length check.
 //! - [`h1::ServerConn`]: the server connection state machine that ties them together,
 //!   pipelining included.
+//! - [`HttpServerRequest`] with its [`Arguments`], [`HttpFile`]s and cookies;
+//!   [`parse_qs_bytes`], [`parse_body_arguments`], [`parse_multipart_form_data`],
+//!   [`parse_cookie`], [`url_concat`], [`split_host_and_port`], [`format_timestamp`].
+//! - [`GzipInflater`]: `Content-Encoding: gzip` request bodies, inflated size capped.
+//!
+//! Every parser is linear in its input and bounded by a cap ([`Limits`],
+//! [`MultipartConfig`]); bad input is a [`ParseError`] that names its cause and its
+//! status code, never a panic.
 //!
 //! # Example
 //!
@@ -38,26 +46,61 @@
 //! assert!(output.ends_with(b"\r\n\r\nHello, world!"));
 //! # Ok::<(), squall_httputil::OutputError>(())
 //! ```
+//!
+//! # Differences from Tornado
+//!
+//! - Framing is stricter, following RFC 9112 where Tornado is lenient or silent: a
+//!   missing, repeated or malformed Host on HTTP/1.1, Transfer-Encoding on HTTP/1.0,
+//!   whitespace before a colon and obsolete line folding are all refused (400), as are
+//!   an `Expect` other than `100-continue` (417) and a transfer coding other than
+//!   `chunked` (501; Tornado says 400). A body over the limit is 413 (Tornado: 400).
+//! - Chunked framing needs CRLF, not a bare LF (the request head accepts bare LF, as
+//!   Tornado). Chunk extensions are accepted and bounded (Tornado refuses them);
+//!   trailers are parsed and bounded (Tornado refuses them).
+//! - Header values are bytes (`http::HeaderValue`); names are lower-case on output.
+//! - Argument names are decoded as UTF-8 (invalid sequences replaced) where Tornado
+//!   decodes query names as Latin-1; values stay bytes as in Tornado.
+//! - Multipart errors are `Err` values (Tornado 6.5 raises `HTTPInputError` too; older
+//!   versions logged a warning and skipped the part).
+//! - Several `Cookie` headers are joined with `; ` (Tornado joins with `,`).
+//! - The server answers a parse error with its status, `Connection: close` and an empty
+//!   body, rather than a bare `400 Bad Request`.
 #![forbid(unsafe_code)]
 
 mod body;
 mod chunked;
+mod cookie;
 mod date;
 mod error;
+mod form;
+mod gzip;
 pub mod h1;
 mod head;
 mod limits;
+mod request;
 mod response;
+mod url;
 
 pub use body::{BodyDecoder, Decoded, LengthDecoder};
 pub use chunked::{decode_chunked, encode_chunk, encode_last_chunk, ChunkHeader, ChunkedDecoder};
+pub use cookie::parse_cookie;
 pub use date::{cached_date, format_timestamp, DATE_LEN};
 pub use error::{OutputError, ParseError};
+pub use form::{
+    parse_body_arguments, parse_header_params, parse_multipart_form_data, Files, HttpFile,
+    MultipartConfig,
+};
+pub use gzip::GzipInflater;
 pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead};
 pub use limits::Limits;
+pub use request::{HttpHeadersExt, HttpServerRequest};
 pub use response::{
     write_continue, write_error_response, write_head_lines, BodyFraming, EncodedBuf, RequestInfo,
     ResponseEncoder,
+};
+pub use url::{
+    parse_qs_bytes, parse_qsl_bytes, split_host_and_port, url_concat, url_escape, url_unescape,
+    Arguments,
 };
 
 /// Adds to the test-only work counter; expands to nothing outside tests.

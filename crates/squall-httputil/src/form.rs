@@ -1,0 +1,443 @@
+//! Request bodies as arguments: `application/x-www-form-urlencoded` and
+//! `multipart/form-data`.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::{header, HeaderMap};
+use memchr::memmem;
+
+use crate::error::ParseError;
+use crate::url::{parse_qs_bytes, url_unescape, Arguments};
+
+/// An uploaded file from a multipart/form-data body (Tornado's `HTTPFile`).
+#[doc(alias = "HTTPFile")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpFile {
+    /// The file name the client gave (`filename*` per RFC 5987 wins over `filename`).
+    pub filename: String,
+    /// The part's Content-Type, `application/unknown` when absent.
+    pub content_type: String,
+    /// The file's bytes, sharing the request body's memory.
+    pub body: Bytes,
+}
+
+/// Uploaded files: field name to every file sent under it.
+pub type Files = HashMap<String, Vec<HttpFile>>;
+
+/// Caps for multipart/form-data parsing (Tornado 6.5's `ParseMultipartConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartConfig {
+    /// Parse multipart bodies at all. Default true; when false such a body is refused
+    /// with [`ParseError::MultipartDisabled`].
+    pub enabled: bool,
+    /// Parts per body. Default 100.
+    pub max_parts: usize,
+    /// Bytes of one part's header block. Default 10 KiB.
+    pub max_part_header_size: usize,
+}
+
+impl Default for MultipartConfig {
+    fn default() -> Self {
+        MultipartConfig {
+            enabled: true,
+            max_parts: 100,
+            max_part_header_size: 10 * 1024,
+        }
+    }
+}
+
+/// Parse a request body into arguments and files by its Content-Type (Tornado's
+/// `parse_body_arguments`).
+///
+/// `application/x-www-form-urlencoded` adds to `arguments` (blank values kept);
+/// `multipart/form-data` adds fields to `arguments` and uploads to `files`; any other
+/// type adds nothing. The media type is matched case-insensitively.
+///
+/// # Errors
+/// [`ParseError::UnsupportedContentEncoding`] if `headers` carries a Content-Encoding (an
+/// inflated body has had it removed); the multipart errors of
+/// [`parse_multipart_form_data`]; [`ParseError::InvalidMultipart`] when the boundary
+/// parameter is missing.
+pub fn parse_body_arguments(
+    content_type: &str,
+    body: &Bytes,
+    arguments: &mut Arguments,
+    files: &mut Files,
+    headers: Option<&HeaderMap>,
+    config: &MultipartConfig,
+) -> Result<(), ParseError> {
+    if headers.is_some_and(|h| h.contains_key(header::CONTENT_ENCODING)) {
+        return Err(ParseError::UnsupportedContentEncoding);
+    }
+    let mut params = content_type.split(';');
+    let media_type = params.next().unwrap_or("").trim();
+    if media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        for (name, values) in parse_qs_bytes(body, true) {
+            arguments.entry(name).or_default().extend(values);
+        }
+    } else if media_type.eq_ignore_ascii_case("multipart/form-data") {
+        if !config.enabled {
+            return Err(ParseError::MultipartDisabled);
+        }
+        let boundary = params
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, v)| k.trim().eq_ignore_ascii_case("boundary") && !v.is_empty())
+            .map(|(_, v)| v.trim())
+            .ok_or(ParseError::InvalidMultipart)?;
+        parse_multipart_form_data(boundary.as_bytes(), body, arguments, files, config)?;
+    }
+    Ok(())
+}
+
+/// Parse a multipart/form-data body (Tornado's `parse_multipart_form_data`).
+///
+/// The final boundary (`--boundary--`) is required and what follows it is ignored; each
+/// part needs a header block with `Content-Disposition: form-data` and a non-empty
+/// `name`; a part with a non-empty `filename` (or RFC 5987 `filename*`) is a file, any
+/// other a field. Values share `data`'s memory. Linear in the input: the boundary is
+/// found with one `memmem` pass, and a part's header block is looked for only within
+/// `max_part_header_size` bytes.
+///
+/// # Errors
+/// [`ParseError::InvalidMultipart`] (no final boundary, missing headers, a part that is
+/// not form-data or not ended by CRLF, a part without a name, headers that are not
+/// UTF-8); [`ParseError::TooManyParts`]; [`ParseError::PartHeaderTooLarge`].
+///
+/// ```
+/// use bytes::Bytes;
+/// use squall_httputil::{parse_multipart_form_data, Arguments, Files, MultipartConfig};
+///
+/// let body = Bytes::from_static(
+///     b"--xyz\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nHello\r\n\
+///       --xyz\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\
+///       Content-Type: text/plain\r\n\r\nfile body\r\n--xyz--\r\n",
+/// );
+/// let (mut args, mut files) = (Arguments::new(), Files::new());
+/// parse_multipart_form_data(b"xyz", &body, &mut args, &mut files, &MultipartConfig::default())?;
+/// assert_eq!(args["title"], ["Hello"]);
+/// assert_eq!(files["f"][0].filename, "a.txt");
+/// assert_eq!(files["f"][0].content_type, "text/plain");
+/// assert_eq!(files["f"][0].body, "file body");
+/// # Ok::<(), squall_httputil::ParseError>(())
+/// ```
+pub fn parse_multipart_form_data(
+    boundary: &[u8],
+    data: &Bytes,
+    arguments: &mut Arguments,
+    files: &mut Files,
+    config: &MultipartConfig,
+) -> Result<(), ParseError> {
+    // The boundary may be quoted in the header (RFC 2046 allows it).
+    let boundary = match boundary {
+        [b'"', inner @ .., b'"'] => inner,
+        b => b,
+    };
+    if boundary.is_empty() {
+        return Err(ParseError::InvalidMultipart);
+    }
+    let mut final_boundary = Vec::with_capacity(boundary.len() + 4);
+    final_boundary.extend_from_slice(b"--");
+    final_boundary.extend_from_slice(boundary);
+    final_boundary.extend_from_slice(b"--");
+    let final_at = memmem::rfind(data, &final_boundary).ok_or(ParseError::InvalidMultipart)?;
+    crate::count_work!(data.len() - final_at);
+    let region = &data[..final_at];
+
+    let mut delimiter = Vec::with_capacity(boundary.len() + 4);
+    delimiter.extend_from_slice(b"--");
+    delimiter.extend_from_slice(boundary);
+    delimiter.extend_from_slice(b"\r\n");
+    let finder = memmem::Finder::new(&delimiter);
+
+    let mut parts = 0usize;
+    let mut start = 0usize;
+    loop {
+        let next = finder.find(&region[start..]);
+        crate::count_work!(next.map_or(region.len() - start, |i| i + delimiter.len()));
+        let end = next.map_or(region.len(), |i| start + i);
+        if end > start {
+            parts += 1;
+            if parts > config.max_parts {
+                return Err(ParseError::TooManyParts);
+            }
+            parse_part(data.slice(start..end), arguments, files, config)?;
+        }
+        match next {
+            Some(i) => start += i + delimiter.len(),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+fn parse_part(
+    part: Bytes,
+    arguments: &mut Arguments,
+    files: &mut Files,
+    config: &MultipartConfig,
+) -> Result<(), ParseError> {
+    let window = &part[..part.len().min(config.max_part_header_size + 4)];
+    crate::count_work!(window.len());
+    let Some(eoh) = memmem::find(window, b"\r\n\r\n") else {
+        return Err(if part.len() > config.max_part_header_size + 4 {
+            ParseError::PartHeaderTooLarge
+        } else {
+            ParseError::InvalidMultipart
+        });
+    };
+    if eoh > config.max_part_header_size {
+        return Err(ParseError::PartHeaderTooLarge);
+    }
+    let head = std::str::from_utf8(&part[..eoh]).map_err(|_| ParseError::InvalidMultipart)?;
+    let mut disposition: Option<String> = None;
+    let mut content_type: Option<String> = None;
+    // Which header a continuation line would extend: 1 disposition, 2 type, 0 another.
+    let mut last = 0u8;
+    let mut seen_any = false;
+    for line in head.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.starts_with([' ', '\t']) {
+            // A continuation line, joined with one space as Tornado's HTTPHeaders.
+            let prev = match last {
+                1 => disposition.as_mut(),
+                2 => content_type.as_mut(),
+                _ if seen_any => continue,
+                _ => None,
+            };
+            let prev = prev.ok_or(ParseError::InvalidMultipart)?;
+            prev.push(' ');
+            prev.push_str(line.trim());
+            continue;
+        }
+        let (name, value) = line.split_once(':').ok_or(ParseError::InvalidMultipart)?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(ParseError::InvalidMultipart);
+        }
+        seen_any = true;
+        last = if name.eq_ignore_ascii_case("content-disposition") {
+            disposition = Some(value.trim().to_owned());
+            1
+        } else if name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(value.trim().to_owned());
+            2
+        } else {
+            0
+        };
+    }
+    let disposition = disposition.unwrap_or_default();
+    let (kind, params) = parse_header_params(&disposition);
+    if !kind.eq_ignore_ascii_case("form-data") || !part.ends_with(b"\r\n") {
+        return Err(ParseError::InvalidMultipart);
+    }
+    // With an empty value the header block's last CRLF doubles as the part's (Tornado
+    // accepts this too).
+    let value = part.slice((eoh + 4).min(part.len() - 2)..part.len() - 2);
+    let name = params
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or(ParseError::InvalidMultipart)?;
+    match params.get("filename").filter(|f| !f.is_empty()) {
+        Some(filename) => files.entry(name.clone()).or_default().push(HttpFile {
+            filename: filename.clone(),
+            content_type: content_type.unwrap_or_else(|| "application/unknown".to_owned()),
+            body: value,
+        }),
+        None => arguments.entry(name.clone()).or_default().push(value),
+    }
+    Ok(())
+}
+
+/// Split a header like `form-data; name="a;b"; filename*=UTF-8''x` into its value and
+/// its parameters (Tornado's `_parse_header`, in one linear pass): `;` inside quotes does
+/// not split, parameter names are lower-cased, quoted values are unquoted (`\c` is `c`),
+/// and RFC 2231/5987 `name*=charset'lang'pct-encoded` values are decoded and replace
+/// `name`. Continuations (`name*0*`) are not joined.
+pub fn parse_header_params(line: &str) -> (String, HashMap<String, String>) {
+    let mut pieces = Vec::new();
+    let (mut start, mut in_quote, mut escaped) = (0, false, false);
+    for (i, c) in line.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            in_quote = !in_quote;
+        } else if c == ';' && !in_quote {
+            pieces.push(&line[start..i]);
+            start = i + 1;
+        }
+    }
+    pieces.push(&line[start..]);
+    crate::count_work!(line.len());
+    let key = pieces[0].trim().to_owned();
+    let mut params = HashMap::new();
+    let mut extended = Vec::new();
+    for p in &pieces[1..] {
+        let Some((name, value)) = p.split_once('=') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let value = value.trim();
+        if let Some(base) = name.strip_suffix('*') {
+            if let Some(decoded) = decode_rfc5987(value) {
+                extended.push((base.to_owned(), decoded));
+            }
+            continue;
+        }
+        params.insert(name, unquote(value));
+    }
+    for (name, value) in extended {
+        params.insert(name, value);
+    }
+    (key, params)
+}
+
+fn unquote(value: &str) -> String {
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return value.to_owned();
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(n) => out.push(n),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `charset'language'pct-encoded` (RFC 5987): UTF-8 and ISO-8859-1 are decoded, other
+/// charsets are read as UTF-8 with invalid sequences replaced.
+fn decode_rfc5987(value: &str) -> Option<String> {
+    let value = value.trim_matches('"');
+    let mut it = value.splitn(3, '\'');
+    let (charset, _lang, encoded) = (it.next()?, it.next()?, it.next()?);
+    let bytes = url_unescape(encoded.as_bytes(), false);
+    if charset.eq_ignore_ascii_case("iso-8859-1") || charset.eq_ignore_ascii_case("latin1") {
+        Some(bytes.iter().map(|&b| char::from(b)).collect())
+    } else {
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_params() {
+        let (k, p) = parse_header_params(
+            r#"form-data; name="a;b"; filename="x\"y.txt"; filename*=UTF-8''%C3%A1b.txt"#,
+        );
+        assert_eq!(k, "form-data");
+        assert_eq!(p["name"], "a;b");
+        assert_eq!(p["filename"], "áb.txt");
+        let (_, p) = parse_header_params("form-data; name=files; filename=ab.txt");
+        assert_eq!(p["filename"], "ab.txt");
+        let (_, p) = parse_header_params("attachment; filename*=iso-8859-1'en'%E1b");
+        assert_eq!(p["filename"], "áb");
+    }
+
+    fn body_with_parts(n: usize, boundary: &str) -> Bytes {
+        let mut b = String::new();
+        for i in 0..n {
+            b.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\n{}\r\n",
+                "v".repeat(50)
+            ));
+        }
+        b.push_str(&format!("--{boundary}--\r\n"));
+        Bytes::from(b)
+    }
+
+    #[test]
+    fn multipart_is_linear() {
+        let config = MultipartConfig {
+            max_parts: usize::MAX,
+            ..MultipartConfig::default()
+        };
+        let run = |n: usize| {
+            let body = body_with_parts(n, "boundary1234");
+            let (mut a, mut f) = (Arguments::new(), Files::new());
+            crate::work::take();
+            parse_multipart_form_data(b"boundary1234", &body, &mut a, &mut f, &config).unwrap();
+            assert_eq!(a.len(), n);
+            crate::work::take()
+        };
+        let (small, big) = (run(2000), run(4000));
+        assert!(
+            2 * big <= 5 * small,
+            "doubling the input must not quadruple the work: {small} then {big}"
+        );
+
+        // A large body of near-boundaries without a final one, and a huge part header.
+        let run_bad = |n: usize| {
+            let body = Bytes::from(format!("--b\r\n{}", "--b-\r\n".repeat(n)));
+            crate::work::take();
+            let r = parse_multipart_form_data(
+                b"b",
+                &body,
+                &mut Arguments::new(),
+                &mut Files::new(),
+                &config,
+            );
+            assert_eq!(r, Err(ParseError::InvalidMultipart));
+            crate::work::take()
+        };
+        let (small, big) = (run_bad(50_000), run_bad(100_000));
+        assert!(
+            2 * big <= 5 * small,
+            "doubling the input must not quadruple the work: {small} then {big}"
+        );
+
+        let run_header = |n: usize| {
+            let body = Bytes::from(format!("--b\r\nX: {}\r\n\r\nv\r\n--b--", "h".repeat(n)));
+            crate::work::take();
+            let r = parse_multipart_form_data(
+                b"b",
+                &body,
+                &mut Arguments::new(),
+                &mut Files::new(),
+                &config,
+            );
+            assert_eq!(r, Err(ParseError::PartHeaderTooLarge));
+            crate::work::take()
+        };
+        let (small, big) = (run_header(1 << 20), run_header(2 << 20));
+        assert!(
+            2 * big <= 5 * small,
+            "doubling the input must not quadruple the work: {small} then {big}"
+        );
+    }
+
+    #[test]
+    fn caps() {
+        let body = body_with_parts(101, "b");
+        let r = parse_multipart_form_data(
+            b"b",
+            &body,
+            &mut Arguments::new(),
+            &mut Files::new(),
+            &MultipartConfig::default(),
+        );
+        assert_eq!(r, Err(ParseError::TooManyParts));
+        let body = body_with_parts(100, "b");
+        let mut args = Arguments::new();
+        parse_multipart_form_data(
+            b"b",
+            &body,
+            &mut args,
+            &mut Files::new(),
+            &MultipartConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(args.len(), 100);
+    }
+}
