@@ -1,0 +1,33 @@
+//! The loop's monotonic clock: [`Instant`]s, and seconds as `f64` since a process-wide
+//! epoch for Tornado's `IOLoop.time()`.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Seconds since the epoch (the first use of the clock in this process).
+pub(crate) fn time() -> f64 {
+    Instant::now().duration_since(epoch()).as_secs_f64()
+}
+
+/// The instant at `secs` since the epoch; negative or non-finite values clamp to the
+/// epoch, huge ones to a century later.
+pub(crate) fn instant_at(secs: f64) -> Instant {
+    let secs = if secs.is_finite() {
+        secs.clamp(0.0, 3.2e9)
+    } else {
+        0.0
+    };
+    epoch() + Duration::from_secs_f64(secs)
+}
+
+/// Now plus `delay`, saturating at a far-away instant instead of overflowing.
+pub(crate) fn after(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}

@@ -1,0 +1,1206 @@
+//! [`IoLoop`]: the reactor, its run loop, and the executor glue.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
+use std::mem;
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use squall_poller::{util, Events, Interest, Poller, Ready};
+
+use crate::clock;
+use crate::error::{JoinError, LoopError, RunSyncError};
+use crate::fault::panic_message;
+use crate::remote::{Remote, RemoteHandle, Shared, SignalCallback, SignalFlag};
+use crate::task::{BoxTask, JoinHandle, TaskSlab};
+use crate::timer::{Deadline, Timeout, TimerQueue};
+use crate::watchdog::Watch;
+
+thread_local! {
+    static CURRENT: RefCell<Option<IoLoop>> = const { RefCell::new(None) };
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How many events one poll may report (more stay ready for the next poll).
+const EVENTS_CAPACITY: usize = 1024;
+
+type Origin = &'static Location<'static>;
+
+pub(crate) struct Callback {
+    f: Box<dyn FnOnce()>,
+    origin: Origin,
+}
+
+pub(crate) enum Job {
+    Call(Callback),
+    Poll(u32, u32),
+    Signal(usize),
+}
+
+pub(crate) enum TimerAction {
+    Call(Callback),
+    Wake(Waker, Origin),
+}
+
+struct HandlerEntry {
+    /// A number unique to this registration: a new registration of the same fd number
+    /// gets a new one, so events polled for the old one are told apart.
+    reg: u64,
+    interest: Interest,
+    source: Box<dyn AsRawFd>,
+    handler: Option<Box<dyn FnMut(RawFd, Ready)>>,
+    origin: Origin,
+}
+
+#[derive(Default)]
+struct Handlers {
+    slots: Vec<Option<HandlerEntry>>,
+    next_reg: u64,
+    count: usize,
+}
+
+impl Handlers {
+    fn get(&self, fd: RawFd) -> Option<&HandlerEntry> {
+        self.slots.get(usize::try_from(fd).ok()?)?.as_ref()
+    }
+    fn get_mut(&mut self, fd: RawFd) -> Option<&mut HandlerEntry> {
+        self.slots.get_mut(usize::try_from(fd).ok()?)?.as_mut()
+    }
+    fn remove(&mut self, fd: RawFd) -> Option<HandlerEntry> {
+        let e = self.slots.get_mut(usize::try_from(fd).ok()?)?.take();
+        if e.is_some() {
+            self.count -= 1;
+        }
+        e
+    }
+}
+
+struct SignalEntry {
+    flag: Arc<SignalFlag>,
+    f: Option<Box<dyn FnMut()>>,
+    origin: Origin,
+}
+
+pub(crate) struct Inner {
+    id: u64,
+    pub(crate) shared: Arc<Shared>,
+    poller: RefCell<Box<dyn Poller>>,
+    poller_name: &'static str,
+    waker_fd: RawFd,
+    events: RefCell<Events>,
+    dispatch: RefCell<Vec<(RawFd, Ready, u64)>>,
+    handlers: RefCell<Handlers>,
+    queue: RefCell<VecDeque<Job>>,
+    pub(crate) timers: RefCell<TimerQueue<TimerAction>>,
+    due: RefCell<Vec<Timeout>>,
+    pub(crate) tasks: RefCell<TaskSlab>,
+    signals: RefCell<Vec<SignalEntry>>,
+    remote_spare: RefCell<Vec<Remote>>,
+    kept_sources: RefCell<Vec<Box<dyn AsRawFd>>>,
+    running: Cell<bool>,
+    stopped: Cell<bool>,
+    closed: Cell<bool>,
+    slow: Cell<Option<Duration>>,
+    watching: Cell<bool>,
+    watch: RefCell<Option<Watch>>,
+}
+
+/// Tornado's `IOLoop`: a level-triggered reactor over a [`Poller`], with callbacks,
+/// timers, and a single-threaded executor for futures, all run by one thread.
+///
+/// An `IoLoop` is a cheap handle (an `Rc`): clone it to keep it in handlers and tasks.
+/// It is `!Send`; other threads use a [`RemoteHandle`] from [`remote`](IoLoop::remote).
+/// See the [crate docs](crate) for the model, an example of each style, and where it
+/// differs from Tornado.
+#[doc(alias = "IOLoop")]
+#[derive(Clone)]
+pub struct IoLoop {
+    pub(crate) inner: Rc<Inner>,
+}
+
+/// Runs `f` on the loop of `loop_id` if that loop is current on this thread: the local
+/// wake path of a task's waker. Returns `false` if it is not (the caller goes remote).
+pub(crate) fn wake_local(loop_id: u64, index: u32) -> bool {
+    CURRENT
+        .try_with(|c| match c.try_borrow() {
+            Ok(c) => match &*c {
+                Some(l) if l.inner.id == loop_id => l.inner.schedule_task(index),
+                _ => false,
+            },
+            Err(_) => false,
+        })
+        .unwrap_or(false)
+}
+
+/// Makes a loop current for the life of the guard, then restores the previous one.
+struct Enter {
+    prev: Option<IoLoop>,
+}
+
+impl Enter {
+    fn new(l: &IoLoop) -> Enter {
+        let prev = CURRENT.with(|c| c.replace(Some(l.clone())));
+        Enter { prev }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        let old = CURRENT.try_with(|c| c.replace(prev));
+        drop(old);
+    }
+}
+
+fn unsupported(name: &str, krate: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("the {name} poller ({krate}) is not available in this build"),
+    )
+}
+
+impl IoLoop {
+    /// A new loop on the platform's default poller, as Tornado's `configurable_default`
+    /// picks it: epoll on Linux, kqueue on macOS and the BSDs (poll(2) until
+    /// `squall-kqueue` is built in), poll(2) elsewhere.
+    ///
+    /// The environment variable `SQUALL_POLLER` (`epoll`, `kqueue`, `poll` or `select`)
+    /// forces a backend, so a test suite can be re-run on each (CI does this). The loop
+    /// is not made current; [`start`](IoLoop::start) and [`run_sync`](IoLoop::run_sync)
+    /// make it current while they run.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of creating the poller or the waker (`EMFILE`...);
+    /// [`io::ErrorKind::InvalidInput`] for an unknown `SQUALL_POLLER` value, and
+    /// [`io::ErrorKind::Unsupported`] for a backend not built for this platform.
+    pub fn new() -> io::Result<IoLoop> {
+        IoLoop::with_poller(default_poller()?)
+    }
+
+    /// A new loop on the given poller (any [`Poller`], including your own).
+    ///
+    /// # Errors
+    ///
+    /// The OS error of creating the waker or registering it with `poller`.
+    pub fn with_poller(mut poller: Box<dyn Poller>) -> io::Result<IoLoop> {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(Shared::new(id)?);
+        let waker_fd = shared.waker.fd();
+        poller.register(waker_fd, Interest::READ)?;
+        let poller_name = poller.name();
+        Ok(IoLoop {
+            inner: Rc::new(Inner {
+                id,
+                shared,
+                poller: RefCell::new(poller),
+                poller_name,
+                waker_fd,
+                events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
+                dispatch: RefCell::new(Vec::new()),
+                handlers: RefCell::new(Handlers::default()),
+                queue: RefCell::new(VecDeque::new()),
+                timers: RefCell::new(TimerQueue::default()),
+                due: RefCell::new(Vec::new()),
+                tasks: RefCell::new(TaskSlab::new()),
+                signals: RefCell::new(Vec::new()),
+                remote_spare: RefCell::new(Vec::new()),
+                kept_sources: RefCell::new(Vec::new()),
+                running: Cell::new(false),
+                stopped: Cell::new(false),
+                closed: Cell::new(false),
+                slow: Cell::new(None),
+                watching: Cell::new(false),
+                watch: RefCell::new(None),
+            }),
+        })
+    }
+
+    /// The loop current on this thread: the one running here, or the last one made
+    /// current with [`make_current`](IoLoop::make_current). Tornado's `IOLoop.current()`
+    /// (which would create one; here `None` says there is none).
+    pub fn current() -> Option<IoLoop> {
+        CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+    }
+
+    /// Makes this loop current on this thread until another is made current or
+    /// [`clear_current`](IoLoop::clear_current) is called. The thread keeps a handle, so
+    /// the loop stays alive meanwhile.
+    pub fn make_current(&self) {
+        let old = CURRENT.with(|c| c.replace(Some(self.clone())));
+        drop(old);
+    }
+
+    /// Forgets this thread's current loop (Tornado's `IOLoop.clear_current`).
+    pub fn clear_current() {
+        let old = CURRENT.try_with(|c| c.replace(None));
+        drop(old);
+    }
+
+    /// The name of the poller behind this loop (`"epoll"`, `"poll"`, `"select"`...).
+    pub fn poller_name(&self) -> &'static str {
+        self.inner.poller_name
+    }
+
+    /// A thread-safe handle for [`add_callback`](RemoteHandle::add_callback) and
+    /// [`stop`](RemoteHandle::stop) from other threads.
+    pub fn remote(&self) -> RemoteHandle {
+        RemoteHandle {
+            shared: self.inner.shared.clone(),
+        }
+    }
+
+    /// The loop's clock: seconds on a monotonic clock since an arbitrary process-wide
+    /// epoch (Tornado's `IOLoop.time()`). Use it with [`Deadline::at_time`].
+    pub fn time(&self) -> f64 {
+        clock::time()
+    }
+
+    /// The loop's clock as an [`Instant`].
+    pub fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Whether the loop is inside [`start`](IoLoop::start) or
+    /// [`run_sync`](IoLoop::run_sync).
+    pub fn is_running(&self) -> bool {
+        self.inner.running.get()
+    }
+
+    /// Whether [`close`](IoLoop::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    // ------------------------------------------------------------------ handlers
+
+    /// Calls `handler(fd, ready)` whenever the fd of `source` is ready for `interest`
+    /// (errors and hang-ups are always reported). Tornado's `add_handler`.
+    ///
+    /// The loop keeps `source` until [`remove_handler`](IoLoop::remove_handler) hands it
+    /// back or [`close(true)`](IoLoop::close) drops it. Pass a bare [`RawFd`] to keep
+    /// ownership yourself (the loop never closes a `RawFd`), or an owning type
+    /// (`OwnedFd`, `TcpStream`...) to let the loop close it. Handlers get the
+    /// [`Ready`] set masked to the current interest, plus ERROR and HUP.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::AlreadyExists`] if the fd already has a handler (Tornado's
+    /// `test_multiple_add`), `InvalidInput` for a negative fd, the poller's error (for
+    /// select, an fd past `FD_SETSIZE`), or `Other` if the loop is closed. `source` is
+    /// dropped on error.
+    #[track_caller]
+    pub fn add_handler<S, H>(&self, source: S, interest: Interest, handler: H) -> io::Result<()>
+    where
+        S: AsRawFd + 'static,
+        H: FnMut(RawFd, Ready) + 'static,
+    {
+        let origin = Location::caller();
+        let inner = &*self.inner;
+        if inner.closed.get() {
+            return Err(LoopError::Closed.into());
+        }
+        let fd = source.as_raw_fd();
+        let idx = usize::try_from(fd)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid fd {fd}")))?;
+        if fd == inner.waker_fd {
+            return Err(util::already_registered(fd));
+        }
+        let mut hs = inner.handlers.borrow_mut();
+        if hs.get(fd).is_some() {
+            return Err(util::already_registered(fd));
+        }
+        inner.poller.borrow_mut().register(fd, interest)?;
+        if hs.slots.len() <= idx {
+            hs.slots.resize_with(idx + 1, || None);
+        }
+        hs.next_reg += 1;
+        let reg = hs.next_reg;
+        hs.slots[idx] = Some(HandlerEntry {
+            reg,
+            interest,
+            source: Box::new(source),
+            handler: Some(Box::new(handler)),
+            origin,
+        });
+        hs.count += 1;
+        Ok(())
+    }
+
+    /// Changes what a registered fd is watched for (a replacement, not a union).
+    /// Tornado's `update_handler`. No syscall if the interest is unchanged.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] if `fd` has no handler, or the poller's error.
+    pub fn update_handler(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        let inner = &*self.inner;
+        let mut hs = inner.handlers.borrow_mut();
+        let e = hs.get_mut(fd).ok_or_else(|| util::not_registered(fd))?;
+        if e.interest != interest {
+            inner.poller.borrow_mut().modify(fd, interest)?;
+            e.interest = interest;
+        }
+        Ok(())
+    }
+
+    /// Stops watching `fd` and hands back the source that was registered (drop it to
+    /// close an owning source; a `RawFd` is just a number). Tornado's `remove_handler`:
+    /// idempotent (`None` for an fd without a handler), and events already polled for
+    /// `fd` in the current batch are dropped, even if the number is registered again at
+    /// once. A poller error (for instance, the fd was already closed) is logged at debug
+    /// level, not returned.
+    pub fn remove_handler(&self, fd: RawFd) -> Option<Box<dyn AsRawFd>> {
+        let inner = &*self.inner;
+        let entry = inner.handlers.borrow_mut().remove(fd)?;
+        if let Err(e) = inner.poller.borrow_mut().unregister(fd) {
+            log::debug!("remove_handler({fd}): poller unregister failed: {e}");
+        }
+        let HandlerEntry {
+            source, handler, ..
+        } = entry;
+        drop(handler);
+        Some(source)
+    }
+
+    /// Whether `fd` has a handler.
+    pub fn has_handler(&self, fd: RawFd) -> bool {
+        self.inner.handlers.borrow().get(fd).is_some()
+    }
+
+    // ----------------------------------------------------------------- callbacks
+
+    /// Runs `f` on the next loop iteration. Tornado's `add_callback` (and
+    /// `spawn_callback`): a callback added while the loop runs callbacks waits for the
+    /// next iteration, so callbacks never starve I/O. From the loop's thread this is a
+    /// queue push (no lock, no atomics, no syscall); from other threads use
+    /// [`RemoteHandle::add_callback`]. On a closed loop `f` is dropped.
+    #[track_caller]
+    pub fn add_callback<F: FnOnce() + 'static>(&self, f: F) {
+        self.push_callback(Box::new(f), Location::caller());
+    }
+
+    pub(crate) fn push_callback(&self, f: Box<dyn FnOnce()>, origin: Origin) {
+        if self.inner.closed.get() {
+            log::debug!("IOLoop closed: dropping the callback added at {origin}");
+            return;
+        }
+        self.inner
+            .queue
+            .borrow_mut()
+            .push_back(Job::Call(Callback { f, origin }));
+    }
+
+    /// Registers a callback that signal handlers (or any thread) can trigger with
+    /// [`SignalCallback::trigger`], which is async-signal-safe. The callback runs on
+    /// this loop's thread; several triggers before it runs coalesce into one run.
+    #[doc(alias = "add_callback_from_signal")]
+    #[track_caller]
+    pub fn add_signal_callback<F: FnMut() + 'static>(&self, f: F) -> SignalCallback {
+        let flag = Arc::new(SignalFlag {
+            fired: AtomicBool::new(false),
+        });
+        self.inner.signals.borrow_mut().push(SignalEntry {
+            flag: flag.clone(),
+            f: Some(Box::new(f)),
+            origin: Location::caller(),
+        });
+        SignalCallback {
+            flag,
+            shared: self.inner.shared.clone(),
+        }
+    }
+
+    // -------------------------------------------------------------------- timers
+
+    /// Runs `f` once `deadline` has passed (a [`Duration`] from now or an [`Instant`]).
+    /// Tornado's `add_timeout`. Timers due at the same instant run in the order they
+    /// were added. Returns a handle for [`remove_timeout`](IoLoop::remove_timeout).
+    #[track_caller]
+    pub fn add_timeout<D: Into<Deadline>, F: FnOnce() + 'static>(
+        &self,
+        deadline: D,
+        f: F,
+    ) -> Timeout {
+        self.schedule(deadline.into().0, Box::new(f), Location::caller())
+    }
+
+    /// Runs `f` no earlier than `delay` from now. Tornado's `call_later`.
+    #[track_caller]
+    pub fn call_later<F: FnOnce() + 'static>(&self, delay: Duration, f: F) -> Timeout {
+        self.schedule(clock::after(delay), Box::new(f), Location::caller())
+    }
+
+    /// Runs `f` no earlier than `when`. Tornado's `call_at`.
+    #[track_caller]
+    pub fn call_at<F: FnOnce() + 'static>(&self, when: Instant, f: F) -> Timeout {
+        self.schedule(when, Box::new(f), Location::caller())
+    }
+
+    fn schedule(&self, when: Instant, f: Box<dyn FnOnce()>, origin: Origin) -> Timeout {
+        if self.inner.closed.get() {
+            log::debug!("IOLoop closed: dropping the timeout added at {origin}");
+            return Timeout::dead();
+        }
+        self.inner
+            .timers
+            .borrow_mut()
+            .schedule(when, TimerAction::Call(Callback { f, origin }))
+    }
+
+    pub(crate) fn schedule_wake(
+        &self,
+        when: Instant,
+        waker: Waker,
+        origin: Origin,
+    ) -> Option<Timeout> {
+        if self.inner.closed.get() {
+            return None;
+        }
+        Some(
+            self.inner
+                .timers
+                .borrow_mut()
+                .schedule(when, TimerAction::Wake(waker, origin)),
+        )
+    }
+
+    /// Cancels a pending timeout. Tornado's `remove_timeout`: a no-op if it already ran
+    /// or was removed, including for a timer that is due in the current iteration but
+    /// has not run yet (it will not run).
+    pub fn remove_timeout(&self, timeout: Timeout) {
+        let action = self.inner.timers.borrow_mut().cancel(timeout);
+        drop(action);
+    }
+
+    /// How many timeouts are pending.
+    pub fn pending_timeouts(&self) -> usize {
+        self.inner.timers.borrow().len()
+    }
+
+    // ------------------------------------------------------------------- futures
+
+    /// Runs `future` as a task on this loop and returns a handle to its output. Tornado's
+    /// `spawn_callback` (and asyncio's `create_task`). The future is boxed once, here;
+    /// it is first polled on the next iteration. A panic in the task is caught and
+    /// logged, and the handle resolves to [`JoinError::Panicked`]. On a closed loop the
+    /// future is dropped and the handle resolves to [`JoinError::Cancelled`].
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.spawn_task(Box::pin(future), Location::caller(), true, true, false)
+    }
+
+    pub(crate) fn spawn_task<T: 'static>(
+        &self,
+        future: BoxTask,
+        origin: Origin,
+        attached: bool,
+        log_panic: bool,
+        stop_on_done: bool,
+    ) -> JoinHandle<T> {
+        let inner = &*self.inner;
+        if inner.closed.get() {
+            drop(future);
+            return JoinHandle::cancelled();
+        }
+        let (idx, gen) = inner.tasks.borrow_mut().insert(
+            future,
+            origin,
+            attached,
+            log_panic,
+            stop_on_done,
+            &inner.shared,
+        );
+        inner.queue.borrow_mut().push_back(Job::Poll(idx, gen));
+        JoinHandle {
+            inner: if attached {
+                Rc::downgrade(&self.inner)
+            } else {
+                Weak::new()
+            },
+            idx,
+            gen,
+            done: !attached,
+            _output: PhantomData,
+        }
+    }
+
+    /// Calls `callback(output)` on a later iteration once `future` completes. Tornado's
+    /// `add_future`: the callback is always deferred through the callback queue, never
+    /// run inline.
+    #[track_caller]
+    pub fn add_future<F, C>(&self, future: F, callback: C)
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+        C: FnOnce(F::Output) + 'static,
+    {
+        let origin = Location::caller();
+        let weak = Rc::downgrade(&self.inner);
+        let task = async move {
+            let out = future.await;
+            if let Some(inner) = weak.upgrade() {
+                IoLoop { inner }.push_callback(Box::new(move || callback(out)), origin);
+            }
+        };
+        drop(self.spawn_task::<()>(Box::pin(task), origin, false, true, false));
+    }
+
+    /// Runs the loop until `future` completes and returns its output. Tornado's
+    /// `run_sync`. The loop is current while it runs.
+    ///
+    /// A panic in the future is resumed in the caller (`std::panic::resume_unwind`),
+    /// as Tornado re-raises. A future that returns a `Result` gives it back as is.
+    ///
+    /// # Errors
+    ///
+    /// [`RunSyncError::Timeout`] if `timeout` passes first and
+    /// [`RunSyncError::Stopped`] if the loop is stopped first (the future is dropped in
+    /// both cases); [`RunSyncError::Loop`] if the loop is closed, already running, or its
+    /// poller fails.
+    #[track_caller]
+    pub fn run_sync<F>(
+        &self,
+        future: F,
+        timeout: Option<Duration>,
+    ) -> Result<F::Output, RunSyncError>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let origin = Location::caller();
+        let inner = &*self.inner;
+        if inner.closed.get() {
+            return Err(LoopError::Closed.into());
+        }
+        if inner.running.get() {
+            return Err(LoopError::AlreadyRunning.into());
+        }
+        let mut handle: JoinHandle<F::Output> =
+            self.spawn_task(Box::pin(future), origin, true, false, true);
+        let timed_out = Rc::new(Cell::new(false));
+        let timer = timeout.map(|d| {
+            let flag = timed_out.clone();
+            let weak = Rc::downgrade(&self.inner);
+            self.call_later(d, move || {
+                flag.set(true);
+                if let Some(inner) = weak.upgrade() {
+                    IoLoop { inner }.stop();
+                }
+            })
+        });
+        let started = self.start();
+        if let Some(t) = timer {
+            self.remove_timeout(t);
+        }
+        match handle.try_take() {
+            Some(Ok(v)) => return Ok(v),
+            Some(Err(JoinError::Panicked(p))) => resume_unwind(p),
+            Some(Err(_)) => {}
+            None => handle.abort(),
+        }
+        started?;
+        match timeout {
+            Some(d) if timed_out.get() => Err(RunSyncError::Timeout(d)),
+            _ => Err(RunSyncError::Stopped),
+        }
+    }
+
+    /// A future that completes `duration` from now, on this loop. Tornado's
+    /// `gen.sleep`. It always yields to the loop at least once, even for zero.
+    #[track_caller]
+    pub fn sleep(&self, duration: Duration) -> crate::Sleep {
+        crate::Sleep::new(
+            clock::after(duration),
+            Some(Rc::downgrade(&self.inner)),
+            Location::caller(),
+        )
+    }
+
+    /// How many tasks are alive on this loop (spawned and not yet finished, or finished
+    /// with an output not yet read).
+    pub fn task_count(&self) -> usize {
+        self.inner.tasks.borrow().len()
+    }
+
+    // --------------------------------------------------------------------- faults
+
+    /// Logs (at warn level) every callback, handler, timer or task poll that runs longer
+    /// than `threshold`, naming where it was added; `None` turns it off (the default).
+    /// asyncio's slow-callback warning; costs two clock reads per callback while on.
+    #[doc(alias = "set_blocking_log_threshold")]
+    pub fn set_slow_callback_threshold(&self, threshold: Option<Duration>) {
+        self.inner.slow.set(threshold);
+    }
+
+    /// Starts a watchdog thread that logs (at warn level), while the loop is still
+    /// blocked, any callback that has been running longer than `threshold`, naming
+    /// where it was added, and again every `threshold` while it stays blocked. What
+    /// Tornado 4's `set_blocking_signal_threshold` did with SIGALRM, without signals.
+    ///
+    /// The loop's cost is one relaxed atomic store per callback while the watchdog is
+    /// on, and none when it is off. Calling it again replaces the watchdog.
+    ///
+    /// # Errors
+    ///
+    /// The OS error if the thread cannot be spawned.
+    pub fn enable_watchdog(&self, threshold: Duration) -> io::Result<()> {
+        let watch = Watch::start(threshold, self.inner.id.to_string())?;
+        let old = self.inner.watch.replace(Some(watch));
+        self.inner.watching.set(true);
+        drop(old);
+        Ok(())
+    }
+
+    /// Stops the watchdog thread, if any.
+    pub fn disable_watchdog(&self) {
+        self.inner.watching.set(false);
+        let old = self.inner.watch.replace(None);
+        drop(old);
+    }
+
+    // ------------------------------------------------------------------ running
+
+    /// Runs the loop until [`stop`](IoLoop::stop) is called. Tornado's `start`.
+    ///
+    /// Each iteration runs the callbacks queued before it began, then the timers that
+    /// were due when it began (all collected before any runs), then waits for I/O (not
+    /// at all if callbacks are queued, else until the next timer) and runs the handlers
+    /// of the ready fds. A [`stop`](IoLoop::stop) before `start` makes `start` return at
+    /// once (and is then forgotten).
+    ///
+    /// # Errors
+    ///
+    /// [`LoopError::AlreadyRunning`] if called from inside the loop (Tornado's
+    /// `test_reentrant`), [`LoopError::Closed`], or [`LoopError::Io`] if the poller
+    /// fails (the loop is stopped then).
+    pub fn start(&self) -> Result<(), LoopError> {
+        let inner = &*self.inner;
+        if inner.closed.get() {
+            return Err(LoopError::Closed);
+        }
+        if inner.running.get() {
+            return Err(LoopError::AlreadyRunning);
+        }
+        let remote_stop = inner.shared.stop.swap(false, Ordering::AcqRel);
+        if inner.stopped.replace(false) || remote_stop {
+            return Ok(());
+        }
+        inner.running.set(true);
+        let _enter = Enter::new(self);
+        let res = loop {
+            match self.iterate() {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(LoopError::Io(e)),
+            }
+        };
+        inner.running.set(false);
+        inner.stopped.set(false);
+        if inner.watching.get() {
+            if let Some(w) = &*inner.watch.borrow() {
+                w.idle();
+            }
+        }
+        res
+    }
+
+    /// Stops the loop after the current iteration. Tornado's `stop`: the callbacks and
+    /// timers of this iteration still run; [`start`](IoLoop::start) returns, and a later
+    /// `start` resumes with whatever is still queued. A `stop` while the loop is not
+    /// running makes the next `start` return at once.
+    pub fn stop(&self) {
+        self.inner.running.set(false);
+        self.inner.stopped.set(true);
+    }
+
+    /// Closes the loop. Tornado's `close(all_fds)`.
+    ///
+    /// Every fd is unregistered; pending callbacks, timers and tasks are dropped (each
+    /// task's handle resolves to [`JoinError::Cancelled`]), and the remote queue refuses
+    /// new work. With `all_fds` the registered sources are dropped, which closes those
+    /// that own their fd (`OwnedFd`, `TcpStream`...); a bare `RawFd` is never closed (in
+    /// Python, Tornado calls `close()` on whatever was registered). Without it the loop
+    /// keeps the sources until it is dropped. Idempotent.
+    ///
+    /// # Errors
+    ///
+    /// [`LoopError::AlreadyRunning`] if the loop is running (stop it first).
+    pub fn close(&self, all_fds: bool) -> Result<(), LoopError> {
+        let inner = &*self.inner;
+        if inner.running.get() {
+            return Err(LoopError::AlreadyRunning);
+        }
+        if inner.closed.replace(true) {
+            return Ok(());
+        }
+        inner.teardown(all_fds);
+        Ok(())
+    }
+
+    fn iterate(&self) -> io::Result<bool> {
+        let inner = &*self.inner;
+        let ncallbacks = inner.queue.borrow().len();
+        let mut due = mem::take(&mut *inner.due.borrow_mut());
+        {
+            let mut timers = inner.timers.borrow_mut();
+            if timers.len() > 0 {
+                timers.collect_due(Instant::now(), &mut due);
+            }
+        }
+        for _ in 0..ncallbacks {
+            let job = inner.queue.borrow_mut().pop_front();
+            match job {
+                Some(job) => inner.run_job(job),
+                None => break,
+            }
+        }
+        for &t in &due {
+            let action = inner.timers.borrow_mut().take(t);
+            match action {
+                Some(TimerAction::Call(cb)) => inner.run_callback(cb),
+                Some(TimerAction::Wake(w, origin)) => {
+                    if let Err(p) = inner.guard(origin, || w.wake()) {
+                        inner.log_panic("timer wake", origin, p);
+                    }
+                }
+                None => {}
+            }
+        }
+        due.clear();
+        *inner.due.borrow_mut() = due;
+
+        if !inner.running.get() || inner.closed.get() {
+            return Ok(false);
+        }
+        let timeout = if !inner.queue.borrow().is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            let next = inner.timers.borrow_mut().next_deadline();
+            next.map(|d| d.saturating_duration_since(Instant::now()))
+        };
+        if inner.watching.get() {
+            if let Some(w) = &*inner.watch.borrow() {
+                w.idle();
+            }
+        }
+        {
+            let mut events = inner.events.borrow_mut();
+            inner.poller.borrow_mut().poll(&mut events, timeout)?;
+        }
+        inner.dispatch_events();
+        Ok(true)
+    }
+}
+
+impl Inner {
+    /// Runs user code: catches a panic, feeds the watchdog, and times it if asked.
+    #[inline]
+    fn guard<R>(&self, origin: Origin, f: impl FnOnce() -> R) -> Result<R, Box<dyn Any + Send>> {
+        if self.watching.get() {
+            if let Some(w) = &*self.watch.borrow() {
+                w.busy(origin);
+            }
+        }
+        match self.slow.get() {
+            None => catch_unwind(AssertUnwindSafe(f)),
+            Some(limit) => {
+                let t0 = Instant::now();
+                let r = catch_unwind(AssertUnwindSafe(f));
+                let took = t0.elapsed();
+                if took > limit {
+                    log::warn!("Slow callback: the callback added at {origin} took {took:.3?} (threshold {limit:?})");
+                }
+                r
+            }
+        }
+    }
+
+    #[cold]
+    fn log_panic(&self, what: &str, origin: Origin, payload: Box<dyn Any + Send>) {
+        log::error!(
+            "Exception in {what} added at {origin}: {}",
+            panic_message(&*payload)
+        );
+        // The payload's own drop could panic; keep the loop alive regardless.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+    }
+
+    fn run_callback(&self, cb: Callback) {
+        let Callback { f, origin } = cb;
+        if let Err(p) = self.guard(origin, f) {
+            self.log_panic("callback", origin, p);
+        }
+    }
+
+    fn run_job(&self, job: Job) {
+        match job {
+            Job::Call(cb) => self.run_callback(cb),
+            Job::Poll(idx, gen) => self.poll_task(idx, gen),
+            Job::Signal(i) => self.run_signal(i),
+        }
+    }
+
+    fn run_signal(&self, i: usize) {
+        let taken = {
+            let mut sigs = self.signals.borrow_mut();
+            sigs.get_mut(i).and_then(|s| Some((s.f.take()?, s.origin)))
+        };
+        let Some((mut f, origin)) = taken else {
+            return;
+        };
+        if let Err(p) = self.guard(origin, &mut f) {
+            self.log_panic("signal callback", origin, p);
+        }
+        let mut sigs = self.signals.borrow_mut();
+        match sigs.get_mut(i) {
+            Some(s) if s.f.is_none() => s.f = Some(f),
+            _ => {
+                drop(sigs);
+                drop(f);
+            }
+        }
+    }
+
+    /// Queues a poll of task `idx` unless it is already queued; `false` if the slab is
+    /// busy (never while user code runs; the caller then takes the remote path).
+    pub(crate) fn schedule_task(&self, idx: u32) -> bool {
+        let Ok(mut tasks) = self.tasks.try_borrow_mut() else {
+            return false;
+        };
+        if let Some(gen) = tasks.mark_scheduled(idx) {
+            drop(tasks);
+            self.queue.borrow_mut().push_back(Job::Poll(idx, gen));
+        }
+        true
+    }
+
+    fn poll_task(&self, idx: u32, gen: u32) {
+        let polling = self.tasks.borrow_mut().begin_poll(idx, gen);
+        let Some(mut p) = polling else {
+            return;
+        };
+        let res = self.guard(p.origin, || {
+            let mut cx = Context::from_waker(&p.waker);
+            p.future.as_mut().poll_task(&mut cx)
+        });
+        match res {
+            Ok(Poll::Pending) => {
+                let back = self
+                    .tasks
+                    .borrow_mut()
+                    .end_pending(idx, gen, p.future, p.waker);
+                if let Some(f) = back {
+                    self.drop_task_future(f, p.origin);
+                }
+            }
+            Ok(Poll::Ready(out)) => {
+                self.drop_task_future(p.future, p.origin);
+                self.finish_task(idx, gen, p.waker, Ok(out));
+            }
+            Err(payload) => {
+                if p.log_panic {
+                    log::error!(
+                        "Exception in task spawned at {}: {}",
+                        p.origin,
+                        panic_message(&*payload)
+                    );
+                }
+                self.drop_task_future(p.future, p.origin);
+                self.finish_task(idx, gen, p.waker, Err(JoinError::Panicked(payload)));
+            }
+        }
+    }
+
+    fn drop_task_future(&self, f: BoxTask, origin: Origin) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(f))) {
+            self.log_panic("the drop of the task", origin, p);
+        }
+    }
+
+    fn finish_task(&self, idx: u32, gen: u32, waker: Waker, out: crate::task::Output) {
+        let done = self.tasks.borrow_mut().finish(idx, gen, waker, out);
+        if let Some(d) = done.discard {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(d)));
+        }
+        if let Some(w) = done.wake {
+            w.wake();
+        }
+        if done.stop {
+            self.running.set(false);
+            self.stopped.set(true);
+        }
+    }
+
+    pub(crate) fn abort_task(&self, idx: u32, gen: u32) {
+        let (future, wake) = self.tasks.borrow_mut().abort(idx, gen);
+        if let Some(f) = future {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(f)));
+        }
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+
+    fn dispatch_events(&self) {
+        let mut list = mem::take(&mut *self.dispatch.borrow_mut());
+        let mut remote = false;
+        {
+            let events = self.events.borrow();
+            let hs = self.handlers.borrow();
+            for ev in events.iter() {
+                if ev.fd == self.waker_fd {
+                    remote = true;
+                } else if let Some(e) = hs.get(ev.fd) {
+                    list.push((ev.fd, ev.ready, e.reg));
+                }
+            }
+        }
+        if remote {
+            self.drain_remote();
+        }
+        for &(fd, ready, reg) in &list {
+            self.run_handler(fd, ready, reg);
+        }
+        list.clear();
+        *self.dispatch.borrow_mut() = list;
+    }
+
+    fn run_handler(&self, fd: RawFd, ready: Ready, reg: u64) {
+        let taken = {
+            let mut hs = self.handlers.borrow_mut();
+            let Some(e) = hs.get_mut(fd) else { return };
+            if e.reg != reg {
+                return;
+            }
+            let ready = masked(ready, e.interest);
+            if ready.is_empty() {
+                return;
+            }
+            e.handler.take().map(|h| (h, e.origin, ready))
+        };
+        let Some((mut h, origin, ready)) = taken else {
+            return;
+        };
+        if let Err(p) = self.guard(origin, || h(fd, ready)) {
+            self.log_panic("handler", origin, p);
+        }
+        let mut hs = self.handlers.borrow_mut();
+        match hs.get_mut(fd) {
+            Some(e) if e.reg == reg && e.handler.is_none() => e.handler = Some(h),
+            _ => {
+                drop(hs);
+                drop(h);
+            }
+        }
+    }
+
+    fn drain_remote(&self) {
+        let mut items = mem::take(&mut *self.remote_spare.borrow_mut());
+        self.shared.take(&mut items);
+        for item in items.drain(..) {
+            match item {
+                Remote::Call(f, origin) => self
+                    .queue
+                    .borrow_mut()
+                    .push_back(Job::Call(Callback { f, origin })),
+                Remote::Wake(idx) => {
+                    self.schedule_task(idx);
+                }
+            }
+        }
+        *self.remote_spare.borrow_mut() = items;
+        if self.shared.stop.swap(false, Ordering::AcqRel) {
+            self.running.set(false);
+            self.stopped.set(true);
+        }
+        if self.shared.signal.swap(false, Ordering::AcqRel) {
+            let sigs = self.signals.borrow();
+            let mut q = self.queue.borrow_mut();
+            for (i, s) in sigs.iter().enumerate() {
+                if s.flag.fired.swap(false, Ordering::AcqRel) {
+                    q.push_back(Job::Signal(i));
+                }
+            }
+        }
+    }
+
+    /// Drops everything the loop holds, outside every borrow (drop code may call back
+    /// into the loop: it finds it closed).
+    fn teardown(&self, all_fds: bool) {
+        self.closed.set(true);
+        drop(self.shared.close());
+        self.watching.set(false);
+        drop(self.watch.replace(None));
+        let queue = mem::take(&mut *self.queue.borrow_mut());
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(queue)));
+        let timers = self.timers.borrow_mut().drain();
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(timers)));
+        let (futures, outputs, wakers) = self.tasks.borrow_mut().cancel_all();
+        for f in futures {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(f)));
+        }
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(outputs)));
+        for w in wakers {
+            w.wake();
+        }
+        let signals = mem::take(&mut *self.signals.borrow_mut());
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(signals)));
+        let handlers = mem::take(&mut *self.handlers.borrow_mut());
+        let mut sources = Vec::with_capacity(handlers.count);
+        for entry in handlers.slots.into_iter().flatten() {
+            if let Err(e) = self
+                .poller
+                .borrow_mut()
+                .unregister(entry.source.as_raw_fd())
+            {
+                log::debug!(
+                    "close: unregister of fd {} failed: {e}",
+                    entry.source.as_raw_fd()
+                );
+            }
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(entry.handler)));
+            sources.push(entry.source);
+        }
+        if all_fds {
+            drop(sources);
+        } else {
+            self.kept_sources.borrow_mut().extend(sources);
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.closed.get() {
+            self.teardown(true);
+        }
+    }
+}
+
+/// `ready` without the directions `interest` does not ask for (ERROR and HUP stay).
+#[inline]
+fn masked(mut ready: Ready, interest: Interest) -> Ready {
+    if !interest.is_readable() {
+        ready = ready - Ready::READ;
+    }
+    if !interest.is_writable() {
+        ready = ready - Ready::WRITE;
+    }
+    ready
+}
+
+/// Two handles are equal when they refer to the same loop.
+impl PartialEq for IoLoop {
+    fn eq(&self, other: &IoLoop) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for IoLoop {}
+
+impl fmt::Debug for IoLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoLoop")
+            .field("id", &self.inner.id)
+            .field("poller", &self.inner.poller_name)
+            .field("running", &self.inner.running.get())
+            .field("closed", &self.inner.closed.get())
+            .field("handlers", &self.inner.handlers.borrow().count)
+            .field("callbacks", &self.inner.queue.borrow().len())
+            .field("timeouts", &self.inner.timers.borrow().len())
+            .field("tasks", &self.inner.tasks.borrow().len())
+            .finish()
+    }
+}
+
+// ----------------------------------------------------------------- poller choice
+
+/// The poller [`IoLoop::new`] would use: `SQUALL_POLLER` if set, else the platform
+/// default (see [`IoLoop::new`]).
+///
+/// # Errors
+///
+/// As [`IoLoop::new`].
+pub fn default_poller() -> io::Result<Box<dyn Poller>> {
+    match std::env::var("SQUALL_POLLER") {
+        Ok(name) if !name.trim().is_empty() => poller_by_name(name.trim()),
+        Ok(_) | Err(std::env::VarError::NotPresent) => platform_default(),
+        Err(std::env::VarError::NotUnicode(v)) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("SQUALL_POLLER is not valid UTF-8: {v:?}"),
+        )),
+    }
+}
+
+/// A poller by name: `"epoll"`, `"kqueue"`, `"poll"` or `"select"`.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::InvalidInput`] for another name, [`io::ErrorKind::Unsupported`] for
+/// a backend not available on this platform or in this build, or the OS error of
+/// creating it.
+pub fn poller_by_name(name: &str) -> io::Result<Box<dyn Poller>> {
+    match name {
+        "epoll" => epoll(),
+        "kqueue" => kqueue(),
+        "poll" => poll(),
+        "select" => select(),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "unknown poller {other:?} (SQUALL_POLLER): expected epoll, kqueue, poll or select"
+            ),
+        )),
+    }
+}
+
+fn platform_default() -> io::Result<Box<dyn Poller>> {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        epoll()
+    } else {
+        // kqueue first on macOS and the BSDs once squall-kqueue is built in.
+        kqueue().or_else(|_| poll())
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn epoll() -> io::Result<Box<dyn Poller>> {
+    Ok(Box::new(squall_epoll::Epoll::new()?))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn epoll() -> io::Result<Box<dyn Poller>> {
+    Err(unsupported("epoll", "squall-epoll, Linux only"))
+}
+
+// squall-kqueue is not committed to the workspace yet: once it is, depend on it for
+// the macOS/BSD targets (`[target.'cfg(...)'.dependencies]`) and build
+// `squall_kqueue::Kqueue::new()?` here under the same cfg. Until then macOS and the
+// BSDs fall back to poll(2) in `platform_default`.
+fn kqueue() -> io::Result<Box<dyn Poller>> {
+    Err(unsupported("kqueue", "squall-kqueue"))
+}
+
+fn poll() -> io::Result<Box<dyn Poller>> {
+    Ok(Box::new(squall_poll::Poll::new()))
+}
+
+fn select() -> io::Result<Box<dyn Poller>> {
+    Ok(Box::new(squall_select::Select::new()))
+}
