@@ -6,10 +6,12 @@
 //! add `mod <task>;`, one arm in [`dispatch`], and one line in [`HELP`].
 //!
 //! Tasks:
+//! * `bench`: squall against its peers, with a report and a chart (see [`bench`]).
 //! * `ci`: the whole check, step by step, with a summary (see [`ci`]).
 //! * `tidy`: house rules that the compiler does not check (see [`tidy`]); also runs as a
 //!   `#[test]`, so `cargo test` enforces it.
 
+mod bench;
 mod ci;
 mod flags;
 mod tidy;
@@ -28,6 +30,14 @@ tasks:
           --no-cross   skip the FreeBSD/macOS type-check (never skipped silently)
           --quick      only fmt, tidy, clippy and tests
           --fail-fast  stop at the first failed step
+  bench [--quick] [--json] [--only <server,...>] [--rounds N]
+        squall against its peers (floor, hyper, nginx, Tornado): criterion, HTTP load
+        runs judged by server CPU per request, memory per idle connection, echo MB/s;
+        writes target/squall-bench/report.md and chart.svg/.png (see BENCHMARKS.md)
+          --quick      one round, short runs (under two minutes)
+          --json       also write report.json
+          --only       servers: squall, floor, hyper-ct, hyper-mt, nginx, tornado
+          --rounds     rounds (default 3, 1 with --quick)
   tidy  house rules: SAFETY comments, workspace lints, no println!/todo!/dbg! in crates
   help  this text
 ";
@@ -48,6 +58,7 @@ fn main() -> ExitCode {
 /// Runs one task by name.
 fn dispatch(task: Option<&str>, args: Vec<String>) -> anyhow::Result<()> {
     match task {
+        Some("bench") => bench::run(args),
         Some("ci") => ci::run(args),
         Some("tidy") => tidy::run(args),
         Some("help" | "-h" | "--help") => {

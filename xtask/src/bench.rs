@@ -1,0 +1,1000 @@
+//! `cargo xtask bench`: squall against its peers, in one run, with a table and a chart.
+//!
+//! Builds in release, then runs the criterion micro-benchmarks of `squall-benches`, the
+//! end-to-end HTTP runs (keep-alive with 1, 64 and 1,024 connections; 16-deep pipelining
+//! on 64) against every server that is there (squall's `hello` example, the floor,
+//! hyper on the current-thread and the multi-thread runtime, nginx, Python Tornado), a
+//! memory run (RSS per idle keep-alive connection) and an echo run (MB/s), and writes
+//! `target/squall-bench/report.md` (+ `report.json` with `--json`) and a chart.
+//!
+//! Fairness: servers on CPU 0, the load generator on CPU 1; the servers take turns in
+//! every round (A B A B, so drift cancels); each run is warmed up before it is counted;
+//! figures are medians of the rounds with min and max. The headline is the server's CPU
+//! time per request (utime + stime from `/proc/PID/stat` over the counted window,
+//! divided by the requests served), because on a 2-core machine one load-generator
+//! thread saturates its core before a fast server does. See `BENCHMARKS.md`.
+
+mod proc;
+mod report;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::flags::Flags;
+use crate::util;
+use proc::{Guard, CLIENT_CPU, SERVER_CPU};
+
+/// One end-to-end load shape.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunSpec {
+    pub(crate) name: &'static str,
+    pub(crate) connections: usize,
+    pub(crate) pipeline: usize,
+}
+
+/// The runs, in order.
+pub(crate) const RUNS: [RunSpec; 4] = [
+    RunSpec {
+        name: "keep-alive 1",
+        connections: 1,
+        pipeline: 1,
+    },
+    RunSpec {
+        name: "keep-alive 64",
+        connections: 64,
+        pipeline: 1,
+    },
+    RunSpec {
+        name: "keep-alive 1024",
+        connections: 1024,
+        pipeline: 1,
+    },
+    RunSpec {
+        name: "pipelined 16",
+        connections: 64,
+        pipeline: 16,
+    },
+];
+
+/// Every server the bench knows, in table order.
+pub(crate) const SERVERS: [&str; 6] = [
+    "squall", "floor", "hyper-ct", "hyper-mt", "nginx", "tornado",
+];
+
+/// A human name for a server id.
+pub(crate) fn server_label(id: &str) -> &str {
+    match id {
+        "squall" => "squall (hello, 1 thread)",
+        "floor" => "floor (bare epoll)",
+        "hyper-ct" => "hyper, tokio current-thread",
+        "hyper-mt" => "hyper, tokio multi-thread (1 worker)",
+        "nginx" => "nginx (1 process)",
+        "tornado" => "Python Tornado",
+        other => other,
+    }
+}
+
+/// One counted run.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sample {
+    pub(crate) requests: u64,
+    pub(crate) rps: f64,
+    pub(crate) cpu_us_per_req: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) errors: u64,
+}
+
+/// The load generator that counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Generator {
+    Wrk,
+    Loadgen,
+}
+
+impl Generator {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Generator::Wrk => "wrk",
+            Generator::Loadgen => "squall-loadgen",
+        }
+    }
+}
+
+/// Everything measured, for the report.
+#[derive(Debug, Default)]
+pub(crate) struct Results {
+    pub(crate) quick: bool,
+    pub(crate) rounds: usize,
+    pub(crate) duration: Duration,
+    pub(crate) warmup: Duration,
+    pub(crate) generator: String,
+    /// Lines saying what was skipped and why.
+    pub(crate) skipped: Vec<String>,
+    /// Servers that ran, in table order.
+    pub(crate) servers: Vec<String>,
+    /// (server, run name) -> one sample per round.
+    pub(crate) http: BTreeMap<(String, String), Vec<Sample>>,
+    /// wrk vs loadgen on the floor: (run name, wrk sample, loadgen sample).
+    pub(crate) agreement: Vec<(String, Sample, Sample)>,
+    /// server -> (connections, KiB per connection, RSS before in KiB).
+    pub(crate) memory: BTreeMap<String, Vec<(usize, f64, u64)>>,
+    /// echo server -> MB/s per round.
+    pub(crate) echo: BTreeMap<String, Vec<f64>>,
+    /// Criterion: (benchmark id, median in ns).
+    pub(crate) criterion: Vec<(String, f64)>,
+    /// What happened to the criterion step.
+    pub(crate) criterion_note: String,
+    pub(crate) machine: report::Machine,
+}
+
+struct Settings {
+    quick: bool,
+    json: bool,
+    only: Option<Vec<String>>,
+    rounds: usize,
+    duration: Duration,
+    warmup: Duration,
+}
+
+/// Paths of everything the bench runs.
+struct Tools {
+    root: PathBuf,
+    out: PathBuf,
+    tmp: PathBuf,
+    floor: PathBuf,
+    loadgen: PathBuf,
+    hyper: Option<PathBuf>,
+    tokio_echo: Option<PathBuf>,
+    squall_hello: Option<PathBuf>,
+    squall_echo: Option<PathBuf>,
+    nginx: Option<PathBuf>,
+    tornado: bool,
+    wrk: Option<PathBuf>,
+    wrk_scripts: BTreeMap<usize, PathBuf>,
+}
+
+pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
+    let mut flags = Flags::new("bench", args);
+    let quick = flags.flag("--quick");
+    let json = flags.flag("--json");
+    let only = flags.option("--only")?.map(|s| {
+        s.split(',')
+            .map(|p| p.trim().to_owned())
+            .collect::<Vec<_>>()
+    });
+    let rounds = flags.parsed::<usize>("--rounds")?;
+    flags.finish()?;
+    if let Some(only) = &only {
+        for id in only {
+            if !SERVERS.contains(&id.as_str()) {
+                bail!(
+                    "--only: unknown server `{id}` (known: {})",
+                    SERVERS.join(", ")
+                );
+            }
+        }
+    }
+    let rounds = rounds.unwrap_or(if quick { 1 } else { 3 });
+    if rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let settings = Settings {
+        quick,
+        json,
+        only,
+        rounds,
+        duration: Duration::from_secs(if quick { 2 } else { 5 }),
+        warmup: Duration::from_millis(if quick { 500 } else { 1000 }),
+    };
+    let start = Instant::now();
+    let result = bench(&settings);
+    println!("bench: finished in {}", util::human(start.elapsed()));
+    result
+}
+
+fn wanted(s: &Settings, id: &str) -> bool {
+    match &s.only {
+        None => true,
+        Some(only) => only.iter().any(|x| x == id),
+    }
+}
+
+fn bench(s: &Settings) -> anyhow::Result<()> {
+    let root = util::project_root();
+    let target = util::target_dir(&root);
+    let out = target.join("squall-bench");
+    let tmp = out.join("tmp");
+    fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    fs::create_dir_all(out.join("logs"))?;
+    let nofile = proc::raise_nofile().context("raising RLIMIT_NOFILE")?;
+    if proc::cpus() < 2 {
+        println!("bench: only {} CPU here: server and load generator share it (figures are less meaningful)", proc::cpus());
+    }
+
+    let mut res = Results {
+        quick: s.quick,
+        rounds: s.rounds,
+        duration: s.duration,
+        warmup: s.warmup,
+        machine: report::Machine::probe(),
+        ..Results::default()
+    };
+    let mut tools = build(s, &root, &target, out.clone(), tmp, &mut res)?;
+    res.generator = match &tools.wrk {
+        Some(_) => format!(
+            "wrk ({}), 1 thread; squall-loadgen for warm-ups",
+            report::wrk_version()
+        ),
+        None => "squall-loadgen (wrk not installed), 1 thread".to_owned(),
+    };
+    if tools.wrk.is_some() {
+        for depth in RUNS.iter().map(|r| r.pipeline) {
+            let path = tools.tmp.join(format!("pipeline-{depth}.lua"));
+            fs::write(&path, wrk_script(depth))?;
+            tools.wrk_scripts.insert(depth, path);
+        }
+    }
+
+    // Which servers run.
+    let mut servers = Vec::new();
+    for id in SERVERS {
+        if !wanted(s, id) {
+            continue;
+        }
+        let available = match id {
+            "squall" => tools.squall_hello.is_some(),
+            "floor" => true,
+            "hyper-ct" | "hyper-mt" => tools.hyper.is_some(),
+            "nginx" => tools.nginx.is_some(),
+            "tornado" => tools.tornado,
+            _ => false,
+        };
+        if available {
+            servers.push(id.to_owned());
+        }
+    }
+    if 1024 + 64 > nofile as usize {
+        res.skipped.push(format!(
+            "open-file limit is {nofile}: the 1,024-connection run may count connect errors"
+        ));
+    }
+    res.servers = servers.clone();
+
+    let memory_counts: &[usize] = if s.quick { &[1_000] } else { &[1_000, 10_000] };
+    let echo_servers: Vec<(&str, PathBuf)> = [
+        ("squall", tools.squall_echo.clone()),
+        ("tokio", tools.tokio_echo.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(n, p)| p.map(|p| (n, p)))
+    .filter(|(n, _)| *n != "squall" || wanted(s, "squall"))
+    .collect();
+    let agreement = tools.wrk.is_some() && servers.iter().any(|x| x == "floor");
+    let steps = 1
+        + s.rounds * servers.len() * RUNS.len()
+        + usize::from(agreement) * 3
+        + servers.len() * memory_counts.len()
+        + s.rounds * echo_servers.len();
+    let pb = ProgressBar::new(steps as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    for line in &res.skipped {
+        pb.println(format!("skip: {line}"));
+    }
+
+    // 1. Criterion.
+    pb.set_message("criterion micro-benchmarks");
+    criterion(s, &tools, &target, &mut res, &pb);
+    pb.inc(1);
+
+    // 2. End-to-end HTTP, servers alternating within each round.
+    for round in 0..s.rounds {
+        for id in &servers {
+            let outcome = (|| -> anyhow::Result<()> {
+                let (mut guard, addr) = start_server(&tools, id)?;
+                for spec in RUNS {
+                    pb.set_message(format!(
+                        "round {}/{}: {id}, {}",
+                        round + 1,
+                        s.rounds,
+                        spec.name
+                    ));
+                    let gen = if tools.wrk.is_some() {
+                        Generator::Wrk
+                    } else {
+                        Generator::Loadgen
+                    };
+                    match measure(s, &tools, &mut guard, addr, spec, gen) {
+                        Ok(sample) => res
+                            .http
+                            .entry((id.clone(), spec.name.to_owned()))
+                            .or_default()
+                            .push(sample),
+                        Err(e) => pb.println(format!("error: {id}, {}: {e:#}", spec.name)),
+                    }
+                    pb.inc(1);
+                }
+                if agreement && round == 0 && id == "floor" {
+                    for spec in [RUNS[0], RUNS[1], RUNS[3]] {
+                        pb.set_message(format!("wrk vs loadgen on the floor, {}", spec.name));
+                        let w = measure(s, &tools, &mut guard, addr, spec, Generator::Wrk);
+                        let l = measure(s, &tools, &mut guard, addr, spec, Generator::Loadgen);
+                        match (w, l) {
+                            (Ok(w), Ok(l)) => res.agreement.push((spec.name.to_owned(), w, l)),
+                            (Err(e), _) | (_, Err(e)) => {
+                                pb.println(format!("error: agreement run: {e:#}"))
+                            }
+                        }
+                        pb.inc(1);
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = outcome {
+                pb.println(format!("error: {id}: {e:#}"));
+            }
+        }
+    }
+
+    // 3. Memory.
+    for id in &servers {
+        for &n in memory_counts {
+            pb.set_message(format!("memory: {id}, {n} idle connections"));
+            match memory(&tools, id, n) {
+                Ok((per_conn, before)) => res
+                    .memory
+                    .entry(id.clone())
+                    .or_default()
+                    .push((n, per_conn, before)),
+                Err(e) => pb.println(format!("error: memory {id} {n}: {e:#}")),
+            }
+            pb.inc(1);
+        }
+    }
+
+    // 4. Echo.
+    for round in 0..s.rounds {
+        for (name, bin) in &echo_servers {
+            pb.set_message(format!("echo round {}/{}: {name}", round + 1, s.rounds));
+            match echo(s, &tools, name, bin) {
+                Ok(mbps) => res.echo.entry((*name).to_owned()).or_default().push(mbps),
+                Err(e) => pb.println(format!("error: echo {name}: {e:#}")),
+            }
+            pb.inc(1);
+        }
+    }
+    pb.finish_with_message("done");
+
+    // 5. Report.
+    let md = report::markdown(&res);
+    let md_path = tools.out.join("report.md");
+    fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+    println!("\n{}", report::summary_table(&res));
+    println!("report: {}", md_path.display());
+    match report::chart(
+        &res,
+        &tools.out.join("chart.svg"),
+        &tools.out.join("chart.png"),
+    ) {
+        Ok(()) => println!(
+            "chart:  {} and chart.png",
+            tools.out.join("chart.svg").display()
+        ),
+        Err(e) => println!("chart: not drawn: {e:#}"),
+    }
+    if s.json {
+        let path = tools.out.join("report.json");
+        fs::write(&path, serde_json::to_string_pretty(&report::json(&res))?)?;
+        println!("json:   {}", path.display());
+    }
+    let _ = fs::remove_dir_all(&tools.tmp);
+    Ok(())
+}
+
+/// Runs a build step quietly; on failure returns the last lines of its output.
+fn cargo_quiet(root: &Path, args: &[&str], target: &Path) -> Result<(), String> {
+    let mut cmd = util::cargo();
+    cmd.args(args)
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", target);
+    let shown = util::display(&cmd);
+    println!("$ {shown}");
+    match cmd.output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = tail[tail.len().saturating_sub(6)..].join("\n    ");
+            Err(format!("`{shown}` failed ({}):\n    {tail}", o.status))
+        }
+        Err(e) => Err(format!("cannot run `{shown}`: {e}")),
+    }
+}
+
+fn which(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .chain(fallbacks.iter().map(PathBuf::from))
+        .find(|p| p.is_file())
+}
+
+fn build(
+    s: &Settings,
+    root: &Path,
+    target: &Path,
+    out: PathBuf,
+    tmp: PathBuf,
+    res: &mut Results,
+) -> anyhow::Result<Tools> {
+    println!("bench: building in release mode");
+    cargo_quiet(
+        root,
+        &["build", "--release", "-p", "squall-benches", "--bins"],
+        target,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let release = target.join("release");
+    let mut tools = Tools {
+        root: root.to_owned(),
+        floor: release.join("floor"),
+        loadgen: release.join("loadgen"),
+        out,
+        tmp,
+        hyper: None,
+        tokio_echo: None,
+        squall_hello: None,
+        squall_echo: None,
+        nginx: None,
+        tornado: false,
+        wrk: which("wrk", &[]),
+        wrk_scripts: BTreeMap::new(),
+    };
+    if tools.wrk.is_none() {
+        res.skipped.push(
+            "wrk: not installed (`apt install wrk`); squall-loadgen counts instead".to_owned(),
+        );
+    }
+
+    // The peers' own workspace, into its own target folder.
+    let peers = target.join("peers");
+    let manifest = root.join("benches/peers/Cargo.toml");
+    let manifest = manifest.to_string_lossy();
+    match cargo_quiet(
+        root,
+        &["build", "--release", "--manifest-path", &manifest],
+        &peers,
+    ) {
+        Ok(()) => {
+            tools.hyper = Some(peers.join("release/hyper-hello"));
+            tools.tokio_echo = Some(peers.join("release/tokio-echo"));
+        }
+        Err(e) => res
+            .skipped
+            .push(format!("hyper and tokio peers: build failed: {e}")),
+    }
+
+    // squall's examples: they exist once the lead adds them.
+    for (example, slot) in [
+        ("hello", &mut tools.squall_hello),
+        ("echo", &mut tools.squall_echo),
+    ] {
+        if example == "hello" && !wanted(s, "squall") {
+            continue;
+        }
+        let file = root.join(format!("crates/squall/examples/{example}.rs"));
+        if !file.is_file() {
+            res.skipped.push(format!(
+                "squall: not built yet (no crates/squall/examples/{example}.rs)"
+            ));
+            continue;
+        }
+        match cargo_quiet(
+            root,
+            &["build", "--release", "-p", "squall", "--example", example],
+            target,
+        ) {
+            Ok(()) => *slot = Some(release.join("examples").join(example)),
+            Err(e) => res
+                .skipped
+                .push(format!("squall {example}: not built ({e})")),
+        }
+    }
+
+    tools.nginx = which("nginx", &["/usr/sbin/nginx"]);
+    if tools.nginx.is_none() && wanted(s, "nginx") {
+        res.skipped
+            .push("nginx: not installed (`apt install nginx`)".to_owned());
+    }
+    if wanted(s, "tornado") {
+        let ok = Command::new("python3")
+            .args(["-c", "import tornado"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success());
+        tools.tornado = ok;
+        if !ok {
+            res.skipped.push(
+                "Python Tornado: `python3 -c \"import tornado\"` fails (`pip install tornado`)"
+                    .to_owned(),
+            );
+        }
+    }
+    Ok(tools)
+}
+
+fn criterion(s: &Settings, tools: &Tools, target: &Path, res: &mut Results, pb: &ProgressBar) {
+    let bench_dir = tools.root.join("benches/benches");
+    let has_benches = fs::read_dir(&bench_dir)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "rs"))
+        })
+        .unwrap_or(false);
+    if !has_benches {
+        res.criterion_note = "no criterion benchmarks in `benches/benches/` yet".to_owned();
+        pb.println(format!("criterion: {}", res.criterion_note));
+        return;
+    }
+    let started = std::time::SystemTime::now();
+    let mut cmd = util::cargo();
+    cmd.args(["bench", "-p", "squall-benches", "--benches", "--"]);
+    if s.quick {
+        cmd.args([
+            "--warm-up-time",
+            "0.2",
+            "--measurement-time",
+            "0.5",
+            "--sample-size",
+            "10",
+        ]);
+    }
+    cmd.current_dir(&tools.root).env("CARGO_TARGET_DIR", target);
+    let log = tools.out.join("logs/criterion.log");
+    pb.println(format!("$ {} > {}", util::display(&cmd), log.display()));
+    let output = cmd.output();
+    let _ = output
+        .as_ref()
+        .map(|o| fs::write(&log, [&o.stdout[..], &o.stderr[..]].concat()));
+    let criterion_dir = target.join("criterion");
+    match output {
+        Ok(o) if o.status.success() => {
+            res.criterion = report::criterion_medians(&criterion_dir, started);
+            res.criterion_note = format!(
+                "{} benchmarks ran; estimates in `{}`, output in `{}`",
+                res.criterion.len(),
+                criterion_dir.display(),
+                log.display()
+            );
+        }
+        Ok(o) => {
+            res.criterion_note = format!(
+                "`cargo bench -p squall-benches` failed ({}); see `{}`",
+                o.status,
+                log.display()
+            )
+        }
+        Err(e) => res.criterion_note = format!("cannot run cargo bench: {e}"),
+    }
+    pb.println(format!("criterion: {}", res.criterion_note));
+}
+
+/// The wrk script for a pipeline depth: the batch of requests (if deep), and a `done`
+/// that prints one JSON line with what we need.
+pub(crate) fn wrk_script(depth: usize) -> String {
+    let mut s = String::from("-- written by `cargo xtask bench`\n");
+    if depth > 1 {
+        s.push_str(&format!(
+            "init = function(args)\n  local r = {{}}\n  for i = 1, {depth} do r[i] = wrk.format(nil, \"/\") end\n  batch = table.concat(r)\nend\nrequest = function() return batch end\n"
+        ));
+    }
+    s.push_str(
+        "done = function(summary, latency, requests)\n  local e = summary.errors\n  io.write(string.format('SQUALL-WRK {\"requests\":%d,\"duration_us\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,\"errors\":%d}\\n',\n    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),\n    e.connect + e.read + e.write + e.status + e.timeout))\nend\n",
+    );
+    s
+}
+
+fn start_server(tools: &Tools, id: &str) -> anyhow::Result<(Guard, SocketAddr)> {
+    let port = proc::free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let p = port.to_string();
+    let mut cmd = match id {
+        "squall" => {
+            let mut c = Command::new(
+                tools
+                    .squall_hello
+                    .as_ref()
+                    .context("squall hello not built")?,
+            );
+            c.args(["--port", &p, "--threads", "1", "--quiet"]);
+            c
+        }
+        "floor" => {
+            let mut c = Command::new(&tools.floor);
+            c.args(["--port", &p]);
+            c
+        }
+        "hyper-ct" | "hyper-mt" => {
+            let mut c = Command::new(tools.hyper.as_ref().context("hyper not built")?);
+            let rt = if id == "hyper-ct" { "current" } else { "multi" };
+            c.args(["--runtime", rt, "--threads", "1", "--port", &p]);
+            c
+        }
+        "nginx" => {
+            let prefix = tools.tmp.join(format!("nginx-{port}"));
+            fs::create_dir_all(&prefix)?;
+            let conf = prefix.join("nginx.conf");
+            fs::write(&conf, nginx_conf(&prefix, port))?;
+            let mut c = Command::new(tools.nginx.as_ref().context("nginx not found")?);
+            c.arg("-p")
+                .arg(&prefix)
+                .arg("-c")
+                .arg(&conf)
+                .arg("-e")
+                .arg(prefix.join("error.log"));
+            c
+        }
+        "tornado" => {
+            let app = tools.tmp.join("tornado_hello.py");
+            fs::write(&app, TORNADO_APP)?;
+            let mut c = Command::new("python3");
+            c.arg(&app).arg(&p);
+            c
+        }
+        other => bail!("unknown server {other}"),
+    };
+    let log = tools.out.join("logs").join(format!("{id}.log"));
+    proc::to_log(&mut cmd, &log)?;
+    proc::pin_and_tie(&mut cmd, (proc::cpus() > SERVER_CPU).then_some(SERVER_CPU));
+    let mut guard = Guard::spawn(id, &mut cmd)?;
+    guard.wait_listening(addr, Duration::from_secs(20), &log)?;
+    Ok((guard, addr))
+}
+
+/// nginx with one process (no master, so its CPU and RSS are one pid's), no access
+/// log, keep-alive without limits, everything under `prefix`.
+pub(crate) fn nginx_conf(prefix: &Path, port: u16) -> String {
+    let p = prefix.display();
+    format!(
+        "# written by `cargo xtask bench`
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 30000;
+pid {p}/nginx.pid;
+error_log {p}/error.log warn;
+events {{
+    worker_connections 20000;
+    use epoll;
+}}
+http {{
+    access_log off;
+    keepalive_timeout 600s;
+    keepalive_requests 1000000000;
+    client_body_temp_path {p}/body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            default_type text/plain;
+            return 200 \"Hello, world!\";
+        }}
+    }}
+}}
+"
+    )
+}
+
+/// Tornado's hello world, the way its docs write it.
+const TORNADO_APP: &str = "\
+# written by `cargo xtask bench`
+import asyncio
+import sys
+
+import tornado.web
+
+
+class Hello(tornado.web.RequestHandler):
+    def get(self):
+        self.set_header(\"Content-Type\", \"text/plain\")
+        self.write(\"Hello, world!\")
+
+
+async def main():
+    app = tornado.web.Application([(r\"/\", Hello)])
+    app.listen(int(sys.argv[1]), address=\"127.0.0.1\", backlog=4096)
+    await asyncio.Event().wait()
+
+
+asyncio.run(main())
+";
+
+/// Runs the load generator once (pinned to the client CPU) and parses what it prints.
+fn generate(
+    tools: &Tools,
+    addr: SocketAddr,
+    spec: RunSpec,
+    gen: Generator,
+    duration: Duration,
+) -> anyhow::Result<Sample> {
+    let mut cmd = match gen {
+        Generator::Wrk => {
+            let mut c = Command::new(tools.wrk.as_ref().context("wrk not installed")?);
+            let script = tools
+                .wrk_scripts
+                .get(&spec.pipeline)
+                .context("no wrk script")?;
+            c.arg("-t1")
+                .arg(format!("-c{}", spec.connections))
+                .arg(format!("-d{}s", duration.as_secs().max(1)))
+                .arg("--timeout")
+                .arg("5s")
+                .arg("-s")
+                .arg(script)
+                .arg(format!("http://{addr}/"));
+            c
+        }
+        Generator::Loadgen => {
+            let mut c = Command::new(&tools.loadgen);
+            c.arg("--addr")
+                .arg(addr.to_string())
+                .arg("--connections")
+                .arg(spec.connections.to_string())
+                .arg("--pipeline")
+                .arg(spec.pipeline.to_string())
+                .arg("--duration")
+                .arg(format!("{}", duration.as_secs_f64()));
+            c
+        }
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    proc::pin_and_tie(&mut cmd, (proc::cpus() > CLIENT_CPU).then_some(CLIENT_CPU));
+    let out = Guard::spawn(gen.name(), &mut cmd)?.finish(duration + Duration::from_secs(30))?;
+    match gen {
+        Generator::Wrk => parse_wrk(&out),
+        Generator::Loadgen => parse_loadgen(&out),
+    }
+}
+
+pub(crate) fn parse_wrk(out: &str) -> anyhow::Result<Sample> {
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("SQUALL-WRK "))
+        .with_context(|| format!("no result line in wrk's output:\n{out}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(line).with_context(|| format!("wrk result {line:?}"))?;
+    let f = |k: &str| {
+        v[k].as_f64()
+            .with_context(|| format!("wrk result has no {k}: {line}"))
+    };
+    let requests = f("requests")?;
+    let secs = f("duration_us")? / 1e6;
+    Ok(Sample {
+        requests: requests as u64,
+        rps: requests / secs.max(1e-9),
+        cpu_us_per_req: 0.0,
+        p50_us: f("p50_us")?,
+        p99_us: f("p99_us")?,
+        errors: f("errors")? as u64,
+    })
+}
+
+pub(crate) fn parse_loadgen(out: &str) -> anyhow::Result<Sample> {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("no JSON in loadgen's output:\n{out}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(line).with_context(|| format!("loadgen result {line:?}"))?;
+    let f = |v: &serde_json::Value, k: &str| {
+        v[k].as_f64()
+            .with_context(|| format!("loadgen result has no {k}: {line}"))
+    };
+    Ok(Sample {
+        requests: f(&v, "requests")? as u64,
+        rps: f(&v, "rps")?,
+        cpu_us_per_req: 0.0,
+        p50_us: f(&v["latency_us"], "p50")?,
+        p99_us: f(&v["latency_us"], "p99")?,
+        errors: f(&v["errors"], "total")? as u64,
+    })
+}
+
+/// Warm-up, then one counted run with the server's CPU time read around it.
+fn measure(
+    s: &Settings,
+    tools: &Tools,
+    server: &mut Guard,
+    addr: SocketAddr,
+    spec: RunSpec,
+    gen: Generator,
+) -> anyhow::Result<Sample> {
+    generate(tools, addr, spec, Generator::Loadgen, s.warmup).context("warm-up")?;
+    let pid = server.pid();
+    let before = proc::cpu_micros(pid)?;
+    let mut sample = generate(tools, addr, spec, gen, s.duration)?;
+    let after = proc::cpu_micros(pid)?;
+    if let Some(status) = server.child.try_wait()? {
+        bail!("{} exited during the run ({status})", server.name);
+    }
+    if sample.requests == 0 {
+        bail!("no request completed ({} errors)", sample.errors);
+    }
+    sample.cpu_us_per_req = (after - before) / sample.requests as f64;
+    Ok(sample)
+}
+
+/// KiB of server RSS per idle keep-alive connection (each has served one request), and
+/// the RSS before connecting.
+fn memory(tools: &Tools, id: &str, n: usize) -> anyhow::Result<(f64, u64)> {
+    let (guard, addr) = start_server(tools, id)?;
+    // One request first, so one-time set-up (first buffers, lazy statics) is in the
+    // baseline rather than in the per-connection figure.
+    squall_benches_hold(tools, addr, 1)?.finish(Duration::from_secs(30))?;
+    let before = proc::rss_kib(guard.pid())?;
+    let mut holder = squall_benches_hold(tools, addr, n)?;
+    let line = read_line(&mut holder, Duration::from_secs(120))?;
+    if !line.contains(&format!("\"held\":{n}")) {
+        bail!("the client did not hold {n} connections: {line}");
+    }
+    let after = proc::rss_kib(guard.pid())?;
+    drop(holder);
+    drop(guard);
+    Ok(((after as f64 - before as f64) / n as f64, before))
+}
+
+/// `loadgen --hold n`, pinned to the client CPU, stdin piped (it lets go when stdin
+/// closes, or when killed).
+fn squall_benches_hold(tools: &Tools, addr: SocketAddr, n: usize) -> anyhow::Result<Guard> {
+    let mut cmd = Command::new(&tools.loadgen);
+    cmd.args([
+        "--addr",
+        &addr.to_string(),
+        "--hold",
+        &n.to_string(),
+        "--timeout",
+        "100",
+    ]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    proc::pin_and_tie(&mut cmd, (proc::cpus() > CLIENT_CPU).then_some(CLIENT_CPU));
+    let mut g = Guard::spawn("loadgen --hold", &mut cmd)?;
+    if n == 1 {
+        // Let it go at once: it exits after its one request.
+        drop(g.child.stdin.take());
+    }
+    Ok(g)
+}
+
+/// The first line the child prints, within `limit`.
+fn read_line(g: &mut Guard, limit: Duration) -> anyhow::Result<String> {
+    use std::io::BufRead;
+    let stdout = g.child.stdout.take().context("stdout not piped")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let r = std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line);
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(r) => {
+            let line = r?;
+            if line.is_empty() {
+                let status = g.child.wait()?;
+                let mut err = String::new();
+                if let Some(mut e) = g.child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                bail!("{} exited ({status}): {}", g.name, err.trim());
+            }
+            Ok(line)
+        }
+        Err(_) => bail!("{} printed nothing within {limit:?}", g.name),
+    }
+}
+
+fn echo(s: &Settings, tools: &Tools, name: &str, bin: &Path) -> anyhow::Result<f64> {
+    let port = proc::free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut cmd = Command::new(bin);
+    cmd.args(["--port", &port.to_string()]);
+    let log = tools.out.join("logs").join(format!("echo-{name}.log"));
+    proc::to_log(&mut cmd, &log)?;
+    proc::pin_and_tie(&mut cmd, (proc::cpus() > SERVER_CPU).then_some(SERVER_CPU));
+    let mut guard = Guard::spawn(&format!("{name} echo"), &mut cmd)?;
+    guard.wait_listening(addr, Duration::from_secs(20), &log)?;
+    let run = |d: Duration| -> anyhow::Result<f64> {
+        let mut c = Command::new(&tools.loadgen);
+        c.args([
+            "--addr",
+            &addr.to_string(),
+            "--echo",
+            "--connections",
+            "4",
+            "--chunk",
+            "65536",
+        ])
+        .arg("--duration")
+        .arg(d.as_secs_f64().to_string());
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        proc::pin_and_tie(&mut c, (proc::cpus() > CLIENT_CPU).then_some(CLIENT_CPU));
+        let out = Guard::spawn("loadgen --echo", &mut c)?.finish(d + Duration::from_secs(30))?;
+        let v: serde_json::Value =
+            serde_json::from_str(out.trim()).with_context(|| format!("echo result {out:?}"))?;
+        let errors = v["errors"]["total"].as_u64().unwrap_or(0);
+        if errors > 0 {
+            bail!("{errors} echo connections broke (wrong bytes or closed)");
+        }
+        v["mb_per_s"].as_f64().context("no mb_per_s")
+    };
+    run(s.warmup)?;
+    let mbps = run(s.duration)?;
+    drop(guard);
+    // A probe that the port is gone (the guard reaped the server).
+    let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(100));
+    Ok(mbps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_result_line_is_parsed() {
+        let out = "Running 2s test\n  1 threads\nSQUALL-WRK {\"requests\":2000,\"duration_us\":2000000,\"p50_us\":40.5,\"p99_us\":90.0,\"errors\":3}\n";
+        let s = parse_wrk(out).unwrap();
+        assert_eq!(s.requests, 2000);
+        assert!((s.rps - 1000.0).abs() < 1e-6);
+        assert_eq!(s.errors, 3);
+        assert!(parse_wrk("Running 2s test\n").is_err());
+    }
+
+    #[test]
+    fn loadgen_result_line_is_parsed() {
+        let out = r#"{"generator":"squall-loadgen","connections":1,"pipeline":1,"duration_s":1.0,"requests":10,"rps":10.0,"latency_us":{"p50":5.0,"p90":6.0,"p99":7.0,"max":8.0},"errors":{"total":1,"connect":1,"read":0,"write":0,"status":0,"framing":0,"closed":0,"timeout":0}}"#;
+        let s = parse_loadgen(out).unwrap();
+        assert_eq!((s.requests, s.errors), (10, 1));
+        assert_eq!((s.p50_us, s.p99_us), (5.0, 7.0));
+        assert!(parse_loadgen("nothing").is_err());
+    }
+
+    #[test]
+    fn wrk_script_pipelines_only_when_deep() {
+        assert!(!wrk_script(1).contains("request ="));
+        let deep = wrk_script(16);
+        assert!(deep.contains("for i = 1, 16 do"), "{deep}");
+        assert!(deep.contains("SQUALL-WRK"));
+    }
+
+    #[test]
+    fn nginx_conf_has_one_process_and_no_access_log() {
+        let conf = nginx_conf(Path::new("/tmp/x"), 8080);
+        assert!(conf.contains("master_process off;"));
+        assert!(conf.contains("access_log off;"));
+        assert!(conf.contains("listen 127.0.0.1:8080"));
+        assert!(conf.contains("return 200 \"Hello, world!\";"));
+    }
+}
