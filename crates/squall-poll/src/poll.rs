@@ -3,7 +3,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use squall_poller::{syscall, sys, util, Event, Events, Interest, Poller, Ready};
+use squall_poller::{sys, syscall, util, Event, Events, Interest, Poller, Ready};
 
 /// A level-triggered poll(2) poller: a `pollfd` vector plus an fd-to-index map.
 ///
@@ -89,13 +89,19 @@ impl Poller for Poll {
     }
 
     fn modify(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
-        let &i = self.index.get(&fd).ok_or_else(|| util::not_registered(fd))?;
+        let &i = self
+            .index
+            .get(&fd)
+            .ok_or_else(|| util::not_registered(fd))?;
         self.fds[i].events = interest_to_poll(interest);
         Ok(())
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
-        let i = self.index.remove(&fd).ok_or_else(|| util::not_registered(fd))?;
+        let i = self
+            .index
+            .remove(&fd)
+            .ok_or_else(|| util::not_registered(fd))?;
         self.fds.swap_remove(i);
         if let Some(moved) = self.fds.get(i) {
             self.index.insert(moved.fd, i);

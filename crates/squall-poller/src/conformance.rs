@@ -172,7 +172,10 @@ pub fn readable_after_peer_writes(make: MakePoller<'_>) {
     assert!(!r.is_writable(), "WRITE was not asked for: {r:?}");
     assert!(!r.is_error(), "{r:?}");
     let r = wait_for(&mut *p, &mut ev, a.as_raw_fd());
-    assert!(r.is_readable(), "level-triggered: unread data is reported again: {r:?}");
+    assert!(
+        r.is_readable(),
+        "level-triggered: unread data is reported again: {r:?}"
+    );
     let mut buf = [0u8; 4];
     assert_eq!((&a).read(&mut buf).unwrap(), 1);
 }
@@ -186,7 +189,10 @@ pub fn writable_on_fresh_socket(make: MakePoller<'_>) {
     let mut ev = Events::with_capacity(8);
     let r = wait_for(&mut *p, &mut ev, a.as_raw_fd());
     assert!(r.is_writable(), "{r:?}");
-    assert!(!r.is_readable(), "nothing to read and READ not asked: {r:?}");
+    assert!(
+        !r.is_readable(),
+        "nothing to read and READ not asked: {r:?}"
+    );
     assert!(!r.is_error() && !r.is_hup(), "{r:?}");
 }
 
@@ -217,7 +223,11 @@ pub fn hang_up_when_peer_closes(make: MakePoller<'_>) {
     p.register(a.as_raw_fd(), Interest::READ).unwrap();
     b.write_all(b"bye").unwrap();
     drop(b);
-    assert_eq!(read_to_eof(&mut *p, &mut ev, &a), b"bye", "TCP peer wrote then closed");
+    assert_eq!(
+        read_to_eof(&mut *p, &mut ev, &a),
+        b"bye",
+        "TCP peer wrote then closed"
+    );
     p.unregister(a.as_raw_fd()).unwrap();
 
     // TCP: FIN alone.
@@ -233,7 +243,11 @@ pub fn hang_up_when_peer_closes(make: MakePoller<'_>) {
     p.register(a.as_raw_fd(), Interest::READ).unwrap();
     b.write_all(b"unix").unwrap();
     drop(b);
-    assert_eq!(read_to_eof(&mut *p, &mut ev, &a), b"unix", "socket pair peer closed");
+    assert_eq!(
+        read_to_eof(&mut *p, &mut ev, &a),
+        b"unix",
+        "socket pair peer closed"
+    );
     p.unregister(a.as_raw_fd()).unwrap();
 
     // A pipe: data, then the writer goes away.
@@ -242,7 +256,11 @@ pub fn hang_up_when_peer_closes(make: MakePoller<'_>) {
     p.register(r.as_raw_fd(), Interest::READ).unwrap();
     w.write_all(b"pipe").unwrap();
     drop(w);
-    assert_eq!(read_to_eof(&mut *p, &mut ev, &r), b"pipe", "pipe writer closed");
+    assert_eq!(
+        read_to_eof(&mut *p, &mut ev, &r),
+        b"pipe",
+        "pipe writer closed"
+    );
     p.unregister(r.as_raw_fd()).unwrap();
 }
 
@@ -263,7 +281,10 @@ pub fn error_for_refused_connect(make: MakePoller<'_>) {
         let fd = s.as_raw_fd();
         p.register(fd, interest).unwrap();
         let r = wait_for(&mut *p, &mut ev, fd);
-        assert!(r.is_error(), "refused connect watched for {interest:?}: {r:?}");
+        assert!(
+            r.is_error(),
+            "refused connect watched for {interest:?}: {r:?}"
+        );
         assert_eq!(
             socket_error(fd),
             libc::ECONNREFUSED,
@@ -334,10 +355,17 @@ pub fn unregister_stops_events(make: MakePoller<'_>) {
     let mut saw_other = false;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         p.poll(&mut ev, Some(left)).unwrap();
-        assert_eq!(ev.get(a.as_raw_fd()), None, "unregistered fd reported: {ev:?}");
+        assert_eq!(
+            ev.get(a.as_raw_fd()),
+            None,
+            "unregistered fd reported: {ev:?}"
+        );
         saw_other |= ev.get(c.as_raw_fd()).is_some_and(|r| r.is_readable());
     }
-    assert!(saw_other, "the fd still registered must go on being reported");
+    assert!(
+        saw_other,
+        "the fd still registered must go on being reported"
+    );
 }
 
 /// Registering an fd twice is `AlreadyExists`, and the first registration stays in force.
@@ -353,7 +381,10 @@ pub fn register_twice_is_an_error(make: MakePoller<'_>) {
     b.write_all(b"x").unwrap();
     let mut ev = Events::with_capacity(8);
     let r = wait_for(&mut *p, &mut ev, a.as_raw_fd());
-    assert!(r.is_readable() && !r.is_writable(), "first registration kept: {r:?}");
+    assert!(
+        r.is_readable() && !r.is_writable(),
+        "first registration kept: {r:?}"
+    );
 }
 
 /// Modifying or unregistering an fd that was never registered, or that was already
@@ -407,9 +438,18 @@ pub fn timeout_none_blocks_until_ready(make: MakePoller<'_>) {
     let n = p.poll(&mut ev, None).unwrap();
     let elapsed = start.elapsed();
     t.join().unwrap();
-    assert!(n >= 1 && n == ev.len(), "poll(None) returned {n} events: {ev:?}");
-    assert!(ev.get(waker.fd()).is_some_and(|r| r.is_readable()), "{ev:?}");
-    assert!(elapsed >= delay, "poll(None) returned after {elapsed:?}, before the wake");
+    assert!(
+        n >= 1 && n == ev.len(),
+        "poll(None) returned {n} events: {ev:?}"
+    );
+    assert!(
+        ev.get(waker.fd()).is_some_and(|r| r.is_readable()),
+        "{ev:?}"
+    );
+    assert!(
+        elapsed >= delay,
+        "poll(None) returned after {elapsed:?}, before the wake"
+    );
 }
 
 /// `poll(.., Some(0))` returns at once: nothing when nothing is ready, and a ready fd
@@ -427,7 +467,10 @@ pub fn timeout_zero_returns_at_once(make: MakePoller<'_>) {
     assert!(start.elapsed() < PATIENCE, "Some(0) blocked");
     b.write_all(b"x").unwrap();
     assert_eq!(p.poll(&mut ev, Some(Duration::ZERO)).unwrap(), 1);
-    assert!(ev.get(a.as_raw_fd()).is_some_and(|r| r.is_readable()), "{ev:?}");
+    assert!(
+        ev.get(a.as_raw_fd()).is_some_and(|r| r.is_readable()),
+        "{ev:?}"
+    );
 }
 
 /// `poll(.., Some(t))` with nothing ready returns 0 events, no earlier than `t`: for
@@ -441,7 +484,10 @@ pub fn timeout_is_not_shortened(make: MakePoller<'_>) {
         let start = Instant::now();
         assert_eq!(empty.poll(&mut ev, Some(t)).unwrap(), 0);
         let elapsed = start.elapsed();
-        assert!(elapsed >= t, "empty poller: Some({t:?}) returned after {elapsed:?}");
+        assert!(
+            elapsed >= t,
+            "empty poller: Some({t:?}) returned after {elapsed:?}"
+        );
     }
     let mut p = make();
     let (a, _b) = UnixStream::pair().expect("socketpair");
@@ -477,10 +523,15 @@ pub fn signal_interrupted_poll_is_retried(make: MakePoller<'_>) {
     let timeout = Duration::from_millis(250);
     let before = SIGNALS.load(Ordering::SeqCst);
     let start = Instant::now();
-    let n = p.poll(&mut ev, Some(timeout)).expect("EINTR must be retried");
+    let n = p
+        .poll(&mut ev, Some(timeout))
+        .expect("EINTR must be retried");
     let elapsed = start.elapsed();
     assert_eq!(n, 0, "{ev:?}");
-    assert!(elapsed >= timeout, "interrupted poll returned after {elapsed:?}");
+    assert!(
+        elapsed >= timeout,
+        "interrupted poll returned after {elapsed:?}"
+    );
     assert!(
         SIGNALS.load(Ordering::SeqCst) > before,
         "no signal arrived during the poll: the case proved nothing"
@@ -491,8 +542,14 @@ pub fn signal_interrupted_poll_is_retried(make: MakePoller<'_>) {
     let before = SIGNALS.load(Ordering::SeqCst);
     let n = p.poll(&mut ev, None).expect("EINTR must be retried");
     assert!(n >= 1, "poll(None) returned with nothing");
-    assert!(ev.get(a.as_raw_fd()).is_some_and(|r| r.is_readable()), "{ev:?}");
-    assert!(SIGNALS.load(Ordering::SeqCst) > before, "no signal during the poll");
+    assert!(
+        ev.get(a.as_raw_fd()).is_some_and(|r| r.is_readable()),
+        "{ev:?}"
+    );
+    assert!(
+        SIGNALS.load(Ordering::SeqCst) > before,
+        "no signal during the poll"
+    );
     drop(killer);
 }
 
@@ -502,7 +559,7 @@ pub fn signal_interrupted_poll_is_retried(make: MakePoller<'_>) {
 /// limit: this case keeps every other case of the suite out while it runs.
 pub fn thousand_fds_all_report(make: MakePoller<'_>) {
     let _fds = exclusive_fds();
-    raise_nofile_limit(MANY_FDS as u64 + 64);
+    raise_nofile_limit(MANY_FDS as libc::rlim_t + 64);
     let mut p = make();
     let (r, w) = crate::sys::pipe().expect("pipe");
     std::fs::File::from(w).write_all(b"x").unwrap();
@@ -597,7 +654,10 @@ pub fn small_buffer_reports_every_fd(make: MakePoller<'_>) {
     let mut seen = HashSet::new();
     for _ in 0..20 {
         let n = p.poll(&mut ev, Some(PATIENCE)).unwrap();
-        assert!(n <= 2 && n == ev.len(), "returned {n} with capacity 2: {ev:?}");
+        assert!(
+            n <= 2 && n == ev.len(),
+            "returned {n} with capacity 2: {ev:?}"
+        );
         for e in &ev {
             assert!(e.ready.is_readable(), "{e:?}");
             seen.insert(e.fd);
@@ -794,15 +854,14 @@ fn socket_error(fd: RawFd) -> libc::c_int {
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to at least `want` (up to the hard limit).
-fn raise_nofile_limit(want: u64) {
+fn raise_nofile_limit(want: libc::rlim_t) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `lim` is a live, writable rlimit.
-    crate::syscall!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })
-        .expect("getrlimit");
-    if (lim.rlim_cur as u64) < want && lim.rlim_cur != lim.rlim_max {
+    crate::syscall!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }).expect("getrlimit");
+    if lim.rlim_cur < want && lim.rlim_cur != lim.rlim_max {
         lim.rlim_cur = lim.rlim_max;
         // SAFETY: `lim` is a live rlimit whose soft limit does not exceed the hard one.
         crate::syscall!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })

@@ -30,8 +30,10 @@ fn raw_pipe(fds: &mut [RawFd; 2]) -> io::Result<()> {
     // SAFETY: fds points at two writable c_ints, as pipe requires.
     crate::syscall!(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
     for &fd in fds.iter() {
-        let set = set_nonblocking(fd)
-            .and_then(|()| crate::syscall!(fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC)).map(drop));
+        let set = set_nonblocking(fd).and_then(|()| {
+            // SAFETY: F_SETFD takes an integer argument; fd was just created here.
+            crate::syscall!(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
+        });
         if let Err(e) = set {
             // SAFETY: both fds were just created here and are not shared yet.
             unsafe {

@@ -1,7 +1,7 @@
 //! The loop's own wake-up fd: an eventfd on Linux, a non-blocking pipe elsewhere.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// A wake-up fd the IOLoop registers with its poller like any other fd.
 ///
@@ -27,6 +27,7 @@ impl Waker {
     pub fn new() -> io::Result<Waker> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
+            use std::os::fd::FromRawFd;
             // SAFETY: eventfd takes two integers and has no memory preconditions.
             let fd = crate::syscall!(unsafe {
                 libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)

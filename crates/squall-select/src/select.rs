@@ -2,10 +2,10 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use squall_poller::{syscall, sys, util, Event, Events, Interest, Poller, Ready};
+use squall_poller::{sys, syscall, util, Event, Events, Interest, Poller, Ready};
 
 /// select's fixed limit: fds must be in `0..FD_SETSIZE`.
-pub const FD_SETSIZE: usize = libc::FD_SETSIZE as usize;
+pub const FD_SETSIZE: usize = libc::FD_SETSIZE;
 
 /// Longest single wait handed to select (68 years); longer timeouts are clamped, which
 /// no caller can tell from waiting forever.
@@ -340,7 +340,9 @@ mod tests {
         // at or above it), then make sure register refuses it and the sets are intact.
         let (r, _w) = sys::pipe().unwrap();
         // SAFETY: F_DUPFD takes an integer; r is open.
-        let high = match syscall!(unsafe { libc::fcntl(r.as_raw_fd(), libc::F_DUPFD, FD_SETSIZE as libc::c_int) }) {
+        let high = match syscall!(unsafe {
+            libc::fcntl(r.as_raw_fd(), libc::F_DUPFD, FD_SETSIZE as libc::c_int)
+        }) {
             // SAFETY: fcntl just returned this fd and nothing else owns it.
             Ok(fd) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) },
             // RLIMIT_NOFILE at or below FD_SETSIZE: such an fd cannot exist here.
