@@ -271,6 +271,10 @@ impl ServerConn {
 
     fn fail(&mut self, e: ParseError) -> Event {
         log::debug!("malformed HTTP request: {e}");
+        if matches!(self.read, Read::Body { .. }) {
+            // The request whose body failed is answered by the error response.
+            self.pending.pop_back();
+        }
         self.read = Read::Failed;
         Event::Error(e)
     }
@@ -287,15 +291,15 @@ impl ServerConn {
             Read::Head | Read::Body { .. } => Err(ParseError::IncompleteMessage),
             Read::Done | Read::Failed => Ok(()),
         };
+        if matches!(self.read, Read::Body { .. }) {
+            // A request cut short in its body cannot be answered.
+            self.pending.pop_back();
+        }
         self.read = if result.is_ok() {
             Read::Done
         } else {
             Read::Failed
         };
-        // Requests whose body never ended cannot be answered on a kept connection.
-        for p in self.pending.iter_mut() {
-            p.keep_alive &= p.body_done;
-        }
         result
     }
 

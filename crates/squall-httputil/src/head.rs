@@ -589,7 +589,7 @@ fn classify_httparse_error(e: httparse::Error, head: &[u8]) -> ParseError {
             ParseError::InvalidHeaderName
         }
         httparse::Error::Version => {
-            let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+            let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or(b"");
             match version {
                 [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
                     if major.is_ascii_digit() && minor.is_ascii_digit() =>
@@ -603,6 +603,8 @@ fn classify_httparse_error(e: httparse::Error, head: &[u8]) -> ParseError {
             let method_len = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
             if method_len == 0 || !line[..method_len].iter().all(|&b| is_token(b)) {
                 ParseError::InvalidMethod
+            } else if line.split(|&b| b == b' ').count() < 3 {
+                ParseError::InvalidRequestLine
             } else if line.get(method_len + 1).map_or(true, |&b| b == b' ') {
                 ParseError::InvalidRequestLine
             } else {

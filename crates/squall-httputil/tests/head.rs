@@ -1,0 +1,579 @@
+//! Request-head parsing: every rejection rule with its status code, the smuggling shapes,
+//! and the parsing behaviours of Tornado's httpserver_test.py / httputil_test.py.
+
+use http::{Method, Version};
+use squall_httputil::{parse_request_head, BodyKind, HeadParser, Limits, ParseError, RequestHead};
+
+fn parse(raw: &str) -> Result<RequestHead, ParseError> {
+    parse_with(raw, &Limits::default())
+}
+
+fn parse_with(raw: &str, limits: &Limits) -> Result<RequestHead, ParseError> {
+    match parse_request_head(raw.as_bytes(), limits)? {
+        Some((head, used)) => {
+            assert_eq!(used, raw.len(), "the whole input is the head");
+            Ok(head)
+        }
+        None => panic!("incomplete head: {raw:?}"),
+    }
+}
+
+/// `raw` with every `\n` turned into `\r\n`.
+fn crlf(raw: &str) -> String {
+    raw.replace('\n', "\r\n")
+}
+
+fn rejected(raw: &str, err: ParseError, status: u16) {
+    let got = parse(raw).map(|h| h.body).unwrap_err();
+    assert_eq!(got, err, "{raw:?}");
+    assert_eq!(got.status().as_u16(), status, "{raw:?}");
+}
+
+#[test]
+fn typical_browser_get() {
+    let raw = crlf(
+        "GET /index.html?q=1 HTTP/1.1\nHost: www.example.com\nUser-Agent: Mozilla/5.0\n\
+         Accept: text/html,application/xhtml+xml\nAccept-Language: en-US,en;q=0.5\n\
+         Accept-Encoding: gzip, deflate\nConnection: keep-alive\nCookie: a=b; c=d\n\n",
+    );
+    let h = parse(&raw).unwrap();
+    assert_eq!(h.method, Method::GET);
+    assert_eq!(h.path(), "/index.html");
+    assert_eq!(h.query(), "q=1");
+    assert_eq!(h.version, Version::HTTP_11);
+    assert_eq!(h.headers.len(), 7);
+    assert_eq!(h.headers["accept-encoding"], "gzip, deflate");
+    assert_eq!(h.body, BodyKind::None);
+    assert!(h.keep_alive);
+}
+
+// Tornado: HTTPServerTest.test_newlines (CRLF and bare LF both work).
+#[test]
+fn test_newlines() {
+    for nl in ["\r\n", "\n"] {
+        let raw = format!("GET /hello HTTP/1.0{nl}{nl}");
+        let h = parse(&raw).unwrap();
+        assert_eq!(h.path(), "/hello");
+        assert_eq!(h.version, Version::HTTP_10);
+        assert!(!h.keep_alive);
+    }
+    // Mixed endings in one head.
+    let h = parse("GET / HTTP/1.1\nHost: a\r\nX: y\n\r\n").unwrap();
+    assert_eq!(h.headers["x"], "y");
+}
+
+// Tornado strips CRLFs between pipelined requests (RFC 9112 §2.2 allows it).
+#[test]
+fn leading_empty_lines_are_skipped() {
+    let raw = "\r\n\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (h, used) = parse_request_head(raw.as_bytes(), &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(used, raw.len());
+    assert_eq!(h.method, Method::GET);
+    // A lone CR is not an empty line.
+    assert!(parse("\rGET / HTTP/1.1\r\nHost: a\r\n\r\n").is_err());
+}
+
+// Tornado: HTTPServerRawTest.test_malformed_first_line_response.
+#[test]
+fn test_malformed_first_line() {
+    rejected("asdf\r\n\r\n", ParseError::InvalidRequestLine, 400);
+    rejected(
+        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ParseError::InvalidRequestLine,
+        400,
+    );
+    rejected(
+        "GET / HTTP/1.1 \r\nHost: a\r\n\r\n",
+        ParseError::InvalidRequestLine,
+        400,
+    );
+    rejected("GET /\r\n\r\n", ParseError::InvalidRequestLine, 400);
+    rejected(
+        "GET / http/1.1\r\nHost: a\r\n\r\n",
+        ParseError::InvalidVersion,
+        400,
+    );
+    rejected(
+        "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ParseError::InvalidMethod,
+        400,
+    );
+}
+
+// Tornado: HTTPServerRawTest.test_malformed_headers ("no colon in header line").
+#[test]
+fn test_malformed_headers() {
+    rejected(
+        "GET / HTTP/1.0\r\nasdf\r\n\r\n",
+        ParseError::InvalidHeaderName,
+        400,
+    );
+    rejected(
+        "GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n",
+        ParseError::InvalidHeaderName,
+        400,
+    );
+    rejected(
+        "GET / HTTP/1.1\r\nHost: a\r\nA@B: c\r\n\r\n",
+        ParseError::InvalidHeaderName,
+        400,
+    );
+}
+
+#[test]
+fn versions() {
+    assert_eq!(
+        parse("GET / HTTP/1.0\r\n\r\n").unwrap().version,
+        Version::HTTP_10
+    );
+    rejected(
+        "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+        ParseError::UnsupportedVersion,
+        505,
+    );
+    rejected(
+        "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+        ParseError::UnsupportedVersion,
+        505,
+    );
+    rejected(
+        "GET / HTTP/0.9\r\n\r\n",
+        ParseError::UnsupportedVersion,
+        505,
+    );
+    rejected(
+        "GET / HTTP/1.10\r\n\r\n",
+        ParseError::InvalidRequestLine,
+        400,
+    );
+}
+
+#[test]
+fn whitespace_before_colon() {
+    rejected(
+        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+        ParseError::WhitespaceBeforeColon,
+        400,
+    );
+    rejected(
+        "GET / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 0\r\n\r\n",
+        ParseError::WhitespaceBeforeColon,
+        400,
+    );
+}
+
+// Tornado: HTTPHeadersTest.test_malformed_continuation; here folding is refused outright.
+#[test]
+fn obsolete_line_folding() {
+    rejected(
+        "GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n c\r\n\r\n",
+        ParseError::ObsoleteLineFolding,
+        400,
+    );
+    rejected(
+        "GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n\tc\r\n\r\n",
+        ParseError::ObsoleteLineFolding,
+        400,
+    );
+    rejected(
+        "GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+        ParseError::ObsoleteLineFolding,
+        400,
+    );
+}
+
+#[test]
+fn invalid_bytes_in_values() {
+    for bad in ["a\0b", "a\x0bb", "a\x7fb", "a\rb", "a\x01b", "\x0bchunked"] {
+        let raw = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {bad}\r\n\r\n");
+        rejected(&raw, ParseError::InvalidHeaderValue, 400);
+    }
+    // obs-text is allowed in values (RFC 9110 §5.5).
+    let h = parse_request_head(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: caf\xe9\r\n\r\n",
+        &Limits::default(),
+    )
+    .unwrap()
+    .unwrap()
+    .0;
+    assert_eq!(h.headers["x"].as_bytes(), b"caf\xe9");
+    // Optional whitespace around a value is not part of it.
+    let h = parse("GET / HTTP/1.1\r\nHost: a\r\nX: \t v \t\r\n\r\n").unwrap();
+    assert_eq!(h.headers["x"], "v");
+}
+
+#[test]
+fn invalid_targets() {
+    rejected(
+        "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
+        ParseError::InvalidVersion,
+        400,
+    );
+    let err = parse_request_head(b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n", &Limits::default())
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert_eq!(
+        parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().uri,
+        "*"
+    );
+    let h = parse("GET http://example.com/x?y HTTP/1.1\r\nHost: example.com\r\n\r\n").unwrap();
+    assert_eq!(h.uri.host(), Some("example.com"));
+    assert_eq!(h.path(), "/x");
+    // Tornado: HTTPServerTest.test_double_slash (not a protocol-relative URL).
+    assert_eq!(
+        parse("GET //doubleslash HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .path(),
+        "//doubleslash"
+    );
+}
+
+#[test]
+fn host_rules() {
+    rejected("GET / HTTP/1.1\r\n\r\n", ParseError::MissingHost, 400);
+    rejected(
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+        ParseError::DuplicateHost,
+        400,
+    );
+    rejected(
+        "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        ParseError::InvalidHost,
+        400,
+    );
+    rejected(
+        "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        ParseError::InvalidHost,
+        400,
+    );
+    rejected(
+        "GET / HTTP/1.1\r\nHost: a:b\r\n\r\n",
+        ParseError::InvalidHost,
+        400,
+    );
+    rejected(
+        "GET / HTTP/1.0\r\nHost: a@b\r\n\r\n",
+        ParseError::InvalidHost,
+        400,
+    );
+    // Tornado: HTTPServerRawTest.test_invalid_host_header_with_whitespace.
+    rejected(
+        "GET / HTTP/1.1\r\nHost: foo bar\r\n\r\n",
+        ParseError::InvalidHost,
+        400,
+    );
+    for ok in [
+        "",
+        "example.com",
+        "example.com:8080",
+        "[::1]:80",
+        "127.0.0.1",
+    ] {
+        parse(&format!("GET / HTTP/1.1\r\nHost: {ok}\r\n\r\n")).unwrap();
+    }
+    // HTTP/1.0 may omit Host.
+    parse("GET / HTTP/1.0\r\n\r\n").unwrap();
+}
+
+// Tornado: HTTPServerRawTest.test_invalid_content_length (alphabetic, leading plus,
+// internal underscore) and the other ways a length can lie.
+#[test]
+fn test_invalid_content_length() {
+    for bad in [
+        "foo",
+        "+10",
+        "1_0",
+        "-1",
+        "0x10",
+        "1.0",
+        "1e3",
+        " ",
+        "",
+        "1 0",
+        "18446744073709551616",
+    ] {
+        let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {bad}\r\n\r\n");
+        rejected(&raw, ParseError::InvalidContentLength, 400);
+    }
+    rejected(
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,\r\n\r\n",
+        ParseError::InvalidContentLength,
+        400,
+    );
+    rejected(
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n",
+        ParseError::ConflictingContentLength,
+        400,
+    );
+    rejected(
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        ParseError::ConflictingContentLength,
+        400,
+    );
+    // Equal duplicates are accepted, as Tornado (RFC 9112 §6.3 allows it).
+    for ok in [
+        "Content-Length: 5, 5",
+        "Content-Length: 5\r\nContent-Length: 5",
+        "Content-Length: 5,5 ,5",
+    ] {
+        let raw = format!("POST / HTTP/1.1\r\nHost: a\r\n{ok}\r\n\r\n");
+        assert_eq!(parse(&raw).unwrap().body, BodyKind::Length(5), "{ok}");
+    }
+    // Leading zeros are digits.
+    assert_eq!(
+        parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n")
+            .unwrap()
+            .body,
+        BodyKind::Length(7)
+    );
+    assert_eq!(
+        parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n")
+            .unwrap()
+            .body,
+        BodyKind::Length(u64::MAX)
+    );
+}
+
+// Tornado: test_chunked_request_uppercase (the coding name is case-insensitive).
+#[test]
+fn transfer_encoding_rules() {
+    for ok in ["chunked", "Chunked", "CHUNKED"] {
+        let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {ok}\r\n\r\n");
+        assert_eq!(parse(&raw).unwrap().body, BodyKind::Chunked);
+    }
+    let te = |v: &str| format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {v}\r\n\r\n");
+    rejected(&te("gzip"), ParseError::TransferEncodingNotChunked, 400);
+    rejected(&te("identity"), ParseError::TransferEncodingNotChunked, 400);
+    rejected(
+        &te("chunked, gzip"),
+        ParseError::TransferEncodingNotChunked,
+        400,
+    );
+    rejected(
+        &te("chunked, chunked"),
+        ParseError::TransferEncodingNotChunked,
+        400,
+    );
+    rejected(&te("chunked,"), ParseError::TransferEncodingNotChunked, 400);
+    rejected(&te(",chunked"), ParseError::TransferEncodingNotChunked, 400);
+    rejected(&te("chunkedx"), ParseError::TransferEncodingNotChunked, 400);
+    rejected(
+        &te("\"chunked\""),
+        ParseError::TransferEncodingNotChunked,
+        400,
+    );
+    rejected(&te(""), ParseError::TransferEncodingNotChunked, 400);
+    rejected(
+        &te("gzip, chunked"),
+        ParseError::UnsupportedTransferEncoding,
+        501,
+    );
+    rejected(
+        &te("deflate,chunked"),
+        ParseError::UnsupportedTransferEncoding,
+        501,
+    );
+    rejected(
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ParseError::TransferEncodingNotChunked,
+        400,
+    );
+    rejected(
+        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ParseError::TransferEncodingInHttp10,
+        400,
+    );
+}
+
+/// The request smuggling shapes (CL.TE, TE.CL, TE.TE and the obfuscations that
+/// front-ends and back-ends have disagreed on): each is refused outright.
+#[test]
+fn smuggling_shapes_are_refused() {
+    let cases: &[(&str, u16)] = &[
+        // CL.TE and TE.CL: both headers, either order.
+        ("Content-Length: 6\r\nTransfer-Encoding: chunked", 400),
+        ("Transfer-Encoding: chunked\r\nContent-Length: 6", 400),
+        ("Content-Length: 0\r\nTransfer-Encoding: chunked", 400),
+        // TE.TE: obfuscated or doubled Transfer-Encoding.
+        ("Transfer-Encoding: chunked\r\nTransfer-Encoding: x", 400),
+        ("Transfer-Encoding: x\r\nTransfer-Encoding: chunked", 501),
+        ("Transfer-Encoding: chunked, chunked", 400),
+        (
+            "Transfer-Encoding:\tchunked\r\nTransfer-Encoding: identity",
+            400,
+        ),
+        ("Transfer-Encoding : chunked", 400),
+        ("Transfer-Encoding: xchunked", 400),
+        ("Transfer-Encoding: chunked\x0b", 400),
+        ("Transfer-Encoding: \x0bchunked", 400),
+        ("Transfer-Encoding: \x0cchunked", 400),
+        ("Transfer-Encoding:\r\n chunked", 400),
+        ("Transfer_Encoding: chunked\r\nContent-Length: 3", 400),
+        (
+            "X: a\r\nTransfer-Encoding: chunked\r\n\tContent-Length: 3",
+            400,
+        ),
+        // Lengths that a lax int() would take.
+        ("Content-Length: +5", 400),
+        ("Content-Length: 1_0", 400),
+        ("Content-Length: 0x5", 400),
+        ("Content-Length: 5\x00", 400),
+        ("Content-Length: 5 5", 400),
+        ("Content-Length: 5\r\nContent-Length: 50", 400),
+        ("Content-Length : 5", 400),
+        ("Content-Length:\r\n 5", 400),
+    ];
+    for (headers, status) in cases {
+        let raw = format!("POST / HTTP/1.1\r\nHost: a\r\n{headers}\r\n\r\n");
+        match parse(&raw) {
+            Ok(h) if h.headers.contains_key("transfer_encoding") => {
+                // An unknown header name is just a header; only its Content-Length counts.
+                assert_eq!(h.body, BodyKind::Length(3), "{headers:?}");
+            }
+            Ok(h) => panic!("accepted {headers:?} as {:?}", h.body),
+            Err(e) => assert_eq!(e.status().as_u16(), *status, "{headers:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn keep_alive_rules() {
+    let ka = |raw: &str| parse(raw).unwrap().keep_alive;
+    assert!(ka("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    assert!(!ka(
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(!ka(
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, CLOSE\r\n\r\n"
+    ));
+    assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
+    assert!(ka("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    assert!(ka("HEAD / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+    assert!(ka(
+        "POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
+    ));
+    // An HTTP/1.0 POST without a length cannot keep the connection (Tornado's rule).
+    assert!(!ka("POST / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+}
+
+// Tornado: HTTPServerRawTest.test_100_continue; other expectations get 417.
+#[test]
+fn expect_rules() {
+    let h =
+        parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+            .unwrap();
+    assert!(h.expect_continue);
+    assert!(
+        parse("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n")
+            .unwrap()
+            .expect_continue
+    );
+    rejected(
+        "POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n",
+        ParseError::ExpectationFailed,
+        417,
+    );
+    // HTTP/1.0 clients cannot expect: the header is ignored.
+    assert!(
+        !parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n")
+            .unwrap()
+            .expect_continue
+    );
+    assert!(parse("POST / HTTP/1.0\r\nExpect: whatever\r\n\r\n").is_ok());
+}
+
+#[test]
+fn size_caps() {
+    let limits = Limits::default();
+    // 414: a long target, found once the line is complete and while it is still arriving.
+    let long = format!(
+        "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
+        "a".repeat(limits.max_uri_len)
+    );
+    rejected(&long, ParseError::UriTooLong, 414);
+    let partial = format!("GET /{}", "a".repeat(limits.max_uri_len + 100));
+    assert_eq!(
+        parse_request_head(partial.as_bytes(), &limits).unwrap_err(),
+        ParseError::UriTooLong
+    );
+    // 431: too many headers.
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..limits.max_headers {
+        many.push_str(&format!("X-{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    rejected(&many, ParseError::TooManyHeaders, 431);
+    // Exactly at the cap is fine.
+    let at_cap = Limits {
+        max_headers: limits.max_headers + 1,
+        ..Limits::default()
+    };
+    parse_with(&many, &at_cap).unwrap();
+    // And a bigger cap than the stack array works too.
+    let big = Limits {
+        max_headers: 500,
+        ..Limits::default()
+    };
+    parse_with(&many, &big).unwrap();
+    // 431: a head larger than max_head_size, complete or not.
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+        "v".repeat(limits.max_head_size)
+    );
+    rejected(&huge, ParseError::HeadTooLarge, 431);
+    let partial = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX: {}",
+        "v".repeat(limits.max_head_size)
+    );
+    assert_eq!(
+        parse_request_head(partial.as_bytes(), &limits).unwrap_err(),
+        ParseError::HeadTooLarge
+    );
+    // Endless empty lines count too.
+    let blank = "\r\n".repeat(limits.max_head_size);
+    assert_eq!(
+        parse_request_head(blank.as_bytes(), &limits).unwrap_err(),
+        ParseError::HeadTooLarge
+    );
+}
+
+#[test]
+fn incremental_parser_matches_one_shot() {
+    let raw = crlf("\nPOST /p?q=1 HTTP/1.1\nHost: h\nContent-Length: 3\nX-A: 1\nX-A: 2\n\nabc");
+    let whole = parse_request_head(raw.as_bytes(), &Limits::default())
+        .unwrap()
+        .unwrap();
+    let mut p = HeadParser::new();
+    let mut got = None;
+    for n in 0..=raw.len() {
+        if let Some(r) = p.parse(&raw.as_bytes()[..n], &Limits::default()).unwrap() {
+            got = Some((r, n));
+            break;
+        }
+    }
+    let ((head, used), n) = got.expect("parsed");
+    assert_eq!(used, whole.1);
+    assert_eq!(n, used, "complete as soon as the empty line is in");
+    assert_eq!(head.headers, whole.0.headers);
+    assert_eq!(head.uri, whole.0.uri);
+    let values: Vec<_> = head.headers.get_all("x-a").iter().collect();
+    assert_eq!(values, ["1", "2"]);
+}
+
+#[test]
+fn errors_display_their_cause() {
+    assert_eq!(
+        ParseError::InvalidContentLength.to_string(),
+        "only integer Content-Length is allowed"
+    );
+    assert_eq!(
+        ParseError::ContentLengthAndTransferEncoding.to_string(),
+        "message with both Transfer-Encoding and Content-Length"
+    );
+    assert_eq!(
+        ParseError::InvalidHeaderName.to_string(),
+        "invalid header name or no colon in header line"
+    );
+}
