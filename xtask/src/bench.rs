@@ -290,7 +290,7 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
             .progress_chars("=> "),
     );
     for line in &res.skipped {
-        pb.println(format!("skip: {line}"));
+        say(&pb, format!("skip: {line}"));
     }
 
     // 1. Criterion.
@@ -321,7 +321,7 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
                             .entry((id.clone(), spec.name.to_owned()))
                             .or_default()
                             .push(sample),
-                        Err(e) => pb.println(format!("error: {id}, {}: {e:#}", spec.name)),
+                        Err(e) => say(&pb, format!("error: {id}, {}: {e:#}", spec.name)),
                     }
                     pb.inc(1);
                 }
@@ -333,7 +333,7 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
                         match (w, l) {
                             (Ok(w), Ok(l)) => res.agreement.push((spec.name.to_owned(), w, l)),
                             (Err(e), _) | (_, Err(e)) => {
-                                pb.println(format!("error: agreement run: {e:#}"))
+                                say(&pb, format!("error: agreement run: {e:#}"))
                             }
                         }
                         pb.inc(1);
@@ -342,7 +342,7 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
                 Ok(())
             })();
             if let Err(e) = outcome {
-                pb.println(format!("error: {id}: {e:#}"));
+                say(&pb, format!("error: {id}: {e:#}"));
             }
         }
     }
@@ -357,7 +357,7 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
                     .entry(id.clone())
                     .or_default()
                     .push((n, per_conn, before)),
-                Err(e) => pb.println(format!("error: memory {id} {n}: {e:#}")),
+                Err(e) => say(&pb, format!("error: memory {id} {n}: {e:#}")),
             }
             pb.inc(1);
         }
@@ -369,7 +369,7 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
             pb.set_message(format!("echo round {}/{}: {name}", round + 1, s.rounds));
             match echo(s, &tools, name, bin) {
                 Ok(mbps) => res.echo.entry((*name).to_owned()).or_default().push(mbps),
-                Err(e) => pb.println(format!("error: echo {name}: {e:#}")),
+                Err(e) => say(&pb, format!("error: echo {name}: {e:#}")),
             }
             pb.inc(1);
         }
@@ -400,6 +400,16 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
     }
     let _ = fs::remove_dir_all(&tools.tmp);
     Ok(())
+}
+
+/// Prints a line above the progress bar (or plainly when there is no terminal, where
+/// indicatif draws nothing).
+fn say(pb: &ProgressBar, line: impl AsRef<str>) {
+    if pb.is_hidden() {
+        println!("{}", line.as_ref());
+    } else {
+        pb.println(line.as_ref());
+    }
 }
 
 /// Runs a build step quietly; on failure returns the last lines of its output.
@@ -545,7 +555,7 @@ fn criterion(s: &Settings, tools: &Tools, target: &Path, res: &mut Results, pb: 
         .unwrap_or(false);
     if !has_benches {
         res.criterion_note = "no criterion benchmarks in `benches/benches/` yet".to_owned();
-        pb.println(format!("criterion: {}", res.criterion_note));
+        say(pb, format!("criterion: {}", res.criterion_note));
         return;
     }
     let started = std::time::SystemTime::now();
@@ -563,7 +573,7 @@ fn criterion(s: &Settings, tools: &Tools, target: &Path, res: &mut Results, pb: 
     }
     cmd.current_dir(&tools.root).env("CARGO_TARGET_DIR", target);
     let log = tools.out.join("logs/criterion.log");
-    pb.println(format!("$ {} > {}", util::display(&cmd), log.display()));
+    say(pb, format!("$ {} > {}", util::display(&cmd), log.display()));
     let output = cmd.output();
     let _ = output
         .as_ref()
@@ -588,7 +598,7 @@ fn criterion(s: &Settings, tools: &Tools, target: &Path, res: &mut Results, pb: 
         }
         Err(e) => res.criterion_note = format!("cannot run cargo bench: {e}"),
     }
-    pb.println(format!("criterion: {}", res.criterion_note));
+    say(pb, format!("criterion: {}", res.criterion_note));
 }
 
 /// The wrk script for a pipeline depth: the batch of requests (if deep), and a `done`

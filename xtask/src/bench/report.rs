@@ -161,7 +161,10 @@ fn median_of(res: &Results, server: &str, run: &str, f: impl Fn(&Sample) -> f64)
 }
 
 fn us(x: f64) -> String {
-    if x >= 100.0 {
+    if x <= 0.0 {
+        // wrk reports no latency when none was recorded.
+        "—".to_owned()
+    } else if x >= 100.0 {
         format!("{x:.0}")
     } else {
         format!("{x:.2}")
