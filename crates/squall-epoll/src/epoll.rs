@@ -10,6 +10,8 @@ use squall_poller::{syscall, util, Event, Events, Interest, Poller, Ready};
 /// give READ (a peer's end-of-file is readable, never an error); `EPOLLOUT` gives WRITE;
 /// `EPOLLERR` gives ERROR; `EPOLLHUP` gives HUP, and also READ when READ was asked for,
 /// so a reader always sees end-of-file through a read.
+#[doc(alias = "_EPoll")]
+#[doc(alias = "epoll")]
 #[derive(Debug)]
 pub struct Epoll {
     epfd: OwnedFd,

@@ -29,7 +29,8 @@
 //! * **WRITE**: a write will not block; a fresh connected socket is writable
 //!   (`writable_on_fresh_socket`).
 //! * **HUP**: the fd is hung up. A backend *may* add it beside READ when a peer closes
-//!   (epoll and poll do for pipes and socket pairs; select never can); it never replaces
+//!   (epoll and poll do for pipes and socket pairs; select only for fds it also found
+//!   writable); it never replaces
 //!   READ for an fd watched for READ. Callers learn end-of-file from `read() == 0`, not
 //!   from HUP.
 //! * **ERROR**: the fd has a pending socket error. A refused non-blocking connect,

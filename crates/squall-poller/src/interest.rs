@@ -112,7 +112,8 @@ impl fmt::Debug for Interest {
 /// * `WRITE`: a write will not block.
 /// * `HUP`: the fd is hung up (both directions closed). A backend *may* report it beside
 ///   `READ` when a peer closes (epoll and poll do for pipes and socket pairs; select
-///   never can); it never reports `HUP` *instead of* `READ` for an fd watched for READ.
+///   only for fds it also found writable); it never reports `HUP` *instead of* `READ`
+///   for an fd watched for READ.
 ///   Learn end-of-file from a read that returns 0, not from `HUP`.
 /// * `ERROR`: the fd has a pending socket error. A refused non-blocking connect watched
 ///   for WRITE (as a connecting stream is) is `ERROR` on every backend, and the error is

@@ -71,9 +71,10 @@
 //!   not writable.
 //! * An fd registered with [`Interest::NONE`](squall_poller::Interest::NONE) is in no set
 //!   and hears nothing at all, not even errors.
-//! * POSIX allows `POLLERR` to be reported only for streams; on some BSD kernels a
-//!   socket error shows as plain WRITE, and the stream finds it with `SO_ERROR` as
-//!   Tornado's `_handle_connect` does. kqueue is the default there anyway.
+//! * The check relies on poll(2) reporting `POLLERR` for a pending socket error, as
+//!   Linux does. On a kernel that does not, a refused connect shows as plain WRITE, and
+//!   the stream finds the error with `SO_ERROR` as Tornado's `_handle_connect` does
+//!   (on macOS and the BSDs, kqueue is the default backend anyway).
 //!
 //! # Fairness
 //!
