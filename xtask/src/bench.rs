@@ -300,7 +300,9 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
 
     // 2. End-to-end HTTP, servers alternating within each round.
     for round in 0..s.rounds {
-        for id in &servers {
+        // A B C, B C A, C A B: each server also takes the first turn of some round.
+        for k in 0..servers.len() {
+            let id = &servers[(k + round) % servers.len()];
             let outcome = (|| -> anyhow::Result<()> {
                 let (mut guard, addr) = start_server(&tools, id)?;
                 for spec in RUNS {
