@@ -1,0 +1,1125 @@
+//! [`Http1Connection`]: one task per connection, driving the sans-IO
+//! [`ServerConn`] over a [`Transport`] and calling the delegates.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::IpAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, SERVER};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use squall_httputil::h1::{Event, ServerConn};
+use squall_httputil::{
+    write_error_response, GzipInflater, Limits, OutputError, ParseError, RequestHead,
+};
+use squall_ioloop::Sleep;
+
+use crate::config::HttpServerConfig;
+use crate::delegate::{
+    ConnectionInfo, HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart,
+};
+use crate::transport::Transport;
+use crate::xheaders;
+
+/// The `log` target of the one-line-per-request access log (Tornado's `tornado.access`).
+pub const ACCESS_LOG_TARGET: &str = "squall_httpserver::access";
+
+/// How long a closing connection keeps reading (and discarding) what the client still
+/// sends after a response that ended the connection with part of the request unread,
+/// so that the close does not turn into a reset that destroys the response in flight
+/// (nginx's lingering close).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// An empty input buffer larger than this is dropped between requests.
+const RETAINED_INPUT: usize = 8 * 1024;
+/// The most bytes discarded while lingering.
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// Settings shared by every connection of a server on one thread.
+#[derive(Debug)]
+pub(crate) struct Params {
+    pub(crate) config: HttpServerConfig,
+    pub(crate) limits: Limits,
+}
+
+impl Params {
+    pub(crate) fn new(config: HttpServerConfig) -> Rc<Params> {
+        let limits = config.limits();
+        Rc::new(Params { config, limits })
+    }
+}
+
+const RUN: u8 = 0;
+const DRAIN: u8 = 1;
+const FORCE: u8 = 2;
+
+/// The server's grip on a running connection: graceful and forced close.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    state: Cell<u8>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Control {
+    fn register(&self, waker: &Waker) {
+        let mut w = self.waker.borrow_mut();
+        match &*w {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *w = Some(waker.clone()),
+        }
+    }
+
+    fn wake(&self) {
+        let w = self.waker.borrow_mut().take();
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Finish the request in flight with `Connection: close`; close when idle.
+    pub(crate) fn drain(&self) {
+        if self.state.get() == RUN {
+            self.state.set(DRAIN);
+            self.wake();
+        }
+    }
+
+    /// Close now, whatever is in flight.
+    pub(crate) fn force(&self) {
+        self.state.set(FORCE);
+        self.wake();
+    }
+
+    fn draining(&self) -> bool {
+        self.state.get() != RUN
+    }
+
+    fn forced(&self) -> bool {
+        self.state.get() == FORCE
+    }
+}
+
+/// A high-water mark of the bytes a connection holds in buffers (input, output, the
+/// transport's own), shared by the connections of a server for tests and monitoring.
+/// Updated only when a connection's own mark grows, so it costs nothing per request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HighWater(pub(crate) Arc<AtomicUsize>);
+
+impl HighWater {
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What the response to the current request has done so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resp {
+    NotStarted,
+    Started,
+    Finished,
+}
+
+/// The connection state the delegates reach through their [`ResponseWriter`].
+#[derive(Debug)]
+pub(crate) struct Shared {
+    h1: ServerConn,
+    out: BytesMut,
+    resp: Resp,
+    status: StatusCode,
+    flush_requested: bool,
+    write_failed: Option<io::ErrorKind>,
+    /// An output error that leaves the connection unusable (Content-Length broken).
+    broken: bool,
+    server_header: Option<http::HeaderValue>,
+    body_limit: u64,
+    body_timeout: Option<Duration>,
+    /// The current request's body has been read to its end.
+    body_done: bool,
+}
+
+/// Writes the response to the current request: passed to every
+/// [`HttpMessageDelegate`] method. Tornado's `HTTPConnection` (`write_headers`,
+/// `write`, `finish`) as seen from a delegate.
+///
+/// The head is written with [`write_head`](Self::write_head), the body with
+/// [`write`](Self::write), and the response ended with [`finish`](Self::finish); or all
+/// at once with [`respond`](Self::respond). Bytes are appended to the connection's
+/// output buffer and sent when the connection next waits (or at once with
+/// [`flush`](Self::flush)), so pipelined responses go out together.
+///
+/// Framing follows Tornado's rules: without a Content-Length an HTTP/1.1 response is
+/// chunked (an HTTP/1.0 one is delimited by closing the connection); HEAD, 1xx, 204 and
+/// 304 responses have no body; `Connection: close` is announced when the connection will
+/// close. A body that does not match its Content-Length is an [`OutputError`], logged,
+/// and the connection is closed after what was written.
+pub struct ResponseWriter<'a> {
+    shared: &'a RefCell<Shared>,
+}
+
+impl std::fmt::Debug for ResponseWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.shared.borrow();
+        f.debug_struct("ResponseWriter")
+            .field("started", &(s.resp != Resp::NotStarted))
+            .field("finished", &(s.resp == Resp::Finished))
+            .finish()
+    }
+}
+
+impl ResponseWriter<'_> {
+    fn add_headers(s: &Shared, headers: &mut HeaderMap) {
+        if let Some(v) = &s.server_header {
+            if !headers.contains_key(SERVER) {
+                headers.insert(SERVER, v.clone());
+            }
+        }
+        if !s.body_done {
+            // Answering before the body was read: the connection will close after
+            // this response, and the client must be told so.
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+
+    fn check(s: &mut Shared, r: Result<(), OutputError>) -> Result<(), OutputError> {
+        if let Err(e) = r {
+            if matches!(
+                e,
+                OutputError::ContentLengthExceeded | OutputError::ContentLengthShort(_)
+            ) {
+                log::error!("HTTP response error, closing the connection: {e}");
+                s.broken = true;
+            }
+        }
+        r
+    }
+
+    /// Write the status line and headers (Tornado's `write_headers`). A `Date` header
+    /// is added unless present, and a `Server` header as configured.
+    ///
+    /// # Errors
+    /// [`OutputError::NoRequestPending`] if a response was already started for this
+    /// request; the header errors of `ResponseEncoder::start` (CR or LF in a value, a
+    /// malformed Content-Length, a Transfer-Encoding of the caller's).
+    pub fn write_head(
+        &mut self,
+        status: StatusCode,
+        mut headers: HeaderMap,
+    ) -> Result<(), OutputError> {
+        let s = &mut *self.shared.borrow_mut();
+        if s.resp != Resp::NotStarted {
+            return Err(OutputError::NoRequestPending);
+        }
+        Self::add_headers(s, &mut headers);
+        s.h1.start_response(status, &headers, &mut s.out)?;
+        s.resp = Resp::Started;
+        s.status = status;
+        Ok(())
+    }
+
+    /// Write body bytes (a chunk when the response is chunked; nothing for a HEAD
+    /// request).
+    ///
+    /// # Errors
+    /// [`OutputError::NoResponseStarted`] before `write_head` or after `finish`;
+    /// [`OutputError::ContentLengthExceeded`] past the declared Content-Length (nothing
+    /// is written, the connection will close); [`OutputError::BodyNotAllowed`] for a
+    /// 1xx, 204 or 304 response.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), OutputError> {
+        let s = &mut *self.shared.borrow_mut();
+        if s.resp != Resp::Started {
+            return Err(OutputError::NoResponseStarted);
+        }
+        let r = s.h1.write_body(data, &mut s.out);
+        Self::check(s, r)
+    }
+
+    /// End the response (Tornado's `finish`): the last chunk when chunked, and the
+    /// Content-Length check.
+    ///
+    /// # Errors
+    /// [`OutputError::NoResponseStarted`]; [`OutputError::ContentLengthShort`] when less
+    /// was written than declared (the connection will close).
+    pub fn finish(&mut self) -> Result<(), OutputError> {
+        let s = &mut *self.shared.borrow_mut();
+        if s.resp != Resp::Started {
+            return Err(OutputError::NoResponseStarted);
+        }
+        s.resp = Resp::Finished;
+        let r = s.h1.finish_response(&mut s.out).map(drop);
+        Self::check(s, r)
+    }
+
+    /// A whole response at once: head, body, end. A Content-Length is added unless
+    /// `headers` has one; for a HEAD request the body is not sent.
+    ///
+    /// # Errors
+    /// As [`write_head`](Self::write_head); [`OutputError::BodyNotAllowed`] for a
+    /// non-empty body on a 1xx, 204 or 304; the Content-Length errors of `write` and
+    /// `finish` if `headers` declares a length that `body` does not match.
+    pub fn respond(
+        &mut self,
+        status: StatusCode,
+        mut headers: HeaderMap,
+        body: &[u8],
+    ) -> Result<(), OutputError> {
+        let s = &mut *self.shared.borrow_mut();
+        if s.resp != Resp::NotStarted {
+            return Err(OutputError::NoRequestPending);
+        }
+        Self::add_headers(s, &mut headers);
+        let mark = s.out.len();
+        match s.h1.respond(status, &headers, body, &mut s.out) {
+            Ok(_) => {
+                s.resp = Resp::Finished;
+                s.status = status;
+                Ok(())
+            }
+            Err(e) => {
+                if s.h1.is_responding() {
+                    // The head went out and the body broke the declared length.
+                    s.resp = Resp::Started;
+                    s.status = status;
+                } else if !s.broken {
+                    s.out.truncate(mark);
+                }
+                Self::check(s, Err(e))
+            }
+        }
+    }
+
+    /// Wait until everything written so far has been handed to the operating system:
+    /// the backpressure point for a delegate streaming a large response.
+    ///
+    /// # Errors
+    /// The transport's error once writing has failed (the connection is then closing).
+    pub async fn flush(&mut self) -> io::Result<()> {
+        poll_fn(|_cx| {
+            let mut s = self.shared.borrow_mut();
+            if let Some(kind) = s.write_failed {
+                return Poll::Ready(Err(io::Error::new(kind, "writing the response failed")));
+            }
+            if s.out.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            // The connection task polls this future and flushes while it is pending.
+            s.flush_requested = true;
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Change the body limit for this request (Tornado's `set_max_body_size`); call it
+    /// from `headers_received`. Over it: 413 and close.
+    pub fn set_max_body_size(&mut self, limit: u64) {
+        let mut s = self.shared.borrow_mut();
+        s.body_limit = limit;
+        s.h1.set_max_body_size(limit);
+    }
+
+    /// Change the body timeout for this request (Tornado's `set_body_timeout`); call it
+    /// from `headers_received`.
+    pub fn set_body_timeout(&mut self, timeout: Option<Duration>) {
+        self.shared.borrow_mut().body_timeout = timeout;
+    }
+
+    /// Whether a response head has been written.
+    pub fn is_started(&self) -> bool {
+        self.shared.borrow().resp != Resp::NotStarted
+    }
+
+    /// Whether the response has been finished.
+    pub fn is_finished(&self) -> bool {
+        self.shared.borrow().resp == Resp::Finished
+    }
+
+    /// Bytes written and not yet sent.
+    pub fn buffered(&self) -> usize {
+        self.shared.borrow().out.len()
+    }
+}
+
+/// Runs `fut`, turning a panic into `Err(payload)`.
+async fn catch<F: Future>(fut: F) -> Result<F::Output, Box<dyn Any + Send>> {
+    let mut fut = pin!(fut);
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(p) => Poll::Ready(Err(p)),
+        },
+    )
+    .await
+}
+
+fn panic_message(p: &(dyn Any + Send)) -> &str {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "(non-string panic payload)"
+    }
+}
+
+/// One timer per connection, reused across waits: it is replaced only when a wait needs
+/// an earlier deadline; when it fires early for a later deadline, it is re-armed. A
+/// kept-alive connection serving a request a millisecond costs one timer a minute, not
+/// one per request.
+#[derive(Debug, Default)]
+struct LazyTimer {
+    sleep: Option<Sleep>,
+}
+
+impl LazyTimer {
+    fn poll(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+        loop {
+            match &mut self.sleep {
+                Some(s) if s.deadline() <= deadline => match Pin::new(s).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => {
+                        self.sleep = None;
+                        if Instant::now() >= deadline {
+                            return Poll::Ready(());
+                        }
+                    }
+                },
+                _ => self.sleep = Some(squall_ioloop::sleep_until(deadline)),
+            }
+        }
+    }
+}
+
+/// Why the connection stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Nothing more to read: send what is queued, then close.
+    Done,
+    /// Part of the request is unread: send what is queued, read and discard for a
+    /// while, then close.
+    Linger,
+    /// Stop now: the peer is gone, timed out, or the server forces the close.
+    Dead,
+}
+
+enum ReadOutcome {
+    Data,
+    Eof,
+    Timeout,
+    Shutdown,
+    Error(io::Error),
+}
+
+/// After a request: go on to the next one, or close.
+enum Flow {
+    Next,
+    Close(End),
+}
+
+fn log_io_error(context: &str, e: &io::Error) {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | UnexpectedEof => {
+            log::debug!("{context}: {e}");
+        }
+        _ => log::warn!("{context}: {e}"),
+    }
+}
+
+/// One HTTP/1.x server connection: Tornado's `HTTP1ServerConnection` and
+/// `HTTP1Connection`, server side.
+///
+/// [`serve`](Self::serve) is the connection's whole life as one future: spawn it once
+/// per connection (it is boxed once, by the spawn) and it serves request after request
+/// until the connection closes. It is generic over the transport and the delegate, so
+/// nothing is boxed or dynamically dispatched per request.
+///
+/// Requests are handled in order; for each the delegate's methods are awaited in turn.
+/// **Pipelining is batching**: every request already buffered is parsed and answered
+/// before anything is sent, the responses accumulating in one output buffer, which is
+/// sent in one write when the input is exhausted (or while a delegate waits).
+///
+/// ```
+/// use std::rc::Rc;
+/// use squall_httpserver::{handler_fn, Http1Connection, HttpServerConfig, MemoryTransport, Response};
+/// use squall_ioloop::IoLoop;
+///
+/// let io_loop = IoLoop::new()?;
+/// let (transport, peer) = MemoryTransport::pair();
+/// let handler = handler_fn(|_req| async { Response::text("Hello, world!") });
+/// let conn = Http1Connection::new(transport, Rc::new(handler), HttpServerConfig::default(), None);
+/// peer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+/// io_loop.run_sync(conn.serve(), None)?;
+/// let out = peer.take_output();
+/// assert_eq!(peer.write_calls(), 1, "both responses in one write");
+/// assert_eq!(String::from_utf8_lossy(&out).matches("Hello, world!").count(), 2);
+/// assert!(peer.is_closed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias = "HTTP1Connection")]
+#[doc(alias = "HTTP1ServerConnection")]
+pub struct Http1Connection<T: Transport, D: HttpServerConnectionDelegate> {
+    transport: T,
+    delegate: Rc<D>,
+    params: Rc<Params>,
+    info: ConnectionInfo,
+    control: Rc<Control>,
+    timer: LazyTimer,
+    high_water: Option<HighWater>,
+    own_high: usize,
+}
+
+impl<T: Transport, D: HttpServerConnectionDelegate> std::fmt::Debug for Http1Connection<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http1Connection")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
+    /// A connection over `transport` from `peer_addr`, handing requests to `delegate`.
+    pub fn new(
+        transport: T,
+        delegate: Rc<D>,
+        config: HttpServerConfig,
+        peer_addr: Option<std::net::SocketAddr>,
+    ) -> Self {
+        Self::with_params(
+            transport,
+            delegate,
+            Params::new(config),
+            ConnectionInfo::new(peer_addr, 0),
+            Rc::new(Control::default()),
+            None,
+        )
+    }
+
+    pub(crate) fn with_params(
+        transport: T,
+        delegate: Rc<D>,
+        params: Rc<Params>,
+        info: ConnectionInfo,
+        control: Rc<Control>,
+        high_water: Option<HighWater>,
+    ) -> Self {
+        Http1Connection {
+            transport,
+            delegate,
+            params,
+            info,
+            control,
+            timer: LazyTimer::default(),
+            high_water,
+            own_high: 0,
+        }
+    }
+
+    /// Serve requests until the connection closes; the transport is closed on return.
+    /// Tornado's `HTTP1ServerConnection.start_serving`.
+    ///
+    /// # Panics
+    /// The future panics if polled on a thread without a current `IoLoop` (its
+    /// timeouts are loop timers).
+    pub async fn serve(mut self) {
+        let shared = RefCell::new(Shared {
+            h1: ServerConn::new(self.params.limits.clone()),
+            out: BytesMut::new(),
+            resp: Resp::NotStarted,
+            status: StatusCode::OK,
+            flush_requested: false,
+            write_failed: None,
+            broken: false,
+            server_header: self.params.config.server_header.clone(),
+            body_limit: self.params.config.max_body_size,
+            body_timeout: self.params.config.body_timeout,
+            body_done: false,
+        });
+        shared
+            .borrow_mut()
+            .h1
+            .set_no_keep_alive(self.params.config.no_keep_alive);
+        let mut inbuf = BytesMut::new();
+        let end = self.run(&shared, &mut inbuf).await;
+        self.close(&shared, &mut inbuf, end).await;
+        self.delegate.on_close(&self.info);
+    }
+
+    fn note_memory(&mut self, buffers: usize) {
+        if let Some(hw) = &self.high_water {
+            let held = buffers + self.transport.buffered_len();
+            if held > self.own_high {
+                self.own_high = held;
+                hw.0.fetch_max(held, Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn run(&mut self, shared: &RefCell<Shared>, inbuf: &mut BytesMut) -> End {
+        let idle = self.params.config.idle_connection_timeout;
+        let header_timeout = self.params.config.header_timeout;
+        let mut head_started: Option<Instant> = None;
+        loop {
+            let event = shared.borrow_mut().h1.poll(inbuf);
+            match event {
+                Some(Event::Head(head)) => {
+                    head_started = None;
+                    if let Flow::Close(end) = self.request(head, shared, inbuf).await {
+                        return end;
+                    }
+                }
+                Some(Event::Error(e)) => {
+                    log::info!("bad HTTP request from {}: {e}", Peer(&self.info));
+                    let s = &mut *shared.borrow_mut();
+                    if !s.h1.is_responding() {
+                        write_error_response(e, &mut s.out);
+                        log_access_error(&self.info, e);
+                    }
+                    return End::Linger;
+                }
+                Some(_) => {
+                    log::error!("HTTP/1 connection state machine out of step; closing");
+                    return End::Done;
+                }
+                None => {
+                    if shared.borrow().h1.should_close() {
+                        return if inbuf.is_empty() {
+                            End::Done
+                        } else {
+                            End::Linger
+                        };
+                    }
+                    let idle_wait = inbuf.iter().all(|&b| b == b'\r' || b == b'\n');
+                    if idle_wait && self.control.draining() {
+                        return End::Done;
+                    }
+                    // The input is exhausted: send the batch.
+                    if !shared.borrow().out.is_empty() {
+                        if let Err(end) = self.flush(shared, inbuf).await {
+                            return end;
+                        }
+                    }
+                    let now = Instant::now();
+                    let mut deadline = now + idle;
+                    if !idle_wait {
+                        deadline = deadline.min(*head_started.get_or_insert(now) + header_timeout);
+                    }
+                    let out_cap = shared.borrow().out.capacity();
+                    match self.read(inbuf, out_cap, deadline, idle_wait).await {
+                        ReadOutcome::Data => {}
+                        ReadOutcome::Eof => {
+                            if shared.borrow_mut().h1.read_eof(inbuf).is_err() {
+                                log::debug!(
+                                    "connection from {} closed in the middle of a request head",
+                                    Peer(&self.info)
+                                );
+                                return End::Dead;
+                            }
+                            return End::Done;
+                        }
+                        ReadOutcome::Timeout => {
+                            log::debug!(
+                                "closing connection from {}: {} timeout",
+                                Peer(&self.info),
+                                if idle_wait { "idle" } else { "header" }
+                            );
+                            return End::Dead;
+                        }
+                        ReadOutcome::Shutdown => {
+                            return if self.control.forced() {
+                                End::Dead
+                            } else {
+                                End::Done
+                            };
+                        }
+                        ReadOutcome::Error(e) => {
+                            log_io_error("error reading from HTTP connection", &e);
+                            return End::Dead;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One request, from its head to the end of its response.
+    async fn request(
+        &mut self,
+        mut head: RequestHead,
+        shared: &RefCell<Shared>,
+        inbuf: &mut BytesMut,
+    ) -> Flow {
+        let start_time = Instant::now();
+        let access = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info)
+            .then(|| (head.method.clone(), head.uri.clone()));
+        let params = self.params.clone();
+        let config = &params.config;
+        let (remote_ip, protocol) = xheaders::resolve(config, &head.headers, self.info.peer_addr);
+        let gzip = config.decompress_request && xheaders::take_gzip(&mut head.headers);
+        let expect_continue = head.expect_continue;
+        {
+            let mut s = shared.borrow_mut();
+            s.resp = Resp::NotStarted;
+            s.status = StatusCode::OK;
+            s.body_limit = config.max_body_size;
+            s.body_timeout = config.body_timeout;
+            s.body_done = false;
+        }
+        let delegate = self.delegate.clone();
+        let mut msg = delegate.start_request(&self.info);
+        let mut w = ResponseWriter { shared };
+        let start = RequestStart {
+            head,
+            remote_ip,
+            protocol,
+            connection: self.info.clone(),
+            start_time,
+        };
+        let flow = self
+            .request_inner(
+                &mut msg,
+                &mut w,
+                start,
+                gzip,
+                expect_continue,
+                shared,
+                inbuf,
+            )
+            .await;
+        if let Some((method, uri)) = access {
+            let s = shared.borrow();
+            if s.resp != Resp::NotStarted {
+                log_access(s.status, &method, &uri, remote_ip, start_time);
+            }
+        }
+        flow
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn request_inner(
+        &mut self,
+        msg: &mut D::Message<'_>,
+        w: &mut ResponseWriter<'_>,
+        start: RequestStart,
+        gzip: bool,
+        expect_continue: bool,
+        shared: &RefCell<Shared>,
+        inbuf: &mut BytesMut,
+    ) -> Flow {
+        let chunk_size = self.params.config.chunk_size.max(1);
+        let start_time = start.start_time;
+        match self
+            .drive(shared, catch(msg.headers_received(start, w)))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(p)) => return self.after_panic(shared, &*p, false),
+            Err(end) => {
+                msg.on_connection_close();
+                return Flow::Close(end);
+            }
+        }
+        let body_deadline = shared.borrow().body_timeout.map(|t| start_time + t);
+        let idle = self.params.config.idle_connection_timeout;
+        let mut inflater: Option<GzipInflater> = None;
+        let mut continue_sent = false;
+        loop {
+            if shared.borrow().resp == Resp::Finished {
+                // Answered before the body was read: the rest of the body cannot be
+                // skipped safely, so the connection closes after the response.
+                msg.on_connection_close();
+                return Flow::Close(End::Linger);
+            }
+            let event = shared.borrow_mut().h1.poll(inbuf);
+            match event {
+                Some(Event::Data(mut data)) => {
+                    if gzip {
+                        let limit = shared.borrow().body_limit;
+                        let inf = inflater.get_or_insert_with(|| GzipInflater::new(limit));
+                        let mut pos = 0;
+                        loop {
+                            let mut piece = Vec::new();
+                            match inf.inflate(&data[pos..], &mut piece, chunk_size) {
+                                Ok(used) => pos += used,
+                                Err(e) => return self.body_error(msg, shared, e),
+                            }
+                            let full = piece.len() >= chunk_size;
+                            if !piece.is_empty() {
+                                if let Some(flow) =
+                                    self.deliver(msg, w, shared, Bytes::from(piece)).await
+                                {
+                                    return flow;
+                                }
+                            }
+                            if pos >= data.len() && !full {
+                                break;
+                            }
+                        }
+                    } else {
+                        while !data.is_empty() {
+                            let piece = data.split_to(chunk_size.min(data.len()));
+                            if let Some(flow) = self.deliver(msg, w, shared, piece).await {
+                                return flow;
+                            }
+                        }
+                    }
+                }
+                Some(Event::End) => {
+                    if let Some(inf) = &inflater {
+                        if let Err(e) = inf.finish() {
+                            return self.body_error(msg, shared, e);
+                        }
+                    }
+                    shared.borrow_mut().body_done = true;
+                    break;
+                }
+                Some(Event::Error(e)) => return self.body_error(msg, shared, e),
+                Some(_) => {
+                    log::error!("HTTP/1 connection state machine out of step; closing");
+                    msg.on_connection_close();
+                    return Flow::Close(End::Done);
+                }
+                None => {
+                    if expect_continue && !continue_sent && shared.borrow().resp == Resp::NotStarted
+                    {
+                        // The delegate did not answer from the head: it wants the body.
+                        let s = &mut *shared.borrow_mut();
+                        s.h1.write_continue(&mut s.out);
+                        continue_sent = true;
+                    }
+                    if !shared.borrow().out.is_empty() {
+                        if let Err(end) = self.flush(shared, inbuf).await {
+                            msg.on_connection_close();
+                            return Flow::Close(end);
+                        }
+                    }
+                    let mut deadline = Instant::now() + idle;
+                    if let Some(b) = body_deadline {
+                        deadline = deadline.min(b);
+                    }
+                    let out_cap = shared.borrow().out.capacity();
+                    let outcome = self.read(inbuf, out_cap, deadline, false).await;
+                    match outcome {
+                        ReadOutcome::Data => continue,
+                        ReadOutcome::Eof => {
+                            let _ = shared.borrow_mut().h1.read_eof(inbuf);
+                            log::debug!(
+                                "connection from {} closed in the middle of a request body",
+                                Peer(&self.info)
+                            );
+                        }
+                        ReadOutcome::Timeout => {
+                            log::debug!(
+                                "closing connection from {}: body timeout",
+                                Peer(&self.info)
+                            );
+                        }
+                        ReadOutcome::Shutdown => {}
+                        ReadOutcome::Error(e) => log_io_error("error reading a request body", &e),
+                    }
+                    msg.on_connection_close();
+                    return Flow::Close(End::Dead);
+                }
+            }
+        }
+        match self.drive(shared, catch(msg.finish(w))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(p)) => return self.after_panic(shared, &*p, true),
+            Err(end) => {
+                msg.on_connection_close();
+                return Flow::Close(end);
+            }
+        }
+        let resp = shared.borrow().resp;
+        match resp {
+            Resp::NotStarted => {
+                log::error!("HTTP delegate finished a request without a response; answering 500");
+                let _ = w.respond(StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new(), b"");
+            }
+            Resp::Started => {
+                if w.finish().is_err() {
+                    return Flow::Close(End::Done);
+                }
+            }
+            Resp::Finished => {}
+        }
+        if shared.borrow().broken {
+            return Flow::Close(End::Done);
+        }
+        Flow::Next
+    }
+
+    /// Hand one piece of the body to the delegate; `Some(flow)` if the request is over.
+    async fn deliver(
+        &mut self,
+        msg: &mut D::Message<'_>,
+        w: &mut ResponseWriter<'_>,
+        shared: &RefCell<Shared>,
+        piece: Bytes,
+    ) -> Option<Flow> {
+        match self.drive(shared, catch(msg.data_received(piece, w))).await {
+            Ok(Ok(())) => None,
+            Ok(Err(p)) => Some(self.after_panic(shared, &*p, false)),
+            Err(end) => {
+                msg.on_connection_close();
+                Some(Flow::Close(end))
+            }
+        }
+    }
+
+    /// A malformed or oversized body: answer its status if no response started, close.
+    fn body_error(
+        &mut self,
+        msg: &mut D::Message<'_>,
+        shared: &RefCell<Shared>,
+        e: ParseError,
+    ) -> Flow {
+        log::info!("bad HTTP request body from {}: {e}", Peer(&self.info));
+        msg.on_connection_close();
+        let s = &mut *shared.borrow_mut();
+        if s.resp == Resp::NotStarted {
+            write_error_response(e, &mut s.out);
+            s.resp = Resp::Finished;
+            s.status = e.status();
+        }
+        Flow::Close(End::Linger)
+    }
+
+    fn after_panic(
+        &mut self,
+        shared: &RefCell<Shared>,
+        payload: &(dyn Any + Send),
+        body_done: bool,
+    ) -> Flow {
+        log::error!(
+            "HTTP delegate panicked on a request from {}: {}",
+            Peer(&self.info),
+            panic_message(payload)
+        );
+        let s = &mut *shared.borrow_mut();
+        match s.resp {
+            Resp::NotStarted => {
+                let mut headers = HeaderMap::new();
+                ResponseWriter::add_headers(s, &mut headers);
+                match s
+                    .h1
+                    .respond(StatusCode::INTERNAL_SERVER_ERROR, &headers, b"", &mut s.out)
+                {
+                    Ok(done) => {
+                        s.resp = Resp::Finished;
+                        s.status = StatusCode::INTERNAL_SERVER_ERROR;
+                        if done.keep_alive && body_done {
+                            Flow::Next
+                        } else {
+                            Flow::Close(if body_done { End::Done } else { End::Linger })
+                        }
+                    }
+                    Err(_) => Flow::Close(End::Done),
+                }
+            }
+            Resp::Started => Flow::Close(End::Done),
+            Resp::Finished if body_done => Flow::Next,
+            Resp::Finished => Flow::Close(End::Linger),
+        }
+    }
+
+    /// Poll a delegate future; while it is pending, send what has been written, and
+    /// watch for a forced close.
+    async fn drive<F: Future>(
+        &mut self,
+        shared: &RefCell<Shared>,
+        fut: F,
+    ) -> Result<F::Output, End> {
+        let mut fut = pin!(fut);
+        let idle = self.params.config.idle_connection_timeout;
+        let mut stalled: Option<(Instant, usize)> = None;
+        poll_fn(|cx| loop {
+            if self.control.forced() {
+                return Poll::Ready(Err(End::Dead));
+            }
+            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Ok(v));
+            }
+            let s = &mut *shared.borrow_mut();
+            if self.control.draining() {
+                s.h1.set_no_keep_alive(true);
+            }
+            self.control.register(cx.waker());
+            if s.out.is_empty() || s.write_failed.is_some() {
+                return Poll::Pending;
+            }
+            match self.transport.poll_write(cx, &mut s.out) {
+                Poll::Ready(Ok(())) => {
+                    stalled = None;
+                    if std::mem::take(&mut s.flush_requested) {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => {
+                    log_io_error("error writing an HTTP response", &e);
+                    s.write_failed = Some(e.kind());
+                    return Poll::Ready(Err(End::Dead));
+                }
+                Poll::Pending => {
+                    // A peer that stops reading cannot hold the connection forever.
+                    let left = s.out.len();
+                    let since = match stalled {
+                        Some((t, n)) if n == left => t,
+                        _ => {
+                            let now = Instant::now();
+                            stalled = Some((now, left));
+                            now
+                        }
+                    };
+                    if self.timer.poll(cx, since + idle).is_ready() {
+                        log::debug!(
+                            "closing connection from {}: write timeout",
+                            Peer(&self.info)
+                        );
+                        return Poll::Ready(Err(End::Dead));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Send everything queued, bounded by the idle timeout.
+    async fn flush(&mut self, shared: &RefCell<Shared>, inbuf: &BytesMut) -> Result<(), End> {
+        let deadline = Instant::now() + self.params.config.idle_connection_timeout;
+        {
+            let held = inbuf.capacity() + shared.borrow().out.capacity();
+            self.note_memory(held);
+        }
+        poll_fn(|cx| {
+            if self.control.forced() {
+                return Poll::Ready(Err(End::Dead));
+            }
+            let s = &mut *shared.borrow_mut();
+            match self.transport.poll_write(cx, &mut s.out) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+                Poll::Ready(Err(e)) => {
+                    log_io_error("error writing an HTTP response", &e);
+                    s.write_failed = Some(e.kind());
+                    Poll::Ready(Err(End::Dead))
+                }
+                Poll::Pending => {
+                    self.control.register(cx.waker());
+                    if self.timer.poll(cx, deadline).is_ready() {
+                        log::debug!(
+                            "closing connection from {}: write timeout",
+                            Peer(&self.info)
+                        );
+                        return Poll::Ready(Err(End::Dead));
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// Wait for input until `deadline`. `idle`: between requests, where a graceful
+    /// shutdown ends the wait.
+    async fn read(
+        &mut self,
+        inbuf: &mut BytesMut,
+        out_cap: usize,
+        deadline: Instant,
+        idle: bool,
+    ) -> ReadOutcome {
+        if inbuf.is_empty() && inbuf.capacity() > RETAINED_INPUT {
+            // Between requests an idle connection keeps no large buffer.
+            *inbuf = BytesMut::new();
+        }
+        let outcome = {
+            let Self {
+                transport,
+                timer,
+                control,
+                ..
+            } = self;
+            let mut fut = pin!(transport.read(inbuf));
+            poll_fn(|cx| {
+                if control.forced() || (idle && control.draining()) {
+                    return Poll::Ready(ReadOutcome::Shutdown);
+                }
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(ReadOutcome::Eof),
+                    Poll::Ready(Ok(_)) => return Poll::Ready(ReadOutcome::Data),
+                    Poll::Ready(Err(e)) => return Poll::Ready(ReadOutcome::Error(e)),
+                    Poll::Pending => {}
+                }
+                if timer.poll(cx, deadline).is_ready() {
+                    return Poll::Ready(ReadOutcome::Timeout);
+                }
+                control.register(cx.waker());
+                Poll::Pending
+            })
+            .await
+        };
+        self.note_memory(inbuf.capacity() + out_cap);
+        outcome
+    }
+
+    async fn close(&mut self, shared: &RefCell<Shared>, inbuf: &mut BytesMut, end: End) {
+        if end != End::Dead
+            && !shared.borrow().out.is_empty()
+            && self.flush(shared, inbuf).await.is_err()
+        {
+            self.transport.close();
+            return;
+        }
+        if end == End::Linger {
+            let deadline = Instant::now() + LINGER_TIME;
+            let mut discarded = 0;
+            while discarded < LINGER_BYTES {
+                inbuf.clear();
+                match self.read(inbuf, 0, deadline, false).await {
+                    ReadOutcome::Data => discarded += inbuf.len(),
+                    _ => break,
+                }
+            }
+        }
+        self.transport.close();
+    }
+}
+
+/// Displays a peer address for logs.
+struct Peer<'a>(&'a ConnectionInfo);
+
+impl std::fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.peer_addr {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("(no address)"),
+        }
+    }
+}
+
+fn log_access(status: StatusCode, method: &Method, uri: &Uri, ip: Option<IpAddr>, start: Instant) {
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    match ip {
+        Some(ip) => {
+            log::info!(target: ACCESS_LOG_TARGET, "{} {method} {uri} ({ip}) {ms:.2}ms", status.as_u16())
+        }
+        None => {
+            log::info!(target: ACCESS_LOG_TARGET, "{} {method} {uri} {ms:.2}ms", status.as_u16())
+        }
+    }
+}
+
+fn log_access_error(info: &ConnectionInfo, e: ParseError) {
+    if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
+        log::info!(target: ACCESS_LOG_TARGET, "{} (bad request: {e}) ({})", e.status().as_u16(), Peer(info));
+    }
+}

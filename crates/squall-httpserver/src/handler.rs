@@ -1,0 +1,225 @@
+//! The simple handler style: an async function from a whole request to a [`Response`].
+
+use std::future::Future;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use squall_httputil::HttpServerRequest;
+
+use crate::connection::ResponseWriter;
+use crate::delegate::{
+    ConnectionInfo, HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart,
+};
+
+/// A whole response, returned by a simple handler: status, headers and body.
+///
+/// The server adds `Date`, `Server` (as configured), `Content-Length` (unless given)
+/// and `Connection` as needed; for a HEAD request it sends the headers only.
+///
+/// ```
+/// use http::{header, StatusCode};
+/// use squall_httpserver::Response;
+///
+/// let ok = Response::text("Hello, world!");
+/// assert_eq!(ok.status, StatusCode::OK);
+/// assert_eq!(ok.headers[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+///
+/// let missing = Response::new(StatusCode::NOT_FOUND)
+///     .with_header(header::CACHE_CONTROL, "no-store".parse().unwrap());
+/// assert!(missing.body.is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: StatusCode,
+    /// The header fields (framing fields are the server's business: a
+    /// `Transfer-Encoding` here is refused, a `Content-Length` must match the body).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Response::new(StatusCode::OK)
+    }
+}
+
+impl Response {
+    /// An empty response with `status`.
+    pub fn new(status: StatusCode) -> Self {
+        Response {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// `200 OK` with `body` and no Content-Type.
+    pub fn bytes(body: impl Into<Bytes>) -> Self {
+        Response {
+            body: body.into(),
+            ..Response::new(StatusCode::OK)
+        }
+    }
+
+    /// `200 OK` with a `text/plain; charset=utf-8` body.
+    pub fn text(body: impl Into<Bytes>) -> Self {
+        Response::bytes(body).with_header(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )
+    }
+
+    /// `200 OK` with a `text/html; charset=utf-8` body.
+    pub fn html(body: impl Into<Bytes>) -> Self {
+        Response::bytes(body).with_header(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )
+    }
+
+    /// The same response with another status.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// The same response with a header set (replacing any value it had).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// The same response with another body.
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+/// A simple handler: an async function from a whole [`HttpServerRequest`] to a
+/// [`Response`], made with [`handler_fn`]. Tornado's `HTTPServer(request_callback)` with
+/// a plain callable.
+///
+/// It is a [`HttpServerConnectionDelegate`] that buffers each request's body (up to
+/// `max_body_size`), parses its arguments (query, urlencoded or multipart body), calls
+/// the function, and writes what it returns. A body that fails to parse (bad multipart,
+/// a `Content-Encoding` the form parser cannot read) is answered `400` without calling
+/// the function.
+///
+/// To serve on several threads (`HttpServer::start(n)`) the function must be
+/// `Clone + Send`: each thread gets its own copy. Its futures need not be `Send`.
+#[derive(Debug, Clone)]
+pub struct FnHandler<F> {
+    f: F,
+}
+
+/// Wrap an async function as a simple handler.
+///
+/// ```
+/// use squall_httpserver::{handler_fn, Response};
+///
+/// let hello = handler_fn(|req| async move {
+///     if req.path() == "/echo" {
+///         Response::bytes(req.body)
+///     } else {
+///         Response::text("Hello, world!")
+///     }
+/// });
+/// # drop(hello);
+/// ```
+pub fn handler_fn<F, Fut>(f: F) -> FnHandler<F>
+where
+    F: Fn(HttpServerRequest) -> Fut + 'static,
+    Fut: Future<Output = Response>,
+{
+    FnHandler { f }
+}
+
+impl<F, Fut> HttpServerConnectionDelegate for FnHandler<F>
+where
+    F: Fn(HttpServerRequest) -> Fut + 'static,
+    Fut: Future<Output = Response>,
+{
+    type Message<'a> = BufferedRequest<'a, F>;
+
+    fn start_request<'a>(&'a self, _connection: &ConnectionInfo) -> BufferedRequest<'a, F> {
+        BufferedRequest {
+            f: &self.f,
+            start: None,
+            body: Body::Empty,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Body {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+/// The per-request delegate of a [`FnHandler`]: buffers the body, then calls the
+/// function.
+#[derive(Debug)]
+pub struct BufferedRequest<'a, F> {
+    f: &'a F,
+    start: Option<RequestStart>,
+    body: Body,
+}
+
+impl<F, Fut> HttpMessageDelegate for BufferedRequest<'_, F>
+where
+    F: Fn(HttpServerRequest) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    async fn headers_received(&mut self, request: RequestStart, _writer: &mut ResponseWriter<'_>) {
+        self.start = Some(request);
+    }
+
+    async fn data_received(&mut self, chunk: Bytes, _writer: &mut ResponseWriter<'_>) {
+        // The first piece is kept as is (no copy for a body that came in one read).
+        self.body = match std::mem::replace(&mut self.body, Body::Empty) {
+            Body::Empty => Body::One(chunk),
+            Body::One(first) => {
+                let mut all = BytesMut::with_capacity(first.len() + chunk.len());
+                all.extend_from_slice(&first);
+                all.extend_from_slice(&chunk);
+                Body::Many(all)
+            }
+            Body::Many(mut all) => {
+                all.extend_from_slice(&chunk);
+                Body::Many(all)
+            }
+        };
+    }
+
+    async fn finish(&mut self, writer: &mut ResponseWriter<'_>) {
+        let Some(start) = self.start.take() else {
+            return;
+        };
+        let body = match std::mem::replace(&mut self.body, Body::Empty) {
+            Body::Empty => Bytes::new(),
+            Body::One(b) => b,
+            Body::Many(b) => b.freeze(),
+        };
+        let remote_ip = start.remote_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let mut request =
+            HttpServerRequest::new(start.head, body, remote_ip, start.protocol.as_str());
+        if let Err(e) = request.parse_body() {
+            log::info!("bad request body from {}: {e}", request.remote_ip);
+            let resp = Response::text(e.to_string()).with_status(e.status());
+            let _ = writer.respond(resp.status, resp.headers, &resp.body);
+            return;
+        }
+        let resp = (self.f)(request).await;
+        if let Err(e) = writer.respond(resp.status, resp.headers, &resp.body) {
+            log::error!("handler returned an invalid response ({e}); answering 500");
+            if !writer.is_started() {
+                let _ = writer.respond(StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new(), b"");
+            }
+        }
+    }
+}

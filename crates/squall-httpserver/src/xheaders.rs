@@ -1,0 +1,193 @@
+//! Per-request header rules applied by the connection: proxy headers (`xheaders`) and
+//! the gzip body switch (`decompress_request`).
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{HeaderName, CONTENT_ENCODING};
+use http::uri::Scheme;
+use http::HeaderMap;
+
+use crate::config::HttpServerConfig;
+
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_SCHEME: HeaderName = HeaderName::from_static("x-scheme");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_CONSUMED_CONTENT_ENCODING: HeaderName =
+    HeaderName::from_static("x-consumed-content-encoding");
+
+/// The client's address and the scheme for one request (Tornado's
+/// `_HTTPRequestContext._apply_xheaders`, computed afresh for every request, so one
+/// request's headers never leak into the next on the same connection).
+pub(crate) fn resolve(
+    config: &HttpServerConfig,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> (Option<IpAddr>, Scheme) {
+    let mut ip = peer.map(|a| a.ip().to_canonical());
+    let mut scheme = config.protocol.clone().unwrap_or(Scheme::HTTP);
+    if !config.xheaders {
+        return (ip, scheme);
+    }
+    // X-Forwarded-For lists hops left to right; several fields are one list. Walk from
+    // the right past our own trusted proxies: the first other hop is the client.
+    let mut candidate: Option<&str> = None;
+    'fields: for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
+        let Ok(text) = value.to_str() else {
+            candidate = None;
+            break;
+        };
+        for hop in text.rsplit(',').map(str::trim) {
+            candidate = Some(hop);
+            if !is_trusted(config, hop) {
+                break 'fields;
+            }
+        }
+    }
+    if let Some(real) = headers.get(&X_REAL_IP) {
+        candidate = real.to_str().ok().map(str::trim);
+    }
+    if let Some(addr) = candidate.and_then(|c| c.parse::<IpAddr>().ok()) {
+        ip = Some(addr);
+    }
+    let proto = headers
+        .get(&X_SCHEME)
+        .or_else(|| headers.get(&X_FORWARDED_PROTO));
+    if let Some(last) = proto
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit(',').next())
+        .map(str::trim)
+    {
+        if last.eq_ignore_ascii_case("http") {
+            scheme = Scheme::HTTP;
+        } else if last.eq_ignore_ascii_case("https") {
+            scheme = Scheme::HTTPS;
+        }
+    }
+    (ip, scheme)
+}
+
+fn is_trusted(config: &HttpServerConfig, hop: &str) -> bool {
+    !config.trusted_downstream.is_empty()
+        && hop
+            .parse::<IpAddr>()
+            .is_ok_and(|a| config.trusted_downstream.contains(&a))
+}
+
+/// If the body is gzip (`Content-Encoding: gzip`, any case), rename the header to
+/// `X-Consumed-Content-Encoding` (the handler will see the body inflated) and say so.
+pub(crate) fn take_gzip(headers: &mut HeaderMap) -> bool {
+    let is_gzip = headers
+        .get(CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"gzip"))
+        && headers.get_all(CONTENT_ENCODING).iter().count() == 1;
+    if is_gzip {
+        if let Some(v) = headers.remove(CONTENT_ENCODING) {
+            headers.insert(X_CONSUMED_CONTENT_ENCODING.clone(), v);
+        }
+    }
+    is_gzip
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn on() -> HttpServerConfig {
+        HttpServerConfig {
+            xheaders: true,
+            ..HttpServerConfig::default()
+        }
+    }
+
+    const PEER: Option<SocketAddr> = Some(SocketAddr::new(
+        IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+        5000,
+    ));
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    // XHeaderTest.test_ip_headers
+    #[test]
+    fn ip_headers() {
+        let c = on();
+        assert_eq!(resolve(&c, &headers(&[]), PEER).0, ip("127.0.0.1"));
+        let h = headers(&[("X-Real-IP", "4.4.4.4")]);
+        assert_eq!(resolve(&c, &h, PEER).0, ip("4.4.4.4"));
+        let h = headers(&[("X-Forwarded-For", "4.4.4.4")]);
+        assert_eq!(resolve(&c, &h, PEER).0, ip("4.4.4.4"));
+        let h = headers(&[("X-Real-IP", "2620:0:1cfe:face:b00c::3")]);
+        assert_eq!(resolve(&c, &h, PEER).0, ip("2620:0:1cfe:face:b00c::3"));
+        // Invalid addresses are ignored.
+        let h = headers(&[("X-Real-IP", "4.4.4.4<script>")]);
+        assert_eq!(resolve(&c, &h, PEER).0, ip("127.0.0.1"));
+        let h = headers(&[("X-Forwarded-For", "www.google.com")]);
+        assert_eq!(resolve(&c, &h, PEER).0, ip("127.0.0.1"));
+        // The last hop is taken when there is no trusted list.
+        let h = headers(&[("X-Forwarded-For", "1.2.3.4, 5.6.7.8")]);
+        assert_eq!(resolve(&c, &h, PEER).0, ip("5.6.7.8"));
+        // Off: headers ignored.
+        let off = HttpServerConfig::default();
+        let h = headers(&[("X-Real-IP", "4.4.4.4")]);
+        assert_eq!(resolve(&off, &h, PEER).0, ip("127.0.0.1"));
+    }
+
+    // XHeaderTest.test_trusted_downstream
+    #[test]
+    fn trusted_downstream() {
+        let c = HttpServerConfig {
+            trusted_downstream: vec!["5.5.5.5".parse().unwrap()],
+            ..on()
+        };
+        let h = headers(&[("X-Forwarded-For", "1.1.1.1, 2.2.2.2, 5.5.5.5")]);
+        assert_eq!(resolve(&c, &h, PEER).0, ip("2.2.2.2"));
+        let h = headers(&[
+            ("X-Forwarded-For", "1.1.1.1"),
+            ("X-Forwarded-For", "5.5.5.5"),
+        ]);
+        assert_eq!(resolve(&c, &h, PEER).0, ip("1.1.1.1"));
+    }
+
+    // XHeaderTest.test_scheme_headers
+    #[test]
+    fn scheme_headers() {
+        let c = on();
+        assert_eq!(resolve(&c, &headers(&[]), PEER).1, Scheme::HTTP);
+        let h = headers(&[("X-Scheme", "https")]);
+        assert_eq!(resolve(&c, &h, PEER).1, Scheme::HTTPS);
+        let h = headers(&[("X-Forwarded-Proto", "https")]);
+        assert_eq!(resolve(&c, &h, PEER).1, Scheme::HTTPS);
+        let h = headers(&[("X-Forwarded-Proto", "https , http")]);
+        assert_eq!(resolve(&c, &h, PEER).1, Scheme::HTTP);
+        let h = headers(&[("X-Forwarded-Proto", "unknown")]);
+        assert_eq!(resolve(&c, &h, PEER).1, Scheme::HTTP);
+        // ManualProtocolTest: a fixed protocol, overridden only by valid headers.
+        let fixed = HttpServerConfig {
+            protocol: Some(Scheme::HTTPS),
+            ..HttpServerConfig::default()
+        };
+        assert_eq!(resolve(&fixed, &headers(&[]), PEER).1, Scheme::HTTPS);
+    }
+
+    #[test]
+    fn gzip_switch() {
+        let mut h = headers(&[("Content-Encoding", "GZip")]);
+        assert!(take_gzip(&mut h));
+        assert!(h.get(CONTENT_ENCODING).is_none());
+        assert_eq!(h["x-consumed-content-encoding"], "GZip");
+        let mut h = headers(&[("Content-Encoding", "br")]);
+        assert!(!take_gzip(&mut h));
+        assert_eq!(h[CONTENT_ENCODING], "br");
+    }
+}

@@ -1,0 +1,541 @@
+//! The connection driver over the in-memory transport: Tornado's
+//! `http1connection_test.py` and the parts of `httpserver_test.py` that need no socket.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use squall_httpserver::{
+    handler_fn, ConnectionInfo, Http1Connection, HttpMessageDelegate, HttpServerConfig,
+    HttpServerConnectionDelegate, MemoryPeer, MemoryTransport, RequestStart, Response,
+    ResponseWriter,
+};
+use squall_ioloop::IoLoop;
+
+const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn hello() -> squall_httpserver::FnHandler<
+    impl Fn(squall_httpserver::HttpServerRequest) -> std::future::Ready<Response> + Clone,
+> {
+    handler_fn(|req: squall_httpserver::HttpServerRequest| {
+        std::future::ready(match req.path() {
+            "/echo" => Response::bytes(req.body),
+            "/panic" => panic!("handler panic (expected by the test)"),
+            "/notmod" => Response::new(StatusCode::NOT_MODIFIED),
+            _ => Response::text("Hello, world!"),
+        })
+    })
+}
+
+/// Feed `input` (each piece one read), then end of file; serve to the end.
+fn serve_all<D: HttpServerConnectionDelegate>(
+    delegate: D,
+    config: HttpServerConfig,
+    input: &[&[u8]],
+) -> (String, MemoryPeer) {
+    let io_loop = IoLoop::new().unwrap();
+    let (transport, peer) = MemoryTransport::pair();
+    for piece in input {
+        peer.send(piece);
+    }
+    peer.close();
+    let conn = Http1Connection::new(transport, Rc::new(delegate), config, None);
+    io_loop.run_sync(conn.serve(), TIMEOUT).unwrap();
+    (text(&peer.take_output()), peer)
+}
+
+/// Yield to the loop until `cond` holds (bounded by the run_sync timeout).
+async fn until(mut cond: impl FnMut() -> bool) {
+    while !cond() {
+        squall_ioloop::sleep(Duration::ZERO).await;
+    }
+}
+
+// test_pipelined_requests / the batching rule: every buffered request is answered,
+// in order, in one write.
+#[test]
+fn pipelined_requests_are_answered_in_order_in_one_write() {
+    let req = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /c HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (out, peer) = serve_all(hello(), HttpServerConfig::default(), &[req]);
+    assert_eq!(peer.write_calls(), 1, "{out}");
+    let hello_at = out.find("Hello, world!").unwrap();
+    let echo_at = out.find("\r\n\r\nabc").unwrap();
+    let last = out.rfind("Hello, world!").unwrap();
+    assert!(hello_at < echo_at && echo_at < last, "{out}");
+    assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 3);
+    assert!(
+        out.to_ascii_lowercase().contains("\r\nserver: squall\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("Date: "));
+    assert!(peer.is_closed());
+}
+
+// test_newlines: leading empty lines between pipelined requests are ignored, bare LF ok.
+#[test]
+fn newlines_between_requests() {
+    let (out, _) = serve_all(
+        hello(),
+        HttpServerConfig::default(),
+        &[b"\r\n\r\nGET / HTTP/1.1\nHost: x\n\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+    );
+    assert_eq!(out.matches("Hello, world!").count(), 2, "{out}");
+}
+
+// KeepAliveTest.test_http10 / test_http10_keepalive: HTTP/1.0 closes unless asked.
+#[test]
+fn http10_keep_alive_rules() {
+    let (out, peer) = serve_all(
+        hello(),
+        HttpServerConfig::default(),
+        &[b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\n\r\n"],
+    );
+    assert_eq!(out.matches("Hello, world!").count(), 1, "{out}");
+    assert!(!out.contains("Connection: keep-alive"));
+    assert!(peer.is_closed());
+
+    let (out, _) = serve_all(
+        hello(),
+        HttpServerConfig::default(),
+        &[b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"],
+    );
+    assert_eq!(
+        out.matches("Connection: keep-alive\r\n").count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(out.matches("Hello, world!").count(), 2, "{out}");
+}
+
+// KeepAliveTest.test_request_close / no_keep_alive.
+#[test]
+fn connection_close_and_no_keep_alive() {
+    let (out, _) = serve_all(
+        hello(),
+        HttpServerConfig::default(),
+        &[b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+    );
+    assert_eq!(out.matches("Hello, world!").count(), 1, "{out}");
+    assert!(out.contains("Connection: close\r\n"));
+
+    let config = HttpServerConfig {
+        no_keep_alive: true,
+        ..HttpServerConfig::default()
+    };
+    let (out, _) = serve_all(
+        hello(),
+        config,
+        &[b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+    );
+    assert_eq!(out.matches("Hello, world!").count(), 1, "{out}");
+    assert!(out.contains("Connection: close\r\n"));
+}
+
+// test_keepalive_chunked_head_no_body / HEAD and 304 carry no body.
+#[test]
+fn head_and_304_have_no_body() {
+    let (out, _) = serve_all(
+        hello(),
+        HttpServerConfig::default(),
+        &[b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /notmod HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+    );
+    let parts: Vec<&str> = out.split("HTTP/1.1 ").filter(|p| !p.is_empty()).collect();
+    assert_eq!(parts.len(), 3, "{out}");
+    assert!(
+        parts[0].starts_with("200")
+            && parts[0].contains("Content-Length: 13\r\n")
+            && parts[0].ends_with("\r\n\r\n"),
+        "{}",
+        parts[0]
+    );
+    assert!(
+        parts[1].starts_with("304")
+            && !parts[1].contains("Content-Length")
+            && parts[1].ends_with("\r\n\r\n"),
+        "{}",
+        parts[1]
+    );
+    assert!(parts[2].ends_with("Hello, world!"));
+}
+
+// test_malformed_first_line / test_malformed_headers: 400 and close.
+#[test]
+fn malformed_requests_get_400_and_close() {
+    for bad in [
+        &b"GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+    ] {
+        let (out, peer) = serve_all(hello(), HttpServerConfig::default(), &[bad]);
+        assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+        assert!(out.contains("Connection: close\r\n"));
+        assert!(peer.is_closed());
+    }
+    // A good request before a bad one is answered first.
+    let (out, _) = serve_all(
+        hello(),
+        HttpServerConfig::default(),
+        &[b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/9\r\n\r\n"],
+    );
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    assert!(out.contains("HTTP/1.1 400 Bad Request"), "{out}");
+}
+
+// MaxHeaderSizeTest / BodyLimitsTest: 431 and 413.
+#[test]
+fn header_and_body_limits() {
+    let config = HttpServerConfig {
+        max_header_size: 1024,
+        max_body_size: 10,
+        ..HttpServerConfig::default()
+    };
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(2000)
+    );
+    let (out, peer) = serve_all(hello(), config.clone(), &[big.as_bytes()]);
+    assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+    assert!(peer.is_closed());
+
+    let (out, _) = serve_all(
+        hello(),
+        config.clone(),
+        &[b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n01234567890"],
+    );
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+
+    let (out, _) = serve_all(
+        hello(),
+        config,
+        &[b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n6\r\n012345\r\n0\r\n\r\n"],
+    );
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+}
+
+// test_chunked_request_body, with a chunk split across reads.
+#[test]
+fn chunked_upload_to_simple_handler() {
+    let (out, _) = serve_all(
+        hello(),
+        HttpServerConfig::default(),
+        &[
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWi",
+            b"ki\r\n5\r\npedia\r\n0\r\n\r\n",
+        ],
+    );
+    assert!(out.ends_with("Content-Length: 9\r\n\r\nWikipedia"), "{out}");
+}
+
+/// A streaming delegate that records what it is given and streams a chunked answer.
+#[derive(Clone, Default)]
+struct Recorder {
+    log: Rc<RefCell<Vec<String>>>,
+    answer_early: Option<StatusCode>,
+}
+
+struct RecorderMsg {
+    log: Rc<RefCell<Vec<String>>>,
+    answer_early: Option<StatusCode>,
+    body: usize,
+}
+
+impl HttpServerConnectionDelegate for Recorder {
+    type Message<'a> = RecorderMsg;
+    fn start_request(&self, _c: &ConnectionInfo) -> RecorderMsg {
+        RecorderMsg {
+            log: self.log.clone(),
+            answer_early: self.answer_early,
+            body: 0,
+        }
+    }
+}
+
+impl HttpMessageDelegate for RecorderMsg {
+    async fn headers_received(&mut self, request: RequestStart, w: &mut ResponseWriter<'_>) {
+        self.log
+            .borrow_mut()
+            .push(format!("head {}", request.head.uri));
+        if let Some(status) = self.answer_early {
+            w.respond(status, HeaderMap::new(), b"").unwrap();
+        }
+    }
+    async fn data_received(&mut self, chunk: Bytes, _w: &mut ResponseWriter<'_>) {
+        self.body += chunk.len();
+        self.log.borrow_mut().push(format!("data {}", chunk.len()));
+        // Awaiting here pauses reading.
+        squall_ioloop::sleep(Duration::ZERO).await;
+    }
+    async fn finish(&mut self, w: &mut ResponseWriter<'_>) {
+        self.log.borrow_mut().push("finish".into());
+        w.write_head(StatusCode::OK, HeaderMap::new()).unwrap();
+        w.write(b"got ").unwrap();
+        w.flush().await.unwrap();
+        w.write(self.body.to_string().as_bytes()).unwrap();
+        w.finish().unwrap();
+    }
+    fn on_connection_close(&mut self) {
+        self.log.borrow_mut().push("closed".into());
+    }
+}
+
+// StreamingChunkSizeTest: pieces are at most chunk_size, wire chunk edges kept; the
+// streamed answer is chunked.
+#[test]
+fn streaming_delegate_chunk_size_and_chunked_response() {
+    let rec = Recorder::default();
+    let config = HttpServerConfig {
+        chunk_size: 4,
+        ..HttpServerConfig::default()
+    };
+    let (out, _) = serve_all(
+        rec.clone(),
+        config,
+        &[b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n2\r\ngh\r\n0\r\n\r\n"],
+    );
+    assert_eq!(
+        *rec.log.borrow(),
+        ["head /up", "data 4", "data 2", "data 2", "finish"]
+    );
+    assert!(out.contains("Transfer-Encoding: chunked\r\n"), "{out}");
+    assert!(
+        out.ends_with("\r\n\r\n4\r\ngot \r\n1\r\n8\r\n0\r\n\r\n"),
+        "{out}"
+    );
+}
+
+// test_100_continue: the interim response comes only when the body is wanted.
+#[test]
+fn expect_100_continue() {
+    let io_loop = IoLoop::new().unwrap();
+    let (transport, peer) = MemoryTransport::pair();
+    let conn = Http1Connection::new(
+        transport,
+        Rc::new(hello()),
+        HttpServerConfig::default(),
+        None,
+    );
+    let p = peer.clone();
+    io_loop
+        .run_sync(
+            async move {
+                let task = IoLoop::current().unwrap().spawn(conn.serve());
+                p.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+                let mut out = Vec::new();
+                until(|| {
+                    out.extend_from_slice(&p.take_output());
+                    !out.is_empty()
+                })
+                .await;
+                assert_eq!(text(&out), "HTTP/1.1 100 Continue\r\n\r\n");
+                p.send(b"body");
+                p.close();
+                task.await.unwrap();
+                out.extend_from_slice(&p.take_output());
+                let out = text(&out);
+                assert!(out.contains("HTTP/1.1 200 OK\r\n") && out.ends_with("body"), "{out}");
+            },
+            TIMEOUT,
+        )
+        .unwrap();
+
+    // A delegate that refuses from the head gets no 100, and the connection closes.
+    let rec = Recorder {
+        answer_early: Some(StatusCode::UNAUTHORIZED),
+        ..Recorder::default()
+    };
+    let (out, peer) = serve_all(
+        rec.clone(),
+        HttpServerConfig::default(),
+        &[b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"],
+    );
+    assert!(out.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{out}");
+    assert!(!out.contains("100 Continue"));
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{out}"
+    );
+    assert!(peer.is_closed());
+    assert_eq!(*rec.log.borrow(), ["head /x", "closed"]);
+}
+
+// A reply before the body was read: the body is never taken for a request.
+#[test]
+fn early_reply_never_desynchronises() {
+    let rec = Recorder {
+        answer_early: Some(StatusCode::FORBIDDEN),
+        ..Recorder::default()
+    };
+    let (out, _) = serve_all(
+        rec,
+        HttpServerConfig::default(),
+        &[
+            b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 27\r\n\r\n",
+            b"GET /smuggled HTTP/1.1\r\n\r\n",
+        ],
+    );
+    assert_eq!(out.matches("HTTP/1.1").count(), 1, "{out}");
+}
+
+// A panic in a handler: 500 for it, and the next request on the same connection is
+// served.
+#[test]
+fn handler_panic_gives_500_and_keeps_serving() {
+    let (out, _) = serve_all(
+        hello(),
+        HttpServerConfig::default(),
+        &[b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+    );
+    assert!(
+        out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("Hello, world!"), "{out}");
+}
+
+struct BadLength;
+struct BadLengthMsg;
+impl HttpServerConnectionDelegate for BadLength {
+    type Message<'a> = BadLengthMsg;
+    fn start_request(&self, _c: &ConnectionInfo) -> BadLengthMsg {
+        BadLengthMsg
+    }
+}
+impl HttpMessageDelegate for BadLengthMsg {
+    async fn headers_received(&mut self, _r: RequestStart, _w: &mut ResponseWriter<'_>) {}
+    async fn finish(&mut self, w: &mut ResponseWriter<'_>) {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_LENGTH, "10".parse().unwrap());
+        w.write_head(StatusCode::OK, h).unwrap();
+        w.write(b"short").unwrap();
+        assert!(w.write(b"too long!").is_err());
+    }
+}
+
+// InvalidOutputContentLengthTest: a body that breaks its Content-Length closes the
+// connection after what was written; the next request is not served.
+#[test]
+fn content_length_mismatch_closes() {
+    let (out, peer) = serve_all(
+        BadLength,
+        HttpServerConfig::default(),
+        &[b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+    );
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 1, "{out}");
+    assert!(out.ends_with("short"), "{out}");
+    assert!(peer.is_closed());
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+// GzipTest / GzipUnsupportedTest.
+#[test]
+fn gzip_request_bodies() {
+    let body = gzip(b"foo=bar&x=1");
+    let mut req = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: GZIP\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let config = HttpServerConfig {
+        decompress_request: true,
+        ..HttpServerConfig::default()
+    };
+    let (out, _) = serve_all(hello(), config, &[&req]);
+    assert!(out.ends_with("\r\n\r\nfoo=bar&x=1"), "{out}");
+
+    // Off: the body arrives as sent.
+    let (out, _) = serve_all(hello(), HttpServerConfig::default(), &[&req]);
+    assert!(
+        out.as_bytes().ends_with(&body) || out.contains("400"),
+        "{out}"
+    );
+
+    // A bomb: 10 MB of zeros in a few KB is refused at max_body_size, not inflated.
+    let bomb = gzip(&vec![0u8; 10 << 20]);
+    let mut req = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        bomb.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&bomb);
+    let config = HttpServerConfig {
+        decompress_request: true,
+        max_body_size: 1 << 20,
+        ..HttpServerConfig::default()
+    };
+    let (out, _) = serve_all(hello(), config.clone(), &[&req]);
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+
+    // Not gzip at all: 400.
+    let (out, _) = serve_all(
+        hello(),
+        config,
+        &[b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello"],
+    );
+    assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+}
+
+// IdleTimeoutTest and the header timeout, on loop timers.
+#[test]
+fn idle_and_header_timeouts_close() {
+    let config = HttpServerConfig {
+        idle_connection_timeout: Duration::from_millis(100),
+        header_timeout: Duration::from_millis(100),
+        ..HttpServerConfig::default()
+    };
+    for input in [&b""[..], b"GET / HTTP/1.1\r\nHost"] {
+        let io_loop = IoLoop::new().unwrap();
+        let (transport, peer) = MemoryTransport::pair();
+        peer.send(input);
+        let conn = Http1Connection::new(transport, Rc::new(hello()), config.clone(), None);
+        let started = std::time::Instant::now();
+        io_loop.run_sync(conn.serve(), TIMEOUT).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert!(peer.is_closed());
+        assert!(peer.take_output().is_empty());
+    }
+}
+
+// A peer reset mid-body reaches the delegate as on_connection_close.
+#[test]
+fn reset_mid_body_calls_on_connection_close() {
+    let rec = Recorder::default();
+    let io_loop = IoLoop::new().unwrap();
+    let (transport, peer) = MemoryTransport::pair();
+    peer.send(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc");
+    let conn = Http1Connection::new(
+        transport,
+        Rc::new(rec.clone()),
+        HttpServerConfig::default(),
+        None,
+    );
+    let p = peer.clone();
+    io_loop
+        .run_sync(
+            async move {
+                let task = IoLoop::current().unwrap().spawn(conn.serve());
+                let log = rec.log.clone();
+                until(|| log.borrow().len() >= 2).await;
+                p.reset();
+                task.await.unwrap();
+                assert_eq!(*log.borrow(), ["head /up", "data 3", "closed"]);
+            },
+            TIMEOUT,
+        )
+        .unwrap();
+    assert!(peer.is_closed());
+}
