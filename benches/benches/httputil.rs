@@ -37,14 +37,23 @@ fn head_parsing(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(raw.len() as u64));
         // One call on a slice: copies the head once, then parses.
         g.bench_function(format!("{name}/slice"), |b| {
-            b.iter(|| parse_request_head(black_box(raw), &limits).unwrap().unwrap())
+            b.iter(|| {
+                parse_request_head(black_box(raw), &limits)
+                    .unwrap()
+                    .unwrap()
+            })
         });
         // The server's way: split the head off the read buffer, values shared with it.
         g.bench_function(format!("{name}/bytesmut"), |b| {
             let mut parser = HeadParser::new();
             b.iter_batched_ref(
                 || BytesMut::from(raw),
-                |buf| parser.parse_bytes(buf, &limits, HeaderMap::new()).unwrap().unwrap(),
+                |buf| {
+                    parser
+                        .parse_bytes(buf, &limits, HeaderMap::new())
+                        .unwrap()
+                        .unwrap()
+                },
                 BatchSize::SmallInput,
             )
         });
@@ -63,14 +72,20 @@ fn pipelined(c: &mut Criterion) {
         let mut out = BytesMut::with_capacity(16 * 128);
         let headers = HeaderMap::new();
         b.iter_batched_ref(
-            || (ServerConn::new(Limits::default()), BytesMut::from(&input[..])),
+            || {
+                (
+                    ServerConn::new(Limits::default()),
+                    BytesMut::from(&input[..]),
+                )
+            },
             |(conn, buf)| {
                 out.clear();
                 while let Some(event) = conn.poll(buf) {
                     match event {
                         Event::Head(head) => conn.recycle_headers(head.headers),
                         Event::End => {
-                            conn.respond(StatusCode::OK, &headers, b"Hello, world!", &mut out).unwrap();
+                            conn.respond(StatusCode::OK, &headers, b"Hello, world!", &mut out)
+                                .unwrap();
                         }
                         _ => unreachable!(),
                     }
@@ -84,9 +99,16 @@ fn pipelined(c: &mut Criterion) {
 }
 
 fn response_head(c: &mut Criterion) {
-    let req = RequestInfo { version: Version::HTTP_11, is_head: false, keep_alive: true };
+    let req = RequestInfo {
+        version: Version::HTTP_11,
+        is_head: false,
+        keep_alive: true,
+    };
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("13"));
     headers.insert(header::SERVER, HeaderValue::from_static("squall"));
     let mut g = c.benchmark_group("httputil/response_head");
@@ -94,7 +116,8 @@ fn response_head(c: &mut Criterion) {
     g.bench_function("200_three_headers", |b| {
         b.iter(|| {
             out.clear();
-            let enc = ResponseEncoder::start(&req, StatusCode::OK, black_box(&headers), &mut out).unwrap();
+            let enc = ResponseEncoder::start(&req, StatusCode::OK, black_box(&headers), &mut out)
+                .unwrap();
             black_box(enc.remaining())
         })
     });
@@ -102,7 +125,9 @@ fn response_head(c: &mut Criterion) {
     g.bench_function("404_chunked", |b| {
         b.iter(|| {
             out.clear();
-            let enc = ResponseEncoder::start(&req, StatusCode::NOT_FOUND, black_box(&empty), &mut out).unwrap();
+            let enc =
+                ResponseEncoder::start(&req, StatusCode::NOT_FOUND, black_box(&empty), &mut out)
+                    .unwrap();
             black_box(enc.framing())
         })
     });

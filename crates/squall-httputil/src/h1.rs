@@ -254,13 +254,14 @@ impl ServerConn {
                         if let BodyDecoder::Chunked(d) = dec {
                             self.trailers = d.take_trailers();
                         }
-                        let current = self.pending.back_mut().expect("a request is being read");
-                        current.body_done = true;
-                        self.read = if current.keep_alive {
-                            Read::Head
-                        } else {
-                            Read::Done
+                        let keep_alive = match self.pending.back_mut() {
+                            Some(current) => {
+                                current.body_done = true;
+                                current.keep_alive
+                            }
+                            None => false,
                         };
+                        self.read = if keep_alive { Read::Head } else { Read::Done };
                         Some(Event::End)
                     }
                     Err(e) => Some(self.fail(e)),
@@ -273,10 +274,29 @@ impl ServerConn {
         log::debug!("malformed HTTP request: {e}");
         if matches!(self.read, Read::Body { .. }) {
             // The request whose body failed is answered by the error response.
-            self.pending.pop_back();
+            self.drop_current_request();
         }
         self.read = Read::Failed;
         Event::Error(e)
+    }
+
+    /// Forget the request whose body was being read, unless its response is already
+    /// under way: then it is finished, and the connection closed after it.
+    fn drop_current_request(&mut self) {
+        if self.response.is_some() && self.pending.len() == 1 {
+            if let Some(p) = self.pending.back_mut() {
+                p.keep_alive = false;
+            }
+        } else {
+            self.pending.pop_back();
+        }
+    }
+
+    /// Stop parsing input for good (unless it already failed).
+    fn stop_reading(&mut self) {
+        if !matches!(self.read, Read::Failed) {
+            self.read = Read::Done;
+        }
     }
 
     /// The peer closed its side. Returns `Err(IncompleteMessage)` if it did so in the
@@ -293,7 +313,7 @@ impl ServerConn {
         };
         if matches!(self.read, Read::Body { .. }) {
             // A request cut short in its body cannot be answered.
-            self.pending.pop_back();
+            self.drop_current_request();
         }
         self.read = if result.is_ok() {
             Read::Done
@@ -405,6 +425,7 @@ impl ServerConn {
             self.closing = true;
             self.response = None;
             self.pending.clear();
+            self.stop_reading();
         }
         r
     }
@@ -419,17 +440,15 @@ impl ServerConn {
         let mut enc = self.response.take().ok_or(OutputError::NoResponseStarted)?;
         let r = enc.finish(out);
         self.fail_output(r)?;
-        let req = self
+        let req_ok = self
             .pending
             .pop_front()
-            .expect("a response answers a pending request");
-        let keep_alive = enc.keep_alive() && req.body_done && !self.no_keep_alive && !self.closing;
+            .is_some_and(|r| r.body_done && r.keep_alive);
+        let keep_alive = enc.keep_alive() && req_ok && !self.no_keep_alive && !self.closing;
         if !keep_alive {
             self.closing = true;
             self.pending.clear();
-            if !matches!(self.read, Read::Failed) {
-                self.read = Read::Done;
-            }
+            self.stop_reading();
         }
         Ok(ResponseDone { keep_alive })
     }
@@ -558,6 +577,47 @@ mod tests {
             BytesMut::from(&b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"[..]);
         events(&mut conn, &mut buf);
         assert_eq!(conn.read_eof(&buf), Err(ParseError::IncompleteMessage));
+    }
+
+    #[test]
+    fn eof_while_answering_a_streaming_request() {
+        let mut conn = ServerConn::new(Limits::default());
+        let mut buf =
+            BytesMut::from(&b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"[..]);
+        events(&mut conn, &mut buf);
+        let mut out = BytesMut::new();
+        conn.start_response(StatusCode::OK, &HeaderMap::new(), &mut out)
+            .unwrap();
+        assert_eq!(conn.read_eof(&buf), Err(ParseError::IncompleteMessage));
+        conn.write_body(b"partial", &mut out).unwrap();
+        assert!(!conn.finish_response(&mut out).unwrap().keep_alive);
+        assert!(conn.should_close());
+    }
+
+    #[test]
+    fn broken_response_stops_input() {
+        let mut conn = ServerConn::new(Limits::default());
+        let mut buf =
+            BytesMut::from(&b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab"[..]);
+        events(&mut conn, &mut buf);
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("1"),
+        );
+        let mut out = BytesMut::new();
+        conn.start_response(StatusCode::OK, &h, &mut out).unwrap();
+        assert_eq!(
+            conn.write_body(b"xx", &mut out),
+            Err(OutputError::ContentLengthExceeded)
+        );
+        buf.extend_from_slice(b"cdGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(conn.poll(&mut buf).is_none());
+        assert!(conn.should_close());
+        assert_eq!(
+            conn.finish_response(&mut out),
+            Err(OutputError::NoResponseStarted)
+        );
     }
 
     #[test]

@@ -127,6 +127,10 @@ impl HeadParser {
         buf: &[u8],
         limits: &Limits,
     ) -> Result<Option<HeadSpan>, ParseError> {
+        if self.start > buf.len() || self.scan_from > buf.len() {
+            // Not the buffer of the previous call: start over rather than misread it.
+            self.reset();
+        }
         // Skip leading empty lines; they are consumed with the head.
         let mut start = self.start;
         while !self.request_line_done {
@@ -603,9 +607,10 @@ fn classify_httparse_error(e: httparse::Error, head: &[u8]) -> ParseError {
             let method_len = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
             if method_len == 0 || !line[..method_len].iter().all(|&b| is_token(b)) {
                 ParseError::InvalidMethod
-            } else if line.split(|&b| b == b' ').count() < 3 {
-                ParseError::InvalidRequestLine
-            } else if line.get(method_len + 1).map_or(true, |&b| b == b' ') {
+            } else if line.split(|&b| b == b' ').count() < 3
+                || line.get(method_len + 1).map_or(true, |&b| b == b' ')
+            {
+                // Too few parts, or an empty target (two spaces in a row).
                 ParseError::InvalidRequestLine
             } else {
                 ParseError::InvalidTarget

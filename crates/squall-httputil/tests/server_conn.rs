@@ -648,3 +648,76 @@ proptest! {
         prop_assert_eq!(&pieces.events, &whole.events);
     }
 }
+
+#[derive(Debug, Clone)]
+enum Op {
+    Feed(Vec<u8>),
+    Start(u16, Option<u8>),
+    Write(u8),
+    Finish,
+    Respond(u16, u8),
+    Continue,
+    Eof,
+    MaxBody(u16),
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let valid = request_strategy().prop_map(|r| serialize(&r));
+    prop_oneof![
+        4 => valid.prop_map(Op::Feed),
+        2 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Op::Feed),
+        2 => (prop::sample::select(vec![100u16, 101, 200, 204, 304, 404, 500]), proptest::option::of(0u8..20)).prop_map(|(s, l)| Op::Start(s, l)),
+        2 => (0u8..30).prop_map(Op::Write),
+        2 => Just(Op::Finish),
+        3 => (prop::sample::select(vec![200u16, 204, 304, 413]), 0u8..10).prop_map(|(s, l)| Op::Respond(s, l)),
+        1 => Just(Op::Continue),
+        1 => Just(Op::Eof),
+        1 => any::<u16>().prop_map(Op::MaxBody),
+    ]
+}
+
+proptest! {
+    /// The connection driven by any sequence of inputs and calls, correct or not: no
+    /// panic, no event after an error or EOF, and `should_close` is final.
+    #[test]
+    fn any_driver_never_panics(ops in proptest::collection::vec(op_strategy(), 1..30)) {
+        let mut conn = ServerConn::new(Limits { max_pipelined: 4, ..Limits::default() });
+        let (mut input, mut out) = (BytesMut::new(), BytesMut::new());
+        let mut stopped = false;
+        for op in ops {
+            match op {
+                Op::Feed(bytes) => {
+                    input.extend_from_slice(&bytes);
+                    while let Some(e) = conn.poll(&mut input) {
+                        prop_assert!(!stopped, "event after an error or EOF: {:?}", e);
+                        if let Event::Error(_) = e {
+                            stopped = true;
+                        }
+                    }
+                }
+                Op::Start(status, len) => {
+                    let mut h = HeaderMap::new();
+                    if let Some(l) = len {
+                        h.insert(header::CONTENT_LENGTH, HeaderValue::from(u16::from(l)));
+                    }
+                    let _ = conn.start_response(StatusCode::from_u16(status).unwrap(), &h, &mut out);
+                }
+                Op::Write(n) => {
+                    let _ = conn.write_body(&vec![b'x'; n.into()], &mut out);
+                }
+                Op::Finish => {
+                    let _ = conn.finish_response(&mut out);
+                }
+                Op::Respond(status, n) => {
+                    let _ = conn.respond(StatusCode::from_u16(status).unwrap(), &HeaderMap::new(), &vec![b'y'; n.into()], &mut out);
+                }
+                Op::Continue => conn.write_continue(&mut out),
+                Op::Eof => {
+                    let _ = conn.read_eof(&input);
+                    stopped = true;
+                }
+                Op::MaxBody(n) => conn.set_max_body_size(n.into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! Tornado's httputil_test.py, in our own words: url_concat, multipart, format_timestamp,
+//! parse_cookie, query strings, split_host_and_port.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use squall_httputil::{
+    format_timestamp, parse_body_arguments, parse_cookie, parse_multipart_form_data,
+    parse_qs_bytes, split_host_and_port, url_concat, Arguments, Files, MultipartConfig, ParseError,
+};
+
+// ---- TestUrlConcat ----
+
+/// A base URL, the arguments to add, the expected result.
+type ConcatCase = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+#[test]
+fn test_url_concat() {
+    let cases: &[ConcatCase] = &[
+        (
+            "https://localhost/path",
+            &[("y", "y"), ("z", "z")],
+            "https://localhost/path?y=y&z=z",
+        ), // no_query_params
+        (
+            "https://localhost/path",
+            &[("y", "/y"), ("z", "z")],
+            "https://localhost/path?y=%2Fy&z=z",
+        ), // encode_args
+        (
+            "https://localhost/path?",
+            &[("y", "y"), ("z", "z")],
+            "https://localhost/path?y=y&z=z",
+        ), // trailing_q
+        (
+            "https://localhost/path?x",
+            &[("y", "y"), ("z", "z")],
+            "https://localhost/path?x=&y=y&z=z",
+        ), // q_with_no_trailing_amp
+        (
+            "https://localhost/path?x&",
+            &[("y", "y"), ("z", "z")],
+            "https://localhost/path?x=&y=y&z=z",
+        ), // trailing_amp
+        (
+            "https://localhost/path?a=1&b=2",
+            &[("y", "y"), ("z", "z")],
+            "https://localhost/path?a=1&b=2&y=y&z=z",
+        ), // mult_params
+        (
+            "https://localhost/path?r=1&t=2",
+            &[],
+            "https://localhost/path?r=1&t=2",
+        ), // no_params
+        (
+            "https://localhost/path#tab",
+            &[("y", "y")],
+            "https://localhost/path?y=y#tab",
+        ), // with_frag
+        (
+            "https://localhost/path",
+            &[("y", "y1"), ("y", "y2")],
+            "https://localhost/path?y=y1&y=y2",
+        ), // multi_same_params
+        (
+            "https://localhost/path?r=1&r=2",
+            &[("y", "y")],
+            "https://localhost/path?r=1&r=2&y=y",
+        ), // multi_same_query_params
+        (
+            "https://localhost/path",
+            &[("y", "a b")],
+            "https://localhost/path?y=a+b",
+        ),
+    ];
+    for (url, args, expected) in cases {
+        assert_eq!(
+            url_concat(url, args.iter().copied()),
+            *expected,
+            "{url} + {args:?}"
+        );
+    }
+}
+
+// ---- QsParseTest and friends ----
+
+#[test]
+fn test_parse_qs() {
+    let args = parse_qs_bytes(b"a=1&b=2&a=3", false);
+    assert_eq!(args["a"], ["1", "3"]);
+    assert_eq!(args["b"], ["2"]);
+    // Tornado: HTTPServerTest.test_query_string_encoding (values stay bytes).
+    assert_eq!(
+        parse_qs_bytes(b"foo=%C3%A9", true)["foo"],
+        [Bytes::from("é")]
+    );
+    // Blank values only when asked for.
+    assert!(parse_qs_bytes(b"a=&b", false).is_empty());
+    assert_eq!(parse_qs_bytes(b"a=&b", true).len(), 2);
+    // Bad escapes are kept literally, never an error.
+    assert_eq!(parse_qs_bytes(b"a=%&b=%g1&c=100%", true)["b"], ["%g1"]);
+    // Non-UTF-8 in names is replaced, not refused.
+    assert!(parse_qs_bytes(b"%ff=1", true).contains_key("\u{fffd}"));
+}
+
+// ---- MultipartFormDataTest ----
+
+fn multipart(data: &str) -> Result<(Arguments, Files), ParseError> {
+    let (mut args, mut files) = (Arguments::new(), Files::new());
+    let data = Bytes::from(data.replace('\n', "\r\n"));
+    parse_multipart_form_data(
+        b"1234",
+        &data,
+        &mut args,
+        &mut files,
+        &MultipartConfig::default(),
+    )?;
+    Ok((args, files))
+}
+
+#[test]
+fn test_file_upload() {
+    let (_, files) = multipart("--1234\nContent-Disposition: form-data; name=\"files\"; filename=\"ab.txt\"\n\nFoo\n--1234--").unwrap();
+    let f = &files["files"][0];
+    assert_eq!(f.filename, "ab.txt");
+    assert_eq!(f.body, "Foo");
+    assert_eq!(f.content_type, "application/unknown");
+}
+
+#[test]
+fn test_unquoted_names() {
+    let (_, files) = multipart(
+        "--1234\nContent-Disposition: form-data; name=files; filename=ab.txt\n\nFoo\n--1234--",
+    )
+    .unwrap();
+    assert_eq!(files["files"][0].filename, "ab.txt");
+    assert_eq!(files["files"][0].body, "Foo");
+}
+
+#[test]
+fn test_special_filenames() {
+    for filename in [
+        "a;b.txt",
+        "a\"b.txt",
+        "a\";b.txt",
+        "a;\"b.txt",
+        "a\";\";.txt",
+        "a\\\"b.txt",
+        "a\\b.txt",
+    ] {
+        let escaped = filename.replace('\\', "\\\\").replace('"', "\\\"");
+        let data = format!("--1234\nContent-Disposition: form-data; name=\"files\"; filename=\"{escaped}\"\n\nFoo\n--1234--");
+        let (_, files) = multipart(&data).unwrap();
+        assert_eq!(files["files"][0].filename, filename);
+        assert_eq!(files["files"][0].body, "Foo");
+    }
+}
+
+#[test]
+fn test_non_ascii_filename() {
+    let (_, files) = multipart(
+        "--1234\nContent-Disposition: form-data; name=\"files\"; filename=\"ab.txt\"; filename*=UTF-8''%C3%A1b.txt\n\nFoo\n--1234--",
+    )
+    .unwrap();
+    assert_eq!(files["files"][0].filename, "áb.txt");
+}
+
+#[test]
+fn test_boundary_starts_and_ends_with_quotes() {
+    let data = Bytes::from("--1234\r\nContent-Disposition: form-data; name=\"files\"; filename=\"ab.txt\"\r\n\r\nFoo\r\n--1234--");
+    let (mut args, mut files) = (Arguments::new(), Files::new());
+    parse_multipart_form_data(
+        b"\"1234\"",
+        &data,
+        &mut args,
+        &mut files,
+        &MultipartConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(files["files"][0].filename, "ab.txt");
+}
+
+#[test]
+fn test_missing_headers() {
+    assert_eq!(
+        multipart("--1234\n\nFoo\n--1234--").unwrap_err(),
+        ParseError::InvalidMultipart
+    );
+}
+
+#[test]
+fn test_invalid_content_disposition() {
+    let r = multipart("--1234\nContent-Disposition: invalid; name=\"files\"; filename=\"ab.txt\"\n\nFoo\n--1234--");
+    assert_eq!(r.unwrap_err(), ParseError::InvalidMultipart);
+}
+
+#[test]
+fn test_line_does_not_end_with_correct_line_break() {
+    let r = multipart("--1234\nContent-Disposition: form-data; name=\"files\"; filename=\"ab.txt\"\n\nFoo--1234--");
+    assert_eq!(r.unwrap_err(), ParseError::InvalidMultipart);
+}
+
+#[test]
+fn test_content_disposition_header_without_name_parameter() {
+    let r =
+        multipart("--1234\nContent-Disposition: form-data; filename=\"ab.txt\"\n\nFoo\n--1234--");
+    assert_eq!(r.unwrap_err(), ParseError::InvalidMultipart);
+}
+
+#[test]
+fn test_data_after_final_boundary() {
+    let (_, files) = multipart("--1234\nContent-Disposition: form-data; name=\"files\"; filename=\"ab.txt\"\n\nFoo\n--1234--\n").unwrap();
+    assert_eq!(files["files"][0].body, "Foo");
+}
+
+#[test]
+fn final_boundary_is_required() {
+    let r = multipart("--1234\nContent-Disposition: form-data; name=\"a\"\n\nFoo\n--1234\n");
+    assert_eq!(r.unwrap_err(), ParseError::InvalidMultipart);
+}
+
+#[test]
+fn fields_and_files_together() {
+    let (args, files) = multipart(
+        "--1234\nContent-Disposition: form-data; name=\"a\"\n\n1\n\
+         --1234\nContent-Disposition: form-data; name=\"a\"\n\n\n\
+         --1234\nContent-Disposition: form-data; name=\"f\"; filename=\"x.bin\"\nContent-Type: application/octet-stream\n\n\x00\x01\n\
+         --1234--",
+    )
+    .unwrap();
+    assert_eq!(args["a"], ["1", ""]);
+    assert_eq!(files["f"][0].content_type, "application/octet-stream");
+    assert_eq!(files["f"][0].body, &b"\x00\x01"[..]);
+}
+
+#[test]
+fn multipart_caps_and_switch() {
+    let many: String = (0..101)
+        .map(|i| format!("--1234\nContent-Disposition: form-data; name=\"f{i}\"\n\nv\n"))
+        .collect::<String>()
+        + "--1234--";
+    assert_eq!(multipart(&many).unwrap_err(), ParseError::TooManyParts);
+    let big_header = format!(
+        "--1234\nContent-Disposition: form-data; name=\"a\"\nX: {}\n\nv\n--1234--",
+        "h".repeat(11 * 1024)
+    );
+    assert_eq!(
+        multipart(&big_header).unwrap_err(),
+        ParseError::PartHeaderTooLarge
+    );
+    let off = MultipartConfig {
+        enabled: false,
+        ..MultipartConfig::default()
+    };
+    let r = parse_body_arguments(
+        "multipart/form-data; boundary=1234",
+        &Bytes::new(),
+        &mut Arguments::new(),
+        &mut Files::new(),
+        None,
+        &off,
+    );
+    assert_eq!(r, Err(ParseError::MultipartDisabled));
+}
+
+#[test]
+fn body_arguments_by_content_type() {
+    let cfg = MultipartConfig::default();
+    let (mut args, mut files) = (Arguments::new(), Files::new());
+    parse_body_arguments(
+        "application/x-www-form-urlencoded; charset=utf-8",
+        &Bytes::from("a=1&b=&a=2"),
+        &mut args,
+        &mut files,
+        None,
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(args["a"], ["1", "2"]);
+    assert_eq!(args["b"], [""]);
+    let body =
+        Bytes::from("--xx\r\nContent-Disposition: form-data; name=\"m\"\r\n\r\nv\r\n--xx--\r\n");
+    parse_body_arguments(
+        "Multipart/Form-Data; boundary=\"xx\"",
+        &body,
+        &mut args,
+        &mut files,
+        None,
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(args["m"], ["v"]);
+    // Other types add nothing; a multipart type without boundary is an error.
+    parse_body_arguments(
+        "application/json",
+        &Bytes::from("{}"),
+        &mut args,
+        &mut files,
+        None,
+        &cfg,
+    )
+    .unwrap();
+    let r = parse_body_arguments(
+        "multipart/form-data",
+        &body,
+        &mut args,
+        &mut files,
+        None,
+        &cfg,
+    );
+    assert_eq!(r, Err(ParseError::InvalidMultipart));
+}
+
+// ---- FormatTimestampTest ----
+
+#[test]
+fn test_format_timestamp() {
+    let t = UNIX_EPOCH + Duration::from_secs_f64(1359312200.503611);
+    assert_eq!(format_timestamp(t), "Sun, 27 Jan 2013 18:43:20 GMT");
+    assert_eq!(
+        format_timestamp(UNIX_EPOCH + Duration::from_secs(1359312200)),
+        "Sun, 27 Jan 2013 18:43:20 GMT"
+    );
+}
+
+// ---- ParseCookieTest ----
+
+#[test]
+fn test_invalid_cookies() {
+    let c = parse_cookie("abc=def; unnamed; xyz=123");
+    assert_eq!(c.len(), 3);
+    assert_eq!(c[""], "unnamed");
+    let c = parse_cookie("a=b; =; c=d; ;");
+    assert_eq!(c.len(), 2);
+    assert_eq!(c["c"], "d");
+}
+
+#[test]
+fn test_unquote() {
+    let cases = [
+        (r#"a="b=\"""#, "b=\""),
+        (r#"a="b=\\""#, "b=\\"),
+        (r#"a="b=\=""#, "b=="),
+        (r#"a="b=\n""#, "b=n"),
+        (r#"a="b=\042""#, "b=\""),
+        (r#"a="b=\134""#, "b=\\"),
+        (r#"a="b=\377""#, "b=\u{ff}"),
+        (r#"a="b=\400""#, "b=400"),
+        (r#"a="b=\42""#, "b=42"),
+        (r#"a="b=\\042""#, "b=\\042"),
+        (r#"a="b=\\134""#, "b=\\134"),
+        (r#"a="b=\\\"""#, "b=\\\""),
+        (r#"a="b=\\\042""#, "b=\\\""),
+        (r#"a="b=\134\"""#, "b=\\\""),
+        (r#"a="b=\134\042""#, "b=\\\""),
+    ];
+    for (header, expected) in cases {
+        assert_eq!(parse_cookie(header)["a"], expected, "{header}");
+    }
+}
+
+#[test]
+fn test_unquote_large() {
+    let n = 100_000;
+    for encoded in [r"\\", r"\134"] {
+        let data = format!("a=\"b={}\"", encoded.repeat(n));
+        let value = &parse_cookie(&data)["a"];
+        assert!(value.starts_with("b=\\"));
+        assert!(value.ends_with("\\\\\\"));
+        assert_eq!(value.chars().count(), n + 2);
+    }
+}
+
+// ---- split_host_and_port ----
+
+#[test]
+fn test_split_host_and_port() {
+    assert_eq!(split_host_and_port("localhost"), ("localhost", None));
+    assert_eq!(split_host_and_port("localhost:80"), ("localhost", Some(80)));
+    assert_eq!(
+        split_host_and_port("1.2.3.4:65535"),
+        ("1.2.3.4", Some(65535))
+    );
+    assert_eq!(split_host_and_port("a:65536"), ("a:65536", None));
+    assert_eq!(split_host_and_port(":80"), (":80", None));
+    assert_eq!(split_host_and_port("a:"), ("a:", None));
+    assert_eq!(split_host_and_port("a:8x"), ("a:8x", None));
+}
