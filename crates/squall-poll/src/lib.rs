@@ -51,7 +51,11 @@
 //!   answer `POLLNVAL` on every later wait.
 //! * When more fds are ready than the [`Events`](squall_poller::Events) buffer holds, the
 //!   next poll starts its scan where the last one stopped, so no fd is starved.
-//! * macOS's poll(2) does not support devices (ttys); use kqueue or select there for them.
+//! * The conformance suite runs on Linux. macOS's poll(2) is built on kqueue: it turns
+//!   `EV_EOF` into `POLLHUP` (and then drops `POLLOUT`) and never reports a socket error
+//!   as `POLLERR`, so there a refused connect is HUP, not ERROR
+//!   (`error_for_refused_connect` fails), and devices (ttys) are not supported at all.
+//!   Use kqueue on macOS and the BSDs.
 //!
 //! [`squall-select`]: https://docs.rs/squall-select
 

@@ -104,13 +104,32 @@ impl<P: Poller> Poller for Counting<P> {
     }
 }
 
-/// The backend this example wraps: epoll on Linux, poll(2) elsewhere.
+/// The backend this example wraps: the platform's own (epoll on Linux, kqueue on macOS
+/// and FreeBSD), else poll(2).
 pub fn platform_backend() -> Box<dyn Poller> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         Box::new(squall_epoll::Epoll::new().expect("epoll_create1"))
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos",
+        target_os = "freebsd"
+    ))]
+    {
+        Box::new(squall_kqueue::Kqueue::new().expect("kqueue"))
+    }
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos",
+        target_os = "freebsd"
+    )))]
     {
         Box::new(squall_poll::Poll::new())
     }

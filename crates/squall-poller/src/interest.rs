@@ -116,7 +116,9 @@ impl fmt::Debug for Interest {
 ///   for an fd watched for READ.
 ///   Learn end-of-file from a read that returns 0, not from `HUP`.
 /// * `ERROR`: the fd has a pending socket error. A refused non-blocking connect watched
-///   for WRITE (as a connecting stream is) is `ERROR` on every backend, and the error is
+///   for WRITE (as a connecting stream is) is `ERROR` on epoll and kqueue, and on poll
+///   and select on Linux (macOS's poll(2) and select(2) cannot see it without consuming
+///   it: there it shows as HUP or WRITE, and the stream reads `SO_ERROR`); the error is
 ///   still pending afterwards: no backend consumes it, so `getsockopt(SO_ERROR)` reads
 ///   it. Other errors (a connection reset, a pipe whose reader is gone) are `ERROR` on
 ///   epoll and poll but may show only as READ or WRITE on select, or as `HUP` on

@@ -71,10 +71,13 @@
 //!   not writable.
 //! * An fd registered with [`Interest::NONE`](squall_poller::Interest::NONE) is in no set
 //!   and hears nothing at all, not even errors.
-//! * The check relies on poll(2) reporting `POLLERR` for a pending socket error, as
-//!   Linux does. On a kernel that does not, a refused connect shows as plain WRITE, and
-//!   the stream finds the error with `SO_ERROR` as Tornado's `_handle_connect` does
-//!   (on macOS and the BSDs, kqueue is the default backend anyway).
+//! * The check relies on poll(2) reporting `POLLERR` for a pending socket error even
+//!   when no events are asked, as Linux does. macOS's poll(2) is built on kqueue and
+//!   watches nothing for `events == 0` (and reports a socket error as `POLLHUP` at
+//!   best), so there, and on BSD kernels that behave alike, a refused connect shows as
+//!   plain WRITE: the stream finds the error with `SO_ERROR`, as Tornado's
+//!   `_handle_connect` does. This backend therefore passes the whole conformance suite
+//!   on Linux only; on macOS and the BSDs use kqueue, which reports it as ERROR.
 //!
 //! # Fairness
 //!
