@@ -1,0 +1,107 @@
+//! squall's IOStream: Tornado's `tornado.iostream` on the squall [`IoLoop`]. An
+//! [`IoStream`] owns a non-blocking fd (a TCP or Unix socket, a pipe) and gives async
+//! reads ([`read_until`](IoStream::read_until), [`read_bytes`](IoStream::read_bytes),
+//! [`read_until_close`](IoStream::read_until_close), [`read_into`](IoStream::read_into),
+//! and the zero-copy [`read_parse`](IoStream::read_parse)) and queued writes
+//! ([`write`](IoStream::write), [`write_buffered`](IoStream::write_buffered) +
+//! [`flush`](IoStream::flush)).
+//!
+//! # Example
+//!
+//! ```
+//! use std::net::TcpListener;
+//! use squall_ioloop::IoLoop;
+//! use squall_iostream::IoStream;
+//!
+//! let io_loop = IoLoop::new()?;
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let addr = listener.local_addr()?;
+//! let reply = io_loop.run_sync(async move {
+//!     let client = IoStream::connect(addr).await?;
+//!     let (conn, _) = listener.accept()?;
+//!     let server = IoStream::new(conn)?;
+//!     client.write(&b"GET / HTTP/1.0\r\n\r\n"[..]).await?;
+//!     let line = server.read_until(b"\r\n", Some(1024)).await?;
+//!     assert_eq!(&line[..], b"GET / HTTP/1.0\r\n");
+//!     server.write(&b"HTTP/1.0 200 OK\r\n\r\nhello"[..]).await?;
+//!     server.close(); // after the write future: close drops whatever is still queued
+//!     Ok::<_, Box<dyn std::error::Error>>(client.read_until_close().await?)
+//! }, None)??;
+//! assert_eq!(&reply[..], b"HTTP/1.0 200 OK\r\n\r\nhello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The read model
+//!
+//! - **One read at a time**, as in Tornado: a second read while one is pending fails
+//!   with [`StreamError::ReadInProgress`]. A read holds the slot from the moment it is
+//!   made until it completes or is dropped; dropping a pending read (a timeout) loses no
+//!   data, since bytes are consumed only when a read completes.
+//! - **Buffered bytes first**: a read that the buffer satisfies makes no syscall.
+//! - **Idle streams own no buffer.** Every `read(2)` lands in a per-thread 64 KiB buffer;
+//!   the pending read looks at the bytes there, and only what it did not consume is
+//!   copied into the stream's own `BytesMut`, which is empty, capacity 0, while idle.
+//! - **Backpressure**: a read pulls only what it needs (`read_bytes(n)` asks the OS for
+//!   at most `n` minus what is buffered), and no read buffers more than
+//!   `max_buffer_size` (default 100 MiB): one that would need more fails with
+//!   [`StreamError::BufferFull`] and closes the stream.
+//! - **Syscalls are counted.** The fd is registered with READ interest the first time a
+//!   read waits, and READ stays armed across reads. When a READ event arrives and
+//!   nobody waits, READ is disarmed (one `epoll_ctl`) and the stream remembers it is
+//!   readable, so the next read tries the syscall at once. After a short read the
+//!   socket is taken as drained and the read parks without another `read()`;
+//!   level-triggered readiness reports anything left.
+//! - **End-of-file closes the stream** (as in Tornado), but data that arrived before it
+//!   stays readable: reads that the buffer satisfies still succeed.
+//!
+//! # Writes
+//!
+//! [`write`](IoStream::write) is a plain function: it queues the `Bytes` (no copy) and,
+//! if the socket is known to be writable, hands the queue to the OS at once with one
+//! `writev` (up to 64 slices). WRITE interest is armed only when a write falls short and
+//! dropped when the queue empties. The returned [`WriteFuture`] resolves when the data
+//! has left the stream's buffer (Tornado's write future); the data goes out whether or
+//! not it is awaited. [`write_buffered`](IoStream::write_buffered) queues without a
+//! syscall and [`flush`](IoStream::flush) sends: a pipelining server answers a whole
+//! batch with one `writev`.
+//!
+//! # Errors
+//!
+//! [`StreamError::Closed`] carries a [`CloseCause`]: end-of-file, a reset (quiet, logged
+//! at debug level), the real OS error (a refused connect gives `ECONNREFUSED`, read from
+//! `SO_ERROR`), a limit, or a local close. Limits come back through the read's future,
+//! never as a panic.
+//!
+//! # Differences from Tornado, and why
+//!
+//! - **`read_parse` is new**: a zero-copy parse hook over the per-thread buffer, so a
+//!   server keeps no buffer per idle connection (DESIGN.md's performance rules).
+//!   `take_buffered` takes body bytes that came with a head without a syscall.
+//! - **No `read_until_regex`**: a `regex` dependency would double the crate's build and
+//!   its search cannot resume where it stopped the way `memmem` does; use
+//!   [`read_parse`](IoStream::read_parse) with any matcher you like.
+//! - **No streaming callbacks** (Tornado 4's `streaming_callback`): call `read_bytes(n,
+//!   true)` in a loop, which is what they did.
+//! - **Connecting**: [`IoStream::connect`] creates the socket and resolves to the
+//!   connected stream; [`IoStream::start_connect`] returns the stream at once so writes
+//!   can be queued while connecting (Tornado's `test_write_while_connecting`).
+//! - **The close callback** fires on a later loop turn; dropping the last handle closes
+//!   the fd without firing it (dropping is not an event).
+//! - **Writes after the peer's end-of-file fail**: the stream is closed at end-of-file,
+//!   as in Tornado, so a half-closed peer gets no reply.
+//! - **`SIGPIPE`**: writes use `writev`, which raises `SIGPIPE` on a dead peer; Rust
+//!   programs ignore it by default (the std runtime sets `SIG_IGN`), and the write then
+//!   fails with `EPIPE`, a [`CloseCause::Reset`]. A program that restores `SIGPIPE`
+//!   must not use streams.
+
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
+
+mod error;
+mod read;
+mod shared;
+mod stream;
+
+pub use error::{CloseCause, ReadParseError, StreamError};
+pub use squall_ioloop::IoLoop;
+pub use stream::{IoStream, WriteFuture, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
