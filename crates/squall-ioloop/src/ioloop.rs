@@ -172,8 +172,8 @@ fn unsupported(name: &str, krate: &str) -> io::Error {
 
 impl IoLoop {
     /// A new loop on the platform's default poller, as Tornado's `configurable_default`
-    /// picks it: epoll on Linux, kqueue on macOS and the BSDs (poll(2) until
-    /// `squall-kqueue` is built in), poll(2) elsewhere.
+    /// picks it: epoll on Linux, kqueue on macOS and FreeBSD, poll(2) elsewhere
+    /// (select(2) only when asked for: it cannot watch fds past `FD_SETSIZE`).
     ///
     /// The environment variable `SQUALL_POLLER` (`epoll`, `kqueue`, `poll` or `select`)
     /// forces a backend, so a test suite can be re-run on each (CI does this). The loop
@@ -1173,11 +1173,21 @@ pub fn poller_by_name(name: &str) -> io::Result<Box<dyn Poller>> {
 fn platform_default() -> io::Result<Box<dyn Poller>> {
     if cfg!(any(target_os = "linux", target_os = "android")) {
         epoll()
+    } else if HAS_KQUEUE {
+        kqueue()
     } else {
-        // kqueue first on macOS and the BSDs once squall-kqueue is built in.
-        kqueue().or_else(|_| poll())
+        poll()
     }
 }
+
+/// Where `squall-kqueue` builds its backend.
+const HAS_KQUEUE: bool = cfg!(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "freebsd"
+));
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn epoll() -> io::Result<Box<dyn Poller>> {
@@ -1189,12 +1199,29 @@ fn epoll() -> io::Result<Box<dyn Poller>> {
     Err(unsupported("epoll", "squall-epoll, Linux only"))
 }
 
-// squall-kqueue is not committed to the workspace yet: once it is, depend on it for
-// the macOS/BSD targets (`[target.'cfg(...)'.dependencies]`) and build
-// `squall_kqueue::Kqueue::new()?` here under the same cfg. Until then macOS and the
-// BSDs fall back to poll(2) in `platform_default`.
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "freebsd"
+))]
 fn kqueue() -> io::Result<Box<dyn Poller>> {
-    Err(unsupported("kqueue", "squall-kqueue"))
+    Ok(Box::new(squall_kqueue::Kqueue::new()?))
+}
+
+#[cfg(not(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "freebsd"
+)))]
+fn kqueue() -> io::Result<Box<dyn Poller>> {
+    Err(unsupported(
+        "kqueue",
+        "squall-kqueue, macOS and FreeBSD only",
+    ))
 }
 
 fn poll() -> io::Result<Box<dyn Poller>> {

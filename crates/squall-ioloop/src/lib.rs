@@ -68,8 +68,8 @@
 //!
 //! # Choosing the poller
 //!
-//! [`IoLoop::new`] takes the platform's default backend (epoll on Linux; kqueue on macOS
-//! and the BSDs, poll or select elsewhere, once those crates are built in), or the one
+//! [`IoLoop::new`] takes the platform's default backend (epoll on Linux, kqueue on macOS
+//! and FreeBSD, poll(2) elsewhere), or the one
 //! named by the environment variable **`SQUALL_POLLER`** (`epoll`, `kqueue`, `poll`,
 //! `select`), so CI re-runs every suite above the pollers on each backend.
 //! [`IoLoop::with_poller`] takes any [`Poller`].
