@@ -329,7 +329,7 @@ pub(crate) fn parse_head(
         Version::HTTP_10
     };
     let uri = if path == "/" {
-        Uri::from_static("/")
+        Uri::default() // "/" without parsing
     } else {
         Uri::from_maybe_shared(head.slice_ref(path.as_bytes()))
             .map_err(|_| ParseError::InvalidTarget)?

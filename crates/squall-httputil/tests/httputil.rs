@@ -390,3 +390,76 @@ fn test_split_host_and_port() {
     assert_eq!(split_host_and_port("a:"), ("a:", None));
     assert_eq!(split_host_and_port("a:8x"), ("a:8x", None));
 }
+
+// ---- no panics on arbitrary input ----
+
+mod arbitrary {
+    use super::*;
+    use proptest::prelude::*;
+    use squall_httputil::{parse_header_params, url_unescape, GzipInflater};
+
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop::sample::select(vec![
+                'a', '=', ';', '"', '\\', ' ', '%', '&', '+', '0', '7', 'é', ':', '\t', '-', '\r',
+                '\n',
+            ]),
+            0..80,
+        )
+        .prop_map(|v| v.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn cookies_queries_and_urls(s in text(), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_cookie(&s);
+            let _ = parse_qs_bytes(&bytes, true);
+            let _ = parse_qs_bytes(s.as_bytes(), false);
+            let _ = url_unescape(&bytes, true);
+            let _ = url_concat(&s, [(s.as_str(), s.as_str())]);
+            let _ = split_host_and_port(&s);
+            let _ = parse_header_params(&s);
+        }
+
+        #[test]
+        fn multipart_bodies(
+            parts in proptest::collection::vec(("[a-z]{0,3}", proptest::collection::vec(any::<u8>(), 0..30), any::<bool>()), 0..5),
+            noise in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            header in text(),
+        ) {
+            let mut body = Vec::new();
+            for (name, value, file) in &parts {
+                body.extend_from_slice(b"--bb\r\nContent-Disposition: form-data; name=\"");
+                body.extend_from_slice(name.as_bytes());
+                body.extend_from_slice(if *file { &b"\"; filename=\"f\"\r\n\r\n"[..] } else { &b"\"\r\n\r\n"[..] });
+                body.extend_from_slice(value);
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(b"--bb--\r\n");
+            for (at, b) in noise {
+                let n = body.len();
+                body[at % n] = b;
+            }
+            let body = Bytes::from(body);
+            let cfg = MultipartConfig::default();
+            let _ = parse_body_arguments(&format!("multipart/form-data; boundary=bb; {header}"), &body, &mut Arguments::new(), &mut Files::new(), None, &cfg);
+            let _ = parse_body_arguments(&header, &body, &mut Arguments::new(), &mut Files::new(), None, &cfg);
+            let _ = parse_multipart_form_data(header.as_bytes(), &body, &mut Arguments::new(), &mut Files::new(), &cfg);
+        }
+
+        #[test]
+        fn gzip_streams(input in proptest::collection::vec(any::<u8>(), 0..300), split in any::<usize>()) {
+            let mut with_header = vec![0x1f, 0x8b, 8, 0x1e, 0, 0, 0, 0, 0, 3];
+            with_header.extend_from_slice(&input);
+            for data in [&input[..], &with_header[..]] {
+                let mut inf = GzipInflater::new(10_000);
+                let mut out = Vec::new();
+                let cut = split % (data.len() + 1);
+                if inf.inflate_all(&data[..cut], &mut out).is_ok() && inf.inflate_all(&data[cut..], &mut out).is_ok() {
+                    let _ = inf.finish();
+                }
+                prop_assert!(out.len() <= 10_001 + 8192);
+            }
+        }
+    }
+}
