@@ -1,7 +1,7 @@
 //! `cargo xtask ci [--no-cross] [--quick] [--fail-fast]`: every check a change must pass,
 //! in order, with one summary line per step and a final verdict.
 //!
-//! Steps: `fmt`, `tidy`, `clippy`, `test`, the forced-backend re-runs of the suites above
+//! Steps: `manifests` (the workspace loads), `fmt`, `tidy`, `clippy`, `test`, the forced-backend re-runs of the suites above
 //! the pollers (`SQUALL_POLLER=poll` and `=select`), `doc`, `bench` (benches compile),
 //! and `cross <target>`: `cargo check` and `cargo clippy` for FreeBSD and both macOS
 //! targets with Debian's compiler and `-Zbuild-std` (`/work/shared/CROSSCHECK.md` in the
@@ -61,6 +61,18 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     let crates = util::workspace_crates(&root)?;
     let mut ci = Ci::new(opts.fail_fast);
     let quick = opts.quick.then_some("--quick");
+
+    // A crate folder without sources (someone's work in progress) stops every cargo
+    // command; say so once instead of failing every step with the same error.
+    let mut target_dir = None;
+    ci.step("manifests", None, || {
+        target_dir = Some(util::try_target_dir(&root)?);
+        Ok(None)
+    });
+    let Some(target_dir) = target_dir else {
+        ci.block("the workspace does not load (see `manifests`)");
+        return ci.finish();
+    };
 
     ci.step("fmt", None, || {
         util::run(
@@ -153,7 +165,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     }
     // Its own target folder, so the two toolchains never invalidate each other's builds.
     let xcheck = match &toolchain {
-        Some(Ok(_)) => util::target_dir(&root).join("xcheck"),
+        Some(Ok(_)) => target_dir.join("xcheck"),
         _ => PathBuf::new(),
     };
     for target in CROSS_TARGETS {
@@ -351,6 +363,17 @@ impl Ci {
             rows: Vec::new(),
             fail_fast,
             start: Instant::now(),
+        }
+    }
+
+    /// Records every remaining step as skipped for `why`; the run has already failed.
+    fn block(&mut self, why: &str) {
+        for name in ["fmt", "tidy", "clippy", "test", "doc", "bench", "cross"] {
+            self.rows.push(Row {
+                name: name.to_owned(),
+                outcome: Outcome::Skipped(why.to_owned()),
+                took: Duration::ZERO,
+            });
         }
     }
 

@@ -75,7 +75,7 @@ pub(crate) fn package_name(manifest: &str) -> Option<String> {
 /// `build.target-dir`), from `cargo metadata`. If the workspace is too broken for that
 /// (a member's manifest does not parse), `CARGO_TARGET_DIR` or `<root>/target`.
 pub(crate) fn target_dir(root: &Path) -> PathBuf {
-    match target_dir_from_metadata(root) {
+    match try_target_dir(root) {
         Ok(dir) => dir,
         Err(e) => {
             let dir = std::env::var_os("CARGO_TARGET_DIR")
@@ -87,7 +87,13 @@ pub(crate) fn target_dir(root: &Path) -> PathBuf {
     }
 }
 
-fn target_dir_from_metadata(root: &Path) -> anyhow::Result<PathBuf> {
+/// Like [`target_dir`], without the fallback.
+///
+/// # Errors
+///
+/// If `cargo metadata` fails: then the workspace does not load (a member's manifest
+/// does not parse, or has no sources yet), and the error says why.
+pub(crate) fn try_target_dir(root: &Path) -> anyhow::Result<PathBuf> {
     let out = cargo()
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(root)
