@@ -1,11 +1,12 @@
 //! `cargo xtask ci [--no-cross] [--quick] [--fail-fast]`: every check a change must pass,
 //! in order, with one summary line per step and a final verdict.
 //!
-//! Steps: `manifests` (the workspace loads), `fmt`, `tidy`, `clippy`, `test`, the forced-backend re-runs of the suites above
-//! the pollers (`SQUALL_POLLER=poll` and `=select`), `doc`, `bench` (benches compile),
-//! and `cross <target>`: `cargo check` and `cargo clippy` for FreeBSD and both macOS
-//! targets with Debian's compiler and `-Zbuild-std` (`/work/shared/CROSSCHECK.md` in the
-//! project notes; CONTRIBUTING.md explains the set-up).
+//! Steps: `manifests` (the workspace loads), `fmt`, `tidy`, `clippy`, `test`, the
+//! forced-backend re-runs of the suites above the pollers (`SQUALL_POLLER=poll` and
+//! `=select`), `doc`, `bench` (benches compile), and `cross <target>`: `cargo check` and
+//! `cargo clippy` for FreeBSD and both macOS targets with Debian's compiler and
+//! `-Zbuild-std` (CONTRIBUTING.md, "The FreeBSD and macOS type-check", explains the
+//! set-up).
 //!
 //! Every step runs even after one fails (unless `--fail-fast`), so one run reports
 //! everything that is wrong. The exit status is non-zero if any step failed. A skipped
