@@ -151,37 +151,21 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         Ok(None)
     });
 
-    let cross_skip = if opts.no_cross {
-        Some("--no-cross".to_owned())
+    let plan = if opts.no_cross {
+        CrossPlan::Skip("--no-cross".to_owned())
+    } else if opts.quick {
+        CrossPlan::Skip("--quick".to_owned())
     } else {
-        quick.map(str::to_owned)
+        CrossPlan::new(DebianToolchain::find(Path::new("/usr/bin")), util::in_ci())
     };
-    let toolchain = if cross_skip.is_none() {
-        Some(DebianToolchain::find())
-    } else {
-        None
-    };
-    if let Some(Err(missing)) = &toolchain {
-        loud(&missing_toolchain_message(missing));
-    }
     // Its own target folder, so the two toolchains never invalidate each other's builds.
-    let xcheck = match &toolchain {
-        Some(Ok(_)) => target_dir.join("xcheck"),
-        _ => PathBuf::new(),
-    };
+    let xcheck = target_dir.join("xcheck");
     for target in CROSS_TARGETS {
         let name = format!("cross {target}");
-        match (&cross_skip, &toolchain) {
-            (Some(why), _) => ci.step(&name, Some(why.clone()), || Ok(None)),
-            (None, Some(Ok(tc))) => ci.step(&name, None, || cross(&root, &xcheck, tc, target)),
-            (None, _) if util::in_ci() => ci.step(&name, None, || {
-                anyhow::bail!("Debian cross toolchain missing (CI=true: not skipped); install {CROSS_PACKAGES}")
-            }),
-            (None, _) => ci.step(
-                &name,
-                Some(format!("Debian cross toolchain missing; install {CROSS_PACKAGES}")),
-                || Ok(None),
-            ),
+        match &plan {
+            CrossPlan::Run(tc) => ci.step(&name, None, || cross(&root, &xcheck, tc, target)),
+            CrossPlan::Skip(why) => ci.step(&name, Some(why.clone()), || Ok(None)),
+            CrossPlan::Fail(why) => ci.step(&name, None, || anyhow::bail!("{why}")),
         }
     }
 
@@ -267,6 +251,35 @@ fn cross_scopes(root: &Path) -> Vec<Vec<&'static str>> {
     }
 }
 
+/// What the cross steps do.
+enum CrossPlan {
+    Run(DebianToolchain),
+    Skip(String),
+    Fail(String),
+}
+
+impl CrossPlan {
+    /// Without the toolchain: a loud message, then skip, or fail under CI (CI can never
+    /// pass by skipping).
+    fn new(toolchain: Result<DebianToolchain, String>, in_ci: bool) -> CrossPlan {
+        match toolchain {
+            Ok(tc) => CrossPlan::Run(tc),
+            Err(missing) => {
+                loud(&missing_toolchain_message(&missing, in_ci));
+                if in_ci {
+                    CrossPlan::Fail(format!(
+                        "Debian cross toolchain missing ({missing}); CI=true, so not skipped"
+                    ))
+                } else {
+                    CrossPlan::Skip(format!(
+                        "Debian cross toolchain missing ({missing}); install {CROSS_PACKAGES}"
+                    ))
+                }
+            }
+        }
+    }
+}
+
 /// Debian's `rustc-web` toolchain: a compiler, cargo and clippy of one version, plus that
 /// version's std source.
 struct DebianToolchain {
@@ -276,12 +289,12 @@ struct DebianToolchain {
 }
 
 impl DebianToolchain {
-    /// Finds it, or says what is missing.
-    fn find() -> Result<Self, String> {
+    /// Finds it in `bin` (`/usr/bin`), or says what is missing.
+    fn find(bin: &Path) -> Result<Self, String> {
         let tc = DebianToolchain {
-            rustc: "/usr/bin/rustc".into(),
-            cargo: "/usr/bin/cargo".into(),
-            cargo_clippy: "/usr/bin/cargo-clippy".into(),
+            rustc: bin.join("rustc"),
+            cargo: bin.join("cargo"),
+            cargo_clippy: bin.join("cargo-clippy"),
         };
         for bin in [&tc.rustc, &tc.cargo, &tc.cargo_clippy] {
             if !bin.is_file() {
@@ -310,14 +323,14 @@ impl DebianToolchain {
     }
 }
 
-fn missing_toolchain_message(missing: &str) -> String {
+fn missing_toolchain_message(missing: &str, in_ci: bool) -> String {
     let mut msg = format!(
         "The FreeBSD/macOS type-check needs Debian's rustc-web toolchain: {missing}.\n\
          Install it (Debian 12 or later; it does not replace rustup):\n\
          \n    sudo apt-get install --no-install-recommends {CROSS_PACKAGES}\n\
          \nor run `cargo xtask ci --no-cross` to skip the check on purpose."
     );
-    if util::in_ci() {
+    if in_ci {
         msg.push_str("\nCI=true: the cross steps FAIL instead of being skipped.");
     } else {
         msg.push_str("\nNot under CI: the cross steps are SKIPPED; CI will run them.");
@@ -461,5 +474,61 @@ impl Ci {
                 failed.join(", ")
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_cross_toolchain_skips_locally_and_fails_under_ci() {
+        let empty = std::env::temp_dir().join(format!("xtask-no-toolchain-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        let missing = DebianToolchain::find(&empty)
+            .err()
+            .expect("an empty folder has no rustc");
+        assert!(missing.contains("rustc not found"), "{missing}");
+
+        match CrossPlan::new(Err(missing.clone()), false) {
+            CrossPlan::Skip(why) => assert!(why.contains(CROSS_PACKAGES), "{why}"),
+            _ => panic!("a missing toolchain outside CI must skip"),
+        }
+        match CrossPlan::new(Err(missing), true) {
+            CrossPlan::Fail(why) => assert!(why.contains("CI=true"), "{why}"),
+            _ => panic!("a missing toolchain under CI must fail"),
+        }
+        std::fs::remove_dir(&empty).unwrap();
+    }
+
+    #[test]
+    fn missing_toolchain_message_says_what_to_install() {
+        let local = missing_toolchain_message("/usr/bin/cargo-clippy not found", false);
+        assert!(local.contains("apt-get install --no-install-recommends rustc-web"));
+        assert!(local.contains("--no-cross"));
+        assert!(local.contains("SKIPPED"));
+        assert!(missing_toolchain_message("x", true).contains("FAIL"));
+    }
+
+    #[test]
+    fn a_step_failure_fails_the_run_and_skips_are_reported() {
+        let mut ci = Ci::new(true);
+        ci.step("good", None, || Ok(Some("note".into())));
+        ci.step("bad", None, || anyhow::bail!("broken"));
+        ci.step("later", None, || {
+            panic!("--fail-fast must not run later steps")
+        });
+        ci.step("skipped", Some("why".into()), || {
+            panic!("a skipped step must not run")
+        });
+        assert_eq!(ci.failed(), ["bad"]);
+        assert!(matches!(&ci.rows[2].outcome, Outcome::Skipped(w) if w.contains("--fail-fast")));
+        let err = ci.finish().unwrap_err().to_string();
+        assert!(err.contains("1 of 4 steps failed: bad"), "{err}");
+
+        let mut ci = Ci::new(false);
+        ci.step("good", None, || Ok(None));
+        ci.step("skipped", Some("why".into()), || Ok(None));
+        ci.finish().unwrap();
     }
 }
