@@ -136,6 +136,13 @@ enum Read {
 ///
 /// **Closing.** [`should_close`](ServerConn::should_close) says when nothing more will
 /// happen on the connection.
+///
+/// **Memory.** Header values and `Data` pieces share the input buffer's memory (no
+/// copies); while the caller holds them, that part of the buffer is not reused, and
+/// `BytesMut` allocates afresh when it must grow. Give header maps back with
+/// [`recycle_headers`](ServerConn::recycle_headers). The connection itself holds no
+/// buffer: the caller may keep the unparsed rest of its input wherever it likes
+/// between calls, as long as the bytes at its front stay the same.
 #[doc(alias = "HTTP1Connection")]
 #[derive(Debug)]
 pub struct ServerConn {
