@@ -1,0 +1,123 @@
+//! squall's main job: an HTTP/1.1 server on 127.0.0.1:8888 (Tornado's classic port).
+//!
+//! `GET /` answers `Hello, world!`, `POST /echo` answers with the request body, and
+//! every request is logged on one line (method, path, status, time).
+//!
+//! ```text
+//! cargo run --release --example hello -- [--port 8888] [--address 127.0.0.1] [--threads 1] [--quiet]
+//! curl http://127.0.0.1:8888/
+//! curl --data-binary @Cargo.toml http://127.0.0.1:8888/echo
+//! ```
+//!
+//! `--threads N` serves on N threads, each with its own IOLoop, sharing the listening
+//! socket. `--quiet` turns the per-request log off (the benchmarks use it).
+
+use std::process::ExitCode;
+
+use http::{Method, StatusCode};
+use squall::http::{HttpServer, HttpServerRequest, Response};
+
+struct Args {
+    port: u16,
+    address: String,
+    threads: usize,
+    quiet: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        port: 8888,
+        address: "127.0.0.1".to_owned(),
+        threads: 1,
+        quiet: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--port" => {
+                let v = value("--port")?;
+                args.port = v.parse().map_err(|e| format!("--port {v}: {e}"))?;
+            }
+            "--address" => args.address = value("--address")?,
+            "--threads" => {
+                let v = value("--threads")?;
+                args.threads = v.parse().map_err(|e| format!("--threads {v}: {e}"))?;
+                if args.threads == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
+            }
+            "--quiet" => args.quiet = true,
+            "-h" | "--help" => {
+                return Err(
+                    "usage: hello [--port 8888] [--address 127.0.0.1] [--threads 1] [--quiet]"
+                        .into(),
+                )
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(args)
+}
+
+/// The whole application: two routes.
+async fn app(req: HttpServerRequest) -> Response {
+    match (req.path(), &req.method) {
+        ("/", &Method::GET | &Method::HEAD) => Response::text("Hello, world!"),
+        ("/echo", &Method::POST | &Method::PUT) => Response::bytes(req.body),
+        ("/" | "/echo", _) => Response::new(StatusCode::METHOD_NOT_ALLOWED),
+        _ => Response::text("Not found\n").with_status(StatusCode::NOT_FOUND),
+    }
+}
+
+/// A logger for the example: one line per record on standard error.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("[{} {}] {}", record.level(), record.target(), record.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    static LOGGER: StderrLogger = StderrLogger;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(if args.quiet {
+            log::LevelFilter::Warn
+        } else {
+            log::LevelFilter::Info
+        });
+    }
+
+    let mut server = HttpServer::new(app);
+    let addr = match server.bind(args.port, &args.address) {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("cannot listen on {}:{}: {e}", args.address, args.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    log::warn!(
+        "squall hello listening on http://{addr}/ with {} thread(s)",
+        args.threads
+    );
+    if let Err(e) = server.start(args.threads) {
+        eprintln!("cannot start the server threads: {e}");
+        return ExitCode::FAILURE;
+    }
+    server.join();
+    ExitCode::SUCCESS
+}

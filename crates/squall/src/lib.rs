@@ -1,0 +1,91 @@
+//! squall: Python Tornado's networking core rebuilt in Rust.
+//!
+//! This facade re-exports the layers, each of which is also a crate of its own:
+//!
+//! | module | crate | Tornado |
+//! | --- | --- | --- |
+//! | [`poller`] | `squall-poller` | `tornado.platform.interface` |
+//! | [`platform`] | `squall-epoll`, `squall-kqueue`, `squall-poll`, `squall-select` | `tornado.platform.{epoll,kqueue,select}` |
+//! | `ioloop` | `squall-ioloop` | `tornado.ioloop`, `tornado.gen` |
+//! | `iostream` | `squall-iostream` | `tornado.iostream` |
+//! | `tcp` | `squall-tcpserver` | `tornado.tcpserver`, `tornado.tcpclient`, `tornado.netutil` |
+//! | `httputil` | `squall-httputil` | `tornado.httputil` |
+//! | `http` | `squall-httpserver` | `tornado.httpserver`, `tornado.http1connection` |
+//!
+//! Cargo features pick the layers: `ioloop`, `iostream`, `tcp`, `httputil` and `http`
+//! (the default, which pulls in everything below it).
+//!
+//! # Example
+//!
+//! A hello-world server on a free port, asked once, then shut down gracefully:
+//!
+//! ```
+//! # #[cfg(feature = "http")] {
+//! use std::io::{Read, Write};
+//! use std::time::Duration;
+//! use squall::http::{HttpServer, Response};
+//! use squall::IoLoop;
+//!
+//! let io_loop = IoLoop::new()?;
+//! let mut server = HttpServer::new(|_req| async { Response::text("Hello, world!") });
+//! io_loop.run_sync(async move {
+//!     let addr = server.listen(0, "127.0.0.1")?;
+//!     let client = std::thread::spawn(move || {
+//!         let mut s = std::net::TcpStream::connect(addr).unwrap();
+//!         s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+//!         let mut reply = String::new();
+//!         s.read_to_string(&mut reply).unwrap();
+//!         reply
+//!     });
+//!     while !client.is_finished() {
+//!         squall::ioloop::sleep(Duration::from_millis(1)).await;
+//!     }
+//!     assert!(client.join().unwrap().ends_with("\r\n\r\nHello, world!"));
+//!     server.shutdown(Duration::from_secs(1)).await;
+//!     Ok::<_, std::io::Error>(())
+//! }, Some(Duration::from_secs(10)))??;
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub use squall_poller as poller;
+
+/// The poller backends this platform has (Tornado's `tornado.platform`).
+pub mod platform {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub use squall_epoll as epoll;
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    pub use squall_kqueue as kqueue;
+    pub use squall_poll as poll;
+    pub use squall_select as select;
+}
+
+#[cfg(feature = "ioloop")]
+pub use squall_ioloop as ioloop;
+#[cfg(feature = "ioloop")]
+#[doc(no_inline)]
+pub use squall_ioloop::IoLoop;
+
+#[cfg(feature = "iostream")]
+pub use squall_iostream as iostream;
+#[cfg(feature = "iostream")]
+#[doc(no_inline)]
+pub use squall_iostream::IoStream;
+
+#[cfg(feature = "tcp")]
+pub use squall_tcpserver as tcp;
+
+#[cfg(feature = "httputil")]
+pub use squall_httputil as httputil;
+
+#[cfg(feature = "http")]
+pub use squall_httpserver as http;
