@@ -40,6 +40,8 @@ mod config;
 mod connection;
 mod delegate;
 mod handler;
+mod iostream;
+mod server;
 mod transport;
 mod xheaders;
 
@@ -49,5 +51,7 @@ pub use delegate::{
     ConnectionInfo, HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart,
 };
 pub use handler::{handler_fn, BufferedRequest, FnHandler, Response};
+pub use iostream::IoStreamTransport;
+pub use server::{HttpServer, ServerStats};
 pub use squall_httputil::{HttpServerRequest, OutputError, ParseError, RequestHead};
 pub use transport::{MemoryPeer, MemoryTransport, Transport};

@@ -539,3 +539,20 @@ fn reset_mid_body_calls_on_connection_close() {
         .unwrap();
     assert!(peer.is_closed());
 }
+
+// test_chunked_request_uppercase, split across reads.
+#[test]
+fn chunked_upload_uppercase_coding() {
+    let (out, _) = serve_all(
+        hello(),
+        HttpServerConfig::default(),
+        &[
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n4\r\nWiki\r\n",
+            b"5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\n",
+        ],
+    );
+    assert!(
+        out.ends_with("\r\n\r\nWikipedia in\r\n\r\nchunks."),
+        "{out}"
+    );
+}

@@ -1,0 +1,741 @@
+//! [`HttpServer`]: listening sockets, one [`Http1Connection`] task per connection, on
+//! one loop or across threads, with graceful shutdown.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use squall_httputil::HttpServerRequest;
+use squall_ioloop::{Interest, IoLoop, RemoteHandle};
+use squall_iostream::IoStream;
+
+use crate::config::HttpServerConfig;
+use crate::connection::{Control, HighWater, Http1Connection, Params};
+use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
+use crate::handler::{handler_fn, FnHandler, Response};
+use crate::iostream::IoStreamTransport;
+
+/// How long accepting pauses after the process runs out of file descriptors, so that a
+/// level-triggered listener does not spin the loop.
+const EMFILE_PAUSE: Duration = Duration::from_millis(100);
+/// Connections accepted per readiness event before giving other work a turn (Tornado's
+/// `_DEFAULT_BACKLOG`-bounded accept loop).
+const ACCEPTS_PER_EVENT: usize = 128;
+
+static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// State every thread of a server shares. Touched when a connection opens or closes and
+/// at shutdown, never per request.
+#[derive(Debug)]
+struct ServerShared {
+    id: u64,
+    /// The loops serving this server, to reach them from any thread.
+    loops: Mutex<Vec<RemoteHandle>>,
+    high_water: HighWater,
+    accepted: AtomicU64,
+    open: AtomicUsize,
+}
+
+/// A countdown that a future on any thread can wait for.
+#[derive(Debug, Default)]
+struct Countdown {
+    state: Mutex<(usize, Option<Waker>)>,
+}
+
+impl Countdown {
+    fn new(n: usize) -> Arc<Countdown> {
+        Arc::new(Countdown {
+            state: Mutex::new((n, None)),
+        })
+    }
+
+    fn done_one(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 = s.0.saturating_sub(1);
+        if s.0 == 0 {
+            if let Some(w) = s.1.take() {
+                w.wake();
+            }
+        }
+    }
+
+    async fn wait(&self) {
+        poll_fn(|cx| {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if s.0 == 0 {
+                Poll::Ready(())
+            } else {
+                s.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+}
+
+/// What a thread's part of a server does on request from any thread.
+trait LocalOps {
+    fn stop_accepting(&self);
+    fn drain(&self);
+    fn force(&self);
+    /// Run `f` once no connection is left (at once if none is).
+    fn when_empty(&self, f: Box<dyn FnOnce()>);
+}
+
+thread_local! {
+    /// This thread's part of each server serving on it, by server id.
+    static LOCALS: RefCell<HashMap<u64, Rc<dyn LocalOps>>> = RefCell::new(HashMap::new());
+}
+
+fn with_local(id: u64, f: impl FnOnce(&dyn LocalOps)) {
+    let local = LOCALS.with(|l| l.borrow().get(&id).cloned());
+    if let Some(local) = local {
+        f(&*local);
+    }
+}
+
+/// A server's state on one thread: its delegate, its listeners and its connections.
+struct LocalServer<D: HttpServerConnectionDelegate> {
+    io_loop: IoLoop,
+    delegate: Rc<D>,
+    params: Rc<Params>,
+    shared: Arc<ServerShared>,
+    conns: RefCell<HashMap<u64, Rc<Control>>>,
+    next_id: Cell<u64>,
+    listeners: RefCell<Vec<RawFd>>,
+    draining: Cell<bool>,
+    empty_waiters: RefCell<Vec<Box<dyn FnOnce()>>>,
+}
+
+/// Removes a connection from its server's registry when its task ends, however it ends.
+struct Registered<D: HttpServerConnectionDelegate> {
+    local: Rc<LocalServer<D>>,
+    id: u64,
+}
+
+impl<D: HttpServerConnectionDelegate> Drop for Registered<D> {
+    fn drop(&mut self) {
+        self.local.conns.borrow_mut().remove(&self.id);
+        self.local.shared.open.fetch_sub(1, Ordering::Relaxed);
+        if self.local.conns.borrow().is_empty() {
+            let waiters = std::mem::take(&mut *self.local.empty_waiters.borrow_mut());
+            for w in waiters {
+                w();
+            }
+        }
+    }
+}
+
+impl<D: HttpServerConnectionDelegate> LocalServer<D> {
+    /// This thread's part of the server, registered so other threads can reach it.
+    fn install(
+        io_loop: &IoLoop,
+        delegate: D,
+        config: HttpServerConfig,
+        shared: Arc<ServerShared>,
+    ) -> Rc<Self> {
+        let local = Rc::new(LocalServer {
+            io_loop: io_loop.clone(),
+            delegate: Rc::new(delegate),
+            params: Params::new(config),
+            shared: shared.clone(),
+            conns: RefCell::new(HashMap::new()),
+            next_id: Cell::new(1),
+            listeners: RefCell::new(Vec::new()),
+            draining: Cell::new(false),
+            empty_waiters: RefCell::new(Vec::new()),
+        });
+        let ops: Rc<dyn LocalOps> = local.clone();
+        LOCALS.with(|l| l.borrow_mut().insert(shared.id, ops));
+        shared
+            .loops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(io_loop.remote());
+        local
+    }
+
+    /// Start accepting on `listener` (Tornado's `add_accept_handler`).
+    fn serve_listener(self: &Rc<Self>, listener: TcpListener) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let fd = listener.as_raw_fd();
+        let listener = Rc::new(listener);
+        let weak = Rc::downgrade(self);
+        let source = listener.clone();
+        self.io_loop
+            .add_handler(source, Interest::READ, move |fd, _ready| {
+                let Some(local) = weak.upgrade() else { return };
+                for _ in 0..ACCEPTS_PER_EVENT {
+                    match listener.accept() {
+                        Ok((stream, addr)) => local.handle_connection(stream, addr),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                        Err(e) => {
+                            // EMFILE, ENFILE, ENOBUFS: the listener stays readable; pause it
+                            // rather than spin, and try again shortly.
+                            log::error!(
+                                "error accepting a connection (pausing {EMFILE_PAUSE:?}): {e}"
+                            );
+                            if local.io_loop.update_handler(fd, Interest::NONE).is_ok() {
+                                let l = Rc::downgrade(&local);
+                                local.io_loop.call_later(EMFILE_PAUSE, move || {
+                                    if let Some(local) = l.upgrade() {
+                                        if local.listeners.borrow().contains(&fd) {
+                                            let _ =
+                                                local.io_loop.update_handler(fd, Interest::READ);
+                                        }
+                                    }
+                                });
+                            }
+                            break;
+                        }
+                    }
+                }
+            })?;
+        self.listeners.borrow_mut().push(fd);
+        Ok(())
+    }
+
+    /// Serve one accepted connection (Tornado's `HTTPServer.handle_stream`).
+    fn handle_connection(self: &Rc<Self>, stream: std::net::TcpStream, addr: SocketAddr) {
+        let stream = match IoStream::with_io_loop(&self.io_loop, stream) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("cannot serve connection from {addr}: {e}");
+                return;
+            }
+        };
+        self.handle_stream(stream, addr);
+    }
+
+    fn handle_stream(self: &Rc<Self>, stream: IoStream, addr: SocketAddr) {
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("TCP_NODELAY on connection from {addr}: {e}");
+        }
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let control = Rc::new(Control::default());
+        if self.draining.get() {
+            control.drain();
+        }
+        self.conns.borrow_mut().insert(id, control.clone());
+        self.shared.accepted.fetch_add(1, Ordering::Relaxed);
+        self.shared.open.fetch_add(1, Ordering::Relaxed);
+        let conn = Http1Connection::with_params(
+            IoStreamTransport::new(stream),
+            self.delegate.clone(),
+            self.params.clone(),
+            ConnectionInfo::new(Some(addr), id),
+            control,
+            Some(self.shared.high_water.clone()),
+        );
+        let guard = Registered {
+            local: self.clone(),
+            id,
+        };
+        drop(self.io_loop.spawn(async move {
+            let _guard = guard;
+            conn.serve().await;
+        }));
+    }
+}
+
+impl<D: HttpServerConnectionDelegate> LocalOps for LocalServer<D> {
+    fn stop_accepting(&self) {
+        for fd in self.listeners.borrow_mut().drain(..) {
+            // Dropping the handler's source closes the listener.
+            drop(self.io_loop.remove_handler(fd));
+        }
+    }
+
+    fn drain(&self) {
+        self.draining.set(true);
+        let conns: Vec<Rc<Control>> = self.conns.borrow().values().cloned().collect();
+        for c in conns {
+            c.drain();
+        }
+    }
+
+    fn force(&self) {
+        let conns: Vec<Rc<Control>> = self.conns.borrow().values().cloned().collect();
+        for c in conns {
+            c.force();
+        }
+    }
+
+    fn when_empty(&self, f: Box<dyn FnOnce()>) {
+        if self.conns.borrow().is_empty() {
+            f();
+        } else {
+            self.empty_waiters.borrow_mut().push(f);
+        }
+    }
+}
+
+/// An HTTP/1.1 server: Tornado's `HTTPServer`.
+///
+/// Made from a simple handler ([`HttpServer::new`]) or a streaming delegate
+/// ([`HttpServer::with_delegate`]), configured with [`HttpServerConfig`], then served:
+///
+/// - on the current thread's loop with [`listen`](Self::listen) or
+///   [`add_sockets`](Self::add_sockets), then run the loop;
+/// - on `n` threads, each with its own loop, with [`bind`](Self::bind) then
+///   [`start`](Self::start); the delegate is cloned once per thread (so it must be
+///   `Clone + Send`), and the threads share the listening sockets.
+///
+/// [`stop`](Self::stop) stops accepting; [`close_all_connections`](Self::close_all_connections)
+/// closes every connection; [`shutdown`](Self::shutdown) does it gracefully.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::time::Duration;
+/// use squall_httpserver::{HttpServer, Response};
+/// use squall_ioloop::IoLoop;
+///
+/// let io_loop = IoLoop::new()?;
+/// let mut server = HttpServer::new(|_req| async { Response::text("Hello, world!") });
+/// let addr = io_loop.run_sync(async move {
+///     let addr = server.listen(0, "127.0.0.1")?;
+///     // A blocking client on another thread.
+///     let client = std::thread::spawn(move || {
+///         let mut s = std::net::TcpStream::connect(addr).unwrap();
+///         s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+///         let mut reply = String::new();
+///         s.read_to_string(&mut reply).unwrap();
+///         reply
+///     });
+///     while !client.is_finished() {
+///         squall_ioloop::sleep(Duration::from_millis(1)).await;
+///     }
+///     assert!(client.join().unwrap().ends_with("Hello, world!"));
+///     server.shutdown(Duration::from_secs(1)).await;
+///     Ok::<_, std::io::Error>(addr)
+/// }, Some(Duration::from_secs(10)))??;
+/// assert_eq!(addr.ip().to_string(), "127.0.0.1");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias = "HTTPServer")]
+pub struct HttpServer<D: HttpServerConnectionDelegate> {
+    delegate: D,
+    config: HttpServerConfig,
+    shared: Arc<ServerShared>,
+    bound: Vec<TcpListener>,
+    threads: Vec<JoinHandle<()>>,
+    local: Option<Rc<LocalServer<D>>>,
+}
+
+impl<D: HttpServerConnectionDelegate> std::fmt::Debug for HttpServer<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("id", &self.shared.id)
+            .field("config", &self.config)
+            .field("threads", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, Fut> HttpServer<FnHandler<F>>
+where
+    F: Fn(HttpServerRequest) -> Fut + 'static,
+    Fut: Future<Output = Response>,
+{
+    /// A server answering every request with `handler`, an async function from a whole
+    /// request to a [`Response`] (see [`handler_fn`]). Tornado's
+    /// `HTTPServer(request_callback)`.
+    pub fn new(handler: F) -> Self {
+        HttpServer::with_delegate(handler_fn(handler))
+    }
+}
+
+impl<D: HttpServerConnectionDelegate> HttpServer<D> {
+    /// A server handing each request to `delegate` (Tornado's
+    /// `HTTPServer(HTTPServerConnectionDelegate)`).
+    pub fn with_delegate(delegate: D) -> Self {
+        HttpServer {
+            delegate,
+            config: HttpServerConfig::default(),
+            shared: Arc::new(ServerShared {
+                id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
+                loops: Mutex::new(Vec::new()),
+                high_water: HighWater::default(),
+                accepted: AtomicU64::new(0),
+                open: AtomicUsize::new(0),
+            }),
+            bound: Vec::new(),
+            threads: Vec::new(),
+            local: None,
+        }
+    }
+
+    /// The same server with `config` (set it before serving).
+    pub fn with_config(mut self, config: HttpServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &HttpServerConfig {
+        &self.config
+    }
+
+    fn current_local(&mut self) -> io::Result<Rc<LocalServer<D>>>
+    where
+        D: Clone,
+    {
+        if let Some(l) = &self.local {
+            return Ok(l.clone());
+        }
+        let io_loop = IoLoop::current().ok_or_else(|| {
+            io::Error::other("HttpServer::listen/add_sockets need a current IoLoop (call them inside run_sync or start)")
+        })?;
+        let local = LocalServer::install(
+            &io_loop,
+            self.delegate.clone(),
+            self.config.clone(),
+            self.shared.clone(),
+        );
+        self.local = Some(local.clone());
+        Ok(local)
+    }
+
+    /// Bind `address:port` and serve it on the current thread's loop (Tornado's
+    /// `listen`). Port 0 picks a free port; the bound address is returned. Only the
+    /// first address `address` resolves to is bound.
+    ///
+    /// # Errors
+    /// The resolution or `bind(2)`/`listen(2)` error; an error if no loop is current.
+    pub fn listen(&mut self, port: u16, address: &str) -> io::Result<SocketAddr>
+    where
+        D: Clone,
+    {
+        let listener = bind_listener(port, address)?;
+        let addr = listener.local_addr()?;
+        self.add_sockets(vec![listener])?;
+        Ok(addr)
+    }
+
+    /// Serve already-bound listening sockets on the current thread's loop (Tornado's
+    /// `add_sockets`).
+    ///
+    /// # Errors
+    /// An error if no loop is current; the errors of registering the sockets.
+    pub fn add_sockets(&mut self, listeners: Vec<TcpListener>) -> io::Result<()>
+    where
+        D: Clone,
+    {
+        let local = self.current_local()?;
+        for l in listeners {
+            local.serve_listener(l)?;
+        }
+        Ok(())
+    }
+
+    /// Serve one already-accepted stream on the current thread's loop (Tornado's
+    /// `HTTPServer.handle_stream`), for streams accepted elsewhere.
+    ///
+    /// # Errors
+    /// An error if no loop is current.
+    pub fn handle_stream(&mut self, stream: IoStream, peer: SocketAddr) -> io::Result<()>
+    where
+        D: Clone,
+    {
+        self.current_local()?.handle_stream(stream, peer);
+        Ok(())
+    }
+
+    /// Bind `address:port` for [`start`](Self::start) (Tornado's `bind`). Port 0 picks
+    /// a free port; the bound address is returned.
+    ///
+    /// # Errors
+    /// The resolution or `bind(2)`/`listen(2)` error.
+    pub fn bind(&mut self, port: u16, address: &str) -> io::Result<SocketAddr> {
+        let listener = bind_listener(port, address)?;
+        let addr = listener.local_addr()?;
+        self.bound.push(listener);
+        Ok(addr)
+    }
+
+    /// Serve the sockets from [`bind`](Self::bind) on `threads` new threads, each
+    /// running its own loop with its own clone of the delegate (`0`: one per CPU).
+    /// Tornado forks processes; threads share the listening sockets (each accepts from
+    /// its own duplicate of them). The call returns once every thread is serving;
+    /// [`join`](Self::join) waits for them to end (after [`shutdown`](Self::shutdown)).
+    ///
+    /// # Errors
+    /// Creating a thread, a loop, or a socket duplicate failed (threads already
+    /// started are stopped).
+    pub fn start(&mut self, threads: usize) -> io::Result<()>
+    where
+        D: Clone + Send,
+    {
+        let n = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        for i in 0..n {
+            let listeners = self
+                .bound
+                .iter()
+                .map(TcpListener::try_clone)
+                .collect::<io::Result<Vec<_>>>()?;
+            let delegate = self.delegate.clone();
+            let config = self.config.clone();
+            let shared = self.shared.clone();
+            let tx = ready_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("squall-http-{i}"))
+                .spawn(move || {
+                    let setup = || -> io::Result<IoLoop> {
+                        let io_loop = IoLoop::new()?;
+                        io_loop.make_current();
+                        let local = LocalServer::install(&io_loop, delegate, config, shared);
+                        for l in listeners {
+                            local.serve_listener(l)?;
+                        }
+                        Ok(io_loop)
+                    };
+                    match setup() {
+                        Ok(io_loop) => {
+                            let _ = tx.send(Ok(()));
+                            if let Err(e) = io_loop.start() {
+                                log::error!("HTTP server thread loop failed: {e}");
+                            }
+                            let _ = io_loop.close(true);
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                })?;
+            self.threads.push(handle);
+        }
+        drop(ready_tx);
+        for _ in 0..n {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.stop_loops();
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.stop_loops();
+                    return Err(io::Error::other(
+                        "an HTTP server thread exited during start",
+                    ));
+                }
+            }
+        }
+        self.bound.clear();
+        Ok(())
+    }
+
+    fn remotes(&self) -> Vec<RemoteHandle> {
+        self.shared
+            .loops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Run `op` on every loop serving this server; the countdown reaches zero when each
+    /// has run it (loops already gone count as done).
+    fn on_every_loop(
+        &self,
+        op: impl Fn(&dyn LocalOps, Arc<Countdown>) + Send + Sync + Clone + 'static,
+    ) -> Arc<Countdown> {
+        let remotes = self.remotes();
+        let countdown = Countdown::new(remotes.len());
+        let id = self.shared.id;
+        for r in remotes {
+            let (c, op) = (countdown.clone(), op.clone());
+            let c2 = countdown.clone();
+            let sent = r.add_callback(move || {
+                let mut ran = false;
+                with_local(id, |l| {
+                    ran = true;
+                    op(l, c.clone());
+                });
+                if !ran {
+                    c.done_one();
+                }
+            });
+            if sent.is_err() {
+                c2.done_one();
+            }
+        }
+        countdown
+    }
+
+    /// Stop accepting new connections and close the listening sockets (Tornado's
+    /// `stop`). Connections already open go on. Idempotent; takes effect on each loop's
+    /// next turn.
+    pub fn stop(&self) {
+        let _ = self.on_every_loop(|l, c| {
+            l.stop_accepting();
+            c.done_one();
+        });
+    }
+
+    /// Close every open connection at once (Tornado's `close_all_connections`); the
+    /// future resolves when they are all gone. Call [`stop`](Self::stop) first, or new
+    /// connections keep coming.
+    pub fn close_all_connections(&self) -> impl Future<Output = ()> + Send + 'static {
+        ForceAll {
+            shared: self.shared.clone(),
+        }
+        .run()
+    }
+
+    /// Shut down gracefully: stop accepting, close idle connections, let requests in
+    /// flight finish (their responses say `Connection: close`), then after `grace`
+    /// close whatever is left. Resolves when every connection is gone; then the loops
+    /// of threads made by [`start`](Self::start) are stopped.
+    ///
+    /// The future runs on any loop (it waits on a timer of the loop that polls it).
+    pub fn shutdown(&self, grace: Duration) -> impl Future<Output = ()> + 'static {
+        self.stop();
+        let drained = self.on_every_loop(|l, c| {
+            l.drain();
+            l.when_empty(Box::new(move || c.done_one()));
+        });
+        let force = ForceAll {
+            shared: self.shared.clone(),
+        };
+        let remotes: Vec<RemoteHandle> = if self.threads.is_empty() {
+            Vec::new()
+        } else {
+            self.remotes()
+        };
+        async move {
+            let finished = {
+                let mut wait = pin!(drained.wait());
+                let mut timer = pin!(squall_ioloop::sleep(grace));
+                poll_fn(|cx| {
+                    if wait.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(true);
+                    }
+                    timer.as_mut().poll(cx).map(|()| false)
+                })
+                .await
+            };
+            if !finished {
+                log::info!("shutdown grace period over; closing the remaining connections");
+                force.run().await;
+            }
+            for r in remotes {
+                r.stop();
+            }
+        }
+    }
+
+    /// Wait for the threads made by [`start`](Self::start) to end (their loops stop at
+    /// the end of [`shutdown`](Self::shutdown)).
+    pub fn join(&mut self) {
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                log::error!("an HTTP server thread panicked");
+            }
+        }
+    }
+
+    fn stop_loops(&mut self) {
+        for r in self.remotes() {
+            r.stop();
+        }
+        self.join();
+    }
+
+    /// Counters of this server, readable from any thread.
+    pub fn stats(&self) -> ServerStats {
+        ServerStats {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// A server's counters, readable from any thread (`Send + Sync`, cheap to clone).
+/// They are updated when connections open and close, never per request.
+#[derive(Debug, Clone)]
+pub struct ServerStats {
+    shared: Arc<ServerShared>,
+}
+
+impl ServerStats {
+    /// The most bytes any one connection of the server has held in its buffers at once
+    /// (its input and output buffers and the stream's own), measured after each read
+    /// and before each flush: how flat a streaming upload keeps memory.
+    pub fn buffer_high_water(&self) -> usize {
+        self.shared.high_water.get()
+    }
+
+    /// How many connections the server has accepted.
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
+
+    /// How many connections are open now.
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::Relaxed)
+    }
+}
+
+/// `close_all_connections` without a borrow of the server, for `shutdown`'s future.
+struct ForceAll {
+    shared: Arc<ServerShared>,
+}
+
+impl ForceAll {
+    async fn run(self) {
+        let remotes = self
+            .shared
+            .loops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let countdown = Countdown::new(remotes.len());
+        let id = self.shared.id;
+        for r in remotes {
+            let c = countdown.clone();
+            let c2 = countdown.clone();
+            let sent = r.add_callback(move || {
+                let mut ran = false;
+                with_local(id, |l| {
+                    ran = true;
+                    l.force();
+                    let c = c.clone();
+                    l.when_empty(Box::new(move || c.done_one()));
+                });
+                if !ran {
+                    c.done_one();
+                }
+            });
+            if sent.is_err() {
+                c2.done_one();
+            }
+        }
+        countdown.wait().await;
+    }
+}
+
+fn bind_listener(port: u16, address: &str) -> io::Result<TcpListener> {
+    let addr = (address, port).to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{address} resolves to no address"),
+        )
+    })?;
+    TcpListener::bind(addr)
+}
