@@ -1,0 +1,433 @@
+//! Tornado's `tornado.tcpserver`: [`TcpServer`] on one loop, and [`ServerThreads`]
+//! (`bind` + `start(n)`) on n loops.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::thread;
+
+use squall_ioloop::{IoLoop, RemoteHandle};
+use squall_iostream::{IoStream, StreamError};
+
+use crate::netutil::{
+    add_accept_handler, bind_sockets, AcceptHandle, Family, PeerAddr, DEFAULT_BACKLOG,
+};
+
+/// What a connection handler's future may return: `()`, or a `Result` whose error is
+/// logged (at debug level when it is a [`StreamError`] for a peer that went away, as
+/// Tornado is quiet about those; at error level otherwise).
+pub trait HandlerOutput {
+    /// Logs the outcome for the connection from `address`.
+    fn report(self, address: &PeerAddr);
+}
+
+impl HandlerOutput for () {
+    fn report(self, _address: &PeerAddr) {}
+}
+
+impl<E: fmt::Display + 'static> HandlerOutput for Result<(), E> {
+    fn report(self, address: &PeerAddr) {
+        if let Err(e) = self {
+            let quiet = (&e as &dyn Any)
+                .downcast_ref::<StreamError>()
+                .is_some_and(|s| s.close_cause().is_some_and(|c| c.is_peer_gone()));
+            if quiet {
+                log::debug!("connection from {address} ended: {e}");
+            } else {
+                log::error!("error in the handler of the connection from {address}: {e}");
+            }
+        }
+    }
+}
+
+/// Tornado's `TCPServer.handle_stream`: called for every accepted connection with its
+/// stream and the peer's address; the returned future runs as a task on the loop (boxed
+/// once per connection). Implemented for every `Fn(IoStream, PeerAddr) -> impl Future`.
+pub trait StreamHandler: 'static {
+    /// The connection's future.
+    type Future: Future<Output = Self::Output> + 'static;
+    /// What the future returns.
+    type Output: HandlerOutput;
+    /// Handles one connection.
+    fn handle_stream(&self, stream: IoStream, address: PeerAddr) -> Self::Future;
+}
+
+impl<F, Fut> StreamHandler for F
+where
+    F: Fn(IoStream, PeerAddr) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: HandlerOutput,
+{
+    type Future = Fut;
+    type Output = Fut::Output;
+    fn handle_stream(&self, stream: IoStream, address: PeerAddr) -> Fut {
+        self(stream, address)
+    }
+}
+
+struct ServerInner {
+    io_loop: IoLoop,
+    on_connection: Rc<dyn Fn(OwnedFd, PeerAddr)>,
+    accepting: RefCell<Vec<AcceptHandle>>,
+    addrs: RefCell<Vec<SocketAddr>>,
+    stopped: Cell<bool>,
+    max_buffer_size: Rc<Cell<Option<usize>>>,
+}
+
+/// Tornado's `TCPServer`: accepts connections on one [`IoLoop`] and hands each to a
+/// [`StreamHandler`] as an [`IoStream`].
+///
+/// A cheap handle (`Rc` inside): keep a clone in a callback to [`stop`](TcpServer::stop)
+/// the server from there. For several threads, see [`ServerThreads`] (Tornado's
+/// `bind` + `start(n)`).
+///
+/// ```
+/// use squall_ioloop::IoLoop;
+/// use squall_tcpserver::TcpServer;
+///
+/// let io_loop = IoLoop::new()?;
+/// io_loop.run_sync(async {
+///     let server = TcpServer::new(|stream: squall_iostream::IoStream, _addr| async move {
+///         let line = stream.read_until(b"\n", Some(1024)).await?;
+///         stream.write(line).await
+///     })?;
+///     let addrs = server.listen(0, "127.0.0.1")?;
+///     let client = squall_iostream::IoStream::connect(addrs[0]).await?;
+///     client.write(&b"ping\n"[..]).await?;
+///     assert_eq!(&client.read_until(b"\n", None).await?[..], b"ping\n");
+///     server.stop();
+///     Ok::<(), Box<dyn std::error::Error>>(())
+/// }, None)??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias = "TCPServer")]
+#[derive(Clone)]
+pub struct TcpServer {
+    inner: Rc<ServerInner>,
+}
+
+impl TcpServer {
+    /// A server on the current thread's loop.
+    ///
+    /// # Errors
+    ///
+    /// `Other` if no [`IoLoop`] is current.
+    pub fn new<H: StreamHandler>(handler: H) -> io::Result<TcpServer> {
+        let io_loop = IoLoop::current().ok_or_else(|| {
+            io::Error::other("no current IoLoop on this thread (use TcpServer::with_io_loop)")
+        })?;
+        Ok(TcpServer::with_io_loop(&io_loop, handler))
+    }
+
+    /// A server on `io_loop`.
+    pub fn with_io_loop<H: StreamHandler>(io_loop: &IoLoop, handler: H) -> TcpServer {
+        let l = io_loop.clone();
+        let max_buffer_size = Rc::new(Cell::new(None));
+        let limit = max_buffer_size.clone();
+        let on_connection = Rc::new(move |fd: OwnedFd, address: PeerAddr| {
+            let stream = IoStream::from_nonblocking(&l, fd);
+            if let Some(n) = limit.get() {
+                stream.set_max_buffer_size(n);
+            }
+            let fut = handler.handle_stream(stream, address.clone());
+            drop(l.spawn(async move { fut.await.report(&address) }));
+        });
+        TcpServer {
+            inner: Rc::new(ServerInner {
+                io_loop: io_loop.clone(),
+                on_connection,
+                accepting: RefCell::new(Vec::new()),
+                addrs: RefCell::new(Vec::new()),
+                stopped: Cell::new(false),
+                max_buffer_size,
+            }),
+        }
+    }
+
+    /// Sets `max_buffer_size` for the streams of connections accepted from now on
+    /// (Tornado's `TCPServer(max_buffer_size=...)`).
+    pub fn set_max_buffer_size(&self, limit: Option<usize>) {
+        self.inner.max_buffer_size.set(limit);
+    }
+
+    /// Binds `port` on `address` (empty: all interfaces; port 0: a free port shared by
+    /// both families) and starts accepting. Tornado's `listen`. Returns the bound
+    /// addresses. May be called more than once.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind_sockets`] and [`add_sockets`](TcpServer::add_sockets).
+    pub fn listen(&self, port: u16, address: &str) -> io::Result<Vec<SocketAddr>> {
+        let listeners = bind_sockets(port, address, Family::Any, DEFAULT_BACKLOG, false)?;
+        let addrs = listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<io::Result<Vec<_>>>()?;
+        self.add_sockets(listeners)?;
+        Ok(addrs)
+    }
+
+    /// Starts accepting on already bound, listening sockets (from [`bind_sockets`], or
+    /// inherited). Tornado's `add_sockets`. They are made non-blocking.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `fcntl` or the loop's error registering a socket; `Other` if the
+    /// server was stopped.
+    pub fn add_sockets(&self, listeners: impl IntoIterator<Item = TcpListener>) -> io::Result<()> {
+        for l in listeners {
+            l.set_nonblocking(true)?;
+            if let Ok(a) = l.local_addr() {
+                self.inner.addrs.borrow_mut().push(a);
+            }
+            self.add_listener(l)?;
+        }
+        Ok(())
+    }
+
+    /// Starts accepting on a listening Unix socket (from
+    /// [`bind_unix_socket`](crate::bind_unix_socket)); peers get [`PeerAddr::Unix`].
+    ///
+    /// # Errors
+    ///
+    /// As [`add_sockets`](TcpServer::add_sockets).
+    pub fn add_unix_socket(&self, listener: UnixListener) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        self.add_listener(listener)
+    }
+
+    fn add_listener<L: std::os::fd::AsRawFd + 'static>(&self, l: L) -> io::Result<()> {
+        if self.inner.stopped.get() {
+            return Err(io::Error::other("the server was stopped"));
+        }
+        let on = self.inner.on_connection.clone();
+        let handle = add_accept_handler(&self.inner.io_loop, l, move |fd, addr| on(fd, addr))?;
+        self.inner.accepting.borrow_mut().push(handle);
+        Ok(())
+    }
+
+    /// Stops accepting and closes the listening sockets. Tornado's `stop`: idempotent,
+    /// safe from inside a connection handler or the accept loop; connections already
+    /// accepted go on.
+    pub fn stop(&self) {
+        if self.inner.stopped.replace(true) {
+            return;
+        }
+        let handles = std::mem::take(&mut *self.inner.accepting.borrow_mut());
+        for h in &handles {
+            h.remove();
+        }
+    }
+
+    /// The addresses the server listens on (TCP listeners only).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.addrs.borrow().clone()
+    }
+
+    /// The accept registrations, for inspection (paused listeners, accept counts).
+    pub fn accept_handles(&self) -> Vec<(std::os::fd::RawFd, bool, u64)> {
+        self.inner
+            .accepting
+            .borrow()
+            .iter()
+            .map(|h| (h.fd(), h.is_paused(), h.accept_calls()))
+            .collect()
+    }
+}
+
+impl fmt::Debug for TcpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpServer")
+            .field("addrs", &*self.inner.addrs.borrow())
+            .field("stopped", &self.inner.stopped.get())
+            .finish()
+    }
+}
+
+/// Tornado's `TCPServer.bind` + `start(n)`, with threads where Tornado forks: `n`
+/// threads, each with its own [`IoLoop`] and its own `SO_REUSEPORT` listener on the same
+/// port, so the kernel spreads connections over them and no lock is shared.
+///
+/// Each thread calls `factory()` once to make its handler, so handlers may hold `Rc`
+/// state of their own; only the factory crosses threads (`Send + Sync`). Dropping a
+/// `ServerThreads` stops and joins the threads.
+///
+/// ```
+/// use squall_tcpserver::ServerThreads;
+///
+/// let threads = ServerThreads::start(2, 0, "127.0.0.1", || {
+///     |stream: squall_iostream::IoStream, _addr| async move {
+///         let data = stream.read_until_close().await?;
+///         drop(data);
+///         Ok::<(), squall_iostream::StreamError>(())
+///     }
+/// })?;
+/// assert!(threads.local_addrs()[0].port() != 0);
+/// threads.stop();
+/// threads.join();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[doc(alias = "bind")]
+#[doc(alias = "start")]
+pub struct ServerThreads {
+    addrs: Vec<SocketAddr>,
+    remotes: Vec<RemoteHandle>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl ServerThreads {
+    /// Binds `port` on `address` once per thread (`SO_REUSEPORT`; with port 0 the first
+    /// bind picks the port and the others share it) and starts `n` threads serving it;
+    /// `n == 0` means one per CPU, as Tornado's `start(0)`.
+    ///
+    /// # Errors
+    ///
+    /// The first bind error (nothing is started then), or the error of creating a
+    /// thread's loop or registering its listeners (the threads already started are
+    /// stopped).
+    pub fn start<F, H>(n: usize, port: u16, address: &str, factory: F) -> io::Result<ServerThreads>
+    where
+        F: Fn() -> H + Send + Sync + 'static,
+        H: StreamHandler,
+    {
+        let n = if n == 0 {
+            thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            n
+        };
+        let mut port = port;
+        let mut sets = Vec::with_capacity(n);
+        let mut addrs = Vec::new();
+        for _ in 0..n {
+            let ls = bind_sockets(port, address, Family::Any, DEFAULT_BACKLOG, true)?;
+            if port == 0 {
+                port = ls
+                    .first()
+                    .map(TcpListener::local_addr)
+                    .transpose()?
+                    .map_or(0, |a| a.port());
+            }
+            if addrs.is_empty() {
+                addrs = ls
+                    .iter()
+                    .map(TcpListener::local_addr)
+                    .collect::<io::Result<_>>()?;
+            }
+            sets.push(ls);
+        }
+        let factory = Arc::new(factory);
+        let mut out = ServerThreads {
+            addrs,
+            remotes: Vec::with_capacity(n),
+            threads: Vec::with_capacity(n),
+        };
+        for (i, listeners) in sets.into_iter().enumerate() {
+            let (tx, rx) = mpsc::channel::<io::Result<RemoteHandle>>();
+            let factory = factory.clone();
+            let t = thread::Builder::new()
+                .name(format!("squall-server-{i}"))
+                .spawn(move || serve_thread(listeners, &*factory, tx))?;
+            out.threads.push(t);
+            match rx.recv() {
+                Ok(Ok(remote)) => out.remotes.push(remote),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(io::Error::other("a server thread died while starting")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The addresses the first thread listens on (every thread shares the port).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// How many threads serve.
+    pub fn len(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Whether no thread serves.
+    pub fn is_empty(&self) -> bool {
+        self.threads.is_empty()
+    }
+
+    /// Asks every thread's loop to stop (it closes its listener and its connections).
+    /// Idempotent; returns at once (see [`join`](ServerThreads::join)).
+    pub fn stop(&self) {
+        for r in &self.remotes {
+            r.stop();
+        }
+    }
+
+    /// Waits for every thread to finish (after [`stop`](ServerThreads::stop), or for
+    /// ever if nobody stops them).
+    pub fn join(mut self) {
+        self.join_all();
+    }
+
+    fn join_all(&mut self) {
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                log::error!("a server thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for ServerThreads {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop();
+            self.join_all();
+        }
+    }
+}
+
+impl fmt::Debug for ServerThreads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerThreads")
+            .field("addrs", &self.addrs)
+            .field("threads", &self.threads.len())
+            .finish()
+    }
+}
+
+fn serve_thread<F, H>(
+    listeners: Vec<TcpListener>,
+    factory: &F,
+    tx: mpsc::Sender<io::Result<RemoteHandle>>,
+) where
+    F: Fn() -> H,
+    H: StreamHandler,
+{
+    let io_loop = match IoLoop::new() {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
+    let server = TcpServer::with_io_loop(&io_loop, factory());
+    if let Err(e) = server.add_sockets(listeners) {
+        let _ = tx.send(Err(e));
+        return;
+    }
+    if tx.send(Ok(io_loop.remote())).is_err() {
+        return;
+    }
+    if let Err(e) = io_loop.start() {
+        log::error!("server loop failed: {e}");
+    }
+    server.stop();
+    if let Err(e) = io_loop.close(true) {
+        log::error!("closing the server loop failed: {e}");
+    }
+}

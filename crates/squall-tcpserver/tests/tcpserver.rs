@@ -1,0 +1,308 @@
+//! Tornado's `tcpserver_test.py`, `tcpclient_test.py` and `netutil_test.py` behaviours,
+//! in our own words, on every Linux backend.
+
+mod common;
+
+use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use squall_ioloop::{sleep, IoLoop};
+use squall_iostream::{IoStream, StreamError};
+use squall_tcpserver::{
+    add_accept_handler, bind_sockets, bind_unix_socket, Family, PeerAddr, ServerThreads, TcpClient,
+    TcpServer,
+};
+
+fn echo_server() -> (TcpServer, SocketAddr) {
+    let server = TcpServer::new(|stream: IoStream, _addr: PeerAddr| async move {
+        loop {
+            let data = stream.read_bytes(64 * 1024, true).await?;
+            stream.write(data).await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), StreamError>(())
+    })
+    .unwrap();
+    let addr = server.listen(0, "127.0.0.1").unwrap()[0];
+    (server, addr)
+}
+
+// Tornado: test_handle_stream_coroutine_logging / the basic echo.
+async fn handle_stream_may_be_async() {
+    let (server, addr) = echo_server();
+    let client = IoStream::connect(addr).await.unwrap();
+    for i in 0..20 {
+        let msg = format!("message {i}");
+        client.write(msg.clone()).await.unwrap();
+        let back = client.read_bytes(msg.len(), false).await.unwrap();
+        assert_eq!(&back[..], msg.as_bytes());
+    }
+    server.stop();
+}
+
+// Tornado: test_stop_twice.
+async fn stop_twice() {
+    let (server, addr) = echo_server();
+    server.stop();
+    server.stop();
+    // The listener is closed: a new connection is refused.
+    let err = IoStream::connect(addr).await.unwrap_err();
+    assert_eq!(
+        err.io_error().unwrap().kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+}
+
+// Tornado: test_stop_in_callback (stop from inside the handler; live connections go on).
+async fn stop_in_callback() {
+    let slot: Rc<RefCell<Option<TcpServer>>> = Rc::new(RefCell::new(None));
+    let handled = Rc::new(Cell::new(0));
+    let (s2, h2) = (slot.clone(), handled.clone());
+    let server = TcpServer::new(move |stream: IoStream, _addr: PeerAddr| {
+        h2.set(h2.get() + 1);
+        if let Some(s) = s2.borrow().as_ref() {
+            s.stop();
+        }
+        async move {
+            let line = stream.read_until(b"\n", Some(100)).await?;
+            stream.write(line).await
+        }
+    })
+    .unwrap();
+    *slot.borrow_mut() = Some(server.clone());
+    let addr = server.listen(0, "127.0.0.1").unwrap()[0];
+    // Several connections in the backlog at once: the batch stops after the first.
+    let a = IoStream::connect(addr).await.unwrap();
+    let b = TcpStream::connect(addr);
+    a.write(&b"still served\n"[..]).await.unwrap();
+    assert_eq!(
+        &a.read_until(b"\n", None).await.unwrap()[..],
+        b"still served\n"
+    );
+    assert_eq!(handled.get(), 1);
+    drop(b);
+    slot.borrow_mut().take();
+}
+
+// Tornado: TestMultiprocess / add_sockets with pre-bound sockets.
+async fn add_sockets_serves_prebound() {
+    let listeners = bind_sockets(0, "127.0.0.1", Family::V4, 128, false).unwrap();
+    let addr = listeners[0].local_addr().unwrap();
+    let server = TcpServer::new(|stream: IoStream, addr: PeerAddr| async move {
+        let ip = addr.inet().map(|a| a.ip().to_string()).unwrap_or_default();
+        stream.write(ip).await
+    })
+    .unwrap();
+    server.add_sockets(listeners).unwrap();
+    assert_eq!(server.local_addrs(), vec![addr]);
+    let c = IoStream::connect(addr).await.unwrap();
+    assert_eq!(&c.read_bytes(9, false).await.unwrap()[..], b"127.0.0.1");
+    server.stop();
+}
+
+// Our own: a burst of more connections than one event accepts (128) is all served.
+async fn accept_burst() {
+    let (server, addr) = echo_server();
+    let mut clients = Vec::new();
+    for _ in 0..300 {
+        clients.push(IoStream::connect(addr).await.unwrap());
+    }
+    for (i, c) in clients.iter().enumerate() {
+        c.write(format!("{i:04}")).await.unwrap();
+    }
+    for (i, c) in clients.iter().enumerate() {
+        assert_eq!(
+            &c.read_bytes(4, false).await.unwrap()[..],
+            format!("{i:04}").as_bytes()
+        );
+    }
+    server.stop();
+}
+
+// Tornado: test_connect_ipv4_ipv4 / refused / happy eyeballs falling back.
+async fn tcp_client_connects_and_falls_back() {
+    let (server, addr) = echo_server();
+    let client = TcpClient::new();
+    let s = client
+        .connect("127.0.0.1", addr.port(), Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    s.write(&b"ok"[..]).await.unwrap();
+    assert_eq!(&s.read_bytes(2, false).await.unwrap()[..], b"ok");
+    // "localhost" may resolve to ::1 first, where nothing listens: the v4 address wins.
+    let s = client
+        .connect("localhost", addr.port(), Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    s.write(&b"v4"[..]).await.unwrap();
+    assert_eq!(&s.read_bytes(2, false).await.unwrap()[..], b"v4");
+    server.stop();
+    // Refused everywhere: the real error.
+    let err = client
+        .connect("127.0.0.1", addr.port(), Some(Duration::from_secs(10)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED));
+    // A name that does not resolve.
+    let err = client
+        .connect("no-such-host.invalid", 80, Some(Duration::from_secs(10)))
+        .await;
+    assert!(err.is_err());
+}
+
+// Tornado: test_reuse_port.
+async fn reuse_port_lets_sockets_share() {
+    let a = bind_sockets(0, "127.0.0.1", Family::V4, 16, true).unwrap();
+    let port = a[0].local_addr().unwrap().port();
+    let b = bind_sockets(port, "127.0.0.1", Family::V4, 16, true).unwrap();
+    assert_eq!(b[0].local_addr().unwrap().port(), port);
+    // Without reuse_port the same bind fails.
+    let err = bind_sockets(port, "127.0.0.1", Family::V4, 16, false).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+}
+
+// Tornado: test_same_port_allocation (port 0 gives every family one port).
+async fn same_port_allocation() {
+    let ls = match bind_sockets(0, "localhost", Family::Any, 16, false) {
+        Ok(ls) => ls,
+        Err(e) => panic!("bind localhost: {e}"),
+    };
+    let ports: Vec<u16> = ls.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    assert!(!ports.is_empty());
+    assert!(ports.iter().all(|&p| p == ports[0] && p != 0), "{ports:?}");
+}
+
+// Tornado: UnixSocketTest (and "replace a stale socket file only").
+async fn unix_socket_server() {
+    let dir = std::env::temp_dir().join(format!(
+        "squall-unix-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sock");
+    // A regular file is not replaced.
+    std::fs::write(&path, b"not a socket").unwrap();
+    assert_eq!(
+        bind_unix_socket(&path, 0o600, 16).unwrap_err().kind(),
+        std::io::ErrorKind::AlreadyExists
+    );
+    std::fs::remove_file(&path).unwrap();
+    // A stale socket file is.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let listener = bind_unix_socket(&path, 0o600, 16).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A live one is not.
+    assert_eq!(
+        bind_unix_socket(&path, 0o600, 16).unwrap_err().kind(),
+        std::io::ErrorKind::AddrInUse
+    );
+    let server = TcpServer::new(|stream: IoStream, addr: PeerAddr| async move {
+        assert_eq!(addr, PeerAddr::Unix);
+        let line = stream.read_until(b"\n", Some(100)).await?;
+        stream.write(line).await
+    })
+    .unwrap();
+    server.add_unix_socket(listener).unwrap();
+    let client = IoStream::new(std::os::unix::net::UnixStream::connect(&path).unwrap()).unwrap();
+    client.write(&b"over unix\n"[..]).await.unwrap();
+    assert_eq!(
+        &client.read_until(b"\n", None).await.unwrap()[..],
+        b"over unix\n"
+    );
+    server.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::Instant::now())
+}
+
+// Tornado: add_accept_handler with a plain callback, removal inside it.
+async fn accept_handler_remove_inside_callback() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let io_loop = IoLoop::current().unwrap();
+    let got = Rc::new(Cell::new(0));
+    let slot = Rc::new(RefCell::new(None));
+    let (g, s) = (got.clone(), slot.clone());
+    let handle = add_accept_handler(&io_loop, listener, move |fd, _addr| {
+        g.set(g.get() + 1);
+        drop(fd);
+        if let Some(h) = s.borrow().as_ref() {
+            squall_tcpserver::AcceptHandle::remove(h);
+        }
+    })
+    .unwrap();
+    *slot.borrow_mut() = Some(handle);
+    let _a = TcpStream::connect(addr).unwrap();
+    let _b = TcpStream::connect(addr).unwrap();
+    for _ in 0..200 {
+        if got.get() > 0 {
+            break;
+        }
+        sleep(Duration::from_millis(5)).await;
+    }
+    sleep(Duration::from_millis(20)).await;
+    assert_eq!(got.get(), 1, "the batch stops once the handler is removed");
+    assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
+    slot.borrow_mut().take();
+}
+
+backend_tests!(
+    handle_stream_may_be_async,
+    stop_twice,
+    stop_in_callback,
+    add_sockets_serves_prebound,
+    accept_burst,
+    tcp_client_connects_and_falls_back,
+    reuse_port_lets_sockets_share,
+    same_port_allocation,
+    unix_socket_server,
+    accept_handler_remove_inside_callback,
+);
+
+// Tornado: test_bind_start / test_listen_multi_reuse_port, with threads.
+#[test]
+fn server_threads_share_one_port() {
+    let threads = ServerThreads::start(3, 0, "127.0.0.1", || {
+        |stream: IoStream, _addr: PeerAddr| async move {
+            let line = stream.read_until(b"\n", Some(100)).await?;
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            stream
+                .write(format!("{name}:{}", String::from_utf8_lossy(&line)))
+                .await
+        }
+    })
+    .unwrap();
+    assert_eq!(threads.len(), 3);
+    let addr = threads.local_addrs()[0];
+    for _ in 0..30 {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"hi\n").unwrap();
+        let mut buf = Vec::new();
+        let mut b = [0u8; 64];
+        while !buf.ends_with(b"\n") {
+            let n = c.read(&mut b).unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&b[..n]);
+        }
+        let s = String::from_utf8(buf).unwrap();
+        assert!(
+            s.starts_with("squall-server-") && s.ends_with(":hi\n"),
+            "{s}"
+        );
+    }
+    threads.stop();
+    threads.join();
+    assert!(TcpStream::connect(addr).is_err());
+}
