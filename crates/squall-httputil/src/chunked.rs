@@ -102,6 +102,16 @@ impl ChunkedDecoder {
         }
     }
 
+    /// Start a new body with the same caps, keeping the trailer buffer's allocation.
+    pub fn reset(&mut self) {
+        self.state = State::Size;
+        self.size = 0;
+        self.line_len = 0;
+        self.total = 0;
+        self.trailer.clear();
+        self.trailers = None;
+    }
+
     /// Change the cap on the sum of chunk sizes (for the chunks not yet announced).
     pub fn set_max_body_size(&mut self, limit: u64) {
         self.limit = limit;
@@ -300,7 +310,7 @@ impl ChunkedDecoder {
                     return Err(ParseError::MissingChunkCrlf);
                 }
                 self.trailers = Some(self.parse_trailers()?);
-                self.trailer = Vec::new();
+                self.trailer.clear();
                 self.state = State::End;
             }
             State::Data(_) | State::End | State::Failed(_) => unreachable!("not a framing state"),

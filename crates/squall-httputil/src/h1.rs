@@ -55,7 +55,8 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, StatusCode, Version};
 
-use crate::body::{BodyDecoder, Decoded};
+use crate::body::{Decoded, LengthDecoder};
+use crate::chunked::ChunkedDecoder;
 use crate::error::{OutputError, ParseError};
 use crate::head::{BodyKind, HeadParser, RequestHead};
 use crate::limits::Limits;
@@ -100,15 +101,15 @@ struct Pending {
     body_done: bool,
 }
 
-// One per connection; boxing the decoder would allocate per request.
-#[allow(clippy::large_enum_variant)]
+/// What the input is being read for. Small on purpose: the chunked decoder lives in the
+/// connection and is reset in place, so a request moves no large state around.
 #[derive(Debug)]
 enum Read {
     Head,
     Body {
-        dec: BodyDecoder,
         kind: BodyKind,
         started: bool,
+        length: LengthDecoder,
     },
     Done,
     Failed,
@@ -152,6 +153,7 @@ pub struct ServerConn {
     pending: VecDeque<Pending>,
     response: Option<ResponseEncoder>,
     spare_headers: Option<HeaderMap>,
+    chunked: ChunkedDecoder,
     trailers: Option<HeaderMap>,
     body_limit: u64,
     no_keep_alive: bool,
@@ -162,6 +164,7 @@ impl ServerConn {
     /// A connection at the start of its first request.
     pub fn new(limits: Limits) -> Self {
         let body_limit = limits.max_body_size;
+        let chunked = ChunkedDecoder::new(&limits);
         ServerConn {
             limits,
             parser: HeadParser::new(),
@@ -169,6 +172,7 @@ impl ServerConn {
             pending: VecDeque::new(),
             response: None,
             spare_headers: None,
+            chunked,
             trailers: None,
             body_limit,
             no_keep_alive: false,
@@ -193,11 +197,12 @@ impl ServerConn {
     pub fn set_max_body_size(&mut self, limit: u64) {
         self.body_limit = limit;
         if let Read::Body {
-            dec: BodyDecoder::Chunked(d),
+            kind: BodyKind::Chunked,
+            started: true,
             ..
-        } = &mut self.read
+        } = self.read
         {
-            d.set_max_body_size(limit);
+            self.chunked.set_max_body_size(limit);
         }
     }
 
@@ -234,32 +239,49 @@ impl ServerConn {
                         });
                         self.body_limit = self.limits.max_body_size;
                         self.trailers = None;
+                        let len = match head.body {
+                            BodyKind::Length(n) => n,
+                            _ => 0,
+                        };
                         self.read = Read::Body {
-                            dec: BodyDecoder::new(head.body, &self.limits),
                             kind: head.body,
                             started: false,
+                            length: LengthDecoder::new(len),
                         };
                         Some(Event::Head(head))
                     }
                 }
             }
-            Read::Body { dec, kind, started } => {
+            Read::Body {
+                kind,
+                started,
+                length,
+            } => {
+                let kind = *kind;
                 if !*started {
                     *started = true;
-                    match (*kind, &mut *dec) {
-                        (BodyKind::Length(n), _) if n > self.body_limit => {
+                    match kind {
+                        BodyKind::Length(n) if n > self.body_limit => {
                             return Some(self.fail(ParseError::BodyTooLarge));
                         }
-                        (_, BodyDecoder::Chunked(d)) => d.set_max_body_size(self.body_limit),
+                        BodyKind::Chunked => {
+                            self.chunked.reset();
+                            self.chunked.set_max_body_size(self.body_limit);
+                        }
                         _ => {}
                     }
                 }
-                match dec.decode(buf) {
+                let decoded = if kind == BodyKind::Chunked {
+                    self.chunked.decode(buf)
+                } else {
+                    Ok(length.decode(buf))
+                };
+                match decoded {
                     Ok(None) => None,
                     Ok(Some(Decoded::Data(d))) => Some(Event::Data(d)),
                     Ok(Some(Decoded::End)) => {
-                        if let BodyDecoder::Chunked(d) = dec {
-                            self.trailers = d.take_trailers();
+                        if kind == BodyKind::Chunked {
+                            self.trailers = self.chunked.take_trailers();
                         }
                         let keep_alive = match self.pending.back_mut() {
                             Some(current) => {

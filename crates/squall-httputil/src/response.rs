@@ -191,11 +191,17 @@ impl ResponseEncoder {
         let code = status.as_u16();
         let no_content = (100..200).contains(&code) || code == 204;
         let bodyless = no_content || code == 304 || req.is_head;
-        if headers.contains_key(header::TRANSFER_ENCODING) {
+        // An empty map (the common hello-world case) skips the lookups.
+        let any = !headers.is_empty();
+        if any && headers.contains_key(header::TRANSFER_ENCODING) {
             return Err(OutputError::FramingHeaderNotAllowed);
         }
         let mut content_length = None;
-        for v in headers.get_all(header::CONTENT_LENGTH) {
+        for v in headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .filter(|_| any)
+        {
             for item in list_items(v.as_bytes()) {
                 let n = parse_decimal(item).ok_or(OutputError::InvalidContentLength)?;
                 if content_length.is_some_and(|c| c != n) {
@@ -225,14 +231,14 @@ impl ResponseEncoder {
         };
         let mut user_close = false;
         let mut user_connection = false;
-        for v in headers.get_all(header::CONNECTION) {
+        for v in headers.get_all(header::CONNECTION).iter().filter(|_| any) {
             user_connection = true;
             user_close |= list_items(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close"));
         }
         let keep_alive = req.keep_alive && !user_close && framing != BodyFraming::CloseDelimited;
 
         write_head_lines(out, status, headers)?;
-        if !headers.contains_key(header::DATE) {
+        if !any || !headers.contains_key(header::DATE) {
             put_date(out);
         }
         if let Some(n) = write_length {
