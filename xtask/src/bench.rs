@@ -14,7 +14,7 @@
 //! divided by the requests served), because on a 2-core machine one load-generator
 //! thread saturates its core before a fast server does. See `BENCHMARKS.md`.
 
-mod proc;
+pub(crate) mod proc;
 mod report;
 
 use std::collections::BTreeMap;

@@ -64,6 +64,19 @@ impl Flags {
         }
     }
 
+    /// The arguments not taken, as positional values (`cargo xtask fuzz head chunked`);
+    /// fails on any that looks like a flag (starts with `-`), since no flag is left to
+    /// take it.
+    pub(crate) fn positionals(self) -> anyhow::Result<Vec<String>> {
+        if let Some(bad) = self.args.iter().find(|a| a.starts_with('-')) {
+            bail!(
+                "`cargo xtask {}` does not take {bad} (see `cargo xtask help`)",
+                self.task
+            );
+        }
+        Ok(self.args)
+    }
+
     /// Fails if any argument was not taken.
     pub(crate) fn finish(self) -> anyhow::Result<()> {
         if self.args.is_empty() {
@@ -112,5 +125,17 @@ mod tests {
 
         let mut f = flags(&["--n", "seven"]);
         assert!(f.parsed::<u32>("--n").is_err());
+    }
+
+    #[test]
+    fn positionals_are_what_is_left() {
+        let mut f = flags(&["head", "--seconds", "5", "chunked"]);
+        assert_eq!(f.parsed::<u64>("--seconds").unwrap(), Some(5));
+        assert_eq!(f.positionals().unwrap(), vec!["head", "chunked"]);
+
+        let mut f = flags(&["head", "--bogus"]);
+        assert_eq!(f.parsed::<u64>("--seconds").unwrap(), None);
+        let err = f.positionals().unwrap_err().to_string();
+        assert!(err.contains("--bogus"), "{err}");
     }
 }

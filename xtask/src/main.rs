@@ -8,12 +8,14 @@
 //! Tasks:
 //! * `bench`: squall against its peers, with a report and a chart (see [`bench`]).
 //! * `ci`: the whole check, step by step, with a summary (see [`ci`]).
+//! * `fuzz`: every cargo-fuzz target for N seconds, with libFuzzer's figures (see [`fuzz`]).
 //! * `tidy`: house rules that the compiler does not check (see [`tidy`]); also runs as a
 //!   `#[test]`, so `cargo test` enforces it.
 
 mod bench;
 mod ci;
 mod flags;
+mod fuzz;
 mod tidy;
 mod util;
 
@@ -38,6 +40,10 @@ tasks:
           --json       also write report.json
           --only       servers: squall, floor, hyper-ct, hyper-mt, nginx, tornado
           --rounds     rounds (default 3, 1 with --quick)
+  fuzz [--seconds N] [TARGET...]
+        runs each cargo-fuzz target of fuzz/ (all by default) for N seconds (default 60)
+        on nightly, installing cargo-fuzz if missing; prints executions, exec/s,
+        coverage, corpus size and crashes per target; fails on any crash
   tidy  house rules: SAFETY comments, workspace lints, no println!/todo!/dbg! in crates
   help  this text
 ";
@@ -60,6 +66,7 @@ fn dispatch(task: Option<&str>, args: Vec<String>) -> anyhow::Result<()> {
     match task {
         Some("bench") => bench::run(args),
         Some("ci") => ci::run(args),
+        Some("fuzz") => fuzz::run(args),
         Some("tidy") => tidy::run(args),
         Some("help" | "-h" | "--help") => {
             print!("{HELP}");
