@@ -995,7 +995,9 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
 
     /// Send everything queued, bounded by the idle timeout.
     async fn flush(&mut self, shared: &RefCell<Shared>, inbuf: &BytesMut) -> Result<(), End> {
-        let deadline = Instant::now() + self.params.config.idle_connection_timeout;
+        let idle = self.params.config.idle_connection_timeout;
+        // The clock is read only if the write has to wait.
+        let mut deadline: Option<Instant> = None;
         {
             let held = inbuf.capacity() + shared.borrow().out.capacity();
             self.note_memory(held);
@@ -1014,6 +1016,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                 }
                 Poll::Pending => {
                     self.control.register(cx.waker());
+                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + idle);
                     if self.timer.poll(cx, deadline).is_ready() {
                         log::debug!(
                             "closing connection from {}: write timeout",

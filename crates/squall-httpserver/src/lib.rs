@@ -33,6 +33,33 @@
 //! assert!(out.ends_with(b"\r\n\r\nhello"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Differences from Tornado, and why
+//!
+//! - **Timeouts**: `idle_connection_timeout` defaults to 60 s (Tornado: one hour, which
+//!   leaks sockets to dead keep-alive peers), and a separate `header_timeout` (30 s)
+//!   bounds a trickled head (slowloris); `body_timeout` defaults to 10 minutes (Tornado:
+//!   none). See [`HttpServerConfig`].
+//! - **Limits answer with their own status**: 431 for a head over `max_header_size`,
+//!   413 for a body over `max_body_size` (Tornado answers 400 or just closes).
+//! - **A panicking handler gets a 500** and the connection goes on when it can (Tornado
+//!   logs and closes).
+//! - **Delegates borrow, not own, the connection**: the [`ResponseWriter`] is passed to
+//!   each [`HttpMessageDelegate`] method instead of being kept by the delegate, so the
+//!   response must be written by the time `finish` returns (it may await as long as it
+//!   likes first). `RequestStart` carries the head, the client address and the scheme
+//!   together.
+//! - **Threads, not processes**: `bind` + `start(n)` runs `n` loops on `n` threads that
+//!   share the listening sockets (Tornado forks). The delegate is cloned once per thread.
+//! - **`shutdown(grace)` is new** (Tornado has only `stop` + `close_all_connections`):
+//!   stop accepting, close idle connections, answer requests in flight with
+//!   `Connection: close`, force-close after the grace period.
+//! - **Lingering close**: a connection closed with part of a request unread (an early
+//!   answer, a 413) reads and discards for up to 2 s before closing, so the client
+//!   receives the answer instead of a reset.
+//! - **Header names are written in lower case** when they come from an `http::HeaderMap`
+//!   (HTTP/1.1 names are case-insensitive); the framing headers the encoder adds keep
+//!   their usual spelling.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 

@@ -486,7 +486,9 @@ fn streamed_upload(total: u64) -> usize {
     }
     let r = c.read_response();
     assert_eq!(r.text(), format!("bytes={total}"));
-    s.stats.buffer_high_water()
+    let peak = s.stats.buffer_high_water();
+    eprintln!("streamed {total} bytes; the server held at most {peak} bytes at once");
+    peak
 }
 
 /// The memory-flat upload: 64 MiB through the streaming delegate while the server
