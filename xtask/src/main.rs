@@ -6,8 +6,10 @@
 //! add `mod <task>;`, one arm in [`dispatch`], and one line in [`HELP`].
 //!
 //! Tasks:
-//! * `bench`: squall against its peers, with a report and a chart (see [`bench`]).
+//! * `bench`: squall against its peers, with a report and a chart (see [`bench`](mod@bench)).
 //! * `ci`: the whole check, step by step, with a summary (see [`ci`]).
+//! * `soak`: the example server under load, faults and bad input, nothing lost (see
+//!   [`soak`]).
 //! * `fuzz`: every cargo-fuzz target for N seconds, with libFuzzer's figures (see [`fuzz`]).
 //! * `tidy`: house rules that the compiler does not check (see [`tidy`]); also runs as a
 //!   `#[test]`, so `cargo test` enforces it.
@@ -16,6 +18,7 @@ mod bench;
 mod ci;
 mod flags;
 mod fuzz;
+mod soak;
 mod tidy;
 mod util;
 
@@ -44,6 +47,12 @@ tasks:
         runs each cargo-fuzz target of fuzz/ (all by default) for N seconds (default 60)
         on nightly, installing cargo-fuzz if missing; prints executions, exec/s,
         coverage, corpus size and crashes per target; fails on any crash
+  soak [--minutes N] [--server PATH] [--port P] [--seed N]
+        runs squall's hello example (or PATH) under a mix of keep-alive, pipelined and
+        echo load, vanishing clients, slowloris, connection storms and bad inputs for
+        N minutes (default 5); fails on any lost request, wrong answer, fd leak or
+        RSS growth. Limits probed: --max-header-size, --max-uri-len, --max-body-size,
+        --header-timeout SECS, --idle-timeout SECS (default: squall-httpserver's)
   tidy  house rules: SAFETY comments, workspace lints, no println!/todo!/dbg! in crates
   help  this text
 ";
@@ -67,6 +76,7 @@ fn dispatch(task: Option<&str>, args: Vec<String>) -> anyhow::Result<()> {
         Some("bench") => bench::run(args),
         Some("ci") => ci::run(args),
         Some("fuzz") => fuzz::run(args),
+        Some("soak") => soak::run(args),
         Some("tidy") => tidy::run(args),
         Some("help" | "-h" | "--help") => {
             print!("{HELP}");
