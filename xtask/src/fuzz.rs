@@ -100,25 +100,10 @@ pub(crate) fn parse_output(text: &str) -> FuzzStats {
     s
 }
 
-/// The `[[bin]]` names of a cargo-fuzz manifest, in file order (a line-based read, as
-/// `cargo fuzz add` writes them: `name = "..."` on its own line inside the table).
+/// The `[[bin]]` names of a cargo-fuzz manifest, in file order (`cargo fuzz add` writes
+/// `name = "..."` on its own line inside the table).
 pub(crate) fn bin_names(manifest: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut in_bin = false;
-    for line in manifest.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_bin = line == "[[bin]]";
-        } else if in_bin {
-            if let Some((key, value)) = line.split_once('=') {
-                if key.trim() == "name" {
-                    names.push(value.trim().trim_matches('"').to_owned());
-                    in_bin = false;
-                }
-            }
-        }
-    }
-    names
+    util::table_names(manifest, "[[bin]]")
 }
 
 /// One finished run, for the summary.

@@ -55,20 +55,28 @@ pub(crate) fn workspace_crates(root: &Path) -> anyhow::Result<Vec<String>> {
 /// The `name` of the `[package]` table of a manifest (a line-based read: enough for our
 /// own manifests, which keep `name = "..."` on one line).
 pub(crate) fn package_name(manifest: &str) -> Option<String> {
-    let mut in_package = false;
+    table_names(manifest, "[package]").into_iter().next()
+}
+
+/// The `name = "..."` of every table headed `header` (`[package]`, `[[bin]]`), in file
+/// order, by the same line-based read.
+pub(crate) fn table_names(manifest: &str, header: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut inside = false;
     for line in manifest.lines() {
         let line = line.trim();
         if line.starts_with('[') {
-            in_package = line == "[package]";
-        } else if in_package {
+            inside = line == header;
+        } else if inside {
             if let Some((key, value)) = line.split_once('=') {
                 if key.trim() == "name" {
-                    return Some(value.trim().trim_matches('"').to_owned());
+                    names.push(value.trim().trim_matches('"').to_owned());
+                    inside = false;
                 }
             }
         }
     }
-    None
+    names
 }
 
 /// The target folder cargo uses for this workspace (honours `CARGO_TARGET_DIR` and
