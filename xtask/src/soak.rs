@@ -157,6 +157,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         storm_size: STORM_SIZE,
         storm_every: STORM_EVERY,
         deadline: Instant::now() + duration,
+        pid,
     };
     println!(
         "soak: pid {pid}, {} with seed {seed}; baseline {baseline} fds, RSS {}",
@@ -256,6 +257,15 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     })?;
     let load_time = start.elapsed().min(duration).max(Duration::from_millis(1));
     let load_samples = samples.clone();
+    let csv: String = std::iter::once("seconds,rss_kib,fds\n".to_owned())
+        .chain(
+            load_samples
+                .iter()
+                .map(|x| format!("{:.1},{},{}\n", x.at.as_secs_f64(), x.rss_kib, x.fds)),
+        )
+        .collect();
+    let csv_path = out.join("samples.csv");
+    fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))?;
 
     // Drain: the fds must come back to the baseline.
     let drain_start = Instant::now();
@@ -309,8 +319,8 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     }
     let st = &total.storms;
     println!(
-        "  connection storms: {} of {} connections: {} connected within 1.5 s, {} still connecting (past the backlog), {} refused, {} not opened; {} sent a request first; {} closed with RST, the rest with FIN",
-        st.storms, st.attempted, st.connected, st.pending, st.refused, st.not_opened, st.with_request, st.reset
+        "  connection storms: {} of {} connections: {} connected, {} still connecting when closed (past the backlog), {} refused, {} not opened; the server held up to {} at once; {} sent a request first; {} closed with RST, the rest with FIN",
+        st.storms, st.attempted, st.connected, st.pending, st.refused, st.not_opened, st.held, st.with_request, st.reset
     );
     let closed = &total.slowloris_closed;
     if closed.is_empty() {
@@ -357,7 +367,10 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         ));
     }
 
-    println!("server resources (sampled each second):");
+    println!(
+        "server resources (sampled each second; all samples in {}):",
+        csv_path.display()
+    );
     let peak_fds = load_samples.iter().map(|x| x.fds).max().unwrap_or(0);
     let peak_rss = load_samples.iter().map(|x| x.rss_kib).max().unwrap_or(0);
     match fds_after {
