@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use squall_httpserver::{handler_fn, Http1Connection, HttpServerConfig, MemoryPeer, MemoryTransport, Response};
+use squall_httpserver::{
+    handler_fn, Http1Connection, HttpServerConfig, MemoryPeer, MemoryTransport, Response,
+};
 use squall_ioloop::IoLoop;
 
 struct Noop;
@@ -37,7 +39,12 @@ impl Rig {
                 Response::text("Hello, world!")
             }
         });
-        let conn = Http1Connection::new(transport, Rc::new(handler), HttpServerConfig::default(), None);
+        let conn = Http1Connection::new(
+            transport,
+            Rc::new(handler),
+            HttpServerConfig::default(),
+            None,
+        );
         Rig {
             _io_loop: io_loop,
             peer,
@@ -59,7 +66,8 @@ impl Rig {
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("httpserver");
-    let get: &'static [u8] = b"GET / HTTP/1.1\r\nHost: localhost:8888\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n";
+    let get: &'static [u8] =
+        b"GET / HTTP/1.1\r\nHost: localhost:8888\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n";
     g.throughput(Throughput::Elements(1));
     let mut rig = Rig::new();
     g.bench_function("round_trip_get_hello", |b| b.iter(|| rig.round_trip(get)));
@@ -73,12 +81,16 @@ fn bench(c: &mut Criterion) {
         .into_boxed_slice(),
     );
     let mut rig = Rig::new();
-    g.bench_function("round_trip_post_echo_1k", |b| b.iter(|| rig.round_trip(post)));
+    g.bench_function("round_trip_post_echo_1k", |b| {
+        b.iter(|| rig.round_trip(post))
+    });
 
     let pipelined: &'static [u8] = Box::leak(get.repeat(16).into_boxed_slice());
     g.throughput(Throughput::Elements(16));
     let mut rig = Rig::new();
-    g.bench_function("pipelined_16_get_hello", |b| b.iter(|| rig.round_trip(pipelined)));
+    g.bench_function("pipelined_16_get_hello", |b| {
+        b.iter(|| rig.round_trip(pipelined))
+    });
     g.finish();
 }
 

@@ -406,15 +406,7 @@ pub fn run(cfg: &Config) -> io::Result<Report> {
                     if slot.is_some() {
                         errors.timeout += 1;
                     }
-                    reopen(
-                        slot,
-                        cfg,
-                        &batch,
-                        pipeline,
-                        &epoll,
-                        key,
-                        &mut errors,
-                    )?;
+                    reopen(slot, cfg, &batch, pipeline, &epoll, key, &mut errors)?;
                 }
             }
         }
