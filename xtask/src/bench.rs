@@ -497,24 +497,25 @@ fn build(
             .push(format!("hyper and tokio peers: build failed: {e}")),
     }
 
-    // squall's examples: they exist once the lead adds them.
-    for (example, slot) in [
-        ("hello", &mut tools.squall_hello),
-        ("echo", &mut tools.squall_echo),
+    // squall's examples: the HTTP hello server (the facade's main job) and the
+    // IoStream echo server of squall-tcpserver.
+    for (package, example, slot) in [
+        ("squall", "hello", &mut tools.squall_hello),
+        ("squall-tcpserver", "echo", &mut tools.squall_echo),
     ] {
         if example == "hello" && !wanted(s, "squall") {
             continue;
         }
-        let file = root.join(format!("crates/squall/examples/{example}.rs"));
+        let file = root.join(format!("crates/{package}/examples/{example}.rs"));
         if !file.is_file() {
             res.skipped.push(format!(
-                "squall: not built yet (no crates/squall/examples/{example}.rs)"
+                "squall {example}: not built (no crates/{package}/examples/{example}.rs)"
             ));
             continue;
         }
         match cargo_quiet(
             root,
-            &["build", "--release", "-p", "squall", "--example", example],
+            &["build", "--release", "-p", package, "--example", example],
             target,
         ) {
             Ok(()) => *slot = Some(release.join("examples").join(example)),
