@@ -89,3 +89,8 @@ pub use squall_httputil as httputil;
 
 #[cfg(feature = "http")]
 pub use squall_httpserver as http;
+
+/// The README's code blocks, compiled as doctests so that they stay true.
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
