@@ -960,6 +960,7 @@ impl Watchdog {
         let (done, rx) = mpsc::channel::<()>();
         let thread = thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(6 * PATIENCE) {
+                // tidy: allow(print) the last word before abort(); a test may have no logger
                 eprintln!("conformance case {case} still running after 60 s: aborting");
                 std::process::abort();
             }
