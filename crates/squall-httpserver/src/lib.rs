@@ -49,8 +49,11 @@
 //!   response must be written by the time `finish` returns (it may await as long as it
 //!   likes first). `RequestStart` carries the head, the client address and the scheme
 //!   together.
-//! - **Threads, not processes**: `bind` + `start(n)` runs `n` loops on `n` threads that
-//!   share the listening sockets (Tornado forks). The delegate is cloned once per thread.
+//! - **Threads, not processes**: `bind` + `start(n)` runs `n` loops on `n` threads, each
+//!   with listeners of its own on the same port (`SO_REUSEPORT`), as
+//!   `squall_tcpserver::ServerThreads` does (Tornado forks). The delegate is cloned once
+//!   per thread. Accepting is `squall-tcpserver`'s accept loop, which survives running
+//!   out of file descriptors.
 //! - **`shutdown(grace)` is new** (Tornado has only `stop` + `close_all_connections`):
 //!   stop accepting, close idle connections, answer requests in flight with
 //!   `Connection: close`, force-close after the grace period.

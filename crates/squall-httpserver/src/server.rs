@@ -5,10 +5,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::{SocketAddr, TcpListener};
 use std::pin::pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
@@ -16,21 +15,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use squall_httputil::HttpServerRequest;
-use squall_ioloop::{Interest, IoLoop, RemoteHandle};
+use squall_ioloop::{IoLoop, RemoteHandle};
 use squall_iostream::IoStream;
+use squall_tcpserver::{bind_sockets, Family, PeerAddr, TcpServer, DEFAULT_BACKLOG};
 
 use crate::config::HttpServerConfig;
 use crate::connection::{Control, HighWater, Http1Connection, Params};
 use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
 use crate::handler::{handler_fn, FnHandler, Response};
 use crate::iostream::IoStreamTransport;
-
-/// How long accepting pauses after the process runs out of file descriptors, so that a
-/// level-triggered listener does not spin the loop.
-const EMFILE_PAUSE: Duration = Duration::from_millis(100);
-/// Connections accepted per readiness event before giving other work a turn (Tornado's
-/// `_DEFAULT_BACKLOG`-bounded accept loop).
-const ACCEPTS_PER_EVENT: usize = 128;
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -112,7 +105,9 @@ struct LocalServer<D: HttpServerConnectionDelegate> {
     shared: Arc<ServerShared>,
     conns: RefCell<HashMap<u64, Rc<Control>>>,
     next_id: Cell<u64>,
-    listeners: RefCell<Vec<RawFd>>,
+    /// The accept loop on this thread's listeners (`None` before the first and after
+    /// `stop`).
+    accepting: RefCell<Option<TcpServer>>,
     draining: Cell<bool>,
     empty_waiters: RefCell<Vec<Box<dyn FnOnce()>>>,
 }
@@ -151,7 +146,7 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
             shared: shared.clone(),
             conns: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
-            listeners: RefCell::new(Vec::new()),
+            accepting: RefCell::new(None),
             draining: Cell::new(false),
             empty_waiters: RefCell::new(Vec::new()),
         });
@@ -165,63 +160,54 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
         local
     }
 
-    /// Start accepting on `listener` (Tornado's `add_accept_handler`).
-    fn serve_listener(self: &Rc<Self>, listener: TcpListener) -> io::Result<()> {
-        listener.set_nonblocking(true)?;
-        let fd = listener.as_raw_fd();
-        let listener = Rc::new(listener);
-        let weak = Rc::downgrade(self);
-        let source = listener.clone();
-        self.io_loop
-            .add_handler(source, Interest::READ, move |fd, _ready| {
-                let Some(local) = weak.upgrade() else { return };
-                for _ in 0..ACCEPTS_PER_EVENT {
-                    match listener.accept() {
-                        Ok((stream, addr)) => local.handle_connection(stream, addr),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                        Err(e) => {
-                            // EMFILE, ENFILE, ENOBUFS: the listener stays readable; pause it
-                            // rather than spin, and try again shortly.
-                            log::error!(
-                                "error accepting a connection (pausing {EMFILE_PAUSE:?}): {e}"
-                            );
-                            if local.io_loop.update_handler(fd, Interest::NONE).is_ok() {
-                                let l = Rc::downgrade(&local);
-                                local.io_loop.call_later(EMFILE_PAUSE, move || {
-                                    if let Some(local) = l.upgrade() {
-                                        if local.listeners.borrow().contains(&fd) {
-                                            let _ =
-                                                local.io_loop.update_handler(fd, Interest::READ);
-                                        }
-                                    }
-                                });
-                            }
-                            break;
-                        }
-                    }
-                }
-            })?;
-        self.listeners.borrow_mut().push(fd);
-        Ok(())
+    /// Start accepting on `listeners`, through `squall-tcpserver`'s accept loop
+    /// (`accept4` in batches, paused with a backoff when the process runs out of fds).
+    fn serve_listeners(self: &Rc<Self>, listeners: Vec<TcpListener>) -> io::Result<()> {
+        let server = self
+            .accepting
+            .borrow_mut()
+            .get_or_insert_with(|| {
+                let weak = Rc::downgrade(self);
+                TcpServer::with_io_loop(&self.io_loop, move |stream, peer| {
+                    Self::accepted(&weak, stream, peer)
+                })
+            })
+            .clone();
+        server.add_sockets(listeners)
     }
 
-    /// Serve one accepted connection (Tornado's `HTTPServer.handle_stream`).
-    fn handle_connection(self: &Rc<Self>, stream: std::net::TcpStream, addr: SocketAddr) {
-        let stream = match IoStream::with_io_loop(&self.io_loop, stream) {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("cannot serve connection from {addr}: {e}");
-                return;
+    /// A connection from the accept loop: its task's future (nothing if the server's
+    /// state on this thread is gone).
+    fn accepted(
+        weak: &Weak<Self>,
+        stream: IoStream,
+        peer: PeerAddr,
+    ) -> impl Future<Output = ()> + 'static {
+        let conn = weak
+            .upgrade()
+            .map(|local| local.connection(stream, peer.inet()));
+        async move {
+            if let Some(conn) = conn {
+                conn.await;
             }
-        };
-        self.handle_stream(stream, addr);
+        }
     }
 
+    /// Serve one accepted connection on this thread's loop (Tornado's
+    /// `HTTPServer.handle_stream`).
     fn handle_stream(self: &Rc<Self>, stream: IoStream, addr: SocketAddr) {
+        let conn = self.connection(stream, Some(addr));
+        drop(self.io_loop.spawn(conn));
+    }
+
+    /// Register a connection and return its task's future.
+    fn connection(
+        self: &Rc<Self>,
+        stream: IoStream,
+        addr: Option<SocketAddr>,
+    ) -> impl Future<Output = ()> + 'static {
         if let Err(e) = stream.set_nodelay(true) {
-            log::debug!("TCP_NODELAY on connection from {addr}: {e}");
+            log::debug!("TCP_NODELAY on connection from {addr:?}: {e}");
         }
         let id = self.next_id.get();
         self.next_id.set(id + 1);
@@ -236,7 +222,7 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
             IoStreamTransport::new(stream),
             self.delegate.clone(),
             self.params.clone(),
-            ConnectionInfo::new(Some(addr), id),
+            ConnectionInfo::new(addr, id),
             control,
             Some(self.shared.high_water.clone()),
         );
@@ -244,18 +230,19 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
             local: self.clone(),
             id,
         };
-        drop(self.io_loop.spawn(async move {
+        async move {
             let _guard = guard;
             conn.serve().await;
-        }));
+        }
     }
 }
 
 impl<D: HttpServerConnectionDelegate> LocalOps for LocalServer<D> {
     fn stop_accepting(&self) {
-        for fd in self.listeners.borrow_mut().drain(..) {
-            // Dropping the handler's source closes the listener.
-            drop(self.io_loop.remove_handler(fd));
+        let server = self.accepting.borrow_mut().take();
+        if let Some(server) = server {
+            // Closes the listeners.
+            server.stop();
         }
     }
 
@@ -292,7 +279,8 @@ impl<D: HttpServerConnectionDelegate> LocalOps for LocalServer<D> {
 ///   [`add_sockets`](Self::add_sockets), then run the loop;
 /// - on `n` threads, each with its own loop, with [`bind`](Self::bind) then
 ///   [`start`](Self::start); the delegate is cloned once per thread (so it must be
-///   `Clone + Send`), and the threads share the listening sockets.
+///   `Clone + Send`), and each thread has listeners of its own on the same port
+///   (`SO_REUSEPORT`).
 ///
 /// [`stop`](Self::stop) stops accepting; [`close_all_connections`](Self::close_all_connections)
 /// closes every connection; [`shutdown`](Self::shutdown) does it gracefully.
@@ -330,7 +318,7 @@ pub struct HttpServer<D: HttpServerConnectionDelegate> {
     delegate: D,
     config: HttpServerConfig,
     shared: Arc<ServerShared>,
-    bound: Vec<TcpListener>,
+    bound: Vec<Bound>,
     threads: Vec<JoinHandle<()>>,
     local: Option<Rc<LocalServer<D>>>,
 }
@@ -410,8 +398,9 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
     }
 
     /// Bind `address:port` and serve it on the current thread's loop (Tornado's
-    /// `listen`). Port 0 picks a free port; the bound address is returned. Only the
-    /// first address `address` resolves to is bound.
+    /// `listen`). Every address `address` resolves to is bound (an empty `address`:
+    /// all interfaces, IPv4 and IPv6), as `squall_tcpserver::bind_sockets` does; port 0
+    /// picks a free port, shared by all of them. The first bound address is returned.
     ///
     /// # Errors
     /// The resolution or `bind(2)`/`listen(2)` error; an error if no loop is current.
@@ -419,14 +408,15 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
     where
         D: Clone,
     {
-        let listener = bind_listener(port, address)?;
-        let addr = listener.local_addr()?;
-        self.add_sockets(vec![listener])?;
+        let listeners = bind_sockets(port, address, Family::Any, DEFAULT_BACKLOG, false)?;
+        let addr = first_addr(&listeners)?;
+        self.add_sockets(listeners)?;
         Ok(addr)
     }
 
     /// Serve already-bound listening sockets on the current thread's loop (Tornado's
-    /// `add_sockets`).
+    /// `add_sockets`). They are made non-blocking, and accepted from by
+    /// `squall-tcpserver`'s accept loop.
     ///
     /// # Errors
     /// An error if no loop is current; the errors of registering the sockets.
@@ -434,11 +424,7 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
     where
         D: Clone,
     {
-        let local = self.current_local()?;
-        for l in listeners {
-            local.serve_listener(l)?;
-        }
-        Ok(())
+        self.current_local()?.serve_listeners(listeners)
     }
 
     /// Serve one already-accepted stream on the current thread's loop (Tornado's
@@ -454,27 +440,36 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
         Ok(())
     }
 
-    /// Bind `address:port` for [`start`](Self::start) (Tornado's `bind`). Port 0 picks
-    /// a free port; the bound address is returned.
+    /// Bind `address:port` for [`start`](Self::start) (Tornado's `bind`): every
+    /// address `address` resolves to, with `SO_REUSEPORT` so that each thread of
+    /// `start` gets listeners of its own on the same port. Port 0 picks a free port; the
+    /// first bound address is returned.
     ///
     /// # Errors
     /// The resolution or `bind(2)`/`listen(2)` error.
     pub fn bind(&mut self, port: u16, address: &str) -> io::Result<SocketAddr> {
-        let listener = bind_listener(port, address)?;
-        let addr = listener.local_addr()?;
-        self.bound.push(listener);
+        let listeners = bind_sockets(port, address, Family::Any, DEFAULT_BACKLOG, true)?;
+        let addr = first_addr(&listeners)?;
+        self.bound.push(Bound {
+            address: address.to_owned(),
+            port: addr.port(),
+            listeners,
+        });
         Ok(addr)
     }
 
     /// Serve the sockets from [`bind`](Self::bind) on `threads` new threads, each
     /// running its own loop with its own clone of the delegate (`0`: one per CPU).
-    /// Tornado forks processes; threads share the listening sockets (each accepts from
-    /// its own duplicate of them). The call returns once every thread is serving;
-    /// [`join`](Self::join) waits for them to end (after [`shutdown`](Self::shutdown)).
+    /// Tornado forks processes; here, as in `squall_tcpserver::ServerThreads`, each
+    /// thread accepts from listeners of its own bound to the same port with
+    /// `SO_REUSEPORT` (the first thread takes the sockets `bind` made), so the kernel
+    /// spreads connections over the threads and they share no lock. The call returns
+    /// once every thread is serving; [`join`](Self::join) waits for them to end (after
+    /// [`shutdown`](Self::shutdown)).
     ///
     /// # Errors
-    /// Creating a thread, a loop, or a socket duplicate failed (threads already
-    /// started are stopped).
+    /// Binding a thread's listeners, creating a thread or a loop, or registering a
+    /// listener failed (threads already started are stopped).
     pub fn start(&mut self, threads: usize) -> io::Result<()>
     where
         D: Clone + Send,
@@ -484,43 +479,41 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
         } else {
             threads
         };
+        // Every thread's listeners, bound before any thread starts.
+        let mut sets: Vec<Vec<TcpListener>> = Vec::with_capacity(n);
+        sets.push(Vec::new());
+        for _ in 1..n {
+            let mut set = Vec::new();
+            for b in &self.bound {
+                set.extend(bind_sockets(
+                    b.port,
+                    &b.address,
+                    Family::Any,
+                    DEFAULT_BACKLOG,
+                    true,
+                )?);
+            }
+            sets.push(set);
+        }
+        for b in self.bound.drain(..) {
+            sets[0].extend(b.listeners);
+        }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
-        for i in 0..n {
-            let listeners = self
-                .bound
-                .iter()
-                .map(TcpListener::try_clone)
-                .collect::<io::Result<Vec<_>>>()?;
+        for (i, listeners) in sets.into_iter().enumerate() {
             let delegate = self.delegate.clone();
             let config = self.config.clone();
             let shared = self.shared.clone();
             let tx = ready_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("squall-http-{i}"))
-                .spawn(move || {
-                    let setup = || -> io::Result<IoLoop> {
-                        let io_loop = IoLoop::new()?;
-                        io_loop.make_current();
-                        let local = LocalServer::install(&io_loop, delegate, config, shared);
-                        for l in listeners {
-                            local.serve_listener(l)?;
-                        }
-                        Ok(io_loop)
-                    };
-                    match setup() {
-                        Ok(io_loop) => {
-                            let _ = tx.send(Ok(()));
-                            if let Err(e) = io_loop.start() {
-                                log::error!("HTTP server thread loop failed: {e}");
-                            }
-                            let _ = io_loop.close(true);
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                        }
-                    }
-                })?;
-            self.threads.push(handle);
+                .spawn(move || serve_thread(listeners, delegate, config, shared, tx));
+            match handle {
+                Ok(h) => self.threads.push(h),
+                Err(e) => {
+                    self.stop_loops();
+                    return Err(e);
+                }
+            }
         }
         drop(ready_tx);
         for _ in 0..n {
@@ -538,7 +531,6 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
                 }
             }
         }
-        self.bound.clear();
         Ok(())
     }
 
@@ -730,12 +722,48 @@ impl ForceAll {
     }
 }
 
-fn bind_listener(port: u16, address: &str) -> io::Result<TcpListener> {
-    let addr = (address, port).to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{address} resolves to no address"),
-        )
-    })?;
-    TcpListener::bind(addr)
+/// Sockets from [`HttpServer::bind`], waiting for [`HttpServer::start`].
+#[derive(Debug)]
+struct Bound {
+    /// As given to `bind`, to bind the other threads' listeners the same way.
+    address: String,
+    /// The port bound (the one picked, for port 0).
+    port: u16,
+    listeners: Vec<TcpListener>,
+}
+
+fn first_addr(listeners: &[TcpListener]) -> io::Result<SocketAddr> {
+    listeners
+        .first()
+        .ok_or_else(|| io::Error::other("no address was bound"))?
+        .local_addr()
+}
+
+/// One thread of [`HttpServer::start`]: a loop serving `listeners` until stopped.
+fn serve_thread<D: HttpServerConnectionDelegate>(
+    listeners: Vec<TcpListener>,
+    delegate: D,
+    config: HttpServerConfig,
+    shared: Arc<ServerShared>,
+    ready: std::sync::mpsc::Sender<io::Result<()>>,
+) {
+    let setup = || -> io::Result<IoLoop> {
+        let io_loop = IoLoop::new()?;
+        io_loop.make_current();
+        let local = LocalServer::install(&io_loop, delegate, config, shared);
+        local.serve_listeners(listeners)?;
+        Ok(io_loop)
+    };
+    match setup() {
+        Ok(io_loop) => {
+            let _ = ready.send(Ok(()));
+            if let Err(e) = io_loop.start() {
+                log::error!("HTTP server thread loop failed: {e}");
+            }
+            let _ = io_loop.close(true);
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+        }
+    }
 }
