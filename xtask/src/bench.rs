@@ -162,6 +162,7 @@ struct Tools {
 }
 
 pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
+    proc::require_linux("bench")?;
     let mut flags = Flags::new("bench", args);
     let quick = flags.flag("--quick");
     let json = flags.flag("--json");

@@ -74,6 +74,7 @@ const DRAIN_SLACK: Duration = Duration::from_secs(10);
 
 /// Runs the task.
 pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
+    proc::require_linux("soak")?;
     let mut flags = Flags::new("soak", args);
     let minutes = flags.parsed::<f64>("--minutes")?.unwrap_or(5.0);
     let server = flags.option("--server")?.map(PathBuf::from);

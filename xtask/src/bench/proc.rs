@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+#[cfg(target_os = "linux")]
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -18,6 +19,11 @@ pub(crate) const CLIENT_CPU: usize = 1;
 
 /// Makes `cmd` run pinned to `cpu` (if the machine has it) and die with us: the child
 /// gets `SIGKILL` when the xtask thread that spawned it exits, however it exits.
+///
+/// Both are Linux facilities (`sched_setaffinity`, `PR_SET_PDEATHSIG`). Elsewhere they
+/// are skipped, with a note printed once: the child runs unpinned and is killed by its
+/// [`Guard`] only (so not if xtask itself is `SIGKILL`ed).
+#[cfg(target_os = "linux")]
 pub(crate) fn pin_and_tie(cmd: &mut Command, cpu: Option<usize>) {
     // SAFETY: the closure runs in the forked child before exec and only calls
     // async-signal-safe syscalls (sched_setaffinity, prctl) on stack data; it
@@ -46,6 +52,41 @@ pub(crate) fn pin_and_tie(cmd: &mut Command, cpu: Option<usize>) {
     }
 }
 
+/// See the Linux version: here pinning and the parent-death signal are skipped, with a
+/// note printed once.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn pin_and_tie(cmd: &mut Command, cpu: Option<usize>) {
+    static NOTE: std::sync::Once = std::sync::Once::new();
+    let _ = (cmd, cpu);
+    NOTE.call_once(|| {
+        println!(
+            "note: CPU pinning and kill-with-parent (PR_SET_PDEATHSIG) are Linux-only; on {} \
+             child processes run unpinned and are killed when xtask drops them, but not if \
+             xtask itself is killed with SIGKILL",
+            std::env::consts::OS
+        );
+    });
+}
+
+/// Fails with a clear message unless this is Linux: `task` reads `/proc` (CPU time, RSS,
+/// open fds) or runs the epoll-only floor and load generator.
+pub(crate) fn require_linux(task: &str) -> anyhow::Result<()> {
+    if cfg!(target_os = "linux") {
+        Ok(())
+    } else {
+        bail!(
+            "`cargo xtask {task}` needs Linux (it reads /proc for CPU time, RSS and open fds{}); \
+             this is {}",
+            if task == "bench" {
+                ", and its floor and load generator are epoll programs"
+            } else {
+                ""
+            },
+            std::env::consts::OS
+        )
+    }
+}
+
 /// The number of CPUs this process may run on.
 pub(crate) fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -67,7 +108,10 @@ pub(crate) fn raise_nofile() -> io::Result<u64> {
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok(lim.rlim_cur)
+    // `rlim_t` is unsigned on Linux and macOS, signed on FreeBSD (never negative there).
+    #[allow(clippy::useless_conversion)]
+    let limit = u64::try_from(lim.rlim_cur).unwrap_or(u64::MAX);
+    Ok(limit)
 }
 
 /// A free port on 127.0.0.1, found by binding port 0 (and letting it go).
@@ -255,6 +299,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn own_cpu_and_rss_are_readable() {
         let pid = std::process::id();
         assert!(cpu_micros(pid).unwrap() >= 0.0);
@@ -262,6 +307,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn guarded_child_is_pinned_and_killed_on_drop() {
         let mut cmd = Command::new("sleep");
         cmd.arg("30");
