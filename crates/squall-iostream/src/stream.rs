@@ -204,12 +204,7 @@ impl IoStream {
     pub fn start_connect(addr: SocketAddr) -> Result<IoStream, StreamError> {
         let io_err = |e: io::Error| StreamError::Closed(CloseCause::Io(Arc::new(e)));
         let io_loop = IoLoop::current().ok_or_else(|| io_err(no_loop()))?;
-        let socket = Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.nonblocking().cloexec(),
-            None,
-        )
-        .map_err(io_err)?;
+        let socket = nonblocking_tcp_socket(Domain::for_address(addr)).map_err(io_err)?;
         let connecting = match socket.connect(&SockAddr::from(addr)) {
             Ok(()) => false,
             Err(e) if e.raw_os_error() == Some(libc_einprogress()) => true,
@@ -612,6 +607,38 @@ impl IoStream {
         }
         out
     }
+}
+
+/// A non-blocking TCP socket for `domain`, with `SOCK_NONBLOCK` in the `socket` call
+/// where the OS has it (`Socket::new` adds close-on-exec).
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "illumos",
+))]
+fn nonblocking_tcp_socket(domain: Domain) -> io::Result<Socket> {
+    Socket::new(domain, Type::STREAM.nonblocking(), None)
+}
+
+/// A non-blocking TCP socket for `domain`: macOS has no `SOCK_NONBLOCK`, so an `fcntl`
+/// follows the `socket` call (`Socket::new` adds close-on-exec).
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "illumos",
+)))]
+fn nonblocking_tcp_socket(domain: Domain) -> io::Result<Socket> {
+    let socket = Socket::new(domain, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
 
 fn libc_einprogress() -> i32 {
