@@ -1,5 +1,6 @@
-//! Tornado's `iostream_test.py` behaviours, in our own words, run on every Linux backend
-//! (epoll, poll, select). Each test names the Tornado test it follows.
+//! Tornado's `iostream_test.py` behaviours, in our own words, run on every backend the
+//! platform has (epoll or kqueue, poll, select). Each test names the Tornado test it
+//! follows.
 
 mod common;
 

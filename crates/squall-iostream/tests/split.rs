@@ -126,13 +126,13 @@ proptest! {
         cuts in prop::collection::vec(1usize..30, 0..40),
         ops in prop::collection::vec(op(), 1..6),
     ) {
-        run_case("epoll", input, cuts, ops);
+        run_case(common::BACKENDS[0], input, cuts, ops);
     }
 }
 
 #[test]
 fn any_split_on_poll_and_select() {
-    // A few fixed cases on the other backends (proptest's cases run on epoll).
+    // A few fixed cases on the other backends (proptest's cases run on the native one).
     let input: Vec<u8> = b"alpha\nbe\n\ngamma delta\nx\n".repeat(5);
     for backend in ["poll", "select"] {
         for step in [1, 2, 3, 5, 8, 13] {
