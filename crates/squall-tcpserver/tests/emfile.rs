@@ -15,7 +15,7 @@ use squall_ioloop::sleep;
 use squall_iostream::IoStream;
 use squall_tcpserver::{PeerAddr, TcpServer};
 
-fn set_nofile(soft: u64) -> u64 {
+fn set_nofile(soft: libc::rlim_t) -> libc::rlim_t {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -45,7 +45,8 @@ async fn survives_emfile() {
     drop(warm);
 
     // The client socket exists before the table is full; connect needs no new fd.
-    let client = Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), None).unwrap();
+    let client = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    client.set_nonblocking(true).unwrap();
     let mut hog: Vec<File> = Vec::new();
     loop {
         match File::open("/dev/null") {
@@ -87,7 +88,7 @@ async fn survives_emfile() {
 #[test]
 fn emfile_pauses_the_listener_then_serves() {
     let old = set_nofile(256);
-    for backend in ["epoll", "poll", "select"] {
+    for backend in common::BACKENDS {
         common::run(backend, survives_emfile);
     }
     set_nofile(old);

@@ -158,7 +158,7 @@ async fn peer_never_reads() {
 fn faults_vanishing_clients_and_a_peer_that_never_reads() {
     log::set_logger(&CAPTURE).unwrap();
     log::set_max_level(LevelFilter::Warn);
-    for backend in ["epoll", "poll", "select"] {
+    for backend in common::BACKENDS {
         let before = open_fds();
         common::run(backend, vanishing_clients);
         common::run(backend, peer_never_reads);

@@ -1,5 +1,5 @@
 //! Tornado's `tcpserver_test.py`, `tcpclient_test.py` and `netutil_test.py` behaviours,
-//! in our own words, on every Linux backend.
+//! in our own words, on every backend the platform has (epoll or kqueue, poll, select).
 
 mod common;
 
