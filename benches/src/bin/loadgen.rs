@@ -9,14 +9,19 @@
 //! The load run prints one line of JSON (requests, req/s, latency percentiles in µs,
 //! errors by kind). `--hold N` opens N connections, completes one request on each,
 //! prints `{"held":N}` and keeps them open until its standard input closes (the memory
-//! run). `--echo` measures an echo server in MB/s.
+//! run). `--echo` measures an echo server in MB/s. Linux only (epoll).
 
+#[cfg(target_os = "linux")]
 use std::io::Read;
+#[cfg(target_os = "linux")]
 use std::net::SocketAddr;
+#[cfg(target_os = "linux")]
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
 use squall_benches::loadgen::{self, Config};
 
+#[cfg(target_os = "linux")]
 fn secs(v: &str) -> Result<Duration, String> {
     v.parse::<f64>()
         .ok()
@@ -25,6 +30,7 @@ fn secs(v: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("not a positive number of seconds: {v:?}"))
 }
 
+#[cfg(target_os = "linux")]
 fn num(v: &str) -> Result<usize, String> {
     v.parse::<usize>()
         .ok()
@@ -32,6 +38,7 @@ fn num(v: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("not a positive integer: {v:?}"))
 }
 
+#[cfg(target_os = "linux")]
 fn main_() -> Result<(), String> {
     let mut addr: Option<SocketAddr> = None;
     let mut cfg_conns = 1;
@@ -91,9 +98,20 @@ fn main_() -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
 fn main() {
     if let Err(e) = main_() {
         eprintln!("loadgen: {e}");
         std::process::exit(1);
     }
+}
+
+/// The load generator is an epoll program: elsewhere it says so and exits.
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!(
+        "loadgen: an epoll program, Linux only (this is {})",
+        std::env::consts::OS
+    );
+    std::process::exit(1);
 }
