@@ -1,4 +1,4 @@
-//! The Linux epoll backend of squall's [`Poller`](squall_poller::Poller) trait: Tornado's
+//! The Linux epoll backend of squall's [`Poller` trait](squall_poller::Poller): Tornado's
 //! `tornado/platform/epoll.py`.
 //!
 //! Level-triggered (no `EPOLLET`, no `EPOLLONESHOT`), so an fd is registered once and
