@@ -3,13 +3,14 @@
 //!
 //! Steps: `manifests` (the workspace loads), `fmt`, `tidy`, `clippy`, `test`, the
 //! forced-backend re-runs of the suites above the pollers (`SQUALL_POLLER=poll` and
-//! `=select`), `doc`, `bench` (benches compile), and `cross <target>`: `cargo check` and
-//! `cargo clippy` for FreeBSD and both macOS targets with Debian's compiler and
-//! `-Zbuild-std` (CONTRIBUTING.md, "The FreeBSD and macOS type-check", explains the
-//! set-up).
+//! `=select`), `doc`, `bench` (benches compile), and `cross <target>`: `cargo check`,
+//! `cargo clippy` and `cargo doc` for FreeBSD and both macOS targets with Debian's
+//! compiler and `-Zbuild-std` (CONTRIBUTING.md, "The FreeBSD and macOS type-check",
+//! explains the set-up).
 //!
-//! Every step runs even after one fails (unless `--fail-fast`), so one run reports
-//! everything that is wrong. The exit status is non-zero if any step failed. A skipped
+//! Every step runs even after one fails (unless `--fail-fast`), and within a step cargo
+//! keeps going past a failed crate or test binary, so one run reports everything that
+//! is wrong. The exit status is non-zero if any step failed. A skipped
 //! step says why; under CI (`CI=true`) a missing cross toolchain is a failure, never a
 //! skip, so CI cannot pass by skipping.
 
@@ -98,6 +99,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
             "clippy",
             "--workspace",
             "--all-targets",
+            "--keep-going",
             "--",
             "-D",
             "warnings",
@@ -105,7 +107,11 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         Ok(None)
     });
     ci.step("test", None, || {
-        util::run(cargo().current_dir(&root).args(["test", "--workspace"]))?;
+        util::run(
+            cargo()
+                .current_dir(&root)
+                .args(["test", "--workspace", "--no-fail-fast"]),
+        )?;
         Ok(None)
     });
 
@@ -124,7 +130,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
             let mut cmd = cargo();
             cmd.current_dir(&root)
                 .env("SQUALL_POLLER", backend)
-                .arg("test");
+                .args(["test", "--no-fail-fast"]);
             for c in &above {
                 cmd.args(["-p", c]);
             }
@@ -176,14 +182,16 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     ci.finish()
 }
 
-/// `cargo check` and `cargo clippy -D warnings` of the whole workspace for `target`, with
-/// Debian's compiler and `-Zbuild-std`.
+/// `cargo check`, `cargo clippy -D warnings` and `cargo doc` (`-D warnings`) of the whole
+/// workspace for `target`, with Debian's compiler and `-Zbuild-std`.
 ///
 /// The rustup toolchains here carry only the host's std and no `rust-src`, so code behind
 /// `cfg(target_os = "macos" | "freebsd")` (kqueue above all) cannot be checked with them.
 /// Debian's `rustc-web` 1.96 ships its own std source; with `RUSTC_BOOTSTRAP=1`,
 /// `-Zbuild-std` builds std for the target and type-checks our code against the real
 /// `libc` bindings there. It only type-checks: linking would need the target's SDK.
+/// rustdoc runs too, because an intra-doc link to an item that exists on Linux only
+/// breaks the macOS and FreeBSD `doc` step.
 ///
 /// The variables go on each command, never into our own environment, so the ordinary
 /// `cargo test` never picks up the Debian compiler; and the build gets its own target
@@ -197,6 +205,7 @@ fn cross(
     let with_env = |mut cmd: Command| {
         cmd.current_dir(root)
             .env("RUSTC", &tc.rustc)
+            .env("RUSTDOC", &tc.rustdoc)
             .env("CARGO", &tc.cargo)
             .env("RUSTC_BOOTSTRAP", "1")
             .env("CARGO_TARGET_DIR", xcheck)
@@ -204,7 +213,7 @@ fn cross(
             .env_remove("RUSTUP_TOOLCHAIN");
         cmd
     };
-    let build_std = ["-Zbuild-std=core,std", "--target", target];
+    let build_std = ["-Zbuild-std=core,std", "--target", target, "--keep-going"];
     let scopes = cross_scopes(root);
 
     let mut t_check = Duration::ZERO;
@@ -224,10 +233,18 @@ fn cross(
         t_clippy += util::run(&mut clippy)?;
     }
 
+    let mut doc = with_env(Command::new(&tc.cargo));
+    doc.env("RUSTDOCFLAGS", "-D warnings")
+        .arg("doc")
+        .args(build_std)
+        .args(["--workspace", "--no-deps"]);
+    let t_doc = util::run(&mut doc)?;
+
     Ok(Some(format!(
-        "check {}, clippy {}",
+        "check {}, clippy {}, doc {}",
         util::human(t_check),
-        util::human(t_clippy)
+        util::human(t_clippy),
+        util::human(t_doc)
     )))
 }
 
@@ -284,10 +301,11 @@ impl CrossPlan {
     }
 }
 
-/// Debian's `rustc-web` toolchain: a compiler, cargo and clippy of one version, plus that
-/// version's std source.
+/// Debian's `rustc-web` toolchain: a compiler, rustdoc, cargo and clippy of one version,
+/// plus that version's std source.
 struct DebianToolchain {
     rustc: PathBuf,
+    rustdoc: PathBuf,
     cargo: PathBuf,
     cargo_clippy: PathBuf,
 }
@@ -297,10 +315,11 @@ impl DebianToolchain {
     fn find(bin: &Path) -> Result<Self, String> {
         let tc = DebianToolchain {
             rustc: bin.join("rustc"),
+            rustdoc: bin.join("rustdoc"),
             cargo: bin.join("cargo"),
             cargo_clippy: bin.join("cargo-clippy"),
         };
-        for bin in [&tc.rustc, &tc.cargo, &tc.cargo_clippy] {
+        for bin in [&tc.rustc, &tc.rustdoc, &tc.cargo, &tc.cargo_clippy] {
             if !bin.is_file() {
                 return Err(format!("{} not found", bin.display()));
             }
