@@ -9,6 +9,10 @@
 //! The clients are plain blocking sockets on the main thread (they allocate nothing per
 //! connection); the server runs on its own thread. The soft fd limit is raised to the
 //! hard limit first (2 fds per connection).
+//!
+//! It also prints where the bytes go: the live allocations that appeared per
+//! connection, by requested size, with what glibc's malloc really spends on each (the
+//! chunk: the size plus an 8-byte header, rounded up to 16, at least 32 bytes).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::TcpStream;
@@ -24,16 +28,31 @@ struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
+/// Live allocations by requested size (the last bucket holds every larger size).
+const SIZES: usize = 4097;
+static BY_SIZE: [AtomicIsize; SIZES] = [const { AtomicIsize::new(0) }; SIZES];
+
+fn bucket(size: usize) -> &'static AtomicIsize {
+    &BY_SIZE[size.min(SIZES - 1)]
+}
+
+/// What glibc's malloc spends on a `size`-byte request on a 64-bit target.
+fn glibc_chunk(size: usize) -> usize {
+    ((size + 8 + 15) & !15).max(32)
+}
+
 // SAFETY: every method forwards to the system allocator with the caller's arguments
 // unchanged, and only adds bookkeeping on an atomic counter.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        bucket(layout.size()).fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        bucket(layout.size()).fetch_sub(1, Ordering::Relaxed);
         // SAFETY: forwarded as is; `ptr` came from `alloc` with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -42,6 +61,8 @@ unsafe impl GlobalAlloc for Counting {
             new_size as isize - layout.size() as isize,
             Ordering::Relaxed,
         );
+        bucket(layout.size()).fetch_sub(1, Ordering::Relaxed);
+        bucket(new_size).fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded as is; the caller upholds `realloc`'s contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -106,6 +127,7 @@ fn main() {
     }
     wait_for(16);
     let before = LIVE.load(Ordering::Relaxed);
+    let sizes_before: Vec<isize> = BY_SIZE.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     for i in 0..n {
         match TcpStream::connect(addr) {
             Ok(c) => conns.push(c),
@@ -118,5 +140,29 @@ fn main() {
     println!(
         "{n} idle connections: {} bytes of heap in all, {per:.0} bytes per connection",
         after - before
+    );
+    // Where they go: size classes whose live count grew by at least one in ten
+    // connections (less is a one-off: a table that doubled, a warm-up leftover).
+    println!(
+        "{:>8} {:>10} {:>14} {:>14}",
+        "size", "per conn", "bytes/conn", "glibc B/conn"
+    );
+    let (mut small_total, mut glibc_total) = (0.0, 0.0);
+    for (size, c) in BY_SIZE.iter().enumerate() {
+        let grew = c.load(Ordering::Relaxed) - sizes_before[size];
+        let count = grew as f64 / n as f64;
+        if size < SIZES - 1 && count.abs() >= 0.1 {
+            let bytes = count * size as f64;
+            let chunk = count * glibc_chunk(size) as f64;
+            small_total += bytes;
+            glibc_total += chunk;
+            println!("{size:>8} {count:>10.2} {bytes:>14.1} {chunk:>14.1}");
+        } else if size == SIZES - 1 && grew != 0 {
+            println!("  >=4096 {grew:>10} allocations in all (tables that grew)");
+        }
+    }
+    println!(
+        "{:>8} {:>10} {small_total:>14.1} {glibc_total:>14.1}",
+        "total", ""
     );
 }

@@ -257,8 +257,33 @@ async fn accept_handler_remove_inside_callback() {
     slot.borrow_mut().take();
 }
 
+// Our own: a panic in the handler itself (not in its future) is the connection's alone;
+// the next connection is served. The handler runs inside the connection's task.
+async fn handler_panic_is_contained() {
+    let calls = Rc::new(Cell::new(0));
+    let c2 = calls.clone();
+    let server = TcpServer::new(move |stream: IoStream, addr: PeerAddr| {
+        c2.set(c2.get() + 1);
+        if c2.get() == 1 {
+            panic!("handle_stream failed for {addr}");
+        }
+        async move { stream.write(&b"served"[..]).await }
+    })
+    .unwrap();
+    let addr = server.listen(0, "127.0.0.1").unwrap()[0];
+    let first = IoStream::connect(addr).await.unwrap();
+    // The panicking connection's task drops its stream: the client sees end-of-file.
+    let rest = first.read_until_close().await.unwrap();
+    assert!(rest.is_empty());
+    let second = IoStream::connect(addr).await.unwrap();
+    assert_eq!(&second.read_bytes(6, false).await.unwrap()[..], b"served");
+    assert_eq!(calls.get(), 2);
+    server.stop();
+}
+
 backend_tests!(
     handle_stream_may_be_async,
+    handler_panic_is_contained,
     stop_twice,
     stop_in_callback,
     add_sockets_serves_prebound,
