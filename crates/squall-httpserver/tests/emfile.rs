@@ -15,7 +15,7 @@ use common::serve;
 use fault_support::{install_logger, wait_for_record};
 use squall_httpserver::{HttpServer, Response};
 
-fn set_nofile(soft: u64) -> u64 {
+fn set_nofile(soft: libc::rlim_t) -> libc::rlim_t {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
