@@ -139,12 +139,15 @@ fn client_closes_during_a_large_response() {
     c.write_all(&[&req[..], &req[..]].concat()).unwrap();
     drop(c);
 
+    // All six accepted, not only none open: the last client may still be in the listen
+    // queue when the first five are gone.
     assert!(
-        wait_until(PATIENCE, || s.stats.open_connections() == 0),
-        "connections left open: {}",
+        wait_until(PATIENCE, || s.stats.connections_accepted() == 6
+            && s.stats.open_connections() == 0),
+        "accepted {} of 6, {} left open",
+        s.stats.connections_accepted(),
         s.stats.open_connections()
     );
-    assert_eq!(s.stats.connections_accepted(), 6);
     let noisy = records_at_least(thread, Level::Warn);
     assert!(
         noisy.is_empty(),
