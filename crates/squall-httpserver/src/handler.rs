@@ -1,9 +1,11 @@
 //! The simple handler style: an async function from a whole request to a [`Response`].
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, CONTENT_TYPE};
+use http::uri::Scheme;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use squall_httputil::HttpServerRequest;
 
@@ -205,11 +207,22 @@ where
             Body::One(b) => b,
             Body::Many(b) => b.freeze(),
         };
-        let remote_ip = start.remote_ip.map(|ip| ip.to_string()).unwrap_or_default();
-        let mut request =
-            HttpServerRequest::new(start.head, body, remote_ip, start.protocol.as_str());
+        let protocol: Cow<'static, str> = if start.protocol == Scheme::HTTP {
+            Cow::Borrowed("http")
+        } else if start.protocol == Scheme::HTTPS {
+            Cow::Borrowed("https")
+        } else {
+            Cow::Owned(start.protocol.as_str().to_owned())
+        };
+        let mut request = HttpServerRequest::from_connection(
+            start.head,
+            body,
+            start.remote_ip,
+            protocol,
+            start.start_time,
+        );
         if let Err(e) = request.parse_body() {
-            log::info!("bad request body from {}: {e}", request.remote_ip);
+            log::info!("bad request body from {}: {e}", request.remote_ip());
             let resp = Response::text(e.to_string()).with_status(e.status());
             let _ = writer.respond(resp.status, resp.headers, &resp.body);
             return;

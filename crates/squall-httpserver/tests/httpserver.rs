@@ -33,10 +33,10 @@ fn app(
         Box::pin(async move {
             match req.path() {
                 "/echo" => Response::bytes(req.body),
-                "/ip" => Response::text(format!("{} {}", req.remote_ip, req.protocol)),
+                "/ip" => Response::text(format!("{} {}", req.remote_ip(), req.protocol())),
                 "/panic" => panic!("handler panic (expected by the test)"),
                 "/notmod" => Response::new(StatusCode::NOT_MODIFIED),
-                "/args" => Response::text(format!("{:?}", req.arguments.get("foo"))),
+                "/args" => Response::text(format!("{:?}", req.arguments().get("foo"))),
                 "/slow" => {
                     flags.entered.store(true, Ordering::SeqCst);
                     while !flags.release.load(Ordering::SeqCst) {

@@ -15,7 +15,7 @@ fn app() -> impl Fn(HttpServerRequest) -> std::future::Ready<Response> + Clone +
     |req: HttpServerRequest| {
         std::future::ready(match req.path() {
             "/echo" => Response::bytes(req.body),
-            "/ip" => Response::text(format!("{} {}", req.remote_ip, req.protocol)),
+            "/ip" => Response::text(format!("{} {}", req.remote_ip(), req.protocol())),
             _ => Response::text("Hello, world!"),
         })
     }

@@ -1,8 +1,10 @@
 //! [`HttpServerRequest`]: one whole request with its arguments, files and cookies, and
 //! the [`HttpHeadersExt`] helpers over `HeaderMap`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::net::IpAddr;
+use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -15,11 +17,36 @@ use crate::form::{parse_body_arguments, Files, MultipartConfig};
 use crate::head::RequestHead;
 use crate::url::{parse_qs_bytes, split_host_and_port, Arguments};
 
+/// The client's address as the request was given it.
+#[derive(Debug)]
+enum Remote {
+    /// An address, formatted on first use.
+    Ip(Option<IpAddr>, OnceLock<String>),
+    /// Text given by the caller.
+    Text(String),
+}
+
+/// What [`HttpServerRequest::parse_body`] found.
+#[derive(Debug, Default)]
+struct BodyParts {
+    arguments: Arguments,
+    files: Files,
+}
+
+static NO_ARGUMENTS: LazyLock<Arguments> = LazyLock::new(Arguments::new);
+static NO_FILES: LazyLock<Files> = LazyLock::new(Files::new);
+
 /// A single HTTP request, body included (Tornado's `HTTPServerRequest`).
 ///
-/// Built by the server once the body has been read. Query arguments are parsed at
-/// construction; body arguments and files by [`parse_body`](HttpServerRequest::parse_body)
-/// (the server calls it for whole-request handlers); cookies on first use.
+/// Built by the server once the body has been read, **without work for what nobody
+/// reads**: the client address is formatted, the query parsed and the arguments merged
+/// on first use; body arguments and files are parsed by
+/// [`parse_body`](HttpServerRequest::parse_body) (the server calls it for whole-request
+/// handlers; it costs next to nothing for a request without a Content-Type); cookies on
+/// first use. Tornado's attributes are methods here: [`remote_ip`](Self::remote_ip),
+/// [`protocol`](Self::protocol), [`host`](Self::host), [`arguments`](Self::arguments),
+/// [`query_arguments`](Self::query_arguments), [`body_arguments`](Self::body_arguments),
+/// [`files`](Self::files), [`start_time`](Self::start_time).
 ///
 /// ```
 /// use bytes::Bytes;
@@ -32,12 +59,13 @@ use crate::url::{parse_qs_bytes, split_host_and_port, Arguments};
 /// let mut req = HttpServerRequest::new(head, Bytes::copy_from_slice(&raw[used..]), "10.0.0.1", "http");
 /// req.parse_body()?;
 /// assert_eq!(req.path(), "/form");
-/// assert_eq!(req.host, "example.com:8080");
+/// assert_eq!(req.host(), "example.com:8080");
 /// assert_eq!(req.host_name(), "example.com");
-/// assert_eq!(req.arguments["a"], ["1", "2"]);
-/// assert_eq!(req.body_arguments["b"], ["3"]);
-/// assert_eq!(req.arguments["c"], ["4"]);
+/// assert_eq!(req.arguments()["a"], ["1", "2"]);
+/// assert_eq!(req.body_arguments()["b"], ["3"]);
+/// assert_eq!(req.arguments()["c"], ["4"]);
 /// assert_eq!(req.cookies()["session"], "abc");
+/// assert_eq!(req.remote_ip(), "10.0.0.1");
 /// assert_eq!(req.full_url(), "http://example.com:8080/form?a=1&a=2");
 /// # Ok::<(), squall_httputil::ParseError>(())
 /// ```
@@ -54,66 +82,156 @@ pub struct HttpServerRequest {
     pub headers: HeaderMap,
     /// The body (inflated if the server decompressed it).
     pub body: Bytes,
-    /// The client's address (or the one a trusted proxy reported, with `xheaders`).
-    pub remote_ip: String,
-    /// `http` or `https`.
-    pub protocol: String,
-    /// The Host header, or `127.0.0.1` when there is none (HTTP/1.0), as Tornado.
-    pub host: String,
-    /// Query and body arguments together, query first.
-    pub arguments: Arguments,
-    /// Arguments from the query string.
-    pub query_arguments: Arguments,
-    /// Arguments from the body (after [`parse_body`](HttpServerRequest::parse_body)).
-    pub body_arguments: Arguments,
-    /// Uploaded files (after [`parse_body`](HttpServerRequest::parse_body)).
-    pub files: Files,
-    /// Wall-clock time when the request object was made.
-    pub start_time: SystemTime,
+    remote: Remote,
+    protocol: Cow<'static, str>,
     started: Instant,
     finished: Option<Instant>,
+    query_arguments: OnceLock<Arguments>,
+    arguments: OnceLock<Arguments>,
+    body_parts: Option<Box<BodyParts>>,
     cookies: OnceLock<HashMap<String, String>>,
 }
 
 impl HttpServerRequest {
-    /// A request from its head and body, from a peer at `remote_ip` over `protocol`.
+    /// A request from its head and body, from a peer at `remote_ip` over `protocol`,
+    /// starting now.
     pub fn new(
         head: RequestHead,
         body: Bytes,
         remote_ip: impl Into<String>,
         protocol: impl Into<String>,
     ) -> Self {
-        let host = head
-            .headers
-            .get(header::HOST)
-            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "127.0.0.1".to_owned());
-        let query_arguments = parse_qs_bytes(head.uri.query().unwrap_or("").as_bytes(), true);
+        Self::build(
+            head,
+            body,
+            Remote::Text(remote_ip.into()),
+            Cow::Owned(protocol.into()),
+            Instant::now(),
+        )
+    }
+
+    /// A request as a server builds it: the client's address (`None` when the
+    /// transport has none), the scheme, and when the request started (for
+    /// [`request_time`](Self::request_time)). Nothing is formatted or parsed until
+    /// asked for.
+    pub fn from_connection(
+        head: RequestHead,
+        body: Bytes,
+        remote_ip: Option<IpAddr>,
+        protocol: impl Into<Cow<'static, str>>,
+        started: Instant,
+    ) -> Self {
+        Self::build(
+            head,
+            body,
+            Remote::Ip(remote_ip, OnceLock::new()),
+            protocol.into(),
+            started,
+        )
+    }
+
+    fn build(
+        head: RequestHead,
+        body: Bytes,
+        remote: Remote,
+        protocol: Cow<'static, str>,
+        started: Instant,
+    ) -> Self {
         HttpServerRequest {
             method: head.method,
-            arguments: query_arguments.clone(),
-            query_arguments,
             uri: head.uri,
             version: head.version,
             headers: head.headers,
             body,
-            remote_ip: remote_ip.into(),
-            protocol: protocol.into(),
-            host,
-            body_arguments: Arguments::new(),
-            files: Files::new(),
-            start_time: SystemTime::now(),
-            started: Instant::now(),
+            remote,
+            protocol,
+            started,
             finished: None,
+            query_arguments: OnceLock::new(),
+            arguments: OnceLock::new(),
+            body_parts: None,
             cookies: OnceLock::new(),
         }
     }
 
+    /// The client's address as text (Tornado's `remote_ip`): the peer's, or with
+    /// `xheaders` the one a trusted proxy reported; `""` when unknown. Formatted on
+    /// first use.
+    pub fn remote_ip(&self) -> &str {
+        match &self.remote {
+            Remote::Text(s) => s,
+            Remote::Ip(None, _) => "",
+            Remote::Ip(Some(ip), text) => text.get_or_init(|| ip.to_string()),
+        }
+    }
+
+    /// The client's address, when it is one (see [`remote_ip`](Self::remote_ip)).
+    pub fn remote_addr(&self) -> Option<IpAddr> {
+        match &self.remote {
+            Remote::Text(s) => s.parse().ok(),
+            Remote::Ip(ip, _) => *ip,
+        }
+    }
+
+    /// `http` or `https` (Tornado's `protocol`).
+    pub fn protocol(&self) -> &str {
+        &self.protocol
+    }
+
+    /// The Host header, or `127.0.0.1` when there is none (HTTP/1.0) or it is empty, as
+    /// Tornado's `host`. (A Host that is not UTF-8 counts as none; the server refuses
+    /// such requests anyway.)
+    pub fn host(&self) -> &str {
+        self.headers
+            .get(header::HOST)
+            .and_then(|h| std::str::from_utf8(h.as_bytes()).ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or("127.0.0.1")
+    }
+
+    /// Arguments from the query string (Tornado's `query_arguments`), parsed on first
+    /// use.
+    pub fn query_arguments(&self) -> &Arguments {
+        self.query_arguments
+            .get_or_init(|| parse_qs_bytes(self.query().as_bytes(), true))
+    }
+
+    /// Arguments from the body (Tornado's `body_arguments`): empty until
+    /// [`parse_body`](Self::parse_body).
+    pub fn body_arguments(&self) -> &Arguments {
+        self.body_parts
+            .as_ref()
+            .map_or(&*NO_ARGUMENTS, |b| &b.arguments)
+    }
+
+    /// Uploaded files (Tornado's `files`): empty until [`parse_body`](Self::parse_body).
+    pub fn files(&self) -> &Files {
+        self.body_parts.as_ref().map_or(&*NO_FILES, |b| &b.files)
+    }
+
+    /// Query and body arguments together, query first (Tornado's `arguments`), merged
+    /// on first use.
+    pub fn arguments(&self) -> &Arguments {
+        self.arguments.get_or_init(|| {
+            let mut all = self.query_arguments().clone();
+            for (k, v) in self.body_arguments() {
+                all.entry(k.clone()).or_default().extend(v.iter().cloned());
+            }
+            all
+        })
+    }
+
+    /// Wall-clock time when the request started (Tornado's `_start_time`): now, less
+    /// the time elapsed since then on the monotonic clock.
+    pub fn start_time(&self) -> SystemTime {
+        let now = SystemTime::now();
+        now.checked_sub(self.started.elapsed()).unwrap_or(now)
+    }
+
     /// Parse the body into [`body_arguments`](HttpServerRequest::body_arguments) and
     /// [`files`](HttpServerRequest::files) by its Content-Type, with the default
-    /// multipart caps, and add the body arguments to
-    /// [`arguments`](HttpServerRequest::arguments).
+    /// multipart caps; [`arguments`](HttpServerRequest::arguments) includes them from
+    /// then on.
     ///
     /// # Errors
     /// As [`parse_body_arguments`].
@@ -126,26 +244,25 @@ impl HttpServerRequest {
     /// # Errors
     /// As [`parse_body_arguments`].
     pub fn parse_body_with(&mut self, config: &MultipartConfig) -> Result<(), ParseError> {
-        let content_type = self
-            .headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let mut body_arguments = Arguments::new();
+        let Some(content_type) = self.headers.get(header::CONTENT_TYPE) else {
+            // No body type: nothing to parse, unless an encoding makes it an error.
+            if self.headers.contains_key(header::CONTENT_ENCODING) {
+                return Err(ParseError::UnsupportedContentEncoding);
+            }
+            return Ok(());
+        };
+        let content_type = String::from_utf8_lossy(content_type.as_bytes());
+        let mut parts = BodyParts::default();
         parse_body_arguments(
-            content_type.as_deref().unwrap_or(""),
+            &content_type,
             &self.body,
-            &mut body_arguments,
-            &mut self.files,
+            &mut parts.arguments,
+            &mut parts.files,
             Some(&self.headers),
             config,
         )?;
-        for (k, v) in &body_arguments {
-            self.arguments
-                .entry(k.clone())
-                .or_default()
-                .extend(v.iter().cloned());
-        }
-        self.body_arguments = body_arguments;
+        self.body_parts = Some(Box::new(parts));
+        self.arguments.take();
         Ok(())
     }
 
@@ -161,12 +278,12 @@ impl HttpServerRequest {
 
     /// The host without its port, lower-cased (Tornado's `host_name`).
     pub fn host_name(&self) -> String {
-        split_host_and_port(&self.host).0.to_ascii_lowercase()
+        split_host_and_port(self.host()).0.to_ascii_lowercase()
     }
 
     /// `protocol://host` + the request-target (Tornado's `full_url`).
     pub fn full_url(&self) -> String {
-        format!("{}://{}{}", self.protocol, self.host, self.uri)
+        format!("{}://{}{}", self.protocol, self.host(), self.uri)
     }
 
     /// The cookies sent with the request, parsed on first use with [`parse_cookie`]
@@ -265,9 +382,9 @@ mod tests {
     #[test]
     fn defaults() {
         let mut r = request(b"GET / HTTP/1.0\r\n\r\n");
-        assert_eq!(r.host, "127.0.0.1");
+        assert_eq!(r.host(), "127.0.0.1");
         assert!(r.body.is_empty());
-        assert!(r.arguments.is_empty());
+        assert!(r.arguments().is_empty());
         assert!(r.cookies().is_empty());
         r.parse_body().unwrap();
         r.finish();
@@ -279,13 +396,13 @@ mod tests {
     #[test]
     fn blank_values_kept() {
         let r = request(b"GET /echo?foo=&foo= HTTP/1.1\r\nHost: a\r\n\r\n");
-        assert_eq!(r.arguments["foo"], ["", ""]);
+        assert_eq!(r.arguments()["foo"], ["", ""]);
         let mut r = request(
             b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\nfoo=&bar=",
         );
         r.parse_body().unwrap();
-        assert_eq!(r.arguments["foo"], [""]);
-        assert_eq!(r.arguments["bar"], [""]);
+        assert_eq!(r.arguments()["foo"], [""]);
+        assert_eq!(r.arguments()["bar"], [""]);
     }
 
     #[test]
