@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, SERVER};
+use http::header::CONNECTION;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use squall_httputil::h1::{Event, ServerConn};
 use squall_httputil::{
@@ -138,7 +138,6 @@ pub(crate) struct Shared {
     write_failed: Option<io::ErrorKind>,
     /// An output error that leaves the connection unusable (Content-Length broken).
     broken: bool,
-    server_header: Option<http::HeaderValue>,
     body_limit: u64,
     body_timeout: Option<Duration>,
     /// The current request's body has been read to its end.
@@ -175,12 +174,9 @@ impl std::fmt::Debug for ResponseWriter<'_> {
 }
 
 impl ResponseWriter<'_> {
+    /// The headers the connection adds to a response's own. (The `Server` header is
+    /// added by the encoder, without touching the map.)
     fn add_headers(s: &Shared, headers: &mut HeaderMap) {
-        if let Some(v) = &s.server_header {
-            if !headers.contains_key(SERVER) {
-                headers.insert(SERVER, v.clone());
-            }
-        }
         if !s.body_done {
             // Answering before the body was read: the connection will close after
             // this response, and the client must be told so.
@@ -537,15 +533,15 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             flush_requested: false,
             write_failed: None,
             broken: false,
-            server_header: self.params.config.server_header.clone(),
             body_limit: self.params.config.max_body_size,
             body_timeout: self.params.config.body_timeout,
             body_done: false,
         });
-        shared
-            .borrow_mut()
-            .h1
-            .set_no_keep_alive(self.params.config.no_keep_alive);
+        {
+            let h1 = &mut shared.borrow_mut().h1;
+            h1.set_no_keep_alive(self.params.config.no_keep_alive);
+            h1.set_server_header(self.params.config.server_header.clone());
+        }
         let mut inbuf = BytesMut::new();
         let end = self.run(&shared, &mut inbuf).await;
         self.close(&shared, &mut inbuf, end).await;

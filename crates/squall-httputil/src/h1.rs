@@ -53,7 +53,7 @@
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Method, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 
 use crate::body::{Decoded, LengthDecoder};
 use crate::chunked::ChunkedDecoder;
@@ -153,6 +153,7 @@ pub struct ServerConn {
     pending: VecDeque<Pending>,
     response: Option<ResponseEncoder>,
     spare_headers: Option<HeaderMap>,
+    server_header: Option<HeaderValue>,
     chunked: ChunkedDecoder,
     trailers: Option<HeaderMap>,
     body_limit: u64,
@@ -172,6 +173,7 @@ impl ServerConn {
             pending: VecDeque::new(),
             response: None,
             spare_headers: None,
+            server_header: None,
             chunked,
             trailers: None,
             body_limit,
@@ -204,6 +206,12 @@ impl ServerConn {
         {
             self.chunked.set_max_body_size(limit);
         }
+    }
+
+    /// A `Server` header for every response whose headers have none (Tornado's
+    /// `HTTPServer` sends `Server: TornadoServer/x.y`); `None` (the default) adds none.
+    pub fn set_server_header(&mut self, value: Option<HeaderValue>) {
+        self.server_header = value;
     }
 
     /// Give back a request's `HeaderMap` once done with it, so the next head reuses its
@@ -416,7 +424,14 @@ impl ServerConn {
         out: &mut BytesMut,
     ) -> Result<(), OutputError> {
         let info = self.next_request()?;
-        self.response = Some(ResponseEncoder::start(&info, status, headers, out)?);
+        self.response = Some(ResponseEncoder::start_inner(
+            &info,
+            status,
+            headers,
+            None,
+            self.server_header.as_ref(),
+            out,
+        )?);
         Ok(())
     }
 
@@ -503,8 +518,14 @@ impl ServerConn {
         if !body.is_empty() && ((100..200).contains(&code) || code == 204 || code == 304) {
             return Err(OutputError::BodyNotAllowed);
         }
-        let enc =
-            ResponseEncoder::start_inner(&info, status, headers, Some(body.len() as u64), out)?;
+        let enc = ResponseEncoder::start_inner(
+            &info,
+            status,
+            headers,
+            Some(body.len() as u64),
+            self.server_header.as_ref(),
+            out,
+        )?;
         self.response = Some(enc);
         if !info.is_head {
             self.write_body(body, out)?;
@@ -528,6 +549,25 @@ mod tests {
             });
         }
         out
+    }
+
+    #[test]
+    fn server_header_added_unless_given() {
+        let mut conn = ServerConn::new(Limits::default());
+        conn.set_server_header(Some(HeaderValue::from_static("squall")));
+        let mut buf = BytesMut::from(
+            &b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        );
+        assert_eq!(events(&mut conn, &mut buf).len(), 4);
+        let mut out = BytesMut::new();
+        conn.respond(StatusCode::OK, &HeaderMap::new(), b"x", &mut out)
+            .unwrap();
+        let mut own = HeaderMap::new();
+        own.insert(http::header::SERVER, HeaderValue::from_static("mine"));
+        conn.respond(StatusCode::OK, &own, b"y", &mut out).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(text.matches("server: squall\r\n").count(), 1, "{text}");
+        assert_eq!(text.matches("server: mine\r\n").count(), 1, "{text}");
     }
 
     #[test]

@@ -33,6 +33,9 @@ struct BodyParts {
     files: Files,
 }
 
+/// Up to this many header values, looking for a few names is a scan, not hashing.
+const SCAN_HEADERS: usize = 8;
+
 static NO_ARGUMENTS: LazyLock<Arguments> = LazyLock::new(Arguments::new);
 static NO_FILES: LazyLock<Files> = LazyLock::new(Files::new);
 
@@ -244,9 +247,26 @@ impl HttpServerRequest {
     /// # Errors
     /// As [`parse_body_arguments`].
     pub fn parse_body_with(&mut self, config: &MultipartConfig) -> Result<(), ParseError> {
-        let Some(content_type) = self.headers.get(header::CONTENT_TYPE) else {
+        let (content_type, encoded) = if self.headers.len() <= SCAN_HEADERS {
+            // A scan of a few headers is cheaper than hashing two names.
+            let mut found = (None, false);
+            for (name, value) in &self.headers {
+                if *name == header::CONTENT_TYPE {
+                    found.0 = found.0.or(Some(value));
+                } else if *name == header::CONTENT_ENCODING {
+                    found.1 = true;
+                }
+            }
+            found
+        } else {
+            (
+                self.headers.get(header::CONTENT_TYPE),
+                self.headers.contains_key(header::CONTENT_ENCODING),
+            )
+        };
+        let Some(content_type) = content_type else {
             // No body type: nothing to parse, unless an encoding makes it an error.
-            if self.headers.contains_key(header::CONTENT_ENCODING) {
+            if encoded {
                 return Err(ParseError::UnsupportedContentEncoding);
             }
             return Ok(());

@@ -4,7 +4,7 @@
 use std::io::IoSlice;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{StatusCode, Version};
 
 use crate::chunked::{encode_chunk, encode_last_chunk, ChunkHeader};
@@ -163,18 +163,21 @@ impl ResponseEncoder {
         headers: &HeaderMap,
         out: &mut BytesMut,
     ) -> Result<ResponseEncoder, OutputError> {
-        Self::start_inner(req, status, headers, None, out)
+        Self::start_inner(req, status, headers, None, None, out)
     }
 
+    /// `start`, with a Content-Length to add when `headers` has none, and a Server
+    /// value to add when `headers` has none.
     pub(crate) fn start_inner(
         req: &RequestInfo,
         status: StatusCode,
         headers: &HeaderMap,
         auto_length: Option<u64>,
+        server: Option<&HeaderValue>,
         out: &mut BytesMut,
     ) -> Result<ResponseEncoder, OutputError> {
         let mark = out.len();
-        let result = Self::start_unguarded(req, status, headers, auto_length, out);
+        let result = Self::start_unguarded(req, status, headers, auto_length, server, out);
         if result.is_err() {
             out.truncate(mark);
         }
@@ -186,32 +189,66 @@ impl ResponseEncoder {
         status: StatusCode,
         headers: &HeaderMap,
         auto_length: Option<u64>,
+        server: Option<&HeaderValue>,
         out: &mut BytesMut,
     ) -> Result<ResponseEncoder, OutputError> {
         let code = status.as_u16();
         let no_content = (100..200).contains(&code) || code == 204;
         let bodyless = no_content || code == 304 || req.is_head;
-        // An empty map (the common hello-world case) skips the lookups.
-        let any = !headers.is_empty();
-        if any && headers.contains_key(header::TRANSFER_ENCODING) {
+        // One pass over the caller's headers: each line is written as it is checked and
+        // the framing fields are noted on the way (no hash lookups). Errors are judged
+        // after the pass, in a fixed order; the caller truncates `out` on error.
+        put_status_line(out, status);
+        let mut transfer_encoding = false;
+        let mut length_invalid = false;
+        let mut content_length: Option<u64> = None;
+        let mut user_close = false;
+        let mut user_connection = false;
+        let mut has_date = false;
+        let mut has_server = false;
+        let mut bad_value = false;
+        for (name, value) in headers {
+            let v = value.as_bytes();
+            if *name == header::CONTENT_LENGTH {
+                for item in list_items(v) {
+                    match parse_decimal(item) {
+                        Some(n) if content_length.map_or(true, |c| c == n) => {
+                            content_length = Some(n);
+                        }
+                        _ => length_invalid = true,
+                    }
+                }
+            } else if *name == header::TRANSFER_ENCODING {
+                transfer_encoding = true;
+            } else if *name == header::CONNECTION {
+                user_connection = true;
+                user_close |= list_items(v).any(|t| t.eq_ignore_ascii_case(b"close"));
+            } else if *name == header::DATE {
+                has_date = true;
+            } else if *name == header::SERVER {
+                has_server = true;
+            }
+            if memchr::memchr2(b'\r', b'\n', v).is_some() {
+                bad_value = true;
+            }
+            let name = name.as_str().as_bytes();
+            out.reserve(name.len() + v.len() + 4);
+            out.put_slice(name);
+            out.put_slice(b": ");
+            out.put_slice(v);
+            out.put_slice(b"\r\n");
+        }
+        if transfer_encoding {
             return Err(OutputError::FramingHeaderNotAllowed);
         }
-        let mut content_length = None;
-        for v in headers
-            .get_all(header::CONTENT_LENGTH)
-            .iter()
-            .filter(|_| any)
-        {
-            for item in list_items(v.as_bytes()) {
-                let n = parse_decimal(item).ok_or(OutputError::InvalidContentLength)?;
-                if content_length.is_some_and(|c| c != n) {
-                    return Err(OutputError::InvalidContentLength);
-                }
-                content_length = Some(n);
-            }
+        if length_invalid {
+            return Err(OutputError::InvalidContentLength);
         }
         if no_content && content_length.is_some() {
             return Err(OutputError::FramingHeaderNotAllowed);
+        }
+        if bad_value {
+            return Err(OutputError::InvalidHeaderValue);
         }
         let mut write_length = None;
         if content_length.is_none() && !no_content && code != 304 {
@@ -229,16 +266,14 @@ impl ResponseEncoder {
         } else {
             BodyFraming::CloseDelimited
         };
-        let mut user_close = false;
-        let mut user_connection = false;
-        for v in headers.get_all(header::CONNECTION).iter().filter(|_| any) {
-            user_connection = true;
-            user_close |= list_items(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close"));
-        }
         let keep_alive = req.keep_alive && !user_close && framing != BodyFraming::CloseDelimited;
-
-        write_head_lines(out, status, headers)?;
-        if !any || !headers.contains_key(header::DATE) {
+        if let Some(v) = server.filter(|_| !has_server) {
+            // Spelled as a name from a `HeaderMap` is.
+            out.put_slice(b"server: ");
+            out.put_slice(v.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        if !has_date {
             put_date(out);
         }
         if let Some(n) = write_length {
