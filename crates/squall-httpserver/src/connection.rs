@@ -27,6 +27,7 @@ use crate::config::HttpServerConfig;
 use crate::delegate::{
     ConnectionInfo, HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart,
 };
+use crate::spare;
 use crate::transport::Transport;
 use crate::xheaders;
 
@@ -38,8 +39,6 @@ pub const ACCESS_LOG_TARGET: &str = "squall_httpserver::access";
 /// so that the close does not turn into a reset that destroys the response in flight
 /// (nginx's lingering close).
 const LINGER_TIME: Duration = Duration::from_secs(2);
-/// An empty input buffer larger than this is dropped between requests.
-const RETAINED_INPUT: usize = 8 * 1024;
 /// The most bytes discarded while lingering.
 const LINGER_BYTES: usize = 1024 * 1024;
 
@@ -342,19 +341,6 @@ impl ResponseWriter<'_> {
     }
 }
 
-/// Runs `fut`, turning a panic into `Err(payload)`.
-async fn catch<F: Future>(fut: F) -> Result<F::Output, Box<dyn Any + Send>> {
-    let mut fut = pin!(fut);
-    poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(p) => Poll::Ready(Err(p)),
-        },
-    )
-    .await
-}
-
 fn panic_message(p: &(dyn Any + Send)) -> &str {
     if let Some(s) = p.downcast_ref::<&str>() {
         s
@@ -567,7 +553,11 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             match event {
                 Some(Event::Head(head)) => {
                     head_started = None;
-                    if let Flow::Close(end) = self.request(head, shared, inbuf).await {
+                    // Boxed per request, so that a connection waiting between requests
+                    // holds only the small state of `run`, not the largest state of a
+                    // request (its delegate's futures included).
+                    let flow = Box::pin(self.request(head, shared, inbuf)).await;
+                    if let Flow::Close(end) = flow {
                         return end;
                     }
                 }
@@ -607,7 +597,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                     if !idle_wait {
                         deadline = deadline.min(*head_started.get_or_insert(now) + header_timeout);
                     }
-                    let out_cap = shared.borrow().out.capacity();
+                    let out_cap = release_output(shared);
                     match self.read(inbuf, out_cap, deadline, idle_wait).await {
                         ReadOutcome::Data => {}
                         ReadOutcome::Eof => {
@@ -667,6 +657,9 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             s.body_limit = config.max_body_size;
             s.body_timeout = config.body_timeout;
             s.body_done = false;
+            if s.out.capacity() == 0 {
+                s.out = spare::take();
+            }
         }
         let delegate = self.delegate.clone();
         let mut msg = delegate.start_request(&self.info);
@@ -711,10 +704,10 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
     ) -> Flow {
         let chunk_size = self.params.config.chunk_size.max(1);
         let start_time = start.start_time;
-        match self
-            .drive(shared, catch(msg.headers_received(start, w)))
-            .await
-        {
+        let started = self
+            .drive(shared, pin!(msg.headers_received(start, w)))
+            .await;
+        match started {
             Ok(Ok(())) => {}
             Ok(Err(p)) => return self.after_panic(shared, &*p, false),
             Err(end) => {
@@ -800,7 +793,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                     if let Some(b) = body_deadline {
                         deadline = deadline.min(b);
                     }
-                    let out_cap = shared.borrow().out.capacity();
+                    let out_cap = release_output(shared);
                     let outcome = self.read(inbuf, out_cap, deadline, false).await;
                     match outcome {
                         ReadOutcome::Data => continue,
@@ -825,7 +818,8 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                 }
             }
         }
-        match self.drive(shared, catch(msg.finish(w))).await {
+        let finished = self.drive(shared, pin!(msg.finish(w))).await;
+        match finished {
             Ok(Ok(())) => {}
             Ok(Err(p)) => return self.after_panic(shared, &*p, true),
             Err(end) => {
@@ -860,7 +854,8 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         shared: &RefCell<Shared>,
         piece: Bytes,
     ) -> Option<Flow> {
-        match self.drive(shared, catch(msg.data_received(piece, w))).await {
+        let received = self.drive(shared, pin!(msg.data_received(piece, w))).await;
+        match received {
             Ok(Ok(())) => None,
             Ok(Err(p)) => Some(self.after_panic(shared, &*p, false)),
             Err(end) => {
@@ -926,22 +921,24 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         }
     }
 
-    /// Poll a delegate future; while it is pending, send what has been written, and
-    /// watch for a forced close.
+    /// Poll a delegate future (pinned where the caller made it, so it is never moved),
+    /// turning a panic into `Ok(Err(payload))`; while it is pending, send what has been
+    /// written, and watch for a forced close.
     async fn drive<F: Future>(
         &mut self,
         shared: &RefCell<Shared>,
-        fut: F,
-    ) -> Result<F::Output, End> {
-        let mut fut = pin!(fut);
+        mut fut: Pin<&mut F>,
+    ) -> Result<Result<F::Output, Box<dyn Any + Send>>, End> {
         let idle = self.params.config.idle_connection_timeout;
         let mut stalled: Option<(Instant, usize)> = None;
         poll_fn(|cx| loop {
             if self.control.forced() {
                 return Poll::Ready(Err(End::Dead));
             }
-            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Ok(v));
+            match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                Ok(Poll::Ready(v)) => return Poll::Ready(Ok(Ok(v))),
+                Ok(Poll::Pending) => {}
+                Err(p) => return Poll::Ready(Ok(Err(p))),
             }
             let s = &mut *shared.borrow_mut();
             if self.control.draining() {
@@ -1036,10 +1033,9 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         deadline: Instant,
         idle: bool,
     ) -> ReadOutcome {
-        if inbuf.is_empty() && inbuf.capacity() > RETAINED_INPUT {
-            // Between requests an idle connection keeps no large buffer.
-            *inbuf = BytesMut::new();
-        }
+        // A connection waiting with nothing buffered holds no input buffer (the
+        // transport takes one when bytes arrive).
+        spare::give(inbuf);
         let outcome = {
             let Self {
                 transport,
@@ -1091,6 +1087,14 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         }
         self.transport.close();
     }
+}
+
+/// Give the output buffer back to the thread's stash if it is empty (everything was
+/// sent): a waiting connection holds none. Returns the capacity it keeps.
+fn release_output(shared: &RefCell<Shared>) -> usize {
+    let s = &mut *shared.borrow_mut();
+    spare::give(&mut s.out);
+    s.out.capacity()
 }
 
 /// Displays a peer address for logs.

@@ -1,29 +1,29 @@
 //! [`IoStreamTransport`]: the [`Transport`] over squall's `IoStream`.
 
-use std::convert::Infallible;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use squall_iostream::{CloseCause, IoStream, ReadParseError, StreamError};
+use squall_iostream::{IoStream, StreamError};
 
+use crate::spare;
 use crate::transport::Transport;
 
 /// A [`Transport`] over an [`IoStream`], as [`HttpServer`](crate::HttpServer) uses.
 ///
-/// **Reads** go through the stream's zero-copy parse hook (`read_parse`): each `read(2)`
-/// lands in the thread's shared read buffer and its bytes are appended once to the
-/// connection's input buffer, so the stream itself never keeps a buffer. (The sans-IO
-/// parser needs the bytes in a `BytesMut` it can split body pieces and header values
-/// off without copying, which is why they are copied that once rather than parsed in
-/// place.)
+/// **Reads** use the stream's poll-style `poll_read_buf`: each `read(2)` lands in the
+/// thread's shared read buffer and its bytes are appended once to the connection's
+/// input buffer, so the stream itself never keeps a buffer. (The sans-IO parser needs
+/// the bytes in a `BytesMut` it can split header values and body pieces off without
+/// copying, which is why they are copied that once rather than parsed in place.) A
+/// connection with nothing buffered holds no input buffer: one is taken from a
+/// per-thread stash only for the read, and given back if the read must wait.
 ///
 /// **Writes** hand the connection's whole output buffer to the stream as one `Bytes`
 /// (no copy) and flush: one `writev` per batch of responses. When the stream has sent
-/// it and dropped its reference, the connection's next response reuses the same
-/// allocation.
+/// it and dropped its reference, the same allocation serves the next responses.
 #[derive(Debug, Clone)]
 pub struct IoStreamTransport {
     stream: IoStream,
@@ -47,19 +47,18 @@ fn stream_error(e: StreamError) -> io::Error {
 
 impl Transport for IoStreamTransport {
     async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        let read = self.stream.read_parse(usize::MAX, |bytes: &[u8]| {
-            if bytes.is_empty() {
-                return Ok::<_, Infallible>(None);
+        poll_fn(|cx| {
+            let borrowed = buf.is_empty() && buf.capacity() < spare::MIN_ROOM / 4;
+            if borrowed {
+                *buf = spare::take();
             }
-            buf.extend_from_slice(bytes);
-            Ok(Some((bytes.len(), bytes.len())))
-        });
-        match read.await {
-            Ok(n) => Ok(n),
-            Err(ReadParseError::Stream(StreamError::Closed(CloseCause::Eof))) => Ok(0),
-            Err(ReadParseError::Stream(e)) => Err(stream_error(e)),
-            Err(e) => Err(io::Error::other(e.to_string())),
-        }
+            let read = self.stream.poll_read_buf(cx, buf);
+            if borrowed && buf.is_empty() {
+                spare::give(buf);
+            }
+            read.map_err(stream_error)
+        })
+        .await
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<io::Result<()>> {

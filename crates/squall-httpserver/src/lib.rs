@@ -72,6 +72,7 @@ mod delegate;
 mod handler;
 mod iostream;
 mod server;
+mod spare;
 mod transport;
 mod xheaders;
 

@@ -154,8 +154,10 @@ pub struct ServerConn {
     response: Option<ResponseEncoder>,
     spare_headers: Option<HeaderMap>,
     server_header: Option<HeaderValue>,
-    chunked: ChunkedDecoder,
-    trailers: Option<HeaderMap>,
+    /// Made on the first chunked body, then reset in place for each one; boxed so that
+    /// a connection that never sees one (and an idle one) stays small.
+    chunked: Option<Box<ChunkedDecoder>>,
+    trailers: Option<Box<HeaderMap>>,
     body_limit: u64,
     no_keep_alive: bool,
     closing: bool,
@@ -165,7 +167,6 @@ impl ServerConn {
     /// A connection at the start of its first request.
     pub fn new(limits: Limits) -> Self {
         let body_limit = limits.max_body_size;
-        let chunked = ChunkedDecoder::new(&limits);
         ServerConn {
             limits,
             parser: HeadParser::new(),
@@ -174,7 +175,7 @@ impl ServerConn {
             response: None,
             spare_headers: None,
             server_header: None,
-            chunked,
+            chunked: None,
             trailers: None,
             body_limit,
             no_keep_alive: false,
@@ -204,7 +205,9 @@ impl ServerConn {
             ..
         } = self.read
         {
-            self.chunked.set_max_body_size(limit);
+            if let Some(c) = &mut self.chunked {
+                c.set_max_body_size(limit);
+            }
         }
     }
 
@@ -273,14 +276,18 @@ impl ServerConn {
                             return Some(self.fail(ParseError::BodyTooLarge));
                         }
                         BodyKind::Chunked => {
-                            self.chunked.reset();
-                            self.chunked.set_max_body_size(self.body_limit);
+                            let limits = &self.limits;
+                            let c = self
+                                .chunked
+                                .get_or_insert_with(|| Box::new(ChunkedDecoder::new(limits)));
+                            c.reset();
+                            c.set_max_body_size(self.body_limit);
                         }
                         _ => {}
                     }
                 }
-                let decoded = if kind == BodyKind::Chunked {
-                    self.chunked.decode(buf)
+                let decoded = if let (BodyKind::Chunked, Some(c)) = (kind, &mut self.chunked) {
+                    c.decode(buf)
                 } else {
                     Ok(length.decode(buf))
                 };
@@ -289,7 +296,11 @@ impl ServerConn {
                     Ok(Some(Decoded::Data(d))) => Some(Event::Data(d)),
                     Ok(Some(Decoded::End)) => {
                         if kind == BodyKind::Chunked {
-                            self.trailers = self.chunked.take_trailers();
+                            self.trailers = self
+                                .chunked
+                                .as_mut()
+                                .and_then(|c| c.take_trailers())
+                                .map(Box::new);
                         }
                         let keep_alive = match self.pending.back_mut() {
                             Some(current) => {
@@ -362,7 +373,7 @@ impl ServerConn {
 
     /// The trailer fields of the chunked body that just ended (after `End`), if any.
     pub fn take_trailers(&mut self) -> Option<HeaderMap> {
-        self.trailers.take()
+        self.trailers.take().map(|t| *t)
     }
 
     /// True when `poll` waits for responses before parsing more: as many requests as
