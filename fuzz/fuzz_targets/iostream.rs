@@ -32,7 +32,16 @@ use libfuzzer_sys::fuzz_target;
 use squall_ioloop::{sleep, IoLoop};
 use squall_iostream::{CloseCause, IoStream, ReadParseError, StreamError, DEFAULT_MAX_BUFFER_SIZE};
 
-const DELIMS: [&[u8]; 8] = [b"\n", b"\r\n", b"\r\n\r\n", b"ab", b"", b"\0", b"aaa", b"--x"];
+const DELIMS: [&[u8]; 8] = [
+    b"\n",
+    b"\r\n",
+    b"\r\n\r\n",
+    b"ab",
+    b"",
+    b"\0",
+    b"aaa",
+    b"--x",
+];
 
 thread_local! {
     static LOOP: IoLoop = IoLoop::new().expect("an IoLoop");
@@ -55,13 +64,28 @@ impl Cursor<'_> {
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Until { delim: &'static [u8], max: Option<usize> },
-    Bytes { n: usize, partial: bool },
-    Into { n: usize, partial: bool },
-    Parse { max: usize },
-    PollParse { max: usize },
+    Until {
+        delim: &'static [u8],
+        max: Option<usize>,
+    },
+    Bytes {
+        n: usize,
+        partial: bool,
+    },
+    Into {
+        n: usize,
+        partial: bool,
+    },
+    Parse {
+        max: usize,
+    },
+    PollParse {
+        max: usize,
+    },
     ReadBuf,
-    TakeBuffered { max: usize },
+    TakeBuffered {
+        max: usize,
+    },
     /// Holds the read slot with one read and checks that every other read is refused.
     Busy,
     /// Polls the read once and drops it if it is still pending.
@@ -81,12 +105,24 @@ fn decode_op(k: u8, a: u8, b: u8) -> Op {
             delim: DELIMS[usize::from(a % 8)],
             max: (b & 1 == 1).then_some(usize::from(b >> 1)),
         },
-        1 => Op::Bytes { n: usize::from(a), partial: b & 1 == 1 },
-        2 => Op::Into { n: usize::from(a), partial: b & 1 == 1 },
-        3 => Op::Parse { max: usize::from(b) },
-        4 => Op::PollParse { max: usize::from(b) },
+        1 => Op::Bytes {
+            n: usize::from(a),
+            partial: b & 1 == 1,
+        },
+        2 => Op::Into {
+            n: usize::from(a),
+            partial: b & 1 == 1,
+        },
+        3 => Op::Parse {
+            max: usize::from(b),
+        },
+        4 => Op::PollParse {
+            max: usize::from(b),
+        },
         5 => Op::ReadBuf,
-        6 => Op::TakeBuffered { max: usize::from(a) },
+        6 => Op::TakeBuffered {
+            max: usize::from(a),
+        },
         7 => Op::Busy,
         _ => Op::Dropped(match a % 3 {
             0 => Dropped::Until(DELIMS[usize::from(b % 8)]),
@@ -126,7 +162,9 @@ fn accepts(expected: &[Outcome], got: Outcome) -> bool {
 struct BadFrame;
 
 fn frame(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, BadFrame> {
-    let Some(&h) = buf.first() else { return Ok(None) };
+    let Some(&h) = buf.first() else {
+        return Ok(None);
+    };
     if h == 0xFF {
         return Err(BadFrame);
     }
@@ -167,7 +205,10 @@ impl Model {
             return vec![Outcome::Take(0)];
         }
         let rest = self.rest();
-        let m = rest.windows(delim.len()).position(|w| w == delim).map(|i| i + delim.len());
+        let m = rest
+            .windows(delim.len())
+            .position(|w| w == delim)
+            .map(|i| i + delim.len());
         match (m, max) {
             (Some(m), None) => self.settle(Some(m), Outcome::Take(m)),
             (Some(m), Some(x)) if m <= x => self.settle(Some(m), Outcome::Take(m)),
@@ -201,7 +242,9 @@ impl Model {
     fn parse(&self, max: usize) -> Vec<Outcome> {
         let max = max.max(1);
         let rest = self.rest();
-        let Some(&h) = rest.first() else { return self.settle(None, Outcome::Eof) };
+        let Some(&h) = rest.first() else {
+            return self.settle(None, Outcome::Eof);
+        };
         let (t, reached) = if h == 0xFF {
             (1, Outcome::BadFrame)
         } else {
@@ -266,10 +309,12 @@ fn parse_outcome(
 /// Polls `fut` once: `Some(output)` if it completed, `None` if it was pending.
 async fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
-    poll_fn(|cx| Poll::Ready(match fut.as_mut().poll(cx) {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
-    }))
+    poll_fn(|cx| {
+        Poll::Ready(match fut.as_mut().poll(cx) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
+        })
+    })
     .await
 }
 
@@ -376,13 +421,21 @@ async fn run_op(m: &mut Model, r: &IoStream, op: Op) -> bool {
             };
             let (got, v) = parse_outcome(res, m, max);
             if let Some(v) = v {
-                assert_eq!(v, &rest[1..1 + v.len()], "read_parse returned another frame");
+                assert_eq!(
+                    v,
+                    &rest[1..1 + v.len()],
+                    "read_parse returned another frame"
+                );
             }
             judge(m, &op, r, &exp, got, None)
         }
         Op::ReadBuf => {
             let rest = m.rest().len();
-            let exp = if rest == 0 { vec![Outcome::Eof] } else { vec![Outcome::TakeUpTo(rest)] };
+            let exp = if rest == 0 {
+                vec![Outcome::Eof]
+            } else {
+                vec![Outcome::TakeUpTo(rest)]
+            };
             let mut dst = BytesMut::new();
             let res = poll_fn(|cx| r.poll_read_buf(cx, &mut dst)).await;
             let got = match &res {
@@ -403,10 +456,22 @@ async fn run_op(m: &mut Model, r: &IoStream, op: Op) -> bool {
         Op::Busy => {
             let held = r.read_bytes(1, false);
             assert!(r.reading());
-            assert!(matches!(r.read_until(b"\n", None).await, Err(StreamError::ReadInProgress)));
-            assert!(matches!(r.read_until(b"", None).await, Err(StreamError::ReadInProgress)));
-            assert!(matches!(r.read_bytes(0, false).await, Err(StreamError::ReadInProgress)));
-            assert!(matches!(r.read_into(&mut [0u8; 4], true).await, Err(StreamError::ReadInProgress)));
+            assert!(matches!(
+                r.read_until(b"\n", None).await,
+                Err(StreamError::ReadInProgress)
+            ));
+            assert!(matches!(
+                r.read_until(b"", None).await,
+                Err(StreamError::ReadInProgress)
+            ));
+            assert!(matches!(
+                r.read_bytes(0, false).await,
+                Err(StreamError::ReadInProgress)
+            ));
+            assert!(matches!(
+                r.read_into(&mut [0u8; 4], true).await,
+                Err(StreamError::ReadInProgress)
+            ));
             assert!(matches!(
                 r.read_parse(8, frame).await,
                 Err(ReadParseError::Stream(StreamError::ReadInProgress))
