@@ -1,6 +1,6 @@
 //! [`IoLoop`]: the reactor, its run loop, and the executor glue.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -21,6 +21,7 @@ use squall_poller::{util, Events, Interest, Poller, Ready};
 use crate::clock;
 use crate::error::{JoinError, LoopError, RunSyncError};
 use crate::fault::panic_message;
+use crate::pages::Pages;
 use crate::remote::{Remote, RemoteHandle, Shared, SignalCallback, SignalFlag};
 use crate::task::{BoxTask, JoinHandle, TaskSlab};
 use crate::timer::{Deadline, Timeout, TimerQueue};
@@ -34,6 +35,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// How many events one poll may report (more stay ready for the next poll).
 const EVENTS_CAPACITY: usize = 1024;
+
+/// How many jobs an empty run queue keeps room for (32 KiB).
+const QUEUE_KEEP: usize = 1024;
 
 type Origin = &'static Location<'static>;
 
@@ -53,36 +57,72 @@ pub(crate) enum TimerAction {
     Wake(Waker, Origin),
 }
 
-struct HandlerEntry {
-    /// A number unique to this registration: a new registration of the same fd number
-    /// gets a new one, so events polled for the old one are told apart.
-    reg: u64,
+/// The handler of one fd number. Kept in [`Pages`] indexed by the fd, so an idle
+/// connection costs one 48-byte entry, its handler's box (nothing for a closure that
+/// captures nothing), and no box for its source when that is a bare `RawFd`.
+#[derive(Default)]
+struct HandlerSlot {
+    /// Registrations of this fd number so far: events polled for an earlier
+    /// registration are told apart from the current one's.
+    gen: u32,
+    registered: bool,
     interest: Interest,
-    source: Box<dyn AsRawFd>,
+    /// The registered source, or `None` for a bare `RawFd` (the slot's index is the
+    /// fd, so there is nothing to keep, and nothing to box).
+    source: Option<Box<dyn AsRawFd>>,
+    /// `None` while it runs (it is taken out so that no borrow is held across it).
     handler: Option<Box<dyn FnMut(RawFd, Ready)>>,
-    origin: Origin,
+    origin: Option<Origin>,
+}
+
+/// A removed registration: its source and handler, for the caller to drop or return.
+struct Removed {
+    fd: RawFd,
+    source: Option<Box<dyn AsRawFd>>,
+    handler: Option<Box<dyn FnMut(RawFd, Ready)>>,
 }
 
 #[derive(Default)]
 struct Handlers {
-    slots: Vec<Option<HandlerEntry>>,
-    next_reg: u64,
+    slots: Pages<HandlerSlot>,
     count: usize,
 }
 
 impl Handlers {
-    fn get(&self, fd: RawFd) -> Option<&HandlerEntry> {
-        self.slots.get(usize::try_from(fd).ok()?)?.as_ref()
+    #[inline]
+    fn get(&self, fd: RawFd) -> Option<&HandlerSlot> {
+        self.slots
+            .get(usize::try_from(fd).ok()?)
+            .filter(|s| s.registered)
     }
-    fn get_mut(&mut self, fd: RawFd) -> Option<&mut HandlerEntry> {
-        self.slots.get_mut(usize::try_from(fd).ok()?)?.as_mut()
+    #[inline]
+    fn get_mut(&mut self, fd: RawFd) -> Option<&mut HandlerSlot> {
+        self.slots
+            .get_mut(usize::try_from(fd).ok()?)
+            .filter(|s| s.registered)
     }
-    fn remove(&mut self, fd: RawFd) -> Option<HandlerEntry> {
-        let e = self.slots.get_mut(usize::try_from(fd).ok()?)?.take();
-        if e.is_some() {
-            self.count -= 1;
-        }
-        e
+    fn remove(&mut self, fd: RawFd) -> Option<Removed> {
+        let s = self.get_mut(fd)?;
+        s.registered = false;
+        s.interest = Interest::NONE;
+        s.origin = None;
+        let removed = Removed {
+            fd,
+            source: s.source.take(),
+            handler: s.handler.take(),
+        };
+        self.count -= 1;
+        Some(removed)
+    }
+}
+
+/// Boxes a handler's source unless it is a bare `RawFd`, which needs no keeping: the
+/// table's index is the fd, and dropping a `RawFd` does nothing.
+fn keep_source<S: AsRawFd + 'static>(source: S) -> Option<Box<dyn AsRawFd>> {
+    if TypeId::of::<S>() == TypeId::of::<RawFd>() {
+        None
+    } else {
+        Some(Box::new(source))
     }
 }
 
@@ -99,7 +139,7 @@ pub(crate) struct Inner {
     poller_name: &'static str,
     waker_fd: RawFd,
     events: RefCell<Events>,
-    dispatch: RefCell<Vec<(RawFd, Ready, u64)>>,
+    dispatch: RefCell<Vec<(RawFd, Ready, u32)>>,
     handlers: RefCell<Handlers>,
     queue: RefCell<VecDeque<Job>>,
     pub(crate) timers: RefCell<TimerQueue<TimerAction>>,
@@ -322,18 +362,13 @@ impl IoLoop {
             return Err(util::already_registered(fd));
         }
         inner.poller.borrow_mut().register(fd, interest)?;
-        if hs.slots.len() <= idx {
-            hs.slots.resize_with(idx + 1, || None);
-        }
-        hs.next_reg += 1;
-        let reg = hs.next_reg;
-        hs.slots[idx] = Some(HandlerEntry {
-            reg,
-            interest,
-            source: Box::new(source),
-            handler: Some(Box::new(handler)),
-            origin,
-        });
+        let slot = hs.slots.get_or_grow(idx);
+        slot.gen = slot.gen.wrapping_add(1);
+        slot.registered = true;
+        slot.interest = interest;
+        slot.source = keep_source(source);
+        slot.handler = Some(Box::new(handler));
+        slot.origin = Some(origin);
         hs.count += 1;
         Ok(())
     }
@@ -362,16 +397,36 @@ impl IoLoop {
     /// once. A poller error (for instance, the fd was already closed) is logged at debug
     /// level, not returned.
     pub fn remove_handler(&self, fd: RawFd) -> Option<Box<dyn AsRawFd>> {
+        let Removed {
+            fd,
+            source,
+            handler,
+        } = self.unregister(fd)?;
+        drop(handler);
+        Some(source.unwrap_or_else(|| Box::new(fd)))
+    }
+
+    /// As [`remove_handler`](IoLoop::remove_handler), but drops the source (which
+    /// closes an owning one) instead of handing it back: `true` if `fd` had a handler.
+    /// What a stream that registered its bare fd calls, since it has no use for a boxed
+    /// copy of the number.
+    pub fn discard_handler(&self, fd: RawFd) -> bool {
+        match self.unregister(fd) {
+            Some(removed) => {
+                drop(removed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn unregister(&self, fd: RawFd) -> Option<Removed> {
         let inner = &*self.inner;
-        let entry = inner.handlers.borrow_mut().remove(fd)?;
+        let removed = inner.handlers.borrow_mut().remove(fd)?;
         if let Err(e) = inner.poller.borrow_mut().unregister(fd) {
             log::debug!("remove_handler({fd}): poller unregister failed: {e}");
         }
-        let HandlerEntry {
-            source, handler, ..
-        } = entry;
-        drop(handler);
-        Some(source)
+        Some(removed)
     }
 
     /// Whether `fd` has a handler.
@@ -791,6 +846,7 @@ impl IoLoop {
         let timeout = if !inner.queue.borrow().is_empty() {
             Some(Duration::ZERO)
         } else {
+            inner.shrink_queue();
             let next = inner.timers.borrow_mut().next_deadline();
             next.map(|d| d.saturating_duration_since(Instant::now()))
         };
@@ -809,6 +865,16 @@ impl IoLoop {
 }
 
 impl Inner {
+    /// Lets go of the run queue's memory after a burst (10,000 connections accepted at
+    /// once queue 10,000 first polls): an empty queue keeps room for [`QUEUE_KEEP`] jobs.
+    #[inline]
+    fn shrink_queue(&self) {
+        let mut q = self.queue.borrow_mut();
+        if q.capacity() > QUEUE_KEEP {
+            q.shrink_to(QUEUE_KEEP);
+        }
+    }
+
     /// Runs user code: catches a panic, feeds the watchdog, and times it if asked.
     #[inline]
     fn guard<R>(&self, origin: Origin, f: impl FnOnce() -> R) -> Result<R, Box<dyn Any + Send>> {
@@ -967,7 +1033,7 @@ impl Inner {
                 if ev.fd == self.waker_fd {
                     remote = true;
                 } else if let Some(e) = hs.get(ev.fd) {
-                    list.push((ev.fd, ev.ready, e.reg));
+                    list.push((ev.fd, ev.ready, e.gen));
                 }
             }
         }
@@ -981,18 +1047,19 @@ impl Inner {
         *self.dispatch.borrow_mut() = list;
     }
 
-    fn run_handler(&self, fd: RawFd, ready: Ready, reg: u64) {
+    fn run_handler(&self, fd: RawFd, ready: Ready, gen: u32) {
         let taken = {
             let mut hs = self.handlers.borrow_mut();
             let Some(e) = hs.get_mut(fd) else { return };
-            if e.reg != reg {
+            if e.gen != gen {
                 return;
             }
             let ready = masked(ready, e.interest);
             if ready.is_empty() {
                 return;
             }
-            e.handler.take().map(|h| (h, e.origin, ready))
+            let origin = e.origin.unwrap_or_else(Location::caller);
+            e.handler.take().map(|h| (h, origin, ready))
         };
         let Some((mut h, origin, ready)) = taken else {
             return;
@@ -1002,7 +1069,7 @@ impl Inner {
         }
         let mut hs = self.handlers.borrow_mut();
         match hs.get_mut(fd) {
-            Some(e) if e.reg == reg && e.handler.is_none() => e.handler = Some(h),
+            Some(e) if e.gen == gen && e.handler.is_none() => e.handler = Some(h),
             _ => {
                 drop(hs);
                 drop(h);
@@ -1061,22 +1128,21 @@ impl Inner {
         }
         let signals = mem::take(&mut *self.signals.borrow_mut());
         let _ = catch_unwind(AssertUnwindSafe(move || drop(signals)));
-        let handlers = mem::take(&mut *self.handlers.borrow_mut());
+        let mut handlers = mem::take(&mut *self.handlers.borrow_mut());
         let mut sources = Vec::with_capacity(handlers.count);
-        for entry in handlers.slots.into_iter().flatten() {
-            if let Err(e) = self
-                .poller
-                .borrow_mut()
-                .unregister(entry.source.as_raw_fd())
-            {
-                log::debug!(
-                    "close: unregister of fd {} failed: {e}",
-                    entry.source.as_raw_fd()
-                );
+        for (i, slot) in handlers.slots.iter_mut().enumerate() {
+            if !slot.registered {
+                continue;
             }
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(entry.handler)));
-            sources.push(entry.source);
+            let fd = RawFd::try_from(i).unwrap_or(RawFd::MAX);
+            if let Err(e) = self.poller.borrow_mut().unregister(fd) {
+                log::debug!("close: unregister of fd {fd} failed: {e}");
+            }
+            let handler = slot.handler.take();
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(handler)));
+            sources.extend(slot.source.take());
         }
+        drop(handlers);
         if all_fds {
             drop(sources);
         } else {

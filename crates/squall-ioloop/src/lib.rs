@@ -133,6 +133,15 @@
 //! - A finished task's output is handed to its [`JoinHandle`] as a `Box<dyn Any>`
 //!   (no allocation for `()` and other zero-sized outputs).
 //!
+//! # Memory per connection
+//!
+//! Handlers and tasks live in tables indexed by fd and by slot that grow 256 entries at
+//! a time (no doubling slack, entries never move): a handler entry is 48 bytes, plus
+//! the handler's box and, unless the source is a bare `RawFd`, the source's box; a
+//! task slot is 72 bytes plus its boxed future and its slot's waker (one `Arc`, made
+//! once per slot). The run queue lets go of what a burst made it grow to once it is
+//! empty.
+//!
 //! Dropping (or closing) the loop drops every pending future, callback and timer, with
 //! no borrow held, so their drop code may call back into the loop (it finds it closed).
 //! A task that holds a strong [`IoLoop`] clone keeps the loop alive (an `Rc` cycle):
@@ -146,6 +155,7 @@ mod error;
 mod fault;
 mod gen;
 mod ioloop;
+mod pages;
 mod periodic;
 mod remote;
 mod task;

@@ -8,6 +8,7 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem;
 use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Weak;
@@ -16,6 +17,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use crate::error::JoinError;
 use crate::ioloop::Inner;
+use crate::pages::Pages;
 use crate::remote::{Remote, Shared};
 
 /// A spawned future with its output type erased: a finished task hands back its output
@@ -39,28 +41,66 @@ pub(crate) type Output = Result<Box<dyn Any>, JoinError>;
 
 const NONE: u32 = u32::MAX;
 
-enum Join {
-    /// Nobody will read the output: free the slot as soon as the task ends.
-    Detached,
-    /// A [`JoinHandle`] exists, maybe waiting with a waker.
-    Attached(Option<Waker>),
+// Bits of `Slot::link` while the slot is live.
+/// A poll is queued.
+const SCHEDULED: u32 = 1;
+/// A [`JoinHandle`] may read the output (else it is dropped as soon as the task ends).
+const ATTACHED: u32 = 1 << 1;
+/// A panic is logged (a `run_sync` future's panic is resumed instead).
+const LOG_PANIC: u32 = 1 << 2;
+/// The loop stops when the task ends (`run_sync`).
+const STOP_ON_DONE: u32 = 1 << 3;
+
+/// What a slot holds.
+#[derive(Default)]
+enum State {
+    /// No task: `link` is the next free slot.
+    #[default]
+    Free,
+    /// A live task: its future, `None` while it is being polled.
+    Pending(Option<BoxTask>),
+    /// The task ended (finished, panicked or was cancelled); the output waits for its
+    /// handle. While the task is being polled, this means it was aborted meanwhile.
+    Done(Output),
 }
 
+/// One task slot: 72 bytes, in [`Pages`] (no doubling slack, never moved).
+#[derive(Default)]
 struct Slot {
     gen: u32,
-    live: bool,
-    scheduled: bool,
-    /// `None` while the task is being polled, and once it has finished.
-    future: Option<BoxTask>,
-    /// This slot's waker, made once when the slot is created and reused by every task
-    /// that lives here; `None` only while the task is being polled.
+    /// The next free slot while free; the flag bits above while live.
+    link: u32,
+    state: State,
+    /// This slot's waker, made once when the slot is first used and reused by every
+    /// task that lives here; `None` only while the task is being polled.
     waker: Option<Waker>,
-    output: Option<Output>,
-    join: Join,
-    log_panic: bool,
-    stop_on_done: bool,
-    origin: &'static Location<'static>,
-    next_free: u32,
+    /// The waker of a [`JoinHandle`] waiting for the output.
+    join_waker: Option<Waker>,
+    origin: Option<&'static Location<'static>>,
+}
+
+impl Slot {
+    #[inline]
+    fn live(&self) -> bool {
+        !matches!(self.state, State::Free)
+    }
+    #[inline]
+    fn done(&self) -> bool {
+        matches!(self.state, State::Done(_))
+    }
+    #[inline]
+    fn take_output(&mut self) -> Option<Output> {
+        if !self.done() {
+            return None;
+        }
+        match mem::replace(&mut self.state, State::Pending(None)) {
+            State::Done(out) => Some(out),
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
 }
 
 /// What a caller must do after a task ended, outside the borrow.
@@ -78,17 +118,25 @@ pub(crate) struct Polling {
     pub(crate) log_panic: bool,
 }
 
-#[derive(Default)]
 pub(crate) struct TaskSlab {
-    slots: Vec<Slot>,
+    slots: Pages<Slot>,
+    /// Slots ever used (the rest of the pages are untouched).
+    used: u32,
     free: u32,
     live: usize,
+}
+
+impl Default for TaskSlab {
+    fn default() -> Self {
+        TaskSlab::new()
+    }
 }
 
 impl TaskSlab {
     pub(crate) fn new() -> TaskSlab {
         TaskSlab {
-            slots: Vec::new(),
+            slots: Pages::default(),
+            used: 0,
             free: NONE,
             live: 0,
         }
@@ -97,6 +145,17 @@ impl TaskSlab {
     /// How many tasks are alive (not yet finished, or finished but not yet joined).
     pub(crate) fn len(&self) -> usize {
         self.live
+    }
+
+    #[inline]
+    fn slot(&mut self, idx: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(idx as usize)
+    }
+
+    /// The live slot `idx` of generation `gen`.
+    #[inline]
+    fn current(&mut self, idx: u32, gen: u32) -> Option<&mut Slot> {
+        self.slot(idx).filter(|s| s.gen == gen && s.live())
     }
 
     /// Stores a new task, already marked scheduled; the caller queues its first poll.
@@ -109,77 +168,59 @@ impl TaskSlab {
         stop_on_done: bool,
         shared: &Arc<Shared>,
     ) -> (u32, u32) {
-        let join = if attached {
-            Join::Attached(None)
-        } else {
-            Join::Detached
-        };
         let idx = if self.free != NONE {
             let idx = self.free;
-            let s = &mut self.slots[idx as usize];
-            self.free = s.next_free;
-            s.live = true;
-            s.scheduled = true;
-            s.future = Some(future);
-            s.output = None;
-            s.join = join;
-            s.log_panic = log_panic;
-            s.stop_on_done = stop_on_done;
-            s.origin = origin;
+            self.free = self.slots.get(idx as usize).map_or(NONE, |s| s.link);
             idx
         } else {
-            let idx = u32::try_from(self.slots.len())
-                .ok()
-                .filter(|&i| i != NONE)
-                .expect("more than 4 billion live tasks");
-            let waker = Waker::from(Arc::new(SlotWaker {
-                index: idx,
-                shared: shared.clone(),
-            }));
-            self.slots.push(Slot {
-                gen: 0,
-                live: true,
-                scheduled: true,
-                future: Some(future),
-                waker: Some(waker),
-                output: None,
-                join,
-                log_panic,
-                stop_on_done,
-                origin,
-                next_free: NONE,
-            });
+            let idx = self.used;
+            assert!(idx != NONE, "more than 4 billion live tasks");
+            self.used += 1;
             idx
         };
+        let s = self.slots.get_or_grow(idx as usize);
+        if s.waker.is_none() {
+            s.waker = Some(Waker::from(Arc::new(SlotWaker {
+                index: idx,
+                shared: shared.clone(),
+            })));
+        }
+        s.link = SCHEDULED
+            | if attached { ATTACHED } else { 0 }
+            | if log_panic { LOG_PANIC } else { 0 }
+            | if stop_on_done { STOP_ON_DONE } else { 0 };
+        s.state = State::Pending(Some(future));
+        s.origin = Some(origin);
+        let gen = s.gen;
         self.live += 1;
-        (idx, self.slots[idx as usize].gen)
+        (idx, gen)
     }
 
     /// Marks a task scheduled; returns its generation if it was not already (the caller
     /// then queues one poll). Duplicate wakes, and wakes of finished or freed tasks,
     /// return `None`.
     pub(crate) fn mark_scheduled(&mut self, idx: u32) -> Option<u32> {
-        let s = self.slots.get_mut(idx as usize)?;
-        if !s.live || s.scheduled || s.output.is_some() {
+        let s = self.slot(idx)?;
+        if !matches!(s.state, State::Pending(_)) || s.link & SCHEDULED != 0 {
             return None;
         }
-        s.scheduled = true;
+        s.link |= SCHEDULED;
         Some(s.gen)
     }
 
     pub(crate) fn begin_poll(&mut self, idx: u32, gen: u32) -> Option<Polling> {
-        let s = self.slots.get_mut(idx as usize)?;
-        if s.gen != gen || !s.live {
+        let s = self.current(idx, gen)?;
+        s.link &= !SCHEDULED;
+        let State::Pending(future) = &mut s.state else {
             return None;
-        }
-        s.scheduled = false;
-        let future = s.future.take()?;
+        };
+        let future = future.take()?;
         let waker = s.waker.take().expect("task slot without its waker");
         Some(Polling {
             future,
             waker,
-            origin: s.origin,
-            log_panic: s.log_panic,
+            origin: s.origin.unwrap_or_else(Location::caller),
+            log_panic: s.link & LOG_PANIC != 0,
         })
     }
 
@@ -192,48 +233,37 @@ impl TaskSlab {
         future: BoxTask,
         waker: Waker,
     ) -> Option<BoxTask> {
-        match self.slots.get_mut(idx as usize) {
-            Some(s) if s.gen == gen && s.live => {
-                s.waker = Some(waker);
-                if s.output.is_some() {
-                    // Aborted during its own poll.
-                    if matches!(s.join, Join::Detached) {
-                        s.output = None;
-                        self.release(idx);
-                    }
-                    Some(future)
-                } else {
-                    s.future = Some(future);
-                    None
-                }
+        let Some(s) = self.current(idx, gen) else {
+            return Some(future);
+        };
+        s.waker = Some(waker);
+        if s.done() {
+            // Aborted during its own poll.
+            if s.link & ATTACHED == 0 {
+                self.release(idx);
             }
-            _ => Some(future),
+            Some(future)
+        } else {
+            s.state = State::Pending(Some(future));
+            None
         }
     }
 
     /// Records a task's end: frees the slot if detached, else keeps the output for the
     /// handle. (An output that arrives after an abort is discarded.)
     pub(crate) fn finish(&mut self, idx: u32, gen: u32, waker: Waker, out: Output) -> Finished {
-        let Some(s) = self.slots.get_mut(idx as usize) else {
+        let Some(s) = self.current(idx, gen) else {
             return Finished {
                 discard: Some(out),
                 wake: None,
                 stop: false,
             };
         };
-        if s.gen != gen || !s.live {
-            return Finished {
-                discard: Some(out),
-                wake: None,
-                stop: false,
-            };
-        }
         s.waker = Some(waker);
-        let stop = s.stop_on_done;
-        if s.output.is_some() {
+        let stop = s.link & STOP_ON_DONE != 0;
+        if s.done() {
             // Aborted during its own (last) poll.
-            if matches!(s.join, Join::Detached) {
-                s.output = None;
+            if s.link & ATTACHED == 0 {
                 self.release(idx);
             }
             return Finished {
@@ -242,36 +272,37 @@ impl TaskSlab {
                 stop,
             };
         }
-        match &mut s.join {
-            Join::Detached => {
-                self.release(idx);
-                Finished {
-                    discard: Some(out),
-                    wake: None,
-                    stop,
-                }
+        if s.link & ATTACHED == 0 {
+            self.release(idx);
+            Finished {
+                discard: Some(out),
+                wake: None,
+                stop,
             }
-            Join::Attached(w) => {
-                let wake = w.take();
-                s.output = Some(out);
-                Finished {
-                    discard: None,
-                    wake,
-                    stop,
-                }
+        } else {
+            let wake = s.join_waker.take();
+            s.state = State::Done(out);
+            Finished {
+                discard: None,
+                wake,
+                stop,
             }
         }
     }
 
+    /// Frees a slot. Its state must hold nothing (the caller took the future and the
+    /// output), or be an output nobody will read.
     fn release(&mut self, idx: u32) {
-        let s = &mut self.slots[idx as usize];
-        s.gen = s.gen.wrapping_add(1);
-        s.live = false;
-        s.scheduled = false;
-        s.join = Join::Detached;
-        s.next_free = self.free;
-        self.free = idx;
-        self.live -= 1;
+        let free = self.free;
+        if let Some(s) = self.slot(idx) {
+            s.gen = s.gen.wrapping_add(1);
+            s.state = State::Free;
+            s.join_waker = None;
+            s.origin = None;
+            s.link = free;
+            self.free = idx;
+            self.live -= 1;
+        }
     }
 
     /// A handle's poll: the output if there is one (freeing the slot), else registers
@@ -282,20 +313,17 @@ impl TaskSlab {
         gen: u32,
         waker: Option<&Waker>,
     ) -> Option<Output> {
-        let Some(s) = self.slots.get_mut(idx as usize) else {
+        let Some(s) = self.current(idx, gen) else {
             return Some(Err(JoinError::Cancelled));
         };
-        if s.gen != gen || !s.live {
-            return Some(Err(JoinError::Cancelled));
-        }
-        if let Some(out) = s.output.take() {
+        if let Some(out) = s.take_output() {
             self.release(idx);
             return Some(out);
         }
-        if let (Join::Attached(slot), Some(w)) = (&mut s.join, waker) {
-            match slot {
+        if let (true, Some(w)) = (s.link & ATTACHED != 0, waker) {
+            match &s.join_waker {
                 Some(old) if old.will_wake(w) => {}
-                _ => *slot = Some(w.clone()),
+                _ => s.join_waker = Some(w.clone()),
             }
         }
         None
@@ -303,7 +331,7 @@ impl TaskSlab {
 
     pub(crate) fn is_finished(&self, idx: u32, gen: u32) -> bool {
         match self.slots.get(idx as usize) {
-            Some(s) if s.gen == gen && s.live => s.output.is_some(),
+            Some(s) if s.gen == gen && s.live() => s.done(),
             _ => true,
         }
     }
@@ -311,16 +339,13 @@ impl TaskSlab {
     /// A handle was dropped: detach the task, or free its slot if it already ended
     /// (returning the unread output, for the caller to drop).
     pub(crate) fn detach(&mut self, idx: u32, gen: u32) -> Option<Output> {
-        let s = self.slots.get_mut(idx as usize)?;
-        if s.gen != gen || !s.live {
-            return None;
-        }
-        if s.output.is_some() {
-            let out = s.output.take();
+        let s = self.current(idx, gen)?;
+        if let Some(out) = s.take_output() {
             self.release(idx);
-            return out;
+            return Some(out);
         }
-        s.join = Join::Detached;
+        s.link &= !ATTACHED;
+        s.join_waker = None;
         None
     }
 
@@ -328,29 +353,25 @@ impl TaskSlab {
     /// is returned for the caller to drop (if it is being polled right now, the poll's
     /// end drops it). Returns the join waker to wake.
     pub(crate) fn abort(&mut self, idx: u32, gen: u32) -> (Option<BoxTask>, Option<Waker>) {
-        let Some(s) = self.slots.get_mut(idx as usize) else {
+        let Some(s) = self.current(idx, gen) else {
             return (None, None);
         };
-        if s.gen != gen || !s.live || s.output.is_some() {
+        let State::Pending(future) = &mut s.state else {
             return (None, None);
-        }
-        let future = s.future.take();
-        s.scheduled = false;
-        match &mut s.join {
-            Join::Attached(w) => {
-                let wake = w.take();
-                s.output = Some(Err(JoinError::Cancelled));
-                (future, wake)
-            }
-            Join::Detached if future.is_some() => {
-                self.release(idx);
-                (future, None)
-            }
-            Join::Detached => {
-                // Being polled: the end of that poll frees the slot.
-                s.output = Some(Err(JoinError::Cancelled));
-                (None, None)
-            }
+        };
+        let future = future.take();
+        s.link &= !SCHEDULED;
+        if s.link & ATTACHED != 0 {
+            let wake = s.join_waker.take();
+            s.state = State::Done(Err(JoinError::Cancelled));
+            (future, wake)
+        } else if future.is_some() {
+            self.release(idx);
+            (future, None)
+        } else {
+            // Being polled: the end of that poll frees the slot.
+            s.state = State::Done(Err(JoinError::Cancelled));
+            (None, None)
         }
     }
 
@@ -360,23 +381,32 @@ impl TaskSlab {
         let mut futures = Vec::new();
         let mut outputs = Vec::new();
         let mut wakers = Vec::new();
-        for idx in 0..self.slots.len() as u32 {
-            let s = &mut self.slots[idx as usize];
-            if !s.live {
+        for idx in 0..self.used {
+            let Some(s) = self.slot(idx) else { break };
+            if !s.live() {
                 continue;
             }
-            futures.extend(s.future.take());
-            s.scheduled = false;
-            match &mut s.join {
-                Join::Detached => {
-                    outputs.extend(s.output.take());
-                    self.release(idx);
+            s.link &= !SCHEDULED;
+            let attached = s.link & ATTACHED != 0;
+            match mem::take(&mut s.state) {
+                State::Free => unreachable!("checked live"),
+                State::Pending(f) => {
+                    futures.extend(f);
+                    if attached {
+                        wakers.extend(s.join_waker.take());
+                        s.state = State::Done(Err(JoinError::Cancelled));
+                    } else {
+                        self.release(idx);
+                    }
                 }
-                Join::Attached(w) => {
-                    wakers.extend(w.take());
-                    // A finished output that nobody read yet stays readable.
-                    if s.output.is_none() {
-                        s.output = Some(Err(JoinError::Cancelled));
+                State::Done(out) => {
+                    if attached {
+                        // A finished output that nobody read yet stays readable.
+                        wakers.extend(s.join_waker.take());
+                        s.state = State::Done(out);
+                    } else {
+                        outputs.push(out);
+                        self.release(idx);
                     }
                 }
             }

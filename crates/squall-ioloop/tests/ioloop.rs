@@ -45,6 +45,7 @@ macro_rules! suite {
                 test_current,
                 test_multiple_add,
                 test_remove_without_add,
+                remove_hands_back_the_source,
                 test_read_while_writeable,
                 test_remove_timeout_after_fire,
                 test_remove_timeout_cleanup,
@@ -375,6 +376,40 @@ fn test_remove_without_add(mk: Mk) {
             .kind(),
         std::io::ErrorKind::NotFound
     );
+}
+
+/// remove_handler hands back what was registered: the number of a bare fd (the loop
+/// keeps no box for it), or the owning source, which stays open until dropped;
+/// discard_handler drops it instead.
+fn remove_hands_back_the_source(mk: Mk) {
+    let l = mk();
+    let (a, mut b) = pair();
+    let fd = a.as_raw_fd();
+    l.add_handler(fd, Interest::READ, |_, _| {}).unwrap();
+    let back = l.remove_handler(fd).expect("registered");
+    assert_eq!(back.as_raw_fd(), fd);
+    assert!(!l.has_handler(fd));
+    // An owning source comes back open; dropping it closes the socket.
+    l.add_handler(a, Interest::READ, |_, _| {}).unwrap();
+    let back = l.remove_handler(fd).expect("registered");
+    assert_eq!(back.as_raw_fd(), fd);
+    b.write_all(b"still open").unwrap();
+    drop(back);
+    let mut buf = [0u8; 1];
+    // Closed with unread data: the peer sees a reset (or end-of-file).
+    match b.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("dropping the source did not close it: {other:?}"),
+    }
+    // discard_handler drops the source at once.
+    let (c, mut d) = pair();
+    let cfd = c.as_raw_fd();
+    l.add_handler(c, Interest::READ, |_, _| {}).unwrap();
+    assert!(l.discard_handler(cfd));
+    assert!(!l.discard_handler(cfd));
+    assert!(!l.has_handler(cfd));
+    assert_eq!(d.read(&mut buf).unwrap(), 0, "discarding closed the source");
 }
 
 /// test_read_while_writeable: a READ-only handler of a writable socket gets READ only.
