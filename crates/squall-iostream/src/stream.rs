@@ -1,7 +1,6 @@
 //! [`IoStream`]: the state, the fd handler, the read engine and the write path.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
@@ -13,12 +12,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
-use smallvec::SmallVec;
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use squall_ioloop::{Interest, IoLoop, Ready};
 
 use crate::error::{CloseCause, StreamError};
 use crate::shared::{with_shared, SHARED_LEN};
+use crate::wqueue::WriteQueue;
 
 /// Tornado's default `max_buffer_size`: 100 MiB.
 pub const DEFAULT_MAX_BUFFER_SIZE: usize = 100 * 1024 * 1024;
@@ -46,6 +45,18 @@ const ARMED_READ: u16 = 1 << 6;
 const ARMED_WRITE: u16 = 1 << 7;
 /// The fd is known to be a socket (for `SO_ERROR` and `MSG_PEEK`).
 const SOCKET: u16 = 1 << 8;
+/// Some limit was changed from its default: read the limits from [`Cold`].
+const LIMITS: u16 = 1 << 9;
+/// Bits 10 to 12: why the stream closed, for the causes that carry nothing (the others
+/// are kept in [`Cold`]).
+const CAUSE_SHIFT: u16 = 10;
+const CAUSE_MASK: u16 = 0b111 << CAUSE_SHIFT;
+const CAUSE_EOF: u16 = 1;
+const CAUSE_LOCAL: u16 = 2;
+const CAUSE_BUFFER_FULL: u16 = 3;
+const CAUSE_UNSATISFIABLE: u16 = 4;
+/// The cause is in [`Cold::cause`] (it carries an OS error).
+const CAUSE_COLD: u16 = 5;
 
 /// Tornado's `IOStream` (and `PipeIOStream`): a non-blocking fd with async reads and
 /// writes on the [`IoLoop`].
@@ -62,6 +73,8 @@ pub struct IoStream {
     pub(crate) inner: Rc<Inner>,
 }
 
+/// A stream's state: what every read and write touches is inline (200 bytes with the
+/// `Rc` header); what most streams never use is in [`Cold`], allocated on first use.
 pub(crate) struct Inner {
     io_loop: IoLoop,
     /// The owned fd (`None` once closed). A `File` because its `&File` reads and
@@ -71,21 +84,42 @@ pub(crate) struct Inner {
     flags: Cell<u16>,
     /// Bytes received but not yet consumed by a read. Empty with capacity 0 while idle.
     rbuf: RefCell<BytesMut>,
-    /// Queued output, in order; the front chunk may be partly written.
-    wbuf: RefCell<VecDeque<Bytes>>,
+    /// Queued output, in order; the front chunk may be partly written. One chunk is
+    /// held inline, so the usual one-chunk write allocates nothing here.
+    wbuf: RefCell<WriteQueue>,
     wbuf_len: Cell<usize>,
-    /// Bytes ever queued, and bytes ever handed to the OS: a write future waits until
-    /// `written` reaches the `queued` total it saw.
-    queued: Cell<u64>,
+    /// Bytes ever handed to the OS: a write future waits until `written` reaches the
+    /// total queued when it was made (`written + wbuf_len` then).
     written: Cell<u64>,
-    read_waker: RefCell<Option<Waker>>,
-    /// Write futures and connect waiters.
-    write_wakers: RefCell<SmallVec<[Waker; 1]>>,
-    close_callback: RefCell<Option<Box<dyn FnOnce()>>>,
-    cause: RefCell<Option<CloseCause>>,
-    max_buffer_size: Cell<usize>,
-    read_chunk_size: Cell<usize>,
-    max_write_buffer_size: Cell<usize>,
+    read_waker: Cell<Option<Waker>>,
+    /// The write future or connect waiter waiting (more of them wait in [`Cold`]).
+    write_waker: Cell<Option<Waker>>,
+    cold: RefCell<Option<Box<Cold>>>,
+}
+
+/// The rarely used part of a stream, boxed on first use: a close callback, a close
+/// cause that carries an OS error, limits changed from their defaults, and the wakers
+/// of a second and further concurrent write futures.
+struct Cold {
+    close_callback: Option<Box<dyn FnOnce()>>,
+    cause: Option<CloseCause>,
+    max_buffer_size: usize,
+    read_chunk_size: usize,
+    max_write_buffer_size: usize,
+    write_wakers: Vec<Waker>,
+}
+
+impl Default for Cold {
+    fn default() -> Cold {
+        Cold {
+            close_callback: None,
+            cause: None,
+            max_buffer_size: DEFAULT_MAX_BUFFER_SIZE,
+            read_chunk_size: DEFAULT_READ_CHUNK_SIZE,
+            max_write_buffer_size: usize::MAX,
+            write_wakers: Vec::new(),
+        }
+    }
 }
 
 /// A read's completion test: `(unconsumed bytes, closed) -> bytes to consume`.
@@ -147,17 +181,12 @@ impl IoStream {
                 fd: raw,
                 flags: Cell::new(READABLE | WRITABLE),
                 rbuf: RefCell::new(BytesMut::new()),
-                wbuf: RefCell::new(VecDeque::new()),
+                wbuf: RefCell::new(WriteQueue::default()),
                 wbuf_len: Cell::new(0),
-                queued: Cell::new(0),
                 written: Cell::new(0),
-                read_waker: RefCell::new(None),
-                write_wakers: RefCell::new(SmallVec::new()),
-                close_callback: RefCell::new(None),
-                cause: RefCell::new(None),
-                max_buffer_size: Cell::new(DEFAULT_MAX_BUFFER_SIZE),
-                read_chunk_size: Cell::new(DEFAULT_READ_CHUNK_SIZE),
-                max_write_buffer_size: Cell::new(usize::MAX),
+                read_waker: Cell::new(None),
+                write_waker: Cell::new(None),
+                cold: RefCell::new(None),
             }),
         }
     }
@@ -261,7 +290,7 @@ impl IoStream {
     /// for a clean close; here a clean close is [`CloseCause::Eof`] or
     /// [`CloseCause::Local`]).
     pub fn error(&self) -> Option<CloseCause> {
-        self.inner.cause.borrow().clone()
+        self.inner.cause()
     }
 
     /// Whether a read is pending. Tornado's `reading()`.
@@ -296,13 +325,14 @@ impl IoStream {
     /// `max_buffer_size`). A read that needs more fails with
     /// [`StreamError::BufferFull`] and closes the stream.
     pub fn set_max_buffer_size(&self, limit: usize) {
-        self.inner.max_buffer_size.set(limit.max(1));
+        self.inner.set_limit(|c| c.max_buffer_size = limit.max(1));
     }
 
     /// Sets the most bytes one read syscall asks for (default 64 KiB, Tornado's
     /// `read_chunk_size`; at most 64 KiB, the per-thread buffer).
     pub fn set_read_chunk_size(&self, size: usize) {
-        self.inner.read_chunk_size.set(size.clamp(1, SHARED_LEN));
+        self.inner
+            .set_limit(|c| c.read_chunk_size = size.clamp(1, SHARED_LEN));
     }
 
     /// Sets the most bytes the write queue may hold (default: unlimited, as in
@@ -310,8 +340,7 @@ impl IoStream {
     /// nothing, and leaves the stream open.
     pub fn set_max_write_buffer_size(&self, limit: Option<usize>) {
         self.inner
-            .max_write_buffer_size
-            .set(limit.unwrap_or(usize::MAX));
+            .set_limit(|c| c.max_write_buffer_size = limit.unwrap_or(usize::MAX));
     }
 
     /// Sets or clears `TCP_NODELAY`. Tornado's `set_nodelay`.
@@ -370,7 +399,9 @@ impl IoStream {
         if self.inner.has(CLOSED) {
             self.inner.io_loop.add_callback(callback);
         } else {
-            let old = self.inner.close_callback.replace(Some(Box::new(callback)));
+            let old = self
+                .inner
+                .with_cold(|c| c.close_callback.replace(Box::new(callback)));
             drop(old);
             // With nobody reading, READ interest is how a peer's close is noticed.
             if !self.inner.has(CONNECTING) && !self.inner.has(ARMED_READ) {
@@ -433,7 +464,7 @@ impl IoStream {
                 state: WriteState::Failed(Some(inner.closed_error())),
             };
         }
-        let target = inner.queued.get();
+        let target = inner.written.get() + inner.wbuf_len.get() as u64;
         if inner.wbuf_len.get() > 0 && inner.has(WRITABLE) {
             inner.handle_write();
         }
@@ -480,7 +511,7 @@ impl IoStream {
         }
         loop {
             if inner.has(CLOSED) {
-                return Poll::Ready(match &*inner.cause.borrow() {
+                return Poll::Ready(match inner.cause() {
                     Some(CloseCause::Eof) => Ok(0),
                     _ => Err(inner.closed_error()),
                 });
@@ -491,7 +522,7 @@ impl IoStream {
                     Err(e) => Poll::Ready(Err(e)),
                 };
             }
-            let want = inner.read_chunk_size.get();
+            let want = inner.read_chunk_size();
             let res = with_shared(|shared| {
                 let got = inner.read_syscall(&mut shared[..want]);
                 if let Ok(n) = got {
@@ -670,7 +701,7 @@ impl fmt::Debug for IoStream {
             .field("reading", &self.reading())
             .field("buffered", &self.buffered_len())
             .field("queued", &self.write_buffer_len())
-            .field("error", &*self.inner.cause.borrow())
+            .field("error", &self.inner.cause())
             .finish()
     }
 }
@@ -737,7 +768,95 @@ impl Inner {
     }
 
     pub(crate) fn closed_error(&self) -> StreamError {
-        StreamError::Closed(self.cause.borrow().clone().unwrap_or(CloseCause::Local))
+        StreamError::Closed(self.cause().unwrap_or(CloseCause::Local))
+    }
+
+    /// Why the stream closed (`None` while open).
+    fn cause(&self) -> Option<CloseCause> {
+        match (self.flags.get() & CAUSE_MASK) >> CAUSE_SHIFT {
+            0 => None,
+            CAUSE_EOF => Some(CloseCause::Eof),
+            CAUSE_LOCAL => Some(CloseCause::Local),
+            CAUSE_BUFFER_FULL => Some(CloseCause::BufferFull),
+            CAUSE_UNSATISFIABLE => Some(CloseCause::Unsatisfiable),
+            _ => self.cold.borrow().as_ref().and_then(|c| c.cause.clone()),
+        }
+    }
+
+    /// Records why the stream closed: in the flags, or in [`Cold`] if it carries an OS
+    /// error.
+    fn set_cause(&self, cause: CloseCause) {
+        let code = match cause {
+            CloseCause::Eof => CAUSE_EOF,
+            CloseCause::Local => CAUSE_LOCAL,
+            CloseCause::BufferFull => CAUSE_BUFFER_FULL,
+            CloseCause::Unsatisfiable => CAUSE_UNSATISFIABLE,
+            other => {
+                self.with_cold(|c| c.cause = Some(other));
+                CAUSE_COLD
+            }
+        };
+        self.flags
+            .set((self.flags.get() & !CAUSE_MASK) | (code << CAUSE_SHIFT));
+    }
+
+    /// Runs `f` on the cold part, boxing it first if needed. `f` must not call user
+    /// code (the part is borrowed meanwhile).
+    fn with_cold<R>(&self, f: impl FnOnce(&mut Cold) -> R) -> R {
+        let mut cold = self.cold.borrow_mut();
+        f(cold.get_or_insert_with(Box::default))
+    }
+
+    fn set_limit(&self, f: impl FnOnce(&mut Cold)) {
+        self.with_cold(f);
+        self.set(LIMITS);
+    }
+
+    #[inline]
+    fn max_buffer_size(&self) -> usize {
+        if !self.has(LIMITS) {
+            return DEFAULT_MAX_BUFFER_SIZE;
+        }
+        self.cold
+            .borrow()
+            .as_ref()
+            .map_or(DEFAULT_MAX_BUFFER_SIZE, |c| c.max_buffer_size)
+    }
+
+    #[inline]
+    fn read_chunk_size(&self) -> usize {
+        if !self.has(LIMITS) {
+            return DEFAULT_READ_CHUNK_SIZE;
+        }
+        self.cold
+            .borrow()
+            .as_ref()
+            .map_or(DEFAULT_READ_CHUNK_SIZE, |c| c.read_chunk_size)
+    }
+
+    #[inline]
+    fn max_write_buffer_size(&self) -> usize {
+        if !self.has(LIMITS) {
+            return usize::MAX;
+        }
+        self.cold
+            .borrow()
+            .as_ref()
+            .map_or(usize::MAX, |c| c.max_write_buffer_size)
+    }
+
+    fn has_close_callback(&self) -> bool {
+        self.cold
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.close_callback.is_some())
+    }
+
+    fn has_read_waker(&self) -> bool {
+        let w = self.read_waker.take();
+        let some = w.is_some();
+        self.read_waker.set(w);
+        some
     }
 
     /// Claims the read slot; `false` if another read holds it.
@@ -753,28 +872,46 @@ impl Inner {
     /// Gives the read slot back (a read finished or was dropped).
     pub(crate) fn release_read(&self) {
         self.clear(READ_ACTIVE);
-        if let Ok(mut w) = self.read_waker.try_borrow_mut() {
-            *w = None;
-        }
+        drop(self.read_waker.take());
     }
 
     fn add_write_waker(&self, waker: &Waker) {
-        let mut ws = self.write_wakers.borrow_mut();
-        if !ws.iter().any(|w| w.will_wake(waker)) {
-            ws.push(waker.clone());
+        match self.write_waker.take() {
+            None => self.write_waker.set(Some(waker.clone())),
+            Some(first) => {
+                let same = first.will_wake(waker);
+                self.write_waker.set(Some(first));
+                if !same {
+                    // A second concurrent writer: rare, kept in the cold part.
+                    self.with_cold(|c| {
+                        if !c.write_wakers.iter().any(|w| w.will_wake(waker)) {
+                            c.write_wakers.push(waker.clone());
+                        }
+                    });
+                }
+            }
         }
     }
 
     fn wake_writers(&self) {
-        let ws = mem::take(&mut *self.write_wakers.borrow_mut());
-        for w in ws {
+        let first = self.write_waker.take();
+        let more = match self.cold.try_borrow_mut() {
+            Ok(mut c) => c
+                .as_mut()
+                .map(|c| mem::take(&mut c.write_wakers))
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        if let Some(w) = first {
+            w.wake();
+        }
+        for w in more {
             w.wake();
         }
     }
 
     fn wake_reader(&self) {
-        let w = self.read_waker.borrow_mut().take();
-        if let Some(w) = w {
+        if let Some(w) = self.read_waker.take() {
             w.wake();
         }
     }
@@ -842,7 +979,7 @@ impl Inner {
     /// even a NONE registration would keep reporting it).
     fn park(&self) {
         if self.has(REGISTERED) {
-            drop(self.io_loop.remove_handler(self.fd));
+            self.io_loop.discard_handler(self.fd);
             self.clear(REGISTERED | ARMED_READ | ARMED_WRITE);
         }
         self.set(READABLE | WRITABLE);
@@ -879,10 +1016,9 @@ impl Inner {
         }
         if ready.is_readable() || trouble {
             self.set(READABLE);
-            let waiting = self.read_waker.borrow().is_some();
-            if waiting {
+            if self.has_read_waker() {
                 self.wake_reader();
-            } else if self.close_callback.borrow().is_some() && self.peek_eof() {
+            } else if self.has_close_callback() && self.peek_eof() {
                 // Nobody reads, but someone wants to hear about a close.
                 self.close_with(CloseCause::Eof);
             } else if trouble && !(self.has(ARMED_WRITE) && self.wbuf_len.get() > 0) {
@@ -946,19 +1082,22 @@ impl Inner {
         }
         self.set(CLOSED);
         self.clear(CONNECTING | READABLE | WRITABLE);
-        *self.cause.borrow_mut() = Some(cause);
+        self.set_cause(cause);
         if self.has(REGISTERED) {
-            drop(self.io_loop.remove_handler(self.fd));
+            self.io_loop.discard_handler(self.fd);
             self.clear(REGISTERED | ARMED_READ | ARMED_WRITE);
         }
         let file = self.file.borrow_mut().take();
         drop(file);
-        let queued = mem::take(&mut *self.wbuf.borrow_mut());
+        let queued = self.wbuf.borrow_mut().take();
         self.wbuf_len.set(0);
         drop(queued);
         self.wake_reader();
         self.wake_writers();
-        let cb = self.close_callback.borrow_mut().take();
+        let cb = match self.cold.borrow_mut().as_mut() {
+            Some(c) => c.close_callback.take(),
+            None => None,
+        };
         if let Some(cb) = cb {
             self.io_loop.add_callback(cb);
         }
@@ -974,13 +1113,12 @@ impl Inner {
         if len == 0 {
             return Ok(());
         }
-        let limit = self.max_write_buffer_size.get();
+        let limit = self.max_write_buffer_size();
         if self.wbuf_len.get().saturating_add(len) > limit {
             return Err(StreamError::WriteBufferFull { limit });
         }
         self.wbuf.borrow_mut().push_back(data);
         self.wbuf_len.set(self.wbuf_len.get() + len);
-        self.queued.set(self.queued.get() + len as u64);
         Ok(())
     }
 
@@ -1048,24 +1186,10 @@ impl Inner {
         }
     }
 
-    fn consume_written(&self, mut w: usize) {
+    fn consume_written(&self, w: usize) {
         self.written.set(self.written.get() + w as u64);
         self.wbuf_len.set(self.wbuf_len.get() - w);
-        let mut wbuf = self.wbuf.borrow_mut();
-        while w > 0 {
-            let Some(front) = wbuf.front_mut() else { break };
-            if front.len() <= w {
-                w -= front.len();
-                wbuf.pop_front();
-            } else {
-                front.advance(w);
-                w = 0;
-            }
-        }
-        if wbuf.is_empty() && wbuf.capacity() > 8 {
-            // Do not keep a big queue allocated on an idle stream.
-            *wbuf = VecDeque::new();
-        }
+        self.wbuf.borrow_mut().consume(w);
     }
 
     // -------------------------------------------------------------- read engine
@@ -1086,10 +1210,13 @@ impl Inner {
             self.close_with(CloseCause::Io(Arc::new(e)));
             return Err(self.closed_error());
         }
-        let mut w = self.read_waker.borrow_mut();
-        match &*w {
-            Some(old) if old.will_wake(cx.waker()) => {}
-            _ => *w = Some(cx.waker().clone()),
+        let old = self.read_waker.take();
+        match old {
+            Some(w) if w.will_wake(cx.waker()) => self.read_waker.set(Some(w)),
+            _ => {
+                self.read_waker.set(Some(cx.waker().clone()));
+                drop(old);
+            }
         }
         Ok(())
     }
@@ -1156,7 +1283,7 @@ impl Inner {
                     Err(e) => Poll::Ready(Err(e.into())),
                 };
             }
-            let limit = self.max_buffer_size.get();
+            let limit = self.max_buffer_size();
             let room = limit.saturating_sub(buf.len());
             if room == 0 {
                 self.close_with(CloseCause::BufferFull);
@@ -1164,7 +1291,7 @@ impl Inner {
             }
             let want = match need {
                 Need::Total(n) => n.saturating_sub(buf.len()).max(1),
-                Need::Chunk => self.read_chunk_size.get(),
+                Need::Chunk => self.read_chunk_size(),
             }
             .min(room)
             .min(SHARED_LEN);
@@ -1297,7 +1424,7 @@ fn take(buf: &mut BytesMut, n: usize, want_bytes: bool) -> Taken {
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.has(REGISTERED) {
-            drop(self.io_loop.remove_handler(self.fd));
+            self.io_loop.discard_handler(self.fd);
         }
     }
 }
