@@ -18,6 +18,11 @@ trait ReadKind {
     type Error: From<StreamError>;
     fn need(&self) -> Need;
     fn want_bytes(&self) -> bool;
+    /// Whether the read is satisfied by nothing at all (`read_bytes(0)`, an empty
+    /// delimiter): it resolves with `finish(Taken::Consumed)` without looking.
+    fn empty_match(&self) -> bool {
+        false
+    }
     /// How many bytes to consume, once `buf` satisfies the read.
     fn check(&mut self, buf: &[u8], closed: bool) -> Result<Option<usize>, Self::Error>;
     fn finish(&mut self, taken: Taken) -> Self::Output;
@@ -56,6 +61,11 @@ impl<K: ReadKind + Unpin> Future for ReadFuture<'_, K> {
         if this.done || !this.claimed {
             this.done = true;
             return Poll::Ready(Err(StreamError::ReadInProgress.into()));
+        }
+        if this.kind.empty_match() {
+            this.done = true;
+            this.stream.inner.release_read();
+            return Poll::Ready(Ok(this.kind.finish(Taken::Consumed)));
         }
         let kind = &mut this.kind;
         let (need, want_bytes) = (kind.need(), kind.want_bytes());
@@ -101,6 +111,7 @@ fn bytes_of(t: Taken) -> Bytes {
 struct Until<'d> {
     finder: memmem::Finder<'d>,
     dlen: usize,
+    empty: bool,
     /// Where the next search starts: everything before it has been searched (less the
     /// `dlen - 1` bytes a match could straddle).
     scanned: usize,
@@ -112,6 +123,10 @@ impl ReadKind for Until<'_> {
     type Error = StreamError;
     fn need(&self) -> Need {
         Need::Chunk
+    }
+    fn empty_match(&self) -> bool {
+        // Every position matches an empty delimiter.
+        self.empty
     }
     fn want_bytes(&self) -> bool {
         true
@@ -154,6 +169,9 @@ impl ReadKind for Exactly {
     type Error = StreamError;
     fn need(&self) -> Need {
         Need::Total(self.n)
+    }
+    fn empty_match(&self) -> bool {
+        self.n == 0
     }
     fn want_bytes(&self) -> bool {
         true
@@ -266,24 +284,18 @@ impl IoStream {
         delimiter: &'a [u8],
         max_bytes: Option<usize>,
     ) -> impl Future<Output = Result<Bytes, StreamError>> + 'a {
-        let empty = delimiter.is_empty();
-        let fut = ReadFuture::new(
+        // A named future, not an `async` block around it: a block would hold the read
+        // future twice (captured, then awaited), and so would every task that awaits it.
+        ReadFuture::new(
             self,
             Until {
                 finder: memmem::Finder::new(delimiter),
                 dlen: delimiter.len().max(1),
+                empty: delimiter.is_empty(),
                 scanned: 0,
                 max_bytes,
             },
-        );
-        async move {
-            if empty && fut.claimed {
-                // Every position matches an empty delimiter.
-                drop(fut);
-                return Ok(Bytes::new());
-            }
-            fut.await
-        }
+        )
     }
 
     /// Reads `n` bytes; with `partial`, resolves as soon as at least one byte (and at
@@ -301,14 +313,7 @@ impl IoStream {
         n: usize,
         partial: bool,
     ) -> impl Future<Output = Result<Bytes, StreamError>> + '_ {
-        let fut = ReadFuture::new(self, Exactly { n, partial });
-        async move {
-            if n == 0 && fut.claimed {
-                drop(fut);
-                return Ok(Bytes::new());
-            }
-            fut.await
-        }
+        ReadFuture::new(self, Exactly { n, partial })
     }
 
     /// Reads everything until the stream closes. Tornado's `read_until_close`: it

@@ -104,6 +104,19 @@ async fn read_zero_bytes() {
         b"HTTP/1.1 "
     );
     assert_eq!(&server.read_bytes(0, false).await.unwrap()[..], b"");
+    // An empty delimiter matches at once, consuming nothing.
+    assert_eq!(&server.read_until(b"", Some(4)).await.unwrap()[..], b"");
+    // Both still hold the read slot while they exist.
+    let pending = server.read_bytes(1, false);
+    assert!(matches!(
+        server.read_bytes(0, false).await,
+        Err(StreamError::ReadInProgress)
+    ));
+    assert!(matches!(
+        server.read_until(b"", None).await,
+        Err(StreamError::ReadInProgress)
+    ));
+    drop(pending);
     assert_eq!(&server.read_bytes(3, false).await.unwrap()[..], b"200");
 }
 
