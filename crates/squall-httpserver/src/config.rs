@@ -99,6 +99,18 @@ pub struct HttpServerConfig {
     /// The most bytes handed to one `data_received` call. Default 64 KiB (Tornado's).
     /// Chunk edges of a chunked body are kept: a call never spans two wire chunks.
     pub chunk_size: usize,
+    /// The most bytes a connection holds for a peer that is not reading them: the
+    /// response bytes written and not yet sent, in the connection's output buffer and
+    /// queued in the stream (Tornado's `max_write_buffer_size`). Default 16 MiB;
+    /// Tornado's is unbounded. Once a connection holds more, every
+    /// [`ResponseWriter`](crate::ResponseWriter) write fails with
+    /// [`OutputError::WriteBufferFull`](squall_httputil::OutputError::WriteBufferFull)
+    /// and the connection is closed (logged at info: it is the peer's doing). A single
+    /// write may carry the connection past the limit by its own size, so a whole
+    /// response given at once (`respond`, a handler's `Response`) is never refused for
+    /// its size alone; a delegate streaming a large body should await
+    /// [`flush`](crate::ResponseWriter::flush) now and then to wait for the peer.
+    pub max_write_buffer_size: usize,
     /// The `Server` header added to responses that have none. Default `squall`;
     /// `None` sends none.
     pub server_header: Option<HeaderValue>,
@@ -122,6 +134,7 @@ impl Default for HttpServerConfig {
             header_timeout: Duration::from_secs(30),
             body_timeout: Some(Duration::from_secs(600)),
             chunk_size: 64 * 1024,
+            max_write_buffer_size: 16 * 1024 * 1024,
             server_header: Some(HeaderValue::from_static("squall")),
         }
     }

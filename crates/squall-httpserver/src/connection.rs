@@ -141,6 +141,12 @@ pub(crate) struct Shared {
     body_timeout: Option<Duration>,
     /// The current request's body has been read to its end.
     body_done: bool,
+    /// Bytes the transport held unsent when last asked (before each delegate poll).
+    queued: usize,
+    /// `max_write_buffer_size`.
+    write_cap: usize,
+    /// A write was refused for the cap: the connection closes.
+    overflowed: bool,
 }
 
 /// Writes the response to the current request: passed to every
@@ -183,6 +189,17 @@ impl ResponseWriter<'_> {
         }
     }
 
+    /// Refuse a write once the connection holds more than `max_write_buffer_size` bytes
+    /// for the peer (in the output buffer and queued in the transport). Sticky: the
+    /// connection closes after the first refusal.
+    fn room(s: &mut Shared) -> Result<(), OutputError> {
+        if s.overflowed || s.out.len() + s.queued > s.write_cap {
+            s.overflowed = true;
+            return Err(OutputError::WriteBufferFull);
+        }
+        Ok(())
+    }
+
     fn check(s: &mut Shared, r: Result<(), OutputError>) -> Result<(), OutputError> {
         if let Err(e) = r {
             if matches!(
@@ -202,7 +219,10 @@ impl ResponseWriter<'_> {
     /// # Errors
     /// [`OutputError::NoRequestPending`] if a response was already started for this
     /// request; the header errors of `ResponseEncoder::start` (CR or LF in a value, a
-    /// malformed Content-Length, a Transfer-Encoding of the caller's).
+    /// malformed Content-Length, a Transfer-Encoding of the caller's);
+    /// [`OutputError::WriteBufferFull`] when the connection already holds more than
+    /// [`max_write_buffer_size`](crate::HttpServerConfig::max_write_buffer_size) bytes
+    /// for the peer (the connection then closes).
     pub fn write_head(
         &mut self,
         status: StatusCode,
@@ -212,6 +232,7 @@ impl ResponseWriter<'_> {
         if s.resp != Resp::NotStarted {
             return Err(OutputError::NoRequestPending);
         }
+        Self::room(s)?;
         Self::add_headers(s, &mut headers);
         s.h1.start_response(status, &headers, &mut s.out)?;
         s.resp = Resp::Started;
@@ -226,12 +247,17 @@ impl ResponseWriter<'_> {
     /// [`OutputError::NoResponseStarted`] before `write_head` or after `finish`;
     /// [`OutputError::ContentLengthExceeded`] past the declared Content-Length (nothing
     /// is written, the connection will close); [`OutputError::BodyNotAllowed`] for a
-    /// 1xx, 204 or 304 response.
+    /// 1xx, 204 or 304 response; [`OutputError::WriteBufferFull`] when the connection
+    /// already holds more than
+    /// [`max_write_buffer_size`](crate::HttpServerConfig::max_write_buffer_size) bytes
+    /// for a peer that is not reading (nothing is written, the connection closes; await
+    /// [`flush`](Self::flush) between large writes to wait for the peer instead).
     pub fn write(&mut self, data: &[u8]) -> Result<(), OutputError> {
         let s = &mut *self.shared.borrow_mut();
         if s.resp != Resp::Started {
             return Err(OutputError::NoResponseStarted);
         }
+        Self::room(s)?;
         let r = s.h1.write_body(data, &mut s.out);
         Self::check(s, r)
     }
@@ -241,11 +267,16 @@ impl ResponseWriter<'_> {
     ///
     /// # Errors
     /// [`OutputError::NoResponseStarted`]; [`OutputError::ContentLengthShort`] when less
-    /// was written than declared (the connection will close).
+    /// was written than declared (the connection will close);
+    /// [`OutputError::WriteBufferFull`] after a write was refused for the write-buffer
+    /// limit.
     pub fn finish(&mut self) -> Result<(), OutputError> {
         let s = &mut *self.shared.borrow_mut();
         if s.resp != Resp::Started {
             return Err(OutputError::NoResponseStarted);
+        }
+        if s.overflowed {
+            return Err(OutputError::WriteBufferFull);
         }
         s.resp = Resp::Finished;
         let r = s.h1.finish_response(&mut s.out).map(drop);
@@ -258,7 +289,9 @@ impl ResponseWriter<'_> {
     /// # Errors
     /// As [`write_head`](Self::write_head); [`OutputError::BodyNotAllowed`] for a
     /// non-empty body on a 1xx, 204 or 304; the Content-Length errors of `write` and
-    /// `finish` if `headers` declares a length that `body` does not match.
+    /// `finish` if `headers` declares a length that `body` does not match;
+    /// [`OutputError::WriteBufferFull`] as for `write_head` (a body of any size is
+    /// accepted into a connection under the limit).
     pub fn respond(
         &mut self,
         status: StatusCode,
@@ -269,6 +302,7 @@ impl ResponseWriter<'_> {
         if s.resp != Resp::NotStarted {
             return Err(OutputError::NoRequestPending);
         }
+        Self::room(s)?;
         Self::add_headers(s, &mut headers);
         let mark = s.out.len();
         match s.h1.respond(status, &headers, body, &mut s.out) {
@@ -294,12 +328,17 @@ impl ResponseWriter<'_> {
     /// the backpressure point for a delegate streaming a large response.
     ///
     /// # Errors
-    /// The transport's error once writing has failed (the connection is then closing).
+    /// The transport's error once writing has failed, or an error holding
+    /// [`OutputError::WriteBufferFull`] after a write was refused for the write-buffer
+    /// limit (the connection is then closing).
     pub async fn flush(&mut self) -> io::Result<()> {
         poll_fn(|_cx| {
             let mut s = self.shared.borrow_mut();
             if let Some(kind) = s.write_failed {
                 return Poll::Ready(Err(io::Error::new(kind, "writing the response failed")));
+            }
+            if s.overflowed {
+                return Poll::Ready(Err(io::Error::other(OutputError::WriteBufferFull)));
             }
             if s.out.is_empty() {
                 return Poll::Ready(Ok(()));
@@ -522,6 +561,9 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             body_limit: self.params.config.max_body_size,
             body_timeout: self.params.config.body_timeout,
             body_done: false,
+            queued: 0,
+            write_cap: self.params.config.max_write_buffer_size,
+            overflowed: false,
         });
         {
             let h1 = &mut shared.borrow_mut().h1;
@@ -935,12 +977,25 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             if self.control.forced() {
                 return Poll::Ready(Err(End::Dead));
             }
-            match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            shared.borrow_mut().queued = self.transport.write_queued();
+            let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
+            let s = &mut *shared.borrow_mut();
+            if s.overflowed {
+                // A write was refused for the cap: the peer is not reading.
+                log::info!(
+                    "closing connection from {}: {} ({} bytes held, max_write_buffer_size {})",
+                    Peer(&self.info),
+                    OutputError::WriteBufferFull,
+                    s.out.len() + s.queued,
+                    s.write_cap
+                );
+                return Poll::Ready(Err(End::Dead));
+            }
+            match polled {
                 Ok(Poll::Ready(v)) => return Poll::Ready(Ok(Ok(v))),
                 Ok(Poll::Pending) => {}
                 Err(p) => return Poll::Ready(Ok(Err(p))),
             }
-            let s = &mut *shared.borrow_mut();
             if self.control.draining() {
                 s.h1.set_no_keep_alive(true);
             }

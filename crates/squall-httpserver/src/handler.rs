@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, CONTENT_TYPE};
 use http::uri::Scheme;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use squall_httputil::HttpServerRequest;
+use squall_httputil::{HttpServerRequest, OutputError};
 
 use crate::connection::ResponseWriter;
 use crate::delegate::{
@@ -228,10 +228,16 @@ where
             return;
         }
         let resp = (self.f)(request).await;
-        if let Err(e) = writer.respond(resp.status, resp.headers, &resp.body) {
-            log::error!("handler returned an invalid response ({e}); answering 500");
-            if !writer.is_started() {
-                let _ = writer.respond(StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new(), b"");
+        match writer.respond(resp.status, resp.headers, &resp.body) {
+            Ok(()) => {}
+            // The peer is not reading: the connection logs it and closes.
+            Err(OutputError::WriteBufferFull) => {}
+            Err(e) => {
+                log::error!("handler returned an invalid response ({e}); answering 500");
+                if !writer.is_started() {
+                    let _ =
+                        writer.respond(StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new(), b"");
+                }
             }
         }
     }

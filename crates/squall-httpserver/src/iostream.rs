@@ -78,4 +78,8 @@ impl Transport for IoStreamTransport {
     fn buffered_len(&self) -> usize {
         self.stream.read_buffer_capacity() + self.stream.write_buffer_len()
     }
+
+    fn write_queued(&self) -> usize {
+        self.stream.write_buffer_len()
+    }
 }

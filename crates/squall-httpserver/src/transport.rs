@@ -46,6 +46,14 @@ pub trait Transport {
     fn buffered_len(&self) -> usize {
         0
     }
+
+    /// Response bytes the transport has taken from the output buffer and not yet
+    /// sent, counted against
+    /// [`max_write_buffer_size`](crate::HttpServerConfig::max_write_buffer_size).
+    /// Default 0 (everything taken is sent at once).
+    fn write_queued(&self) -> usize {
+        0
+    }
 }
 
 #[derive(Debug, Default)]

@@ -556,3 +556,71 @@ fn chunked_upload_uppercase_coding() {
         "{out}"
     );
 }
+
+/// Writes a head and three 600-byte pieces without yielding, recording each result.
+struct Burst(Rc<RefCell<Vec<String>>>);
+struct BurstMsg(Rc<RefCell<Vec<String>>>);
+impl HttpServerConnectionDelegate for Burst {
+    type Message<'a> = BurstMsg;
+    fn start_request(&self, _c: &ConnectionInfo) -> BurstMsg {
+        BurstMsg(self.0.clone())
+    }
+}
+impl HttpMessageDelegate for BurstMsg {
+    async fn headers_received(&mut self, _r: RequestStart, _w: &mut ResponseWriter<'_>) {}
+    async fn finish(&mut self, w: &mut ResponseWriter<'_>) {
+        let mut log = vec![format!(
+            "{:?}",
+            w.write_head(StatusCode::OK, HeaderMap::new())
+        )];
+        for _ in 0..3 {
+            log.push(format!("{:?}", w.write(&[b'z'; 600])));
+        }
+        log.push(format!("{:?}", w.finish()));
+        log.push(format!("{:?}", w.flush().await.map_err(|e| e.to_string())));
+        *self.0.borrow_mut() = log;
+    }
+    fn on_connection_close(&mut self) {
+        self.0.borrow_mut().push("closed".into());
+    }
+}
+
+// Tornado's max_write_buffer_size (StreamBufferFullError): once the connection holds
+// more than the limit for the peer, writes fail with WriteBufferFull and the connection
+// closes without sending the broken response; a whole response given at once to a
+// connection under the limit is accepted whatever its size.
+#[test]
+fn write_buffer_cap_refuses_writes_and_closes() {
+    let config = HttpServerConfig {
+        max_write_buffer_size: 1000,
+        ..HttpServerConfig::default()
+    };
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (out, peer) = serve_all(
+        Burst(seen.clone()),
+        config.clone(),
+        &[b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+    );
+    let seen = seen.borrow().clone();
+    assert_eq!(
+        seen[..5],
+        [
+            "Ok(())",
+            "Ok(())",
+            "Ok(())",
+            "Err(WriteBufferFull)",
+            "Err(WriteBufferFull)"
+        ],
+        "{seen:?}"
+    );
+    assert!(seen[5].contains("write buffer is full"), "{seen:?}");
+    assert_eq!(seen.get(6).map(String::as_str), Some("closed"), "{seen:?}");
+    assert_eq!(out, "", "nothing of the broken response is sent");
+    assert!(peer.is_closed());
+
+    let big = handler_fn(|_req| async { Response::bytes(vec![b'b'; 5000]) });
+    let (out, peer) = serve_all(big, config, &[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.ends_with(&"b".repeat(5000)), "{}", out.len());
+    assert!(peer.is_closed());
+}

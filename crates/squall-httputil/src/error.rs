@@ -200,6 +200,10 @@ pub enum OutputError {
     /// The connection is closing (an earlier response ended keep-alive, or the input
     /// failed): no further response may be written.
     ConnectionClosing,
+    /// The connection already holds more bytes for the peer than its write-buffer limit
+    /// (Tornado's `max_write_buffer_size`, `StreamBufferFullError`): the peer is not
+    /// reading. Nothing was written; the connection closes.
+    WriteBufferFull,
 }
 
 impl fmt::Display for OutputError {
@@ -219,6 +223,9 @@ impl fmt::Display for OutputError {
             NoRequestPending => f.write_str("no request is waiting for a response"),
             NoResponseStarted => f.write_str("no response has been started"),
             ConnectionClosing => f.write_str("the connection is closing"),
+            WriteBufferFull => {
+                f.write_str("the write buffer is full (the peer is not reading the response)")
+            }
         }
     }
 }
