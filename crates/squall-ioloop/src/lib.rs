@@ -135,12 +135,12 @@
 //!
 //! # Memory per connection
 //!
-//! Handlers and tasks live in tables indexed by fd and by slot that grow 256 entries at
-//! a time (no doubling slack, entries never move): a handler entry is 48 bytes, plus
-//! the handler's box and, unless the source is a bare `RawFd`, the source's box; a
-//! task slot is 72 bytes plus its boxed future and its slot's waker (one `Arc`, made
-//! once per slot). The run queue lets go of what a burst made it grow to once it is
-//! empty.
+//! Handlers live in a table indexed by fd that grows 256 entries at a time (no
+//! doubling slack, entries never move): a handler entry is 48 bytes, plus the
+//! handler's box and, unless the source is a bare `RawFd`, the source's box. Tasks live
+//! in a slab that grows by a quarter at a time: a task slot is 72 bytes plus its boxed
+//! future and its slot's waker (one `Arc`, made once per slot). The run queue lets go
+//! of what a burst made it grow to once it is empty.
 //!
 //! Dropping (or closing) the loop drops every pending future, callback and timer, with
 //! no borrow held, so their drop code may call back into the loop (it finds it closed).

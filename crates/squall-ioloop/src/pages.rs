@@ -1,5 +1,4 @@
-//! [`Pages`]: a table indexed by small numbers (fds, task slots) that grows one page at
-//! a time.
+//! [`Pages`]: a table indexed by small numbers (fds) that grows one page at a time.
 //!
 //! A `Vec` indexed by fd doubles as it grows, so with 10,000 connections it holds 16,384
 //! entries, most of them never used, and copies the whole table at each doubling. Pages
@@ -12,7 +11,8 @@ const SHIFT: u32 = PAGE.trailing_zeros();
 const MASK: usize = PAGE - 1;
 
 pub(crate) struct Pages<T> {
-    pages: Vec<Box<[T]>>,
+    /// Fixed-size pages: the index within a page needs no bounds check.
+    pages: Vec<Box<[T; PAGE]>>,
 }
 
 impl<T> Default for Pages<T> {
@@ -47,7 +47,11 @@ impl<T: Default> Pages<T> {
     #[cold]
     fn grow(&mut self, page: usize) {
         while self.pages.len() <= page {
-            self.pages.push((0..PAGE).map(|_| T::default()).collect());
+            let entries: Box<[T]> = (0..PAGE).map(|_| T::default()).collect();
+            let Ok(page) = Box::<[T; PAGE]>::try_from(entries) else {
+                unreachable!("a page has PAGE entries")
+            };
+            self.pages.push(page);
         }
     }
 
