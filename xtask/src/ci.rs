@@ -3,9 +3,9 @@
 //!
 //! Steps: `manifests` (the workspace loads), `fmt`, `tidy`, `clippy`, `test`, the
 //! forced-backend re-runs of the suites above the pollers (`SQUALL_POLLER=poll` and
-//! `=select`), `doc`, `bench` (benches compile), and `cross <target>`: `cargo check`,
-//! `cargo clippy` and `cargo doc` for FreeBSD and both macOS targets with Debian's
-//! compiler and `-Zbuild-std` (CONTRIBUTING.md, "The FreeBSD and macOS type-check",
+//! `=select`), `doc`, `bench` (benches compile), and `cross <target>`: `cargo clippy`
+//! (a type-check and the lints) and `cargo doc` for FreeBSD and both macOS targets with
+//! Debian's compiler and `-Zbuild-std` (CONTRIBUTING.md, "The FreeBSD and macOS type-check",
 //! explains the set-up).
 //!
 //! Every step runs even after one fails (unless `--fail-fast`), and within a step cargo
@@ -148,14 +148,19 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         )?;
         Ok(None)
     });
-    // xtask has no benchmarks, but `cargo bench` would still build its test harness
-    // with the bench profile, and its chart and progress-bar dependencies with it.
+    // Only the `[[bench]]` targets (`--bench '*'`; without it every crate's unit-test
+    // harness is built as a bench too), with the dev profile: clippy has type-checked
+    // them already, this links them, and it reuses what `test` built (the same package
+    // selection, so the same features). An optimised build of the whole workspace
+    // would only add codegen time; `cargo xtask bench` does that when it runs them.
     ci.step("bench (compile only)", quick.map(str::to_owned), || {
         util::run(cargo().current_dir(&root).args([
             "bench",
             "--workspace",
-            "--exclude",
-            "xtask",
+            "--bench",
+            "*",
+            "--profile",
+            "dev",
             "--no-run",
         ]))?;
         Ok(None)
@@ -182,8 +187,9 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     ci.finish()
 }
 
-/// `cargo check`, `cargo clippy -D warnings` and `cargo doc` (`-D warnings`) of the whole
-/// workspace for `target`, with Debian's compiler and `-Zbuild-std`.
+/// `cargo clippy -D warnings` (which type-checks everything, so no separate `cargo
+/// check`) and `cargo doc` (`-D warnings`) of the whole workspace for `target`, with
+/// Debian's compiler and `-Zbuild-std`.
 ///
 /// The rustup toolchains here carry only the host's std and no `rust-src`, so code behind
 /// `cfg(target_os = "macos" | "freebsd")` (kqueue above all) cannot be checked with them.
@@ -216,12 +222,6 @@ fn cross(
     let build_std = ["-Zbuild-std=core,std", "--target", target, "--keep-going"];
     let scopes = cross_scopes(root);
 
-    let mut t_check = Duration::ZERO;
-    for scope in &scopes {
-        let mut check = with_env(Command::new(&tc.cargo));
-        check.arg("check").args(build_std).args(scope);
-        t_check += util::run(&mut check)?;
-    }
     let mut t_clippy = Duration::ZERO;
     for scope in &scopes {
         let mut clippy = with_env(Command::new(&tc.cargo_clippy));
@@ -241,8 +241,7 @@ fn cross(
     let t_doc = util::run(&mut doc)?;
 
     Ok(Some(format!(
-        "check {}, clippy {}, doc {}",
-        util::human(t_check),
+        "clippy {}, doc {}",
         util::human(t_clippy),
         util::human(t_doc)
     )))
