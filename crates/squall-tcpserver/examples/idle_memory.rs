@@ -114,7 +114,10 @@ fn main() {
     raise_nofile();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--clients") {
-        let n = args.get(3).and_then(|a| a.parse().ok()).expect("--clients ADDR N");
+        let n = args
+            .get(3)
+            .and_then(|a| a.parse().ok())
+            .expect("--clients ADDR N");
         clients(&args[2], n);
         return;
     }
@@ -193,7 +196,10 @@ fn main() {
             println!("{size:>8} {count:>10.2} {bytes:>14.1} {chunk:>14.1}");
         } else if size == SIZES - 1 && grew != 0 {
             let bytes = (LARGE.load(Ordering::Relaxed) - large_before) as f64 / n as f64;
-            println!("  >=4096 {:>10} {bytes:>14.1}   (tables that grew: {grew} allocations)", "");
+            println!(
+                "  >=4096 {:>10} {bytes:>14.1}   (tables that grew: {grew} allocations)",
+                ""
+            );
         }
     }
     println!(
