@@ -141,7 +141,8 @@ pub(crate) struct Shared {
     body_timeout: Option<Duration>,
     /// The current request's body has been read to its end.
     body_done: bool,
-    /// Bytes the transport held unsent when last asked (before each delegate poll).
+    /// Bytes the transport held unsent when last asked: after each write, and before
+    /// each delegate poll while it is not 0.
     queued: usize,
     /// `max_write_buffer_size`.
     write_cap: usize,
@@ -977,7 +978,14 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             if self.control.forced() {
                 return Poll::Ready(Err(End::Dead));
             }
-            shared.borrow_mut().queued = self.transport.write_queued();
+            {
+                // The transport's backlog, for the write-buffer cap: asked only while
+                // it had one (0 after a write that sent everything).
+                let s = &mut *shared.borrow_mut();
+                if s.queued != 0 {
+                    s.queued = self.transport.write_queued();
+                }
+            }
             let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
             let s = &mut *shared.borrow_mut();
             if s.overflowed {
@@ -1005,6 +1013,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             }
             match self.transport.poll_write(cx, &mut s.out) {
                 Poll::Ready(Ok(())) => {
+                    s.queued = 0;
                     stalled = None;
                     if std::mem::take(&mut s.flush_requested) {
                         continue;
@@ -1017,6 +1026,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                     return Poll::Ready(Err(End::Dead));
                 }
                 Poll::Pending => {
+                    s.queued = self.transport.write_queued();
                     // A peer that stops reading cannot hold the connection forever.
                     let left = s.out.len();
                     let since = match stalled {
@@ -1056,13 +1066,17 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             }
             let s = &mut *shared.borrow_mut();
             match self.transport.poll_write(cx, &mut s.out) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => {
+                    s.queued = 0;
+                    Poll::Ready(Ok(()))
+                }
                 Poll::Ready(Err(e)) => {
                     log_io_error("error writing an HTTP response", &e);
                     s.write_failed = Some(e.kind());
                     Poll::Ready(Err(End::Dead))
                 }
                 Poll::Pending => {
+                    s.queued = self.transport.write_queued();
                     self.control.register(cx.waker());
                     let deadline = *deadline.get_or_insert_with(|| Instant::now() + idle);
                     if self.timer.poll(cx, deadline).is_ready() {
