@@ -567,6 +567,22 @@ fn expected_body(r: &GenRequest) -> Vec<u8> {
     }
 }
 
+/// `out` with the value of every `Date:` header blanked: two runs of the same input may
+/// straddle a second boundary, and then only the clock differs.
+fn dates_blanked(out: &[u8]) -> Vec<u8> {
+    const NAME: &[u8] = b"\r\nDate: ";
+    const LEN: usize = "Sun, 06 Nov 1994 08:49:37 GMT".len();
+    let mut v = out.to_vec();
+    let mut i = 0;
+    while let Some(at) = v[i..].windows(NAME.len()).position(|w| w == NAME) {
+        let start = i + at + NAME.len();
+        let end = (start + LEN).min(v.len());
+        v[start..end].fill(b'#');
+        i = end;
+    }
+    v
+}
+
 fn feed_in_pieces(input: &[u8], cuts: &[usize]) -> Harness {
     let mut h = Harness::new(Limits::default());
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
@@ -607,7 +623,7 @@ proptest! {
         prop_assert_eq!(bodies, expected);
         let pieces = feed_in_pieces(&input, &cuts);
         prop_assert_eq!(&pieces.events, &whole.events);
-        prop_assert_eq!(&pieces.output[..], &whole.output[..]);
+        prop_assert_eq!(dates_blanked(&pieces.output), dates_blanked(&whole.output));
         let mut bytewise = Harness::new(Limits::default());
         for b in &input {
             bytewise.feed(std::slice::from_ref(b));
