@@ -532,7 +532,7 @@ pub(crate) fn valid_host(v: &[u8]) -> bool {
         Some(i) => (&v[..i], Some(&v[i + 1..])),
         None => (v, None),
     };
-    if !host.iter().all(|&b| reg_name_byte(b)) || !port_part.map_or(true, port) {
+    if !host.iter().all(|&b| reg_name_byte(b)) || !port_part.is_none_or(port) {
         return false;
     }
     // Percent signs must start pct-encoded triplets.
@@ -608,7 +608,7 @@ fn classify_httparse_error(e: httparse::Error, head: &[u8]) -> ParseError {
             if method_len == 0 || !line[..method_len].iter().all(|&b| is_token(b)) {
                 ParseError::InvalidMethod
             } else if line.split(|&b| b == b' ').count() < 3
-                || line.get(method_len + 1).map_or(true, |&b| b == b' ')
+                || line.get(method_len + 1).is_none_or(|&b| b == b' ')
             {
                 // Too few parts, or an empty target (two spaces in a row).
                 ParseError::InvalidRequestLine

@@ -212,7 +212,7 @@ impl ResponseEncoder {
             if *name == header::CONTENT_LENGTH {
                 for item in list_items(v) {
                     match parse_decimal(item) {
-                        Some(n) if content_length.map_or(true, |c| c == n) => {
+                        Some(n) if content_length.is_none_or(|c| c == n) => {
                             content_length = Some(n);
                         }
                         _ => length_invalid = true,

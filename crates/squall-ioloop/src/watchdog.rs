@@ -148,7 +148,7 @@ fn watch(hb: Arc<Heartbeat>, threshold: Duration) {
             continue;
         }
         let blocked = now.duration_since(since);
-        let due = reported.map_or(true, |r| now.duration_since(r) >= threshold);
+        let due = reported.is_none_or(|r| now.duration_since(r) >= threshold);
         if blocked >= threshold && due {
             let name = hb
                 .origins

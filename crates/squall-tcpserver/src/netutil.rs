@@ -378,7 +378,7 @@ fn pause(state: &Rc<AcceptState>, e: &io::Error) {
     let due = state
         .last_log
         .get()
-        .map_or(true, |t| now.duration_since(t) >= LOG_INTERVAL);
+        .is_none_or(|t| now.duration_since(t) >= LOG_INTERVAL);
     if due {
         let suppressed = state.suppressed.replace(0);
         log::warn!(
