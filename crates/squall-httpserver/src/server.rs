@@ -176,36 +176,45 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
         server.add_sockets(listeners)
     }
 
-    /// A connection from the accept loop: its task's future (nothing if the server's
-    /// state on this thread is gone).
+    /// A connection from the accept loop: its task's future (it ends at once if the
+    /// server's state on this thread is gone).
     fn accepted(
         weak: &Weak<Self>,
         stream: IoStream,
         peer: PeerAddr,
     ) -> impl Future<Output = ()> + 'static {
-        let conn = weak
-            .upgrade()
-            .map(|local| local.connection(stream, peer.inet()));
-        async move {
-            if let Some(conn) = conn {
-                conn.await;
-            }
-        }
+        Self::serve(weak.clone(), stream, peer.inet())
     }
 
     /// Serve one accepted connection on this thread's loop (Tornado's
     /// `HTTPServer.handle_stream`).
     fn handle_stream(self: &Rc<Self>, stream: IoStream, addr: SocketAddr) {
-        let conn = self.connection(stream, Some(addr));
-        drop(self.io_loop.spawn(conn));
+        drop(
+            self.io_loop
+                .spawn(Self::serve(Rc::downgrade(self), stream, Some(addr))),
+        );
     }
 
-    /// Register a connection and return its task's future.
+    /// One connection's task. The connection is built inside the task and moved into
+    /// `serve()` before the first await, so the task stores only the `serve` future
+    /// (an async block that captured a ready-made connection or future and then
+    /// awaited it would keep room for both, on every idle connection).
+    async fn serve(weak: Weak<Self>, stream: IoStream, addr: Option<SocketAddr>) {
+        let Some(local) = weak.upgrade() else {
+            return;
+        };
+        let (conn, guard) = local.connection(stream, addr);
+        drop(local);
+        let _guard = guard;
+        conn.serve().await;
+    }
+
+    /// Register a connection: its driver, and the guard that unregisters it.
     fn connection(
         self: &Rc<Self>,
         stream: IoStream,
         addr: Option<SocketAddr>,
-    ) -> impl Future<Output = ()> + 'static {
+    ) -> (Http1Connection<IoStreamTransport, D>, Registered<D>) {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("TCP_NODELAY on connection from {addr:?}: {e}");
         }
@@ -230,10 +239,7 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
             local: self.clone(),
             id,
         };
-        async move {
-            let _guard = guard;
-            conn.serve().await;
-        }
+        (conn, guard)
     }
 }
 
