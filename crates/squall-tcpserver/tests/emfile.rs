@@ -3,6 +3,8 @@
 //! runs out of fds pauses without spinning and serves the waiting client once fds free
 //! up. One `#[test]` runs every backend in turn, so nothing else shares the fd table.
 
+// One copy of the backend-matrix helpers serves both crates: squall-iostream's.
+#[path = "../../squall-iostream/tests/common/mod.rs"]
 mod common;
 
 use std::fs::File;

@@ -4,6 +4,8 @@
 //! a peer that never reads (the stream's write buffer bound holds and the handler
 //! closes the connection with the limit error).
 
+// One copy of the backend-matrix helpers serves both crates: squall-iostream's.
+#[path = "../../squall-iostream/tests/common/mod.rs"]
 mod common;
 
 use std::cell::Cell;

@@ -1,6 +1,8 @@
 //! Tornado's `tcpserver_test.py`, `tcpclient_test.py` and `netutil_test.py` behaviours,
 //! in our own words, on every backend the platform has (epoll or kqueue, poll, select).
 
+// One copy of the backend-matrix helpers serves both crates: squall-iostream's.
+#[path = "../../squall-iostream/tests/common/mod.rs"]
 mod common;
 
 use std::cell::{Cell, RefCell};

@@ -1,4 +1,5 @@
-//! Shared test support: run an async test on a loop over a named backend, and make
+//! Shared test support (squall-iostream's tests, and squall-tcpserver's through `#[path]`):
+//! run an async test on a loop over a named backend, and make
 //! connected stream pairs.
 #![allow(dead_code, unreachable_pub)]
 
