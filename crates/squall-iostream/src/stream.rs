@@ -812,37 +812,29 @@ impl Inner {
         self.set(LIMITS);
     }
 
+    /// A limit kept in the cold part, or its default while no limit was ever changed
+    /// (the common case: one flag test, no borrow).
+    #[inline]
+    fn limit(&self, default: usize, pick: fn(&Cold) -> usize) -> usize {
+        if !self.has(LIMITS) {
+            return default;
+        }
+        self.cold.borrow().as_deref().map_or(default, pick)
+    }
+
     #[inline]
     fn max_buffer_size(&self) -> usize {
-        if !self.has(LIMITS) {
-            return DEFAULT_MAX_BUFFER_SIZE;
-        }
-        self.cold
-            .borrow()
-            .as_ref()
-            .map_or(DEFAULT_MAX_BUFFER_SIZE, |c| c.max_buffer_size)
+        self.limit(DEFAULT_MAX_BUFFER_SIZE, |c| c.max_buffer_size)
     }
 
     #[inline]
     fn read_chunk_size(&self) -> usize {
-        if !self.has(LIMITS) {
-            return DEFAULT_READ_CHUNK_SIZE;
-        }
-        self.cold
-            .borrow()
-            .as_ref()
-            .map_or(DEFAULT_READ_CHUNK_SIZE, |c| c.read_chunk_size)
+        self.limit(DEFAULT_READ_CHUNK_SIZE, |c| c.read_chunk_size)
     }
 
     #[inline]
     fn max_write_buffer_size(&self) -> usize {
-        if !self.has(LIMITS) {
-            return usize::MAX;
-        }
-        self.cold
-            .borrow()
-            .as_ref()
-            .map_or(usize::MAX, |c| c.max_write_buffer_size)
+        self.limit(usize::MAX, |c| c.max_write_buffer_size)
     }
 
     fn has_close_callback(&self) -> bool {
