@@ -5,6 +5,10 @@
 mod common;
 mod fault_support;
 
+// One helper serves the EMFILE tests of squall-tcpserver and squall-httpserver.
+#[path = "../../squall-tcpserver/tests/support/rlimit.rs"]
+mod rlimit;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -14,22 +18,6 @@ use std::time::Duration;
 use common::serve;
 use fault_support::{install_logger, wait_for_record};
 use squall_httpserver::{HttpServer, Response};
-
-fn set_nofile(soft: libc::rlim_t) -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we pass.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    assert_eq!(rc, 0, "getrlimit: {}", std::io::Error::last_os_error());
-    let old = lim.rlim_cur;
-    lim.rlim_cur = soft.min(lim.rlim_max);
-    // SAFETY: setrlimit reads one valid rlimit; lowering the soft limit is always allowed.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
-    old
-}
 
 fn get(addr: std::net::SocketAddr, stream: Option<TcpStream>) -> String {
     let mut s = stream.unwrap_or_else(|| TcpStream::connect(addr).unwrap());
@@ -44,7 +32,7 @@ fn get(addr: std::net::SocketAddr, stream: Option<TcpStream>) -> String {
 #[test]
 fn http_server_survives_emfile_while_accepting() {
     install_logger();
-    let old = set_nofile(256);
+    let old = rlimit::set_nofile(256);
     let (tx, rx) = mpsc::channel();
     let s = serve(move || {
         tx.send(std::thread::current().id()).unwrap();
@@ -80,5 +68,5 @@ fn http_server_survives_emfile_while_accepting() {
     assert!(get(s.addr, None).ends_with("\r\n\r\nserved"));
     assert_eq!(s.stats.connections_accepted(), 3);
     drop(s);
-    set_nofile(old);
+    rlimit::set_nofile(old);
 }

@@ -7,6 +7,10 @@
 #[path = "../../squall-iostream/tests/common/mod.rs"]
 mod common;
 
+// One helper serves the EMFILE tests of squall-tcpserver and squall-httpserver.
+#[path = "support/rlimit.rs"]
+mod rlimit;
+
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -16,22 +20,6 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use squall_ioloop::sleep;
 use squall_iostream::IoStream;
 use squall_tcpserver::{PeerAddr, TcpServer};
-
-fn set_nofile(soft: libc::rlim_t) -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we pass.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    assert_eq!(rc, 0, "getrlimit: {}", std::io::Error::last_os_error());
-    let old = lim.rlim_cur;
-    lim.rlim_cur = soft.min(lim.rlim_max);
-    // SAFETY: setrlimit reads one valid rlimit; lowering the soft limit is always allowed.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
-    old
-}
 
 async fn survives_emfile() {
     let server = TcpServer::new(|stream: IoStream, _addr: PeerAddr| async move {
@@ -89,9 +77,9 @@ async fn survives_emfile() {
 
 #[test]
 fn emfile_pauses_the_listener_then_serves() {
-    let old = set_nofile(256);
+    let old = rlimit::set_nofile(256);
     for backend in common::BACKENDS {
         common::run(backend, survives_emfile);
     }
-    set_nofile(old);
+    rlimit::set_nofile(old);
 }

@@ -1,0 +1,20 @@
+//! Lowering `RLIMIT_NOFILE` for the EMFILE tests (shared by squall-tcpserver's and
+//! squall-httpserver's through `#[path]`).
+
+/// Sets the soft open-file limit to `soft` (capped at the hard limit) and returns the
+/// old soft limit.
+pub(crate) fn set_nofile(soft: libc::rlim_t) -> libc::rlim_t {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we pass.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    assert_eq!(rc, 0, "getrlimit: {}", std::io::Error::last_os_error());
+    let old = lim.rlim_cur;
+    lim.rlim_cur = soft.min(lim.rlim_max);
+    // SAFETY: setrlimit reads one valid rlimit; lowering the soft limit is always allowed.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
+    old
+}
