@@ -215,7 +215,8 @@ impl ResponseWriter<'_> {
     }
 
     /// Write the status line and headers (Tornado's `write_headers`). A `Date` header
-    /// is added unless present, and a `Server` header as configured.
+    /// is added unless present, and a `Server` header as configured. The map's
+    /// allocation goes back to the thread's [`pool`](squall_httputil::pool) afterwards.
     ///
     /// # Errors
     /// [`OutputError::NoRequestPending`] if a response was already started for this
@@ -235,7 +236,9 @@ impl ResponseWriter<'_> {
         }
         Self::room(s)?;
         Self::add_headers(s, &mut headers);
-        s.h1.start_response(status, &headers, &mut s.out)?;
+        let started = s.h1.start_response(status, &headers, &mut s.out);
+        squall_httputil::pool::recycle_headers(headers);
+        started?;
         s.resp = Resp::Started;
         s.status = status;
         Ok(())
@@ -285,7 +288,8 @@ impl ResponseWriter<'_> {
     }
 
     /// A whole response at once: head, body, end. A Content-Length is added unless
-    /// `headers` has one; for a HEAD request the body is not sent.
+    /// `headers` has one; for a HEAD request the body is not sent. The map's allocation
+    /// goes back to the thread's [`pool`](squall_httputil::pool) afterwards.
     ///
     /// # Errors
     /// As [`write_head`](Self::write_head); [`OutputError::BodyNotAllowed`] for a
@@ -306,7 +310,10 @@ impl ResponseWriter<'_> {
         Self::room(s)?;
         Self::add_headers(s, &mut headers);
         let mark = s.out.len();
-        match s.h1.respond(status, &headers, body, &mut s.out) {
+        let result = s.h1.respond(status, &headers, body, &mut s.out);
+        // The map's allocation serves the next request or response of this thread.
+        squall_httputil::pool::recycle_headers(headers);
+        match result {
             Ok(_) => {
                 s.resp = Resp::Finished;
                 s.status = status;
@@ -550,31 +557,40 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
     /// # Panics
     /// The future panics if polled on a thread without a current `IoLoop` (its
     /// timeouts are loop timers).
-    pub async fn serve(mut self) {
-        let shared = RefCell::new(Shared {
-            h1: ServerConn::new(self.params.limits.clone()),
-            out: BytesMut::new(),
-            resp: Resp::NotStarted,
-            status: StatusCode::OK,
-            flush_requested: false,
-            write_failed: None,
-            broken: false,
-            body_limit: self.params.config.max_body_size,
-            body_timeout: self.params.config.body_timeout,
-            body_done: false,
-            queued: 0,
-            write_cap: self.params.config.max_write_buffer_size,
-            overflowed: false,
-        });
-        {
-            let h1 = &mut shared.borrow_mut().h1;
-            h1.set_no_keep_alive(self.params.config.no_keep_alive);
-            h1.set_server_header(self.params.config.server_header.clone());
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    pub fn serve(mut self) -> impl Future<Output = ()> {
+        // An `async` block rather than an `async fn`: the connection is captured once,
+        // where an `async fn` keeps its arguments twice (as passed and as locals), which
+        // every idle connection would pay for.
+        async move {
+            let shared = RefCell::new(Shared {
+                h1: ServerConn::new(self.params.limits.clone()),
+                out: BytesMut::new(),
+                resp: Resp::NotStarted,
+                status: StatusCode::OK,
+                flush_requested: false,
+                write_failed: None,
+                broken: false,
+                body_limit: self.params.config.max_body_size,
+                body_timeout: self.params.config.body_timeout,
+                body_done: false,
+                queued: 0,
+                write_cap: self.params.config.max_write_buffer_size,
+                overflowed: false,
+            });
+            {
+                let h1 = &mut shared.borrow_mut().h1;
+                h1.set_no_keep_alive(self.params.config.no_keep_alive);
+                h1.set_server_header(self.params.config.server_header.clone());
+            }
+            let mut inbuf = BytesMut::new();
+            let end = self.run(&shared, &mut inbuf).await;
+            self.close(&shared, &mut inbuf, end).await;
+            self.delegate.on_close(&self.info);
         }
-        let mut inbuf = BytesMut::new();
-        let end = self.run(&shared, &mut inbuf).await;
-        self.close(&shared, &mut inbuf, end).await;
-        self.delegate.on_close(&self.info);
     }
 
     fn note_memory(&mut self, buffers: usize) {

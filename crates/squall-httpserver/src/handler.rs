@@ -49,11 +49,13 @@ impl Default for Response {
 }
 
 impl Response {
-    /// An empty response with `status`.
+    /// An empty response with `status`. Its header map comes from the thread's
+    /// [`pool`](squall_httputil::pool) (the server gives maps back there once a head is
+    /// written), so building a response usually allocates nothing.
     pub fn new(status: StatusCode) -> Self {
         Response {
             status,
-            headers: HeaderMap::new(),
+            headers: squall_httputil::pool::take_headers(),
             body: Bytes::new(),
         }
     }

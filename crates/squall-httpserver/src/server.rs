@@ -198,15 +198,27 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
     /// One connection's task. The connection is built inside the task and moved into
     /// `serve()` before the first await, so the task stores only the `serve` future
     /// (an async block that captured a ready-made connection or future and then
-    /// awaited it would keep room for both, on every idle connection).
-    async fn serve(weak: Weak<Self>, stream: IoStream, addr: Option<SocketAddr>) {
-        let Some(local) = weak.upgrade() else {
-            return;
-        };
-        let (conn, guard) = local.connection(stream, addr);
-        drop(local);
-        let _guard = guard;
-        conn.serve().await;
+    /// awaited it would keep room for both, on every idle connection). A plain function
+    /// returning an `async move` block, not an `async fn`: an `async fn` keeps its
+    /// arguments twice.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    fn serve(
+        weak: Weak<Self>,
+        stream: IoStream,
+        addr: Option<SocketAddr>,
+    ) -> impl Future<Output = ()> + 'static {
+        async move {
+            let Some(local) = weak.upgrade() else {
+                return;
+            };
+            let (conn, guard) = local.connection(stream, addr);
+            drop(local);
+            let _guard = guard;
+            conn.serve().await;
+        }
     }
 
     /// Register a connection: its driver, and the guard that unregisters it.

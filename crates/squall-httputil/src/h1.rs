@@ -152,7 +152,6 @@ pub struct ServerConn {
     read: Read,
     pending: VecDeque<Pending>,
     response: Option<ResponseEncoder>,
-    spare_headers: Option<HeaderMap>,
     server_header: Option<HeaderValue>,
     /// Made on the first chunked body, then reset in place for each one; boxed so that
     /// a connection that never sees one (and an idle one) stays small.
@@ -173,7 +172,6 @@ impl ServerConn {
             read: Read::Head,
             pending: VecDeque::new(),
             response: None,
-            spare_headers: None,
             server_header: None,
             chunked: None,
             trailers: None,
@@ -217,11 +215,11 @@ impl ServerConn {
         self.server_header = value;
     }
 
-    /// Give back a request's `HeaderMap` once done with it, so the next head reuses its
-    /// allocation (hyper's `cached_headers`).
-    pub fn recycle_headers(&mut self, mut headers: HeaderMap) {
-        headers.clear();
-        self.spare_headers = Some(headers);
+    /// Give back a request's `HeaderMap` once done with it, so a later head reuses its
+    /// allocation (hyper's `cached_headers`). The map goes to this thread's
+    /// [`pool`](crate::pool), not to this connection: an idle connection holds none.
+    pub fn recycle_headers(&mut self, headers: HeaderMap) {
+        crate::pool::recycle_headers(headers);
     }
 
     /// Parse what `buf` holds and return the next event, or `None` when more input is
@@ -234,7 +232,7 @@ impl ServerConn {
                 if self.pending.len() >= self.limits.max_pipelined {
                     return None;
                 }
-                let headers = self.spare_headers.take().unwrap_or_default();
+                let headers = crate::pool::take_headers();
                 match self.parser.parse_bytes(buf, &self.limits, headers) {
                     Ok(None) => None,
                     Err(e) => Some(self.fail(e)),

@@ -77,6 +77,7 @@ mod gzip;
 pub mod h1;
 mod head;
 mod limits;
+pub mod pool;
 mod request;
 mod response;
 mod url;
