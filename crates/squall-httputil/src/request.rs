@@ -21,9 +21,20 @@ use crate::url::{parse_qs_bytes, split_host_and_port, Arguments};
 #[derive(Debug)]
 enum Remote {
     /// An address, formatted on first use.
-    Ip(Option<IpAddr>, OnceLock<String>),
+    Ip(Option<IpAddr>),
     /// Text given by the caller.
     Text(String),
+}
+
+/// What is worked out on first use. Boxed behind one `OnceLock`, so that a request that
+/// never asks (most of them) is smaller: requests are moved several times on their way
+/// to a handler, and every byte of them is copied each time.
+#[derive(Debug, Default)]
+struct Lazy {
+    remote_ip: OnceLock<String>,
+    query_arguments: OnceLock<Arguments>,
+    arguments: OnceLock<Arguments>,
+    cookies: OnceLock<HashMap<String, String>>,
 }
 
 /// What [`HttpServerRequest::parse_body`] found.
@@ -89,10 +100,8 @@ pub struct HttpServerRequest {
     protocol: Cow<'static, str>,
     started: Instant,
     finished: Option<Instant>,
-    query_arguments: OnceLock<Arguments>,
-    arguments: OnceLock<Arguments>,
     body_parts: Option<Box<BodyParts>>,
-    cookies: OnceLock<HashMap<String, String>>,
+    lazy: OnceLock<Box<Lazy>>,
 }
 
 impl HttpServerRequest {
@@ -127,7 +136,7 @@ impl HttpServerRequest {
         Self::build(
             head,
             body,
-            Remote::Ip(remote_ip, OnceLock::new()),
+            Remote::Ip(remote_ip),
             protocol.into(),
             started,
         )
@@ -150,11 +159,13 @@ impl HttpServerRequest {
             protocol,
             started,
             finished: None,
-            query_arguments: OnceLock::new(),
-            arguments: OnceLock::new(),
             body_parts: None,
-            cookies: OnceLock::new(),
+            lazy: OnceLock::new(),
         }
+    }
+
+    fn lazy(&self) -> &Lazy {
+        self.lazy.get_or_init(Box::default)
     }
 
     /// The client's address as text (Tornado's `remote_ip`): the peer's, or with
@@ -163,8 +174,8 @@ impl HttpServerRequest {
     pub fn remote_ip(&self) -> &str {
         match &self.remote {
             Remote::Text(s) => s,
-            Remote::Ip(None, _) => "",
-            Remote::Ip(Some(ip), text) => text.get_or_init(|| ip.to_string()),
+            Remote::Ip(None) => "",
+            Remote::Ip(Some(ip)) => self.lazy().remote_ip.get_or_init(|| ip.to_string()),
         }
     }
 
@@ -172,7 +183,7 @@ impl HttpServerRequest {
     pub fn remote_addr(&self) -> Option<IpAddr> {
         match &self.remote {
             Remote::Text(s) => s.parse().ok(),
-            Remote::Ip(ip, _) => *ip,
+            Remote::Ip(ip) => *ip,
         }
     }
 
@@ -195,7 +206,8 @@ impl HttpServerRequest {
     /// Arguments from the query string (Tornado's `query_arguments`), parsed on first
     /// use.
     pub fn query_arguments(&self) -> &Arguments {
-        self.query_arguments
+        self.lazy()
+            .query_arguments
             .get_or_init(|| parse_qs_bytes(self.query().as_bytes(), true))
     }
 
@@ -215,7 +227,7 @@ impl HttpServerRequest {
     /// Query and body arguments together, query first (Tornado's `arguments`), merged
     /// on first use.
     pub fn arguments(&self) -> &Arguments {
-        self.arguments.get_or_init(|| {
+        self.lazy().arguments.get_or_init(|| {
             let mut all = self.query_arguments().clone();
             for (k, v) in self.body_arguments() {
                 all.entry(k.clone()).or_default().extend(v.iter().cloned());
@@ -282,7 +294,9 @@ impl HttpServerRequest {
             config,
         )?;
         self.body_parts = Some(Box::new(parts));
-        self.arguments.take();
+        if let Some(lazy) = self.lazy.get_mut() {
+            lazy.arguments.take();
+        }
         Ok(())
     }
 
@@ -309,7 +323,7 @@ impl HttpServerRequest {
     /// The cookies sent with the request, parsed on first use with [`parse_cookie`]
     /// (several Cookie headers are joined with `; `).
     pub fn cookies(&self) -> &HashMap<String, String> {
-        self.cookies.get_or_init(|| {
+        self.lazy().cookies.get_or_init(|| {
             let joined = self
                 .headers
                 .get_all(header::COOKIE)
