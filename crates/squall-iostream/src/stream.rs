@@ -1126,15 +1126,22 @@ impl Inner {
                 let file = self.file.borrow();
                 let Some(file) = file.as_ref() else { break };
                 let wbuf = self.wbuf.borrow();
-                let mut slices = [IoSlice::new(&[]); MAX_IOV];
-                let mut n = 0;
-                let mut total = 0;
-                for chunk in wbuf.iter().take(MAX_IOV) {
-                    slices[n] = IoSlice::new(chunk);
-                    total += chunk.len();
-                    n += 1;
+                match wbuf.as_slice() {
+                    // The usual case (a server's batch of responses is one chunk): a
+                    // plain write, without filling an array of MAX_IOV slices first.
+                    [only] => (&*file).write(only).map(|w| (w, only.len())),
+                    chunks => {
+                        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                        let mut n = 0;
+                        let mut total = 0;
+                        for chunk in chunks.iter().take(MAX_IOV) {
+                            slices[n] = IoSlice::new(chunk);
+                            total += chunk.len();
+                            n += 1;
+                        }
+                        (&*file).write_vectored(&slices[..n]).map(|w| (w, total))
+                    }
                 }
-                (&*file).write_vectored(&slices[..n]).map(|w| (w, total))
             };
             match res {
                 Ok((0, _)) => {

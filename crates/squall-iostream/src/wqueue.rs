@@ -31,8 +31,8 @@ impl WriteQueue {
     }
 
     /// The unwritten chunks, in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Bytes> {
-        self.chunks[self.head..].iter()
+    pub(crate) fn as_slice(&self) -> &[Bytes] {
+        &self.chunks[self.head..]
     }
 
     /// Drops `n` written bytes from the front.
@@ -76,7 +76,10 @@ mod tests {
     use super::*;
 
     fn contents(q: &WriteQueue) -> Vec<u8> {
-        q.iter().flat_map(|b| b.iter().copied()).collect()
+        q.as_slice()
+            .iter()
+            .flat_map(|b| b.iter().copied())
+            .collect()
     }
 
     #[test]
