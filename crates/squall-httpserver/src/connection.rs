@@ -46,12 +46,13 @@ const LINGER_BYTES: usize = 1024 * 1024;
 #[derive(Debug)]
 pub(crate) struct Params {
     pub(crate) config: HttpServerConfig,
-    pub(crate) limits: Limits,
+    /// Shared by the connections' parsers (a pointer each, not a copy).
+    pub(crate) limits: Arc<Limits>,
 }
 
 impl Params {
     pub(crate) fn new(config: HttpServerConfig) -> Rc<Params> {
-        let limits = config.limits();
+        let limits = Arc::new(config.limits());
         Rc::new(Params { config, limits })
     }
 }

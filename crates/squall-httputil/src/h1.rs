@@ -51,6 +51,7 @@
 //! ```
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
@@ -147,7 +148,7 @@ enum Read {
 #[doc(alias = "HTTP1Connection")]
 #[derive(Debug)]
 pub struct ServerConn {
-    limits: Limits,
+    limits: Arc<Limits>,
     parser: HeadParser,
     read: Read,
     pending: VecDeque<Pending>,
@@ -163,8 +164,11 @@ pub struct ServerConn {
 }
 
 impl ServerConn {
-    /// A connection at the start of its first request.
-    pub fn new(limits: Limits) -> Self {
+    /// A connection at the start of its first request. Pass an `Arc<Limits>` to share
+    /// one set of limits among many connections (a server does; each connection then
+    /// holds a pointer, not a copy), or a plain `Limits`.
+    pub fn new(limits: impl Into<Arc<Limits>>) -> Self {
+        let limits = limits.into();
         let body_limit = limits.max_body_size;
         ServerConn {
             limits,
