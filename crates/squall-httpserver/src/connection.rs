@@ -648,10 +648,9 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                         };
                     }
                     let idle_wait = inbuf.iter().all(|&b| b == b'\r' || b == b'\n');
-                    if idle_wait && self.control.draining() {
-                        return End::Done;
-                    }
-                    // The input is exhausted: send the batch.
+                    // The input is exhausted: send the batch. (A draining connection
+                    // that is idle ends in `read`, after one look for a request that
+                    // raced the drain.)
                     if !shared.borrow().out.is_empty() {
                         if let Err(end) = self.flush(shared, inbuf).await {
                             return end;
@@ -664,7 +663,12 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                     }
                     let out_cap = release_output(shared);
                     match self.read(inbuf, out_cap, deadline, idle_wait).await {
-                        ReadOutcome::Data => {}
+                        ReadOutcome::Data => {
+                            if self.control.draining() {
+                                // Answered, with `Connection: close`, then closed.
+                                shared.borrow_mut().h1.set_no_keep_alive(true);
+                            }
+                        }
                         ReadOutcome::Eof => {
                             if shared.borrow_mut().h1.read_eof(inbuf).is_err() {
                                 log::debug!(
@@ -1136,14 +1140,19 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             } = self;
             let mut fut = pin!(transport.read(inbuf));
             poll_fn(|cx| {
-                if control.forced() || (idle && control.draining()) {
+                if control.forced() {
                     return Poll::Ready(ReadOutcome::Shutdown);
                 }
+                // The transport first: a request that arrived on an idle connection
+                // as the server began to drain is served, not dropped.
                 match fut.as_mut().poll(cx) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(ReadOutcome::Eof),
                     Poll::Ready(Ok(_)) => return Poll::Ready(ReadOutcome::Data),
                     Poll::Ready(Err(e)) => return Poll::Ready(ReadOutcome::Error(e)),
                     Poll::Pending => {}
+                }
+                if idle && control.draining() {
+                    return Poll::Ready(ReadOutcome::Shutdown);
                 }
                 if timer.poll(cx, deadline).is_ready() {
                     return Poll::Ready(ReadOutcome::Timeout);
@@ -1215,5 +1224,62 @@ fn log_access(status: StatusCode, method: &Method, uri: &Uri, ip: Option<IpAddr>
 fn log_access_error(info: &ConnectionInfo, e: ParseError) {
     if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
         log::info!(target: ACCESS_LOG_TARGET, "{} (bad request: {e}) ({})", e.status().as_u16(), Peer(info));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{handler_fn, MemoryTransport, Response};
+    use squall_ioloop::IoLoop;
+
+    async fn until(mut cond: impl FnMut() -> bool) {
+        while !cond() {
+            squall_ioloop::sleep(Duration::ZERO).await;
+        }
+    }
+
+    /// A request that reaches an idle keep-alive connection in the same turn as the
+    /// server's drain is answered (with `Connection: close`), then the connection
+    /// closes; an idle connection with nothing to read just closes.
+    #[test]
+    fn a_request_racing_a_drain_is_answered() {
+        for racing in [true, false] {
+            let io_loop = IoLoop::new().unwrap();
+            let (transport, peer) = MemoryTransport::pair();
+            let control = Rc::new(Control::default());
+            let handler = Rc::new(handler_fn(|_req| async { Response::text("hi") }));
+            let conn = Http1Connection::with_params(
+                transport,
+                handler,
+                Params::new(HttpServerConfig::default()),
+                ConnectionInfo::new(None, 0),
+                control.clone(),
+                None,
+            );
+            let out = io_loop
+                .run_sync(
+                    async move {
+                        let task = IoLoop::current().unwrap().spawn(conn.serve());
+                        peer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+                        until(|| peer.write_calls() == 1).await;
+                        if racing {
+                            peer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+                        }
+                        control.drain();
+                        task.await.unwrap();
+                        assert!(peer.is_closed());
+                        String::from_utf8(peer.take_output().to_vec()).unwrap()
+                    },
+                    Some(Duration::from_secs(30)),
+                )
+                .unwrap();
+            let answers: Vec<&str> = out.split("HTTP/1.1 200 OK\r\n").skip(1).collect();
+            assert_eq!(answers.len(), if racing { 2 } else { 1 }, "{out}");
+            assert!(!answers[0].contains("Connection: close"), "{out}");
+            if racing {
+                assert!(answers[1].contains("Connection: close\r\n"), "{out}");
+            }
+        }
     }
 }

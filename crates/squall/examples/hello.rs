@@ -110,7 +110,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    log::warn!(
+    // On standard output, whatever the log level: it is what the user waits for, not a
+    // warning.
+    println!(
         "squall hello listening on http://{addr}/ with {} thread(s)",
         args.threads
     );
