@@ -16,9 +16,8 @@
 //! cause and what stays buffered is a prefix of the unread bytes.
 //!
 //! Where the outcome depends on how the kernel and the loop split the bytes (a partial
-//! read's length; a read that ends exactly at `max_buffer_size` when the end-of-file
-//! has or has not been seen yet; `TooLarge` against a frame that completes in the same
-//! read) the model accepts each possible outcome and nothing else.
+//! read's length; `TooLarge` against a frame that completes in the same read) the model
+//! accepts each possible outcome and nothing else.
 #![no_main]
 
 use std::future::{poll_fn, Future};
@@ -192,10 +191,9 @@ impl Model {
         let (r, l) = (self.rest().len(), self.limit);
         match at {
             Some(t) if t <= r => vec![if t <= l { reached } else { Outcome::BufferFull }],
-            _ if r < l => vec![Outcome::Eof],
-            // Exactly full: end-of-file if the read that returned 0 came before the
-            // buffer filled up, `BufferFull` otherwise.
-            _ if r == l => vec![Outcome::Eof, Outcome::BufferFull],
+            // Exactly full is not past the limit: a full buffer looks for one more byte
+            // and finds end-of-file.
+            _ if r <= l => vec![Outcome::Eof],
             _ => vec![Outcome::BufferFull],
         }
     }

@@ -133,13 +133,7 @@ impl HttpServerRequest {
         protocol: impl Into<Cow<'static, str>>,
         started: Instant,
     ) -> Self {
-        Self::build(
-            head,
-            body,
-            Remote::Ip(remote_ip),
-            protocol.into(),
-            started,
-        )
+        Self::build(head, body, Remote::Ip(remote_ip), protocol.into(), started)
     }
 
     fn build(

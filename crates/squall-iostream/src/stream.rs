@@ -1285,8 +1285,24 @@ impl Inner {
             let limit = self.max_buffer_size();
             let room = limit.saturating_sub(buf.len());
             if room == 0 {
-                self.close_with(CloseCause::BufferFull);
-                return Poll::Ready(Err(StreamError::BufferFull { limit }.into()));
+                // Full. One more byte decides, as in Tornado, which fails only past the
+                // limit: end of file means the buffered bytes are all there is (the
+                // check above then sees them with the stream closed); a byte means the
+                // limit is passed.
+                let mut probe = [0u8; 1];
+                match self.read_syscall(&mut probe) {
+                    Ok(0) => self.close_with(CloseCause::Eof),
+                    Ok(_) => {
+                        self.close_with(CloseCause::BufferFull);
+                        return Poll::Ready(Err(StreamError::BufferFull { limit }.into()));
+                    }
+                    Err(e) => match e.kind() {
+                        io::ErrorKind::WouldBlock => self.clear(READABLE),
+                        io::ErrorKind::Interrupted => {}
+                        _ => self.close_with(CloseCause::from_io(e)),
+                    },
+                }
+                continue;
             }
             let want = match need {
                 Need::Total(n) => n.saturating_sub(buf.len()).max(1),

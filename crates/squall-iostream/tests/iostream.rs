@@ -465,6 +465,22 @@ async fn read_until_close_past_max_buffer_size() {
     assert!(matches!(server.error(), Some(CloseCause::BufferFull)));
 }
 
+// Tornado fails only past max_buffer_size: exactly that many bytes, then end of file,
+// is a whole read_until_close (and one byte more is still BufferFull, above). Each size
+// is tried with the peer's bytes and its close already in the socket, the case where the
+// buffer fills before end of file is seen.
+async fn read_until_close_at_exactly_max_buffer_size() {
+    for size in [1usize, 4096, 100_000] {
+        let (server, mut peer) = tcp_with_std_peer().await;
+        server.set_max_buffer_size(size);
+        peer.write_all(&vec![b'q'; size]).unwrap();
+        drop(peer);
+        let all = server.read_until_close().await.unwrap();
+        assert_eq!(all.len(), size);
+        assert!(matches!(server.error(), None | Some(CloseCause::Eof)));
+    }
+}
+
 // Tornado: max_write_buffer_size (StreamBufferFullError at write).
 async fn max_write_buffer_size() {
     let (_server, client) = tcp_pair().await;
@@ -649,6 +665,7 @@ backend_tests!(
     small_reads_from_large_buffer,
     small_read_untils_from_large_buffer,
     read_until_close_past_max_buffer_size,
+    read_until_close_at_exactly_max_buffer_size,
     max_write_buffer_size,
     idle_stream_holds_no_buffer,
     read_parse_pipelined_and_limits,
