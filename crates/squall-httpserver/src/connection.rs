@@ -427,9 +427,12 @@ impl LazyTimer {
     }
 }
 
-/// Why the connection stops.
+/// Why the connection stops serving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
+    /// Not an end: no request is in flight and nothing is buffered (but blank lines);
+    /// the connection waits for the next request without its serving state.
+    Idle,
     /// Nothing more to read: send what is queued, then close.
     Done,
     /// Part of the request is unread: send what is queued, read and discard for a
@@ -467,9 +470,13 @@ fn log_io_error(context: &str, e: &io::Error) {
 /// `HTTP1Connection`, server side.
 ///
 /// [`serve`](Self::serve) is the connection's whole life as one future: spawn it once
-/// per connection (it is boxed once, by the spawn) and it serves request after request
-/// until the connection closes. It is generic over the transport and the delegate, so
-/// nothing is boxed or dynamically dispatched per request.
+/// per connection and it serves request after request until the connection closes. It
+/// is generic over the transport and the delegate, so nothing is dynamically
+/// dispatched. Between requests the connection is *idle* and holds only itself and a
+/// wait for the next bytes; the state of serving (the parser, the output buffer, the
+/// request in flight with its delegate's futures) lives in one box made when bytes
+/// arrive and freed when the connection is idle again: one allocation per busy period,
+/// so per pipelined batch, not per request.
 ///
 /// Requests are handled in order; for each the delegate's methods are awaited in turn.
 /// **Pipelining is batching**: every request already buffered is parsed and answered
@@ -567,30 +574,70 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         // where an `async fn` keeps its arguments twice (as passed and as locals), which
         // every idle connection would pay for.
         async move {
-            let shared = RefCell::new(Shared {
-                h1: ServerConn::new(self.params.limits.clone()),
-                out: BytesMut::new(),
-                resp: Resp::NotStarted,
-                status: StatusCode::OK,
-                flush_requested: false,
-                write_failed: None,
-                broken: false,
-                body_limit: self.params.config.max_body_size,
-                body_timeout: self.params.config.body_timeout,
-                body_done: false,
-                queued: 0,
-                write_cap: self.params.config.max_write_buffer_size,
-                overflowed: false,
-            });
-            {
-                let h1 = &mut shared.borrow_mut().h1;
-                h1.set_no_keep_alive(self.params.config.no_keep_alive);
-                h1.set_server_header(self.params.config.server_header.clone());
-            }
             let mut inbuf = BytesMut::new();
-            let end = self.run(&shared, &mut inbuf).await;
-            self.close(&shared, &mut inbuf, end).await;
+            while self.wait_next(&mut inbuf).await {
+                // Allocating first and writing the future into the box builds it in
+                // place: `Box::pin(f)` would build it on the stack and copy its ~4 KB
+                // in (about 330 instructions, measured with callgrind).
+                let slot = Box::new_uninit();
+                let idle = Box::into_pin(Box::write(slot, self.busy(&mut inbuf))).await;
+                if !idle {
+                    break;
+                }
+            }
             self.delegate.on_close(&self.info);
+        }
+    }
+
+    /// Wait for the first bytes of the next request, holding nothing else. `false` once
+    /// the connection is closed: end of file, the idle timeout, a shutdown, an error.
+    async fn wait_next(&mut self, inbuf: &mut BytesMut) -> bool {
+        let deadline = Instant::now() + self.params.config.idle_connection_timeout;
+        match self.read(inbuf, 0, deadline, true).await {
+            ReadOutcome::Data => return true,
+            ReadOutcome::Eof | ReadOutcome::Shutdown => {}
+            ReadOutcome::Timeout => {
+                log::debug!("closing connection from {}: idle timeout", Peer(&self.info));
+            }
+            ReadOutcome::Error(e) => log_io_error("error reading from HTTP connection", &e),
+        }
+        self.transport.close();
+        false
+    }
+
+    /// Serve what `inbuf` holds and what follows, until the connection is idle again
+    /// (`true`) or closed (`false`).
+    async fn busy(&mut self, inbuf: &mut BytesMut) -> bool {
+        let config = &self.params.config;
+        let mut h1 = ServerConn::new(self.params.limits.clone());
+        // Draining: the request that woke an idle connection is answered with
+        // `Connection: close`.
+        h1.set_no_keep_alive(config.no_keep_alive || self.control.draining());
+        h1.set_server_header(config.server_header.clone());
+        let shared = RefCell::new(Shared {
+            h1,
+            out: BytesMut::new(),
+            resp: Resp::NotStarted,
+            status: StatusCode::OK,
+            flush_requested: false,
+            write_failed: None,
+            broken: false,
+            body_limit: config.max_body_size,
+            body_timeout: config.body_timeout,
+            body_done: false,
+            queued: 0,
+            write_cap: config.max_write_buffer_size,
+            overflowed: false,
+        });
+        match self.run(&shared, inbuf).await {
+            End::Idle => {
+                release_output(&shared);
+                true
+            }
+            end => {
+                self.close(&shared, inbuf, end).await;
+                false
+            }
         }
     }
 
@@ -613,16 +660,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             match event {
                 Some(Event::Head(head)) => {
                     head_started = None;
-                    // Boxed per request, so that a connection waiting between requests
-                    // holds only the small state of `run`, not the largest state of a
-                    // request (its delegate's futures included). Allocating first and
-                    // writing the future into the box builds it in place: `Box::pin(f)`
-                    // would build it on the stack and copy its ~4 KB in (about 330
-                    // instructions per request, measured with callgrind).
-                    let slot = Box::new_uninit();
-                    let flow =
-                        Box::into_pin(Box::write(slot, self.request(head, shared, inbuf))).await;
-                    if let Flow::Close(end) = flow {
+                    if let Flow::Close(end) = self.request(head, shared, inbuf).await {
                         return end;
                     }
                 }
@@ -647,22 +685,22 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                             End::Linger
                         };
                     }
-                    let idle_wait = inbuf.iter().all(|&b| b == b'\r' || b == b'\n');
-                    // The input is exhausted: send the batch. (A draining connection
-                    // that is idle ends in `read`, after one look for a request that
-                    // raced the drain.)
+                    // The input is exhausted: send the batch.
                     if !shared.borrow().out.is_empty() {
                         if let Err(end) = self.flush(shared, inbuf).await {
                             return end;
                         }
                     }
-                    let now = Instant::now();
-                    let mut deadline = now + idle;
-                    if !idle_wait {
-                        deadline = deadline.min(*head_started.get_or_insert(now) + header_timeout);
+                    if inbuf.iter().all(|&b| b == b'\r' || b == b'\n') {
+                        // Between requests: the caller lets this state go and waits.
+                        return End::Idle;
                     }
+                    // Part of a head: wait for the rest, within the header timeout.
+                    let now = Instant::now();
+                    let deadline =
+                        (now + idle).min(*head_started.get_or_insert(now) + header_timeout);
                     let out_cap = release_output(shared);
-                    match self.read(inbuf, out_cap, deadline, idle_wait).await {
+                    match self.read(inbuf, out_cap, deadline, false).await {
                         ReadOutcome::Data => {
                             if self.control.draining() {
                                 // Answered, with `Connection: close`, then closed.
@@ -681,9 +719,8 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                         }
                         ReadOutcome::Timeout => {
                             log::debug!(
-                                "closing connection from {}: {} timeout",
-                                Peer(&self.info),
-                                if idle_wait { "idle" } else { "header" }
+                                "closing connection from {}: header timeout",
+                                Peer(&self.info)
                             );
                             return End::Dead;
                         }
@@ -1167,6 +1204,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
     }
 
     async fn close(&mut self, shared: &RefCell<Shared>, inbuf: &mut BytesMut, end: End) {
+        debug_assert!(end != End::Idle, "an idle connection is not closed here");
         if end != End::Dead
             && !shared.borrow().out.is_empty()
             && self.flush(shared, inbuf).await.is_err()
