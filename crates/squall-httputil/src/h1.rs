@@ -50,11 +50,11 @@
 //! # Ok::<(), squall_httputil::OutputError>(())
 //! ```
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use smallvec::SmallVec;
 
 use crate::body::{Decoded, LengthDecoder};
 use crate::chunked::ChunkedDecoder;
@@ -151,7 +151,9 @@ pub struct ServerConn {
     limits: Arc<Limits>,
     parser: HeadParser,
     read: Read,
-    pending: VecDeque<Pending>,
+    /// In order of arrival. Inline: a server answers in turn, so it is nearly always
+    /// one, and a connection rebuilt per busy period should not allocate for it.
+    pending: SmallVec<[Pending; 4]>,
     response: Option<ResponseEncoder>,
     server_header: Option<HeaderValue>,
     /// Made on the first chunked body, then reset in place for each one; boxed so that
@@ -174,7 +176,7 @@ impl ServerConn {
             limits,
             parser: HeadParser::new(),
             read: Read::Head,
-            pending: VecDeque::new(),
+            pending: SmallVec::new(),
             response: None,
             server_header: None,
             chunked: None,
@@ -244,7 +246,7 @@ impl ServerConn {
                         if self.no_keep_alive {
                             head.keep_alive = false;
                         }
-                        self.pending.push_back(Pending {
+                        self.pending.push(Pending {
                             version: head.version,
                             is_head: head.method == Method::HEAD,
                             keep_alive: head.keep_alive,
@@ -304,7 +306,7 @@ impl ServerConn {
                                 .and_then(|c| c.take_trailers())
                                 .map(Box::new);
                         }
-                        let keep_alive = match self.pending.back_mut() {
+                        let keep_alive = match self.pending.last_mut() {
                             Some(current) => {
                                 current.body_done = true;
                                 current.keep_alive
@@ -334,11 +336,11 @@ impl ServerConn {
     /// under way: then it is finished, and the connection closed after it.
     fn drop_current_request(&mut self) {
         if self.response.is_some() && self.pending.len() == 1 {
-            if let Some(p) = self.pending.back_mut() {
+            if let Some(p) = self.pending.last_mut() {
                 p.keep_alive = false;
             }
         } else {
-            self.pending.pop_back();
+            self.pending.pop();
         }
     }
 
@@ -416,7 +418,7 @@ impl ServerConn {
         if self.response.is_some() {
             return Err(OutputError::NoRequestPending);
         }
-        let p = self.pending.front().ok_or(OutputError::NoRequestPending)?;
+        let p = self.pending.first().ok_or(OutputError::NoRequestPending)?;
         Ok(RequestInfo {
             version: p.version,
             is_head: p.is_head,
@@ -497,10 +499,10 @@ impl ServerConn {
         let mut enc = self.response.take().ok_or(OutputError::NoResponseStarted)?;
         let r = enc.finish(out);
         self.fail_output(r)?;
-        let req_ok = self
-            .pending
-            .pop_front()
-            .is_some_and(|r| r.body_done && r.keep_alive);
+        let req_ok = !self.pending.is_empty() && {
+            let r = self.pending.remove(0);
+            r.body_done && r.keep_alive
+        };
         let keep_alive = enc.keep_alive() && req_ok && !self.no_keep_alive && !self.closing;
         if !keep_alive {
             self.closing = true;
