@@ -257,12 +257,14 @@ impl TcpServer {
     }
 }
 
-/// Runs one connection as a task. The handler is called inside the task and its future
-/// awaited in place: an `async` block that captured a ready-made future and awaited it
-/// would keep two slots of that future's size (the captured one and the awaited one; a
-/// 20 KB HTTP connection cost 40 KB). What the task keeps besides the handler's future:
-/// the handler's `Rc`, the stream handle, and the peer's address only when the output
-/// is reported.
+/// Runs one connection as a task.
+///
+/// When the handler's output is not reported, its future *is* the task: the handler is
+/// called here and its future spawned as it is, so the task keeps nothing else for the
+/// connection's whole life. When the output is reported, the handler is called inside
+/// the task and its future awaited in place (an `async` block that captured a
+/// ready-made future and awaited it would keep two slots of that future's size); that
+/// task also keeps the handler's `Rc`, the stream handle and the peer's address.
 fn spawn_connection<H: StreamHandler>(
     io_loop: &IoLoop,
     handler: Rc<H>,
@@ -279,13 +281,9 @@ fn spawn_connection<H: StreamHandler>(
             fut.await.report(&address);
         }));
     } else {
-        drop(io_loop.spawn(async move {
-            let fut = {
-                let h = handler;
-                h.handle_stream(stream, address)
-            };
-            drop(fut.await);
-        }));
+        let fut = handler.handle_stream(stream, address);
+        drop(handler);
+        drop(io_loop.spawn(fut));
     }
 }
 
