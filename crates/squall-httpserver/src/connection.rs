@@ -1158,49 +1158,59 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
 
     /// Wait for input until `deadline`. `idle`: between requests, where a graceful
     /// shutdown ends the wait.
-    async fn read(
-        &mut self,
-        inbuf: &mut BytesMut,
+    ///
+    /// A plain function returning an `async move` block, not an `async fn` (which
+    /// would keep its five arguments twice): this future is most of what an idle
+    /// connection holds.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    fn read<'a>(
+        &'a mut self,
+        inbuf: &'a mut BytesMut,
         out_cap: usize,
         deadline: Instant,
         idle: bool,
-    ) -> ReadOutcome {
-        // A connection waiting with nothing buffered holds no input buffer (the
-        // transport takes one when bytes arrive).
-        spare::give(inbuf);
-        let outcome = {
-            let Self {
-                transport,
-                timer,
-                control,
-                ..
-            } = self;
-            let mut fut = pin!(transport.read(inbuf));
-            poll_fn(|cx| {
-                if control.forced() {
-                    return Poll::Ready(ReadOutcome::Shutdown);
-                }
-                // The transport first: a request that arrived on an idle connection
-                // as the server began to drain is served, not dropped.
-                match fut.as_mut().poll(cx) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(ReadOutcome::Eof),
-                    Poll::Ready(Ok(_)) => return Poll::Ready(ReadOutcome::Data),
-                    Poll::Ready(Err(e)) => return Poll::Ready(ReadOutcome::Error(e)),
-                    Poll::Pending => {}
-                }
-                if idle && control.draining() {
-                    return Poll::Ready(ReadOutcome::Shutdown);
-                }
-                if timer.poll(cx, deadline).is_ready() {
-                    return Poll::Ready(ReadOutcome::Timeout);
-                }
-                control.register(cx.waker());
-                Poll::Pending
-            })
-            .await
-        };
-        self.note_memory(inbuf.capacity() + out_cap);
-        outcome
+    ) -> impl Future<Output = ReadOutcome> + 'a {
+        async move {
+            // A connection waiting with nothing buffered holds no input buffer (the
+            // transport takes one when bytes arrive).
+            spare::give(inbuf);
+            let outcome = {
+                let Self {
+                    transport,
+                    timer,
+                    control,
+                    ..
+                } = self;
+                let mut fut = pin!(transport.read(inbuf));
+                poll_fn(|cx| {
+                    if control.forced() {
+                        return Poll::Ready(ReadOutcome::Shutdown);
+                    }
+                    // The transport first: a request that arrived on an idle connection
+                    // as the server began to drain is served, not dropped.
+                    match fut.as_mut().poll(cx) {
+                        Poll::Ready(Ok(0)) => return Poll::Ready(ReadOutcome::Eof),
+                        Poll::Ready(Ok(_)) => return Poll::Ready(ReadOutcome::Data),
+                        Poll::Ready(Err(e)) => return Poll::Ready(ReadOutcome::Error(e)),
+                        Poll::Pending => {}
+                    }
+                    if idle && control.draining() {
+                        return Poll::Ready(ReadOutcome::Shutdown);
+                    }
+                    if timer.poll(cx, deadline).is_ready() {
+                        return Poll::Ready(ReadOutcome::Timeout);
+                    }
+                    control.register(cx.waker());
+                    Poll::Pending
+                })
+                .await
+            };
+            self.note_memory(inbuf.capacity() + out_cap);
+            outcome
+        }
     }
 
     async fn close(&mut self, shared: &RefCell<Shared>, inbuf: &mut BytesMut, end: End) {

@@ -46,8 +46,10 @@ fn stream_error(e: StreamError) -> io::Error {
 }
 
 impl Transport for IoStreamTransport {
-    async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        poll_fn(|cx| {
+    // Not an `async fn`: that would keep both arguments twice in the future an idle
+    // connection waits on.
+    fn read(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<usize>> {
+        poll_fn(move |cx| {
             let borrowed = buf.is_empty() && buf.capacity() < spare::MIN_ROOM / 4;
             if borrowed {
                 *buf = spare::take();
@@ -58,7 +60,6 @@ impl Transport for IoStreamTransport {
             }
             read.map_err(stream_error)
         })
-        .await
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<io::Result<()>> {
