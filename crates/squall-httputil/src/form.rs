@@ -253,7 +253,9 @@ fn parse_part(
 /// its parameters (Tornado's `_parse_header`, in one linear pass): `;` inside quotes does
 /// not split, parameter names are lower-cased, quoted values are unquoted (`\c` is `c`),
 /// and RFC 2231/5987 `name*=charset'lang'pct-encoded` values are decoded and replace
-/// `name`. Continuations (`name*0*`) are not joined.
+/// `name`. RFC 2231 continuations (`name*0`, `name*1*`, …) are joined in index order,
+/// the encoded pieces percent-decoded, with the charset of the first piece (Python's
+/// `email.utils.decode_params`, which Tornado uses).
 pub fn parse_header_params(line: &str) -> (String, HashMap<String, String>) {
     let mut pieces = Vec::new();
     let (mut start, mut in_quote, mut escaped) = (0, false, false);
@@ -274,12 +276,18 @@ pub fn parse_header_params(line: &str) -> (String, HashMap<String, String>) {
     let key = pieces[0].trim().to_owned();
     let mut params = HashMap::new();
     let mut extended = Vec::new();
+    // (base name, index, encoded, raw value) of each RFC 2231 continuation piece.
+    let mut continued: Vec<(String, u32, bool, &str)> = Vec::new();
     for p in &pieces[1..] {
         let Some((name, value)) = p.split_once('=') else {
             continue;
         };
         let name = name.trim().to_ascii_lowercase();
         let value = value.trim();
+        if let Some((base, index, encoded)) = continuation(&name) {
+            continued.push((base.to_owned(), index, encoded, value));
+            continue;
+        }
         if let Some(base) = name.strip_suffix('*') {
             if let Some(decoded) = decode_rfc5987(value) {
                 extended.push((base.to_owned(), decoded));
@@ -288,10 +296,60 @@ pub fn parse_header_params(line: &str) -> (String, HashMap<String, String>) {
         }
         params.insert(name, unquote(value));
     }
+    if !continued.is_empty() {
+        // Stable: pieces that repeat an index keep their order of arrival.
+        continued.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        for group in continued.chunk_by(|a, b| a.0 == b.0) {
+            extended.push((group[0].0.clone(), join_continuation(group)));
+        }
+    }
     for (name, value) in extended {
         params.insert(name, value);
     }
     (key, params)
+}
+
+/// `name*N` or `name*N*` (RFC 2231 §3): the base name, N, and whether the piece is
+/// percent-encoded.
+fn continuation(name: &str) -> Option<(&str, u32, bool)> {
+    let (rest, encoded) = match name.strip_suffix('*') {
+        Some(r) => (r, true),
+        None => (name, false),
+    };
+    let (base, digits) = rest.rsplit_once('*')?;
+    if base.is_empty() || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((base, digits.parse().ok()?, encoded))
+}
+
+/// Join the pieces of one continued parameter, in index order: plain pieces are
+/// unquoted, encoded ones percent-decoded; a `charset'language'` prefix is read from the
+/// first piece when it is encoded (UTF-8 unless it says ISO-8859-1).
+fn join_continuation(pieces: &[(String, u32, bool, &str)]) -> String {
+    let mut bytes = Vec::new();
+    let mut latin1 = false;
+    for (i, (_, _, encoded, value)) in pieces.iter().enumerate() {
+        if !encoded {
+            bytes.extend_from_slice(unquote(value).as_bytes());
+            continue;
+        }
+        let mut text = value.trim_matches('"');
+        if i == 0 {
+            let mut it = text.splitn(3, '\'');
+            if let (Some(charset), Some(_lang), Some(rest)) = (it.next(), it.next(), it.next()) {
+                latin1 = charset.eq_ignore_ascii_case("iso-8859-1")
+                    || charset.eq_ignore_ascii_case("latin1");
+                text = rest;
+            }
+        }
+        bytes.extend(url_unescape(text.as_bytes(), false));
+    }
+    if latin1 {
+        bytes.iter().map(|&b| char::from(b)).collect()
+    } else {
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
 }
 
 fn unquote(value: &str) -> String {
@@ -343,6 +401,31 @@ mod tests {
         assert_eq!(p["filename"], "ab.txt");
         let (_, p) = parse_header_params("attachment; filename*=iso-8859-1'en'%E1b");
         assert_eq!(p["filename"], "áb");
+    }
+
+    #[test]
+    fn rfc2231_continuations_are_joined() {
+        // Plain pieces, out of order.
+        let (_, p) = parse_header_params(
+            r#"form-data; name="f"; filename*1="two.txt"; filename*0="part one "; x=1"#,
+        );
+        assert_eq!(p["filename"], "part one two.txt");
+        assert_eq!(p["x"], "1");
+        // Encoded pieces: the charset is read from the first one only.
+        let (_, p) = parse_header_params(
+            "attachment; filename*0*=UTF-8'en'%C3%A1; filename*1*=b%20c; filename*2=.txt",
+        );
+        assert_eq!(p["filename"], "áb c.txt");
+        let (_, p) =
+            parse_header_params("attachment; filename*0*=iso-8859-1''%E1; filename*1*=%E9");
+        assert_eq!(p["filename"], "áé");
+        // A continued value wins over a plain one of the same name.
+        let (_, p) = parse_header_params(r#"form-data; filename="plain"; filename*0="joined""#);
+        assert_eq!(p["filename"], "joined");
+        // Not continuations: a `*` with no digits, or a bare `*`.
+        let (_, p) = parse_header_params("a; x*y=1; *0=2");
+        assert_eq!(p.get("x*y").map(String::as_str), Some("1"));
+        assert!(!p.contains_key(""));
     }
 
     fn body_with_parts(n: usize, boundary: &str) -> Bytes {
