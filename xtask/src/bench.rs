@@ -438,7 +438,8 @@ fn cargo_quiet(root: &Path, args: &[&str], target: &Path) -> Result<(), String> 
     }
 }
 
-fn which(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
+/// `name` in a directory of `PATH`, else the first of `fallbacks` that exists.
+pub(crate) fn which(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|d| d.join(name))

@@ -11,6 +11,8 @@
 //! * `soak`: the example server under load, faults and bad input, nothing lost (see
 //!   [`soak`]).
 //! * `fuzz`: every cargo-fuzz target for N seconds, with libFuzzer's figures (see [`fuzz`]).
+//! * `instructions`: instructions per request of the `hello` server under callgrind, the
+//!   figure machine noise does not move (see [`instructions`]).
 //! * `tidy`: house rules that the compiler does not check (see [`tidy`]); also runs as a
 //!   `#[test]`, so `cargo test` enforces it.
 
@@ -18,6 +20,7 @@ mod bench;
 mod ci;
 mod flags;
 mod fuzz;
+mod instructions;
 mod soak;
 mod tidy;
 mod util;
@@ -47,6 +50,11 @@ tasks:
         runs each cargo-fuzz target of fuzz/ (all by default) for N seconds (default 60)
         on nightly, installing cargo-fuzz if missing; prints executions, exec/s,
         coverage, corpus size and crashes per target; fails on any crash
+  instructions [--seconds S] [--connections N]
+        squall's hello server under valgrind's callgrind, driven by squall-loadgen with
+        N connections (default 4) for S seconds (default 4), one request per write and
+        16 per write: user-space instructions per request, which machine noise does not
+        move (needs valgrind); profiles in target/squall-bench/instructions/
   soak [--minutes N] [--server PATH] [--port P] [--seed N]
         runs squall's hello example (or PATH) under a mix of keep-alive, pipelined and
         echo load, vanishing clients, slowloris, connection storms and bad inputs for
@@ -76,6 +84,7 @@ fn dispatch(task: Option<&str>, args: Vec<String>) -> anyhow::Result<()> {
         Some("bench") => bench::run(args),
         Some("ci") => ci::run(args),
         Some("fuzz") => fuzz::run(args),
+        Some("instructions") => instructions::run(args),
         Some("soak") => soak::run(args),
         Some("tidy") => tidy::run(args),
         Some("help" | "-h" | "--help") => {
