@@ -742,214 +742,238 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
     }
 
     /// One request, from its head to the end of its response.
-    async fn request(
-        &mut self,
+    ///
+    /// This and [`request_inner`](Self::request_inner) are plain functions returning
+    /// `async move` blocks: an `async fn` would keep its arguments twice, and copy the
+    /// request head (about 230 bytes) and `RequestStart` (about 330) once more per
+    /// request.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    fn request<'a>(
+        &'a mut self,
         mut head: RequestHead,
-        shared: &RefCell<Shared>,
-        inbuf: &mut BytesMut,
-    ) -> Flow {
-        let start_time = Instant::now();
-        let access = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info)
-            .then(|| (head.method.clone(), head.uri.clone()));
-        let params = self.params.clone();
-        let config = &params.config;
-        let (remote_ip, protocol) = xheaders::resolve(config, &head.headers, self.info.peer_addr);
-        let gzip = config.decompress_request && xheaders::take_gzip(&mut head.headers);
-        let expect_continue = head.expect_continue;
-        {
-            let mut s = shared.borrow_mut();
-            s.resp = Resp::NotStarted;
-            s.status = StatusCode::OK;
-            s.body_limit = config.max_body_size;
-            s.body_timeout = config.body_timeout;
-            s.body_done = false;
-            if s.out.capacity() == 0 {
-                s.out = spare::take();
+        shared: &'a RefCell<Shared>,
+        inbuf: &'a mut BytesMut,
+    ) -> impl Future<Output = Flow> + 'a {
+        async move {
+            let start_time = Instant::now();
+            let access = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info)
+                .then(|| (head.method.clone(), head.uri.clone()));
+            let params = self.params.clone();
+            let config = &params.config;
+            let (remote_ip, protocol) =
+                xheaders::resolve(config, &head.headers, self.info.peer_addr);
+            let gzip = config.decompress_request && xheaders::take_gzip(&mut head.headers);
+            let expect_continue = head.expect_continue;
+            {
+                let mut s = shared.borrow_mut();
+                s.resp = Resp::NotStarted;
+                s.status = StatusCode::OK;
+                s.body_limit = config.max_body_size;
+                s.body_timeout = config.body_timeout;
+                s.body_done = false;
+                if s.out.capacity() == 0 {
+                    s.out = spare::take();
+                }
             }
-        }
-        let delegate = self.delegate.clone();
-        let mut msg = delegate.start_request(&self.info);
-        let mut w = ResponseWriter { shared };
-        let start = RequestStart {
-            head,
-            remote_ip,
-            protocol,
-            connection: self.info.clone(),
-            start_time,
-        };
-        let flow = self
-            .request_inner(
-                &mut msg,
-                &mut w,
-                start,
-                gzip,
-                expect_continue,
-                shared,
-                inbuf,
-            )
-            .await;
-        if let Some((method, uri)) = access {
-            let s = shared.borrow();
-            if s.resp != Resp::NotStarted {
-                log_access(s.status, &method, &uri, remote_ip, start_time);
+            let delegate = self.delegate.clone();
+            let mut msg = delegate.start_request(&self.info);
+            let mut w = ResponseWriter { shared };
+            let start = RequestStart {
+                head,
+                remote_ip,
+                protocol,
+                connection: self.info.clone(),
+                start_time,
+            };
+            let flow = self
+                .request_inner(
+                    &mut msg,
+                    &mut w,
+                    start,
+                    gzip,
+                    expect_continue,
+                    shared,
+                    inbuf,
+                )
+                .await;
+            if let Some((method, uri)) = access {
+                let s = shared.borrow();
+                if s.resp != Resp::NotStarted {
+                    log_access(s.status, &method, &uri, remote_ip, start_time);
+                }
             }
+            flow
         }
-        flow
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn request_inner(
-        &mut self,
-        msg: &mut D::Message<'_>,
-        w: &mut ResponseWriter<'_>,
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    fn request_inner<'a, 'm, 'w>(
+        &'a mut self,
+        msg: &'a mut D::Message<'m>,
+        w: &'a mut ResponseWriter<'w>,
         start: RequestStart,
         gzip: bool,
         expect_continue: bool,
-        shared: &RefCell<Shared>,
-        inbuf: &mut BytesMut,
-    ) -> Flow {
-        let chunk_size = self.params.config.chunk_size.max(1);
-        let start_time = start.start_time;
-        let started = self
-            .drive(shared, pin!(msg.headers_received(start, w)))
-            .await;
-        match started {
-            Ok(Ok(())) => {}
-            Ok(Err(p)) => return self.after_panic(shared, &*p, false),
-            Err(end) => {
-                msg.on_connection_close();
-                return Flow::Close(end);
+        shared: &'a RefCell<Shared>,
+        inbuf: &'a mut BytesMut,
+    ) -> impl Future<Output = Flow> + use<'a, 'm, 'w, T, D> {
+        async move {
+            let chunk_size = self.params.config.chunk_size.max(1);
+            let start_time = start.start_time;
+            let started = self
+                .drive(shared, pin!(msg.headers_received(start, w)))
+                .await;
+            match started {
+                Ok(Ok(())) => {}
+                Ok(Err(p)) => return self.after_panic(shared, &*p, false),
+                Err(end) => {
+                    msg.on_connection_close();
+                    return Flow::Close(end);
+                }
             }
-        }
-        let body_deadline = shared.borrow().body_timeout.map(|t| start_time + t);
-        let idle = self.params.config.idle_connection_timeout;
-        let mut inflater: Option<GzipInflater> = None;
-        let mut continue_sent = false;
-        loop {
-            if shared.borrow().resp == Resp::Finished {
-                // Answered before the body was read: the rest of the body cannot be
-                // skipped safely, so the connection closes after the response.
-                msg.on_connection_close();
-                return Flow::Close(End::Linger);
-            }
-            let event = shared.borrow_mut().h1.poll(inbuf);
-            match event {
-                Some(Event::Data(mut data)) => {
-                    if gzip {
-                        let limit = shared.borrow().body_limit;
-                        let inf = inflater.get_or_insert_with(|| GzipInflater::new(limit));
-                        let mut pos = 0;
-                        loop {
-                            let mut piece = Vec::new();
-                            match inf.inflate(&data[pos..], &mut piece, chunk_size) {
-                                Ok(used) => pos += used,
-                                Err(e) => return self.body_error(msg, shared, e),
+            let body_deadline = shared.borrow().body_timeout.map(|t| start_time + t);
+            let idle = self.params.config.idle_connection_timeout;
+            let mut inflater: Option<GzipInflater> = None;
+            let mut continue_sent = false;
+            loop {
+                if shared.borrow().resp == Resp::Finished {
+                    // Answered before the body was read: the rest of the body cannot be
+                    // skipped safely, so the connection closes after the response.
+                    msg.on_connection_close();
+                    return Flow::Close(End::Linger);
+                }
+                let event = shared.borrow_mut().h1.poll(inbuf);
+                match event {
+                    Some(Event::Data(mut data)) => {
+                        if gzip {
+                            let limit = shared.borrow().body_limit;
+                            let inf = inflater.get_or_insert_with(|| GzipInflater::new(limit));
+                            let mut pos = 0;
+                            loop {
+                                let mut piece = Vec::new();
+                                match inf.inflate(&data[pos..], &mut piece, chunk_size) {
+                                    Ok(used) => pos += used,
+                                    Err(e) => return self.body_error(msg, shared, e),
+                                }
+                                let full = piece.len() >= chunk_size;
+                                if !piece.is_empty() {
+                                    if let Some(flow) =
+                                        self.deliver(msg, w, shared, Bytes::from(piece)).await
+                                    {
+                                        return flow;
+                                    }
+                                }
+                                if pos >= data.len() && !full {
+                                    break;
+                                }
                             }
-                            let full = piece.len() >= chunk_size;
-                            if !piece.is_empty() {
-                                if let Some(flow) =
-                                    self.deliver(msg, w, shared, Bytes::from(piece)).await
-                                {
+                        } else {
+                            while !data.is_empty() {
+                                let piece = data.split_to(chunk_size.min(data.len()));
+                                if let Some(flow) = self.deliver(msg, w, shared, piece).await {
                                     return flow;
                                 }
                             }
-                            if pos >= data.len() && !full {
-                                break;
+                        }
+                    }
+                    Some(Event::End) => {
+                        if let Some(inf) = &inflater {
+                            if let Err(e) = inf.finish() {
+                                return self.body_error(msg, shared, e);
                             }
                         }
-                    } else {
-                        while !data.is_empty() {
-                            let piece = data.split_to(chunk_size.min(data.len()));
-                            if let Some(flow) = self.deliver(msg, w, shared, piece).await {
-                                return flow;
+                        shared.borrow_mut().body_done = true;
+                        break;
+                    }
+                    Some(Event::Error(e)) => return self.body_error(msg, shared, e),
+                    Some(_) => {
+                        log::error!("HTTP/1 connection state machine out of step; closing");
+                        msg.on_connection_close();
+                        return Flow::Close(End::Done);
+                    }
+                    None => {
+                        if expect_continue
+                            && !continue_sent
+                            && shared.borrow().resp == Resp::NotStarted
+                        {
+                            // The delegate did not answer from the head: it wants the body.
+                            let s = &mut *shared.borrow_mut();
+                            s.h1.write_continue(&mut s.out);
+                            continue_sent = true;
+                        }
+                        if !shared.borrow().out.is_empty() {
+                            if let Err(end) = self.flush(shared, inbuf).await {
+                                msg.on_connection_close();
+                                return Flow::Close(end);
                             }
                         }
-                    }
-                }
-                Some(Event::End) => {
-                    if let Some(inf) = &inflater {
-                        if let Err(e) = inf.finish() {
-                            return self.body_error(msg, shared, e);
+                        let mut deadline = Instant::now() + idle;
+                        if let Some(b) = body_deadline {
+                            deadline = deadline.min(b);
                         }
+                        let out_cap = release_output(shared);
+                        let outcome = self.read(inbuf, out_cap, deadline, false).await;
+                        match outcome {
+                            ReadOutcome::Data => continue,
+                            ReadOutcome::Eof => {
+                                let _ = shared.borrow_mut().h1.read_eof(inbuf);
+                                log::debug!(
+                                    "connection from {} closed in the middle of a request body",
+                                    Peer(&self.info)
+                                );
+                            }
+                            ReadOutcome::Timeout => {
+                                log::debug!(
+                                    "closing connection from {}: body timeout",
+                                    Peer(&self.info)
+                                );
+                            }
+                            ReadOutcome::Shutdown => {}
+                            ReadOutcome::Error(e) => {
+                                log_io_error("error reading a request body", &e)
+                            }
+                        }
+                        msg.on_connection_close();
+                        return Flow::Close(End::Dead);
                     }
-                    shared.borrow_mut().body_done = true;
-                    break;
                 }
-                Some(Event::Error(e)) => return self.body_error(msg, shared, e),
-                Some(_) => {
-                    log::error!("HTTP/1 connection state machine out of step; closing");
+            }
+            let finished = self.drive(shared, pin!(msg.finish(w))).await;
+            match finished {
+                Ok(Ok(())) => {}
+                Ok(Err(p)) => return self.after_panic(shared, &*p, true),
+                Err(end) => {
                     msg.on_connection_close();
-                    return Flow::Close(End::Done);
-                }
-                None => {
-                    if expect_continue && !continue_sent && shared.borrow().resp == Resp::NotStarted
-                    {
-                        // The delegate did not answer from the head: it wants the body.
-                        let s = &mut *shared.borrow_mut();
-                        s.h1.write_continue(&mut s.out);
-                        continue_sent = true;
-                    }
-                    if !shared.borrow().out.is_empty() {
-                        if let Err(end) = self.flush(shared, inbuf).await {
-                            msg.on_connection_close();
-                            return Flow::Close(end);
-                        }
-                    }
-                    let mut deadline = Instant::now() + idle;
-                    if let Some(b) = body_deadline {
-                        deadline = deadline.min(b);
-                    }
-                    let out_cap = release_output(shared);
-                    let outcome = self.read(inbuf, out_cap, deadline, false).await;
-                    match outcome {
-                        ReadOutcome::Data => continue,
-                        ReadOutcome::Eof => {
-                            let _ = shared.borrow_mut().h1.read_eof(inbuf);
-                            log::debug!(
-                                "connection from {} closed in the middle of a request body",
-                                Peer(&self.info)
-                            );
-                        }
-                        ReadOutcome::Timeout => {
-                            log::debug!(
-                                "closing connection from {}: body timeout",
-                                Peer(&self.info)
-                            );
-                        }
-                        ReadOutcome::Shutdown => {}
-                        ReadOutcome::Error(e) => log_io_error("error reading a request body", &e),
-                    }
-                    msg.on_connection_close();
-                    return Flow::Close(End::Dead);
+                    return Flow::Close(end);
                 }
             }
-        }
-        let finished = self.drive(shared, pin!(msg.finish(w))).await;
-        match finished {
-            Ok(Ok(())) => {}
-            Ok(Err(p)) => return self.after_panic(shared, &*p, true),
-            Err(end) => {
-                msg.on_connection_close();
-                return Flow::Close(end);
-            }
-        }
-        let resp = shared.borrow().resp;
-        match resp {
-            Resp::NotStarted => {
-                log::error!("HTTP delegate finished a request without a response; answering 500");
-                let _ = w.respond(StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new(), b"");
-            }
-            Resp::Started => {
-                if w.finish().is_err() {
-                    return Flow::Close(End::Done);
+            let resp = shared.borrow().resp;
+            match resp {
+                Resp::NotStarted => {
+                    log::error!(
+                        "HTTP delegate finished a request without a response; answering 500"
+                    );
+                    let _ = w.respond(StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new(), b"");
                 }
+                Resp::Started => {
+                    if w.finish().is_err() {
+                        return Flow::Close(End::Done);
+                    }
+                }
+                Resp::Finished => {}
             }
-            Resp::Finished => {}
+            if shared.borrow().broken {
+                return Flow::Close(End::Done);
+            }
+            Flow::Next
         }
-        if shared.borrow().broken {
-            return Flow::Close(End::Done);
-        }
-        Flow::Next
     }
 
     /// Hand one piece of the body to the delegate; `Some(flow)` if the request is over.

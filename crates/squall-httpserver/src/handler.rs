@@ -179,11 +179,23 @@ where
     F: Fn(HttpServerRequest) -> Fut,
     Fut: Future<Output = Response>,
 {
-    async fn headers_received(&mut self, request: RequestStart, _writer: &mut ResponseWriter<'_>) {
+    // The first two steps only store what they are given: done at the call, with a
+    // ready future, rather than in an `async fn` whose state would hold (and copy) the
+    // request head on its way in.
+    fn headers_received(
+        &mut self,
+        request: RequestStart,
+        _writer: &mut ResponseWriter<'_>,
+    ) -> impl Future<Output = ()> {
         self.start = Some(request);
+        std::future::ready(())
     }
 
-    async fn data_received(&mut self, chunk: Bytes, _writer: &mut ResponseWriter<'_>) {
+    fn data_received(
+        &mut self,
+        chunk: Bytes,
+        _writer: &mut ResponseWriter<'_>,
+    ) -> impl Future<Output = ()> {
         // The first piece is kept as is (no copy for a body that came in one read).
         self.body = match std::mem::replace(&mut self.body, Body::Empty) {
             Body::Empty => Body::One(chunk),
@@ -198,6 +210,7 @@ where
                 Body::Many(all)
             }
         };
+        std::future::ready(())
     }
 
     async fn finish(&mut self, writer: &mut ResponseWriter<'_>) {
