@@ -768,28 +768,43 @@ fn generate(
                 .arg(format!("http://{addr}/"));
             c
         }
-        Generator::Loadgen => {
-            let mut c = Command::new(&tools.loadgen);
-            c.arg("--addr")
-                .arg(addr.to_string())
-                .arg("--connections")
-                .arg(spec.connections.to_string())
-                .arg("--pipeline")
-                .arg(spec.pipeline.to_string())
-                .arg("--duration")
-                .arg(format!("{}", duration.as_secs_f64()));
-            c
-        }
+        Generator::Loadgen => loadgen_command(&tools.loadgen, addr, spec, duration),
     };
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    proc::pin_and_tie(&mut cmd, (proc::cpus() > CLIENT_CPU).then_some(CLIENT_CPU));
-    let out = Guard::spawn(gen.name(), &mut cmd)?.finish(duration + Duration::from_secs(30))?;
+    let out = run_client(gen.name(), &mut cmd, duration + Duration::from_secs(30))?;
     match gen {
         Generator::Wrk => parse_wrk(&out),
         Generator::Loadgen => parse_loadgen(&out),
     }
+}
+
+/// squall-loadgen against `addr` with `spec`'s connections and pipeline depth, for
+/// `duration`.
+pub(crate) fn loadgen_command(
+    loadgen: &Path,
+    addr: SocketAddr,
+    spec: RunSpec,
+    duration: Duration,
+) -> Command {
+    let mut c = Command::new(loadgen);
+    c.arg("--addr")
+        .arg(addr.to_string())
+        .arg("--connections")
+        .arg(spec.connections.to_string())
+        .arg("--pipeline")
+        .arg(spec.pipeline.to_string())
+        .arg("--duration")
+        .arg(format!("{}", duration.as_secs_f64()));
+    c
+}
+
+/// Runs a load generator pinned to the client CPU and returns its standard output,
+/// failing if it does not exit (successfully) within `limit`.
+pub(crate) fn run_client(name: &str, cmd: &mut Command, limit: Duration) -> anyhow::Result<String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    proc::pin_and_tie(cmd, (proc::cpus() > CLIENT_CPU).then_some(CLIENT_CPU));
+    Guard::spawn(name, cmd)?.finish(limit)
 }
 
 pub(crate) fn parse_wrk(out: &str) -> anyhow::Result<Sample> {

@@ -9,13 +9,13 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::bench::proc::{self, Guard, CLIENT_CPU, SERVER_CPU};
-use crate::bench::{parse_loadgen, which};
+use crate::bench::proc::{self, Guard, SERVER_CPU};
+use crate::bench::{loadgen_command, parse_loadgen, run_client, which, RunSpec};
 use crate::flags::Flags;
 use crate::util;
 
@@ -120,23 +120,16 @@ impl Run<'_> {
         let mut server = Guard::spawn("hello under callgrind", &mut cmd)?;
         server.wait_listening(addr, Duration::from_secs(120), &log)?;
 
-        let mut load = Command::new(self.loadgen);
-        load.arg("--addr")
-            .arg(addr.to_string())
-            .arg("--connections")
-            .arg(self.connections.to_string())
-            .arg("--pipeline")
-            .arg(self.depth.to_string())
-            .arg("--duration")
-            .arg(self.seconds.to_string())
-            .arg("--timeout")
-            .arg("60")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        proc::pin_and_tie(&mut load, (proc::cpus() > CLIENT_CPU).then_some(CLIENT_CPU));
-        let out = Guard::spawn("loadgen", &mut load)?
-            .finish(Duration::from_secs_f64(self.seconds) + Duration::from_secs(120))?;
+        let duration = Duration::from_secs_f64(self.seconds);
+        let spec = RunSpec {
+            name: "instructions",
+            connections: self.connections,
+            pipeline: self.depth,
+        };
+        // A server under callgrind answers slowly: a generous per-request timeout.
+        let mut load = loadgen_command(self.loadgen, addr, spec, duration);
+        load.args(["--timeout", "60"]);
+        let out = run_client("loadgen", &mut load, duration + Duration::from_secs(120))?;
         let sample = parse_loadgen(&out)?;
         if sample.errors > 0 {
             bail!("{} requests failed under callgrind", sample.errors);

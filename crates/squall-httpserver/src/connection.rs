@@ -830,13 +830,8 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             let started = self
                 .drive(shared, pin!(msg.headers_received(start, w)))
                 .await;
-            match started {
-                Ok(Ok(())) => {}
-                Ok(Err(p)) => return self.after_panic(shared, &*p, false),
-                Err(end) => {
-                    msg.on_connection_close();
-                    return Flow::Close(end);
-                }
+            if let Some(flow) = self.step_ended(msg, shared, started, false) {
+                return flow;
             }
             let body_deadline = shared.borrow().body_timeout.map(|t| start_time + t);
             let idle = self.params.config.idle_connection_timeout;
@@ -946,13 +941,8 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                 }
             }
             let finished = self.drive(shared, pin!(msg.finish(w))).await;
-            match finished {
-                Ok(Ok(())) => {}
-                Ok(Err(p)) => return self.after_panic(shared, &*p, true),
-                Err(end) => {
-                    msg.on_connection_close();
-                    return Flow::Close(end);
-                }
+            if let Some(flow) = self.step_ended(msg, shared, finished, true) {
+                return flow;
             }
             let resp = shared.borrow().resp;
             match resp {
@@ -985,9 +975,24 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         piece: Bytes,
     ) -> Option<Flow> {
         let received = self.drive(shared, pin!(msg.data_received(piece, w))).await;
-        match received {
+        self.step_ended(msg, shared, received, false)
+    }
+
+    /// What a delegate step's outcome (from [`drive`](Self::drive)) means for the
+    /// request: `None` to go on; the request's end after a panic (answered by
+    /// [`after_panic`](Self::after_panic); `body_done` once the body was read to its
+    /// end) or when the connection must close (the delegate is told).
+    #[inline]
+    fn step_ended(
+        &mut self,
+        msg: &mut D::Message<'_>,
+        shared: &RefCell<Shared>,
+        outcome: Result<Result<(), Box<dyn Any + Send>>, End>,
+        body_done: bool,
+    ) -> Option<Flow> {
+        match outcome {
             Ok(Ok(())) => None,
-            Ok(Err(p)) => Some(self.after_panic(shared, &*p, false)),
+            Ok(Err(p)) => Some(self.after_panic(shared, &*p, body_done)),
             Err(end) => {
                 msg.on_connection_close();
                 Some(Flow::Close(end))

@@ -9,7 +9,6 @@ mod fault_support;
 #[path = "../../squall-tcpserver/tests/support/rlimit.rs"]
 mod rlimit;
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
@@ -43,14 +42,7 @@ fn http_server_survives_emfile_while_accepting() {
 
     // Fill the fd table, then give one fd back for the client's socket: the server's
     // accept4 finds none left.
-    let mut hog: Vec<File> = Vec::new();
-    loop {
-        match File::open("/dev/null") {
-            Ok(f) => hog.push(f),
-            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
-            Err(e) => panic!("unexpected error filling the fd table: {e}"),
-        }
-    }
+    let mut hog = rlimit::fill_fd_table();
     drop(hog.pop());
     let client = TcpStream::connect(s.addr).expect("connect with the last free fd");
     let warned = wait_for_record(server_thread, Duration::from_secs(30), |r| {

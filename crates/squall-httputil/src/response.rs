@@ -53,6 +53,16 @@ pub(crate) fn put_u64(out: &mut BytesMut, mut n: u64) {
     out.put_slice(&buf[i..]);
 }
 
+/// Appends one header line, `name: value` and CRLF.
+#[inline]
+fn put_header_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.reserve(name.len() + value.len() + 4);
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
 fn put_status_line(out: &mut BytesMut, status: StatusCode) {
     if status == StatusCode::OK {
         out.put_slice(b"HTTP/1.1 200 OK\r\n");
@@ -89,12 +99,7 @@ pub fn write_head_lines(
         if memchr::memchr2(b'\r', b'\n', v).is_some() {
             return Err(OutputError::InvalidHeaderValue);
         }
-        let name = name.as_str().as_bytes();
-        out.reserve(name.len() + v.len() + 4);
-        out.put_slice(name);
-        out.put_slice(b": ");
-        out.put_slice(v);
-        out.put_slice(b"\r\n");
+        put_header_line(out, name.as_str().as_bytes(), v);
     }
     Ok(())
 }
@@ -231,12 +236,7 @@ impl ResponseEncoder {
             if memchr::memchr2(b'\r', b'\n', v).is_some() {
                 bad_value = true;
             }
-            let name = name.as_str().as_bytes();
-            out.reserve(name.len() + v.len() + 4);
-            out.put_slice(name);
-            out.put_slice(b": ");
-            out.put_slice(v);
-            out.put_slice(b"\r\n");
+            put_header_line(out, name.as_str().as_bytes(), v);
         }
         if transfer_encoding {
             return Err(OutputError::FramingHeaderNotAllowed);

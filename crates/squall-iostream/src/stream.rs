@@ -236,7 +236,7 @@ impl IoStream {
         let socket = nonblocking_tcp_socket(Domain::for_address(addr)).map_err(io_err)?;
         let connecting = match socket.connect(&SockAddr::from(addr)) {
             Ok(()) => false,
-            Err(e) if e.raw_os_error() == Some(libc_einprogress()) => true,
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => true,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
             Err(e) => return Err(io_err(e)),
         };
@@ -670,19 +670,6 @@ fn nonblocking_tcp_socket(domain: Domain) -> io::Result<Socket> {
     let socket = Socket::new(domain, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
     Ok(socket)
-}
-
-fn libc_einprogress() -> i32 {
-    // EINPROGRESS is 115 on Linux, 36 on the BSDs and macOS; std maps it to
-    // WouldBlock only on some platforms, so compare the number.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        115
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        36
-    }
 }
 
 impl AsRawFd for IoStream {

@@ -11,7 +11,6 @@ mod common;
 #[path = "support/rlimit.rs"]
 mod rlimit;
 
-use std::fs::File;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -37,14 +36,7 @@ async fn survives_emfile() {
     // The client socket exists before the table is full; connect needs no new fd.
     let client = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     client.set_nonblocking(true).unwrap();
-    let mut hog: Vec<File> = Vec::new();
-    loop {
-        match File::open("/dev/null") {
-            Ok(f) => hog.push(f),
-            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
-            Err(e) => panic!("unexpected error filling the fd table: {e}"),
-        }
-    }
+    let hog = rlimit::fill_fd_table();
     match client.connect(&SockAddr::from(addr)) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

@@ -1,5 +1,7 @@
-//! Lowering `RLIMIT_NOFILE` for the EMFILE tests (shared by squall-tcpserver's and
-//! squall-httpserver's through `#[path]`).
+//! Lowering `RLIMIT_NOFILE` and filling the fd table for the EMFILE tests (shared by
+//! squall-tcpserver's and squall-httpserver's through `#[path]`).
+
+use std::fs::File;
 
 /// Sets the soft open-file limit to `soft` (capped at the hard limit) and returns the
 /// old soft limit.
@@ -17,4 +19,17 @@ pub(crate) fn set_nofile(soft: libc::rlim_t) -> libc::rlim_t {
     let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
     old
+}
+
+/// Opens `/dev/null` until the process has no fd left (EMFILE); the files hold the
+/// table full until dropped.
+pub(crate) fn fill_fd_table() -> Vec<File> {
+    let mut hog = Vec::new();
+    loop {
+        match File::open("/dev/null") {
+            Ok(f) => hog.push(f),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => return hog,
+            Err(e) => panic!("unexpected error filling the fd table: {e}"),
+        }
+    }
 }
