@@ -65,6 +65,12 @@
 //! syscall and [`flush`](IoStream::flush) sends: a pipelining server answers a whole
 //! batch with one `writev`.
 //!
+//! [`shutdown_write`](IoStream::shutdown_write) half-closes: the queue is flushed, then
+//! the write side is shut down (`shutdown(SHUT_WR)`), so the peer reads end-of-file
+//! right after the last byte while this side keeps reading until the peer's own
+//! end-of-file. A server closing with unread input does this, then drains for a bounded
+//! time, so that its response is not destroyed by a reset (nginx's lingering close).
+//!
 //! # Memory
 //!
 //! A stream is one allocation of 208 bytes (the `Rc`): the write queue holds one chunk

@@ -57,6 +57,11 @@ const CAUSE_BUFFER_FULL: u16 = 3;
 const CAUSE_UNSATISFIABLE: u16 = 4;
 /// The cause is in [`Cold::cause`] (it carries an OS error).
 const CAUSE_COLD: u16 = 5;
+/// `shutdown_write` was called: no more writes are accepted, and the write side is
+/// shut down once the queue is empty.
+const SHUT_PENDING: u16 = 1 << 13;
+/// The write side is shut down (`shutdown(SHUT_WR)` done).
+const SHUT_DONE: u16 = 1 << 14;
 
 /// Tornado's `IOStream` (and `PipeIOStream`): a non-blocking fd with async reads and
 /// writes on the [`IoLoop`].
@@ -474,6 +479,57 @@ impl IoStream {
         }
     }
 
+    /// Half-closes the stream: sends what is queued, then shuts the write side down
+    /// (`shutdown(SHUT_WR)`), so the peer reads end-of-file after the last byte while
+    /// this side can still read what the peer sends, until its end-of-file (which
+    /// closes the stream, as every end-of-file does). This is how a server closes
+    /// politely with unread input: shut down writing, then drain for a bounded time
+    /// (nginx's lingering close).
+    ///
+    /// Like [`write`](IoStream::write), it takes effect whether or not the returned
+    /// future is awaited; the future resolves once the write side is shut down. From
+    /// the call on, [`write`](IoStream::write) and
+    /// [`write_buffered`](IoStream::write_buffered) fail with
+    /// [`StreamError::WriteShutdown`]. Calling it again is harmless. While a connect is
+    /// in progress the shutdown waits for the connection, like queued writes.
+    ///
+    /// A stream that is not a socket (a pipe's write end) has no half-close: it is
+    /// closed once the queue is flushed ([`CloseCause::Local`]), which its reader sees as
+    /// the same end-of-file.
+    ///
+    /// # Errors
+    ///
+    /// The future fails with [`StreamError::Closed`] if the stream is closed before the
+    /// shutdown happens (queued data is then lost), with the OS error of a failed write
+    /// or `shutdown` as its cause.
+    pub fn shutdown_write(&self) -> WriteFuture<'_> {
+        let inner = &self.inner;
+        if inner.has(CLOSED) {
+            return WriteFuture {
+                stream: self,
+                state: WriteState::Failed(Some(inner.closed_error())),
+            };
+        }
+        inner.set(SHUT_PENDING);
+        if inner.wbuf_len.get() > 0 {
+            if inner.has(WRITABLE) {
+                inner.handle_write();
+            }
+        } else {
+            inner.maybe_shutdown();
+        }
+        WriteFuture {
+            stream: self,
+            state: WriteState::Shutdown,
+        }
+    }
+
+    /// Whether the write side is shut down ([`shutdown_write`](IoStream::shutdown_write)
+    /// has taken effect).
+    pub fn write_shut_down(&self) -> bool {
+        self.inner.has(SHUT_DONE)
+    }
+
     /// Poll-style read for callers that keep their own input buffer (a sans-IO
     /// connection driven by hand): appends what is buffered, or else what one `read(2)`
     /// returns, to `dst` and returns how many bytes were added; `Ready(Ok(0))` means
@@ -707,6 +763,8 @@ pub struct WriteFuture<'a> {
 enum WriteState {
     Failed(Option<StreamError>),
     Waiting(u64),
+    /// Waiting for `shutdown_write` to take effect.
+    Shutdown,
 }
 
 impl std::future::Future for WriteFuture<'_> {
@@ -720,6 +778,16 @@ impl std::future::Future for WriteFuture<'_> {
                 .unwrap_or(StreamError::Closed(CloseCause::Local)))),
             WriteState::Waiting(target) => {
                 if inner.written.get() >= *target {
+                    Poll::Ready(Ok(()))
+                } else if inner.has(CLOSED) {
+                    Poll::Ready(Err(inner.closed_error()))
+                } else {
+                    inner.add_write_waker(cx.waker());
+                    Poll::Pending
+                }
+            }
+            WriteState::Shutdown => {
+                if inner.has(SHUT_DONE) {
                     Poll::Ready(Ok(()))
                 } else if inner.has(CLOSED) {
                     Poll::Ready(Err(inner.closed_error()))
@@ -1041,6 +1109,7 @@ impl Inner {
             self.handle_write();
         } else {
             self.disarm(Interest::WRITE);
+            self.maybe_shutdown();
         }
         self.wake_writers();
     }
@@ -1087,6 +1156,9 @@ impl Inner {
     fn queue(self: &Rc<Self>, data: Bytes) -> Result<(), StreamError> {
         if self.has(CLOSED) {
             return Err(self.closed_error());
+        }
+        if self.has(SHUT_PENDING) {
+            return Err(StreamError::WriteShutdown);
         }
         let len = data.len();
         if len == 0 {
@@ -1163,6 +1235,47 @@ impl Inner {
         if self.written.get() != before {
             self.wake_writers();
         }
+        self.maybe_shutdown();
+    }
+
+    /// Shuts the write side down if [`IoStream::shutdown_write`] asked for it and the
+    /// queue is empty (and the stream connected). A non-socket fd (a pipe's write end)
+    /// has no half-close: it is closed, which is what its reader sees as the same
+    /// end-of-file.
+    fn maybe_shutdown(&self) {
+        if !self.has(SHUT_PENDING)
+            || self.has(SHUT_DONE | CLOSED | CONNECTING)
+            || self.wbuf_len.get() > 0
+        {
+            return;
+        }
+        let res = match self.file.borrow().as_ref() {
+            Some(file) => SockRef::from(file).shutdown(std::net::Shutdown::Write),
+            None => return,
+        };
+        match res {
+            Ok(()) => {}
+            // The peer is gone already (BSDs say ENOTCONN after a reset): nothing is
+            // left to shut; the next read reports how it went.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                log::debug!("IoStream fd {}: shutdown(SHUT_WR): {e}", self.fd);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
+                self.set(SHUT_DONE);
+                self.close_with(CloseCause::Local);
+                return;
+            }
+            Err(e) => {
+                self.close_with(CloseCause::from_io(e));
+                return;
+            }
+        }
+        self.set(SHUT_DONE);
+        self.clear(WRITABLE);
+        if self.has(ARMED_WRITE) {
+            self.disarm(Interest::WRITE);
+        }
+        self.wake_writers();
     }
 
     fn wait_writable(self: &Rc<Self>) {
