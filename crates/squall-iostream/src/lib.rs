@@ -89,7 +89,8 @@
 //! # Differences from Tornado, and why
 //!
 //! - **`read_parse` is new**: a zero-copy parse hook over the per-thread buffer, so a
-//!   server keeps no buffer per idle connection (DESIGN.md's performance rules).
+//!   server keeps no buffer per idle connection (ARCHITECTURE.md, "Idle connections
+//!   own no buffers").
 //!   `take_buffered` takes body bytes that came with a head without a syscall.
 //! - **No `read_until_regex`**: a `regex` dependency would double the crate's build and
 //!   its search cannot resume where it stopped the way `memmem` does; use
@@ -111,12 +112,18 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod connect;
+mod engine;
 mod error;
+mod fdio;
 mod read;
 mod shared;
+mod state;
 mod stream;
 mod wqueue;
+mod write;
 
 pub use error::{CloseCause, ReadParseError, StreamError};
 pub use squall_ioloop::IoLoop;
-pub use stream::{IoStream, WriteFuture, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
+pub use stream::{IoStream, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
+pub use write::WriteFuture;
