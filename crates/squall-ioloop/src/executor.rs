@@ -121,7 +121,7 @@ impl IoLoop {
         if inner.closed.get() {
             return Err(LoopError::Closed.into());
         }
-        if inner.running.get() {
+        if inner.entered.get() {
             return Err(LoopError::AlreadyRunning.into());
         }
         let mut handle: JoinHandle<F::Output> =

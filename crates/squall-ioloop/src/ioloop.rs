@@ -79,6 +79,10 @@ pub(crate) struct Inner {
     remote_spare: RefCell<Vec<Remote>>,
     kept_sources: RefCell<Vec<Box<dyn AsRawFd>>>,
     pub(crate) running: Cell<bool>,
+    /// `start` is on the stack: set from its first iteration until it returns, so a
+    /// `stop` followed by a `start` (or `close`, or `run_sync`) in the same turn is
+    /// refused while the loop unwinds instead of nesting a second loop.
+    pub(crate) entered: Cell<bool>,
     pub(crate) stopped: Cell<bool>,
     pub(crate) closed: Cell<bool>,
     slow: Cell<Option<Duration>>,
@@ -181,6 +185,7 @@ impl IoLoop {
                 remote_spare: RefCell::new(Vec::new()),
                 kept_sources: RefCell::new(Vec::new()),
                 running: Cell::new(false),
+                entered: Cell::new(false),
                 stopped: Cell::new(false),
                 closed: Cell::new(false),
                 slow: Cell::new(None),
@@ -527,14 +532,16 @@ impl IoLoop {
     /// # Errors
     ///
     /// [`LoopError::AlreadyRunning`] if called from inside the loop (Tornado's
-    /// `test_reentrant`), [`LoopError::Closed`], or [`LoopError::Io`] if the poller
-    /// fails (the loop is stopped then).
+    /// `test_reentrant`), also after a [`stop`](IoLoop::stop) in the same turn, while the
+    /// loop is still unwinding (a second loop never nests inside the first);
+    /// [`LoopError::Closed`], or [`LoopError::Io`] if the poller fails (the loop is
+    /// stopped then).
     pub fn start(&self) -> Result<(), LoopError> {
         let inner = &*self.inner;
         if inner.closed.get() {
             return Err(LoopError::Closed);
         }
-        if inner.running.get() {
+        if inner.entered.get() {
             return Err(LoopError::AlreadyRunning);
         }
         let remote_stop = inner.shared.stop.swap(false, Ordering::AcqRel);
@@ -542,6 +549,7 @@ impl IoLoop {
             return Ok(());
         }
         inner.running.set(true);
+        inner.entered.set(true);
         let _enter = Enter::new(self);
         let res = loop {
             match self.iterate() {
@@ -551,6 +559,7 @@ impl IoLoop {
             }
         };
         inner.running.set(false);
+        inner.entered.set(false);
         inner.stopped.set(false);
         if inner.watching.get() {
             if let Some(w) = &*inner.watch.borrow() {
@@ -580,10 +589,11 @@ impl IoLoop {
     ///
     /// # Errors
     ///
-    /// [`LoopError::AlreadyRunning`] if the loop is running (stop it first).
+    /// [`LoopError::AlreadyRunning`] if the loop is running, or stopped but still
+    /// unwinding (close it after [`start`](IoLoop::start) returns).
     pub fn close(&self, all_fds: bool) -> Result<(), LoopError> {
         let inner = &*self.inner;
-        if inner.running.get() {
+        if inner.entered.get() {
             return Err(LoopError::AlreadyRunning);
         }
         if inner.closed.replace(true) {

@@ -29,6 +29,11 @@ trait ReadKind {
     fn finish(&mut self, taken: Taken) -> Self::Output;
     /// Called with the error before it is returned (to close the stream on a limit).
     fn failed(&mut self, _stream: &IoStream, _e: &Self::Error) {}
+    /// Whether the read succeeds because the stream closed, whatever closed it
+    /// (`read_until_close`): an OS error then reaches nobody, so it is logged.
+    fn ends_at_close(&self) -> bool {
+        false
+    }
 }
 
 /// The future of a read: holds the stream's read slot from creation to completion or
@@ -83,7 +88,17 @@ impl<K: ReadKind + Unpin> Future for ReadFuture<'_, K> {
         this.done = true;
         this.stream.inner.release_read();
         Poll::Ready(match res {
-            Ok(t) => Ok(this.kind.finish(t)),
+            Ok(t) => {
+                if this.kind.ends_at_close() {
+                    if let Some(cause @ CloseCause::Io(_)) = this.stream.error() {
+                        log::warn!(
+                            "IoStream fd {}: read until close ended by: {cause}",
+                            this.stream.inner.fd
+                        );
+                    }
+                }
+                Ok(this.kind.finish(t))
+            }
             Err(e) => {
                 this.kind.failed(this.stream, &e);
                 Err(e)
@@ -206,6 +221,9 @@ impl ReadKind for UntilClose {
     }
     fn check(&mut self, buf: &[u8], closed: bool) -> Result<Option<usize>, StreamError> {
         Ok(closed.then_some(buf.len()))
+    }
+    fn ends_at_close(&self) -> bool {
+        true
     }
     fn finish(&mut self, t: Taken) -> Bytes {
         bytes_of(t)
