@@ -14,7 +14,7 @@ use crate::error::{CloseCause, ReadParseError, StreamError};
 use crate::stream::IoStream;
 
 /// One kind of read: what it needs and when it is satisfied.
-trait ReadKind {
+pub(crate) trait ReadKind {
     type Output;
     type Error: From<StreamError>;
     fn need(&self) -> Need;
@@ -39,7 +39,7 @@ trait ReadKind {
 /// The future of a read: holds the stream's read slot from creation to completion or
 /// drop. Nothing is consumed until it completes, so dropping it (a timeout) loses no
 /// data.
-struct ReadFuture<'a, K: ReadKind> {
+pub(crate) struct ReadFuture<'a, K: ReadKind> {
     stream: &'a IoStream,
     /// `false` if another read held the slot when this one was made.
     claimed: bool,
@@ -48,7 +48,7 @@ struct ReadFuture<'a, K: ReadKind> {
 }
 
 impl<'a, K: ReadKind> ReadFuture<'a, K> {
-    fn new(stream: &'a IoStream, kind: K) -> Self {
+    pub(crate) fn new(stream: &'a IoStream, kind: K) -> Self {
         let claimed = stream.inner.claim_read();
         ReadFuture {
             stream,
@@ -115,7 +115,7 @@ impl<K: ReadKind> Drop for ReadFuture<'_, K> {
     }
 }
 
-fn bytes_of(t: Taken) -> Bytes {
+pub(crate) fn bytes_of(t: Taken) -> Bytes {
     match t {
         Taken::Bytes(b) => b,
         Taken::Consumed => Bytes::new(),
