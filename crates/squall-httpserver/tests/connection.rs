@@ -624,3 +624,65 @@ fn write_buffer_cap_refuses_writes_and_closes() {
     assert!(out.ends_with(&"b".repeat(5000)), "{}", out.len());
     assert!(peer.is_closed());
 }
+
+// Empty lines do not put a connection back to idle: the header timeout, started by the
+// first byte, closes a connection that sends only newlines, however long its idle
+// timeout; and more than MAX_EMPTY_LINES of them are refused at once.
+#[test]
+fn empty_lines_start_the_header_timeout() {
+    let config = HttpServerConfig {
+        idle_connection_timeout: Duration::from_secs(3600),
+        header_timeout: Duration::from_millis(100),
+        ..HttpServerConfig::default()
+    };
+    let io_loop = IoLoop::new().unwrap();
+    let (transport, peer) = MemoryTransport::pair();
+    let conn = Http1Connection::new(transport, Rc::new(hello()), config.clone(), None);
+    let started = std::time::Instant::now();
+    let sender = peer.clone();
+    io_loop
+        .run_sync(
+            async move {
+                let task = IoLoop::current().unwrap().spawn(conn.serve());
+                // A newline now and then, each within the header timeout of the last.
+                for _ in 0..4 {
+                    sender.send(b"\r\n");
+                    squall_ioloop::sleep(Duration::from_millis(40)).await;
+                }
+                task.await.unwrap();
+            },
+            TIMEOUT,
+        )
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(peer.is_closed());
+    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(peer.take_output().is_empty());
+
+    let blank = "\r\n".repeat(squall_httputil::MAX_EMPTY_LINES + 1);
+    let (out, peer) = serve_all(hello(), config, &[blank.as_bytes()]);
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    assert!(peer.is_closed());
+}
+
+// Bytes that cannot begin a request (here a TLS ClientHello) are answered with 400 and
+// the connection closed at once, without waiting for the header timeout.
+#[test]
+fn a_tls_handshake_on_the_plain_port_is_refused_at_once() {
+    let config = HttpServerConfig {
+        header_timeout: Duration::from_secs(3600),
+        idle_connection_timeout: Duration::from_secs(3600),
+        ..HttpServerConfig::default()
+    };
+    let io_loop = IoLoop::new().unwrap();
+    let (transport, peer) = MemoryTransport::pair();
+    let conn = Http1Connection::new(transport, Rc::new(hello()), config, None);
+    // The first bytes of a ClientHello; the peer keeps its side open.
+    peer.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+    io_loop.run_sync(conn.serve(), TIMEOUT).unwrap();
+    let out = text(&peer.take_output());
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert!(peer.is_closed());
+}

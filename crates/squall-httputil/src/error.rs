@@ -28,6 +28,9 @@ pub enum ParseError {
     InvalidTarget,
     /// The request line is malformed (missing parts, extra spaces, bad line ending). 400.
     InvalidRequestLine,
+    /// More than [`MAX_EMPTY_LINES`](crate::MAX_EMPTY_LINES) empty lines before a request
+    /// line. 400.
+    TooManyEmptyLines,
     /// The version is not `HTTP/<digit>.<digit>`. 400.
     InvalidVersion,
     /// A well-formed version other than HTTP/1.0 and HTTP/1.1. 505.
@@ -123,6 +126,7 @@ impl ParseError {
             InvalidMethod => "invalid method",
             InvalidTarget => "invalid request-target",
             InvalidRequestLine => "malformed request line",
+            TooManyEmptyLines => "too many empty lines before the request line",
             InvalidVersion => "malformed HTTP version",
             UnsupportedVersion => "HTTP version not supported",
             InvalidHeaderName => "invalid header name or no colon in header line",

@@ -61,11 +61,13 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                             return end;
                         }
                     }
-                    if self.inbuf.iter().all(|&b| b == b'\r' || b == b'\n') {
+                    if self.inbuf.is_empty() {
                         // Between requests: the caller lets this state go and waits.
                         return End::Idle;
                     }
-                    // Part of a head: wait for the rest, within the header timeout.
+                    // Part of a head, or empty lines before one: wait for the rest
+                    // within the header timeout, which the first byte started (empty
+                    // lines do not make the connection idle again).
                     let now = Instant::now();
                     let deadline =
                         (now + idle).min(*head_started.get_or_insert(now) + header_timeout);
