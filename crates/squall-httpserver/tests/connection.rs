@@ -686,3 +686,30 @@ fn a_tls_handshake_on_the_plain_port_is_refused_at_once() {
     assert!(out.contains("Connection: close\r\n"), "{out}");
     assert!(peer.is_closed());
 }
+
+// A whole response whose own Content-Length does not match its body is answered with
+// 500, and the connection closes after it (Tornado closes); the request pipelined
+// behind it is not served.
+#[test]
+fn application_content_length_mismatch_answers_500_and_closes() {
+    for (declared, body) in [("10", &b"short"[..]), ("2", b"too long")] {
+        let handler = handler_fn(move |_req: squall_httpserver::HttpServerRequest| {
+            let mut r = Response::bytes(Bytes::from_static(body));
+            r.headers
+                .insert(http::header::CONTENT_LENGTH, declared.parse().unwrap());
+            std::future::ready(r)
+        });
+        let (out, peer) = serve_all(
+            handler,
+            HttpServerConfig::default(),
+            &[b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+        );
+        assert!(
+            out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{declared}: {out}"
+        );
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{declared}: {out}");
+        assert!(out.contains("Connection: close\r\n"), "{declared}: {out}");
+        assert!(peer.is_closed());
+    }
+}

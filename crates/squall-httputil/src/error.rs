@@ -74,6 +74,12 @@ pub enum ParseError {
     ChunkLineTooLong,
     /// A chunk extension with bytes that no extension may hold. 400.
     InvalidChunkExtension,
+    /// The chunk extensions of one body together are larger than
+    /// [`Limits::max_chunk_extensions`](crate::Limits::max_chunk_extensions). 400.
+    ChunkExtensionsTooLarge,
+    /// A chunked body's framing outweighs its data by more than
+    /// [`Limits::max_chunk_overhead`](crate::Limits::max_chunk_overhead). 400.
+    ChunkOverheadTooLarge,
     /// Chunk data not followed by CRLF, or a framing line not ended by CRLF. 400.
     MissingChunkCrlf,
     /// The trailer section is larger than
@@ -149,6 +155,8 @@ impl ParseError {
             ChunkSizeOverflow => "chunk size overflows",
             ChunkLineTooLong => "chunk size line too long",
             InvalidChunkExtension => "invalid chunk extension",
+            ChunkExtensionsTooLarge => "chunk extensions too large in total",
+            ChunkOverheadTooLarge => "too much chunked framing for the data",
             MissingChunkCrlf => "improperly terminated chunk",
             TrailersTooLarge => "trailer section too large",
             InvalidTrailer => "invalid trailer field",
