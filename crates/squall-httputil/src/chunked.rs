@@ -82,12 +82,13 @@ pub struct ChunkedDecoder {
     total: u64,
     limit: u64,
     max_line: usize,
-    /// Extension bytes so far in this body, and their cap.
-    ext_total: usize,
-    max_ext: usize,
+    /// Extension bytes so far in this body, and their cap (u32: the decoder is kept
+    /// small; a cap beyond 4 GiB saturates).
+    ext_total: u32,
+    max_ext: u32,
     /// Framing bytes not yet paid for by data, and their cap.
-    overhead: u64,
-    max_overhead: u64,
+    overhead: u32,
+    max_overhead: u32,
     max_trailer: usize,
     max_trailer_fields: usize,
     trailer: Vec<u8>,
@@ -105,9 +106,9 @@ impl ChunkedDecoder {
             limit: limits.max_body_size,
             max_line: limits.max_chunk_line,
             ext_total: 0,
-            max_ext: limits.max_chunk_extensions,
+            max_ext: u32::try_from(limits.max_chunk_extensions).unwrap_or(u32::MAX),
             overhead: 0,
-            max_overhead: limits.max_chunk_overhead as u64,
+            max_overhead: u32::try_from(limits.max_chunk_overhead).unwrap_or(u32::MAX),
             max_trailer: limits.max_trailer_size,
             max_trailer_fields: limits.max_headers,
             trailer: Vec::new(),
@@ -216,7 +217,7 @@ impl ChunkedDecoder {
     /// body's extension budget.
     fn ext_byte(&mut self) -> Result<(), ParseError> {
         self.size_line_byte()?;
-        self.ext_total += 1;
+        self.ext_total = self.ext_total.saturating_add(1);
         if self.ext_total > self.max_ext {
             return Err(ParseError::ChunkExtensionsTooLarge);
         }
@@ -229,10 +230,12 @@ impl ChunkedDecoder {
     fn charge_framing(&mut self, size: u64) -> Result<(), ParseError> {
         let framing = self.line_len as u64 + 4;
         let credit = size.saturating_mul(2).saturating_add(16);
-        self.overhead = (self.overhead + framing).saturating_sub(credit);
-        if self.overhead > self.max_overhead {
+        let overhead = (u64::from(self.overhead) + framing).saturating_sub(credit);
+        if overhead > u64::from(self.max_overhead) {
             return Err(ParseError::ChunkOverheadTooLarge);
         }
+        // At most max_overhead, which is a u32.
+        self.overhead = overhead as u32;
         Ok(())
     }
 
