@@ -347,6 +347,19 @@ fn output_content_length_is_checked() {
             conn.respond(StatusCode::OK, &headers, body, &mut out),
             Err(err)
         );
+        assert!(out.is_empty(), "nothing of the broken response is written");
+        // The request is still owed its answer (a 500), and that answer ends the
+        // connection.
+        assert!(!conn.should_close());
+        let done = conn
+            .respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &HeaderMap::new(),
+                b"",
+                &mut out,
+            )
+            .unwrap();
+        assert!(!done.keep_alive);
         assert!(conn.should_close(), "a broken response ends the connection");
     }
     let mut conn = ServerConn::new(Limits::default());
