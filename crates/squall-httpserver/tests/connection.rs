@@ -713,3 +713,41 @@ fn application_content_length_mismatch_answers_500_and_closes() {
         assert!(peer.is_closed());
     }
 }
+
+struct StreamsBody;
+struct StreamsBodyMsg;
+impl HttpServerConnectionDelegate for StreamsBody {
+    type Message<'a> = StreamsBodyMsg;
+    fn start_request(&self, _c: &ConnectionInfo) -> StreamsBodyMsg {
+        StreamsBodyMsg
+    }
+}
+impl HttpMessageDelegate for StreamsBodyMsg {
+    async fn headers_received(&mut self, _r: RequestStart, _w: &mut ResponseWriter<'_>) {}
+    async fn finish(&mut self, w: &mut ResponseWriter<'_>) {
+        // Written the same way for GET and HEAD, unwrapping as a delegate may.
+        w.write_head(StatusCode::OK, HeaderMap::new()).unwrap();
+        w.write(b"hello ").unwrap();
+        w.write(b"world").unwrap();
+        w.finish().unwrap();
+    }
+}
+
+// Tornado's contract: a body written for a HEAD request is dropped and the write
+// succeeds; the connection stays usable.
+#[test]
+fn response_writer_write_on_head_writes_nothing_and_succeeds() {
+    let (out, _) = serve_all(
+        StreamsBody,
+        HttpServerConfig::default(),
+        &[b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+    );
+    let responses: Vec<&str> = out.split("HTTP/1.1 200 OK\r\n").skip(1).collect();
+    assert_eq!(responses.len(), 2, "{out}");
+    assert!(responses[0].ends_with("\r\n\r\n"), "{out}");
+    assert!(!responses[0].contains("hello"), "{out}");
+    assert!(
+        responses[1].ends_with("6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"),
+        "{out}"
+    );
+}
