@@ -85,4 +85,4 @@ pub use netutil::{
     add_accept_handler, bind_sockets, bind_unix_socket, is_valid_ip, AcceptHandle, Family,
     PeerAddr, ACCEPTS_PER_EVENT, DEFAULT_BACKLOG,
 };
-pub use server::{HandlerOutput, ServerThreads, StreamHandler, TcpServer};
+pub use server::{HandlerOutput, ServerThreads, StreamHandler, TcpServer, Teardown};
