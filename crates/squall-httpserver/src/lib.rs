@@ -62,7 +62,8 @@
 //!   receives the answer instead of a reset.
 //! - **Header names are written in lower case** when they come from an `http::HeaderMap`
 //!   (HTTP/1.1 names are case-insensitive); the framing headers the encoder adds keep
-//!   their usual spelling.
+//!   their usual spelling. [`HttpServerConfig::header_case`] sends title case, or the
+//!   application's own spellings, for peers that expect them.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
@@ -86,6 +87,8 @@ pub use delegate::{
 pub use handler::{handler_fn, BufferedRequest, FnHandler, Response};
 pub use iostream::IoStreamTransport;
 pub use server::{HttpServer, ServerStats};
-pub use squall_httputil::{HttpServerRequest, OutputError, ParseError, RequestHead};
+pub use squall_httputil::{
+    HeaderCase, HeaderCaseMap, HttpServerRequest, OutputError, ParseError, RequestHead,
+};
 pub use transport::{MemoryPeer, MemoryTransport, Transport};
 pub use writer::ResponseWriter;

@@ -751,3 +751,46 @@ fn response_writer_write_on_head_writes_nothing_and_succeeds() {
         "{out}"
     );
 }
+
+// Header names in the case the application wants: title case (hyper's
+// title_case_headers), or its own spellings (preserve case); lower case by default.
+#[test]
+fn header_name_case_options() {
+    let handler = || {
+        handler_fn(|_req: squall_httpserver::HttpServerRequest| {
+            let mut r = Response::text("x");
+            r.headers
+                .insert("x-api-key", http::HeaderValue::from_static("k"));
+            r.headers
+                .insert("etag", http::HeaderValue::from_static("\"1\""));
+            std::future::ready(r)
+        })
+    };
+    let req: &[&[u8]] = &[b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"];
+    let (out, _) = serve_all(handler(), HttpServerConfig::default(), req);
+    assert!(out.contains("\r\nx-api-key: k\r\n"), "{out}");
+    assert!(out.contains("\r\nserver: squall\r\n"), "{out}");
+
+    let title = HttpServerConfig {
+        header_case: squall_httputil::HeaderCase::Title,
+        ..HttpServerConfig::default()
+    };
+    let (out, _) = serve_all(handler(), title, req);
+    assert!(out.contains("\r\nX-Api-Key: k\r\n"), "{out}");
+    assert!(out.contains("\r\nEtag: \"1\"\r\n"), "{out}");
+    assert!(out.contains("\r\nContent-Type: "), "{out}");
+    assert!(out.contains("\r\nServer: squall\r\n"), "{out}");
+
+    let mut spellings = squall_httputil::HeaderCaseMap::new();
+    spellings.insert("X-API-Key");
+    spellings.insert("ETag");
+    let preserve = HttpServerConfig {
+        header_case: squall_httputil::HeaderCase::Preserve,
+        header_spellings: spellings,
+        ..HttpServerConfig::default()
+    };
+    let (out, _) = serve_all(handler(), preserve, req);
+    assert!(out.contains("\r\nX-API-Key: k\r\n"), "{out}");
+    assert!(out.contains("\r\nETag: \"1\"\r\n"), "{out}");
+    assert!(out.contains("\r\nContent-Type: "), "{out}");
+}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use squall_httputil::h1::ServerConn;
-use squall_httputil::Limits;
+use squall_httputil::{HeaderCase, HeaderCaseMap, Limits};
 
 use crate::config::HttpServerConfig;
 use crate::control::{Control, HighWater};
@@ -50,12 +50,21 @@ pub(crate) struct Params {
     pub(crate) config: HttpServerConfig,
     /// Shared by the connections' parsers (a pointer each, not a copy).
     pub(crate) limits: Arc<Limits>,
+    /// `config.header_spellings`, shared the same way when `HeaderCase::Preserve`
+    /// uses them.
+    pub(crate) spellings: Option<Arc<HeaderCaseMap>>,
 }
 
 impl Params {
     pub(crate) fn new(config: HttpServerConfig) -> Rc<Params> {
         let limits = Arc::new(config.limits());
-        Rc::new(Params { config, limits })
+        let spellings = (config.header_case == HeaderCase::Preserve)
+            .then(|| Arc::new(config.header_spellings.clone()));
+        Rc::new(Params {
+            config,
+            limits,
+            spellings,
+        })
     }
 }
 
@@ -236,6 +245,9 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         // `Connection: close`.
         h1.set_no_keep_alive(config.no_keep_alive || self.control.draining());
         h1.set_server_header(config.server_header.clone());
+        if config.header_case != HeaderCase::Lower {
+            h1.set_header_case(config.header_case, self.params.spellings.clone());
+        }
         let shared = RefCell::new(Shared::new(h1, config));
         let mut busy = Busy {
             conn: self,
