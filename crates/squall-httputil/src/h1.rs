@@ -428,9 +428,21 @@ impl ServerConn {
     }
 
     /// Append the interim `100 Continue` for a request that sent
-    /// `Expect: 100-continue`, when the caller wants its body.
-    pub fn write_continue(&mut self, out: &mut BytesMut) {
-        crate::response::write_continue(out);
+    /// `Expect: 100-continue`, when the caller wants its body. Written only while that
+    /// body is still to be read, on HTTP/1.1, before the final response has started and
+    /// while the connection is not closing; returns whether it was.
+    pub fn write_continue(&mut self, out: &mut BytesMut) -> bool {
+        let wanted = matches!(self.read, Read::Body { .. })
+            && !self.closing
+            && self.response.is_none()
+            && self
+                .pending
+                .last()
+                .is_some_and(|p| p.version == Version::HTTP_11 && !p.body_done);
+        if wanted {
+            crate::response::write_continue(out);
+        }
+        wanted
     }
 
     fn next_request(&self) -> Result<RequestInfo, OutputError> {
