@@ -699,7 +699,38 @@ fn a_tls_handshake_on_the_plain_port_is_refused_at_once() {
     let out = text(&peer.take_output());
     assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
     assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert!(peer.is_write_shut_down(), "half-closed after the response");
+    assert!(peer.is_closed(), "closed after lingering (bounded in time)");
+}
+
+// Lingering after a rejected request is bounded in bytes: a peer that keeps sending is
+// read up to the bound, then closed; its output ended with the response.
+#[test]
+fn lingering_is_bounded_in_bytes() {
+    let io_loop = IoLoop::new().unwrap();
+    let (transport, peer) = MemoryTransport::pair();
+    let conn = Http1Connection::new(
+        transport,
+        Rc::new(hello()),
+        HttpServerConfig::default(),
+        None,
+    );
+    peer.send(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n");
+    let piece = Bytes::from(vec![b'z'; 64 * 1024]);
+    for _ in 0..64 {
+        peer.send_bytes(piece.clone()); // 4 MiB the server does not want
+    }
+    io_loop.run_sync(conn.serve(), TIMEOUT).unwrap();
+    let out = text(&peer.take_output());
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    assert!(peer.is_write_shut_down());
     assert!(peer.is_closed());
+    let unread = peer.unread();
+    assert!(
+        unread > 0 && unread < 4 * 1024 * 1024 - 1024 * 1024 + 64 * 1024,
+        "read {} bytes before closing",
+        4 * 1024 * 1024 - unread
+    );
 }
 
 // A whole response whose own Content-Length does not match its body is answered with

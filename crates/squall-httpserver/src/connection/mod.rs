@@ -37,9 +37,8 @@ use self::logs::{log_io_error, Peer};
 use self::timer::LazyTimer;
 
 /// How long a closing connection keeps reading (and discarding) what the client still
-/// sends after a response that ended the connection with part of the request unread,
-/// so that the close does not turn into a reset that destroys the response in flight
-/// (nginx's lingering close).
+/// sends, after shutting down its write side, so that the close does not turn into a
+/// reset that destroys the response in flight (nginx's lingering close).
 const LINGER_TIME: Duration = Duration::from_secs(2);
 /// The most bytes discarded while lingering.
 const LINGER_BYTES: usize = 1024 * 1024;
