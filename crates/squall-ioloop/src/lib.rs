@@ -152,21 +152,25 @@
 
 mod clock;
 mod error;
+mod executor;
 mod fault;
 mod gen;
 mod ioloop;
 mod pages;
 mod periodic;
 mod remote;
+pub mod signal;
 mod task;
 mod timer;
 mod watchdog;
 
 pub use error::{Closed, JoinError, LoopError, PeriodicError, RunSyncError, TimeoutError};
+pub use executor::{run_on, Executor, ExecutorFuture, Job, ThreadPool};
 pub use gen::{sleep, sleep_until, with_timeout, Sleep};
 pub use ioloop::{default_poller, poller_by_name, IoLoop};
 pub use periodic::PeriodicCallback;
 pub use remote::{RemoteHandle, SignalCallback};
+pub use signal::SignalHandler;
 pub use squall_poller::{Interest, Poller, Ready};
 pub use task::JoinHandle;
 pub use timer::{Deadline, Timeout};
