@@ -83,6 +83,6 @@ pub use delegate::{
 };
 pub use handler::{handler_fn, BufferedRequest, FnHandler, Response};
 pub use iostream::IoStreamTransport;
-pub use server::{HttpServer, ServerStats};
+pub use server::{HttpServer, ServerStats, DEFAULT_UNIX_SOCKET_MODE};
 pub use squall_httputil::{HttpServerRequest, OutputError, ParseError, RequestHead};
 pub use transport::{MemoryPeer, MemoryTransport, Transport};
