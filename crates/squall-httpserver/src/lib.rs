@@ -70,6 +70,7 @@ mod config;
 mod connection;
 mod delegate;
 mod handler;
+mod interop;
 mod iostream;
 mod server;
 mod spare;

@@ -76,6 +76,7 @@ mod form;
 mod gzip;
 pub mod h1;
 mod head;
+mod interop;
 mod limits;
 pub mod pool;
 mod request;
@@ -93,6 +94,7 @@ pub use form::{
 };
 pub use gzip::GzipInflater;
 pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead};
+pub use interop::ClientInfo;
 pub use limits::Limits;
 pub use request::{HttpHeadersExt, HttpServerRequest};
 pub use response::{
