@@ -123,9 +123,11 @@ impl Executor for ThreadPool {
         state.queue.push_back(job);
         if state.idle > 0 {
             pool.work.notify_one();
-            return;
         }
-        if state.threads >= pool.max_threads {
+        // Idle threads take queued jobs; start another thread only for jobs beyond
+        // them (an idle thread that was notified may not have woken yet, so `idle`
+        // alone would undercount the work waiting).
+        if state.queue.len() <= state.idle || state.threads >= pool.max_threads {
             return;
         }
         state.threads += 1;

@@ -144,6 +144,32 @@ fn test_many_concurrent_jobs_are_bounded_by_the_pool() {
 }
 
 #[test]
+fn test_a_warm_pool_still_grows_to_its_bound() {
+    // One thread has run a job and now idles; three jobs that need each other running
+    // at once must still get three threads.
+    let pool = ThreadPool::new(3, "warm-test");
+    let (tx, rx) = mpsc::channel();
+    pool.execute(Box::new(move || tx.send(()).unwrap()));
+    rx.recv_timeout(PATIENCE).unwrap();
+    let gauge = Arc::new(Gauge::default());
+    let (done_tx, done_rx) = mpsc::channel();
+    for _ in 0..3 {
+        let (g, done) = (gauge.clone(), done_tx.clone());
+        pool.execute(Box::new(move || {
+            g.enter();
+            g.wait_peak(3);
+            g.leave();
+            done.send(()).unwrap();
+        }));
+    }
+    for _ in 0..3 {
+        done_rx.recv_timeout(PATIENCE).unwrap();
+    }
+    assert_eq!(gauge.peak(), 3);
+    assert!(pool.threads() <= 3);
+}
+
+#[test]
 fn test_default_pool_size_follows_tornado() {
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(ThreadPool::default_size(), cpus * 5);
