@@ -79,6 +79,7 @@ mod gzip;
 pub mod h1;
 mod head;
 mod headers;
+mod interop;
 mod limits;
 pub mod pool;
 mod request;
@@ -97,6 +98,7 @@ pub use form::{
 pub use gzip::GzipInflater;
 pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead, MAX_EMPTY_LINES};
 pub use headers::{parse_headers, HeaderCase, HeaderCaseMap};
+pub use interop::ClientInfo;
 pub use limits::Limits;
 pub use request::{HttpHeadersExt, HttpServerRequest};
 pub use response::{

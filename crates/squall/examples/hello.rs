@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `--threads N` serves on N threads, each with its own IOLoop, sharing the listening
-//! socket. `--quiet` turns the per-request log off (the benchmarks use it).
+//! socket. `--quiet` turns the per-request log off (the benchmarks use it). SIGTERM or
+//! Ctrl-C shuts down gracefully: requests in flight finish, then the process exits 0.
 
 use std::process::ExitCode;
 
@@ -120,6 +121,12 @@ fn main() -> ExitCode {
         eprintln!("cannot start the server threads: {e}");
         return ExitCode::FAILURE;
     }
-    server.join();
-    ExitCode::SUCCESS
+    // SIGTERM or Ctrl-C: finish the requests in flight (for up to 10 s), then exit.
+    match server.run_until_signal(std::time::Duration::from_secs(10)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot wait for a shutdown signal: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
