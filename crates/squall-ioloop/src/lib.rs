@@ -155,6 +155,7 @@ mod error;
 mod fault;
 mod gen;
 mod ioloop;
+pub mod logger;
 mod pages;
 mod periodic;
 mod remote;
