@@ -23,6 +23,7 @@ use squall_httputil::{
 };
 use squall_ioloop::Sleep;
 
+use crate::access::{AccessLine, ACCESS_LOG_TARGET};
 use crate::config::HttpServerConfig;
 use crate::delegate::{
     ConnectionInfo, HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart,
@@ -30,9 +31,6 @@ use crate::delegate::{
 use crate::spare;
 use crate::transport::Transport;
 use crate::xheaders;
-
-/// The `log` target of the one-line-per-request access log (Tornado's `tornado.access`).
-pub const ACCESS_LOG_TARGET: &str = "squall_httpserver::access";
 
 /// How long a closing connection keeps reading (and discarding) what the client still
 /// sends after a response that ended the connection with part of the request unread,
@@ -1287,15 +1285,14 @@ impl std::fmt::Display for Peer<'_> {
 }
 
 fn log_access(status: StatusCode, method: &Method, uri: &Uri, ip: Option<IpAddr>, start: Instant) {
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
-    match ip {
-        Some(ip) => {
-            log::info!(target: ACCESS_LOG_TARGET, "{} {method} {uri} ({ip}) {ms:.2}ms", status.as_u16())
-        }
-        None => {
-            log::info!(target: ACCESS_LOG_TARGET, "{} {method} {uri} {ms:.2}ms", status.as_u16())
-        }
+    AccessLine {
+        status,
+        method,
+        uri,
+        ip,
+        elapsed: start.elapsed(),
     }
+    .log();
 }
 
 fn log_access_error(info: &ConnectionInfo, e: ParseError) {

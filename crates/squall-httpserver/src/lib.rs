@@ -66,6 +66,7 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod access;
 mod config;
 mod connection;
 mod delegate;
@@ -76,8 +77,9 @@ mod spare;
 mod transport;
 mod xheaders;
 
+pub use access::ACCESS_LOG_TARGET;
 pub use config::HttpServerConfig;
-pub use connection::{Http1Connection, ResponseWriter, ACCESS_LOG_TARGET};
+pub use connection::{Http1Connection, ResponseWriter};
 pub use delegate::{
     ConnectionInfo, HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart,
 };

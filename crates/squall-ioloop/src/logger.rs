@@ -33,7 +33,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -240,6 +240,17 @@ impl Sink {
     }
 }
 
+/// `fmt::Write` straight into a byte buffer (`io::Write`'s adapter keeps error state we
+/// do not need).
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
 /// A thread's lines not yet written, and the sink they belong to.
 struct Lines {
     buf: Vec<u8>,
@@ -362,7 +373,9 @@ impl LoopLogger {
     pub fn init(self) -> Result<(), log::SetLoggerError> {
         let max = self.filter.max_level();
         // The process's logger lives as long as the process (`log` wants `&'static`).
-        log::set_logger(Box::leak(Box::new(self)))?;
+        let logger: &'static LoopLogger = Box::leak(Box::new(self));
+        log::set_logger(logger)?;
+        let _ = INSTALLED.set(logger);
         log::set_max_level(max);
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -372,26 +385,70 @@ impl LoopLogger {
         Ok(())
     }
 
-    fn write_line(&self, buf: &mut Vec<u8>, record: &Record<'_>) {
-        // Writing into a Vec fails only if a Display impl of the message fails; the
-        // line is then cut where it failed and ended, like any formatter would.
-        let _ = write!(
-            buf,
-            "[{} {}] {}",
-            record.level(),
-            record.target(),
-            record.args()
-        );
+    /// `[LEVEL target] ` and the body `line` writes, then a newline.
+    fn write_line(buf: &mut Vec<u8>, level: Level, target: &str, line: impl FnOnce(&mut Vec<u8>)) {
+        buf.push(b'[');
+        buf.extend_from_slice(level.as_str().as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(target.as_bytes());
+        buf.push(b']');
+        buf.push(b' ');
+        line(buf);
         buf.push(b'\n');
     }
 
-    /// Writes one record at once, bypassing the thread's buffer (when that buffer is
-    /// gone or busy: during thread exit, or a record logged while formatting another).
-    fn write_direct(&self, record: &Record<'_>) {
-        let mut buf = Vec::new();
-        self.write_line(&mut buf, record);
-        self.sink.write(&buf);
+    /// Appends one line to this thread's buffer, and writes the buffer if this thread
+    /// runs no loop or the buffer is full. When the buffer is gone or busy (during
+    /// thread exit, or for a record logged while another is being formatted), the line
+    /// is written at once on its own.
+    fn append(&self, level: Level, target: &str, line: impl FnOnce(&mut Vec<u8>)) {
+        let mut line = Some(line);
+        let buffered = LINES.try_with(|lines| {
+            let Ok(mut l) = lines.try_borrow_mut() else {
+                return false;
+            };
+            let ours = l.sink.as_ref().is_some_and(|s| Arc::ptr_eq(s, &self.sink));
+            if !ours {
+                // Another logger's lines (tests, a logger replaced): theirs first.
+                l.flush();
+                l.sink = Some(self.sink.clone());
+            }
+            if let Some(line) = line.take() {
+                Self::write_line(&mut l.buf, level, target, line);
+            }
+            if DEFER.get() == 0 || l.buf.len() >= FLUSH_AT {
+                l.flush();
+            } else {
+                PENDING.set(true);
+            }
+            true
+        });
+        if !matches!(buffered, Ok(true)) {
+            if let Some(line) = line {
+                let mut buf = Vec::new();
+                Self::write_line(&mut buf, level, target, line);
+                self.sink.write(&buf);
+            }
+        }
     }
+}
+
+/// The logger [`LoopLogger::init`] installed, for [`log_bytes`].
+static INSTALLED: OnceLock<&'static LoopLogger> = OnceLock::new();
+
+/// A fast path around the `log` facade for a hot, fixed-format line (the HTTP access
+/// log): when the process's logger is a [`LoopLogger`], the line is filtered as a
+/// record of `target` at `level` would be, and `line` writes its text straight into the
+/// thread's buffer, with no `fmt` machinery between. Returns `false` when another
+/// logger (or none) is installed: the caller then logs the same text through `log`.
+pub fn log_bytes(level: Level, target: &str, line: impl FnOnce(&mut Vec<u8>)) -> bool {
+    let Some(logger) = INSTALLED.get() else {
+        return false;
+    };
+    if level <= log::max_level() && logger.filter.enabled(target, level) {
+        logger.append(level, target, line);
+    }
+    true
 }
 
 impl Log for LoopLogger {
@@ -403,27 +460,13 @@ impl Log for LoopLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let buffered = LINES.try_with(|lines| {
-            let Ok(mut l) = lines.try_borrow_mut() else {
-                return false;
-            };
-            let ours = l.sink.as_ref().is_some_and(|s| Arc::ptr_eq(s, &self.sink));
-            if !ours {
-                // Another logger's lines (tests, a logger replaced): theirs first.
-                l.flush();
-                l.sink = Some(self.sink.clone());
-            }
-            self.write_line(&mut l.buf, record);
-            if DEFER.get() == 0 || l.buf.len() >= FLUSH_AT {
-                l.flush();
-            } else {
-                PENDING.set(true);
-            }
-            true
+        let args = record.args();
+        self.append(record.level(), record.target(), |buf| match args.as_str() {
+            Some(s) => buf.extend_from_slice(s.as_bytes()),
+            // Fails only if a Display impl of the message fails: the line is then cut
+            // where it failed, and ended.
+            None => drop(fmt::write(&mut VecWriter(buf), *args)),
         });
-        if !matches!(buffered, Ok(true)) {
-            self.write_direct(record);
-        }
     }
 
     fn flush(&self) {
@@ -649,6 +692,12 @@ mod tests {
             LevelFilter::Error,
             "the last word wins"
         );
+    }
+
+    #[test]
+    fn log_bytes_needs_an_installed_loop_logger() {
+        // No test of this binary installs one: the caller is told to use `log`.
+        assert!(!log_bytes(Level::Error, "t", |_| unreachable!()));
     }
 
     #[test]

@@ -63,6 +63,22 @@ fn buffered_lines_are_written_before_a_panic_message() {
         )
         .unwrap();
     let _ = std::panic::take_hook();
+
+    // The byte fast path: same filter, same buffer, same line shape.
+    assert!(squall_ioloop::logger::log_bytes(
+        log::Level::Info,
+        "app",
+        |b| b.extend_from_slice(b"raw bytes")
+    ));
+    assert!(
+        squall_ioloop::logger::log_bytes(log::Level::Info, "noisy", |_| unreachable!()),
+        "filtered out, and handled: the caller must not log it again"
+    );
+    assert!(squall_ioloop::logger::log_bytes(
+        log::Level::Debug,
+        "app",
+        |_| unreachable!()
+    ));
     let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
@@ -72,5 +88,9 @@ fn buffered_lines_are_written_before_a_panic_message() {
     );
     assert!(lines[3].starts_with("[ERROR squall_ioloop"), "{text}");
     assert!(lines[3].contains("boom"), "{text}");
-    assert_eq!(lines[4..], ["[INFO app] after"], "{text}");
+    assert_eq!(
+        lines[4..],
+        ["[INFO app] after", "[INFO app] raw bytes"],
+        "{text}"
+    );
 }
