@@ -69,6 +69,7 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod access;
 mod config;
 mod connection;
 mod control;

@@ -159,6 +159,7 @@ mod fault;
 mod gen;
 mod handlers;
 mod ioloop;
+pub mod logger;
 mod pages;
 mod periodic;
 mod remote;
