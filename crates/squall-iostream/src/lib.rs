@@ -65,6 +65,12 @@
 //! syscall and [`flush`](IoStream::flush) sends: a pipelining server answers a whole
 //! batch with one `writev`.
 //!
+//! [`shutdown_write`](IoStream::shutdown_write) half-closes: the queue is flushed, then
+//! the write side is shut down (`shutdown(SHUT_WR)`), so the peer reads end-of-file
+//! right after the last byte while this side keeps reading until the peer's own
+//! end-of-file. A server closing with unread input does this, then drains for a bounded
+//! time, so that its response is not destroyed by a reset (nginx's lingering close).
+//!
 //! # Memory
 //!
 //! A stream is one allocation of 208 bytes (the `Rc`): the write queue holds one chunk
@@ -83,7 +89,8 @@
 //! # Differences from Tornado, and why
 //!
 //! - **`read_parse` is new**: a zero-copy parse hook over the per-thread buffer, so a
-//!   server keeps no buffer per idle connection (DESIGN.md's performance rules).
+//!   server keeps no buffer per idle connection (ARCHITECTURE.md, "Idle connections
+//!   own no buffers").
 //!   `take_buffered` takes body bytes that came with a head without a syscall.
 //! - **No `read_until_regex`**: a `regex` dependency would double the crate's build and
 //!   its search cannot resume where it stopped the way `memmem` does; use
@@ -105,12 +112,18 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod connect;
+mod engine;
 mod error;
+mod fdio;
 mod read;
 mod shared;
+mod state;
 mod stream;
 mod wqueue;
+mod write;
 
 pub use error::{CloseCause, ReadParseError, StreamError};
 pub use squall_ioloop::IoLoop;
-pub use stream::{IoStream, WriteFuture, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
+pub use stream::{IoStream, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
+pub use write::WriteFuture;

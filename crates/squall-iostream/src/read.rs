@@ -1,4 +1,4 @@
-//! The read futures: one generic future over the engine in `stream.rs`, one kind per
+//! The read futures: one generic future over the engine in `engine.rs`, one kind per
 //! read, and `read_into`, which reads straight into the caller's buffer.
 
 use std::future::Future;
@@ -9,8 +9,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use memchr::memmem;
 
+use crate::engine::{Need, Taken};
 use crate::error::{CloseCause, ReadParseError, StreamError};
-use crate::stream::{IoStream, Need, Taken};
+use crate::stream::IoStream;
 
 /// One kind of read: what it needs and when it is satisfied.
 trait ReadKind {
@@ -479,6 +480,58 @@ impl Drop for ReadInto<'_> {
     fn drop(&mut self) {
         if self.claimed && !self.done {
             self.stream.inner.release_read();
+        }
+    }
+}
+
+impl IoStream {
+    /// Poll-style [`read_parse`](IoStream::read_parse) for hand-written futures: the
+    /// same engine and rules, except that `parse` may be called again on the same bytes
+    /// after a spurious wake-up (keep it cheap, or remember where it stopped).
+    ///
+    /// # Errors
+    ///
+    /// As [`read_parse`](IoStream::read_parse); [`StreamError::ReadInProgress`] while a
+    /// read future is pending.
+    pub fn poll_read_parse<T, E, P>(
+        &self,
+        cx: &mut Context<'_>,
+        max_bytes: usize,
+        parse: &mut P,
+    ) -> Poll<Result<T, crate::ReadParseError<E>>>
+    where
+        P: FnMut(&[u8]) -> Result<Option<(T, usize)>, E>,
+    {
+        use crate::ReadParseError;
+        let inner = &self.inner;
+        if inner.has(crate::state::READ_ACTIVE) {
+            return Poll::Ready(Err(ReadParseError::Stream(StreamError::ReadInProgress)));
+        }
+        let mut out = None;
+        let max_bytes = max_bytes.max(1);
+        let mut check = |buf: &[u8], _closed: bool| -> Result<Option<usize>, ReadParseError<E>> {
+            if !buf.is_empty() {
+                match parse(buf) {
+                    Ok(Some((t, used))) => {
+                        out = Some(t);
+                        return Ok(Some(used.min(buf.len())));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(ReadParseError::Parse(e)),
+                }
+            }
+            if buf.len() >= max_bytes {
+                return Err(ReadParseError::TooLarge { max_bytes });
+            }
+            Ok(None)
+        };
+        match inner.poll_read(cx, Need::Chunk, false, &mut check) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(_)) => match out {
+                Some(t) => Poll::Ready(Ok(t)),
+                None => Poll::Ready(Err(ReadParseError::Stream(inner.closed_error()))),
+            },
         }
     }
 }
