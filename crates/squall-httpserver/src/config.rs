@@ -2,11 +2,13 @@
 //! can live with.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::Scheme;
 use http::HeaderValue;
 use squall_httputil::Limits;
+use squall_tcpserver::StreamSetup;
 
 /// The server's settings: Tornado's `HTTPServer.initialize` arguments and
 /// `HTTP1ConnectionParameters` in one plain struct.
@@ -114,6 +116,11 @@ pub struct HttpServerConfig {
     /// The `Server` header added to responses that have none. Default `squall`;
     /// `None` sends none.
     pub server_header: Option<HeaderValue>,
+    /// A step every accepted connection goes through before HTTP is spoken on it: TLS
+    /// (Tornado's `ssl_options`), with `squall-tls`'s `TlsAcceptor`. Requests on such
+    /// connections report its scheme (`https`) unless [`protocol`](Self::protocol) says
+    /// otherwise. Default `None`: plain HTTP.
+    pub stream_setup: Option<Arc<dyn StreamSetup>>,
 }
 
 impl Default for HttpServerConfig {
@@ -136,6 +143,7 @@ impl Default for HttpServerConfig {
             chunk_size: 64 * 1024,
             max_write_buffer_size: 16 * 1024 * 1024,
             server_header: Some(HeaderValue::from_static("squall")),
+            stream_setup: None,
         }
     }
 }

@@ -116,6 +116,7 @@ mod connect;
 mod engine;
 mod error;
 mod fdio;
+mod layer;
 mod read;
 mod shared;
 mod state;
@@ -124,6 +125,7 @@ mod wqueue;
 mod write;
 
 pub use error::{CloseCause, ReadParseError, StreamError};
+pub use layer::Layer;
 pub use squall_ioloop::IoLoop;
 pub use stream::{IoStream, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
 pub use write::WriteFuture;

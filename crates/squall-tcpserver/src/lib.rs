@@ -58,13 +58,16 @@
 //!   dropped by a full queue.
 //! - **`bind_unix_socket` keeps a live socket**: Tornado removes any socket file at the
 //!   path; squall removes it only if nobody accepts on it.
-//! - **No TLS** (`ssl_options`): out of scope for this layer for now.
+//! - **TLS is a setup step** ([`StreamSetup`]): Tornado's `ssl_options` argument becomes
+//!   [`TcpServer::set_stream_setup`] with `squall-tls`'s `TlsAcceptor`, so this crate does
+//!   not depend on the TLS crate (and builds without a C compiler).
 
 #![warn(unreachable_pub)]
 
 mod client;
 mod netutil;
 mod server;
+mod setup;
 mod sys;
 
 pub use client::{TcpClient, HAPPY_EYEBALLS_DELAY};
@@ -73,3 +76,4 @@ pub use netutil::{
     ACCEPTS_PER_EVENT, DEFAULT_BACKLOG,
 };
 pub use server::{HandlerOutput, ServerThreads, StreamHandler, TcpServer};
+pub use setup::{SetupFuture, StreamSetup};

@@ -88,6 +88,18 @@ impl TlsError {
         TlsError::from_close_cause(e.close_cause()?)
     }
 
+    /// The `TlsError` inside an `io::Error` (as [`TlsConnector::connect`] returns it,
+    /// wrapping a [`StreamError`], or directly).
+    ///
+    /// [`TlsConnector::connect`]: crate::TlsConnector::connect
+    pub fn from_io_error(e: &io::Error) -> Option<&TlsError> {
+        let inner = e.get_ref()?;
+        if let Some(t) = inner.downcast_ref::<TlsError>() {
+            return Some(t);
+        }
+        TlsError::from_stream_error(inner.downcast_ref::<StreamError>()?)
+    }
+
     /// The `io::ErrorKind` a stream closed by this error reports: `TimedOut` for the
     /// handshake timeout, `UnexpectedEof` for an end of file during the handshake,
     /// `InvalidData` otherwise.

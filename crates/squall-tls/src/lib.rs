@@ -47,7 +47,9 @@
 
 mod config;
 mod error;
+mod glue;
 mod session;
+mod stream;
 
 pub use config::{
     certified_key, load_certified_key, load_certs, load_private_key, provider, ReloadableCert,
@@ -55,7 +57,9 @@ pub use config::{
     DEFAULT_HANDSHAKE_TIMEOUT,
 };
 pub use error::TlsError;
+pub use glue::{TlsAcceptor, TlsConnector};
 /// rustls, for its types in this crate's API (`CertifiedKey`, `RootCertStore`,
 /// `ServerConfig`...).
 pub use rustls;
 pub use session::TlsSession;
+pub use stream::{TlsInfo, TlsStreamExt, WaitForHandshake};
