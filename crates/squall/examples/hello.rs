@@ -11,17 +11,22 @@
 //!
 //! `--threads N` serves on N threads, each with its own IOLoop, sharing the listening
 //! socket. `--quiet` turns the per-request log off (the benchmarks use it).
+//! `--tls-cert FILE --tls-key FILE` serves HTTPS with that certificate chain and key
+//! (PEM): `curl --cacert ca.pem https://localhost:8888/`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use http::{Method, StatusCode};
-use squall::http::{HttpServer, HttpServerRequest, Response};
+use squall::http::{HttpServer, HttpServerConfig, HttpServerRequest, Response};
 
 struct Args {
     port: u16,
     address: String,
     threads: usize,
     quiet: bool,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -30,6 +35,8 @@ fn parse_args() -> Result<Args, String> {
         address: "127.0.0.1".to_owned(),
         threads: 1,
         quiet: false,
+        tls_cert: None,
+        tls_key: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -48,14 +55,20 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--quiet" => args.quiet = true,
+            "--tls-cert" => args.tls_cert = Some(value("--tls-cert")?),
+            "--tls-key" => args.tls_key = Some(value("--tls-key")?),
             "-h" | "--help" => {
                 return Err(
-                    "usage: hello [--port 8888] [--address 127.0.0.1] [--threads 1] [--quiet]"
+                    "usage: hello [--port 8888] [--address 127.0.0.1] [--threads 1] \
+                     [--quiet] [--tls-cert FILE --tls-key FILE]"
                         .into(),
                 )
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".into());
     }
     Ok(args)
 }
@@ -103,6 +116,23 @@ fn main() -> ExitCode {
     }
 
     let mut server = HttpServer::new(app);
+    let mut scheme = "http";
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        // Checked here, at start-up: a bad file fails now, not at the first client.
+        let tls = match squall_tls::TlsServerConfig::from_pem_files(cert, key) {
+            Ok(tls) => tls,
+            Err(e) => {
+                eprintln!("cannot load the TLS certificate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let config = HttpServerConfig {
+            stream_setup: Some(Arc::new(squall_tls::TlsAcceptor::new(tls))),
+            ..server.config().clone()
+        };
+        server = server.with_config(config);
+        scheme = "https";
+    }
     let addr = match server.bind(args.port, &args.address) {
         Ok(addr) => addr,
         Err(e) => {
@@ -113,7 +143,7 @@ fn main() -> ExitCode {
     // On standard output, whatever the log level: it is what the user waits for, not a
     // warning.
     println!(
-        "squall hello listening on http://{addr}/ with {} thread(s)",
+        "squall hello listening on {scheme}://{addr}/ with {} thread(s)",
         args.threads
     );
     if let Err(e) = server.start(args.threads) {
