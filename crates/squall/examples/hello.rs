@@ -31,9 +31,7 @@ use std::sync::Arc;
 
 use http::{Method, StatusCode};
 use log::LevelFilter;
-use squall::http::{
-    HttpServer, HttpServerConfig, HttpServerRequest, Response, ACCESS_LOG_TARGET,
-};
+use squall::http::{HttpServer, HttpServerConfig, HttpServerRequest, Response, ACCESS_LOG_TARGET};
 use squall::ioloop::logger::{Filter, LoopLogger};
 
 struct Args {
