@@ -174,6 +174,12 @@ impl HttpRequest {
         &self.url
     }
 
+    /// The same request for another URL.
+    pub fn url_set(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
     /// The method (default GET).
     pub fn method(mut self, method: Method) -> Self {
         self.method = method;
