@@ -1,6 +1,6 @@
 //! [`HttpClient`]: the pool, the queue, redirects and timeouts around one exchange.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -63,6 +63,10 @@ impl ClientConfig {
 
 struct Inner {
     config: ClientConfig,
+    /// `config.user_agent` as a header value, made once.
+    user_agent: Option<HeaderValue>,
+    /// The last URL parsed, and its parse: repeated fetches of one URL parse it once.
+    last_target: RefCell<Option<(String, Rc<Target>)>>,
     slots: Rc<Slots>,
     pool: Pool,
     tcp: TcpClient,
@@ -120,6 +124,8 @@ impl HttpClient {
     pub fn with_config(config: ClientConfig) -> HttpClient {
         HttpClient {
             inner: Rc::new(Inner {
+                user_agent: HeaderValue::from_str(&config.user_agent).ok(),
+                last_target: RefCell::new(None),
                 slots: Slots::new(config.max_clients),
                 pool: Pool::new(config.max_idle_per_host, config.idle_timeout),
                 tcp: TcpClient::new(),
@@ -187,7 +193,7 @@ impl HttpClient {
         }
         check_method_and_body(&req)?;
         let start = Instant::now();
-        let mut target = Target::parse(&req.url).map_err(HttpClientError::InvalidRequest)?;
+        let mut target = self.parse_url(&req.url)?;
         let mut method = req.method.clone();
         let mut body = req.body.clone();
         let mut producer = req.body_producer.clone();
@@ -214,9 +220,11 @@ impl HttpClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             if let (true, Some(location)) = (crate::conn::follows(&ex.head, follow), location) {
-                let next = target
-                    .join(&location)
-                    .map_err(HttpClientError::InvalidRequest)?;
+                let next = Rc::new(
+                    target
+                        .join(&location)
+                        .map_err(HttpClientError::InvalidRequest)?,
+                );
                 let status = ex.head.status;
                 // Tornado: 303 turns into GET (HEAD stays HEAD), and so do 301 and 302
                 // after a POST, as browsers do; the body goes.
@@ -254,7 +262,11 @@ impl HttpClient {
                 headers: ex.head.headers,
                 body: ex.body,
                 trailers: ex.trailers,
-                effective_url: target.url(),
+                effective_url: if redirects == 0 {
+                    req.url.clone()
+                } else {
+                    target.url()
+                },
                 redirects,
                 request_time: start.elapsed(),
             };
@@ -266,14 +278,30 @@ impl HttpClient {
         }
     }
 
+    /// `url` parsed, or the parse of the previous fetch if it was the same URL.
+    fn parse_url(&self, url: &str) -> Result<Rc<Target>, HttpClientError> {
+        if let Some((last, target)) = &*self.inner.last_target.borrow() {
+            if last == url {
+                return Ok(target.clone());
+            }
+        }
+        let target = Rc::new(Target::parse(url).map_err(HttpClientError::InvalidRequest)?);
+        *self.inner.last_target.borrow_mut() = Some((url.to_owned(), target.clone()));
+        Ok(target)
+    }
+
     /// One request of a fetch (the first, or one after a redirect), with its own slot
     /// and timeouts, as Tornado fetches each redirect anew.
     async fn fetch_hop(&self, hop: &Hop<'_>) -> Result<Exchanged, HttpClientError> {
         let req = hop.req;
         let queue_timeout = req.connect_timeout.min(req.request_timeout);
-        let permit = with_timeout(queue_timeout, self.inner.slots.acquire())
-            .await
-            .map_err(|_| HttpClientError::Timeout(TimeoutPhase::Queue))?;
+        // The queue's timer is only armed when the request has to wait.
+        let permit = match self.inner.slots.try_acquire() {
+            Some(p) => p,
+            None => with_timeout(queue_timeout, self.inner.slots.acquire())
+                .await
+                .map_err(|_| HttpClientError::Timeout(TimeoutPhase::Queue))?,
+        };
         let deadline = Instant::now() + req.request_timeout;
         let result = with_timeout(deadline, self.exchange_hop(hop, deadline)).await;
         drop(permit);
@@ -335,12 +363,18 @@ impl HttpClient {
         let req = hop.req;
         let target = hop.target;
         let mut headers = hop.headers.clone();
-        set_default(&mut headers, header::HOST, &target.host_header);
-        let agent = req
-            .user_agent
-            .as_deref()
-            .unwrap_or(&self.inner.config.user_agent);
-        set_default(&mut headers, header::USER_AGENT, agent);
+        if !headers.contains_key(header::HOST) {
+            headers.insert(header::HOST, target.host_value.clone());
+        }
+        if !headers.contains_key(header::USER_AGENT) {
+            match (&req.user_agent, &self.inner.user_agent) {
+                (Some(agent), _) => set_default(&mut headers, header::USER_AGENT, agent),
+                (None, Some(agent)) => {
+                    headers.insert(header::USER_AGENT, agent.clone());
+                }
+                (None, None) => {}
+            }
+        }
         if req.decompress_response {
             set_default(&mut headers, header::ACCEPT_ENCODING, "gzip");
         }

@@ -2,7 +2,7 @@
 //! idle keep-alive connections kept per host.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -72,14 +72,22 @@ impl Slots {
         }
     }
 
+    /// A slot at once, if one is free and nobody is queued.
+    pub(crate) fn try_acquire(self: &Rc<Slots>) -> Option<Permit> {
+        if self.free.get() > 0 && self.queue.borrow().is_empty() {
+            self.free.set(self.free.get() - 1);
+            return Some(Permit {
+                slots: self.clone(),
+            });
+        }
+        None
+    }
+
     /// Wait for a slot. Dropping the future leaves the queue (and passes on a slot it
     /// was granted meanwhile).
     pub(crate) async fn acquire(self: &Rc<Slots>) -> Permit {
-        if self.free.get() > 0 && self.queue.borrow().is_empty() {
-            self.free.set(self.free.get() - 1);
-            return Permit {
-                slots: self.clone(),
-            };
+        if let Some(p) = self.try_acquire() {
+            return p;
         }
         let waiter = Rc::new(Waiter::default());
         self.queue.borrow_mut().push_back(waiter.clone());
@@ -142,9 +150,11 @@ struct Idle {
     since: Instant,
 }
 
-/// Idle keep-alive connections, per [`PoolKey`], most recently used last.
+/// Idle keep-alive connections, per [`PoolKey`], most recently used last. A list
+/// scanned in order, not a hash map: a client talks to few hosts, and comparing a key
+/// costs less than hashing it.
 pub(crate) struct Pool {
-    idle: RefCell<HashMap<PoolKey, Vec<Idle>>>,
+    idle: RefCell<Vec<(PoolKey, Vec<Idle>)>>,
     max_per_host: usize,
     idle_timeout: Duration,
 }
@@ -152,7 +162,7 @@ pub(crate) struct Pool {
 impl Pool {
     pub(crate) fn new(max_per_host: usize, idle_timeout: Duration) -> Pool {
         Pool {
-            idle: RefCell::new(HashMap::new()),
+            idle: RefCell::new(Vec::new()),
             max_per_host,
             idle_timeout,
         }
@@ -162,7 +172,8 @@ impl Pool {
     /// by the server, that hold unexpected bytes, or that idled too long are dropped.
     pub(crate) fn checkout(&self, key: &PoolKey) -> Option<IoStream> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(key)?;
+        let at = idle.iter().position(|(k, _)| k == key)?;
+        let list = &mut idle[at].1;
         let now = Instant::now();
         let mut found = None;
         while let Some(c) = list.pop() {
@@ -176,7 +187,7 @@ impl Pool {
             );
         }
         if list.is_empty() {
-            idle.remove(key);
+            idle.swap_remove(at);
         }
         found
     }
@@ -187,7 +198,14 @@ impl Pool {
             return;
         }
         let mut idle = self.idle.borrow_mut();
-        let list = idle.entry(key).or_default();
+        let at = match idle.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                idle.push((key, Vec::new()));
+                idle.len() - 1
+            }
+        };
+        let list = &mut idle[at].1;
         if list.len() >= self.max_per_host {
             list.remove(0);
         }
@@ -199,12 +217,12 @@ impl Pool {
 
     /// Idle connections kept, over all hosts.
     pub(crate) fn idle_count(&self) -> usize {
-        self.idle.borrow().values().map(Vec::len).sum()
+        self.idle.borrow().iter().map(|(_, l)| l.len()).sum()
     }
 
     /// Close every idle connection.
     pub(crate) fn clear(&self) {
-        let drained: Vec<_> = self.idle.borrow_mut().drain().collect();
+        let drained: Vec<_> = self.idle.borrow_mut().drain(..).collect();
         for (_, list) in drained {
             for c in list {
                 c.stream.close();

@@ -1,6 +1,7 @@
 //! URLs as the client needs them: where to connect, what to put in the request line and
 //! the Host header, and how a redirect's Location resolves against the URL it came from.
 
+use http::header::HeaderValue;
 use http::uri::{PathAndQuery, Uri};
 
 /// The schemes the client speaks.
@@ -20,6 +21,8 @@ pub(crate) struct Target {
     /// The value of the Host header: the host (bracketed if IPv6) and the port when it
     /// is not the scheme's default.
     pub(crate) host_header: String,
+    /// `host_header` as a header value, made once.
+    pub(crate) host_value: HeaderValue,
     /// Origin-form request target.
     pub(crate) path: PathAndQuery,
     /// Credentials given in the URL.
@@ -69,10 +72,13 @@ impl Target {
             }
             _ => PathAndQuery::from_static("/"),
         };
+        let host_value =
+            HeaderValue::from_str(&host_header).map_err(|e| format!("bad host in {url:?}: {e}"))?;
         Ok(Target {
             scheme,
             host: bare.to_owned(),
             port,
+            host_value,
             host_header,
             path,
             userinfo,
