@@ -8,9 +8,10 @@
 //!   split anywhere: interim `1xx` responses, the final head, the body (Content-Length,
 //!   chunked with trailers, or delimited by the end of the connection) and its end.
 //!
-//! The grammar pieces are the server side's: the end of a head is found by
-//! [`HeadParser::find_end`], bodies are read by [`BodyDecoder`] (the chunked decoder
-//! with its caps), and framing headers are checked by the same rules.
+//! The grammar pieces are the server side's where the two sides agree: bodies are read by
+//! [`LengthDecoder`] and the [`ChunkedDecoder`] with its caps, and Content-Length and list
+//! headers are read by the same functions. The end of a response head is found here
+//! (the request side checks the request line as it arrives, which a status line is not).
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -47,10 +48,11 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use smallvec::SmallVec;
 
-use crate::body::{BodyDecoder, Decoded};
+use crate::body::{Decoded, LengthDecoder};
+use crate::chunked::ChunkedDecoder;
 use crate::chunked::{encode_chunk, encode_last_chunk};
 use crate::error::{OutputError, ParseError};
-use crate::head::{list_items, parse_content_length, BodyKind, HeadParser};
+use crate::head::{list_items, parse_content_length};
 use crate::limits::Limits;
 use crate::response::{put_u64, BodyFraming};
 
@@ -262,7 +264,9 @@ pub enum ResponseEvent {
 #[derive(Debug)]
 enum State {
     Head,
-    Body(BodyDecoder),
+    Length(LengthDecoder),
+    /// Boxed: the chunked decoder is several times the size of the other states.
+    Chunked(Box<ChunkedDecoder>),
     UntilClose,
     Done,
     Failed(ParseError),
@@ -280,7 +284,7 @@ enum State {
 #[derive(Debug)]
 pub struct ResponseParser {
     state: State,
-    head_parser: HeadParser,
+    head_end: HeadEnd,
     limits: Limits,
     is_head: bool,
     is_connect: bool,
@@ -296,7 +300,7 @@ impl ResponseParser {
     pub fn new(method: &Method, limits: Limits) -> Self {
         ResponseParser {
             state: State::Head,
-            head_parser: HeadParser::new(),
+            head_end: HeadEnd::default(),
             is_head: *method == Method::HEAD,
             is_connect: *method == Method::CONNECT,
             limits,
@@ -310,7 +314,7 @@ impl ResponseParser {
     /// connection.
     pub fn reset(&mut self, method: &Method) {
         self.state = State::Head;
-        self.head_parser.reset();
+        self.head_end = HeadEnd::default();
         self.is_head = *method == Method::HEAD;
         self.is_connect = *method == Method::CONNECT;
         self.keep_alive = false;
@@ -369,11 +373,11 @@ impl ResponseParser {
             State::Failed(e) => Err(*e),
             State::Done => Ok(Some(ResponseEvent::End)),
             State::Head => {
-                let Some(span) = self.head_parser.find_end(input, &self.limits)? else {
+                let Some(end) = self.head_end.find(input, self.limits.max_head_size)? else {
                     return Ok(None);
                 };
-                let mut head = input.split_to(span.end).freeze();
-                let _ = head.split_to(span.start);
+                self.head_end = HeadEnd::default();
+                let head = input.split_to(end).freeze();
                 let parsed =
                     parse_response_head(&head, &self.limits, self.is_head, self.is_connect)?;
                 if parsed.is_interim() {
@@ -386,21 +390,27 @@ impl ResponseParser {
                         if n > self.limits.max_body_size {
                             return Err(ParseError::BodyTooLarge);
                         }
-                        State::Body(BodyDecoder::new(BodyKind::Length(n), &self.limits))
+                        State::Length(LengthDecoder::new(n))
                     }
                     BodyFraming::Chunked => {
-                        State::Body(BodyDecoder::new(BodyKind::Chunked, &self.limits))
+                        State::Chunked(Box::new(ChunkedDecoder::new(&self.limits)))
                     }
                     _ => State::UntilClose,
                 };
                 Ok(Some(ResponseEvent::Head(parsed)))
             }
-            State::Body(dec) => match dec.decode(input)? {
+            State::Length(dec) => match dec.decode(input) {
                 Some(Decoded::Data(d)) => Ok(Some(ResponseEvent::Data(d))),
-                Some(Decoded::End) => {
-                    if let BodyDecoder::Chunked(c) = dec {
-                        self.trailers = c.take_trailers();
-                    }
+                Some(_) => {
+                    self.state = State::Done;
+                    Ok(Some(ResponseEvent::End))
+                }
+                None => Ok(None),
+            },
+            State::Chunked(dec) => match dec.decode(input)? {
+                Some(Decoded::Data(d)) => Ok(Some(ResponseEvent::Data(d))),
+                Some(_) => {
+                    self.trailers = dec.take_trailers();
                     self.state = State::Done;
                     Ok(Some(ResponseEvent::End))
                 }
@@ -439,6 +449,48 @@ impl ResponseParser {
                 Err(ParseError::IncompleteMessage)
             }
         }
+    }
+}
+
+/// Where the search for the end of a head resumes, so that a head fed a byte at a time
+/// is scanned once.
+#[derive(Debug, Default)]
+struct HeadEnd {
+    scan_from: usize,
+}
+
+impl HeadEnd {
+    /// One past the empty line that ends the head (CRLF CRLF, or bare LFs as httparse
+    /// accepts them), or `None` while the head is incomplete.
+    fn find(&mut self, buf: &[u8], max_head_size: usize) -> Result<Option<usize>, ParseError> {
+        let mut pos = self.scan_from.min(buf.len());
+        loop {
+            let Some(i) = memchr::memchr(b'\n', &buf[pos..]) else {
+                self.scan_from = buf.len();
+                break;
+            };
+            let nl = pos + i;
+            let end = match (buf.get(nl + 1), buf.get(nl + 2)) {
+                (Some(b'\n'), _) => Some(nl + 2),
+                (Some(b'\r'), Some(b'\n')) => Some(nl + 3),
+                (None, _) | (Some(b'\r'), None) => {
+                    self.scan_from = nl;
+                    break;
+                }
+                _ => None,
+            };
+            if let Some(end) = end {
+                if end > max_head_size {
+                    return Err(ParseError::HeadTooLarge);
+                }
+                return Ok(Some(end));
+            }
+            pos = nl + 1;
+        }
+        if buf.len() > max_head_size {
+            return Err(ParseError::HeadTooLarge);
+        }
+        Ok(None)
     }
 }
 
