@@ -860,3 +860,49 @@ fn test_connect_tunnel() {
         .unwrap();
     thread.join().unwrap();
 }
+
+/// Tornado's `test_connect_timeout`: a server whose accept queue is full never completes
+/// the handshake, and the fetch fails with the connect phase named, well before its
+/// request timeout.
+#[test]
+#[cfg(target_os = "linux")]
+fn test_connect_timeout() {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    // Fill the accept queue: connections that complete are held; the first one that
+    // times out shows the queue is full (Linux drops further SYNs).
+    let mut held = Vec::new();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+        assert!(held.len() < 64, "the accept queue never filled");
+    }
+    let io_loop = IoLoop::new().unwrap();
+    let e = io_loop
+        .run_sync(
+            async move {
+                HttpClient::new()
+                    .fetch(
+                        HttpRequest::new(format!("http://{addr}/"))
+                            .connect_timeout(Duration::from_millis(200))
+                            .request_timeout(Duration::from_secs(20)),
+                    )
+                    .await
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(e, HttpClientError::Timeout(TimeoutPhase::Connect)),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), "Timeout while connecting");
+    drop(held);
+}
