@@ -26,11 +26,12 @@ pub fn have_tool(path_or_name: &str) -> bool {
             !under_ci(),
             "`{path_or_name}` is required under CI=true but was not found"
         );
-        eprintln!();
-        eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-        eprintln!("!!! SKIPPED: `{path_or_name}` is not installed; this interop test did not run.");
-        eprintln!("!!! Install it (Debian: apt-get install curl python3 nginx) to run it.");
-        eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+        let bar = "!".repeat(72);
+        // tidy: allow(print) a skipped interop test must be loud in the test output, where no logger is read
+        eprintln!(
+            "\n{bar}\n!!! SKIPPED: `{path_or_name}` is not installed; this interop test did not run.\n\
+             !!! Install it (Debian: apt-get install curl python3 nginx) to run it.\n{bar}"
+        );
     }
     found
 }
