@@ -65,6 +65,8 @@
 //!   [`HttpRequest`] and client-wide ones on [`ClientConfig`]; there is one
 //!   implementation. Digest authentication, `prepare_curl_callback`, `network_interface`
 //!   and client certificates are curl-only in Tornado and absent here.
+//! - **`header_callback` lines are rebuilt from the parsed head**, so header names are in
+//!   lower case (Tornado rebuilds them too, in its own canonical case).
 //! - **https** is refused with [`HttpClientError::InvalidRequest`] until squall has a
 //!   TLS layer; [`connect_tunnel`] already opens the `CONNECT` tunnel it would run
 //!   over.

@@ -68,6 +68,7 @@ async fn app(req: HttpServerRequest) -> Response {
         }
         "/auth" => Response::text(header(&req, "authorization")),
         "/ua" => Response::text(header(&req, "user-agent")),
+        "/host" => Response::text(header(&req, "host")),
         "/content-type" => Response::text(header(&req, "content-type")),
         "/gzip" => with(
             Response::bytes(gzip(b"compressed hello, ".repeat(100).as_slice())),
@@ -905,4 +906,75 @@ fn test_connect_timeout() {
     );
     assert_eq!(e.to_string(), "Timeout while connecting");
     drop(held);
+}
+
+/// Tornado's `test_redirect_connection_limit`: with one slot, a redirect does not wait
+/// for the slot its own first request holds.
+#[test]
+fn test_redirect_connection_limit() {
+    with_app(|_client, base| async move {
+        let client = HttpClient::with_config(ClientConfig::default().with_max_clients(1));
+        let r = client.fetch(format!("{base}/countdown/3")).await.unwrap();
+        assert_eq!(r.text(), "Zero");
+        assert_eq!(client.active(), 0);
+    });
+}
+
+/// Tornado's `test_streaming_follow_redirects`: the streaming callback sees only the
+/// final body.
+#[test]
+fn test_streaming_follow_redirects() {
+    with_app(|client, base| async move {
+        let chunks = Rc::new(RefCell::new(Vec::new()));
+        let sink = chunks.clone();
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/redirect?url=/hello&status=302"))
+                    .streaming_callback(move |c| sink.borrow_mut().extend_from_slice(&c)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(&chunks.borrow()[..], b"Hello world!");
+        assert_eq!(r.redirects, 1);
+    });
+}
+
+/// Tornado's `test_host_header` and `test_response_times`.
+#[test]
+fn test_host_header_and_request_time() {
+    with_app(|client, base| async move {
+        let r = client.fetch(format!("{base}/host")).await.unwrap();
+        assert_eq!(r.text(), base.trim_start_matches("http://"));
+        assert!(r.request_time > Duration::ZERO);
+        // A Host of the caller's own is kept.
+        let r = client
+            .fetch(HttpRequest::new(format!("{base}/host")).header("host", "example.com"))
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "example.com");
+    });
+}
+
+/// Tornado's `test_ipv6`: a bracketed IPv6 literal, where the machine has `::1`.
+#[test]
+fn test_ipv6() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("!!! SKIPPED test_ipv6: no IPv6 loopback on this machine");
+        return;
+    }
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let mut server = HttpServer::new(app);
+                let addr = server.listen(0, "::1").unwrap();
+                let r = HttpClient::new()
+                    .fetch(format!("http://[::1]:{}/host", addr.port()))
+                    .await
+                    .unwrap();
+                assert_eq!(r.text(), format!("[::1]:{}", addr.port()));
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
 }
