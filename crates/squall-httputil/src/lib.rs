@@ -18,6 +18,8 @@
 //! - [`client`]: the client side, a request encoder and a strict response parser
 //!   (interim `1xx` responses, HEAD/204/304, chunked with trailers, bodies delimited by
 //!   the close).
+//! - [`parse_headers`]: a block of header lines on its own (Tornado's
+//!   `HTTPHeaders.parse`); [`HeaderCase`]: how response header names are spelled.
 //! - [`GzipInflater`]: `Content-Encoding: gzip` request bodies, inflated size capped.
 //!
 //! Every parser is linear in its input and bounded by a cap ([`Limits`],
@@ -80,6 +82,8 @@ mod form;
 mod gzip;
 pub mod h1;
 mod head;
+mod headers;
+mod interop;
 mod limits;
 pub mod pool;
 mod request;
@@ -97,6 +101,8 @@ pub use form::{
 };
 pub use gzip::GzipInflater;
 pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead, MAX_EMPTY_LINES};
+pub use headers::{parse_headers, HeaderCase, HeaderCaseMap};
+pub use interop::ClientInfo;
 pub use limits::Limits;
 pub use request::{HttpHeadersExt, HttpServerRequest};
 pub use response::{
