@@ -118,6 +118,9 @@ mod connect;
 mod engine;
 mod error;
 mod fdio;
+#[cfg(any(test, feature = "model"))]
+#[doc(hidden)]
+pub mod model;
 mod read;
 #[cfg(feature = "regex")]
 mod read_regex;
