@@ -34,7 +34,5 @@
 squall_poller::cfg_epoll! {
     mod epoll;
     pub use epoll::Epoll;
+    pub use squall_poller::Poller;
 }
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub use squall_poller::Poller;

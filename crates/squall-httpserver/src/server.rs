@@ -21,10 +21,15 @@ use squall_tcpserver::{
 };
 
 use crate::config::HttpServerConfig;
-use crate::connection::{Control, HighWater, Http1Connection, Params};
+use crate::connection::{Http1Connection, Params};
+use crate::control::{Control, HighWater};
 use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
 use crate::handler::{handler_fn, FnHandler, Response};
 use crate::iostream::IoStreamTransport;
+
+mod signals;
+mod unix;
+pub use unix::DEFAULT_UNIX_SOCKET_MODE;
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -38,6 +43,91 @@ struct ServerShared {
     high_water: HighWater,
     accepted: AtomicU64,
     open: AtomicUsize,
+}
+
+impl ServerShared {
+    fn remotes(&self) -> Vec<RemoteHandle> {
+        self.loops.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Run `op` on every loop serving this server; the countdown reaches zero when each
+    /// has run it (loops already gone count as done).
+    fn on_every_loop(
+        &self,
+        op: impl Fn(&dyn LocalOps, Arc<Countdown>) + Send + Sync + Clone + 'static,
+    ) -> Arc<Countdown> {
+        let remotes = self.remotes();
+        let countdown = Countdown::new(remotes.len());
+        let id = self.id;
+        for r in remotes {
+            let (c, op) = (countdown.clone(), op.clone());
+            let c2 = countdown.clone();
+            let sent = r.add_callback(move || {
+                let mut ran = false;
+                with_local(id, |l| {
+                    ran = true;
+                    op(l, c.clone());
+                });
+                if !ran {
+                    c.done_one();
+                }
+            });
+            if sent.is_err() {
+                c2.done_one();
+            }
+        }
+        countdown
+    }
+
+    /// [`HttpServer::stop`].
+    fn stop(&self) {
+        let _ = self.on_every_loop(|l, c| {
+            l.stop_accepting();
+            c.done_one();
+        });
+    }
+
+    /// [`HttpServer::shutdown`]; `stop_loops`: the server runs on threads of its own,
+    /// whose loops end with it.
+    fn shutdown(
+        self: &Arc<Self>,
+        stop_loops: bool,
+        grace: Duration,
+    ) -> impl Future<Output = ()> + 'static {
+        self.stop();
+        let drained = self.on_every_loop(|l, c| {
+            l.drain();
+            l.when_empty(Box::new(move || c.done_one()));
+        });
+        let force = ForceAll {
+            shared: self.clone(),
+        };
+        let remotes: Vec<RemoteHandle> = if stop_loops {
+            self.remotes()
+        } else {
+            Vec::new()
+        };
+        async move {
+            let finished = {
+                let mut wait = pin!(drained.wait());
+                let mut timer = pin!(squall_ioloop::sleep(grace));
+                poll_fn(|cx| {
+                    if wait.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(true);
+                    }
+                    timer.as_mut().poll(cx).map(|()| false)
+                })
+                .await
+            };
+            if !finished {
+                log::info!("shutdown grace period over; closing the remaining connections");
+                force.run().await;
+            }
+            for r in remotes {
+                r.stop();
+            }
+        }
+    }
 }
 
 /// A countdown that a future on any thread can wait for.
@@ -164,8 +254,12 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
     /// Start accepting on `listeners`, through `squall-tcpserver`'s accept loop
     /// (`accept4` in batches, paused with a backoff when the process runs out of fds).
     fn serve_listeners(self: &Rc<Self>, listeners: Vec<TcpListener>) -> io::Result<()> {
-        let server = self
-            .accepting
+        self.accept_server().add_sockets(listeners)
+    }
+
+    /// This thread's accept loop, made on first use.
+    fn accept_server(self: &Rc<Self>) -> TcpServer {
+        self.accepting
             .borrow_mut()
             .get_or_insert_with(|| {
                 let weak = Rc::downgrade(self);
@@ -173,8 +267,7 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
                     Self::accepted(&weak, stream, peer)
                 })
             })
-            .clone();
-        server.add_sockets(listeners)
+            .clone()
     }
 
     /// A connection from the accept loop: its task's future (it ends at once if the
@@ -537,51 +630,11 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
         Ok(())
     }
 
-    fn remotes(&self) -> Vec<RemoteHandle> {
-        self.shared
-            .loops
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Run `op` on every loop serving this server; the countdown reaches zero when each
-    /// has run it (loops already gone count as done).
-    fn on_every_loop(
-        &self,
-        op: impl Fn(&dyn LocalOps, Arc<Countdown>) + Send + Sync + Clone + 'static,
-    ) -> Arc<Countdown> {
-        let remotes = self.remotes();
-        let countdown = Countdown::new(remotes.len());
-        let id = self.shared.id;
-        for r in remotes {
-            let (c, op) = (countdown.clone(), op.clone());
-            let c2 = countdown.clone();
-            let sent = r.add_callback(move || {
-                let mut ran = false;
-                with_local(id, |l| {
-                    ran = true;
-                    op(l, c.clone());
-                });
-                if !ran {
-                    c.done_one();
-                }
-            });
-            if sent.is_err() {
-                c2.done_one();
-            }
-        }
-        countdown
-    }
-
     /// Stop accepting new connections and close the listening sockets (Tornado's
     /// `stop`). Connections already open go on. Idempotent; takes effect on each loop's
     /// next turn.
     pub fn stop(&self) {
-        let _ = self.on_every_loop(|l, c| {
-            l.stop_accepting();
-            c.done_one();
-        });
+        self.shared.stop();
     }
 
     /// Close every open connection at once (Tornado's `close_all_connections`); the
@@ -601,39 +654,7 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
     ///
     /// The future runs on any loop (it waits on a timer of the loop that polls it).
     pub fn shutdown(&self, grace: Duration) -> impl Future<Output = ()> + 'static {
-        self.stop();
-        let drained = self.on_every_loop(|l, c| {
-            l.drain();
-            l.when_empty(Box::new(move || c.done_one()));
-        });
-        let force = ForceAll {
-            shared: self.shared.clone(),
-        };
-        let remotes: Vec<RemoteHandle> = if self.threads.is_none() {
-            Vec::new()
-        } else {
-            self.remotes()
-        };
-        async move {
-            let finished = {
-                let mut wait = pin!(drained.wait());
-                let mut timer = pin!(squall_ioloop::sleep(grace));
-                poll_fn(|cx| {
-                    if wait.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(true);
-                    }
-                    timer.as_mut().poll(cx).map(|()| false)
-                })
-                .await
-            };
-            if !finished {
-                log::info!("shutdown grace period over; closing the remaining connections");
-                force.run().await;
-            }
-            for r in remotes {
-                r.stop();
-            }
-        }
+        self.shared.shutdown(self.threads.is_some(), grace)
     }
 
     /// Wait for the threads made by [`start`](Self::start) to end (their loops stop at
