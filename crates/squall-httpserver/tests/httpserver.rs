@@ -2,6 +2,7 @@
 
 mod common;
 
+#[cfg(feature = "gzip")]
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -293,6 +294,7 @@ fn xheaders() {
     assert_eq!(r.text(), "127.0.0.1 http");
 }
 
+#[cfg(feature = "gzip")]
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(data).unwrap();
@@ -300,6 +302,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 // GzipTest.test_gzip (form arguments from an inflated body) and a bomb.
+#[cfg(feature = "gzip")]
 #[test]
 fn gzip_upload() {
     let s = server_with(HttpServerConfig {
