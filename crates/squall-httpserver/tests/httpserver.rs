@@ -621,3 +621,28 @@ fn drained_connection_ends_with_prompt_eof() {
     );
     s.wait();
 }
+
+// A client that half-closes right after its request (`printf ... | nc`, some HTTP/1.0
+// clients) still gets the whole response, then end-of-file.
+#[test]
+fn a_half_closed_client_gets_its_response() {
+    let s = server();
+    for request in [
+        &b"GET / HTTP/1.0\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut c = s.client();
+        c.send(request);
+        c.reader
+            .get_ref()
+            .shutdown(std::net::Shutdown::Write)
+            .unwrap();
+        let (out, eof_after) = read_to_eof(&mut c);
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.ends_with("Hello, world!"), "{out}");
+        assert!(
+            eof_after < PROMPT_EOF,
+            "end-of-file {eof_after:?} after the last byte"
+        );
+    }
+}
