@@ -69,11 +69,13 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod access;
 mod config;
 mod connection;
 mod control;
 mod delegate;
 mod handler;
+mod interop;
 mod iostream;
 mod server;
 mod spare;
@@ -88,7 +90,7 @@ pub use delegate::{
 };
 pub use handler::{handler_fn, BufferedRequest, FnHandler, Response};
 pub use iostream::IoStreamTransport;
-pub use server::{HttpServer, ServerStats};
+pub use server::{HttpServer, ServerStats, DEFAULT_UNIX_SOCKET_MODE};
 pub use squall_httputil::{
     HeaderCase, HeaderCaseMap, HttpServerRequest, OutputError, ParseError, RequestHead,
 };
