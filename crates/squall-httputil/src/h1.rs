@@ -56,8 +56,8 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use smallvec::SmallVec;
 
-use crate::body::{Decoded, LengthDecoder};
 use crate::chunked::ChunkedDecoder;
+use crate::decode::{Decoded, LengthDecoder};
 use crate::error::{OutputError, ParseError};
 use crate::head::{BodyKind, HeadParser, RequestHead};
 use crate::headers::{HeaderCase, HeaderCaseMap};

@@ -182,6 +182,11 @@ impl LineState {
     fn scan(&mut self, line: &[u8]) -> Result<Option<usize>, ParseError> {
         use LineState::*;
         let mut i = 0;
+        if *self == MethodStart && line.starts_with(b"GET /") {
+            // The usual request needs no byte-by-byte walk through its method.
+            *self = TargetStart;
+            i = 4;
+        }
         while i < line.len() {
             let b = line[i];
             match *self {
@@ -198,7 +203,13 @@ impl LineState {
                     let run = line[i + 1..].iter().position(|&b| !target_byte(b));
                     i += run.unwrap_or(line.len() - i - 1);
                 }
-                Target if b == b' ' => *self = Version(0),
+                Target if b == b' ' => {
+                    if line[i + 1..].starts_with(b"HTTP/1.1\r\n") {
+                        // The usual version and line end, checked in one comparison.
+                        return Ok(Some(i + 10));
+                    }
+                    *self = Version(0);
+                }
                 TargetStart | Target => {
                     return Err(match b {
                         b' ' | b'\r' | b'\n' => ParseError::InvalidRequestLine,

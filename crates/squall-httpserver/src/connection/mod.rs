@@ -7,6 +7,8 @@
 //! small modules of their own.
 
 mod busy;
+#[cfg(feature = "gzip")]
+mod inflate;
 mod logs;
 mod request;
 mod timer;
