@@ -1,404 +1,388 @@
-//! Blocking work off the loop: [`IoLoop::run_in_executor`] and the bounded
-//! [`ThreadPool`] it runs on by default (Tornado's `IOLoop.run_in_executor` and its
-//! default `ThreadPoolExecutor`).
-//!
-//! The work runs on a pool thread; its result is handed to the loop through the
-//! awaiting task's waker, which is `Send`: a wake from a pool thread goes through the
-//! loop's remote queue and waker fd, exactly like
-//! [`RemoteHandle::add_callback`](crate::RemoteHandle::add_callback).
+//! The loop's executor: spawning futures as tasks, polling them, their wakers and
+//! [`JoinHandle`]. The task slab itself (plain data) is in `task.rs`.
 
-use std::collections::VecDeque;
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use crate::error::JoinError;
-use crate::fault::panic_message;
-use crate::IoLoop;
-
-/// One piece of work handed to an [`Executor`].
-pub type Job = Box<dyn FnOnce() + Send + 'static>;
-
-/// Something that runs jobs on other threads: the seam behind
-/// [`IoLoop::run_in_executor`] (Python's `concurrent.futures.Executor`).
-///
-/// [`ThreadPool`] is the one squall ships; implement this to hand blocking work to a
-/// pool of your own (rayon's, a database driver's).
-pub trait Executor: Send + Sync + 'static {
-    /// Runs `job` on some thread, eventually. An executor that cannot run it (it is
-    /// shutting down) drops it: the future of [`IoLoop::run_in_executor`] then resolves
-    /// to [`JoinError::Cancelled`].
-    fn execute(&self, job: Job);
-}
-
-/// How long an idle pool thread waits for work before it exits (the pool starts
-/// threads again on demand).
-const IDLE_EXIT: Duration = Duration::from_secs(60);
-
-/// A bounded pool of threads: Python's `ThreadPoolExecutor(max_workers)`.
-///
-/// Threads are started on demand, one per job while fewer than `max_threads` exist and
-/// none is idle, and exit after a minute without work; jobs beyond `max_threads`
-/// wait in a FIFO queue. A panicking job is caught (its future gets
-/// [`JoinError::Panicked`]) and the thread goes on. Dropping the last handle lets the
-/// threads finish the jobs already queued, then exit; it does not wait for them.
-///
-/// Cheap to clone: clones share one pool.
-#[doc(alias = "ThreadPoolExecutor")]
-#[derive(Clone)]
-pub struct ThreadPool {
-    handle: Arc<PoolHandle>,
-}
-
-/// The owners' side of a pool: when the last [`ThreadPool`] goes, the pool shuts down.
-struct PoolHandle {
-    pool: Arc<Pool>,
-}
-
-struct Pool {
-    max_threads: usize,
-    name: String,
-    state: Mutex<PoolState>,
-    work: Condvar,
-}
-
-#[derive(Default)]
-struct PoolState {
-    queue: VecDeque<Job>,
-    threads: usize,
-    idle: usize,
-    shutdown: bool,
-}
-
-impl ThreadPool {
-    /// A pool of at most `max_threads` threads (at least 1), named `"{name}-{n}"`.
-    pub fn new(max_threads: usize, name: &str) -> ThreadPool {
-        ThreadPool {
-            handle: Arc::new(PoolHandle {
-                pool: Arc::new(Pool {
-                    max_threads: max_threads.max(1),
-                    name: name.to_owned(),
-                    state: Mutex::new(PoolState::default()),
-                    work: Condvar::new(),
-                }),
-            }),
-        }
-    }
-
-    /// The size Tornado gives its default executor: five threads per CPU (blocking
-    /// work mostly waits, on disk or on a remote service).
-    pub fn default_size() -> usize {
-        std::thread::available_parallelism().map_or(1, |n| n.get()) * 5
-    }
-
-    /// The most threads this pool runs at once.
-    pub fn max_threads(&self) -> usize {
-        self.handle.pool.max_threads
-    }
-
-    /// How many threads the pool has now (busy or idle).
-    pub fn threads(&self) -> usize {
-        self.handle.pool.lock().threads
-    }
-
-    /// How many jobs wait for a thread.
-    pub fn queued(&self) -> usize {
-        self.handle.pool.lock().queue.len()
-    }
-}
-
-impl Executor for ThreadPool {
-    fn execute(&self, job: Job) {
-        let pool = &self.handle.pool;
-        let mut state = pool.lock();
-        if state.shutdown {
-            drop(state);
-            drop(job);
-            return;
-        }
-        state.queue.push_back(job);
-        if state.idle > 0 {
-            pool.work.notify_one();
-        }
-        // Idle threads take queued jobs; start another thread only for jobs beyond
-        // them (an idle thread that was notified may not have woken yet, so `idle`
-        // alone would undercount the work waiting).
-        if state.queue.len() <= state.idle || state.threads >= pool.max_threads {
-            return;
-        }
-        state.threads += 1;
-        let n = state.threads;
-        drop(state);
-        let worker = pool.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("{}-{n}", pool.name))
-            .spawn(move || worker.run());
-        if let Err(e) = spawned {
-            let mut state = pool.lock();
-            state.threads -= 1;
-            // With no thread at all, nobody would ever run the queue: give the jobs
-            // back (their futures see `Cancelled`). Otherwise the running threads will.
-            let orphans = if state.threads == 0 {
-                std::mem::take(&mut state.queue)
-            } else {
-                VecDeque::new()
-            };
-            drop(state);
-            log::error!("thread pool {}: cannot start a thread: {e}", pool.name);
-            drop(orphans);
-        }
-    }
-}
-
-impl Pool {
-    fn lock(&self) -> MutexGuard<'_, PoolState> {
-        // Jobs never run under the lock, so a poisoned lock still holds a consistent
-        // state.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A worker thread: run queued jobs until the pool shuts down and its queue is
-    /// empty, or until no work came for a while.
-    fn run(&self) {
-        let mut state = self.lock();
-        loop {
-            if let Some(job) = state.queue.pop_front() {
-                drop(state);
-                if let Err(p) = catch_unwind(AssertUnwindSafe(job)) {
-                    // `run_in_executor` catches its own panics; this is a raw job.
-                    log::error!(
-                        "thread pool {}: a job panicked: {}",
-                        self.name,
-                        panic_message(&*p)
-                    );
-                }
-                state = self.lock();
-                continue;
-            }
-            if state.shutdown {
-                break;
-            }
-            state.idle += 1;
-            let (next, timeout) = self
-                .work
-                .wait_timeout(state, IDLE_EXIT)
-                .unwrap_or_else(PoisonError::into_inner);
-            state = next;
-            state.idle -= 1;
-            if timeout.timed_out() && state.queue.is_empty() {
-                break;
-            }
-        }
-        state.threads -= 1;
-    }
-}
-
-impl Drop for PoolHandle {
-    fn drop(&mut self) {
-        self.pool.lock().shutdown = true;
-        self.pool.work.notify_all();
-    }
-}
-
-impl fmt::Debug for ThreadPool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.handle.pool.lock();
-        f.debug_struct("ThreadPool")
-            .field("name", &self.handle.pool.name)
-            .field("max_threads", &self.handle.pool.max_threads)
-            .field("threads", &state.threads)
-            .field("queued", &state.queue.len())
-            .finish()
-    }
-}
-
-/// The pool every loop uses until [`IoLoop::set_default_executor`] gives it another:
-/// one per process, [`ThreadPool::default_size`] threads, made on first use.
-fn process_default() -> Arc<dyn Executor> {
-    static DEFAULT: OnceLock<Arc<dyn Executor>> = OnceLock::new();
-    DEFAULT
-        .get_or_init(|| {
-            Arc::new(ThreadPool::new(
-                ThreadPool::default_size(),
-                "squall-executor",
-            ))
-        })
-        .clone()
-}
-
-/// Where a job's result meets the future that waits for it.
-struct Slot<T> {
-    state: Mutex<SlotState<T>>,
-}
-
-enum SlotState<T> {
-    /// Queued or running; the waker of the task that waits, if it has polled.
-    Waiting(Option<Waker>),
-    /// The future was dropped: a job that has not started yet is skipped.
-    Abandoned,
-    Done(Result<T, JoinError>),
-    Taken,
-}
-
-impl<T> Slot<T> {
-    fn lock(&self) -> MutexGuard<'_, SlotState<T>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Stores the outcome and wakes the waiting task (outside the lock).
-    fn complete(&self, outcome: Result<T, JoinError>) {
-        let mut state = self.lock();
-        if let SlotState::Waiting(waker) = &mut *state {
-            let waker = waker.take();
-            *state = SlotState::Done(outcome);
-            drop(state);
-            if let Some(w) = waker {
-                w.wake();
-            }
-        }
-    }
-}
-
-/// Completes the slot with [`JoinError::Cancelled`] if the job is dropped without
-/// having run (the executor shut down or refused it).
-struct Sender<T> {
-    slot: Option<Arc<Slot<T>>>,
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            slot.complete(Err(JoinError::Cancelled));
-        }
-    }
-}
-
-/// The future of [`IoLoop::run_in_executor`]: resolves on the loop to the work's
-/// result. Dropping it before the work starts skips the work; work already running
-/// runs to its end (a thread cannot be interrupted) and its result is dropped.
-#[must_use = "the work runs anyway; await the future for its result"]
-pub struct ExecutorFuture<T> {
-    slot: Arc<Slot<T>>,
-}
-
-impl<T> Future for ExecutorFuture<T> {
-    type Output = Result<T, JoinError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.slot.lock();
-        match &mut *state {
-            SlotState::Waiting(waker) => {
-                match waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *waker = Some(cx.waker().clone()),
-                }
-                Poll::Pending
-            }
-            SlotState::Done(_) => match std::mem::replace(&mut *state, SlotState::Taken) {
-                SlotState::Done(outcome) => Poll::Ready(outcome),
-                _ => unreachable!("matched Done above"),
-            },
-            SlotState::Abandoned | SlotState::Taken => Poll::Ready(Err(JoinError::Cancelled)),
-        }
-    }
-}
-
-impl<T> Drop for ExecutorFuture<T> {
-    fn drop(&mut self) {
-        let mut state = self.slot.lock();
-        if let SlotState::Waiting(_) = &*state {
-            *state = SlotState::Abandoned;
-        }
-    }
-}
-
-impl<T> fmt::Debug for ExecutorFuture<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &*self.slot.lock() {
-            SlotState::Waiting(_) => "waiting",
-            SlotState::Abandoned => "abandoned",
-            SlotState::Done(_) => "done",
-            SlotState::Taken => "taken",
-        };
-        f.debug_struct("ExecutorFuture")
-            .field("state", &state)
-            .finish()
-    }
-}
-
-/// Hands `work` to `executor` and returns the future of its result.
-pub fn run_on<E, F, T>(executor: &E, work: F) -> ExecutorFuture<T>
-where
-    E: Executor + ?Sized,
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let slot = Arc::new(Slot {
-        state: Mutex::new(SlotState::Waiting(None)),
-    });
-    let mut sender = Sender {
-        slot: Some(slot.clone()),
-    };
-    executor.execute(Box::new(move || {
-        let Some(slot) = sender.slot.take() else {
-            return;
-        };
-        if matches!(&*slot.lock(), SlotState::Abandoned) {
-            return;
-        }
-        let outcome = catch_unwind(AssertUnwindSafe(work)).map_err(JoinError::Panicked);
-        slot.complete(outcome);
-    }));
-    ExecutorFuture { slot }
-}
+use crate::error::{JoinError, LoopError, RunSyncError};
+use crate::fault::{panic_message, Origin};
+use crate::ioloop::{wake_local, Inner, IoLoop, Job};
+use crate::remote::{Remote, Shared};
+use crate::task::{BoxTask, Output, NONE};
 
 impl IoLoop {
-    /// Runs blocking `work` on the loop's executor and returns a future that resolves
-    /// on this loop to its result: Tornado's `IOLoop.run_in_executor(None, func)`.
+    /// Runs `future` as a task on this loop and returns a handle to its output. Tornado's
+    /// `spawn_callback` (and asyncio's `create_task`). The future is boxed once, here;
+    /// it is first polled on the next iteration. A panic in the task is caught and
+    /// logged, and the handle resolves to [`JoinError::Panicked`]. On a closed loop the
+    /// future is dropped and the handle resolves to [`JoinError::Cancelled`].
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.spawn_task(Box::pin(future), Location::caller(), true, true, false)
+    }
+
+    pub(crate) fn spawn_task<T: 'static>(
+        &self,
+        future: BoxTask,
+        origin: Origin,
+        attached: bool,
+        log_panic: bool,
+        stop_on_done: bool,
+    ) -> JoinHandle<T> {
+        let inner = &*self.inner;
+        if inner.closed.get() {
+            drop(future);
+            return JoinHandle::cancelled();
+        }
+        let (idx, gen) = inner.tasks.borrow_mut().insert(
+            future,
+            origin,
+            attached,
+            log_panic,
+            stop_on_done,
+            |index| {
+                Waker::from(Arc::new(SlotWaker {
+                    index,
+                    shared: inner.shared.clone(),
+                }))
+            },
+        );
+        inner.queue.borrow_mut().push_back(Job::Poll(idx, gen));
+        JoinHandle {
+            inner: if attached {
+                Rc::downgrade(&self.inner)
+            } else {
+                Weak::new()
+            },
+            idx,
+            gen,
+            done: !attached,
+            _output: PhantomData,
+        }
+    }
+
+    /// Calls `callback(output)` on a later iteration once `future` completes. Tornado's
+    /// `add_future`: the callback is always deferred through the callback queue, never
+    /// run inline.
+    #[track_caller]
+    pub fn add_future<F, C>(&self, future: F, callback: C)
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+        C: FnOnce(F::Output) + 'static,
+    {
+        let origin = Location::caller();
+        let weak = Rc::downgrade(&self.inner);
+        let task = async move {
+            let out = future.await;
+            if let Some(inner) = weak.upgrade() {
+                IoLoop { inner }.push_callback(Box::new(move || callback(out)), origin);
+            }
+        };
+        drop(self.spawn_task::<()>(Box::pin(task), origin, false, true, false));
+    }
+
+    /// Runs the loop until `future` completes and returns its output. Tornado's
+    /// `run_sync`. The loop is current while it runs.
     ///
-    /// The executor is the one given to [`set_default_executor`](Self::set_default_executor),
-    /// or else a [`ThreadPool`] of [`ThreadPool::default_size`] threads shared by every
-    /// loop of the process. To use another executor for one call, use
-    /// [`run_on`]`(&executor, work)`. The work starts whether or not the future is
-    /// polled; dropping the future before it starts skips it.
+    /// A panic in the future is resumed in the caller (`std::panic::resume_unwind`),
+    /// as Tornado re-raises. A future that returns a `Result` gives it back as is.
     ///
     /// # Errors
     ///
-    /// The future resolves to [`JoinError::Panicked`] (with the payload) if `work`
-    /// panicked, and [`JoinError::Cancelled`] if the executor dropped it unrun.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use squall_ioloop::IoLoop;
-    ///
-    /// let io_loop = IoLoop::new()?;
-    /// let n = io_loop.run_sync(async {
-    ///     let io_loop = IoLoop::current().unwrap();
-    ///     // A blocking call (a file read, a DNS lookup, a C library) off the loop.
-    ///     io_loop.run_in_executor(|| (1..=10u64).product::<u64>()).await
-    /// }, Some(Duration::from_secs(10)))??;
-    /// assert_eq!(n, 3_628_800);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn run_in_executor<F, T>(&self, work: F) -> ExecutorFuture<T>
+    /// [`RunSyncError::Timeout`] if `timeout` passes first and
+    /// [`RunSyncError::Stopped`] if the loop is stopped first (the future is dropped in
+    /// both cases); [`RunSyncError::Loop`] if the loop is closed, already running, or its
+    /// poller fails.
+    #[track_caller]
+    pub fn run_sync<F>(
+        &self,
+        future: F,
+        timeout: Option<Duration>,
+    ) -> Result<F::Output, RunSyncError>
     where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
+        F: Future + 'static,
+        F::Output: 'static,
     {
-        let executor = self.inner.executor.borrow().clone();
-        let executor = executor.unwrap_or_else(process_default);
-        run_on(&*executor, work)
+        let origin = Location::caller();
+        let inner = &*self.inner;
+        if inner.closed.get() {
+            return Err(LoopError::Closed.into());
+        }
+        if inner.entered.get() {
+            return Err(LoopError::AlreadyRunning.into());
+        }
+        let mut handle: JoinHandle<F::Output> =
+            self.spawn_task(Box::pin(future), origin, true, false, true);
+        let timed_out = Rc::new(Cell::new(false));
+        let timer = timeout.map(|d| {
+            let flag = timed_out.clone();
+            let weak = Rc::downgrade(&self.inner);
+            self.call_later(d, move || {
+                flag.set(true);
+                if let Some(inner) = weak.upgrade() {
+                    IoLoop { inner }.stop();
+                }
+            })
+        });
+        let started = self.start();
+        if let Some(t) = timer {
+            self.remove_timeout(t);
+        }
+        match handle.try_take() {
+            Some(Ok(v)) => return Ok(v),
+            Some(Err(JoinError::Panicked(p))) => resume_unwind(p),
+            Some(Err(_)) => {}
+            None => handle.abort(),
+        }
+        started?;
+        match timeout {
+            Some(d) if timed_out.get() => Err(RunSyncError::Timeout(d)),
+            _ => Err(RunSyncError::Stopped),
+        }
     }
 
-    /// Makes `executor` this loop's default for [`run_in_executor`](Self::run_in_executor)
-    /// (Tornado's `set_default_executor`). Jobs already handed to the previous one
-    /// stay there.
-    pub fn set_default_executor<E: Executor>(&self, executor: E) {
-        let old = self.inner.executor.borrow_mut().replace(Arc::new(executor));
-        drop(old);
+    /// How many tasks are alive on this loop (spawned and not yet finished, or finished
+    /// with an output not yet read).
+    pub fn task_count(&self) -> usize {
+        self.inner.tasks.borrow().len()
+    }
+}
+
+impl Inner {
+    /// Queues a poll of task `idx` unless it is already queued; `false` if the slab is
+    /// busy (never while user code runs; the caller then takes the remote path).
+    pub(crate) fn schedule_task(&self, idx: u32) -> bool {
+        let Ok(mut tasks) = self.tasks.try_borrow_mut() else {
+            return false;
+        };
+        if let Some(gen) = tasks.mark_scheduled(idx) {
+            drop(tasks);
+            self.queue.borrow_mut().push_back(Job::Poll(idx, gen));
+        }
+        true
+    }
+
+    pub(crate) fn poll_task(&self, idx: u32, gen: u32) {
+        let polling = self.tasks.borrow_mut().begin_poll(idx, gen);
+        let Some(mut p) = polling else {
+            return;
+        };
+        let res = self.guard(p.origin, || {
+            let mut cx = Context::from_waker(&p.waker);
+            p.future.as_mut().poll_task(&mut cx)
+        });
+        match res {
+            Ok(Poll::Pending) => {
+                let back = self
+                    .tasks
+                    .borrow_mut()
+                    .end_pending(idx, gen, p.future, p.waker);
+                if let Some(f) = back {
+                    self.drop_task_future(f, p.origin);
+                }
+            }
+            Ok(Poll::Ready(out)) => {
+                self.drop_task_future(p.future, p.origin);
+                self.finish_task(idx, gen, p.waker, Ok(out));
+            }
+            Err(payload) => {
+                if p.log_panic {
+                    log::error!(
+                        "Exception in task spawned at {}: {}",
+                        p.origin,
+                        panic_message(&*payload)
+                    );
+                }
+                self.drop_task_future(p.future, p.origin);
+                self.finish_task(idx, gen, p.waker, Err(JoinError::Panicked(payload)));
+            }
+        }
+    }
+
+    fn drop_task_future(&self, f: BoxTask, origin: Origin) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(f))) {
+            self.log_panic("the drop of the task", origin, p);
+        }
+    }
+
+    fn finish_task(&self, idx: u32, gen: u32, waker: Waker, out: crate::task::Output) {
+        let done = self.tasks.borrow_mut().finish(idx, gen, waker, out);
+        if let Some(d) = done.discard {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(d)));
+        }
+        if let Some(w) = done.wake {
+            w.wake();
+        }
+        if done.stop {
+            self.running.set(false);
+            self.stopped.set(true);
+        }
+    }
+
+    pub(crate) fn abort_task(&self, idx: u32, gen: u32) {
+        let (future, wake) = self.tasks.borrow_mut().abort(idx, gen);
+        if let Some(f) = future {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(f)));
+        }
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+}
+
+/// The waker of one task slot. Made once per slot (not per task, not per poll, not per
+/// wake) and shared by every task that lives in that slot over time.
+///
+/// On the loop's own thread, while the loop is current there, a wake is a thread-local
+/// lookup and a push onto the loop's run queue (no atomics, no allocation). From any
+/// other thread it goes through the remote queue and the waker fd. A stale waker (kept
+/// by a future of an earlier task in the same slot) can only cause a spurious poll of
+/// the slot's current task, which futures must tolerate anyway.
+pub(crate) struct SlotWaker {
+    index: u32,
+    shared: Arc<Shared>,
+}
+
+impl Wake for SlotWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !wake_local(self.shared.id, self.index) {
+            // A closed loop has no task to wake: dropping the item is right.
+            let _ = self.shared.push(Remote::Wake(self.index));
+        }
+    }
+}
+
+/// A handle to a spawned task's output: a future that resolves to it.
+///
+/// Returned by [`IoLoop::spawn`](crate::IoLoop::spawn). Dropping the handle detaches the
+/// task (it keeps running; its output is dropped). [`abort`](JoinHandle::abort) cancels
+/// it. Resolves to `Err(JoinError::Panicked)` if the task panicked (the panic is also
+/// logged by the loop) and `Err(JoinError::Cancelled)` if it was aborted, or the loop
+/// was closed or dropped first.
+///
+/// The handle holds no strong reference to the loop, so a task may keep handles of
+/// other tasks without keeping the loop alive.
+pub struct JoinHandle<T> {
+    pub(crate) inner: Weak<Inner>,
+    pub(crate) idx: u32,
+    pub(crate) gen: u32,
+    pub(crate) done: bool,
+    pub(crate) _output: PhantomData<fn() -> T>,
+}
+
+impl<T: 'static> JoinHandle<T> {
+    pub(crate) fn cancelled() -> JoinHandle<T> {
+        JoinHandle {
+            inner: Weak::new(),
+            idx: NONE,
+            gen: 0,
+            done: false,
+            _output: PhantomData,
+        }
+    }
+
+    /// Whether the task has ended (finished, panicked or been cancelled).
+    pub fn is_finished(&self) -> bool {
+        match self.inner.upgrade() {
+            Some(inner) => self.done || inner.tasks.borrow().is_finished(self.idx, self.gen),
+            None => true,
+        }
+    }
+
+    /// Cancels the task: its future is dropped (at once, or at the end of its current
+    /// poll if it aborts itself) and the handle resolves to `Err(JoinError::Cancelled)`.
+    /// No-op if it already ended.
+    pub fn abort(&self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.abort_task(self.idx, self.gen);
+        }
+    }
+
+    /// Takes the output now if the task has ended.
+    pub(crate) fn try_take(&mut self) -> Option<Result<T, JoinError>> {
+        if self.done {
+            return None;
+        }
+        let out = match self.inner.upgrade() {
+            Some(inner) => inner.tasks.borrow_mut().poll_join(self.idx, self.gen, None),
+            None => Some(Err(JoinError::Cancelled)),
+        };
+        out.map(|o| {
+            self.done = true;
+            downcast(o)
+        })
+    }
+}
+
+fn downcast<T: 'static>(out: Output) -> Result<T, JoinError> {
+    out.map(|b| {
+        *b.downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("a task's output has the type it was spawned with"))
+    })
+}
+
+impl<T: 'static> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        assert!(!self.done, "JoinHandle polled after it completed");
+        let out = match self.inner.upgrade() {
+            Some(inner) => {
+                let r = inner
+                    .tasks
+                    .borrow_mut()
+                    .poll_join(self.idx, self.gen, Some(cx.waker()));
+                r
+            }
+            None => Some(Err(JoinError::Cancelled)),
+        };
+        match out {
+            Some(o) => {
+                self.done = true;
+                Poll::Ready(downcast(o))
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(inner) = self.inner.upgrade() {
+            let unread = match inner.tasks.try_borrow_mut() {
+                Ok(mut t) => t.detach(self.idx, self.gen),
+                Err(_) => None,
+            };
+            drop(unread);
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("task", &self.idx)
+            .field("generation", &self.gen)
+            .finish()
     }
 }
