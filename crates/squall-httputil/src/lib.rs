@@ -15,6 +15,11 @@
 //! - [`HttpServerRequest`] with its [`Arguments`], [`HttpFile`]s and cookies;
 //!   [`parse_qs_bytes`], [`parse_body_arguments`], [`parse_multipart_form_data`],
 //!   [`parse_cookie`], [`url_concat`], [`split_host_and_port`], [`format_timestamp`].
+//! - [`client`]: the client side, a request encoder and a strict response parser
+//!   (interim `1xx` responses, HEAD/204/304, chunked with trailers, bodies delimited by
+//!   the close).
+//! - [`parse_headers`]: a block of header lines on its own (Tornado's
+//!   `HTTPHeaders.parse`); [`HeaderCase`]: how response header names are spelled.
 //! - [`GzipInflater`]: `Content-Encoding: gzip` request bodies, inflated size capped.
 //!
 //! Every parser is linear in its input and bounded by a cap ([`Limits`],
@@ -69,6 +74,7 @@
 
 mod body;
 mod chunked;
+pub mod client;
 mod cookie;
 mod date;
 mod error;
@@ -76,6 +82,7 @@ mod form;
 mod gzip;
 pub mod h1;
 mod head;
+mod headers;
 mod interop;
 mod limits;
 pub mod pool;
@@ -94,6 +101,7 @@ pub use form::{
 };
 pub use gzip::GzipInflater;
 pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead, MAX_EMPTY_LINES};
+pub use headers::{parse_headers, HeaderCase, HeaderCaseMap};
 pub use interop::ClientInfo;
 pub use limits::Limits;
 pub use request::{HttpHeadersExt, HttpServerRequest};

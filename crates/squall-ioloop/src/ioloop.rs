@@ -89,7 +89,7 @@ pub(crate) struct Inner {
     watching: Cell<bool>,
     watch: RefCell<Option<Watch>>,
     /// `set_default_executor`'s choice (`None`: the process-wide pool).
-    pub(crate) executor: RefCell<Option<Arc<dyn crate::pool::Executor>>>,
+    pub(crate) executor: RefCell<Option<Arc<dyn crate::blocking::Executor>>>,
 }
 
 /// Tornado's `IOLoop`: a level-triggered reactor over a [`Poller`], with callbacks,
@@ -554,6 +554,9 @@ impl IoLoop {
         inner.running.set(true);
         inner.entered.set(true);
         let _enter = Enter::new(self);
+        // Log lines of this thread wait for the end of the iteration (and are written
+        // when `start` returns or unwinds).
+        let _deferred = crate::logger::Deferred::enter();
         let res = loop {
             match self.iterate() {
                 Ok(true) => {}
@@ -653,6 +656,8 @@ impl IoLoop {
                 w.idle();
             }
         }
+        // The iteration's log lines, in one write, before the loop may block.
+        crate::logger::flush();
         {
             let mut events = inner.events.borrow_mut();
             inner.poller.borrow_mut().poll(&mut events, timeout)?;

@@ -79,7 +79,7 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
         grace: Duration,
     ) -> io::Result<impl Future<Output = i32> + 'static> {
         let shared = self.shared.clone();
-        let stop_loops = !self.threads.is_empty();
+        let stop_loops = self.threads.is_some();
         let caught = Rc::new(Caught::default());
         let mut handlers = Vec::with_capacity(2);
         for signal in [SIGTERM, SIGINT] {
