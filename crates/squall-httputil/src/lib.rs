@@ -94,6 +94,7 @@ pub use form::{
 pub use gzip::GzipInflater;
 pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead, MAX_EMPTY_LINES};
 pub use limits::Limits;
+pub use pool::PooledHeaders;
 pub use request::{HttpHeadersExt, HttpServerRequest};
 pub use response::{
     write_continue, write_error_response, write_head_lines, BodyFraming, EncodedBuf, RequestInfo,
