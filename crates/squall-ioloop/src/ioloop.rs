@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     slow: Cell<Option<Duration>>,
     watching: Cell<bool>,
     watch: RefCell<Option<Watch>>,
+    /// `set_default_executor`'s choice (`None`: the process-wide pool).
+    pub(crate) executor: RefCell<Option<Arc<dyn crate::blocking::Executor>>>,
 }
 
 /// Tornado's `IOLoop`: a level-triggered reactor over a [`Poller`], with callbacks,
@@ -191,6 +193,7 @@ impl IoLoop {
                 slow: Cell::new(None),
                 watching: Cell::new(false),
                 watch: RefCell::new(None),
+                executor: RefCell::new(None),
             }),
         })
     }

@@ -19,6 +19,9 @@
 //! loop iteration, so a busy server writes many lines at once. `RUST_LOG` chooses what is
 //! logged, as with `env_logger` (`RUST_LOG=debug`, `RUST_LOG=warn,squall_httpserver=info`;
 //! the access log's target is `squall_httpserver::access`); without it, `info`.
+//!
+//! SIGTERM or Ctrl-C shuts down gracefully: requests in flight finish, then the process
+//! exits 0.
 
 use std::process::ExitCode;
 
@@ -120,6 +123,12 @@ fn main() -> ExitCode {
         eprintln!("cannot start the server threads: {e}");
         return ExitCode::FAILURE;
     }
-    server.join();
-    ExitCode::SUCCESS
+    // SIGTERM or Ctrl-C: finish the requests in flight (for up to 10 s), then exit.
+    match server.run_until_signal(std::time::Duration::from_secs(10)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot wait for a shutdown signal: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
