@@ -253,30 +253,30 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         clippy::manual_async_fn,
         reason = "an async fn stores its arguments twice"
     )]
-    pub fn serve(self) -> impl Future<Output = ()>
+    pub fn serve(mut self) -> impl Future<Output = ()>
     where
         T: 'static,
     {
         // An `async` block rather than an `async fn`: the connection is captured once,
         // where an `async fn` keeps its arguments twice (as passed and as locals), which
-        // every idle connection would pay for.
+        // every idle connection would pay for. (For the same reason the connection is
+        // not rebound to a local: the captured value and the local would both be kept.)
         async move {
-            let mut conn = self;
             let mut inbuf = BytesMut::new();
-            let params = conn.params.clone();
-            while conn.wait_next(&mut inbuf).await {
+            while self.wait_next(&mut inbuf).await {
                 // The busy state owns the connection while it runs, so that its box
                 // can serve the next busy period of any connection once it is done.
-                let mut busy = params.spare_boxes.boxed(conn.busy_owned(inbuf));
+                let params = self.params.clone();
+                let mut busy = params.spare_boxes.boxed(self.busy_owned(inbuf));
                 let (back, buf, idle) = busy.as_mut().await;
                 params.spare_boxes.give(busy);
-                conn = back;
+                self = back;
                 inbuf = buf;
                 if !idle {
                     break;
                 }
             }
-            conn.delegate.on_close(&conn.info);
+            self.delegate.on_close(&self.info);
         }
     }
 
