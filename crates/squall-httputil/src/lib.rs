@@ -109,6 +109,7 @@ pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead, 
 pub use headers::{parse_headers, HeaderCase, HeaderCaseMap};
 pub use interop::ClientInfo;
 pub use limits::Limits;
+pub use pool::PooledHeaders;
 pub use request::{HttpHeadersExt, HttpServerRequest};
 pub use response::{
     write_continue, write_error_response, write_head_lines, BodyFraming, EncodedBuf, RequestInfo,
