@@ -10,6 +10,7 @@ use http::{StatusCode, Version};
 use crate::chunked::{encode_chunk, encode_last_chunk, ChunkHeader};
 use crate::error::{OutputError, ParseError};
 use crate::head::{list_items, parse_decimal};
+use crate::headers::{put_name, HeaderCase, HeaderCaseMap};
 
 /// What a response needs to know about the request it answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,17 @@ pub(crate) fn put_u64(out: &mut BytesMut, mut n: u64) {
         }
     }
     out.put_slice(&buf[i..]);
+}
+
+/// What a connection adds to every response head it writes, and how it spells names.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HeadStyle<'a> {
+    /// A `Server` value for responses without one.
+    pub(crate) server: Option<&'a HeaderValue>,
+    /// The spelling of names from the `HeaderMap`.
+    pub(crate) case: HeaderCase,
+    /// The spellings [`HeaderCase::Preserve`] uses.
+    pub(crate) spellings: Option<&'a HeaderCaseMap>,
 }
 
 /// Appends one header line, `name: value` and CRLF.
@@ -150,6 +162,8 @@ pub struct ResponseEncoder {
     remaining: u64,
     keep_alive: bool,
     finished: bool,
+    /// The answer to a HEAD request: body writes are accepted and dropped.
+    head: bool,
 }
 
 impl ResponseEncoder {
@@ -168,21 +182,22 @@ impl ResponseEncoder {
         headers: &HeaderMap,
         out: &mut BytesMut,
     ) -> Result<ResponseEncoder, OutputError> {
-        Self::start_inner(req, status, headers, None, None, out)
+        Self::start_inner(req, status, headers, None, HeadStyle::default(), out)
     }
 
-    /// `start`, with a Content-Length to add when `headers` has none, and a Server
-    /// value to add when `headers` has none.
+    /// `start`, with a Content-Length to add when `headers` has none, and the
+    /// connection's `style` (a Server value to add when `headers` has none, the
+    /// spelling of names).
     pub(crate) fn start_inner(
         req: &RequestInfo,
         status: StatusCode,
         headers: &HeaderMap,
         auto_length: Option<u64>,
-        server: Option<&HeaderValue>,
+        style: HeadStyle<'_>,
         out: &mut BytesMut,
     ) -> Result<ResponseEncoder, OutputError> {
         let mark = out.len();
-        let result = Self::start_unguarded(req, status, headers, auto_length, server, out);
+        let result = Self::start_unguarded(req, status, headers, auto_length, style, out);
         if result.is_err() {
             out.truncate(mark);
         }
@@ -194,7 +209,7 @@ impl ResponseEncoder {
         status: StatusCode,
         headers: &HeaderMap,
         auto_length: Option<u64>,
-        server: Option<&HeaderValue>,
+        style: HeadStyle<'_>,
         out: &mut BytesMut,
     ) -> Result<ResponseEncoder, OutputError> {
         let code = status.as_u16();
@@ -236,7 +251,14 @@ impl ResponseEncoder {
             if memchr::memchr2(b'\r', b'\n', v).is_some() {
                 bad_value = true;
             }
-            put_header_line(out, name.as_str().as_bytes(), v);
+            if style.case == HeaderCase::Lower {
+                put_header_line(out, name.as_str().as_bytes(), v);
+            } else {
+                put_name(out, name, style.case, style.spellings);
+                out.put_slice(b": ");
+                out.put_slice(v);
+                out.put_slice(b"\r\n");
+            }
         }
         if transfer_encoding {
             return Err(OutputError::FramingHeaderNotAllowed);
@@ -267,9 +289,10 @@ impl ResponseEncoder {
             BodyFraming::CloseDelimited
         };
         let keep_alive = req.keep_alive && !user_close && framing != BodyFraming::CloseDelimited;
-        if let Some(v) = server.filter(|_| !has_server) {
+        if let Some(v) = style.server.filter(|_| !has_server) {
             // Spelled as a name from a `HeaderMap` is.
-            out.put_slice(b"server: ");
+            put_name(out, &header::SERVER, style.case, style.spellings);
+            out.put_slice(b": ");
             out.put_slice(v.as_bytes());
             out.put_slice(b"\r\n");
         }
@@ -301,6 +324,7 @@ impl ResponseEncoder {
             remaining,
             keep_alive,
             finished: false,
+            head: req.is_head,
         })
     }
 
@@ -325,6 +349,9 @@ impl ResponseEncoder {
             return Err(OutputError::NoResponseStarted);
         }
         match self.framing {
+            // A HEAD response announces the body it would have had and sends none: the
+            // application writes it as for GET, and it is dropped here.
+            BodyFraming::None if self.head => Ok(()),
             BodyFraming::None if len > 0 => Err(OutputError::BodyNotAllowed),
             BodyFraming::Length(_) => {
                 let len = len as u64;
@@ -338,11 +365,12 @@ impl ResponseEncoder {
         }
     }
 
-    /// Append `data` to `out`, framed (a chunk when chunked).
+    /// Append `data` to `out`, framed (a chunk when chunked). For the answer to a HEAD
+    /// request nothing is written and the call succeeds.
     ///
     /// # Errors
     /// [`OutputError::ContentLengthExceeded`] past Content-Length (nothing is written);
-    /// [`BodyNotAllowed`](OutputError::BodyNotAllowed) for a bodyless response;
+    /// [`BodyNotAllowed`](OutputError::BodyNotAllowed) for a 1xx, 204 or 304 response;
     /// [`NoResponseStarted`](OutputError::NoResponseStarted) after `finish`.
     pub fn write(&mut self, data: &[u8], out: &mut BytesMut) -> Result<(), OutputError> {
         self.account(data.len())?;
@@ -541,7 +569,20 @@ mod tests {
             )
             .unwrap();
             assert_eq!(enc.framing(), BodyFraming::None);
-            assert_eq!(enc.write(b"x", &mut out), Err(OutputError::BodyNotAllowed));
+            let before = out.len();
+            if head {
+                // HEAD: the body is dropped, not refused.
+                enc.write(b"x", &mut out).unwrap();
+                assert_eq!(
+                    enc.write_bytes(Bytes::from_static(b"x"))
+                        .unwrap()
+                        .remaining(),
+                    0
+                );
+            } else {
+                assert_eq!(enc.write(b"x", &mut out), Err(OutputError::BodyNotAllowed));
+            }
+            assert_eq!(out.len(), before);
             enc.write(b"", &mut out).unwrap();
             enc.finish(&mut out).unwrap();
         }

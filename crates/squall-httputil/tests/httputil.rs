@@ -265,6 +265,14 @@ fn multipart_caps_and_switch() {
         &off,
     );
     assert_eq!(r, Err(ParseError::MultipartDisabled));
+    // The multipart parser itself honours the switch too, whoever calls it.
+    let body = Bytes::from_static(
+        b"--1234\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--1234--\r\n",
+    );
+    let (mut args, mut files) = (Arguments::new(), Files::new());
+    let r = parse_multipart_form_data(b"1234", &body, &mut args, &mut files, &off);
+    assert_eq!(r, Err(ParseError::MultipartDisabled));
+    assert!(args.is_empty() && files.is_empty());
 }
 
 #[test]
@@ -462,4 +470,55 @@ mod arbitrary {
             }
         }
     }
+}
+
+// Tornado: HTTPHeadersTest.test_multi_line, test_optional_cr, test_malformed_continuation
+// and the "no colon" case, for the public header-block parser.
+#[test]
+fn parse_headers_contracts() {
+    use squall_httputil::parse_headers;
+    let data = "Foo: bar\n baz\nAsdf: qwer\n\tzxcv\nFoo: even\n     more\n     lines\n"
+        .replace('\n', "\r\n");
+    let h = parse_headers(data.as_bytes()).unwrap();
+    assert_eq!(h["asdf"], "qwer zxcv");
+    let foo: Vec<_> = h.get_all("foo").iter().collect();
+    assert_eq!(foo, ["bar baz", "even more lines"]);
+    // CRLF and bare LF both end lines; empty lines are skipped; values are trimmed.
+    let h = parse_headers(b"CRLF: crlf\r\nLF: lf\n\r\n  \nX:  padded \t\r\n").unwrap();
+    assert_eq!(h["crlf"], "crlf");
+    assert_eq!(h["lf"], "lf");
+    assert_eq!(h["x"], "padded");
+    assert_eq!(h.len(), 3);
+    // A bare CR is not a line end, and not allowed in a value.
+    assert_eq!(
+        parse_headers(b"CR: cr\rMore: more\r\n"),
+        Err(ParseError::InvalidHeaderValue)
+    );
+    assert_eq!(
+        parse_headers(b" Foo: bar\r\n"),
+        Err(ParseError::ObsoleteLineFolding)
+    );
+    assert_eq!(
+        parse_headers(b"Foo bar\r\n"),
+        Err(ParseError::InvalidHeaderName)
+    );
+    assert_eq!(
+        parse_headers(b"Foo : bar\r\n"),
+        Err(ParseError::WhitespaceBeforeColon)
+    );
+    assert_eq!(
+        parse_headers(b"F@o: bar\r\n"),
+        Err(ParseError::InvalidHeaderName)
+    );
+    assert_eq!(parse_headers(b"").unwrap().len(), 0);
+    // Values may be empty, and obs-text bytes are kept.
+    let h = parse_headers(b"Empty:\r\nLatin: caf\xe9\r\n").unwrap();
+    assert_eq!(h["empty"], "");
+    assert_eq!(h["latin"].as_bytes(), b"caf\xe9");
+    // More fields than a HeaderMap can hold is an error, not a panic.
+    let many: String = (0..40_000).map(|i| format!("X-{i}: b\n")).collect();
+    assert!(matches!(
+        parse_headers(many.as_bytes()),
+        Err(ParseError::TooManyHeaders)
+    ));
 }

@@ -37,12 +37,13 @@ pub(crate) enum Taken {
 
 impl Inner {
     /// A read syscall failed: `EAGAIN` means drained, `EINTR` try again, anything else
-    /// closes the stream with the error as its cause.
+    /// closes the stream with the error as its cause. The read's caller gets the error,
+    /// so it is not logged at warn level here.
     fn read_failed(&self, e: io::Error) {
         match e.kind() {
             io::ErrorKind::WouldBlock => self.clear(READABLE),
             io::ErrorKind::Interrupted => {}
-            _ => self.close_with(CloseCause::from_io(e)),
+            _ => self.close_returned(CloseCause::from_io(e)),
         }
     }
 
@@ -50,7 +51,7 @@ impl Inner {
     /// armed already) and keeps the waker.
     pub(crate) fn wait_readable(self: &Rc<Self>, cx: &mut Context<'_>) -> Result<(), StreamError> {
         if let Err(e) = self.arm(Interest::READ) {
-            self.close_with(CloseCause::Io(Arc::new(e)));
+            self.close_returned(CloseCause::Io(Arc::new(e)));
             return Err(self.closed_error());
         }
         let old = self.read_waker.take();

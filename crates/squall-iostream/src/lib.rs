@@ -1,6 +1,7 @@
 //! squall's IOStream: Tornado's `tornado.iostream` on the squall [`IoLoop`]. An
 //! [`IoStream`] owns a non-blocking fd (a TCP or Unix socket, a pipe) and gives async
-//! reads ([`read_until`](IoStream::read_until), [`read_bytes`](IoStream::read_bytes),
+//! reads ([`read_until`](IoStream::read_until), `read_until_regex` (the `regex`
+//! feature), [`read_bytes`](IoStream::read_bytes),
 //! [`read_until_close`](IoStream::read_until_close), [`read_into`](IoStream::read_into),
 //! and the zero-copy [`read_parse`](IoStream::read_parse)) and queued writes
 //! ([`write`](IoStream::write), [`write_buffered`](IoStream::write_buffered) +
@@ -79,6 +80,13 @@
 //! concurrent writer's waker live in a part boxed on first use. Registered with the
 //! loop, it adds the loop's 48-byte handler entry and an 8-byte handler box.
 //!
+//! # The ecosystem's I/O traits
+//!
+//! With the cargo feature `futures-io`, `IoStream` implements
+//! `futures_io::AsyncRead`/`AsyncWrite`; with `tokio`, tokio's `AsyncRead`/`AsyncWrite`
+//! (the traits only: no tokio runtime runs). Codecs and protocol crates written for
+//! either then run on the squall loop; the `compat` module gives the rules.
+//!
 //! # Errors
 //!
 //! [`StreamError::Closed`] carries a [`CloseCause`]: end-of-file, a reset (quiet, logged
@@ -92,9 +100,10 @@
 //!   server keeps no buffer per idle connection (ARCHITECTURE.md, "Idle connections
 //!   own no buffers").
 //!   `take_buffered` takes body bytes that came with a head without a syscall.
-//! - **No `read_until_regex`**: a `regex` dependency would double the crate's build and
-//!   its search cannot resume where it stopped the way `memmem` does; use
-//!   [`read_parse`](IoStream::read_parse) with any matcher you like.
+//! - **`read_until_regex` is behind the `regex` feature** (on by default): it costs
+//!   the `regex` crate's build, which the crates above (TcpServer, the HTTP server) do
+//!   not pay; it searches from the front on every arrival, as Tornado does, so give it
+//!   a `max_bytes`.
 //! - **No streaming callbacks** (Tornado 4's `streaming_callback`): call `read_bytes(n,
 //!   true)` in a loop, which is what they did.
 //! - **Connecting**: [`IoStream::connect`] creates the socket and resolves to the
@@ -112,12 +121,16 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+pub mod compat;
 mod connect;
 mod engine;
 mod error;
 mod fdio;
 mod layer;
 mod read;
+#[cfg(feature = "regex")]
+mod read_regex;
 mod shared;
 mod state;
 mod stream;
@@ -126,6 +139,10 @@ mod write;
 
 pub use error::{CloseCause, ReadParseError, StreamError};
 pub use layer::Layer;
+/// The `regex` crate, whose [`bytes::Regex`](regex::bytes::Regex)
+/// [`read_until_regex`](IoStream::read_until_regex) takes (the `regex` feature).
+#[cfg(feature = "regex")]
+pub use regex;
 pub use squall_ioloop::IoLoop;
 pub use stream::{IoStream, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
 pub use write::WriteFuture;

@@ -14,7 +14,7 @@ use crate::error::{CloseCause, ReadParseError, StreamError};
 use crate::stream::IoStream;
 
 /// One kind of read: what it needs and when it is satisfied.
-trait ReadKind {
+pub(crate) trait ReadKind {
     type Output;
     type Error: From<StreamError>;
     fn need(&self) -> Need;
@@ -29,12 +29,17 @@ trait ReadKind {
     fn finish(&mut self, taken: Taken) -> Self::Output;
     /// Called with the error before it is returned (to close the stream on a limit).
     fn failed(&mut self, _stream: &IoStream, _e: &Self::Error) {}
+    /// Whether the read succeeds because the stream closed, whatever closed it
+    /// (`read_until_close`): an OS error then reaches nobody, so it is logged.
+    fn ends_at_close(&self) -> bool {
+        false
+    }
 }
 
 /// The future of a read: holds the stream's read slot from creation to completion or
 /// drop. Nothing is consumed until it completes, so dropping it (a timeout) loses no
 /// data.
-struct ReadFuture<'a, K: ReadKind> {
+pub(crate) struct ReadFuture<'a, K: ReadKind> {
     stream: &'a IoStream,
     /// `false` if another read held the slot when this one was made.
     claimed: bool,
@@ -43,7 +48,7 @@ struct ReadFuture<'a, K: ReadKind> {
 }
 
 impl<'a, K: ReadKind> ReadFuture<'a, K> {
-    fn new(stream: &'a IoStream, kind: K) -> Self {
+    pub(crate) fn new(stream: &'a IoStream, kind: K) -> Self {
         let claimed = stream.inner.claim_read();
         ReadFuture {
             stream,
@@ -83,7 +88,17 @@ impl<K: ReadKind + Unpin> Future for ReadFuture<'_, K> {
         this.done = true;
         this.stream.inner.release_read();
         Poll::Ready(match res {
-            Ok(t) => Ok(this.kind.finish(t)),
+            Ok(t) => {
+                if this.kind.ends_at_close() {
+                    if let Some(cause @ CloseCause::Io(_)) = this.stream.error() {
+                        log::warn!(
+                            "IoStream fd {}: read until close ended by: {cause}",
+                            this.stream.inner.fd
+                        );
+                    }
+                }
+                Ok(this.kind.finish(t))
+            }
             Err(e) => {
                 this.kind.failed(this.stream, &e);
                 Err(e)
@@ -100,7 +115,7 @@ impl<K: ReadKind> Drop for ReadFuture<'_, K> {
     }
 }
 
-fn bytes_of(t: Taken) -> Bytes {
+pub(crate) fn bytes_of(t: Taken) -> Bytes {
     match t {
         Taken::Bytes(b) => b,
         Taken::Consumed => Bytes::new(),
@@ -206,6 +221,9 @@ impl ReadKind for UntilClose {
     }
     fn check(&mut self, buf: &[u8], closed: bool) -> Result<Option<usize>, StreamError> {
         Ok(closed.then_some(buf.len()))
+    }
+    fn ends_at_close(&self) -> bool {
+        true
     }
     fn finish(&mut self, t: Taken) -> Bytes {
         bytes_of(t)

@@ -220,6 +220,13 @@ impl Inner {
             .is_some_and(|c| c.close_callback.is_some())
     }
 
+    fn has_write_waker(&self) -> bool {
+        let w = self.write_waker.take();
+        let some = w.is_some();
+        self.write_waker.set(w);
+        some
+    }
+
     pub(crate) fn has_read_waker(&self) -> bool {
         let w = self.read_waker.take();
         let some = w.is_some();
@@ -369,8 +376,14 @@ impl Inner {
         if ready.is_error() && self.has(SOCKET) {
             // A pending socket error: read it (this consumes it; the select backend
             // does not) and close with it, as Tornado's `_handle_events` does.
+            // Logged at warn only when no pending read or write will return it.
             if let Some(e) = self.take_socket_error() {
-                self.close_with(CloseCause::from_io(e));
+                let cause = CloseCause::from_io(e);
+                if self.has_read_waker() || self.has_write_waker() {
+                    self.close_returned(cause);
+                } else {
+                    self.close_with(cause);
+                }
                 return;
             }
         }
@@ -410,18 +423,31 @@ impl Inner {
     }
 
     /// Closes with `cause`; see [`IoStream::close`].
+    /// An OS error nobody will see otherwise is logged at warn level (once: a stream
+    /// closes once).
     pub(crate) fn close_with(&self, cause: CloseCause) {
+        self.close_logged(cause, true);
+    }
+
+    /// Closes with `cause` when the error goes back to the caller of the operation
+    /// that met it (a read's future): the caller decides whether to log it, so it is
+    /// logged here at debug level only (Tornado raises an inline read error unlogged).
+    pub(crate) fn close_returned(&self, cause: CloseCause) {
+        self.close_logged(cause, false);
+    }
+
+    fn close_logged(&self, cause: CloseCause, warn: bool) {
         if self.has(CLOSED) {
             return;
         }
         match &cause {
-            CloseCause::Eof | CloseCause::Reset(_) | CloseCause::Local => {
+            CloseCause::Io(_) if warn => log::warn!("IoStream fd {} closed: {cause}", self.fd),
+            CloseCause::Eof | CloseCause::Reset(_) | CloseCause::Local | CloseCause::Io(_) => {
                 log::debug!("IoStream fd {} closed: {cause}", self.fd)
             }
             CloseCause::BufferFull | CloseCause::Unsatisfiable => {
                 log::info!("IoStream fd {} closed: {cause}", self.fd)
             }
-            CloseCause::Io(_) => log::warn!("IoStream fd {} closed: {cause}", self.fd),
         }
         if self.has(LAYERED) && !self.has(CONNECTING) {
             self.layer_goodbye(matches!(cause, CloseCause::Local));
