@@ -124,6 +124,12 @@ pub use squall_httpserver as http;
 #[cfg(feature = "tls")]
 pub use squall_tls as tls;
 
+#[cfg(feature = "httpclient")]
+pub use squall_httpclient as httpclient;
+#[cfg(feature = "httpclient")]
+#[doc(alias = "AsyncHTTPClient")]
+pub use squall_httpclient::HttpClient;
+
 /// The README's code blocks, compiled as doctests so that they stay true.
 #[cfg(all(doctest, feature = "http"))]
 #[doc = include_str!("../../../README.md")]
