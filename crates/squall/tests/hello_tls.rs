@@ -7,35 +7,15 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use squall_tls::rustls;
 
-fn hello_binary() -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/hello
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let hello = profile_dir.join("examples").join("hello");
-    assert!(
-        hello.exists(),
-        "{} is missing: `cargo test -p squall` builds it (a `--test` filter does not; \
-         run `cargo build -p squall --example hello` first)",
-        hello.display()
-    );
-    hello
-}
+mod common;
 
-/// Kills the child if the test fails half-way.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{hello_binary, Reap};
 
 /// A temporary directory with a self-signed certificate for `localhost`.
 struct Certs {
@@ -81,7 +61,7 @@ fn hello_serves_https() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _reap = Reap(child);
+    let _reap = Reap(Some(child));
     // "squall hello listening on https://127.0.0.1:PORT/ with 1 thread(s)"
     let mut first = String::new();
     BufReader::new(stdout).read_line(&mut first).unwrap();
