@@ -6,39 +6,16 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{hello_binary, Reap};
+
 const PATIENCE: Duration = Duration::from_secs(30);
-
-fn hello_binary() -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/hello
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let hello = profile_dir.join("examples").join("hello");
-    assert!(
-        hello.exists(),
-        "{} is missing: `cargo test -p squall` builds it (a `--test` filter does not; \
-         run `cargo build -p squall --example hello` first)",
-        hello.display()
-    );
-    hello
-}
-
-/// Kills the child if the test fails half-way.
-struct Reap(Option<Child>);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn sigterm(pid: u32) {
     let pid = libc::pid_t::try_from(pid).unwrap();
