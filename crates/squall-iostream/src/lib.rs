@@ -127,6 +127,7 @@ mod connect;
 mod engine;
 mod error;
 mod fdio;
+mod layer;
 mod read;
 #[cfg(feature = "regex")]
 mod read_regex;
@@ -137,6 +138,7 @@ mod wqueue;
 mod write;
 
 pub use error::{CloseCause, ReadParseError, StreamError};
+pub use layer::Layer;
 /// The `regex` crate, whose [`bytes::Regex`](regex::bytes::Regex)
 /// [`read_until_regex`](IoStream::read_until_regex) takes (the `regex` feature).
 #[cfg(feature = "regex")]

@@ -119,6 +119,11 @@ pub use ::http as http_types;
 #[cfg(feature = "http")]
 pub use squall_httpserver as http;
 
+/// TLS on rustls (Tornado's `SSLIOStream`, `start_tls`, `ssl_options`): the `tls`
+/// feature, off by default (it builds C code: rustls's `ring` provider).
+#[cfg(feature = "tls")]
+pub use squall_tls as tls;
+
 #[cfg(feature = "httpclient")]
 pub use squall_httpclient as httpclient;
 #[cfg(feature = "httpclient")]
