@@ -12,8 +12,8 @@
 //! - Backend matrices: [`BACKENDS`], [`new_loop`], [`run_on`], [`for_each_backend`] and
 //!   the [`backend_tests!`] macro (one `#[test]` per function and backend).
 //! - For squall's own tests: [`tcp_pair`], [`start_guarded`], [`have_tool`] for
-//!   interop tests (a loud skip, a failure under `CI=true`), and on Unix the
-//!   `RLIMIT_NOFILE` helpers ([`set_nofile`], [`fill_fd_table`]).
+//!   interop tests (a loud skip, a failure under `CI=true`), and on Unix
+//!   [`open_fds`] and the `RLIMIT_NOFILE` helpers ([`set_nofile`], [`fill_fd_table`]).
 //!
 //! Use it as a dev-dependency.
 //!
@@ -57,6 +57,8 @@
 //!   regular expression), and can also forbid a line.
 #![warn(unreachable_pub)]
 
+#[cfg(unix)]
+mod fds;
 mod http;
 mod logging;
 mod port;
@@ -66,6 +68,15 @@ mod run;
 mod streams;
 mod tools;
 
+#[cfg(unix)]
+/// What the exported macros name, re-exported so a crate using them needs no extra
+/// dependency. Not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use squall_poller::{cfg_epoll, cfg_kqueue};
+}
+
+pub use fds::open_fds;
 pub use http::AsyncHttpTestCase;
 pub use logging::{
     install_logger, install_logger_at, logs_containing, logs_here, records, records_of,
@@ -80,4 +91,4 @@ pub use run::{
 };
 pub use squall_testing_macros::gen_test;
 pub use streams::{tcp_pair, tcp_with_std_peer};
-pub use tools::{have_tool, nginx_path, under_ci};
+pub use tools::{have_tool, nginx_path, under_ci, wait_listening, KillOnDrop, TempDir};
