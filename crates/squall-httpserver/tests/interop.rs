@@ -101,6 +101,7 @@ fn curl_expect_100_continue() {
     assert_eq!(out, "continue with this body");
 }
 
+#[cfg(feature = "gzip")]
 #[test]
 fn curl_gzip_upload() {
     if !have_tool("curl") {

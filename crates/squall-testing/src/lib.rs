@@ -82,6 +82,9 @@ pub use run::{
     default_timeout, for_each_backend, new_loop, run_on, run_test, run_test_on_every_backend,
     start_guarded, TestOutput, BACKENDS, PATIENCE,
 };
+/// For [`backend_tests!`]'s expansion: the platform `cfg` lists live in squall-poller.
+#[doc(hidden)]
+pub use squall_poller as __squall_poller;
 pub use squall_testing_macros::gen_test;
 pub use streams::{tcp_pair, tcp_with_std_peer};
 pub use tools::{have_tool, nginx_path, under_ci, wait_listening, KillOnDrop, TempDir};
