@@ -69,13 +69,6 @@ mod streams;
 mod tools;
 
 #[cfg(unix)]
-/// What the exported macros name, re-exported so a crate using them needs no extra
-/// dependency. Not part of the API.
-#[doc(hidden)]
-pub mod __private {
-    pub use squall_poller::{cfg_epoll, cfg_kqueue};
-}
-
 pub use fds::open_fds;
 pub use http::AsyncHttpTestCase;
 pub use logging::{
@@ -89,6 +82,9 @@ pub use run::{
     default_timeout, for_each_backend, new_loop, run_on, run_test, run_test_on_every_backend,
     start_guarded, TestOutput, BACKENDS, PATIENCE,
 };
+/// For [`backend_tests!`]'s expansion: the platform `cfg` lists live in squall-poller.
+#[doc(hidden)]
+pub use squall_poller as __squall_poller;
 pub use squall_testing_macros::gen_test;
 pub use streams::{tcp_pair, tcp_with_std_peer};
 pub use tools::{have_tool, nginx_path, under_ci, wait_listening, KillOnDrop, TempDir};

@@ -187,12 +187,12 @@ where
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
-        $crate::__private::cfg_epoll! {
+        $crate::__squall_poller::cfg_epoll! {
             mod epoll {
                 $( #[test] fn $name() { $crate::run_on("epoll", super::$name) } )*
             }
         }
-        $crate::__private::cfg_kqueue! {
+        $crate::__squall_poller::cfg_kqueue! {
             mod kqueue {
                 $( #[test] fn $name() { $crate::run_on("kqueue", super::$name) } )*
             }
