@@ -61,15 +61,21 @@
 
 #![forbid(unsafe_code)]
 
+mod client;
 pub mod deflate;
 mod error;
 pub mod extensions;
 pub mod frame;
+mod handler;
 pub mod handshake;
 mod protocol;
 mod rng;
+mod socket;
 
+pub use client::{websocket_connect, ClientOptions};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{CloseCode, EncodeError, ProtocolError};
+pub use handler::{run_handler, WebSocketHandler};
 pub use handshake::HandshakeError;
 pub use protocol::{CloseFrame, Event, Message, Protocol, Role, DEFAULT_MAX_MESSAGE_SIZE};
+pub use socket::{WebSocket, WebSocketConfig, WebSocketError};

@@ -372,7 +372,16 @@ impl Protocol {
                 apply_mask(&mut self.scratch, key, frame.offset);
             }
             if let Some(inflater) = &mut self.inflater {
-                inflater.inflate(&self.scratch, &mut message.data, self.max_message_size)?;
+                if let Err(e) =
+                    inflater.inflate(&self.scratch, &mut message.data, self.max_message_size)
+                {
+                    // What inflated before the failure is judged first, so that the
+                    // verdict does not depend on how the input was split.
+                    if message.text {
+                        check_utf8_prefix(&message.data, &mut message.valid)?;
+                    }
+                    return Err(e);
+                }
             }
         } else {
             let start = message.data.len();
@@ -406,7 +415,12 @@ impl Protocol {
                 };
                 if message.compressed {
                     if let Some(inflater) = &mut self.inflater {
-                        inflater.finish(&mut message.data, self.max_message_size)?;
+                        if let Err(e) = inflater.finish(&mut message.data, self.max_message_size) {
+                            if message.text {
+                                check_utf8_prefix(&message.data, &mut message.valid)?;
+                            }
+                            return Err(e);
+                        }
                     }
                 }
                 Ok(Some(Event::Message(if message.text {

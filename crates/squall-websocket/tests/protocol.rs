@@ -458,3 +458,24 @@ fn rfc_7692_examples_decode() {
         Ok(Some(Event::Message("Hello".into())))
     );
 }
+
+#[test]
+fn the_verdict_on_a_compressed_message_does_not_depend_on_the_split() {
+    // Bad UTF-8 that inflates before the deflate stream turns corrupt: whole or split,
+    // the bad UTF-8 is what is reported.
+    let mut payload = compress(
+        &mut Compress::new(Compression::default(), false),
+        b"ab\xFFcd",
+    );
+    payload.extend_from_slice(&[0xFF; 8]);
+    let wire = frame(true, true, OpCode::Text, &payload);
+    let every: Vec<usize> = (0..wire.len()).collect();
+    assert_eq!(
+        decode_all(&mut server(true), &wire),
+        Err(ProtocolError::InvalidUtf8)
+    );
+    assert_eq!(
+        decode_split(&mut server(true), &wire, &every),
+        Err(ProtocolError::InvalidUtf8)
+    );
+}
