@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::uri::Scheme;
 use squall_httputil::RequestHead;
 
-use crate::connection::ResponseWriter;
+use crate::writer::ResponseWriter;
 
 /// What is known about a connection when a request starts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]

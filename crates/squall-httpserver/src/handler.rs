@@ -9,10 +9,10 @@ use http::uri::Scheme;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use squall_httputil::{HttpServerRequest, OutputError};
 
-use crate::connection::ResponseWriter;
 use crate::delegate::{
     ConnectionInfo, HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart,
 };
+use crate::writer::ResponseWriter;
 
 /// A whole response, returned by a simple handler: status, headers and body.
 ///

@@ -68,16 +68,18 @@
 
 mod config;
 mod connection;
+mod control;
 mod delegate;
 mod handler;
 mod iostream;
 mod server;
 mod spare;
 mod transport;
+mod writer;
 mod xheaders;
 
 pub use config::HttpServerConfig;
-pub use connection::{Http1Connection, ResponseWriter, ACCESS_LOG_TARGET};
+pub use connection::{Http1Connection, ACCESS_LOG_TARGET};
 pub use delegate::{
     ConnectionInfo, HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart,
 };
@@ -86,3 +88,4 @@ pub use iostream::IoStreamTransport;
 pub use server::{HttpServer, ServerStats};
 pub use squall_httputil::{HttpServerRequest, OutputError, ParseError, RequestHead};
 pub use transport::{MemoryPeer, MemoryTransport, Transport};
+pub use writer::ResponseWriter;

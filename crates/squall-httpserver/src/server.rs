@@ -20,7 +20,8 @@ use squall_iostream::IoStream;
 use squall_tcpserver::{bind_sockets, Family, PeerAddr, TcpServer, DEFAULT_BACKLOG};
 
 use crate::config::HttpServerConfig;
-use crate::connection::{Control, HighWater, Http1Connection, Params};
+use crate::connection::{Http1Connection, Params};
+use crate::control::{Control, HighWater};
 use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
 use crate::handler::{handler_fn, FnHandler, Response};
 use crate::iostream::IoStreamTransport;

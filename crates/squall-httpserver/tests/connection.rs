@@ -624,3 +624,130 @@ fn write_buffer_cap_refuses_writes_and_closes() {
     assert!(out.ends_with(&"b".repeat(5000)), "{}", out.len());
     assert!(peer.is_closed());
 }
+
+// Empty lines do not put a connection back to idle: the header timeout, started by the
+// first byte, closes a connection that sends only newlines, however long its idle
+// timeout; and more than MAX_EMPTY_LINES of them are refused at once.
+#[test]
+fn empty_lines_start_the_header_timeout() {
+    let config = HttpServerConfig {
+        idle_connection_timeout: Duration::from_secs(3600),
+        header_timeout: Duration::from_millis(100),
+        ..HttpServerConfig::default()
+    };
+    let io_loop = IoLoop::new().unwrap();
+    let (transport, peer) = MemoryTransport::pair();
+    let conn = Http1Connection::new(transport, Rc::new(hello()), config.clone(), None);
+    let started = std::time::Instant::now();
+    let sender = peer.clone();
+    io_loop
+        .run_sync(
+            async move {
+                let task = IoLoop::current().unwrap().spawn(conn.serve());
+                // A newline now and then, each within the header timeout of the last.
+                for _ in 0..4 {
+                    sender.send(b"\r\n");
+                    squall_ioloop::sleep(Duration::from_millis(40)).await;
+                }
+                task.await.unwrap();
+            },
+            TIMEOUT,
+        )
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(peer.is_closed());
+    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(peer.take_output().is_empty());
+
+    let blank = "\r\n".repeat(squall_httputil::MAX_EMPTY_LINES + 1);
+    let (out, peer) = serve_all(hello(), config, &[blank.as_bytes()]);
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    assert!(peer.is_closed());
+}
+
+// Bytes that cannot begin a request (here a TLS ClientHello) are answered with 400 and
+// the connection closed at once, without waiting for the header timeout.
+#[test]
+fn a_tls_handshake_on_the_plain_port_is_refused_at_once() {
+    let config = HttpServerConfig {
+        header_timeout: Duration::from_secs(3600),
+        idle_connection_timeout: Duration::from_secs(3600),
+        ..HttpServerConfig::default()
+    };
+    let io_loop = IoLoop::new().unwrap();
+    let (transport, peer) = MemoryTransport::pair();
+    let conn = Http1Connection::new(transport, Rc::new(hello()), config, None);
+    // The first bytes of a ClientHello; the peer keeps its side open.
+    peer.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+    io_loop.run_sync(conn.serve(), TIMEOUT).unwrap();
+    let out = text(&peer.take_output());
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert!(peer.is_closed());
+}
+
+// A whole response whose own Content-Length does not match its body is answered with
+// 500, and the connection closes after it (Tornado closes); the request pipelined
+// behind it is not served.
+#[test]
+fn application_content_length_mismatch_answers_500_and_closes() {
+    for (declared, body) in [("10", &b"short"[..]), ("2", b"too long")] {
+        let handler = handler_fn(move |_req: squall_httpserver::HttpServerRequest| {
+            let mut r = Response::bytes(Bytes::from_static(body));
+            r.headers
+                .insert(http::header::CONTENT_LENGTH, declared.parse().unwrap());
+            std::future::ready(r)
+        });
+        let (out, peer) = serve_all(
+            handler,
+            HttpServerConfig::default(),
+            &[b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+        );
+        assert!(
+            out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{declared}: {out}"
+        );
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{declared}: {out}");
+        assert!(out.contains("Connection: close\r\n"), "{declared}: {out}");
+        assert!(peer.is_closed());
+    }
+}
+
+struct StreamsBody;
+struct StreamsBodyMsg;
+impl HttpServerConnectionDelegate for StreamsBody {
+    type Message<'a> = StreamsBodyMsg;
+    fn start_request(&self, _c: &ConnectionInfo) -> StreamsBodyMsg {
+        StreamsBodyMsg
+    }
+}
+impl HttpMessageDelegate for StreamsBodyMsg {
+    async fn headers_received(&mut self, _r: RequestStart, _w: &mut ResponseWriter<'_>) {}
+    async fn finish(&mut self, w: &mut ResponseWriter<'_>) {
+        // Written the same way for GET and HEAD, unwrapping as a delegate may.
+        w.write_head(StatusCode::OK, HeaderMap::new()).unwrap();
+        w.write(b"hello ").unwrap();
+        w.write(b"world").unwrap();
+        w.finish().unwrap();
+    }
+}
+
+// Tornado's contract: a body written for a HEAD request is dropped and the write
+// succeeds; the connection stays usable.
+#[test]
+fn response_writer_write_on_head_writes_nothing_and_succeeds() {
+    let (out, _) = serve_all(
+        StreamsBody,
+        HttpServerConfig::default(),
+        &[b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+    );
+    let responses: Vec<&str> = out.split("HTTP/1.1 200 OK\r\n").skip(1).collect();
+    assert_eq!(responses.len(), 2, "{out}");
+    assert!(responses[0].ends_with("\r\n\r\n"), "{out}");
+    assert!(!responses[0].contains("hello"), "{out}");
+    assert!(
+        responses[1].ends_with("6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"),
+        "{out}"
+    );
+}

@@ -49,7 +49,10 @@ enum State {
 /// [`Bytes`] split off the buffer without a copy. Strict where laxness lets requests be
 /// smuggled: hexadecimal digits only (no sign, underscore or leading space), no overflow,
 /// CRLF (not a bare LF) after every size line and every chunk's data; chunk extensions
-/// are tolerated but bounded by [`Limits::max_chunk_line`]; the trailer section is parsed
+/// are tolerated but bounded per line by [`Limits::max_chunk_line`] and per body by
+/// [`Limits::max_chunk_extensions`]; the framing a body may add beyond its data is
+/// bounded by [`Limits::max_chunk_overhead`], so a body of many tiny chunks cannot cost
+/// far more wire bytes and handler calls than its data; the trailer section is parsed
 /// and bounded by [`Limits::max_trailer_size`] and [`Limits::max_headers`]. The sum of
 /// chunk sizes is held to a limit as soon as each size line arrives (413), before the
 /// data is read.
@@ -79,6 +82,13 @@ pub struct ChunkedDecoder {
     total: u64,
     limit: u64,
     max_line: usize,
+    /// Extension bytes so far in this body, and their cap (u32: the decoder is kept
+    /// small; a cap beyond 4 GiB saturates).
+    ext_total: u32,
+    max_ext: u32,
+    /// Framing bytes not yet paid for by data, and their cap.
+    overhead: u32,
+    max_overhead: u32,
     max_trailer: usize,
     max_trailer_fields: usize,
     trailer: Vec<u8>,
@@ -95,6 +105,10 @@ impl ChunkedDecoder {
             total: 0,
             limit: limits.max_body_size,
             max_line: limits.max_chunk_line,
+            ext_total: 0,
+            max_ext: u32::try_from(limits.max_chunk_extensions).unwrap_or(u32::MAX),
+            overhead: 0,
+            max_overhead: u32::try_from(limits.max_chunk_overhead).unwrap_or(u32::MAX),
             max_trailer: limits.max_trailer_size,
             max_trailer_fields: limits.max_headers,
             trailer: Vec::new(),
@@ -108,6 +122,8 @@ impl ChunkedDecoder {
         self.size = 0;
         self.line_len = 0;
         self.total = 0;
+        self.ext_total = 0;
+        self.overhead = 0;
         self.trailer.clear();
         self.trailers = None;
     }
@@ -197,6 +213,32 @@ impl ChunkedDecoder {
         Ok(())
     }
 
+    /// A byte of a size line after its digits: counted against the line and the
+    /// body's extension budget.
+    fn ext_byte(&mut self) -> Result<(), ParseError> {
+        self.size_line_byte()?;
+        self.ext_total = self.ext_total.saturating_add(1);
+        if self.ext_total > self.max_ext {
+            return Err(ParseError::ChunkExtensionsTooLarge);
+        }
+        Ok(())
+    }
+
+    /// A size line ended (its CRLF read) announcing `size` bytes: its framing (the line,
+    /// its CRLF and the CRLF after the data) is charged, and the data pays 16 bytes
+    /// plus twice its size back (Go's rule).
+    fn charge_framing(&mut self, size: u64) -> Result<(), ParseError> {
+        let framing = self.line_len as u64 + 4;
+        let credit = size.saturating_mul(2).saturating_add(16);
+        let overhead = (u64::from(self.overhead) + framing).saturating_sub(credit);
+        if overhead > u64::from(self.max_overhead) {
+            return Err(ParseError::ChunkOverheadTooLarge);
+        }
+        // At most max_overhead, which is a u32.
+        self.overhead = overhead as u32;
+        Ok(())
+    }
+
     fn step(&mut self, b: u8) -> Result<(), ParseError> {
         match self.state {
             State::Size => {
@@ -216,9 +258,9 @@ impl ChunkedDecoder {
             }
             State::AfterSize => match b {
                 b'\r' => self.state = State::SizeLf,
-                b' ' | b'\t' => self.size_line_byte()?,
+                b' ' | b'\t' => self.ext_byte()?,
                 b';' => {
-                    self.size_line_byte()?;
+                    self.ext_byte()?;
                     self.state = State::Ext;
                 }
                 _ => return Err(ParseError::InvalidChunkSize),
@@ -226,28 +268,28 @@ impl ChunkedDecoder {
             State::Ext => match b {
                 b'\r' => self.state = State::SizeLf,
                 b'"' => {
-                    self.size_line_byte()?;
+                    self.ext_byte()?;
                     self.state = State::ExtQuoted;
                 }
-                b' ' | b'\t' | b';' | b'=' => self.size_line_byte()?,
-                _ if is_token(b) => self.size_line_byte()?,
+                b' ' | b'\t' | b';' | b'=' => self.ext_byte()?,
+                _ if is_token(b) => self.ext_byte()?,
                 _ => return Err(ParseError::InvalidChunkExtension),
             },
             State::ExtQuoted => match b {
                 b'"' => {
-                    self.size_line_byte()?;
+                    self.ext_byte()?;
                     self.state = State::Ext;
                 }
                 b'\\' => {
-                    self.size_line_byte()?;
+                    self.ext_byte()?;
                     self.state = State::ExtQuotedEscape;
                 }
-                b'\t' | b' '..=b'~' | 0x80..=0xff => self.size_line_byte()?,
+                b'\t' | b' '..=b'~' | 0x80..=0xff => self.ext_byte()?,
                 _ => return Err(ParseError::InvalidChunkExtension),
             },
             State::ExtQuotedEscape => match b {
                 b'\t' | b' '..=b'~' | 0x80..=0xff => {
-                    self.size_line_byte()?;
+                    self.ext_byte()?;
                     self.state = State::ExtQuoted;
                 }
                 _ => return Err(ParseError::InvalidChunkExtension),
@@ -257,6 +299,7 @@ impl ChunkedDecoder {
                     return Err(ParseError::MissingChunkCrlf);
                 }
                 let size = self.size;
+                self.charge_framing(size)?;
                 self.size = 0;
                 self.line_len = 0;
                 if size == 0 {

@@ -28,6 +28,9 @@ pub enum ParseError {
     InvalidTarget,
     /// The request line is malformed (missing parts, extra spaces, bad line ending). 400.
     InvalidRequestLine,
+    /// More than [`MAX_EMPTY_LINES`](crate::MAX_EMPTY_LINES) empty lines before a request
+    /// line. 400.
+    TooManyEmptyLines,
     /// The version is not `HTTP/<digit>.<digit>`. 400.
     InvalidVersion,
     /// A well-formed version other than HTTP/1.0 and HTTP/1.1. 505.
@@ -71,6 +74,12 @@ pub enum ParseError {
     ChunkLineTooLong,
     /// A chunk extension with bytes that no extension may hold. 400.
     InvalidChunkExtension,
+    /// The chunk extensions of one body together are larger than
+    /// [`Limits::max_chunk_extensions`](crate::Limits::max_chunk_extensions). 400.
+    ChunkExtensionsTooLarge,
+    /// A chunked body's framing outweighs its data by more than
+    /// [`Limits::max_chunk_overhead`](crate::Limits::max_chunk_overhead). 400.
+    ChunkOverheadTooLarge,
     /// Chunk data not followed by CRLF, or a framing line not ended by CRLF. 400.
     MissingChunkCrlf,
     /// The trailer section is larger than
@@ -123,6 +132,7 @@ impl ParseError {
             InvalidMethod => "invalid method",
             InvalidTarget => "invalid request-target",
             InvalidRequestLine => "malformed request line",
+            TooManyEmptyLines => "too many empty lines before the request line",
             InvalidVersion => "malformed HTTP version",
             UnsupportedVersion => "HTTP version not supported",
             InvalidHeaderName => "invalid header name or no colon in header line",
@@ -145,6 +155,8 @@ impl ParseError {
             ChunkSizeOverflow => "chunk size overflows",
             ChunkLineTooLong => "chunk size line too long",
             InvalidChunkExtension => "invalid chunk extension",
+            ChunkExtensionsTooLarge => "chunk extensions too large in total",
+            ChunkOverheadTooLarge => "too much chunked framing for the data",
             MissingChunkCrlf => "improperly terminated chunk",
             TrailersTooLarge => "trailer section too large",
             InvalidTrailer => "invalid trailer field",

@@ -102,7 +102,8 @@ pub fn parse_body_arguments(
 /// # Errors
 /// [`ParseError::InvalidMultipart`] (no final boundary, missing headers, a part that is
 /// not form-data or not ended by CRLF, a part without a name, headers that are not
-/// UTF-8); [`ParseError::TooManyParts`]; [`ParseError::PartHeaderTooLarge`].
+/// UTF-8); [`ParseError::TooManyParts`]; [`ParseError::PartHeaderTooLarge`];
+/// [`ParseError::MultipartDisabled`] when `config.enabled` is false (nothing is parsed).
 ///
 /// ```
 /// use bytes::Bytes;
@@ -128,6 +129,9 @@ pub fn parse_multipart_form_data(
     files: &mut Files,
     config: &MultipartConfig,
 ) -> Result<(), ParseError> {
+    if !config.enabled {
+        return Err(ParseError::MultipartDisabled);
+    }
     // The boundary may be quoted in the header (RFC 2046 allows it).
     let boundary = match boundary {
         [b'"', inner @ .., b'"'] => inner,

@@ -61,7 +61,7 @@ use crate::chunked::ChunkedDecoder;
 use crate::error::{OutputError, ParseError};
 use crate::head::{BodyKind, HeadParser, RequestHead};
 use crate::limits::Limits;
-use crate::response::{EncodedBuf, RequestInfo, ResponseEncoder};
+use crate::response::{BodyFraming, EncodedBuf, RequestInfo, ResponseEncoder};
 
 /// What [`ServerConn::poll`] found in the input.
 #[derive(Debug, Clone)]
@@ -519,8 +519,10 @@ impl ServerConn {
     /// # Errors
     /// As [`start_response`](ServerConn::start_response); a non-empty `body` on a 1xx,
     /// 204 or 304 is [`OutputError::BodyNotAllowed`]; a `body` that disagrees with the
-    /// given Content-Length fails as [`write_body`](ServerConn::write_body) and
-    /// [`finish_response`](ServerConn::finish_response) do.
+    /// Content-Length of `headers` is [`ContentLengthShort`](OutputError::ContentLengthShort)
+    /// or [`ContentLengthExceeded`](OutputError::ContentLengthExceeded), found before
+    /// anything is written: the request stays unanswered, so the caller can answer it
+    /// (with a 500), and the connection closes after that answer (Tornado closes).
     pub fn respond(
         &mut self,
         status: StatusCode,
@@ -533,6 +535,7 @@ impl ServerConn {
         if !body.is_empty() && ((100..200).contains(&code) || code == 204 || code == 304) {
             return Err(OutputError::BodyNotAllowed);
         }
+        let mark = out.len();
         let enc = ResponseEncoder::start_inner(
             &info,
             status,
@@ -541,6 +544,20 @@ impl ServerConn {
             self.server_header.as_ref(),
             out,
         )?;
+        if let BodyFraming::Length(n) = enc.framing() {
+            let len = body.len() as u64;
+            if n != len {
+                out.truncate(mark);
+                // The peer must not wait for a body that will never match: whatever
+                // answers this request closes the connection.
+                self.no_keep_alive = true;
+                return Err(if n > len {
+                    OutputError::ContentLengthShort(n - len)
+                } else {
+                    OutputError::ContentLengthExceeded
+                });
+            }
+        }
         self.response = Some(enc);
         if !info.is_head {
             self.write_body(body, out)?;

@@ -14,6 +14,12 @@ use crate::limits::Limits;
 /// Header slots kept on the stack; a larger [`Limits::max_headers`] uses the heap.
 const STACK_HEADERS: usize = 100;
 
+/// The most empty lines (CRLF or LF) skipped before a request line. RFC 9112 §2.2 asks a
+/// server to ignore at least one; a few more cover clients that end a body with an extra
+/// CRLF. More is [`ParseError::TooManyEmptyLines`], so a client cannot hold a connection
+/// by trickling newlines.
+pub const MAX_EMPTY_LINES: usize = 8;
+
 /// How the body of a request is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -90,16 +96,134 @@ pub struct HeadSpan {
 /// search for the end of the head resumes where the previous call stopped, so feeding a
 /// head one byte at a time costs linear time, and `httparse` runs once, on the complete
 /// head. Leading empty lines (CRLF or LF) before the request line are skipped, as
-/// Tornado does between pipelined requests, and count against
+/// Tornado does between pipelined requests, up to [`MAX_EMPTY_LINES`], and count against
 /// [`Limits::max_head_size`].
+///
+/// The request line is checked as its bytes arrive: the method token, one space, a
+/// request-target of visible ASCII without `#`, one space, `HTTP/<digit>.<digit>`, the
+/// line end. The first byte that cannot continue a request line is an error at once, so
+/// binary noise or a TLS handshake sent to a plain-text port is refused at its first
+/// byte instead of waiting for a head that will never end.
 #[derive(Debug, Clone, Default)]
 pub struct HeadParser {
     /// Leading empty-line bytes already confirmed.
     start: usize,
+    /// Leading empty lines skipped so far.
+    empty_lines: usize,
     /// Where the search for the end of the head resumes.
     scan_from: usize,
     /// Whether the end of the request line has been seen.
     request_line_done: bool,
+    /// The request-line check: where it resumes (0 before it began) and in which part
+    /// of the line.
+    line_pos: usize,
+    line_state: LineState,
+}
+
+/// Where the request-line check stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum LineState {
+    /// The first byte of the method.
+    #[default]
+    MethodStart,
+    /// In the method token.
+    Method,
+    /// The first byte of the request-target.
+    TargetStart,
+    /// In the request-target.
+    Target,
+    /// The `n`th byte of `HTTP/d.d`.
+    Version(u8),
+    /// After the version: CR or LF.
+    LineEnd,
+    /// After CR: LF.
+    Lf,
+}
+
+/// Token bytes (RFC 9110 §5.6.2): the method's.
+const fn token_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+}
+static TOKEN: [bool; 256] = token_table();
+
+/// What a request-target may hold: visible ASCII but `#` (a fragment is never sent).
+fn target_byte(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && b != b'#'
+}
+
+impl LineState {
+    /// Check `line` (the next bytes of a request line) from this state. `Ok(Some(i))`
+    /// when `line[i]` is the LF that ends the request line; `Ok(None)` when all of
+    /// `line` fits and more is needed.
+    fn scan(&mut self, line: &[u8]) -> Result<Option<usize>, ParseError> {
+        use LineState::*;
+        let mut i = 0;
+        while i < line.len() {
+            let b = line[i];
+            match *self {
+                MethodStart | Method if TOKEN[usize::from(b)] => *self = Method,
+                MethodStart => return Err(ParseError::InvalidMethod),
+                Method => match b {
+                    b' ' => *self = TargetStart,
+                    b'\r' | b'\n' => return Err(ParseError::InvalidRequestLine),
+                    _ => return Err(ParseError::InvalidMethod),
+                },
+                TargetStart | Target if target_byte(b) => {
+                    *self = Target;
+                    // The rest of the target in one tight loop.
+                    let run = line[i + 1..].iter().position(|&b| !target_byte(b));
+                    i += run.unwrap_or(line.len() - i - 1);
+                }
+                Target if b == b' ' => *self = Version(0),
+                TargetStart | Target => {
+                    return Err(match b {
+                        b' ' | b'\r' | b'\n' => ParseError::InvalidRequestLine,
+                        _ => ParseError::InvalidTarget,
+                    })
+                }
+                Version(n) => {
+                    let ok = match n {
+                        0..=4 => b == b"HTTP/"[usize::from(n)],
+                        5 | 7 => b.is_ascii_digit(),
+                        _ => b == b'.',
+                    };
+                    if !ok {
+                        return Err(ParseError::InvalidVersion);
+                    }
+                    *self = if n == 7 { LineEnd } else { Version(n + 1) };
+                }
+                LineEnd if b == b'\r' => *self = Lf,
+                LineEnd | Lf if b == b'\n' => return Ok(Some(i)),
+                LineEnd | Lf => return Err(ParseError::InvalidRequestLine),
+            }
+            i += 1;
+        }
+        Ok(None)
+    }
 }
 
 impl HeadParser {
@@ -127,29 +251,56 @@ impl HeadParser {
         buf: &[u8],
         limits: &Limits,
     ) -> Result<Option<HeadSpan>, ParseError> {
-        if self.start > buf.len() || self.scan_from > buf.len() {
+        if self.start > buf.len() || self.scan_from > buf.len() || self.line_pos > buf.len() {
             // Not the buffer of the previous call: start over rather than misread it.
             self.reset();
         }
-        // Skip leading empty lines; they are consumed with the head.
         let mut start = self.start;
-        while !self.request_line_done {
-            match buf.get(start) {
-                Some(b'\n') => start += 1,
-                Some(b'\r') => match buf.get(start + 1) {
-                    Some(b'\n') => start += 2,
-                    Some(_) => break,
-                    None => {
-                        self.start = start;
-                        return self.incomplete(buf, start, limits);
+        if !self.request_line_done {
+            if self.line_pos == 0 {
+                // Skip leading empty lines; they are consumed with the head.
+                loop {
+                    let len = match buf.get(start) {
+                        Some(b'\n') => 1,
+                        Some(b'\r') => match buf.get(start + 1) {
+                            Some(b'\n') => 2,
+                            Some(_) => break,
+                            None => {
+                                self.start = start;
+                                return self.incomplete(buf, start, limits);
+                            }
+                        },
+                        _ => break,
+                    };
+                    self.empty_lines += 1;
+                    if self.empty_lines > MAX_EMPTY_LINES {
+                        return Err(ParseError::TooManyEmptyLines);
                     }
-                },
-                _ => break,
+                    start += len;
+                }
+                self.start = start;
+                if start >= buf.len() {
+                    return self.incomplete(buf, start, limits);
+                }
+                self.line_pos = start;
             }
-        }
-        self.start = start;
-        if start >= buf.len() {
-            return self.incomplete(buf, start, limits);
+            let from = self.line_pos;
+            match self.line_state.scan(&buf[from..])? {
+                None => {
+                    crate::count_work!(buf.len() - from);
+                    self.line_pos = buf.len();
+                    return self.incomplete(buf, start, limits);
+                }
+                Some(i) => {
+                    crate::count_work!(i);
+                    let nl = from + i;
+                    if nl - start > limits.max_uri_len.saturating_add(64) {
+                        return Err(ParseError::UriTooLong);
+                    }
+                    self.request_line_done = true;
+                    self.scan_from = nl;
+                }
+            }
         }
         let mut pos = self.scan_from.max(start);
         loop {
@@ -160,12 +311,6 @@ impl HeadParser {
             };
             crate::count_work!(i + 1);
             let nl = pos + i;
-            if !self.request_line_done {
-                self.request_line_done = true;
-                if nl - start > limits.max_uri_len.saturating_add(64) {
-                    return Err(ParseError::UriTooLong);
-                }
-            }
             let end = match buf.get(nl + 1) {
                 Some(b'\n') => nl + 2,
                 Some(b'\r') => match buf.get(nl + 2) {
@@ -328,11 +473,13 @@ pub(crate) fn parse_head(
     } else {
         Version::HTTP_10
     };
-    let uri = if path == "/" {
+    let uri = if path == "/" && method != Method::CONNECT {
         Uri::default() // "/" without parsing
     } else {
-        Uri::from_maybe_shared(head.slice_ref(path.as_bytes()))
-            .map_err(|_| ParseError::InvalidTarget)?
+        let uri = Uri::from_maybe_shared(head.slice_ref(path.as_bytes()))
+            .map_err(|_| ParseError::InvalidTarget)?;
+        check_target_form(&method, path, &uri)?;
+        uri
     };
 
     headers.clear();
@@ -387,6 +534,14 @@ pub(crate) fn parse_head(
     if !host_valid {
         return Err(ParseError::InvalidHost);
     }
+    if uri.scheme().is_some() {
+        // Absolute-form: its authority replaces Host (RFC 9112 §3.2.2).
+        if let Some(authority) = uri.authority() {
+            let value =
+                HeaderValue::from_str(authority.as_str()).map_err(|_| ParseError::InvalidTarget)?;
+            headers.insert(header::HOST, value);
+        }
+    }
 
     let body = if !te.is_empty() {
         if version == Version::HTTP_10 {
@@ -432,6 +587,43 @@ pub(crate) fn parse_head(
         keep_alive,
         expect_continue,
     })
+}
+
+/// The request-target's form must fit the method (RFC 9112 §3.2): origin-form (`/path`)
+/// for any method but CONNECT; authority-form (`host:port`) for CONNECT and only for
+/// it; asterisk-form (`*`) only for OPTIONS; absolute-form (`scheme://authority/path`)
+/// for any method but CONNECT, with a host and no userinfo.
+fn check_target_form(method: &Method, raw: &str, uri: &Uri) -> Result<(), ParseError> {
+    let fits = if *method == Method::CONNECT {
+        match uri.authority() {
+            Some(a) => {
+                uri.scheme().is_none()
+                    && a.as_str() == raw
+                    && a.port().is_some()
+                    && !a.as_str().contains('@')
+                    && valid_host(raw.as_bytes())
+            }
+            None => false,
+        }
+    } else if raw == "*" {
+        *method == Method::OPTIONS
+    } else if raw.starts_with('/') {
+        true
+    } else {
+        match (uri.scheme(), uri.authority()) {
+            (Some(_), Some(a)) => {
+                !a.as_str().contains('@')
+                    && !a.host().is_empty()
+                    && valid_host(a.as_str().as_bytes())
+            }
+            _ => false,
+        }
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(ParseError::InvalidTarget)
+    }
 }
 
 /// The elements of a comma-separated header list, with optional whitespace trimmed.

@@ -92,7 +92,7 @@ pub use form::{
     MultipartConfig,
 };
 pub use gzip::GzipInflater;
-pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead};
+pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead, MAX_EMPTY_LINES};
 pub use limits::Limits;
 pub use request::{HttpHeadersExt, HttpServerRequest};
 pub use response::{

@@ -27,6 +27,15 @@ pub struct Limits {
     /// allows 64 bytes and no extensions; RFC 9112 asks to tolerate extensions but
     /// bound them). Over it: 400.
     pub max_chunk_line: usize,
+    /// All the chunk extensions of one chunked body together (the bytes after each
+    /// chunk size, up to its CRLF). Default 16 KiB, as hyper. Over it: 400.
+    pub max_chunk_extensions: usize,
+    /// The framing overhead a chunked body may accumulate beyond its data: each chunk
+    /// adds its size line and CRLFs and takes off 16 bytes plus twice its size (never
+    /// below zero), as Go does since CVE-2023-39326. A body of ordinary chunks stays at
+    /// zero; one of many tiny chunks with long size lines does not. Default 16 KiB.
+    /// Over it: 400.
+    pub max_chunk_overhead: usize,
     /// The trailer section of a chunked body. Default 16 KiB. Over it: 431.
     pub max_trailer_size: usize,
     /// Requests received on one connection and not yet answered (pipelining depth). When
@@ -43,6 +52,8 @@ impl Default for Limits {
             max_uri_len: 8 * 1024,
             max_body_size: 100 * 1024 * 1024,
             max_chunk_line: 1024,
+            max_chunk_extensions: 16 * 1024,
+            max_chunk_overhead: 16 * 1024,
             max_trailer_size: 16 * 1024,
             max_pipelined: 32,
         }

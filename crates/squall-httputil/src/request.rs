@@ -309,9 +309,15 @@ impl HttpServerRequest {
         split_host_and_port(self.host()).0.to_ascii_lowercase()
     }
 
-    /// `protocol://host` + the request-target (Tornado's `full_url`).
+    /// `protocol://host` + the path and query (Tornado's `full_url`). For an
+    /// absolute-form request-target the host is the target's own authority (the parser
+    /// puts it in place of the Host header), and only its path and query follow.
     pub fn full_url(&self) -> String {
-        format!("{}://{}{}", self.protocol, self.host(), self.uri)
+        let target = self
+            .uri
+            .path_and_query()
+            .map_or_else(|| self.uri.path(), |p| p.as_str());
+        format!("{}://{}{}", self.protocol, self.host(), target)
     }
 
     /// The cookies sent with the request, parsed on first use with [`parse_cookie`]

@@ -150,6 +150,8 @@ pub struct ResponseEncoder {
     remaining: u64,
     keep_alive: bool,
     finished: bool,
+    /// The answer to a HEAD request: body writes are accepted and dropped.
+    head: bool,
 }
 
 impl ResponseEncoder {
@@ -301,6 +303,7 @@ impl ResponseEncoder {
             remaining,
             keep_alive,
             finished: false,
+            head: req.is_head,
         })
     }
 
@@ -325,6 +328,9 @@ impl ResponseEncoder {
             return Err(OutputError::NoResponseStarted);
         }
         match self.framing {
+            // A HEAD response announces the body it would have had and sends none: the
+            // application writes it as for GET, and it is dropped here.
+            BodyFraming::None if self.head => Ok(()),
             BodyFraming::None if len > 0 => Err(OutputError::BodyNotAllowed),
             BodyFraming::Length(_) => {
                 let len = len as u64;
@@ -338,11 +344,12 @@ impl ResponseEncoder {
         }
     }
 
-    /// Append `data` to `out`, framed (a chunk when chunked).
+    /// Append `data` to `out`, framed (a chunk when chunked). For the answer to a HEAD
+    /// request nothing is written and the call succeeds.
     ///
     /// # Errors
     /// [`OutputError::ContentLengthExceeded`] past Content-Length (nothing is written);
-    /// [`BodyNotAllowed`](OutputError::BodyNotAllowed) for a bodyless response;
+    /// [`BodyNotAllowed`](OutputError::BodyNotAllowed) for a 1xx, 204 or 304 response;
     /// [`NoResponseStarted`](OutputError::NoResponseStarted) after `finish`.
     pub fn write(&mut self, data: &[u8], out: &mut BytesMut) -> Result<(), OutputError> {
         self.account(data.len())?;
@@ -541,7 +548,20 @@ mod tests {
             )
             .unwrap();
             assert_eq!(enc.framing(), BodyFraming::None);
-            assert_eq!(enc.write(b"x", &mut out), Err(OutputError::BodyNotAllowed));
+            let before = out.len();
+            if head {
+                // HEAD: the body is dropped, not refused.
+                enc.write(b"x", &mut out).unwrap();
+                assert_eq!(
+                    enc.write_bytes(Bytes::from_static(b"x"))
+                        .unwrap()
+                        .remaining(),
+                    0
+                );
+            } else {
+                assert_eq!(enc.write(b"x", &mut out), Err(OutputError::BodyNotAllowed));
+            }
+            assert_eq!(out.len(), before);
             enc.write(b"", &mut out).unwrap();
             enc.finish(&mut out).unwrap();
         }

@@ -124,3 +124,79 @@ fn empty_chunks_are_not_written() {
     assert!(out.starts_with(b"12c\r\n"));
     assert!(out.ends_with(b"\r\n"));
 }
+
+/// Decode all of `input` at once with `limits`: the data, or the error.
+fn decode_all(input: &[u8], limits: &Limits) -> Result<Vec<u8>, ParseError> {
+    let mut dec = ChunkedDecoder::new(limits);
+    let mut buf = BytesMut::from(input);
+    let mut data = Vec::new();
+    loop {
+        match dec.decode(&mut buf)? {
+            Some(Decoded::Data(d)) => data.extend_from_slice(&d),
+            Some(Decoded::End) => return Ok(data),
+            None => panic!("incomplete body"),
+            Some(other) => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+// Chunk extensions are bounded per body, not only per line: many short lines with
+// extensions add up (hyper caps the total at 16 KiB).
+#[test]
+fn chunk_extensions_are_bounded_per_body() {
+    let limits = Limits::default();
+    let ext = format!(";name={}", "v".repeat(94)); // 100 bytes per line
+    let lines = limits.max_chunk_extensions / ext.len();
+    let body = |n: usize| {
+        let mut b = format!("1{ext}\r\nx\r\n").repeat(n);
+        b.push_str("0\r\n\r\n");
+        b
+    };
+    assert_eq!(
+        decode_all(body(lines).as_bytes(), &limits).unwrap().len(),
+        lines
+    );
+    assert_eq!(
+        decode_all(body(lines + 1).as_bytes(), &limits),
+        Err(ParseError::ChunkExtensionsTooLarge)
+    );
+    assert_eq!(ParseError::ChunkExtensionsTooLarge.status(), 400);
+    // The budget is per body: a reset decoder starts again.
+    let mut dec = ChunkedDecoder::new(&limits);
+    for _ in 0..2 {
+        let mut buf = BytesMut::from(body(lines).as_bytes());
+        while !matches!(dec.decode(&mut buf), Ok(Some(Decoded::End))) {}
+        dec.reset();
+    }
+}
+
+// Framing that outweighs the data is refused (Go's CVE-2023-39326 rule): each chunk
+// charges its size line and CRLFs, and pays back 16 bytes plus twice its size.
+#[test]
+fn chunk_framing_overhead_is_bounded() {
+    let limits = Limits::default();
+    // Size lines padded with leading zeros: about 500 bytes of framing per data byte.
+    let padded = format!("{}1\r\nx\r\n", "0".repeat(500));
+    let n = limits.max_chunk_overhead / 480;
+    let mut ok = padded.repeat(n - 2);
+    ok.push_str("0\r\n\r\n");
+    assert!(decode_all(ok.as_bytes(), &limits).is_ok());
+    let mut over = padded.repeat(n + 2);
+    over.push_str("0\r\n\r\n");
+    assert_eq!(
+        decode_all(over.as_bytes(), &limits),
+        Err(ParseError::ChunkOverheadTooLarge)
+    );
+    // Large chunks pay back earlier framing.
+    let mut mixed = String::new();
+    for _ in 0..4 * n {
+        mixed.push_str(&padded);
+        mixed.push_str(&format!("100\r\n{}\r\n", "y".repeat(256)));
+    }
+    mixed.push_str("0\r\n\r\n");
+    assert!(decode_all(mixed.as_bytes(), &limits).is_ok());
+    // Ordinary tiny chunks (minimal framing) never trip it.
+    let mut tiny = "1\r\nx\r\n".repeat(100_000);
+    tiny.push_str("0\r\n\r\n");
+    assert_eq!(decode_all(tiny.as_bytes(), &limits).unwrap().len(), 100_000);
+}

@@ -531,12 +531,92 @@ fn size_caps() {
         parse_request_head(partial.as_bytes(), &limits).unwrap_err(),
         ParseError::HeadTooLarge
     );
-    // Endless empty lines count too.
+    // Endless empty lines are refused long before the head limit.
     let blank = "\r\n".repeat(limits.max_head_size);
     assert_eq!(
         parse_request_head(blank.as_bytes(), &limits).unwrap_err(),
-        ParseError::HeadTooLarge
+        ParseError::TooManyEmptyLines
     );
+}
+
+// RFC 9112 §2.2: at least one empty line before a request line is ignored; a bounded
+// number, so that trickled newlines cannot hold a connection.
+#[test]
+fn leading_empty_lines_are_bounded() {
+    let ok = format!(
+        "{}\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "\r\n".repeat(squall_httputil::MAX_EMPTY_LINES - 2)
+    );
+    assert_eq!(parse(&ok).unwrap().method, Method::GET);
+    let over = format!("\r\n{ok}");
+    rejected(&over, ParseError::TooManyEmptyLines, 400);
+    // Refused as the extra line arrives, before any request line.
+    let blank = "\n".repeat(squall_httputil::MAX_EMPTY_LINES);
+    assert!(parse_request_head(blank.as_bytes(), &Limits::default())
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        parse_request_head(format!("{blank}\n").as_bytes(), &Limits::default()).unwrap_err(),
+        ParseError::TooManyEmptyLines
+    );
+}
+
+/// Feed `raw` one byte at a time: every prefix before `bad_at` is an incomplete head,
+/// and the prefix that ends with `raw[bad_at]` is refused with `err`.
+fn refused_at(raw: &[u8], bad_at: usize, err: ParseError) {
+    let limits = Limits::default();
+    let mut p = HeadParser::new();
+    for n in 1..=bad_at {
+        assert!(
+            matches!(p.parse(&raw[..n], &limits), Ok(None)),
+            "{raw:?} cut at {n}"
+        );
+    }
+    assert_eq!(
+        p.parse(&raw[..=bad_at], &limits).map(|_| ()),
+        Err(err),
+        "{raw:?}"
+    );
+    // The one-shot parser agrees.
+    assert_eq!(
+        parse_request_head(&raw[..=bad_at], &limits).map(|_| ()),
+        Err(err),
+        "{raw:?}"
+    );
+}
+
+// Bytes that cannot begin a request are refused at the first impossible one, without
+// waiting for the end of a head that may never come.
+#[test]
+fn request_line_is_refused_at_its_first_bad_byte() {
+    // A TLS ClientHello: record type 0x16.
+    refused_at(
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        0,
+        ParseError::InvalidMethod,
+    );
+    refused_at(b"\0\0\0\0", 0, ParseError::InvalidMethod);
+    refused_at(b" GET / HTTP/1.1\r\n", 0, ParseError::InvalidMethod);
+    refused_at(b"GE(T / HTTP/1.1\r\n", 2, ParseError::InvalidMethod);
+    refused_at(b"GET\r\n", 3, ParseError::InvalidRequestLine);
+    refused_at(b"GET  / HTTP/1.1\r\n", 4, ParseError::InvalidRequestLine);
+    refused_at(b"GET /a\x01b HTTP/1.1\r\n", 6, ParseError::InvalidTarget);
+    refused_at(b"GET /\xff HTTP/1.1\r\n", 5, ParseError::InvalidTarget);
+    refused_at(b"GET /a\tb HTTP/1.1\r\n", 6, ParseError::InvalidTarget);
+    refused_at(b"GET /a#frag HTTP/1.1\r\n", 6, ParseError::InvalidTarget);
+    refused_at(b"GET /\r\n", 5, ParseError::InvalidRequestLine);
+    refused_at(b"GET / HTTPS/1.1\r\n", 10, ParseError::InvalidVersion);
+    refused_at(b"GET / HTTP/x.1\r\n", 11, ParseError::InvalidVersion);
+    refused_at(b"GET / HTTP/1,1\r\n", 12, ParseError::InvalidVersion);
+    refused_at(b"GET / HTTP/1.1 \r\n", 14, ParseError::InvalidRequestLine);
+    refused_at(b"GET / HTTP/1.1\rX", 15, ParseError::InvalidRequestLine);
+    refused_at(
+        b"\r\n\r\nGET / HTTP/1.1\r\r",
+        19,
+        ParseError::InvalidRequestLine,
+    );
+    // A lone CR is not an empty line, and cannot begin a method.
+    refused_at(b"\rGET", 1, ParseError::InvalidMethod);
 }
 
 #[test]
@@ -576,4 +656,86 @@ fn errors_display_their_cause() {
         ParseError::InvalidHeaderName.to_string(),
         "invalid header name or no colon in header line"
     );
+}
+
+// RFC 9112 §3.2: each form of request-target with the methods it belongs to.
+#[test]
+fn request_target_forms() {
+    // Absolute-form: accepted; its authority replaces Host (§3.2.2).
+    let h = parse("GET http://example.com:8080/x?y=1 HTTP/1.1\r\nHost: other\r\n\r\n").unwrap();
+    assert_eq!(h.headers["host"], "example.com:8080");
+    assert_eq!(h.headers.get_all("host").iter().count(), 1);
+    assert_eq!(h.path(), "/x");
+    assert_eq!(h.query(), "y=1");
+    // HTTP/1.0 needs no Host; the target's authority becomes it.
+    let h = parse("GET http://example.com/ HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(h.headers["host"], "example.com");
+    // Userinfo, or no host, is refused.
+    for bad in [
+        "http://user@example.com/",
+        "http:///x",
+        "http:x",
+        "example.com/x",
+    ] {
+        rejected(
+            &format!("GET {bad} HTTP/1.1\r\nHost: a\r\n\r\n"),
+            ParseError::InvalidTarget,
+            400,
+        );
+    }
+    // Authority-form: only CONNECT, and CONNECT only with it.
+    let h = parse("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n").unwrap();
+    assert_eq!(h.method, Method::CONNECT);
+    assert_eq!(h.uri.authority().unwrap(), "example.com:443");
+    for bad in [
+        "CONNECT / HTTP/1.1",
+        "CONNECT /x HTTP/1.1",
+        "CONNECT example.com HTTP/1.1",
+        "CONNECT http://example.com:443/ HTTP/1.1",
+        "CONNECT u@example.com:443 HTTP/1.1",
+        "GET example.com:443 HTTP/1.1",
+    ] {
+        rejected(
+            &format!("{bad}\r\nHost: a\r\n\r\n"),
+            ParseError::InvalidTarget,
+            400,
+        );
+    }
+    // Asterisk-form: only OPTIONS.
+    assert_eq!(
+        parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().uri,
+        "*"
+    );
+    rejected(
+        "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        ParseError::InvalidTarget,
+        400,
+    );
+    rejected(
+        "OPTIONS *x HTTP/1.1\r\nHost: a\r\n\r\n",
+        ParseError::InvalidTarget,
+        400,
+    );
+    // A fragment is never sent.
+    rejected(
+        "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n",
+        ParseError::InvalidTarget,
+        400,
+    );
+}
+
+// host() and full_url() follow an absolute-form target's authority.
+#[test]
+fn absolute_form_host_and_full_url() {
+    let head =
+        parse("GET http://example.com:8080/a?b=1 HTTP/1.1\r\nHost: elsewhere\r\n\r\n").unwrap();
+    let req =
+        squall_httputil::HttpServerRequest::new(head, bytes::Bytes::new(), "10.0.0.1", "http");
+    assert_eq!(req.host(), "example.com:8080");
+    assert_eq!(req.host_name(), "example.com");
+    assert_eq!(req.full_url(), "http://example.com:8080/a?b=1");
+    let head = parse("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    let req =
+        squall_httputil::HttpServerRequest::new(head, bytes::Bytes::new(), "10.0.0.1", "http");
+    assert_eq!(req.full_url(), "http://h*");
 }

@@ -265,6 +265,14 @@ fn multipart_caps_and_switch() {
         &off,
     );
     assert_eq!(r, Err(ParseError::MultipartDisabled));
+    // The multipart parser itself honours the switch too, whoever calls it.
+    let body = Bytes::from_static(
+        b"--1234\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--1234--\r\n",
+    );
+    let (mut args, mut files) = (Arguments::new(), Files::new());
+    let r = parse_multipart_form_data(b"1234", &body, &mut args, &mut files, &off);
+    assert_eq!(r, Err(ParseError::MultipartDisabled));
+    assert!(args.is_empty() && files.is_empty());
 }
 
 #[test]

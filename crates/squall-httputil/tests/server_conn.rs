@@ -181,10 +181,10 @@ fn test_keepalive_chunked_head_no_body() {
     assert!(matches!(conn.poll(&mut input), Some(Event::End)));
     conn.start_response(StatusCode::OK, &HeaderMap::new(), &mut out)
         .unwrap();
-    assert_eq!(
-        conn.write_body(b"body", &mut out),
-        Err(OutputError::BodyNotAllowed)
-    );
+    // The body written for a HEAD request is dropped, and the write succeeds.
+    let head_len = out.len();
+    conn.write_body(b"body", &mut out).unwrap();
+    assert_eq!(out.len(), head_len);
     assert!(conn.finish_response(&mut out).unwrap().keep_alive);
     let text = String::from_utf8_lossy(&out);
     assert!(!text.contains("Transfer-Encoding"), "{text}");
@@ -347,6 +347,19 @@ fn output_content_length_is_checked() {
             conn.respond(StatusCode::OK, &headers, body, &mut out),
             Err(err)
         );
+        assert!(out.is_empty(), "nothing of the broken response is written");
+        // The request is still owed its answer (a 500), and that answer ends the
+        // connection.
+        assert!(!conn.should_close());
+        let done = conn
+            .respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &HeaderMap::new(),
+                b"",
+                &mut out,
+            )
+            .unwrap();
+        assert!(!done.keep_alive);
         assert!(conn.should_close(), "a broken response ends the connection");
     }
     let mut conn = ServerConn::new(Limits::default());
@@ -735,5 +748,54 @@ proptest! {
                 Op::MaxBody(n) => conn.set_max_body_size(n.into()),
             }
         }
+    }
+}
+
+// A whole response whose Content-Length disagrees with its body is refused before any
+// byte is written; the request stays owed, and the answer it then gets (a 500) closes
+// the connection.
+#[test]
+fn respond_with_a_wrong_content_length_writes_nothing_and_closes_after_the_answer() {
+    for (declared, body, err) in [
+        ("10", &b"short"[..], OutputError::ContentLengthShort(5)),
+        ("2", b"too long", OutputError::ContentLengthExceeded),
+    ] {
+        let mut conn = ServerConn::new(Limits::default());
+        let mut input = BytesMut::from(
+            &b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        );
+        while conn.poll(&mut input).is_some() {}
+        assert_eq!(conn.pending_responses(), 2);
+        let mut out = BytesMut::from(&b"earlier"[..]);
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static(declared));
+        assert_eq!(conn.respond(StatusCode::OK, &h, body, &mut out), Err(err));
+        assert_eq!(&out[..], b"earlier", "nothing written");
+        let done = conn
+            .respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &HeaderMap::new(),
+                b"",
+                &mut out,
+            )
+            .unwrap();
+        assert!(!done.keep_alive);
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert!(conn.should_close());
+        // A HEAD response announces a length and sends no body: not a mismatch.
+        let mut conn = ServerConn::new(Limits::default());
+        let mut input = BytesMut::from(&b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
+        while conn.poll(&mut input).is_some() {}
+        let mut out = BytesMut::new();
+        assert!(
+            conn.respond(StatusCode::OK, &h, b"", &mut out)
+                .unwrap()
+                .keep_alive
+        );
     }
 }

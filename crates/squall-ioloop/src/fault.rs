@@ -1,6 +1,11 @@
-//! Panic payloads to text, for logs.
+//! Faults in user code: where it was added (for logs), and panic payloads to text.
 
 use std::any::Any;
+use std::panic::Location;
+
+/// Where a callback, handler, timer or task was added (`#[track_caller]`), named in
+/// the logs of its panics and slow runs.
+pub(crate) type Origin = &'static Location<'static>;
 
 /// The message of a panic payload (`&str` or `String`), or a placeholder.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {

@@ -1,29 +1,30 @@
-//! [`IoLoop`]: the reactor, its run loop, and the executor glue.
+//! [`IoLoop`]: the reactor and its run loop (callbacks, timers, fd handlers). Spawning
+//! and polling tasks is in `executor.rs`, the fd table in `handlers.rs`, the choice of
+//! poller in `backend.rs`.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
 use std::io;
-use std::marker::PhantomData;
 use std::mem;
 use std::os::fd::{AsRawFd, RawFd};
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
-use std::rc::{Rc, Weak};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use squall_poller::{util, Events, Interest, Poller, Ready};
 
+use crate::backend::default_poller;
 use crate::clock;
-use crate::error::{JoinError, LoopError, RunSyncError};
-use crate::fault::panic_message;
-use crate::pages::Pages;
+use crate::error::LoopError;
+use crate::fault::{panic_message, Origin};
+use crate::handlers::{keep_source, masked, Handlers, Removed};
 use crate::remote::{Remote, RemoteHandle, Shared, SignalCallback, SignalFlag};
-use crate::task::{BoxTask, JoinHandle, TaskSlab};
+use crate::task::TaskSlab;
 use crate::timer::{Deadline, Timeout, TimerQueue};
 use crate::watchdog::Watch;
 
@@ -38,8 +39,6 @@ const EVENTS_CAPACITY: usize = 1024;
 
 /// How many jobs an empty run queue keeps room for (32 KiB).
 const QUEUE_KEEP: usize = 1024;
-
-type Origin = &'static Location<'static>;
 
 pub(crate) struct Callback {
     f: Box<dyn FnOnce()>,
@@ -57,75 +56,6 @@ pub(crate) enum TimerAction {
     Wake(Waker, Origin),
 }
 
-/// The handler of one fd number. Kept in [`Pages`] indexed by the fd, so an idle
-/// connection costs one 48-byte entry, its handler's box (nothing for a closure that
-/// captures nothing), and no box for its source when that is a bare `RawFd`.
-#[derive(Default)]
-struct HandlerSlot {
-    /// Registrations of this fd number so far: events polled for an earlier
-    /// registration are told apart from the current one's.
-    gen: u32,
-    registered: bool,
-    interest: Interest,
-    /// The registered source, or `None` for a bare `RawFd` (the slot's index is the
-    /// fd, so there is nothing to keep, and nothing to box).
-    source: Option<Box<dyn AsRawFd>>,
-    /// `None` while it runs (it is taken out so that no borrow is held across it).
-    handler: Option<Box<dyn FnMut(RawFd, Ready)>>,
-    origin: Option<Origin>,
-}
-
-/// A removed registration: its source and handler, for the caller to drop or return.
-struct Removed {
-    fd: RawFd,
-    source: Option<Box<dyn AsRawFd>>,
-    handler: Option<Box<dyn FnMut(RawFd, Ready)>>,
-}
-
-#[derive(Default)]
-struct Handlers {
-    slots: Pages<HandlerSlot>,
-    count: usize,
-}
-
-impl Handlers {
-    #[inline]
-    fn get(&self, fd: RawFd) -> Option<&HandlerSlot> {
-        self.slots
-            .get(usize::try_from(fd).ok()?)
-            .filter(|s| s.registered)
-    }
-    #[inline]
-    fn get_mut(&mut self, fd: RawFd) -> Option<&mut HandlerSlot> {
-        self.slots
-            .get_mut(usize::try_from(fd).ok()?)
-            .filter(|s| s.registered)
-    }
-    fn remove(&mut self, fd: RawFd) -> Option<Removed> {
-        let s = self.get_mut(fd)?;
-        s.registered = false;
-        s.interest = Interest::NONE;
-        s.origin = None;
-        let removed = Removed {
-            fd,
-            source: s.source.take(),
-            handler: s.handler.take(),
-        };
-        self.count -= 1;
-        Some(removed)
-    }
-}
-
-/// Boxes a handler's source unless it is a bare `RawFd`, which needs no keeping: the
-/// table's index is the fd, and dropping a `RawFd` does nothing.
-fn keep_source<S: AsRawFd + 'static>(source: S) -> Option<Box<dyn AsRawFd>> {
-    if TypeId::of::<S>() == TypeId::of::<RawFd>() {
-        None
-    } else {
-        Some(Box::new(source))
-    }
-}
-
 struct SignalEntry {
     flag: Arc<SignalFlag>,
     f: Option<Box<dyn FnMut()>>,
@@ -141,16 +71,20 @@ pub(crate) struct Inner {
     events: RefCell<Events>,
     dispatch: RefCell<Vec<(RawFd, Ready, u32)>>,
     handlers: RefCell<Handlers>,
-    queue: RefCell<VecDeque<Job>>,
+    pub(crate) queue: RefCell<VecDeque<Job>>,
     pub(crate) timers: RefCell<TimerQueue<TimerAction>>,
     due: RefCell<Vec<Timeout>>,
     pub(crate) tasks: RefCell<TaskSlab>,
     signals: RefCell<Vec<SignalEntry>>,
     remote_spare: RefCell<Vec<Remote>>,
     kept_sources: RefCell<Vec<Box<dyn AsRawFd>>>,
-    running: Cell<bool>,
-    stopped: Cell<bool>,
-    closed: Cell<bool>,
+    pub(crate) running: Cell<bool>,
+    /// `start` is on the stack: set from its first iteration until it returns, so a
+    /// `stop` followed by a `start` (or `close`, or `run_sync`) in the same turn is
+    /// refused while the loop unwinds instead of nesting a second loop.
+    pub(crate) entered: Cell<bool>,
+    pub(crate) stopped: Cell<bool>,
+    pub(crate) closed: Cell<bool>,
     slow: Cell<Option<Duration>>,
     watching: Cell<bool>,
     watch: RefCell<Option<Watch>>,
@@ -203,13 +137,6 @@ impl Drop for Enter {
     }
 }
 
-fn unsupported(name: &str, krate: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        format!("the {name} poller ({krate}) is not available in this build"),
-    )
-}
-
 impl IoLoop {
     /// A new loop on the platform's default poller, as Tornado's `configurable_default`
     /// picks it: epoll on Linux, kqueue on macOS and FreeBSD, poll(2) elsewhere
@@ -258,6 +185,7 @@ impl IoLoop {
                 remote_spare: RefCell::new(Vec::new()),
                 kept_sources: RefCell::new(Vec::new()),
                 running: Cell::new(false),
+                entered: Cell::new(false),
                 stopped: Cell::new(false),
                 closed: Cell::new(false),
                 slow: Cell::new(None),
@@ -544,138 +472,6 @@ impl IoLoop {
         self.inner.timers.borrow().len()
     }
 
-    // ------------------------------------------------------------------- futures
-
-    /// Runs `future` as a task on this loop and returns a handle to its output. Tornado's
-    /// `spawn_callback` (and asyncio's `create_task`). The future is boxed once, here;
-    /// it is first polled on the next iteration. A panic in the task is caught and
-    /// logged, and the handle resolves to [`JoinError::Panicked`]. On a closed loop the
-    /// future is dropped and the handle resolves to [`JoinError::Cancelled`].
-    #[track_caller]
-    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + 'static,
-        F::Output: 'static,
-    {
-        self.spawn_task(Box::pin(future), Location::caller(), true, true, false)
-    }
-
-    pub(crate) fn spawn_task<T: 'static>(
-        &self,
-        future: BoxTask,
-        origin: Origin,
-        attached: bool,
-        log_panic: bool,
-        stop_on_done: bool,
-    ) -> JoinHandle<T> {
-        let inner = &*self.inner;
-        if inner.closed.get() {
-            drop(future);
-            return JoinHandle::cancelled();
-        }
-        let (idx, gen) = inner.tasks.borrow_mut().insert(
-            future,
-            origin,
-            attached,
-            log_panic,
-            stop_on_done,
-            &inner.shared,
-        );
-        inner.queue.borrow_mut().push_back(Job::Poll(idx, gen));
-        JoinHandle {
-            inner: if attached {
-                Rc::downgrade(&self.inner)
-            } else {
-                Weak::new()
-            },
-            idx,
-            gen,
-            done: !attached,
-            _output: PhantomData,
-        }
-    }
-
-    /// Calls `callback(output)` on a later iteration once `future` completes. Tornado's
-    /// `add_future`: the callback is always deferred through the callback queue, never
-    /// run inline.
-    #[track_caller]
-    pub fn add_future<F, C>(&self, future: F, callback: C)
-    where
-        F: Future + 'static,
-        F::Output: 'static,
-        C: FnOnce(F::Output) + 'static,
-    {
-        let origin = Location::caller();
-        let weak = Rc::downgrade(&self.inner);
-        let task = async move {
-            let out = future.await;
-            if let Some(inner) = weak.upgrade() {
-                IoLoop { inner }.push_callback(Box::new(move || callback(out)), origin);
-            }
-        };
-        drop(self.spawn_task::<()>(Box::pin(task), origin, false, true, false));
-    }
-
-    /// Runs the loop until `future` completes and returns its output. Tornado's
-    /// `run_sync`. The loop is current while it runs.
-    ///
-    /// A panic in the future is resumed in the caller (`std::panic::resume_unwind`),
-    /// as Tornado re-raises. A future that returns a `Result` gives it back as is.
-    ///
-    /// # Errors
-    ///
-    /// [`RunSyncError::Timeout`] if `timeout` passes first and
-    /// [`RunSyncError::Stopped`] if the loop is stopped first (the future is dropped in
-    /// both cases); [`RunSyncError::Loop`] if the loop is closed, already running, or its
-    /// poller fails.
-    #[track_caller]
-    pub fn run_sync<F>(
-        &self,
-        future: F,
-        timeout: Option<Duration>,
-    ) -> Result<F::Output, RunSyncError>
-    where
-        F: Future + 'static,
-        F::Output: 'static,
-    {
-        let origin = Location::caller();
-        let inner = &*self.inner;
-        if inner.closed.get() {
-            return Err(LoopError::Closed.into());
-        }
-        if inner.running.get() {
-            return Err(LoopError::AlreadyRunning.into());
-        }
-        let mut handle: JoinHandle<F::Output> =
-            self.spawn_task(Box::pin(future), origin, true, false, true);
-        let timed_out = Rc::new(Cell::new(false));
-        let timer = timeout.map(|d| {
-            let flag = timed_out.clone();
-            let weak = Rc::downgrade(&self.inner);
-            self.call_later(d, move || {
-                flag.set(true);
-                if let Some(inner) = weak.upgrade() {
-                    IoLoop { inner }.stop();
-                }
-            })
-        });
-        let started = self.start();
-        if let Some(t) = timer {
-            self.remove_timeout(t);
-        }
-        match handle.try_take() {
-            Some(Ok(v)) => return Ok(v),
-            Some(Err(JoinError::Panicked(p))) => resume_unwind(p),
-            Some(Err(_)) => {}
-            None => handle.abort(),
-        }
-        started?;
-        match timeout {
-            Some(d) if timed_out.get() => Err(RunSyncError::Timeout(d)),
-            _ => Err(RunSyncError::Stopped),
-        }
-    }
-
     /// A future that completes `duration` from now, on this loop. Tornado's
     /// `gen.sleep`. It always yields to the loop at least once, even for zero.
     #[track_caller]
@@ -685,12 +481,6 @@ impl IoLoop {
             Some(Rc::downgrade(&self.inner)),
             Location::caller(),
         )
-    }
-
-    /// How many tasks are alive on this loop (spawned and not yet finished, or finished
-    /// with an output not yet read).
-    pub fn task_count(&self) -> usize {
-        self.inner.tasks.borrow().len()
     }
 
     // --------------------------------------------------------------------- faults
@@ -742,14 +532,16 @@ impl IoLoop {
     /// # Errors
     ///
     /// [`LoopError::AlreadyRunning`] if called from inside the loop (Tornado's
-    /// `test_reentrant`), [`LoopError::Closed`], or [`LoopError::Io`] if the poller
-    /// fails (the loop is stopped then).
+    /// `test_reentrant`), also after a [`stop`](IoLoop::stop) in the same turn, while the
+    /// loop is still unwinding (a second loop never nests inside the first);
+    /// [`LoopError::Closed`], or [`LoopError::Io`] if the poller fails (the loop is
+    /// stopped then).
     pub fn start(&self) -> Result<(), LoopError> {
         let inner = &*self.inner;
         if inner.closed.get() {
             return Err(LoopError::Closed);
         }
-        if inner.running.get() {
+        if inner.entered.get() {
             return Err(LoopError::AlreadyRunning);
         }
         let remote_stop = inner.shared.stop.swap(false, Ordering::AcqRel);
@@ -757,6 +549,7 @@ impl IoLoop {
             return Ok(());
         }
         inner.running.set(true);
+        inner.entered.set(true);
         let _enter = Enter::new(self);
         let res = loop {
             match self.iterate() {
@@ -766,6 +559,7 @@ impl IoLoop {
             }
         };
         inner.running.set(false);
+        inner.entered.set(false);
         inner.stopped.set(false);
         if inner.watching.get() {
             if let Some(w) = &*inner.watch.borrow() {
@@ -787,7 +581,7 @@ impl IoLoop {
     /// Closes the loop. Tornado's `close(all_fds)`.
     ///
     /// Every fd is unregistered; pending callbacks, timers and tasks are dropped (each
-    /// task's handle resolves to [`JoinError::Cancelled`]), and the remote queue refuses
+    /// task's handle resolves to [`JoinError::Cancelled`](crate::JoinError::Cancelled)), and the remote queue refuses
     /// new work. With `all_fds` the registered sources are dropped, which closes those
     /// that own their fd (`OwnedFd`, `TcpStream`...); a bare `RawFd` is never closed (in
     /// Python, Tornado calls `close()` on whatever was registered). Without it the loop
@@ -795,10 +589,11 @@ impl IoLoop {
     ///
     /// # Errors
     ///
-    /// [`LoopError::AlreadyRunning`] if the loop is running (stop it first).
+    /// [`LoopError::AlreadyRunning`] if the loop is running, or stopped but still
+    /// unwinding (close it after [`start`](IoLoop::start) returns).
     pub fn close(&self, all_fds: bool) -> Result<(), LoopError> {
         let inner = &*self.inner;
-        if inner.running.get() {
+        if inner.entered.get() {
             return Err(LoopError::AlreadyRunning);
         }
         if inner.closed.replace(true) {
@@ -877,7 +672,11 @@ impl Inner {
 
     /// Runs user code: catches a panic, feeds the watchdog, and times it if asked.
     #[inline]
-    fn guard<R>(&self, origin: Origin, f: impl FnOnce() -> R) -> Result<R, Box<dyn Any + Send>> {
+    pub(crate) fn guard<R>(
+        &self,
+        origin: Origin,
+        f: impl FnOnce() -> R,
+    ) -> Result<R, Box<dyn Any + Send>> {
         if self.watching.get() {
             if let Some(w) = &*self.watch.borrow() {
                 w.busy(origin);
@@ -898,7 +697,7 @@ impl Inner {
     }
 
     #[cold]
-    fn log_panic(&self, what: &str, origin: Origin, payload: Box<dyn Any + Send>) {
+    pub(crate) fn log_panic(&self, what: &str, origin: Origin, payload: Box<dyn Any + Send>) {
         log::error!(
             "Exception in {what} added at {origin}: {}",
             panic_message(&*payload)
@@ -940,86 +739,6 @@ impl Inner {
                 drop(sigs);
                 drop(f);
             }
-        }
-    }
-
-    /// Queues a poll of task `idx` unless it is already queued; `false` if the slab is
-    /// busy (never while user code runs; the caller then takes the remote path).
-    pub(crate) fn schedule_task(&self, idx: u32) -> bool {
-        let Ok(mut tasks) = self.tasks.try_borrow_mut() else {
-            return false;
-        };
-        if let Some(gen) = tasks.mark_scheduled(idx) {
-            drop(tasks);
-            self.queue.borrow_mut().push_back(Job::Poll(idx, gen));
-        }
-        true
-    }
-
-    fn poll_task(&self, idx: u32, gen: u32) {
-        let polling = self.tasks.borrow_mut().begin_poll(idx, gen);
-        let Some(mut p) = polling else {
-            return;
-        };
-        let res = self.guard(p.origin, || {
-            let mut cx = Context::from_waker(&p.waker);
-            p.future.as_mut().poll_task(&mut cx)
-        });
-        match res {
-            Ok(Poll::Pending) => {
-                let back = self
-                    .tasks
-                    .borrow_mut()
-                    .end_pending(idx, gen, p.future, p.waker);
-                if let Some(f) = back {
-                    self.drop_task_future(f, p.origin);
-                }
-            }
-            Ok(Poll::Ready(out)) => {
-                self.drop_task_future(p.future, p.origin);
-                self.finish_task(idx, gen, p.waker, Ok(out));
-            }
-            Err(payload) => {
-                if p.log_panic {
-                    log::error!(
-                        "Exception in task spawned at {}: {}",
-                        p.origin,
-                        panic_message(&*payload)
-                    );
-                }
-                self.drop_task_future(p.future, p.origin);
-                self.finish_task(idx, gen, p.waker, Err(JoinError::Panicked(payload)));
-            }
-        }
-    }
-
-    fn drop_task_future(&self, f: BoxTask, origin: Origin) {
-        if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(f))) {
-            self.log_panic("the drop of the task", origin, p);
-        }
-    }
-
-    fn finish_task(&self, idx: u32, gen: u32, waker: Waker, out: crate::task::Output) {
-        let done = self.tasks.borrow_mut().finish(idx, gen, waker, out);
-        if let Some(d) = done.discard {
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(d)));
-        }
-        if let Some(w) = done.wake {
-            w.wake();
-        }
-        if done.stop {
-            self.running.set(false);
-            self.stopped.set(true);
-        }
-    }
-
-    pub(crate) fn abort_task(&self, idx: u32, gen: u32) {
-        let (future, wake) = self.tasks.borrow_mut().abort(idx, gen);
-        if let Some(f) = future {
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(f)));
-        }
-        if let Some(w) = wake {
-            w.wake();
         }
     }
 
@@ -1159,18 +878,6 @@ impl Drop for Inner {
     }
 }
 
-/// `ready` without the directions `interest` does not ask for (ERROR and HUP stay).
-#[inline]
-fn masked(mut ready: Ready, interest: Interest) -> Ready {
-    if !interest.is_readable() {
-        ready = ready - Ready::READ;
-    }
-    if !interest.is_writable() {
-        ready = ready - Ready::WRITE;
-    }
-    ready
-}
-
 /// Two handles are equal when they refer to the same loop.
 impl PartialEq for IoLoop {
     fn eq(&self, other: &IoLoop) -> bool {
@@ -1193,107 +900,4 @@ impl fmt::Debug for IoLoop {
             .field("tasks", &self.inner.tasks.borrow().len())
             .finish()
     }
-}
-
-// ----------------------------------------------------------------- poller choice
-
-/// The poller [`IoLoop::new`] would use: `SQUALL_POLLER` if set, else the platform
-/// default (see [`IoLoop::new`]).
-///
-/// # Errors
-///
-/// As [`IoLoop::new`].
-pub fn default_poller() -> io::Result<Box<dyn Poller>> {
-    match std::env::var("SQUALL_POLLER") {
-        Ok(name) if !name.trim().is_empty() => poller_by_name(name.trim()),
-        Ok(_) | Err(std::env::VarError::NotPresent) => platform_default(),
-        Err(std::env::VarError::NotUnicode(v)) => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("SQUALL_POLLER is not valid UTF-8: {v:?}"),
-        )),
-    }
-}
-
-/// A poller by name: `"epoll"`, `"kqueue"`, `"poll"` or `"select"`.
-///
-/// # Errors
-///
-/// [`io::ErrorKind::InvalidInput`] for another name, [`io::ErrorKind::Unsupported`] for
-/// a backend not available on this platform or in this build, or the OS error of
-/// creating it.
-pub fn poller_by_name(name: &str) -> io::Result<Box<dyn Poller>> {
-    match name {
-        "epoll" => epoll(),
-        "kqueue" => kqueue(),
-        "poll" => poll(),
-        "select" => select(),
-        other => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "unknown poller {other:?} (SQUALL_POLLER): expected epoll, kqueue, poll or select"
-            ),
-        )),
-    }
-}
-
-fn platform_default() -> io::Result<Box<dyn Poller>> {
-    if cfg!(any(target_os = "linux", target_os = "android")) {
-        epoll()
-    } else if HAS_KQUEUE {
-        kqueue()
-    } else {
-        poll()
-    }
-}
-
-/// Where `squall-kqueue` builds its backend.
-const HAS_KQUEUE: bool = cfg!(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-));
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn epoll() -> io::Result<Box<dyn Poller>> {
-    Ok(Box::new(squall_epoll::Epoll::new()?))
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn epoll() -> io::Result<Box<dyn Poller>> {
-    Err(unsupported("epoll", "squall-epoll, Linux only"))
-}
-
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-))]
-fn kqueue() -> io::Result<Box<dyn Poller>> {
-    Ok(Box::new(squall_kqueue::Kqueue::new()?))
-}
-
-#[cfg(not(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-)))]
-fn kqueue() -> io::Result<Box<dyn Poller>> {
-    Err(unsupported(
-        "kqueue",
-        "squall-kqueue, macOS and FreeBSD only",
-    ))
-}
-
-fn poll() -> io::Result<Box<dyn Poller>> {
-    Ok(Box::new(squall_poll::Poll::new()))
-}
-
-fn select() -> io::Result<Box<dyn Poller>> {
-    Ok(Box::new(squall_select::Select::new()))
 }

@@ -150,10 +150,13 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod backend;
 mod clock;
 mod error;
+mod executor;
 mod fault;
 mod gen;
+mod handlers;
 mod ioloop;
 mod pages;
 mod periodic;
@@ -162,11 +165,12 @@ mod task;
 mod timer;
 mod watchdog;
 
+pub use backend::{default_poller, poller_by_name};
 pub use error::{Closed, JoinError, LoopError, PeriodicError, RunSyncError, TimeoutError};
+pub use executor::JoinHandle;
 pub use gen::{sleep, sleep_until, with_timeout, Sleep};
-pub use ioloop::{default_poller, poller_by_name, IoLoop};
+pub use ioloop::IoLoop;
 pub use periodic::PeriodicCallback;
 pub use remote::{RemoteHandle, SignalCallback};
 pub use squall_poller::{Interest, Poller, Ready};
-pub use task::JoinHandle;
 pub use timer::{Deadline, Timeout};

@@ -1,23 +1,18 @@
-//! The executor's bookkeeping: a slab of tasks, their wakers, and [`JoinHandle`].
+//! The executor's bookkeeping: a slab of tasks and their wakers (made by the loop's
+//! executor, `executor.rs`, which also holds [`JoinHandle`](crate::JoinHandle)).
 //!
 //! Everything here is plain data behind the loop's `RefCell`s; no user code runs while a
 //! borrow is held (futures, outputs and wakers are handed back to the caller to poll,
 //! drop or wake outside the borrow).
 
 use std::any::Any;
-use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::mem;
 use std::panic::Location;
 use std::pin::Pin;
-use std::rc::Weak;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
 use crate::error::JoinError;
-use crate::ioloop::Inner;
-use crate::remote::{Remote, Shared};
 
 /// A spawned future with its output type erased: a finished task hands back its output
 /// boxed as `dyn Any` (a zero-sized output such as `()` allocates nothing).
@@ -38,7 +33,7 @@ where
 pub(crate) type BoxTask = Pin<Box<dyn TaskFuture>>;
 pub(crate) type Output = Result<Box<dyn Any>, JoinError>;
 
-const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 /// The fewest slots the slab grows by.
 const SLAB_STEP: usize = 64;
 
@@ -171,7 +166,7 @@ impl TaskSlab {
         attached: bool,
         log_panic: bool,
         stop_on_done: bool,
-        shared: &Arc<Shared>,
+        new_waker: impl FnOnce(u32) -> Waker,
     ) -> (u32, u32) {
         let idx = if self.free != NONE {
             let idx = self.free;
@@ -192,10 +187,7 @@ impl TaskSlab {
         }
         let s = &mut self.slots[idx as usize];
         if s.waker.is_none() {
-            s.waker = Some(Waker::from(Arc::new(SlotWaker {
-                index: idx,
-                shared: shared.clone(),
-            })));
+            s.waker = Some(new_waker(idx));
         }
         s.link = SCHEDULED
             | if attached { ATTACHED } else { 0 }
@@ -424,149 +416,5 @@ impl TaskSlab {
             }
         }
         (futures, outputs, wakers)
-    }
-}
-
-/// The waker of one task slot. Made once per slot (not per task, not per poll, not per
-/// wake) and shared by every task that lives in that slot over time.
-///
-/// On the loop's own thread, while the loop is current there, a wake is a thread-local
-/// lookup and a push onto the loop's run queue (no atomics, no allocation). From any
-/// other thread it goes through the remote queue and the waker fd. A stale waker (kept
-/// by a future of an earlier task in the same slot) can only cause a spurious poll of
-/// the slot's current task, which futures must tolerate anyway.
-pub(crate) struct SlotWaker {
-    index: u32,
-    shared: Arc<Shared>,
-}
-
-impl Wake for SlotWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !crate::ioloop::wake_local(self.shared.id, self.index) {
-            // A closed loop has no task to wake: dropping the item is right.
-            let _ = self.shared.push(Remote::Wake(self.index));
-        }
-    }
-}
-
-/// A handle to a spawned task's output: a future that resolves to it.
-///
-/// Returned by [`IoLoop::spawn`](crate::IoLoop::spawn). Dropping the handle detaches the
-/// task (it keeps running; its output is dropped). [`abort`](JoinHandle::abort) cancels
-/// it. Resolves to `Err(JoinError::Panicked)` if the task panicked (the panic is also
-/// logged by the loop) and `Err(JoinError::Cancelled)` if it was aborted, or the loop
-/// was closed or dropped first.
-///
-/// The handle holds no strong reference to the loop, so a task may keep handles of
-/// other tasks without keeping the loop alive.
-pub struct JoinHandle<T> {
-    pub(crate) inner: Weak<Inner>,
-    pub(crate) idx: u32,
-    pub(crate) gen: u32,
-    pub(crate) done: bool,
-    pub(crate) _output: PhantomData<fn() -> T>,
-}
-
-impl<T: 'static> JoinHandle<T> {
-    pub(crate) fn cancelled() -> JoinHandle<T> {
-        JoinHandle {
-            inner: Weak::new(),
-            idx: NONE,
-            gen: 0,
-            done: false,
-            _output: PhantomData,
-        }
-    }
-
-    /// Whether the task has ended (finished, panicked or been cancelled).
-    pub fn is_finished(&self) -> bool {
-        match self.inner.upgrade() {
-            Some(inner) => self.done || inner.tasks.borrow().is_finished(self.idx, self.gen),
-            None => true,
-        }
-    }
-
-    /// Cancels the task: its future is dropped (at once, or at the end of its current
-    /// poll if it aborts itself) and the handle resolves to `Err(JoinError::Cancelled)`.
-    /// No-op if it already ended.
-    pub fn abort(&self) {
-        if let Some(inner) = self.inner.upgrade() {
-            inner.abort_task(self.idx, self.gen);
-        }
-    }
-
-    /// Takes the output now if the task has ended.
-    pub(crate) fn try_take(&mut self) -> Option<Result<T, JoinError>> {
-        if self.done {
-            return None;
-        }
-        let out = match self.inner.upgrade() {
-            Some(inner) => inner.tasks.borrow_mut().poll_join(self.idx, self.gen, None),
-            None => Some(Err(JoinError::Cancelled)),
-        };
-        out.map(|o| {
-            self.done = true;
-            downcast(o)
-        })
-    }
-}
-
-fn downcast<T: 'static>(out: Output) -> Result<T, JoinError> {
-    out.map(|b| {
-        *b.downcast::<T>()
-            .unwrap_or_else(|_| unreachable!("a task's output has the type it was spawned with"))
-    })
-}
-
-impl<T: 'static> Future for JoinHandle<T> {
-    type Output = Result<T, JoinError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        assert!(!self.done, "JoinHandle polled after it completed");
-        let out = match self.inner.upgrade() {
-            Some(inner) => {
-                let r = inner
-                    .tasks
-                    .borrow_mut()
-                    .poll_join(self.idx, self.gen, Some(cx.waker()));
-                r
-            }
-            None => Some(Err(JoinError::Cancelled)),
-        };
-        match out {
-            Some(o) => {
-                self.done = true;
-                Poll::Ready(downcast(o))
-            }
-            None => Poll::Pending,
-        }
-    }
-}
-
-impl<T> Drop for JoinHandle<T> {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        if let Some(inner) = self.inner.upgrade() {
-            let unread = match inner.tasks.try_borrow_mut() {
-                Ok(mut t) => t.detach(self.idx, self.gen),
-                Err(_) => None,
-            };
-            drop(unread);
-        }
-    }
-}
-
-impl<T> fmt::Debug for JoinHandle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle")
-            .field("task", &self.idx)
-            .field("generation", &self.gen)
-            .finish()
     }
 }

@@ -42,6 +42,7 @@ macro_rules! suite {
                 stop_before_start,
                 stop_then_start_resumes,
                 test_reentrant,
+                start_after_stop_in_the_same_turn,
                 test_current,
                 test_multiple_add,
                 test_remove_without_add,
@@ -311,6 +312,37 @@ fn stop_then_start_resumes(mk: Mk) {
     b.write_all(b"xyz").unwrap();
     start_guarded(&l);
     assert_eq!(got.get(), 3);
+}
+
+/// Tornado's contract behind `test_reentrant`, after a stop: a `start()` from a callback
+/// that runs after `stop()` in the same turn is an error while the loop unwinds; it
+/// never starts a second loop inside the first (nor do `close` and `run_sync`).
+fn start_after_stop_in_the_same_turn(mk: Mk) {
+    let l = mk();
+    let res = Rc::new(RefCell::new(Vec::new()));
+    let lp = l.clone();
+    l.add_callback(move || lp.stop());
+    let (lp, r) = (l.clone(), res.clone());
+    l.add_callback(move || {
+        // Twice: a first start must not swallow the stop and let a second one nest.
+        r.borrow_mut().push(lp.start());
+        r.borrow_mut().push(lp.start());
+        r.borrow_mut().push(lp.close(false));
+        let nested = lp.run_sync(async {}, None);
+        assert!(
+            matches!(nested, Err(RunSyncError::Loop(LoopError::AlreadyRunning))),
+            "{nested:?}"
+        );
+    });
+    start_guarded(&l);
+    let res = res.borrow();
+    assert_eq!(res.len(), 3);
+    for r in res.iter() {
+        assert!(matches!(r, Err(LoopError::AlreadyRunning)), "{r:?}");
+    }
+    // Once it has returned, the loop starts again as usual.
+    assert!(!l.is_closed());
+    assert_eq!(l.run_sync(async { 7 }, None).unwrap(), 7);
 }
 
 /// test_reentrant: start() inside the loop is an error, not a deadlock.

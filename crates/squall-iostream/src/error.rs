@@ -103,6 +103,10 @@ pub enum StreamError {
     },
     /// Another read is already pending on this stream: one read at a time, as in Tornado.
     ReadInProgress,
+    /// [`IoStream::shutdown_write`](crate::IoStream::shutdown_write) was called: the
+    /// write side is shut (or about to be) and takes no more data. Nothing was queued;
+    /// reads still work.
+    WriteShutdown,
 }
 
 impl StreamError {
@@ -140,6 +144,7 @@ impl fmt::Display for StreamError {
                 write!(f, "delimiter not found within {max_bytes} bytes")
             }
             StreamError::ReadInProgress => f.write_str("already reading"),
+            StreamError::WriteShutdown => f.write_str("the write side is shut down"),
         }
     }
 }
@@ -155,13 +160,15 @@ impl Error for StreamError {
 
 impl From<StreamError> for io::Error {
     /// Keeps the OS error's kind (`ConnectionRefused`, `ConnectionReset`...); end-of-file
-    /// becomes `UnexpectedEof`, limits `InvalidData`, a local close `NotConnected`.
+    /// becomes `UnexpectedEof`, limits `InvalidData`, a local close `NotConnected`, a
+    /// write after `shutdown_write` `BrokenPipe` (what `write(2)` says then).
     fn from(e: StreamError) -> io::Error {
         let kind = match &e {
             StreamError::Closed(CloseCause::Eof) => io::ErrorKind::UnexpectedEof,
             StreamError::Closed(CloseCause::Local) => io::ErrorKind::NotConnected,
             StreamError::Closed(CloseCause::Reset(x) | CloseCause::Io(x)) => x.kind(),
             StreamError::ReadInProgress => io::ErrorKind::Other,
+            StreamError::WriteShutdown => io::ErrorKind::BrokenPipe,
             _ => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, e)

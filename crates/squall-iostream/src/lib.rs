@@ -1,6 +1,7 @@
 //! squall's IOStream: Tornado's `tornado.iostream` on the squall [`IoLoop`]. An
 //! [`IoStream`] owns a non-blocking fd (a TCP or Unix socket, a pipe) and gives async
-//! reads ([`read_until`](IoStream::read_until), [`read_bytes`](IoStream::read_bytes),
+//! reads ([`read_until`](IoStream::read_until), `read_until_regex` (the `regex`
+//! feature), [`read_bytes`](IoStream::read_bytes),
 //! [`read_until_close`](IoStream::read_until_close), [`read_into`](IoStream::read_into),
 //! and the zero-copy [`read_parse`](IoStream::read_parse)) and queued writes
 //! ([`write`](IoStream::write), [`write_buffered`](IoStream::write_buffered) +
@@ -65,6 +66,12 @@
 //! syscall and [`flush`](IoStream::flush) sends: a pipelining server answers a whole
 //! batch with one `writev`.
 //!
+//! [`shutdown_write`](IoStream::shutdown_write) half-closes: the queue is flushed, then
+//! the write side is shut down (`shutdown(SHUT_WR)`), so the peer reads end-of-file
+//! right after the last byte while this side keeps reading until the peer's own
+//! end-of-file. A server closing with unread input does this, then drains for a bounded
+//! time, so that its response is not destroyed by a reset (nginx's lingering close).
+//!
 //! # Memory
 //!
 //! A stream is one allocation of 208 bytes (the `Rc`): the write queue holds one chunk
@@ -83,11 +90,13 @@
 //! # Differences from Tornado, and why
 //!
 //! - **`read_parse` is new**: a zero-copy parse hook over the per-thread buffer, so a
-//!   server keeps no buffer per idle connection (DESIGN.md's performance rules).
+//!   server keeps no buffer per idle connection (ARCHITECTURE.md, "Idle connections
+//!   own no buffers").
 //!   `take_buffered` takes body bytes that came with a head without a syscall.
-//! - **No `read_until_regex`**: a `regex` dependency would double the crate's build and
-//!   its search cannot resume where it stopped the way `memmem` does; use
-//!   [`read_parse`](IoStream::read_parse) with any matcher you like.
+//! - **`read_until_regex` is behind the `regex` feature** (on by default): it costs
+//!   the `regex` crate's build, which the crates above (TcpServer, the HTTP server) do
+//!   not pay; it searches from the front on every arrival, as Tornado does, so give it
+//!   a `max_bytes`.
 //! - **No streaming callbacks** (Tornado 4's `streaming_callback`): call `read_bytes(n,
 //!   true)` in a loop, which is what they did.
 //! - **Connecting**: [`IoStream::connect`] creates the socket and resolves to the
@@ -105,12 +114,24 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod connect;
+mod engine;
 mod error;
+mod fdio;
 mod read;
+#[cfg(feature = "regex")]
+mod read_regex;
 mod shared;
+mod state;
 mod stream;
 mod wqueue;
+mod write;
 
 pub use error::{CloseCause, ReadParseError, StreamError};
+/// The `regex` crate, whose [`bytes::Regex`](regex::bytes::Regex)
+/// [`read_until_regex`](IoStream::read_until_regex) takes (the `regex` feature).
+#[cfg(feature = "regex")]
+pub use regex;
 pub use squall_ioloop::IoLoop;
-pub use stream::{IoStream, WriteFuture, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
+pub use stream::{IoStream, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
+pub use write::WriteFuture;

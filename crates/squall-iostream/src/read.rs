@@ -1,4 +1,4 @@
-//! The read futures: one generic future over the engine in `stream.rs`, one kind per
+//! The read futures: one generic future over the engine in `engine.rs`, one kind per
 //! read, and `read_into`, which reads straight into the caller's buffer.
 
 use std::future::Future;
@@ -9,11 +9,12 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use memchr::memmem;
 
+use crate::engine::{Need, Taken};
 use crate::error::{CloseCause, ReadParseError, StreamError};
-use crate::stream::{IoStream, Need, Taken};
+use crate::stream::IoStream;
 
 /// One kind of read: what it needs and when it is satisfied.
-trait ReadKind {
+pub(crate) trait ReadKind {
     type Output;
     type Error: From<StreamError>;
     fn need(&self) -> Need;
@@ -28,12 +29,17 @@ trait ReadKind {
     fn finish(&mut self, taken: Taken) -> Self::Output;
     /// Called with the error before it is returned (to close the stream on a limit).
     fn failed(&mut self, _stream: &IoStream, _e: &Self::Error) {}
+    /// Whether the read succeeds because the stream closed, whatever closed it
+    /// (`read_until_close`): an OS error then reaches nobody, so it is logged.
+    fn ends_at_close(&self) -> bool {
+        false
+    }
 }
 
 /// The future of a read: holds the stream's read slot from creation to completion or
 /// drop. Nothing is consumed until it completes, so dropping it (a timeout) loses no
 /// data.
-struct ReadFuture<'a, K: ReadKind> {
+pub(crate) struct ReadFuture<'a, K: ReadKind> {
     stream: &'a IoStream,
     /// `false` if another read held the slot when this one was made.
     claimed: bool,
@@ -42,7 +48,7 @@ struct ReadFuture<'a, K: ReadKind> {
 }
 
 impl<'a, K: ReadKind> ReadFuture<'a, K> {
-    fn new(stream: &'a IoStream, kind: K) -> Self {
+    pub(crate) fn new(stream: &'a IoStream, kind: K) -> Self {
         let claimed = stream.inner.claim_read();
         ReadFuture {
             stream,
@@ -82,7 +88,17 @@ impl<K: ReadKind + Unpin> Future for ReadFuture<'_, K> {
         this.done = true;
         this.stream.inner.release_read();
         Poll::Ready(match res {
-            Ok(t) => Ok(this.kind.finish(t)),
+            Ok(t) => {
+                if this.kind.ends_at_close() {
+                    if let Some(cause @ CloseCause::Io(_)) = this.stream.error() {
+                        log::warn!(
+                            "IoStream fd {}: read until close ended by: {cause}",
+                            this.stream.inner.fd
+                        );
+                    }
+                }
+                Ok(this.kind.finish(t))
+            }
             Err(e) => {
                 this.kind.failed(this.stream, &e);
                 Err(e)
@@ -99,7 +115,7 @@ impl<K: ReadKind> Drop for ReadFuture<'_, K> {
     }
 }
 
-fn bytes_of(t: Taken) -> Bytes {
+pub(crate) fn bytes_of(t: Taken) -> Bytes {
     match t {
         Taken::Bytes(b) => b,
         Taken::Consumed => Bytes::new(),
@@ -205,6 +221,9 @@ impl ReadKind for UntilClose {
     }
     fn check(&mut self, buf: &[u8], closed: bool) -> Result<Option<usize>, StreamError> {
         Ok(closed.then_some(buf.len()))
+    }
+    fn ends_at_close(&self) -> bool {
+        true
     }
     fn finish(&mut self, t: Taken) -> Bytes {
         bytes_of(t)
@@ -479,6 +498,58 @@ impl Drop for ReadInto<'_> {
     fn drop(&mut self) {
         if self.claimed && !self.done {
             self.stream.inner.release_read();
+        }
+    }
+}
+
+impl IoStream {
+    /// Poll-style [`read_parse`](IoStream::read_parse) for hand-written futures: the
+    /// same engine and rules, except that `parse` may be called again on the same bytes
+    /// after a spurious wake-up (keep it cheap, or remember where it stopped).
+    ///
+    /// # Errors
+    ///
+    /// As [`read_parse`](IoStream::read_parse); [`StreamError::ReadInProgress`] while a
+    /// read future is pending.
+    pub fn poll_read_parse<T, E, P>(
+        &self,
+        cx: &mut Context<'_>,
+        max_bytes: usize,
+        parse: &mut P,
+    ) -> Poll<Result<T, crate::ReadParseError<E>>>
+    where
+        P: FnMut(&[u8]) -> Result<Option<(T, usize)>, E>,
+    {
+        use crate::ReadParseError;
+        let inner = &self.inner;
+        if inner.has(crate::state::READ_ACTIVE) {
+            return Poll::Ready(Err(ReadParseError::Stream(StreamError::ReadInProgress)));
+        }
+        let mut out = None;
+        let max_bytes = max_bytes.max(1);
+        let mut check = |buf: &[u8], _closed: bool| -> Result<Option<usize>, ReadParseError<E>> {
+            if !buf.is_empty() {
+                match parse(buf) {
+                    Ok(Some((t, used))) => {
+                        out = Some(t);
+                        return Ok(Some(used.min(buf.len())));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(ReadParseError::Parse(e)),
+                }
+            }
+            if buf.len() >= max_bytes {
+                return Err(ReadParseError::TooLarge { max_bytes });
+            }
+            Ok(None)
+        };
+        match inner.poll_read(cx, Need::Chunk, false, &mut check) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(_)) => match out {
+                Some(t) => Poll::Ready(Ok(t)),
+                None => Poll::Ready(Err(ReadParseError::Stream(inner.closed_error()))),
+            },
         }
     }
 }

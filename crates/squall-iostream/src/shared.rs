@@ -1,6 +1,6 @@
 //! The per-thread read buffer: every read syscall of every stream on a thread lands
 //! here first, and a stream keeps only what its pending read did not consume. That is
-//! why an idle stream owns no buffer (DESIGN.md, "Idle connections own no buffers").
+//! why an idle stream owns no buffer (ARCHITECTURE.md, "Idle connections own no buffers").
 
 use std::cell::RefCell;
 

@@ -1,0 +1,267 @@
+//! A busy connection's own steps: the loop that parses requests and waits for input
+//! between them, driving a delegate future while sending what it writes, flushing, and
+//! closing (with the lingering read).
+
+use std::any::Any;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Instant;
+
+use squall_httputil::h1::Event;
+use squall_httputil::{write_error_response, OutputError};
+
+use super::logs::{log_access_error, log_io_error, Peer};
+use super::{Busy, End, Flow, ReadOutcome, LINGER_BYTES, LINGER_TIME};
+use crate::delegate::HttpServerConnectionDelegate;
+use crate::transport::Transport;
+use crate::writer::release_output;
+
+impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
+    /// Parse and serve requests until the connection is idle or must close.
+    pub(super) async fn run(&mut self) -> End {
+        let shared = self.shared;
+        let idle = self.conn.params.config.idle_connection_timeout;
+        let header_timeout = self.conn.params.config.header_timeout;
+        let mut head_started: Option<Instant> = None;
+        loop {
+            let event = shared.borrow_mut().h1.poll(self.inbuf);
+            match event {
+                Some(Event::Head(head)) => {
+                    head_started = None;
+                    if let Flow::Close(end) = self.request(head).await {
+                        return end;
+                    }
+                }
+                Some(Event::Error(e)) => {
+                    log::info!("bad HTTP request from {}: {e}", Peer(&self.conn.info));
+                    let s = &mut *shared.borrow_mut();
+                    if !s.h1.is_responding() {
+                        write_error_response(e, &mut s.out);
+                        log_access_error(&self.conn.info, e);
+                    }
+                    return End::Linger;
+                }
+                Some(_) => {
+                    log::error!("HTTP/1 connection state machine out of step; closing");
+                    return End::Done;
+                }
+                None => {
+                    if shared.borrow().h1.should_close() {
+                        return if self.inbuf.is_empty() {
+                            End::Done
+                        } else {
+                            End::Linger
+                        };
+                    }
+                    // The input is exhausted: send the batch.
+                    if !shared.borrow().out.is_empty() {
+                        if let Err(end) = self.flush().await {
+                            return end;
+                        }
+                    }
+                    if self.inbuf.is_empty() {
+                        // Between requests: the caller lets this state go and waits.
+                        return End::Idle;
+                    }
+                    // Part of a head, or empty lines before one: wait for the rest
+                    // within the header timeout, which the first byte started (empty
+                    // lines do not make the connection idle again).
+                    let now = Instant::now();
+                    let deadline =
+                        (now + idle).min(*head_started.get_or_insert(now) + header_timeout);
+                    let out_cap = release_output(shared);
+                    match self.conn.read(self.inbuf, out_cap, deadline, false).await {
+                        ReadOutcome::Data => {
+                            if self.conn.control.draining() {
+                                // Answered, with `Connection: close`, then closed.
+                                shared.borrow_mut().h1.set_no_keep_alive(true);
+                            }
+                        }
+                        ReadOutcome::Eof => {
+                            if shared.borrow_mut().h1.read_eof(self.inbuf).is_err() {
+                                log::debug!(
+                                    "connection from {} closed in the middle of a request head",
+                                    Peer(&self.conn.info)
+                                );
+                                return End::Dead;
+                            }
+                            return End::Done;
+                        }
+                        ReadOutcome::Timeout => {
+                            log::debug!(
+                                "closing connection from {}: header timeout",
+                                Peer(&self.conn.info)
+                            );
+                            return End::Dead;
+                        }
+                        ReadOutcome::Shutdown => {
+                            return if self.conn.control.forced() {
+                                End::Dead
+                            } else {
+                                End::Done
+                            };
+                        }
+                        ReadOutcome::Error(e) => {
+                            log_io_error("error reading from HTTP connection", &e);
+                            return End::Dead;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Poll a delegate future (pinned where the caller made it, so it is never moved),
+    /// turning a panic into `Ok(Err(payload))`; while it is pending, send what has been
+    /// written, and watch for a forced close.
+    pub(super) async fn drive<F: Future>(
+        &mut self,
+        mut fut: Pin<&mut F>,
+    ) -> Result<Result<F::Output, Box<dyn Any + Send>>, End> {
+        let shared = self.shared;
+        let idle = self.conn.params.config.idle_connection_timeout;
+        let mut stalled: Option<(Instant, usize)> = None;
+        poll_fn(|cx| loop {
+            if self.conn.control.forced() {
+                return Poll::Ready(Err(End::Dead));
+            }
+            {
+                // The transport's backlog, for the write-buffer cap: asked only while
+                // it had one (0 after a write that sent everything).
+                let s = &mut *shared.borrow_mut();
+                if s.queued != 0 {
+                    s.queued = self.conn.transport.write_queued();
+                }
+            }
+            let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
+            let s = &mut *shared.borrow_mut();
+            if s.overflowed {
+                // A write was refused for the cap: the peer is not reading.
+                log::info!(
+                    "closing connection from {}: {} ({} bytes held, max_write_buffer_size {})",
+                    Peer(&self.conn.info),
+                    OutputError::WriteBufferFull,
+                    s.out.len() + s.queued,
+                    s.write_cap
+                );
+                return Poll::Ready(Err(End::Dead));
+            }
+            match polled {
+                Ok(Poll::Ready(v)) => return Poll::Ready(Ok(Ok(v))),
+                Ok(Poll::Pending) => {}
+                Err(p) => return Poll::Ready(Ok(Err(p))),
+            }
+            if self.conn.control.draining() {
+                s.h1.set_no_keep_alive(true);
+            }
+            self.conn.control.register(cx.waker());
+            if s.out.is_empty() || s.write_failed.is_some() {
+                return Poll::Pending;
+            }
+            match self.conn.transport.poll_write(cx, &mut s.out) {
+                Poll::Ready(Ok(())) => {
+                    s.queued = 0;
+                    stalled = None;
+                    if std::mem::take(&mut s.flush_requested) {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => {
+                    log_io_error("error writing an HTTP response", &e);
+                    s.write_failed = Some(e.kind());
+                    return Poll::Ready(Err(End::Dead));
+                }
+                Poll::Pending => {
+                    s.queued = self.conn.transport.write_queued();
+                    // A peer that stops reading cannot hold the connection forever.
+                    let left = s.out.len();
+                    let since = match stalled {
+                        Some((t, n)) if n == left => t,
+                        _ => {
+                            let now = Instant::now();
+                            stalled = Some((now, left));
+                            now
+                        }
+                    };
+                    if self.conn.timer.poll(cx, since + idle).is_ready() {
+                        log::debug!(
+                            "closing connection from {}: write timeout",
+                            Peer(&self.conn.info)
+                        );
+                        return Poll::Ready(Err(End::Dead));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Send everything queued, bounded by the idle timeout.
+    pub(super) async fn flush(&mut self) -> Result<(), End> {
+        let shared = self.shared;
+        let idle = self.conn.params.config.idle_connection_timeout;
+        // The clock is read only if the write has to wait.
+        let mut deadline: Option<Instant> = None;
+        {
+            let held = self.inbuf.capacity() + shared.borrow().out.capacity();
+            self.conn.note_memory(held);
+        }
+        poll_fn(|cx| {
+            if self.conn.control.forced() {
+                return Poll::Ready(Err(End::Dead));
+            }
+            let s = &mut *shared.borrow_mut();
+            match self.conn.transport.poll_write(cx, &mut s.out) {
+                Poll::Ready(Ok(())) => {
+                    s.queued = 0;
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Ready(Err(e)) => {
+                    log_io_error("error writing an HTTP response", &e);
+                    s.write_failed = Some(e.kind());
+                    Poll::Ready(Err(End::Dead))
+                }
+                Poll::Pending => {
+                    s.queued = self.conn.transport.write_queued();
+                    self.conn.control.register(cx.waker());
+                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + idle);
+                    if self.conn.timer.poll(cx, deadline).is_ready() {
+                        log::debug!(
+                            "closing connection from {}: write timeout",
+                            Peer(&self.conn.info)
+                        );
+                        return Poll::Ready(Err(End::Dead));
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// Send what is queued (unless the end is `Dead`), linger if asked, close.
+    pub(super) async fn close(&mut self, end: End) {
+        let shared = self.shared;
+        debug_assert!(end != End::Idle, "an idle connection is not closed here");
+        if end != End::Dead && !shared.borrow().out.is_empty() && self.flush().await.is_err() {
+            self.conn.transport.close();
+            return;
+        }
+        if end == End::Linger {
+            let deadline = Instant::now() + LINGER_TIME;
+            let mut discarded = 0;
+            while discarded < LINGER_BYTES {
+                self.inbuf.clear();
+                match self.conn.read(self.inbuf, 0, deadline, false).await {
+                    ReadOutcome::Data => discarded += self.inbuf.len(),
+                    _ => break,
+                }
+            }
+        }
+        self.conn.transport.close();
+    }
+}

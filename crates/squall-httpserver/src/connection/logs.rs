@@ -1,0 +1,69 @@
+//! The connection's log lines: the access log, I/O errors at their level, peers.
+
+use std::any::Any;
+use std::io;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use http::{Method, StatusCode, Uri};
+use squall_httputil::ParseError;
+
+use crate::delegate::ConnectionInfo;
+
+/// The `log` target of the one-line-per-request access log (Tornado's `tornado.access`).
+pub const ACCESS_LOG_TARGET: &str = "squall_httpserver::access";
+
+/// Displays a peer address for logs.
+pub(super) struct Peer<'a>(pub(super) &'a ConnectionInfo);
+
+impl std::fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.peer_addr {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("(no address)"),
+        }
+    }
+}
+
+pub(super) fn log_access(
+    status: StatusCode,
+    method: &Method,
+    uri: &Uri,
+    ip: Option<IpAddr>,
+    start: Instant,
+) {
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    match ip {
+        Some(ip) => {
+            log::info!(target: ACCESS_LOG_TARGET, "{} {method} {uri} ({ip}) {ms:.2}ms", status.as_u16())
+        }
+        None => {
+            log::info!(target: ACCESS_LOG_TARGET, "{} {method} {uri} {ms:.2}ms", status.as_u16())
+        }
+    }
+}
+
+pub(super) fn log_access_error(info: &ConnectionInfo, e: ParseError) {
+    if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
+        log::info!(target: ACCESS_LOG_TARGET, "{} (bad request: {e}) ({})", e.status().as_u16(), Peer(info));
+    }
+}
+
+pub(super) fn log_io_error(context: &str, e: &io::Error) {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | UnexpectedEof => {
+            log::debug!("{context}: {e}");
+        }
+        _ => log::warn!("{context}: {e}"),
+    }
+}
+pub(super) fn panic_message(p: &(dyn Any + Send)) -> &str {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "(non-string panic payload)"
+    }
+}

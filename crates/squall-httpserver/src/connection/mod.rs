@@ -1,0 +1,390 @@
+//! [`Http1Connection`]: one task per connection, driving the sans-IO
+//! [`ServerConn`] over a [`Transport`] and calling the delegates.
+//!
+//! The connection itself ([`Http1Connection`]: waiting for a request, holding nothing)
+//! is here; a busy connection's steps are in `busy` (the read loop, flushing, closing)
+//! and `request` (one request through its delegate); the timer and the log lines have
+//! small modules of their own.
+
+mod busy;
+mod logs;
+mod request;
+mod timer;
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use squall_httputil::h1::ServerConn;
+use squall_httputil::Limits;
+
+use crate::config::HttpServerConfig;
+use crate::control::{Control, HighWater};
+use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
+use crate::spare;
+use crate::transport::Transport;
+use crate::writer::{release_output, Shared};
+
+pub use self::logs::ACCESS_LOG_TARGET;
+use self::logs::{log_io_error, Peer};
+use self::timer::LazyTimer;
+
+/// How long a closing connection keeps reading (and discarding) what the client still
+/// sends after a response that ended the connection with part of the request unread,
+/// so that the close does not turn into a reset that destroys the response in flight
+/// (nginx's lingering close).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// The most bytes discarded while lingering.
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// Settings shared by every connection of a server on one thread.
+#[derive(Debug)]
+pub(crate) struct Params {
+    pub(crate) config: HttpServerConfig,
+    /// Shared by the connections' parsers (a pointer each, not a copy).
+    pub(crate) limits: Arc<Limits>,
+}
+
+impl Params {
+    pub(crate) fn new(config: HttpServerConfig) -> Rc<Params> {
+        let limits = Arc::new(config.limits());
+        Rc::new(Params { config, limits })
+    }
+}
+
+/// Why the connection stops serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Not an end: no request is in flight and nothing is buffered (but blank lines);
+    /// the connection waits for the next request without its serving state.
+    Idle,
+    /// Nothing more to read: send what is queued, then close.
+    Done,
+    /// Part of the request is unread: send what is queued, read and discard for a
+    /// while, then close.
+    Linger,
+    /// Stop now: the peer is gone, timed out, or the server forces the close.
+    Dead,
+}
+
+enum ReadOutcome {
+    Data,
+    Eof,
+    Timeout,
+    Shutdown,
+    Error(io::Error),
+}
+
+/// After a request: go on to the next one, or close.
+enum Flow {
+    Next,
+    Close(End),
+}
+
+/// One HTTP/1.x server connection: Tornado's `HTTP1ServerConnection` and
+/// `HTTP1Connection`, server side.
+///
+/// [`serve`](Self::serve) is the connection's whole life as one future: spawn it once
+/// per connection and it serves request after request until the connection closes. It
+/// is generic over the transport and the delegate, so nothing is dynamically
+/// dispatched. Between requests the connection is *idle* and holds only itself and a
+/// wait for the next bytes; the state of serving (the parser, the output buffer, the
+/// request in flight with its delegate's futures) lives in one box made when bytes
+/// arrive and freed when the connection is idle again: one allocation per busy period,
+/// so per pipelined batch, not per request.
+///
+/// Requests are handled in order; for each the delegate's methods are awaited in turn.
+/// **Pipelining is batching**: every request already buffered is parsed and answered
+/// before anything is sent, the responses accumulating in one output buffer, which is
+/// sent in one write when the input is exhausted (or while a delegate waits).
+///
+/// ```
+/// use std::rc::Rc;
+/// use squall_httpserver::{handler_fn, Http1Connection, HttpServerConfig, MemoryTransport, Response};
+/// use squall_ioloop::IoLoop;
+///
+/// let io_loop = IoLoop::new()?;
+/// let (transport, peer) = MemoryTransport::pair();
+/// let handler = handler_fn(|_req| async { Response::text("Hello, world!") });
+/// let conn = Http1Connection::new(transport, Rc::new(handler), HttpServerConfig::default(), None);
+/// peer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+/// io_loop.run_sync(conn.serve(), None)?;
+/// let out = peer.take_output();
+/// assert_eq!(peer.write_calls(), 1, "both responses in one write");
+/// assert_eq!(String::from_utf8_lossy(&out).matches("Hello, world!").count(), 2);
+/// assert!(peer.is_closed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias = "HTTP1Connection")]
+#[doc(alias = "HTTP1ServerConnection")]
+pub struct Http1Connection<T: Transport, D: HttpServerConnectionDelegate> {
+    transport: T,
+    delegate: Rc<D>,
+    params: Rc<Params>,
+    info: ConnectionInfo,
+    control: Rc<Control>,
+    timer: LazyTimer,
+    high_water: Option<HighWater>,
+    own_high: usize,
+}
+
+impl<T: Transport, D: HttpServerConnectionDelegate> std::fmt::Debug for Http1Connection<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http1Connection")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
+    /// A connection over `transport` from `peer_addr`, handing requests to `delegate`.
+    pub fn new(
+        transport: T,
+        delegate: Rc<D>,
+        config: HttpServerConfig,
+        peer_addr: Option<std::net::SocketAddr>,
+    ) -> Self {
+        Self::with_params(
+            transport,
+            delegate,
+            Params::new(config),
+            ConnectionInfo::new(peer_addr, 0),
+            Rc::new(Control::default()),
+            None,
+        )
+    }
+
+    pub(crate) fn with_params(
+        transport: T,
+        delegate: Rc<D>,
+        params: Rc<Params>,
+        info: ConnectionInfo,
+        control: Rc<Control>,
+        high_water: Option<HighWater>,
+    ) -> Self {
+        Http1Connection {
+            transport,
+            delegate,
+            params,
+            info,
+            control,
+            timer: LazyTimer::default(),
+            high_water,
+            own_high: 0,
+        }
+    }
+
+    /// Serve requests until the connection closes; the transport is closed on return.
+    /// Tornado's `HTTP1ServerConnection.start_serving`.
+    ///
+    /// # Panics
+    /// The future panics if polled on a thread without a current `IoLoop` (its
+    /// timeouts are loop timers).
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    pub fn serve(mut self) -> impl Future<Output = ()> {
+        // An `async` block rather than an `async fn`: the connection is captured once,
+        // where an `async fn` keeps its arguments twice (as passed and as locals), which
+        // every idle connection would pay for.
+        async move {
+            let mut inbuf = BytesMut::new();
+            while self.wait_next(&mut inbuf).await {
+                // Allocating first and writing the future into the box builds it in
+                // place: `Box::pin(f)` would build it on the stack and copy its ~4 KB
+                // in (about 330 instructions, measured with callgrind).
+                let slot = Box::new_uninit();
+                let idle = Box::into_pin(Box::write(slot, self.busy(&mut inbuf))).await;
+                if !idle {
+                    break;
+                }
+            }
+            self.delegate.on_close(&self.info);
+        }
+    }
+
+    /// Wait for the first bytes of the next request, holding nothing else. `false` once
+    /// the connection is closed: end of file, the idle timeout, a shutdown, an error.
+    async fn wait_next(&mut self, inbuf: &mut BytesMut) -> bool {
+        let deadline = Instant::now() + self.params.config.idle_connection_timeout;
+        match self.read(inbuf, 0, deadline, true).await {
+            ReadOutcome::Data => return true,
+            ReadOutcome::Eof | ReadOutcome::Shutdown => {}
+            ReadOutcome::Timeout => {
+                log::debug!("closing connection from {}: idle timeout", Peer(&self.info));
+            }
+            ReadOutcome::Error(e) => log_io_error("error reading from HTTP connection", &e),
+        }
+        self.transport.close();
+        false
+    }
+
+    /// Serve what `inbuf` holds and what follows, until the connection is idle again
+    /// (`true`) or closed (`false`).
+    async fn busy(&mut self, inbuf: &mut BytesMut) -> bool {
+        let config = &self.params.config;
+        let mut h1 = ServerConn::new(self.params.limits.clone());
+        // Draining: the request that woke an idle connection is answered with
+        // `Connection: close`.
+        h1.set_no_keep_alive(config.no_keep_alive || self.control.draining());
+        h1.set_server_header(config.server_header.clone());
+        let shared = RefCell::new(Shared::new(h1, config));
+        let mut busy = Busy {
+            conn: self,
+            shared: &shared,
+            inbuf,
+        };
+        match busy.run().await {
+            End::Idle => {
+                release_output(&shared);
+                true
+            }
+            end => {
+                busy.close(end).await;
+                false
+            }
+        }
+    }
+
+    /// Raise the high-water mark if `buffers` plus the transport's own is a new high.
+    fn note_memory(&mut self, buffers: usize) {
+        if let Some(hw) = &self.high_water {
+            let held = buffers + self.transport.buffered_len();
+            if held > self.own_high {
+                self.own_high = held;
+                hw.0.fetch_max(held, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Wait for input until `deadline`. `idle`: between requests, where a graceful
+    /// shutdown ends the wait.
+    ///
+    /// A plain function returning an `async move` block, not an `async fn` (which
+    /// would keep its five arguments twice): this future is most of what an idle
+    /// connection holds.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    fn read<'a>(
+        &'a mut self,
+        inbuf: &'a mut BytesMut,
+        out_cap: usize,
+        deadline: Instant,
+        idle: bool,
+    ) -> impl Future<Output = ReadOutcome> + 'a {
+        async move {
+            // A connection waiting with nothing buffered holds no input buffer (the
+            // transport takes one when bytes arrive).
+            spare::give(inbuf);
+            let outcome = {
+                let Self {
+                    transport,
+                    timer,
+                    control,
+                    ..
+                } = self;
+                let mut fut = pin!(transport.read(inbuf));
+                poll_fn(|cx| {
+                    if control.forced() {
+                        return Poll::Ready(ReadOutcome::Shutdown);
+                    }
+                    // The transport first: a request that arrived on an idle connection
+                    // as the server began to drain is served, not dropped.
+                    match fut.as_mut().poll(cx) {
+                        Poll::Ready(Ok(0)) => return Poll::Ready(ReadOutcome::Eof),
+                        Poll::Ready(Ok(_)) => return Poll::Ready(ReadOutcome::Data),
+                        Poll::Ready(Err(e)) => return Poll::Ready(ReadOutcome::Error(e)),
+                        Poll::Pending => {}
+                    }
+                    if idle && control.draining() {
+                        return Poll::Ready(ReadOutcome::Shutdown);
+                    }
+                    if timer.poll(cx, deadline).is_ready() {
+                        return Poll::Ready(ReadOutcome::Timeout);
+                    }
+                    control.register(cx.waker());
+                    Poll::Pending
+                })
+                .await
+            };
+            self.note_memory(inbuf.capacity() + out_cap);
+            outcome
+        }
+    }
+}
+
+/// A busy connection: the connection, the state the delegates reach, and the input
+/// buffer, carried together through every step of serving (the methods in `busy` and
+/// `request`).
+struct Busy<'c, T: Transport, D: HttpServerConnectionDelegate> {
+    conn: &'c mut Http1Connection<T, D>,
+    shared: &'c RefCell<Shared>,
+    inbuf: &'c mut BytesMut,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{handler_fn, MemoryTransport, Response};
+    use squall_ioloop::IoLoop;
+
+    async fn until(mut cond: impl FnMut() -> bool) {
+        while !cond() {
+            squall_ioloop::sleep(Duration::ZERO).await;
+        }
+    }
+
+    /// A request that reaches an idle keep-alive connection in the same turn as the
+    /// server's drain is answered (with `Connection: close`), then the connection
+    /// closes; an idle connection with nothing to read just closes.
+    #[test]
+    fn a_request_racing_a_drain_is_answered() {
+        for racing in [true, false] {
+            let io_loop = IoLoop::new().unwrap();
+            let (transport, peer) = MemoryTransport::pair();
+            let control = Rc::new(Control::default());
+            let handler = Rc::new(handler_fn(|_req| async { Response::text("hi") }));
+            let conn = Http1Connection::with_params(
+                transport,
+                handler,
+                Params::new(HttpServerConfig::default()),
+                ConnectionInfo::new(None, 0),
+                control.clone(),
+                None,
+            );
+            let out = io_loop
+                .run_sync(
+                    async move {
+                        let task = IoLoop::current().unwrap().spawn(conn.serve());
+                        peer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+                        until(|| peer.write_calls() == 1).await;
+                        if racing {
+                            peer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+                        }
+                        control.drain();
+                        task.await.unwrap();
+                        assert!(peer.is_closed());
+                        String::from_utf8(peer.take_output().to_vec()).unwrap()
+                    },
+                    Some(Duration::from_secs(30)),
+                )
+                .unwrap();
+            let answers: Vec<&str> = out.split("HTTP/1.1 200 OK\r\n").skip(1).collect();
+            assert_eq!(answers.len(), if racing { 2 } else { 1 }, "{out}");
+            assert!(!answers[0].contains("Connection: close"), "{out}");
+            if racing {
+                assert!(answers[1].contains("Connection: close\r\n"), "{out}");
+            }
+        }
+    }
+}

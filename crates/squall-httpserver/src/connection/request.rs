@@ -1,0 +1,303 @@
+//! One request through its delegate: the head, the body piece by piece (inflated when
+//! gzip-encoded), the end, and what a panic or a malformed body means for the
+//! connection.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::pin;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use squall_httputil::h1::Event;
+use squall_httputil::{write_error_response, GzipInflater, ParseError, RequestHead};
+
+use super::logs::{log_access, log_io_error, panic_message, Peer, ACCESS_LOG_TARGET};
+use super::{Busy, End, Flow, ReadOutcome};
+use crate::delegate::{HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart};
+use crate::transport::Transport;
+use crate::writer::{release_output, Resp, ResponseWriter};
+use crate::xheaders;
+
+impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
+    /// One request, from its head to the end of its response.
+    ///
+    /// This and [`request_inner`](Self::request_inner) are plain functions returning
+    /// `async move` blocks: an `async fn` would keep its arguments twice, and copy the
+    /// request head (about 230 bytes) and `RequestStart` (about 330) once more per
+    /// request.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    pub(super) fn request<'a>(
+        &'a mut self,
+        mut head: RequestHead,
+    ) -> impl Future<Output = Flow> + use<'a, 'c, T, D> {
+        async move {
+            let shared = self.shared;
+            let start_time = Instant::now();
+            let access = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info)
+                .then(|| (head.method.clone(), head.uri.clone()));
+            let params = self.conn.params.clone();
+            let config = &params.config;
+            let (remote_ip, protocol) =
+                xheaders::resolve(config, &head.headers, self.conn.info.peer_addr);
+            let gzip = config.decompress_request && xheaders::take_gzip(&mut head.headers);
+            shared.borrow_mut().begin_request(config);
+            let delegate = self.conn.delegate.clone();
+            let mut msg = delegate.start_request(&self.conn.info);
+            let mut w = ResponseWriter::new(shared);
+            let start = RequestStart {
+                head,
+                remote_ip,
+                protocol,
+                connection: self.conn.info.clone(),
+                start_time,
+            };
+            let flow = self.request_inner(&mut msg, &mut w, start, gzip).await;
+            if let Some((method, uri)) = access {
+                let s = shared.borrow();
+                if s.resp != Resp::NotStarted {
+                    log_access(s.status, &method, &uri, remote_ip, start_time);
+                }
+            }
+            flow
+        }
+    }
+
+    /// The delegate's steps for one request: its head, its body piece by piece, its
+    /// end; then the response's end.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    fn request_inner<'a, 'm, 'w>(
+        &'a mut self,
+        msg: &'a mut D::Message<'m>,
+        w: &'a mut ResponseWriter<'w>,
+        start: RequestStart,
+        gzip: bool,
+    ) -> impl Future<Output = Flow> + use<'a, 'c, 'm, 'w, T, D> {
+        async move {
+            let shared = self.shared;
+            let expect_continue = start.head.expect_continue;
+            let chunk_size = self.conn.params.config.chunk_size.max(1);
+            let start_time = start.start_time;
+            let started = self.drive(pin!(msg.headers_received(start, w))).await;
+            if let Some(flow) = self.step_ended(msg, started, false) {
+                return flow;
+            }
+            let body_deadline = shared.borrow().body_timeout.map(|t| start_time + t);
+            let idle = self.conn.params.config.idle_connection_timeout;
+            let mut inflater: Option<GzipInflater> = None;
+            let mut continue_sent = false;
+            loop {
+                if shared.borrow().resp == Resp::Finished {
+                    // Answered before the body was read: the rest of the body cannot be
+                    // skipped safely, so the connection closes after the response.
+                    msg.on_connection_close();
+                    return Flow::Close(End::Linger);
+                }
+                let event = shared.borrow_mut().h1.poll(self.inbuf);
+                match event {
+                    Some(Event::Data(mut data)) => {
+                        if gzip {
+                            let limit = shared.borrow().body_limit;
+                            let inf = inflater.get_or_insert_with(|| GzipInflater::new(limit));
+                            let mut pos = 0;
+                            loop {
+                                let mut piece = Vec::new();
+                                match inf.inflate(&data[pos..], &mut piece, chunk_size) {
+                                    Ok(used) => pos += used,
+                                    Err(e) => return self.body_error(msg, e),
+                                }
+                                let full = piece.len() >= chunk_size;
+                                if !piece.is_empty() {
+                                    if let Some(flow) =
+                                        self.deliver(msg, w, Bytes::from(piece)).await
+                                    {
+                                        return flow;
+                                    }
+                                }
+                                if pos >= data.len() && !full {
+                                    break;
+                                }
+                            }
+                        } else {
+                            while !data.is_empty() {
+                                let piece = data.split_to(chunk_size.min(data.len()));
+                                if let Some(flow) = self.deliver(msg, w, piece).await {
+                                    return flow;
+                                }
+                            }
+                        }
+                    }
+                    Some(Event::End) => {
+                        if let Some(inf) = &inflater {
+                            if let Err(e) = inf.finish() {
+                                return self.body_error(msg, e);
+                            }
+                        }
+                        shared.borrow_mut().body_done = true;
+                        break;
+                    }
+                    Some(Event::Error(e)) => return self.body_error(msg, e),
+                    Some(_) => {
+                        log::error!("HTTP/1 connection state machine out of step; closing");
+                        msg.on_connection_close();
+                        return Flow::Close(End::Done);
+                    }
+                    None => {
+                        if expect_continue
+                            && !continue_sent
+                            && shared.borrow().resp == Resp::NotStarted
+                        {
+                            // The delegate did not answer from the head: it wants the body.
+                            let s = &mut *shared.borrow_mut();
+                            s.h1.write_continue(&mut s.out);
+                            continue_sent = true;
+                        }
+                        if !shared.borrow().out.is_empty() {
+                            if let Err(end) = self.flush().await {
+                                msg.on_connection_close();
+                                return Flow::Close(end);
+                            }
+                        }
+                        let mut deadline = Instant::now() + idle;
+                        if let Some(b) = body_deadline {
+                            deadline = deadline.min(b);
+                        }
+                        let out_cap = release_output(shared);
+                        let outcome = self.conn.read(self.inbuf, out_cap, deadline, false).await;
+                        match outcome {
+                            ReadOutcome::Data => continue,
+                            ReadOutcome::Eof => {
+                                let _ = shared.borrow_mut().h1.read_eof(self.inbuf);
+                                log::debug!(
+                                    "connection from {} closed in the middle of a request body",
+                                    Peer(&self.conn.info)
+                                );
+                            }
+                            ReadOutcome::Timeout => {
+                                log::debug!(
+                                    "closing connection from {}: body timeout",
+                                    Peer(&self.conn.info)
+                                );
+                            }
+                            ReadOutcome::Shutdown => {}
+                            ReadOutcome::Error(e) => {
+                                log_io_error("error reading a request body", &e)
+                            }
+                        }
+                        msg.on_connection_close();
+                        return Flow::Close(End::Dead);
+                    }
+                }
+            }
+            let finished = self.drive(pin!(msg.finish(w))).await;
+            if let Some(flow) = self.step_ended(msg, finished, true) {
+                return flow;
+            }
+            let resp = shared.borrow().resp;
+            match resp {
+                Resp::NotStarted => {
+                    log::error!(
+                        "HTTP delegate finished a request without a response; answering 500"
+                    );
+                    let _ = w.respond(StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new(), b"");
+                }
+                Resp::Started => {
+                    if w.finish().is_err() {
+                        return Flow::Close(End::Done);
+                    }
+                }
+                Resp::Finished => {}
+            }
+            if shared.borrow().broken {
+                return Flow::Close(End::Done);
+            }
+            Flow::Next
+        }
+    }
+
+    /// Hand one piece of the body to the delegate; `Some(flow)` if the request is over.
+    async fn deliver(
+        &mut self,
+        msg: &mut D::Message<'_>,
+        w: &mut ResponseWriter<'_>,
+        piece: Bytes,
+    ) -> Option<Flow> {
+        let received = self.drive(pin!(msg.data_received(piece, w))).await;
+        self.step_ended(msg, received, false)
+    }
+
+    /// What a delegate step's outcome (from [`drive`](Self::drive)) means for the
+    /// request: `None` to go on; the request's end after a panic (answered by
+    /// [`after_panic`](Self::after_panic); `body_done` once the body was read to its
+    /// end) or when the connection must close (the delegate is told).
+    #[inline]
+    fn step_ended(
+        &mut self,
+        msg: &mut D::Message<'_>,
+        outcome: Result<Result<(), Box<dyn Any + Send>>, End>,
+        body_done: bool,
+    ) -> Option<Flow> {
+        match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(p)) => Some(self.after_panic(&*p, body_done)),
+            Err(end) => {
+                msg.on_connection_close();
+                Some(Flow::Close(end))
+            }
+        }
+    }
+
+    /// A malformed or oversized body: answer its status if no response started, close.
+    fn body_error(&mut self, msg: &mut D::Message<'_>, e: ParseError) -> Flow {
+        log::info!("bad HTTP request body from {}: {e}", Peer(&self.conn.info));
+        msg.on_connection_close();
+        let s = &mut *self.shared.borrow_mut();
+        if s.resp == Resp::NotStarted {
+            write_error_response(e, &mut s.out);
+            s.resp = Resp::Finished;
+            s.status = e.status();
+        }
+        Flow::Close(End::Linger)
+    }
+
+    /// A delegate panicked: answer 500 if no response started; go on when the
+    /// connection is still in step.
+    fn after_panic(&mut self, payload: &(dyn Any + Send), body_done: bool) -> Flow {
+        log::error!(
+            "HTTP delegate panicked on a request from {}: {}",
+            Peer(&self.conn.info),
+            panic_message(payload)
+        );
+        let s = &mut *self.shared.borrow_mut();
+        match s.resp {
+            Resp::NotStarted => {
+                let mut headers = HeaderMap::new();
+                ResponseWriter::add_headers(s, &mut headers);
+                match s
+                    .h1
+                    .respond(StatusCode::INTERNAL_SERVER_ERROR, &headers, b"", &mut s.out)
+                {
+                    Ok(done) => {
+                        s.resp = Resp::Finished;
+                        s.status = StatusCode::INTERNAL_SERVER_ERROR;
+                        if done.keep_alive && body_done {
+                            Flow::Next
+                        } else {
+                            Flow::Close(if body_done { End::Done } else { End::Linger })
+                        }
+                    }
+                    Err(_) => Flow::Close(End::Done),
+                }
+            }
+            Resp::Started => Flow::Close(End::Done),
+            Resp::Finished if body_done => Flow::Next,
+            Resp::Finished => Flow::Close(End::Linger),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! The connection's timer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use squall_ioloop::Sleep;
+
+/// One timer per connection, reused across waits: it is replaced only when a wait needs
+/// an earlier deadline; when it fires early for a later deadline, it is re-armed. A
+/// kept-alive connection serving a request a millisecond costs one timer a minute, not
+/// one per request.
+#[derive(Debug, Default)]
+pub(super) struct LazyTimer {
+    sleep: Option<Sleep>,
+}
+
+impl LazyTimer {
+    /// Ready once `deadline` has passed; otherwise the task is woken when it does.
+    pub(super) fn poll(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+        loop {
+            match &mut self.sleep {
+                Some(s) if s.deadline() <= deadline => match Pin::new(s).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => {
+                        self.sleep = None;
+                        if Instant::now() >= deadline {
+                            return Poll::Ready(());
+                        }
+                    }
+                },
+                _ => self.sleep = Some(squall_ioloop::sleep_until(deadline)),
+            }
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The read engine behind every read: buffered bytes first, then one `read(2)` into the
+//! per-thread buffer where the pending read's check sees them in place, and only the
+//! leftover kept; the syscall rules (no `read()` after a short one) and the limits.
+
+use std::io;
+use std::mem;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use squall_ioloop::Interest;
+
+use crate::error::{CloseCause, StreamError};
+use crate::shared::{with_shared, SHARED_LEN};
+use crate::state::*;
+
+/// A read's completion test: `(unconsumed bytes, closed) -> bytes to consume`.
+pub(crate) type Check<'a, E> = dyn FnMut(&[u8], bool) -> Result<Option<usize>, E> + 'a;
+
+/// How much a pending read wants from the socket.
+#[derive(Clone, Copy)]
+pub(crate) enum Need {
+    /// Exactly this many buffered bytes in total (a `read_bytes` that is not partial).
+    Total(usize),
+    /// Whatever comes, up to the read chunk size.
+    Chunk,
+}
+
+/// What the read engine hands back for a satisfied read.
+pub(crate) enum Taken {
+    /// The consumed bytes, as asked.
+    Bytes(Bytes),
+    /// The bytes were consumed; the checker kept what it needed.
+    Consumed,
+}
+
+impl Inner {
+    /// A read syscall failed: `EAGAIN` means drained, `EINTR` try again, anything else
+    /// closes the stream with the error as its cause. The read's caller gets the error,
+    /// so it is not logged at warn level here.
+    fn read_failed(&self, e: io::Error) {
+        match e.kind() {
+            io::ErrorKind::WouldBlock => self.clear(READABLE),
+            io::ErrorKind::Interrupted => {}
+            _ => self.close_returned(CloseCause::from_io(e)),
+        }
+    }
+
+    /// Parks the pending read until the fd is readable: arms READ (no syscall if it is
+    /// armed already) and keeps the waker.
+    pub(crate) fn wait_readable(self: &Rc<Self>, cx: &mut Context<'_>) -> Result<(), StreamError> {
+        if let Err(e) = self.arm(Interest::READ) {
+            self.close_returned(CloseCause::Io(Arc::new(e)));
+            return Err(self.closed_error());
+        }
+        let old = self.read_waker.take();
+        match old {
+            Some(w) if w.will_wake(cx.waker()) => self.read_waker.set(Some(w)),
+            _ => {
+                self.read_waker.set(Some(cx.waker().clone()));
+                drop(old);
+            }
+        }
+        Ok(())
+    }
+
+    /// The read engine behind every read but `read_into`.
+    ///
+    /// `check(buf, closed)` looks at every unconsumed byte in order (`buf` only grows
+    /// between calls while the read is pending) and returns how many to consume once the
+    /// read is satisfied. Bytes come from the stream's buffer first; then one `read(2)`
+    /// into the per-thread buffer, where `check` sees them in place if the stream had no
+    /// leftover, and only what it did not consume is copied into the stream's buffer.
+    /// After a short read the socket is taken as drained and the read parks without
+    /// another syscall.
+    pub(crate) fn poll_read<E: From<StreamError>>(
+        self: &Rc<Self>,
+        cx: &mut Context<'_>,
+        need: Need,
+        want_bytes: bool,
+        check: &mut Check<'_, E>,
+    ) -> Poll<Result<Taken, E>> {
+        // Work on the buffer outside its RefCell: `check` may be user code.
+        let mut buf = mem::take(&mut *self.rbuf.borrow_mut());
+        let res = self.read_loop(cx, need, want_bytes, check, &mut buf);
+        if buf.is_empty() {
+            // Free the capacity: an idle stream owns no buffer.
+            buf = BytesMut::new();
+        }
+        let mut slot = self.rbuf.borrow_mut();
+        if slot.is_empty() {
+            *slot = buf;
+        } else {
+            // Not reachable (nothing else appends while a read is pending); keep order.
+            buf.extend_from_slice(&slot);
+            *slot = buf;
+        }
+        res
+    }
+
+    pub(crate) fn read_loop<E: From<StreamError>>(
+        self: &Rc<Self>,
+        cx: &mut Context<'_>,
+        need: Need,
+        want_bytes: bool,
+        check: &mut Check<'_, E>,
+        buf: &mut BytesMut,
+    ) -> Poll<Result<Taken, E>> {
+        let mut checked = false;
+        loop {
+            let closed = self.has(CLOSED);
+            if !checked && (!buf.is_empty() || closed) {
+                match check(buf, closed) {
+                    Err(e) => return Poll::Ready(Err(e)),
+                    Ok(Some(n)) => return Poll::Ready(Ok(take(buf, n, want_bytes))),
+                    Ok(None) => {}
+                }
+            }
+            checked = false;
+            if closed {
+                return Poll::Ready(Err(self.closed_error().into()));
+            }
+            if !self.has(READABLE) {
+                return match self.wait_readable(cx) {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Err(e.into())),
+                };
+            }
+            let limit = self.max_buffer_size();
+            let room = limit.saturating_sub(buf.len());
+            if room == 0 {
+                // Full. One more byte decides, as in Tornado, which fails only past the
+                // limit: end of file means the buffered bytes are all there is (the
+                // check above then sees them with the stream closed); a byte means the
+                // limit is passed.
+                let mut probe = [0u8; 1];
+                match self.read_syscall(&mut probe) {
+                    Ok(0) => self.close_with(CloseCause::Eof),
+                    Ok(_) => {
+                        self.close_with(CloseCause::BufferFull);
+                        return Poll::Ready(Err(StreamError::BufferFull { limit }.into()));
+                    }
+                    Err(e) => self.read_failed(e),
+                }
+                continue;
+            }
+            let want = match need {
+                Need::Total(n) => n.saturating_sub(buf.len()).max(1),
+                Need::Chunk => self.read_chunk_size(),
+            }
+            .min(room)
+            .min(SHARED_LEN);
+            let step = with_shared(|shared| {
+                let dst = &mut shared[..want];
+                let n = match self.read_syscall(dst) {
+                    Ok(n) => n,
+                    Err(e) => return Step::Err(e),
+                };
+                if n == 0 {
+                    return Step::Eof;
+                }
+                if n < want {
+                    self.clear(READABLE);
+                }
+                let got = &dst[..n];
+                if buf.is_empty() {
+                    // Straight from the shared buffer: keep only the leftover.
+                    match check(got, false) {
+                        Err(e) => {
+                            buf.extend_from_slice(got);
+                            Step::Failed(e)
+                        }
+                        Ok(Some(k)) => {
+                            let k = k.min(n);
+                            let out = if want_bytes {
+                                Taken::Bytes(Bytes::copy_from_slice(&got[..k]))
+                            } else {
+                                Taken::Consumed
+                            };
+                            buf.extend_from_slice(&got[k..]);
+                            Step::Done(out)
+                        }
+                        Ok(None) => {
+                            buf.extend_from_slice(got);
+                            Step::Checked
+                        }
+                    }
+                } else {
+                    buf.extend_from_slice(got);
+                    Step::Appended
+                }
+            });
+            match step {
+                Step::Done(t) => return Poll::Ready(Ok(t)),
+                Step::Failed(e) => return Poll::Ready(Err(e)),
+                Step::Checked => checked = true,
+                Step::Appended => {}
+                Step::Eof => self.close_with(CloseCause::Eof),
+                Step::Err(e) => self.read_failed(e),
+            }
+        }
+    }
+
+    /// `read_into`: buffered bytes first, then `read(2)` straight into `dst`.
+    pub(crate) fn poll_read_into(
+        self: &Rc<Self>,
+        cx: &mut Context<'_>,
+        dst: &mut [u8],
+        filled: &mut usize,
+        partial: bool,
+    ) -> Poll<Result<usize, StreamError>> {
+        {
+            let mut rbuf = self.rbuf.borrow_mut();
+            if !rbuf.is_empty() {
+                let k = rbuf.len().min(dst.len() - *filled);
+                dst[*filled..*filled + k].copy_from_slice(&rbuf[..k]);
+                rbuf.advance(k);
+                *filled += k;
+                if rbuf.is_empty() {
+                    *rbuf = BytesMut::new();
+                }
+            }
+        }
+        loop {
+            if *filled == dst.len() || (partial && *filled > 0) {
+                return Poll::Ready(Ok(*filled));
+            }
+            if self.has(CLOSED) {
+                return Poll::Ready(Err(self.closed_error()));
+            }
+            if !self.has(READABLE) {
+                return match self.wait_readable(cx) {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Err(e)),
+                };
+            }
+            let want = dst.len() - *filled;
+            match self.read_syscall(&mut dst[*filled..]) {
+                Ok(0) => self.close_with(CloseCause::Eof),
+                Ok(n) => {
+                    if n < want {
+                        self.clear(READABLE);
+                    }
+                    *filled += n;
+                }
+                Err(e) => self.read_failed(e),
+            }
+        }
+    }
+
+    /// The syscall half of [`IoStream::poll_read_buf`](crate::IoStream::poll_read_buf):
+    /// with nothing buffered, one `read(2)` of up to the read chunk size appended to
+    /// `dst`; `Ok(0)` at end-of-file.
+    pub(crate) fn poll_read_chunk(
+        self: &Rc<Self>,
+        cx: &mut Context<'_>,
+        dst: &mut BytesMut,
+    ) -> Poll<Result<usize, StreamError>> {
+        loop {
+            if self.has(CLOSED) {
+                return Poll::Ready(match self.cause() {
+                    Some(CloseCause::Eof) => Ok(0),
+                    _ => Err(self.closed_error()),
+                });
+            }
+            if !self.has(READABLE) {
+                return match self.wait_readable(cx) {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Err(e)),
+                };
+            }
+            let want = self.read_chunk_size();
+            let res = with_shared(|shared| {
+                let got = self.read_syscall(&mut shared[..want]);
+                if let Ok(n) = got {
+                    dst.extend_from_slice(&shared[..n]);
+                }
+                got
+            });
+            match res {
+                Ok(0) => self.close_with(CloseCause::Eof),
+                Ok(n) => {
+                    if n < want {
+                        self.clear(READABLE);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) => self.read_failed(e),
+            }
+        }
+    }
+}
+
+enum Step<E> {
+    Done(Taken),
+    Failed(E),
+    Checked,
+    Appended,
+    Eof,
+    Err(io::Error),
+}
+
+fn take(buf: &mut BytesMut, n: usize, want_bytes: bool) -> Taken {
+    let n = n.min(buf.len());
+    if want_bytes {
+        Taken::Bytes(buf.split_to(n).freeze())
+    } else {
+        buf.advance(n);
+        Taken::Consumed
+    }
+}

@@ -1,0 +1,78 @@
+//! The fd edge: every syscall that moves bytes through a stream's fd (`read`, `write`
+//! and `writev`, `shutdown`) and the socket queries (`SO_ERROR`, `MSG_PEEK`). Nothing
+//! else in the crate touches the fd, so a byte transform (TLS: ciphertext from the fd
+//! decrypted into the read buffer, plaintext writes encrypted into the queue) has one
+//! place to sit between the engine and the OS.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::mem::MaybeUninit;
+use std::net::Shutdown;
+
+use socket2::SockRef;
+
+use crate::state::Inner;
+
+/// The most slices one `writev` gets (hyper's `MAX_WRITEV_BUFS`).
+const MAX_IOV: usize = 64;
+
+impl Inner {
+    /// One `read(2)` into `buf`.
+    pub(crate) fn read_syscall(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let file = self.file.borrow();
+        match file.as_ref() {
+            Some(f) => (&*f).read(buf),
+            None => Ok(0),
+        }
+    }
+
+    /// One `write` (one chunk queued) or `writev` (up to [`MAX_IOV`] chunks) of the
+    /// front of the write queue: `(bytes written, bytes offered)`. `None` once the fd is
+    /// closed.
+    pub(crate) fn write_fd(&self) -> Option<io::Result<(usize, usize)>> {
+        let file = self.file.borrow();
+        let file = file.as_ref()?;
+        let wbuf = self.wbuf.borrow();
+        Some(match wbuf.as_slice() {
+            // The usual case (a server's batch of responses is one chunk): a
+            // plain write, without filling an array of MAX_IOV slices first.
+            [only] => (&*file).write(only).map(|w| (w, only.len())),
+            chunks => {
+                let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                let mut n = 0;
+                let mut total = 0;
+                for chunk in chunks.iter().take(MAX_IOV) {
+                    slices[n] = IoSlice::new(chunk);
+                    total += chunk.len();
+                    n += 1;
+                }
+                (&*file).write_vectored(&slices[..n]).map(|w| (w, total))
+            }
+        })
+    }
+
+    /// `shutdown(SHUT_WR)`. `None` once the fd is closed.
+    pub(crate) fn shutdown_fd(&self) -> Option<io::Result<()>> {
+        let file = self.file.borrow();
+        let file = file.as_ref()?;
+        Some(SockRef::from(file).shutdown(Shutdown::Write))
+    }
+
+    pub(crate) fn take_socket_error(&self) -> Option<io::Error> {
+        let file = self.file.borrow();
+        let file = file.as_ref()?;
+        match SockRef::from(file).take_error() {
+            Ok(e) => e,
+            Err(e) => Some(e),
+        }
+    }
+
+    /// `MSG_PEEK` one byte: whether the peer has closed with nothing left to read.
+    pub(crate) fn peek_eof(&self) -> bool {
+        let file = self.file.borrow();
+        let Some(file) = file.as_ref() else {
+            return false;
+        };
+        let mut b = [MaybeUninit::<u8>::uninit(); 1];
+        matches!(SockRef::from(file).peek(&mut b), Ok(0))
+    }
+}

@@ -1,0 +1,467 @@
+//! A stream's state machine: the flags, the rarely used part boxed on first use, the
+//! interest armed on the loop, the fd's event handler and the close. The read engine
+//! (`engine.rs`), the write path (`write.rs`) and the public API (`stream.rs`) all
+//! drive this one state; the fd itself is touched only in `fdio.rs`.
+
+use std::cell::{Cell, RefCell};
+use std::fs::File;
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::{Rc, Weak};
+use std::task::Waker;
+
+use bytes::BytesMut;
+use squall_ioloop::{Interest, IoLoop, Ready};
+
+use crate::error::{CloseCause, StreamError};
+use crate::stream::{DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
+use crate::wqueue::WriteQueue;
+
+// Bits of `Inner::flags`.
+/// A read syscall may return data: readiness is unknown or known true.
+pub(crate) const READABLE: u16 = 1;
+/// A write syscall may go through: we are not waiting for WRITE.
+pub(crate) const WRITABLE: u16 = 1 << 1;
+/// A non-blocking connect is in progress.
+pub(crate) const CONNECTING: u16 = 1 << 2;
+/// The stream is closed; `cause` says why.
+pub(crate) const CLOSED: u16 = 1 << 3;
+/// A read future holds the read slot.
+pub(crate) const READ_ACTIVE: u16 = 1 << 4;
+/// The fd has a handler on the loop.
+pub(crate) const REGISTERED: u16 = 1 << 5;
+/// READ interest is armed on the loop.
+pub(crate) const ARMED_READ: u16 = 1 << 6;
+/// WRITE interest is armed on the loop.
+pub(crate) const ARMED_WRITE: u16 = 1 << 7;
+/// The fd is known to be a socket (for `SO_ERROR` and `MSG_PEEK`).
+pub(crate) const SOCKET: u16 = 1 << 8;
+/// Some limit was changed from its default: read the limits from [`Cold`].
+pub(crate) const LIMITS: u16 = 1 << 9;
+/// Bits 10 to 12: why the stream closed, for the causes that carry nothing (the others
+/// are kept in [`Cold`]).
+pub(crate) const CAUSE_SHIFT: u16 = 10;
+pub(crate) const CAUSE_MASK: u16 = 0b111 << CAUSE_SHIFT;
+pub(crate) const CAUSE_EOF: u16 = 1;
+pub(crate) const CAUSE_LOCAL: u16 = 2;
+pub(crate) const CAUSE_BUFFER_FULL: u16 = 3;
+pub(crate) const CAUSE_UNSATISFIABLE: u16 = 4;
+/// The cause is in [`Cold::cause`] (it carries an OS error).
+pub(crate) const CAUSE_COLD: u16 = 5;
+/// `shutdown_write` was called: no more writes are accepted, and the write side is
+/// shut down once the queue is empty.
+pub(crate) const SHUT_PENDING: u16 = 1 << 13;
+/// The write side is shut down (`shutdown(SHUT_WR)` done).
+pub(crate) const SHUT_DONE: u16 = 1 << 14;
+
+/// A stream's state: what every read and write touches is inline (200 bytes with the
+/// `Rc` header); what most streams never use is in [`Cold`], allocated on first use.
+pub(crate) struct Inner {
+    pub(crate) io_loop: IoLoop,
+    /// The owned fd (`None` once closed). A `File` because its `&File` reads and
+    /// `writev`s any fd kind without `unsafe`.
+    pub(crate) file: RefCell<Option<File>>,
+    pub(crate) fd: RawFd,
+    pub(crate) flags: Cell<u16>,
+    /// Bytes received but not yet consumed by a read. Empty with capacity 0 while idle.
+    pub(crate) rbuf: RefCell<BytesMut>,
+    /// Queued output, in order; the front chunk may be partly written. One chunk is
+    /// held inline, so the usual one-chunk write allocates nothing here.
+    pub(crate) wbuf: RefCell<WriteQueue>,
+    pub(crate) wbuf_len: Cell<usize>,
+    /// Bytes ever handed to the OS: a write future waits until `written` reaches the
+    /// total queued when it was made (`written + wbuf_len` then).
+    pub(crate) written: Cell<u64>,
+    pub(crate) read_waker: Cell<Option<Waker>>,
+    /// The write future or connect waiter waiting (more of them wait in [`Cold`]).
+    pub(crate) write_waker: Cell<Option<Waker>>,
+    pub(crate) cold: RefCell<Option<Box<Cold>>>,
+}
+
+/// The rarely used part of a stream, boxed on first use: a close callback, a close
+/// cause that carries an OS error, limits changed from their defaults, and the wakers
+/// of a second and further concurrent write futures.
+pub(crate) struct Cold {
+    pub(crate) close_callback: Option<Box<dyn FnOnce()>>,
+    pub(crate) cause: Option<CloseCause>,
+    pub(crate) max_buffer_size: usize,
+    pub(crate) read_chunk_size: usize,
+    pub(crate) max_write_buffer_size: usize,
+    pub(crate) write_wakers: Vec<Waker>,
+}
+
+impl Default for Cold {
+    fn default() -> Cold {
+        Cold {
+            close_callback: None,
+            cause: None,
+            max_buffer_size: DEFAULT_MAX_BUFFER_SIZE,
+            read_chunk_size: DEFAULT_READ_CHUNK_SIZE,
+            max_write_buffer_size: usize::MAX,
+            write_wakers: Vec::new(),
+        }
+    }
+}
+
+impl Inner {
+    /// The state of a new stream over `fd`, which must be non-blocking.
+    pub(crate) fn new(io_loop: &IoLoop, fd: OwnedFd) -> Inner {
+        let raw = fd.as_raw_fd();
+        Inner {
+            io_loop: io_loop.clone(),
+            file: RefCell::new(Some(File::from(fd))),
+            fd: raw,
+            flags: Cell::new(READABLE | WRITABLE),
+            rbuf: RefCell::new(BytesMut::new()),
+            wbuf: RefCell::new(WriteQueue::default()),
+            wbuf_len: Cell::new(0),
+            written: Cell::new(0),
+            read_waker: Cell::new(None),
+            write_waker: Cell::new(None),
+            cold: RefCell::new(None),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn has(&self, bit: u16) -> bool {
+        self.flags.get() & bit != 0
+    }
+
+    #[inline]
+    pub(crate) fn set(&self, bit: u16) {
+        self.flags.set(self.flags.get() | bit);
+    }
+
+    #[inline]
+    pub(crate) fn clear(&self, bit: u16) {
+        self.flags.set(self.flags.get() & !bit);
+    }
+
+    pub(crate) fn closed_error(&self) -> StreamError {
+        StreamError::Closed(self.cause().unwrap_or(CloseCause::Local))
+    }
+
+    /// Why the stream closed (`None` while open).
+    pub(crate) fn cause(&self) -> Option<CloseCause> {
+        match (self.flags.get() & CAUSE_MASK) >> CAUSE_SHIFT {
+            0 => None,
+            CAUSE_EOF => Some(CloseCause::Eof),
+            CAUSE_LOCAL => Some(CloseCause::Local),
+            CAUSE_BUFFER_FULL => Some(CloseCause::BufferFull),
+            CAUSE_UNSATISFIABLE => Some(CloseCause::Unsatisfiable),
+            _ => self.cold.borrow().as_ref().and_then(|c| c.cause.clone()),
+        }
+    }
+
+    /// Records why the stream closed: in the flags, or in [`Cold`] if it carries an OS
+    /// error.
+    pub(crate) fn set_cause(&self, cause: CloseCause) {
+        let code = match cause {
+            CloseCause::Eof => CAUSE_EOF,
+            CloseCause::Local => CAUSE_LOCAL,
+            CloseCause::BufferFull => CAUSE_BUFFER_FULL,
+            CloseCause::Unsatisfiable => CAUSE_UNSATISFIABLE,
+            other => {
+                self.with_cold(|c| c.cause = Some(other));
+                CAUSE_COLD
+            }
+        };
+        self.flags
+            .set((self.flags.get() & !CAUSE_MASK) | (code << CAUSE_SHIFT));
+    }
+
+    /// Runs `f` on the cold part, boxing it first if needed. `f` must not call user
+    /// code (the part is borrowed meanwhile).
+    pub(crate) fn with_cold<R>(&self, f: impl FnOnce(&mut Cold) -> R) -> R {
+        let mut cold = self.cold.borrow_mut();
+        f(cold.get_or_insert_with(Box::default))
+    }
+
+    pub(crate) fn set_limit(&self, f: impl FnOnce(&mut Cold)) {
+        self.with_cold(f);
+        self.set(LIMITS);
+    }
+
+    /// A limit kept in the cold part, or its default while no limit was ever changed
+    /// (the common case: one flag test, no borrow).
+    #[inline]
+    pub(crate) fn limit(&self, default: usize, pick: fn(&Cold) -> usize) -> usize {
+        if !self.has(LIMITS) {
+            return default;
+        }
+        self.cold.borrow().as_deref().map_or(default, pick)
+    }
+
+    #[inline]
+    pub(crate) fn max_buffer_size(&self) -> usize {
+        self.limit(DEFAULT_MAX_BUFFER_SIZE, |c| c.max_buffer_size)
+    }
+
+    #[inline]
+    pub(crate) fn read_chunk_size(&self) -> usize {
+        self.limit(DEFAULT_READ_CHUNK_SIZE, |c| c.read_chunk_size)
+    }
+
+    #[inline]
+    pub(crate) fn max_write_buffer_size(&self) -> usize {
+        self.limit(usize::MAX, |c| c.max_write_buffer_size)
+    }
+
+    pub(crate) fn has_close_callback(&self) -> bool {
+        self.cold
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.close_callback.is_some())
+    }
+
+    fn has_write_waker(&self) -> bool {
+        let w = self.write_waker.take();
+        let some = w.is_some();
+        self.write_waker.set(w);
+        some
+    }
+
+    pub(crate) fn has_read_waker(&self) -> bool {
+        let w = self.read_waker.take();
+        let some = w.is_some();
+        self.read_waker.set(w);
+        some
+    }
+
+    /// Claims the read slot; `false` if another read holds it.
+    pub(crate) fn claim_read(&self) -> bool {
+        if self.has(READ_ACTIVE) {
+            false
+        } else {
+            self.set(READ_ACTIVE);
+            true
+        }
+    }
+
+    /// Gives the read slot back (a read finished or was dropped).
+    pub(crate) fn release_read(&self) {
+        self.clear(READ_ACTIVE);
+        drop(self.read_waker.take());
+    }
+
+    pub(crate) fn add_write_waker(&self, waker: &Waker) {
+        match self.write_waker.take() {
+            None => self.write_waker.set(Some(waker.clone())),
+            Some(first) => {
+                let same = first.will_wake(waker);
+                self.write_waker.set(Some(first));
+                if !same {
+                    // A second concurrent writer: rare, kept in the cold part.
+                    self.with_cold(|c| {
+                        if !c.write_wakers.iter().any(|w| w.will_wake(waker)) {
+                            c.write_wakers.push(waker.clone());
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    pub(crate) fn wake_writers(&self) {
+        let first = self.write_waker.take();
+        let more = match self.cold.try_borrow_mut() {
+            Ok(mut c) => c
+                .as_mut()
+                .map(|c| mem::take(&mut c.write_wakers))
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        if let Some(w) = first {
+            w.wake();
+        }
+        for w in more {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn wake_reader(&self) {
+        if let Some(w) = self.read_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Adds `add` to the interest the loop watches, registering the fd on first use.
+    /// No syscall if it is already armed.
+    pub(crate) fn arm(self: &Rc<Self>, add: Interest) -> io::Result<()> {
+        let mut want = Interest::NONE;
+        if self.has(ARMED_READ) {
+            want |= Interest::READ;
+        }
+        if self.has(ARMED_WRITE) {
+            want |= Interest::WRITE;
+        }
+        if want.contains(add) && self.has(REGISTERED) {
+            return Ok(());
+        }
+        want |= add;
+        if self.has(REGISTERED) {
+            self.io_loop.update_handler(self.fd, want)?;
+        } else {
+            let weak: Weak<Inner> = Rc::downgrade(self);
+            self.io_loop.add_handler(self.fd, want, move |_fd, ready| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.on_event(ready);
+                }
+            })?;
+            self.set(REGISTERED);
+        }
+        if want.is_readable() {
+            self.set(ARMED_READ);
+        }
+        if want.is_writable() {
+            self.set(ARMED_WRITE);
+        }
+        Ok(())
+    }
+
+    /// Removes `rm` from the watched interest (one `epoll_ctl`).
+    pub(crate) fn disarm(&self, rm: Interest) {
+        if !self.has(REGISTERED) {
+            return;
+        }
+        let mut want = Interest::NONE;
+        if self.has(ARMED_READ) && !rm.is_readable() {
+            want |= Interest::READ;
+        }
+        if self.has(ARMED_WRITE) && !rm.is_writable() {
+            want |= Interest::WRITE;
+        }
+        match self.io_loop.update_handler(self.fd, want) {
+            Ok(()) => {
+                if rm.is_readable() {
+                    self.clear(ARMED_READ);
+                }
+                if rm.is_writable() {
+                    self.clear(ARMED_WRITE);
+                }
+            }
+            Err(e) => log::debug!("IoStream fd {}: update_handler failed: {e}", self.fd),
+        }
+    }
+
+    /// Takes the fd off the loop entirely (after a hang-up or error nobody waits for:
+    /// even a NONE registration would keep reporting it).
+    pub(crate) fn park(&self) {
+        if self.has(REGISTERED) {
+            self.io_loop.discard_handler(self.fd);
+            self.clear(REGISTERED | ARMED_READ | ARMED_WRITE);
+        }
+        self.set(READABLE | WRITABLE);
+    }
+
+    /// The fd's handler.
+    pub(crate) fn on_event(self: &Rc<Self>, ready: Ready) {
+        if self.has(CLOSED) {
+            return;
+        }
+        if self.has(CONNECTING) {
+            if ready.is_writable() || ready.is_error() || ready.is_hup() {
+                self.finish_connect();
+            }
+            if self.has(CLOSED) || !ready.is_readable() {
+                return;
+            }
+        }
+        if ready.is_error() && self.has(SOCKET) {
+            // A pending socket error: read it (this consumes it; the select backend
+            // does not) and close with it, as Tornado's `_handle_events` does.
+            // Logged at warn only when no pending read or write will return it.
+            if let Some(e) = self.take_socket_error() {
+                let cause = CloseCause::from_io(e);
+                if self.has_read_waker() || self.has_write_waker() {
+                    self.close_returned(cause);
+                } else {
+                    self.close_with(cause);
+                }
+                return;
+            }
+        }
+        let trouble = ready.is_error() || ready.is_hup();
+        if (ready.is_writable() || trouble) && self.wbuf_len.get() > 0 {
+            self.set(WRITABLE);
+            self.handle_write();
+            if self.has(CLOSED) {
+                return;
+            }
+        }
+        if ready.is_readable() || trouble {
+            self.set(READABLE);
+            if self.has_read_waker() {
+                self.wake_reader();
+            } else if self.has_close_callback() && self.peek_eof() {
+                // Nobody reads, but someone wants to hear about a close.
+                self.close_with(CloseCause::Eof);
+            } else if trouble && !(self.has(ARMED_WRITE) && self.wbuf_len.get() > 0) {
+                self.park();
+            } else if self.has(ARMED_READ) {
+                // Nobody is waiting: stop level-triggered repeats; the next read tries
+                // the syscall at once.
+                self.disarm(Interest::READ);
+            }
+        }
+    }
+
+    /// Closes with `cause`; see [`IoStream::close`].
+    /// An OS error nobody will see otherwise is logged at warn level (once: a stream
+    /// closes once).
+    pub(crate) fn close_with(&self, cause: CloseCause) {
+        self.close_logged(cause, true);
+    }
+
+    /// Closes with `cause` when the error goes back to the caller of the operation
+    /// that met it (a read's future): the caller decides whether to log it, so it is
+    /// logged here at debug level only (Tornado raises an inline read error unlogged).
+    pub(crate) fn close_returned(&self, cause: CloseCause) {
+        self.close_logged(cause, false);
+    }
+
+    fn close_logged(&self, cause: CloseCause, warn: bool) {
+        if self.has(CLOSED) {
+            return;
+        }
+        match &cause {
+            CloseCause::Io(_) if warn => log::warn!("IoStream fd {} closed: {cause}", self.fd),
+            CloseCause::Eof | CloseCause::Reset(_) | CloseCause::Local | CloseCause::Io(_) => {
+                log::debug!("IoStream fd {} closed: {cause}", self.fd)
+            }
+            CloseCause::BufferFull | CloseCause::Unsatisfiable => {
+                log::info!("IoStream fd {} closed: {cause}", self.fd)
+            }
+        }
+        self.set(CLOSED);
+        self.clear(CONNECTING | READABLE | WRITABLE);
+        self.set_cause(cause);
+        if self.has(REGISTERED) {
+            self.io_loop.discard_handler(self.fd);
+            self.clear(REGISTERED | ARMED_READ | ARMED_WRITE);
+        }
+        let file = self.file.borrow_mut().take();
+        drop(file);
+        let queued = self.wbuf.borrow_mut().take();
+        self.wbuf_len.set(0);
+        drop(queued);
+        self.wake_reader();
+        self.wake_writers();
+        let cb = match self.cold.borrow_mut().as_mut() {
+            Some(c) => c.close_callback.take(),
+            None => None,
+        };
+        if let Some(cb) = cb {
+            self.io_loop.add_callback(cb);
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.has(REGISTERED) {
+            self.io_loop.discard_handler(self.fd);
+        }
+    }
+}

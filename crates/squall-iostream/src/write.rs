@@ -1,0 +1,192 @@
+//! The write path: queueing, handing the queue to the OS, the half-close, and the
+//! future that waits for it all.
+
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use squall_ioloop::Interest;
+
+use crate::error::{CloseCause, StreamError};
+use crate::state::*;
+use crate::stream::IoStream;
+
+/// The future of [`IoStream::write`] and [`IoStream::flush`]: resolves when the data
+/// queued before it has left the stream's buffer (Tornado's write future). Dropping it
+/// does not cancel the write.
+#[must_use = "the data is queued either way; await this to know it has been sent"]
+pub struct WriteFuture<'a> {
+    pub(crate) stream: &'a IoStream,
+    pub(crate) state: WriteState,
+}
+
+pub(crate) enum WriteState {
+    Failed(Option<StreamError>),
+    Waiting(u64),
+    /// Waiting for `shutdown_write` to take effect.
+    Shutdown,
+}
+
+impl std::future::Future for WriteFuture<'_> {
+    type Output = Result<(), StreamError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &self.stream.inner;
+        match &mut self.state {
+            WriteState::Failed(e) => Poll::Ready(Err(e
+                .take()
+                .unwrap_or(StreamError::Closed(CloseCause::Local)))),
+            WriteState::Waiting(target) => {
+                if inner.written.get() >= *target {
+                    Poll::Ready(Ok(()))
+                } else if inner.has(CLOSED) {
+                    Poll::Ready(Err(inner.closed_error()))
+                } else {
+                    inner.add_write_waker(cx.waker());
+                    Poll::Pending
+                }
+            }
+            WriteState::Shutdown => {
+                if inner.has(SHUT_DONE) {
+                    Poll::Ready(Ok(()))
+                } else if inner.has(CLOSED) {
+                    Poll::Ready(Err(inner.closed_error()))
+                } else {
+                    inner.add_write_waker(cx.waker());
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for WriteFuture<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteFuture").finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    pub(crate) fn queue(self: &Rc<Self>, data: Bytes) -> Result<(), StreamError> {
+        if self.has(CLOSED) {
+            return Err(self.closed_error());
+        }
+        if self.has(SHUT_PENDING) {
+            return Err(StreamError::WriteShutdown);
+        }
+        let len = data.len();
+        if len == 0 {
+            return Ok(());
+        }
+        let limit = self.max_write_buffer_size();
+        if self.wbuf_len.get().saturating_add(len) > limit {
+            return Err(StreamError::WriteBufferFull { limit });
+        }
+        self.wbuf.borrow_mut().push_back(data);
+        self.wbuf_len.set(self.wbuf_len.get() + len);
+        Ok(())
+    }
+
+    /// Hands queued data to the OS with `writev` until it is all gone or the socket is
+    /// full; arms WRITE only in the second case, disarms it in the first.
+    pub(crate) fn handle_write(self: &Rc<Self>) {
+        let before = self.written.get();
+        loop {
+            if self.wbuf_len.get() == 0 {
+                break;
+            }
+            let res = match self.write_fd() {
+                Some(res) => res,
+                None => break,
+            };
+            match res {
+                Ok((0, _)) => {
+                    self.close_with(CloseCause::Io(Arc::new(io::Error::from(
+                        io::ErrorKind::WriteZero,
+                    ))));
+                    break;
+                }
+                Ok((w, offered)) => {
+                    self.consume_written(w);
+                    if w < offered {
+                        // A short write: assume the socket buffer is full and wait for
+                        // WRITE instead of a writev that would return EAGAIN.
+                        self.wait_writable();
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_writable();
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close_with(CloseCause::from_io(e));
+                    break;
+                }
+            }
+        }
+        if self.wbuf_len.get() == 0 && self.has(ARMED_WRITE) && !self.has(CLOSED) {
+            self.disarm(Interest::WRITE);
+        }
+        if self.written.get() != before {
+            self.wake_writers();
+        }
+        self.maybe_shutdown();
+    }
+
+    /// Shuts the write side down if [`IoStream::shutdown_write`] asked for it and the
+    /// queue is empty (and the stream connected). A non-socket fd (a pipe's write end)
+    /// has no half-close: it is closed, which is what its reader sees as the same
+    /// end-of-file.
+    pub(crate) fn maybe_shutdown(&self) {
+        if !self.has(SHUT_PENDING)
+            || self.has(SHUT_DONE | CLOSED | CONNECTING)
+            || self.wbuf_len.get() > 0
+        {
+            return;
+        }
+        let Some(res) = self.shutdown_fd() else {
+            return;
+        };
+        match res {
+            Ok(()) => {}
+            // The peer is gone already (BSDs say ENOTCONN after a reset): nothing is
+            // left to shut; the next read reports how it went.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                log::debug!("IoStream fd {}: shutdown(SHUT_WR): {e}", self.fd);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
+                self.set(SHUT_DONE);
+                self.close_with(CloseCause::Local);
+                return;
+            }
+            Err(e) => {
+                self.close_with(CloseCause::from_io(e));
+                return;
+            }
+        }
+        self.set(SHUT_DONE);
+        self.clear(WRITABLE);
+        if self.has(ARMED_WRITE) {
+            self.disarm(Interest::WRITE);
+        }
+        self.wake_writers();
+    }
+
+    pub(crate) fn wait_writable(self: &Rc<Self>) {
+        self.clear(WRITABLE);
+        if let Err(e) = self.arm(Interest::WRITE) {
+            self.close_with(CloseCause::Io(Arc::new(e)));
+        }
+    }
+
+    pub(crate) fn consume_written(&self, w: usize) {
+        self.written.set(self.written.get() + w as u64);
+        self.wbuf_len.set(self.wbuf_len.get() - w);
+        self.wbuf.borrow_mut().consume(w);
+    }
+}

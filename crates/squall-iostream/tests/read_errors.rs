@@ -1,0 +1,92 @@
+//! How a read error is reported: Tornado raises an error met by an inline read to its
+//! caller without logging it (`test_inline_read_error`), and logs one that nobody will
+//! see (`test_async_read_error_logging`). Here a read error goes back through the read's
+//! future and is not logged at warn level; a `read_until_close`, which succeeds whatever
+//! closed the stream, logs the error it swallows, once.
+
+mod common;
+
+use std::cell::RefCell;
+
+use log::{Level, Log, Metadata, Record};
+use squall_iostream::{CloseCause, IoStream, StreamError};
+
+/// Keeps the records logged on each thread, so that tests running in parallel do not
+/// see each other's.
+struct Capture;
+
+thread_local! {
+    static RECORDS: RefCell<Vec<(Level, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Log for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &Record<'_>) {
+        if record.target().starts_with("squall_iostream") {
+            let line = (record.level(), record.args().to_string());
+            let _ = RECORDS.try_with(|r| r.borrow_mut().push(line));
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn capture() {
+    static LOGGER: Capture = Capture;
+    // Another test of this binary may have installed it already.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Trace);
+    RECORDS.with(|r| r.borrow_mut().clear());
+}
+
+fn records() -> Vec<(Level, String)> {
+    RECORDS.with(|r| r.borrow().clone())
+}
+
+fn warnings() -> Vec<String> {
+    records()
+        .into_iter()
+        .filter(|(l, _)| *l <= Level::Warn)
+        .map(|(_, m)| m)
+        .collect()
+}
+
+// Tornado: test_inline_read_error. Reading a pipe's write end fails with EBADF: the
+// error comes back from the read, with its OS error, and is not logged at warn level.
+async fn inline_read_error_is_returned_unlogged() {
+    capture();
+    let (_r, w) = IoStream::pipe().unwrap();
+    let err = w.read_bytes(1, false).await.unwrap_err();
+    let os = err.io_error().expect("the OS error is kept");
+    assert_eq!(os.raw_os_error(), Some(libc::EBADF), "{err:?}");
+    assert!(matches!(err, StreamError::Closed(CloseCause::Io(_))));
+    assert!(w.closed());
+    assert!(warnings().is_empty(), "{:?}", warnings());
+    // It is still in the debug log, and the stream remembers it.
+    assert!(
+        records()
+            .iter()
+            .any(|(l, m)| *l == Level::Debug && m.contains("closed")),
+        "{:?}",
+        records()
+    );
+    assert!(matches!(w.error(), Some(CloseCause::Io(_))));
+}
+
+// The same error met by a read_until_close, which resolves with what was received
+// whatever closed the stream: nobody else hears of the error, so it is logged, once.
+async fn read_until_close_logs_the_error_it_swallows() {
+    capture();
+    let (_r, w) = IoStream::pipe().unwrap();
+    let got = w.read_until_close().await.unwrap();
+    assert!(got.is_empty());
+    let warns = warnings();
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert!(matches!(w.error(), Some(CloseCause::Io(_))));
+}
+
+backend_tests!(
+    inline_read_error_is_returned_unlogged,
+    read_until_close_logs_the_error_it_swallows,
+);
