@@ -76,6 +76,10 @@ impl Transport for IoStreamTransport {
         self.stream.close();
     }
 
+    fn take_stream(&mut self) -> Option<IoStream> {
+        Some(self.stream.clone())
+    }
+
     fn buffered_len(&self) -> usize {
         self.stream.read_buffer_capacity() + self.stream.write_buffer_len()
     }

@@ -41,6 +41,13 @@ pub trait Transport {
     /// Close the stream (both directions). Idempotent.
     fn close(&mut self);
 
+    /// The stream, for a connection handed over after `101 Switching Protocols`
+    /// ([`ResponseWriter::detach`](crate::ResponseWriter::detach)). Default: `None`, a
+    /// transport that cannot be handed over (the connection is closed instead).
+    fn take_stream(&mut self) -> Option<squall_iostream::IoStream> {
+        None
+    }
+
     /// Bytes the transport holds in buffers of its own (read-ahead, queued writes),
     /// for the connection's memory accounting. Default 0.
     fn buffered_len(&self) -> usize {
