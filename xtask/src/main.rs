@@ -6,6 +6,8 @@
 //! add `mod <task>;`, one arm in [`dispatch`], and one line in [`HELP`].
 //!
 //! Tasks:
+//! * `autobahn`: the WebSocket server and client against the Autobahn|Testsuite (see
+//!   [`autobahn`]).
 //! * `bench`: squall against its peers, with a report and a chart (see [`bench`](mod@bench)).
 //! * `ci`: the whole check, step by step, with a summary (see [`ci`]).
 //! * `soak`: the example server under load, faults and bad input, nothing lost (see
@@ -16,6 +18,7 @@
 //! * `tidy`: house rules that the compiler does not check (see [`tidy`]); also runs as a
 //!   `#[test]`, so `cargo test` enforces it.
 
+mod autobahn;
 mod bench;
 mod ci;
 mod flags;
@@ -32,6 +35,11 @@ const HELP: &str = "\
 usage: cargo xtask <task> [flags]
 
 tasks:
+  autobahn [--full]
+        squall-websocket's echo server and client against the Autobahn|Testsuite
+        (wstest, Python 2.7 in a virtualenv under target/autobahn); prints the cases
+        per verdict and fails on any FAILED. Without --full the compression sections
+        (12, 13; 12-15 minutes) are left out. No Python 2.7: a loud skip
   ci [--no-cross] [--quick] [--fail-fast]
         fmt, tidy, clippy, tests, forced-backend test runs, rustdoc, benches compile,
         and the FreeBSD/macOS type-check; one summary line per step.
@@ -81,6 +89,7 @@ fn main() -> ExitCode {
 /// Runs one task by name.
 fn dispatch(task: Option<&str>, args: Vec<String>) -> anyhow::Result<()> {
     match task {
+        Some("autobahn") => autobahn::run(args),
         Some("bench") => bench::run(args),
         Some("ci") => ci::run(args),
         Some("fuzz") => fuzz::run(args),

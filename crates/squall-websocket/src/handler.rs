@@ -14,8 +14,8 @@ use crate::socket::{Incoming, WebSocket};
 /// handler with nothing to await simply never awaits. Pings are answered before
 /// `on_ping` is called.
 ///
-/// The handshake side (Tornado's `check_origin` and `select_subprotocol`) is decided
-/// before the connection exists, in [`WebSocketUpgrade`](crate::WebSocketUpgrade).
+/// `check_origin` and `select_subprotocol` are asked during the handshake, before the
+/// connection exists ([`websocket_response`](crate::websocket_response)).
 ///
 /// ```
 /// use squall_websocket::{Message, WebSocket, WebSocketHandler};
@@ -30,6 +30,20 @@ use crate::socket::{Incoming, WebSocket};
 /// ```
 #[allow(async_fn_in_trait)] // single-threaded: the futures need not be Send
 pub trait WebSocketHandler: 'static {
+    /// Whether to accept a handshake from a browser page at `origin` (the `Origin`
+    /// header) sent to `host`. Default: only the same origin, as Tornado (refused with
+    /// 403). Not called without an `Origin` header (not a browser).
+    fn check_origin(&self, origin: &str, host: &str) -> bool {
+        crate::upgrade::same_origin(origin, host)
+    }
+
+    /// Chooses one of the subprotocols the client offered, or `None` (Tornado's
+    /// `select_subprotocol`). Default: none.
+    fn select_subprotocol(&mut self, offered: &[String]) -> Option<String> {
+        let _ = offered;
+        None
+    }
+
     /// The connection is open. Default: nothing.
     async fn open(&mut self, ws: &WebSocket) {
         let _ = ws;

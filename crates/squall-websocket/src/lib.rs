@@ -71,6 +71,7 @@ pub mod handshake;
 mod protocol;
 mod rng;
 mod socket;
+mod upgrade;
 
 pub use client::{websocket_connect, ClientOptions};
 pub use deflate::{DeflateConfig, DeflateParams};
@@ -79,3 +80,6 @@ pub use handler::{run_handler, WebSocketHandler};
 pub use handshake::HandshakeError;
 pub use protocol::{CloseFrame, Event, Message, Protocol, Role, DEFAULT_MAX_MESSAGE_SIZE};
 pub use socket::{WebSocket, WebSocketConfig, WebSocketError};
+pub use upgrade::{
+    refusal, same_origin, websocket_response, websocket_response_with, WebSocketUpgrade,
+};
