@@ -19,13 +19,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use crate::bench::proc::{self, free_port, Guard};
 use crate::flags::Flags;
 use crate::util::{self, cargo};
 
@@ -120,14 +121,16 @@ pub(crate) fn check(root: &Path, py: &Path, full: bool) -> anyhow::Result<String
 
     // The server: wstest is the client.
     let port = free_port()?;
-    let server = Spawned(
-        Command::new(examples.join("echo"))
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting the echo example")?,
-    );
-    wait_listening(port)?;
+    let log = dir.join("echo.log");
+    let mut cmd = Command::new(examples.join("echo"));
+    cmd.args(["--port", &port.to_string()]);
+    proc::to_log(&mut cmd, &log)?;
+    let mut server = Guard::spawn("the echo example", &mut cmd)?;
+    server.wait_listening(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(30),
+        &log,
+    )?;
     let spec = serde_json::json!({
         "outdir": reports.join("servers"),
         "servers": [{"agent": "squall", "url": format!("ws://127.0.0.1:{port}")}],
@@ -158,18 +161,18 @@ pub(crate) fn check(root: &Path, py: &Path, full: bool) -> anyhow::Result<String
     let spec_path = dir.join("fuzzingserver.json");
     fs::write(&spec_path, spec.to_string())?;
     let _ = fs::remove_file(reports.join("clients/index.json"));
-    let log = fs::File::create(dir.join("fuzzingserver.log"))?;
-    let fuzzingserver = Spawned(
-        Command::new(&wstest)
-            .current_dir(&dir)
-            .args(["-m", "fuzzingserver", "--webport", "0", "-s"])
-            .arg(&spec_path)
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting wstest -m fuzzingserver")?,
-    );
-    wait_listening(port)?;
+    let log = dir.join("fuzzingserver.log");
+    let mut cmd = Command::new(&wstest);
+    cmd.current_dir(&dir)
+        .args(["-m", "fuzzingserver", "--webport", "0", "-s"])
+        .arg(&spec_path);
+    proc::to_log(&mut cmd, &log)?;
+    let mut fuzzingserver = Guard::spawn("wstest -m fuzzingserver", &mut cmd)?;
+    fuzzingserver.wait_listening(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(60),
+        &log,
+    )?;
     let mut cmd = Command::new(examples.join("autobahn_client"));
     cmd.arg(format!("ws://127.0.0.1:{port}"));
     run_quiet(&mut cmd, &dir.join("autobahn_client.log"), limit)?;
@@ -238,61 +241,14 @@ fn setup(root: &Path, dir: &Path, py: &Path) -> anyhow::Result<PathBuf> {
     Ok(wstest)
 }
 
-/// A child process killed (by its own handle) when dropped.
-struct Spawned(Child);
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A port free on loopback right now.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Waits until something accepts on `port` (30 s at most).
-fn wait_listening(port: u16) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("nothing listens on port {port} after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
 /// Runs `cmd` with its output in `log`, killing it after `limit`.
 fn run_quiet(cmd: &mut Command, log: &Path, limit: Duration) -> anyhow::Result<()> {
-    let shown = util::display(cmd);
-    println!("$ {shown}  (output: {})", log.display());
-    let file = fs::File::create(log)?;
-    let mut child = Spawned(
-        cmd.stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .with_context(|| format!("cannot start `{shown}`"))?,
-    );
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.0.try_wait()? {
-            if !status.success() {
-                bail!("`{shown}` failed ({status}); see {}", log.display());
-            }
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "`{shown}` still running after {}; see {}",
-                util::human(limit),
-                log.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    println!("$ {}  (output: {})", util::display(cmd), log.display());
+    proc::to_log(cmd, log)?;
+    Guard::spawn("wstest side", cmd)?
+        .finish(limit)
+        .with_context(|| format!("see {}", log.display()))?;
+    Ok(())
 }
 
 /// The verdicts of one side.

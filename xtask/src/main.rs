@@ -15,6 +15,8 @@
 //! * `fuzz`: every cargo-fuzz target for N seconds, with libFuzzer's figures (see [`fuzz`]).
 //! * `instructions`: instructions per request of the `hello` server under callgrind, the
 //!   figure machine noise does not move (see [`instructions`]).
+//! * `wsbench`: squall-websocket's echo server against tokio-tungstenite (see
+//!   [`wsbench`]).
 //! * `tidy`: house rules that the compiler does not check (see [`tidy`]); also runs as a
 //!   `#[test]`, so `cargo test` enforces it.
 
@@ -27,6 +29,7 @@ mod instructions;
 mod soak;
 mod tidy;
 mod util;
+mod wsbench;
 
 use std::process::ExitCode;
 
@@ -69,6 +72,10 @@ tasks:
         N minutes (default 5); fails on any lost request, wrong answer, fd leak or
         RSS growth. Limits probed: --max-header-size, --max-uri-len, --max-body-size,
         --header-timeout SECS, --idle-timeout SECS (default: squall-httpserver's)
+  wsbench [--seconds S] [--connections N] [--idle N]
+        squall-websocket's echo server against tokio-tungstenite (current-thread):
+        round trips/s and server CPU µs per round trip with N connections (default 64)
+        for S seconds (default 5), and RSS per idle WebSocket (default 1,000 held)
   tidy  house rules: SAFETY comments, workspace lints, no println!/todo!/dbg! in crates
   help  this text
 ";
@@ -96,6 +103,7 @@ fn dispatch(task: Option<&str>, args: Vec<String>) -> anyhow::Result<()> {
         Some("instructions") => instructions::run(args),
         Some("soak") => soak::run(args),
         Some("tidy") => tidy::run(args),
+        Some("wsbench") => wsbench::run(args),
         Some("help" | "-h" | "--help") => {
             print!("{HELP}");
             Ok(())

@@ -1,12 +1,13 @@
 //! A WebSocket echo server: every message comes back as it was sent.
 //!
 //! ```text
-//! cargo run --release -p squall-websocket --example echo -- [--port 8888] [--address 127.0.0.1]
+//! cargo run --release -p squall-websocket --example echo -- [--port 8888] [--address 127.0.0.1] [--plain]
 //! ```
 //!
 //! Connect to `ws://127.0.0.1:8888/` (any path); a plain `GET` gets a line of text. It
-//! accepts any origin and permessage-deflate, with limits large enough for the
-//! Autobahn|Testsuite (`cargo xtask autobahn` runs it).
+//! accepts any origin and permessage-deflate (unless `--plain`), with limits large
+//! enough for the Autobahn|Testsuite (`cargo xtask autobahn` runs it; `cargo xtask
+//! wsbench` runs it `--plain`).
 
 use std::process::ExitCode;
 
@@ -28,20 +29,25 @@ impl WebSocketHandler for Echo {
     }
 }
 
-fn config() -> WebSocketConfig {
+fn config(compression: bool) -> WebSocketConfig {
     let mut config = WebSocketConfig::default();
     // The suite's section 9 sends messages of up to 16 MiB and expects them back.
     config.max_message_size = 64 << 20;
     config.max_write_buffer_size = 256 << 20;
-    config.compression = Some(DeflateConfig::default());
+    config.compression = compression.then(DeflateConfig::default);
     config
 }
 
 fn main() -> ExitCode {
     let mut port: u16 = 8888;
     let mut address = String::from("127.0.0.1");
+    let mut compression = true;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--plain" {
+            compression = false;
+            continue;
+        }
         let ok = match (flag.as_str(), args.next()) {
             ("--port", Some(v)) => v.parse().map(|p| port = p).is_ok(),
             ("--address", Some(v)) => {
@@ -51,7 +57,7 @@ fn main() -> ExitCode {
             _ => false,
         };
         if !ok {
-            eprintln!("usage: echo [--port PORT] [--address ADDR]");
+            eprintln!("usage: echo [--port PORT] [--address ADDR] [--plain]");
             return ExitCode::from(2);
         }
     }
@@ -59,11 +65,15 @@ fn main() -> ExitCode {
         .map_err(|e| e.to_string())
         .and_then(|io_loop| {
             let serve = async move {
-                let mut server = HttpServer::new(|req| async move {
-                    if req.headers.contains_key(http::header::UPGRADE) {
-                        websocket_response(&req, &config(), Echo)
-                    } else {
-                        Response::text("A WebSocket echo server: connect with ws://\n")
+                let config = config(compression);
+                let mut server = HttpServer::new(move |req| {
+                    let config = config.clone();
+                    async move {
+                        if req.headers.contains_key(http::header::UPGRADE) {
+                            websocket_response(&req, &config, Echo)
+                        } else {
+                            Response::text("A WebSocket echo server: connect with ws://\n")
+                        }
                     }
                 });
                 let addr = server.listen(port, &address)?;
