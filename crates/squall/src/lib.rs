@@ -11,9 +11,10 @@
 //! | `tcp` | `squall-tcpserver` | `tornado.tcpserver`, `tornado.tcpclient`, `tornado.netutil` |
 //! | `httputil` | `squall-httputil` | `tornado.httputil` |
 //! | `http` | `squall-httpserver` | `tornado.httpserver`, `tornado.http1connection` |
+//! | `websocket` | `squall-websocket` | `tornado.websocket` |
 //!
 //! Cargo features pick the layers: `ioloop`, `iostream`, `tcp`, `httputil` and `http`
-//! (the default, which pulls in everything below it).
+//! (the default, which pulls in everything below it), and `websocket` on top.
 //!
 //! # Example
 //!
@@ -89,6 +90,9 @@ pub use squall_httputil as httputil;
 
 #[cfg(feature = "http")]
 pub use squall_httpserver as http;
+
+#[cfg(feature = "websocket")]
+pub use squall_websocket as websocket;
 
 /// The README's code blocks, compiled as doctests so that they stay true.
 #[cfg(all(doctest, feature = "http"))]
