@@ -9,6 +9,16 @@
 //!   and its `101` headers, the client's request headers and its checks of the answer.
 //! - [`DeflateConfig`] and [`DeflateParams`]: permessage-deflate's negotiation, with
 //!   both context-takeover settings and both window sizes; inflated size is capped.
+//! - [`WebSocket`]: an open connection for either end (Tornado's `WebSocketHandler` and
+//!   `WebSocketClientConnection` methods): [`write_message`](WebSocket::write_message),
+//!   [`send`](WebSocket::send) with back-pressure, [`next`](WebSocket::next),
+//!   [`ping`](WebSocket::ping), [`close`](WebSocket::close), keep-alive pings, a close
+//!   timeout and a bounded write queue ([`WebSocketConfig`]).
+//! - The server on squall's `HttpServer`: a [`WebSocketHandler`] (`open`, `on_message`,
+//!   `on_close`, `on_ping`, `on_pong`, `check_origin`, `select_subprotocol`) answered
+//!   with [`websocket_response`], or the async form with [`websocket_response_with`];
+//!   [`WebSocketUpgrade`] for the streaming handler style.
+//! - The client: [`websocket_connect`].
 //!
 //! Bad input from the peer is a [`ProtocolError`] that names the close code to fail the
 //! connection with (1002, 1007 or 1009), found as early as the bytes allow: an invalid
@@ -49,6 +59,10 @@
 //!
 //! # Differences from Tornado
 //!
+//! - `on_message` is an `async fn`, awaited before the next message is read: messages
+//!   are handled one at a time and in order (Tornado's rule for coroutine handlers).
+//! - Writes are bounded by `max_write_buffer_size` (default 20 MiB; Tornado has no
+//!   bound): past it the connection is dropped.
 //! - Only version 13 (RFC 6455) is spoken; Tornado also accepts the drafts' versions 7
 //!   and 8. Any other version gets 426 with `Sec-WebSocket-Version: 13`.
 //! - A close frame with a code that may not be sent (1004-1006, 1015, 1016-2999, outside
