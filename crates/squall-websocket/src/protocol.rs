@@ -116,6 +116,18 @@ struct Partial {
     valid: usize,
 }
 
+impl Partial {
+    /// The outcome of inflating into `data`. On failure, what inflated before it is
+    /// checked for UTF-8 first, so that the verdict does not depend on how the input
+    /// was split.
+    fn judge(&mut self, inflated: Result<(), ProtocolError>) -> Result<(), ProtocolError> {
+        if inflated.is_err() && self.text {
+            check_utf8_prefix(&self.data, &mut self.valid)?;
+        }
+        inflated
+    }
+}
+
 /// One WebSocket connection's protocol state, without I/O.
 ///
 /// Feed it the bytes read from the peer with [`Protocol::decode`], in pieces of any size;
@@ -372,16 +384,9 @@ impl Protocol {
                 apply_mask(&mut self.scratch, key, frame.offset);
             }
             if let Some(inflater) = &mut self.inflater {
-                if let Err(e) =
-                    inflater.inflate(&self.scratch, &mut message.data, self.max_message_size)
-                {
-                    // What inflated before the failure is judged first, so that the
-                    // verdict does not depend on how the input was split.
-                    if message.text {
-                        check_utf8_prefix(&message.data, &mut message.valid)?;
-                    }
-                    return Err(e);
-                }
+                let inflated =
+                    inflater.inflate(&self.scratch, &mut message.data, self.max_message_size);
+                message.judge(inflated)?;
             }
         } else {
             let start = message.data.len();
@@ -415,12 +420,8 @@ impl Protocol {
                 };
                 if message.compressed {
                     if let Some(inflater) = &mut self.inflater {
-                        if let Err(e) = inflater.finish(&mut message.data, self.max_message_size) {
-                            if message.text {
-                                check_utf8_prefix(&message.data, &mut message.valid)?;
-                            }
-                            return Err(e);
-                        }
+                        let inflated = inflater.finish(&mut message.data, self.max_message_size);
+                        message.judge(inflated)?;
                     }
                 }
                 Ok(Some(Event::Message(if message.text {
