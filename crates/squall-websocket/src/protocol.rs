@@ -103,8 +103,16 @@ struct Frame {
     opcode: OpCode,
     mask: Option<[u8; 4]>,
     remaining: u64,
-    /// Payload bytes already read (for the mask's phase).
-    offset: usize,
+    /// Payload bytes already read, modulo 4: the mask's phase.
+    phase: u8,
+}
+
+/// permessage-deflate's state: both directions' zlib streams, and a buffer for
+/// unmasked or compressed payload on its way through them.
+struct Compression {
+    inflater: Inflater,
+    deflater: Deflater,
+    scratch: Vec<u8>,
 }
 
 /// A data message being reassembled.
@@ -154,12 +162,11 @@ pub struct Protocol {
     frame: Option<Frame>,
     message: Option<Partial>,
     control: Vec<u8>,
-    /// Unmasked compressed payload on its way to the inflater.
-    scratch: Vec<u8>,
-    inflater: Option<Inflater>,
-    deflater: Option<Deflater>,
+    /// permessage-deflate, if negotiated: boxed, so that a connection without it
+    /// carries one pointer.
+    compression: Option<Box<Compression>>,
     /// The client's masking keys (RFC 6455 §5.3).
-    masks: Option<Rng>,
+    masks: Option<Box<Rng>>,
     received_close: bool,
     sent_close: bool,
     failed: Option<ProtocolError>,
@@ -174,8 +181,8 @@ impl Protocol {
         deflate: Option<(DeflateParams, u32)>,
         max_message_size: usize,
     ) -> Protocol {
-        let (inflater, deflater) = match deflate {
-            None => (None, None),
+        let compression = match deflate {
+            None => None,
             Some((p, level)) => {
                 let (mine, theirs) = match role {
                     Role::Server => (
@@ -187,13 +194,14 @@ impl Protocol {
                         (p.server_max_window_bits, p.server_no_context_takeover),
                     ),
                 };
-                (
-                    Some(Inflater::new(theirs.0.max(9), theirs.1)),
-                    Some(Deflater::new(level, mine.0, mine.1)),
-                )
+                Some(Box::new(Compression {
+                    inflater: Inflater::new(theirs.0.max(9), theirs.1),
+                    deflater: Deflater::new(level, mine.0, mine.1),
+                    scratch: Vec::new(),
+                }))
             }
         };
-        let masks = (role == Role::Client).then(Rng::new);
+        let masks = (role == Role::Client).then(|| Box::new(Rng::new()));
         Protocol {
             role,
             max_message_size,
@@ -202,9 +210,7 @@ impl Protocol {
             frame: None,
             message: None,
             control: Vec::new(),
-            scratch: Vec::new(),
-            inflater,
-            deflater,
+            compression,
             masks,
             received_close: false,
             sent_close: false,
@@ -219,7 +225,7 @@ impl Protocol {
 
     /// Whether permessage-deflate is on.
     pub fn compressed(&self) -> bool {
-        self.inflater.is_some()
+        self.compression.is_some()
     }
 
     /// Whether the peer's close frame has arrived.
@@ -272,7 +278,7 @@ impl Protocol {
             *input = rest;
             frame.remaining -= n as u64;
             self.payload(&frame, chunk)?;
-            frame.offset += n;
+            frame.phase = ((usize::from(frame.phase) + n) % 4) as u8;
             if frame.remaining > 0 {
                 self.frame = Some(frame);
                 return Ok(None);
@@ -317,7 +323,8 @@ impl Protocol {
         if h.mask.is_some() != (self.role == Role::Server) {
             return Err(ProtocolError::Masking);
         }
-        if h.rsv1 && (self.inflater.is_none() || !matches!(h.opcode, OpCode::Text | OpCode::Binary))
+        if h.rsv1
+            && (self.compression.is_none() || !matches!(h.opcode, OpCode::Text | OpCode::Binary))
         {
             return Err(ProtocolError::ReservedBits);
         }
@@ -356,7 +363,7 @@ impl Protocol {
             opcode: h.opcode,
             mask: h.mask,
             remaining: h.len,
-            offset: 0,
+            phase: 0,
         });
         Ok(())
     }
@@ -370,7 +377,7 @@ impl Protocol {
             let start = self.control.len();
             self.control.extend_from_slice(chunk);
             if let Some(key) = frame.mask {
-                apply_mask(&mut self.control[start..], key, frame.offset);
+                apply_mask(&mut self.control[start..], key, usize::from(frame.phase));
             }
             return Ok(());
         }
@@ -378,21 +385,22 @@ impl Protocol {
             return Ok(());
         };
         if message.compressed {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(chunk);
-            if let Some(key) = frame.mask {
-                apply_mask(&mut self.scratch, key, frame.offset);
-            }
-            if let Some(inflater) = &mut self.inflater {
+            if let Some(c) = &mut self.compression {
+                c.scratch.clear();
+                c.scratch.extend_from_slice(chunk);
+                if let Some(key) = frame.mask {
+                    apply_mask(&mut c.scratch, key, usize::from(frame.phase));
+                }
                 let inflated =
-                    inflater.inflate(&self.scratch, &mut message.data, self.max_message_size);
+                    c.inflater
+                        .inflate(&c.scratch, &mut message.data, self.max_message_size);
                 message.judge(inflated)?;
             }
         } else {
             let start = message.data.len();
             message.data.extend_from_slice(chunk);
             if let Some(key) = frame.mask {
-                apply_mask(&mut message.data[start..], key, frame.offset);
+                apply_mask(&mut message.data[start..], key, usize::from(frame.phase));
             }
         }
         // A message that ends with this piece is checked once, whole, by finish_frame;
@@ -419,8 +427,8 @@ impl Protocol {
                     return Ok(None);
                 };
                 if message.compressed {
-                    if let Some(inflater) = &mut self.inflater {
-                        let inflated = inflater.finish(&mut message.data, self.max_message_size);
+                    if let Some(c) = &mut self.compression {
+                        let inflated = c.inflater.finish(&mut message.data, self.max_message_size);
                         message.judge(inflated)?;
                     }
                 }
@@ -506,13 +514,15 @@ impl Protocol {
         out: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
         self.check_open()?;
-        match &mut self.deflater {
-            Some(deflater) if deflater.enabled() => {
-                let mut compressed = std::mem::take(&mut self.scratch);
+        match self.compression.as_deref_mut() {
+            Some(c) if c.deflater.enabled() => {
+                let mut compressed = std::mem::take(&mut c.scratch);
                 compressed.clear();
-                deflater.compress(payload, &mut compressed);
+                c.deflater.compress(payload, &mut compressed);
                 self.frame_out(true, true, opcode, &compressed, out);
-                self.scratch = compressed;
+                if let Some(c) = &mut self.compression {
+                    c.scratch = compressed;
+                }
             }
             _ => self.frame_out(true, false, opcode, payload, out),
         }

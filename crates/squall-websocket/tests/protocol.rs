@@ -32,10 +32,25 @@ fn frame(fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
 
 /// Raw deflate with a sync flush, the tail stripped (RFC 7692 §7.2.1).
 fn compress(compress: &mut Compress, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 64);
-    compress
-        .compress_vec(data, &mut out, FlushCompress::Sync)
-        .unwrap();
+    let mut out = Vec::new();
+    let mut input = data;
+    loop {
+        out.reserve(input.len() + 1024);
+        let before = compress.total_in();
+        compress
+            .compress_vec(input, &mut out, FlushCompress::Sync)
+            .unwrap();
+        input = &input[(compress.total_in() - before) as usize..];
+        // Done once the input is taken and the flush fitted with room to spare.
+        if input.is_empty() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    if out.is_empty() {
+        // zlib writes no second flush marker for no new input: an empty message is one
+        // 0x00 byte (RFC 7692 §7.2.3.6).
+        return vec![0];
+    }
     assert!(out.ends_with(&[0, 0, 0xFF, 0xFF]));
     out.truncate(out.len() - 4);
     out
