@@ -64,14 +64,21 @@ pub(crate) const RUNS: [RunSpec; 4] = [
 ];
 
 /// Every server the bench knows, in table order.
-pub(crate) const SERVERS: [&str; 6] = [
-    "squall", "floor", "hyper-ct", "hyper-mt", "nginx", "tornado",
+pub(crate) const SERVERS: [&str; 7] = [
+    "squall",
+    "squall-log",
+    "floor",
+    "hyper-ct",
+    "hyper-mt",
+    "nginx",
+    "tornado",
 ];
 
 /// A human name for a server id.
 pub(crate) fn server_label(id: &str) -> &str {
     match id {
         "squall" => "squall (hello, 1 thread)",
+        "squall-log" => "squall, access log on (README's command)",
         "floor" => "floor (bare epoll)",
         "hyper-ct" => "hyper, tokio current-thread",
         "hyper-mt" => "hyper, tokio multi-thread (1 worker)",
@@ -138,6 +145,8 @@ pub(crate) struct Results {
 struct Settings {
     quick: bool,
     json: bool,
+    /// Skip the criterion step (for quick A/B runs of a few servers).
+    no_criterion: bool,
     only: Option<Vec<String>>,
     rounds: usize,
     duration: Duration,
@@ -166,6 +175,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     let mut flags = Flags::new("bench", args);
     let quick = flags.flag("--quick");
     let json = flags.flag("--json");
+    let no_criterion = flags.flag("--no-criterion");
     let only = flags.option("--only")?.map(|s| {
         s.split(',')
             .map(|p| p.trim().to_owned())
@@ -190,6 +200,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     let settings = Settings {
         quick,
         json,
+        no_criterion,
         only,
         rounds,
         // `--quick` must finish in under two minutes after the first build: 24 counted
@@ -254,7 +265,7 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
             continue;
         }
         let available = match id {
-            "squall" => tools.squall_hello.is_some(),
+            "squall" | "squall-log" => tools.squall_hello.is_some(),
             "floor" => true,
             "hyper-ct" | "hyper-mt" => tools.hyper.is_some(),
             "nginx" => tools.nginx.is_some(),
@@ -282,10 +293,16 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
     .filter(|(n, _)| *n != "squall" || wanted(s, "squall"))
     .collect();
     let agreement = tools.wrk.is_some() && servers.iter().any(|x| x == "floor");
+    // The access-log variant holds idle connections exactly as `squall` does.
+    let memory_servers: Vec<String> = servers
+        .iter()
+        .filter(|id| *id != "squall-log")
+        .cloned()
+        .collect();
     let steps = 1
         + s.rounds * servers.len() * RUNS.len()
         + usize::from(agreement) * 3
-        + servers.len() * memory_counts.len()
+        + memory_servers.len() * memory_counts.len()
         + s.rounds * echo_servers.len();
     let pb = ProgressBar::new(steps as u64);
     pb.set_style(
@@ -298,8 +315,12 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
     }
 
     // 1. Criterion.
-    pb.set_message("criterion micro-benchmarks");
-    criterion(s, &tools, &target, &mut res, &pb);
+    if s.no_criterion {
+        res.criterion_note = "skipped (`--no-criterion`)".to_owned();
+    } else {
+        pb.set_message("criterion micro-benchmarks");
+        criterion(s, &tools, &target, &mut res, &pb);
+    }
     pb.inc(1);
 
     // 2. End-to-end HTTP, servers alternating within each round.
@@ -354,7 +375,7 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
     }
 
     // 3. Memory.
-    for id in &servers {
+    for id in &memory_servers {
         for &n in memory_counts {
             pb.set_message(format!("memory: {id}, {n} idle connections"));
             match memory(&tools, id, n) {
@@ -508,7 +529,7 @@ fn build(
         ("squall", "hello", &mut tools.squall_hello),
         ("squall-tcpserver", "echo", &mut tools.squall_echo),
     ] {
-        if example == "hello" && !wanted(s, "squall") {
+        if example == "hello" && !wanted(s, "squall") && !wanted(s, "squall-log") {
             continue;
         }
         let file = root.join(format!("crates/{package}/examples/{example}.rs"));
@@ -640,6 +661,20 @@ fn start_server(tools: &Tools, id: &str) -> anyhow::Result<(Guard, SocketAddr)> 
             c.args(["--port", &p, "--threads", "1", "--quiet"]);
             c
         }
+        // As the README starts it: the access log on, on standard error (sent to
+        // /dev/null below, where each write is still a system call but costs the
+        // kernel little, and a long run leaves no gigabyte log behind).
+        "squall-log" => {
+            let mut c = Command::new(
+                tools
+                    .squall_hello
+                    .as_ref()
+                    .context("squall hello not built")?,
+            );
+            c.args(["--port", &p, "--threads", "1"])
+                .env_remove("RUST_LOG");
+            c
+        }
         "floor" => {
             let mut c = Command::new(&tools.floor);
             c.args(["--port", &p]);
@@ -676,6 +711,9 @@ fn start_server(tools: &Tools, id: &str) -> anyhow::Result<(Guard, SocketAddr)> 
     };
     let log = tools.out.join("logs").join(format!("{id}.log"));
     proc::to_log(&mut cmd, &log)?;
+    if id == "squall-log" {
+        cmd.stderr(Stdio::null());
+    }
     proc::pin_and_tie(&mut cmd, (proc::cpus() > SERVER_CPU).then_some(SERVER_CPU));
     let mut guard = Guard::spawn(id, &mut cmd)?;
     guard.wait_listening(addr, Duration::from_secs(20), &log)?;

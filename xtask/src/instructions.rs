@@ -1,15 +1,17 @@
 //! `cargo xtask instructions`: user-space instructions per request of squall's `hello`
-//! server, counted by valgrind's callgrind while squall-loadgen drives it.
+//! server and of its peers (the floor, hyper on tokio's current-thread runtime, and
+//! `hello` with its access log on), each counted the same way: valgrind's callgrind
+//! while squall-loadgen drives it, then callgrind's own top functions per server.
 //!
 //! CPU time moves with whatever else the machine runs; an instruction count does not.
 //! It is the figure to compare before and after a change to the request path (the
 //! kernel's share, the syscalls, is not in it: count those with `strace -c`). The run
-//! includes the server's start-up, a fixed cost of well under 1% of a 4-second run.
+//! includes each server's start-up, a fixed cost of well under 1% of a 4-second run.
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -22,11 +24,27 @@ use crate::util;
 /// Pipeline depths measured: one request per read, and TechEmpower-style batches.
 const DEPTHS: [usize; 2] = [1, 16];
 
+/// The servers counted, in table order.
+const SERVERS: [&str; 4] = ["squall", "squall-log", "hyper-ct", "floor"];
+
+/// A human name for a server id.
+fn label(id: &str) -> &str {
+    match id {
+        "squall" => "squall (hello --quiet)",
+        "squall-log" => "squall, access log on",
+        "hyper-ct" => "hyper, tokio current-thread",
+        "floor" => "floor (bare epoll)",
+        other => other,
+    }
+}
+
 pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     proc::require_linux("instructions")?;
     let mut flags = Flags::new("instructions", args);
     let seconds = flags.parsed::<f64>("--seconds")?.unwrap_or(4.0);
     let connections = flags.parsed::<usize>("--connections")?.unwrap_or(4);
+    let top = flags.parsed::<usize>("--top")?.unwrap_or(12);
+    let only = flags.option("--only")?;
     flags.finish()?;
     if !(seconds.is_finite() && seconds > 0.0) {
         bail!("--seconds must be a positive number, not {seconds}");
@@ -34,27 +52,57 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     if connections == 0 {
         bail!("--connections must be at least 1");
     }
+    let servers: Vec<&str> = match &only {
+        None => SERVERS.to_vec(),
+        Some(list) => {
+            let mut v = Vec::new();
+            for id in list.split(',').map(str::trim) {
+                match SERVERS.iter().find(|s| **s == id) {
+                    Some(s) => v.push(*s),
+                    None => bail!(
+                        "--only: unknown server `{id}` (known: {})",
+                        SERVERS.join(", ")
+                    ),
+                }
+            }
+            v
+        }
+    };
     let Some(valgrind) = which("valgrind", &[]) else {
         bail!("valgrind is not installed: `apt install valgrind` (Debian) gives callgrind");
     };
+    let annotate = which("callgrind_annotate", &[]);
 
     let root = util::project_root();
     let target = util::target_dir(&root);
-    for args in [
-        &["build", "--release", "-p", "squall", "--example", "hello"][..],
-        &[
+    let mut builds: Vec<Vec<&str>> =
+        vec![vec!["build", "--release", "-p", "squall-benches", "--bins"]];
+    if servers.iter().any(|s| s.starts_with("squall")) {
+        builds.push(vec![
             "build",
             "--release",
             "-p",
-            "squall-benches",
-            "--bin",
-            "loadgen",
-        ][..],
-    ] {
+            "squall",
+            "--example",
+            "hello",
+        ]);
+    }
+    for args in builds {
         let mut cmd = util::cargo();
         cmd.args(args)
             .current_dir(&root)
             .env("CARGO_TARGET_DIR", &target);
+        util::run(&mut cmd)?;
+    }
+    let peers = target.join("peers");
+    if servers.contains(&"hyper-ct") {
+        // The peers' own workspace, into its own target folder (as `cargo xtask bench`).
+        let manifest = root.join("benches/peers/Cargo.toml");
+        let mut cmd = util::cargo();
+        cmd.args(["build", "--release", "--manifest-path"])
+            .arg(&manifest)
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", &peers);
         util::run(&mut cmd)?;
     }
     let release = target.join("release");
@@ -62,37 +110,103 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
     let mut rows = Vec::new();
-    for depth in DEPTHS {
-        println!(
-            "instructions: hello under callgrind, {connections} connections, pipeline {depth}, {seconds} s"
-        );
-        let run = Run {
-            valgrind: &valgrind,
-            hello: &release.join("examples/hello"),
-            loadgen: &release.join("loadgen"),
-            dir: &dir,
-            connections,
-            depth,
-            seconds,
-        };
-        rows.push((depth, run.measure()?));
+    for &server in &servers {
+        for depth in DEPTHS {
+            println!(
+                "instructions: {} under callgrind, {connections} connections, pipeline {depth}, {seconds} s",
+                label(server)
+            );
+            let run = Run {
+                valgrind: &valgrind,
+                server,
+                command: server_command(server, &release, &peers),
+                loadgen: &release.join("loadgen"),
+                dir: &dir,
+                connections,
+                depth,
+                seconds,
+            };
+            let (requests, total, profile) = run.measure()?;
+            let functions = match &annotate {
+                Some(a) => top_functions(a, &profile, top)?,
+                None => Vec::new(),
+            };
+            rows.push(Row {
+                server,
+                depth,
+                requests,
+                total,
+                functions,
+            });
+        }
     }
-    println!("\n| pipeline | requests | instructions | instructions per request |");
-    println!("|---:|---:|---:|---:|");
-    for (depth, (requests, total)) in &rows {
+
+    for row in &rows {
         println!(
-            "| {depth} | {requests} | {total} | {:.0} |",
-            *total as f64 / (*requests).max(1) as f64
+            "\n{}, pipeline {}: top {top} functions by own instructions per request",
+            label(row.server),
+            row.depth
+        );
+        if row.functions.is_empty() {
+            println!("  (callgrind_annotate not found: it comes with valgrind)");
+        }
+        let per = |n: u64| n as f64 / row.requests.max(1) as f64;
+        for (n, name) in &row.functions {
+            println!("  {:>9.0}  {name}", per(*n));
+        }
+    }
+    println!(
+        "\n| server | pipeline | requests | instructions | instructions per request | ÷ hyper |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let per_req = |r: &Row| r.total as f64 / r.requests.max(1) as f64;
+    for row in &rows {
+        let hyper = rows
+            .iter()
+            .find(|h| h.server == "hyper-ct" && h.depth == row.depth)
+            .map(per_req);
+        let ratio = hyper.map_or("—".to_owned(), |h| format!("{:.2}×", per_req(row) / h));
+        println!(
+            "| {} | {} | {} | {} | {:.0} | {ratio} |",
+            label(row.server),
+            row.depth,
+            row.requests,
+            row.total,
+            per_req(row)
         );
     }
     println!("\ncallgrind profiles: {}", dir.display());
     Ok(())
 }
 
+/// One measured server and depth.
+struct Row<'a> {
+    server: &'a str,
+    depth: usize,
+    requests: u64,
+    total: u64,
+    /// (own instructions, function), largest first.
+    functions: Vec<(u64, String)>,
+}
+
+/// The program and arguments of a server (the port is added by the run).
+fn server_command(server: &str, release: &Path, peers: &Path) -> (PathBuf, Vec<&'static str>) {
+    match server {
+        "squall" => (release.join("examples/hello"), vec!["--quiet"]),
+        "squall-log" => (release.join("examples/hello"), vec![]),
+        "hyper-ct" => (
+            peers.join("release/hyper-hello"),
+            vec!["--runtime", "current", "--threads", "1"],
+        ),
+        _ => (release.join("floor"), vec![]),
+    }
+}
+
 /// One measured run.
 struct Run<'a> {
     valgrind: &'a Path,
-    hello: &'a Path,
+    server: &'a str,
+    command: (PathBuf, Vec<&'static str>),
     loadgen: &'a Path,
     dir: &'a Path,
     connections: usize,
@@ -101,23 +215,33 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Requests answered and instructions counted.
-    fn measure(&self) -> anyhow::Result<(u64, u64)> {
+    /// Requests answered, instructions counted, and the profile's path.
+    fn measure(&self) -> anyhow::Result<(u64, u64, PathBuf)> {
         let port = proc::free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let profile = self
-            .dir
-            .join(format!("callgrind.out.pipeline-{}", self.depth));
-        let log = self.dir.join(format!("hello.pipeline-{}.log", self.depth));
+        let name = format!("{}.pipeline-{}", self.server, self.depth);
+        let profile = self.dir.join(format!("callgrind.out.{name}"));
+        let log = self.dir.join(format!("{name}.log"));
         let _ = fs::remove_file(&profile);
         let mut cmd = Command::new(self.valgrind);
         cmd.arg("--tool=callgrind")
-            .arg(format!("--callgrind-out-file={}", profile.display()))
-            .arg(self.hello)
-            .args(["--port", &port.to_string(), "--quiet"]);
+            .arg(format!("--callgrind-out-file={}", profile.display()));
+        let access_log = self.server == "squall-log";
+        if access_log {
+            // valgrind's own messages to a file of their own: standard error, where the
+            // access log goes, is sent to /dev/null below (as `cargo xtask bench` does).
+            let vlog = self.dir.join(format!("{name}.valgrind.log"));
+            cmd.arg(format!("--log-file={}", vlog.display()));
+        }
+        cmd.arg(&self.command.0)
+            .args(&self.command.1)
+            .args(["--port", &port.to_string()]);
         proc::to_log(&mut cmd, &log)?;
+        if access_log {
+            cmd.stderr(Stdio::null());
+        }
         proc::pin_and_tie(&mut cmd, (proc::cpus() > SERVER_CPU).then_some(SERVER_CPU));
-        let mut server = Guard::spawn("hello under callgrind", &mut cmd)?;
+        let mut server = Guard::spawn(&format!("{} under callgrind", self.server), &mut cmd)?;
         server.wait_listening(addr, Duration::from_secs(120), &log)?;
 
         let duration = Duration::from_secs_f64(self.seconds);
@@ -147,7 +271,10 @@ impl Run<'_> {
         let end = Instant::now() + Duration::from_secs(120);
         while server.child.try_wait()?.is_none() {
             if Instant::now() >= end {
-                bail!("hello under callgrind did not exit within 120 s of SIGINT");
+                bail!(
+                    "{} under callgrind did not exit within 120 s of SIGINT",
+                    self.server
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -159,7 +286,7 @@ impl Run<'_> {
                 profile.display()
             )
         })?;
-        Ok((sample.requests, total))
+        Ok((sample.requests, total, profile))
     }
 }
 
@@ -172,9 +299,73 @@ fn profile_total(text: &str) -> Option<u64> {
     })
 }
 
+/// The `n` functions with the most instructions of their own, by `callgrind_annotate`.
+fn top_functions(annotate: &Path, profile: &Path, n: usize) -> anyhow::Result<Vec<(u64, String)>> {
+    let out = Command::new(annotate)
+        .args(["--inclusive=no", "--auto=no", "--threshold=100"])
+        .arg(profile)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", annotate.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {} failed ({}): {}",
+            annotate.display(),
+            profile.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(parse_annotate(&String::from_utf8_lossy(&out.stdout), n))
+}
+
+/// The function lines of `callgrind_annotate`'s output (`1,234 (5.6%)  file:function
+/// [object]`), summed per function name (a function inlined from several files has a
+/// line per file), the `n` largest.
+fn parse_annotate(text: &str, n: usize) -> Vec<(u64, String)> {
+    let mut sums: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    // The table under the `Ir  file:function` header, up to the next rule.
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.contains("file:function"))
+        .skip(2);
+    for line in lines.by_ref() {
+        if line.starts_with("---") {
+            break;
+        }
+        let line = line.trim();
+        let Some((count, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(count) = count.replace(',', "").parse::<u64>() else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        // The percentage, when present.
+        let rest = match rest.strip_prefix('(') {
+            Some(r) => r.split_once(')').map_or(r, |(_, after)| after).trim_start(),
+            None => rest,
+        };
+        if rest.starts_with("PROGRAM TOTALS") || rest.is_empty() {
+            continue;
+        }
+        // Drop the object file, then the source file before the first ':'.
+        let rest = match rest.rsplit_once(" [") {
+            Some((f, obj)) if obj.ends_with(']') => f,
+            _ => rest,
+        };
+        let name = rest.split_once(':').map_or(rest, |(_, f)| f);
+        *sums.entry(name.to_owned()).or_default() += count;
+    }
+    let mut out: Vec<(u64, String)> = sums.into_iter().map(|(f, c)| (c, f)).collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    out.truncate(n);
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::profile_total;
+    use super::{parse_annotate, profile_total};
 
     #[test]
     fn total_is_read_from_the_profile() {
@@ -182,5 +373,39 @@ mod tests {
         assert_eq!(profile_total(text), Some(603_761_949));
         assert_eq!(profile_total("events: Ir\ntotals: 12\n"), Some(12));
         assert_eq!(profile_total("events: Ir\n"), None);
+    }
+
+    #[test]
+    fn top_functions_are_read_from_callgrind_annotate() {
+        let text = "\
+--------------------------------------------------------------------------------
+Ir
+--------------------------------------------------------------------------------
+603,761,949 (100.0%)  PROGRAM TOTALS
+
+--------------------------------------------------------------------------------
+Ir                   file:function
+--------------------------------------------------------------------------------
+146,283,934 (24.23%)  ./string/../sysdeps/x86_64/multiarch/memmove-vec-unaligned-erms.S:__memcpy_avx_unaligned_erms [/usr/lib/x86_64-linux-gnu/libc.so.6]
+ 52,000,000 ( 8.61%)  crates/squall-httputil/src/head.rs:squall_httputil::head::parse [/t/hello]
+  1,000 ( 0.00%)  ???:<[u8] as core::fmt::Debug>::fmt [/t/hello]
+  2,000 ( 0.00%)  crates/squall-httputil/src/h1.rs:squall_httputil::head::parse [/t/hello]
+--------------------------------------------------------------------------------
+-- Auto-annotated source: crates/squall-httputil/src/head.rs
+--------------------------------------------------------------------------------
+9,999,999,999 ( 0.00%)  => crates/x.rs:not::a::function (12x)
+";
+        let top = parse_annotate(text, 2);
+        assert_eq!(
+            top,
+            vec![
+                (146_283_934, "__memcpy_avx_unaligned_erms".to_owned()),
+                (52_002_000, "squall_httputil::head::parse".to_owned()),
+            ]
+        );
+        assert_eq!(
+            parse_annotate(text, 10)[2].1,
+            "<[u8] as core::fmt::Debug>::fmt"
+        );
     }
 }

@@ -49,14 +49,16 @@ tasks:
           --no-cross   skip the FreeBSD/macOS type-check (never skipped silently)
           --quick      only fmt, tidy, clippy and tests
           --fail-fast  stop at the first failed step
-  bench [--quick] [--json] [--only <server,...>] [--rounds N]
+  bench [--quick] [--json] [--only <server,...>] [--rounds N] [--no-criterion]
         squall against its peers (floor, hyper, nginx, Tornado): criterion, HTTP load
         runs judged by server CPU per request, memory per idle connection, echo MB/s;
         writes target/squall-bench/report.md and chart.svg/.png (see BENCHMARKS.md)
           --quick      one round, short runs (under two minutes)
           --json       also write report.json
-          --only       servers: squall, floor, hyper-ct, hyper-mt, nginx, tornado
+          --only       servers: squall, squall-log (access log on), floor, hyper-ct,
+                       hyper-mt, nginx, tornado
           --rounds     rounds (default 3, 1 with --quick)
+          --no-criterion  skip the criterion micro-benchmarks
   fuzz [--seconds N] [TARGET...]
         runs each cargo-fuzz target of fuzz/ (all by default) for N seconds (default 60)
         on nightly, installing cargo-fuzz if missing; prints executions, exec/s,

@@ -2,11 +2,13 @@
 //! can live with.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::Scheme;
 use http::HeaderValue;
-use squall_httputil::Limits;
+use squall_httputil::{HeaderCase, HeaderCaseMap, Limits};
+use squall_tcpserver::StreamSetup;
 
 /// The server's settings: Tornado's `HTTPServer.initialize` arguments and
 /// `HTTP1ConnectionParameters` in one plain struct.
@@ -114,6 +116,20 @@ pub struct HttpServerConfig {
     /// The `Server` header added to responses that have none. Default `squall`;
     /// `None` sends none.
     pub server_header: Option<HeaderValue>,
+    /// How the names of a response's own headers are spelled on the wire. Default
+    /// [`HeaderCase::Lower`], as `http::HeaderMap` holds them; [`HeaderCase::Title`]
+    /// sends `Content-Type` for `content-type` (hyper's `title_case_headers`), and
+    /// [`HeaderCase::Preserve`] the spellings in
+    /// [`header_spellings`](Self::header_spellings), title case for the rest.
+    pub header_case: HeaderCase,
+    /// The spellings [`HeaderCase::Preserve`] sends (`X-API-Key`, `ETag`...). Default
+    /// empty.
+    pub header_spellings: HeaderCaseMap,
+    /// A step every accepted connection goes through before HTTP is spoken on it: TLS
+    /// (Tornado's `ssl_options`), with `squall-tls`'s `TlsAcceptor`. Requests on such
+    /// connections report its scheme (`https`) unless [`protocol`](Self::protocol) says
+    /// otherwise. Default `None`: plain HTTP.
+    pub stream_setup: Option<Arc<dyn StreamSetup>>,
 }
 
 impl Default for HttpServerConfig {
@@ -136,6 +152,9 @@ impl Default for HttpServerConfig {
             chunk_size: 64 * 1024,
             max_write_buffer_size: 16 * 1024 * 1024,
             server_header: Some(HeaderValue::from_static("squall")),
+            header_case: HeaderCase::Lower,
+            header_spellings: HeaderCaseMap::new(),
+            stream_setup: None,
         }
     }
 }

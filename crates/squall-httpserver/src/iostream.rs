@@ -80,6 +80,13 @@ impl Transport for IoStreamTransport {
         Some(self.stream.clone())
     }
 
+    fn poll_shutdown_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The shutdown takes effect at the call (after the queue is flushed); asking
+        // again on a later poll is harmless and returns its progress.
+        let mut shutdown = self.stream.shutdown_write();
+        Pin::new(&mut shutdown).poll(cx).map_err(stream_error)
+    }
+
     fn buffered_len(&self) -> usize {
         self.stream.read_buffer_capacity() + self.stream.write_buffer_len()
     }

@@ -57,21 +57,26 @@
 //! - **`shutdown(grace)` is new** (Tornado has only `stop` + `close_all_connections`):
 //!   stop accepting, close idle connections, answer requests in flight with
 //!   `Connection: close`, force-close after the grace period.
-//! - **Lingering close**: a connection closed with part of a request unread (an early
-//!   answer, a 413) reads and discards for up to 2 s before closing, so the client
-//!   receives the answer instead of a reset.
+//! - **Closing like nginx**: a connection that ends shuts down its write side right
+//!   after the last response byte (the client sees end-of-file at once), then, when
+//!   part of a request is unread (an early answer, a 413, a request pipelined after
+//!   `Connection: close`), reads and discards for up to 2 s or 1 MiB before closing,
+//!   so the client receives the answer instead of a reset. Tornado closes at once.
 //! - **Header names are written in lower case** when they come from an `http::HeaderMap`
 //!   (HTTP/1.1 names are case-insensitive); the framing headers the encoder adds keep
-//!   their usual spelling.
+//!   their usual spelling. [`HttpServerConfig::header_case`] sends title case, or the
+//!   application's own spellings, for peers that expect them.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod access;
 mod config;
 mod connection;
 mod control;
 mod delegate;
 mod detach;
 mod handler;
+mod interop;
 mod iostream;
 mod server;
 mod spare;
@@ -87,7 +92,9 @@ pub use delegate::{
 pub use detach::{DetachError, Detached, OnUpgrade};
 pub use handler::{handler_fn, BufferedRequest, FnHandler, Response};
 pub use iostream::IoStreamTransport;
-pub use server::{HttpServer, ServerStats};
-pub use squall_httputil::{HttpServerRequest, OutputError, ParseError, RequestHead};
+pub use server::{HttpServer, ServerStats, DEFAULT_UNIX_SOCKET_MODE};
+pub use squall_httputil::{
+    HeaderCase, HeaderCaseMap, HttpServerRequest, OutputError, ParseError, RequestHead,
+};
 pub use transport::{MemoryPeer, MemoryTransport, Transport};
 pub use writer::ResponseWriter;

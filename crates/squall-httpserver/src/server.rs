@@ -11,13 +11,14 @@ use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use squall_httputil::HttpServerRequest;
 use squall_ioloop::{IoLoop, RemoteHandle};
 use squall_iostream::IoStream;
-use squall_tcpserver::{bind_sockets, Family, PeerAddr, TcpServer, DEFAULT_BACKLOG};
+use squall_tcpserver::{
+    bind_sockets, Family, PeerAddr, ServerThreads, TcpServer, Teardown, DEFAULT_BACKLOG,
+};
 
 use crate::config::HttpServerConfig;
 use crate::connection::{Http1Connection, Params};
@@ -25,6 +26,10 @@ use crate::control::{Control, HighWater};
 use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
 use crate::handler::{handler_fn, FnHandler, Response};
 use crate::iostream::IoStreamTransport;
+
+mod signals;
+mod unix;
+pub use unix::DEFAULT_UNIX_SOCKET_MODE;
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -38,6 +43,91 @@ struct ServerShared {
     high_water: HighWater,
     accepted: AtomicU64,
     open: AtomicUsize,
+}
+
+impl ServerShared {
+    fn remotes(&self) -> Vec<RemoteHandle> {
+        self.loops.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Run `op` on every loop serving this server; the countdown reaches zero when each
+    /// has run it (loops already gone count as done).
+    fn on_every_loop(
+        &self,
+        op: impl Fn(&dyn LocalOps, Arc<Countdown>) + Send + Sync + Clone + 'static,
+    ) -> Arc<Countdown> {
+        let remotes = self.remotes();
+        let countdown = Countdown::new(remotes.len());
+        let id = self.id;
+        for r in remotes {
+            let (c, op) = (countdown.clone(), op.clone());
+            let c2 = countdown.clone();
+            let sent = r.add_callback(move || {
+                let mut ran = false;
+                with_local(id, |l| {
+                    ran = true;
+                    op(l, c.clone());
+                });
+                if !ran {
+                    c.done_one();
+                }
+            });
+            if sent.is_err() {
+                c2.done_one();
+            }
+        }
+        countdown
+    }
+
+    /// [`HttpServer::stop`].
+    fn stop(&self) {
+        let _ = self.on_every_loop(|l, c| {
+            l.stop_accepting();
+            c.done_one();
+        });
+    }
+
+    /// [`HttpServer::shutdown`]; `stop_loops`: the server runs on threads of its own,
+    /// whose loops end with it.
+    fn shutdown(
+        self: &Arc<Self>,
+        stop_loops: bool,
+        grace: Duration,
+    ) -> impl Future<Output = ()> + 'static {
+        self.stop();
+        let drained = self.on_every_loop(|l, c| {
+            l.drain();
+            l.when_empty(Box::new(move || c.done_one()));
+        });
+        let force = ForceAll {
+            shared: self.clone(),
+        };
+        let remotes: Vec<RemoteHandle> = if stop_loops {
+            self.remotes()
+        } else {
+            Vec::new()
+        };
+        async move {
+            let finished = {
+                let mut wait = pin!(drained.wait());
+                let mut timer = pin!(squall_ioloop::sleep(grace));
+                poll_fn(|cx| {
+                    if wait.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(true);
+                    }
+                    timer.as_mut().poll(cx).map(|()| false)
+                })
+                .await
+            };
+            if !finished {
+                log::info!("shutdown grace period over; closing the remaining connections");
+                force.run().await;
+            }
+            for r in remotes {
+                r.stop();
+            }
+        }
+    }
 }
 
 /// A countdown that a future on any thread can wait for.
@@ -140,6 +230,12 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
         config: HttpServerConfig,
         shared: Arc<ServerShared>,
     ) -> Rc<Self> {
+        let mut config = config;
+        if config.protocol.is_none() {
+            // A TLS setup makes every request `https` (Tornado: an `SSLIOStream`).
+            let scheme = config.stream_setup.as_ref().and_then(|s| s.scheme());
+            config.protocol = scheme.and_then(|s| http::uri::Scheme::try_from(s).ok());
+        }
         let local = Rc::new(LocalServer {
             io_loop: io_loop.clone(),
             delegate: Rc::new(delegate),
@@ -164,17 +260,24 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
     /// Start accepting on `listeners`, through `squall-tcpserver`'s accept loop
     /// (`accept4` in batches, paused with a backoff when the process runs out of fds).
     fn serve_listeners(self: &Rc<Self>, listeners: Vec<TcpListener>) -> io::Result<()> {
-        let server = self
-            .accepting
+        self.accept_server().add_sockets(listeners)
+    }
+
+    /// This thread's accept loop, made on first use.
+    fn accept_server(self: &Rc<Self>) -> TcpServer {
+        self.accepting
             .borrow_mut()
             .get_or_insert_with(|| {
                 let weak = Rc::downgrade(self);
-                TcpServer::with_io_loop(&self.io_loop, move |stream, peer| {
+                let server = TcpServer::with_io_loop(&self.io_loop, move |stream, peer| {
                     Self::accepted(&weak, stream, peer)
-                })
+                });
+                if let Some(setup) = &self.params.config.stream_setup {
+                    server.set_stream_setup(setup.clone());
+                }
+                server
             })
-            .clone();
-        server.add_sockets(listeners)
+            .clone()
     }
 
     /// A connection from the accept loop: its task's future (it ends at once if the
@@ -338,7 +441,7 @@ pub struct HttpServer<D: HttpServerConnectionDelegate> {
     config: HttpServerConfig,
     shared: Arc<ServerShared>,
     bound: Vec<Bound>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Option<ServerThreads>,
     local: Option<Rc<LocalServer<D>>>,
 }
 
@@ -347,7 +450,10 @@ impl<D: HttpServerConnectionDelegate> std::fmt::Debug for HttpServer<D> {
         f.debug_struct("HttpServer")
             .field("id", &self.shared.id)
             .field("config", &self.config)
-            .field("threads", &self.threads.len())
+            .field(
+                "threads",
+                &self.threads.as_ref().map_or(0, ServerThreads::len),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -380,7 +486,7 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
                 open: AtomicUsize::new(0),
             }),
             bound: Vec::new(),
-            threads: Vec::new(),
+            threads: None,
             local: None,
         }
     }
@@ -486,6 +592,9 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
     /// once every thread is serving; [`join`](Self::join) waits for them to end (after
     /// [`shutdown`](Self::shutdown)).
     ///
+    /// The threads are [`ServerThreads`]: each has its loop made current, and dropping
+    /// the server stops and joins them.
+    ///
     /// # Errors
     /// Binding a thread's listeners, creating a thread or a loop, or registering a
     /// listener failed (threads already started are stopped).
@@ -517,87 +626,25 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
         for b in self.bound.drain(..) {
             sets[0].extend(b.listeners);
         }
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
-        for (i, listeners) in sets.into_iter().enumerate() {
-            let delegate = self.delegate.clone();
-            let config = self.config.clone();
+        let setups = sets.into_iter().map(|listeners| {
+            let (delegate, config) = (self.delegate.clone(), self.config.clone());
             let shared = self.shared.clone();
-            let tx = ready_tx.clone();
-            let handle = std::thread::Builder::new()
-                .name(format!("squall-http-{i}"))
-                .spawn(move || serve_thread(listeners, delegate, config, shared, tx));
-            match handle {
-                Ok(h) => self.threads.push(h),
-                Err(e) => {
-                    self.stop_loops();
-                    return Err(e);
-                }
+            move |io_loop: &IoLoop| -> io::Result<Teardown> {
+                let local = LocalServer::install(io_loop, delegate, config, shared);
+                local.serve_listeners(listeners)?;
+                Ok(Box::new(|| ()))
             }
-        }
-        drop(ready_tx);
-        for _ in 0..n {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    self.stop_loops();
-                    return Err(e);
-                }
-                Err(_) => {
-                    self.stop_loops();
-                    return Err(io::Error::other(
-                        "an HTTP server thread exited during start",
-                    ));
-                }
-            }
-        }
+        });
+        // Threads already started are stopped and joined if one fails.
+        self.threads = Some(ServerThreads::spawn("squall-http", setups)?);
         Ok(())
-    }
-
-    fn remotes(&self) -> Vec<RemoteHandle> {
-        self.shared
-            .loops
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Run `op` on every loop serving this server; the countdown reaches zero when each
-    /// has run it (loops already gone count as done).
-    fn on_every_loop(
-        &self,
-        op: impl Fn(&dyn LocalOps, Arc<Countdown>) + Send + Sync + Clone + 'static,
-    ) -> Arc<Countdown> {
-        let remotes = self.remotes();
-        let countdown = Countdown::new(remotes.len());
-        let id = self.shared.id;
-        for r in remotes {
-            let (c, op) = (countdown.clone(), op.clone());
-            let c2 = countdown.clone();
-            let sent = r.add_callback(move || {
-                let mut ran = false;
-                with_local(id, |l| {
-                    ran = true;
-                    op(l, c.clone());
-                });
-                if !ran {
-                    c.done_one();
-                }
-            });
-            if sent.is_err() {
-                c2.done_one();
-            }
-        }
-        countdown
     }
 
     /// Stop accepting new connections and close the listening sockets (Tornado's
     /// `stop`). Connections already open go on. Idempotent; takes effect on each loop's
     /// next turn.
     pub fn stop(&self) {
-        let _ = self.on_every_loop(|l, c| {
-            l.stop_accepting();
-            c.done_one();
-        });
+        self.shared.stop();
     }
 
     /// Close every open connection at once (Tornado's `close_all_connections`); the
@@ -617,56 +664,15 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
     ///
     /// The future runs on any loop (it waits on a timer of the loop that polls it).
     pub fn shutdown(&self, grace: Duration) -> impl Future<Output = ()> + 'static {
-        self.stop();
-        let drained = self.on_every_loop(|l, c| {
-            l.drain();
-            l.when_empty(Box::new(move || c.done_one()));
-        });
-        let force = ForceAll {
-            shared: self.shared.clone(),
-        };
-        let remotes: Vec<RemoteHandle> = if self.threads.is_empty() {
-            Vec::new()
-        } else {
-            self.remotes()
-        };
-        async move {
-            let finished = {
-                let mut wait = pin!(drained.wait());
-                let mut timer = pin!(squall_ioloop::sleep(grace));
-                poll_fn(|cx| {
-                    if wait.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(true);
-                    }
-                    timer.as_mut().poll(cx).map(|()| false)
-                })
-                .await
-            };
-            if !finished {
-                log::info!("shutdown grace period over; closing the remaining connections");
-                force.run().await;
-            }
-            for r in remotes {
-                r.stop();
-            }
-        }
+        self.shared.shutdown(self.threads.is_some(), grace)
     }
 
     /// Wait for the threads made by [`start`](Self::start) to end (their loops stop at
     /// the end of [`shutdown`](Self::shutdown)).
     pub fn join(&mut self) {
-        for t in self.threads.drain(..) {
-            if t.join().is_err() {
-                log::error!("an HTTP server thread panicked");
-            }
+        if let Some(threads) = self.threads.take() {
+            threads.join();
         }
-    }
-
-    fn stop_loops(&mut self) {
-        for r in self.remotes() {
-            r.stop();
-        }
-        self.join();
     }
 
     /// Counters of this server, readable from any thread.
@@ -756,33 +762,4 @@ fn first_addr(listeners: &[TcpListener]) -> io::Result<SocketAddr> {
         .first()
         .ok_or_else(|| io::Error::other("no address was bound"))?
         .local_addr()
-}
-
-/// One thread of [`HttpServer::start`]: a loop serving `listeners` until stopped.
-fn serve_thread<D: HttpServerConnectionDelegate>(
-    listeners: Vec<TcpListener>,
-    delegate: D,
-    config: HttpServerConfig,
-    shared: Arc<ServerShared>,
-    ready: std::sync::mpsc::Sender<io::Result<()>>,
-) {
-    let setup = || -> io::Result<IoLoop> {
-        let io_loop = IoLoop::new()?;
-        io_loop.make_current();
-        let local = LocalServer::install(&io_loop, delegate, config, shared);
-        local.serve_listeners(listeners)?;
-        Ok(io_loop)
-    };
-    match setup() {
-        Ok(io_loop) => {
-            let _ = ready.send(Ok(()));
-            if let Err(e) = io_loop.start() {
-                log::error!("HTTP server thread loop failed: {e}");
-            }
-            let _ = io_loop.close(true);
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-        }
-    }
 }

@@ -48,6 +48,23 @@ pub trait Transport {
         None
     }
 
+    /// Shut down the sending side once everything written has been sent
+    /// (`shutdown(SHUT_WR)`): the peer reads end-of-file right after the last byte,
+    /// while the connection can still read (and discard) what the peer sends. This is
+    /// how a connection that ends closes, as nginx does: half-close, linger reading for
+    /// a bounded time, then close, so that unread input never turns the close into a
+    /// reset that destroys the response. `Ready(Ok)` once the write side is shut down;
+    /// registers `cx`'s waker while output is still being sent.
+    ///
+    /// The default is `Unsupported`, for a transport without a half-close: the
+    /// connection then lingers with the stream fully open and closes it after.
+    ///
+    /// # Errors
+    /// The stream's error; `Unsupported` as above.
+    fn poll_shutdown_write(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
+    }
+
     /// Bytes the transport holds in buffers of its own (read-ahead, queued writes),
     /// for the connection's memory accounting. Default 0.
     fn buffered_len(&self) -> usize {
@@ -71,6 +88,7 @@ struct Pipe {
     read_waker: Option<Waker>,
     output: BytesMut,
     write_calls: usize,
+    write_shut: bool,
     closed: bool,
 }
 
@@ -155,6 +173,13 @@ impl MemoryPeer {
         self.pipe.borrow().closed
     }
 
+    /// Whether the connection shut down its sending side
+    /// ([`Transport::poll_shutdown_write`]): the peer has read end-of-file after the
+    /// output, whether or not the transport is closed yet.
+    pub fn is_write_shut_down(&self) -> bool {
+        self.pipe.borrow().write_shut
+    }
+
     /// Bytes sent by the peer and not read by the connection yet.
     pub fn unread(&self) -> usize {
         self.pipe.borrow().input.iter().map(Bytes::len).sum()
@@ -174,6 +199,12 @@ impl Transport for MemoryTransport {
                 "transport closed",
             )));
         }
+        if p.write_shut && !out.is_empty() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after shutdown_write",
+            )));
+        }
         if !out.is_empty() {
             p.write_calls += 1;
             if p.output.is_empty() {
@@ -188,6 +219,18 @@ impl Transport for MemoryTransport {
 
     fn close(&mut self) {
         self.pipe.borrow_mut().closed = true;
+    }
+
+    fn poll_shutdown_write(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut p = self.pipe.borrow_mut();
+        if p.closed {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "transport closed",
+            )));
+        }
+        p.write_shut = true;
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -457,12 +457,27 @@ fn gzip_request_bodies() {
     let (out, _) = serve_all(hello(), config, &[&req]);
     assert!(out.ends_with("\r\n\r\nfoo=bar&x=1"), "{out}");
 
-    // Off: the body arrives as sent.
+    // Off (Tornado's GzipUnsupportedTest): the handler runs, the body arrives as sent
+    // and has no body arguments.
     let (out, _) = serve_all(hello(), HttpServerConfig::default(), &[&req]);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
     assert!(
-        out.as_bytes().ends_with(&body) || out.contains("400"),
+        out.ends_with(&*String::from_utf8_lossy(&body))
+            && out.contains(&format!("Content-Length: {}\r\n", body.len())),
         "{out}"
     );
+    let args = handler_fn(|req: squall_httpserver::HttpServerRequest| {
+        std::future::ready(Response::text(format!("{:?}", req.arguments())))
+    });
+    let mut form = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    form.extend_from_slice(&body);
+    let (out, _) = serve_all(args, HttpServerConfig::default(), &[&form]);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\n{}"), "{out}");
 
     // A bomb: 10 MB of zeros in a few KB is refused at max_body_size, not inflated.
     let bomb = gzip(&vec![0u8; 10 << 20]);
@@ -684,7 +699,38 @@ fn a_tls_handshake_on_the_plain_port_is_refused_at_once() {
     let out = text(&peer.take_output());
     assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
     assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert!(peer.is_write_shut_down(), "half-closed after the response");
+    assert!(peer.is_closed(), "closed after lingering (bounded in time)");
+}
+
+// Lingering after a rejected request is bounded in bytes: a peer that keeps sending is
+// read up to the bound, then closed; its output ended with the response.
+#[test]
+fn lingering_is_bounded_in_bytes() {
+    let io_loop = IoLoop::new().unwrap();
+    let (transport, peer) = MemoryTransport::pair();
+    let conn = Http1Connection::new(
+        transport,
+        Rc::new(hello()),
+        HttpServerConfig::default(),
+        None,
+    );
+    peer.send(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n");
+    let piece = Bytes::from(vec![b'z'; 64 * 1024]);
+    for _ in 0..64 {
+        peer.send_bytes(piece.clone()); // 4 MiB the server does not want
+    }
+    io_loop.run_sync(conn.serve(), TIMEOUT).unwrap();
+    let out = text(&peer.take_output());
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    assert!(peer.is_write_shut_down());
     assert!(peer.is_closed());
+    let unread = peer.unread();
+    assert!(
+        unread > 0 && unread < 4 * 1024 * 1024 - 1024 * 1024 + 64 * 1024,
+        "read {} bytes before closing",
+        4 * 1024 * 1024 - unread
+    );
 }
 
 // A whole response whose own Content-Length does not match its body is answered with
@@ -750,4 +796,87 @@ fn response_writer_write_on_head_writes_nothing_and_succeeds() {
         responses[1].ends_with("6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"),
         "{out}"
     );
+}
+
+// Header names in the case the application wants: title case (hyper's
+// title_case_headers), or its own spellings (preserve case); lower case by default.
+#[test]
+fn header_name_case_options() {
+    let handler = || {
+        handler_fn(|_req: squall_httpserver::HttpServerRequest| {
+            let mut r = Response::text("x");
+            r.headers
+                .insert("x-api-key", http::HeaderValue::from_static("k"));
+            r.headers
+                .insert("etag", http::HeaderValue::from_static("\"1\""));
+            std::future::ready(r)
+        })
+    };
+    let req: &[&[u8]] = &[b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"];
+    let (out, _) = serve_all(handler(), HttpServerConfig::default(), req);
+    assert!(out.contains("\r\nx-api-key: k\r\n"), "{out}");
+    assert!(out.contains("\r\nserver: squall\r\n"), "{out}");
+
+    let title = HttpServerConfig {
+        header_case: squall_httputil::HeaderCase::Title,
+        ..HttpServerConfig::default()
+    };
+    let (out, _) = serve_all(handler(), title, req);
+    assert!(out.contains("\r\nX-Api-Key: k\r\n"), "{out}");
+    assert!(out.contains("\r\nEtag: \"1\"\r\n"), "{out}");
+    assert!(out.contains("\r\nContent-Type: "), "{out}");
+    assert!(out.contains("\r\nServer: squall\r\n"), "{out}");
+
+    let mut spellings = squall_httputil::HeaderCaseMap::new();
+    spellings.insert("X-API-Key");
+    spellings.insert("ETag");
+    let preserve = HttpServerConfig {
+        header_case: squall_httputil::HeaderCase::Preserve,
+        header_spellings: spellings,
+        ..HttpServerConfig::default()
+    };
+    let (out, _) = serve_all(handler(), preserve, req);
+    assert!(out.contains("\r\nX-API-Key: k\r\n"), "{out}");
+    assert!(out.contains("\r\nETag: \"1\"\r\n"), "{out}");
+    assert!(out.contains("\r\nContent-Type: "), "{out}");
+}
+
+// BodyLimitsTest.test_body_timeout with the idle timeout far longer than the body
+// timeout, and a body that keeps trickling: only the body timeout can end it.
+#[test]
+fn body_timeout_ends_a_trickled_body() {
+    let config = HttpServerConfig {
+        idle_connection_timeout: Duration::from_secs(3600),
+        header_timeout: Duration::from_secs(3600),
+        body_timeout: Some(Duration::from_millis(200)),
+        ..HttpServerConfig::default()
+    };
+    let io_loop = IoLoop::new().unwrap();
+    let (transport, peer) = MemoryTransport::pair();
+    let conn = Http1Connection::new(transport, Rc::new(hello()), config, None);
+    peer.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab");
+    let sender = peer.clone();
+    let started = std::time::Instant::now();
+    io_loop
+        .run_sync(
+            async move {
+                let task = IoLoop::current().unwrap().spawn(conn.serve());
+                // A byte every 40 ms: each read is far within the idle timeout.
+                while !sender.is_closed() && started.elapsed() < Duration::from_secs(5) {
+                    sender.send(b"x");
+                    squall_ioloop::sleep(Duration::from_millis(40)).await;
+                }
+                task.await.unwrap();
+            },
+            TIMEOUT,
+        )
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(peer.is_closed());
+    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "not ended by the body timeout: {elapsed:?}"
+    );
+    assert!(peer.take_output().is_empty(), "closed without a response");
 }

@@ -508,3 +508,113 @@ fn streamed_upload_1gib() {
     let peak = streamed_upload(1 << 30);
     assert!(peak <= 512 * 1024, "server held {peak} bytes at once");
 }
+
+/// Read until end-of-file: everything received, and how long after the last byte the
+/// end-of-file came. A reset (which would destroy a response in flight) fails the test.
+fn read_to_eof(c: &mut Client) -> (String, Duration) {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let mut last = Instant::now();
+    loop {
+        match std::io::Read::read(&mut c.reader, &mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&all).into_owned(), last.elapsed()),
+            Ok(n) => {
+                all.extend_from_slice(&buf[..n]);
+                last = Instant::now();
+            }
+            Err(e) => panic!(
+                "reading the response failed ({e}) after {:?}",
+                String::from_utf8_lossy(&all)
+            ),
+        }
+    }
+}
+
+/// End-of-file must follow the last response byte within this (issue: nginx-style close).
+const PROMPT_EOF: Duration = Duration::from_millis(100);
+
+// Every path that ends a connection closes like nginx: the write side is shut down right
+// after the last response byte, so the client reads the whole response and then
+// end-of-file at once, never a reset; the server lingers reading what is still coming.
+#[test]
+fn connection_ends_with_prompt_eof_and_no_reset() {
+    let s = server();
+    let cases: Vec<(&str, Vec<u8>, &str, usize)> = vec![
+        (
+            "framing error with a request behind it",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "HTTP/1.1 400 ",
+            1,
+        ),
+        (
+            "TLS handshake on the plain port",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(),
+            "HTTP/1.1 400 ",
+            1,
+        ),
+        (
+            "rejected request with its body still coming",
+            {
+                let mut r = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 900000000\r\n\r\n".to_vec();
+                r.extend_from_slice(&vec![b'a'; 64 * 1024]);
+                r
+            },
+            "HTTP/1.1 413 ",
+            1,
+        ),
+        (
+            "Connection: close with a request pipelined behind it",
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "HTTP/1.1 200 OK\r\n",
+            1,
+        ),
+        (
+            "HTTP/1.0",
+            b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+            "HTTP/1.1 200 OK\r\n",
+            1,
+        ),
+        (
+            "keep-alive requests, then Connection: close",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            "HTTP/1.1 200 OK\r\n",
+            2,
+        ),
+    ];
+    for (what, request, status, responses) in cases {
+        let mut c = s.client();
+        c.send(&request);
+        let (out, eof_after) = read_to_eof(&mut c);
+        assert!(out.starts_with(status), "{what}: {out}");
+        assert_eq!(out.matches("HTTP/1.1 ").count(), responses, "{what}: {out}");
+        assert!(
+            eof_after < PROMPT_EOF,
+            "{what}: end-of-file {eof_after:?} after the last byte"
+        );
+    }
+}
+
+// The drain path: a request in flight when the server shuts down is answered with
+// `Connection: close`, and end-of-file follows at once.
+#[test]
+fn drained_connection_ends_with_prompt_eof() {
+    let flags = Flags::default();
+    let f = flags.clone();
+    let s = serve(move || HttpServer::new(app(f)));
+    let mut busy = s.client();
+    busy.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    while !flags.entered.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    s.start_shutdown(Duration::from_secs(30));
+    flags.release.store(true, Ordering::SeqCst);
+    let (out, eof_after) = read_to_eof(&mut busy);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert!(out.ends_with("slow done"), "{out}");
+    assert!(
+        eof_after < PROMPT_EOF,
+        "end-of-file {eof_after:?} after the last byte"
+    );
+    s.wait();
+}

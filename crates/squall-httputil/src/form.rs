@@ -8,6 +8,7 @@ use http::{header, HeaderMap};
 use memchr::memmem;
 
 use crate::error::ParseError;
+use crate::headers::parse_headers;
 use crate::url::{parse_qs_bytes, url_unescape, Arguments};
 
 /// An uploaded file from a multipart/form-data body (Tornado's `HTTPFile`).
@@ -193,45 +194,17 @@ fn parse_part(
     if eoh > config.max_part_header_size {
         return Err(ParseError::PartHeaderTooLarge);
     }
-    let head = std::str::from_utf8(&part[..eoh]).map_err(|_| ParseError::InvalidMultipart)?;
-    let mut disposition: Option<String> = None;
-    let mut content_type: Option<String> = None;
-    // Which header a continuation line would extend: 1 disposition, 2 type, 0 another.
-    let mut last = 0u8;
-    let mut seen_any = false;
-    for line in head.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.starts_with([' ', '\t']) {
-            // A continuation line, joined with one space as Tornado's HTTPHeaders.
-            let prev = match last {
-                1 => disposition.as_mut(),
-                2 => content_type.as_mut(),
-                _ if seen_any => continue,
-                _ => None,
-            };
-            let prev = prev.ok_or(ParseError::InvalidMultipart)?;
-            prev.push(' ');
-            prev.push_str(line.trim());
-            continue;
-        }
-        let (name, value) = line.split_once(':').ok_or(ParseError::InvalidMultipart)?;
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(ParseError::InvalidMultipart);
-        }
-        seen_any = true;
-        last = if name.eq_ignore_ascii_case("content-disposition") {
-            disposition = Some(value.trim().to_owned());
-            1
-        } else if name.eq_ignore_ascii_case("content-type") {
-            content_type = Some(value.trim().to_owned());
-            2
-        } else {
-            0
-        };
-    }
-    let disposition = disposition.unwrap_or_default();
-    let (kind, params) = parse_header_params(&disposition);
+    // The part's header block, as Tornado parses it (HTTPHeaders.parse).
+    let headers = parse_headers(&part[..eoh]).map_err(|_| ParseError::InvalidMultipart)?;
+    let text = |name: header::HeaderName| -> Result<Option<&str>, ParseError> {
+        headers
+            .get(name)
+            .map(|v| std::str::from_utf8(v.as_bytes()).map_err(|_| ParseError::InvalidMultipart))
+            .transpose()
+    };
+    let disposition = text(header::CONTENT_DISPOSITION)?;
+    let content_type = text(header::CONTENT_TYPE)?.map(str::to_owned);
+    let (kind, params) = parse_header_params(disposition.unwrap_or_default());
     if !kind.eq_ignore_ascii_case("form-data") || !part.ends_with(b"\r\n") {
         return Err(ParseError::InvalidMultipart);
     }

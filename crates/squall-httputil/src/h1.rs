@@ -60,8 +60,9 @@ use crate::body::{Decoded, LengthDecoder};
 use crate::chunked::ChunkedDecoder;
 use crate::error::{OutputError, ParseError};
 use crate::head::{BodyKind, HeadParser, RequestHead};
+use crate::headers::{HeaderCase, HeaderCaseMap};
 use crate::limits::Limits;
-use crate::response::{BodyFraming, EncodedBuf, RequestInfo, ResponseEncoder};
+use crate::response::{BodyFraming, EncodedBuf, HeadStyle, RequestInfo, ResponseEncoder};
 
 /// What [`ServerConn::poll`] found in the input.
 #[derive(Debug, Clone)]
@@ -156,6 +157,8 @@ pub struct ServerConn {
     pending: SmallVec<[Pending; 4]>,
     response: Option<ResponseEncoder>,
     server_header: Option<HeaderValue>,
+    header_case: HeaderCase,
+    spellings: Option<Arc<HeaderCaseMap>>,
     /// Made on the first chunked body, then reset in place for each one; boxed so that
     /// a connection that never sees one (and an idle one) stays small.
     chunked: Option<Box<ChunkedDecoder>>,
@@ -179,6 +182,8 @@ impl ServerConn {
             pending: SmallVec::new(),
             response: None,
             server_header: None,
+            header_case: HeaderCase::Lower,
+            spellings: None,
             chunked: None,
             trailers: None,
             body_limit,
@@ -219,6 +224,23 @@ impl ServerConn {
     /// `HTTPServer` sends `Server: TornadoServer/x.y`); `None` (the default) adds none.
     pub fn set_server_header(&mut self, value: Option<HeaderValue>) {
         self.server_header = value;
+    }
+
+    /// How the names of the caller's headers are spelled in responses (hyper's
+    /// `title_case_headers` and `preserve_header_case`): lower case as the `HeaderMap`
+    /// holds them (the default), title case, or the spellings of `spellings` (title
+    /// case for names it does not list). See [`HeaderCase`].
+    pub fn set_header_case(&mut self, case: HeaderCase, spellings: Option<Arc<HeaderCaseMap>>) {
+        self.header_case = case;
+        self.spellings = spellings;
+    }
+
+    fn style(&self) -> HeadStyle<'_> {
+        HeadStyle {
+            server: self.server_header.as_ref(),
+            case: self.header_case,
+            spellings: self.spellings.as_deref(),
+        }
     }
 
     /// Give back a request's `HeaderMap` once done with it, so a later head reuses its
@@ -406,9 +428,21 @@ impl ServerConn {
     }
 
     /// Append the interim `100 Continue` for a request that sent
-    /// `Expect: 100-continue`, when the caller wants its body.
-    pub fn write_continue(&mut self, out: &mut BytesMut) {
-        crate::response::write_continue(out);
+    /// `Expect: 100-continue`, when the caller wants its body. Written only while that
+    /// body is still to be read, on HTTP/1.1, before the final response has started and
+    /// while the connection is not closing; returns whether it was.
+    pub fn write_continue(&mut self, out: &mut BytesMut) -> bool {
+        let wanted = matches!(self.read, Read::Body { .. })
+            && !self.closing
+            && self.response.is_none()
+            && self
+                .pending
+                .last()
+                .is_some_and(|p| p.version == Version::HTTP_11 && !p.body_done);
+        if wanted {
+            crate::response::write_continue(out);
+        }
+        wanted
     }
 
     fn next_request(&self) -> Result<RequestInfo, OutputError> {
@@ -444,7 +478,7 @@ impl ServerConn {
             status,
             headers,
             None,
-            self.server_header.as_ref(),
+            self.style(),
             out,
         )?);
         Ok(())
@@ -541,7 +575,7 @@ impl ServerConn {
             status,
             headers,
             Some(body.len() as u64),
-            self.server_header.as_ref(),
+            self.style(),
             out,
         )?;
         if let BodyFraming::Length(n) = enc.framing() {

@@ -15,6 +15,8 @@
 //! - [`HttpServerRequest`] with its [`Arguments`], [`HttpFile`]s and cookies;
 //!   [`parse_qs_bytes`], [`parse_body_arguments`], [`parse_multipart_form_data`],
 //!   [`parse_cookie`], [`url_concat`], [`split_host_and_port`], [`format_timestamp`].
+//! - [`parse_headers`]: a block of header lines on its own (Tornado's
+//!   `HTTPHeaders.parse`); [`HeaderCase`]: how response header names are spelled.
 //! - [`GzipInflater`]: `Content-Encoding: gzip` request bodies, inflated size capped.
 //!
 //! Every parser is linear in its input and bounded by a cap ([`Limits`],
@@ -76,6 +78,8 @@ mod form;
 mod gzip;
 pub mod h1;
 mod head;
+mod headers;
+mod interop;
 mod limits;
 pub mod pool;
 mod request;
@@ -93,6 +97,8 @@ pub use form::{
 };
 pub use gzip::GzipInflater;
 pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead, MAX_EMPTY_LINES};
+pub use headers::{parse_headers, HeaderCase, HeaderCaseMap};
+pub use interop::ClientInfo;
 pub use limits::Limits;
 pub use request::{HttpHeadersExt, HttpServerRequest};
 pub use response::{

@@ -10,6 +10,7 @@ use http::{StatusCode, Version};
 use crate::chunked::{encode_chunk, encode_last_chunk, ChunkHeader};
 use crate::error::{OutputError, ParseError};
 use crate::head::{list_items, parse_decimal};
+use crate::headers::{put_name, HeaderCase, HeaderCaseMap};
 
 /// What a response needs to know about the request it answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,17 @@ pub(crate) fn put_u64(out: &mut BytesMut, mut n: u64) {
         }
     }
     out.put_slice(&buf[i..]);
+}
+
+/// What a connection adds to every response head it writes, and how it spells names.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HeadStyle<'a> {
+    /// A `Server` value for responses without one.
+    pub(crate) server: Option<&'a HeaderValue>,
+    /// The spelling of names from the `HeaderMap`.
+    pub(crate) case: HeaderCase,
+    /// The spellings [`HeaderCase::Preserve`] uses.
+    pub(crate) spellings: Option<&'a HeaderCaseMap>,
 }
 
 /// Appends one header line, `name: value` and CRLF.
@@ -170,21 +182,22 @@ impl ResponseEncoder {
         headers: &HeaderMap,
         out: &mut BytesMut,
     ) -> Result<ResponseEncoder, OutputError> {
-        Self::start_inner(req, status, headers, None, None, out)
+        Self::start_inner(req, status, headers, None, HeadStyle::default(), out)
     }
 
-    /// `start`, with a Content-Length to add when `headers` has none, and a Server
-    /// value to add when `headers` has none.
+    /// `start`, with a Content-Length to add when `headers` has none, and the
+    /// connection's `style` (a Server value to add when `headers` has none, the
+    /// spelling of names).
     pub(crate) fn start_inner(
         req: &RequestInfo,
         status: StatusCode,
         headers: &HeaderMap,
         auto_length: Option<u64>,
-        server: Option<&HeaderValue>,
+        style: HeadStyle<'_>,
         out: &mut BytesMut,
     ) -> Result<ResponseEncoder, OutputError> {
         let mark = out.len();
-        let result = Self::start_unguarded(req, status, headers, auto_length, server, out);
+        let result = Self::start_unguarded(req, status, headers, auto_length, style, out);
         if result.is_err() {
             out.truncate(mark);
         }
@@ -196,7 +209,7 @@ impl ResponseEncoder {
         status: StatusCode,
         headers: &HeaderMap,
         auto_length: Option<u64>,
-        server: Option<&HeaderValue>,
+        style: HeadStyle<'_>,
         out: &mut BytesMut,
     ) -> Result<ResponseEncoder, OutputError> {
         let code = status.as_u16();
@@ -238,7 +251,14 @@ impl ResponseEncoder {
             if memchr::memchr2(b'\r', b'\n', v).is_some() {
                 bad_value = true;
             }
-            put_header_line(out, name.as_str().as_bytes(), v);
+            if style.case == HeaderCase::Lower {
+                put_header_line(out, name.as_str().as_bytes(), v);
+            } else {
+                put_name(out, name, style.case, style.spellings);
+                out.put_slice(b": ");
+                out.put_slice(v);
+                out.put_slice(b"\r\n");
+            }
         }
         if transfer_encoding {
             return Err(OutputError::FramingHeaderNotAllowed);
@@ -269,9 +289,10 @@ impl ResponseEncoder {
             BodyFraming::CloseDelimited
         };
         let keep_alive = req.keep_alive && !user_close && framing != BodyFraming::CloseDelimited;
-        if let Some(v) = server.filter(|_| !has_server) {
+        if let Some(v) = style.server.filter(|_| !has_server) {
             // Spelled as a name from a `HeaderMap` is.
-            out.put_slice(b"server: ");
+            put_name(out, &header::SERVER, style.case, style.spellings);
+            out.put_slice(b": ");
             out.put_slice(v.as_bytes());
             out.put_slice(b"\r\n");
         }

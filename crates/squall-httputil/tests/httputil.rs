@@ -471,3 +471,54 @@ mod arbitrary {
         }
     }
 }
+
+// Tornado: HTTPHeadersTest.test_multi_line, test_optional_cr, test_malformed_continuation
+// and the "no colon" case, for the public header-block parser.
+#[test]
+fn parse_headers_contracts() {
+    use squall_httputil::parse_headers;
+    let data = "Foo: bar\n baz\nAsdf: qwer\n\tzxcv\nFoo: even\n     more\n     lines\n"
+        .replace('\n', "\r\n");
+    let h = parse_headers(data.as_bytes()).unwrap();
+    assert_eq!(h["asdf"], "qwer zxcv");
+    let foo: Vec<_> = h.get_all("foo").iter().collect();
+    assert_eq!(foo, ["bar baz", "even more lines"]);
+    // CRLF and bare LF both end lines; empty lines are skipped; values are trimmed.
+    let h = parse_headers(b"CRLF: crlf\r\nLF: lf\n\r\n  \nX:  padded \t\r\n").unwrap();
+    assert_eq!(h["crlf"], "crlf");
+    assert_eq!(h["lf"], "lf");
+    assert_eq!(h["x"], "padded");
+    assert_eq!(h.len(), 3);
+    // A bare CR is not a line end, and not allowed in a value.
+    assert_eq!(
+        parse_headers(b"CR: cr\rMore: more\r\n"),
+        Err(ParseError::InvalidHeaderValue)
+    );
+    assert_eq!(
+        parse_headers(b" Foo: bar\r\n"),
+        Err(ParseError::ObsoleteLineFolding)
+    );
+    assert_eq!(
+        parse_headers(b"Foo bar\r\n"),
+        Err(ParseError::InvalidHeaderName)
+    );
+    assert_eq!(
+        parse_headers(b"Foo : bar\r\n"),
+        Err(ParseError::WhitespaceBeforeColon)
+    );
+    assert_eq!(
+        parse_headers(b"F@o: bar\r\n"),
+        Err(ParseError::InvalidHeaderName)
+    );
+    assert_eq!(parse_headers(b"").unwrap().len(), 0);
+    // Values may be empty, and obs-text bytes are kept.
+    let h = parse_headers(b"Empty:\r\nLatin: caf\xe9\r\n").unwrap();
+    assert_eq!(h["empty"], "");
+    assert_eq!(h["latin"].as_bytes(), b"caf\xe9");
+    // More fields than a HeaderMap can hold is an error, not a panic.
+    let many: String = (0..40_000).map(|i| format!("X-{i}: b\n")).collect();
+    assert!(matches!(
+        parse_headers(many.as_bytes()),
+        Err(ParseError::TooManyHeaders)
+    ));
+}

@@ -713,11 +713,15 @@ proptest! {
         let mut conn = ServerConn::new(Limits { max_pipelined: 4, ..Limits::default() });
         let (mut input, mut out) = (BytesMut::new(), BytesMut::new());
         let mut stopped = false;
+        // Once `should_close` holds it holds for good: no more events, no more output.
+        let mut closed = false;
         for op in ops {
+            let out_before = out.len();
             match op {
                 Op::Feed(bytes) => {
                     input.extend_from_slice(&bytes);
                     while let Some(e) = conn.poll(&mut input) {
+                        prop_assert!(!closed, "event after should_close: {:?}", e);
                         prop_assert!(!stopped, "event after an error or EOF: {:?}", e);
                         if let Event::Error(_) = e {
                             stopped = true;
@@ -740,13 +744,21 @@ proptest! {
                 Op::Respond(status, n) => {
                     let _ = conn.respond(StatusCode::from_u16(status).unwrap(), &HeaderMap::new(), &vec![b'y'; n.into()], &mut out);
                 }
-                Op::Continue => conn.write_continue(&mut out),
+                Op::Continue => {
+                    conn.write_continue(&mut out);
+                }
                 Op::Eof => {
                     let _ = conn.read_eof(&input);
                     stopped = true;
                 }
                 Op::MaxBody(n) => conn.set_max_body_size(n.into()),
             }
+            if closed {
+                prop_assert!(conn.should_close(), "should_close went back to false");
+                prop_assert_eq!(out.len(), out_before, "output after should_close");
+                prop_assert!(!conn.is_responding());
+            }
+            closed |= conn.should_close();
         }
     }
 }

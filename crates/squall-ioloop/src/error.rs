@@ -135,7 +135,8 @@ impl From<RunSyncError> for io::Error {
     }
 }
 
-/// Why a [`JoinHandle`](crate::JoinHandle) has no output.
+/// Why a [`JoinHandle`](crate::JoinHandle) or an
+/// [`ExecutorFuture`](crate::ExecutorFuture) has no output.
 #[non_exhaustive]
 pub enum JoinError {
     /// The task panicked; the payload is kept so it can be resumed

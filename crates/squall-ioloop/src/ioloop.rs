@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     slow: Cell<Option<Duration>>,
     watching: Cell<bool>,
     watch: RefCell<Option<Watch>>,
+    /// `set_default_executor`'s choice (`None`: the process-wide pool).
+    pub(crate) executor: RefCell<Option<Arc<dyn crate::blocking::Executor>>>,
 }
 
 /// Tornado's `IOLoop`: a level-triggered reactor over a [`Poller`], with callbacks,
@@ -191,6 +193,7 @@ impl IoLoop {
                 slow: Cell::new(None),
                 watching: Cell::new(false),
                 watch: RefCell::new(None),
+                executor: RefCell::new(None),
             }),
         })
     }
@@ -551,6 +554,9 @@ impl IoLoop {
         inner.running.set(true);
         inner.entered.set(true);
         let _enter = Enter::new(self);
+        // Log lines of this thread wait for the end of the iteration (and are written
+        // when `start` returns or unwinds).
+        let _deferred = crate::logger::Deferred::enter();
         let res = loop {
             match self.iterate() {
                 Ok(true) => {}
@@ -650,6 +656,8 @@ impl IoLoop {
                 w.idle();
             }
         }
+        // The iteration's log lines, in one write, before the loop may block.
+        crate::logger::flush();
         {
             let mut events = inner.events.borrow_mut();
             inner.poller.borrow_mut().poll(&mut events, timeout)?;

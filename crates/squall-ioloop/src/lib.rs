@@ -151,6 +151,7 @@
 #![warn(unreachable_pub)]
 
 mod backend;
+mod blocking;
 mod clock;
 mod error;
 mod executor;
@@ -158,19 +159,23 @@ mod fault;
 mod gen;
 mod handlers;
 mod ioloop;
+pub mod logger;
 mod pages;
 mod periodic;
 mod remote;
+pub mod signal;
 mod task;
 mod timer;
 mod watchdog;
 
 pub use backend::{default_poller, poller_by_name};
+pub use blocking::{run_on, Executor, ExecutorFuture, Job, ThreadPool};
 pub use error::{Closed, JoinError, LoopError, PeriodicError, RunSyncError, TimeoutError};
 pub use executor::JoinHandle;
 pub use gen::{sleep, sleep_until, with_timeout, Sleep};
 pub use ioloop::IoLoop;
 pub use periodic::PeriodicCallback;
 pub use remote::{RemoteHandle, SignalCallback};
+pub use signal::SignalHandler;
 pub use squall_poller::{Interest, Poller, Ready};
 pub use timer::{Deadline, Timeout};

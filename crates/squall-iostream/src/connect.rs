@@ -41,9 +41,29 @@ impl IoStream {
     /// [`StreamError::Closed`] with the OS error if the socket cannot be created or the
     /// connect fails at once; `Other` (as [`CloseCause::Io`]) if no loop is current.
     pub fn start_connect(addr: SocketAddr) -> Result<IoStream, StreamError> {
+        IoStream::start_connect_from(addr, None)
+    }
+
+    /// As [`start_connect`](IoStream::start_connect), from a chosen local address:
+    /// the socket is bound to `source` before it connects (Tornado's `source_ip` and
+    /// `source_port`; port 0 lets the OS pick the port, an unspecified IP the
+    /// interface).
+    ///
+    /// # Errors
+    ///
+    /// As [`start_connect`](IoStream::start_connect), and the OS error of `bind`
+    /// (`EADDRNOTAVAIL` for an address this host does not have, `EADDRINUSE` for a port
+    /// in use, `EINVAL`/`EAFNOSUPPORT` for a source of the other family).
+    pub fn start_connect_from(
+        addr: SocketAddr,
+        source: Option<SocketAddr>,
+    ) -> Result<IoStream, StreamError> {
         let io_err = |e: io::Error| StreamError::Closed(CloseCause::Io(Arc::new(e)));
         let io_loop = IoLoop::current().ok_or_else(|| io_err(no_loop()))?;
         let socket = nonblocking_tcp_socket(Domain::for_address(addr)).map_err(io_err)?;
+        if let Some(source) = source {
+            socket.bind(&SockAddr::from(source)).map_err(io_err)?;
+        }
         let connecting = match socket.connect(&SockAddr::from(addr)) {
             Ok(()) => false,
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => true,

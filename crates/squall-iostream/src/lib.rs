@@ -80,6 +80,13 @@
 //! concurrent writer's waker live in a part boxed on first use. Registered with the
 //! loop, it adds the loop's 48-byte handler entry and an 8-byte handler box.
 //!
+//! # The ecosystem's I/O traits
+//!
+//! With the cargo feature `futures-io`, `IoStream` implements
+//! `futures_io::AsyncRead`/`AsyncWrite`; with `tokio`, tokio's `AsyncRead`/`AsyncWrite`
+//! (the traits only: no tokio runtime runs). Codecs and protocol crates written for
+//! either then run on the squall loop; the `compat` module gives the rules.
+//!
 //! # Errors
 //!
 //! [`StreamError::Closed`] carries a [`CloseCause`]: end-of-file, a reset (quiet, logged
@@ -114,10 +121,13 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+pub mod compat;
 mod connect;
 mod engine;
 mod error;
 mod fdio;
+mod layer;
 mod read;
 #[cfg(feature = "regex")]
 mod read_regex;
@@ -128,6 +138,7 @@ mod wqueue;
 mod write;
 
 pub use error::{CloseCause, ReadParseError, StreamError};
+pub use layer::Layer;
 /// The `regex` crate, whose [`bytes::Regex`](regex::bytes::Regex)
 /// [`read_until_regex`](IoStream::read_until_regex) takes (the `regex` feature).
 #[cfg(feature = "regex")]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use squall_poller::{sys, syscall, util, Events, Interest, Poller};
 
-use crate::translate::{self, Action, Change, Changes, Filter, RawEvent, Receipt};
+use crate::translate::{self, Action, Applied, Change, Changes, Filter, RawEvent, Receipt};
 
 /// A level-triggered kqueue poller.
 ///
@@ -25,12 +25,23 @@ use crate::translate::{self, Action, Change, Changes, Filter, RawEvent, Receipt}
 #[derive(Debug)]
 pub struct Kqueue {
     kq: OwnedFd,
-    /// Every registered fd and its interest.
-    regs: HashMap<RawFd, Interest>,
+    /// Every registered fd: its interest, and whether the kernel refused its write
+    /// filter.
+    regs: HashMap<RawFd, Reg>,
+    /// The fds watched for WRITE whose write filter the kernel refused (usually none):
+    /// each poll reports them WRITE and HUP itself.
+    refused: Vec<RawFd>,
     /// Raw results for `kevent`, grown to the caller's `Events` capacity once.
     buf: Vec<libc::kevent>,
     /// The same results in our terms, for merging (reused).
     raw: Vec<RawEvent>,
+}
+
+/// One registration.
+#[derive(Debug, Clone, Copy)]
+struct Reg {
+    interest: Interest,
+    write_refused: bool,
 }
 
 fn empty_kevent() -> libc::kevent {
@@ -84,13 +95,37 @@ impl Kqueue {
         Ok(Kqueue {
             kq,
             regs: HashMap::new(),
+            refused: Vec::new(),
             buf: Vec::new(),
             raw: Vec::new(),
         })
     }
 
-    /// Sends `changes` for `fd` in one `kevent` call and checks every receipt.
-    fn apply(&self, fd: RawFd, changes: &Changes) -> io::Result<()> {
+    /// Sends `changes` for `fd` in one `kevent` call and checks every receipt. If a
+    /// change fails, the ones the kernel applied before it are undone (best effort: an
+    /// undo that fails too is logged), so that a failed registration leaves no filter
+    /// behind and a failed modify keeps the old interest.
+    fn apply(&self, fd: RawFd, changes: &Changes) -> io::Result<Applied> {
+        match self.send(fd, changes)? {
+            Ok(applied) => Ok(applied),
+            Err(failed) => {
+                if !failed.undo.is_empty() {
+                    match self.send(fd, &failed.undo) {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(f)) => {
+                            log::warn!("kqueue: undoing a failed change on fd {fd}: {}", f.error)
+                        }
+                        Err(e) => log::warn!("kqueue: undoing a failed change on fd {fd}: {e}"),
+                    }
+                }
+                Err(failed.error)
+            }
+        }
+    }
+
+    /// One `kevent` call with `changes` for `fd` and `EV_RECEIPT`: the call's own error,
+    /// or what the receipts say.
+    fn send(&self, fd: RawFd, changes: &Changes) -> io::Result<Result<Applied, translate::Failed>> {
         let list: &[Change] = changes.as_slice();
         let mut kevs = [empty_kevent(), empty_kevent()];
         for (k, c) in kevs.iter_mut().zip(list) {
@@ -128,7 +163,30 @@ impl Kqueue {
                 data: data_of(k),
             };
         }
-        translate::check_receipts(list, &receipts[..got.min(2)])
+        Ok(translate::check_receipts(list, &receipts[..got.min(2)]))
+    }
+
+    /// Records `fd`'s registration after a successful change to `new`.
+    fn record(
+        &mut self,
+        fd: RawFd,
+        was_refused: bool,
+        changes: &Changes,
+        applied: Applied,
+        new: Interest,
+    ) {
+        let write_refused = translate::write_refused_after(was_refused, changes, applied, new);
+        self.regs.insert(
+            fd,
+            Reg {
+                interest: new,
+                write_refused,
+            },
+        );
+        self.refused.retain(|&f| f != fd);
+        if write_refused {
+            self.refused.push(fd);
+        }
     }
 }
 
@@ -142,15 +200,16 @@ impl Poller for Kqueue {
             // No filter to add, so no kevent call to find a bad fd.
             sys::check_fd(fd)?;
         }
-        self.apply(fd, &changes)?;
-        self.regs.insert(fd, interest);
+        let applied = self.apply(fd, &changes)?;
+        self.record(fd, false, &changes, applied, interest);
         Ok(())
     }
 
     fn modify(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
         let old = *self.regs.get(&fd).ok_or_else(|| util::not_registered(fd))?;
-        self.apply(fd, &translate::changes(old, interest))?;
-        self.regs.insert(fd, interest);
+        let changes = translate::changes(old.interest, interest);
+        let applied = self.apply(fd, &changes)?;
+        self.record(fd, old.write_refused, &changes, applied, interest);
         Ok(())
     }
 
@@ -159,7 +218,9 @@ impl Poller for Kqueue {
             .regs
             .remove(&fd)
             .ok_or_else(|| util::not_registered(fd))?;
-        self.apply(fd, &translate::changes(old, Interest::NONE))
+        self.refused.retain(|&f| f != fd);
+        self.apply(fd, &translate::changes(old.interest, Interest::NONE))
+            .map(drop)
     }
 
     fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
@@ -170,6 +231,12 @@ impl Poller for Kqueue {
         }
         let kq = self.kq.as_raw_fd();
         let buf = &mut self.buf;
+        // An fd reported by the poller itself is ready now: do not wait.
+        let timeout = if self.refused.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
         let n = util::retry_eintr(timeout, |t| {
             let ts = t.map(timespec);
             let tsp = ts
@@ -199,6 +266,11 @@ impl Poller for Kqueue {
             fflags: k.fflags,
             data: data_of(k),
         }));
+        self.raw.extend(
+            self.refused
+                .iter()
+                .map(|&fd| translate::refused_write_event(fd)),
+        );
         translate::merge_into(&mut self.raw, events);
         Ok(events.len())
     }

@@ -64,13 +64,19 @@
 //!   (`ENOENT`) counts as success.
 //! * A pipe whose reader is gone is WRITE and HUP here, ERROR on epoll; the write that
 //!   follows fails with `EPIPE` on both. Older macOS refuses to add a write filter to
-//!   such a pipe with `EPIPE`; that receipt is ignored, as mio does.
+//!   such a pipe with `EPIPE`: the fd is registered all the same, and while it is
+//!   watched for WRITE the poller reports it WRITE and HUP itself (what the filter would
+//!   have said), so that its writer is still woken.
+//! * A change batch (the delete and the add of a `modify`, the two adds of a `register`
+//!   for both directions) that fails halfway is undone: the changes the kernel applied
+//!   before the failing one are reversed, so a failed `register` leaves no filter behind
+//!   and a failed `modify` keeps the old interest.
 //!
 //! This crate cannot run on the Linux machines squall is developed on. Its
 //! translation logic is unit-tested there; the glue is type-checked and linted for
-//! `x86_64-unknown-freebsd`, `x86_64-apple-darwin` and `aarch64-apple-darwin` with the
-//! recipe in the workspace's `CROSSCHECK.md`, and runs the conformance suite on the
-//! macOS and FreeBSD CI jobs.
+//! `x86_64-unknown-freebsd`, `x86_64-apple-darwin` and `aarch64-apple-darwin` by the
+//! `cross` step of `cargo xtask ci` (see CONTRIBUTING.md), and runs the conformance
+//! suite on the macOS and FreeBSD CI jobs.
 
 #[cfg(any(
     target_os = "macos",

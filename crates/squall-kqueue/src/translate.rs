@@ -57,6 +57,16 @@ pub(crate) struct Changes {
 }
 
 impl Changes {
+    fn empty() -> Changes {
+        Changes {
+            list: [Change {
+                filter: Filter::Read,
+                action: Action::Add,
+            }; 2],
+            len: 0,
+        }
+    }
+
     pub(crate) fn as_slice(&self) -> &[Change] {
         &self.list[..self.len]
     }
@@ -76,13 +86,7 @@ impl Changes {
 /// [`Interest::NONE`], `unregister` the move to it; a move to the same interest is no
 /// change at all (and no syscall).
 pub(crate) fn changes(old: Interest, new: Interest) -> Changes {
-    let mut out = Changes {
-        list: [Change {
-            filter: Filter::Read,
-            action: Action::Add,
-        }; 2],
-        len: 0,
-    };
+    let mut out = Changes::empty();
     let dirs = [
         (Filter::Read, old.is_readable(), new.is_readable()),
         (Filter::Write, old.is_writable(), new.is_writable()),
@@ -198,32 +202,131 @@ pub(crate) struct Receipt {
     pub(crate) data: i64,
 }
 
+/// What a batch of changes did, when it did not fail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// The kernel refused to add the write filter with `EPIPE` (a pipe whose reader is
+    /// gone, on older macOS): the fd is registered without it, and the poller reports
+    /// it WRITE and HUP itself while it is watched for WRITE, as the kernel would have
+    /// for the filter (and as epoll reports such a pipe).
+    pub(crate) write_refused: bool,
+}
+
+/// A batch of changes that failed: the error, and the changes that undo what the
+/// kernel did apply before it (a half-done registration must not stay behind).
+#[derive(Debug)]
+pub(crate) struct Failed {
+    pub(crate) error: io::Error,
+    pub(crate) undo: Changes,
+}
+
+/// What the kernel did with one change, by its receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Effect {
+    /// Applied.
+    Done,
+    /// Nothing to do: a delete of a filter that is already gone (`ENOENT`), which is
+    /// what was asked.
+    Nothing,
+    /// The write filter could not be added because the write side is gone (`EPIPE`).
+    WriteRefused,
+    /// A real error.
+    Error(i32),
+    /// No receipt came back for it (the kernel stopped early): unknown.
+    Unknown,
+}
+
+fn effect(change: &Change, receipts: &[Receipt]) -> Effect {
+    let Some(r) = receipts.iter().find(|r| r.filter == Some(change.filter)) else {
+        return Effect::Unknown;
+    };
+    if !r.error || r.data == 0 {
+        return Effect::Done;
+    }
+    let errno = i32::try_from(r.data).unwrap_or(libc::EINVAL);
+    match (change.action, change.filter) {
+        (Action::Delete, _) if errno == libc::ENOENT => Effect::Nothing,
+        (Action::Add, Filter::Write) if errno == libc::EPIPE => Effect::WriteRefused,
+        _ => Effect::Error(errno),
+    }
+}
+
 /// Turns the receipts of `changes` into the call's result: the first real error, as
-/// the OS error it names.
+/// the OS error it names, with the changes that undo the ones that were applied.
 ///
 /// Two errnos are not errors: `ENOENT` for a delete (the filter is already gone, which
 /// is what was asked), and `EPIPE` for adding a write filter (older macOS answers that
-/// for a pipe whose reader is gone; the filter is still useful, as mio found).
-pub(crate) fn check_receipts(changes: &[Change], receipts: &[Receipt]) -> io::Result<()> {
-    for r in receipts {
-        if !r.error || r.data == 0 {
-            continue;
-        }
-        let errno = i32::try_from(r.data).unwrap_or(libc::EINVAL);
-        let action = changes
-            .iter()
-            .find(|c| Some(c.filter) == r.filter)
-            .map(|c| c.action);
-        let harmless = match (action, r.filter) {
-            (Some(Action::Delete), _) => errno == libc::ENOENT,
-            (Some(Action::Add), Some(Filter::Write)) => errno == libc::EPIPE,
-            _ => false,
-        };
-        if !harmless {
-            return Err(io::Error::from_raw_os_error(errno));
+/// for a pipe whose reader is gone; [`Applied::write_refused`] says so, and the poller
+/// reports the fd WRITE and HUP itself).
+pub(crate) fn check_receipts(changes: &[Change], receipts: &[Receipt]) -> Result<Applied, Failed> {
+    let mut applied = Applied::default();
+    let mut error = None;
+    for c in changes {
+        match effect(c, receipts) {
+            Effect::Error(errno) => {
+                error.get_or_insert(errno);
+            }
+            Effect::WriteRefused => applied.write_refused = true,
+            Effect::Done | Effect::Nothing | Effect::Unknown => {}
         }
     }
-    Ok(())
+    let Some(errno) = error else {
+        return Ok(applied);
+    };
+    let mut undo = Changes::empty();
+    for c in changes {
+        if effect(c, receipts) == Effect::Done {
+            undo.push(Change {
+                filter: c.filter,
+                action: match c.action {
+                    Action::Add => Action::Delete,
+                    Action::Delete => Action::Add,
+                },
+            });
+        }
+    }
+    Err(Failed {
+        error: io::Error::from_raw_os_error(errno),
+        undo,
+    })
+}
+
+/// Whether an fd's write filter stays refused after a transition to `new` that sent
+/// `changes` and got `applied`: a new add decides; without one, it stays as it `was`
+/// while WRITE is still wanted.
+pub(crate) fn write_refused_after(
+    was: bool,
+    changes: &Changes,
+    applied: Applied,
+    new: Interest,
+) -> bool {
+    if !new.is_writable() {
+        return false;
+    }
+    let added = changes
+        .as_slice()
+        .iter()
+        .any(|c| c.filter == Filter::Write && c.action == Action::Add);
+    if added {
+        applied.write_refused
+    } else {
+        was
+    }
+}
+
+/// The result the poller reports for an fd whose write filter the kernel refused
+/// ([`Applied::write_refused`]) while it is watched for WRITE: what the filter would
+/// have given, an end-of-file on the write side without a socket error (WRITE and
+/// HUP).
+pub(crate) fn refused_write_event(fd: RawFd) -> RawEvent {
+    RawEvent {
+        fd,
+        filter: Some(Filter::Write),
+        eof: true,
+        error: false,
+        fflags: 0,
+        data: 0,
+    }
 }
 
 /// Longest single wait handed to kevent (68 years); longer timeouts are clamped, which
@@ -419,28 +522,28 @@ mod tests {
         use Action::*;
         use Filter::*;
         let add_both = [ch(Read, Add), ch(Write, Add)];
-        assert!(check_receipts(&add_both, &[receipt(Read, 0), receipt(Write, 0)]).is_ok());
+        assert_eq!(
+            check_receipts(&add_both, &[receipt(Read, 0), receipt(Write, 0)]).unwrap(),
+            Applied::default()
+        );
         let err = check_receipts(
             &add_both,
             &[receipt(Read, libc::EBADF), receipt(Write, libc::EBADF)],
         )
         .unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+        assert_eq!(err.error.raw_os_error(), Some(libc::EBADF));
+        assert!(err.undo.is_empty(), "nothing was applied: {err:?}");
         // The first real error wins.
         let err = check_receipts(&add_both, &[receipt(Read, 0), receipt(Write, libc::ENOMEM)])
             .unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOMEM));
+        assert_eq!(err.error.raw_os_error(), Some(libc::ENOMEM));
         // Deleting a filter that is already gone is what was asked.
         let swap = [ch(Read, Delete), ch(Write, Add)];
         assert!(check_receipts(&swap, &[receipt(Read, libc::ENOENT), receipt(Write, 0)]).is_ok());
         // ENOENT on an add is a real error.
         let err = check_receipts(&[ch(Read, Add)], &[receipt(Read, libc::ENOENT)]).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        // EPIPE adding a write filter (old macOS, pipe without reader) is harmless; on a
-        // read filter it is not.
-        assert!(
-            check_receipts(&add_both, &[receipt(Read, 0), receipt(Write, libc::EPIPE)]).is_ok()
-        );
+        assert_eq!(err.error.kind(), io::ErrorKind::NotFound);
+        // EPIPE on a read filter is a real error too.
         assert!(check_receipts(&add_both, &[receipt(Read, libc::EPIPE)]).is_err());
         // A result without EV_ERROR is no receipt of failure.
         let plain = Receipt {
@@ -449,6 +552,106 @@ mod tests {
             data: 12,
         };
         assert!(check_receipts(&add_both, &[plain]).is_ok());
+    }
+
+    #[test]
+    fn a_refused_write_filter_is_registered_and_reported_write_hup() {
+        use Action::*;
+        use Filter::*;
+        // Older macOS refuses a write filter on a pipe whose reader is gone.
+        let add_both = [ch(Read, Add), ch(Write, Add)];
+        let applied =
+            check_receipts(&add_both, &[receipt(Read, 0), receipt(Write, libc::EPIPE)]).unwrap();
+        assert!(applied.write_refused);
+        let applied = check_receipts(&[ch(Write, Add)], &[receipt(Write, libc::EPIPE)]).unwrap();
+        assert!(applied.write_refused);
+        // The poller reports it as epoll reports such a pipe: writable, hung up.
+        assert_eq!(ready_of(&refused_write_event(5)), Ready::WRITE | Ready::HUP);
+        // Merged with a read result for the same fd, one event.
+        let mut list = [raw(5, Some(Read), true, 0), refused_write_event(5)];
+        let mut ev = Events::with_capacity(4);
+        merge_into(&mut list, &mut ev);
+        assert_eq!(ev.get(5), Some(Ready::READ | Ready::WRITE | Ready::HUP));
+    }
+
+    #[test]
+    fn a_half_done_batch_is_undone() {
+        use Action::*;
+        use Filter::*;
+        // register(BOTH): the read filter went in, the write filter failed. Undo: delete
+        // the read filter.
+        let add_both = [ch(Read, Add), ch(Write, Add)];
+        let err = check_receipts(&add_both, &[receipt(Read, 0), receipt(Write, libc::ENOMEM)])
+            .unwrap_err();
+        assert_eq!(err.undo.as_slice(), [ch(Read, Delete)]);
+        // modify(READ -> WRITE): the read filter was deleted, the write filter failed.
+        // Undo: add the read filter back.
+        let swap = [ch(Read, Delete), ch(Write, Add)];
+        let err =
+            check_receipts(&swap, &[receipt(Read, 0), receipt(Write, libc::ENOMEM)]).unwrap_err();
+        assert_eq!(err.undo.as_slice(), [ch(Read, Add)]);
+        // A delete that found nothing needs no undo (the filter was not there).
+        let err = check_receipts(
+            &swap,
+            &[receipt(Read, libc::ENOENT), receipt(Write, libc::ENOMEM)],
+        )
+        .unwrap_err();
+        assert!(err.undo.is_empty());
+        // The undo of any half-done transition lands back on the old interest.
+        for old in ALL {
+            for new in ALL {
+                let c = changes(old, new);
+                let list = c.as_slice();
+                for failing in 0..list.len() {
+                    let receipts: Vec<Receipt> = list
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| {
+                            receipt(x.filter, if i == failing { libc::ENOMEM } else { 0 })
+                        })
+                        .collect();
+                    let err = check_receipts(list, &receipts).unwrap_err();
+                    let before = (old.is_readable(), old.is_writable());
+                    let mut half = before;
+                    for (i, x) in list.iter().enumerate() {
+                        if i != failing {
+                            half = apply(half, &single(*x));
+                        }
+                    }
+                    assert_eq!(
+                        apply(half, &err.undo),
+                        before,
+                        "{old:?} -> {new:?}, change {failing} failed"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_write_filter_is_remembered_while_write_is_wanted() {
+        let refused = Applied {
+            write_refused: true,
+        };
+        let fine = Applied::default();
+        // register(WRITE) refused: remembered.
+        let c = changes(Interest::NONE, Interest::WRITE);
+        assert!(write_refused_after(false, &c, refused, Interest::WRITE));
+        // WRITE -> BOTH adds only the read filter: still refused.
+        let c = changes(Interest::WRITE, Interest::BOTH);
+        assert!(write_refused_after(true, &c, fine, Interest::BOTH));
+        // WRITE -> READ: no longer wanted, forgotten.
+        let c = changes(Interest::WRITE, Interest::READ);
+        assert!(!write_refused_after(true, &c, fine, Interest::READ));
+        // READ -> WRITE adds it again and the kernel takes it this time.
+        let c = changes(Interest::READ, Interest::WRITE);
+        assert!(!write_refused_after(false, &c, fine, Interest::WRITE));
+    }
+
+    fn single(c: Change) -> Changes {
+        let mut out = Changes::empty();
+        out.push(c);
+        out
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl fmt::Debug for Interest {
 /// What a backend found ready on an fd.
 ///
 /// The meaning of each bit is part of the [`Poller`](crate::Poller) contract and is
-/// pinned by the [conformance suite](crate::conformance):
+/// pinned by the conformance suite (the `conformance` feature):
 ///
 /// * `READ`: a read will not block. That includes end-of-file: a peer that writes and
 ///   then closes gives `READ`, its data is still readable, and the read after it

@@ -1,12 +1,21 @@
 //! The poller seam of squall: the [`Poller`] trait, the [`Interest`] and [`Ready`] bit
 //! sets, the caller-owned [`Events`] buffer, the loop's [`Waker`], and a public
-//! [conformance suite](conformance) that every backend runs.
+//! conformance suite that every backend runs.
 //!
 //! This is Tornado's `tornado/platform/interface.py`: the small object the IOLoop asks
 //! "which fds are ready?". The contract is level-triggered and keyed by fd, like
-//! Tornado's `_impl`; see [`Poller`] for every rule. Backends live in their own crates
-//! (`squall-epoll`, `squall-kqueue`, `squall-select`); a poller of your own proves itself
-//! with [`conformance_tests!`].
+//! Tornado's `_impl`; see [`Poller`] for every rule. Backends live in their own crates:
+//!
+//! | crate | syscall | where |
+//! | --- | --- | --- |
+//! | `squall-epoll` | `epoll(7)` | Linux, Android (the default there) |
+//! | `squall-kqueue` | `kqueue(2)` | macOS, iOS, tvOS, watchOS, FreeBSD (the default there) |
+//! | `squall-poll` | `poll(2)` | every Unix (the default elsewhere) |
+//! | `squall-select` | `select(2)` | every Unix; fds below `FD_SETSIZE` only |
+//!
+//! A poller of your own proves itself with the conformance suite: the `conformance`
+//! feature (off by default; turn it on in your dev-dependency) adds the `conformance`
+//! module and the `conformance_tests!` macro, which generates one `#[test]` per case.
 //!
 //! # Example
 //!
@@ -63,6 +72,7 @@
 
 #![warn(unreachable_pub)]
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod events;
 mod interest;

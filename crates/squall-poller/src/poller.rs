@@ -11,8 +11,8 @@ use crate::{Events, Interest};
 ///
 /// # Contract
 ///
-/// Every implementation keeps these rules, and proves it by running
-/// [`conformance_tests!`](crate::conformance_tests):
+/// Every implementation keeps these rules, and proves it by running the conformance
+/// suite (`conformance_tests!`, behind the `conformance` feature):
 ///
 /// * **Keyed by fd.** An fd is registered at most once. Registering it again fails with
 ///   [`io::ErrorKind::AlreadyExists`]; modifying or unregistering an fd that is not

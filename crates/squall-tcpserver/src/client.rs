@@ -1,73 +1,150 @@
-//! Tornado's `tornado.tcpclient`: [`TcpClient::connect`] with happy eyeballs.
+//! Tornado's `tornado.tcpclient`: [`TcpClient`] with a pluggable [`Resolver`], an
+//! address family, a source address, and happy eyeballs (the logic is in
+//! `connector.rs`; this file drives it with real connects and timers).
 
+use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use squall_ioloop::{sleep, with_timeout, Sleep};
+use squall_ioloop::{sleep, sleep_until, with_timeout};
 use squall_iostream::{IoStream, StreamError};
+
+use crate::connector::{Action, Connector, Outcome};
+use crate::netutil::Family;
 
 /// Tornado's `_INITIAL_CONNECT_TIMEOUT`: how long the first address family gets before
 /// the second one is tried beside it.
 pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(300);
 
-/// Tornado's `TCPClient`: resolves a host and connects to it, trying every address.
+/// The future a [`Resolver`] returns: the addresses, in the order to try them.
+pub type Resolving = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>>>>;
+
+/// Turns a host name into addresses. Tornado's `netutil.Resolver`; plug one in with
+/// [`TcpClient::with_resolver`] (a cache, a DNS client, or a scripted list in tests).
+///
+/// The future runs on the loop's thread and must not block it.
+pub trait Resolver {
+    /// Resolves `host` for `port`. `family` is what the caller asked for (a resolver may
+    /// use it to narrow its lookup; [`TcpClient`] drops addresses of another family
+    /// either way). The order of the result is the order of preference.
+    fn resolve(&self, host: &str, port: u16, family: Family) -> Resolving;
+}
+
+/// The default [`Resolver`]: a literal IP address at once (`[::1]` may be bracketed),
+/// anything else with the system's `getaddrinfo` on a helper thread, so that the loop
+/// never blocks (Tornado's `DefaultExecutorResolver`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultResolver;
+
+impl Resolver for DefaultResolver {
+    fn resolve(&self, host: &str, port: u16, _family: Family) -> Resolving {
+        Box::pin(resolve_system(host.to_owned(), port))
+    }
+}
+
+/// How [`TcpClient::connect_with`] connects: Tornado's `connect(af=..., source_ip=...,
+/// source_port=..., timeout=...)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    family: Family,
+    source_ip: Option<IpAddr>,
+    source_port: Option<u16>,
+    timeout: Option<Duration>,
+}
+
+impl ConnectOptions {
+    /// Any family, no source address, no timeout.
+    pub fn new() -> ConnectOptions {
+        ConnectOptions::default()
+    }
+
+    /// Connects only to addresses of `family` (Tornado's `af`).
+    pub fn family(mut self, family: Family) -> ConnectOptions {
+        self.family = family;
+        self
+    }
+
+    /// Binds the socket to this local address before connecting (Tornado's
+    /// `source_ip`). An address of the other family makes that attempt fail.
+    pub fn source_ip(mut self, ip: IpAddr) -> ConnectOptions {
+        self.source_ip = Some(ip);
+        self
+    }
+
+    /// Binds the socket to this local port before connecting (Tornado's
+    /// `source_port`), on `source_ip` if set, else on the unspecified address of the
+    /// target's family.
+    pub fn source_port(mut self, port: u16) -> ConnectOptions {
+        self.source_port = Some(port);
+        self
+    }
+
+    /// Fails with `TimedOut` if the lookup and the connect together take longer
+    /// (Tornado's `timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> ConnectOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The local address to bind for a connect to `target`, if any.
+    fn source_for(&self, target: &SocketAddr) -> Option<SocketAddr> {
+        if self.source_ip.is_none() && self.source_port.is_none() {
+            return None;
+        }
+        let ip = self.source_ip.unwrap_or(match target {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
+        Some(SocketAddr::new(ip, self.source_port.unwrap_or(0)))
+    }
+}
+
+/// Tornado's `TCPClient`: resolves a host and connects to it, trying every address
+/// with happy eyeballs.
 #[doc(alias = "TCPClient")]
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TcpClient {
     delay: Duration,
+    resolver: Arc<dyn Resolver + Send + Sync>,
 }
 
 impl Default for TcpClient {
     fn default() -> Self {
         TcpClient {
             delay: HAPPY_EYEBALLS_DELAY,
+            resolver: Arc::new(DefaultResolver),
         }
+    }
+}
+
+impl fmt::Debug for TcpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpClient")
+            .field("delay", &self.delay)
+            .finish_non_exhaustive()
     }
 }
 
 type Attempt = Pin<Box<dyn Future<Output = Result<IoStream, StreamError>>>>;
 
-struct Lane {
-    addrs: std::vec::IntoIter<SocketAddr>,
-    current: Option<Attempt>,
-    started: bool,
-}
-
-impl Lane {
-    fn new(addrs: Vec<SocketAddr>) -> Lane {
-        Lane {
-            addrs: addrs.into_iter(),
-            current: None,
-            started: false,
-        }
-    }
-
-    /// Starts the next address; `false` if there is none.
-    fn start_next(&mut self) -> bool {
-        self.started = true;
-        match self.addrs.next() {
-            Some(a) => {
-                self.current = Some(Box::pin(IoStream::connect(a)));
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn exhausted(&self) -> bool {
-        self.started && self.current.is_none() && self.addrs.len() == 0
-    }
-}
-
 impl TcpClient {
-    /// A client with Tornado's 0.3 s happy-eyeballs delay.
+    /// A client with the [`DefaultResolver`] and Tornado's 0.3 s happy-eyeballs delay.
     pub fn new() -> TcpClient {
         TcpClient::default()
+    }
+
+    /// A client that resolves names with `resolver` (Tornado's
+    /// `TCPClient(resolver=...)`).
+    pub fn with_resolver(resolver: impl Resolver + Send + Sync + 'static) -> TcpClient {
+        TcpClient {
+            resolver: Arc::new(resolver),
+            ..TcpClient::default()
+        }
     }
 
     /// Sets how long the first address family runs alone before the second starts.
@@ -75,100 +152,151 @@ impl TcpClient {
         self.delay = delay;
     }
 
-    /// Connects to `host:port` and resolves to the stream. Tornado's
-    /// `TCPClient.connect`.
-    ///
-    /// `host` is resolved (a literal IP without a lookup; a name with `getaddrinfo` on a
-    /// helper thread, so the loop never blocks). The addresses are split by family, the
-    /// family of the first one first (Tornado's `_Connector.split`); its addresses are
-    /// tried one after another, and the other family starts after 0.3 s or as soon as
-    /// the first fails, whichever comes first. The first connection up wins; the others
-    /// are closed. `timeout` spans the lookup and every attempt.
+    /// Connects to `host:port` with the default options and an optional timeout.
+    /// Tornado's `TCPClient.connect(host, port, timeout=...)`; see
+    /// [`connect_with`](TcpClient::connect_with).
     ///
     /// # Errors
     ///
-    /// The resolver's error; `TimedOut` after `timeout`; otherwise the last attempt's OS
-    /// error (a refused connection is `ConnectionRefused` with its errno).
+    /// As [`connect_with`](TcpClient::connect_with).
     pub async fn connect(
         &self,
         host: &str,
         port: u16,
         timeout: Option<Duration>,
     ) -> io::Result<IoStream> {
-        let work = self.connect_inner(host.to_owned(), port);
-        match timeout {
-            None => work.await,
-            Some(t) => match with_timeout(t, work).await {
-                Ok(r) => r,
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("connect to {host}:{port} timed out after {t:?}"),
-                )),
-            },
-        }
+        let mut options = ConnectOptions::new();
+        options.timeout = timeout;
+        self.connect_with(host, port, &options).await
     }
 
-    async fn connect_inner(&self, host: String, port: u16) -> io::Result<IoStream> {
-        let addrs = resolve(host.clone(), port).await?;
+    /// Connects to `host:port` and resolves to the stream. Tornado's
+    /// `TCPClient.connect`.
+    ///
+    /// `host` goes through the client's [`Resolver`]; addresses of another family than
+    /// `options`' are dropped. The rest are split by family, the family of the first
+    /// address first (Tornado's `_Connector.split`); a family's addresses are tried one
+    /// after another, and the other family starts after the happy-eyeballs delay (0.3 s)
+    /// or as soon as an attempt fails, whichever comes first. The first connection up
+    /// wins; every other attempt is closed. The timeout spans the lookup and every
+    /// attempt.
+    ///
+    /// # Errors
+    ///
+    /// The resolver's error; `NotFound` if no address of the family is left; `TimedOut`
+    /// after the timeout; otherwise the last attempt's OS error (a refused connection
+    /// is `ConnectionRefused` with its errno; a source address that cannot be bound,
+    /// `AddrNotAvailable` or `AddrInUse`).
+    pub async fn connect_with(
+        &self,
+        host: &str,
+        port: u16,
+        options: &ConnectOptions,
+    ) -> io::Result<IoStream> {
+        let deadline = options.timeout.map(|t| Instant::now() + t);
+        let timed_out = || {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "connect to {host}:{port} timed out after {:?}",
+                    options.timeout.unwrap_or_default()
+                ),
+            )
+        };
+        let lookup = self.resolver.resolve(host, port, options.family);
+        let addrs = match deadline {
+            None => lookup.await?,
+            Some(d) => with_timeout(d, lookup).await.map_err(|_| timed_out())??,
+        };
+        let addrs: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| options.family.admits(&a.ip()))
+            .collect();
         if addrs.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("{host} has no address"),
+                format!("{host} has no address of the family asked for"),
             ));
         }
-        let (primary, secondary) = split(addrs);
-        let mut lanes = [Lane::new(primary), Lane::new(secondary)];
-        let mut timer: Option<Pin<Box<Sleep>>> = if lanes[1].addrs.len() > 0 {
-            Some(Box::pin(sleep(self.delay)))
-        } else {
-            None
-        };
-        let mut last_err: Option<StreamError> = None;
-        lanes[0].start_next();
+        match self.happy_eyeballs(&addrs, options, deadline).await {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(timed_out()),
+            other => other,
+        }
+    }
+
+    /// Drives a [`Connector`] over `addrs` with real connects, the happy-eyeballs timer
+    /// and the deadline.
+    async fn happy_eyeballs(
+        &self,
+        addrs: &[SocketAddr],
+        options: &ConnectOptions,
+        deadline: Option<Instant>,
+    ) -> io::Result<IoStream> {
+        let mut conn = Connector::new(addrs);
+        let mut delay = conn.has_secondary().then(|| Box::pin(sleep(self.delay)));
+        let mut deadline = deadline.map(|d| Box::pin(sleep_until(d)));
+        let mut attempts: Vec<(usize, Attempt)> = Vec::new();
+        let mut actions = conn.start();
         poll_fn(move |cx: &mut Context<'_>| loop {
-            let mut progressed = false;
-            if let Some(t) = timer.as_mut() {
-                if t.as_mut().poll(cx).is_ready() {
-                    timer = None;
-                    if !lanes[1].started {
-                        lanes[1].start_next();
-                        progressed = true;
+            for action in actions.drain(..) {
+                match action {
+                    Action::Connect(i) => {
+                        let attempt = connect_one(addrs[i], options.source_for(&addrs[i]));
+                        attempts.push((i, Box::pin(attempt)));
                     }
+                    // Dropping a connecting stream closes its socket.
+                    Action::Close(i) => attempts.retain(|(j, _)| *j != i),
                 }
             }
-            for lane in lanes.iter_mut() {
-                let Some(att) = lane.current.as_mut() else {
+            match conn.take_outcome() {
+                Some(Outcome::Failed(e)) => return Poll::Ready(Err(e)),
+                Some(Outcome::TimedOut) => {
+                    return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+                }
+                // Returned below, with its stream.
+                Some(Outcome::Connected(_)) | None => {}
+            }
+            if let Some(d) = deadline.as_mut() {
+                if d.as_mut().poll(cx).is_ready() {
+                    deadline = None;
+                    actions.extend(conn.on_connect_timeout());
                     continue;
+                }
+            }
+            if let Some(t) = delay.as_mut() {
+                if t.as_mut().poll(cx).is_ready() {
+                    delay = None;
+                    actions.extend(conn.on_timeout());
+                }
+            }
+            let mut k = 0;
+            while k < attempts.len() {
+                let res = match attempts[k].1.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        k += 1;
+                        continue;
+                    }
+                    Poll::Ready(res) => res,
                 };
-                match att.as_mut().poll(cx) {
-                    Poll::Pending => {}
-                    Poll::Ready(Ok(stream)) => return Poll::Ready(Ok(stream)),
-                    Poll::Ready(Err(e)) => {
-                        log::debug!("connect attempt failed: {e}");
-                        last_err = Some(e);
-                        lane.current = None;
-                        lane.start_next();
-                        progressed = true;
+                let (i, _) = attempts.swap_remove(k);
+                match res {
+                    Ok(stream) => {
+                        actions.extend(conn.on_success(i));
+                        if let Some(Outcome::Connected(w)) = conn.take_outcome() {
+                            debug_assert_eq!(w, i);
+                            // The other attempts are dropped, so closed, with the future.
+                            return Poll::Ready(Ok(stream));
+                        }
+                        // A late winner: dropped, so closed.
+                    }
+                    Err(e) => {
+                        log::debug!("connect to {} failed: {e}", addrs[i]);
+                        let primary = conn.is_primary(addrs, i);
+                        actions.extend(conn.on_failure(i, primary, stream_to_io(e)));
                     }
                 }
             }
-            // The first family failed for good: start the second at once.
-            if lanes[0].exhausted() && !lanes[1].started {
-                timer = None;
-                lanes[1].start_next();
-                progressed = true;
-            }
-            if lanes
-                .iter()
-                .all(|l| l.exhausted() || (!l.started && l.addrs.len() == 0))
-            {
-                let e = last_err.take().map_or_else(
-                    || io::Error::new(io::ErrorKind::NotFound, "no address to connect to"),
-                    stream_to_io,
-                );
-                return Poll::Ready(Err(e));
-            }
-            if !progressed {
+            if actions.is_empty() && !conn.has_outcome() {
                 return Poll::Pending;
             }
         })
@@ -176,11 +304,14 @@ impl TcpClient {
     }
 }
 
-/// Splits addresses by family: the family of the first address, then the rest, each
-/// in resolver order (Tornado's `_Connector.split`).
-fn split(addrs: Vec<SocketAddr>) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
-    let first_v4 = addrs[0].is_ipv4();
-    addrs.into_iter().partition(|a| a.is_ipv4() == first_v4)
+/// One connect attempt, from `source` if set.
+async fn connect_one(
+    addr: SocketAddr,
+    source: Option<SocketAddr>,
+) -> Result<IoStream, StreamError> {
+    let stream = IoStream::start_connect_from(addr, source)?;
+    stream.wait_connected().await?;
+    Ok(stream)
 }
 
 /// The OS error behind a stream error, rebuilt from its errno when there is one so that
@@ -199,7 +330,7 @@ struct Slot {
 
 /// Resolves `host` without blocking the loop: a literal IP at once, a name on a helper
 /// thread that wakes the task when done.
-async fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
+async fn resolve_system(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
@@ -242,15 +373,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn split_keeps_order_within_family() {
-        let a: Vec<SocketAddr> = ["[::1]:1", "127.0.0.1:2", "[::2]:3", "10.0.0.1:4"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        let (p, s) = split(a.clone());
-        assert_eq!(p, vec![a[0], a[2]]);
-        assert_eq!(s, vec![a[1], a[3]]);
-        let (p, s) = split(vec![a[1], a[0]]);
-        assert_eq!((p, s), (vec![a[1]], vec![a[0]]));
+    fn source_address_follows_the_options() {
+        let v4: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let v6: SocketAddr = "[fe80::1]:80".parse().unwrap();
+        assert_eq!(ConnectOptions::new().source_for(&v4), None);
+        let port_only = ConnectOptions::new().source_port(4000);
+        assert_eq!(
+            port_only.source_for(&v4),
+            Some("0.0.0.0:4000".parse().unwrap())
+        );
+        assert_eq!(
+            port_only.source_for(&v6),
+            Some("[::]:4000".parse().unwrap())
+        );
+        let ip_only = ConnectOptions::new().source_ip("127.0.0.1".parse().unwrap());
+        assert_eq!(
+            ip_only.source_for(&v4),
+            Some("127.0.0.1:0".parse().unwrap())
+        );
     }
 }

@@ -11,7 +11,10 @@
 //! - [`TcpServer`]: `listen`, `add_sockets`, `stop`, and an async `handle_stream`;
 //!   [`ServerThreads`]: `bind` + `start(n)` on n threads, each with its own loop and its
 //!   own `SO_REUSEPORT` listener.
-//! - [`TcpClient::connect`]: every resolved address, in Tornado's happy-eyeballs order.
+//! - [`TcpClient::connect`] / [`connect_with`](TcpClient::connect_with): every
+//!   resolved address, in Tornado's happy-eyeballs order, through a pluggable
+//!   [`Resolver`], with an address family, a source address and port, and a timeout.
+//! - [`is_valid_ip`]: whether a string is a numeric IP address.
 //!
 //! # Example: an echo server
 //!
@@ -58,18 +61,33 @@
 //!   dropped by a full queue.
 //! - **`bind_unix_socket` keeps a live socket**: Tornado removes any socket file at the
 //!   path; squall removes it only if nobody accepts on it.
-//! - **No TLS** (`ssl_options`): out of scope for this layer for now.
+//! - **`TcpClient` options are a value** ([`ConnectOptions`]) instead of keyword
+//!   arguments. A `source_port` without a `source_ip` binds the unspecified address of
+//!   the target's family (Tornado binds loopback, which cannot reach another host).
+//! - **Happy eyeballs is a state machine apart from the I/O**, tested with scripted
+//!   connects as Tornado's `ConnectorTest` does; a resolver is any [`Resolver`].
+//! - **[`is_valid_ip`] parses instead of calling `getaddrinfo`**, and so refuses the
+//!   shorthand IPv4 forms (`127.1`) that `inet_aton` accepts.
+//! - **TLS is a setup step** ([`StreamSetup`]): Tornado's `ssl_options` argument becomes
+//!   [`TcpServer::set_stream_setup`] with `squall-tls`'s `TlsAcceptor`, so this crate does
+//!   not depend on the TLS crate (and builds without a C compiler).
 
 #![warn(unreachable_pub)]
 
 mod client;
+mod connector;
 mod netutil;
 mod server;
+mod setup;
 mod sys;
 
-pub use client::{TcpClient, HAPPY_EYEBALLS_DELAY};
-pub use netutil::{
-    add_accept_handler, bind_sockets, bind_unix_socket, AcceptHandle, Family, PeerAddr,
-    ACCEPTS_PER_EVENT, DEFAULT_BACKLOG,
+pub use client::{
+    ConnectOptions, DefaultResolver, Resolver, Resolving, TcpClient, HAPPY_EYEBALLS_DELAY,
 };
-pub use server::{HandlerOutput, ServerThreads, StreamHandler, TcpServer};
+pub use netutil::{
+    add_accept_handler, bind_sockets, bind_unix_socket, is_valid_ip, AcceptHandle, Family,
+    PeerAddr, ACCEPTS_PER_EVENT, DEFAULT_BACKLOG,
+};
+pub use server::{HandlerOutput, ServerThreads, StreamHandler, TcpServer, Teardown};
+
+pub use setup::{SetupFuture, StreamSetup};

@@ -46,12 +46,35 @@ pub enum Family {
 }
 
 impl Family {
-    fn admits(self, ip: &IpAddr) -> bool {
+    pub(crate) fn admits(self, ip: &IpAddr) -> bool {
         match self {
             Family::Any => true,
             Family::V4 => ip.is_ipv4(),
             Family::V6 => ip.is_ipv6(),
         }
+    }
+}
+
+/// Whether `ip` is a numeric IPv4 or IPv6 address. Tornado's `netutil.is_valid_ip`:
+/// nothing is looked up, so a host name is not an IP.
+///
+/// IPv4 is the dotted quad; the shorthand forms `inet_aton` also takes (`127.1`,
+/// `0x7f.0.0.1`) are refused, as they are in URLs. IPv6 may carry a zone
+/// (`fe80::1%eth0`), as `getaddrinfo` accepts. Empty strings, surrounding spaces and
+/// NUL bytes are refused.
+pub fn is_valid_ip(ip: &str) -> bool {
+    if ip.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    match ip.split_once('%') {
+        Some((addr, zone)) => {
+            addr.parse::<std::net::Ipv6Addr>().is_ok()
+                && !zone.is_empty()
+                && zone
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        }
+        None => false,
     }
 }
 

@@ -19,6 +19,7 @@ use squall_iostream::{IoStream, StreamError};
 use crate::netutil::{
     add_accept_handler, bind_sockets, AcceptHandle, Family, PeerAddr, DEFAULT_BACKLOG,
 };
+use crate::setup::StreamSetup;
 
 /// What a connection handler's future may return: `()`, or a `Result` whose error is
 /// logged (at debug level when it is a [`StreamError`] for a peer that went away, as
@@ -94,6 +95,7 @@ struct ServerInner {
     addrs: RefCell<Vec<SocketAddr>>,
     stopped: Cell<bool>,
     max_buffer_size: Rc<Cell<Option<usize>>>,
+    setup: Rc<RefCell<Option<Arc<dyn StreamSetup>>>>,
 }
 
 /// Tornado's `TCPServer`: accepts connections on one [`IoLoop`] and hands each to a
@@ -146,13 +148,19 @@ impl TcpServer {
         let l = io_loop.clone();
         let max_buffer_size = Rc::new(Cell::new(None));
         let limit = max_buffer_size.clone();
+        let setup: Rc<RefCell<Option<Arc<dyn StreamSetup>>>> = Rc::default();
+        let setup_of = setup.clone();
         let handler = Rc::new(handler);
         let on_connection = Rc::new(move |fd: OwnedFd, address: PeerAddr| {
             let stream = IoStream::from_nonblocking(&l, fd);
             if let Some(n) = limit.get() {
                 stream.set_max_buffer_size(n);
             }
-            spawn_connection(&l, handler.clone(), stream, address);
+            let setup = setup_of.borrow().clone();
+            match setup {
+                None => spawn_connection(&l, handler.clone(), stream, address),
+                Some(s) => spawn_after_setup(&l, handler.clone(), &*s, stream, address),
+            }
         });
         TcpServer {
             inner: Rc::new(ServerInner {
@@ -162,6 +170,7 @@ impl TcpServer {
                 addrs: RefCell::new(Vec::new()),
                 stopped: Cell::new(false),
                 max_buffer_size,
+                setup,
             }),
         }
     }
@@ -170,6 +179,13 @@ impl TcpServer {
     /// (Tornado's `TCPServer(max_buffer_size=...)`).
     pub fn set_max_buffer_size(&self, limit: Option<usize>) {
         self.inner.max_buffer_size.set(limit);
+    }
+
+    /// Runs every connection accepted from now on through `setup` before the handler
+    /// sees it: Tornado's `ssl_options`, with `squall-tls`'s `TlsAcceptor` as the setup.
+    /// A connection whose setup fails is closed (logged at debug level).
+    pub fn set_stream_setup(&self, setup: Arc<dyn StreamSetup>) {
+        *self.inner.setup.borrow_mut() = Some(setup);
     }
 
     /// Binds `port` on `address` (empty: all interfaces; port 0: a free port shared by
@@ -287,6 +303,27 @@ fn spawn_connection<H: StreamHandler>(
     }
 }
 
+/// Runs one connection as a task, after its [`StreamSetup`] (a TLS handshake).
+fn spawn_after_setup<H: StreamHandler>(
+    io_loop: &IoLoop,
+    handler: Rc<H>,
+    setup: &dyn StreamSetup,
+    stream: IoStream,
+    address: PeerAddr,
+) {
+    let ready = setup.setup(stream);
+    drop(io_loop.spawn(async move {
+        match ready.await {
+            Ok(stream) => {
+                let fut = handler.handle_stream(stream, address.clone());
+                drop(handler);
+                fut.await.report(&address);
+            }
+            Err(e) => log::debug!("connection from {address}: setup failed: {e}"),
+        }
+    }));
+}
+
 impl fmt::Debug for TcpServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpServer")
@@ -368,17 +405,48 @@ impl ServerThreads {
             sets.push(ls);
         }
         let factory = Arc::new(factory);
-        let mut out = ServerThreads {
-            addrs,
-            remotes: Vec::with_capacity(n),
-            threads: Vec::with_capacity(n),
-        };
-        for (i, listeners) in sets.into_iter().enumerate() {
-            let (tx, rx) = mpsc::channel::<io::Result<RemoteHandle>>();
+        let setups = sets.into_iter().map(|listeners| {
             let factory = factory.clone();
+            move |io_loop: &IoLoop| -> io::Result<Teardown> {
+                let server = TcpServer::with_io_loop(io_loop, factory());
+                server.add_sockets(listeners)?;
+                Ok(Box::new(move || server.stop()))
+            }
+        });
+        let mut out = ServerThreads::spawn("squall-server", setups)?;
+        out.addrs = addrs;
+        Ok(out)
+    }
+
+    /// Starts one thread per item of `setups`, each with its own [`IoLoop`], made
+    /// current on it: the thread calls its setup with the loop (to register listeners,
+    /// install per-thread state), runs the loop until [`stop`](ServerThreads::stop),
+    /// then runs the teardown the setup returned and closes the loop (logging a failure
+    /// to close). Threads are named `{name}-{i}`. [`start`](ServerThreads::start) and
+    /// the HTTP server's multi-threaded start are both built on it.
+    ///
+    /// Returns once every thread has run its setup. [`local_addrs`](Self::local_addrs)
+    /// is empty: the setups own their sockets.
+    ///
+    /// # Errors
+    ///
+    /// The first setup's error, or the error of creating a thread or its loop; the
+    /// threads already started are stopped and joined first.
+    pub fn spawn<I, S>(name: &str, setups: I) -> io::Result<ServerThreads>
+    where
+        I: IntoIterator<Item = S>,
+        S: FnOnce(&IoLoop) -> io::Result<Teardown> + Send + 'static,
+    {
+        let mut out = ServerThreads {
+            addrs: Vec::new(),
+            remotes: Vec::new(),
+            threads: Vec::new(),
+        };
+        for (i, setup) in setups.into_iter().enumerate() {
+            let (tx, rx) = mpsc::channel::<io::Result<RemoteHandle>>();
             let t = thread::Builder::new()
-                .name(format!("squall-server-{i}"))
-                .spawn(move || serve_thread(listeners, &*factory, tx))?;
+                .name(format!("{name}-{i}"))
+                .spawn(move || serve_thread(setup, tx))?;
             out.threads.push(t);
             match rx.recv() {
                 Ok(Ok(remote)) => out.remotes.push(remote),
@@ -389,7 +457,8 @@ impl ServerThreads {
         Ok(out)
     }
 
-    /// The addresses the first thread listens on (every thread shares the port).
+    /// The addresses the first thread listens on (every thread shares the port); empty
+    /// for threads made by [`spawn`](ServerThreads::spawn).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }
@@ -445,13 +514,15 @@ impl fmt::Debug for ServerThreads {
     }
 }
 
-fn serve_thread<F, H>(
-    listeners: Vec<TcpListener>,
-    factory: &F,
-    tx: mpsc::Sender<io::Result<RemoteHandle>>,
-) where
-    F: Fn() -> H,
-    H: StreamHandler,
+/// What a thread started by [`ServerThreads::spawn`] runs once its loop has stopped
+/// (before the loop is closed): stop its servers, flush what it keeps.
+pub type Teardown = Box<dyn FnOnce()>;
+
+/// The body of every server thread: a loop made current, the setup, the loop until it
+/// is stopped, the teardown, and the loop's close.
+fn serve_thread<S>(setup: S, tx: mpsc::Sender<io::Result<RemoteHandle>>)
+where
+    S: FnOnce(&IoLoop) -> io::Result<Teardown>,
 {
     let io_loop = match IoLoop::new() {
         Ok(l) => l,
@@ -460,18 +531,21 @@ fn serve_thread<F, H>(
             return;
         }
     };
-    let server = TcpServer::with_io_loop(&io_loop, factory());
-    if let Err(e) = server.add_sockets(listeners) {
-        let _ = tx.send(Err(e));
-        return;
-    }
+    io_loop.make_current();
+    let teardown = match setup(&io_loop) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
     if tx.send(Ok(io_loop.remote())).is_err() {
         return;
     }
     if let Err(e) = io_loop.start() {
         log::error!("server loop failed: {e}");
     }
-    server.stop();
+    teardown();
     if let Err(e) = io_loop.close(true) {
         log::error!("closing the server loop failed: {e}");
     }

@@ -40,9 +40,26 @@ fn loud_records() -> Vec<String> {
     CAPTURE.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Open fds of this process (Linux; elsewhere `None`).
-fn open_fds() -> Option<usize> {
-    std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count())
+/// The most fd numbers [`open_fds`] probes.
+const MAX_PROBED_FD: u64 = 1 << 16;
+
+/// The open fds of this process, on any Unix: every fd number below the soft
+/// `RLIMIT_NOFILE` (at most [`MAX_PROBED_FD`]) that `fcntl(F_GETFD)` accepts. No fd is
+/// opened to count them (`/proc/self/fd` exists on Linux only and opens one itself).
+fn open_fds() -> Vec<i32> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a live, writable rlimit.
+    let res = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    assert_eq!(res, 0, "getrlimit: {}", std::io::Error::last_os_error());
+    // rlim_t is u64 on Linux and macOS, i64 on FreeBSD.
+    #[allow(clippy::unnecessary_cast)]
+    let top = (lim.rlim_cur as u64).min(MAX_PROBED_FD);
+    (0..top as i32)
+        .filter(|&fd| squall_poller::sys::check_fd(fd).is_ok())
+        .collect()
 }
 
 const BIG: usize = 32 << 20;
@@ -162,6 +179,14 @@ fn faults_vanishing_clients_and_a_peer_that_never_reads() {
     log::set_max_level(LevelFilter::Warn);
     for backend in common::BACKENDS {
         let before = open_fds();
+        // The count sees a new fd (else the comparison below would prove nothing).
+        let probe = squall_poller::sys::pipe().unwrap();
+        assert_eq!(
+            open_fds().len(),
+            before.len() + 2,
+            "the fd count missed a pipe"
+        );
+        drop(probe);
         common::run(backend, vanishing_clients);
         common::run(backend, peer_never_reads);
         let after = open_fds();

@@ -333,3 +333,57 @@ fn server_threads_share_one_port() {
     threads.join();
     assert!(TcpStream::connect(addr).is_err());
 }
+
+// The per-thread setup hook behind ServerThreads::start and HttpServer::start: each
+// thread runs its setup with its own loop, current; the teardown runs after the loop
+// stops; a failing setup stops the threads already started and returns its error.
+#[test]
+fn server_threads_spawn_runs_each_setup_on_its_own_loop() {
+    use squall_tcpserver::Teardown;
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::channel::<(String, bool)>();
+    let (down_tx, down_rx) = mpsc::channel::<String>();
+    let setups = (0..3).map(|_| {
+        let (tx, down_tx) = (tx.clone(), down_tx.clone());
+        move |io_loop: &IoLoop| -> std::io::Result<Teardown> {
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            let current = IoLoop::current().is_some_and(|l| &l == io_loop);
+            tx.send((name.clone(), current)).unwrap();
+            Ok(Box::new(move || down_tx.send(name).unwrap()))
+        }
+    });
+    let threads = ServerThreads::spawn("hook", setups).unwrap();
+    assert_eq!(threads.len(), 3);
+    assert!(threads.local_addrs().is_empty());
+    let mut seen: Vec<(String, bool)> = (0..3).map(|_| rx.recv().unwrap()).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("hook-0".to_owned(), true),
+            ("hook-1".to_owned(), true),
+            ("hook-2".to_owned(), true)
+        ]
+    );
+    threads.stop();
+    threads.join();
+    let mut down: Vec<String> = down_rx.try_iter().collect();
+    down.sort();
+    assert_eq!(down, vec!["hook-0", "hook-1", "hook-2"]);
+
+    // The second setup fails: its error comes back, the first thread is stopped and
+    // joined (its teardown has run when spawn returns).
+    let (down_tx, down_rx) = mpsc::channel::<usize>();
+    let setups = (0..3).map(|i| {
+        let down_tx = down_tx.clone();
+        move |_: &IoLoop| -> std::io::Result<Teardown> {
+            if i == 1 {
+                return Err(std::io::Error::other("setup 1 fails"));
+            }
+            Ok(Box::new(move || down_tx.send(i).unwrap()))
+        }
+    });
+    let err = ServerThreads::spawn("failing", setups).unwrap_err();
+    assert_eq!(err.to_string(), "setup 1 fails");
+    assert_eq!(down_rx.try_iter().collect::<Vec<_>>(), vec![0]);
+}

@@ -12,6 +12,7 @@
 //! | `httputil` | `squall-httputil` | `tornado.httputil` |
 //! | `http` | `squall-httpserver` | `tornado.httpserver`, `tornado.http1connection` |
 //! | `websocket` | `squall-websocket` | `tornado.websocket` |
+//! | `http_types` | the `http` crate | (the vocabulary: `Method`, `StatusCode`, `Request`...) |
 //!
 //! Cargo features pick the layers: `ioloop`, `iostream`, `tcp`, `httputil` and `http`
 //! (the default, which pulls in everything below it), and `websocket` on top.
@@ -88,9 +89,41 @@ pub use squall_tcpserver as tcp;
 #[cfg(feature = "httputil")]
 pub use squall_httputil as httputil;
 
+/// The `http` crate, re-exported at the version squall's HTTP layers use: `Method`,
+/// `StatusCode`, `HeaderMap`, `Uri`, and `Request`/`Response`, which
+/// `HttpServerRequest` and squall's `Response` convert to and from (so a handler can
+/// hand requests to code written for tower, axum or hyper, and take their responses
+/// back). Named `http_types` because `squall::http` is squall's HTTP server, as in
+/// Tornado (`tornado.httpserver`).
+///
+/// ```
+/// # #[cfg(feature = "http")] {
+/// use squall::http::{HttpServerRequest, Response};
+/// use squall::http_types::{Request, StatusCode};
+///
+/// let req: HttpServerRequest = Request::post("/things").body("hi").unwrap().into();
+/// assert_eq!(req.path(), "/things");
+/// let back: Request<bytes::Bytes> = req.into();
+/// assert_eq!(back.body().as_ref(), b"hi");
+///
+/// let res: Response = squall::http_types::Response::builder()
+///     .status(StatusCode::CREATED)
+///     .body("made")
+///     .unwrap()
+///     .into();
+/// assert_eq!(res.status, StatusCode::CREATED);
+/// # }
+/// ```
+#[cfg(feature = "httputil")]
+pub use ::http as http_types;
+
 #[cfg(feature = "http")]
 pub use squall_httpserver as http;
 
+/// TLS on rustls (Tornado's `SSLIOStream`, `start_tls`, `ssl_options`): the `tls`
+/// feature, off by default (it builds C code: rustls's `ring` provider).
+#[cfg(feature = "tls")]
+pub use squall_tls as tls;
 #[cfg(feature = "websocket")]
 pub use squall_websocket as websocket;
 

@@ -4,10 +4,11 @@
 
 use std::any::Any;
 use std::future::{poll_fn, Future};
+use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use squall_httputil::h1::Event;
 use squall_httputil::{write_error_response, OutputError};
@@ -270,25 +271,81 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
         }
     }
 
-    /// Send what is queued (unless the end is `Dead`), linger if asked, close.
+    /// End the connection as nginx does. `Dead`: close at once. Otherwise send what
+    /// is queued, shut down the write side (the peer reads end-of-file right after the
+    /// last byte), then read and discard what the peer still sends, so that unread
+    /// input never turns the close into a reset that destroys the response: until the
+    /// peer's end-of-file, [`LINGER_TIME`] or [`LINGER_BYTES`]. `Linger` (a request
+    /// left partly unread) always lingers; `Done` only if more input is already there.
+    /// Then close.
     pub(super) async fn close(&mut self, end: End) {
-        let shared = self.shared;
         debug_assert!(end != End::Idle, "an idle connection is not closed here");
-        if end != End::Dead && !shared.borrow().out.is_empty() && self.flush().await.is_err() {
+        if end == End::Dead
+            || (!self.shared.borrow().out.is_empty() && self.flush().await.is_err())
+            || self.shutdown_write().await.is_err()
+        {
             self.conn.transport.close();
             return;
         }
-        if end == End::Linger {
-            let deadline = Instant::now() + LINGER_TIME;
-            let mut discarded = 0;
-            while discarded < LINGER_BYTES {
-                self.inbuf.clear();
-                match self.conn.read(self.inbuf, 0, deadline, false).await {
-                    ReadOutcome::Data => discarded += self.inbuf.len(),
-                    _ => break,
+        // `Done`: a first read that finds nothing waiting ends it.
+        let mut lingering = end == End::Linger;
+        let mut deadline = Instant::now()
+            + if lingering {
+                LINGER_TIME
+            } else {
+                Duration::ZERO
+            };
+        let mut discarded = 0;
+        while discarded < LINGER_BYTES {
+            self.inbuf.clear();
+            match self.conn.read(self.inbuf, 0, deadline, false).await {
+                ReadOutcome::Data => {
+                    discarded += self.inbuf.len();
+                    if !lingering {
+                        lingering = true;
+                        deadline = Instant::now() + LINGER_TIME;
+                    }
                 }
+                _ => break,
             }
         }
+        self.inbuf.clear();
         self.conn.transport.close();
+    }
+
+    /// Half-close (`shutdown(SHUT_WR)`) once the output is sent, bounded by the idle
+    /// timeout. `Err` (logged) when it failed and the connection can only be closed; a
+    /// transport without a half-close is `Ok`: it lingers fully open.
+    async fn shutdown_write(&mut self) -> Result<(), ()> {
+        let idle = self.conn.params.config.idle_connection_timeout;
+        let mut deadline: Option<Instant> = None;
+        poll_fn(|cx| {
+            if self.conn.control.forced() {
+                return Poll::Ready(Err(()));
+            }
+            match self.conn.transport.poll_shutdown_write(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Unsupported => {
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Ready(Err(e)) => {
+                    log_io_error("error shutting down an HTTP connection", &e);
+                    Poll::Ready(Err(()))
+                }
+                Poll::Pending => {
+                    self.conn.control.register(cx.waker());
+                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + idle);
+                    if self.conn.timer.poll(cx, deadline).is_ready() {
+                        log::debug!(
+                            "closing connection from {}: write timeout",
+                            Peer(&self.conn.info)
+                        );
+                        return Poll::Ready(Err(()));
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
     }
 }

@@ -10,8 +10,8 @@ use squall_httputil::ParseError;
 
 use crate::delegate::ConnectionInfo;
 
-/// The `log` target of the one-line-per-request access log (Tornado's `tornado.access`).
-pub const ACCESS_LOG_TARGET: &str = "squall_httpserver::access";
+use crate::access::AccessLine;
+pub use crate::access::ACCESS_LOG_TARGET;
 
 /// Displays a peer address for logs.
 pub(super) struct Peer<'a>(pub(super) &'a ConnectionInfo);
@@ -32,15 +32,14 @@ pub(super) fn log_access(
     ip: Option<IpAddr>,
     start: Instant,
 ) {
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
-    match ip {
-        Some(ip) => {
-            log::info!(target: ACCESS_LOG_TARGET, "{} {method} {uri} ({ip}) {ms:.2}ms", status.as_u16())
-        }
-        None => {
-            log::info!(target: ACCESS_LOG_TARGET, "{} {method} {uri} {ms:.2}ms", status.as_u16())
-        }
+    AccessLine {
+        status,
+        method,
+        uri,
+        ip,
+        elapsed: start.elapsed(),
     }
+    .log();
 }
 
 pub(super) fn log_access_error(info: &ConnectionInfo, e: ParseError) {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use squall_httputil::h1::ServerConn;
-use squall_httputil::Limits;
+use squall_httputil::{HeaderCase, HeaderCaseMap, Limits};
 
 use crate::config::HttpServerConfig;
 use crate::control::{Control, HighWater};
@@ -37,9 +37,8 @@ use self::logs::{log_io_error, Peer};
 use self::timer::LazyTimer;
 
 /// How long a closing connection keeps reading (and discarding) what the client still
-/// sends after a response that ended the connection with part of the request unread,
-/// so that the close does not turn into a reset that destroys the response in flight
-/// (nginx's lingering close).
+/// sends, after shutting down its write side, so that the close does not turn into a
+/// reset that destroys the response in flight (nginx's lingering close).
 const LINGER_TIME: Duration = Duration::from_secs(2);
 /// The most bytes discarded while lingering.
 const LINGER_BYTES: usize = 1024 * 1024;
@@ -50,12 +49,21 @@ pub(crate) struct Params {
     pub(crate) config: HttpServerConfig,
     /// Shared by the connections' parsers (a pointer each, not a copy).
     pub(crate) limits: Arc<Limits>,
+    /// `config.header_spellings`, shared the same way when `HeaderCase::Preserve`
+    /// uses them.
+    pub(crate) spellings: Option<Arc<HeaderCaseMap>>,
 }
 
 impl Params {
     pub(crate) fn new(config: HttpServerConfig) -> Rc<Params> {
         let limits = Arc::new(config.limits());
-        Rc::new(Params { config, limits })
+        let spellings = (config.header_case == HeaderCase::Preserve)
+            .then(|| Arc::new(config.header_spellings.clone()));
+        Rc::new(Params {
+            config,
+            limits,
+            spellings,
+        })
     }
 }
 
@@ -239,6 +247,9 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         // `Connection: close`.
         h1.set_no_keep_alive(config.no_keep_alive || self.control.draining());
         h1.set_server_header(config.server_header.clone());
+        if config.header_case != HeaderCase::Lower {
+            h1.set_header_case(config.header_case, self.params.spellings.clone());
+        }
         let shared = RefCell::new(Shared::new(h1, config));
         let mut busy = Busy {
             conn: self,

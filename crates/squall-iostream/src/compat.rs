@@ -1,0 +1,213 @@
+//! [`IoStream`] as a byte stream of the wider ecosystem: `futures-io`'s
+//! `AsyncRead`/`AsyncWrite` (cargo feature `futures-io`) and tokio's (cargo feature
+//! `tokio`), so codecs and protocol crates written for either run on the squall loop.
+//!
+//! Both pairs of traits share the poll functions below, which keep the stream's rules:
+//!
+//! - **Reads** copy what is buffered first, then make one `read(2)` straight into the
+//!   caller's buffer; `Ok(0)` is end-of-file. A read future of the stream's own
+//!   (`read_until`...) must not be pending at the same time
+//!   ([`StreamError::ReadInProgress`] otherwise).
+//! - **Writes** are copied into the stream's write queue and handed to the OS at once
+//!   when the socket is writable (one `writev` for all that is queued). Backpressure:
+//!   once [`COMPAT_WRITE_HIGH_WATER`] bytes are queued, a write waits until the queue
+//!   has drained, and a write never passes `max_write_buffer_size`.
+//! - **Flush** waits until the queue is empty. **Close** (`poll_close`,
+//!   `poll_shutdown`) flushes, then closes the stream: an `IoStream` has no half-close,
+//!   as Tornado's has none.
+//!
+//! `IoStream`'s own [`write`](IoStream::write), [`flush`](IoStream::flush) and
+//! [`close`](IoStream::close) are inherent methods, so they win over the extension
+//! traits' methods of the same names: call those as `AsyncWriteExt::flush(&mut
+//! stream)` (or hand the stream to a codec, which calls the traits).
+//!
+//! Errors are `io::Error`s made from [`StreamError`] (its `From` conversion keeps the
+//! OS error's kind); a reset peer is `ConnectionReset`, a stream closed here
+//! `NotConnected`.
+
+use std::io;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+
+use crate::error::{CloseCause, StreamError};
+use crate::IoStream;
+
+/// How many bytes the ecosystem traits let queue before a write waits for the queue to
+/// drain (64 KiB: four of a typical socket buffer's pages beyond what the kernel holds).
+pub const COMPAT_WRITE_HIGH_WATER: usize = 64 * 1024;
+
+impl IoStream {
+    /// The read shared by both `AsyncRead`s: at least one byte into `buf`, or `0` at
+    /// end-of-file.
+    fn compat_poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.reading() {
+            return Poll::Ready(Err(StreamError::ReadInProgress.into()));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut filled = 0;
+        match self.inner.poll_read_into(cx, buf, &mut filled, true) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(n)) => Poll::Ready(Ok(n)),
+            Poll::Ready(Err(StreamError::Closed(CloseCause::Eof))) => Poll::Ready(Ok(0)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    /// The write shared by both `AsyncWrite`s: queues as much of `buf` as the limits
+    /// allow (at least one byte) and starts sending.
+    fn compat_poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.closed() {
+            return Poll::Ready(Err(self.closed_error().into()));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if self.write_buffer_len() >= COMPAT_WRITE_HIGH_WATER {
+            match self.poll_flush(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Ready(Ok(())) => {}
+            }
+        }
+        let mut n = buf.len();
+        loop {
+            match self.write_buffered(Bytes::copy_from_slice(&buf[..n])) {
+                Ok(()) => break,
+                Err(StreamError::WriteBufferFull { limit }) => {
+                    let room = limit.saturating_sub(self.write_buffer_len());
+                    if room > 0 {
+                        n = n.min(room);
+                        continue;
+                    }
+                    // Full: wait for the queue to drain; an empty queue with no room
+                    // is a zero limit, which no write can pass.
+                    match self.poll_flush(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                        Poll::Ready(Ok(())) if limit == 0 => {
+                            return Poll::Ready(Err(StreamError::WriteBufferFull { limit }.into()))
+                        }
+                        Poll::Ready(Ok(())) => {}
+                    }
+                }
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+        // Hand the queue to the OS now if the socket is writable; what is left goes
+        // out when it becomes writable, whether or not anyone flushes.
+        drop(self.flush());
+        Poll::Ready(Ok(n))
+    }
+
+    fn compat_poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx).map_err(io::Error::from)
+    }
+
+    fn compat_poll_close(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.closed() {
+            return Poll::Ready(Ok(()));
+        }
+        match self.poll_flush(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                self.close();
+                Poll::Ready(r.map_err(io::Error::from))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "futures-io")]
+mod futures_impl {
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use crate::IoStream;
+
+    /// `futures-io`'s read (cargo feature `futures-io`); see the [`compat`](crate::compat)
+    /// module for the rules.
+    impl futures_io::AsyncRead for IoStream {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            self.compat_poll_read(cx, buf)
+        }
+    }
+
+    /// `futures-io`'s write (cargo feature `futures-io`); `poll_close` flushes, then
+    /// closes the stream.
+    impl futures_io::AsyncWrite for IoStream {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.compat_poll_write(cx, buf)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.compat_poll_flush(cx)
+        }
+
+        fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.compat_poll_close(cx)
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+mod tokio_impl {
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::ReadBuf;
+
+    use crate::IoStream;
+
+    /// tokio's read (cargo feature `tokio`); no tokio runtime is needed, the squall
+    /// loop drives the stream.
+    impl tokio::io::AsyncRead for IoStream {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let dst = buf.initialize_unfilled();
+            match self.compat_poll_read(cx, dst) {
+                Poll::Ready(Ok(n)) => {
+                    buf.advance(n);
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        }
+    }
+
+    /// tokio's write (cargo feature `tokio`); `poll_shutdown` flushes, then closes the
+    /// stream.
+    impl tokio::io::AsyncWrite for IoStream {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.compat_poll_write(cx, buf)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.compat_poll_flush(cx)
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.compat_poll_close(cx)
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `IoStream` under the ecosystem's I/O traits: futures-io's (a `BufReader` reading
+//! lines, `write_all`/`close`) and tokio's (tokio-util's `LinesCodec` both ways), over
+//! stream pairs on an `IoLoop`, with no tokio runtime anywhere.
+
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use squall_ioloop::IoLoop;
+use squall_iostream::compat::COMPAT_WRITE_HIGH_WATER;
+use squall_iostream::IoStream;
+
+const PATIENCE: Option<Duration> = Some(Duration::from_secs(20));
+
+fn pair() -> (IoStream, IoStream) {
+    let (a, b) = UnixStream::pair().unwrap();
+    (IoStream::new(a).unwrap(), IoStream::new(b).unwrap())
+}
+
+mod futures_io_traits {
+    use super::*;
+    use futures_util::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use futures_util::StreamExt;
+
+    #[test]
+    fn lines_over_a_stream_pair() {
+        let io_loop = IoLoop::new().unwrap();
+        let lines = io_loop
+            .run_sync(
+                async {
+                    let (mut a, b) = pair();
+                    let writer = IoLoop::current().unwrap().spawn(async move {
+                        for i in 0..100 {
+                            a.write_all(format!("line {i}\n").as_bytes()).await?;
+                        }
+                        a.write_all(b"last, no newline").await?;
+                        AsyncWriteExt::close(&mut a).await?;
+                        Ok::<_, std::io::Error>(())
+                    });
+                    let lines: Vec<String> = BufReader::new(b)
+                        .lines()
+                        .map(|l| l.unwrap())
+                        .collect()
+                        .await;
+                    writer.await.unwrap().unwrap();
+                    lines
+                },
+                PATIENCE,
+            )
+            .unwrap();
+        assert_eq!(lines.len(), 101);
+        assert_eq!(lines[0], "line 0");
+        assert_eq!(lines[99], "line 99");
+        assert_eq!(lines[100], "last, no newline");
+    }
+
+    #[test]
+    fn a_large_write_is_paced_by_backpressure_and_arrives_whole() {
+        // Several times the high-water mark and more than a socket buffer holds: the
+        // writer must wait for the reader, and every byte arrives in order.
+        let size = 16 * COMPAT_WRITE_HIGH_WATER + 123;
+        let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let io_loop = IoLoop::new().unwrap();
+        let expect = data.clone();
+        let got = io_loop
+            .run_sync(
+                async move {
+                    let (mut a, mut b) = pair();
+                    let writer = IoLoop::current().unwrap().spawn(async move {
+                        a.write_all(&data).await?;
+                        // Never more than the mark plus one write queued at once.
+                        assert!(a.write_buffer_len() <= COMPAT_WRITE_HIGH_WATER + data.len());
+                        AsyncWriteExt::flush(&mut a).await?;
+                        assert_eq!(a.write_buffer_len(), 0);
+                        AsyncWriteExt::close(&mut a).await
+                    });
+                    let mut got = Vec::new();
+                    b.read_to_end(&mut got).await.unwrap();
+                    writer.await.unwrap().unwrap();
+                    got
+                },
+                PATIENCE,
+            )
+            .unwrap();
+        assert!(
+            got == expect,
+            "{} bytes arrived of {}",
+            got.len(),
+            expect.len()
+        );
+    }
+
+    #[test]
+    fn errors_are_io_errors_with_the_cause() {
+        let io_loop = IoLoop::new().unwrap();
+        io_loop
+            .run_sync(
+                async {
+                    let (mut a, b) = pair();
+                    // A read while one of the stream's own reads is pending.
+                    let pending = b.read_until(b"\n", None);
+                    let mut pending = Box::pin(pending);
+                    std::future::poll_fn(|cx| {
+                        assert!(std::future::Future::poll(pending.as_mut(), cx).is_pending());
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    let mut b2 = b.clone();
+                    let mut buf = [0u8; 4];
+                    let err = b2.read(&mut buf).await.unwrap_err();
+                    assert!(err.to_string().contains("already reading"), "{err}");
+                    drop(pending);
+                    // End-of-file is Ok(0); a write to a locally closed stream fails.
+                    AsyncWriteExt::close(&mut a).await.unwrap();
+                    assert_eq!(b2.read(&mut buf).await.unwrap(), 0);
+                    let err = AsyncWriteExt::write(&mut a, b"x").await.unwrap_err();
+                    assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+                },
+                PATIENCE,
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn a_write_limit_is_kept() {
+        let io_loop = IoLoop::new().unwrap();
+        io_loop
+            .run_sync(
+                async {
+                    let (mut a, mut b) = pair();
+                    a.set_max_write_buffer_size(Some(1000));
+                    // One write offers more than the limit: only what fits is taken.
+                    let big = vec![7u8; 5000];
+                    let reader = IoLoop::current().unwrap().spawn(async move {
+                        let mut got = Vec::new();
+                        b.read_to_end(&mut got).await.unwrap();
+                        got
+                    });
+                    let n = AsyncWriteExt::write(&mut a, &big).await.unwrap();
+                    assert!((1..=1000).contains(&n), "{n}");
+                    a.write_all(&big[n..]).await.unwrap();
+                    AsyncWriteExt::close(&mut a).await.unwrap();
+                    assert_eq!(reader.await.unwrap(), big);
+                    // A zero limit can never be passed: an error, not a hang.
+                    let (mut c, _d) = pair();
+                    c.set_max_write_buffer_size(Some(0));
+                    let err = AsyncWriteExt::write(&mut c, b"x").await.unwrap_err();
+                    assert!(err.to_string().contains("write buffer"), "{err}");
+                },
+                PATIENCE,
+            )
+            .unwrap();
+    }
+}
+
+mod tokio_traits {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
+
+    #[test]
+    fn tokio_util_lines_codec_both_ways() {
+        let io_loop = IoLoop::new().unwrap();
+        let lines = io_loop
+            .run_sync(
+                async {
+                    let (a, b) = pair();
+                    let writer = IoLoop::current().unwrap().spawn(async move {
+                        let mut sink = FramedWrite::new(a, LinesCodec::new());
+                        for i in 0..50 {
+                            sink.send(format!("frame {i}")).await.unwrap();
+                        }
+                        SinkExt::<String>::close(&mut sink).await.unwrap();
+                    });
+                    let lines: Vec<String> =
+                        FramedRead::new(b, LinesCodec::new_with_max_length(64))
+                            .map(|l| l.unwrap())
+                            .collect()
+                            .await;
+                    writer.await.unwrap();
+                    lines
+                },
+                PATIENCE,
+            )
+            .unwrap();
+        assert_eq!(lines.len(), 50);
+        assert_eq!(lines[49], "frame 49");
+    }
+
+    #[test]
+    fn tokio_read_exact_and_shutdown() {
+        let io_loop = IoLoop::new().unwrap();
+        io_loop
+            .run_sync(
+                async {
+                    let (mut a, mut b) = pair();
+                    a.write_all(b"hello, tokio").await.unwrap();
+                    a.shutdown().await.unwrap();
+                    assert!(a.closed());
+                    let mut head = [0u8; 5];
+                    b.read_exact(&mut head).await.unwrap();
+                    assert_eq!(&head, b"hello");
+                    let mut rest = String::new();
+                    b.read_to_string(&mut rest).await.unwrap();
+                    assert_eq!(rest, ", tokio");
+                },
+                PATIENCE,
+            )
+            .unwrap();
+    }
+}

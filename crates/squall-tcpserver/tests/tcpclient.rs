@@ -1,0 +1,352 @@
+//! Tornado's `tcpclient_test.py` (`TCPClientTest`) and `netutil_test.py`'s
+//! `test_is_valid_ip`, with scripted resolvers, on every backend. The happy-eyeballs
+//! state machine itself is tested in `src/connector.rs` (Tornado's `ConnectorTest`).
+
+// One copy of the backend-matrix helpers serves both crates: squall-iostream's.
+#[path = "../../squall-iostream/tests/common/mod.rs"]
+mod common;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use squall_iostream::IoStream;
+use squall_tcpserver::{
+    bind_sockets, is_valid_ip, ConnectOptions, Family, Resolver, Resolving, TcpClient,
+};
+
+/// Generous: a test that waits for it has failed.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Resolves every name to a fixed list, and records the family it was asked for.
+struct Scripted {
+    addrs: Vec<SocketAddr>,
+    asked: Arc<Mutex<Vec<Family>>>,
+}
+
+impl Scripted {
+    fn new(addrs: &[SocketAddr]) -> Scripted {
+        Scripted {
+            addrs: addrs.to_vec(),
+            asked: Arc::default(),
+        }
+    }
+}
+
+impl Resolver for Scripted {
+    fn resolve(&self, _host: &str, port: u16, family: Family) -> Resolving {
+        self.asked.lock().unwrap().push(family);
+        let addrs = self
+            .addrs
+            .iter()
+            .map(|a| SocketAddr::new(a.ip(), if a.port() == 0 { port } else { a.port() }))
+            .collect();
+        Box::pin(std::future::ready(Ok(addrs)))
+    }
+}
+
+/// A resolver that never answers (Tornado's `TimeoutResolver`).
+struct Never;
+
+impl Resolver for Never {
+    fn resolve(&self, _: &str, _: u16, _: Family) -> Resolving {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A loopback listener of the given family, or `None` (with a loud line) if this host
+/// has no such loopback.
+fn listener(ip: &str) -> Option<TcpListener> {
+    match TcpListener::bind((ip.parse::<IpAddr>().unwrap(), 0)) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("SKIP: cannot bind {ip} ({e}); this host has no such loopback");
+            None
+        }
+    }
+}
+
+/// A port on `ip` where nothing listens (bound, then closed).
+fn refusing_port(ip: &str) -> Option<SocketAddr> {
+    let l = listener(ip)?;
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    Some(addr)
+}
+
+/// Tornado's `do_test_connect`: connect, write, and read it on the server side.
+async fn check_stream(stream: &IoStream, server: &TcpListener) {
+    let (mut conn, _) = server.accept().unwrap();
+    conn.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write(&b"hello"[..]).await.unwrap();
+    let mut got = [0u8; 5];
+    std::io::Read::read_exact(&mut conn, &mut got).unwrap();
+    assert_eq!(&got, b"hello");
+}
+
+fn with_timeout() -> ConnectOptions {
+    ConnectOptions::new().timeout(PATIENCE)
+}
+
+// Tornado: test_connect_ipv4_ipv4 (and test_connect_unspec_ipv4).
+async fn test_connect_ipv4_ipv4() {
+    let server = listener("127.0.0.1").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let client = TcpClient::new();
+    let s = client
+        .connect_with("127.0.0.1", port, &with_timeout())
+        .await
+        .unwrap();
+    check_stream(&s, &server).await;
+    let s = client
+        .connect_with("127.0.0.1", port, &with_timeout().family(Family::V4))
+        .await
+        .unwrap();
+    check_stream(&s, &server).await;
+}
+
+// Tornado: test_connect_ipv6_ipv6 (and test_connect_unspec_ipv6).
+async fn test_connect_ipv6_ipv6() {
+    let Some(server) = listener("::1") else {
+        return;
+    };
+    let port = server.local_addr().unwrap().port();
+    let s = TcpClient::new()
+        .connect_with("[::1]", port, &with_timeout())
+        .await
+        .unwrap();
+    check_stream(&s, &server).await;
+    assert!(s.peer_addr().unwrap().is_ipv6());
+}
+
+// Tornado: test_connect_ipv4_dual, with a scripted "localhost" that lists ::1 first
+// where nothing listens: the refusal starts the IPv4 family at once, without waiting
+// for the happy-eyeballs delay (set to an hour here, so waiting would time out).
+async fn dual_stack_failure_starts_the_other_family_at_once() {
+    let server = listener("127.0.0.1").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let Some(v6) = refusing_port("::1") else {
+        return;
+    };
+    let resolver = Scripted::new(&[
+        SocketAddr::new(v6.ip(), port),
+        SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+    ]);
+    let mut client = TcpClient::with_resolver(resolver);
+    client.set_happy_eyeballs_delay(Duration::from_secs(3600));
+    let s = client
+        .connect_with("localhost", port, &with_timeout())
+        .await
+        .unwrap();
+    assert!(s.peer_addr().unwrap().is_ipv4());
+    check_stream(&s, &server).await;
+}
+
+// The family option reaches the resolver and filters what it returns.
+async fn family_filters_addresses() {
+    let server = listener("127.0.0.1").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let resolver = Scripted::new(&["[::1]:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()]);
+    let asked = resolver.asked.clone();
+    let mut client = TcpClient::with_resolver(resolver);
+    client.set_happy_eyeballs_delay(Duration::from_secs(3600));
+    let s = client
+        .connect_with("dual", port, &with_timeout().family(Family::V4))
+        .await
+        .unwrap();
+    assert!(s.peer_addr().unwrap().is_ipv4());
+    check_stream(&s, &server).await;
+    assert_eq!(*asked.lock().unwrap(), vec![Family::V4]);
+    // No address of the family left: NotFound, with no attempt made.
+    let only_v4 = TcpClient::with_resolver(Scripted::new(&["127.0.0.1:0".parse().unwrap()]));
+    let err = only_v4
+        .connect_with("v4only", port, &with_timeout().family(Family::V6))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+}
+
+/// No timeout: a failure must end the connect by itself (the test harness's own
+/// deadline catches one that waits for something else).
+fn no_timeout() -> ConnectOptions {
+    ConnectOptions::new()
+}
+
+// Tornado: test_refused_ipv4: the real OS error.
+async fn test_refused_ipv4() {
+    let addr = refusing_port("127.0.0.1").unwrap();
+    let err = TcpClient::new()
+        .connect_with("127.0.0.1", addr.port(), &no_timeout())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    assert!(err.raw_os_error().is_some());
+}
+
+// Tornado: test_source_ip_fail: a source address this host does not have.
+async fn test_source_ip_fail() {
+    let server = listener("127.0.0.1").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let err = TcpClient::new()
+        .connect_with(
+            "127.0.0.1",
+            port,
+            &no_timeout().source_ip("8.8.8.8".parse().unwrap()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AddrNotAvailable, "{err}");
+}
+
+// Tornado: test_source_ip_success.
+async fn test_source_ip_success() {
+    let server = listener("127.0.0.1").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let s = TcpClient::new()
+        .connect_with(
+            "127.0.0.1",
+            port,
+            &with_timeout().source_ip("127.0.0.1".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.local_addr().unwrap().ip(),
+        "127.0.0.1".parse::<IpAddr>().unwrap()
+    );
+    check_stream(&s, &server).await;
+}
+
+// Tornado: test_source_port_fail, with a port certainly in use (Tornado uses port 1,
+// which root may bind).
+async fn test_source_port_fail() {
+    let server = listener("127.0.0.1").unwrap();
+    let addr = server.local_addr().unwrap();
+    let err = TcpClient::new()
+        .connect_with(
+            "127.0.0.1",
+            addr.port(),
+            &no_timeout().source_ip(addr.ip()).source_port(addr.port()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
+}
+
+// Tornado: test_connect_timeout: the timeout covers the lookup.
+async fn test_connect_timeout() {
+    let t0 = Instant::now();
+    let err = TcpClient::with_resolver(Never)
+        .connect_with(
+            "1.2.3.4",
+            12345,
+            &ConnectOptions::new().timeout(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+}
+
+/// A loopback address whose connects hang: a listener with a backlog of 0 whose one
+/// queue slot is taken (Linux then drops further SYNs). The listener and the queued
+/// connection must stay alive.
+#[cfg(target_os = "linux")]
+fn hanging_v4() -> (Vec<std::net::TcpListener>, std::net::TcpStream, SocketAddr) {
+    let l = bind_sockets(0, "127.0.0.1", Family::V4, 0, false).unwrap();
+    let addr = l[0].local_addr().unwrap();
+    let queued = std::net::TcpStream::connect(addr).unwrap();
+    (l, queued, addr)
+}
+
+// Happy eyeballs: the first family hangs, the second starts after the delay (no
+// earlier) and wins; the hanging attempt is closed.
+#[cfg(target_os = "linux")]
+async fn second_family_starts_after_the_delay() {
+    let Some(v6) = listener("::1") else {
+        return;
+    };
+    let (_keep, _queued, hang) = hanging_v4();
+    let resolver = Scripted::new(&[hang, v6.local_addr().unwrap()]);
+    let mut client = TcpClient::with_resolver(resolver);
+    let delay = Duration::from_millis(100);
+    client.set_happy_eyeballs_delay(delay);
+    let t0 = Instant::now();
+    let s = client
+        .connect_with("slow-v4", 0, &with_timeout())
+        .await
+        .unwrap();
+    assert!(t0.elapsed() >= delay);
+    assert!(s.peer_addr().unwrap().is_ipv6());
+    check_stream(&s, &v6).await;
+}
+
+// The timeout spans the attempts too: a connect that hangs times out.
+#[cfg(target_os = "linux")]
+async fn timeout_spans_the_attempts() {
+    let (_keep, _queued, hang) = hanging_v4();
+    let client = TcpClient::with_resolver(Scripted::new(&[hang]));
+    let err = client
+        .connect_with(
+            "slow",
+            0,
+            &ConnectOptions::new().timeout(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+}
+
+backend_tests!(
+    test_connect_ipv4_ipv4,
+    test_connect_ipv6_ipv6,
+    dual_stack_failure_starts_the_other_family_at_once,
+    family_filters_addresses,
+    test_refused_ipv4,
+    test_source_ip_fail,
+    test_source_ip_success,
+    test_source_port_fail,
+    test_connect_timeout,
+);
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+    backend_tests!(
+        second_family_starts_after_the_delay,
+        timeout_spans_the_attempts
+    );
+}
+
+// Tornado's netutil_test.py: test_is_valid_ip.
+#[test]
+fn test_is_valid_ip() {
+    for ok in [
+        "127.0.0.1",
+        "4.4.4.4",
+        "::1",
+        "2620:0:1cfe:face:b00c::3",
+        "fe80::1%eth0",
+    ] {
+        assert!(is_valid_ip(ok), "{ok}");
+    }
+    let long = "a".repeat(100);
+    for bad in [
+        "www.google.com",
+        "localhost",
+        "4.4.4.4<",
+        " 127.0.0.1",
+        "",
+        " ",
+        "\n",
+        "\x00",
+        long.as_str(),
+        "127.0.0.1\x00",
+        "fe80::1%",
+        "127.0.0.1%eth0",
+        "[::1]",
+    ] {
+        assert!(!is_valid_ip(bad), "{bad:?}");
+    }
+}
