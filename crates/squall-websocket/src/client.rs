@@ -33,6 +33,11 @@ pub struct ClientOptions {
     /// The deadline for the whole opening handshake, connection included. Default:
     /// 20 s, as Tornado's `request_timeout`.
     pub handshake_timeout: Option<Duration>,
+    /// Whom to trust for `wss://` (Tornado's `ssl_options`). Default (`None`): the
+    /// system's root certificates. The server's certificate must be valid for the URL's
+    /// host.
+    #[cfg(feature = "tls")]
+    pub tls: Option<squall_tls::TlsClientConfig>,
 }
 
 impl ClientOptions {
@@ -45,15 +50,15 @@ impl ClientOptions {
     }
 }
 
-/// Opens a WebSocket to `url` (`ws://host[:port]/path`) and completes the opening
-/// handshake (Tornado's `websocket_connect`). Read with [`WebSocket::next`], or hand
+/// Opens a WebSocket to `url` (`ws://host[:port]/path`, or `wss://` with the `tls`
+/// feature) and completes the opening handshake (Tornado's `websocket_connect`). Read with [`WebSocket::next`], or hand
 /// the socket to [`run_handler`](crate::run_handler).
 ///
 /// # Errors
 ///
-/// [`WebSocketError::BadUrl`] for a URL that is not `ws://` (`wss://` needs TLS, which
-/// this client does not have yet); [`WebSocketError::Io`] when the connection fails or
-/// times out; [`WebSocketError::Handshake`] when the server refuses (with
+/// [`WebSocketError::BadUrl`] for a URL that is not `ws://` or `wss://` (`wss://` needs
+/// the `tls` feature; a failed TLS handshake is a [`WebSocketError::Io`] carrying its
+/// TLS error); [`WebSocketError::Io`] when the connection fails or times out; [`WebSocketError::Handshake`] when the server refuses (with
 /// [`HandshakeError::Status`] carrying its HTTP status, as Tornado's `HTTPClientError`)
 /// or answers against the rules.
 pub async fn websocket_connect(
@@ -73,21 +78,31 @@ pub async fn websocket_connect(
 async fn connect(url: &str, options: &ClientOptions) -> Result<WebSocket, WebSocketError> {
     let bad_url = || WebSocketError::BadUrl(url.to_owned());
     let uri: Uri = url.parse().map_err(|_| bad_url())?;
-    if uri.scheme_str() != Some("ws") {
-        return Err(bad_url());
-    }
+    let secure = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => return Err(bad_url()),
+    };
     let host = uri.host().ok_or_else(bad_url)?;
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
     let target = uri.path_and_query().map_or("/", |p| p.as_str());
     let connect_timeout = options.connect_timeout.unwrap_or(Duration::from_secs(20));
-    let stream = TcpClient::new()
-        .connect(
-            host.trim_start_matches('[').trim_end_matches(']'),
-            port,
-            Some(connect_timeout),
-        )
-        .await
-        .map_err(WebSocketError::Io)?;
+    let name = host.trim_start_matches('[').trim_end_matches(']');
+    let stream = if secure {
+        connect_tls(options, name, port, connect_timeout)
+            .await
+            .map_err(|e| match e {
+                None => WebSocketError::BadUrl(format!(
+                    "{url} (wss:// needs squall-websocket's `tls` feature)"
+                )),
+                Some(e) => WebSocketError::Io(e),
+            })?
+    } else {
+        TcpClient::new()
+            .connect(name, port, Some(connect_timeout))
+            .await
+            .map_err(WebSocketError::Io)?
+    };
     let _ = stream.set_nodelay(true);
 
     let key = generate_key();
@@ -144,6 +159,36 @@ async fn connect(url: &str, options: &ClientOptions) -> Result<WebSocket, WebSoc
         accepted.subprotocol,
         config,
     ))
+}
+
+/// A TLS connection for `wss://`; `Err(None)` without the `tls` feature.
+#[cfg(feature = "tls")]
+async fn connect_tls(
+    options: &ClientOptions,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<squall_iostream::IoStream, Option<std::io::Error>> {
+    let config = match &options.tls {
+        Some(config) => config.clone(),
+        None => squall_tls::TlsClientConfig::with_system_roots()
+            .map_err(|e| Some(std::io::Error::other(e)))?,
+    };
+    squall_tls::TlsConnector::new(config)
+        .connect(&TcpClient::new(), host, port, None, Some(timeout))
+        .await
+        .map_err(Some)
+}
+
+/// Without the `tls` feature there is no `wss://`.
+#[cfg(not(feature = "tls"))]
+async fn connect_tls(
+    _options: &ClientOptions,
+    _host: &str,
+    _port: u16,
+    _timeout: Duration,
+) -> Result<squall_iostream::IoStream, Option<std::io::Error>> {
+    Err(None)
 }
 
 /// The response head: status and headers, with the bytes it took.
