@@ -18,7 +18,9 @@
 //!   `on_close`, `on_ping`, `on_pong`, `check_origin`, `select_subprotocol`) answered
 //!   with [`websocket_response`], or the async form with [`websocket_response_with`];
 //!   [`WebSocketUpgrade`] for the streaming handler style.
-//! - The client: [`websocket_connect`].
+//! - The client: [`websocket_connect`], `ws://` and, with the `tls` feature (rustls
+//!   through `squall-tls`), `wss://`. A `wss://` server is an `HttpServer` whose
+//!   `stream_setup` is squall-tls's `TlsAcceptor`: nothing here changes.
 //!
 //! Bad input from the peer is a [`ProtocolError`] that names the close code to fail the
 //! connection with (1002, 1007 or 1009), found as early as the bytes allow: an invalid
