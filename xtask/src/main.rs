@@ -38,11 +38,12 @@ const HELP: &str = "\
 usage: cargo xtask <task> [flags]
 
 tasks:
-  autobahn [--full]
+  autobahn [--full] [--exclude CASES]
         squall-websocket's echo server and client against the Autobahn|Testsuite
         (wstest, Python 2.7 in a virtualenv under target/autobahn); prints the cases
         per verdict and fails on any FAILED. Without --full the compression sections
-        (12, 13; 12-15 minutes) are left out. No Python 2.7: a loud skip
+        (12, 13; 12-15 minutes) are left out; --exclude leaves out more (wstest
+        patterns, comma-separated). No Python 2.7: a loud skip
   ci [--no-cross] [--quick] [--fail-fast]
         fmt, tidy, clippy, tests, forced-backend test runs, rustdoc, benches compile,
         and the FreeBSD/macOS type-check; one summary line per step.
