@@ -8,7 +8,7 @@
 //! (`xtask/autobahn-requirements27.txt`) go into a virtualenv under
 //! `target/autobahn/venv`, made once and re-made when the pins change.
 //!
-//! Two runs: `wstest -m fuzzingclient` against the `echo` example of
+//! Two runs: `wstest -m fuzzingclient` against the `ws_echo` example of
 //! `squall-websocket` (the server), and the `autobahn_client` example against `wstest -m
 //! fuzzingserver` (the client). Without `--full` the compression sections (12 and 13),
 //! which take wstest 12-15 minutes, are left out; the rest takes about 20 s a side.
@@ -113,7 +113,7 @@ pub(crate) fn check(
         "-p",
         "squall-websocket",
         "--example",
-        "echo",
+        "ws_echo",
         "--example",
         "autobahn_client",
     ]))?;
@@ -133,11 +133,11 @@ pub(crate) fn check(
 
     // The server: wstest is the client.
     let port = free_port()?;
-    let log = dir.join("echo.log");
-    let mut cmd = Command::new(examples.join("echo"));
+    let log = dir.join("ws_echo.log");
+    let mut cmd = Command::new(examples.join("ws_echo"));
     cmd.args(["--port", &port.to_string()]);
     proc::to_log(&mut cmd, &log)?;
-    let mut server = Guard::spawn("the echo example", &mut cmd)?;
+    let mut server = Guard::spawn("the ws_echo example", &mut cmd)?;
     server.wait_listening(
         SocketAddr::from(([127, 0, 0, 1], port)),
         Duration::from_secs(30),

@@ -45,7 +45,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         "-p",
         "squall-websocket",
         "--example",
-        "echo",
+        "ws_echo",
     ]))?;
     util::run(cargo().current_dir(&root).args([
         "build",
@@ -76,7 +76,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     let servers: [(&'static str, PathBuf, &[&str]); 2] = [
         (
             "squall-websocket",
-            target.join("release/examples/echo"),
+            target.join("release/examples/ws_echo"),
             &["--plain"],
         ),
         (

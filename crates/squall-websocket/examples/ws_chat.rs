@@ -2,7 +2,7 @@
 //! the room, and newcomers get the last 200.
 //!
 //! ```text
-//! cargo run -p squall-websocket --example chat -- [--port 8888]
+//! cargo run -p squall-websocket --example ws_chat -- [--port 8888]
 //! ```
 //!
 //! Then open <http://127.0.0.1:8888/> in two browser windows: the page is served by the
@@ -18,7 +18,7 @@ use squall_ioloop::IoLoop;
 use squall_websocket::{websocket_response, Message, WebSocket, WebSocketConfig, WebSocketHandler};
 
 /// The page, embedded in the binary.
-const PAGE: &str = include_str!("chat.html");
+const PAGE: &str = include_str!("ws_chat.html");
 /// How many past messages a newcomer gets.
 const CACHE_SIZE: usize = 200;
 /// The longest message accepted.
@@ -85,14 +85,14 @@ fn main() -> ExitCode {
         (None, _) => 8888,
         (Some("--port"), Some(p)) if p.parse::<u16>().is_ok() => p.parse().unwrap_or(8888),
         _ => {
-            eprintln!("usage: chat [--port PORT]");
+            eprintln!("usage: ws_chat [--port PORT]");
             return ExitCode::from(2);
         }
     };
     let io_loop = match IoLoop::new() {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("chat: {e}");
+            eprintln!("ws_chat: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -112,17 +112,17 @@ fn main() -> ExitCode {
             }
         });
         let addr = server.listen(port, "127.0.0.1")?;
-        println!("chat: open http://{addr}/ in two browser windows");
+        println!("ws_chat: open http://{addr}/ in two browser windows");
         std::future::pending::<std::io::Result<()>>().await
     };
     match io_loop.run_sync(serve, None) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("chat: {e}");
+            eprintln!("ws_chat: {e}");
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("chat: {e}");
+            eprintln!("ws_chat: {e}");
             ExitCode::FAILURE
         }
     }

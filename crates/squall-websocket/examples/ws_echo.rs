@@ -1,7 +1,7 @@
 //! A WebSocket echo server: every message comes back as it was sent.
 //!
 //! ```text
-//! cargo run --release -p squall-websocket --example echo -- [--port 8888] [--address 127.0.0.1] [--plain]
+//! cargo run --release -p squall-websocket --example ws_echo -- [--port 8888] [--address 127.0.0.1] [--plain]
 //! ```
 //!
 //! Connect to `ws://127.0.0.1:8888/` (any path); a plain `GET` gets a line of text. It
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             _ => false,
         };
         if !ok {
-            eprintln!("usage: echo [--port PORT] [--address ADDR] [--plain]");
+            eprintln!("usage: ws_echo [--port PORT] [--address ADDR] [--plain]");
             return ExitCode::from(2);
         }
     }
@@ -77,7 +77,7 @@ fn main() -> ExitCode {
                     }
                 });
                 let addr = server.listen(port, &address)?;
-                println!("echo: listening on ws://{addr}/");
+                println!("ws_echo: listening on ws://{addr}/");
                 std::future::pending::<std::io::Result<()>>().await
             };
             match io_loop.run_sync(serve, None) {
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("echo: {e}");
+            eprintln!("ws_echo: {e}");
             ExitCode::FAILURE
         }
     }
