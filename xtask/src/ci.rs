@@ -1,10 +1,12 @@
 //! `cargo xtask ci [--no-cross] [--quick] [--fail-fast]`: every check a change must pass,
 //! in order, with one summary line per step and a final verdict.
 //!
-//! Steps: `manifests` (the workspace loads), `fmt`, `tidy`, `clippy`, `test`, the
+//! Steps: `manifests` (the workspace loads), `fmt`, `tidy`, `clippy`, `test`,
 //! `autobahn` (the WebSocket conformance suite without compression, when Python 2.7 is
-//! there), the forced-backend re-runs of the suites that run an `IoLoop`
-//! (`SQUALL_POLLER=poll` and `=select`), `doc`, `bench` (benches compile), and `cross <target>`: `cargo clippy`
+//! there), the forced-backend re-runs of the suites that run an `IoLoop` (`SQUALL_POLLER=poll` and
+//! `=select`), `doc`, `bench` (benches compile), `fuzz (build)` (every fuzz target
+//! compiles with a plain `cargo +nightly build`; without nightly a loud skip locally, a
+//! failure under CI), and `cross <target>`: `cargo clippy`
 //! (a type-check and the lints) and `cargo doc` for FreeBSD and both macOS targets with
 //! Debian's compiler and `-Zbuild-std` (CONTRIBUTING.md, "The FreeBSD and macOS type-check",
 //! explains the set-up).
@@ -190,6 +192,23 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         ]))?;
         Ok(None)
     });
+
+    // Every fuzz target compiles (a plain nightly build: libFuzzer's runtime links, no
+    // sanitizer, no cargo-fuzz). Without nightly: a loud skip here, a failure under CI.
+    const FUZZ: &str = "fuzz (build)";
+    match (opts.quick, crate::fuzz::nightly_status()) {
+        (true, _) => ci.step(FUZZ, Some("--quick".to_owned()), || Ok(None)),
+        (false, Ok(())) => ci.step(FUZZ, None, || crate::fuzz::build_all(&root)),
+        (false, Err(why)) if util::in_ci() => ci.step(FUZZ, None, || {
+            anyhow::bail!("{why}\nCI=true: the fuzz build FAILS instead of being skipped.")
+        }),
+        (false, Err(why)) => {
+            loud(&format!(
+                "{why}\nNot under CI: the fuzz targets are NOT BUILT; CI will build them."
+            ));
+            ci.step(FUZZ, Some("no nightly toolchain".to_owned()), || Ok(None));
+        }
+    }
 
     let plan = if opts.no_cross {
         CrossPlan::Skip("--no-cross".to_owned())

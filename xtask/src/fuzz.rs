@@ -259,18 +259,38 @@ fn rustup_cargo() -> Command {
 
 /// Fails with the install line if rustup has no nightly toolchain.
 fn ensure_nightly() -> anyhow::Result<()> {
+    nightly_status().map_err(anyhow::Error::msg)
+}
+
+/// `Err` with the install line if rustup has no nightly toolchain.
+pub(crate) fn nightly_status() -> Result<(), String> {
     let out = Command::new("rustup")
         .args(["toolchain", "list"])
         .output()
-        .context("cannot run `rustup toolchain list`: cargo-fuzz needs rustup and a nightly toolchain (install rustup, then `rustup toolchain install nightly`)")?;
+        .map_err(|e| format!("cannot run `rustup toolchain list` ({e}): the fuzz targets need rustup and a nightly toolchain (install rustup, then `rustup toolchain install nightly`)"))?;
     let list = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || !has_nightly(&list) {
-        bail!(
+        return Err(format!(
             "no nightly toolchain (libFuzzer's instrumentation needs it): run `rustup toolchain install nightly`; `rustup toolchain list` says:\n{}",
             list.trim()
-        );
+        ));
     }
     Ok(())
+}
+
+/// Builds every fuzz target with a plain `cargo +nightly build` of `fuzz/` (debug, no
+/// sanitizer, so cargo-fuzz is not needed): the CI check that the targets still compile
+/// against the crates they fuzz.
+pub(crate) fn build_all(root: &Path) -> anyhow::Result<Option<String>> {
+    let manifest = root.join("fuzz").join("Cargo.toml");
+    let text =
+        fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let bins = bin_names(&text);
+    let mut cmd = rustup_cargo();
+    cmd.current_dir(root.join("fuzz"))
+        .args(["+nightly", "build", "--bins", "--locked"]);
+    util::run(&mut cmd)?;
+    Ok(Some(bins.join(" ")))
 }
 
 /// True if `rustup toolchain list` output names a nightly toolchain.
