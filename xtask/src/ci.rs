@@ -1,8 +1,9 @@
 //! `cargo xtask ci [--no-cross] [--quick] [--fail-fast]`: every check a change must pass,
 //! in order, with one summary line per step and a final verdict.
 //!
-//! Steps: `manifests` (the workspace loads), `fmt`, `tidy`, `clippy`, `test`, the
-//! forced-backend re-runs of the suites that run an `IoLoop` (`SQUALL_POLLER=poll` and
+//! Steps: `manifests` (the workspace loads), `fmt`, `tidy`, `clippy`, `test`,
+//! `autobahn` (the WebSocket conformance suite without compression, when Python 2.7 is
+//! there), the forced-backend re-runs of the suites that run an `IoLoop` (`SQUALL_POLLER=poll` and
 //! `=select`), `doc`, `bench` (benches compile), `fuzz (build)` (every fuzz target
 //! compiles with a plain `cargo +nightly build`; without nightly a loud skip locally, a
 //! failure under CI), and `cross <target>`: `cargo clippy`
@@ -122,6 +123,23 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
                 .args(["test", "--workspace", "--no-fail-fast"]),
         )?;
         Ok(None)
+    });
+
+    // The WebSocket conformance suite, without the compression sections (about 35 s).
+    // A missing Python 2.7 is the one skip that CI=true does not turn into a failure:
+    // `.ci/run` cannot install it from Debian (see xtask/src/autobahn.rs).
+    let autobahn_skip = quick.map(str::to_owned).or_else(|| {
+        crate::autobahn::python27()
+            .err()
+            .inspect(|why| crate::autobahn::loud_skip(why))
+    });
+    ci.step("autobahn", autobahn_skip, || {
+        let py = crate::autobahn::python27().map_err(anyhow::Error::msg)?;
+        let summary = crate::autobahn::check(&root, &py, false, &[])?;
+        println!("{summary}");
+        Ok(Some(
+            "no FAILED case, server and client (sections 12 and 13 with --full)".to_owned(),
+        ))
     });
 
     let (below, above): (Vec<&str>, Vec<&str>) = crates

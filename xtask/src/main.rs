@@ -6,6 +6,8 @@
 //! add `mod <task>;`, one arm in [`dispatch`], and one line in [`HELP`].
 //!
 //! Tasks:
+//! * `autobahn`: the WebSocket server and client against the Autobahn|Testsuite (see
+//!   [`autobahn`]).
 //! * `bench`: squall against its peers, with a report and a chart (see [`bench`](mod@bench)).
 //! * `ci`: the whole check, step by step, with a summary (see [`ci`]).
 //! * `soak`: the example server under load, faults and bad input, nothing lost (see
@@ -13,9 +15,12 @@
 //! * `fuzz`: every cargo-fuzz target for N seconds, with libFuzzer's figures (see [`fuzz`]).
 //! * `instructions`: instructions per request of the `hello` server under callgrind, the
 //!   figure machine noise does not move (see [`instructions`]).
+//! * `wsbench`: squall-websocket's echo server against tokio-tungstenite (see
+//!   [`wsbench`]).
 //! * `tidy`: house rules that the compiler does not check (see [`tidy`]); also runs as a
 //!   `#[test]`, so `cargo test` enforces it.
 
+mod autobahn;
 mod bench;
 mod ci;
 mod flags;
@@ -24,6 +29,7 @@ mod instructions;
 mod soak;
 mod tidy;
 mod util;
+mod wsbench;
 
 use std::process::ExitCode;
 
@@ -32,6 +38,12 @@ const HELP: &str = "\
 usage: cargo xtask <task> [flags]
 
 tasks:
+  autobahn [--full] [--exclude CASES]
+        squall-websocket's echo server and client against the Autobahn|Testsuite
+        (wstest, Python 2.7 in a virtualenv under target/autobahn); prints the cases
+        per verdict and fails on any FAILED. Without --full the compression sections
+        (12, 13; 12-15 minutes) are left out; --exclude leaves out more (wstest
+        patterns, comma-separated). No Python 2.7: a loud skip
   ci [--no-cross] [--quick] [--fail-fast]
         fmt, tidy, clippy, tests, forced-backend test runs, rustdoc, benches compile,
         and the FreeBSD/macOS type-check; one summary line per step.
@@ -63,6 +75,10 @@ tasks:
         N minutes (default 5); fails on any lost request, wrong answer, fd leak or
         RSS growth. Limits probed: --max-header-size, --max-uri-len, --max-body-size,
         --header-timeout SECS, --idle-timeout SECS (default: squall-httpserver's)
+  wsbench [--seconds S] [--connections N] [--idle N]
+        squall-websocket's echo server against tokio-tungstenite (current-thread):
+        round trips/s and server CPU µs per round trip with N connections (default 64)
+        for S seconds (default 5), and RSS per idle WebSocket (default 1,000 held)
   tidy  house rules: SAFETY comments, workspace lints, no println!/todo!/dbg! in crates
   help  this text
 ";
@@ -83,12 +99,14 @@ fn main() -> ExitCode {
 /// Runs one task by name.
 fn dispatch(task: Option<&str>, args: Vec<String>) -> anyhow::Result<()> {
     match task {
+        Some("autobahn") => autobahn::run(args),
         Some("bench") => bench::run(args),
         Some("ci") => ci::run(args),
         Some("fuzz") => fuzz::run(args),
         Some("instructions") => instructions::run(args),
         Some("soak") => soak::run(args),
         Some("tidy") => tidy::run(args),
+        Some("wsbench") => wsbench::run(args),
         Some("help" | "-h" | "--help") => {
             print!("{HELP}");
             Ok(())

@@ -12,6 +12,7 @@ use squall_httputil::{HttpServerRequest, OutputError, ParseError};
 use crate::delegate::{
     ConnectionInfo, HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart,
 };
+use crate::detach::OnUpgrade;
 use crate::writer::ResponseWriter;
 
 /// A whole response, returned by a simple handler: status, headers and body.
@@ -40,6 +41,10 @@ pub struct Response {
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
+    /// For a `101 Switching Protocols`: who takes the connection over once the response
+    /// is out ([`Response::on_upgrade`]). Ignored on any other status (with an error
+    /// logged).
+    pub upgrade: Option<OnUpgrade>,
 }
 
 impl Default for Response {
@@ -57,6 +62,7 @@ impl Response {
             status,
             headers: squall_httputil::pool::take_headers(),
             body: Bytes::new(),
+            upgrade: None,
         }
     }
 
@@ -99,6 +105,14 @@ impl Response {
     /// The same response with another body.
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();
+        self
+    }
+
+    /// The same response handing the connection over to `on_upgrade` once it is sent:
+    /// for a `101 Switching Protocols` (WebSocket, HTTP/2 cleartext, any protocol of
+    /// your own). See [`ResponseWriter::detach`] for what the callback gets.
+    pub fn on_upgrade(mut self, on_upgrade: OnUpgrade) -> Self {
+        self.upgrade = Some(on_upgrade);
         self
     }
 }
@@ -255,7 +269,16 @@ where
         }
         let resp = (self.f)(request).await;
         match writer.respond(resp.status, resp.headers, &resp.body) {
-            Ok(()) => {}
+            Ok(()) => {
+                if let Some(upgrade) = resp.upgrade {
+                    if let Err(e) = writer.detach(upgrade) {
+                        log::error!(
+                            "handler returned an upgrade with status {}: {e}",
+                            resp.status
+                        );
+                    }
+                }
+            }
             // The peer is not reading: the connection logs it and closes.
             Err(OutputError::WriteBufferFull) => {}
             Err(e) => {

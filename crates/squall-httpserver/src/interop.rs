@@ -16,6 +16,7 @@ impl<B: Into<Bytes>> From<http::Response<B>> for Response {
             status: parts.status,
             headers: parts.headers,
             body: body.into(),
+            upgrade: None,
         }
     }
 }

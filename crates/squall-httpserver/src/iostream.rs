@@ -76,6 +76,10 @@ impl Transport for IoStreamTransport {
         self.stream.close();
     }
 
+    fn take_stream(&mut self) -> Option<IoStream> {
+        Some(self.stream.clone())
+    }
+
     fn poll_shutdown_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // The shutdown takes effect at the call (after the queue is flushed); asking
         // again on a later poll is harmless and returns its progress.

@@ -82,6 +82,7 @@ mod config;
 mod connection;
 mod control;
 mod delegate;
+mod detach;
 mod handler;
 mod interop;
 mod iostream;
@@ -96,6 +97,7 @@ pub use connection::{Http1Connection, ACCESS_LOG_TARGET};
 pub use delegate::{
     ConnectionInfo, HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart,
 };
+pub use detach::{DetachError, Detached, OnUpgrade};
 pub use handler::{handler_fn, BufferedRequest, FnHandler, Response};
 pub use iostream::IoStreamTransport;
 pub use server::{HttpServer, ServerStats, DEFAULT_UNIX_SOCKET_MODE};

@@ -41,6 +41,13 @@ pub trait Transport {
     /// Close the stream (both directions). Idempotent.
     fn close(&mut self);
 
+    /// The stream, for a connection handed over after `101 Switching Protocols`
+    /// ([`ResponseWriter::detach`](crate::ResponseWriter::detach)). Default: `None`, a
+    /// transport that cannot be handed over (the connection is closed instead).
+    fn take_stream(&mut self) -> Option<squall_iostream::IoStream> {
+        None
+    }
+
     /// Shut down the sending side once everything written has been sent
     /// (`shutdown(SHUT_WR)`): the peer reads end-of-file right after the last byte,
     /// while the connection can still read (and discard) what the peer sends. This is

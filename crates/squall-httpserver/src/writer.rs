@@ -14,6 +14,7 @@ use squall_httputil::h1::ServerConn;
 use squall_httputil::OutputError;
 
 use crate::config::HttpServerConfig;
+use crate::detach::{DetachError, OnUpgrade};
 use crate::spare;
 
 /// What the response to the current request has done so far.
@@ -46,6 +47,9 @@ pub(crate) struct Shared {
     pub(crate) write_cap: usize,
     /// A write was refused for the cap: the connection closes.
     pub(crate) overflowed: bool,
+    /// Set by [`ResponseWriter::detach`]: after this request the connection is handed
+    /// over instead of serving HTTP.
+    pub(crate) detach: Option<OnUpgrade>,
 }
 
 impl Shared {
@@ -65,6 +69,7 @@ impl Shared {
             queued: 0,
             write_cap: config.max_write_buffer_size,
             overflowed: false,
+            detach: None,
         }
     }
 
@@ -319,6 +324,28 @@ impl ResponseWriter<'_> {
     /// Whether the response has been finished.
     pub fn is_finished(&self) -> bool {
         self.shared.borrow().resp == Resp::Finished
+    }
+
+    /// Hands the connection over after this request (Tornado's
+    /// `HTTP1Connection.detach()`): once the `101 Switching Protocols` response written
+    /// for it has been flushed, the connection stops serving HTTP and `on_upgrade`
+    /// receives its stream with the bytes read past the request head
+    /// ([`Detached`](crate::Detached)). Bytes pipelined behind the upgrade request go to
+    /// the new owner, never to the HTTP parser. A transport without a stream to give
+    /// (such as [`MemoryTransport`](crate::MemoryTransport)) closes instead, with an error
+    /// logged.
+    ///
+    /// # Errors
+    ///
+    /// [`DetachError::NotSwitchingProtocols`] unless a 101 response head was written
+    /// for this request.
+    pub fn detach(&mut self, on_upgrade: OnUpgrade) -> Result<(), DetachError> {
+        let s = &mut *self.shared.borrow_mut();
+        if s.resp == Resp::NotStarted || s.status != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(DetachError::NotSwitchingProtocols);
+        }
+        s.detach = Some(on_upgrade);
+        Ok(())
     }
 
     /// Bytes written and not yet sent.

@@ -11,10 +11,11 @@
 //! | `tcp` | `squall-tcpserver` | `tornado.tcpserver`, `tornado.tcpclient`, `tornado.netutil` |
 //! | `httputil` | `squall-httputil` | `tornado.httputil` |
 //! | `http` | `squall-httpserver` | `tornado.httpserver`, `tornado.http1connection` |
+//! | `websocket` | `squall-websocket` | `tornado.websocket` |
 //! | `http_types` | the `http` crate | (the vocabulary: `Method`, `StatusCode`, `Request`...) |
 //!
 //! Cargo features pick the layers: `ioloop`, `iostream`, `tcp`, `httputil` and `http`
-//! (the default, which pulls in everything below it).
+//! (the default, which pulls in everything below it), and `websocket` on top.
 //!
 //! # Example
 //!
@@ -118,6 +119,8 @@ pub use squall_httpserver as http;
 /// feature, off by default (it builds C code: rustls's `ring` provider).
 #[cfg(feature = "tls")]
 pub use squall_tls as tls;
+#[cfg(feature = "websocket")]
+pub use squall_websocket as websocket;
 
 #[cfg(feature = "httpclient")]
 pub use squall_httpclient as httpclient;

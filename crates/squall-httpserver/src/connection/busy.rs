@@ -31,7 +31,12 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
             match event {
                 Some(Event::Head(head)) => {
                     head_started = None;
-                    if let Flow::Close(end) = self.request(head).await {
+                    let flow = self.request(head).await;
+                    if shared.borrow().detach.is_some() {
+                        // Whatever follows the request is the new protocol's.
+                        return End::Detach;
+                    }
+                    if let Flow::Close(end) = flow {
                         return end;
                     }
                 }
@@ -244,6 +249,28 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
             }
         })
         .await
+    }
+
+    /// Send the 101 response, then hand the stream and the input not yet parsed to the
+    /// delegate's callback. The connection stops counting for the server here.
+    pub(super) async fn detach(&mut self) {
+        let Some(on_upgrade) = self.shared.borrow_mut().detach.take() else {
+            return;
+        };
+        if self.flush().await.is_err() {
+            self.conn.transport.close();
+            return;
+        }
+        match self.conn.transport.take_stream() {
+            Some(stream) => {
+                let read_ahead = self.inbuf.split().freeze();
+                on_upgrade.call(crate::Detached { stream, read_ahead });
+            }
+            None => {
+                log::error!("this transport cannot be detached; closing the connection");
+                self.conn.transport.close();
+            }
+        }
     }
 
     /// End the connection as nginx does. `Dead`: close at once. Otherwise send what

@@ -136,6 +136,9 @@ enum End {
     Linger,
     /// Stop now: the peer is gone, timed out, or the server forces the close.
     Dead,
+    /// A `101 Switching Protocols` went out and the delegate detached: send what is
+    /// queued, then hand the stream and the unread input to the new owner.
+    Detach,
 }
 
 enum ReadOutcome {
@@ -327,6 +330,10 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             End::Idle => {
                 release_output(&shared);
                 true
+            }
+            End::Detach => {
+                busy.detach().await;
+                false
             }
             end => {
                 busy.close(end).await;

@@ -94,6 +94,10 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let mut inflater: Option<squall_httputil::GzipInflater> = None;
             let mut continue_sent = false;
             loop {
+                if shared.borrow().detach.is_some() {
+                    // Handed over: the rest of the input is the new protocol's.
+                    return Flow::Close(End::Detach);
+                }
                 if shared.borrow().resp == Resp::Finished {
                     // Answered before the body was read: the rest of the body cannot be
                     // skipped safely, so the connection closes after the response.

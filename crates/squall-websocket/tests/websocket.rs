@@ -1,0 +1,427 @@
+//! Server and client over real sockets, one loop: Tornado's `websocket_test.py`
+//! contracts (close code and reason, closed writes, origin, subprotocols, pings,
+//! keep-alive timeouts, the message size limit, compression parameters, order of
+//! messages with an async `on_message`, a refused handshake's status).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use http::{HeaderValue, StatusCode};
+use squall_httpserver::{HttpServer, HttpServerRequest, Response};
+use squall_ioloop::{sleep, IoLoop};
+use squall_websocket::{
+    websocket_connect, websocket_response, websocket_response_with, ClientOptions, CloseCode,
+    DeflateConfig, HandshakeError, Message, WebSocket, WebSocketConfig, WebSocketError,
+    WebSocketHandler,
+};
+
+fn run(test: impl Future<Output = ()> + 'static) {
+    IoLoop::new()
+        .unwrap()
+        .run_sync(test, Some(Duration::from_secs(60)))
+        .unwrap();
+}
+
+type Route = Rc<dyn Fn(HttpServerRequest) -> Response>;
+
+/// A server on 127.0.0.1:0 answering every request with `route` (kept alive by the
+/// returned value).
+fn listen(route: Route) -> (impl Sized, SocketAddr) {
+    let mut server = HttpServer::new(move |req| std::future::ready(route(req)));
+    let addr = server.listen(0, "127.0.0.1").unwrap();
+    (server, addr)
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("ws://{addr}{path}")
+}
+
+/// What the server-side handler saw.
+#[derive(Default)]
+struct Seen {
+    messages: Vec<Message>,
+    pongs: Vec<Vec<u8>>,
+    pings: Vec<Vec<u8>>,
+    closed: Option<(Option<CloseCode>, Option<String>)>,
+    subprotocol: Option<String>,
+}
+
+struct Recorder {
+    seen: Rc<RefCell<Seen>>,
+    echo: bool,
+}
+
+impl WebSocketHandler for Recorder {
+    fn select_subprotocol(&mut self, offered: &[String]) -> Option<String> {
+        offered.iter().find(|p| p.starts_with("goodproto")).cloned()
+    }
+
+    async fn open(&mut self, ws: &WebSocket) {
+        self.seen.borrow_mut().subprotocol = ws.selected_subprotocol().map(str::to_owned);
+    }
+
+    async fn on_message(&mut self, ws: &WebSocket, message: Message) {
+        if message == Message::Text("close me".into()) {
+            let _ = ws.close(Some(CloseCode(1001)), "goodbye");
+            return;
+        }
+        if message == Message::Text("ping me".into()) {
+            let _ = ws.ping(b"data");
+            return;
+        }
+        // An async step between messages: the next must still wait for this one.
+        if let Message::Text(t) = &message {
+            if t.starts_with("slow") {
+                sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.seen.borrow_mut().messages.push(message.clone());
+        if self.echo {
+            let _ = ws.write_message(message);
+        }
+    }
+
+    fn on_ping(&mut self, _ws: &WebSocket, data: &[u8]) {
+        self.seen.borrow_mut().pings.push(data.to_vec());
+    }
+
+    fn on_pong(&mut self, _ws: &WebSocket, data: &[u8]) {
+        self.seen.borrow_mut().pongs.push(data.to_vec());
+    }
+
+    fn on_close(&mut self, ws: &WebSocket) {
+        self.seen.borrow_mut().closed = Some((ws.close_code(), ws.close_reason()));
+    }
+}
+
+fn recorder_server(config: WebSocketConfig) -> (impl Sized, SocketAddr, Rc<RefCell<Seen>>) {
+    let seen = Rc::new(RefCell::new(Seen::default()));
+    let s = seen.clone();
+    let (server, addr) = listen(Rc::new(move |req| {
+        websocket_response(
+            &req,
+            &config,
+            Recorder {
+                seen: s.clone(),
+                echo: true,
+            },
+        )
+    }));
+    (server, addr, seen)
+}
+
+async fn until(mut cond: impl FnMut() -> bool) {
+    while !cond() {
+        sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[test]
+fn echo_text_and_binary_in_order_even_with_an_async_on_message() {
+    run(async {
+        let (_server, addr, seen) = recorder_server(WebSocketConfig::default());
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        let sent: Vec<Message> = vec![
+            "slow 1".into(),
+            b"\x00\x01".as_slice().into(),
+            "2".into(),
+            "slow 3".into(),
+            "4".into(),
+        ];
+        for m in &sent {
+            ws.write_message(m.clone()).unwrap();
+        }
+        for m in &sent {
+            assert_eq!(ws.next().await.as_ref(), Some(m));
+        }
+        assert_eq!(seen.borrow().messages, sent);
+    });
+}
+
+#[test]
+fn close_code_and_reason_reach_on_close_and_writes_after_close_fail() {
+    run(async {
+        let (_server, addr, seen) = recorder_server(WebSocketConfig::default());
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        ws.close(Some(CloseCode(1001)), "goodbye").unwrap();
+        assert!(matches!(
+            ws.write_message("late"),
+            Err(WebSocketError::Closed)
+        ));
+        // The server echoes the close; the client's read ends.
+        assert_eq!(ws.next().await, None);
+        assert_eq!(ws.close_code(), Some(CloseCode(1001)));
+        until(|| seen.borrow().closed.is_some()).await;
+        assert_eq!(
+            seen.borrow().closed,
+            Some((Some(CloseCode(1001)), Some("goodbye".into())))
+        );
+    });
+}
+
+#[test]
+fn the_server_closes_with_a_code_and_the_client_sees_it() {
+    run(async {
+        let (_server, addr, _seen) = recorder_server(WebSocketConfig::default());
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        ws.write_message("close me").unwrap();
+        assert_eq!(ws.next().await, None);
+        assert_eq!(ws.close_code(), Some(CloseCode(1001)));
+        assert_eq!(ws.close_reason().as_deref(), Some("goodbye"));
+        assert!(matches!(ws.send("late").await, Err(WebSocketError::Closed)));
+    });
+}
+
+#[test]
+fn cross_origin_handshakes_are_refused_with_403_and_the_client_gets_the_status() {
+    run(async {
+        let (_server, addr, _seen) = recorder_server(WebSocketConfig::default());
+        let mut options = ClientOptions::default();
+        options
+            .headers
+            .insert("origin", HeaderValue::from_static("http://evil.example"));
+        match websocket_connect(&url(addr, "/"), &options).await {
+            Err(WebSocketError::Handshake(HandshakeError::Status(status))) => {
+                assert_eq!(status, StatusCode::FORBIDDEN)
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same origin is fine.
+        let mut options = ClientOptions::default();
+        options.headers.insert(
+            "origin",
+            HeaderValue::from_str(&format!("http://{addr}")).unwrap(),
+        );
+        assert!(websocket_connect(&url(addr, "/"), &options).await.is_ok());
+    });
+}
+
+#[test]
+fn a_plain_http_answer_is_an_error_with_its_status() {
+    run(async {
+        let (_server, addr) = listen(Rc::new(|_req| {
+            Response::text("not here").with_status(StatusCode::NOT_FOUND)
+        }));
+        match websocket_connect(&url(addr, "/"), &ClientOptions::default()).await {
+            Err(WebSocketError::Handshake(HandshakeError::Status(status))) => {
+                assert_eq!(status, StatusCode::NOT_FOUND)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            websocket_connect("http://x/", &ClientOptions::default()).await,
+            Err(WebSocketError::BadUrl(_))
+        ));
+    });
+}
+
+#[test]
+fn select_subprotocol_picks_from_the_offer_or_none() {
+    run(async {
+        let (_server, addr, seen) = recorder_server(WebSocketConfig::default());
+        let mut options = ClientOptions::default();
+        options.subprotocols = vec!["badproto".into(), "goodproto".into()];
+        let ws = websocket_connect(&url(addr, "/"), &options).await.unwrap();
+        assert_eq!(ws.selected_subprotocol(), Some("goodproto"));
+        ws.write_message("x").unwrap();
+        ws.next().await.unwrap();
+        assert_eq!(seen.borrow().subprotocol.as_deref(), Some("goodproto"));
+        options.subprotocols = vec!["badproto".into()];
+        let ws = websocket_connect(&url(addr, "/"), &options).await.unwrap();
+        assert_eq!(ws.selected_subprotocol(), None);
+    });
+}
+
+#[test]
+fn pings_are_answered_and_pongs_reported() {
+    run(async {
+        let (_server, addr, seen) = recorder_server(WebSocketConfig::default());
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        // The client pings: the server's handler sees on_ping, the client gets a pong.
+        ws.ping(b"hello").unwrap();
+        ws.write_message("sync").unwrap();
+        assert_eq!(ws.next().await, Some("sync".into()));
+        assert_eq!(seen.borrow().pings, vec![b"hello".to_vec()]);
+        // The server pings: the client answers, the server's on_pong sees the data.
+        ws.write_message("ping me").unwrap();
+        ws.write_message("sync").unwrap();
+        assert_eq!(ws.next().await, Some("sync".into()));
+        ws.write_message("sync").unwrap();
+        assert_eq!(ws.next().await, Some("sync".into()));
+        until(|| !seen.borrow().pongs.is_empty()).await;
+        assert_eq!(seen.borrow().pongs, vec![b"data".to_vec()]);
+    });
+}
+
+#[test]
+fn ping_timeout_closes_a_silent_peer() {
+    run(async {
+        let mut config = WebSocketConfig::default();
+        config.ping_interval = Some(Duration::from_millis(50));
+        config.ping_timeout = Some(Duration::from_millis(200));
+        let (_server, addr, seen) = recorder_server(config);
+        // A client that never reads, so never answers the server's pings.
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        until(|| seen.borrow().closed.is_some()).await;
+        assert_eq!(
+            seen.borrow().closed,
+            Some((None, None)),
+            "no close frame: the peer was dropped"
+        );
+        drop(ws);
+    });
+}
+
+#[test]
+fn keep_alive_pings_keep_an_answering_peer() {
+    run(async {
+        let mut config = WebSocketConfig::default();
+        config.ping_interval = Some(Duration::from_millis(20));
+        config.ping_timeout = Some(Duration::from_millis(200));
+        let (_server, addr, seen) = recorder_server(config);
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        // Reading answers the pings; after ten timeouts' worth the connection lives.
+        let reader = ws.clone();
+        let reading = IoLoop::current()
+            .unwrap()
+            .spawn(async move { while reader.next().await.is_some() {} });
+        sleep(Duration::from_millis(600)).await;
+        assert!(seen.borrow().closed.is_none());
+        ws.close(None, "").unwrap();
+        reading.await.unwrap();
+    });
+}
+
+#[test]
+fn a_message_over_max_message_size_closes_with_1009() {
+    run(async {
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = 1024;
+        let (_server, addr, seen) = recorder_server(config);
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        ws.write_message(vec![0u8; 1024]).unwrap();
+        assert_eq!(ws.next().await.map(|m| m.as_bytes().len()), Some(1024));
+        ws.write_message(vec![0u8; 1025]).unwrap();
+        assert_eq!(ws.next().await, None);
+        assert_eq!(ws.close_code(), Some(CloseCode::MESSAGE_TOO_BIG));
+        until(|| seen.borrow().closed.is_some()).await;
+    });
+}
+
+#[test]
+fn compression_parameters_are_negotiated_and_honoured() {
+    run(async {
+        let mut server_config = WebSocketConfig::default();
+        server_config.compression = Some(DeflateConfig::default());
+        let (_server, addr, _seen) = recorder_server(server_config);
+        for (client_nct, server_bits) in [(false, 15), (true, 15), (false, 9), (true, 10)] {
+            let mut config = WebSocketConfig::default();
+            config.compression = Some(DeflateConfig {
+                client_no_context_takeover: client_nct,
+                server_max_window_bits: server_bits,
+                ..DeflateConfig::default()
+            });
+            let options = ClientOptions::new(config);
+            let ws = websocket_connect(&url(addr, "/"), &options).await.unwrap();
+            for i in 0..3 {
+                let text = format!("{i} {}", "squall ".repeat(500));
+                ws.send(text.clone()).await.unwrap();
+                assert_eq!(ws.next().await, Some(Message::Text(text)));
+            }
+        }
+        // A client without compression is served uncompressed.
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        ws.send("plain").await.unwrap();
+        assert_eq!(ws.next().await, Some("plain".into()));
+    });
+}
+
+#[test]
+fn the_async_form_reads_with_next_and_sends_with_back_pressure() {
+    run(async {
+        let (_server, addr) = listen(Rc::new(|req| {
+            websocket_response_with(&req, &WebSocketConfig::default(), |ws| async move {
+                let mut n = 0;
+                while let Some(message) = ws.next().await {
+                    n += 1;
+                    if ws
+                        .send(format!(
+                            "{n}: {}",
+                            String::from_utf8_lossy(message.as_bytes())
+                        ))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+        }));
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        ws.send("a").await.unwrap();
+        ws.send("b").await.unwrap();
+        assert_eq!(ws.next().await, Some("1: a".into()));
+        assert_eq!(ws.next().await, Some("2: b".into()));
+    });
+}
+
+#[test]
+fn a_peer_that_does_not_read_hits_the_write_buffer_limit() {
+    run(async {
+        let full = Rc::new(std::cell::Cell::new(false));
+        let flag = full.clone();
+        let (_server, addr) = listen(Rc::new(move |req| {
+            let mut config = WebSocketConfig::default();
+            config.max_write_buffer_size = 64 * 1024;
+            let flag = flag.clone();
+            websocket_response_with(&req, &config, move |ws| async move {
+                let chunk = vec![7u8; 16 * 1024];
+                // The client does not read: the socket buffers fill, then the queue.
+                for _ in 0..100_000 {
+                    match ws.write_message(chunk.clone()) {
+                        Ok(()) => {}
+                        Err(WebSocketError::WriteBufferFull) => {
+                            flag.set(true);
+                            return;
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                    sleep(Duration::ZERO).await;
+                }
+                panic!("the write queue grew without bound");
+            })
+        }));
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        until(|| full.get()).await;
+        // The server dropped the connection: what arrived ends without a close frame.
+        let mut got = 0usize;
+        while let Some(m) = ws.next().await {
+            got += m.as_bytes().len();
+        }
+        assert!(got < 100_000 * 16 * 1024);
+        assert_eq!(ws.close_code(), None);
+    });
+}
