@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::bench::proc::{self, Guard};
 use crate::flags::Flags;
+use crate::proc::{self, Guard};
 use crate::util;
 
 /// How long a target is fuzzed when `--seconds` is not given.

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::bench::proc::{self, Guard, SERVER_CPU};
-use crate::bench::{loadgen_command, parse_loadgen, run_client, which, RunSpec};
 use crate::flags::Flags;
+use crate::load::{loadgen_command, parse_loadgen, run_client, RunSpec};
+use crate::proc::{self, which, Guard, SERVER_CPU};
 use crate::util;
 
 /// Pipeline depths measured: one request per read, and TechEmpower-style batches.

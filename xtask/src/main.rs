@@ -5,6 +5,14 @@
 //! module with a `run(args)` function, and `main` only picks the module. To add a task,
 //! add `mod <task>;`, one arm in [`dispatch`], and one line in [`HELP`].
 //!
+//! The modules form a tree: tasks import only the bottom helpers, never each other.
+//! * [`flags`]: the task's arguments;
+//! * [`util`]: where the workspace is, running a command with its duration shown;
+//! * [`proc`]: child processes (pinned, killed with us, bounded in time), programs on
+//!   `PATH`, and what `/proc` says about a process;
+//! * [`load`]: load generators (wrk, squall-loadgen): their command lines, running one,
+//!   reading its result.
+//!
 //! Tasks:
 //! * `bench`: squall against its peers, with a report and a chart (see [`bench`](mod@bench)).
 //! * `ci`: the whole check, step by step, with a summary (see [`ci`]).
@@ -21,6 +29,8 @@ mod ci;
 mod flags;
 mod fuzz;
 mod instructions;
+mod load;
+mod proc;
 mod soak;
 mod tidy;
 mod util;

@@ -40,8 +40,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
-use crate::bench::proc::{self, Guard};
 use crate::flags::Flags;
+use crate::proc::{self, Guard};
 use crate::util;
 use clients::{Kind, Live, Load, Settings, Tally};
 use sample::Sample;

@@ -1,12 +1,13 @@
-//! Child processes of the bench: pinned to a CPU, killed with us (also on Ctrl-C or an
-//! error), bounded in time; and what `/proc` says about them.
+//! Process control for every task: child processes pinned to a CPU, killed with us (also
+//! on Ctrl-C or an error), bounded in time; programs found on `PATH`; and what `/proc`
+//! says about a process.
 
 use std::fs;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 #[cfg(target_os = "linux")]
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -117,6 +118,15 @@ pub(crate) fn raise_nofile() -> io::Result<u64> {
 /// A free port on 127.0.0.1, found by binding port 0 (and letting it go).
 pub(crate) fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `name` in a directory of `PATH`, else the first of `fallbacks` that exists.
+pub(crate) fn which(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .chain(fallbacks.iter().map(PathBuf::from))
+        .find(|p| p.is_file())
 }
 
 /// A child that is killed (and reaped) when dropped.
