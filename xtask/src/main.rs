@@ -13,6 +13,9 @@
 //! * [`load`]: load generators (wrk, squall-loadgen): their command lines, running one,
 //!   reading its result.
 //!
+//! A task that needs another task's whole work runs it as a subprocess
+//! ([`util::xtask`]), as `ci` runs `tidy`.
+//!
 //! Tasks:
 //! * `bench`: squall against its peers, with a report and a chart (see [`bench`](mod@bench)).
 //! * `ci`: the whole check, step by step, with a summary (see [`ci`]).

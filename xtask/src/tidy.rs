@@ -1,5 +1,6 @@
 //! `cargo xtask tidy`: the house rules the compiler does not check. The same check runs
-//! as a `#[test]` (so `cargo test` enforces it) and as a `cargo xtask ci` step.
+//! as a `#[test]` (so `cargo test` enforces it), and `cargo xtask ci` runs this task as
+//! a step.
 //!
 //! * every `unsafe {` block in `crates/` has a `// SAFETY:` comment right above it (or
 //!   above the statement it is part of); clippy's `undocumented_unsafe_blocks` says the
@@ -24,7 +25,7 @@ use crate::flags::Flags;
 
 /// One broken rule, at a place.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Problem {
+struct Problem {
     path: PathBuf,
     line: usize,
     what: String,
@@ -53,7 +54,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
 }
 
 /// Checks the tree under `root`; paths in the problems are relative to it.
-pub(crate) fn check(root: &Path) -> anyhow::Result<Vec<Problem>> {
+fn check(root: &Path) -> anyhow::Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let crates = root.join("crates");
 

@@ -22,6 +22,17 @@ pub(crate) fn cargo() -> Command {
     Command::new(cargo)
 }
 
+/// This xtask binary, to run another task as a subprocess (`ci` runs `tidy` so): tasks
+/// never call each other's functions.
+///
+/// # Errors
+///
+/// If the path of the running executable cannot be found.
+pub(crate) fn xtask() -> anyhow::Result<Command> {
+    let exe = std::env::current_exe().context("finding the xtask executable")?;
+    Ok(Command::new(exe))
+}
+
 /// True when running under CI (`CI` set to anything but `false`/`0`, as GitHub Actions
 /// and `.ci/run` set it): there, nothing may pass by being skipped.
 pub(crate) fn in_ci() -> bool {
@@ -153,10 +164,13 @@ pub(crate) fn display(cmd: &Command) -> String {
             let _ = write!(s, "{}={} ", key.to_string_lossy(), quote(value));
         }
     }
-    // The cargo that runs us is a long rustup path; `cargo` is what a person types.
+    // The cargo that runs us is a long rustup path; `cargo` is what a person types, and
+    // `cargo xtask` for this binary.
     let program = cmd.get_program();
     if std::env::var_os("CARGO").is_some_and(|c| c == program) {
         s.push_str("cargo");
+    } else if std::env::current_exe().is_ok_and(|exe| exe == program) {
+        s.push_str("cargo xtask");
     } else {
         s.push_str(&quote(program));
     }
@@ -241,6 +255,13 @@ mod tests {
             display(&cmd),
             r"RUSTDOCFLAGS='-D warnings' cargo doc --no-deps 'it'\''s'"
         );
+    }
+
+    #[test]
+    fn display_names_this_binary_as_cargo_xtask() {
+        let mut cmd = xtask().unwrap();
+        cmd.arg("tidy");
+        assert_eq!(display(&cmd), "cargo xtask tidy");
     }
 
     #[test]
