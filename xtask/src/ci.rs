@@ -67,21 +67,22 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     flags.finish()?;
 
     let root = util::project_root();
-    let crates = util::workspace_crates(&root)?;
     let mut ci = Ci::new(opts.fail_fast);
     let quick = opts.quick.then_some("--quick");
 
     // A crate folder without sources (someone's work in progress) stops every cargo
     // command; say so once instead of failing every step with the same error.
-    let mut target_dir = None;
+    let mut metadata = None;
     ci.step("manifests", None, || {
-        target_dir = Some(util::try_target_dir(&root)?);
+        metadata = Some(util::Metadata::load(&root.join("Cargo.toml"))?);
         Ok(None)
     });
-    let Some(target_dir) = target_dir else {
+    let Some(metadata) = metadata else {
         ci.block("the workspace does not load (see `manifests`)");
         return ci.finish();
     };
+    let crates = metadata.crates(&root);
+    let target_dir = metadata.target_directory;
 
     ci.step("fmt", None, || {
         util::run(

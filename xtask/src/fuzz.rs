@@ -6,7 +6,8 @@
 //! Installs cargo-fuzz (`cargo install cargo-fuzz --locked`) when `cargo fuzz --version`
 //! fails, and needs the nightly toolchain (libFuzzer's instrumentation is nightly-only);
 //! without it the task stops with the `rustup` line that installs it. The targets are the
-//! `[[bin]]` names of `fuzz/Cargo.toml`, so a new target needs no change here.
+//! `[[bin]]` names of `fuzz/Cargo.toml` (by `cargo metadata`, in name order), so a new
+//! target needs no change here.
 //!
 //! Each run's whole output goes to `<target>/squall-fuzz/<target>.log`; crash inputs land
 //! in `fuzz/artifacts/<target>/` (libFuzzer's `crash-`, `oom-`, `timeout-`, `leak-`
@@ -100,10 +101,17 @@ pub(crate) fn parse_output(text: &str) -> FuzzStats {
     s
 }
 
-/// The `[[bin]]` names of a cargo-fuzz manifest, in file order (`cargo fuzz add` writes
-/// `name = "..."` on its own line inside the table).
-pub(crate) fn bin_names(manifest: &str) -> Vec<String> {
-    util::table_names(manifest, "[[bin]]")
+/// The fuzz targets: the binaries of the cargo-fuzz workspace `fuzz/` (its `[[bin]]`
+/// tables), from `cargo metadata` (which needs no nightly), sorted by name.
+pub(crate) fn targets(root: &Path) -> anyhow::Result<Vec<String>> {
+    let manifest = root.join("fuzz").join("Cargo.toml");
+    let metadata = util::Metadata::load(&manifest)?;
+    let mut bins: Vec<String> = metadata.packages.into_iter().flat_map(|p| p.bins).collect();
+    if bins.is_empty() {
+        bail!("{}: no [[bin]] targets", manifest.display());
+    }
+    bins.sort();
+    Ok(bins)
 }
 
 /// One finished run, for the summary.
@@ -137,20 +145,13 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     }
 
     let root = util::project_root();
-    let fuzz_dir = root.join("fuzz");
-    let manifest_path = fuzz_dir.join("Cargo.toml");
-    let manifest = fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let all = bin_names(&manifest);
-    if all.is_empty() {
-        bail!("{}: no [[bin]] targets", manifest_path.display());
-    }
+    let all = targets(&root)?;
     for t in &wanted {
         if !all.contains(t) {
             bail!("unknown fuzz target `{t}` (known: {})", all.join(", "));
         }
     }
-    let targets = if wanted.is_empty() { all } else { wanted };
+    let chosen = if wanted.is_empty() { all } else { wanted };
 
     ensure_nightly()?;
     ensure_cargo_fuzz()?;
@@ -158,7 +159,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     let logs = util::target_dir(&root).join("squall-fuzz");
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let mut outcomes = Vec::new();
-    for target in &targets {
+    for target in &chosen {
         println!("fuzz: {target} for {seconds}s");
         outcomes.push(fuzz_one(&root, &logs, target, seconds)?);
     }
@@ -442,16 +443,10 @@ Base64: AAAA
     }
 
     #[test]
-    fn bin_names_are_the_bin_tables() {
-        let manifest = "[package]\nname = \"squall-fuzz\"\n\n[[bin]]\nname = \"head\"\npath = \"fuzz_targets/head.rs\"\n\n[dependencies]\nname = \"x\"\n\n[[bin]]\npath = \"b.rs\"\nname = \"chunked\"\n";
-        assert_eq!(bin_names(manifest), vec!["head", "chunked"]);
-    }
-
-    #[test]
     fn the_real_manifest_has_targets() {
-        let text = fs::read_to_string(util::project_root().join("fuzz/Cargo.toml")).unwrap();
-        let names = bin_names(&text);
+        let names = targets(&util::project_root()).unwrap();
         assert!(names.iter().any(|n| n == "head"), "{names:?}");
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
     }
 
     #[test]
