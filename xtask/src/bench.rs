@@ -124,6 +124,8 @@ struct Settings {
 /// Paths of everything the bench runs.
 struct Tools {
     root: PathBuf,
+    /// The workspace's target folder.
+    target: PathBuf,
     out: PathBuf,
     tmp: PathBuf,
     floor: PathBuf,
@@ -190,7 +192,36 @@ fn wanted(s: &Settings, id: &str) -> bool {
     }
 }
 
+/// Set up (build, find the peers, plan the runs), drive (criterion, HTTP, memory,
+/// echo), judge (the report, the table, the chart, the JSON).
 fn bench(s: &Settings) -> anyhow::Result<()> {
+    let (tools, plan, mut res) = set_up(s)?;
+    drive(s, &tools, &plan, &mut res);
+    write_report(s, &tools, &res)?;
+    let _ = fs::remove_dir_all(&tools.tmp);
+    Ok(())
+}
+
+/// What runs, decided once everything is built.
+struct Plan {
+    /// The servers of the HTTP runs, in table order.
+    servers: Vec<String>,
+    /// Whether wrk and squall-loadgen are compared on the floor.
+    agreement: bool,
+    /// The servers whose idle connections are weighed (`squall-log` holds them as
+    /// `squall` does).
+    memory_servers: Vec<String>,
+    /// Idle connections per memory run.
+    memory_counts: &'static [usize],
+    /// The echo servers: (name, binary).
+    echo_servers: Vec<(&'static str, PathBuf)>,
+    /// The progress bar, sized for every step.
+    pb: ProgressBar,
+}
+
+/// Set-up: folders, the open-file limit, the builds and the peers found ([`build`]),
+/// the wrk scripts, and the [`Plan`] ([`plan`]).
+fn set_up(s: &Settings) -> anyhow::Result<(Tools, Plan, Results)> {
     let root = util::project_root();
     let target = util::target_dir(&root);
     let out = target.join("squall-bench");
@@ -210,7 +241,7 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
         machine: report::Machine::probe(),
         ..Results::default()
     };
-    let mut tools = build(s, &root, &target, out.clone(), tmp, &mut res)?;
+    let mut tools = build(s, &root, &target, out, tmp, &mut res)?;
     res.generator = match &tools.wrk {
         Some(_) => format!(
             "wrk ({}), 1 thread; squall-loadgen for warm-ups",
@@ -225,8 +256,13 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
             tools.wrk_scripts.insert(depth, path);
         }
     }
+    let plan = plan(s, &tools, nofile, &mut res);
+    Ok((tools, plan, res))
+}
 
-    // Which servers run.
+/// Which servers and runs take part, given what was built and found; the progress bar
+/// sized for them.
+fn plan(s: &Settings, tools: &Tools, nofile: u64, res: &mut Results) -> Plan {
     let mut servers = Vec::new();
     for id in SERVERS {
         if !wanted(s, id) {
@@ -281,23 +317,73 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
     for line in &res.skipped {
         say(&pb, format!("skip: {line}"));
     }
+    Plan {
+        servers,
+        agreement,
+        memory_servers,
+        memory_counts,
+        echo_servers,
+        pb,
+    }
+}
 
+/// Drive: every measurement of the plan, in order, into `res`. A failed run is said
+/// above the progress bar and left out of the figures; it does not stop the others.
+fn drive(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
+    let pb = &plan.pb;
     // 1. Criterion.
     if s.no_criterion {
         res.criterion_note = "skipped (`--no-criterion`)".to_owned();
     } else {
         pb.set_message("criterion micro-benchmarks");
-        criterion(s, &tools, &target, &mut res, &pb);
+        criterion(s, tools, res, pb);
     }
     pb.inc(1);
 
     // 2. End-to-end HTTP, servers alternating within each round.
+    drive_http(s, tools, plan, res);
+
+    // 3. Memory.
+    for id in &plan.memory_servers {
+        for &n in plan.memory_counts {
+            pb.set_message(format!("memory: {id}, {n} idle connections"));
+            match memory(tools, id, n) {
+                Ok((per_conn, before)) => res
+                    .memory
+                    .entry(id.clone())
+                    .or_default()
+                    .push((n, per_conn, before)),
+                Err(e) => say(pb, format!("error: memory {id} {n}: {e:#}")),
+            }
+            pb.inc(1);
+        }
+    }
+
+    // 4. Echo.
     for round in 0..s.rounds {
-        // A B C, B C A, C A B: each server also takes the first turn of some round.
+        for (name, bin) in &plan.echo_servers {
+            pb.set_message(format!("echo round {}/{}: {name}", round + 1, s.rounds));
+            match echo(s, tools, name, bin) {
+                Ok(mbps) => res.echo.entry((*name).to_owned()).or_default().push(mbps),
+                Err(e) => say(pb, format!("error: echo {name}: {e:#}")),
+            }
+            pb.inc(1);
+        }
+    }
+    pb.finish_with_message("done");
+}
+
+/// The end-to-end HTTP runs: each round starts every server in turn (A B C, B C A,
+/// C A B: each server also takes the first turn of some round) and runs every load
+/// shape against it; in the first round the floor also serves the wrk-against-loadgen
+/// comparison.
+fn drive_http(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
+    let (pb, servers) = (&plan.pb, &plan.servers);
+    for round in 0..s.rounds {
         for k in 0..servers.len() {
             let id = &servers[(k + round) % servers.len()];
             let outcome = (|| -> anyhow::Result<()> {
-                let (mut guard, addr) = start_server(&tools, id)?;
+                let (mut guard, addr) = start_server(tools, id)?;
                 for spec in RUNS {
                     pb.set_message(format!(
                         "round {}/{}: {id}, {}",
@@ -310,25 +396,25 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
                     } else {
                         Generator::Loadgen
                     };
-                    match measure(s, &tools, &mut guard, addr, spec, gen) {
+                    match measure(s, tools, &mut guard, addr, spec, gen) {
                         Ok(sample) => res
                             .http
                             .entry((id.clone(), spec.name.to_owned()))
                             .or_default()
                             .push(sample),
-                        Err(e) => say(&pb, format!("error: {id}, {}: {e:#}", spec.name)),
+                        Err(e) => say(pb, format!("error: {id}, {}: {e:#}", spec.name)),
                     }
                     pb.inc(1);
                 }
-                if agreement && round == 0 && id == "floor" {
+                if plan.agreement && round == 0 && id == "floor" {
                     for spec in [RUNS[0], RUNS[1], RUNS[3]] {
                         pb.set_message(format!("wrk vs loadgen on the floor, {}", spec.name));
-                        let w = measure(s, &tools, &mut guard, addr, spec, Generator::Wrk);
-                        let l = measure(s, &tools, &mut guard, addr, spec, Generator::Loadgen);
+                        let w = measure(s, tools, &mut guard, addr, spec, Generator::Wrk);
+                        let l = measure(s, tools, &mut guard, addr, spec, Generator::Loadgen);
                         match (w, l) {
                             (Ok(w), Ok(l)) => res.agreement.push((spec.name.to_owned(), w, l)),
                             (Err(e), _) | (_, Err(e)) => {
-                                say(&pb, format!("error: agreement run: {e:#}"))
+                                say(pb, format!("error: agreement run: {e:#}"))
                             }
                         }
                         pb.inc(1);
@@ -337,48 +423,22 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
                 Ok(())
             })();
             if let Err(e) = outcome {
-                say(&pb, format!("error: {id}: {e:#}"));
+                say(pb, format!("error: {id}: {e:#}"));
             }
         }
     }
+}
 
-    // 3. Memory.
-    for id in &memory_servers {
-        for &n in memory_counts {
-            pb.set_message(format!("memory: {id}, {n} idle connections"));
-            match memory(&tools, id, n) {
-                Ok((per_conn, before)) => res
-                    .memory
-                    .entry(id.clone())
-                    .or_default()
-                    .push((n, per_conn, before)),
-                Err(e) => say(&pb, format!("error: memory {id} {n}: {e:#}")),
-            }
-            pb.inc(1);
-        }
-    }
-
-    // 4. Echo.
-    for round in 0..s.rounds {
-        for (name, bin) in &echo_servers {
-            pb.set_message(format!("echo round {}/{}: {name}", round + 1, s.rounds));
-            match echo(s, &tools, name, bin) {
-                Ok(mbps) => res.echo.entry((*name).to_owned()).or_default().push(mbps),
-                Err(e) => say(&pb, format!("error: echo {name}: {e:#}")),
-            }
-            pb.inc(1);
-        }
-    }
-    pb.finish_with_message("done");
-
-    // 5. Report.
-    let md = report::markdown(&res);
+/// Judge: the Markdown report, the summary table on the terminal, the chart, and the
+/// JSON with `--json`.
+fn write_report(s: &Settings, tools: &Tools, res: &Results) -> anyhow::Result<()> {
+    let md = report::markdown(res);
     let md_path = tools.out.join("report.md");
     fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
-    println!("\n{}", report::summary_table(&res));
+    println!("\n{}", report::summary_table(res));
     println!("report: {}", md_path.display());
     match report::chart(
-        &res,
+        res,
         &tools.out.join("chart.svg"),
         &tools.out.join("chart.png"),
     ) {
@@ -390,10 +450,9 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
     }
     if s.json {
         let path = tools.out.join("report.json");
-        fs::write(&path, serde_json::to_string_pretty(&report::json(&res))?)?;
+        fs::write(&path, serde_json::to_string_pretty(&report::json(res))?)?;
         println!("json:   {}", path.display());
     }
-    let _ = fs::remove_dir_all(&tools.tmp);
     Ok(())
 }
 
@@ -445,6 +504,7 @@ fn build(
     let release = target.join("release");
     let mut tools = Tools {
         root: root.to_owned(),
+        target: target.to_owned(),
         floor: release.join("floor"),
         loadgen: release.join("loadgen"),
         out,
@@ -533,7 +593,8 @@ fn build(
     Ok(tools)
 }
 
-fn criterion(s: &Settings, tools: &Tools, target: &Path, res: &mut Results, pb: &ProgressBar) {
+fn criterion(s: &Settings, tools: &Tools, res: &mut Results, pb: &ProgressBar) {
+    let target = &tools.target;
     let bench_dir = tools.root.join("benches/benches");
     let has_benches = fs::read_dir(&bench_dir)
         .map(|d| {
