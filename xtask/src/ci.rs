@@ -19,6 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::flags::Flags;
+use crate::toolchain;
 use crate::util::{self, cargo};
 
 /// The crates whose tests never run an `IoLoop`, so `SQUALL_POLLER` cannot change them:
@@ -299,7 +300,7 @@ impl CrossPlan {
         match toolchain {
             Ok(tc) => CrossPlan::Run(tc),
             Err(missing) => {
-                loud(&missing_toolchain_message(&missing, in_ci));
+                toolchain::loud(&missing_toolchain_message(&missing, in_ci));
                 if in_ci {
                     CrossPlan::Fail(format!(
                         "Debian cross toolchain missing ({missing}); CI=true, so not skipped"
@@ -375,16 +376,6 @@ fn missing_toolchain_message(missing: &str, in_ci: bool) -> String {
         msg.push_str("\nOn this OS the native build is the check: use --no-cross.");
     }
     msg
-}
-
-/// Prints a message nobody can miss in a scrolling log.
-fn loud(msg: &str) {
-    let bar = "!".repeat(78);
-    println!("\n{bar}");
-    for line in msg.lines() {
-        println!("!!  {line}");
-    }
-    println!("{bar}\n");
 }
 
 /// What became of a step.

@@ -15,13 +15,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 
 use crate::flags::Flags;
 use crate::proc::{self, Guard};
+use crate::toolchain;
 use crate::util;
 
 /// How long a target is fuzzed when `--seconds` is not given.
@@ -153,7 +154,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     }
     let chosen = if wanted.is_empty() { all } else { wanted };
 
-    ensure_nightly()?;
+    toolchain::nightly().map_err(anyhow::Error::msg)?;
     ensure_cargo_fuzz()?;
 
     let logs = util::target_dir(&root).join("squall-fuzz");
@@ -237,51 +238,9 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     }
 }
 
-/// The rustup `cargo` proxy: `+nightly` only works through it, and the `cargo` that runs
-/// us (or Debian's in `/usr/bin`) may not be it.
-fn rustup_cargo() -> Command {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
-    let proxy = home.map(|h| h.join("bin").join("cargo"));
-    let mut cmd = match proxy {
-        Some(p) if p.is_file() => Command::new(p),
-        _ => Command::new("cargo"),
-    };
-    // The fuzz workspace keeps its own target folder (fuzz/target), which cargo-fuzz
-    // expects to find its binaries in; a CARGO_TARGET_DIR meant for the main workspace
-    // would send the nightly, sanitizer-instrumented build elsewhere.
-    cmd.env_remove("CARGO_TARGET_DIR");
-    // Set by the rustup proxy that started us (stable); `+nightly` wins over it, but the
-    // nested cargo that cargo-fuzz starts must not be pinned back to stable.
-    cmd.env_remove("RUSTUP_TOOLCHAIN");
-    cmd
-}
-
-/// Fails with the install line if rustup has no nightly toolchain.
-fn ensure_nightly() -> anyhow::Result<()> {
-    let out = Command::new("rustup")
-        .args(["toolchain", "list"])
-        .output()
-        .context("cannot run `rustup toolchain list`: cargo-fuzz needs rustup and a nightly toolchain (install rustup, then `rustup toolchain install nightly`)")?;
-    let list = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || !has_nightly(&list) {
-        bail!(
-            "no nightly toolchain (libFuzzer's instrumentation needs it): run `rustup toolchain install nightly`; `rustup toolchain list` says:\n{}",
-            list.trim()
-        );
-    }
-    Ok(())
-}
-
-/// True if `rustup toolchain list` output names a nightly toolchain.
-pub(crate) fn has_nightly(list: &str) -> bool {
-    list.lines().any(|l| l.trim_start().starts_with("nightly"))
-}
-
 /// Installs cargo-fuzz if `cargo fuzz --version` fails.
 fn ensure_cargo_fuzz() -> anyhow::Result<()> {
-    let ok = rustup_cargo()
+    let ok = toolchain::rustup_cargo()
         .args(["fuzz", "--version"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -291,7 +250,7 @@ fn ensure_cargo_fuzz() -> anyhow::Result<()> {
         return Ok(());
     }
     println!("fuzz: cargo-fuzz is missing; installing it");
-    util::run(rustup_cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    util::run(toolchain::rustup_cargo().args(["install", "cargo-fuzz", "--locked"]))?;
     Ok(())
 }
 
@@ -331,7 +290,7 @@ fn fuzz_one(root: &Path, logs: &Path, target: &str, seconds: u64) -> anyhow::Res
     let before = list_files(&artifacts_dir);
     let log = logs.join(format!("{target}.log"));
     let file = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    let mut cmd = rustup_cargo();
+    let mut cmd = toolchain::rustup_cargo();
     cmd.args(["+nightly", "fuzz", "run", target, "--"])
         .arg(format!("-max_total_time={seconds}"))
         .arg("-print_final_stats=1")
@@ -447,13 +406,5 @@ Base64: AAAA
         let names = targets(&util::project_root()).unwrap();
         assert!(names.iter().any(|n| n == "head"), "{names:?}");
         assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
-    }
-
-    #[test]
-    fn nightly_is_found_in_the_toolchain_list() {
-        assert!(has_nightly(
-            "stable-x86_64-unknown-linux-gnu (default)\nnightly-x86_64-unknown-linux-gnu\n"
-        ));
-        assert!(!has_nightly("stable-x86_64-unknown-linux-gnu (default)\n"));
     }
 }

@@ -11,7 +11,9 @@
 //! * [`proc`]: child processes (pinned, killed with us, bounded in time), programs on
 //!   `PATH`, and what `/proc` says about a process;
 //! * [`load`]: load generators (wrk, squall-loadgen): their command lines, running one,
-//!   reading its result.
+//!   reading its result;
+//! * [`toolchain`]: rustup's cargo and its nightly, and the loud message when a check
+//!   cannot run.
 //!
 //! A task that needs another task's whole work runs it as a subprocess
 //! ([`util::xtask`]), as `ci` runs `tidy`.
@@ -36,6 +38,7 @@ mod load;
 mod proc;
 mod soak;
 mod tidy;
+mod toolchain;
 mod util;
 
 use std::process::ExitCode;
@@ -123,7 +126,7 @@ mod tests {
     use std::path::Path;
 
     /// The bottom helpers: any task may import them; they import no task.
-    const BOTTOM: &[&str] = &["flags", "load", "proc", "util"];
+    const BOTTOM: &[&str] = &["flags", "load", "proc", "toolchain", "util"];
 
     /// The first path segments named after `crate::` in `text` (`crate::proc::Guard`,
     /// `crate::{load, util::cargo}`).
