@@ -267,24 +267,6 @@ fn list_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Waits for the child to exit within `limit`; `None` if it did not (the guard kills it
-/// when dropped).
-fn wait_bounded(
-    guard: &mut Guard,
-    limit: Duration,
-) -> anyhow::Result<Option<std::process::ExitStatus>> {
-    let end = std::time::Instant::now() + limit;
-    loop {
-        if let Some(status) = guard.child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if std::time::Instant::now() >= end {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn fuzz_one(root: &Path, logs: &Path, target: &str, seconds: u64) -> anyhow::Result<Outcome> {
     let artifacts_dir = root.join("fuzz/artifacts").join(target);
     let before = list_files(&artifacts_dir);
@@ -303,7 +285,7 @@ fn fuzz_one(root: &Path, logs: &Path, target: &str, seconds: u64) -> anyhow::Res
     proc::pin_and_tie(&mut cmd, None);
     let mut guard = Guard::spawn(target, &mut cmd)?;
     let limit = Duration::from_secs(seconds) + BUILD_ALLOWANCE;
-    let status = wait_bounded(&mut guard, limit)?;
+    let status = guard.wait_within(limit)?;
     drop(guard);
     let text = fs::read_to_string(&log).unwrap_or_default();
     let stats = parse_output(&text);

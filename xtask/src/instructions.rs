@@ -12,7 +12,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
@@ -268,15 +268,11 @@ impl Run<'_> {
         if !status.success() {
             bail!("kill -INT {} failed ({status})", server.pid());
         }
-        let end = Instant::now() + Duration::from_secs(120);
-        while server.child.try_wait()?.is_none() {
-            if Instant::now() >= end {
-                bail!(
-                    "{} under callgrind did not exit within 120 s of SIGINT",
-                    self.server
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if server.wait_within(Duration::from_secs(120))?.is_none() {
+            bail!(
+                "{} under callgrind did not exit within 120 s of SIGINT",
+                self.server
+            );
         }
         let text = fs::read_to_string(&profile)
             .with_context(|| format!("reading the callgrind profile {}", profile.display()))?;

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 #[cfg(target_os = "linux")]
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -182,18 +182,26 @@ impl Guard {
         }
     }
 
+    /// Waits for the child to exit within `limit`: its status, or `None` if it is still
+    /// running then (it is killed when the guard drops).
+    pub(crate) fn wait_within(&mut self, limit: Duration) -> io::Result<Option<ExitStatus>> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= end {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Waits for the child to exit within `limit` (else kills it and fails), and returns
     /// its standard output, which must have been piped.
     pub(crate) fn finish(mut self, limit: Duration) -> anyhow::Result<String> {
-        let end = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = self.child.try_wait()? {
-                break status;
-            }
-            if Instant::now() >= end {
-                bail!("{} did not finish within {limit:?}; killed", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let Some(status) = self.wait_within(limit)? else {
+            bail!("{} did not finish within {limit:?}; killed", self.name);
         };
         let mut out = String::new();
         if let Some(mut stdout) = self.child.stdout.take() {
