@@ -719,7 +719,7 @@ fn start_server(tools: &Tools, id: &str) -> anyhow::Result<(Guard, SocketAddr)> 
     if id == "squall-log" {
         cmd.stderr(Stdio::null());
     }
-    proc::pin_and_tie(&mut cmd, (proc::cpus() > SERVER_CPU).then_some(SERVER_CPU));
+    proc::pin_and_tie(&mut cmd, Some(SERVER_CPU));
     let mut guard = Guard::spawn(id, &mut cmd)?;
     guard.wait_listening(addr, Duration::from_secs(20), &log)?;
     Ok((guard, addr))
@@ -870,7 +870,7 @@ fn squall_benches_hold(tools: &Tools, addr: SocketAddr, n: usize) -> anyhow::Res
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    proc::pin_and_tie(&mut cmd, (proc::cpus() > CLIENT_CPU).then_some(CLIENT_CPU));
+    proc::pin_and_tie(&mut cmd, Some(CLIENT_CPU));
     let mut g = Guard::spawn("loadgen --hold", &mut cmd)?;
     if n == 1 {
         // Let it go at once: it exits after its one request.
@@ -916,7 +916,7 @@ fn echo(s: &Settings, tools: &Tools, name: &str, bin: &Path) -> anyhow::Result<f
     cmd.args(["--port", &port.to_string()]);
     let log = tools.out.join("logs").join(format!("echo-{name}.log"));
     proc::to_log(&mut cmd, &log)?;
-    proc::pin_and_tie(&mut cmd, (proc::cpus() > SERVER_CPU).then_some(SERVER_CPU));
+    proc::pin_and_tie(&mut cmd, Some(SERVER_CPU));
     let mut guard = Guard::spawn(&format!("{name} echo"), &mut cmd)?;
     guard.wait_listening(addr, Duration::from_secs(20), &log)?;
     let run = |d: Duration| -> anyhow::Result<f64> {

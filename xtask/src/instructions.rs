@@ -240,7 +240,7 @@ impl Run<'_> {
         if access_log {
             cmd.stderr(Stdio::null());
         }
-        proc::pin_and_tie(&mut cmd, (proc::cpus() > SERVER_CPU).then_some(SERVER_CPU));
+        proc::pin_and_tie(&mut cmd, Some(SERVER_CPU));
         let mut server = Guard::spawn(&format!("{} under callgrind", self.server), &mut cmd)?;
         server.wait_listening(addr, Duration::from_secs(120), &log)?;
 

@@ -108,7 +108,7 @@ pub(crate) fn run_client(name: &str, cmd: &mut Command, limit: Duration) -> anyh
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    proc::pin_and_tie(cmd, (proc::cpus() > CLIENT_CPU).then_some(CLIENT_CPU));
+    proc::pin_and_tie(cmd, Some(CLIENT_CPU));
     Guard::spawn(name, cmd)?.finish(limit)
 }
 

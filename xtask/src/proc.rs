@@ -26,6 +26,7 @@ pub(crate) const CLIENT_CPU: usize = 1;
 /// [`Guard`] only (so not if xtask itself is `SIGKILL`ed).
 #[cfg(target_os = "linux")]
 pub(crate) fn pin_and_tie(cmd: &mut Command, cpu: Option<usize>) {
+    let cpu = cpu.filter(|&c| c < cpus());
     // SAFETY: the closure runs in the forked child before exec and only calls
     // async-signal-safe syscalls (sched_setaffinity, prctl) on stack data; it
     // allocates nothing and takes no locks.
