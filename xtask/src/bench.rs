@@ -845,7 +845,7 @@ fn memory(tools: &Tools, id: &str, n: usize) -> anyhow::Result<(f64, u64)> {
     squall_benches_hold(tools, addr, 1)?.finish(Duration::from_secs(30))?;
     let before = proc::rss_kib(guard.pid())?;
     let mut holder = squall_benches_hold(tools, addr, n)?;
-    let line = read_line(&mut holder, Duration::from_secs(120))?;
+    let line = holder.first_line(Duration::from_secs(120))?;
     if !line.contains(&format!("\"held\":{n}")) {
         bail!("the client did not hold {n} connections: {line}");
     }
@@ -877,36 +877,6 @@ fn squall_benches_hold(tools: &Tools, addr: SocketAddr, n: usize) -> anyhow::Res
         drop(g.child.stdin.take());
     }
     Ok(g)
-}
-
-/// The first line the child prints, within `limit`.
-fn read_line(g: &mut Guard, limit: Duration) -> anyhow::Result<String> {
-    use std::io::BufRead;
-    let stdout = g.child.stdout.take().context("stdout not piped")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let r = std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .map(|_| line);
-        let _ = tx.send(r);
-    });
-    match rx.recv_timeout(limit) {
-        Ok(r) => {
-            let line = r?;
-            if line.is_empty() {
-                let status = g.child.wait()?;
-                let mut err = String::new();
-                if let Some(mut e) = g.child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                bail!("{} exited ({status}): {}", g.name, err.trim());
-            }
-            Ok(line)
-        }
-        Err(_) => bail!("{} printed nothing within {limit:?}", g.name),
-    }
 }
 
 fn echo(s: &Settings, tools: &Tools, name: &str, bin: &Path) -> anyhow::Result<f64> {

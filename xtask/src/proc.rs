@@ -198,6 +198,36 @@ impl Guard {
         }
     }
 
+    /// The first line the child prints on its standard output (which must be piped),
+    /// within `limit`; fails if it exits or prints nothing by then.
+    pub(crate) fn first_line(&mut self, limit: Duration) -> anyhow::Result<String> {
+        use std::io::BufRead;
+        let stdout = self.child.stdout.take().context("stdout not piped")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let r = std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .map(|_| line);
+            let _ = tx.send(r);
+        });
+        match rx.recv_timeout(limit) {
+            Ok(r) => {
+                let line = r?;
+                if line.is_empty() {
+                    let status = self.child.wait()?;
+                    let mut err = String::new();
+                    if let Some(mut e) = self.child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    bail!("{} exited ({status}): {}", self.name, err.trim());
+                }
+                Ok(line)
+            }
+            Err(_) => bail!("{} printed nothing within {limit:?}", self.name),
+        }
+    }
+
     /// Waits for the child to exit within `limit` (else kills it and fails), and returns
     /// its standard output, which must have been piped.
     pub(crate) fn finish(mut self, limit: Duration) -> anyhow::Result<String> {
@@ -323,6 +353,28 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_micros(pid).unwrap() >= 0.0);
         assert!(rss_kib(pid).unwrap() > 0);
+    }
+
+    #[test]
+    fn first_line_is_bounded() {
+        let piped = |script: &str| {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            Guard::spawn("sh", &mut cmd).unwrap()
+        };
+        let limit = Duration::from_secs(30);
+        assert_eq!(
+            piped("echo held; exec sleep 30").first_line(limit).unwrap(),
+            "held\n"
+        );
+        let err = piped("echo gone >&2").first_line(limit).unwrap_err();
+        assert!(format!("{err:#}").contains("gone"), "{err:#}");
+        let err = piped("exec sleep 30")
+            .first_line(Duration::from_millis(200))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("printed nothing"), "{err:#}");
     }
 
     #[test]
