@@ -3,7 +3,9 @@
 //!
 //! Steps: `manifests` (the workspace loads), `fmt`, `tidy`, `clippy`, `test`, the
 //! forced-backend re-runs of the suites that run an `IoLoop` (`SQUALL_POLLER=poll` and
-//! `=select`), `doc`, `bench` (benches compile), and `cross <target>`: `cargo clippy`
+//! `=select`), `doc`, `bench` (benches compile), `fuzz (build)` (every fuzz target
+//! compiles with a plain `cargo +nightly build`; without nightly a loud skip locally, a
+//! failure under CI), and `cross <target>`: `cargo clippy`
 //! (a type-check and the lints) and `cargo doc` for FreeBSD and both macOS targets with
 //! Debian's compiler and `-Zbuild-std` (CONTRIBUTING.md, "The FreeBSD and macOS type-check",
 //! explains the set-up).
@@ -171,6 +173,23 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         Ok(None)
     });
 
+    // Every fuzz target compiles (a plain nightly build: libFuzzer's runtime links, no
+    // sanitizer, no cargo-fuzz). Without nightly: a loud skip here, a failure under CI.
+    const FUZZ: &str = "fuzz (build)";
+    match (opts.quick, toolchain::nightly()) {
+        (true, _) => ci.step(FUZZ, Some("--quick".to_owned()), || Ok(None)),
+        (false, Ok(())) => ci.step(FUZZ, None, || fuzz_build(&root)),
+        (false, Err(why)) if util::in_ci() => ci.step(FUZZ, None, || {
+            anyhow::bail!("{why}\nCI=true: the fuzz build FAILS instead of being skipped.")
+        }),
+        (false, Err(why)) => {
+            toolchain::loud(&format!(
+                "{why}\nNot under CI: the fuzz targets are NOT BUILT; CI will build them."
+            ));
+            ci.step(FUZZ, Some("no nightly toolchain".to_owned()), || Ok(None));
+        }
+    }
+
     let plan = if opts.no_cross {
         CrossPlan::Skip("--no-cross".to_owned())
     } else if opts.quick {
@@ -190,6 +209,20 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     }
 
     ci.finish()
+}
+
+/// Builds every fuzz target with a plain `cargo +nightly build` of `fuzz/` (debug, no
+/// sanitizer, so cargo-fuzz is not needed): the check that the targets still compile
+/// against the crates they fuzz. The note names the targets.
+fn fuzz_build(root: &Path) -> anyhow::Result<Option<String>> {
+    let fuzz = root.join("fuzz");
+    let bins = util::Metadata::load(&fuzz.join("Cargo.toml"))?.bins();
+    util::run(
+        toolchain::rustup_cargo()
+            .current_dir(&fuzz)
+            .args(["+nightly", "build", "--bins", "--locked"]),
+    )?;
+    Ok(Some(bins.join(" ")))
 }
 
 /// `cargo clippy -D warnings` (which type-checks everything, so no separate `cargo

@@ -106,12 +106,10 @@ pub(crate) fn parse_output(text: &str) -> FuzzStats {
 /// tables), from `cargo metadata` (which needs no nightly), sorted by name.
 pub(crate) fn targets(root: &Path) -> anyhow::Result<Vec<String>> {
     let manifest = root.join("fuzz").join("Cargo.toml");
-    let metadata = util::Metadata::load(&manifest)?;
-    let mut bins: Vec<String> = metadata.packages.into_iter().flat_map(|p| p.bins).collect();
+    let bins = util::Metadata::load(&manifest)?.bins();
     if bins.is_empty() {
         bail!("{}: no [[bin]] targets", manifest.display());
     }
-    bins.sort();
     Ok(bins)
 }
 

@@ -119,6 +119,17 @@ impl Metadata {
         })
     }
 
+    /// The names of every package's binary targets, sorted.
+    pub(crate) fn bins(&self) -> Vec<String> {
+        let mut bins: Vec<String> = self
+            .packages
+            .iter()
+            .flat_map(|p| p.bins.iter().cloned())
+            .collect();
+        bins.sort();
+        bins
+    }
+
     /// The names of the packages in `<root>/crates/`, sorted.
     pub(crate) fn crates(&self, root: &Path) -> Vec<String> {
         let dir = root.join("crates");
@@ -227,6 +238,7 @@ mod tests {
         let m = Metadata::parse(json).unwrap();
         assert_eq!(m.target_directory, Path::new("/w/t\"a\\bA"));
         assert_eq!(m.packages[0].bins, ["head", "chunked"]);
+        assert_eq!(m.bins(), ["chunked", "head"]);
         assert_eq!(m.crates(Path::new("/w")), ["squall-poller"]);
         assert!(Metadata::parse(b"{}").is_err());
         assert!(Metadata::parse(b"not json").is_err());

@@ -11,7 +11,8 @@
 //! # Example
 //!
 //! ```
-//! # #[cfg(target_os = "linux")] {
+//! # squall_poller::cfg_not_epoll! { fn main() {} }
+//! # squall_poller::cfg_epoll! { fn main() -> std::io::Result<()> {
 //! use std::io::Write;
 //! use std::os::fd::AsRawFd;
 //! use std::os::unix::net::UnixStream;
@@ -26,14 +27,12 @@
 //! let mut events = Events::with_capacity(64);
 //! poller.poll(&mut events, Some(Duration::from_secs(5)))?;
 //! assert!(events.get(a.as_raw_fd()).unwrap().is_readable());
-//! # }
-//! # Ok::<(), std::io::Error>(())
+//! # Ok(()) } }
 //! ```
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
-mod epoll;
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub use epoll::Epoll;
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub use squall_poller::Poller;
+// Where epoll exists (squall-poller's one list); empty elsewhere.
+squall_poller::cfg_epoll! {
+    mod epoll;
+    pub use epoll::Epoll;
+    pub use squall_poller::Poller;
+}

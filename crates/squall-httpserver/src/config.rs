@@ -65,7 +65,9 @@ pub struct HttpServerConfig {
     /// Inflate `Content-Encoding: gzip` request bodies (any case) before the handler
     /// sees them; the inflated size is held to [`max_body_size`](Self::max_body_size),
     /// so a small body cannot become a large one. The header is renamed
-    /// `X-Consumed-Content-Encoding`. Default `false` (bodies are passed as sent).
+    /// `X-Consumed-Content-Encoding`. Default `false` (bodies are passed as sent). Needs
+    /// the `gzip` feature (on by default).
+    #[cfg(feature = "gzip")]
     pub decompress_request: bool,
     /// Close the connection after each response (Tornado's `no_keep_alive`). Default
     /// `false`.
@@ -139,6 +141,7 @@ impl Default for HttpServerConfig {
             xheaders: false,
             trusted_downstream: Vec::new(),
             protocol: None,
+            #[cfg(feature = "gzip")]
             decompress_request: false,
             no_keep_alive: false,
             max_header_size: limits.max_head_size,

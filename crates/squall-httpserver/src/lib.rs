@@ -9,6 +9,13 @@
 //!   piece by piece, with backpressure, and writes through a [`ResponseWriter`].
 //! - [`HttpServerConfig`]: every limit and timeout, with defaults a public server can
 //!   live with.
+//! - [`HttpServer`]: TCP listeners (on one loop or `n` threads) and Unix sockets
+//!   ([`listen_unix`](HttpServer::listen_unix)), graceful shutdown, and shutdown on
+//!   SIGTERM/SIGINT in one call ([`run_until_signal`](HttpServer::run_until_signal),
+//!   [`shutdown_on_signal`](HttpServer::shutdown_on_signal)).
+//! - The `http` crate's `Request`/`Response`: [`HttpServerRequest`] converts into
+//!   `http::Request<Bytes>` and [`Response`] to and from `http::Response`, for code
+//!   written against them.
 //!
 //! # Example
 //!
@@ -57,6 +64,7 @@
 //! - **`shutdown(grace)` is new** (Tornado has only `stop` + `close_all_connections`):
 //!   stop accepting, close idle connections, answer requests in flight with
 //!   `Connection: close`, force-close after the grace period.
+//!   `run_until_signal(grace)` wires it to SIGTERM and SIGINT (a second signal forces).
 //! - **Closing like nginx**: a connection that ends shuts down its write side right
 //!   after the last response byte (the client sees end-of-file at once), then, when
 //!   part of a request is unread (an early answer, a 413, a request pipelined after

@@ -1,8 +1,8 @@
 //! A per-thread stash of spare buffers: a connection gives its input and output buffers
 //! back here when it goes idle, and takes one when bytes arrive or a response is
 //! written. An idle connection so holds no buffer, and a busy thread reuses the same
-//! few allocations instead of allocating per request (DESIGN.md: "Idle connections own
-//! no buffers"; "nothing on the hot path allocates per request that can be reused").
+//! few allocations instead of allocating per request: an idle connection owns no
+//! buffer, and nothing on the hot path allocates per request what can be reused.
 
 use std::cell::RefCell;
 

@@ -3,7 +3,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::header::{HeaderName, CONTENT_ENCODING};
+use http::header::HeaderName;
+#[cfg(feature = "gzip")]
+use http::header::CONTENT_ENCODING;
 use http::uri::Scheme;
 use http::HeaderMap;
 
@@ -13,6 +15,7 @@ static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_SCHEME: HeaderName = HeaderName::from_static("x-scheme");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+#[cfg(feature = "gzip")]
 static X_CONSUMED_CONTENT_ENCODING: HeaderName =
     HeaderName::from_static("x-consumed-content-encoding");
 
@@ -74,9 +77,24 @@ fn is_trusted(config: &HttpServerConfig, hop: &str) -> bool {
             .is_ok_and(|a| config.trusted_downstream.contains(&a))
 }
 
+/// Whether this request's body is to be inflated: `decompress_request` is on and the
+/// body is gzip (its header is then renamed). Always false without the `gzip` feature.
+pub(crate) fn decompress(config: &HttpServerConfig, headers: &mut HeaderMap) -> bool {
+    #[cfg(feature = "gzip")]
+    {
+        config.decompress_request && take_gzip(headers)
+    }
+    #[cfg(not(feature = "gzip"))]
+    {
+        let _ = (config, headers);
+        false
+    }
+}
+
 /// If the body is gzip (`Content-Encoding: gzip`, any case), rename the header to
 /// `X-Consumed-Content-Encoding` (the handler will see the body inflated) and say so.
-pub(crate) fn take_gzip(headers: &mut HeaderMap) -> bool {
+#[cfg(feature = "gzip")]
+fn take_gzip(headers: &mut HeaderMap) -> bool {
     let is_gzip = headers
         .get(CONTENT_ENCODING)
         .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"gzip"))
@@ -181,6 +199,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "gzip")]
     fn gzip_switch() {
         let mut h = headers(&[("Content-Encoding", "GZip")]);
         assert!(take_gzip(&mut h));

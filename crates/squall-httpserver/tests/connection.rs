@@ -2,6 +2,7 @@
 //! `http1connection_test.py` and the parts of `httpserver_test.py` that need no socket.
 
 use std::cell::RefCell;
+#[cfg(feature = "gzip")]
 use std::io::Write;
 use std::rc::Rc;
 use std::time::Duration;
@@ -434,6 +435,7 @@ fn content_length_mismatch_closes() {
     assert!(peer.is_closed());
 }
 
+#[cfg(feature = "gzip")]
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(data).unwrap();
@@ -441,6 +443,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 // GzipTest / GzipUnsupportedTest.
+#[cfg(feature = "gzip")]
 #[test]
 fn gzip_request_bodies() {
     let body = gzip(b"foo=bar&x=1");

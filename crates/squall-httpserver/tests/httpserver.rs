@@ -2,6 +2,7 @@
 
 mod common;
 
+#[cfg(feature = "gzip")]
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -293,6 +294,7 @@ fn xheaders() {
     assert_eq!(r.text(), "127.0.0.1 http");
 }
 
+#[cfg(feature = "gzip")]
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(data).unwrap();
@@ -300,6 +302,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 // GzipTest.test_gzip (form arguments from an inflated body) and a bomb.
+#[cfg(feature = "gzip")]
 #[test]
 fn gzip_upload() {
     let s = server_with(HttpServerConfig {
@@ -617,4 +620,29 @@ fn drained_connection_ends_with_prompt_eof() {
         "end-of-file {eof_after:?} after the last byte"
     );
     s.wait();
+}
+
+// A client that half-closes right after its request (`printf ... | nc`, some HTTP/1.0
+// clients) still gets the whole response, then end-of-file.
+#[test]
+fn a_half_closed_client_gets_its_response() {
+    let s = server();
+    for request in [
+        &b"GET / HTTP/1.0\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut c = s.client();
+        c.send(request);
+        c.reader
+            .get_ref()
+            .shutdown(std::net::Shutdown::Write)
+            .unwrap();
+        let (out, eof_after) = read_to_eof(&mut c);
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.ends_with("Hello, world!"), "{out}");
+        assert!(
+            eof_after < PROMPT_EOF,
+            "end-of-file {eof_after:?} after the last byte"
+        );
+    }
 }

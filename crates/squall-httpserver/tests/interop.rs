@@ -98,6 +98,7 @@ fn curl_expect_100_continue() {
     assert_eq!(out, "continue with this body");
 }
 
+#[cfg(feature = "gzip")]
 #[test]
 fn curl_gzip_upload() {
     if !have_tool("curl") {

@@ -74,6 +74,11 @@ fn test_sigint_drains_then_a_second_sigint_forces() {
     let r = busy.read_response();
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"ping");
+    assert_eq!(
+        r.header("connection"),
+        Some("close"),
+        "the drain is announced"
+    );
     assert!(busy.read_to_close().is_empty());
     assert_eq!(server.join().unwrap(), SIGINT);
 

@@ -4,7 +4,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::HeaderMap;
 
-use crate::body::Decoded;
+use crate::decode::Decoded;
 use crate::error::ParseError;
 use crate::limits::Limits;
 

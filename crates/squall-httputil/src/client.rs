@@ -48,9 +48,9 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use smallvec::SmallVec;
 
-use crate::body::{Decoded, LengthDecoder};
 use crate::chunked::ChunkedDecoder;
 use crate::chunked::{encode_chunk, encode_last_chunk};
+use crate::decode::{Decoded, LengthDecoder};
 use crate::error::{OutputError, ParseError};
 use crate::head::{list_items, parse_content_length};
 use crate::limits::Limits;

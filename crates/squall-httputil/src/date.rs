@@ -69,6 +69,35 @@ pub fn format_timestamp(t: SystemTime) -> String {
     )
 }
 
+/// `secs` since the epoch as an IMF-fixdate, for years 1000 to 9999 (`None` outside).
+fn imf_fixdate(secs: i64) -> Option<[u8; DATE_LEN]> {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    if !(1000..=9999).contains(&y) {
+        return None;
+    }
+    let weekday = (days + 4).rem_euclid(7) as usize;
+    let mut t = [b' '; DATE_LEN];
+    let two = |t: &mut [u8], at: usize, n: i64| {
+        t[at] = b'0' + (n / 10 % 10) as u8;
+        t[at + 1] = b'0' + (n % 10) as u8;
+    };
+    t[..3].copy_from_slice(DAYS[weekday].as_bytes());
+    t[3] = b',';
+    two(&mut t, 5, i64::from(d));
+    t[8..11].copy_from_slice(MONTHS[m as usize - 1].as_bytes());
+    two(&mut t, 12, y / 100);
+    two(&mut t, 14, y % 100);
+    two(&mut t, 17, rem / 3600);
+    t[19] = b':';
+    two(&mut t, 20, rem / 60 % 60);
+    t[22] = b':';
+    two(&mut t, 23, rem % 60);
+    t[26..29].copy_from_slice(b"GMT");
+    Some(t)
+}
+
 /// The length of an IMF-fixdate for years 1000 to 9999.
 pub const DATE_LEN: usize = 29;
 
@@ -91,9 +120,10 @@ pub fn cached_date() -> [u8; DATE_LEN] {
     CACHED.with(|c| {
         let mut c = c.borrow_mut();
         if c.secs != secs {
-            let s = format_timestamp(now);
-            if s.len() == DATE_LEN {
-                c.text.copy_from_slice(s.as_bytes());
+            // Rendered in place, without a `String`: a warm server allocates nothing
+            // per request, this second's first included.
+            if let Some(text) = imf_fixdate(secs) {
+                c.text = text;
             }
             c.secs = secs;
         }
@@ -125,6 +155,27 @@ mod tests {
             format_timestamp(UNIX_EPOCH - Duration::from_secs(86_400 * 365)),
             "Wed, 01 Jan 1969 00:00:00 GMT"
         );
+    }
+
+    #[test]
+    fn in_place_rendering_matches_the_formatter() {
+        for secs in [
+            0,
+            784_111_777,
+            951_782_400,
+            253_402_300_799,
+            -1,
+            1_700_000_000,
+        ] {
+            let text = imf_fixdate(secs).unwrap();
+            let at = if secs >= 0 {
+                UNIX_EPOCH + Duration::from_secs(secs as u64)
+            } else {
+                UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+            };
+            assert_eq!(std::str::from_utf8(&text).unwrap(), format_timestamp(at));
+        }
+        assert_eq!(imf_fixdate(253_402_300_800), None, "year 10000");
     }
 
     #[test]

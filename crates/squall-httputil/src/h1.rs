@@ -56,8 +56,8 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use smallvec::SmallVec;
 
-use crate::body::{Decoded, LengthDecoder};
 use crate::chunked::ChunkedDecoder;
+use crate::decode::{Decoded, LengthDecoder};
 use crate::error::{OutputError, ParseError};
 use crate::head::{BodyKind, HeadParser, RequestHead};
 use crate::headers::{HeaderCase, HeaderCaseMap};
@@ -246,8 +246,9 @@ impl ServerConn {
     /// Give back a request's `HeaderMap` once done with it, so a later head reuses its
     /// allocation (hyper's `cached_headers`). The map goes to this thread's
     /// [`pool`](crate::pool), not to this connection: an idle connection holds none.
-    pub fn recycle_headers(&mut self, headers: HeaderMap) {
-        crate::pool::recycle_headers(headers);
+    /// (Dropping a [`PooledHeaders`](crate::PooledHeaders) does the same.)
+    pub fn recycle_headers(&mut self, headers: impl Into<HeaderMap>) {
+        crate::pool::recycle_headers(headers.into());
     }
 
     /// Parse what `buf` holds and return the next event, or `None` when more input is

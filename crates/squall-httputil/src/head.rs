@@ -10,6 +10,7 @@ use smallvec::SmallVec;
 
 use crate::error::ParseError;
 use crate::limits::Limits;
+use crate::pool::PooledHeaders;
 
 /// Header slots kept on the stack; a larger [`Limits::max_headers`] uses the heap.
 const STACK_HEADERS: usize = 100;
@@ -54,7 +55,8 @@ pub struct RequestHead {
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub version: Version,
     /// The header fields, in the order received, values shared with the input buffer.
-    pub headers: HeaderMap,
+    /// The map goes back to the thread's [`pool`](crate::pool) when dropped.
+    pub headers: PooledHeaders,
     /// How the body is framed.
     pub body: BodyKind,
     /// Whether the request allows the connection to stay open after the response:
@@ -182,6 +184,11 @@ impl LineState {
     fn scan(&mut self, line: &[u8]) -> Result<Option<usize>, ParseError> {
         use LineState::*;
         let mut i = 0;
+        if *self == MethodStart && line.starts_with(b"GET /") {
+            // The usual request needs no byte-by-byte walk through its method.
+            *self = TargetStart;
+            i = 4;
+        }
         while i < line.len() {
             let b = line[i];
             match *self {
@@ -198,7 +205,13 @@ impl LineState {
                     let run = line[i + 1..].iter().position(|&b| !target_byte(b));
                     i += run.unwrap_or(line.len() - i - 1);
                 }
-                Target if b == b' ' => *self = Version(0),
+                Target if b == b' ' => {
+                    if line[i + 1..].starts_with(b"HTTP/1.1\r\n") {
+                        // The usual version and line end, checked in one comparison.
+                        return Ok(Some(i + 10));
+                    }
+                    *self = Version(0);
+                }
                 TargetStart | Target => {
                     return Err(match b {
                         b' ' | b'\r' | b'\n' => ParseError::InvalidRequestLine,
@@ -392,8 +405,13 @@ impl HeadParser {
         limits: &Limits,
         headers: HeaderMap,
     ) -> Result<Option<RequestHead>, ParseError> {
-        let Some(span) = self.find_end(buf, limits)? else {
-            return Ok(None);
+        let span = match self.find_end(buf, limits) {
+            Ok(Some(span)) => span,
+            other => {
+                // Not used: the map (and its allocation) goes back to the thread's pool.
+                crate::pool::recycle_headers(headers);
+                return other.map(|_| None);
+            }
         };
         let mut head = buf.split_to(span.end).freeze();
         let _ = head.split_to(span.start);
@@ -582,7 +600,7 @@ pub(crate) fn parse_head(
         method,
         uri,
         version,
-        headers,
+        headers: PooledHeaders::from(headers),
         body,
         keep_alive,
         expect_continue,

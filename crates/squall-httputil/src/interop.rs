@@ -34,7 +34,7 @@ impl From<HttpServerRequest> for http::Request<Bytes> {
         *out.method_mut() = req.method;
         *out.uri_mut() = req.uri;
         *out.version_mut() = req.version;
-        *out.headers_mut() = req.headers;
+        *out.headers_mut() = req.headers.into_inner();
         out.extensions_mut().insert(info);
         out
     }
@@ -63,7 +63,7 @@ impl<B: Into<Bytes>> From<http::Request<B>> for HttpServerRequest {
             method: parts.method,
             uri: parts.uri,
             version: parts.version,
-            headers: parts.headers,
+            headers: parts.headers.into(),
             body: if body.is_empty() {
                 BodyKind::None
             } else {

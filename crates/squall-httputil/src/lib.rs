@@ -20,7 +20,8 @@
 //!   the close).
 //! - [`parse_headers`]: a block of header lines on its own (Tornado's
 //!   `HTTPHeaders.parse`); [`HeaderCase`]: how response header names are spelled.
-//! - [`GzipInflater`]: `Content-Encoding: gzip` request bodies, inflated size capped.
+//! - `GzipInflater` (the default `gzip` feature, which compiles flate2):
+//!   `Content-Encoding: gzip` request bodies, inflated size capped.
 //!
 //! Every parser is linear in its input and bounded by a cap ([`Limits`],
 //! [`MultipartConfig`]); bad input is a [`ParseError`] that names its cause and its
@@ -77,8 +78,10 @@ mod chunked;
 pub mod client;
 mod cookie;
 mod date;
+mod decode;
 mod error;
 mod form;
+#[cfg(feature = "gzip")]
 mod gzip;
 pub mod h1;
 mod head;
@@ -90,20 +93,23 @@ mod request;
 mod response;
 mod url;
 
-pub use body::{BodyDecoder, Decoded, LengthDecoder};
+pub use body::BodyDecoder;
 pub use chunked::{decode_chunked, encode_chunk, encode_last_chunk, ChunkHeader, ChunkedDecoder};
 pub use cookie::parse_cookie;
 pub use date::{cached_date, format_timestamp, DATE_LEN};
+pub use decode::{Decoded, LengthDecoder};
 pub use error::{OutputError, ParseError};
 pub use form::{
     parse_body_arguments, parse_header_params, parse_multipart_form_data, Files, HttpFile,
     MultipartConfig,
 };
+#[cfg(feature = "gzip")]
 pub use gzip::GzipInflater;
 pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead, MAX_EMPTY_LINES};
 pub use headers::{parse_headers, HeaderCase, HeaderCaseMap};
 pub use interop::ClientInfo;
 pub use limits::Limits;
+pub use pool::PooledHeaders;
 pub use request::{HttpHeadersExt, HttpServerRequest};
 pub use response::{
     write_continue, write_error_response, write_head_lines, BodyFraming, EncodedBuf, RequestInfo,

@@ -23,6 +23,8 @@
 //! ```
 
 use std::cell::RefCell;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
 
 use http::HeaderMap;
 
@@ -59,6 +61,93 @@ pub fn recycle_headers(mut headers: HeaderMap) {
             p.push(headers);
         }
     });
+}
+
+/// A [`HeaderMap`] that goes back to its thread's pool when dropped: the type of a
+/// parsed request's headers ([`RequestHead::headers`](crate::RequestHead::headers),
+/// [`HttpServerRequest::headers`](crate::HttpServerRequest::headers)), so that a server
+/// whose handlers drop their requests reuses the same few maps for every request and
+/// response instead of allocating two fresh ones.
+///
+/// It dereferences to the map, so `req.headers.get(HOST)` and `&req.headers` where a
+/// `&HeaderMap` is expected work as before; [`into_inner`](Self::into_inner) takes the
+/// map out (it is then not pooled).
+///
+/// ```
+/// use http::header::HOST;
+/// use squall_httputil::pool::{self, PooledHeaders};
+///
+/// let mut headers = PooledHeaders::new();
+/// headers.insert(HOST, "example.com".parse().unwrap());
+/// assert_eq!(headers[HOST], "example.com");
+/// let before = pool::pooled();
+/// drop(headers);
+/// assert_eq!(pool::pooled(), before + 1, "the map is kept for the next request");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PooledHeaders(HeaderMap);
+
+impl PooledHeaders {
+    /// An empty map from this thread's pool (see [`take_headers`]).
+    pub fn new() -> PooledHeaders {
+        PooledHeaders(take_headers())
+    }
+
+    /// The map itself, which will then not go back to the pool.
+    pub fn into_inner(mut self) -> HeaderMap {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for PooledHeaders {
+    fn drop(&mut self) {
+        recycle_headers(std::mem::take(&mut self.0));
+    }
+}
+
+impl Deref for PooledHeaders {
+    type Target = HeaderMap;
+    fn deref(&self) -> &HeaderMap {
+        &self.0
+    }
+}
+
+impl DerefMut for PooledHeaders {
+    fn deref_mut(&mut self) -> &mut HeaderMap {
+        &mut self.0
+    }
+}
+
+impl From<HeaderMap> for PooledHeaders {
+    fn from(map: HeaderMap) -> PooledHeaders {
+        PooledHeaders(map)
+    }
+}
+
+impl From<PooledHeaders> for HeaderMap {
+    fn from(headers: PooledHeaders) -> HeaderMap {
+        headers.into_inner()
+    }
+}
+
+impl PartialEq<HeaderMap> for PooledHeaders {
+    fn eq(&self, other: &HeaderMap) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Debug for PooledHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'a> IntoIterator for &'a PooledHeaders {
+    type Item = (&'a http::HeaderName, &'a http::HeaderValue);
+    type IntoIter = http::header::Iter<'a, http::HeaderValue>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 /// How many maps this thread's pool holds (for tests and monitoring).

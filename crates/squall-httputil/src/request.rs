@@ -15,6 +15,7 @@ use crate::cookie::parse_cookie;
 use crate::error::ParseError;
 use crate::form::{parse_body_arguments, Files, MultipartConfig};
 use crate::head::RequestHead;
+use crate::pool::PooledHeaders;
 use crate::url::{parse_qs_bytes, split_host_and_port, Arguments};
 
 /// The client's address as the request was given it.
@@ -92,8 +93,9 @@ pub struct HttpServerRequest {
     pub uri: Uri,
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub version: Version,
-    /// The header fields.
-    pub headers: HeaderMap,
+    /// The header fields (a map that goes back to the thread's [`pool`](crate::pool)
+    /// when the request is dropped).
+    pub headers: PooledHeaders,
     /// The body (inflated if the server decompressed it).
     pub body: Bytes,
     remote: Remote,

@@ -2,7 +2,11 @@
 //! and the parsing behaviours of Tornado's httpserver_test.py / httputil_test.py.
 
 use http::{Method, Version};
+use proptest::prelude::*;
 use squall_httputil::{parse_request_head, BodyKind, HeadParser, Limits, ParseError, RequestHead};
+
+#[path = "support/reference_head.rs"]
+mod reference_head;
 
 fn parse(raw: &str) -> Result<RequestHead, ParseError> {
     parse_with(raw, &Limits::default())
@@ -738,4 +742,104 @@ fn absolute_form_host_and_full_url() {
     let req =
         squall_httputil::HttpServerRequest::new(head, bytes::Bytes::new(), "10.0.0.1", "http");
     assert_eq!(req.full_url(), "http://h*");
+}
+
+/// Heads built from pieces that are each right or wrong in the ways that matter
+/// (methods, targets, versions, field names and values, line endings), with one byte
+/// sometimes replaced by an arbitrary one.
+fn head_strategy() -> impl Strategy<Value = Vec<u8>> {
+    let method = prop::sample::select(vec![
+        "GET", "POST", "OPTIONS", "CONNECT", "HEAD", "G(T", "", "get",
+    ]);
+    let target = prop::sample::select(vec![
+        "/",
+        "/a?b=c",
+        "*",
+        "http://h.example/x?y",
+        "http://u@h/",
+        "h.example:443",
+        "/a#f",
+        "/\x7f",
+        "//x",
+        "/%41",
+        "",
+        "/a b",
+    ]);
+    let version = prop::sample::select(vec![
+        "HTTP/1.1",
+        "HTTP/1.0",
+        "HTTP/2.0",
+        "HTTP/1.10",
+        "http/1.1",
+    ]);
+    let eol = prop::sample::select(vec!["\r\n", "\n", "\r"]);
+    let name = prop::sample::select(vec![
+        "Host",
+        "X-A",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Connection",
+        "Expect",
+        "Bad Name",
+        "",
+        "X:Y",
+        " Folded",
+    ]);
+    let value = prop::collection::vec(
+        prop::sample::select(vec![
+            b'a', b' ', b'\t', b':', b'\r', 0x80, 0, b'5', b',', b'x',
+        ]),
+        0..6,
+    );
+    let field = (name, value, eol.clone());
+    (
+        0usize..10,
+        method,
+        target,
+        version,
+        eol,
+        prop::collection::vec(field, 0..6),
+        prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+    )
+        .prop_map(|(blank, m, t, v, e, fields, flip)| {
+            let mut out = "\r\n".repeat(blank).into_bytes();
+            out.extend_from_slice(format!("{m} {t} {v}{e}").as_bytes());
+            for (n, val, e) in fields {
+                out.extend_from_slice(n.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(&val);
+                out.extend_from_slice(e.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+            if let Some((at, byte)) = flip {
+                let i = at.index(out.len());
+                out[i] = byte;
+            }
+            out
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+    /// Differential: whatever squall accepts, the independent reference accepts with the
+    /// same method, target, version and fields; the byte-by-byte parser agrees with the
+    /// one-shot parser.
+    #[test]
+    fn squall_agrees_with_the_reference(data in head_strategy()) {
+        let limits = Limits::default();
+        let whole = parse_request_head(&data, &limits);
+        if let Err(why) = reference_head::compare(&data, &whole) {
+            prop_assert!(false, "{}: {:?}", why, String::from_utf8_lossy(&data));
+        }
+        let mut p = HeadParser::new();
+        let mut verdict = Ok(None);
+        for n in 1..=data.len() {
+            verdict = p.parse(&data[..n], &limits).map(|r| r.map(|(_, used)| used));
+            if !matches!(verdict, Ok(None)) {
+                break;
+            }
+        }
+        let whole = whole.map(|r| r.map(|(_, used)| used));
+        prop_assert_eq!(whole, verdict, "{:?}", String::from_utf8_lossy(&data));
+    }
 }

@@ -404,7 +404,9 @@ fn test_split_host_and_port() {
 mod arbitrary {
     use super::*;
     use proptest::prelude::*;
-    use squall_httputil::{parse_header_params, url_unescape, GzipInflater};
+    #[cfg(feature = "gzip")]
+    use squall_httputil::GzipInflater;
+    use squall_httputil::{parse_header_params, url_unescape};
 
     fn text() -> impl Strategy<Value = String> {
         proptest::collection::vec(
@@ -455,6 +457,7 @@ mod arbitrary {
             let _ = parse_multipart_form_data(header.as_bytes(), &body, &mut Arguments::new(), &mut Files::new(), &cfg);
         }
 
+        #[cfg(feature = "gzip")]
         #[test]
         fn gzip_streams(input in proptest::collection::vec(any::<u8>(), 0..300), split in any::<usize>()) {
             let mut with_header = vec![0x1f, 0x8b, 8, 0x1e, 0, 0, 0, 0, 0, 3];

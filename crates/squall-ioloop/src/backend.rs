@@ -44,57 +44,40 @@ pub fn poller_by_name(name: &str) -> io::Result<Box<dyn Poller>> {
 }
 
 fn platform_default() -> io::Result<Box<dyn Poller>> {
-    if cfg!(any(target_os = "linux", target_os = "android")) {
+    if squall_poller::os::EPOLL {
         epoll()
-    } else if HAS_KQUEUE {
+    } else if squall_poller::os::KQUEUE {
         kqueue()
     } else {
         poll()
     }
 }
 
-/// Where `squall-kqueue` builds its backend.
-const HAS_KQUEUE: bool = cfg!(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-));
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn epoll() -> io::Result<Box<dyn Poller>> {
-    Ok(Box::new(squall_epoll::Epoll::new()?))
+squall_poller::cfg_epoll! {
+    fn epoll() -> io::Result<Box<dyn Poller>> {
+        Ok(Box::new(squall_epoll::Epoll::new()?))
+    }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn epoll() -> io::Result<Box<dyn Poller>> {
-    Err(unsupported("epoll", "squall-epoll, Linux only"))
+squall_poller::cfg_not_epoll! {
+    fn epoll() -> io::Result<Box<dyn Poller>> {
+        Err(unsupported("epoll", "squall-epoll, Linux only"))
+    }
 }
 
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-))]
-fn kqueue() -> io::Result<Box<dyn Poller>> {
-    Ok(Box::new(squall_kqueue::Kqueue::new()?))
+squall_poller::cfg_kqueue! {
+    fn kqueue() -> io::Result<Box<dyn Poller>> {
+        Ok(Box::new(squall_kqueue::Kqueue::new()?))
+    }
 }
 
-#[cfg(not(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-)))]
-fn kqueue() -> io::Result<Box<dyn Poller>> {
-    Err(unsupported(
-        "kqueue",
-        "squall-kqueue, macOS and FreeBSD only",
-    ))
+squall_poller::cfg_not_kqueue! {
+    fn kqueue() -> io::Result<Box<dyn Poller>> {
+        Err(unsupported(
+            "kqueue",
+            "squall-kqueue, macOS and FreeBSD only",
+        ))
+    }
 }
 
 fn poll() -> io::Result<Box<dyn Poller>> {

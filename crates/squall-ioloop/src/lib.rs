@@ -83,6 +83,12 @@
 //! [`RemoteHandle::wake`], [`RemoteHandle::stop`] or a pre-registered
 //! [`SignalCallback`], none of which allocates or locks.
 //!
+//! [`IoLoop::add_signal_handler`] turns an OS signal into a callback on the loop's
+//! thread (a self-pipe; no `unsafe` for the caller), and
+//! [`IoLoop::run_in_executor`] runs blocking work on a bounded [`ThreadPool`] and
+//! resolves on the loop: the pool thread wakes the awaiting task through its `Send`
+//! waker, which goes through the remote queue like `add_callback`.
+//!
 //! # Faults
 //!
 //! A panic in a callback, handler, timer, task or periodic callback is caught, logged

@@ -13,7 +13,7 @@
 //!   `write_all` of whole lines under the sink's lock (lines of different threads never
 //!   interleave within a line);
 //! - the buffer is written before the loop blocks, when the loop stops (also when
-//!   `start` unwinds from a panic), when the thread exits, on [`log::logger().flush()`]
+//!   `start` unwinds from a panic), when the thread exits, on `log::logger().flush()`
 //!   and on [`flush`], and, once [`LoopLogger::init`] installed its panic hook, before
 //!   a panic message is printed, so the lines logged before a panic come before it.
 //!

@@ -18,6 +18,8 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use signal_hook::consts::signal::*;
 /// Sends `signal` to this process (`raise(3)`), for tests and self-signalling.
@@ -60,6 +62,7 @@ impl fmt::Debug for SignalHandler {
 /// Owned by the loop's fd handler: when that handler is dropped (removed, or the loop
 /// closed), the process-wide action is unregistered, which also closes the write end.
 struct Registration {
+    signal: i32,
     id: SigId,
     alive: Rc<Cell<bool>>,
 }
@@ -67,7 +70,40 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         signal_hook::low_level::unregister(self.id);
+        release(self.signal);
         self.alive.set(false);
+    }
+}
+
+/// Per signal: how many of our handlers are installed in the process, and the flag of
+/// a signal-hook action that runs the signal's default action while none is. A signal
+/// whose handlers are all gone behaves as before the first was added (SIGTERM ends the
+/// process again) instead of being ignored, which is what signal-hook would leave.
+static INSTALLED: Mutex<Vec<(i32, usize, Arc<AtomicBool>)>> = Mutex::new(Vec::new());
+
+/// Counts one more handler of `signal`, installing the default-action fallback the
+/// first time the signal is seen.
+fn acquire(signal: i32) -> io::Result<()> {
+    let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, count, none)) = installed.iter_mut().find(|(s, _, _)| *s == signal) {
+        *count += 1;
+        none.store(false, Ordering::SeqCst);
+        return Ok(());
+    }
+    let none = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register_conditional_default(signal, none.clone())?;
+    installed.push((signal, 1, none));
+    Ok(())
+}
+
+/// Counts one handler of `signal` less; at zero the default action is back.
+fn release(signal: i32) {
+    let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, count, none)) = installed.iter_mut().find(|(s, _, _)| *s == signal) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            none.store(true, Ordering::SeqCst);
+        }
     }
 }
 
@@ -80,8 +116,8 @@ impl IoLoop {
     /// number of signals that arrived since it last ran (the kernel merges pending
     /// signals too). Several handlers, on one loop or on the loops of several threads,
     /// may watch the same signal: each runs. The signal's default action (ending the
-    /// process, for `SIGTERM` and `SIGINT`) no longer happens while a handler is
-    /// installed.
+    /// process, for `SIGTERM` and `SIGINT`) does not happen while a handler is
+    /// installed, and comes back when the last one goes.
     ///
     /// # Errors
     ///
@@ -126,10 +162,18 @@ impl IoLoop {
         reader.set_nonblocking(true)?;
         writer.set_nonblocking(true)?;
         let fd = reader.as_raw_fd();
+        acquire(signal)?;
         // Takes the write end; unregistering closes it.
-        let id = signal_hook::low_level::pipe::register(signal, writer)?;
+        let id = match signal_hook::low_level::pipe::register(signal, writer) {
+            Ok(id) => id,
+            Err(e) => {
+                release(signal);
+                return Err(e);
+            }
+        };
         let alive = Rc::new(Cell::new(true));
         let registration = Registration {
+            signal,
             id,
             alive: alive.clone(),
         };
@@ -158,9 +202,9 @@ impl IoLoop {
     }
 
     /// Removes a handler added by [`add_signal_handler`](Self::add_signal_handler);
-    /// returns whether it was still installed. Once the last handler of a signal is
-    /// gone, the signal is ignored (signal-hook keeps its process-wide handler; the
-    /// default action does not come back).
+    /// returns whether it was still installed. Once the last handler of a signal in
+    /// the process is gone (removed, or its loop closed), the signal's default action
+    /// is back: SIGTERM ends the process again.
     pub fn remove_signal_handler(&self, handler: &SignalHandler) -> bool {
         if !handler.alive.get() {
             return false;

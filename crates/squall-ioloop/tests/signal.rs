@@ -100,3 +100,37 @@ fn test_uncatchable_and_fault_signals_are_refused() {
     let err = io_loop.add_signal_handler(100_000, || {}).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
+
+/// Run only in a child process (see the next test): adds and removes a SIGUSR1
+/// handler, then raises SIGUSR1, whose default action must end the process.
+#[test]
+#[ignore = "runs in a child process of test_removing_the_last_handler_restores_the_default_action"]
+fn child_removes_its_handler_then_raises() {
+    let io_loop = IoLoop::new().unwrap();
+    let handler = io_loop.add_signal_handler(SIGUSR1, || {}).unwrap();
+    assert!(io_loop.remove_signal_handler(&handler));
+    raise(SIGUSR1).unwrap();
+    // Not reached when SIGUSR1's default action is back.
+    std::process::exit(3);
+}
+
+#[test]
+fn test_removing_the_last_handler_restores_the_default_action() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_removes_its_handler_then_raises",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(SIGUSR1),
+        "the child should die of SIGUSR1: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,6 +1,8 @@
 //! [`IoStream`] as a byte stream of the wider ecosystem: `futures-io`'s
 //! `AsyncRead`/`AsyncWrite` (cargo feature `futures-io`) and tokio's (cargo feature
 //! `tokio`), so codecs and protocol crates written for either run on the squall loop.
+//! A TLS stream of `squall-tls` is an `IoStream` with a layer, so it implements them
+//! too, carrying plaintext.
 //!
 //! Both pairs of traits share the poll functions below, which keep the stream's rules:
 //!

@@ -126,34 +126,20 @@ impl Inner {
     }
 }
 
-/// A non-blocking TCP socket for `domain`, with `SOCK_NONBLOCK` in the `socket` call
-/// where the OS has it (`Socket::new` adds close-on-exec).
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "illumos",
-))]
-fn nonblocking_tcp_socket(domain: Domain) -> io::Result<Socket> {
-    Socket::new(domain, Type::STREAM.nonblocking(), None)
+squall_poller::cfg_accept4! {
+    /// A non-blocking TCP socket for `domain`, with `SOCK_NONBLOCK` in the `socket` call
+    /// where the OS has it (`Socket::new` adds close-on-exec).
+    fn nonblocking_tcp_socket(domain: Domain) -> io::Result<Socket> {
+        Socket::new(domain, Type::STREAM.nonblocking(), None)
+    }
 }
 
-/// A non-blocking TCP socket for `domain`: macOS has no `SOCK_NONBLOCK`, so an `fcntl`
-/// follows the `socket` call (`Socket::new` adds close-on-exec).
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "illumos",
-)))]
-fn nonblocking_tcp_socket(domain: Domain) -> io::Result<Socket> {
-    let socket = Socket::new(domain, Type::STREAM, None)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
+squall_poller::cfg_not_accept4! {
+    /// A non-blocking TCP socket for `domain`: macOS has no `SOCK_NONBLOCK`, so an `fcntl`
+    /// follows the `socket` call (`Socket::new` adds close-on-exec).
+    fn nonblocking_tcp_socket(domain: Domain) -> io::Result<Socket> {
+        let socket = Socket::new(domain, Type::STREAM, None)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    }
 }

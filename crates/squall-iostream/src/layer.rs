@@ -203,7 +203,9 @@ impl Inner {
             Some(Ok(false)) => {}
             Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
             Some(Err(e)) => {
-                self.close_with(CloseCause::from_io(e));
+                // A peer that fails the handshake: the error goes to whoever waits
+                // for it (`wait_for_handshake`, a queued write), logged at debug here.
+                self.close_returned(CloseCause::from_io(e));
                 return;
             }
         }

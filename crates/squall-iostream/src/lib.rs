@@ -128,6 +128,9 @@ mod engine;
 mod error;
 mod fdio;
 mod layer;
+#[cfg(any(test, feature = "model"))]
+#[doc(hidden)]
+pub mod model;
 mod read;
 #[cfg(feature = "regex")]
 mod read_regex;

@@ -17,8 +17,8 @@
 //! # Example
 //!
 //! ```
-//! # #[cfg(any(target_os = "macos", target_os = "ios", target_os = "tvos",
-//! #           target_os = "watchos", target_os = "freebsd"))] {
+//! # squall_poller::cfg_not_kqueue! { fn main() {} }
+//! # squall_poller::cfg_kqueue! { fn main() -> std::io::Result<()> {
 //! use std::io::Write;
 //! use std::os::fd::AsRawFd;
 //! use std::os::unix::net::UnixStream;
@@ -33,8 +33,7 @@
 //! let mut events = Events::with_capacity(64);
 //! poller.poll(&mut events, Some(Duration::from_secs(5)))?;
 //! assert!(events.get(a.as_raw_fd()).unwrap().is_readable());
-//! # }
-//! # Ok::<(), std::io::Error>(())
+//! # Ok(()) } }
 //! ```
 //!
 //! # Readiness mapping
@@ -78,21 +77,15 @@
 //! `cross` step of `cargo xtask ci` (see CONTRIBUTING.md), and runs the conformance
 //! suite on the macOS and FreeBSD CI jobs.
 
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-))]
-mod kqueue;
-mod translate;
+// Where kqueue has its backend (squall-poller's one list): the glue and its logic.
+squall_poller::cfg_kqueue! {
+    mod kqueue;
+    mod translate;
+    pub use kqueue::Kqueue;
+}
 
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-))]
-pub use kqueue::Kqueue;
+// Elsewhere only the logic is built, for its unit tests.
+squall_poller::cfg_not_kqueue! {
+    #[allow(dead_code)]
+    mod translate;
+}

@@ -5,18 +5,6 @@
 //! The types here are our own, not libc's, so that this file builds on Linux; the glue
 //! in `kqueue.rs` converts `libc::kevent` to and from them and nothing more.
 
-// On Linux only the unit tests use this module.
-#![cfg_attr(
-    not(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "tvos",
-        target_os = "watchos",
-        target_os = "freebsd"
-    )),
-    allow(dead_code)
-)]
-
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;

@@ -1,10 +1,6 @@
-//! The shared poller conformance suite, run on kqueue (macOS and FreeBSD only).
-#![cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-))]
+//! The shared poller conformance suite, run on kqueue (where squall-kqueue has its
+//! backend: squall-poller's `cfg_kqueue!` list).
 
-squall_poller::conformance_tests!(squall_kqueue::Kqueue::new().unwrap());
+squall_poller::cfg_kqueue! {
+    squall_poller::conformance_tests!(squall_kqueue::Kqueue::new().unwrap());
+}

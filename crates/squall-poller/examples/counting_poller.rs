@@ -104,34 +104,29 @@ impl<P: Poller> Poller for Counting<P> {
     }
 }
 
-/// The backend this example wraps: the platform's own (epoll on Linux, kqueue on macOS
-/// and FreeBSD), else poll(2).
-pub fn platform_backend() -> Box<dyn Poller> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
+squall_poller::cfg_epoll! {
+    /// The backend this example wraps: the platform's own (epoll on Linux, kqueue on
+    /// macOS and FreeBSD), else poll(2).
+    pub fn platform_backend() -> Box<dyn Poller> {
         Box::new(squall_epoll::Epoll::new().expect("epoll_create1"))
     }
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "tvos",
-        target_os = "watchos",
-        target_os = "freebsd"
-    ))]
-    {
+}
+
+squall_poller::cfg_kqueue! {
+    /// The backend this example wraps: the platform's own (epoll on Linux, kqueue on
+    /// macOS and FreeBSD), else poll(2).
+    pub fn platform_backend() -> Box<dyn Poller> {
         Box::new(squall_kqueue::Kqueue::new().expect("kqueue"))
     }
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "tvos",
-        target_os = "watchos",
-        target_os = "freebsd"
-    )))]
-    {
-        Box::new(squall_poll::Poll::new())
+}
+
+squall_poller::cfg_not_epoll! {
+    squall_poller::cfg_not_kqueue! {
+        /// The backend this example wraps: the platform's own (epoll on Linux, kqueue
+        /// on macOS and FreeBSD), else poll(2).
+        pub fn platform_backend() -> Box<dyn Poller> {
+            Box::new(squall_poll::Poll::new())
+        }
     }
 }
 

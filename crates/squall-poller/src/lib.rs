@@ -76,6 +76,7 @@
 pub mod conformance;
 mod events;
 mod interest;
+pub mod os;
 mod poller;
 pub mod sys;
 pub mod util;

@@ -16,34 +16,38 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-#[cfg(not(any(target_os = "macos", target_os = "ios")))]
-fn raw_pipe(fds: &mut [RawFd; 2]) -> io::Result<()> {
-    // SAFETY: fds points at two writable c_ints, as pipe2 requires.
-    crate::syscall!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
-    Ok(())
+crate::cfg_accept4! {
+    fn raw_pipe(fds: &mut [RawFd; 2]) -> io::Result<()> {
+        // SAFETY: fds points at two writable c_ints, as pipe2 requires.
+        crate::syscall!(unsafe {
+            libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC)
+        })?;
+        Ok(())
+    }
 }
 
-/// Apple has no `pipe2`: create, then set the flags (the window is harmless for the
-/// loop's own waker, which is created before any fork).
-#[cfg(any(target_os = "macos", target_os = "ios"))]
-fn raw_pipe(fds: &mut [RawFd; 2]) -> io::Result<()> {
-    // SAFETY: fds points at two writable c_ints, as pipe requires.
-    crate::syscall!(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
-    for &fd in fds.iter() {
-        let set = set_nonblocking(fd).and_then(|()| {
-            // SAFETY: F_SETFD takes an integer argument; fd was just created here.
-            crate::syscall!(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
-        });
-        if let Err(e) = set {
-            // SAFETY: both fds were just created here and are not shared yet.
-            unsafe {
-                libc::close(fds[0]);
-                libc::close(fds[1]);
+crate::cfg_not_accept4! {
+    /// No `pipe2` (Apple's systems): create, then set the flags (the window is harmless for the
+    /// loop's own waker, which is created before any fork).
+    fn raw_pipe(fds: &mut [RawFd; 2]) -> io::Result<()> {
+        // SAFETY: fds points at two writable c_ints, as pipe requires.
+        crate::syscall!(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
+        for &fd in fds.iter() {
+            let set = set_nonblocking(fd).and_then(|()| {
+                // SAFETY: F_SETFD takes an integer argument; fd was just created here.
+                crate::syscall!(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
+            });
+            if let Err(e) = set {
+                // SAFETY: both fds were just created here and are not shared yet.
+                unsafe {
+                    libc::close(fds[0]);
+                    libc::close(fds[1]);
+                }
+                return Err(e);
             }
-            return Err(e);
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Puts `fd` in non-blocking mode.

@@ -25,25 +25,7 @@ impl Waker {
     ///
     /// The OS error if the eventfd or pipe cannot be created (for instance `EMFILE`).
     pub fn new() -> io::Result<Waker> {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            use std::os::fd::FromRawFd;
-            // SAFETY: eventfd takes two integers and has no memory preconditions.
-            let fd = crate::syscall!(unsafe {
-                libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
-            })?;
-            // SAFETY: eventfd just returned this fd and nothing else owns it.
-            let read = unsafe { OwnedFd::from_raw_fd(fd) };
-            Ok(Waker { read, write: None })
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        {
-            let (read, write) = crate::sys::pipe()?;
-            Ok(Waker {
-                read,
-                write: Some(write),
-            })
-        }
+        new_waker()
     }
 
     /// The fd to register for READ.
@@ -114,6 +96,31 @@ impl AsFd for Waker {
 impl AsRawFd for Waker {
     fn as_raw_fd(&self) -> RawFd {
         self.fd()
+    }
+}
+
+// An eventfd where the kernel has one (the epoll systems, squall-poller's `os` list),
+// a pipe elsewhere.
+crate::cfg_epoll! {
+    fn new_waker() -> io::Result<Waker> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: eventfd takes two integers and has no memory preconditions.
+        let fd = crate::syscall!(unsafe {
+            libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
+        })?;
+        // SAFETY: eventfd just returned this fd and nothing else owns it.
+        let read = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Waker { read, write: None })
+    }
+}
+
+crate::cfg_not_epoll! {
+    fn new_waker() -> io::Result<Waker> {
+        let (read, write) = crate::sys::pipe()?;
+        Ok(Waker {
+            read,
+            write: Some(write),
+        })
     }
 }
 

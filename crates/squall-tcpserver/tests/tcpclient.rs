@@ -12,9 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use squall_iostream::IoStream;
-use squall_tcpserver::{
-    bind_sockets, is_valid_ip, ConnectOptions, Family, Resolver, Resolving, TcpClient,
-};
+use squall_tcpserver::{is_valid_ip, ConnectOptions, Family, Resolver, Resolving, TcpClient};
 
 /// Generous: a test that waits for it has failed.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -254,7 +252,7 @@ async fn test_connect_timeout() {
 /// connection must stay alive.
 #[cfg(target_os = "linux")]
 fn hanging_v4() -> (Vec<std::net::TcpListener>, std::net::TcpStream, SocketAddr) {
-    let l = bind_sockets(0, "127.0.0.1", Family::V4, 0, false).unwrap();
+    let l = squall_tcpserver::bind_sockets(0, "127.0.0.1", Family::V4, 0, false).unwrap();
     let addr = l[0].local_addr().unwrap();
     let queued = std::net::TcpStream::connect(addr).unwrap();
     (l, queued, addr)

@@ -4,8 +4,18 @@
 //!   files, ALPN `http/1.1`, an SNI hook, a certificate that reloads without a restart;
 //!   [`TlsClientConfig`]: the system's roots or a given trust store, with the server's
 //!   name verified.
+//! - TLS streams ([`TlsStreamExt`] on `IoStream`): `start_tls_server`,
+//!   `start_tls_client` (STARTTLS, or any stream), `wait_for_handshake`, `tls_info`. A
+//!   TLS stream *is* an `IoStream`, with a TLS layer between its fd and its buffers: the
+//!   same `read_until`, `read_bytes`, `read_parse`, `write`, limits and close causes.
+//! - [`TlsAcceptor`]: the `StreamSetup` that makes a `TcpServer` or an `HttpServer`
+//!   speak TLS (Tornado's `ssl_options`), with a handshake timeout;
+//!   [`TlsConnector`]: `TcpClient` plus a TLS handshake, the server's name verified.
 //! - [`TlsSession`]: one connection as a sans-IO byte transform over rustls's
 //!   `ServerConnection`/`ClientConnection`, tested and fuzzed in memory.
+//! - [`TlsError`]: typed failures, from a missing certificate file to a peer that sent
+//!   plain HTTP to the TLS port (`NotTls`); a stream closed by one carries it in its
+//!   close cause ([`TlsError::from_close_cause`]).
 //!
 //! # Example: a handshake in memory
 //!
@@ -36,6 +46,19 @@
 //! assert_eq!(server.alpn_protocol(), Some(&b"http/1.1"[..]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Differences from Tornado, and why
+//!
+//! - **`start_tls` converts the stream in place**: the same `IoStream` handle goes on,
+//!   now encrypted (Tornado returns a new `SSLIOStream` and the old one is dead).
+//! - **`ssl_options` is a [`TlsServerConfig`]** built and checked before the server
+//!   starts (rustls: TLS 1.2 and 1.3 only, no `ssl.SSLContext` knobs; a custom
+//!   `rustls::ServerConfig` goes in with [`TlsServerConfig::from_rustls`]).
+//! - **Handshakes have a timeout** (10 s by default); Tornado has none.
+//! - **The client always verifies the server's name**; `TlsClientConfig` has no switch
+//!   to turn it off.
+//! - **An end of file without `close_notify`** after the handshake is a plain end of
+//!   file (HTTP frames its own messages).
 //!
 //! # The crypto provider
 //!

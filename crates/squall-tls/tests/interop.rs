@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,29 +15,8 @@ use common::Pki;
 use squall_httpserver::{FnHandler, HttpServer, HttpServerConfig, HttpServerRequest, Response};
 use squall_ioloop::IoLoop;
 use squall_tcpserver::TcpClient;
+use squall_testing::{free_port, have_tool, nginx_path};
 use squall_tls::{ReloadableCert, TlsAcceptor, TlsConnector, TlsServerConfig, TlsStreamExt};
-
-fn have_tool(path_or_name: &str) -> bool {
-    let found = if path_or_name.contains('/') {
-        std::path::Path::new(path_or_name).exists()
-    } else {
-        std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|p| p.join(path_or_name).is_file())
-        })
-    };
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("`{path_or_name}` is required under CI=true but was not found");
-        }
-        eprintln!(
-            "\n!!! SKIPPED: `{path_or_name}` is not installed; this TLS interop test did not run."
-        );
-        eprintln!(
-            "!!! Install it (Debian: apt-get install curl python3 openssl nginx) to run it.\n"
-        );
-    }
-    found
-}
 
 fn app(req: HttpServerRequest) -> std::future::Ready<Response> {
     std::future::ready(match req.path() {
@@ -299,19 +278,6 @@ fn openssl_s_client_versions_and_alpn() {
 
 // ------------------------------------------------------------------ nginx
 
-/// Where nginx is: Debian's `/usr/sbin` (often not on a user's PATH), FreeBSD's
-/// `/usr/local/sbin`, Homebrew's `/opt/homebrew/bin`; else `nginx` from PATH.
-fn nginx() -> &'static str {
-    [
-        "/usr/sbin/nginx",
-        "/usr/local/sbin/nginx",
-        "/opt/homebrew/bin/nginx",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).exists())
-    .unwrap_or("nginx")
-}
-
 struct Nginx {
     child: Child,
     port: u16,
@@ -322,14 +288,6 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// nginx serving TLS with the test PKI's certificate; its files live in the PKI's
@@ -367,7 +325,7 @@ http {{
 "#
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(nginx())
+    let child = Command::new(nginx_path())
         .arg("-p")
         .arg(&dir)
         .arg("-c")
@@ -392,7 +350,7 @@ http {{
 
 #[test]
 fn squall_tls_client_against_nginx() {
-    if !have_tool(nginx()) {
+    if !have_tool(nginx_path()) {
         return;
     }
     let pki = Pki::localhost();

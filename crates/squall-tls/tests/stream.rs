@@ -391,6 +391,29 @@ fn blocking_std_client_against_the_loop_server() {
     });
 }
 
+#[test]
+fn futures_io_traits_through_tls() {
+    // A TLS stream is an IoStream: futures-io's AsyncRead/AsyncWrite go through the
+    // TLS layer like every other read and write.
+    use futures_util::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::localhost();
+    run(async move {
+        let (server, addr) = echo_server(&pki)?;
+        let mut client = TlsConnector::new(pki.client_config())
+            .connect(&TcpClient::new(), "localhost", addr.port(), None, None)
+            .await?;
+        let msg: Vec<u8> = (0..200_000).map(|i| (i % 241) as u8).collect();
+        client.write_all(&msg).await?;
+        client.flush().await?;
+        let mut back = vec![0u8; msg.len()];
+        client.read_exact(&mut back).await?;
+        assert!(back == msg, "the echo differs");
+        AsyncWriteExt::close(&mut client).await?;
+        server.stop();
+        Ok(())
+    });
+}
+
 /// Runs `f` on another thread; the future resolves with its result, woken by the
 /// thread itself (no polling).
 async fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -55,17 +55,12 @@ pub use squall_poller as poller;
 
 /// The poller backends this platform has (Tornado's `tornado.platform`).
 pub mod platform {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub use squall_epoll as epoll;
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
-    pub use squall_kqueue as kqueue;
+    squall_poller::cfg_epoll! {
+        pub use squall_epoll as epoll;
+    }
+    squall_poller::cfg_kqueue! {
+        pub use squall_kqueue as kqueue;
+    }
     pub use squall_poll as poll;
     pub use squall_select as select;
 }

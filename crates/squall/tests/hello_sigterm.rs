@@ -6,39 +6,16 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{hello_binary, Reap};
+
 const PATIENCE: Duration = Duration::from_secs(30);
-
-fn hello_binary() -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/hello
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let hello = profile_dir.join("examples").join("hello");
-    assert!(
-        hello.exists(),
-        "{} is missing: `cargo test -p squall` builds it (a `--test` filter does not; \
-         run `cargo build -p squall --example hello` first)",
-        hello.display()
-    );
-    hello
-}
-
-/// Kills the child if the test fails half-way.
-struct Reap(Option<Child>);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn sigterm(pid: u32) {
     let pid = libc::pid_t::try_from(pid).unwrap();
@@ -115,17 +92,42 @@ fn test_hello_finishes_the_request_in_flight_on_sigterm_and_exits_0() {
         "SIGTERM or SIGINT shuts the HTTP server down",
         &mut seen,
     );
+    // A second connection, idle after one answered request: the drain closes it,
+    // which tells the test the drain has reached the server's loop.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.set_read_timeout(Some(PATIENCE)).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = idle.read(&mut answer).unwrap();
+    assert!(
+        answer[..n].ends_with(b"Hello, world!"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+
     sigterm(pid);
     wait_for_line(&log_rx, "SIGTERM: shutting down", &mut seen);
+    assert_eq!(
+        idle.read(&mut answer).unwrap(),
+        0,
+        "the idle connection is closed"
+    );
 
-    // The rest of the body: the response comes whole, then the server closes the
-    // connection (read_to_end sees end-of-file).
+    // The rest of the body: the response comes whole, says the connection closes, and
+    // the server closes it (read_to_end sees end-of-file).
     conn.write_all(b"0123456789").unwrap();
     let mut reply = Vec::new();
     conn.read_to_end(&mut reply).unwrap();
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     assert!(reply.contains("\r\nContent-Length: 10\r\n"), "{reply}");
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{reply}"
+    );
     assert!(reply.ends_with("\r\n\r\n0123456789"), "{reply}");
 
     // And the process ends by itself, with status 0.

@@ -5,9 +5,14 @@
 //! pipelined responses flushed together (`pipeline_flush`). `--threads` is the number of
 //! worker threads of the multi-thread runtime (ignored by the current-thread one).
 //! It prints `listening on ADDR` once bound and runs until killed.
+//!
+//! `--tls-cert FILE --tls-key FILE` serves HTTPS instead, through tokio-rustls with
+//! rustls's `ring` provider (the TLS stack and crypto squall-tls uses), ALPN
+//! `http/1.1`: the peer of the HTTPS row in BENCHMARKS.md.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,7 +22,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 const BODY: &[u8] = b"Hello, world!";
 
@@ -25,6 +34,8 @@ struct Args {
     multi: bool,
     port: u16,
     threads: usize,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -32,6 +43,8 @@ fn parse_args() -> Result<Args, String> {
         multi: false,
         port: 0,
         threads: 1,
+        tls_cert: None,
+        tls_key: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,8 +66,13 @@ fn parse_args() -> Result<Args, String> {
                     return Err("--threads must be at least 1".into());
                 }
             }
+            "--tls-cert" => args.tls_cert = Some(value()?),
+            "--tls-key" => args.tls_key = Some(value()?),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".into());
     }
     Ok(args)
 }
@@ -66,7 +84,38 @@ async fn hello(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible
     Ok(resp)
 }
 
-async fn serve(port: u16) -> std::io::Result<()> {
+/// The TLS acceptor for `--tls-cert`/`--tls-key`: rustls on the `ring` provider.
+fn tls_acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, String> {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{cert}: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{key}: {e}"))?;
+    #[allow(deprecated)] // ring's provider: the same one squall-tls uses.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// One connection, plain or TLS.
+async fn serve_connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: I) {
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .pipeline_flush(true)
+        .serve_connection(TokioIo::new(io), service_fn(hello));
+    if let Err(e) = conn.await {
+        if !e.is_incomplete_message() {
+            eprintln!("hyper-hello: connection: {e}");
+        }
+    }
+}
+
+async fn serve(port: u16, tls: Option<TlsAcceptor>) -> std::io::Result<()> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     println!("listening on {}", listener.local_addr()?);
     loop {
@@ -80,17 +129,18 @@ async fn serve(port: u16) -> std::io::Result<()> {
             }
         };
         stream.set_nodelay(true)?;
-        tokio::spawn(async move {
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .pipeline_flush(true)
-                .serve_connection(TokioIo::new(stream), service_fn(hello));
-            if let Err(e) = conn.await {
-                if !e.is_incomplete_message() {
-                    eprintln!("hyper-hello: connection: {e}");
-                }
+        match &tls {
+            None => drop(tokio::spawn(serve_connection(stream))),
+            Some(acceptor) => {
+                let accept = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    match accept.await {
+                        Ok(tls) => serve_connection(tls).await,
+                        Err(e) => eprintln!("hyper-hello: handshake: {e}"),
+                    }
+                });
             }
-        });
+        }
     }
 }
 
@@ -99,7 +149,10 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("hyper-hello: {e}");
-            eprintln!("usage: hyper-hello [--runtime current|multi] [--port P] [--threads N]");
+            eprintln!(
+                "usage: hyper-hello [--runtime current|multi] [--port P] [--threads N] \
+                 [--tls-cert FILE --tls-key FILE]"
+            );
             std::process::exit(2);
         }
     };
@@ -117,7 +170,14 @@ fn main() {
         eprintln!("hyper-hello: runtime: {e}");
         std::process::exit(1);
     });
-    if let Err(e) = rt.block_on(serve(args.port)) {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key).unwrap_or_else(|e| {
+            eprintln!("hyper-hello: {e}");
+            std::process::exit(1);
+        })),
+        _ => None,
+    };
+    if let Err(e) = rt.block_on(serve(args.port, tls)) {
         eprintln!("hyper-hello: {e}");
         std::process::exit(1);
     }

@@ -136,6 +136,11 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                     s.queued = self.conn.transport.write_queued();
                 }
             }
+            if self.conn.control.draining() {
+                // Before the poll: the response head may be written in it, and a
+                // drain that began while the body was still coming must reach it.
+                shared.borrow_mut().h1.set_no_keep_alive(true);
+            }
             let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
             let s = &mut *shared.borrow_mut();
             if s.overflowed {
@@ -153,9 +158,6 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                 Ok(Poll::Ready(v)) => return Poll::Ready(Ok(Ok(v))),
                 Ok(Poll::Pending) => {}
                 Err(p) => return Poll::Ready(Ok(Err(p))),
-            }
-            if self.conn.control.draining() {
-                s.h1.set_no_keep_alive(true);
             }
             self.conn.control.register(cx.waker());
             if s.out.is_empty() || s.write_failed.is_some() {

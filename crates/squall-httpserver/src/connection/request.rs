@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use squall_httputil::h1::Event;
-use squall_httputil::{write_error_response, GzipInflater, ParseError, RequestHead};
+use squall_httputil::{write_error_response, ParseError, RequestHead};
 
 use super::logs::{log_access, log_io_error, panic_message, Peer, ACCESS_LOG_TARGET};
 use super::{Busy, End, Flow, ReadOutcome};
@@ -43,7 +43,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let config = &params.config;
             let (remote_ip, protocol) =
                 xheaders::resolve(config, &head.headers, self.conn.info.peer_addr);
-            let gzip = config.decompress_request && xheaders::take_gzip(&mut head.headers);
+            let gzip = xheaders::decompress(config, &mut head.headers);
             shared.borrow_mut().begin_request(config);
             let delegate = self.conn.delegate.clone();
             let mut msg = delegate.start_request(&self.conn.info);
@@ -90,7 +90,8 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             }
             let body_deadline = shared.borrow().body_timeout.map(|t| start_time + t);
             let idle = self.conn.params.config.idle_connection_timeout;
-            let mut inflater: Option<GzipInflater> = None;
+            #[cfg(feature = "gzip")]
+            let mut inflater: Option<squall_httputil::GzipInflater> = None;
             let mut continue_sent = false;
             loop {
                 if shared.borrow().resp == Resp::Finished {
@@ -102,38 +103,27 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                 let event = shared.borrow_mut().h1.poll(self.inbuf);
                 match event {
                     Some(Event::Data(mut data)) => {
+                        #[cfg(feature = "gzip")]
                         if gzip {
-                            let limit = shared.borrow().body_limit;
-                            let inf = inflater.get_or_insert_with(|| GzipInflater::new(limit));
-                            let mut pos = 0;
-                            loop {
-                                let mut piece = Vec::new();
-                                match inf.inflate(&data[pos..], &mut piece, chunk_size) {
-                                    Ok(used) => pos += used,
-                                    Err(e) => return self.body_error(msg, e),
-                                }
-                                let full = piece.len() >= chunk_size;
-                                if !piece.is_empty() {
-                                    if let Some(flow) =
-                                        self.deliver(msg, w, Bytes::from(piece)).await
-                                    {
-                                        return flow;
-                                    }
-                                }
-                                if pos >= data.len() && !full {
-                                    break;
-                                }
+                            let inflated = self
+                                .deliver_inflated(msg, w, &data, &mut inflater, chunk_size)
+                                .await;
+                            if let Some(flow) = inflated {
+                                return flow;
                             }
-                        } else {
-                            while !data.is_empty() {
-                                let piece = data.split_to(chunk_size.min(data.len()));
-                                if let Some(flow) = self.deliver(msg, w, piece).await {
-                                    return flow;
-                                }
+                            continue;
+                        }
+                        #[cfg(not(feature = "gzip"))]
+                        let _: bool = gzip; // never set without the feature
+                        while !data.is_empty() {
+                            let piece = data.split_to(chunk_size.min(data.len()));
+                            if let Some(flow) = self.deliver(msg, w, piece).await {
+                                return flow;
                             }
                         }
                     }
                     Some(Event::End) => {
+                        #[cfg(feature = "gzip")]
                         if let Some(inf) = &inflater {
                             if let Err(e) = inf.finish() {
                                 return self.body_error(msg, e);
@@ -222,7 +212,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
     }
 
     /// Hand one piece of the body to the delegate; `Some(flow)` if the request is over.
-    async fn deliver(
+    pub(super) async fn deliver(
         &mut self,
         msg: &mut D::Message<'_>,
         w: &mut ResponseWriter<'_>,
@@ -254,7 +244,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
     }
 
     /// A malformed or oversized body: answer its status if no response started, close.
-    fn body_error(&mut self, msg: &mut D::Message<'_>, e: ParseError) -> Flow {
+    pub(super) fn body_error(&mut self, msg: &mut D::Message<'_>, e: ParseError) -> Flow {
         log::info!("bad HTTP request body from {}: {e}", Peer(&self.conn.info));
         msg.on_connection_close();
         let s = &mut *self.shared.borrow_mut();

@@ -114,11 +114,12 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
                 }
             })
             .await;
+            // Asks every loop of the server to stop accepting and drain, now.
+            let mut drain = pin!(shared.shutdown(stop_loops, grace));
             log::info!(
                 "{}: shutting down; requests in flight have {grace:?} to finish",
                 signal_name(signal)
             );
-            let mut drain = pin!(shared.shutdown(stop_loops, grace));
             let mut force = None;
             poll_fn(|cx| {
                 if force.is_none() && caught.count.get() > 1 {

@@ -20,16 +20,17 @@ use squall_iostream::IoStream;
 /// Tornado's `_handle_connect` does, so the refused-connect tests hold on every backend.
 pub const BACKENDS: &[&str] = &[NATIVE, "poll", "select"];
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const NATIVE: &str = "epoll";
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-))]
-const NATIVE: &str = "kqueue";
+squall_poller::cfg_epoll! {
+    const NATIVE: &str = "epoll";
+}
+squall_poller::cfg_kqueue! {
+    const NATIVE: &str = "kqueue";
+}
+squall_poller::cfg_not_epoll! {
+    squall_poller::cfg_not_kqueue! {
+        const NATIVE: &str = "poll";
+    }
+}
 
 /// A loop over the named backend (`"epoll"`, `"kqueue"`, `"poll"` or `"select"`).
 pub fn new_loop(poller: &str) -> IoLoop {
@@ -73,19 +74,15 @@ pub async fn tcp_with_std_peer() -> (IoStream, std::net::TcpStream) {
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        mod epoll {
-            $( #[test] fn $name() { $crate::common::run("epoll", super::$name) } )*
+        squall_poller::cfg_epoll! {
+            mod epoll {
+                $( #[test] fn $name() { $crate::common::run("epoll", super::$name) } )*
+            }
         }
-        #[cfg(any(
-            target_os = "macos",
-            target_os = "ios",
-            target_os = "tvos",
-            target_os = "watchos",
-            target_os = "freebsd"
-        ))]
-        mod kqueue {
-            $( #[test] fn $name() { $crate::common::run("kqueue", super::$name) } )*
+        squall_poller::cfg_kqueue! {
+            mod kqueue {
+                $( #[test] fn $name() { $crate::common::run("kqueue", super::$name) } )*
+            }
         }
         mod poll {
             $( #[test] fn $name() { $crate::common::run("poll", super::$name) } )*

@@ -1,0 +1,196 @@
+//! The `Layer` seam on its own, without TLS: a toy layer that XORs every byte and holds
+//! back nothing, so the stream's reads, writes, limits and close causes can be checked
+//! through a layer on every backend; and `set_layer`'s "idle only" rule.
+
+mod common;
+
+use std::any::Any;
+use std::fs::File;
+use std::io::{self, IoSlice, Read, Write};
+
+use common::tcp_pair;
+use squall_iostream::{CloseCause, IoStream, Layer, StreamError};
+
+const KEY: u8 = 0x5a;
+
+fn xor(data: &[u8]) -> Vec<u8> {
+    data.iter().map(|b| b ^ KEY).collect()
+}
+
+/// XOR both ways; ready from the start; nothing buffered, nothing held back.
+#[derive(Default)]
+struct Xor {
+    closed: bool,
+}
+
+impl Layer for Xor {
+    fn read(&mut self, fd: &File, dst: &mut [u8]) -> io::Result<usize> {
+        let n = (&*fd).read(dst)?;
+        for b in &mut dst[..n] {
+            *b ^= KEY;
+        }
+        Ok(n)
+    }
+
+    fn write(&mut self, fd: &File, src: &[IoSlice<'_>]) -> io::Result<usize> {
+        let plain: Vec<u8> = src.iter().flat_map(|s| s.iter().copied()).collect();
+        (&*fd).write(&xor(&plain))
+    }
+
+    fn flush(&mut self, _fd: &File) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn drive(&mut self, _fd: &File) -> io::Result<bool> {
+        Ok(false)
+    }
+
+    fn wants_write(&self) -> bool {
+        false
+    }
+
+    fn has_buffered_input(&mut self) -> bool {
+        false
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+
+    fn close(&mut self) {
+        self.closed = true;
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+// Every read kind, and writes, go through the layer; the peer sees only XORed bytes.
+async fn reads_and_writes_go_through_the_layer() {
+    let (layered, plain) = tcp_pair().await;
+    assert!(layered.set_layer(Box::new(Xor::default())).is_ok());
+    assert!(layered.has_layer());
+    plain
+        .write(xor(b"line one\nline two\n12345"))
+        .await
+        .unwrap();
+    assert_eq!(
+        &layered.read_until(b"\n", Some(64)).await.unwrap()[..],
+        b"line one\n"
+    );
+    assert_eq!(
+        &layered.read_until(b"\n", None).await.unwrap()[..],
+        b"line two\n"
+    );
+    assert_eq!(&layered.read_bytes(5, false).await.unwrap()[..], b"12345");
+    layered.write(&b"reply"[..]).await.unwrap();
+    assert_eq!(
+        &plain.read_bytes(5, false).await.unwrap()[..],
+        &xor(b"reply")[..]
+    );
+    // The stream's limits still apply to what the layer produces.
+    plain.write(xor(b"no newline in sight")).await.unwrap();
+    let err = layered.read_until(b"\n", Some(4)).await.unwrap_err();
+    assert!(
+        matches!(err, StreamError::Unsatisfiable { max_bytes: 4 }),
+        "{err:?}"
+    );
+    assert!(matches!(layered.error(), Some(CloseCause::Unsatisfiable)));
+    // A local close told the layer (its goodbye), before the fd closed.
+    let said_goodbye = layered
+        .with_layer(|l| l.as_any().downcast_ref::<Xor>().is_some_and(|x| x.closed))
+        .unwrap_or(false);
+    assert!(!said_goodbye, "a limit is not a local close");
+}
+
+// Tornado's start_tls rule: only an idle stream takes a layer.
+async fn set_layer_needs_an_idle_stream() {
+    let (a, b) = tcp_pair().await;
+    b.write(&b"x\nleftover"[..]).await.unwrap();
+    assert_eq!(&a.read_until(b"\n", None).await.unwrap()[..], b"x\n");
+    // Bytes buffered, unread.
+    assert!(a.buffered_len() > 0);
+    assert!(a.set_layer(Box::new(Xor::default())).is_err());
+    // Writes queued.
+    let (c, _d) = tcp_pair().await;
+    c.write_buffered(&b"queued"[..]).unwrap();
+    assert!(c.set_layer(Box::new(Xor::default())).is_err());
+    // Closed.
+    let (e, _f) = tcp_pair().await;
+    e.close();
+    assert!(e.set_layer(Box::new(Xor::default())).is_err());
+    // Twice.
+    let (g, _h) = tcp_pair().await;
+    assert!(g.set_layer(Box::new(Xor::default())).is_ok());
+    assert!(g.set_layer(Box::new(Xor::default())).is_err());
+    // A local close reaches the layer.
+    g.close();
+    let said_goodbye = g
+        .with_layer(|l| l.as_any().downcast_ref::<Xor>().is_some_and(|x| x.closed))
+        .unwrap_or(false);
+    assert!(said_goodbye);
+}
+
+// A layer's error closes the stream with it as the cause, kind and all.
+async fn a_layer_error_is_the_close_cause() {
+    struct Broken;
+    impl Layer for Broken {
+        fn read(&mut self, _fd: &File, _dst: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::InvalidData, "bad record"))
+        }
+        fn write(&mut self, _fd: &File, _src: &[IoSlice<'_>]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::InvalidData, "bad record"))
+        }
+        fn flush(&mut self, _fd: &File) -> io::Result<()> {
+            Ok(())
+        }
+        fn drive(&mut self, _fd: &File) -> io::Result<bool> {
+            Ok(false)
+        }
+        fn wants_write(&self) -> bool {
+            false
+        }
+        fn has_buffered_input(&mut self) -> bool {
+            false
+        }
+        fn is_ready(&self) -> bool {
+            true
+        }
+        fn close(&mut self) {}
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+        fn as_any_mut(&mut self) -> &mut dyn Any {
+            self
+        }
+    }
+    let (s, peer) = tcp_pair().await;
+    assert!(s.set_layer(Box::new(Broken)).is_ok());
+    peer.write(&b"anything"[..]).await.unwrap();
+    let err = s.read_bytes(1, false).await.unwrap_err();
+    assert_eq!(
+        err.io_error().map(io::Error::kind),
+        Some(io::ErrorKind::InvalidData)
+    );
+    assert!(s.closed());
+    // close_with_error keeps an owner's error as the cause too.
+    let (t, _u) = tcp_pair().await;
+    t.close_with_error(io::Error::new(io::ErrorKind::TimedOut, "handshake timeout"));
+    let cause = t.error().unwrap();
+    assert_eq!(
+        cause.io_error().map(io::Error::kind),
+        Some(io::ErrorKind::TimedOut)
+    );
+    let _: IoStream = t;
+}
+
+backend_tests!(
+    reads_and_writes_go_through_the_layer,
+    set_layer_needs_an_idle_stream,
+    a_layer_error_is_the_close_cause,
+);
