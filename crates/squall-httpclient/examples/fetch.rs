@@ -11,7 +11,11 @@
 //!   --print-headers       print the status line and headers before the body
 //!   --timeout SECS        connect and request timeout (default 20)
 //!   --proxy URL           an HTTP proxy, http://[user:pass@]host:port
+//!   --cacert FILE         trust the CA certificates of a PEM file for https
+//!   --insecure            do not verify the https server's certificate
 //! ```
+//!
+//! https needs the crate's `tls` feature, which `cargo run --example` turns on.
 //!
 //! The body goes to standard output; a failure (a non-2xx status included) goes to
 //! standard error, with exit status 1 (2 for a usage error).
@@ -33,12 +37,14 @@ struct Options {
     print_headers: bool,
     timeout: Duration,
     proxy: Option<Proxy>,
+    cacert: Option<String>,
+    insecure: bool,
     urls: Vec<String>,
 }
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("fetch: {msg}");
-    eprintln!("usage: fetch [--method M] [--header 'K: V']... [--data TEXT|@FILE] [--follow-redirects|--no-follow-redirects] [--max-redirects N] [--print-headers] [--timeout SECS] [--proxy URL] URL...");
+    eprintln!("usage: fetch [--method M] [--header 'K: V']... [--data TEXT|@FILE] [--follow-redirects|--no-follow-redirects] [--max-redirects N] [--print-headers] [--timeout SECS] [--proxy URL] [--cacert FILE] [--insecure] URL...");
     ExitCode::from(2)
 }
 
@@ -52,6 +58,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         print_headers: false,
         timeout: Duration::from_secs(20),
         proxy: None,
+        cacert: None,
+        insecure: false,
         urls: Vec::new(),
     };
     let mut args = args.peekable();
@@ -103,6 +111,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                     Duration::try_from_secs_f64(secs).map_err(|e| format!("--timeout: {e}"))?;
             }
             "--proxy" => o.proxy = Some(Proxy::parse(&value("--proxy")?)?),
+            "--cacert" => o.cacert = Some(value("--cacert")?),
+            "--insecure" => o.insecure = true,
             f if f.starts_with("--") => return Err(format!("unknown option {f}")),
             _ => o.urls.push(arg),
         }
@@ -111,6 +121,27 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         return Err("no URL given".into());
     }
     Ok(o)
+}
+
+/// `--cacert` and `--insecure`.
+#[cfg(feature = "tls")]
+fn with_tls_options(mut request: HttpRequest, o: &Options) -> Result<HttpRequest, String> {
+    if let Some(ca) = &o.cacert {
+        request = request.ca_certs(ca.as_str());
+    }
+    if o.insecure {
+        request = request.validate_cert(false);
+    }
+    Ok(request)
+}
+
+/// Without TLS, `--cacert` and `--insecure` cannot be honoured.
+#[cfg(not(feature = "tls"))]
+fn with_tls_options(request: HttpRequest, o: &Options) -> Result<HttpRequest, String> {
+    if o.cacert.is_some() || o.insecure {
+        return Err("--cacert and --insecure need the `tls` feature".into());
+    }
+    Ok(request)
 }
 
 fn main() -> ExitCode {
@@ -150,6 +181,7 @@ fn main() -> ExitCode {
                 if let Some(p) = &o.proxy {
                     request = request.proxy(p.clone());
                 }
+                request = with_tls_options(request, &o)?;
                 let response = client
                     .fetch(request)
                     .await

@@ -71,6 +71,8 @@ struct Inner {
     pool: Pool,
     tcp: TcpClient,
     closed: Cell<bool>,
+    #[cfg(feature = "tls")]
+    tls: crate::tls::TlsState,
 }
 
 /// A non-blocking HTTP/1.1 client on the current thread's [`IoLoop`](squall_ioloop::IoLoop).
@@ -130,6 +132,8 @@ impl HttpClient {
                 pool: Pool::new(config.max_idle_per_host, config.idle_timeout),
                 tcp: TcpClient::new(),
                 closed: Cell::new(false),
+                #[cfg(feature = "tls")]
+                tls: crate::tls::TlsState::default(),
                 config,
             }),
         }
@@ -153,6 +157,13 @@ impl HttpClient {
     /// Requests waiting for one of the `max_clients` slots.
     pub fn queued(&self) -> usize {
         self.inner.slots.queued()
+    }
+
+    /// The TLS configuration of https requests that name no trust of their own
+    /// (default: the system's root certificates, loaded at the first https request).
+    #[cfg(feature = "tls")]
+    pub fn set_tls_config(&self, config: squall_tls::TlsClientConfig) {
+        self.inner.tls.set_default(config);
     }
 
     /// Close the idle connections; later fetches fail with
@@ -320,6 +331,8 @@ impl HttpClient {
             host: target.host.to_ascii_lowercase(),
             port: target.port,
             proxy: req.proxy.as_ref().map(|p| (p.host.clone(), p.port)),
+            #[cfg(feature = "tls")]
+            trust: (target.scheme == Scheme::Https).then(|| req.trust.clone()),
         };
         let out = self.outgoing(hop)?;
         // A body producer cannot always run twice; a fixed body can be sent again.
@@ -447,9 +460,10 @@ impl HttpClient {
     async fn connect(&self, hop: &Hop<'_>, deadline: Instant) -> Result<IoStream, HttpClientError> {
         let req = hop.req;
         let target = hop.target;
+        #[cfg(not(feature = "tls"))]
         if target.scheme == Scheme::Https {
             return Err(HttpClientError::invalid(format!(
-                "https is not supported yet (no TLS layer): {}",
+                "https needs squall-httpclient's `tls` feature: {}",
                 target.url()
             )));
         }
@@ -469,6 +483,23 @@ impl HttpClient {
         // Latency over batching: a request is written in one piece anyway.
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("httpclient: TCP_NODELAY on a new connection failed: {e}");
+        }
+        #[cfg(feature = "tls")]
+        if target.scheme == Scheme::Https {
+            if let Some(proxy) = &req.proxy {
+                connect_tunnel(&stream, proxy, &target.host, target.port).await?;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.inner
+                .tls
+                .handshake(
+                    &stream,
+                    &target.host,
+                    &req.trust,
+                    req.tls_config.as_ref(),
+                    req.connect_timeout.min(left),
+                )
+                .await?;
         }
         Ok(stream)
     }

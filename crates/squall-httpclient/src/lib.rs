@@ -67,9 +67,12 @@
 //!   and client certificates are curl-only in Tornado and absent here.
 //! - **`header_callback` lines are rebuilt from the parsed head**, so header names are in
 //!   lower case (Tornado rebuilds them too, in its own canonical case).
-//! - **https** is refused with [`HttpClientError::InvalidRequest`] until squall has a
-//!   TLS layer; [`connect_tunnel`] already opens the `CONNECT` tunnel it would run
-//!   over.
+//! - **https needs the `tls` feature** (squall-tls: rustls with the ring provider,
+//!   which compiles C); without it an https URL is an
+//!   [`HttpClientError::InvalidRequest`]. With it, the system's roots are trusted unless
+//!   the request names a CA file (`ca_certs`), a configuration of its own
+//!   (`tls_config`), or turns verification off (`validate_cert(false)`); through a proxy,
+//!   https goes through a `CONNECT` tunnel ([`connect_tunnel`]).
 #![forbid(unsafe_code)]
 
 mod client;
@@ -78,6 +81,8 @@ mod error;
 mod pool;
 mod request;
 mod response;
+#[cfg(feature = "tls")]
+mod tls;
 mod url;
 
 pub use client::{connect_tunnel, ClientConfig, HttpClient};

@@ -143,6 +143,9 @@ pub(crate) struct PoolKey {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) proxy: Option<(String, u16)>,
+    /// The trust an https connection was made under.
+    #[cfg(feature = "tls")]
+    pub(crate) trust: Option<crate::tls::Trust>,
 }
 
 struct Idle {

@@ -117,6 +117,10 @@ pub struct HttpRequest {
     pub(crate) expect_100_continue: bool,
     pub(crate) max_header_size: usize,
     pub(crate) max_body_size: u64,
+    #[cfg(feature = "tls")]
+    pub(crate) trust: crate::tls::Trust,
+    #[cfg(feature = "tls")]
+    pub(crate) tls_config: Option<squall_tls::TlsClientConfig>,
     /// The first setter error (a header that is not valid), reported by `fetch`.
     pub(crate) error: Option<String>,
 }
@@ -165,6 +169,10 @@ impl HttpRequest {
             expect_100_continue: false,
             max_header_size: 64 * 1024,
             max_body_size: 100 * 1024 * 1024,
+            #[cfg(feature = "tls")]
+            trust: crate::tls::Trust::Default,
+            #[cfg(feature = "tls")]
+            tls_config: None,
             error: None,
         }
     }
@@ -333,6 +341,35 @@ impl HttpRequest {
     /// The largest response head accepted (default 64 KiB).
     pub fn max_header_size(mut self, max: usize) -> Self {
         self.max_header_size = max;
+        self
+    }
+
+    /// Whether an https server's certificate is verified (default true). Tornado's
+    /// `validate_cert`: `false` accepts any certificate (the connection is encrypted
+    /// but not authenticated; for tests and private networks only).
+    #[cfg(feature = "tls")]
+    pub fn validate_cert(mut self, validate: bool) -> Self {
+        self.trust = if validate {
+            crate::tls::Trust::Default
+        } else {
+            crate::tls::Trust::Insecure
+        };
+        self
+    }
+
+    /// Trust the CA certificates of a PEM file for https instead of the client's
+    /// default roots. Tornado's `ca_certs`.
+    #[cfg(feature = "tls")]
+    pub fn ca_certs(mut self, pem_file: impl Into<String>) -> Self {
+        self.trust = crate::tls::Trust::CaFile(pem_file.into());
+        self
+    }
+
+    /// Use this TLS configuration for https (a client certificate, other roots).
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, config: squall_tls::TlsClientConfig) -> Self {
+        self.trust = crate::tls::Trust::Custom(std::sync::Arc::as_ptr(config.rustls()) as usize);
+        self.tls_config = Some(config);
         self
     }
 

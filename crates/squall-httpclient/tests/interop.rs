@@ -5,60 +5,19 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use http::Method;
 use squall_httpclient::{HttpClient, HttpClientError, HttpRequest, Proxy};
 use squall_httpserver::{HttpServer, HttpServerRequest, Response};
-use squall_testing::{free_port, have_tool, nginx_path, run_test};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "squall-client-{tag}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process killed (and reaped) on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Wait (bounded) until something accepts on `port`.
-fn wait_listening(port: u16, what: &str, log: &Path) {
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{what} did not start: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use squall_testing::{
+    free_port, have_tool, nginx_path, run_test, wait_listening, KillOnDrop, TempDir,
+};
 
 struct Nginx {
-    _proc: Proc,
+    _proc: KillOnDrop,
     port: u16,
     proxy_port: u16,
     _dir: TempDir,
@@ -74,12 +33,12 @@ fn big_file() -> Vec<u8> {
 /// nginx serving static files on one port (with gzip, which makes it answer chunked),
 /// redirects, and a reverse proxy to `upstream`; and a forward proxy on another port.
 fn start_nginx(upstream: SocketAddr) -> Nginx {
-    let dir = TempDir::new("nginx");
-    let d = dir.0.display().to_string();
-    std::fs::create_dir_all(dir.0.join("logs")).unwrap();
-    std::fs::create_dir_all(dir.0.join("html")).unwrap();
-    std::fs::write(dir.0.join("html/hello.txt"), "Hello from nginx\n").unwrap();
-    std::fs::write(dir.0.join("html/big.txt"), big_file()).unwrap();
+    let dir = TempDir::new("client-nginx").unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    std::fs::create_dir_all(dir.path().join("html")).unwrap();
+    std::fs::write(dir.path().join("html/hello.txt"), "Hello from nginx\n").unwrap();
+    std::fs::write(dir.path().join("html/big.txt"), big_file()).unwrap();
     let port = free_port();
     let proxy_port = free_port();
     let conf = format!(
@@ -126,20 +85,25 @@ http {{
 }}
 "#
     );
-    std::fs::write(dir.0.join("nginx.conf"), conf).unwrap();
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
     let child = Command::new(nginx_path())
         .arg("-p")
-        .arg(&dir.0)
+        .arg(dir.path())
         .arg("-c")
-        .arg(dir.0.join("nginx.conf"))
+        .arg(dir.path().join("nginx.conf"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start nginx");
-    let proc = Proc(child);
-    let log = dir.0.join("logs/error.log");
-    wait_listening(port, "nginx", &log);
-    wait_listening(proxy_port, "nginx (proxy)", &log);
+    let proc = KillOnDrop(child);
+    let log = dir.path().join("logs/error.log");
+    for p in [port, proxy_port] {
+        assert!(
+            wait_listening(p, Duration::from_secs(20)),
+            "nginx did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
     Nginx {
         _proc: proc,
         port,
@@ -345,7 +309,7 @@ fn nginx_as_forward_proxy() {
 /// A Python `http.server` on a free port: a static directory with the standard handler
 /// (HTTP/1.0, Content-Length), and `/stream` answered without a length (the body ends
 /// with the connection).
-fn start_python(dir: &Path) -> (Proc, u16) {
+fn start_python(dir: &Path) -> (KillOnDrop, u16) {
     let script = r#"
 import http.server, sys, functools
 class H(http.server.SimpleHTTPRequestHandler):
@@ -378,7 +342,7 @@ server.serve_forever()
         .read_line(&mut line)
         .unwrap();
     let port: u16 = line.trim().parse().expect("python printed its port");
-    (Proc(child), port)
+    (KillOnDrop(child), port)
 }
 
 #[test]
@@ -386,9 +350,9 @@ fn python_http_server_http10_and_close_delimited() {
     if !have_tool("python3") {
         return;
     }
-    let dir = TempDir::new("python");
-    std::fs::write(dir.0.join("file.txt"), "from python\n").unwrap();
-    let (_python, port) = start_python(&dir.0);
+    let dir = TempDir::new("client-python").unwrap();
+    std::fs::write(dir.path().join("file.txt"), "from python\n").unwrap();
+    let (_python, port) = start_python(dir.path());
     run_test(
         "python",
         Some(Duration::from_secs(60)),

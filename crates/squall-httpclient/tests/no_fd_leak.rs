@@ -2,7 +2,7 @@
 //! reset mid-body, a body shorter or longer than its Content-Length, a server that never
 //! answers, a refused connection) the process has as many fds open as before. One test
 //! in its own binary, so no other test opens fds meanwhile.
-#![cfg(target_os = "linux")]
+#![cfg(unix)]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -11,8 +11,8 @@ use std::time::Duration;
 use squall_httpclient::{HttpClient, HttpRequest};
 use squall_ioloop::IoLoop;
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
+fn open_fds() -> Vec<i32> {
+    squall_testing::open_fds()
 }
 
 #[test]

@@ -3,11 +3,6 @@
 //! whole process's fd table.
 
 mod common;
-mod fault_support;
-
-// One helper serves the EMFILE tests of squall-tcpserver and squall-httpserver.
-#[path = "../../squall-tcpserver/tests/support/rlimit.rs"]
-mod rlimit;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,8 +10,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::serve;
-use fault_support::{install_logger, wait_for_record};
 use squall_httpserver::{HttpServer, Response};
+use squall_testing::{install_logger_at, wait_for_record};
 
 fn get(addr: std::net::SocketAddr, stream: Option<TcpStream>) -> String {
     let mut s = stream.unwrap_or_else(|| TcpStream::connect(addr).unwrap());
@@ -30,8 +25,8 @@ fn get(addr: std::net::SocketAddr, stream: Option<TcpStream>) -> String {
 
 #[test]
 fn http_server_survives_emfile_while_accepting() {
-    install_logger();
-    let old = rlimit::set_nofile(256);
+    install_logger_at(log::LevelFilter::Info);
+    let old = squall_testing::set_nofile(256);
     let (tx, rx) = mpsc::channel();
     let s = serve(move || {
         tx.send(std::thread::current().id()).unwrap();
@@ -42,7 +37,7 @@ fn http_server_survives_emfile_while_accepting() {
 
     // Fill the fd table, then give one fd back for the client's socket: the server's
     // accept4 finds none left.
-    let mut hog = rlimit::fill_fd_table();
+    let mut hog = squall_testing::fill_fd_table();
     drop(hog.pop());
     let client = TcpStream::connect(s.addr).expect("connect with the last free fd");
     let warned = wait_for_record(server_thread, Duration::from_secs(30), |r| {
@@ -60,5 +55,5 @@ fn http_server_survives_emfile_while_accepting() {
     assert!(get(s.addr, None).ends_with("\r\n\r\nserved"));
     assert_eq!(s.stats.connections_accepted(), 3);
     drop(s);
-    rlimit::set_nofile(old);
+    squall_testing::set_nofile(old);
 }

@@ -7,7 +7,6 @@
 //! so the tests can say "logged once" and "no error records".
 
 mod common;
-mod fault_support;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -18,13 +17,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{serve, TestServer};
-use fault_support::{install_logger, records_of, wait_until};
 use http::{HeaderMap, StatusCode};
 use log::Level;
 use squall_httpserver::{
     ConnectionInfo, HttpMessageDelegate, HttpServer, HttpServerConfig,
     HttpServerConnectionDelegate, HttpServerRequest, RequestStart, Response, ResponseWriter,
 };
+use squall_testing::{install_logger_at, records_of, wait_until};
 
 /// Generous bound for anything the server does in the background.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -41,7 +40,7 @@ fn big_body() -> Bytes {
 /// A server answering `/panic` with a panic, `/big` with [`BIG`] bytes, and anything
 /// else with "ok"; and the id of its loop's thread.
 fn fault_server(config: HttpServerConfig) -> (TestServer, ThreadId) {
-    install_logger();
+    install_logger_at(log::LevelFilter::Info);
     let big = big_body();
     let (tx, rx) = mpsc::channel();
     let s = serve(move || {
@@ -413,7 +412,7 @@ impl HttpMessageDelegate for FirehoseMsg {
 // connection must close with that limit error rather than buffer the whole response.
 #[test]
 fn peer_that_never_reads_a_streaming_delegate_is_capped() {
-    install_logger();
+    install_logger_at(log::LevelFilter::Info);
     const TOTAL: u64 = 128 << 20;
     let written = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicBool::new(false));

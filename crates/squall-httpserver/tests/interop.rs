@@ -5,11 +5,14 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{have_tool, serve, TestServer};
+use common::{serve, TestServer};
 use squall_httpserver::{HttpServer, HttpServerConfig, HttpServerRequest, Response};
+use squall_testing::{
+    free_port, have_tool, nginx_path as nginx, under_ci, wait_listening, KillOnDrop, TempDir,
+};
 
 fn app() -> impl Fn(HttpServerRequest) -> std::future::Ready<Response> + Clone + Send + 'static {
     |req: HttpServerRequest| {
@@ -195,19 +198,6 @@ fn python_http_client_sequential_and_pipelined() {
     assert_eq!(s.stats.connections_accepted(), 2, "one connection per part");
 }
 
-/// Where nginx is: Debian's `/usr/sbin` (often not on a user's PATH), FreeBSD's
-/// `/usr/local/sbin`, Homebrew's `/opt/homebrew/bin`; else `nginx` from PATH.
-fn nginx() -> &'static str {
-    [
-        "/usr/sbin/nginx",
-        "/usr/local/sbin/nginx",
-        "/opt/homebrew/bin/nginx",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).exists())
-    .unwrap_or("nginx")
-}
-
 /// The test's client connects from 127.0.0.2. Linux answers on all of 127/8; macOS and
 /// FreeBSD need an alias first (`ifconfig lo0 alias 127.0.0.2`, which CI does). Without
 /// it, a loud skip (a failure under CI=true), as for a missing tool.
@@ -215,7 +205,7 @@ fn have_second_loopback() -> bool {
     if TcpListener::bind("127.0.0.2:0").is_ok() {
         return true;
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if under_ci() {
         panic!("127.0.0.2 is required under CI=true: `ifconfig lo0 alias 127.0.0.2`");
     }
     eprintln!(
@@ -225,40 +215,14 @@ fn have_second_loopback() -> bool {
 }
 
 struct Nginx {
-    child: Child,
+    _child: KillOnDrop,
     port: u16,
     _dir: TempDir,
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_nginx(upstream: std::net::SocketAddr) -> Nginx {
-    let dir = std::env::temp_dir().join(format!(
-        "squall-nginx-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
+    let tmp = TempDir::new("nginx").unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     let port = free_port();
     let d = dir.display();
@@ -304,20 +268,16 @@ http {{
         .spawn()
         .expect("start nginx");
     let nginx = Nginx {
-        child,
+        _child: KillOnDrop(child),
         port,
-        _dir: TempDir(dir.clone()),
+        _dir: tmp,
     };
     // Wait (bounded) until nginx accepts.
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        wait_listening(port, Duration::from_secs(20)),
+        "nginx did not start: {}",
+        std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default()
+    );
     nginx
 }
 

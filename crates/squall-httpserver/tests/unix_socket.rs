@@ -11,9 +11,10 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 
-use common::{have_tool, READ_TIMEOUT};
+use common::READ_TIMEOUT;
 use squall_httpserver::{HttpServer, HttpServerRequest, Response, DEFAULT_UNIX_SOCKET_MODE};
 use squall_ioloop::{IoLoop, RemoteHandle};
+use squall_testing::have_tool;
 
 fn app(req: HttpServerRequest) -> std::future::Ready<Response> {
     std::future::ready(match req.path() {

@@ -1,14 +1,12 @@
 //! Backend-independent API facts: thread-safety of the handles, poller selection, and
 //! a remote stop.
 
-mod common;
-
 use std::io::ErrorKind;
 use std::sync::mpsc;
 use std::thread;
 
-use common::start_guarded;
 use squall_ioloop::{poller_by_name, IoLoop, RemoteHandle, SignalCallback};
+use squall_testing::start_guarded;
 
 fn send_sync<T: Send + Sync + Clone + 'static>() {}
 

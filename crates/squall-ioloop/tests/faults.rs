@@ -1,15 +1,15 @@
 //! Fault reporting that does not depend on the backend: the slow-callback log, the
 //! watchdog, and a callback triggered from a real signal handler.
 
-mod common;
-
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{init_logging, logs_containing, logs_here, start_guarded, PATIENCE};
 use squall_ioloop::{IoLoop, SignalCallback};
+use squall_testing::{
+    install_logger as init_logging, logs_containing, logs_here, start_guarded, PATIENCE,
+};
 
 fn spin(d: Duration) {
     let t0 = Instant::now();

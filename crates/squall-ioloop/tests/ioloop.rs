@@ -4,8 +4,6 @@
 //! them once per backend (a module per backend). The `default` module uses
 //! `IoLoop::new()`, which honours `SQUALL_POLLER`, so CI re-runs it on each backend.
 
-mod common;
-
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io::{Read, Write};
@@ -19,11 +17,11 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{init_logging, logs_here, start_guarded, PATIENCE};
 use squall_ioloop::{
     sleep, with_timeout, Interest, IoLoop, JoinError, LoopError, PeriodicCallback, PeriodicError,
     Ready, RunSyncError,
 };
+use squall_testing::{install_logger as init_logging, logs_here, start_guarded, PATIENCE};
 
 type Mk = fn() -> IoLoop;
 

@@ -2,8 +2,6 @@
 //! platform has (epoll or kqueue, poll, select). Each test names the Tornado test it
 //! follows.
 
-mod common;
-
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -11,9 +9,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{tcp_pair, tcp_with_std_peer};
 use squall_ioloop::{sleep, IoLoop};
 use squall_iostream::{CloseCause, IoStream, ReadParseError, StreamError};
+use squall_testing::{tcp_pair, tcp_with_std_peer};
 
 /// Yields to the loop for one turn.
 async fn turn() {
@@ -640,7 +638,7 @@ async fn dropped_read_loses_nothing() {
     );
 }
 
-backend_tests!(
+squall_testing::backend_tests!(
     read_until_across_many_small_writes,
     read_until_max_bytes,
     read_until_max_bytes_match_past_limit,

@@ -2,14 +2,12 @@
 //! back nothing, so the stream's reads, writes, limits and close causes can be checked
 //! through a layer on every backend; and `set_layer`'s "idle only" rule.
 
-mod common;
-
 use std::any::Any;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 
-use common::tcp_pair;
 use squall_iostream::{CloseCause, IoStream, Layer, StreamError};
+use squall_testing::tcp_pair;
 
 const KEY: u8 = 0x5a;
 
@@ -189,7 +187,7 @@ async fn a_layer_error_is_the_close_cause() {
     let _: IoStream = t;
 }
 
-backend_tests!(
+squall_testing::backend_tests!(
     reads_and_writes_go_through_the_layer,
     set_layer_needs_an_idle_stream,
     a_layer_error_is_the_close_cause,

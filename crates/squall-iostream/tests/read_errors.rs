@@ -4,44 +4,33 @@
 //! future and is not logged at warn level; a `read_until_close`, which succeeds whatever
 //! closed the stream, logs the error it swallows, once.
 
-mod common;
+use std::cell::Cell;
 
-use std::cell::RefCell;
-
-use log::{Level, Log, Metadata, Record};
+use log::Level;
 use squall_iostream::{CloseCause, IoStream, StreamError};
 
-/// Keeps the records logged on each thread, so that tests running in parallel do not
-/// see each other's.
-struct Capture;
-
 thread_local! {
-    static RECORDS: RefCell<Vec<(Level, String)>> = const { RefCell::new(Vec::new()) };
+    /// How many of this thread's records came before the current test.
+    static MARK: Cell<usize> = const { Cell::new(0) };
 }
 
-impl Log for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &Record<'_>) {
-        if record.target().starts_with("squall_iostream") {
-            let line = (record.level(), record.args().to_string());
-            let _ = RECORDS.try_with(|r| r.borrow_mut().push(line));
-        }
-    }
-    fn flush(&self) {}
-}
-
+/// Captures the log (squall-testing's logger; each test thread reads its own records)
+/// and starts this test's records here.
 fn capture() {
-    static LOGGER: Capture = Capture;
-    // Another test of this binary may have installed it already.
-    let _ = log::set_logger(&LOGGER);
-    log::set_max_level(log::LevelFilter::Trace);
-    RECORDS.with(|r| r.borrow_mut().clear());
+    squall_testing::install_logger();
+    let seen = squall_testing::records_of(std::thread::current().id()).len();
+    MARK.with(|m| m.set(seen));
 }
 
+/// This test's records from squall-iostream.
 fn records() -> Vec<(Level, String)> {
-    RECORDS.with(|r| r.borrow().clone())
+    let from = MARK.with(Cell::get);
+    squall_testing::records_of(std::thread::current().id())
+        .into_iter()
+        .skip(from)
+        .filter(|r| r.target.starts_with("squall_iostream"))
+        .map(|r| (r.level, r.message))
+        .collect()
 }
 
 fn warnings() -> Vec<String> {
@@ -86,7 +75,7 @@ async fn read_until_close_logs_the_error_it_swallows() {
     assert!(matches!(w.error(), Some(CloseCause::Io(_))));
 }
 
-backend_tests!(
+squall_testing::backend_tests!(
     inline_read_error_is_returned_unlogged,
     read_until_close_logs_the_error_it_swallows,
 );

@@ -1,15 +1,13 @@
 //! `read_until_regex`: Tornado's `iostream_test.py` regex tests, on every backend.
 #![cfg(feature = "regex")]
 
-mod common;
-
 use std::io::Write;
 
 use bytes::Bytes;
-use common::{tcp_pair, tcp_with_std_peer};
 use squall_ioloop::IoLoop;
 use squall_iostream::regex::bytes::Regex;
 use squall_iostream::{CloseCause, StreamError};
+use squall_testing::{tcp_pair, tcp_with_std_peer};
 
 fn re(p: &str) -> Regex {
     Regex::new(p).unwrap()
@@ -121,7 +119,7 @@ async fn read_until_regex_empty_match() {
     assert_eq!(&rs.read_bytes(3, false).await.unwrap()[..], b"xyz");
 }
 
-backend_tests!(
+squall_testing::backend_tests!(
     read_until_regex_across_writes,
     test_read_until_regex_max_bytes,
     test_read_until_regex_max_bytes_inline,

@@ -1,15 +1,13 @@
 //! `IoStream::shutdown_write`: the half-close a server needs to close like nginx (shut
 //! the write side, then keep reading for a while), on every backend.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{tcp_pair, tcp_with_std_peer};
 use squall_ioloop::IoLoop;
 use squall_iostream::{CloseCause, IoStream, StreamError};
+use squall_testing::{tcp_pair, tcp_with_std_peer};
 
 /// A generous deadline for the blocking std peer, so a bug fails instead of hanging.
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,7 +124,7 @@ async fn pipe_write_end_closes() {
     assert_eq!(&got[..], b"through the pipe");
 }
 
-backend_tests!(
+squall_testing::backend_tests!(
     peer_sees_eof_after_data_and_reads_continue,
     queued_data_is_flushed_before_the_shutdown,
     shutdown_of_a_closed_stream_is_an_error,

@@ -2,8 +2,6 @@
 //! same bytes (Tornado's read functions are chunking-independent; ours too, including
 //! the resumable `read_until` search and the zero-copy `read_parse`).
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -45,7 +43,7 @@ fn model(input: &[u8], ops: &[Op]) -> Vec<(Op, Vec<u8>)> {
 fn run_case(backend: &str, input: Vec<u8>, cuts: Vec<usize>, ops: Vec<Op>) -> Vec<Vec<u8>> {
     let expected = model(&input, &ops);
     let plan: Vec<Op> = expected.iter().map(|(op, _)| *op).collect();
-    let io_loop = common::new_loop(backend);
+    let io_loop = squall_testing::new_loop(backend);
     let got = io_loop
         .run_sync(
             async move {
@@ -126,7 +124,7 @@ proptest! {
         cuts in prop::collection::vec(1usize..30, 0..40),
         ops in prop::collection::vec(op(), 1..6),
     ) {
-        run_case(common::BACKENDS[0], input, cuts, ops);
+        run_case(squall_testing::BACKENDS[0], input, cuts, ops);
     }
 }
 

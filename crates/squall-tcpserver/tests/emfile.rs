@@ -3,14 +3,6 @@
 //! runs out of fds pauses without spinning and serves the waiting client once fds free
 //! up. One `#[test]` runs every backend in turn, so nothing else shares the fd table.
 
-// One copy of the backend-matrix helpers serves both crates: squall-iostream's.
-#[path = "../../squall-iostream/tests/common/mod.rs"]
-mod common;
-
-// One helper serves the EMFILE tests of squall-tcpserver and squall-httpserver.
-#[path = "support/rlimit.rs"]
-mod rlimit;
-
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -36,7 +28,7 @@ async fn survives_emfile() {
     // The client socket exists before the table is full; connect needs no new fd.
     let client = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     client.set_nonblocking(true).unwrap();
-    let hog = rlimit::fill_fd_table();
+    let hog = squall_testing::fill_fd_table();
     match client.connect(&SockAddr::from(addr)) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -69,9 +61,9 @@ async fn survives_emfile() {
 
 #[test]
 fn emfile_pauses_the_listener_then_serves() {
-    let old = rlimit::set_nofile(256);
-    for backend in common::BACKENDS {
-        common::run(backend, survives_emfile);
+    let old = squall_testing::set_nofile(256);
+    for backend in squall_testing::BACKENDS {
+        squall_testing::run_on(backend, survives_emfile);
     }
-    rlimit::set_nofile(old);
+    squall_testing::set_nofile(old);
 }

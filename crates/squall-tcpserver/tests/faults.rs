@@ -4,61 +4,23 @@
 //! a peer that never reads (the stream's write buffer bound holds and the handler
 //! closes the connection with the limit error).
 
-// One copy of the backend-matrix helpers serves both crates: squall-iostream's.
-#[path = "../../squall-iostream/tests/common/mod.rs"]
-mod common;
-
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{Level, LevelFilter};
 use squall_ioloop::with_timeout;
 use squall_iostream::{IoStream, StreamError};
 use squall_tcpserver::{PeerAddr, TcpServer};
+use squall_testing::open_fds;
 
-struct Capture(Mutex<Vec<String>>);
-
-static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
-
-impl Log for Capture {
-    fn enabled(&self, m: &Metadata<'_>) -> bool {
-        m.level() <= Level::Warn
-    }
-    fn log(&self, r: &Record<'_>) {
-        if self.enabled(r.metadata()) {
-            let line = format!("{} {}: {}", r.level(), r.target(), r.args());
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-        }
-    }
-    fn flush(&self) {}
-}
-
+/// The records at warn level or above, as `level target: message`.
 fn loud_records() -> Vec<String> {
-    CAPTURE.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
-
-/// The most fd numbers [`open_fds`] probes.
-const MAX_PROBED_FD: u64 = 1 << 16;
-
-/// The open fds of this process, on any Unix: every fd number below the soft
-/// `RLIMIT_NOFILE` (at most [`MAX_PROBED_FD`]) that `fcntl(F_GETFD)` accepts. No fd is
-/// opened to count them (`/proc/self/fd` exists on Linux only and opens one itself).
-fn open_fds() -> Vec<i32> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a live, writable rlimit.
-    let res = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    assert_eq!(res, 0, "getrlimit: {}", std::io::Error::last_os_error());
-    // rlim_t is u64 on Linux and macOS, i64 on FreeBSD.
-    #[allow(clippy::unnecessary_cast)]
-    let top = (lim.rlim_cur as u64).min(MAX_PROBED_FD);
-    (0..top as i32)
-        .filter(|&fd| squall_poller::sys::check_fd(fd).is_ok())
+    squall_testing::records()
+        .into_iter()
+        .filter(|r| r.level <= Level::Warn)
+        .map(|r| format!("{} {}: {}", r.level, r.target, r.message))
         .collect()
 }
 
@@ -175,9 +137,8 @@ async fn peer_never_reads() {
 
 #[test]
 fn faults_vanishing_clients_and_a_peer_that_never_reads() {
-    log::set_logger(&CAPTURE).unwrap();
-    log::set_max_level(LevelFilter::Warn);
-    for backend in common::BACKENDS {
+    squall_testing::install_logger_at(LevelFilter::Warn);
+    for backend in squall_testing::BACKENDS {
         let before = open_fds();
         // The count sees a new fd (else the comparison below would prove nothing).
         let probe = squall_poller::sys::pipe().unwrap();
@@ -187,8 +148,8 @@ fn faults_vanishing_clients_and_a_peer_that_never_reads() {
             "the fd count missed a pipe"
         );
         drop(probe);
-        common::run(backend, vanishing_clients);
-        common::run(backend, peer_never_reads);
+        squall_testing::run_on(backend, vanishing_clients);
+        squall_testing::run_on(backend, peer_never_reads);
         let after = open_fds();
         assert_eq!(before, after, "{backend}: fds left open");
         let loud = loud_records();

@@ -2,10 +2,6 @@
 //! `test_is_valid_ip`, with scripted resolvers, on every backend. The happy-eyeballs
 //! state machine itself is tested in `src/connector.rs` (Tornado's `ConnectorTest`).
 
-// One copy of the backend-matrix helpers serves both crates: squall-iostream's.
-#[path = "../../squall-iostream/tests/common/mod.rs"]
-mod common;
-
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -296,7 +292,7 @@ async fn timeout_spans_the_attempts() {
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
 }
 
-backend_tests!(
+squall_testing::backend_tests!(
     test_connect_ipv4_ipv4,
     test_connect_ipv6_ipv6,
     dual_stack_failure_starts_the_other_family_at_once,
@@ -311,7 +307,7 @@ backend_tests!(
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
-    backend_tests!(
+    squall_testing::backend_tests!(
         second_family_starts_after_the_delay,
         timeout_spans_the_attempts
     );

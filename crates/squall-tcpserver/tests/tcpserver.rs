@@ -1,10 +1,6 @@
 //! Tornado's `tcpserver_test.py`, `tcpclient_test.py` and `netutil_test.py` behaviours,
 //! in our own words, on every backend the platform has (epoll or kqueue, poll, select).
 
-// One copy of the backend-matrix helpers serves both crates: squall-iostream's.
-#[path = "../../squall-iostream/tests/common/mod.rs"]
-mod common;
-
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -283,7 +279,7 @@ async fn handler_panic_is_contained() {
     server.stop();
 }
 
-backend_tests!(
+squall_testing::backend_tests!(
     handle_stream_may_be_async,
     handler_panic_is_contained,
     stop_twice,

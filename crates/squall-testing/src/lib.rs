@@ -12,8 +12,8 @@
 //! - Backend matrices: [`BACKENDS`], [`new_loop`], [`run_on`], [`for_each_backend`] and
 //!   the [`backend_tests!`] macro (one `#[test]` per function and backend).
 //! - For squall's own tests: [`tcp_pair`], [`start_guarded`], [`have_tool`] for
-//!   interop tests (a loud skip, a failure under `CI=true`), and on Unix the
-//!   `RLIMIT_NOFILE` helpers ([`set_nofile`], [`fill_fd_table`]).
+//!   interop tests (a loud skip, a failure under `CI=true`), and on Unix
+//!   [`open_fds`] and the `RLIMIT_NOFILE` helpers ([`set_nofile`], [`fill_fd_table`]).
 //!
 //! Use it as a dev-dependency.
 //!
@@ -57,6 +57,8 @@
 //!   regular expression), and can also forbid a line.
 #![warn(unreachable_pub)]
 
+#[cfg(unix)]
+mod fds;
 mod http;
 mod logging;
 mod port;
@@ -66,6 +68,8 @@ mod run;
 mod streams;
 mod tools;
 
+#[cfg(unix)]
+pub use fds::open_fds;
 pub use http::AsyncHttpTestCase;
 pub use logging::{
     install_logger, install_logger_at, logs_containing, logs_here, records, records_of,
@@ -78,6 +82,9 @@ pub use run::{
     default_timeout, for_each_backend, new_loop, run_on, run_test, run_test_on_every_backend,
     start_guarded, TestOutput, BACKENDS, PATIENCE,
 };
+/// For [`backend_tests!`]'s expansion: the platform `cfg` lists live in squall-poller.
+#[doc(hidden)]
+pub use squall_poller as __squall_poller;
 pub use squall_testing_macros::gen_test;
 pub use streams::{tcp_pair, tcp_with_std_peer};
-pub use tools::{have_tool, nginx_path, under_ci};
+pub use tools::{have_tool, nginx_path, under_ci, wait_listening, KillOnDrop, TempDir};

@@ -14,26 +14,17 @@ use squall_ioloop::{IoLoop, RunSyncError};
 /// connecting socket, so stream-level tests hold on every backend.
 pub const BACKENDS: &[&str] = &[NATIVE, "poll", "select"];
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const NATIVE: &str = "epoll";
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-))]
-const NATIVE: &str = "kqueue";
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "freebsd"
-)))]
-const NATIVE: &str = "poll";
+squall_poller::cfg_epoll! {
+    const NATIVE: &str = "epoll";
+}
+squall_poller::cfg_kqueue! {
+    const NATIVE: &str = "kqueue";
+}
+squall_poller::cfg_not_epoll! {
+    squall_poller::cfg_not_kqueue! {
+        const NATIVE: &str = "poll";
+    }
+}
 
 /// How long a test may wait for something that must happen: generous (20 s), never a
 /// timing assertion.
@@ -196,19 +187,15 @@ where
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        mod epoll {
-            $( #[test] fn $name() { $crate::run_on("epoll", super::$name) } )*
+        $crate::__squall_poller::cfg_epoll! {
+            mod epoll {
+                $( #[test] fn $name() { $crate::run_on("epoll", super::$name) } )*
+            }
         }
-        #[cfg(any(
-            target_os = "macos",
-            target_os = "ios",
-            target_os = "tvos",
-            target_os = "watchos",
-            target_os = "freebsd"
-        ))]
-        mod kqueue {
-            $( #[test] fn $name() { $crate::run_on("kqueue", super::$name) } )*
+        $crate::__squall_poller::cfg_kqueue! {
+            mod kqueue {
+                $( #[test] fn $name() { $crate::run_on("kqueue", super::$name) } )*
+            }
         }
         mod poll {
             $( #[test] fn $name() { $crate::run_on("poll", super::$name) } )*

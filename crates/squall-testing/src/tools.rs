@@ -1,6 +1,10 @@
 //! Outside tools the interop tests drive (curl, nginx, python3).
 
-use std::path::Path;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// Whether CI is running (`CI=true`): a missing tool is then a failure, not a skip.
 pub fn under_ci() -> bool {
@@ -30,7 +34,7 @@ pub fn have_tool(path_or_name: &str) -> bool {
         // tidy: allow(print) a skipped interop test must be loud in the test output, where no logger is read
         eprintln!(
             "\n{bar}\n!!! SKIPPED: `{path_or_name}` is not installed; this interop test did not run.\n\
-             !!! Install it (Debian: apt-get install curl python3 nginx) to run it.\n{bar}"
+             !!! Install it to run it (`.ci/run` lists the Debian packages).\n{bar}"
         );
     }
     found
@@ -47,4 +51,64 @@ pub fn nginx_path() -> &'static str {
     .into_iter()
     .find(|p| Path::new(p).exists())
     .unwrap_or("nginx")
+}
+
+/// A fresh directory under the system's temporary directory, removed with everything in
+/// it when dropped: where an outside server's configuration, files and logs go.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `squall-<tag>-<pid>-<n>` under `std::env::temp_dir()`.
+    ///
+    /// # Errors
+    /// The OS error of creating it.
+    pub fn new(tag: &str) -> std::io::Result<TempDir> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "squall-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process that is killed and reaped when dropped, so a failing test leaves no
+/// server running.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Wait until something accepts TCP connections on `127.0.0.1:port`, for at most
+/// `timeout`; whether it did. For an outside server just started.
+pub fn wait_listening(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -6,55 +6,16 @@
 //! (`target/<profile>/examples/redis_hits`).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use squall_testing::{free_port, have_tool, KillOnDrop};
+
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Whether `redis-server` is installed; missing: a loud skip, or a failure under CI.
-fn have_redis() -> bool {
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("`redis-server` is required under CI=true but was not found");
-        }
-        eprintln!();
-        eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-        eprintln!(
-            "!!! SKIPPED: `redis-server` is not installed; the Redis example test did not run."
-        );
-        eprintln!("!!! Install it (Debian: apt-get install redis-server) to run it.");
-        eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    }
-    found
-}
-
-/// A child process killed (and reaped) when the test ends, however it ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A port that was free a moment ago (redis-server cannot bind port 0 and report it).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Reads `out` line by line on a thread, into a channel.
 fn lines(out: ChildStdout) -> mpsc::Receiver<String> {
@@ -72,7 +33,7 @@ fn lines(out: ChildStdout) -> mpsc::Receiver<String> {
 
 /// Starts redis-server on a free port, retrying with another port if the one picked
 /// was taken in the meantime.
-fn start_redis() -> (Reap, u16) {
+fn start_redis() -> (KillOnDrop, u16) {
     for _attempt in 0..5 {
         let port = free_port();
         let mut child = Command::new("redis-server")
@@ -83,7 +44,7 @@ fn start_redis() -> (Reap, u16) {
             .spawn()
             .unwrap();
         let log = lines(child.stdout.take().unwrap());
-        let child = Reap(child);
+        let child = KillOnDrop(child);
         let mut seen = Vec::new();
         loop {
             match log.recv_timeout(PATIENCE) {
@@ -153,7 +114,7 @@ fn sigterm(pid: u32) {
 
 #[test]
 fn redis_hits_counts_in_a_real_redis() {
-    if !have_redis() {
+    if !have_tool("redis-server") {
         return;
     }
     let (mut redis, port) = start_redis();
@@ -166,7 +127,7 @@ fn redis_hits_counts_in_a_real_redis() {
         .unwrap();
     let out = lines(app.stdout.take().unwrap());
     let pid = app.id();
-    let mut app = Reap(app);
+    let mut app = KillOnDrop(app);
     let first = out
         .recv_timeout(PATIENCE)
         .expect("the example says where it listens");

@@ -1,5 +1,5 @@
-//! Shared helpers for the socket tests: a server on its own thread, a raw-socket client,
-//! and the outside-tool check.
+//! Shared helpers for this crate's socket tests: a server on its own thread and a
+//! raw-socket client (the helpers every crate shares are in squall-testing).
 #![allow(dead_code, unreachable_pub)]
 
 use std::cell::RefCell;
@@ -243,27 +243,4 @@ impl Client {
             }
         }
     }
-}
-
-/// Whether an outside tool is there. Missing: a loud message and `false` (the test
-/// skips), except under `CI=true`, where a missing tool fails the test.
-pub fn have_tool(path_or_name: &str) -> bool {
-    let found = if path_or_name.contains('/') {
-        std::path::Path::new(path_or_name).exists()
-    } else {
-        std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|p| p.join(path_or_name).is_file())
-        })
-    };
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("`{path_or_name}` is required under CI=true but was not found");
-        }
-        eprintln!();
-        eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-        eprintln!("!!! SKIPPED: `{path_or_name}` is not installed; this interop test did not run.");
-        eprintln!("!!! Install it (Debian: apt-get install curl python3 nginx) to run it.");
-        eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    }
-    found
 }

@@ -1,0 +1,172 @@
+//! https: which TLS configuration a request uses, and the handshake on a new
+//! connection (directly, or through a proxy's CONNECT tunnel). Only with the `tls`
+//! feature.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use squall_ioloop::with_timeout;
+use squall_iostream::IoStream;
+use squall_tls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use squall_tls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use squall_tls::rustls::{self, DigitallySignedStruct, SignatureScheme};
+use squall_tls::{TlsClientConfig, TlsStreamExt};
+
+use crate::error::{HttpClientError, TimeoutPhase};
+
+/// Which trust a request asks for; it is also part of the pool's key, so that a
+/// connection made under one trust never serves a request asking for another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Trust {
+    /// The client's configuration (the system's roots unless set).
+    Default,
+    /// The CA certificates of a PEM file (Tornado's `ca_certs`).
+    CaFile(String),
+    /// No verification at all (Tornado's `validate_cert=False`).
+    Insecure,
+    /// A configuration given with the request, told apart by its address.
+    Custom(usize),
+}
+
+/// The configurations the client made once and keeps.
+#[derive(Default)]
+pub(crate) struct TlsState {
+    default: RefCell<Option<TlsClientConfig>>,
+    insecure: RefCell<Option<TlsClientConfig>>,
+    ca_files: RefCell<Vec<(String, TlsClientConfig)>>,
+}
+
+impl TlsState {
+    /// Use `config` for requests that name no trust of their own.
+    pub(crate) fn set_default(&self, config: TlsClientConfig) {
+        *self.default.borrow_mut() = Some(config);
+    }
+
+    fn config(
+        &self,
+        trust: &Trust,
+        custom: Option<&TlsClientConfig>,
+    ) -> Result<TlsClientConfig, HttpClientError> {
+        let tls_err = |e: squall_tls::TlsError| HttpClientError::invalid(format!("TLS: {e}"));
+        match trust {
+            Trust::Custom(_) => custom
+                .cloned()
+                .ok_or_else(|| HttpClientError::invalid("TLS: no configuration")),
+            Trust::Default => {
+                if let Some(c) = &*self.default.borrow() {
+                    return Ok(c.clone());
+                }
+                let c = TlsClientConfig::with_system_roots().map_err(tls_err)?;
+                *self.default.borrow_mut() = Some(c.clone());
+                Ok(c)
+            }
+            Trust::Insecure => {
+                if let Some(c) = &*self.insecure.borrow() {
+                    return Ok(c.clone());
+                }
+                let c = insecure_config().map_err(tls_err)?;
+                *self.insecure.borrow_mut() = Some(c.clone());
+                Ok(c)
+            }
+            Trust::CaFile(path) => {
+                if let Some((_, c)) = self.ca_files.borrow().iter().find(|(p, _)| p == path) {
+                    return Ok(c.clone());
+                }
+                let c = TlsClientConfig::with_ca_file(path).map_err(tls_err)?;
+                self.ca_files.borrow_mut().push((path.clone(), c.clone()));
+                Ok(c)
+            }
+        }
+    }
+
+    /// Make `stream` the client side of TLS to `host` and finish the handshake within
+    /// `timeout` (the connect phase's time).
+    pub(crate) async fn handshake(
+        &self,
+        stream: &IoStream,
+        host: &str,
+        trust: &Trust,
+        custom: Option<&TlsClientConfig>,
+        timeout: Duration,
+    ) -> Result<(), HttpClientError> {
+        let config = self.config(trust, custom)?;
+        stream
+            .start_tls_client(&config, host)
+            .map_err(|e| HttpClientError::invalid(format!("TLS: {e}")))?;
+        match with_timeout(timeout, stream.wait_for_handshake()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(HttpClientError::Stream(e)),
+            Err(_) => {
+                stream.close();
+                Err(HttpClientError::Timeout(TimeoutPhase::Connect))
+            }
+        }
+    }
+}
+
+/// A configuration that accepts any certificate: Tornado's `validate_cert=False`, for
+/// tests and private networks only. The connection is encrypted but not authenticated.
+fn insecure_config() -> Result<TlsClientConfig, squall_tls::TlsError> {
+    let provider = squall_tls::provider();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(squall_tls::TlsError::Config)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsClientConfig::from_rustls(Arc::new(config)))
+}
+
+/// The verifier of [`insecure_config`]: every certificate passes; signatures are still
+/// checked, so the peer holds the key of the certificate it sent.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,183 @@
+//! https: the client against squall's own HTTPS server (a throw-away certificate made
+//! by the test), with each kind of trust, and through a CONNECT proxy.
+#![cfg(feature = "tls")]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use squall_httpclient::{HttpClient, HttpClientError, HttpRequest, Proxy};
+use squall_httpserver::{HttpServer, HttpServerConfig, HttpServerRequest, Response};
+use squall_testing::{run_test, TempDir};
+use squall_tls::rustls::pki_types::PrivateKeyDer;
+use squall_tls::rustls::RootCertStore;
+use squall_tls::{certified_key, TlsAcceptor, TlsClientConfig, TlsServerConfig};
+
+struct Pki {
+    server: TlsServerConfig,
+    client: TlsClientConfig,
+    cert_pem: String,
+}
+
+fn pki() -> Pki {
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der()).unwrap();
+    let server = TlsServerConfig::builder()
+        .certificate(certified_key(vec![generated.cert.der().clone()], key).unwrap())
+        .build()
+        .unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(generated.cert.der().clone()).unwrap();
+    Pki {
+        server,
+        client: TlsClientConfig::with_roots(roots).unwrap(),
+        cert_pem: generated.cert.pem(),
+    }
+}
+
+async fn app(req: HttpServerRequest) -> Response {
+    Response::text(format!(
+        "{} {} over {}",
+        req.method,
+        req.path(),
+        req.protocol()
+    ))
+}
+
+/// An HTTPS server on this loop, and its address; it serves while the box lives.
+fn serve(tls: TlsServerConfig) -> (Box<dyn std::any::Any>, SocketAddr) {
+    let config = HttpServerConfig {
+        stream_setup: Some(Arc::new(TlsAcceptor::new(tls))),
+        ..HttpServerConfig::default()
+    };
+    let mut server = HttpServer::new(app).with_config(config);
+    let addr = server.listen(0, "127.0.0.1").unwrap();
+    (Box::new(server), addr)
+}
+
+#[test]
+fn https_with_each_trust() {
+    let pki = pki();
+    let dir = TempDir::new("client-https").unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.cert_pem).unwrap();
+    let ca = ca.to_string_lossy().into_owned();
+    run_test("https", Some(Duration::from_secs(60)), move || async move {
+        let (_server, addr) = serve(pki.server.clone());
+        let url = format!("https://127.0.0.1:{}/x", addr.port());
+        let client = HttpClient::new();
+        // The test CA given with the request.
+        let r = client
+            .fetch(HttpRequest::new(url.as_str()).tls_config(pki.client.clone()))
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "GET /x over https");
+        // Kept alive and reused.
+        client
+            .fetch(HttpRequest::new(url.as_str()).tls_config(pki.client.clone()))
+            .await
+            .unwrap();
+        assert_eq!(client.idle_connections(), 1);
+        // The test CA from a PEM file (Tornado's ca_certs).
+        let r = client
+            .fetch(HttpRequest::new(url.as_str()).ca_certs(ca.as_str()))
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "GET /x over https");
+        // As the client's default.
+        let other = HttpClient::new();
+        other.set_tls_config(pki.client.clone());
+        assert!(other.fetch(url.as_str()).await.is_ok());
+        // No verification (Tornado's validate_cert=False).
+        let r = HttpClient::new()
+            .fetch(HttpRequest::new(url.as_str()).validate_cert(false))
+            .await
+            .unwrap();
+        assert_eq!(r.code, 200);
+        // The system's roots do not know the test CA: refused.
+        let e = HttpClient::new().fetch(url.as_str()).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                HttpClientError::Stream(_) | HttpClientError::InvalidRequest(_)
+            ),
+            "{e:?}"
+        );
+        // The name must match the certificate: `localhost` does, and an address that
+        // is not in it would not.
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("https://localhost:{}/y", addr.port()))
+                    .tls_config(pki.client.clone()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "GET /y over https");
+    });
+}
+
+/// A CONNECT proxy on a thread: reads the request head, connects to the target, answers
+/// 200 and relays both ways until either side closes.
+fn connect_proxy() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut client) = conn else { return };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+                assert!(head.starts_with("CONNECT "), "{head}");
+                let Ok(upstream) = TcpStream::connect(&target) else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    return;
+                };
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let (mut c1, mut u1) = (client, upstream);
+                let up = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c1, &mut u1);
+                    let _ = u1.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn https_through_a_connect_proxy() {
+    let pki = pki();
+    let proxy = connect_proxy();
+    run_test(
+        "https_proxy",
+        Some(Duration::from_secs(60)),
+        move || async move {
+            let (_server, addr) = serve(pki.server.clone());
+            let r = HttpClient::new()
+                .fetch(
+                    HttpRequest::new(format!("https://127.0.0.1:{}/tunnel", addr.port()))
+                        .tls_config(pki.client.clone())
+                        .proxy(Proxy::new("127.0.0.1", proxy.port())),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.text(), "GET /tunnel over https");
+        },
+    );
+}
