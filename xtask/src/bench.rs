@@ -14,7 +14,6 @@
 //! divided by the requests served), because on a 2-core machine one load-generator
 //! thread saturates its core before a fast server does. See `BENCHMARKS.md`.
 
-pub(crate) mod proc;
 mod report;
 
 use std::collections::BTreeMap;
@@ -28,16 +27,12 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::flags::Flags;
+use crate::load::{
+    loadgen_command, parse_loadgen, parse_wrk, run_client, wrk_command, wrk_script, Generator,
+    RunSpec, Sample,
+};
+use crate::proc::{self, which, Guard, CLIENT_CPU, SERVER_CPU};
 use crate::util;
-use proc::{Guard, CLIENT_CPU, SERVER_CPU};
-
-/// One end-to-end load shape.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RunSpec {
-    pub(crate) name: &'static str,
-    pub(crate) connections: usize,
-    pub(crate) pipeline: usize,
-}
 
 /// The runs, in order.
 pub(crate) const RUNS: [RunSpec; 4] = [
@@ -88,33 +83,6 @@ pub(crate) fn server_label(id: &str) -> &str {
     }
 }
 
-/// One counted run.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Sample {
-    pub(crate) requests: u64,
-    pub(crate) rps: f64,
-    pub(crate) cpu_us_per_req: f64,
-    pub(crate) p50_us: f64,
-    pub(crate) p99_us: f64,
-    pub(crate) errors: u64,
-}
-
-/// The load generator that counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Generator {
-    Wrk,
-    Loadgen,
-}
-
-impl Generator {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Generator::Wrk => "wrk",
-            Generator::Loadgen => "squall-loadgen",
-        }
-    }
-}
-
 /// Everything measured, for the report.
 #[derive(Debug, Default)]
 pub(crate) struct Results {
@@ -156,6 +124,8 @@ struct Settings {
 /// Paths of everything the bench runs.
 struct Tools {
     root: PathBuf,
+    /// The workspace's target folder.
+    target: PathBuf,
     out: PathBuf,
     tmp: PathBuf,
     floor: PathBuf,
@@ -222,7 +192,36 @@ fn wanted(s: &Settings, id: &str) -> bool {
     }
 }
 
+/// Set up (build, find the peers, plan the runs), drive (criterion, HTTP, memory,
+/// echo), judge (the report, the table, the chart, the JSON).
 fn bench(s: &Settings) -> anyhow::Result<()> {
+    let (tools, plan, mut res) = set_up(s)?;
+    drive(s, &tools, &plan, &mut res);
+    write_report(s, &tools, &res)?;
+    let _ = fs::remove_dir_all(&tools.tmp);
+    Ok(())
+}
+
+/// What runs, decided once everything is built.
+struct Plan {
+    /// The servers of the HTTP runs, in table order.
+    servers: Vec<String>,
+    /// Whether wrk and squall-loadgen are compared on the floor.
+    agreement: bool,
+    /// The servers whose idle connections are weighed (`squall-log` holds them as
+    /// `squall` does).
+    memory_servers: Vec<String>,
+    /// Idle connections per memory run.
+    memory_counts: &'static [usize],
+    /// The echo servers: (name, binary).
+    echo_servers: Vec<(&'static str, PathBuf)>,
+    /// The progress bar, sized for every step.
+    pb: ProgressBar,
+}
+
+/// Set-up: folders, the open-file limit, the builds and the peers found ([`build`]),
+/// the wrk scripts, and the [`Plan`] ([`plan`]).
+fn set_up(s: &Settings) -> anyhow::Result<(Tools, Plan, Results)> {
     let root = util::project_root();
     let target = util::target_dir(&root);
     let out = target.join("squall-bench");
@@ -242,7 +241,7 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
         machine: report::Machine::probe(),
         ..Results::default()
     };
-    let mut tools = build(s, &root, &target, out.clone(), tmp, &mut res)?;
+    let mut tools = build(s, &root, &target, out, tmp, &mut res)?;
     res.generator = match &tools.wrk {
         Some(_) => format!(
             "wrk ({}), 1 thread; squall-loadgen for warm-ups",
@@ -257,8 +256,13 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
             tools.wrk_scripts.insert(depth, path);
         }
     }
+    let plan = plan(s, &tools, nofile, &mut res);
+    Ok((tools, plan, res))
+}
 
-    // Which servers run.
+/// Which servers and runs take part, given what was built and found; the progress bar
+/// sized for them.
+fn plan(s: &Settings, tools: &Tools, nofile: u64, res: &mut Results) -> Plan {
     let mut servers = Vec::new();
     for id in SERVERS {
         if !wanted(s, id) {
@@ -313,23 +317,73 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
     for line in &res.skipped {
         say(&pb, format!("skip: {line}"));
     }
+    Plan {
+        servers,
+        agreement,
+        memory_servers,
+        memory_counts,
+        echo_servers,
+        pb,
+    }
+}
 
+/// Drive: every measurement of the plan, in order, into `res`. A failed run is said
+/// above the progress bar and left out of the figures; it does not stop the others.
+fn drive(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
+    let pb = &plan.pb;
     // 1. Criterion.
     if s.no_criterion {
         res.criterion_note = "skipped (`--no-criterion`)".to_owned();
     } else {
         pb.set_message("criterion micro-benchmarks");
-        criterion(s, &tools, &target, &mut res, &pb);
+        criterion(s, tools, res, pb);
     }
     pb.inc(1);
 
     // 2. End-to-end HTTP, servers alternating within each round.
+    drive_http(s, tools, plan, res);
+
+    // 3. Memory.
+    for id in &plan.memory_servers {
+        for &n in plan.memory_counts {
+            pb.set_message(format!("memory: {id}, {n} idle connections"));
+            match memory(tools, id, n) {
+                Ok((per_conn, before)) => res
+                    .memory
+                    .entry(id.clone())
+                    .or_default()
+                    .push((n, per_conn, before)),
+                Err(e) => say(pb, format!("error: memory {id} {n}: {e:#}")),
+            }
+            pb.inc(1);
+        }
+    }
+
+    // 4. Echo.
     for round in 0..s.rounds {
-        // A B C, B C A, C A B: each server also takes the first turn of some round.
+        for (name, bin) in &plan.echo_servers {
+            pb.set_message(format!("echo round {}/{}: {name}", round + 1, s.rounds));
+            match echo(s, tools, name, bin) {
+                Ok(mbps) => res.echo.entry((*name).to_owned()).or_default().push(mbps),
+                Err(e) => say(pb, format!("error: echo {name}: {e:#}")),
+            }
+            pb.inc(1);
+        }
+    }
+    pb.finish_with_message("done");
+}
+
+/// The end-to-end HTTP runs: each round starts every server in turn (A B C, B C A,
+/// C A B: each server also takes the first turn of some round) and runs every load
+/// shape against it; in the first round the floor also serves the wrk-against-loadgen
+/// comparison.
+fn drive_http(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
+    let (pb, servers) = (&plan.pb, &plan.servers);
+    for round in 0..s.rounds {
         for k in 0..servers.len() {
             let id = &servers[(k + round) % servers.len()];
             let outcome = (|| -> anyhow::Result<()> {
-                let (mut guard, addr) = start_server(&tools, id)?;
+                let (mut guard, addr) = start_server(tools, id)?;
                 for spec in RUNS {
                     pb.set_message(format!(
                         "round {}/{}: {id}, {}",
@@ -342,25 +396,25 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
                     } else {
                         Generator::Loadgen
                     };
-                    match measure(s, &tools, &mut guard, addr, spec, gen) {
+                    match measure(s, tools, &mut guard, addr, spec, gen) {
                         Ok(sample) => res
                             .http
                             .entry((id.clone(), spec.name.to_owned()))
                             .or_default()
                             .push(sample),
-                        Err(e) => say(&pb, format!("error: {id}, {}: {e:#}", spec.name)),
+                        Err(e) => say(pb, format!("error: {id}, {}: {e:#}", spec.name)),
                     }
                     pb.inc(1);
                 }
-                if agreement && round == 0 && id == "floor" {
+                if plan.agreement && round == 0 && id == "floor" {
                     for spec in [RUNS[0], RUNS[1], RUNS[3]] {
                         pb.set_message(format!("wrk vs loadgen on the floor, {}", spec.name));
-                        let w = measure(s, &tools, &mut guard, addr, spec, Generator::Wrk);
-                        let l = measure(s, &tools, &mut guard, addr, spec, Generator::Loadgen);
+                        let w = measure(s, tools, &mut guard, addr, spec, Generator::Wrk);
+                        let l = measure(s, tools, &mut guard, addr, spec, Generator::Loadgen);
                         match (w, l) {
                             (Ok(w), Ok(l)) => res.agreement.push((spec.name.to_owned(), w, l)),
                             (Err(e), _) | (_, Err(e)) => {
-                                say(&pb, format!("error: agreement run: {e:#}"))
+                                say(pb, format!("error: agreement run: {e:#}"))
                             }
                         }
                         pb.inc(1);
@@ -369,48 +423,22 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
                 Ok(())
             })();
             if let Err(e) = outcome {
-                say(&pb, format!("error: {id}: {e:#}"));
+                say(pb, format!("error: {id}: {e:#}"));
             }
         }
     }
+}
 
-    // 3. Memory.
-    for id in &memory_servers {
-        for &n in memory_counts {
-            pb.set_message(format!("memory: {id}, {n} idle connections"));
-            match memory(&tools, id, n) {
-                Ok((per_conn, before)) => res
-                    .memory
-                    .entry(id.clone())
-                    .or_default()
-                    .push((n, per_conn, before)),
-                Err(e) => say(&pb, format!("error: memory {id} {n}: {e:#}")),
-            }
-            pb.inc(1);
-        }
-    }
-
-    // 4. Echo.
-    for round in 0..s.rounds {
-        for (name, bin) in &echo_servers {
-            pb.set_message(format!("echo round {}/{}: {name}", round + 1, s.rounds));
-            match echo(s, &tools, name, bin) {
-                Ok(mbps) => res.echo.entry((*name).to_owned()).or_default().push(mbps),
-                Err(e) => say(&pb, format!("error: echo {name}: {e:#}")),
-            }
-            pb.inc(1);
-        }
-    }
-    pb.finish_with_message("done");
-
-    // 5. Report.
-    let md = report::markdown(&res);
+/// Judge: the Markdown report, the summary table on the terminal, the chart, and the
+/// JSON with `--json`.
+fn write_report(s: &Settings, tools: &Tools, res: &Results) -> anyhow::Result<()> {
+    let md = report::markdown(res);
     let md_path = tools.out.join("report.md");
     fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
-    println!("\n{}", report::summary_table(&res));
+    println!("\n{}", report::summary_table(res));
     println!("report: {}", md_path.display());
     match report::chart(
-        &res,
+        res,
         &tools.out.join("chart.svg"),
         &tools.out.join("chart.png"),
     ) {
@@ -422,10 +450,9 @@ fn bench(s: &Settings) -> anyhow::Result<()> {
     }
     if s.json {
         let path = tools.out.join("report.json");
-        fs::write(&path, serde_json::to_string_pretty(&report::json(&res))?)?;
+        fs::write(&path, serde_json::to_string_pretty(&report::json(res))?)?;
         println!("json:   {}", path.display());
     }
-    let _ = fs::remove_dir_all(&tools.tmp);
     Ok(())
 }
 
@@ -459,15 +486,6 @@ fn cargo_quiet(root: &Path, args: &[&str], target: &Path) -> Result<(), String> 
     }
 }
 
-/// `name` in a directory of `PATH`, else the first of `fallbacks` that exists.
-pub(crate) fn which(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .chain(fallbacks.iter().map(PathBuf::from))
-        .find(|p| p.is_file())
-}
-
 fn build(
     s: &Settings,
     root: &Path,
@@ -486,6 +504,7 @@ fn build(
     let release = target.join("release");
     let mut tools = Tools {
         root: root.to_owned(),
+        target: target.to_owned(),
         floor: release.join("floor"),
         loadgen: release.join("loadgen"),
         out,
@@ -574,7 +593,8 @@ fn build(
     Ok(tools)
 }
 
-fn criterion(s: &Settings, tools: &Tools, target: &Path, res: &mut Results, pb: &ProgressBar) {
+fn criterion(s: &Settings, tools: &Tools, res: &mut Results, pb: &ProgressBar) {
+    let target = &tools.target;
     let bench_dir = tools.root.join("benches/benches");
     let has_benches = fs::read_dir(&bench_dir)
         .map(|d| {
@@ -629,21 +649,6 @@ fn criterion(s: &Settings, tools: &Tools, target: &Path, res: &mut Results, pb: 
         Err(e) => res.criterion_note = format!("cannot run cargo bench: {e}"),
     }
     say(pb, format!("criterion: {}", res.criterion_note));
-}
-
-/// The wrk script for a pipeline depth: the batch of requests (if deep), and a `done`
-/// that prints one JSON line with what we need.
-pub(crate) fn wrk_script(depth: usize) -> String {
-    let mut s = String::from("-- written by `cargo xtask bench`\n");
-    if depth > 1 {
-        s.push_str(&format!(
-            "init = function(args)\n  local r = {{}}\n  for i = 1, {depth} do r[i] = wrk.format(nil, \"/\") end\n  batch = table.concat(r)\nend\nrequest = function() return batch end\n"
-        ));
-    }
-    s.push_str(
-        "done = function(summary, latency, requests)\n  local e = summary.errors\n  io.write(string.format('SQUALL-WRK {\"requests\":%d,\"duration_us\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,\"errors\":%d}\\n',\n    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),\n    e.connect + e.read + e.write + e.status + e.timeout))\nend\n",
-    );
-    s
 }
 
 fn start_server(tools: &Tools, id: &str) -> anyhow::Result<(Guard, SocketAddr)> {
@@ -714,7 +719,7 @@ fn start_server(tools: &Tools, id: &str) -> anyhow::Result<(Guard, SocketAddr)> 
     if id == "squall-log" {
         cmd.stderr(Stdio::null());
     }
-    proc::pin_and_tie(&mut cmd, (proc::cpus() > SERVER_CPU).then_some(SERVER_CPU));
+    proc::pin_and_tie(&mut cmd, Some(SERVER_CPU));
     let mut guard = Guard::spawn(id, &mut cmd)?;
     guard.wait_listening(addr, Duration::from_secs(20), &log)?;
     Ok((guard, addr))
@@ -791,20 +796,12 @@ fn generate(
 ) -> anyhow::Result<Sample> {
     let mut cmd = match gen {
         Generator::Wrk => {
-            let mut c = Command::new(tools.wrk.as_ref().context("wrk not installed")?);
+            let wrk = tools.wrk.as_ref().context("wrk not installed")?;
             let script = tools
                 .wrk_scripts
                 .get(&spec.pipeline)
                 .context("no wrk script")?;
-            c.arg("-t1")
-                .arg(format!("-c{}", spec.connections))
-                .arg(format!("-d{}s", duration.as_secs().max(1)))
-                .arg("--timeout")
-                .arg("5s")
-                .arg("-s")
-                .arg(script)
-                .arg(format!("http://{addr}/"));
-            c
+            wrk_command(wrk, script, addr, spec, duration)
         }
         Generator::Loadgen => loadgen_command(&tools.loadgen, addr, spec, duration),
     };
@@ -813,80 +810,6 @@ fn generate(
         Generator::Wrk => parse_wrk(&out),
         Generator::Loadgen => parse_loadgen(&out),
     }
-}
-
-/// squall-loadgen against `addr` with `spec`'s connections and pipeline depth, for
-/// `duration`.
-pub(crate) fn loadgen_command(
-    loadgen: &Path,
-    addr: SocketAddr,
-    spec: RunSpec,
-    duration: Duration,
-) -> Command {
-    let mut c = Command::new(loadgen);
-    c.arg("--addr")
-        .arg(addr.to_string())
-        .arg("--connections")
-        .arg(spec.connections.to_string())
-        .arg("--pipeline")
-        .arg(spec.pipeline.to_string())
-        .arg("--duration")
-        .arg(format!("{}", duration.as_secs_f64()));
-    c
-}
-
-/// Runs a load generator pinned to the client CPU and returns its standard output,
-/// failing if it does not exit (successfully) within `limit`.
-pub(crate) fn run_client(name: &str, cmd: &mut Command, limit: Duration) -> anyhow::Result<String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    proc::pin_and_tie(cmd, (proc::cpus() > CLIENT_CPU).then_some(CLIENT_CPU));
-    Guard::spawn(name, cmd)?.finish(limit)
-}
-
-pub(crate) fn parse_wrk(out: &str) -> anyhow::Result<Sample> {
-    let line = out
-        .lines()
-        .find_map(|l| l.strip_prefix("SQUALL-WRK "))
-        .with_context(|| format!("no result line in wrk's output:\n{out}"))?;
-    let v: serde_json::Value =
-        serde_json::from_str(line).with_context(|| format!("wrk result {line:?}"))?;
-    let f = |k: &str| {
-        v[k].as_f64()
-            .with_context(|| format!("wrk result has no {k}: {line}"))
-    };
-    let requests = f("requests")?;
-    let secs = f("duration_us")? / 1e6;
-    Ok(Sample {
-        requests: requests as u64,
-        rps: requests / secs.max(1e-9),
-        cpu_us_per_req: 0.0,
-        p50_us: f("p50_us")?,
-        p99_us: f("p99_us")?,
-        errors: f("errors")? as u64,
-    })
-}
-
-pub(crate) fn parse_loadgen(out: &str) -> anyhow::Result<Sample> {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with('{'))
-        .with_context(|| format!("no JSON in loadgen's output:\n{out}"))?;
-    let v: serde_json::Value =
-        serde_json::from_str(line).with_context(|| format!("loadgen result {line:?}"))?;
-    let f = |v: &serde_json::Value, k: &str| {
-        v[k].as_f64()
-            .with_context(|| format!("loadgen result has no {k}: {line}"))
-    };
-    Ok(Sample {
-        requests: f(&v, "requests")? as u64,
-        rps: f(&v, "rps")?,
-        cpu_us_per_req: 0.0,
-        p50_us: f(&v["latency_us"], "p50")?,
-        p99_us: f(&v["latency_us"], "p99")?,
-        errors: f(&v["errors"], "total")? as u64,
-    })
 }
 
 /// Warm-up, then one counted run with the server's CPU time read around it.
@@ -922,7 +845,7 @@ fn memory(tools: &Tools, id: &str, n: usize) -> anyhow::Result<(f64, u64)> {
     squall_benches_hold(tools, addr, 1)?.finish(Duration::from_secs(30))?;
     let before = proc::rss_kib(guard.pid())?;
     let mut holder = squall_benches_hold(tools, addr, n)?;
-    let line = read_line(&mut holder, Duration::from_secs(120))?;
+    let line = holder.first_line(Duration::from_secs(120))?;
     if !line.contains(&format!("\"held\":{n}")) {
         bail!("the client did not hold {n} connections: {line}");
     }
@@ -947,43 +870,13 @@ fn squall_benches_hold(tools: &Tools, addr: SocketAddr, n: usize) -> anyhow::Res
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    proc::pin_and_tie(&mut cmd, (proc::cpus() > CLIENT_CPU).then_some(CLIENT_CPU));
+    proc::pin_and_tie(&mut cmd, Some(CLIENT_CPU));
     let mut g = Guard::spawn("loadgen --hold", &mut cmd)?;
     if n == 1 {
         // Let it go at once: it exits after its one request.
         drop(g.child.stdin.take());
     }
     Ok(g)
-}
-
-/// The first line the child prints, within `limit`.
-fn read_line(g: &mut Guard, limit: Duration) -> anyhow::Result<String> {
-    use std::io::BufRead;
-    let stdout = g.child.stdout.take().context("stdout not piped")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let r = std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .map(|_| line);
-        let _ = tx.send(r);
-    });
-    match rx.recv_timeout(limit) {
-        Ok(r) => {
-            let line = r?;
-            if line.is_empty() {
-                let status = g.child.wait()?;
-                let mut err = String::new();
-                if let Some(mut e) = g.child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                bail!("{} exited ({status}): {}", g.name, err.trim());
-            }
-            Ok(line)
-        }
-        Err(_) => bail!("{} printed nothing within {limit:?}", g.name),
-    }
 }
 
 fn echo(s: &Settings, tools: &Tools, name: &str, bin: &Path) -> anyhow::Result<f64> {
@@ -993,7 +886,7 @@ fn echo(s: &Settings, tools: &Tools, name: &str, bin: &Path) -> anyhow::Result<f
     cmd.args(["--port", &port.to_string()]);
     let log = tools.out.join("logs").join(format!("echo-{name}.log"));
     proc::to_log(&mut cmd, &log)?;
-    proc::pin_and_tie(&mut cmd, (proc::cpus() > SERVER_CPU).then_some(SERVER_CPU));
+    proc::pin_and_tie(&mut cmd, Some(SERVER_CPU));
     let mut guard = Guard::spawn(&format!("{name} echo"), &mut cmd)?;
     guard.wait_listening(addr, Duration::from_secs(20), &log)?;
     let run = |d: Duration| -> anyhow::Result<f64> {
@@ -1009,11 +902,7 @@ fn echo(s: &Settings, tools: &Tools, name: &str, bin: &Path) -> anyhow::Result<f
         ])
         .arg("--duration")
         .arg(d.as_secs_f64().to_string());
-        c.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        proc::pin_and_tie(&mut c, (proc::cpus() > CLIENT_CPU).then_some(CLIENT_CPU));
-        let out = Guard::spawn("loadgen --echo", &mut c)?.finish(d + Duration::from_secs(30))?;
+        let out = run_client("loadgen --echo", &mut c, d + Duration::from_secs(30))?;
         let v: serde_json::Value =
             serde_json::from_str(out.trim()).with_context(|| format!("echo result {out:?}"))?;
         let errors = v["errors"]["total"].as_u64().unwrap_or(0);
@@ -1033,33 +922,6 @@ fn echo(s: &Settings, tools: &Tools, name: &str, bin: &Path) -> anyhow::Result<f
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wrk_result_line_is_parsed() {
-        let out = "Running 2s test\n  1 threads\nSQUALL-WRK {\"requests\":2000,\"duration_us\":2000000,\"p50_us\":40.5,\"p99_us\":90.0,\"errors\":3}\n";
-        let s = parse_wrk(out).unwrap();
-        assert_eq!(s.requests, 2000);
-        assert!((s.rps - 1000.0).abs() < 1e-6);
-        assert_eq!(s.errors, 3);
-        assert!(parse_wrk("Running 2s test\n").is_err());
-    }
-
-    #[test]
-    fn loadgen_result_line_is_parsed() {
-        let out = r#"{"generator":"squall-loadgen","connections":1,"pipeline":1,"duration_s":1.0,"requests":10,"rps":10.0,"latency_us":{"p50":5.0,"p90":6.0,"p99":7.0,"max":8.0},"errors":{"total":1,"connect":1,"read":0,"write":0,"status":0,"framing":0,"closed":0,"timeout":0}}"#;
-        let s = parse_loadgen(out).unwrap();
-        assert_eq!((s.requests, s.errors), (10, 1));
-        assert_eq!((s.p50_us, s.p99_us), (5.0, 7.0));
-        assert!(parse_loadgen("nothing").is_err());
-    }
-
-    #[test]
-    fn wrk_script_pipelines_only_when_deep() {
-        assert!(!wrk_script(1).contains("request ="));
-        let deep = wrk_script(16);
-        assert!(deep.contains("for i = 1, 16 do"), "{deep}");
-        assert!(deep.contains("SQUALL-WRK"));
-    }
 
     #[test]
     fn nginx_conf_has_one_process_and_no_access_log() {

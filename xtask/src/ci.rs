@@ -22,6 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::flags::Flags;
+use crate::toolchain;
 use crate::util::{self, cargo};
 
 /// The crates whose tests never run an `IoLoop`, so `SQUALL_POLLER` cannot change them:
@@ -70,21 +71,22 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     flags.finish()?;
 
     let root = util::project_root();
-    let crates = util::workspace_crates(&root)?;
     let mut ci = Ci::new(opts.fail_fast);
     let quick = opts.quick.then_some("--quick");
 
     // A crate folder without sources (someone's work in progress) stops every cargo
     // command; say so once instead of failing every step with the same error.
-    let mut target_dir = None;
+    let mut metadata = None;
     ci.step("manifests", None, || {
-        target_dir = Some(util::try_target_dir(&root)?);
+        metadata = Some(util::Metadata::load(&root.join("Cargo.toml"))?);
         Ok(None)
     });
-    let Some(target_dir) = target_dir else {
+    let Some(metadata) = metadata else {
         ci.block("the workspace does not load (see `manifests`)");
         return ci.finish();
     };
+    let crates = metadata.crates(&root);
+    let target_dir = metadata.target_directory;
 
     ci.step("fmt", None, || {
         util::run(
@@ -94,15 +96,11 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         )?;
         Ok(None)
     });
+    // The tidy task itself, as a subprocess like every other step: its problems are
+    // listed in its output, and the step fails when it does.
     ci.step("tidy", None, || {
-        let problems = crate::tidy::check(&root)?;
-        for p in &problems {
-            println!("{p}");
-        }
-        match problems.len() {
-            0 => Ok(None),
-            n => anyhow::bail!("{n} house-rule problem(s), listed above"),
-        }
+        util::run(util::xtask()?.arg("tidy"))?;
+        Ok(None)
     });
     ci.step("clippy", None, || {
         util::run(cargo().current_dir(&root).args([
@@ -196,14 +194,14 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     // Every fuzz target compiles (a plain nightly build: libFuzzer's runtime links, no
     // sanitizer, no cargo-fuzz). Without nightly: a loud skip here, a failure under CI.
     const FUZZ: &str = "fuzz (build)";
-    match (opts.quick, crate::fuzz::nightly_status()) {
+    match (opts.quick, toolchain::nightly()) {
         (true, _) => ci.step(FUZZ, Some("--quick".to_owned()), || Ok(None)),
-        (false, Ok(())) => ci.step(FUZZ, None, || crate::fuzz::build_all(&root)),
+        (false, Ok(())) => ci.step(FUZZ, None, || fuzz_build(&root)),
         (false, Err(why)) if util::in_ci() => ci.step(FUZZ, None, || {
             anyhow::bail!("{why}\nCI=true: the fuzz build FAILS instead of being skipped.")
         }),
         (false, Err(why)) => {
-            loud(&format!(
+            toolchain::loud(&format!(
                 "{why}\nNot under CI: the fuzz targets are NOT BUILT; CI will build them."
             ));
             ci.step(FUZZ, Some("no nightly toolchain".to_owned()), || Ok(None));
@@ -229,6 +227,20 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     }
 
     ci.finish()
+}
+
+/// Builds every fuzz target with a plain `cargo +nightly build` of `fuzz/` (debug, no
+/// sanitizer, so cargo-fuzz is not needed): the check that the targets still compile
+/// against the crates they fuzz. The note names the targets.
+fn fuzz_build(root: &Path) -> anyhow::Result<Option<String>> {
+    let fuzz = root.join("fuzz");
+    let bins = util::Metadata::load(&fuzz.join("Cargo.toml"))?.bins();
+    util::run(
+        toolchain::rustup_cargo()
+            .current_dir(&fuzz)
+            .args(["+nightly", "build", "--bins", "--locked"]),
+    )?;
+    Ok(Some(bins.join(" ")))
 }
 
 /// `cargo clippy -D warnings` (which type-checks everything, so no separate `cargo
@@ -342,7 +354,7 @@ impl CrossPlan {
         match toolchain {
             Ok(tc) => CrossPlan::Run(tc),
             Err(missing) => {
-                loud(&missing_toolchain_message(&missing, in_ci));
+                toolchain::loud(&missing_toolchain_message(&missing, in_ci));
                 if in_ci {
                     CrossPlan::Fail(format!(
                         "Debian cross toolchain missing ({missing}); CI=true, so not skipped"
@@ -418,16 +430,6 @@ fn missing_toolchain_message(missing: &str, in_ci: bool) -> String {
         msg.push_str("\nOn this OS the native build is the check: use --no-cross.");
     }
     msg
-}
-
-/// Prints a message nobody can miss in a scrolling log.
-fn loud(msg: &str) {
-    let bar = "!".repeat(78);
-    println!("\n{bar}");
-    for line in msg.lines() {
-        println!("!!  {line}");
-    }
-    println!("{bar}\n");
 }
 
 /// What became of a step.

@@ -6,7 +6,8 @@
 //! Installs cargo-fuzz (`cargo install cargo-fuzz --locked`) when `cargo fuzz --version`
 //! fails, and needs the nightly toolchain (libFuzzer's instrumentation is nightly-only);
 //! without it the task stops with the `rustup` line that installs it. The targets are the
-//! `[[bin]]` names of `fuzz/Cargo.toml`, so a new target needs no change here.
+//! `[[bin]]` names of `fuzz/Cargo.toml` (by `cargo metadata`, in name order), so a new
+//! target needs no change here.
 //!
 //! Each run's whole output goes to `<target>/squall-fuzz/<target>.log`; crash inputs land
 //! in `fuzz/artifacts/<target>/` (libFuzzer's `crash-`, `oom-`, `timeout-`, `leak-`
@@ -14,13 +15,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::bench::proc::{self, Guard};
 use crate::flags::Flags;
+use crate::proc::{self, Guard};
+use crate::toolchain;
 use crate::util;
 
 /// How long a target is fuzzed when `--seconds` is not given.
@@ -100,10 +102,15 @@ pub(crate) fn parse_output(text: &str) -> FuzzStats {
     s
 }
 
-/// The `[[bin]]` names of a cargo-fuzz manifest, in file order (`cargo fuzz add` writes
-/// `name = "..."` on its own line inside the table).
-pub(crate) fn bin_names(manifest: &str) -> Vec<String> {
-    util::table_names(manifest, "[[bin]]")
+/// The fuzz targets: the binaries of the cargo-fuzz workspace `fuzz/` (its `[[bin]]`
+/// tables), from `cargo metadata` (which needs no nightly), sorted by name.
+pub(crate) fn targets(root: &Path) -> anyhow::Result<Vec<String>> {
+    let manifest = root.join("fuzz").join("Cargo.toml");
+    let bins = util::Metadata::load(&manifest)?.bins();
+    if bins.is_empty() {
+        bail!("{}: no [[bin]] targets", manifest.display());
+    }
+    Ok(bins)
 }
 
 /// One finished run, for the summary.
@@ -137,28 +144,21 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     }
 
     let root = util::project_root();
-    let fuzz_dir = root.join("fuzz");
-    let manifest_path = fuzz_dir.join("Cargo.toml");
-    let manifest = fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let all = bin_names(&manifest);
-    if all.is_empty() {
-        bail!("{}: no [[bin]] targets", manifest_path.display());
-    }
+    let all = targets(&root)?;
     for t in &wanted {
         if !all.contains(t) {
             bail!("unknown fuzz target `{t}` (known: {})", all.join(", "));
         }
     }
-    let targets = if wanted.is_empty() { all } else { wanted };
+    let chosen = if wanted.is_empty() { all } else { wanted };
 
-    ensure_nightly()?;
+    toolchain::nightly().map_err(anyhow::Error::msg)?;
     ensure_cargo_fuzz()?;
 
     let logs = util::target_dir(&root).join("squall-fuzz");
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let mut outcomes = Vec::new();
-    for target in &targets {
+    for target in &chosen {
         println!("fuzz: {target} for {seconds}s");
         outcomes.push(fuzz_one(&root, &logs, target, seconds)?);
     }
@@ -236,71 +236,9 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     }
 }
 
-/// The rustup `cargo` proxy: `+nightly` only works through it, and the `cargo` that runs
-/// us (or Debian's in `/usr/bin`) may not be it.
-fn rustup_cargo() -> Command {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
-    let proxy = home.map(|h| h.join("bin").join("cargo"));
-    let mut cmd = match proxy {
-        Some(p) if p.is_file() => Command::new(p),
-        _ => Command::new("cargo"),
-    };
-    // The fuzz workspace keeps its own target folder (fuzz/target), which cargo-fuzz
-    // expects to find its binaries in; a CARGO_TARGET_DIR meant for the main workspace
-    // would send the nightly, sanitizer-instrumented build elsewhere.
-    cmd.env_remove("CARGO_TARGET_DIR");
-    // Set by the rustup proxy that started us (stable); `+nightly` wins over it, but the
-    // nested cargo that cargo-fuzz starts must not be pinned back to stable.
-    cmd.env_remove("RUSTUP_TOOLCHAIN");
-    cmd
-}
-
-/// Fails with the install line if rustup has no nightly toolchain.
-fn ensure_nightly() -> anyhow::Result<()> {
-    nightly_status().map_err(anyhow::Error::msg)
-}
-
-/// `Err` with the install line if rustup has no nightly toolchain.
-pub(crate) fn nightly_status() -> Result<(), String> {
-    let out = Command::new("rustup")
-        .args(["toolchain", "list"])
-        .output()
-        .map_err(|e| format!("cannot run `rustup toolchain list` ({e}): the fuzz targets need rustup and a nightly toolchain (install rustup, then `rustup toolchain install nightly`)"))?;
-    let list = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || !has_nightly(&list) {
-        return Err(format!(
-            "no nightly toolchain (libFuzzer's instrumentation needs it): run `rustup toolchain install nightly`; `rustup toolchain list` says:\n{}",
-            list.trim()
-        ));
-    }
-    Ok(())
-}
-
-/// Builds every fuzz target with a plain `cargo +nightly build` of `fuzz/` (debug, no
-/// sanitizer, so cargo-fuzz is not needed): the CI check that the targets still compile
-/// against the crates they fuzz.
-pub(crate) fn build_all(root: &Path) -> anyhow::Result<Option<String>> {
-    let manifest = root.join("fuzz").join("Cargo.toml");
-    let text =
-        fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
-    let bins = bin_names(&text);
-    let mut cmd = rustup_cargo();
-    cmd.current_dir(root.join("fuzz"))
-        .args(["+nightly", "build", "--bins", "--locked"]);
-    util::run(&mut cmd)?;
-    Ok(Some(bins.join(" ")))
-}
-
-/// True if `rustup toolchain list` output names a nightly toolchain.
-pub(crate) fn has_nightly(list: &str) -> bool {
-    list.lines().any(|l| l.trim_start().starts_with("nightly"))
-}
-
 /// Installs cargo-fuzz if `cargo fuzz --version` fails.
 fn ensure_cargo_fuzz() -> anyhow::Result<()> {
-    let ok = rustup_cargo()
+    let ok = toolchain::rustup_cargo()
         .args(["fuzz", "--version"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -310,7 +248,7 @@ fn ensure_cargo_fuzz() -> anyhow::Result<()> {
         return Ok(());
     }
     println!("fuzz: cargo-fuzz is missing; installing it");
-    util::run(rustup_cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    util::run(toolchain::rustup_cargo().args(["install", "cargo-fuzz", "--locked"]))?;
     Ok(())
 }
 
@@ -327,30 +265,12 @@ fn list_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Waits for the child to exit within `limit`; `None` if it did not (the guard kills it
-/// when dropped).
-fn wait_bounded(
-    guard: &mut Guard,
-    limit: Duration,
-) -> anyhow::Result<Option<std::process::ExitStatus>> {
-    let end = std::time::Instant::now() + limit;
-    loop {
-        if let Some(status) = guard.child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if std::time::Instant::now() >= end {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn fuzz_one(root: &Path, logs: &Path, target: &str, seconds: u64) -> anyhow::Result<Outcome> {
     let artifacts_dir = root.join("fuzz/artifacts").join(target);
     let before = list_files(&artifacts_dir);
     let log = logs.join(format!("{target}.log"));
     let file = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    let mut cmd = rustup_cargo();
+    let mut cmd = toolchain::rustup_cargo();
     cmd.args(["+nightly", "fuzz", "run", target, "--"])
         .arg(format!("-max_total_time={seconds}"))
         .arg("-print_final_stats=1")
@@ -363,7 +283,7 @@ fn fuzz_one(root: &Path, logs: &Path, target: &str, seconds: u64) -> anyhow::Res
     proc::pin_and_tie(&mut cmd, None);
     let mut guard = Guard::spawn(target, &mut cmd)?;
     let limit = Duration::from_secs(seconds) + BUILD_ALLOWANCE;
-    let status = wait_bounded(&mut guard, limit)?;
+    let status = guard.wait_within(limit)?;
     drop(guard);
     let text = fs::read_to_string(&log).unwrap_or_default();
     let stats = parse_output(&text);
@@ -462,23 +382,9 @@ Base64: AAAA
     }
 
     #[test]
-    fn bin_names_are_the_bin_tables() {
-        let manifest = "[package]\nname = \"squall-fuzz\"\n\n[[bin]]\nname = \"head\"\npath = \"fuzz_targets/head.rs\"\n\n[dependencies]\nname = \"x\"\n\n[[bin]]\npath = \"b.rs\"\nname = \"chunked\"\n";
-        assert_eq!(bin_names(manifest), vec!["head", "chunked"]);
-    }
-
-    #[test]
     fn the_real_manifest_has_targets() {
-        let text = fs::read_to_string(util::project_root().join("fuzz/Cargo.toml")).unwrap();
-        let names = bin_names(&text);
+        let names = targets(&util::project_root()).unwrap();
         assert!(names.iter().any(|n| n == "head"), "{names:?}");
-    }
-
-    #[test]
-    fn nightly_is_found_in_the_toolchain_list() {
-        assert!(has_nightly(
-            "stable-x86_64-unknown-linux-gnu (default)\nnightly-x86_64-unknown-linux-gnu\n"
-        ));
-        assert!(!has_nightly("stable-x86_64-unknown-linux-gnu (default)\n"));
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
     }
 }

@@ -13,13 +13,13 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::bench::proc::{self, Guard, SERVER_CPU};
-use crate::bench::{loadgen_command, parse_loadgen, run_client, which, RunSpec};
 use crate::flags::Flags;
+use crate::load::{loadgen_command, parse_loadgen, run_client, RunSpec};
+use crate::proc::{self, which, Guard, SERVER_CPU};
 use crate::util;
 
 /// Pipeline depths measured: one request per read, and TechEmpower-style batches.
@@ -255,7 +255,7 @@ impl Run<'_> {
         if access_log {
             cmd.stderr(Stdio::null());
         }
-        proc::pin_and_tie(&mut cmd, (proc::cpus() > SERVER_CPU).then_some(SERVER_CPU));
+        proc::pin_and_tie(&mut cmd, Some(SERVER_CPU));
         let mut server = Guard::spawn(&format!("{} under callgrind", self.server), &mut cmd)?;
         server.wait_listening(addr, Duration::from_secs(120), &log)?;
 
@@ -303,15 +303,11 @@ impl Run<'_> {
         if !status.success() {
             bail!("kill -INT {} failed ({status})", server.pid());
         }
-        let end = Instant::now() + Duration::from_secs(120);
-        while server.child.try_wait()?.is_none() {
-            if Instant::now() >= end {
-                bail!(
-                    "{} under callgrind did not exit within 120 s of SIGINT",
-                    self.server
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if server.wait_within(Duration::from_secs(120))?.is_none() {
+            bail!(
+                "{} under callgrind did not exit within 120 s of SIGINT",
+                self.server
+            );
         }
         let text = fs::read_to_string(&profile)
             .with_context(|| format!("reading the callgrind profile {}", profile.display()))?;

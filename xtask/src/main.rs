@@ -5,6 +5,19 @@
 //! module with a `run(args)` function, and `main` only picks the module. To add a task,
 //! add `mod <task>;`, one arm in [`dispatch`], and one line in [`HELP`].
 //!
+//! The modules form a tree: tasks import only the bottom helpers, never each other.
+//! * [`flags`]: the task's arguments;
+//! * [`util`]: where the workspace is, running a command with its duration shown;
+//! * [`proc`]: child processes (pinned, killed with us, bounded in time), programs on
+//!   `PATH`, and what `/proc` says about a process;
+//! * [`load`]: load generators (wrk, squall-loadgen): their command lines, running one,
+//!   reading its result;
+//! * [`toolchain`]: rustup's cargo and its nightly, and the loud message when a check
+//!   cannot run.
+//!
+//! A task that needs another task's whole work runs it as a subprocess
+//! ([`util::xtask`]), as `ci` runs `tidy`.
+//!
 //! Tasks:
 //! * `autobahn`: the WebSocket server and client against the Autobahn|Testsuite (see
 //!   [`autobahn`]).
@@ -26,8 +39,11 @@ mod ci;
 mod flags;
 mod fuzz;
 mod instructions;
+mod load;
+mod proc;
 mod soak;
 mod tidy;
+mod toolchain;
 mod util;
 mod wsbench;
 
@@ -119,5 +135,85 @@ fn dispatch(task: Option<&str>, args: Vec<String>) -> anyhow::Result<()> {
             eprint!("{HELP}");
             anyhow::bail!("unknown task `{other}`")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
+
+    /// The bottom helpers: any task may import them; they import no task.
+    const BOTTOM: &[&str] = &["flags", "load", "proc", "toolchain", "util"];
+
+    /// The first path segments named after `crate::` in `text` (`crate::proc::Guard`,
+    /// `crate::{load, util::cargo}`).
+    fn crate_imports(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (at, _) in text.match_indices("crate::") {
+            let rest = &text[at + "crate::".len()..];
+            let group = match rest.strip_prefix('{') {
+                Some(inner) => &inner[..inner.find('}').unwrap_or(inner.len())],
+                None => rest,
+            };
+            for item in group.split(',') {
+                let name: String = item
+                    .trim_start()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    out.push(name);
+                }
+                if !rest.starts_with('{') {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn crate_imports_are_read_in_both_spellings() {
+        let text = "use crate::proc::{self, Guard};\nuse crate::{load, util::cargo};\nlet x = crate::tidy::check(root);";
+        assert_eq!(crate_imports(text), ["proc", "load", "util", "tidy"]);
+    }
+
+    /// The tasks form a tree: a task imports only the bottom helpers (never another
+    /// task), and a bottom helper imports no task.
+    #[test]
+    fn tasks_import_only_the_bottom_helpers() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let main = fs::read_to_string(src.join("main.rs")).unwrap();
+        let modules: Vec<&str> = main
+            .lines()
+            .filter_map(|l| l.strip_prefix("mod ")?.strip_suffix(';'))
+            .collect();
+        assert!(
+            modules.contains(&"ci") && modules.contains(&"proc"),
+            "{modules:?}"
+        );
+        let mut wrong = Vec::new();
+        for module in &modules {
+            let mut files = vec![src.join(format!("{module}.rs"))];
+            if let Ok(dir) = fs::read_dir(src.join(module)) {
+                files.extend(dir.flatten().map(|e| e.path()));
+            }
+            for file in files {
+                let text = fs::read_to_string(&file).unwrap();
+                for used in crate_imports(&text) {
+                    let task = modules.contains(&used.as_str()) && !BOTTOM.contains(&&*used);
+                    if task && used != *module {
+                        wrong.push(format!("{} uses crate::{used}", file.display()));
+                    }
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "a task or helper imports a task (run it as a subprocess, or move the shared \
+             part into a bottom helper):\n{}",
+            wrong.join("\n")
+        );
     }
 }

@@ -40,8 +40,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
-use crate::bench::proc::{self, Guard};
 use crate::flags::Flags;
+use crate::proc::{self, Guard};
 use crate::util;
 use clients::{Kind, Live, Load, Settings, Tally};
 use sample::Sample;
@@ -72,44 +72,94 @@ const STORM_EVERY: Duration = Duration::from_secs(30);
 /// full accept queue) is half-open, and only the idle timeout ends it.
 const DRAIN_SLACK: Duration = Duration::from_secs(10);
 
-/// Runs the task.
+/// Runs the task: set up, drive, judge.
 pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     proc::require_linux("soak")?;
-    let mut flags = Flags::new("soak", args);
-    let minutes = flags.parsed::<f64>("--minutes")?.unwrap_or(5.0);
-    let server = flags.option("--server")?.map(PathBuf::from);
-    let port = flags.parsed::<u16>("--port")?;
-    let seed = flags.parsed::<u64>("--seed")?;
-    let max_header_size = flags
-        .parsed::<usize>("--max-header-size")?
-        .unwrap_or(DEFAULT_MAX_HEADER_SIZE);
-    let max_uri_len = flags
-        .parsed::<usize>("--max-uri-len")?
-        .unwrap_or(DEFAULT_MAX_URI_LEN);
-    let max_body_size = flags
-        .parsed::<u64>("--max-body-size")?
-        .unwrap_or(DEFAULT_MAX_BODY_SIZE);
-    let header_timeout = Duration::from_secs(
-        flags
-            .parsed::<u64>("--header-timeout")?
-            .unwrap_or(DEFAULT_HEADER_TIMEOUT_SECS),
-    );
-    let idle_timeout = Duration::from_secs(
-        flags
-            .parsed::<u64>("--idle-timeout")?
-            .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS),
-    );
-    flags.finish()?;
-    if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
-        bail!("--minutes must be above 0 and at most a day");
-    }
-    let duration = Duration::from_secs_f64(minutes * 60.0);
-    let seed = seed.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    });
+    let opts = Opts::parse(args)?;
+    let mut soak = set_up(opts)?;
+    let measured = drive(&mut soak)?;
+    judge(soak, &measured)
+}
 
+/// What the flags ask for.
+struct Opts {
+    duration: Duration,
+    server: Option<PathBuf>,
+    port: Option<u16>,
+    seed: u64,
+    max_header_size: usize,
+    max_uri_len: usize,
+    max_body_size: u64,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl Opts {
+    fn parse(args: Vec<String>) -> anyhow::Result<Opts> {
+        let mut flags = Flags::new("soak", args);
+        let minutes = flags.parsed::<f64>("--minutes")?.unwrap_or(5.0);
+        let server = flags.option("--server")?.map(PathBuf::from);
+        let port = flags.parsed::<u16>("--port")?;
+        let seed = flags.parsed::<u64>("--seed")?;
+        let max_header_size = flags
+            .parsed::<usize>("--max-header-size")?
+            .unwrap_or(DEFAULT_MAX_HEADER_SIZE);
+        let max_uri_len = flags
+            .parsed::<usize>("--max-uri-len")?
+            .unwrap_or(DEFAULT_MAX_URI_LEN);
+        let max_body_size = flags
+            .parsed::<u64>("--max-body-size")?
+            .unwrap_or(DEFAULT_MAX_BODY_SIZE);
+        let header_timeout = Duration::from_secs(
+            flags
+                .parsed::<u64>("--header-timeout")?
+                .unwrap_or(DEFAULT_HEADER_TIMEOUT_SECS),
+        );
+        let idle_timeout = Duration::from_secs(
+            flags
+                .parsed::<u64>("--idle-timeout")?
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS),
+        );
+        flags.finish()?;
+        if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
+            bail!("--minutes must be above 0 and at most a day");
+        }
+        let seed = seed.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+        Ok(Opts {
+            duration: Duration::from_secs_f64(minutes * 60.0),
+            server,
+            port,
+            seed,
+            max_header_size,
+            max_uri_len,
+            max_body_size,
+            header_timeout,
+            idle_timeout,
+        })
+    }
+}
+
+/// The server under test, started, checked and measured at rest.
+struct Soak {
+    guard: Guard,
+    log: PathBuf,
+    out: PathBuf,
+    s: Settings,
+    seed: u64,
+    duration: Duration,
+    idle_timeout: Duration,
+    /// Open fds at rest, before the load.
+    baseline: usize,
+    rss_before: u64,
+}
+
+/// Set-up: the open-file limit, the server built (unless `--server`), started, checked
+/// to answer like the `hello` example, and its fds and RSS at rest.
+fn set_up(o: Opts) -> anyhow::Result<Soak> {
     let nofile = proc::raise_nofile().context("raising RLIMIT_NOFILE")?;
     if (nofile as usize) < STORM_SIZE + 200 {
         bail!(
@@ -120,11 +170,11 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     let root = util::project_root();
     let out = util::target_dir(&root).join("squall-soak");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let server = match server {
+    let server = match o.server {
         Some(path) => path,
         None => build_hello(&root, &util::target_dir(&root))?,
     };
-    let port = match port {
+    let port = match o.port {
         Some(p) => p,
         None => proc::free_port()?,
     };
@@ -150,19 +200,20 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
 
     let s = Settings {
         addr,
-        max_header_size,
-        max_uri_len,
-        max_body_size,
-        header_timeout,
+        max_header_size: o.max_header_size,
+        max_uri_len: o.max_uri_len,
+        max_body_size: o.max_body_size,
+        header_timeout: o.header_timeout,
         slowloris: SLOWLORIS,
         storm_size: STORM_SIZE,
         storm_every: STORM_EVERY,
-        deadline: Instant::now() + duration,
+        deadline: Instant::now() + o.duration,
         pid,
     };
     println!(
-        "soak: pid {pid}, {} with seed {seed}; baseline {baseline} fds, RSS {}",
-        util::human(duration),
+        "soak: pid {pid}, {} with seed {}; baseline {baseline} fds, RSS {}",
+        util::human(o.duration),
+        o.seed,
         sample::kib(rss_before)
     );
     println!(
@@ -173,15 +224,96 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         s.header_timeout.as_secs(),
         s.slowloris_bound().as_secs()
     );
-    if duration < s.slowloris_bound() + Duration::from_secs(2) {
+    if o.duration < s.slowloris_bound() + Duration::from_secs(2) {
         println!(
             "soak: the run is shorter than the slowloris bound: no slowloris client can be judged"
         );
     }
+    Ok(Soak {
+        guard,
+        log,
+        out,
+        s,
+        seed: o.seed,
+        duration: o.duration,
+        idle_timeout: o.idle_timeout,
+        baseline,
+        rss_before,
+    })
+}
 
+/// What the load and the drain measured.
+struct Measured {
+    /// Every worker's tally, merged.
+    total: Tally,
+    /// The server's RSS and fds, once a second during the load.
+    samples: Vec<Sample>,
+    /// Why the server stopped answering for good (it exited, or could not be sampled).
+    died: Option<String>,
+    load_time: Duration,
+    /// Where the samples were written.
+    csv_path: PathBuf,
+    /// The server's fds at the end of the drain (`None` if it died first).
+    fds_after: Option<usize>,
+    drain_time: Duration,
+}
+
+/// Drive: every worker against the server until the deadline, sampling it each second;
+/// then the drain, until its fds are back at the baseline (bounded by the idle timeout).
+fn drive(soak: &mut Soak) -> anyhow::Result<Measured> {
+    let start = Instant::now();
+    let (total, samples, mut died) = load(soak, start)?;
+    let load_time = start
+        .elapsed()
+        .min(soak.duration)
+        .max(Duration::from_millis(1));
+    let csv: String = std::iter::once("seconds,rss_kib,fds\n".to_owned())
+        .chain(
+            samples
+                .iter()
+                .map(|x| format!("{:.1},{},{}\n", x.at.as_secs_f64(), x.rss_kib, x.fds)),
+        )
+        .collect();
+    let csv_path = soak.out.join("samples.csv");
+    fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))?;
+
+    // Drain: the fds must come back to the baseline.
+    let drain_start = Instant::now();
+    let drain = soak.idle_timeout + DRAIN_SLACK;
+    let mut fds_after = None;
+    if died.is_none() {
+        while drain_start.elapsed() < drain {
+            if let Some(status) = soak.guard.child.try_wait()? {
+                died = Some(format!("the server exited after the load ({status})"));
+                break;
+            }
+            let x = sample::sample(soak.s.pid, start.elapsed())?;
+            fds_after = Some(x.fds);
+            if x.fds <= soak.baseline + sample::FD_SLACK {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(Measured {
+        total,
+        samples,
+        died,
+        load_time,
+        csv_path,
+        fds_after,
+        drain_time: drain_start.elapsed(),
+    })
+}
+
+/// The load phase: the workers in threads, the server sampled once a second (a line
+/// printed every 10 s) until the deadline or its death; then the workers stopped and
+/// their tallies merged.
+fn load(soak: &mut Soak, start: Instant) -> anyhow::Result<(Tally, Vec<Sample>, Option<String>)> {
+    let (s, seed, pid) = (&soak.s, soak.seed, soak.s.pid);
+    let guard = &mut soak.guard;
     let live = Live::default();
     let stop = AtomicBool::new(false);
-    let start = Instant::now();
     let mut samples: Vec<Sample> = Vec::new();
     let mut died = None;
     let mut total = Tally::default();
@@ -199,17 +331,17 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         ] {
             for _ in 0..count {
                 let seed = next_seed();
-                let (s, live, stop) = (&s, &live, &stop);
+                let (live, stop) = (&live, &stop);
                 workers.push(scope.spawn(move || clients::load(which, s, live, stop, seed)));
             }
         }
-        let (sr, lr, st) = (&s, &live, &stop);
+        let (lr, st) = (&live, &stop);
         for _ in 0..FAULT_WORKERS {
             let fault_seed = next_seed();
-            workers.push(scope.spawn(move || clients::faults(sr, lr, st, fault_seed)));
+            workers.push(scope.spawn(move || clients::faults(s, lr, st, fault_seed)));
         }
-        workers.push(scope.spawn(move || clients::slowloris(sr, lr, st)));
-        workers.push(scope.spawn(move || clients::storms(sr, lr, st)));
+        workers.push(scope.spawn(move || clients::slowloris(s, lr, st)));
+        workers.push(scope.spawn(move || clients::storms(s, lr, st)));
 
         // Sample once a second until the deadline; print a line every 10 s.
         let mut last_print = (start, [0u64; 4]);
@@ -256,46 +388,61 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    let load_time = start.elapsed().min(duration).max(Duration::from_millis(1));
-    let load_samples = samples.clone();
-    let csv: String = std::iter::once("seconds,rss_kib,fds\n".to_owned())
-        .chain(
-            load_samples
-                .iter()
-                .map(|x| format!("{:.1},{},{}\n", x.at.as_secs_f64(), x.rss_kib, x.fds)),
-        )
-        .collect();
-    let csv_path = out.join("samples.csv");
-    fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))?;
+    Ok((total, samples, died))
+}
 
-    // Drain: the fds must come back to the baseline.
-    let drain_start = Instant::now();
-    let drain = idle_timeout + DRAIN_SLACK;
-    let mut fds_after = None;
-    if died.is_none() {
-        while drain_start.elapsed() < drain {
-            if let Some(status) = guard.child.try_wait()? {
-                died = Some(format!("the server exited after the load ({status})"));
-                break;
-            }
-            let x = sample::sample(pid, start.elapsed())?;
-            fds_after = Some(x.fds);
-            if x.fds <= baseline + sample::FD_SLACK {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-    let drain_time = drain_start.elapsed();
-
-    // The report.
+/// Judge: the report, section by section, each adding what failed; the verdict last.
+/// The server is stopped before the verdict.
+fn judge(soak: Soak, m: &Measured) -> anyhow::Result<()> {
     let mut failures: Vec<String> = Vec::new();
-    if let Some(d) = &died {
+    if let Some(d) = &m.died {
         failures.push(d.clone());
     }
     println!();
+    let ok_all = report_load(m);
+    report_faults(&soak.s, &m.total, &mut failures);
+    report_resources(&soak, m, &mut failures);
+
+    let total = &m.total;
+    let lost = total.lost();
+    let sent: u64 = total.sent.iter().sum();
+    println!("requests lost: {lost} (of {sent} well-formed requests sent)");
+    if lost > 0 {
+        failures.push(format!("{lost} request(s) lost"));
+    }
+    if !total.notes.is_empty() {
+        println!("first problems seen:");
+        for n in &total.notes {
+            println!("  - {n}");
+        }
+    }
+    if ok_all == 0 {
+        failures.push("no request was answered".to_owned());
+    }
+    let Soak {
+        guard, log, seed, ..
+    } = soak;
+    drop(guard);
+    if failures.is_empty() {
+        println!(
+            "soak: PASS ({} of load, seed {seed})",
+            util::human(m.load_time)
+        );
+        Ok(())
+    } else {
+        bail!(
+            "soak: FAIL (seed {seed}): {}; server log: {}",
+            failures.join("; "),
+            log.display()
+        )
+    }
+}
+
+/// The well-formed load held, per kind; returns the requests answered correctly.
+fn report_load(m: &Measured) -> u64 {
+    let total = &m.total;
     println!("load held (well-formed requests answered correctly):");
-    let secs = load_time.as_secs_f64();
+    let secs = m.load_time.as_secs_f64();
     for kind in Kind::ALL {
         let i = kind as usize;
         println!(
@@ -313,7 +460,12 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         ok_all,
         ok_all as f64 / secs
     );
+    ok_all
+}
 
+/// The faults injected (storms, slowloris) and the bad inputs, with how they were
+/// answered.
+fn report_faults(s: &Settings, total: &Tally, failures: &mut Vec<String>) {
     println!("faults injected:");
     for (name, n) in &total.faults {
         println!("  {name:<46} {n:>8}");
@@ -367,25 +519,30 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
             http::IO_TIMEOUT.as_secs()
         ));
     }
+}
 
+/// The server's fds (back to the baseline after the drain?) and RSS (flat?).
+fn report_resources(soak: &Soak, m: &Measured, failures: &mut Vec<String>) {
+    let (baseline, pid) = (soak.baseline, soak.s.pid);
+    let load_samples = &m.samples;
     println!(
         "server resources (sampled each second; all samples in {}):",
-        csv_path.display()
+        m.csv_path.display()
     );
     let peak_fds = load_samples.iter().map(|x| x.fds).max().unwrap_or(0);
     let peak_rss = load_samples.iter().map(|x| x.rss_kib).max().unwrap_or(0);
-    match fds_after {
+    match m.fds_after {
         Some(f) if f <= baseline + sample::FD_SLACK => println!(
             "  fds: baseline {baseline}, peak {peak_fds}, {f} after the load ({} later; bound: idle timeout {}s + {}s): back to baseline (slack {}: fds a server opens once, lazily, such as its EMFILE spare)",
-            util::human(drain_time),
-            idle_timeout.as_secs(),
+            util::human(m.drain_time),
+            soak.idle_timeout.as_secs(),
             DRAIN_SLACK.as_secs(),
             sample::FD_SLACK
         ),
         Some(f) => {
             println!(
                 "  fds: baseline {baseline}, peak {peak_fds}, still {f} after {}: NOT back to baseline (+{})",
-                util::human(drain_time),
+                util::human(m.drain_time),
                 sample::FD_SLACK
             );
             if let Ok(kinds) = sample::fd_kinds(pid) {
@@ -399,11 +556,11 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         }
         None => println!("  fds: baseline {baseline}, peak {peak_fds}; not measured after the load"),
     }
-    match sample::rss_verdict(&load_samples) {
+    match sample::rss_verdict(load_samples) {
         Some(v) => {
             println!(
                 "  RSS: before {}, peak {}; median of the middle third {}, of the last third {} (flat if at most middle x {:.2} + {}: {}): {}",
-                sample::kib(rss_before),
+                sample::kib(soak.rss_before),
                 sample::kib(peak_rss),
                 sample::kib(v.middle_kib),
                 sample::kib(v.last_kib),
@@ -424,36 +581,6 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
             println!("  RSS: {} samples, too few to judge", load_samples.len());
             failures.push("RSS not judged: fewer than 6 samples".to_owned());
         }
-    }
-
-    let lost = total.lost();
-    let sent: u64 = total.sent.iter().sum();
-    println!("requests lost: {lost} (of {sent} well-formed requests sent)");
-    if lost > 0 {
-        failures.push(format!("{lost} request(s) lost"));
-    }
-    if !total.notes.is_empty() {
-        println!("first problems seen:");
-        for n in &total.notes {
-            println!("  - {n}");
-        }
-    }
-    if ok_all == 0 {
-        failures.push("no request was answered".to_owned());
-    }
-    drop(guard);
-    if failures.is_empty() {
-        println!(
-            "soak: PASS ({} of load, seed {seed})",
-            util::human(load_time)
-        );
-        Ok(())
-    } else {
-        bail!(
-            "soak: FAIL (seed {seed}): {}; server log: {}",
-            failures.join("; "),
-            log.display()
-        )
     }
 }
 

@@ -1,5 +1,6 @@
 //! `cargo xtask tidy`: the house rules the compiler does not check. The same check runs
-//! as a `#[test]` (so `cargo test` enforces it) and as a `cargo xtask ci` step.
+//! as a `#[test]` (so `cargo test` enforces it), and `cargo xtask ci` runs this task as
+//! a step.
 //!
 //! * every `unsafe {` block in `crates/` has a `// SAFETY:` comment right above it (or
 //!   above the statement it is part of); clippy's `undocumented_unsafe_blocks` says the
@@ -12,7 +13,8 @@
 //! * no `todo!(`, `unimplemented!(` or `dbg!(` anywhere in `crates/`;
 //! * `.ci/run` ends with the test command the README gives.
 //!
-//! The checks read text line by line, which is enough for rustfmt-formatted code.
+//! The checks read source text line by line, which is enough for rustfmt-formatted code;
+//! the manifests are the workspace members `cargo metadata` lists, read with a TOML parser.
 
 use std::fmt;
 use std::fs;
@@ -21,10 +23,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::flags::Flags;
+use crate::util;
 
 /// One broken rule, at a place.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Problem {
+struct Problem {
     path: PathBuf,
     line: usize,
     what: String,
@@ -39,7 +42,7 @@ impl fmt::Display for Problem {
 /// `cargo xtask tidy`.
 pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     Flags::new("tidy", args).finish()?;
-    let problems = check(&crate::util::project_root())?;
+    let problems = check(&util::project_root())?;
     for p in &problems {
         println!("{p}");
     }
@@ -53,7 +56,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
 }
 
 /// Checks the tree under `root`; paths in the problems are relative to it.
-pub(crate) fn check(root: &Path) -> anyhow::Result<Vec<Problem>> {
+fn check(root: &Path) -> anyhow::Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let crates = root.join("crates");
 
@@ -78,29 +81,33 @@ pub(crate) fn check(root: &Path) -> anyhow::Result<Vec<Problem>> {
         }));
     }
 
-    let mut manifests = vec![
-        root.join("benches/Cargo.toml"),
-        root.join("xtask/Cargo.toml"),
-    ];
-    if let Ok(entries) = fs::read_dir(&crates) {
-        for entry in entries {
-            manifests.push(entry?.path().join("Cargo.toml"));
-        }
-    }
+    // The workspace's own manifests (crates/*, benches, xtask), from cargo.
+    let metadata = util::Metadata::load(&root.join("Cargo.toml"))?;
+    let mut manifests: Vec<PathBuf> = metadata
+        .packages
+        .into_iter()
+        .map(|p| p.manifest_path)
+        .collect();
     manifests.sort();
     for manifest in manifests {
-        let Ok(text) = fs::read_to_string(&manifest) else {
-            continue;
-        };
-        if !uses_workspace_lints(&text) {
-            problems.push(Problem {
-                path: manifest
-                    .strip_prefix(root)
-                    .unwrap_or(&manifest)
-                    .to_path_buf(),
+        let text = fs::read_to_string(&manifest)
+            .with_context(|| format!("reading {}", manifest.display()))?;
+        let path = manifest
+            .strip_prefix(root)
+            .unwrap_or(&manifest)
+            .to_path_buf();
+        match uses_workspace_lints(&text) {
+            Ok(true) => {}
+            Ok(false) => problems.push(Problem {
+                path,
                 line: 1,
                 what: "does not set `[lints] workspace = true`".to_owned(),
-            });
+            }),
+            Err(e) => problems.push(Problem {
+                path,
+                line: 1,
+                what: format!("not TOML: {}", e.to_string().trim()),
+            }),
         }
     }
 
@@ -340,26 +347,12 @@ fn brace_balance(code: &str) -> i64 {
     })
 }
 
-/// Whether a manifest inherits the workspace lints.
-fn uses_workspace_lints(manifest: &str) -> bool {
-    let mut section = String::new();
-    for line in manifest.lines() {
-        let t = line.split('#').next().unwrap_or("").trim();
-        if t.starts_with('[') {
-            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
-            continue;
-        }
-        let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
-        let ok = match section.as_str() {
-            "lints" => compact == "workspace=true",
-            "" => compact == "lints.workspace=true" || compact == "lints={workspace=true}",
-            _ => false,
-        };
-        if ok {
-            return true;
-        }
-    }
-    false
+/// Whether a manifest inherits the workspace lints (`[lints] workspace = true`, in any
+/// TOML spelling).
+fn uses_workspace_lints(manifest: &str) -> Result<bool, toml_edit::TomlError> {
+    let doc = toml_edit::Document::parse(manifest)?;
+    let workspace = doc.get("lints").and_then(|l| l.get("workspace"));
+    Ok(workspace.and_then(|w| w.as_bool()) == Some(true))
 }
 
 /// `.ci/run` must end with the test command the README gives (the last command of the
@@ -394,7 +387,7 @@ mod tests {
 
     #[test]
     fn tidy_workspace() {
-        let problems = check(&crate::util::project_root()).unwrap();
+        let problems = check(&util::project_root()).unwrap();
         let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert!(
             problems.is_empty(),
@@ -504,14 +497,16 @@ fn abort() {
 
     #[test]
     fn workspace_lints_spellings() {
-        assert!(uses_workspace_lints(
+        let lints = |text: &str| uses_workspace_lints(text).unwrap();
+        assert!(lints(
             "[package]\nname = \"a\"\n\n[lints]\nworkspace = true\n"
         ));
-        assert!(uses_workspace_lints("lints.workspace = true\n[package]\n"));
-        assert!(uses_workspace_lints("lints = { workspace = true }\n"));
-        assert!(!uses_workspace_lints("[package]\nname = \"a\"\n"));
-        assert!(!uses_workspace_lints("[package]\nworkspace = true\n"));
-        assert!(!uses_workspace_lints("[lints]\nworkspace = false\n"));
-        assert!(!uses_workspace_lints("[lints]\n# workspace = true\n"));
+        assert!(lints("lints.workspace = true\n[package]\n"));
+        assert!(lints("lints = { workspace = true }\n"));
+        assert!(!lints("[package]\nname = \"a\"\n"));
+        assert!(!lints("[package]\nworkspace = true\n"));
+        assert!(!lints("[lints]\nworkspace = false\n"));
+        assert!(!lints("[lints]\n# workspace = true\n"));
+        assert!(uses_workspace_lints("[lints\nworkspace = true\n").is_err());
     }
 }

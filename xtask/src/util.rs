@@ -3,7 +3,6 @@
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,69 +21,135 @@ pub(crate) fn cargo() -> Command {
     Command::new(cargo)
 }
 
+/// This xtask binary, to run another task as a subprocess (`ci` runs `tidy` so): tasks
+/// never call each other's functions.
+///
+/// # Errors
+///
+/// If the path of the running executable cannot be found.
+pub(crate) fn xtask() -> anyhow::Result<Command> {
+    let exe = std::env::current_exe().context("finding the xtask executable")?;
+    Ok(Command::new(exe))
+}
+
 /// True when running under CI (`CI` set to anything but `false`/`0`, as GitHub Actions
 /// and `.ci/run` set it): there, nothing may pass by being skipped.
 pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
-/// The package names of the crates in `crates/*` (folders with a `Cargo.toml`), sorted.
-pub(crate) fn workspace_crates(root: &Path) -> anyhow::Result<Vec<String>> {
-    let dir = root.join("crates");
-    let mut names = Vec::new();
-    let entries = match fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    for entry in entries {
-        let manifest = entry?.path().join("Cargo.toml");
-        let text = match fs::read_to_string(&manifest) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", manifest.display())),
-        };
-        let name = package_name(&text)
-            .with_context(|| format!("{}: no `name` in [package]", manifest.display()))?;
-        names.push(name);
+/// What `cargo metadata --no-deps` says about a workspace, read with serde_json.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Metadata {
+    /// The target folder cargo uses (honours `CARGO_TARGET_DIR` and `build.target-dir`).
+    pub(crate) target_directory: PathBuf,
+    /// The workspace's own packages (no dependencies), in cargo's order.
+    pub(crate) packages: Vec<Package>,
+}
+
+/// One package of a [`Metadata`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Package {
+    pub(crate) name: String,
+    pub(crate) manifest_path: PathBuf,
+    /// The names of its binary targets (`[[bin]]` and `src/main.rs`).
+    pub(crate) bins: Vec<String>,
+}
+
+impl Metadata {
+    /// Runs `cargo metadata --no-deps` for the workspace of `manifest` (from that
+    /// folder, so its `.cargo/config.toml` counts).
+    ///
+    /// # Errors
+    ///
+    /// If cargo cannot run, or fails: then the workspace does not load (a member's
+    /// manifest does not parse, or has no sources yet), and the error says why.
+    pub(crate) fn load(manifest: &Path) -> anyhow::Result<Metadata> {
+        let mut cmd = cargo();
+        cmd.args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(manifest);
+        if let Some(dir) = manifest.parent() {
+            cmd.current_dir(dir);
+        }
+        let out = cmd.output().context("running `cargo metadata`")?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "`cargo metadata` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Metadata::parse(&out.stdout)
     }
-    names.sort();
-    Ok(names)
-}
 
-/// The `name` of the `[package]` table of a manifest (a line-based read: enough for our
-/// own manifests, which keep `name = "..."` on one line).
-pub(crate) fn package_name(manifest: &str) -> Option<String> {
-    table_names(manifest, "[package]").into_iter().next()
-}
-
-/// The `name = "..."` of every table headed `header` (`[package]`, `[[bin]]`), in file
-/// order, by the same line-based read.
-pub(crate) fn table_names(manifest: &str, header: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut inside = false;
-    for line in manifest.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            inside = line == header;
-        } else if inside {
-            if let Some((key, value)) = line.split_once('=') {
-                if key.trim() == "name" {
-                    names.push(value.trim().trim_matches('"').to_owned());
-                    inside = false;
+    /// Reads `cargo metadata`'s JSON.
+    fn parse(json: &[u8]) -> anyhow::Result<Metadata> {
+        let v: serde_json::Value =
+            serde_json::from_slice(json).context("`cargo metadata` printed no JSON")?;
+        let text = |v: &serde_json::Value, key: &str| {
+            v[key]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("`cargo metadata` has no string `{key}`"))
+        };
+        let mut packages = Vec::new();
+        for p in v["packages"].as_array().into_iter().flatten() {
+            let mut bins = Vec::new();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let kinds = t["kind"].as_array().into_iter().flatten();
+                if kinds.filter_map(|k| k.as_str()).any(|k| k == "bin") {
+                    bins.push(text(t, "name")?);
                 }
             }
+            packages.push(Package {
+                name: text(p, "name")?,
+                manifest_path: text(p, "manifest_path")?.into(),
+                bins,
+            });
         }
+        Ok(Metadata {
+            target_directory: text(&v, "target_directory")?.into(),
+            packages,
+        })
     }
-    names
+
+    /// The names of every package's binary targets, sorted.
+    pub(crate) fn bins(&self) -> Vec<String> {
+        let mut bins: Vec<String> = self
+            .packages
+            .iter()
+            .flat_map(|p| p.bins.iter().cloned())
+            .collect();
+        bins.sort();
+        bins
+    }
+
+    /// The names of the packages in `<root>/crates/`, sorted.
+    pub(crate) fn crates(&self, root: &Path) -> Vec<String> {
+        let dir = root.join("crates");
+        let mut names: Vec<String> = self
+            .packages
+            .iter()
+            .filter(|p| p.manifest_path.starts_with(&dir))
+            .map(|p| p.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
 }
 
-/// The target folder cargo uses for this workspace (honours `CARGO_TARGET_DIR` and
-/// `build.target-dir`), from `cargo metadata`. If the workspace is too broken for that
-/// (a member's manifest does not parse), `CARGO_TARGET_DIR` or `<root>/target`.
+/// The target folder cargo uses for the workspace at `root` ([`Metadata`]'s). If the
+/// workspace is too broken for that (a member's manifest does not parse),
+/// `CARGO_TARGET_DIR` or `<root>/target`.
 pub(crate) fn target_dir(root: &Path) -> PathBuf {
-    match try_target_dir(root) {
-        Ok(dir) => dir,
+    match Metadata::load(&root.join("Cargo.toml")) {
+        Ok(m) => m.target_directory,
         Err(e) => {
             let dir = std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
@@ -95,56 +160,6 @@ pub(crate) fn target_dir(root: &Path) -> PathBuf {
     }
 }
 
-/// Like [`target_dir`], without the fallback.
-///
-/// # Errors
-///
-/// If `cargo metadata` fails: then the workspace does not load (a member's manifest
-/// does not parse, or has no sources yet), and the error says why.
-pub(crate) fn try_target_dir(root: &Path) -> anyhow::Result<PathBuf> {
-    let out = cargo()
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .current_dir(root)
-        .output()
-        .context("running `cargo metadata`")?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "`cargo metadata` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let json = String::from_utf8(out.stdout).context("`cargo metadata` printed non-UTF-8")?;
-    json_string_field(&json, "target_directory")
-        .map(PathBuf::from)
-        .context("`cargo metadata` has no target_directory")
-}
-
-/// The value of the first `"key":"value"` string field in a JSON text. Good enough for
-/// `cargo metadata`'s top-level paths without a JSON parser.
-pub(crate) fn json_string_field(json: &str, key: &str) -> Option<String> {
-    let needle = format!("\"{key}\":\"");
-    let start = json.find(&needle)? + needle.len();
-    let mut value = String::new();
-    let mut chars = json[start..].chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(value),
-            '\\' => match chars.next()? {
-                'n' => value.push('\n'),
-                't' => value.push('\t'),
-                'u' => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    value.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
-                other => value.push(other),
-            },
-            c => value.push(c),
-        }
-    }
-    None
-}
-
 /// A command line as a person would type it, with its extra environment first.
 pub(crate) fn display(cmd: &Command) -> String {
     let mut s = String::new();
@@ -153,10 +168,13 @@ pub(crate) fn display(cmd: &Command) -> String {
             let _ = write!(s, "{}={} ", key.to_string_lossy(), quote(value));
         }
     }
-    // The cargo that runs us is a long rustup path; `cargo` is what a person types.
+    // The cargo that runs us is a long rustup path; `cargo` is what a person types, and
+    // `cargo xtask` for this binary.
     let program = cmd.get_program();
     if std::env::var_os("CARGO").is_some_and(|c| c == program) {
         s.push_str("cargo");
+    } else if std::env::current_exe().is_ok_and(|exe| exe == program) {
+        s.push_str("cargo xtask");
     } else {
         s.push_str(&quote(program));
     }
@@ -215,21 +233,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn package_name_reads_the_package_table_only() {
-        let manifest = "[workspace]\nname = \"no\"\n\n[package]\nname = \"squall-poller\"\nversion = \"1\"\n\n[dependencies]\nname = \"x\"\n";
-        assert_eq!(package_name(manifest).as_deref(), Some("squall-poller"));
-        assert_eq!(package_name("[dependencies]\nname = \"x\"\n"), None);
-    }
-
-    #[test]
-    fn json_string_field_unescapes() {
-        let json = r#"{"packages":[],"target_directory":"/w/t\"a\\b\u0041","version":1}"#;
-        assert_eq!(
-            json_string_field(json, "target_directory").as_deref(),
-            Some("/w/t\"a\\bA")
-        );
-        assert_eq!(json_string_field(json, "workspace_root"), None);
-        assert_eq!(json_string_field(r#"{"a":"unterminated"#, "a"), None);
+    fn metadata_is_read_from_cargos_json() {
+        let json = br#"{"packages":[{"name":"squall-fuzz","manifest_path":"/w/fuzz/Cargo.toml","targets":[{"name":"squall_fuzz","kind":["lib"]},{"name":"head","kind":["bin"]},{"name":"chunked","kind":["bin"]}]},{"name":"squall-poller","manifest_path":"/w/crates/squall-poller/Cargo.toml","targets":[]}],"target_directory":"/w/t\"a\\b\u0041","version":1}"#;
+        let m = Metadata::parse(json).unwrap();
+        assert_eq!(m.target_directory, Path::new("/w/t\"a\\bA"));
+        assert_eq!(m.packages[0].bins, ["head", "chunked"]);
+        assert_eq!(m.bins(), ["chunked", "head"]);
+        assert_eq!(m.crates(Path::new("/w")), ["squall-poller"]);
+        assert!(Metadata::parse(b"{}").is_err());
+        assert!(Metadata::parse(b"not json").is_err());
     }
 
     #[test]
@@ -244,6 +256,13 @@ mod tests {
     }
 
     #[test]
+    fn display_names_this_binary_as_cargo_xtask() {
+        let mut cmd = xtask().unwrap();
+        cmd.arg("tidy");
+        assert_eq!(display(&cmd), "cargo xtask tidy");
+    }
+
+    #[test]
     fn human_durations() {
         assert_eq!(human(Duration::from_millis(400)), "0.4s");
         assert_eq!(human(Duration::from_millis(59_940)), "59.9s");
@@ -252,7 +271,10 @@ mod tests {
 
     #[test]
     fn workspace_crates_lists_our_crates() {
-        let crates = workspace_crates(&project_root()).unwrap();
+        let root = project_root();
+        let crates = Metadata::load(&root.join("Cargo.toml"))
+            .unwrap()
+            .crates(&root);
         assert!(crates.iter().any(|c| c == "squall-poller"), "{crates:?}");
         assert!(crates.iter().all(|c| c.starts_with("squall")), "{crates:?}");
     }

@@ -10,7 +10,8 @@ use anyhow::Context;
 use plotters::prelude::*;
 use serde_json::json;
 
-use super::{server_label, Results, Sample, RUNS};
+use super::{server_label, Results, RUNS};
+use crate::load::Sample;
 
 /// The machine the figures come from.
 #[derive(Debug, Default, Clone)]
@@ -45,7 +46,7 @@ impl Machine {
             });
         Machine {
             cpu,
-            cores: super::proc::cpus(),
+            cores: crate::proc::cpus(),
             kernel,
             date,
         }

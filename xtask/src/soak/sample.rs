@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::bench::proc;
+use crate::proc;
 
 /// One sample of the server.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,13 +1,14 @@
-//! Child processes of the bench: pinned to a CPU, killed with us (also on Ctrl-C or an
-//! error), bounded in time; and what `/proc` says about them.
+//! Process control for every task: child processes pinned to a CPU, killed with us (also
+//! on Ctrl-C or an error), bounded in time; programs found on `PATH`; and what `/proc`
+//! says about a process.
 
 use std::fs;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 #[cfg(target_os = "linux")]
 use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -25,6 +26,7 @@ pub(crate) const CLIENT_CPU: usize = 1;
 /// [`Guard`] only (so not if xtask itself is `SIGKILL`ed).
 #[cfg(target_os = "linux")]
 pub(crate) fn pin_and_tie(cmd: &mut Command, cpu: Option<usize>) {
+    let cpu = cpu.filter(|&c| c < cpus());
     // SAFETY: the closure runs in the forked child before exec and only calls
     // async-signal-safe syscalls (sched_setaffinity, prctl) on stack data; it
     // allocates nothing and takes no locks.
@@ -119,6 +121,15 @@ pub(crate) fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// `name` in a directory of `PATH`, else the first of `fallbacks` that exists.
+pub(crate) fn which(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .chain(fallbacks.iter().map(PathBuf::from))
+        .find(|p| p.is_file())
+}
+
 /// A child that is killed (and reaped) when dropped.
 pub(crate) struct Guard {
     pub(crate) child: Child,
@@ -172,18 +183,56 @@ impl Guard {
         }
     }
 
+    /// Waits for the child to exit within `limit`: its status, or `None` if it is still
+    /// running then (it is killed when the guard drops).
+    pub(crate) fn wait_within(&mut self, limit: Duration) -> io::Result<Option<ExitStatus>> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= end {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The first line the child prints on its standard output (which must be piped),
+    /// within `limit`; fails if it exits or prints nothing by then.
+    pub(crate) fn first_line(&mut self, limit: Duration) -> anyhow::Result<String> {
+        use std::io::BufRead;
+        let stdout = self.child.stdout.take().context("stdout not piped")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let r = std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .map(|_| line);
+            let _ = tx.send(r);
+        });
+        match rx.recv_timeout(limit) {
+            Ok(r) => {
+                let line = r?;
+                if line.is_empty() {
+                    let status = self.child.wait()?;
+                    let mut err = String::new();
+                    if let Some(mut e) = self.child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    bail!("{} exited ({status}): {}", self.name, err.trim());
+                }
+                Ok(line)
+            }
+            Err(_) => bail!("{} printed nothing within {limit:?}", self.name),
+        }
+    }
+
     /// Waits for the child to exit within `limit` (else kills it and fails), and returns
     /// its standard output, which must have been piped.
     pub(crate) fn finish(mut self, limit: Duration) -> anyhow::Result<String> {
-        let end = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = self.child.try_wait()? {
-                break status;
-            }
-            if Instant::now() >= end {
-                bail!("{} did not finish within {limit:?}; killed", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let Some(status) = self.wait_within(limit)? else {
+            bail!("{} did not finish within {limit:?}; killed", self.name);
         };
         let mut out = String::new();
         if let Some(mut stdout) = self.child.stdout.take() {
@@ -304,6 +353,28 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_micros(pid).unwrap() >= 0.0);
         assert!(rss_kib(pid).unwrap() > 0);
+    }
+
+    #[test]
+    fn first_line_is_bounded() {
+        let piped = |script: &str| {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            Guard::spawn("sh", &mut cmd).unwrap()
+        };
+        let limit = Duration::from_secs(30);
+        assert_eq!(
+            piped("echo held; exec sleep 30").first_line(limit).unwrap(),
+            "held\n"
+        );
+        let err = piped("echo gone >&2").first_line(limit).unwrap_err();
+        assert!(format!("{err:#}").contains("gone"), "{err:#}");
+        let err = piped("exec sleep 30")
+            .first_line(Duration::from_millis(200))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("printed nothing"), "{err:#}");
     }
 
     #[test]
