@@ -28,8 +28,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::bench::proc::{self, free_port, Guard};
 use crate::flags::Flags;
+use crate::proc::{self, free_port, Guard};
+use crate::toolchain;
 use crate::util::{self, cargo};
 
 /// The suite's version on PyPI.
@@ -49,9 +50,11 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         .unwrap_or_default();
     flags.finish()?;
     let root = util::project_root();
-    match python27() {
+    match toolchain::python27() {
         Err(why) => {
-            loud_skip(&why);
+            toolchain::loud(&format!(
+                "autobahn: SKIPPED, the WebSocket conformance suite did not run\n{why}"
+            ));
             Ok(())
         }
         Ok(py) => {
@@ -60,38 +63,6 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The Python 2.7 interpreter, or why there is none.
-pub(crate) fn python27() -> Result<PathBuf, String> {
-    if let Some(py) = std::env::var_os("AUTOBAHN_PYTHON27") {
-        let py = PathBuf::from(py);
-        return if py.exists() {
-            Ok(py)
-        } else {
-            Err(format!("AUTOBAHN_PYTHON27={} does not exist", py.display()))
-        };
-    }
-    let out = Command::new("pyenv")
-        .arg("root")
-        .output()
-        .map_err(|e| format!("no Python 2.7: `pyenv root` failed ({e}); set AUTOBAHN_PYTHON27"))?;
-    let root = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let py = Path::new(&root).join("versions/2.7.18/bin/python2.7");
-    if out.status.success() && py.exists() {
-        Ok(py)
-    } else {
-        Err(format!(
-            "no Python 2.7: {} is missing (`pyenv install 2.7.18`, or set AUTOBAHN_PYTHON27)",
-            py.display()
-        ))
-    }
-}
-
-/// Prints why the suite did not run, so that nobody reads a pass into it.
-pub(crate) fn loud_skip(why: &str) {
-    let bar = "!".repeat(78);
-    println!("\n{bar}\n!!  autobahn: SKIPPED, the WebSocket conformance suite did not run\n!!  {why}\n{bar}\n");
 }
 
 /// Sets the suite up, runs both sides, and returns the summary.

@@ -57,6 +57,33 @@ pub(crate) fn loud(msg: &str) {
     println!("{bar}\n");
 }
 
+/// The Python 2.7 interpreter, or why there is none.
+/// (Autobahn|Testsuite's `wstest` runs on Python 2.7 only; pyenv provides it.)
+pub(crate) fn python27() -> Result<PathBuf, String> {
+    if let Some(py) = std::env::var_os("AUTOBAHN_PYTHON27") {
+        let py = PathBuf::from(py);
+        return if py.exists() {
+            Ok(py)
+        } else {
+            Err(format!("AUTOBAHN_PYTHON27={} does not exist", py.display()))
+        };
+    }
+    let out = Command::new("pyenv")
+        .arg("root")
+        .output()
+        .map_err(|e| format!("no Python 2.7: `pyenv root` failed ({e}); set AUTOBAHN_PYTHON27"))?;
+    let root = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let py = Path::new(&root).join("versions/2.7.18/bin/python2.7");
+    if out.status.success() && py.exists() {
+        Ok(py)
+    } else {
+        Err(format!(
+            "no Python 2.7: {} is missing (`pyenv install 2.7.18`, or set AUTOBAHN_PYTHON27)",
+            py.display()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,6 @@
 //! output and `target/squall-bench/wsbench.md`.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::bench::proc::{self, Guard};
 use crate::flags::Flags;
+use crate::proc::{self, Guard};
 use crate::util::{self, cargo};
 
 struct Row {
@@ -173,8 +172,9 @@ fn measure(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     let mut holder = Guard::spawn("ws-loadgen --hold", &mut cmd)?;
-    let mut line = String::new();
-    BufReader::new(holder.child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+    // Holding thousands of connections takes a while on a loaded machine, but never
+    // forever: a generator that hangs fails the run instead of stalling it.
+    let line = holder.first_line(Duration::from_secs(120))?;
     if !line.contains("held") {
         bail!("ws-loadgen --hold said {line:?}");
     }
