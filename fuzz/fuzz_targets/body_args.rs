@@ -7,7 +7,6 @@
 //! The check itself is `fuzz_checks::body_args`, shared with the stable regression tests.
 #![no_main]
 
-#[path = "../../crates/squall-httputil/tests/support/fuzz_checks.rs"]
-mod fuzz_checks;
+use squall_httputil::fuzzing as fuzz_checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_checks::body_args(data));

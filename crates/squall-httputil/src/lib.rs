@@ -81,6 +81,11 @@ mod date;
 mod decode;
 mod error;
 mod form;
+/// The checks behind the fuzz targets of `fuzz/` and the stable regression tests
+/// that replay their seeds (the `fuzzing` feature; not part of the API).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "gzip")]
 mod gzip;
 pub mod h1;

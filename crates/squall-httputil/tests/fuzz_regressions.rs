@@ -3,8 +3,7 @@
 //! target, kept once fixed). A new finding is added by copying the file from
 //! `fuzz/artifacts/<target>/` into `fuzz/regressions/<target>/`.
 
-#[path = "support/fuzz_checks.rs"]
-mod fuzz_checks;
+use squall_httputil::fuzzing as fuzz_checks;
 
 use std::fs;
 use std::path::{Path, PathBuf};

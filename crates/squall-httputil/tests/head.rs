@@ -5,8 +5,7 @@ use http::{Method, Version};
 use proptest::prelude::*;
 use squall_httputil::{parse_request_head, BodyKind, HeadParser, Limits, ParseError, RequestHead};
 
-#[path = "support/reference_head.rs"]
-mod reference_head;
+use squall_httputil::fuzzing::reference_head;
 
 fn parse(raw: &str) -> Result<RequestHead, ParseError> {
     parse_with(raw, &Limits::default())

@@ -119,7 +119,7 @@ pub fn parse(data: &[u8]) -> Option<RefHead> {
 /// description of the first disagreement.
 pub fn compare(
     data: &[u8],
-    squall: &Result<Option<(squall_httputil::RequestHead, usize)>, squall_httputil::ParseError>,
+    squall: &Result<Option<(crate::RequestHead, usize)>, crate::ParseError>,
 ) -> Result<(), String> {
     let Ok(Some((head, used))) = squall else {
         return Ok(());

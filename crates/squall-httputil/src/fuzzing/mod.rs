@@ -2,19 +2,17 @@
 //! one line that calls one of these, and `tests/fuzz_regressions.rs` runs the same
 //! checks on stable over every seed and every kept crash input, so CI exercises them on
 //! every run. A check panics when an invariant breaks.
-#![allow(dead_code, unreachable_pub)]
 
-use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Method, StatusCode, Version};
-use squall_httputil::h1::{Event, ServerConn};
-use squall_httputil::{
+use crate::h1::{Event, ServerConn};
+use crate::{
     decode_chunked, parse_body_arguments, parse_cookie, parse_qs_bytes, parse_request_head,
     write_error_response, Arguments, ChunkedDecoder, Decoded, Files, HeadParser, Limits,
     MultipartConfig, ParseError,
 };
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Method, StatusCode, Version};
 
-#[path = "reference_head.rs"]
-mod reference_head;
+pub mod reference_head;
 
 /// The input layout of the split targets: the first byte, modulo 8, is the number of
 /// cut bytes that follow it; the rest is the input proper. Each cut byte `c` feeds the
@@ -72,7 +70,6 @@ fn decode_split(input: &[u8], cuts: &[u8], limits: &Limits) -> Result<Vec<u8>, P
         match dec.decode(&mut buf)? {
             Some(Decoded::Data(d)) => body.extend_from_slice(&d),
             Some(Decoded::End) => return Ok(body),
-            Some(other) => panic!("unexpected {other:?}"),
             None => {
                 if rest.is_empty() {
                     return Err(ParseError::IncompleteMessage);
@@ -160,7 +157,6 @@ pub fn h1_conn(data: &[u8]) {
                     );
                     break 'feed;
                 }
-                _ => {}
             }
         }
         assert!(buf.len() <= bound, "unparsed input grew to {}", buf.len());
