@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use common::READ_TIMEOUT;
@@ -23,6 +23,12 @@ fn app(req: HttpServerRequest) -> std::future::Ready<Response> {
         _ => Response::text("Hello over a Unix socket"),
     })
 }
+
+/// Taken by the test that judges a socket file stale and by the test that starts
+/// processes: between `fork` and `exec` a child holds a copy of every fd of this process,
+/// close-on-exec ones included, so a listener that a test has closed can still accept a
+/// connect for that moment, and the stale socket looks live (`AddrInUse`).
+static FORKS: Mutex<()> = Mutex::new(());
 
 /// A fresh socket path in the temporary directory, unique to this process and name.
 fn socket_path(name: &str) -> PathBuf {
@@ -109,6 +115,7 @@ fn test_unix_socket_raw_client() {
 
 #[test]
 fn test_unix_socket_live_path_is_refused_and_stale_one_replaced() {
+    let _no_fork = FORKS.lock().unwrap_or_else(PoisonError::into_inner);
     let path = socket_path("reuse");
     {
         let _server = UnixServer::start(&path);
@@ -140,6 +147,7 @@ fn test_unix_socket_live_path_is_refused_and_stale_one_replaced() {
 
 #[test]
 fn curl_unix_socket() {
+    let _no_fork = FORKS.lock().unwrap_or_else(PoisonError::into_inner);
     if !have_tool("curl") {
         return;
     }
