@@ -12,9 +12,7 @@ use std::time::Duration;
 use http::Method;
 use squall_httpclient::{HttpClient, HttpClientError, HttpRequest, Proxy};
 use squall_httpserver::{HttpServer, HttpServerRequest, Response};
-use squall_testing::{
-    free_port, have_tool, nginx_path, run_test, wait_listening, KillOnDrop, TempDir,
-};
+use squall_testing::{free_port, have_tool, nginx_path, run_nginx, run_test, KillOnDrop, TempDir};
 
 struct Nginx {
     _proc: KillOnDrop,
@@ -35,27 +33,13 @@ fn big_file() -> Vec<u8> {
 fn start_nginx(upstream: SocketAddr) -> Nginx {
     let dir = TempDir::new("client-nginx").unwrap();
     let d = dir.path().display().to_string();
-    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
     std::fs::create_dir_all(dir.path().join("html")).unwrap();
     std::fs::write(dir.path().join("html/hello.txt"), "Hello from nginx\n").unwrap();
     std::fs::write(dir.path().join("html/big.txt"), big_file()).unwrap();
     let port = free_port();
     let proxy_port = free_port();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/logs/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    keepalive_requests 1000;
+    let http = format!(
+        r#"    keepalive_requests 1000;
     server {{
         listen 127.0.0.1:{port};
         root {d}/html;
@@ -81,29 +65,9 @@ http {{
             proxy_set_header Connection "";
             proxy_set_header X-Via nginx-forward-proxy;
         }}
-    }}
-}}
-"#
+    }}"#
     );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let child = Command::new(nginx_path())
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let proc = KillOnDrop(child);
-    let log = dir.path().join("logs/error.log");
-    for p in [port, proxy_port] {
-        assert!(
-            wait_listening(p, Duration::from_secs(20)),
-            "nginx did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-    }
+    let proc = run_nginx(dir.path(), &http, &[port, proxy_port]);
     Nginx {
         _proc: proc,
         port,

@@ -6,12 +6,11 @@ mod common;
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::{serve, TestServer};
 use squall_httpserver::{HttpServer, HttpServerConfig, HttpServerRequest, Response};
 use squall_testing::{
-    free_port, have_tool, nginx_path as nginx, under_ci, wait_listening, KillOnDrop, TempDir,
+    free_port, have_tool, nginx_path as nginx, run_nginx, under_ci, KillOnDrop, TempDir,
 };
 
 fn app() -> impl Fn(HttpServerRequest) -> std::future::Ready<Response> + Clone + Send + 'static {
@@ -223,24 +222,9 @@ struct Nginx {
 fn start_nginx(upstream: std::net::SocketAddr) -> Nginx {
     let tmp = TempDir::new("nginx").unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
     let port = free_port();
-    let d = dir.display();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/logs/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    upstream squall {{
+    let http = format!(
+        r#"    upstream squall {{
         server {upstream};
         keepalive 8;
     }}
@@ -253,32 +237,13 @@ http {{
             proxy_set_header X-Real-IP $remote_addr;
             proxy_set_header X-Scheme $scheme;
         }}
-    }}
-}}
-"#
+    }}"#
     );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(nginx())
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start nginx");
-    let nginx = Nginx {
-        _child: KillOnDrop(child),
+    Nginx {
+        _child: run_nginx(&dir, &http, &[port]),
         port,
         _dir: tmp,
-    };
-    // Wait (bounded) until nginx accepts.
-    assert!(
-        wait_listening(port, Duration::from_secs(20)),
-        "nginx did not start: {}",
-        std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default()
-    );
-    nginx
+    }
 }
 
 // The deployment Tornado's docs recommend: nginx in front, xheaders on.

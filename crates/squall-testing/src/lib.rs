@@ -87,4 +87,4 @@ pub use run::{
 pub use squall_poller as __squall_poller;
 pub use squall_testing_macros::gen_test;
 pub use streams::{tcp_pair, tcp_with_std_peer};
-pub use tools::{have_tool, nginx_path, under_ci, wait_listening, KillOnDrop, TempDir};
+pub use tools::{have_tool, nginx_path, run_nginx, under_ci, wait_listening, KillOnDrop, TempDir};

@@ -2,7 +2,7 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,54 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Start nginx in the foreground for a test, in `dir` (its configuration, pid file, logs
+/// and temporary files go there): `http` is what goes inside the configuration's
+/// `http { }` block (the `server` blocks), after the settings every test wants (no
+/// access log, temporary paths under `dir`). Returns once nginx accepts on each of
+/// `ports`; the process ends when the returned value is dropped.
+///
+/// # Panics
+/// When nginx cannot be started or does not accept within 20 s (with its error log).
+pub fn run_nginx(dir: &Path, http: &str, ports: &[u16]) -> KillOnDrop {
+    std::fs::create_dir_all(dir.join("logs")).expect("nginx's log directory");
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\n\
+         master_process off;\n\
+         worker_processes 1;\n\
+         pid {d}/nginx.pid;\n\
+         error_log {d}/logs/error.log info;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n    \
+             access_log off;\n    \
+             client_body_temp_path {d}/client_body;\n    \
+             proxy_temp_path {d}/proxy;\n    \
+             fastcgi_temp_path {d}/fastcgi;\n    \
+             uwsgi_temp_path {d}/uwsgi;\n    \
+             scgi_temp_path {d}/scgi;\n\
+         {http}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+    let child = Command::new(nginx_path())
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let nginx = KillOnDrop(child);
+    for &port in ports {
+        assert!(
+            wait_listening(port, Duration::from_secs(20)),
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default()
+        );
+    }
+    nginx
 }
 
 /// Wait until something accepts TCP connections on `127.0.0.1:port`, for at most

@@ -7,15 +7,15 @@ mod common;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Pki;
 use squall_httpserver::{FnHandler, HttpServer, HttpServerConfig, HttpServerRequest, Response};
 use squall_ioloop::IoLoop;
 use squall_tcpserver::TcpClient;
-use squall_testing::{free_port, have_tool, nginx_path};
+use squall_testing::{free_port, have_tool, nginx_path, run_nginx, KillOnDrop};
 use squall_tls::{ReloadableCert, TlsAcceptor, TlsConnector, TlsServerConfig, TlsStreamExt};
 
 fn app(req: HttpServerRequest) -> std::future::Ready<Response> {
@@ -279,40 +279,18 @@ fn openssl_s_client_versions_and_alpn() {
 // ------------------------------------------------------------------ nginx
 
 struct Nginx {
-    child: Child,
+    _child: KillOnDrop,
     port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// nginx serving TLS with the test PKI's certificate; its files live in the PKI's
 /// directory.
 fn start_nginx(pki: &Pki) -> Nginx {
     let dir = pki.dir.join("nginx");
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
     let port = free_port();
-    let d = dir.display();
     let (cert, key) = (pki.cert.display(), pki.key.display());
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/logs/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
+    let http = format!(
+        r#"    server {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -320,32 +298,12 @@ http {{
         location / {{
             return 200 "nginx says $ssl_protocol $ssl_server_name";
         }}
-    }}
-}}
-"#
+    }}"#
     );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(nginx_path())
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let nginx = Nginx { child, port };
-    // Wait (bounded) until nginx accepts.
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    Nginx {
+        _child: run_nginx(&dir, &http, &[port]),
+        port,
     }
-    nginx
 }
 
 #[test]
