@@ -2,11 +2,13 @@
 //! can live with.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::Scheme;
 use http::HeaderValue;
 use squall_httputil::{HeaderCase, HeaderCaseMap, Limits};
+use squall_tcpserver::StreamSetup;
 
 /// The server's settings: Tornado's `HTTPServer.initialize` arguments and
 /// `HTTP1ConnectionParameters` in one plain struct.
@@ -123,6 +125,11 @@ pub struct HttpServerConfig {
     /// The spellings [`HeaderCase::Preserve`] sends (`X-API-Key`, `ETag`...). Default
     /// empty.
     pub header_spellings: HeaderCaseMap,
+    /// A step every accepted connection goes through before HTTP is spoken on it: TLS
+    /// (Tornado's `ssl_options`), with `squall-tls`'s `TlsAcceptor`. Requests on such
+    /// connections report its scheme (`https`) unless [`protocol`](Self::protocol) says
+    /// otherwise. Default `None`: plain HTTP.
+    pub stream_setup: Option<Arc<dyn StreamSetup>>,
 }
 
 impl Default for HttpServerConfig {
@@ -147,6 +154,7 @@ impl Default for HttpServerConfig {
             server_header: Some(HeaderValue::from_static("squall")),
             header_case: HeaderCase::Lower,
             header_spellings: HeaderCaseMap::new(),
+            stream_setup: None,
         }
     }
 }

@@ -230,6 +230,12 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
         config: HttpServerConfig,
         shared: Arc<ServerShared>,
     ) -> Rc<Self> {
+        let mut config = config;
+        if config.protocol.is_none() {
+            // A TLS setup makes every request `https` (Tornado: an `SSLIOStream`).
+            let scheme = config.stream_setup.as_ref().and_then(|s| s.scheme());
+            config.protocol = scheme.and_then(|s| http::uri::Scheme::try_from(s).ok());
+        }
         let local = Rc::new(LocalServer {
             io_loop: io_loop.clone(),
             delegate: Rc::new(delegate),
@@ -263,9 +269,13 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
             .borrow_mut()
             .get_or_insert_with(|| {
                 let weak = Rc::downgrade(self);
-                TcpServer::with_io_loop(&self.io_loop, move |stream, peer| {
+                let server = TcpServer::with_io_loop(&self.io_loop, move |stream, peer| {
                     Self::accepted(&weak, stream, peer)
-                })
+                });
+                if let Some(setup) = &self.params.config.stream_setup {
+                    server.set_stream_setup(setup.clone());
+                }
+                server
             })
             .clone()
     }

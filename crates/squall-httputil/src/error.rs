@@ -104,6 +104,12 @@ pub enum ParseError {
     PartHeaderTooLarge,
     /// multipart/form-data parsing is disabled by configuration. 400.
     MultipartDisabled,
+    /// A response's status line is malformed (a status code that is not three digits
+    /// from 100 to 999, a missing space). Client side only.
+    InvalidStatusLine,
+    /// A response whose status has no body (1xx, 204) announces one with
+    /// Content-Length or Transfer-Encoding. Client side only.
+    UnexpectedBody,
 }
 
 impl ParseError {
@@ -168,6 +174,8 @@ impl ParseError {
             TooManyParts => "multipart/form-data has too many parts",
             PartHeaderTooLarge => "multipart/form-data part header too large",
             MultipartDisabled => "multipart/form-data is disabled",
+            InvalidStatusLine => "malformed status line",
+            UnexpectedBody => "response with a status that has no body announces one",
         }
     }
 }

@@ -668,7 +668,7 @@ fn check_transfer_encoding(values: &[Bytes]) -> Result<(), ParseError> {
 
 /// Content-Length across all its fields: every element decimal digits only, all equal
 /// (Tornado accepts `5, 5` and refuses `5, 6`), and within 64 bits.
-fn parse_content_length(values: &[Bytes]) -> Result<u64, ParseError> {
+pub(crate) fn parse_content_length(values: &[Bytes]) -> Result<u64, ParseError> {
     let mut first: Option<&[u8]> = None;
     let mut conflict = false;
     for item in values.iter().flat_map(|v| list_items(v)) {

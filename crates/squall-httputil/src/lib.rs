@@ -15,6 +15,9 @@
 //! - [`HttpServerRequest`] with its [`Arguments`], [`HttpFile`]s and cookies;
 //!   [`parse_qs_bytes`], [`parse_body_arguments`], [`parse_multipart_form_data`],
 //!   [`parse_cookie`], [`url_concat`], [`split_host_and_port`], [`format_timestamp`].
+//! - [`client`]: the client side, a request encoder and a strict response parser
+//!   (interim `1xx` responses, HEAD/204/304, chunked with trailers, bodies delimited by
+//!   the close).
 //! - [`parse_headers`]: a block of header lines on its own (Tornado's
 //!   `HTTPHeaders.parse`); [`HeaderCase`]: how response header names are spelled.
 //! - [`GzipInflater`]: `Content-Encoding: gzip` request bodies, inflated size capped.
@@ -71,6 +74,7 @@
 
 mod body;
 mod chunked;
+pub mod client;
 mod cookie;
 mod date;
 mod error;

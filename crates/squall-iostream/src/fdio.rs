@@ -7,17 +7,21 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::Shutdown;
+use std::rc::Rc;
 
 use socket2::SockRef;
 
-use crate::state::Inner;
+use crate::state::{Inner, LAYERED};
 
 /// The most slices one `writev` gets (hyper's `MAX_WRITEV_BUFS`).
 const MAX_IOV: usize = 64;
 
 impl Inner {
-    /// One `read(2)` into `buf`.
-    pub(crate) fn read_syscall(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// One `read(2)` into `buf` (or, with a [`Layer`](crate::Layer), the layer's read).
+    pub(crate) fn read_syscall(self: &Rc<Self>, buf: &mut [u8]) -> io::Result<usize> {
+        if self.has(LAYERED) {
+            return self.layer_read(buf);
+        }
         let file = self.file.borrow();
         match file.as_ref() {
             Some(f) => (&*f).read(buf),

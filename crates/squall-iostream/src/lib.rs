@@ -127,6 +127,7 @@ mod connect;
 mod engine;
 mod error;
 mod fdio;
+mod layer;
 #[cfg(any(test, feature = "model"))]
 #[doc(hidden)]
 pub mod model;
@@ -140,6 +141,7 @@ mod wqueue;
 mod write;
 
 pub use error::{CloseCause, ReadParseError, StreamError};
+pub use layer::Layer;
 /// The `regex` crate, whose [`bytes::Regex`](regex::bytes::Regex)
 /// [`read_until_regex`](IoStream::read_until_regex) takes (the `regex` feature).
 #[cfg(feature = "regex")]

@@ -54,6 +54,8 @@ pub(crate) const CAUSE_COLD: u16 = 5;
 pub(crate) const SHUT_PENDING: u16 = 1 << 13;
 /// The write side is shut down (`shutdown(SHUT_WR)` done).
 pub(crate) const SHUT_DONE: u16 = 1 << 14;
+/// A [`Layer`](crate::Layer) sits between the fd and the buffers (in [`Cold::layer`]).
+pub(crate) const LAYERED: u16 = 1 << 15;
 
 /// A stream's state: what every read and write touches is inline (200 bytes with the
 /// `Rc` header); what most streams never use is in [`Cold`], allocated on first use.
@@ -89,6 +91,8 @@ pub(crate) struct Cold {
     pub(crate) read_chunk_size: usize,
     pub(crate) max_write_buffer_size: usize,
     pub(crate) write_wakers: Vec<Waker>,
+    /// The byte transform (TLS), if one is installed.
+    pub(crate) layer: Option<Box<dyn crate::Layer>>,
 }
 
 impl Default for Cold {
@@ -100,6 +104,7 @@ impl Default for Cold {
             read_chunk_size: DEFAULT_READ_CHUNK_SIZE,
             max_write_buffer_size: usize::MAX,
             write_wakers: Vec::new(),
+            layer: None,
         }
     }
 }
@@ -383,7 +388,10 @@ impl Inner {
             }
         }
         let trouble = ready.is_error() || ready.is_hup();
-        if (ready.is_writable() || trouble) && self.wbuf_len.get() > 0 {
+        let layered = self.has(LAYERED);
+        if (ready.is_writable() || trouble)
+            && (self.wbuf_len.get() > 0 || (layered && self.layer_wants_write()))
+        {
             self.set(WRITABLE);
             self.handle_write();
             if self.has(CLOSED) {
@@ -392,6 +400,13 @@ impl Inner {
         }
         if ready.is_readable() || trouble {
             self.set(READABLE);
+            let handshaking = layered && self.layer_pending();
+            if handshaking && !self.has_read_waker() {
+                // Nobody reads, but the layer's handshake must move on for the writers
+                // and `wait_for_handshake` waiting on it.
+                self.drive_layer();
+                return;
+            }
             if self.has_read_waker() {
                 self.wake_reader();
             } else if self.has_close_callback() && self.peek_eof() {
@@ -433,6 +448,9 @@ impl Inner {
             CloseCause::BufferFull | CloseCause::Unsatisfiable => {
                 log::info!("IoStream fd {} closed: {cause}", self.fd)
             }
+        }
+        if self.has(LAYERED) && !self.has(CONNECTING) {
+            self.layer_goodbye(matches!(cause, CloseCause::Local));
         }
         self.set(CLOSED);
         self.clear(CONNECTING | READABLE | WRITABLE);

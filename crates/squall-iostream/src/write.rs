@@ -11,6 +11,7 @@ use bytes::Bytes;
 use squall_ioloop::Interest;
 
 use crate::error::{CloseCause, StreamError};
+use crate::layer::LayerWrite;
 use crate::state::*;
 use crate::stream::IoStream;
 
@@ -94,6 +95,55 @@ impl Inner {
     /// full; arms WRITE only in the second case, disarms it in the first.
     pub(crate) fn handle_write(self: &Rc<Self>) {
         let before = self.written.get();
+        if self.has(LAYERED) {
+            self.handle_layered_write();
+        } else {
+            self.write_queue();
+        }
+        let idle = self.wbuf_len.get() == 0 && !(self.has(LAYERED) && self.layer_wants_write());
+        if idle && self.has(ARMED_WRITE) && !self.has(CLOSED) {
+            self.disarm(Interest::WRITE);
+        }
+        if self.written.get() != before {
+            self.wake_writers();
+        }
+        self.maybe_shutdown();
+    }
+
+    /// [`handle_write`](Inner::handle_write) through a layer: what the layer holds goes
+    /// first, then the queue, taken by the layer as it can.
+    fn handle_layered_write(self: &Rc<Self>) {
+        loop {
+            match self.layer_flush() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.wait_writable();
+                    return;
+                }
+                Err(e) => {
+                    self.close_with(CloseCause::from_io(e));
+                    return;
+                }
+            }
+            if self.wbuf_len.get() == 0 {
+                return;
+            }
+            match self.layer_write() {
+                Ok(LayerWrite::Took(w)) => self.consume_written(w),
+                Ok(blocked) => {
+                    self.layer_blocked(blocked);
+                    return;
+                }
+                Err(e) => {
+                    self.close_with(CloseCause::from_io(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The plain write path: `write`/`writev` until the queue is empty or the fd full.
+    fn write_queue(self: &Rc<Self>) {
         loop {
             if self.wbuf_len.get() == 0 {
                 break;
@@ -129,25 +179,33 @@ impl Inner {
                 }
             }
         }
-        if self.wbuf_len.get() == 0 && self.has(ARMED_WRITE) && !self.has(CLOSED) {
-            self.disarm(Interest::WRITE);
-        }
-        if self.written.get() != before {
-            self.wake_writers();
-        }
-        self.maybe_shutdown();
     }
 
     /// Shuts the write side down if [`IoStream::shutdown_write`] asked for it and the
     /// queue is empty (and the stream connected). A non-socket fd (a pipe's write end)
     /// has no half-close: it is closed, which is what its reader sees as the same
     /// end-of-file.
-    pub(crate) fn maybe_shutdown(&self) {
+    pub(crate) fn maybe_shutdown(self: &Rc<Self>) {
         if !self.has(SHUT_PENDING)
             || self.has(SHUT_DONE | CLOSED | CONNECTING)
             || self.wbuf_len.get() > 0
         {
             return;
+        }
+        if self.has(LAYERED) {
+            // The layer's goodbye (TLS close_notify) goes before the half-close.
+            self.with_layer(|l| l.close());
+            match self.layer_flush() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.wait_writable();
+                    return;
+                }
+                Err(e) => {
+                    self.close_with(CloseCause::from_io(e));
+                    return;
+                }
+            }
         }
         let Some(res) = self.shutdown_fd() else {
             return;

@@ -61,7 +61,6 @@
 //!   dropped by a full queue.
 //! - **`bind_unix_socket` keeps a live socket**: Tornado removes any socket file at the
 //!   path; squall removes it only if nobody accepts on it.
-//! - **No TLS** (`ssl_options`): out of scope for this layer for now.
 //! - **`TcpClient` options are a value** ([`ConnectOptions`]) instead of keyword
 //!   arguments. A `source_port` without a `source_ip` binds the unspecified address of
 //!   the target's family (Tornado binds loopback, which cannot reach another host).
@@ -69,6 +68,9 @@
 //!   connects as Tornado's `ConnectorTest` does; a resolver is any [`Resolver`].
 //! - **[`is_valid_ip`] parses instead of calling `getaddrinfo`**, and so refuses the
 //!   shorthand IPv4 forms (`127.1`) that `inet_aton` accepts.
+//! - **TLS is a setup step** ([`StreamSetup`]): Tornado's `ssl_options` argument becomes
+//!   [`TcpServer::set_stream_setup`] with `squall-tls`'s `TlsAcceptor`, so this crate does
+//!   not depend on the TLS crate (and builds without a C compiler).
 
 #![warn(unreachable_pub)]
 
@@ -76,6 +78,7 @@ mod client;
 mod connector;
 mod netutil;
 mod server;
+mod setup;
 mod sys;
 
 pub use client::{
@@ -86,3 +89,5 @@ pub use netutil::{
     PeerAddr, ACCEPTS_PER_EVENT, DEFAULT_BACKLOG,
 };
 pub use server::{HandlerOutput, ServerThreads, StreamHandler, TcpServer, Teardown};
+
+pub use setup::{SetupFuture, StreamSetup};

@@ -19,6 +19,7 @@ use squall_iostream::{IoStream, StreamError};
 use crate::netutil::{
     add_accept_handler, bind_sockets, AcceptHandle, Family, PeerAddr, DEFAULT_BACKLOG,
 };
+use crate::setup::StreamSetup;
 
 /// What a connection handler's future may return: `()`, or a `Result` whose error is
 /// logged (at debug level when it is a [`StreamError`] for a peer that went away, as
@@ -94,6 +95,7 @@ struct ServerInner {
     addrs: RefCell<Vec<SocketAddr>>,
     stopped: Cell<bool>,
     max_buffer_size: Rc<Cell<Option<usize>>>,
+    setup: Rc<RefCell<Option<Arc<dyn StreamSetup>>>>,
 }
 
 /// Tornado's `TCPServer`: accepts connections on one [`IoLoop`] and hands each to a
@@ -146,13 +148,19 @@ impl TcpServer {
         let l = io_loop.clone();
         let max_buffer_size = Rc::new(Cell::new(None));
         let limit = max_buffer_size.clone();
+        let setup: Rc<RefCell<Option<Arc<dyn StreamSetup>>>> = Rc::default();
+        let setup_of = setup.clone();
         let handler = Rc::new(handler);
         let on_connection = Rc::new(move |fd: OwnedFd, address: PeerAddr| {
             let stream = IoStream::from_nonblocking(&l, fd);
             if let Some(n) = limit.get() {
                 stream.set_max_buffer_size(n);
             }
-            spawn_connection(&l, handler.clone(), stream, address);
+            let setup = setup_of.borrow().clone();
+            match setup {
+                None => spawn_connection(&l, handler.clone(), stream, address),
+                Some(s) => spawn_after_setup(&l, handler.clone(), &*s, stream, address),
+            }
         });
         TcpServer {
             inner: Rc::new(ServerInner {
@@ -162,6 +170,7 @@ impl TcpServer {
                 addrs: RefCell::new(Vec::new()),
                 stopped: Cell::new(false),
                 max_buffer_size,
+                setup,
             }),
         }
     }
@@ -170,6 +179,13 @@ impl TcpServer {
     /// (Tornado's `TCPServer(max_buffer_size=...)`).
     pub fn set_max_buffer_size(&self, limit: Option<usize>) {
         self.inner.max_buffer_size.set(limit);
+    }
+
+    /// Runs every connection accepted from now on through `setup` before the handler
+    /// sees it: Tornado's `ssl_options`, with `squall-tls`'s `TlsAcceptor` as the setup.
+    /// A connection whose setup fails is closed (logged at debug level).
+    pub fn set_stream_setup(&self, setup: Arc<dyn StreamSetup>) {
+        *self.inner.setup.borrow_mut() = Some(setup);
     }
 
     /// Binds `port` on `address` (empty: all interfaces; port 0: a free port shared by
@@ -285,6 +301,27 @@ fn spawn_connection<H: StreamHandler>(
         drop(handler);
         drop(io_loop.spawn(fut));
     }
+}
+
+/// Runs one connection as a task, after its [`StreamSetup`] (a TLS handshake).
+fn spawn_after_setup<H: StreamHandler>(
+    io_loop: &IoLoop,
+    handler: Rc<H>,
+    setup: &dyn StreamSetup,
+    stream: IoStream,
+    address: PeerAddr,
+) {
+    let ready = setup.setup(stream);
+    drop(io_loop.spawn(async move {
+        match ready.await {
+            Ok(stream) => {
+                let fut = handler.handle_stream(stream, address.clone());
+                drop(handler);
+                fut.await.report(&address);
+            }
+            Err(e) => log::debug!("connection from {address}: setup failed: {e}"),
+        }
+    }));
 }
 
 impl fmt::Debug for TcpServer {

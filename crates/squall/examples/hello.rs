@@ -20,14 +20,18 @@
 //! logged, as with `env_logger` (`RUST_LOG=debug`, `RUST_LOG=warn,squall_httpserver=info`;
 //! the access log's target is `squall_httpserver::access`); without it, `info`.
 //!
+//! `--tls-cert FILE --tls-key FILE` serves HTTPS with that certificate chain and key
+//! (PEM): `curl --cacert ca.pem https://localhost:8888/`.
+//!
 //! SIGTERM or Ctrl-C shuts down gracefully: requests in flight finish, then the process
 //! exits 0.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use http::{Method, StatusCode};
 use log::LevelFilter;
-use squall::http::{HttpServer, HttpServerRequest, Response, ACCESS_LOG_TARGET};
+use squall::http::{HttpServer, HttpServerConfig, HttpServerRequest, Response, ACCESS_LOG_TARGET};
 use squall::ioloop::logger::{Filter, LoopLogger};
 
 struct Args {
@@ -35,6 +39,8 @@ struct Args {
     address: String,
     threads: usize,
     quiet: bool,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -43,6 +49,8 @@ fn parse_args() -> Result<Args, String> {
         address: "127.0.0.1".to_owned(),
         threads: 1,
         quiet: false,
+        tls_cert: None,
+        tls_key: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -61,14 +69,20 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--quiet" => args.quiet = true,
+            "--tls-cert" => args.tls_cert = Some(value("--tls-cert")?),
+            "--tls-key" => args.tls_key = Some(value("--tls-key")?),
             "-h" | "--help" => {
                 return Err(
-                    "usage: hello [--port 8888] [--address 127.0.0.1] [--threads 1] [--quiet]"
+                    "usage: hello [--port 8888] [--address 127.0.0.1] [--threads 1] \
+                     [--quiet] [--tls-cert FILE --tls-key FILE]"
                         .into(),
                 )
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".into());
     }
     Ok(args)
 }
@@ -106,6 +120,23 @@ fn main() -> ExitCode {
     }
 
     let mut server = HttpServer::new(app);
+    let mut scheme = "http";
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        // Checked here, at start-up: a bad file fails now, not at the first client.
+        let tls = match squall_tls::TlsServerConfig::from_pem_files(cert, key) {
+            Ok(tls) => tls,
+            Err(e) => {
+                eprintln!("cannot load the TLS certificate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let config = HttpServerConfig {
+            stream_setup: Some(Arc::new(squall_tls::TlsAcceptor::new(tls))),
+            ..server.config().clone()
+        };
+        server = server.with_config(config);
+        scheme = "https";
+    }
     let addr = match server.bind(args.port, &args.address) {
         Ok(addr) => addr,
         Err(e) => {
@@ -116,7 +147,7 @@ fn main() -> ExitCode {
     // On standard output, whatever the log level: it is what the user waits for, not a
     // warning.
     println!(
-        "squall hello listening on http://{addr}/ with {} thread(s)",
+        "squall hello listening on {scheme}://{addr}/ with {} thread(s)",
         args.threads
     );
     if let Err(e) = server.start(args.threads) {

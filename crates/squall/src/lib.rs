@@ -114,6 +114,17 @@ pub use ::http as http_types;
 #[cfg(feature = "http")]
 pub use squall_httpserver as http;
 
+/// TLS on rustls (Tornado's `SSLIOStream`, `start_tls`, `ssl_options`): the `tls`
+/// feature, off by default (it builds C code: rustls's `ring` provider).
+#[cfg(feature = "tls")]
+pub use squall_tls as tls;
+
+#[cfg(feature = "httpclient")]
+pub use squall_httpclient as httpclient;
+#[cfg(feature = "httpclient")]
+#[doc(alias = "AsyncHTTPClient")]
+pub use squall_httpclient::HttpClient;
+
 /// The README's code blocks, compiled as doctests so that they stay true.
 #[cfg(all(doctest, feature = "http"))]
 #[doc = include_str!("../../../README.md")]

@@ -1,0 +1,334 @@
+//! One request and its response over one connection: Tornado's `_HTTPConnection`.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use squall_httputil::client::{
+    encode_request_head, RequestBodyEncoder, RequestFraming, ResponseEvent, ResponseHead,
+    ResponseParser,
+};
+use squall_httputil::{GzipInflater, Limits, ParseError};
+use squall_iostream::IoStream;
+
+use crate::error::HttpClientError;
+use crate::request::{BodyProducer, HttpRequest};
+
+/// Where a body producer writes the request body. Each write is framed (a chunk of a
+/// chunked body, or counted against the request's Content-Length) and sent; awaiting it
+/// waits until the bytes are handed to the OS, which is the upload's backpressure.
+#[derive(Clone)]
+pub struct BodyWriter {
+    stream: IoStream,
+    encoder: Rc<RefCell<RequestBodyEncoder>>,
+}
+
+impl std::fmt::Debug for BodyWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyWriter")
+            .field("written", &self.encoder.borrow().written())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyWriter {
+    /// Send `data` as the next piece of the body.
+    ///
+    /// # Errors
+    /// [`HttpClientError::InvalidRequest`] for more bytes than the request's
+    /// Content-Length; [`HttpClientError::Stream`] if the connection fails.
+    pub async fn write(&self, data: impl Into<Bytes>) -> Result<(), HttpClientError> {
+        let data = data.into();
+        let mut out = BytesMut::with_capacity(data.len() + 20);
+        self.encoder.borrow_mut().encode(&data, &mut out)?;
+        if !out.is_empty() {
+            self.stream.write(out.freeze()).await?;
+        }
+        Ok(())
+    }
+
+    /// Body bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.encoder.borrow().written()
+    }
+}
+
+/// The request as it goes on the wire for one hop of a fetch.
+pub(crate) struct Outgoing<'a> {
+    pub(crate) request: &'a HttpRequest,
+    pub(crate) method: &'a Method,
+    pub(crate) target: http::Uri,
+    pub(crate) headers: HeaderMap,
+    pub(crate) framing: RequestFraming,
+    pub(crate) body: Option<&'a Bytes>,
+    pub(crate) producer: Option<&'a BodyProducer>,
+    /// Whether a redirect answer would be followed: its body is then read and dropped,
+    /// and the callbacks do not see it.
+    pub(crate) follow: bool,
+}
+
+/// What one exchange brought back.
+pub(crate) struct Exchanged {
+    pub(crate) head: ResponseHead,
+    pub(crate) body: Bytes,
+    pub(crate) trailers: HeaderMap,
+    /// The connection can carry another request.
+    pub(crate) reusable: bool,
+}
+
+/// Why an exchange failed, and whether it is safe to try again on a new connection: a
+/// reused keep-alive connection that the server had closed fails before any byte of
+/// the response arrives.
+pub(crate) struct Failed {
+    pub(crate) error: HttpClientError,
+    pub(crate) nothing_received: bool,
+}
+
+impl From<HttpClientError> for Failed {
+    fn from(error: HttpClientError) -> Self {
+        Failed {
+            error,
+            nothing_received: false,
+        }
+    }
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// Whether a response will be followed as a redirect.
+pub(crate) fn follows(head: &ResponseHead, follow: bool) -> bool {
+    follow && is_redirect(head.status) && head.headers.contains_key(header::LOCATION)
+}
+
+/// Send `out` on `stream` and read the response.
+pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Exchanged, Failed> {
+    let req = out.request;
+    let mut wire = BytesMut::with_capacity(256 + out.body.map_or(0, Bytes::len).min(16 * 1024));
+    encode_request_head(
+        &mut wire,
+        out.method,
+        &out.target,
+        &out.headers,
+        out.framing,
+    )
+    .map_err(HttpClientError::from)?;
+    let has_body = out.body.is_some_and(|b| !b.is_empty()) || out.producer.is_some();
+    let wait_continue = req.expect_100_continue && has_body;
+    let mut body_sent = !has_body;
+    if !wait_continue {
+        if let Some(b) = out.body {
+            if b.len() <= 16 * 1024 {
+                wire.extend_from_slice(b);
+                body_sent = true;
+            }
+        }
+    }
+    let sent = stream.write(wire.freeze()).await;
+    if let Err(e) = sent {
+        return Err(Failed {
+            error: e.into(),
+            nothing_received: true,
+        });
+    }
+    if !wait_continue && !body_sent {
+        send_body(stream, out).await?;
+        body_sent = true;
+    }
+    let mut waiting_continue = wait_continue;
+
+    let limits = Limits {
+        max_head_size: req.max_header_size,
+        max_body_size: req.max_body_size,
+        ..Limits::default()
+    };
+    let mut parser = ResponseParser::new(out.method, limits);
+    let mut buf = BytesMut::new();
+    let mut head: Option<ResponseHead> = None;
+    let mut following = false;
+    let mut body = BytesMut::new();
+    let mut inflater: Option<GzipInflater> = None;
+    let mut received = false;
+    loop {
+        while let Some(event) = parser.poll(&mut buf).map_err(HttpClientError::from)? {
+            match event {
+                ResponseEvent::Interim(h)
+                    if waiting_continue && h.status == StatusCode::CONTINUE =>
+                {
+                    waiting_continue = false;
+                    send_body(stream, out).await?;
+                    body_sent = true;
+                }
+                ResponseEvent::Head(mut h) => {
+                    // A final answer before `100 Continue`: the body is never sent.
+                    waiting_continue = false;
+                    following = follows(&h, out.follow);
+                    if !following {
+                        if let Some(cb) = &req.header_callback {
+                            header_lines(&h, &mut *cb.borrow_mut());
+                        }
+                        if req.decompress_response && is_gzip(&h.headers) {
+                            inflater = Some(GzipInflater::new(req.max_body_size));
+                            if let Some(enc) = h.headers.remove(header::CONTENT_ENCODING) {
+                                h.headers.insert("x-consumed-content-encoding", enc);
+                            }
+                        }
+                    }
+                    head = Some(h);
+                }
+                ResponseEvent::Data(d) if !following => {
+                    deliver(req, &mut inflater, &mut body, d).map_err(HttpClientError::from)?;
+                }
+                ResponseEvent::End => {
+                    return finish(head, body, &mut parser, inflater, &buf, body_sent, req)
+                        .map_err(Failed::from);
+                }
+                _ => {}
+            }
+        }
+        match poll_fn(|cx| stream.poll_read_buf(cx, &mut buf)).await {
+            Ok(0) => match parser.eof() {
+                Ok(_) => {
+                    return finish(head, body, &mut parser, inflater, &buf, false, req)
+                        .map_err(Failed::from)
+                }
+                Err(e) => {
+                    return Err(Failed {
+                        error: e.into(),
+                        nothing_received: !received,
+                    })
+                }
+            },
+            Ok(_) => received = true,
+            Err(e) => {
+                return Err(Failed {
+                    error: e.into(),
+                    nothing_received: !received,
+                })
+            }
+        }
+    }
+}
+
+fn finish(
+    head: Option<ResponseHead>,
+    body: BytesMut,
+    parser: &mut ResponseParser,
+    inflater: Option<GzipInflater>,
+    leftover: &BytesMut,
+    body_sent: bool,
+    req: &HttpRequest,
+) -> Result<Exchanged, HttpClientError> {
+    let head = head.ok_or(HttpClientError::Response(ParseError::IncompleteMessage))?;
+    if let Some(inf) = &inflater {
+        inf.finish()?;
+    }
+    if !leftover.is_empty() {
+        return Err(HttpClientError::ExtraData {
+            len: leftover.len(),
+        });
+    }
+    let asked_close = req
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    Ok(Exchanged {
+        reusable: parser.keep_alive() && body_sent && !asked_close,
+        trailers: parser.take_trailers().unwrap_or_default(),
+        head,
+        body: body.freeze(),
+    })
+}
+
+fn is_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"))
+}
+
+/// A piece of the final body: inflated if asked, then to the streaming callback or the
+/// body buffer.
+fn deliver(
+    req: &HttpRequest,
+    inflater: &mut Option<GzipInflater>,
+    body: &mut BytesMut,
+    data: Bytes,
+) -> Result<(), ParseError> {
+    let data = match inflater {
+        Some(inf) => {
+            let mut out = Vec::new();
+            inf.inflate_all(&data, &mut out)?;
+            if out.is_empty() {
+                return Ok(());
+            }
+            Bytes::from(out)
+        }
+        None => data,
+    };
+    match &req.streaming_callback {
+        Some(cb) => (cb.borrow_mut())(data),
+        None => body.extend_from_slice(&data),
+    }
+    Ok(())
+}
+
+/// The status line, each header line and the empty line, as Tornado's
+/// `header_callback` receives them.
+fn header_lines(head: &ResponseHead, cb: &mut dyn FnMut(&str)) {
+    cb(&format!(
+        "{:?} {} {}\r\n",
+        head.version,
+        head.status.as_u16(),
+        head.reason
+    ));
+    for (name, value) in &head.headers {
+        cb(&format!(
+            "{}: {}\r\n",
+            name,
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
+    cb("\r\n");
+}
+
+/// The body that was not sent with the head: a large fixed body, or the producer's.
+async fn send_body(stream: &IoStream, out: &Outgoing<'_>) -> Result<(), HttpClientError> {
+    if let Some(b) = out.body {
+        stream.write(b.clone()).await?;
+        return Ok(());
+    }
+    let Some(producer) = out.producer else {
+        return Ok(());
+    };
+    let encoder = Rc::new(RefCell::new(RequestBodyEncoder::new(out.framing)));
+    let writer = BodyWriter {
+        stream: stream.clone(),
+        encoder: encoder.clone(),
+    };
+    if let Err(e) = producer(writer).await {
+        return Err(match e.downcast::<HttpClientError>() {
+            Ok(e) => *e,
+            Err(e) => HttpClientError::BodyProducer(e),
+        });
+    }
+    let mut tail = BytesMut::new();
+    encoder.borrow_mut().finish(&mut tail)?;
+    if !tail.is_empty() {
+        stream.write(tail.freeze()).await?;
+    }
+    Ok(())
+}
+
+/// The value of a header the caller gave, or `default`.
+pub(crate) fn set_default(headers: &mut HeaderMap, name: header::HeaderName, default: &str) {
+    if !headers.contains_key(&name) {
+        if let Ok(v) = HeaderValue::from_str(default) {
+            headers.insert(name, v);
+        }
+    }
+}

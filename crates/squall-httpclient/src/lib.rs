@@ -1,0 +1,91 @@
+//! squall's non-blocking HTTP/1.1 client: Tornado's `AsyncHTTPClient` (the
+//! `simple_httpclient` implementation) on squall's `IoLoop` and `IoStream`.
+//!
+//! - [`HttpClient::fetch`] takes an [`HttpRequest`] (or a URL) and resolves with an
+//!   [`HttpResponse`] or a typed [`HttpClientError`].
+//! - The request carries Tornado's options: method, headers, body or a streaming
+//!   [`body_producer`](HttpRequest::body_producer), a
+//!   [`streaming_callback`](HttpRequest::streaming_callback) and a
+//!   [`header_callback`](HttpRequest::header_callback), `connect_timeout` and
+//!   `request_timeout`, `follow_redirects` and `max_redirects`, `decompress_response`
+//!   (gzip), basic auth, `user_agent`, `allow_nonstandard_methods`, an HTTP [`Proxy`],
+//!   `raise_error`, `expect_100_continue`.
+//! - The client keeps idle keep-alive connections per host and runs at most
+//!   `max_clients` requests at once; the others wait in a queue with its own timeout
+//!   ([`ClientConfig`]).
+//!
+//! The wire format is `squall_httputil::client`, the sans-IO request encoder and strict
+//! response parser.
+//!
+//! # Example
+//!
+//! ```
+//! use squall_httpclient::{HttpClient, HttpRequest};
+//! use squall_httpserver::{HttpServer, HttpServerRequest, Response};
+//! use squall_ioloop::IoLoop;
+//!
+//! let io_loop = IoLoop::new()?;
+//! io_loop.run_sync(async {
+//!     // A server to talk to, on a free port of this loop.
+//!     let mut server = HttpServer::new(|req: HttpServerRequest| async move {
+//!         Response::text(format!("Hello from {}", req.path()))
+//!     });
+//!     let addr = server.listen(0, "127.0.0.1")?;
+//!
+//!     let client = HttpClient::new();
+//!     let response = client.fetch(format!("http://{addr}/squall")).await?;
+//!     assert_eq!(response.code, 200);
+//!     assert_eq!(response.text(), "Hello from /squall");
+//!
+//!     // Non-2xx answers are errors unless raise_error(false).
+//!     let request = HttpRequest::new(format!("http://{addr}/")).method(http::Method::DELETE);
+//!     let response = client.fetch(request.raise_error(false)).await?;
+//!     assert!(response.is_success());
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! }, None)??;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Differences from Tornado
+//!
+//! - **Connections are kept alive and reused** per host (Tornado's simple client opens
+//!   one connection per request). A kept connection the server has closed in the
+//!   meantime is detected, and a request that fails on it before any byte of the answer
+//!   arrived is sent again on a new connection (unless its body came from a producer).
+//! - **Stricter responses**: both Content-Length and Transfer-Encoding, a transfer
+//!   coding other than `chunked`, obsolete line folding, or bytes past the end of the
+//!   response are errors ([`HttpClientError::Response`],
+//!   [`HttpClientError::ExtraData`]).
+//! - **Redirects to another origin drop the `Authorization` and `Cookie` headers and the
+//!   basic credentials** (Tornado forwards them).
+//! - **Errors are one enum** ([`HttpClientError`]) instead of `HTTPClientError`,
+//!   `HTTPTimeoutError`, `HTTPStreamClosedError` and bare OS errors; `code()` is 599 for
+//!   the errors without a response, as in Tornado.
+//! - **No `defaults` dictionary and no `configure`**: per-request options live on
+//!   [`HttpRequest`] and client-wide ones on [`ClientConfig`]; there is one
+//!   implementation. Digest authentication, `prepare_curl_callback`, `network_interface`
+//!   and client certificates are curl-only in Tornado and absent here.
+//! - **`header_callback` lines are rebuilt from the parsed head**, so header names are in
+//!   lower case (Tornado rebuilds them too, in its own canonical case).
+//! - **https** is refused with [`HttpClientError::InvalidRequest`] until squall has a
+//!   TLS layer; [`connect_tunnel`] already opens the `CONNECT` tunnel it would run
+//!   over.
+#![forbid(unsafe_code)]
+
+mod client;
+mod conn;
+mod error;
+mod pool;
+mod request;
+mod response;
+mod url;
+
+pub use client::{connect_tunnel, ClientConfig, HttpClient};
+pub use conn::BodyWriter;
+pub use error::{HttpClientError, TimeoutPhase};
+pub use request::{BodyProducer, HttpRequest, ProducerFuture, Proxy, DEFAULT_TIMEOUT};
+pub use response::HttpResponse;
+
+/// Tornado's name for the client.
+#[doc(alias = "AsyncHTTPClient")]
+pub type AsyncHttpClient = HttpClient;

@@ -1,0 +1,249 @@
+//! The limits on connections: `max_clients` request slots with a FIFO queue, and the
+//! idle keep-alive connections kept per host.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use squall_iostream::IoStream;
+
+use crate::url::Scheme;
+
+/// One waiter in the queue.
+#[derive(Default)]
+struct Waiter {
+    granted: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+/// `max_clients` slots; a request without one waits its turn, first come first served.
+pub(crate) struct Slots {
+    max: usize,
+    free: Cell<usize>,
+    queue: RefCell<VecDeque<Rc<Waiter>>>,
+}
+
+/// A slot held; released (handed to the next waiter) when dropped.
+pub(crate) struct Permit {
+    slots: Rc<Slots>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.slots.release();
+    }
+}
+
+impl Slots {
+    pub(crate) fn new(max: usize) -> Rc<Slots> {
+        Rc::new(Slots {
+            max: max.max(1),
+            free: Cell::new(max.max(1)),
+            queue: RefCell::new(VecDeque::new()),
+        })
+    }
+
+    /// Slots taken.
+    pub(crate) fn active(&self) -> usize {
+        self.max - self.free.get()
+    }
+
+    /// Requests waiting for a slot.
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.borrow().len()
+    }
+
+    fn release(&self) {
+        // A waiter whose future is gone has left the queue already (`QueueGuard`), so
+        // the first one in line takes the slot.
+        let next = self.queue.borrow_mut().pop_front();
+        match next {
+            Some(w) => {
+                w.granted.set(true);
+                if let Some(waker) = w.waker.take() {
+                    waker.wake();
+                }
+            }
+            None => self.free.set(self.free.get() + 1),
+        }
+    }
+
+    /// A slot at once, if one is free and nobody is queued.
+    pub(crate) fn try_acquire(self: &Rc<Slots>) -> Option<Permit> {
+        if self.free.get() > 0 && self.queue.borrow().is_empty() {
+            self.free.set(self.free.get() - 1);
+            return Some(Permit {
+                slots: self.clone(),
+            });
+        }
+        None
+    }
+
+    /// Wait for a slot. Dropping the future leaves the queue (and passes on a slot it
+    /// was granted meanwhile).
+    pub(crate) async fn acquire(self: &Rc<Slots>) -> Permit {
+        if let Some(p) = self.try_acquire() {
+            return p;
+        }
+        let waiter = Rc::new(Waiter::default());
+        self.queue.borrow_mut().push_back(waiter.clone());
+        let mut guard = QueueGuard {
+            slots: self.clone(),
+            waiter,
+            done: false,
+        };
+        poll_fn(|cx: &mut Context<'_>| {
+            if guard.waiter.granted.get() {
+                guard.done = true;
+                Poll::Ready(())
+            } else {
+                guard.waiter.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+        Permit {
+            slots: self.clone(),
+        }
+    }
+}
+
+/// Removes a waiter whose future was dropped; a slot it had been granted goes on.
+struct QueueGuard {
+    slots: Rc<Slots>,
+    waiter: Rc<Waiter>,
+    done: bool,
+}
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if self.waiter.granted.get() {
+            self.slots.release();
+        } else {
+            self.slots
+                .queue
+                .borrow_mut()
+                .retain(|w| !Rc::ptr_eq(w, &self.waiter));
+        }
+    }
+}
+
+/// Which connections may serve a request: same scheme, host and port, through the same
+/// proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    pub(crate) scheme: Scheme,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) proxy: Option<(String, u16)>,
+}
+
+struct Idle {
+    stream: IoStream,
+    since: Instant,
+}
+
+/// Idle keep-alive connections, per [`PoolKey`], most recently used last. A list
+/// scanned in order, not a hash map: a client talks to few hosts, and comparing a key
+/// costs less than hashing it.
+pub(crate) struct Pool {
+    idle: RefCell<Vec<(PoolKey, Vec<Idle>)>>,
+    max_per_host: usize,
+    idle_timeout: Duration,
+}
+
+impl Pool {
+    pub(crate) fn new(max_per_host: usize, idle_timeout: Duration) -> Pool {
+        Pool {
+            idle: RefCell::new(Vec::new()),
+            max_per_host,
+            idle_timeout,
+        }
+    }
+
+    /// A live idle connection for `key`, if there is one. Connections that were closed
+    /// by the server, that hold unexpected bytes, or that idled too long are dropped.
+    pub(crate) fn checkout(&self, key: &PoolKey) -> Option<IoStream> {
+        let mut idle = self.idle.borrow_mut();
+        let at = idle.iter().position(|(k, _)| k == key)?;
+        let list = &mut idle[at].1;
+        let now = Instant::now();
+        let mut found = None;
+        while let Some(c) = list.pop() {
+            if now.duration_since(c.since) < self.idle_timeout && is_quiet(&c.stream) {
+                found = Some(c.stream);
+                break;
+            }
+            log::debug!(
+                "httpclient: dropping a stale idle connection to {}",
+                key.host
+            );
+        }
+        if list.is_empty() {
+            idle.swap_remove(at);
+        }
+        found
+    }
+
+    /// Keep `stream` for a later request to `key`.
+    pub(crate) fn checkin(&self, key: PoolKey, stream: IoStream) {
+        if self.max_per_host == 0 || stream.closed() || stream.buffered_len() > 0 {
+            return;
+        }
+        let mut idle = self.idle.borrow_mut();
+        let at = match idle.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                idle.push((key, Vec::new()));
+                idle.len() - 1
+            }
+        };
+        let list = &mut idle[at].1;
+        if list.len() >= self.max_per_host {
+            list.remove(0);
+        }
+        list.push(Idle {
+            stream,
+            since: Instant::now(),
+        });
+    }
+
+    /// Idle connections kept, over all hosts.
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle.borrow().iter().map(|(_, l)| l.len()).sum()
+    }
+
+    /// Close every idle connection.
+    pub(crate) fn clear(&self) {
+        let drained: Vec<_> = self.idle.borrow_mut().drain(..).collect();
+        for (_, list) in drained {
+            for c in list {
+                c.stream.close();
+            }
+        }
+    }
+}
+
+/// An idle connection is usable if nothing can be read from it: no end of file, no
+/// error and no stray bytes. The check reads without waiting (a no-op waker).
+fn is_quiet(stream: &IoStream) -> bool {
+    if stream.closed() || stream.buffered_len() > 0 {
+        return false;
+    }
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut probe = BytesMut::new();
+    match stream.poll_read_buf(&mut cx, &mut probe) {
+        Poll::Pending => true,
+        Poll::Ready(_) => {
+            stream.close();
+            false
+        }
+    }
+}

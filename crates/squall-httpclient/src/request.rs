@@ -1,0 +1,362 @@
+//! The request and its options.
+
+use std::cell::RefCell;
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method};
+
+use crate::conn::BodyWriter;
+
+/// Tornado's default `connect_timeout` and `request_timeout`: 20 seconds each.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The future a body producer returns.
+pub type ProducerFuture = Pin<Box<dyn Future<Output = Result<(), Box<dyn Error>>>>>;
+
+/// A body producer: called with a [`BodyWriter`] each time the request is sent (again
+/// after a 307 or 308 redirect), it writes the body piece by piece and resolves when the
+/// body is complete. Tornado's `body_producer`.
+pub type BodyProducer = Rc<dyn Fn(BodyWriter) -> ProducerFuture>;
+
+/// Where the body of the final response goes, piece by piece.
+pub(crate) type StreamingCallback = Rc<RefCell<dyn FnMut(Bytes)>>;
+
+/// Where the lines of the final response's head go.
+pub(crate) type HeaderCallback = Rc<RefCell<dyn FnMut(&str)>>;
+
+/// An HTTP proxy: plain `http://` requests go to it in absolute form, `https://` ones
+/// through a `CONNECT` tunnel. Tornado's `proxy_host`, `proxy_port`, `proxy_username`
+/// and `proxy_password`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// The proxy's host name or address.
+    pub host: String,
+    /// The proxy's port.
+    pub port: u16,
+    /// Basic credentials for the proxy (`Proxy-Authorization`).
+    pub auth: Option<(String, String)>,
+}
+
+impl Proxy {
+    /// A proxy at `host:port` without credentials.
+    pub fn new(host: impl Into<String>, port: u16) -> Proxy {
+        Proxy {
+            host: host.into(),
+            port,
+            auth: None,
+        }
+    }
+
+    /// Parse `http://[user:pass@]host:port` (the scheme may be left out; the port
+    /// defaults to 80).
+    ///
+    /// # Errors
+    /// A message naming what is wrong.
+    pub fn parse(url: &str) -> Result<Proxy, String> {
+        let with_scheme = if url.contains("://") {
+            url.to_owned()
+        } else {
+            format!("http://{url}")
+        };
+        let target = crate::url::Target::parse(&with_scheme)?;
+        if target.scheme != crate::url::Scheme::Http {
+            return Err(format!(
+                "proxy URL {url:?}: only http:// proxies are supported"
+            ));
+        }
+        Ok(Proxy {
+            host: target.host,
+            port: target.port,
+            auth: target.userinfo,
+        })
+    }
+}
+
+/// One request with Tornado's options. Tornado's `HTTPRequest`.
+///
+/// Built with chained setters from a URL; a plain `&str` or `String` converts into a GET.
+///
+/// ```
+/// use std::time::Duration;
+/// use squall_httpclient::HttpRequest;
+///
+/// let request = HttpRequest::new("http://example.com/upload")
+///     .method(http::Method::POST)
+///     .header("content-type", "text/plain")
+///     .body("hello")
+///     .request_timeout(Duration::from_secs(5))
+///     .follow_redirects(false);
+/// assert_eq!(request.url(), "http://example.com/upload");
+/// ```
+#[doc(alias = "HTTPRequest")]
+pub struct HttpRequest {
+    pub(crate) url: String,
+    pub(crate) method: Method,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Option<Bytes>,
+    pub(crate) body_producer: Option<BodyProducer>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) follow_redirects: bool,
+    pub(crate) max_redirects: u32,
+    pub(crate) decompress_response: bool,
+    pub(crate) auth: Option<(String, String)>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) allow_nonstandard_methods: bool,
+    pub(crate) proxy: Option<Proxy>,
+    pub(crate) raise_error: bool,
+    pub(crate) streaming_callback: Option<StreamingCallback>,
+    pub(crate) header_callback: Option<HeaderCallback>,
+    pub(crate) expect_100_continue: bool,
+    pub(crate) max_header_size: usize,
+    pub(crate) max_body_size: u64,
+    /// The first setter error (a header that is not valid), reported by `fetch`.
+    pub(crate) error: Option<String>,
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("url", &self.url)
+            .field("method", &self.method)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.as_ref().map(Bytes::len))
+            .field("body_producer", &self.body_producer.is_some())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("follow_redirects", &self.follow_redirects)
+            .field("max_redirects", &self.max_redirects)
+            .field("raise_error", &self.raise_error)
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpRequest {
+    /// A GET of `url` with Tornado's defaults: 20 s connect and request timeouts,
+    /// redirects followed (at most 5), responses decompressed, non-2xx responses
+    /// returned as errors, a 100 MiB body cap and a 64 KiB head cap.
+    pub fn new(url: impl Into<String>) -> HttpRequest {
+        HttpRequest {
+            url: url.into(),
+            method: Method::GET,
+            headers: HeaderMap::new(),
+            body: None,
+            body_producer: None,
+            connect_timeout: DEFAULT_TIMEOUT,
+            request_timeout: DEFAULT_TIMEOUT,
+            follow_redirects: true,
+            max_redirects: 5,
+            decompress_response: true,
+            auth: None,
+            user_agent: None,
+            allow_nonstandard_methods: false,
+            proxy: None,
+            raise_error: true,
+            streaming_callback: None,
+            header_callback: None,
+            expect_100_continue: false,
+            max_header_size: 64 * 1024,
+            max_body_size: 100 * 1024 * 1024,
+            error: None,
+        }
+    }
+
+    /// The URL as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The same request for another URL.
+    pub fn url_set(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
+    /// The method (default GET).
+    pub fn method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Add a header field (several with one name are all sent). An invalid name or
+    /// value makes `fetch` fail with [`InvalidRequest`](crate::HttpClientError::InvalidRequest).
+    pub fn header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        HeaderValue: TryFrom<V>,
+    {
+        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            (Ok(n), Ok(v)) => {
+                self.headers.append(n, v);
+            }
+            _ => {
+                self.error
+                    .get_or_insert_with(|| "invalid header name or value".to_owned());
+            }
+        }
+        self
+    }
+
+    /// Replace all header fields.
+    pub fn headers(mut self, headers: HeaderMap) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The body, sent with a Content-Length.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Stream the body from `producer` instead (chunked, unless the request has a
+    /// `Content-Length` header, which the producer must then match).
+    ///
+    /// ```
+    /// use squall_httpclient::{HttpRequest, BodyWriter};
+    ///
+    /// let request = HttpRequest::new("http://example.com/upload")
+    ///     .method(http::Method::PUT)
+    ///     .body_producer(|w: BodyWriter| async move {
+    ///         for part in ["one ", "two ", "three"] {
+    ///             w.write(part).await?;
+    ///         }
+    ///         Ok(())
+    ///     });
+    /// # drop(request);
+    /// ```
+    pub fn body_producer<F, Fut>(mut self, producer: F) -> Self
+    where
+        F: Fn(BodyWriter) -> Fut + 'static,
+        Fut: Future<Output = Result<(), Box<dyn Error>>> + 'static,
+    {
+        self.body_producer = Some(Rc::new(move |w| Box::pin(producer(w)) as ProducerFuture));
+        self
+    }
+
+    /// How long the connection may take (default 20 s). Tornado's `connect_timeout`.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long the whole request may take once it leaves the queue, connection
+    /// included (default 20 s). Tornado's `request_timeout`.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Whether to follow 301, 302, 303, 307 and 308 (default true).
+    pub fn follow_redirects(mut self, follow: bool) -> Self {
+        self.follow_redirects = follow;
+        self
+    }
+
+    /// How many redirects to follow at most (default 5); the redirect after the last
+    /// is returned as the response (an error under `raise_error`).
+    pub fn max_redirects(mut self, max: u32) -> Self {
+        self.max_redirects = max;
+        self
+    }
+
+    /// Ask for gzip and inflate it (default true). Tornado's `decompress_response`.
+    pub fn decompress_response(mut self, decompress: bool) -> Self {
+        self.decompress_response = decompress;
+        self
+    }
+
+    /// Basic authentication. Tornado's `auth_username`/`auth_password` with
+    /// `auth_mode="basic"`. Credentials in the URL (`http://user:pass@host/`) are used
+    /// when this is not set.
+    pub fn basic_auth(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Some((username.into(), password.into()));
+        self
+    }
+
+    /// The `User-Agent` (default `squall/<version>`).
+    pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
+        self.user_agent = Some(agent.into());
+        self
+    }
+
+    /// Allow any method, with or without a body (default false: GET, HEAD, DELETE and
+    /// OPTIONS without a body, POST, PUT and PATCH with one, as Tornado checks).
+    pub fn allow_nonstandard_methods(mut self, allow: bool) -> Self {
+        self.allow_nonstandard_methods = allow;
+        self
+    }
+
+    /// Send the request through an HTTP proxy.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Whether a non-2xx response is an error (default true). With false, every
+    /// response that arrives is `Ok` (see [`HttpResponse::rethrow`](crate::HttpResponse::rethrow)).
+    pub fn raise_error(mut self, raise: bool) -> Self {
+        self.raise_error = raise;
+        self
+    }
+
+    /// Hand each piece of the final response's body to `callback` as it arrives,
+    /// leaving the response's `body` empty. Tornado's `streaming_callback`.
+    pub fn streaming_callback(mut self, callback: impl FnMut(Bytes) + 'static) -> Self {
+        self.streaming_callback = Some(Rc::new(RefCell::new(callback)));
+        self
+    }
+
+    /// Hand the final response's status line, then each header line (`Name: value\r\n`),
+    /// then the empty line `\r\n` to `callback`. Tornado's `header_callback`.
+    pub fn header_callback(mut self, callback: impl FnMut(&str) + 'static) -> Self {
+        self.header_callback = Some(Rc::new(RefCell::new(callback)));
+        self
+    }
+
+    /// Send `Expect: 100-continue` and the body only after the server's `100 Continue`
+    /// (a final answer first means the body is never sent). Tornado's
+    /// `expect_100_continue`.
+    pub fn expect_100_continue(mut self, expect: bool) -> Self {
+        self.expect_100_continue = expect;
+        self
+    }
+
+    /// The largest response head accepted (default 64 KiB).
+    pub fn max_header_size(mut self, max: usize) -> Self {
+        self.max_header_size = max;
+        self
+    }
+
+    /// The largest response body accepted, after decompression (default 100 MiB).
+    pub fn max_body_size(mut self, max: u64) -> Self {
+        self.max_body_size = max;
+        self
+    }
+}
+
+impl From<&str> for HttpRequest {
+    fn from(url: &str) -> Self {
+        HttpRequest::new(url)
+    }
+}
+
+impl From<String> for HttpRequest {
+    fn from(url: String) -> Self {
+        HttpRequest::new(url)
+    }
+}
+
+impl From<&String> for HttpRequest {
+    fn from(url: &String) -> Self {
+        HttpRequest::new(url.as_str())
+    }
+}

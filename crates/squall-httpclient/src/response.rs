@@ -1,0 +1,61 @@
+//! The response a fetch resolves to.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, Version};
+
+use crate::error::HttpClientError;
+
+/// A complete response. Tornado's `HTTPResponse`.
+#[doc(alias = "HTTPResponse")]
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub code: StatusCode,
+    /// The reason phrase the server sent (Tornado's `reason`).
+    pub reason: String,
+    /// The response's version.
+    pub version: Version,
+    /// The header fields. With `decompress_response`, a gzip body's `Content-Encoding`
+    /// is moved to `X-Consumed-Content-Encoding`, as in Tornado.
+    pub headers: HeaderMap,
+    /// The body, decompressed if asked; empty when a `streaming_callback` took it.
+    pub body: Bytes,
+    /// The trailer fields of a chunked body (usually none).
+    pub trailers: HeaderMap,
+    /// The URL this response came from, after any redirects (Tornado's
+    /// `effective_url`).
+    pub effective_url: String,
+    /// How many redirects were followed to get here.
+    pub redirects: u32,
+    /// From the start of the fetch (queue included) to the end of the response
+    /// (Tornado's `request_time`).
+    pub request_time: Duration,
+}
+
+impl HttpResponse {
+    /// The body as text (bytes that are not UTF-8 replaced).
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+
+    /// True for a 2xx status.
+    pub fn is_success(&self) -> bool {
+        self.code.is_success()
+    }
+
+    /// The response back for a 2xx status, else an [`HttpClientError::Http`] holding it.
+    /// Tornado's `rethrow`, for a fetch made with `raise_error(false)`.
+    ///
+    /// # Errors
+    /// [`HttpClientError::Http`] for a status that is not 2xx.
+    pub fn rethrow(self) -> Result<HttpResponse, HttpClientError> {
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(HttpClientError::Http(Box::new(self)))
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! URLs as the client needs them: where to connect, what to put in the request line and
+//! the Host header, and how a redirect's Location resolves against the URL it came from.
+
+use http::header::HeaderValue;
+use http::uri::{PathAndQuery, Uri};
+
+/// The schemes the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Scheme {
+    Http,
+    Https,
+}
+
+/// A parsed absolute URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) scheme: Scheme,
+    /// The host to connect to, without IPv6 brackets.
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// The value of the Host header: the host (bracketed if IPv6) and the port when it
+    /// is not the scheme's default.
+    pub(crate) host_header: String,
+    /// `host_header` as a header value, made once.
+    pub(crate) host_value: HeaderValue,
+    /// Origin-form request target.
+    pub(crate) path: PathAndQuery,
+    /// Credentials given in the URL.
+    pub(crate) userinfo: Option<(String, String)>,
+}
+
+impl Target {
+    pub(crate) fn parse(url: &str) -> Result<Target, String> {
+        // The fragment is never sent.
+        let url = url.split('#').next().unwrap_or(url);
+        let uri: Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
+        let scheme = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
+            Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
+            Some(s) => return Err(format!("unsupported URL scheme {s:?} in {url:?}")),
+            None => return Err(format!("URL {url:?} has no scheme (http:// or https://)")),
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("URL {url:?} has no host"))?;
+        let host = authority.host();
+        if host.is_empty() {
+            return Err(format!("URL {url:?} has no host"));
+        }
+        let default_port = match scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        };
+        let port = authority.port_u16().unwrap_or(default_port);
+        let userinfo = authority.as_str().rsplit_once('@').map(|(info, _)| {
+            let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+            (percent_decode(user), percent_decode(pass))
+        });
+        let host_header = if port == default_port {
+            host.to_owned()
+        } else {
+            format!("{host}:{port}")
+        };
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let path = match uri.path_and_query() {
+            Some(pq) if !pq.as_str().is_empty() && pq.as_str().starts_with('/') => pq.clone(),
+            Some(pq) if pq.as_str().starts_with('?') => {
+                PathAndQuery::try_from(format!("/{}", pq.as_str())).map_err(|e| e.to_string())?
+            }
+            _ => PathAndQuery::from_static("/"),
+        };
+        let host_value =
+            HeaderValue::from_str(&host_header).map_err(|e| format!("bad host in {url:?}: {e}"))?;
+        Ok(Target {
+            scheme,
+            host: bare.to_owned(),
+            port,
+            host_value,
+            host_header,
+            path,
+            userinfo,
+        })
+    }
+
+    /// The URL again, without credentials.
+    pub(crate) fn url(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!("{scheme}://{}{}", self.host_header, self.path)
+    }
+
+    /// The absolute-form request target for a proxy.
+    pub(crate) fn absolute(&self) -> Result<Uri, String> {
+        self.url().parse().map_err(|e| format!("{e}"))
+    }
+
+    /// Whether `other` is the same origin (scheme, host, port).
+    pub(crate) fn same_origin(&self, other: &Target) -> bool {
+        self.scheme == other.scheme
+            && self.host.eq_ignore_ascii_case(&other.host)
+            && self.port == other.port
+    }
+
+    /// Resolve a redirect's `Location` against this URL (RFC 3986 §5.2, with dot
+    /// segments removed).
+    pub(crate) fn join(&self, location: &str) -> Result<Target, String> {
+        let location = location.trim();
+        if location.contains("://") {
+            return Target::parse(location);
+        }
+        let scheme = match self.scheme {
+            Scheme::Http => "http:",
+            Scheme::Https => "https:",
+        };
+        if let Some(rest) = location.strip_prefix("//") {
+            return Target::parse(&format!("{scheme}//{rest}"));
+        }
+        let base = format!("{scheme}//{}", self.host_header);
+        let (loc_path, loc_query) = match location.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (location, None),
+        };
+        let path = if loc_path.is_empty() {
+            self.path.path().to_owned()
+        } else if loc_path.starts_with('/') {
+            loc_path.to_owned()
+        } else {
+            let dir = self.path.path().rsplit_once('/').map_or("", |(d, _)| d);
+            format!("{dir}/{loc_path}")
+        };
+        let query = match (loc_path.is_empty(), loc_query, self.path.query()) {
+            (_, Some(q), _) => format!("?{q}"),
+            (true, None, Some(q)) => format!("?{q}"),
+            _ => String::new(),
+        };
+        Target::parse(&format!("{base}{}{query}", remove_dot_segments(&path)))
+    }
+}
+
+/// RFC 3986 §5.2.4.
+fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    let mut trailing_slash = false;
+    for (i, seg) in segments.iter().enumerate() {
+        match *seg {
+            "." => trailing_slash = i == last,
+            ".." => {
+                if out.len() > 1 {
+                    out.pop();
+                }
+                trailing_slash = i == last;
+            }
+            s => {
+                out.push(s);
+                trailing_slash = false;
+            }
+        }
+    }
+    let mut joined = out.join("/");
+    if !joined.starts_with('/') {
+        joined.insert(0, '/');
+    }
+    if trailing_slash && !joined.ends_with('/') {
+        joined.push('/');
+    }
+    joined
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Standard base64 with padding (RFC 4648 §4), for `Authorization: Basic`.
+pub(crate) fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `Basic <base64(user:pass)>`.
+pub(crate) fn basic_auth_value(user: &str, pass: &str) -> String {
+    format!("Basic {}", base64(format!("{user}:{pass}").as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_targets() {
+        let t = Target::parse("http://user:p%40ss@example.com:8080/a/b?c=d#frag").unwrap();
+        assert_eq!(t.host, "example.com");
+        assert_eq!(t.port, 8080);
+        assert_eq!(t.host_header, "example.com:8080");
+        assert_eq!(t.path, "/a/b?c=d");
+        assert_eq!(t.userinfo, Some(("user".into(), "p@ss".into())));
+        let t = Target::parse("http://[::1]/").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.host_header.as_str()),
+            ("::1", 80, "[::1]")
+        );
+        let t = Target::parse("http://h?q=1").unwrap();
+        assert_eq!(t.path, "/?q=1");
+        assert!(Target::parse("ftp://h/").is_err());
+        assert!(Target::parse("/relative").is_err());
+        assert!(Target::parse("http:///x").is_err());
+    }
+
+    #[test]
+    fn joins_like_rfc3986() {
+        let base = Target::parse("http://a/b/c/d;p?q").unwrap();
+        let j = |l: &str| base.join(l).unwrap().url();
+        assert_eq!(j("g"), "http://a/b/c/g");
+        assert_eq!(j("./g"), "http://a/b/c/g");
+        assert_eq!(j("g/"), "http://a/b/c/g/");
+        assert_eq!(j("/g"), "http://a/g");
+        assert_eq!(j("//g"), "http://g/");
+        assert_eq!(j("?y"), "http://a/b/c/d;p?y");
+        assert_eq!(j("g?y"), "http://a/b/c/g?y");
+        assert_eq!(j(""), "http://a/b/c/d;p?q");
+        assert_eq!(j("../g"), "http://a/b/g");
+        assert_eq!(j("../.."), "http://a/");
+        assert_eq!(j("../../../g"), "http://a/g");
+        assert_eq!(j("https://other:444/x"), "https://other:444/x");
+    }
+
+    #[test]
+    fn base64_known_answers() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(
+            basic_auth_value("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+    }
+}

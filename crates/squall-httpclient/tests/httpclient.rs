@@ -1,0 +1,980 @@
+//! Tornado's `httpclient_test.py` and `simple_httpclient_test.py`, in our words: the
+//! client against squall's own server on the same loop, and against scripted bad
+//! servers on threads.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use squall_httpclient::{
+    BodyWriter, ClientConfig, HttpClient, HttpClientError, HttpRequest, TimeoutPhase,
+};
+use squall_httpserver::{HttpServer, HttpServerRequest, Response};
+use squall_httputil::ParseError;
+use squall_ioloop::IoLoop;
+
+fn arg(req: &HttpServerRequest, name: &str) -> Option<String> {
+    req.query_arguments()
+        .get(name)
+        .and_then(|v| v.first())
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+fn header(req: &HttpServerRequest, name: &str) -> String {
+    req.headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// The test application (Tornado's `HelloWorldHandler`, `EchoPostHandler`,
+/// `CountdownHandler`, `AuthHandler`...).
+async fn app(req: HttpServerRequest) -> Response {
+    let path = req.path().to_owned();
+    let with = |r: Response, name: &'static str, value: String| {
+        r.with_header(
+            HeaderName::from_static(name),
+            HeaderValue::from_str(&value).unwrap(),
+        )
+    };
+    match path.as_str() {
+        "/hello" => Response::text("Hello world!"),
+        "/echo" => with(
+            Response::bytes(req.body.clone()),
+            "x-method",
+            req.method.to_string(),
+        ),
+        "/method" => Response::text(req.method.to_string()),
+        "/redirect" => {
+            let status: u16 = arg(&req, "status").map_or(302, |s| s.parse().unwrap());
+            with(
+                Response::new(StatusCode::from_u16(status).unwrap()),
+                "location",
+                arg(&req, "url").unwrap(),
+            )
+        }
+        "/auth" => Response::text(header(&req, "authorization")),
+        "/ua" => Response::text(header(&req, "user-agent")),
+        "/host" => Response::text(header(&req, "host")),
+        "/content-type" => Response::text(header(&req, "content-type")),
+        "/gzip" => with(
+            Response::bytes(gzip(b"compressed hello, ".repeat(100).as_slice())),
+            "content-encoding",
+            "gzip".into(),
+        ),
+        "/no-content" => Response::new(StatusCode::NO_CONTENT),
+        "/not-modified" => Response::new(StatusCode::NOT_MODIFIED),
+        "/status" => {
+            let code: u16 = arg(&req, "code").unwrap().parse().unwrap();
+            Response::text(format!("status {code}"))
+                .with_status(StatusCode::from_u16(code).unwrap())
+        }
+        p if p.starts_with("/countdown/") => {
+            let n: u32 = p["/countdown/".len()..].parse().unwrap();
+            if n == 0 {
+                Response::text("Zero")
+            } else {
+                with(
+                    Response::new(StatusCode::FOUND),
+                    "location",
+                    format!("/countdown/{}", n - 1),
+                )
+            }
+        }
+        _ => Response::text("not found").with_status(StatusCode::NOT_FOUND),
+    }
+}
+
+/// Run `test` on a fresh loop with the app listening on a free port, under a generous
+/// timeout.
+fn with_app<F, Fut>(test: F)
+where
+    F: FnOnce(HttpClient, String) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let mut server = HttpServer::new(app);
+                let addr = server.listen(0, "127.0.0.1").unwrap();
+                test(HttpClient::new(), format!("http://{addr}")).await;
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+}
+
+#[test]
+fn test_hello_world() {
+    with_app(|client, base| async move {
+        let r = client.fetch(format!("{base}/hello")).await.unwrap();
+        assert_eq!(r.code, 200);
+        assert_eq!(r.reason, "OK");
+        assert_eq!(r.text(), "Hello world!");
+        assert_eq!(r.headers["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(r.effective_url, format!("{base}/hello"));
+        assert_eq!(r.redirects, 0);
+    });
+}
+
+#[test]
+fn test_post_and_put() {
+    with_app(|client, base| async move {
+        for method in [Method::POST, Method::PUT, Method::PATCH] {
+            let r = client
+                .fetch(
+                    HttpRequest::new(format!("{base}/echo"))
+                        .method(method.clone())
+                        .body("arg1=foo&arg2=bar"),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.text(), "arg1=foo&arg2=bar");
+            assert_eq!(r.headers["x-method"], method.as_str());
+        }
+        // POST gets a form Content-Type unless it has one (Tornado does the same).
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/content-type"))
+                    .method(Method::POST)
+                    .body("x"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "application/x-www-form-urlencoded");
+    });
+}
+
+#[test]
+fn test_large_body_round_trip() {
+    with_app(|client, base| async move {
+        let body = Bytes::from(vec![b'x'; 1 << 20]);
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/echo"))
+                    .method(Method::POST)
+                    .body(body.clone()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.body, body);
+    });
+}
+
+#[test]
+fn test_non_2xx_is_an_error_unless_raise_error_false() {
+    with_app(|client, base| async move {
+        let e = client
+            .fetch(format!("{base}/status?code=404"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), 404);
+        assert_eq!(e.to_string(), "HTTP 404: Not Found");
+        assert_eq!(e.response().unwrap().text(), "status 404");
+        let r = client
+            .fetch(HttpRequest::new(format!("{base}/status?code=500")).raise_error(false))
+            .await
+            .unwrap();
+        assert_eq!(r.code, 500);
+        assert_eq!(r.text(), "status 500");
+        assert_eq!(r.rethrow().unwrap_err().code(), 500);
+    });
+}
+
+#[test]
+fn test_follow_redirect_and_max_redirects() {
+    with_app(|client, base| async move {
+        let r = client.fetch(format!("{base}/countdown/2")).await.unwrap();
+        assert_eq!(r.text(), "Zero");
+        assert_eq!(r.redirects, 2);
+        assert!(r.effective_url.ends_with("/countdown/0"));
+        // One redirect too few: the last redirect is the answer, an error by default.
+        let e = client
+            .fetch(HttpRequest::new(format!("{base}/countdown/2")).max_redirects(1))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), 302);
+        assert!(e
+            .response()
+            .unwrap()
+            .effective_url
+            .ends_with("/countdown/1"));
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/countdown/2"))
+                    .follow_redirects(false)
+                    .raise_error(false),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.code, 302);
+        assert_eq!(r.headers["location"], "/countdown/1");
+    });
+}
+
+#[test]
+fn test_303_and_302_after_post_become_get() {
+    with_app(|client, base| async move {
+        for status in [301, 302, 303] {
+            let r = client
+                .fetch(
+                    HttpRequest::new(format!("{base}/redirect?url=/echo&status={status}"))
+                        .method(Method::POST)
+                        .body("payload"),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.headers["x-method"], "GET", "status {status}");
+            assert_eq!(r.text(), "", "the body is dropped after {status}");
+        }
+        // 307 and 308 keep the method and the body.
+        for status in [307, 308] {
+            let r = client
+                .fetch(
+                    HttpRequest::new(format!("{base}/redirect?url=/echo&status={status}"))
+                        .method(Method::POST)
+                        .body("payload"),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.headers["x-method"], "POST");
+            assert_eq!(r.text(), "payload");
+        }
+        // 303 after HEAD stays HEAD.
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/redirect?url=/method&status=303"))
+                    .method(Method::HEAD),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.body.len(), 0);
+    });
+}
+
+#[test]
+fn test_streaming_callback() {
+    with_app(|client, base| async move {
+        let chunks = Rc::new(RefCell::new(Vec::new()));
+        let sink = chunks.clone();
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/hello"))
+                    .streaming_callback(move |c| sink.borrow_mut().extend_from_slice(&c)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(&chunks.borrow()[..], b"Hello world!");
+        assert!(r.body.is_empty(), "the body went to the callback");
+    });
+}
+
+#[test]
+fn test_header_callback() {
+    with_app(|client, base| async move {
+        let lines = Rc::new(RefCell::new(Vec::<String>::new()));
+        let sink = lines.clone();
+        client
+            .fetch(
+                HttpRequest::new(format!("{base}/countdown/1"))
+                    .header_callback(move |l| sink.borrow_mut().push(l.to_owned())),
+            )
+            .await
+            .unwrap();
+        let lines = lines.borrow();
+        // Only the final response's head, not the redirect's.
+        assert_eq!(lines[0], "HTTP/1.1 200 OK\r\n");
+        assert!(lines
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case("content-length: 4\r\n")));
+        assert_eq!(lines.last().unwrap(), "\r\n");
+        assert_eq!(lines.iter().filter(|l| l.starts_with("HTTP/")).count(), 1);
+    });
+}
+
+#[test]
+fn test_body_producer() {
+    with_app(|client, base| async move {
+        let producer = |w: BodyWriter| async move {
+            w.write("all").await?;
+            w.write(" the ").await?;
+            w.write("data").await?;
+            Ok(())
+        };
+        // Chunked without a Content-Length...
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/echo"))
+                    .method(Method::PUT)
+                    .body_producer(producer),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "all the data");
+        // ...and counted with one.
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/echo"))
+                    .method(Method::POST)
+                    .header("content-length", "12")
+                    .body_producer(producer),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "all the data");
+        // A producer that writes more than its Content-Length fails the fetch.
+        let e = client
+            .fetch(
+                HttpRequest::new(format!("{base}/echo"))
+                    .method(Method::POST)
+                    .header("content-length", "3")
+                    .body_producer(producer),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, HttpClientError::InvalidRequest(_)), "{e:?}");
+        // A producer's own error comes back as it was.
+        let e = client
+            .fetch(
+                HttpRequest::new(format!("{base}/echo"))
+                    .method(Method::POST)
+                    .body_producer(|_w| async { Err("no more data".into()) }),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "body producer failed: no more data");
+    });
+}
+
+#[test]
+fn test_expect_100_continue() {
+    with_app(|client, base| async move {
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/echo"))
+                    .method(Method::POST)
+                    .body("after continue")
+                    .expect_100_continue(true),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "after continue");
+    });
+}
+
+#[test]
+fn test_gzip() {
+    with_app(|client, base| async move {
+        let r = client.fetch(format!("{base}/gzip")).await.unwrap();
+        assert_eq!(r.body, b"compressed hello, ".repeat(100));
+        assert_eq!(r.headers["x-consumed-content-encoding"], "gzip");
+        assert!(r.headers.get("content-encoding").is_none());
+        let r = client
+            .fetch(HttpRequest::new(format!("{base}/gzip")).decompress_response(false))
+            .await
+            .unwrap();
+        assert_eq!(r.headers["content-encoding"], "gzip");
+        assert_eq!(&r.body[..2], &[0x1f, 0x8b]);
+    });
+}
+
+#[test]
+fn test_basic_auth_and_user_agent() {
+    with_app(|client, base| async move {
+        let r = client
+            .fetch(HttpRequest::new(format!("{base}/auth")).basic_auth("Aladdin", "open sesame"))
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        let url = base.replace("http://", "http://Aladdin:open%20sesame@");
+        let r = client.fetch(format!("{url}/auth")).await.unwrap();
+        assert_eq!(r.text(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        let r = client
+            .fetch(HttpRequest::new(format!("{base}/ua")).user_agent("TestDefaultUserAgent"))
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "TestDefaultUserAgent");
+        let r = client.fetch(format!("{base}/ua")).await.unwrap();
+        assert!(r.text().starts_with("squall/"));
+    });
+}
+
+#[test]
+fn test_allow_nonstandard_methods() {
+    with_app(|client, base| async move {
+        let e = client
+            .fetch(HttpRequest::new(format!("{base}/echo")).body("x"))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("Body must be None for method GET"),
+            "{e}"
+        );
+        let e = client
+            .fetch(HttpRequest::new(format!("{base}/echo")).method(Method::POST))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("Body must not be None"), "{e}");
+        let other = Method::from_bytes(b"OTHER").unwrap();
+        assert!(client
+            .fetch(HttpRequest::new(format!("{base}/method")).method(other.clone()))
+            .await
+            .is_err());
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/method"))
+                    .method(other)
+                    .allow_nonstandard_methods(true),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "OTHER");
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/echo"))
+                    .body("get with a body")
+                    .allow_nonstandard_methods(true),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "get with a body");
+    });
+}
+
+#[test]
+fn test_head_204_304_have_no_body() {
+    with_app(|client, base| async move {
+        let r = client
+            .fetch(HttpRequest::new(format!("{base}/hello")).method(Method::HEAD))
+            .await
+            .unwrap();
+        assert_eq!(r.headers["content-length"], "12");
+        assert!(r.body.is_empty());
+        let r = client.fetch(format!("{base}/no-content")).await.unwrap();
+        assert_eq!(r.code, 204);
+        let r = client
+            .fetch(HttpRequest::new(format!("{base}/not-modified")).raise_error(false))
+            .await
+            .unwrap();
+        assert_eq!(r.code, 304);
+        // The connection is still good for the next request.
+        assert_eq!(
+            client.fetch(format!("{base}/hello")).await.unwrap().text(),
+            "Hello world!"
+        );
+    });
+}
+
+#[test]
+fn test_keep_alive_reuses_one_connection() {
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let mut server = HttpServer::new(app);
+                let addr = server.listen(0, "127.0.0.1").unwrap();
+                let client = HttpClient::new();
+                for _ in 0..5 {
+                    client.fetch(format!("http://{addr}/hello")).await.unwrap();
+                }
+                assert_eq!(server.stats().connections_accepted(), 1);
+                assert_eq!(client.idle_connections(), 1);
+                client.close();
+                assert_eq!(client.idle_connections(), 0);
+                assert!(matches!(
+                    client.fetch(format!("http://{addr}/hello")).await,
+                    Err(HttpClientError::Closed)
+                ));
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+}
+
+#[test]
+fn test_invalid_urls() {
+    with_app(|client, _base| async move {
+        for url in ["not a url", "ftp://example.com/", "/relative", "http://"] {
+            let e = client.fetch(url).await.unwrap_err();
+            assert!(
+                matches!(e, HttpClientError::InvalidRequest(_)),
+                "{url}: {e:?}"
+            );
+        }
+        let e = client
+            .fetch(HttpRequest::new("http://127.0.0.1/").header("bad name", "v"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, HttpClientError::InvalidRequest(_)));
+    });
+}
+
+#[test]
+fn test_connection_refused() {
+    // A port nobody listens on: bind, note it, close.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    with_app(move |client, _base| async move {
+        let e = client
+            .fetch(format!("http://127.0.0.1:{port}/"))
+            .await
+            .unwrap_err();
+        match &e {
+            HttpClientError::Connect(io) => {
+                assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.code(), 599);
+    });
+}
+
+/// What a scripted server does after reading a request head.
+#[derive(Clone)]
+enum Then {
+    /// Write these bytes, then close.
+    Reply(&'static [u8]),
+    /// Write these bytes, then reset the connection (RST, SO_LINGER 0).
+    ReplyReset(&'static [u8]),
+    /// Write these bytes, then wait for the client to close.
+    ReplyHold(&'static [u8]),
+}
+
+/// A server on a thread that answers each connection in turn with one script.
+fn scripted(scripts: Vec<Then>) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        for script in scripts {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            match script {
+                Then::Reply(b) => {
+                    let _ = s.write_all(b);
+                }
+                Then::ReplyReset(b) => {
+                    let _ = s.write_all(b);
+                    let sock = socket2::SockRef::from(&s);
+                    sock.set_linger(Some(Duration::ZERO)).unwrap();
+                }
+                Then::ReplyHold(b) => {
+                    let _ = s.write_all(b);
+                    while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                }
+            }
+        }
+    });
+    (addr, handle)
+}
+
+fn fetch_from(
+    scripts: Vec<Then>,
+    request: impl FnOnce(String) -> HttpRequest + 'static,
+) -> Result<squall_httpclient::HttpResponse, HttpClientError> {
+    let (addr, thread) = scripted(scripts);
+    let io_loop = IoLoop::new().unwrap();
+    let result = io_loop
+        .run_sync(
+            async move {
+                HttpClient::new()
+                    .fetch(request(format!("http://{addr}/")))
+                    .await
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    drop(io_loop);
+    thread.join().unwrap();
+    result
+}
+
+#[test]
+fn test_garbage_response() {
+    let e = fetch_from(
+        vec![Then::Reply(b"this is not HTTP\r\n\r\n")],
+        HttpRequest::new,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, HttpClientError::Response(ParseError::InvalidVersion)),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn test_body_shorter_than_content_length() {
+    let e = fetch_from(
+        vec![Then::Reply(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        )],
+        HttpRequest::new,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, HttpClientError::Response(ParseError::IncompleteMessage)),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn test_body_longer_than_content_length() {
+    let e = fetch_from(
+        vec![Then::Reply(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef",
+        )],
+        HttpRequest::new,
+    )
+    .unwrap_err();
+    assert!(matches!(e, HttpClientError::ExtraData { len: 3 }), "{e:?}");
+}
+
+#[test]
+fn test_reset_mid_body() {
+    let e = fetch_from(
+        vec![Then::ReplyReset(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
+        )],
+        HttpRequest::new,
+    )
+    .unwrap_err();
+    // A reset, or (if the kernel delivered the data and the RST apart) the end of the
+    // stream cut short: either way a typed error naming the cause.
+    match &e {
+        HttpClientError::Stream(s) => {
+            assert_eq!(
+                s.io_error().map(|e| e.kind()),
+                Some(std::io::ErrorKind::ConnectionReset)
+            )
+        }
+        HttpClientError::Response(ParseError::IncompleteMessage) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn test_server_never_answers() {
+    let e = fetch_from(vec![Then::ReplyHold(b"")], |url| {
+        HttpRequest::new(url).request_timeout(Duration::from_millis(200))
+    })
+    .unwrap_err();
+    assert!(
+        matches!(e, HttpClientError::Timeout(TimeoutPhase::Request)),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), "Timeout during request");
+}
+
+#[test]
+fn test_close_delimited_http10() {
+    let r = fetch_from(
+        vec![Then::Reply(
+            b"HTTP/1.0 200 OK\r\nServer: old\r\n\r\nuntil the close",
+        )],
+        HttpRequest::new,
+    )
+    .unwrap();
+    assert_eq!(r.text(), "until the close");
+    assert_eq!(r.version, http::Version::HTTP_10);
+}
+
+#[test]
+fn test_chunked_with_trailers() {
+    let r = fetch_from(
+        vec![Then::Reply(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Checksum: 1\r\n\r\n",
+        )],
+        HttpRequest::new,
+    )
+    .unwrap();
+    assert_eq!(r.text(), "Wikipedia");
+    assert_eq!(r.trailers["x-checksum"], "1");
+}
+
+#[test]
+fn test_chunked_with_content_length() {
+    let e = fetch_from(
+        vec![Then::Reply(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        )],
+        HttpRequest::new,
+    )
+    .unwrap_err();
+    assert!(matches!(
+        e,
+        HttpClientError::Response(ParseError::ContentLengthAndTransferEncoding)
+    ));
+}
+
+#[test]
+fn test_head_too_large() {
+    let e = fetch_from(
+        vec![Then::Reply(
+            b"HTTP/1.1 200 OK\r\nX-Big: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+        )],
+        |url| HttpRequest::new(url).max_header_size(64),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, HttpClientError::Response(ParseError::HeadTooLarge)),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn test_body_over_max_body_size() {
+    let e = fetch_from(
+        vec![Then::Reply(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789",
+        )],
+        |url| HttpRequest::new(url).max_body_size(5),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, HttpClientError::Response(ParseError::BodyTooLarge)),
+        "{e:?}"
+    );
+}
+
+/// A kept connection the server closed is noticed, and the request goes out on a new
+/// one.
+#[test]
+fn test_stale_keep_alive_connection_is_replaced() {
+    let (addr, thread) = scripted(vec![
+        Then::Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"),
+        Then::Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"),
+    ]);
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let client = HttpClient::new();
+                let url = format!("http://{addr}/");
+                assert_eq!(client.fetch(url.as_str()).await.unwrap().text(), "first");
+                assert_eq!(client.fetch(url.as_str()).await.unwrap().text(), "second");
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    thread.join().unwrap();
+}
+
+/// Tornado's `test_queue_timeout`: with `max_clients` busy, a queued request times out
+/// in the queue, with its own message.
+#[test]
+fn test_queue_timeout() {
+    let (addr, thread) = scripted(vec![Then::ReplyHold(b"")]);
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let client = HttpClient::with_config(ClientConfig::default().with_max_clients(1));
+                let url = format!("http://{addr}/");
+                let busy = {
+                    let client = client.clone();
+                    let url = url.clone();
+                    squall_ioloop::IoLoop::current().unwrap().spawn(async move {
+                        client
+                            .fetch(HttpRequest::new(url).request_timeout(Duration::from_secs(2)))
+                            .await
+                    })
+                };
+                // Let the first request take the only slot (a yield to the loop, not a
+                // wait for time to pass).
+                while client.active() == 0 {
+                    squall_ioloop::sleep(Duration::ZERO).await;
+                }
+                let e = client
+                    .fetch(
+                        HttpRequest::new(url.as_str()).connect_timeout(Duration::from_millis(100)),
+                    )
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(e, HttpClientError::Timeout(TimeoutPhase::Queue)),
+                    "{e:?}"
+                );
+                assert_eq!(e.to_string(), "Timeout in request queue");
+                let first = busy.await.unwrap().unwrap_err();
+                assert!(matches!(
+                    first,
+                    HttpClientError::Timeout(TimeoutPhase::Request)
+                ));
+                assert_eq!(client.queued(), 0);
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    thread.join().unwrap();
+}
+
+/// The `CONNECT` tunnel through a proxy: opened on 200, refused with the proxy's status.
+#[test]
+fn test_connect_tunnel() {
+    let (addr, thread) = scripted(vec![
+        Then::ReplyHold(b"HTTP/1.1 200 Connection established\r\n\r\n"),
+        Then::Reply(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"),
+    ]);
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let proxy = squall_httpclient::Proxy::parse(&format!("http://u:p@{addr}")).unwrap();
+                assert_eq!(proxy.auth, Some(("u".into(), "p".into())));
+                let stream = squall_iostream::IoStream::connect(addr).await.unwrap();
+                squall_httpclient::connect_tunnel(&stream, &proxy, "example.com", 443)
+                    .await
+                    .unwrap();
+                stream.close();
+                let stream = squall_iostream::IoStream::connect(addr).await.unwrap();
+                let e = squall_httpclient::connect_tunnel(&stream, &proxy, "::1", 443)
+                    .await
+                    .unwrap_err();
+                assert!(matches!(e, HttpClientError::Proxy(s) if s == 407), "{e:?}");
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    thread.join().unwrap();
+}
+
+/// Tornado's `test_connect_timeout`: a server whose accept queue is full never completes
+/// the handshake, and the fetch fails with the connect phase named, well before its
+/// request timeout.
+#[test]
+#[cfg(target_os = "linux")]
+fn test_connect_timeout() {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    // Fill the accept queue: connections that complete are held; the first one that
+    // times out shows the queue is full (Linux drops further SYNs).
+    let mut held = Vec::new();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+        assert!(held.len() < 64, "the accept queue never filled");
+    }
+    let io_loop = IoLoop::new().unwrap();
+    let e = io_loop
+        .run_sync(
+            async move {
+                HttpClient::new()
+                    .fetch(
+                        HttpRequest::new(format!("http://{addr}/"))
+                            .connect_timeout(Duration::from_millis(200))
+                            .request_timeout(Duration::from_secs(20)),
+                    )
+                    .await
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(e, HttpClientError::Timeout(TimeoutPhase::Connect)),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), "Timeout while connecting");
+    drop(held);
+}
+
+/// Tornado's `test_redirect_connection_limit`: with one slot, a redirect does not wait
+/// for the slot its own first request holds.
+#[test]
+fn test_redirect_connection_limit() {
+    with_app(|_client, base| async move {
+        let client = HttpClient::with_config(ClientConfig::default().with_max_clients(1));
+        let r = client.fetch(format!("{base}/countdown/3")).await.unwrap();
+        assert_eq!(r.text(), "Zero");
+        assert_eq!(client.active(), 0);
+    });
+}
+
+/// Tornado's `test_streaming_follow_redirects`: the streaming callback sees only the
+/// final body.
+#[test]
+fn test_streaming_follow_redirects() {
+    with_app(|client, base| async move {
+        let chunks = Rc::new(RefCell::new(Vec::new()));
+        let sink = chunks.clone();
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/redirect?url=/hello&status=302"))
+                    .streaming_callback(move |c| sink.borrow_mut().extend_from_slice(&c)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(&chunks.borrow()[..], b"Hello world!");
+        assert_eq!(r.redirects, 1);
+    });
+}
+
+/// Tornado's `test_host_header` and `test_response_times`.
+#[test]
+fn test_host_header_and_request_time() {
+    with_app(|client, base| async move {
+        let r = client.fetch(format!("{base}/host")).await.unwrap();
+        assert_eq!(r.text(), base.trim_start_matches("http://"));
+        assert!(r.request_time > Duration::ZERO);
+        // A Host of the caller's own is kept.
+        let r = client
+            .fetch(HttpRequest::new(format!("{base}/host")).header("host", "example.com"))
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "example.com");
+    });
+}
+
+/// Tornado's `test_ipv6`: a bracketed IPv6 literal, where the machine has `::1`.
+#[test]
+fn test_ipv6() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("!!! SKIPPED test_ipv6: no IPv6 loopback on this machine");
+        return;
+    }
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let mut server = HttpServer::new(app);
+                let addr = server.listen(0, "::1").unwrap();
+                let r = HttpClient::new()
+                    .fetch(format!("http://[::1]:{}/host", addr.port()))
+                    .await
+                    .unwrap();
+                assert_eq!(r.text(), format!("[::1]:{}", addr.port()));
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+}

@@ -1,0 +1,100 @@
+//! Bad servers leave no file descriptor behind: after every failure mode (garbage, a
+//! reset mid-body, a body shorter or longer than its Content-Length, a server that never
+//! answers, a refused connection) the process has as many fds open as before. One test
+//! in its own binary, so no other test opens fds meanwhile.
+#![cfg(target_os = "linux")]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use squall_httpclient::{HttpClient, HttpRequest};
+use squall_ioloop::IoLoop;
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn bad_servers_leave_no_fd_behind() {
+    let io_loop = IoLoop::new().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let refused = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let answers: Vec<(&[u8], bool)> = vec![
+        (b"garbage\r\n\r\n", false),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", false),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef", false),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", true),
+        (b"", false),
+    ];
+    let n = answers.len();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        for (answer, reset) in answers {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => seen.extend_from_slice(&buf[..k]),
+                }
+            }
+            s.write_all(answer).unwrap();
+            if reset {
+                socket2::SockRef::from(&s)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+            } else if answer.is_empty() {
+                // Never answer: wait for the client to give up and close.
+                while matches!(s.read(&mut buf), Ok(k) if k > 0) {}
+            }
+            drop(s);
+            done_tx.send(()).unwrap();
+        }
+        // Keep the listener open until the count is taken.
+        let _ = exit_rx.recv();
+    });
+    let client = HttpClient::new();
+    // Warm up what the loop and the client allocate once (the waker, the poller).
+    let c = client.clone();
+    io_loop
+        .run_sync(
+            async move { c.fetch(format!("http://{refused}/")).await },
+            None,
+        )
+        .unwrap()
+        .unwrap_err();
+    let before = open_fds();
+    for _ in 0..n {
+        let c = client.clone();
+        let request =
+            HttpRequest::new(format!("http://{addr}/")).request_timeout(Duration::from_millis(300));
+        let result = io_loop
+            .run_sync(
+                async move { c.fetch(request).await },
+                Some(Duration::from_secs(30)),
+            )
+            .unwrap();
+        assert!(result.is_err(), "{result:?}");
+        // The server's end of the connection is closed too before the next round.
+        done_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    }
+    let c = client.clone();
+    io_loop
+        .run_sync(
+            async move { c.fetch(format!("http://{refused}/")).await },
+            None,
+        )
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(client.idle_connections(), 0);
+    assert_eq!(open_fds(), before, "a failed fetch left an fd open");
+    exit_tx.send(()).unwrap();
+    server.join().unwrap();
+}

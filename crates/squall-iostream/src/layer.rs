@@ -1,0 +1,329 @@
+//! [`Layer`]: a byte transform between a stream's fd and its buffers. TLS is the one
+//! squall ships (in `squall-tls`): ciphertext read from the fd comes out as plaintext
+//! for the read engine, and plaintext taken from the write queue goes to the fd as
+//! ciphertext. The read engine, the write queue, the limits, the close causes and every
+//! read kind (`read_until`, `read_bytes`, `read_parse`...) stay the stream's own: a
+//! layer only replaces the three syscalls of `fdio.rs`.
+
+use std::any::Any;
+use std::fs::File;
+use std::io::{self, IoSlice};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use squall_ioloop::Interest;
+
+use crate::error::{CloseCause, StreamError};
+use crate::state::*;
+use crate::stream::IoStream;
+
+/// A byte transform between a stream's fd and its buffers, installed with
+/// [`IoStream::set_layer`]. TLS is the layer squall ships (`squall-tls`).
+///
+/// The stream calls the layer where it would call the OS, always on its own loop's
+/// thread, and never while user code runs. A layer reports errors as `io::Error`s; the
+/// stream closes with them as the cause ([`CloseCause::Io`], or
+/// [`CloseCause::Reset`] for a reset), so a layer's own error type travels inside the
+/// `io::Error`.
+pub trait Layer: Any {
+    /// Reads transformed bytes into `dst`, reading from `fd` as needed (and writing to
+    /// it what the protocol must send meanwhile, as a TLS handshake does).
+    ///
+    /// Returns fewer than `dst.len()` bytes only when `fd` has nothing more for now and
+    /// nothing is held back in the layer: the stream then waits for the fd to be
+    /// readable. `Ok(0)` is the end of the stream; `WouldBlock` means nothing can be read
+    /// until the fd is readable again. `dst` is never empty.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` as above; any other error closes the stream with it as the cause.
+    fn read(&mut self, fd: &File, dst: &mut [u8]) -> io::Result<usize>;
+
+    /// Takes bytes from `src` to send through `fd`; returns how many were taken (maybe
+    /// fewer than offered, maybe 0, when `fd` is full or the layer [is not
+    /// ready](Layer::is_ready)).
+    ///
+    /// # Errors
+    ///
+    /// Any error closes the stream with it as the cause (`WouldBlock` is treated as
+    /// `Ok(0)`).
+    fn write(&mut self, fd: &File, src: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// Sends what the layer holds for the peer. `Ok(())` when nothing is left.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when `fd` is full (the stream waits for WRITE and calls again); any
+    /// other error closes the stream.
+    fn flush(&mut self, fd: &File) -> io::Result<()>;
+
+    /// Reads from `fd` whatever it has and processes it, keeping any data received for
+    /// a later [`read`](Layer::read): how the stream moves a handshake on while nobody
+    /// reads.
+    ///
+    /// # Errors
+    ///
+    /// Any error but `WouldBlock` closes the stream with it as the cause; `Ok(true)`
+    /// means the fd reached end of file.
+    fn drive(&mut self, fd: &File) -> io::Result<bool>;
+
+    /// Whether bytes wait in the layer to be sent.
+    fn wants_write(&self) -> bool;
+
+    /// Whether bytes received are held in the layer, so a read must not wait for the fd.
+    fn has_buffered_input(&mut self) -> bool;
+
+    /// Whether the layer carries data (a TLS handshake is done). While it is not, writes
+    /// wait, and the stream keeps READ armed to move it on.
+    fn is_ready(&self) -> bool;
+
+    /// The stream is closing (or its write side shutting down): queue the goodbye the
+    /// protocol sends (a TLS `close_notify`), which [`flush`](Layer::flush) sends.
+    fn close(&mut self);
+
+    /// The layer as `Any`, so its owner can reach its own type.
+    fn as_any(&self) -> &dyn Any;
+
+    /// The layer as `Any`, mutably.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// What a layered write did.
+pub(crate) enum LayerWrite {
+    /// Bytes taken from the queue.
+    Took(usize),
+    /// The layer holds ciphertext the fd would not take: wait for WRITE.
+    FdFull,
+    /// The layer is not ready (a handshake runs): wait for READ.
+    NotReady,
+}
+
+impl Inner {
+    /// Runs `f` on the layer. `f` must not call back into the stream.
+    pub(crate) fn with_layer<R>(&self, f: impl FnOnce(&mut dyn Layer) -> R) -> Option<R> {
+        if !self.has(LAYERED) {
+            return None;
+        }
+        let mut cold = self.cold.borrow_mut();
+        let layer = cold.as_mut()?.layer.as_mut()?;
+        Some(f(&mut **layer))
+    }
+
+    /// The layered `read(2)`: see [`Layer::read`]. Whatever the layer has to send
+    /// meanwhile (a handshake's reply) is sent, or WRITE armed for it.
+    pub(crate) fn layer_read(self: &Rc<Self>, buf: &mut [u8]) -> io::Result<usize> {
+        let was_pending = self.layer_pending();
+        let res = {
+            let file = self.file.borrow();
+            let Some(file) = file.as_ref() else {
+                return Ok(0);
+            };
+            self.with_layer(|l| l.read(file, buf)).unwrap_or(Ok(0))
+        };
+        if was_pending && !self.layer_pending() {
+            // The handshake finished under this read: writes queued meanwhile go, and
+            // `wait_for_handshake` wakes.
+            self.set(WRITABLE);
+            self.handle_write();
+            self.wake_writers();
+        } else if self.layer_wants_write() {
+            self.handle_write();
+        }
+        res
+    }
+
+    /// The layered write of the front of the queue.
+    pub(crate) fn layer_write(self: &Rc<Self>) -> io::Result<LayerWrite> {
+        let file = self.file.borrow();
+        let Some(file) = file.as_ref() else {
+            return Ok(LayerWrite::Took(0));
+        };
+        let wbuf = self.wbuf.borrow();
+        let mut slices = [IoSlice::new(&[]); 64];
+        let mut n = 0;
+        for chunk in wbuf.as_slice().iter().take(slices.len()) {
+            slices[n] = IoSlice::new(chunk);
+            n += 1;
+        }
+        let slices = &slices[..n];
+        self.with_layer(|l| {
+            if !l.is_ready() {
+                return Ok(LayerWrite::NotReady);
+            }
+            match l.write(file, slices) {
+                Ok(w) if w > 0 => Ok(LayerWrite::Took(w)),
+                Ok(_) => Ok(LayerWrite::FdFull),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(LayerWrite::FdFull),
+                Err(e) => Err(e),
+            }
+        })
+        .unwrap_or(Ok(LayerWrite::Took(0)))
+    }
+
+    /// Sends what the layer holds: `Ok(true)` when it is all gone.
+    pub(crate) fn layer_flush(&self) -> io::Result<bool> {
+        let file = self.file.borrow();
+        let Some(file) = file.as_ref() else {
+            return Ok(true);
+        };
+        match self.with_layer(|l| l.flush(file)) {
+            None | Some(Ok(())) => Ok(true),
+            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+            Some(Err(e)) => Err(e),
+        }
+    }
+
+    /// Whether the layer holds bytes to send.
+    pub(crate) fn layer_wants_write(&self) -> bool {
+        self.with_layer(|l| l.wants_write()) == Some(true)
+    }
+
+    /// Whether the layer is not ready yet (its handshake runs).
+    pub(crate) fn layer_pending(&self) -> bool {
+        self.with_layer(|l| !l.is_ready()) == Some(true)
+    }
+
+    /// Moves the layer on after a READ event with nobody reading (a handshake): the
+    /// fd's bytes go into the layer, its replies out; once it is ready, queued writes
+    /// go and waiters wake.
+    pub(crate) fn drive_layer(self: &Rc<Self>) {
+        let res = {
+            let file = self.file.borrow();
+            let Some(file) = file.as_ref() else { return };
+            self.with_layer(|l| l.drive(file))
+        };
+        match res {
+            None => return,
+            Some(Ok(true)) => {
+                self.close_with(CloseCause::Eof);
+                return;
+            }
+            Some(Ok(false)) => {}
+            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Some(Err(e)) => {
+                self.close_with(CloseCause::from_io(e));
+                return;
+            }
+        }
+        if self.with_layer(|l| l.has_buffered_input()) == Some(true) {
+            self.set(READABLE);
+        } else {
+            self.clear(READABLE);
+        }
+        if !self.layer_pending() {
+            self.set(WRITABLE);
+            self.handle_write();
+            self.wake_writers();
+        } else if self.layer_wants_write() {
+            self.handle_write();
+        }
+    }
+
+    /// Waits for what a layered write is blocked on.
+    pub(crate) fn layer_blocked(self: &Rc<Self>, on: LayerWrite) {
+        match on {
+            LayerWrite::NotReady => {
+                // The handshake moves on READ events (`drive_layer`).
+                if let Err(e) = self.arm(Interest::READ) {
+                    self.close_with(CloseCause::Io(Arc::new(e)));
+                }
+            }
+            _ => self.wait_writable(),
+        }
+    }
+
+    /// Before the fd closes: the layer's goodbye (after a local close) or the alert it
+    /// queued for a failure, sent in one best-effort try.
+    pub(crate) fn layer_goodbye(&self, local: bool) {
+        if !self.has(LAYERED) {
+            return;
+        }
+        if local {
+            self.with_layer(|l| l.close());
+        }
+        if let Err(e) = self.layer_flush() {
+            log::debug!("IoStream fd {}: last layer flush: {e}", self.fd);
+        }
+    }
+}
+
+impl IoStream {
+    /// Installs a byte transform between the fd and the stream's buffers (TLS: what
+    /// `squall-tls`'s `start_tls` does). Every read and write after it goes through the
+    /// layer; the stream's API, buffers, limits and close causes stay as they are.
+    ///
+    /// # Errors
+    ///
+    /// Gives the layer back if the stream is not idle, as Tornado's `start_tls` refuses
+    /// it: closed, connecting, a read pending, bytes buffered unread, writes queued, or
+    /// a layer already there.
+    pub fn set_layer(&self, layer: Box<dyn Layer>) -> Result<(), Box<dyn Layer>> {
+        let inner = &self.inner;
+        if inner.has(CLOSED | CONNECTING | READ_ACTIVE | LAYERED | SHUT_PENDING)
+            || inner.wbuf_len.get() > 0
+            || self.buffered_len() > 0
+        {
+            return Err(layer);
+        }
+        inner.with_cold(|c| c.layer = Some(layer));
+        inner.set(LAYERED);
+        Ok(())
+    }
+
+    /// Closes the stream with `error` as its cause ([`CloseCause::Io`], or
+    /// [`CloseCause::Reset`] for a reset): Tornado's `close(exc_info=...)`. A layer's
+    /// owner closes this way when the layer fails outside a read or write (a TLS
+    /// handshake timeout). Idempotent, like [`close`](IoStream::close).
+    pub fn close_with_error(&self, error: io::Error) {
+        self.inner.close_with(CloseCause::from_io(error));
+    }
+
+    /// Whether a layer is installed.
+    pub fn has_layer(&self) -> bool {
+        self.inner.has(LAYERED)
+    }
+
+    /// Runs `f` on the installed layer (`None` without one): how `squall-tls` reaches
+    /// its session for the handshake's results. `f` must not use the stream.
+    pub fn with_layer<R>(&self, f: impl FnOnce(&mut dyn Layer) -> R) -> Option<R> {
+        self.inner.with_layer(f)
+    }
+
+    /// Moves the layer on until it [is ready](Layer::is_ready) (a TLS handshake is done):
+    /// `Ready(Ok(()))` then, or at once without a layer. Tornado's `wait_for_handshake`
+    /// is this in a future.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Closed`] with the cause (the layer's error: a failed handshake).
+    pub fn poll_layer_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
+        let inner = &self.inner;
+        if inner.has(CLOSED) {
+            return Poll::Ready(Err(inner.closed_error()));
+        }
+        if !inner.layer_pending() {
+            return Poll::Ready(Ok(()));
+        }
+        // Send what the layer holds (a client's hello), then read what came.
+        if inner.layer_wants_write() {
+            inner.handle_write();
+        }
+        if inner.has(READABLE) && !inner.has(READ_ACTIVE) {
+            inner.drive_layer();
+            if inner.has(CLOSED) {
+                return Poll::Ready(Err(inner.closed_error()));
+            }
+            if !inner.layer_pending() {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        if let Err(e) = inner.arm(Interest::READ) {
+            inner.close_with(CloseCause::Io(Arc::new(e)));
+            return Poll::Ready(Err(inner.closed_error()));
+        }
+        inner.add_write_waker(cx.waker());
+        Poll::Pending
+    }
+}

@@ -1,0 +1,144 @@
+//! Tornado's `AsyncHTTPTestCase`: an application served on an unused port of the test's
+//! own loop, and a client to fetch from it.
+
+use std::future::Future;
+use std::io;
+
+use squall_httpclient::{HttpClient, HttpClientError, HttpRequest, HttpResponse};
+use squall_httpserver::{
+    FnHandler, HttpServer, HttpServerConnectionDelegate, HttpServerRequest, Response,
+};
+
+use crate::port::bind_unused_port;
+
+/// An HTTP application under test, served on `127.0.0.1` at an unused port of the
+/// current loop, with an [`HttpClient`] to fetch from it. Tornado's
+/// `AsyncHTTPTestCase`: make it inside the test (a [`gen_test`](crate::gen_test) or
+/// `run_sync`), then [`fetch`](Self::fetch) paths. Dropping it stops the server and
+/// closes the client.
+///
+/// ```
+/// use squall_httpserver::{HttpServerRequest, Response};
+/// use squall_testing::{gen_test, AsyncHttpTestCase};
+///
+/// async fn hello(req: HttpServerRequest) -> Response {
+///     Response::text(format!("Hello, {}", req.path()))
+/// }
+///
+/// #[gen_test]
+/// async fn test_hello() {
+///     let app = AsyncHttpTestCase::start(hello).unwrap();
+///     let response = app.fetch("/world").await.unwrap();
+///     assert_eq!(response.code, 200);
+///     assert_eq!(response.text(), "Hello, /world");
+/// }
+/// # fn main() {
+/// #     squall_testing::run_test("test_hello", None, || async {
+/// #         let app = AsyncHttpTestCase::start(hello).unwrap();
+/// #         assert_eq!(app.fetch("/world").await.unwrap().text(), "Hello, /world");
+/// #     });
+/// # }
+/// ```
+#[doc(alias = "AsyncHTTPTestCase")]
+pub struct AsyncHttpTestCase<D: HttpServerConnectionDelegate> {
+    server: HttpServer<D>,
+    port: u16,
+    client: HttpClient,
+}
+
+impl<D: HttpServerConnectionDelegate> std::fmt::Debug for AsyncHttpTestCase<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncHttpTestCase")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, Fut> AsyncHttpTestCase<FnHandler<F>>
+where
+    F: Fn(HttpServerRequest) -> Fut + Clone + 'static,
+    Fut: Future<Output = Response> + 'static,
+{
+    /// Serve `handler` (an async function from a request to a response; Tornado's
+    /// `get_app`) on an unused port of the current loop.
+    ///
+    /// # Errors
+    /// The OS error of binding, or an error if no loop is current.
+    pub fn start(handler: F) -> io::Result<Self> {
+        AsyncHttpTestCase::with_server(HttpServer::new(handler))
+    }
+}
+
+impl<D: HttpServerConnectionDelegate + Clone> AsyncHttpTestCase<D> {
+    /// Serve `server` (with its delegate and configuration) on an unused port of the
+    /// current loop.
+    ///
+    /// # Errors
+    /// The OS error of binding, or an error if no loop is current.
+    pub fn with_server(mut server: HttpServer<D>) -> io::Result<Self> {
+        let (listener, port) = bind_unused_port()?;
+        server.add_sockets(vec![listener])?;
+        Ok(AsyncHttpTestCase {
+            server,
+            port,
+            client: HttpClient::new(),
+        })
+    }
+}
+
+impl<D: HttpServerConnectionDelegate> AsyncHttpTestCase<D> {
+    /// The port served. Tornado's `get_http_port`.
+    pub fn get_http_port(&self) -> u16 {
+        self.port
+    }
+
+    /// The absolute URL of `path` on the server under test. Tornado's `get_url`.
+    pub fn get_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The server under test.
+    pub fn server(&self) -> &HttpServer<D> {
+        &self.server
+    }
+
+    /// The client [`fetch`](Self::fetch) uses. Tornado's `http_client`.
+    pub fn http_client(&self) -> &HttpClient {
+        &self.client
+    }
+
+    /// Fetch `path` (or an absolute URL) with a GET. As Tornado's `fetch`, a non-2xx
+    /// answer is a response, not an error (`raise_error` is off).
+    ///
+    /// # Errors
+    /// Any [`HttpClientError`] other than a non-2xx status.
+    pub async fn fetch(&self, path: &str) -> Result<HttpResponse, HttpClientError> {
+        self.fetch_request(HttpRequest::new(path)).await
+    }
+
+    /// Fetch `request`, whose URL may be a path on the server under test; `raise_error`
+    /// is turned off as in [`fetch`](Self::fetch).
+    ///
+    /// # Errors
+    /// Any [`HttpClientError`] other than a non-2xx status.
+    pub async fn fetch_request(
+        &self,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, HttpClientError> {
+        let request =
+            if request.url().starts_with("http://") || request.url().starts_with("https://") {
+                request
+            } else {
+                let url = self.get_url(request.url());
+                request.url_set(url)
+            };
+        self.client.fetch(request.raise_error(false)).await
+    }
+}
+
+impl<D: HttpServerConnectionDelegate> Drop for AsyncHttpTestCase<D> {
+    fn drop(&mut self) {
+        self.client.close();
+        self.server.stop();
+    }
+}

@@ -1,0 +1,240 @@
+//! Running async tests on a loop: one backend or every backend, with a timeout.
+
+use std::future::Future;
+use std::time::Duration;
+
+use squall_ioloop::{IoLoop, RunSyncError};
+
+/// The poller backends this platform has, native first: epoll on Linux, kqueue on
+/// macOS and FreeBSD; then poll(2) and select(2), which exist everywhere.
+///
+/// poll and select pass the poller conformance suite on Linux only: on macOS (and BSD
+/// kernels that behave alike) they cannot report a refused connect as ERROR without
+/// consuming the socket error; squall's streams read `SO_ERROR` on any readiness of a
+/// connecting socket, so stream-level tests hold on every backend.
+pub const BACKENDS: &[&str] = &[NATIVE, "poll", "select"];
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const NATIVE: &str = "epoll";
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "freebsd"
+))]
+const NATIVE: &str = "kqueue";
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "freebsd"
+)))]
+const NATIVE: &str = "poll";
+
+/// How long a test may wait for something that must happen: generous (20 s), never a
+/// timing assertion.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The timeout of a [`gen_test`](crate::gen_test) without its own: `ASYNC_TEST_TIMEOUT`
+/// seconds from the environment (Tornado's variable), else 10 s.
+pub fn default_timeout() -> Duration {
+    std::env::var("ASYNC_TEST_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(Duration::from_secs(10))
+}
+
+/// A loop over the named backend (`"epoll"`, `"kqueue"`, `"poll"` or `"select"`).
+///
+/// # Panics
+/// If the backend does not exist here or cannot be created: a test setup failure.
+pub fn new_loop(poller: &str) -> IoLoop {
+    let p = squall_ioloop::poller_by_name(poller).unwrap_or_else(|e| panic!("{poller}: {e}"));
+    IoLoop::with_poller(p).unwrap_or_else(|e| panic!("a loop over {poller}: {e}"))
+}
+
+fn run_on_loop<F, Fut>(
+    io_loop: IoLoop,
+    name: &str,
+    timeout: Option<Duration>,
+    make: F,
+) -> Fut::Output
+where
+    F: FnOnce() -> Fut,
+    Fut: Future + 'static,
+    Fut::Output: 'static,
+{
+    let timeout = timeout.unwrap_or_else(default_timeout);
+    let future = make();
+    let out = match io_loop.run_sync(future, Some(timeout)) {
+        Ok(v) => v,
+        Err(RunSyncError::Timeout(t)) => panic!(
+            "test {name} timed out after {t:?} on the {} poller (Tornado: \"Async operation timed out\"); \
+             raise it with #[gen_test(timeout = <seconds>)] or ASYNC_TEST_TIMEOUT",
+            io_loop.poller_name()
+        ),
+        Err(e) => panic!("test {name}: the loop failed: {e}"),
+    };
+    if let Err(e) = io_loop.close(true) {
+        panic!("test {name}: closing the loop failed: {e}");
+    }
+    out
+}
+
+/// Run the future `make` returns on a fresh loop (the `SQUALL_POLLER` backend, else the
+/// platform's), failing the test with a clear message after `timeout` (or
+/// [`default_timeout`]). What [`gen_test`](crate::gen_test) expands to.
+///
+/// # Panics
+/// On timeout, or if the loop cannot be created or fails: the test fails.
+pub fn run_test<F, Fut>(name: &str, timeout: Option<Duration>, make: F) -> Fut::Output
+where
+    F: FnOnce() -> Fut,
+    Fut: Future + 'static,
+    Fut::Output: 'static,
+{
+    let io_loop = IoLoop::new().unwrap_or_else(|e| panic!("test {name}: no loop: {e}"));
+    run_on_loop(io_loop, name, timeout, make)
+}
+
+/// Run the test once per backend of [`BACKENDS`], each on a fresh loop; the first
+/// failure (a panic, a timeout or an `Err`) ends the run, and an `Err` fails the test
+/// naming the backend. What `#[gen_test(backends)]` expands to.
+///
+/// # Panics
+/// As [`run_test`]; on an `Err`, with the backend and the error.
+pub fn run_test_on_every_backend<F, Fut>(
+    name: &str,
+    timeout: Option<Duration>,
+    make: F,
+) -> Fut::Output
+where
+    F: Fn() -> Fut,
+    Fut: Future + 'static,
+    Fut::Output: TestOutput + 'static,
+{
+    for backend in BACKENDS {
+        let label = format!("{name} [{backend}]");
+        if let Err(e) = run_on_loop(new_loop(backend), &label, timeout, &make).into_result() {
+            panic!("test {label} failed: {e}");
+        }
+    }
+    Fut::Output::passed()
+}
+
+/// What a test function may return: `()` or a `Result` whose error prints.
+pub trait TestOutput {
+    /// The value of a test that passed.
+    fn passed() -> Self;
+    /// `Err` with the error's description if the test failed.
+    ///
+    /// # Errors
+    /// The test's error, as text.
+    fn into_result(self) -> Result<(), String>;
+}
+
+impl TestOutput for () {
+    fn passed() -> Self {}
+    fn into_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: std::fmt::Debug> TestOutput for Result<(), E> {
+    fn passed() -> Self {
+        Ok(())
+    }
+    fn into_result(self) -> Result<(), String> {
+        self.map_err(|e| format!("{e:?}"))
+    }
+}
+
+/// Run `f()` to completion on a fresh loop over `poller` with a generous timeout
+/// ([`PATIENCE`] plus 10 s), and close the loop.
+///
+/// # Panics
+/// On timeout or a loop failure.
+pub fn run_on<F, Fut>(poller: &str, f: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    let label = format!("on {poller}");
+    run_on_loop(
+        new_loop(poller),
+        &label,
+        Some(PATIENCE + Duration::from_secs(10)),
+        f,
+    )
+}
+
+/// Run `f()` on every backend of [`BACKENDS`] in turn, a fresh loop each.
+pub fn for_each_backend<F, Fut>(f: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    for backend in BACKENDS {
+        run_on(backend, &f);
+    }
+}
+
+/// Instantiate every listed `async fn` test once per backend: a module per backend
+/// (`epoll`/`kqueue`, `poll`, `select`) with one `#[test]` per function, so a failure
+/// names both. The functions take no arguments and return `()`.
+///
+/// ```
+/// async fn echo_works() {}
+/// squall_testing::backend_tests!(echo_works);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        mod epoll {
+            $( #[test] fn $name() { $crate::run_on("epoll", super::$name) } )*
+        }
+        #[cfg(any(
+            target_os = "macos",
+            target_os = "ios",
+            target_os = "tvos",
+            target_os = "watchos",
+            target_os = "freebsd"
+        ))]
+        mod kqueue {
+            $( #[test] fn $name() { $crate::run_on("kqueue", super::$name) } )*
+        }
+        mod poll {
+            $( #[test] fn $name() { $crate::run_on("poll", super::$name) } )*
+        }
+        mod select {
+            $( #[test] fn $name() { $crate::run_on("select", super::$name) } )*
+        }
+    };
+}
+
+/// Run the loop with a safety timer: panics if the loop was still running after
+/// [`PATIENCE`] (the test's own `stop` never came).
+///
+/// # Panics
+/// If the guard fired, or `start` failed.
+pub fn start_guarded(l: &IoLoop) {
+    let fired = std::rc::Rc::new(std::cell::Cell::new(false));
+    let (f, lp) = (fired.clone(), l.clone());
+    let guard = l.call_later(PATIENCE, move || {
+        f.set(true);
+        lp.stop();
+    });
+    l.start().expect("start");
+    l.remove_timeout(guard);
+    assert!(
+        !fired.get(),
+        "the loop was never stopped (guard timer fired)"
+    );
+}

@@ -1,0 +1,138 @@
+//! Tornado's `testing_test.py`, in our words: the timeout of an async test, gen_test's
+//! arguments, ExpectLog's required and forbidden lines, bind_unused_port, and the
+//! AsyncHTTPTestCase harness.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use http::StatusCode;
+use squall_httpserver::{HttpServerRequest, Response};
+use squall_ioloop::IoLoop;
+use squall_testing::{
+    bind_unused_port, for_each_backend, gen_test, AsyncHttpTestCase, ExpectLog, BACKENDS,
+};
+
+// AsyncTestCaseTest.test_wait_timeout / GenTest.test_timeout: a test that outlives its
+// timeout fails, and says so.
+#[gen_test(timeout = 0.05)]
+#[should_panic(expected = "timed out after")]
+async fn test_timeout_fails_the_test() {
+    std::future::pending::<()>().await;
+}
+
+#[gen_test]
+async fn test_no_timeout() {
+    squall_ioloop::sleep(Duration::from_millis(1)).await;
+}
+
+// GenTest.test_with_method_args is not possible in Rust (no self); the Result form is.
+#[gen_test(timeout = 5)]
+async fn test_returns_result() -> Result<(), String> {
+    let n: u32 = "42".parse().map_err(|e| format!("{e}"))?;
+    assert_eq!(n, 42);
+    Ok(())
+}
+
+thread_local! {
+    static SEEN: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+}
+
+#[gen_test(backends)]
+async fn runs_on_every_backend() {
+    let name = IoLoop::current().expect("a current loop").poller_name();
+    SEEN.with(|s| s.borrow_mut().push(name));
+}
+
+#[test]
+fn test_backends_all_ran() {
+    SEEN.with(|s| s.borrow_mut().clear());
+    runs_on_every_backend();
+    let seen = SEEN.with(|s| s.borrow().clone());
+    assert_eq!(seen, BACKENDS.to_vec());
+}
+
+#[test]
+fn test_backends_failure_names_the_backend() {
+    let failed = std::panic::catch_unwind(|| {
+        squall_testing::run_test_on_every_backend("t", None, || async { Err::<(), _>("boom") })
+    })
+    .unwrap_err();
+    let msg = failed.downcast_ref::<String>().unwrap();
+    assert_eq!(msg, &format!("test t [{}] failed: \"boom\"", BACKENDS[0]));
+}
+
+#[test]
+fn test_for_each_backend() {
+    let count = std::rc::Rc::new(std::cell::Cell::new(0));
+    let c = count.clone();
+    for_each_backend(move || {
+        let c = c.clone();
+        async move { c.set(c.get() + 1) }
+    });
+    assert_eq!(count.get(), BACKENDS.len());
+}
+
+// ExpectLogTest.test_required_not_met.
+#[test]
+#[should_panic(expected = "did not get expected log message")]
+fn test_expect_log_required_not_met() {
+    let _expect = ExpectLog::new("testing_test", "never logged");
+}
+
+#[test]
+fn test_expect_log_required_met() {
+    let expect = ExpectLog::new("testing", "hello there");
+    log::warn!(target: "testing::sub", "hello there, 1");
+    log::warn!(target: "other", "hello there, not counted");
+    assert_eq!(expect.check(), 1);
+}
+
+#[test]
+fn test_expect_log_not_required() {
+    let expect = ExpectLog::new("testing", "maybe").required(false);
+    assert!(expect.matched().is_empty());
+}
+
+#[test]
+#[should_panic(expected = "got forbidden log message")]
+fn test_expect_log_forbidden() {
+    let expect = ExpectLog::new("forbid_test", "bad thing").forbid();
+    log::error!(target: "forbid_test", "a bad thing happened");
+    expect.check();
+}
+
+#[test]
+fn test_bind_unused_port() {
+    let (listener, port) = bind_unused_port().unwrap();
+    assert_ne!(port, 0);
+    assert_eq!(listener.local_addr().unwrap().port(), port);
+    std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (_listener2, port2) = bind_unused_port().unwrap();
+    assert_ne!(port, port2);
+}
+
+async fn app(req: HttpServerRequest) -> Response {
+    match req.path() {
+        "/" => Response::text("Hello, world!"),
+        _ => Response::text("nope").with_status(StatusCode::NOT_FOUND),
+    }
+}
+
+// AsyncHTTPTestCaseTest.test_fetch_segment / test_fetch_full_http_url.
+#[gen_test]
+async fn test_http_test_case() {
+    let case = AsyncHttpTestCase::start(app).unwrap();
+    let port = case.get_http_port();
+    assert_eq!(case.get_url("/x"), format!("http://127.0.0.1:{port}/x"));
+    let r = case.fetch("/").await.unwrap();
+    assert_eq!(r.text(), "Hello, world!");
+    let r = case.fetch(&case.get_url("/")).await.unwrap();
+    assert_eq!(r.text(), "Hello, world!");
+    // Non-2xx is a response here, as in Tornado's AsyncHTTPTestCase.fetch.
+    let r = case.fetch("/missing").await.unwrap();
+    assert_eq!(r.code, 404);
+    let client = case.http_client().clone();
+    drop(case);
+    // Dropped: the client's kept connections are closed.
+    assert_eq!(client.idle_connections(), 0);
+}

@@ -1,0 +1,116 @@
+//! The servers' and clients' side of TLS: [`TlsAcceptor`], the [`StreamSetup`] that
+//! makes a `TcpServer` or an `HttpServer` speak TLS, and [`TlsConnector`], a TCP
+//! connection with a TLS handshake on top.
+
+use std::io;
+use std::time::Duration;
+
+use squall_iostream::{IoStream, StreamError};
+use squall_tcpserver::{SetupFuture, StreamSetup, TcpClient};
+
+use crate::config::{TlsClientConfig, TlsServerConfig};
+use crate::stream::TlsStreamExt;
+
+/// Tornado's `ssl_options` on a server: every accepted connection becomes the server
+/// side of a TLS connection, and its handler sees it once the handshake is done (within
+/// the configuration's handshake timeout; a client that fails or stalls is closed and
+/// logged at debug level).
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use squall_tcpserver::TcpServer;
+/// use squall_tls::{TlsAcceptor, TlsServerConfig};
+///
+/// # fn serve(server: TcpServer) -> Result<(), Box<dyn std::error::Error>> {
+/// let config = TlsServerConfig::from_pem_files("cert.pem", "key.pem")?;
+/// server.set_stream_setup(Arc::new(TlsAcceptor::new(config)));
+/// # Ok(()) }
+/// ```
+#[doc(alias = "ssl_options")]
+#[derive(Debug, Clone)]
+pub struct TlsAcceptor {
+    config: TlsServerConfig,
+}
+
+impl TlsAcceptor {
+    /// An acceptor serving `config`.
+    pub fn new(config: TlsServerConfig) -> TlsAcceptor {
+        TlsAcceptor { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TlsServerConfig {
+        &self.config
+    }
+
+    /// Makes `stream` the server side of a TLS connection and waits for the handshake
+    /// (at most the configuration's handshake timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Closed`] whose cause carries the [`TlsError`](crate::TlsError)
+    /// (not TLS, a failed handshake, the timeout), or the stream's own cause.
+    pub async fn accept(&self, stream: IoStream) -> Result<IoStream, StreamError> {
+        stream.start_tls_server(&self.config)?;
+        stream.handshake(self.config.handshake_timeout()).await?;
+        Ok(stream)
+    }
+}
+
+impl StreamSetup for TlsAcceptor {
+    fn setup(&self, stream: IoStream) -> SetupFuture {
+        let this = self.clone();
+        Box::pin(async move { this.accept(stream).await })
+    }
+
+    fn scheme(&self) -> Option<&'static str> {
+        Some("https")
+    }
+}
+
+/// A TLS client: Tornado's `TCPClient.connect(..., ssl_options=...,
+/// server_hostname=...)`.
+#[derive(Debug, Clone)]
+pub struct TlsConnector {
+    config: TlsClientConfig,
+}
+
+impl TlsConnector {
+    /// A connector trusting what `config` trusts.
+    pub fn new(config: TlsClientConfig) -> TlsConnector {
+        TlsConnector { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TlsClientConfig {
+        &self.config
+    }
+
+    /// Connects to `host:port` with `client` (happy eyeballs and all), then handshakes
+    /// with the server, whose certificate must be valid for `host` (or for
+    /// `server_name`, if given). `timeout` bounds the TCP connect; the configuration's
+    /// handshake timeout bounds the handshake.
+    ///
+    /// # Errors
+    ///
+    /// The connect's `io::Error`; for the handshake, an `io::Error` carrying the
+    /// [`StreamError`] and its [`TlsError`](crate::TlsError) cause (an unknown issuer,
+    /// a name mismatch, the timeout): see [`TlsError::from_io_error`](crate::TlsError::from_io_error).
+    pub async fn connect(
+        &self,
+        client: &TcpClient,
+        host: &str,
+        port: u16,
+        server_name: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> io::Result<IoStream> {
+        let stream = client.connect(host, port, timeout).await?;
+        let name = server_name.unwrap_or(host);
+        stream.start_tls_client(&self.config, name)?;
+        stream
+            .handshake(self.config.handshake_timeout())
+            .await
+            .map_err(io::Error::from)?;
+        Ok(stream)
+    }
+}

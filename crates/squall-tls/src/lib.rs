@@ -1,0 +1,65 @@
+//! squall's TLS: Tornado's `SSLIOStream`, `start_tls` and `ssl_options`, on rustls.
+//!
+//! - [`TlsServerConfig`] (Tornado's `ssl_options`): a certificate chain and key from PEM
+//!   files, ALPN `http/1.1`, an SNI hook, a certificate that reloads without a restart;
+//!   [`TlsClientConfig`]: the system's roots or a given trust store, with the server's
+//!   name verified.
+//! - [`TlsSession`]: one connection as a sans-IO byte transform over rustls's
+//!   `ServerConnection`/`ClientConnection`, tested and fuzzed in memory.
+//!
+//! # Example: a handshake in memory
+//!
+//! ```
+//! use rcgen::generate_simple_self_signed;
+//! use squall_tls::{certified_key, TlsClientConfig, TlsServerConfig, TlsSession};
+//! use rustls_pki_types::PrivateKeyDer;
+//!
+//! let generated = generate_simple_self_signed(vec!["localhost".to_string()])?;
+//! let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der())?;
+//! let server_config = TlsServerConfig::builder()
+//!     .certificate(certified_key(vec![generated.cert.der().clone()], key)?)
+//!     .build()?;
+//! let mut roots = rustls::RootCertStore::empty();
+//! roots.add(generated.cert.der().clone())?;
+//! let client_config = TlsClientConfig::with_roots(roots)?;
+//!
+//! let mut server = TlsSession::server(&server_config)?;
+//! let mut client = TlsSession::client(&client_config, "localhost")?;
+//! while client.is_handshaking() || server.is_handshaking() {
+//!     let mut wire = Vec::new();
+//!     while client.wants_write() { client.write_output(&mut wire)?; }
+//!     server.feed(&wire)?;
+//!     wire.clear();
+//!     while server.wants_write() { server.write_output(&mut wire)?; }
+//!     client.feed(&wire)?;
+//! }
+//! assert_eq!(server.alpn_protocol(), Some(&b"http/1.1"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The crypto provider
+//!
+//! rustls's `ring` provider: it builds with a C compiler alone, in seconds, on a fresh
+//! Debian machine; `aws-lc-rs` needs cmake and takes minutes. See [`provider`].
+
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
+
+mod config;
+mod error;
+mod glue;
+mod session;
+mod stream;
+
+pub use config::{
+    certified_key, load_certified_key, load_certs, load_private_key, provider, ReloadableCert,
+    SniResolver, TlsClientConfig, TlsServerConfig, TlsServerConfigBuilder,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+};
+pub use error::TlsError;
+pub use glue::{TlsAcceptor, TlsConnector};
+/// rustls, for its types in this crate's API (`CertifiedKey`, `RootCertStore`,
+/// `ServerConfig`...).
+pub use rustls;
+pub use session::TlsSession;
+pub use stream::{TlsInfo, TlsStreamExt, WaitForHandshake};

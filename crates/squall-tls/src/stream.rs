@@ -1,0 +1,477 @@
+//! TLS on an [`IoStream`]: the [`Layer`] that puts a [`TlsSession`] between the fd and
+//! the stream's buffers, and the stream-level API ([`TlsStreamExt`]: `start_tls`,
+//! `wait_for_handshake`, what the handshake agreed).
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fs::File;
+use std::future::Future;
+use std::io::{self, IoSlice, Read};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::ProtocolVersion;
+use rustls_pki_types::CertificateDer;
+use squall_iostream::{IoStream, Layer, StreamError};
+
+use crate::config::{TlsClientConfig, TlsServerConfig};
+use crate::error::TlsError;
+use crate::session::TlsSession;
+
+/// Ciphertext lands here from the fd, then rustls copies it into its own buffers: one
+/// buffer per thread, so an idle TLS stream keeps no read buffer of its own.
+const SCRATCH_LEN: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; SCRATCH_LEN].into_boxed_slice());
+}
+
+/// Runs `f` with the thread's ciphertext buffer (a temporary one if it is in use
+/// further up the stack).
+fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut f = Some(f);
+    let res = SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
+        Ok(mut b) => f.take().map(|f| f(&mut b)),
+        Err(_) => None,
+    });
+    match (res, f) {
+        (Ok(Some(r)), _) => r,
+        (_, Some(f)) => f(&mut vec![0u8; SCRATCH_LEN]),
+        // `f` ran and returned `None`? It cannot: `map` gives `Some` when it runs.
+        (_, None) => unreachable!("the closure ran but gave nothing back"),
+    }
+}
+
+fn tls_io(e: TlsError) -> io::Error {
+    e.into()
+}
+
+/// The [`Layer`] of a TLS stream: a [`TlsSession`] between the fd and the stream.
+#[derive(Debug)]
+pub(crate) struct TlsLayer {
+    pub(crate) session: TlsSession,
+    /// A `wait_for_handshake` future is waiting.
+    waiting: bool,
+    /// `close_notify` was queued.
+    closing: bool,
+}
+
+impl TlsLayer {
+    fn new(session: TlsSession) -> TlsLayer {
+        TlsLayer {
+            session,
+            waiting: false,
+            closing: false,
+        }
+    }
+
+    /// Sends what the session holds until it is all gone or the fd is full.
+    fn send(&mut self, fd: &File) -> io::Result<()> {
+        while self.session.wants_write() {
+            let mut out = fd;
+            match self.session.write_output(&mut out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what it can; a full fd is not an error here (the stream arms WRITE when
+    /// the layer still wants to write).
+    fn send_some(&mut self, fd: &File) -> io::Result<()> {
+        match self.send(fd) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            other => other,
+        }
+    }
+
+    /// One `read(2)` of ciphertext into the session. `Ok(None)`: the fd has nothing
+    /// now; `Ok(Some(true))`: the fd may have more (the read filled the buffer).
+    fn pull(&mut self, fd: &File) -> io::Result<Pull> {
+        let got = with_scratch(|buf| {
+            let n = loop {
+                match (&*fd).read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other,
+                }
+            };
+            match n {
+                Ok(0) => Ok(Pull::Eof),
+                Ok(n) => self
+                    .session
+                    .feed(&buf[..n])
+                    .map(|()| Pull::Got {
+                        more: n == buf.len(),
+                    })
+                    .map_err(tls_io),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Pull::Nothing),
+                Err(e) => Err(e),
+            }
+        });
+        match got {
+            Ok(Pull::Eof) => {
+                self.session.feed_eof().map_err(tls_io)?;
+                Ok(Pull::Eof)
+            }
+            Err(e) => {
+                // rustls may have queued an alert for the peer: one try to send it.
+                let _ = self.send_some(fd);
+                Err(e)
+            }
+            other => other,
+        }
+    }
+}
+
+enum Pull {
+    Got { more: bool },
+    Nothing,
+    Eof,
+}
+
+impl Layer for TlsLayer {
+    fn read(&mut self, fd: &File, dst: &mut [u8]) -> io::Result<usize> {
+        let mut filled = self.session.read_plaintext(dst).map_err(tls_io)?;
+        loop {
+            if filled == dst.len() || self.session.peer_closed() || self.session.transport_eof() {
+                return Ok(filled);
+            }
+            // A handshake's next flight (the client's hello first of all).
+            self.send_some(fd)?;
+            let more = match self.pull(fd)? {
+                Pull::Eof => return Ok(filled),
+                Pull::Nothing => false,
+                Pull::Got { more } => more,
+            };
+            self.send_some(fd)?;
+            filled += self
+                .session
+                .read_plaintext(&mut dst[filled..])
+                .map_err(tls_io)?;
+            if !more && filled < dst.len() {
+                return if filled > 0 || self.session.peer_closed() {
+                    Ok(filled)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                };
+            }
+        }
+    }
+
+    fn write(&mut self, fd: &File, src: &[IoSlice<'_>]) -> io::Result<usize> {
+        let offered: usize = src.iter().map(|s| s.len()).sum();
+        let mut taken = 0;
+        loop {
+            // Only into an empty outbox: unsent ciphertext stays one batch deep.
+            self.send(fd).or_else(|e| match e.kind() {
+                io::ErrorKind::WouldBlock => Ok(()),
+                _ => Err(e),
+            })?;
+            if self.session.wants_write() || taken == offered {
+                return Ok(taken);
+            }
+            let n = if taken == 0 {
+                self.session.write_plaintext(src)
+            } else {
+                let rest = rest_of(src, taken);
+                self.session.write_plaintext(&rest)
+            }
+            .map_err(tls_io)?;
+            if n == 0 {
+                return Ok(taken);
+            }
+            taken += n;
+            self.send_some(fd)?;
+        }
+    }
+
+    fn flush(&mut self, fd: &File) -> io::Result<()> {
+        self.send(fd)
+    }
+
+    fn drive(&mut self, fd: &File) -> io::Result<bool> {
+        loop {
+            self.send_some(fd)?;
+            if !self.session.is_handshaking() {
+                return Ok(false);
+            }
+            match self.pull(fd)? {
+                Pull::Eof => return Ok(true),
+                Pull::Nothing => return Ok(false),
+                Pull::Got { .. } => {}
+            }
+        }
+    }
+
+    fn wants_write(&self) -> bool {
+        self.session.wants_write()
+    }
+
+    fn has_buffered_input(&mut self) -> bool {
+        self.session.has_buffered_input()
+    }
+
+    fn is_ready(&self) -> bool {
+        !self.session.is_handshaking()
+    }
+
+    fn close(&mut self) {
+        if !self.closing {
+            self.closing = true;
+            self.session.send_close_notify();
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The slices of `src` after its first `skip` bytes.
+fn rest_of<'s>(src: &'s [IoSlice<'_>], mut skip: usize) -> Vec<IoSlice<'s>> {
+    let mut out = Vec::with_capacity(src.len());
+    for s in src {
+        let s: &'s [u8] = s;
+        if skip >= s.len() {
+            skip -= s.len();
+        } else {
+            out.push(IoSlice::new(&s[skip..]));
+            skip = 0;
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------------ the stream API
+
+/// Which side of a handshake a stream takes.
+enum Side<'a> {
+    Server(&'a TlsServerConfig),
+    Client(&'a TlsClientConfig, &'a str),
+}
+
+fn start(stream: &IoStream, side: Side<'_>) -> Result<(), TlsError> {
+    if stream.has_layer() {
+        return Err(TlsError::AlreadyTls);
+    }
+    let session = match side {
+        Side::Server(c) => TlsSession::server(c)?,
+        Side::Client(c, name) => TlsSession::client(c, name)?,
+    };
+    stream
+        .set_layer(Box::new(TlsLayer::new(session)))
+        .map_err(|_| TlsError::StreamNotIdle)
+}
+
+fn with_tls<R>(stream: &IoStream, f: impl FnOnce(&mut TlsLayer) -> R) -> Option<R> {
+    stream
+        .with_layer(|l| l.as_any_mut().downcast_mut::<TlsLayer>().map(f))
+        .flatten()
+}
+
+/// TLS on an [`IoStream`]: Tornado's `SSLIOStream` and `IOStream.start_tls`.
+///
+/// A TLS stream is an `IoStream` with a TLS layer between its fd and its buffers: the
+/// same handle, the same reads (`read_until`, `read_bytes`, `read_parse`...), writes,
+/// limits and close causes. The handshake runs on the first read or write, or on
+/// [`wait_for_handshake`](TlsStreamExt::wait_for_handshake); writes made before it
+/// ends are queued and sent after it.
+#[doc(alias = "SSLIOStream")]
+pub trait TlsStreamExt {
+    /// Makes this stream the server side of a TLS connection (Tornado's
+    /// `start_tls(server_side=True, ...)`, and what `SSLIOStream` does to an accepted
+    /// socket). The handshake runs on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::StreamNotIdle`] if a read is pending, bytes are buffered or writes
+    /// queued (Tornado: `ValueError`), or the stream is closed or connecting;
+    /// [`TlsError::AlreadyTls`].
+    fn start_tls_server(&self, config: &TlsServerConfig) -> Result<(), TlsError>;
+
+    /// Makes this stream the client side of a TLS connection to `server_name`, whose
+    /// certificate must be valid for that name: STARTTLS, or a TLS client over a stream
+    /// connected by hand. Tornado's `start_tls(server_side=False, ...,
+    /// server_hostname=...)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`start_tls_server`](TlsStreamExt::start_tls_server);
+    /// [`TlsError::InvalidServerName`].
+    fn start_tls_client(&self, config: &TlsClientConfig, server_name: &str)
+        -> Result<(), TlsError>;
+
+    /// Resolves when the handshake is done (at once if it is). Tornado's
+    /// `wait_for_handshake`. It bounds nothing by itself: wrap it in
+    /// `IoLoop::with_timeout`, or use [`handshake`](TlsStreamExt::handshake).
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::AlreadyWaiting`] (as a [`StreamError::Closed`]-free error) if
+    /// another call waits; [`StreamError::Closed`] whose cause carries the
+    /// [`TlsError`] if the handshake fails; a plain `Closed` if the stream is not TLS.
+    fn wait_for_handshake(&self) -> WaitForHandshake<'_>;
+
+    /// Waits for the handshake for at most `timeout`; on timeout the stream is closed
+    /// and the error is [`TlsError::HandshakeTimeout`].
+    fn handshake(&self, timeout: Duration) -> impl Future<Output = Result<(), StreamError>>;
+
+    /// Whether the stream is TLS.
+    fn is_tls(&self) -> bool;
+
+    /// What the handshake agreed so far: `None` for a stream that is not TLS.
+    fn tls_info(&self) -> Option<TlsInfo>;
+}
+
+/// What a TLS handshake agreed. Tornado's `SSLIOStream` exposes the same through
+/// `socket.selected_alpn_protocol()`, `version()` and `getpeercert()`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TlsInfo {
+    /// Whether the handshake is done.
+    pub handshake_done: bool,
+    /// The ALPN protocol agreed.
+    pub alpn_protocol: Option<Vec<u8>>,
+    /// The protocol version agreed.
+    pub protocol_version: Option<ProtocolVersion>,
+    /// The server name the client sent (SNI), on the server side.
+    pub server_name: Option<String>,
+    /// The peer's certificate chain (a server sees one only if it asked for client
+    /// certificates).
+    pub peer_certificates: Option<Vec<CertificateDer<'static>>>,
+}
+
+impl TlsStreamExt for IoStream {
+    fn start_tls_server(&self, config: &TlsServerConfig) -> Result<(), TlsError> {
+        start(self, Side::Server(config))
+    }
+
+    fn start_tls_client(
+        &self,
+        config: &TlsClientConfig,
+        server_name: &str,
+    ) -> Result<(), TlsError> {
+        start(self, Side::Client(config, server_name))
+    }
+
+    fn wait_for_handshake(&self) -> WaitForHandshake<'_> {
+        let state = match with_tls(self, |l| std::mem::replace(&mut l.waiting, true)) {
+            None => WaitState::NotTls,
+            Some(true) => WaitState::Refused,
+            Some(false) => WaitState::Waiting,
+        };
+        WaitForHandshake {
+            stream: self,
+            state,
+        }
+    }
+
+    fn handshake(&self, timeout: Duration) -> impl Future<Output = Result<(), StreamError>> {
+        handshake_within(self, timeout)
+    }
+
+    fn is_tls(&self) -> bool {
+        with_tls(self, |_| ()).is_some()
+    }
+
+    fn tls_info(&self) -> Option<TlsInfo> {
+        with_tls(self, |l| {
+            let s = &l.session;
+            TlsInfo {
+                handshake_done: !s.is_handshaking(),
+                alpn_protocol: s.alpn_protocol().map(<[u8]>::to_vec),
+                protocol_version: s.protocol_version(),
+                server_name: s.server_name().map(str::to_owned),
+                peer_certificates: s.peer_certificates().map(<[_]>::to_vec),
+            }
+        })
+    }
+}
+
+async fn handshake_within(stream: &IoStream, timeout: Duration) -> Result<(), StreamError> {
+    let wait = stream.wait_for_handshake();
+    match stream.io_loop().with_timeout(timeout, wait).await {
+        Ok(res) => res,
+        Err(_) => {
+            abort(stream, TlsError::HandshakeTimeout);
+            Err(TlsError::HandshakeTimeout.into())
+        }
+    }
+}
+
+/// Closes a stream because of `e`, which becomes its close cause.
+fn abort(stream: &IoStream, e: TlsError) {
+    stream.close_with_error(e.into());
+}
+
+/// The future of [`TlsStreamExt::wait_for_handshake`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct WaitForHandshake<'a> {
+    stream: &'a IoStream,
+    state: WaitState,
+}
+
+enum WaitState {
+    Waiting,
+    Refused,
+    NotTls,
+    Done,
+}
+
+impl Future for WaitForHandshake<'_> {
+    type Output = Result<(), StreamError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.state {
+            WaitState::Done => {
+                Poll::Ready(Err(StreamError::Closed(squall_iostream::CloseCause::Local)))
+            }
+            WaitState::Refused => {
+                self.state = WaitState::Done;
+                Poll::Ready(Err(TlsError::AlreadyWaiting.into()))
+            }
+            WaitState::NotTls => {
+                self.state = WaitState::Done;
+                Poll::Ready(if self.stream.closed() {
+                    Err(StreamError::Closed(
+                        self.stream
+                            .error()
+                            .unwrap_or(squall_iostream::CloseCause::Local),
+                    ))
+                } else {
+                    Ok(())
+                })
+            }
+            WaitState::Waiting => {
+                let res = self.stream.poll_layer_ready(cx);
+                if res.is_ready() {
+                    self.state = WaitState::Done;
+                    with_tls(self.stream, |l| l.waiting = false);
+                }
+                res
+            }
+        }
+    }
+}
+
+impl Drop for WaitForHandshake<'_> {
+    fn drop(&mut self) {
+        if matches!(self.state, WaitState::Waiting) {
+            with_tls(self.stream, |l| l.waiting = false);
+        }
+    }
+}
+
+impl std::fmt::Debug for WaitForHandshake<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitForHandshake").finish_non_exhaustive()
+    }
+}

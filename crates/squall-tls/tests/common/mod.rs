@@ -1,0 +1,78 @@
+//! A throw-away PKI for the tests: a CA, and a certificate for `localhost` and
+//! `127.0.0.1` that it signed, generated at test time and written to a temporary
+//! directory as PEM files.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+use squall_tls::{TlsClientConfig, TlsServerConfig};
+
+/// The files of a test PKI.
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
+impl Pki {
+    /// A new CA and a server certificate for `names` (DNS names or IP addresses), in a
+    /// fresh temporary directory.
+    pub(crate) fn new(names: &[&str]) -> Pki {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(format!("squall-tls-test-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("squall test CA {id}"));
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        for name in names {
+            params.subject_alt_names.push(match name.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*name).try_into().unwrap()),
+            });
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let pki = Pki {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            dir,
+        };
+        std::fs::write(&pki.ca, ca.pem()).unwrap();
+        std::fs::write(&pki.cert, cert.pem()).unwrap();
+        std::fs::write(&pki.key, key.serialize_pem()).unwrap();
+        pki
+    }
+
+    /// The usual one: `localhost` and `127.0.0.1`.
+    pub(crate) fn localhost() -> Pki {
+        Pki::new(&["localhost", "127.0.0.1"])
+    }
+
+    pub(crate) fn server_config(&self) -> TlsServerConfig {
+        TlsServerConfig::from_pem_files(&self.cert, &self.key).unwrap()
+    }
+
+    pub(crate) fn client_config(&self) -> TlsClientConfig {
+        TlsClientConfig::with_ca_file(&self.ca).unwrap()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

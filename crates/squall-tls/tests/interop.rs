@@ -1,0 +1,435 @@
+//! TLS with implementations no one here wrote: curl and Python's `ssl` as clients of an
+//! HTTPS `HttpServer`, `openssl s_client` for protocol versions and ALPN, and squall's
+//! TLS client against nginx. A missing tool skips its test loudly (fails under
+//! CI=true).
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Pki;
+use squall_httpserver::{FnHandler, HttpServer, HttpServerConfig, HttpServerRequest, Response};
+use squall_ioloop::IoLoop;
+use squall_tcpserver::TcpClient;
+use squall_tls::{ReloadableCert, TlsAcceptor, TlsConnector, TlsServerConfig, TlsStreamExt};
+
+fn have_tool(path_or_name: &str) -> bool {
+    let found = if path_or_name.contains('/') {
+        std::path::Path::new(path_or_name).exists()
+    } else {
+        std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|p| p.join(path_or_name).is_file())
+        })
+    };
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("`{path_or_name}` is required under CI=true but was not found");
+        }
+        eprintln!(
+            "\n!!! SKIPPED: `{path_or_name}` is not installed; this TLS interop test did not run."
+        );
+        eprintln!(
+            "!!! Install it (Debian: apt-get install curl python3 openssl nginx) to run it.\n"
+        );
+    }
+    found
+}
+
+fn app(req: HttpServerRequest) -> std::future::Ready<Response> {
+    std::future::ready(match req.path() {
+        "/echo" => Response::bytes(req.body),
+        "/proto" => Response::text(req.protocol().to_string()),
+        _ => Response::text("Hello, world!"),
+    })
+}
+
+type App = fn(HttpServerRequest) -> std::future::Ready<Response>;
+
+/// An HTTPS server on its own thread.
+struct Https {
+    server: HttpServer<FnHandler<App>>,
+    addr: SocketAddr,
+}
+
+impl Drop for Https {
+    fn drop(&mut self) {
+        // A graceful shutdown stops the server's loops; then its thread ends.
+        let done = IoLoop::new().unwrap().run_sync(
+            self.server.shutdown(Duration::from_secs(5)),
+            Some(Duration::from_secs(20)),
+        );
+        if done.is_ok() {
+            self.server.join();
+        }
+    }
+}
+
+fn https(tls: TlsServerConfig) -> Https {
+    let config = HttpServerConfig {
+        stream_setup: Some(Arc::new(TlsAcceptor::new(tls))),
+        ..HttpServerConfig::default()
+    };
+    let mut server = HttpServer::new(app as App).with_config(config);
+    let addr = server.bind(0, "127.0.0.1").unwrap();
+    server.start(1).unwrap();
+    Https { server, addr }
+}
+
+/// Runs a command with `stdin`; its output, whatever its exit status.
+fn output(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs a command that must succeed; its standard output.
+fn run(cmd: &mut Command, stdin: &[u8]) -> String {
+    let out = output(cmd, stdin);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn curl(pki: &Pki, addr: SocketAddr) -> Command {
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--max-time", "20", "--cacert"])
+        .arg(&pki.ca)
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", addr.port())]);
+    c
+}
+
+#[test]
+fn curl_https_keep_alive_and_upload() {
+    if !have_tool("curl") {
+        return;
+    }
+    let pki = Pki::localhost();
+    let s = https(pki.server_config());
+    let base = format!("https://localhost:{}", s.addr.port());
+    let out = run(
+        curl(&pki, s.addr).args([&format!("{base}/"), &format!("{base}/proto")]),
+        b"",
+    );
+    assert_eq!(out, "Hello, world!https");
+    assert_eq!(
+        s.server.stats().connections_accepted(),
+        1,
+        "curl reused its TLS connection"
+    );
+    let body = "secret ".repeat(100_000);
+    let out = run(
+        curl(&pki, s.addr).args(["--data-binary", "@-", &format!("{base}/echo")]),
+        body.as_bytes(),
+    );
+    assert!(out == body, "the echo differs ({} bytes back)", out.len());
+}
+
+#[test]
+fn curl_refuses_a_certificate_for_another_name() {
+    if !have_tool("curl") {
+        return;
+    }
+    let pki = Pki::new(&["other.test"]);
+    let s = https(pki.server_config());
+    let out = output(
+        curl(&pki, s.addr).arg(format!("https://localhost:{}/", s.addr.port())),
+        b"",
+    );
+    // 60: the peer's certificate cannot be authenticated (the name does not match).
+    assert_eq!(out.status.code(), Some(60), "{out:?}");
+}
+
+#[test]
+fn plain_http_to_the_https_port_then_https_still_works() {
+    if !have_tool("curl") {
+        return;
+    }
+    let pki = Pki::localhost();
+    let s = https(pki.server_config());
+    let out = output(
+        curl(&pki, s.addr).arg(format!("http://localhost:{}/", s.addr.port())),
+        b"",
+    );
+    assert!(!out.status.success(), "plain HTTP got an answer: {out:?}");
+    let out = run(
+        curl(&pki, s.addr).arg(format!("https://localhost:{}/", s.addr.port())),
+        b"",
+    );
+    assert_eq!(out, "Hello, world!");
+}
+
+#[test]
+fn certificate_reload_without_restart() {
+    if !have_tool("curl") {
+        return;
+    }
+    let first = Pki::localhost();
+    let second = Pki::localhost();
+    let cert = ReloadableCert::from_pem_files(&first.cert, &first.key).unwrap();
+    let s = https(
+        TlsServerConfig::builder()
+            .reloadable(cert.clone())
+            .build()
+            .unwrap(),
+    );
+    let url = format!("https://localhost:{}/", s.addr.port());
+    assert_eq!(run(curl(&first, s.addr).arg(&url), b""), "Hello, world!");
+    std::fs::copy(&second.cert, &first.cert).unwrap();
+    std::fs::copy(&second.key, &first.key).unwrap();
+    cert.reload().unwrap();
+    assert_eq!(run(curl(&second, s.addr).arg(&url), b""), "Hello, world!");
+    assert!(!output(curl(&first, s.addr).arg(&url), b"").status.success());
+}
+
+const PYTHON_CLIENT: &str = r#"
+import http.client, ssl, sys
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols(["http/1.1"])
+conn = http.client.HTTPSConnection(host, port, context=ctx, timeout=20)
+for i in range(3):
+    conn.request("POST", "/echo", body=b"seq%d" % i)
+    r = conn.getresponse()
+    assert r.status == 200, r.status
+    assert r.read() == b"seq%d" % i
+conn.request("GET", "/proto")
+assert conn.getresponse().read() == b"https"
+print(conn.sock.version(), conn.sock.selected_alpn_protocol())
+conn.close()
+
+# TLS 1.2 only, on a fresh connection.
+ctx12 = ssl.create_default_context(cafile=ca)
+ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
+conn = http.client.HTTPSConnection(host, port, context=ctx12, timeout=20)
+conn.request("GET", "/")
+assert conn.getresponse().read() == b"Hello, world!"
+print(conn.sock.version())
+conn.close()
+
+# The hostname is checked: a name the certificate does not carry is refused.
+import socket
+raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+try:
+    ctx.wrap_socket(raw, server_hostname="wrong.test")
+    print("accepted a wrong name")
+except ssl.SSLCertVerificationError:
+    print("refused")
+"#;
+
+#[test]
+fn python_ssl_client() {
+    if !have_tool("python3") {
+        return;
+    }
+    let pki = Pki::localhost();
+    let s = https(pki.server_config());
+    let out = run(
+        Command::new("python3")
+            .args(["-c", PYTHON_CLIENT, "localhost", &s.addr.port().to_string()])
+            .arg(&pki.ca),
+        b"",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["TLSv1.3 http/1.1", "TLSv1.2", "refused"], "{out}");
+}
+
+fn s_client(pki: &Pki, addr: SocketAddr, extra: &[&str]) -> Output {
+    output(
+        Command::new("openssl")
+            .args(["s_client", "-ign_eof", "-connect"])
+            .arg(addr.to_string())
+            .args([
+                "-servername",
+                "localhost",
+                "-verify_return_error",
+                "-CAfile",
+            ])
+            .arg(&pki.ca)
+            .args(extra),
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+}
+
+#[test]
+fn openssl_s_client_versions_and_alpn() {
+    if !have_tool("openssl") {
+        return;
+    }
+    let pki = Pki::localhost();
+    let s = https(pki.server_config());
+    for (flag, version) in [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")] {
+        let out = s_client(&pki, s.addr, &[flag, "-alpn", "http/1.1"]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{flag}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!("New, {version}, Cipher")),
+            "{stdout}"
+        );
+        assert!(stdout.contains("ALPN protocol: http/1.1"), "{stdout}");
+        assert!(stdout.contains("Verify return code: 0 (ok)"), "{stdout}");
+        assert!(stdout.contains("HTTP/1.1 200 OK\r\n"), "{stdout}");
+        assert!(stdout.contains("\r\n\r\nHello, world!"), "{stdout}");
+    }
+    // TLS 1.1 and older are refused (rustls implements 1.2 and 1.3 only).
+    let out = s_client(&pki, s.addr, &["-tls1_1"]);
+    assert!(!out.status.success(), "TLS 1.1 was accepted");
+    // A client offering only another ALPN protocol is refused (RFC 7301).
+    let out = s_client(&pki, s.addr, &["-alpn", "h2"]);
+    assert!(!out.status.success(), "ALPN h2 was accepted");
+    // Still serving.
+    assert!(s_client(&pki, s.addr, &[]).status.success());
+}
+
+// ------------------------------------------------------------------ nginx
+
+/// Where nginx is: Debian's `/usr/sbin` (often not on a user's PATH), FreeBSD's
+/// `/usr/local/sbin`, Homebrew's `/opt/homebrew/bin`; else `nginx` from PATH.
+fn nginx() -> &'static str {
+    [
+        "/usr/sbin/nginx",
+        "/usr/local/sbin/nginx",
+        "/opt/homebrew/bin/nginx",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .unwrap_or("nginx")
+}
+
+struct Nginx {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nginx serving TLS with the test PKI's certificate; its files live in the PKI's
+/// directory.
+fn start_nginx(pki: &Pki) -> Nginx {
+    let dir = pki.dir.join("nginx");
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let port = free_port();
+    let d = dir.display();
+    let (cert, key) = (pki.cert.display(), pki.key.display());
+    let conf = format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {{
+            return 200 "nginx says $ssl_protocol $ssl_server_name";
+        }}
+    }}
+}}
+"#
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(nginx())
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let nginx = Nginx { child, port };
+    // Wait (bounded) until nginx accepts.
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nginx
+}
+
+#[test]
+fn squall_tls_client_against_nginx() {
+    if !have_tool(nginx()) {
+        return;
+    }
+    let pki = Pki::localhost();
+    let nginx = start_nginx(&pki);
+    let port = nginx.port;
+    let connector = TlsConnector::new(pki.client_config());
+    IoLoop::new()
+        .unwrap()
+        .run_sync(
+            async move {
+                let client = TcpClient::new();
+                for _ in 0..2 {
+                    let stream = connector
+                        .connect(&client, "127.0.0.1", port, Some("localhost"), None)
+                        .await?;
+                    let info = stream.tls_info().unwrap();
+                    assert_eq!(info.alpn_protocol.as_deref(), Some(&b"http/1.1"[..]));
+                    stream
+                        .write(
+                            &b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"[..],
+                        )
+                        .await?;
+                    let reply = stream.read_until_close().await?;
+                    let reply = String::from_utf8_lossy(&reply);
+                    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+                    assert!(reply.ends_with("nginx says TLSv1.3 localhost"), "{reply}");
+                }
+                // nginx's certificate is not valid for another name.
+                let err = connector
+                    .connect(&client, "127.0.0.1", port, Some("wrong.test"), None)
+                    .await
+                    .unwrap_err();
+                assert!(squall_tls::TlsError::from_io_error(&err).is_some(), "{err}");
+                Ok::<(), Box<dyn std::error::Error>>(())
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap()
+        .unwrap();
+}
