@@ -52,7 +52,7 @@ use crate::chunked::ChunkedDecoder;
 use crate::chunked::{encode_chunk, encode_last_chunk};
 use crate::decode::{Decoded, LengthDecoder};
 use crate::error::{OutputError, ParseError};
-use crate::head::{list_items, parse_content_length};
+use crate::head::{check_transfer_encoding, list_items, parse_content_length};
 use crate::limits::Limits;
 use crate::response::{put_u64, BodyFraming};
 
@@ -587,7 +587,7 @@ fn parse_response_head(
         if !cl.is_empty() {
             return Err(ParseError::ContentLengthAndTransferEncoding);
         }
-        check_chunked_only(&te)?;
+        check_transfer_encoding(&te)?;
         BodyFraming::Chunked
     } else if !cl.is_empty() {
         BodyFraming::Length(parse_content_length(&cl)?)
@@ -622,28 +622,6 @@ fn reason_bytes(head: &[u8]) -> String {
     line.get(13..)
         .map(|r| String::from_utf8_lossy(r).into_owned())
         .unwrap_or_default()
-}
-
-/// A response's Transfer-Encoding must be exactly one `chunked`. A final coding other
-/// than chunked would leave the body delimited by the close, the shape of a smuggled
-/// response, and other codings before chunked cannot be decoded here.
-fn check_chunked_only(values: &[Bytes]) -> Result<(), ParseError> {
-    let items: SmallVec<[&[u8]; 4]> = values.iter().flat_map(|v| list_items(v)).collect();
-    let Some((last, before)) = items.split_last() else {
-        return Err(ParseError::TransferEncodingNotChunked);
-    };
-    if !last.eq_ignore_ascii_case(b"chunked")
-        || before
-            .iter()
-            .any(|i| i.is_empty() || i.eq_ignore_ascii_case(b"chunked"))
-    {
-        return Err(ParseError::TransferEncodingNotChunked);
-    }
-    if before.is_empty() {
-        Ok(())
-    } else {
-        Err(ParseError::UnsupportedTransferEncoding)
-    }
 }
 
 /// httparse's coarse error as a precise cause; runs only on the error path.

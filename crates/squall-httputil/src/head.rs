@@ -663,25 +663,24 @@ pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
 /// Transfer-Encoding across all its fields must be exactly one `chunked`: a final coding
 /// other than chunked, an empty element or chunked applied twice is a 400; another coding
 /// before chunked (`gzip, chunked`) is a 501, since this server implements none.
-fn check_transfer_encoding(values: &[Bytes]) -> Result<(), ParseError> {
-    let mut items = values.iter().flat_map(|v| list_items(v)).peekable();
-    let mut unknown = false;
-    while let Some(item) = items.next() {
-        let chunked = item.eq_ignore_ascii_case(b"chunked");
-        if items.peek().is_none() {
-            if !chunked {
-                return Err(ParseError::TransferEncodingNotChunked);
-            }
-        } else if chunked || item.is_empty() {
-            return Err(ParseError::TransferEncodingNotChunked);
-        } else {
-            unknown = true;
-        }
+pub(crate) fn check_transfer_encoding(values: &[Bytes]) -> Result<(), ParseError> {
+    let items: SmallVec<[&[u8]; 4]> = values.iter().flat_map(|v| list_items(v)).collect();
+    // No coding at all (`Transfer-Encoding: ,`) names no framing either.
+    let Some((last, before)) = items.split_last() else {
+        return Err(ParseError::TransferEncodingNotChunked);
+    };
+    if !last.eq_ignore_ascii_case(b"chunked")
+        || before
+            .iter()
+            .any(|i| i.is_empty() || i.eq_ignore_ascii_case(b"chunked"))
+    {
+        return Err(ParseError::TransferEncodingNotChunked);
     }
-    if unknown {
-        return Err(ParseError::UnsupportedTransferEncoding);
+    if before.is_empty() {
+        Ok(())
+    } else {
+        Err(ParseError::UnsupportedTransferEncoding)
     }
-    Ok(())
 }
 
 /// Content-Length across all its fields: every element decimal digits only, all equal
