@@ -48,12 +48,7 @@ fn head_parsing(c: &mut Criterion) {
             let mut parser = HeadParser::new();
             b.iter_batched_ref(
                 || BytesMut::from(raw),
-                |buf| {
-                    parser
-                        .parse_bytes(buf, &limits, HeaderMap::new())
-                        .unwrap()
-                        .unwrap()
-                },
+                |buf| parser.parse_bytes(buf, &limits).unwrap().unwrap(),
                 BatchSize::SmallInput,
             )
         });
@@ -82,7 +77,7 @@ fn pipelined(c: &mut Criterion) {
                 out.clear();
                 while let Some(event) = conn.poll(buf) {
                     match event {
-                        Event::Head(head) => conn.recycle_headers(head.headers),
+                        Event::Head(head) => drop(head),
                         Event::End => {
                             conn.respond(StatusCode::OK, &headers, b"Hello, world!", &mut out)
                                 .unwrap();

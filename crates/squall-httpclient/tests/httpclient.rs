@@ -28,7 +28,7 @@ fn arg(req: &HttpServerRequest, name: &str) -> Option<String> {
 }
 
 fn header(req: &HttpServerRequest, name: &str) -> String {
-    req.headers
+    req.headers()
         .get(name)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default()

@@ -80,7 +80,7 @@ fn start_nginx(upstream: SocketAddr) -> Nginx {
 /// headers nginx adds.
 async fn app(req: HttpServerRequest) -> Response {
     let via = req
-        .headers
+        .headers()
         .get("x-via")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();

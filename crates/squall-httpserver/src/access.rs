@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use http::{Method, StatusCode, Uri};
+use http::{Method, StatusCode};
 
 /// The `log` target of the one-line-per-request access log (Tornado's `tornado.access`).
 pub const ACCESS_LOG_TARGET: &str = "squall_httpserver::access";
@@ -32,7 +32,8 @@ static OCTETS: [[u8; 4]; 256] = {
 pub(crate) struct AccessLine<'a> {
     pub(crate) status: StatusCode,
     pub(crate) method: &'a Method,
-    pub(crate) uri: &'a Uri,
+    /// The request-target as sent.
+    pub(crate) target: &'a [u8],
     pub(crate) ip: Option<IpAddr>,
     pub(crate) elapsed: Duration,
 }
@@ -56,14 +57,7 @@ impl AccessLine<'_> {
         buf.push(b' ');
         buf.extend_from_slice(self.method.as_str().as_bytes());
         buf.push(b' ');
-        match (self.uri.scheme(), self.uri.path_and_query()) {
-            (None, Some(pq)) => buf.extend_from_slice(pq.as_str().as_bytes()),
-            _ => {
-                use std::io::Write as _;
-                // Writing into a Vec cannot fail.
-                let _ = write!(buf, "{}", self.uri);
-            }
-        }
+        buf.extend_from_slice(self.target);
         match self.ip {
             Some(IpAddr::V4(ip)) => {
                 let [a, b, c, d] = ip.octets();
@@ -136,7 +130,7 @@ mod tests {
         AccessLine {
             status: StatusCode::OK,
             method: &method,
-            uri: &uri.parse().unwrap(),
+            target: uri.as_bytes(),
             ip,
             elapsed: Duration::from_micros(micros),
         }

@@ -3,28 +3,33 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::header::HeaderName;
 #[cfg(feature = "gzip")]
-use http::header::CONTENT_ENCODING;
+use http::header::{HeaderName, CONTENT_ENCODING};
 use http::uri::Scheme;
-use http::HeaderMap;
+use squall_httputil::RequestHead;
 
 use crate::config::HttpServerConfig;
 
-static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_SCHEME: HeaderName = HeaderName::from_static("x-scheme");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 #[cfg(feature = "gzip")]
 static X_CONSUMED_CONTENT_ENCODING: HeaderName =
     HeaderName::from_static("x-consumed-content-encoding");
+
+/// A header value as text when it is visible ASCII (tabs allowed), as
+/// `HeaderValue::to_str` takes it.
+fn text(v: &[u8]) -> Option<&str> {
+    if v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        std::str::from_utf8(v).ok()
+    } else {
+        None
+    }
+}
 
 /// The client's address and the scheme for one request (Tornado's
 /// `_HTTPRequestContext._apply_xheaders`, computed afresh for every request, so one
 /// request's headers never leak into the next on the same connection).
 pub(crate) fn resolve(
     config: &HttpServerConfig,
-    headers: &HeaderMap,
+    head: &RequestHead,
     peer: Option<SocketAddr>,
 ) -> (Option<IpAddr>, Scheme) {
     let mut ip = peer.map(|a| a.ip().to_canonical());
@@ -35,8 +40,9 @@ pub(crate) fn resolve(
     // X-Forwarded-For lists hops left to right; several fields are one list. Walk from
     // the right past our own trusted proxies: the first other hop is the client.
     let mut candidate: Option<&str> = None;
-    'fields: for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
-        let Ok(text) = value.to_str() else {
+    let forwarded: Vec<&[u8]> = head.header_values("x-forwarded-for").collect();
+    'fields: for value in forwarded.iter().rev() {
+        let Some(text) = text(value) else {
             candidate = None;
             break;
         };
@@ -47,17 +53,17 @@ pub(crate) fn resolve(
             }
         }
     }
-    if let Some(real) = headers.get(&X_REAL_IP) {
-        candidate = real.to_str().ok().map(str::trim);
+    if let Some(real) = head.header_bytes("x-real-ip") {
+        candidate = text(real).map(str::trim);
     }
     if let Some(addr) = candidate.and_then(|c| c.parse::<IpAddr>().ok()) {
         ip = Some(addr);
     }
-    let proto = headers
-        .get(&X_SCHEME)
-        .or_else(|| headers.get(&X_FORWARDED_PROTO));
+    let proto = head
+        .header_bytes("x-scheme")
+        .or_else(|| head.header_bytes("x-forwarded-proto"));
     if let Some(last) = proto
-        .and_then(|v| v.to_str().ok())
+        .and_then(text)
         .and_then(|t| t.rsplit(',').next())
         .map(str::trim)
     {
@@ -79,14 +85,14 @@ fn is_trusted(config: &HttpServerConfig, hop: &str) -> bool {
 
 /// Whether this request's body is to be inflated: `decompress_request` is on and the
 /// body is gzip (its header is then renamed). Always false without the `gzip` feature.
-pub(crate) fn decompress(config: &HttpServerConfig, headers: &mut HeaderMap) -> bool {
+pub(crate) fn decompress(config: &HttpServerConfig, head: &mut RequestHead) -> bool {
     #[cfg(feature = "gzip")]
     {
-        config.decompress_request && take_gzip(headers)
+        config.decompress_request && take_gzip(head)
     }
     #[cfg(not(feature = "gzip"))]
     {
-        let _ = (config, headers);
+        let _ = (config, head);
         false
     }
 }
@@ -94,12 +100,15 @@ pub(crate) fn decompress(config: &HttpServerConfig, headers: &mut HeaderMap) -> 
 /// If the body is gzip (`Content-Encoding: gzip`, any case), rename the header to
 /// `X-Consumed-Content-Encoding` (the handler will see the body inflated) and say so.
 #[cfg(feature = "gzip")]
-fn take_gzip(headers: &mut HeaderMap) -> bool {
-    let is_gzip = headers
-        .get(CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"gzip"))
-        && headers.get_all(CONTENT_ENCODING).iter().count() == 1;
+fn take_gzip(head: &mut RequestHead) -> bool {
+    let mut codings = head.header_values("content-encoding");
+    let is_gzip = codings
+        .next()
+        .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"gzip"))
+        && codings.next().is_none();
     if is_gzip {
+        // The one change to a parsed head: the map is built for it.
+        let headers = head.headers_mut();
         if let Some(v) = headers.remove(CONTENT_ENCODING) {
             headers.insert(X_CONSUMED_CONTENT_ENCODING.clone(), v);
         }
@@ -110,14 +119,22 @@ fn take_gzip(headers: &mut HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::{HeaderMap, HeaderValue, Method, Uri, Version};
+    use squall_httputil::BodyKind;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    fn headers(pairs: &[(&'static str, &'static str)]) -> RequestHead {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(*k, HeaderValue::from_static(v));
         }
-        h
+        RequestHead::from_parts(
+            Method::GET,
+            Uri::default(),
+            Version::HTTP_11,
+            h,
+            BodyKind::None,
+            true,
+        )
     }
 
     fn on() -> HttpServerConfig {
@@ -203,10 +220,12 @@ mod tests {
     fn gzip_switch() {
         let mut h = headers(&[("Content-Encoding", "GZip")]);
         assert!(take_gzip(&mut h));
-        assert!(h.get(CONTENT_ENCODING).is_none());
-        assert_eq!(h["x-consumed-content-encoding"], "GZip");
+        assert!(h.header("content-encoding").is_none());
+        assert_eq!(h.header("x-consumed-content-encoding"), Some("GZip"));
         let mut h = headers(&[("Content-Encoding", "br")]);
         assert!(!take_gzip(&mut h));
-        assert_eq!(h[CONTENT_ENCODING], "br");
+        assert_eq!(h.header("content-encoding"), Some("br"));
+        let mut h = headers(&[("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")]);
+        assert!(!take_gzip(&mut h), "gzip twice is not one gzip");
     }
 }

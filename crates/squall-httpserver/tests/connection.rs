@@ -263,7 +263,7 @@ impl HttpMessageDelegate for RecorderMsg {
     async fn headers_received(&mut self, request: RequestStart, w: &mut ResponseWriter<'_>) {
         self.log
             .borrow_mut()
-            .push(format!("head {}", request.head.uri));
+            .push(format!("head {}", request.head.uri()));
         if let Some(status) = self.answer_early {
             w.respond(status, HeaderMap::new(), b"").unwrap();
         }

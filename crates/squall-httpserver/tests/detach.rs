@@ -141,7 +141,7 @@ impl HttpServerConnectionDelegate for Streaming {
 
 impl HttpMessageDelegate for StreamingRequest {
     async fn headers_received(&mut self, request: RequestStart, writer: &mut ResponseWriter<'_>) {
-        if request.head.uri.path() == "/up" {
+        if request.head.uri().path() == "/up" {
             assert!(
                 writer.detach(OnUpgrade::new(echo)).is_err(),
                 "no 101 written yet"

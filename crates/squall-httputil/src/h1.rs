@@ -24,7 +24,7 @@
 //!     input.extend_from_slice(read);
 //!     while let Some(event) = conn.poll(&mut input) {
 //!         match event {
-//!             Event::Head(head) => bodies.push((head.uri.path().to_owned(), Vec::new())),
+//!             Event::Head(head) => bodies.push((head.path().to_owned(), Vec::new())),
 //!             Event::Data(data) => bodies.last_mut().unwrap().1.extend_from_slice(&data),
 //!             Event::End => {
 //!                 // Answer in order; here each request is answered as soon as it ends.
@@ -140,10 +140,10 @@ enum Read {
 /// **Closing.** [`should_close`](ServerConn::should_close) says when nothing more will
 /// happen on the connection.
 ///
-/// **Memory.** Header values and `Data` pieces share the input buffer's memory (no
-/// copies); while the caller holds them, that part of the buffer is not reused, and
-/// `BytesMut` allocates afresh when it must grow. Give header maps back with
-/// [`recycle_headers`](ServerConn::recycle_headers). The connection itself holds no
+/// **Memory.** Heads and `Data` pieces share the input buffer's memory (no copies; a
+/// head is a view of its bytes, with no header map until one is asked for); while the
+/// caller holds them, that part of the buffer is not reused, and `BytesMut` allocates
+/// afresh when it must grow. The connection itself holds no
 /// buffer: the caller may keep the unparsed rest of its input wherever it likes
 /// between calls, as long as the bytes at its front stay the same.
 #[doc(alias = "HTTP1Connection")]
@@ -243,14 +243,6 @@ impl ServerConn {
         }
     }
 
-    /// Give back a request's `HeaderMap` once done with it, so a later head reuses its
-    /// allocation (hyper's `cached_headers`). The map goes to this thread's
-    /// [`pool`](crate::pool), not to this connection: an idle connection holds none.
-    /// (Dropping a [`PooledHeaders`](crate::PooledHeaders) does the same.)
-    pub fn recycle_headers(&mut self, headers: impl Into<HeaderMap>) {
-        crate::pool::recycle_headers(headers.into());
-    }
-
     /// Parse what `buf` holds and return the next event, or `None` when more input is
     /// needed (or parsing is paused or over: see [`is_read_blocked`](ServerConn::is_read_blocked)
     /// and [`should_close`](ServerConn::should_close)).
@@ -261,8 +253,7 @@ impl ServerConn {
                 if self.pending.len() >= self.limits.max_pipelined {
                     return None;
                 }
-                let headers = crate::pool::take_headers();
-                match self.parser.parse_bytes(buf, &self.limits, headers) {
+                match self.parser.parse_bytes(buf, &self.limits) {
                     Ok(None) => None,
                     Err(e) => Some(self.fail(e)),
                     Ok(Some(mut head)) => {
@@ -609,7 +600,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(e) = conn.poll(buf) {
             out.push(match e {
-                Event::Head(h) => format!("head {} {}", h.method, h.uri),
+                Event::Head(h) => format!("head {} {}", h.method, h.uri()),
                 Event::Data(d) => format!("data {}", String::from_utf8_lossy(&d)),
                 Event::End => "end".into(),
                 Event::Error(e) => format!("error {}", e.status().as_u16()),

@@ -4,13 +4,12 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri, Version};
 use smallvec::SmallVec;
 
 use crate::error::ParseError;
 use crate::limits::Limits;
-use crate::pool::PooledHeaders;
+use crate::view::{Field, Fields, View, ViewParts};
 
 /// Header slots kept on the stack; a larger [`Limits::max_headers`] uses the heap.
 const STACK_HEADERS: usize = 100;
@@ -42,21 +41,39 @@ impl BodyKind {
 
 /// A parsed and validated request head, with its framing decided.
 ///
+/// The head is a **view into its own bytes**: the request line and header fields stay
+/// where they arrived (the connection's read buffer, shared without a copy), and
+/// [`path`](Self::path), [`query`](Self::query) and the header lookups
+/// ([`header`](Self::header), [`header_bytes`](Self::header_bytes),
+/// [`header_values`](Self::header_values), [`fields`](Self::fields)) read them in place.
+/// A [`HeaderMap`] ([`headers`](Self::headers)) and a [`Uri`] ([`uri`](Self::uri)) are
+/// built the first time someone asks for them, so a request whose handler only looks at
+/// its path costs no map.
+///
 /// Tornado splits this over `RequestStartLine` (method, path, version) and
 /// `HTTPHeaders`; the framing fields are what `HTTP1Connection` works out in
 /// `_read_message` and `_can_keep_alive`.
+///
+/// ```
+/// use squall_httputil::{parse_request_head, Limits};
+///
+/// let raw = b"GET /search?q=rust HTTP/1.1\r\nHost: example.com\r\nAccept: text/html\r\n\r\n";
+/// let (head, _) = parse_request_head(raw, &Limits::default())?.expect("complete");
+/// assert_eq!(head.path(), "/search");
+/// assert_eq!(head.query(), "q=rust");
+/// assert_eq!(head.header("accept"), Some("text/html"));
+/// assert_eq!(head.fields().next(), Some(("Host", &b"example.com"[..])));
+/// // The map, when wanted, is built on demand.
+/// assert_eq!(head.headers()[http::header::HOST], "example.com");
+/// # Ok::<(), squall_httputil::ParseError>(())
+/// ```
 #[doc(alias = "RequestStartLine")]
 #[derive(Debug, Clone)]
 pub struct RequestHead {
     /// The method (`GET`, `POST`, or any token).
     pub method: Method,
-    /// The request-target as sent (origin-form `/a?b`, absolute-form, `*`).
-    pub uri: Uri,
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub version: Version,
-    /// The header fields, in the order received, values shared with the input buffer.
-    /// The map goes back to the thread's [`pool`](crate::pool) when dropped.
-    pub headers: PooledHeaders,
     /// How the body is framed.
     pub body: BodyKind,
     /// Whether the request allows the connection to stay open after the response:
@@ -67,17 +84,109 @@ pub struct RequestHead {
     /// `Expect: 100-continue` on an HTTP/1.1 request: the client waits for an interim
     /// `100 Continue` before sending the body.
     pub expect_continue: bool,
+    view: View,
 }
 
+/// The lookups every request type shares, delegated to its [`View`].
+macro_rules! view_methods {
+    () => {
+        /// The request-target as a `Uri` (origin-form `/a?b`, absolute-form, `*`),
+        /// built on first use.
+        pub fn uri(&self) -> &http::Uri {
+            self.view.uri()
+        }
+
+        /// The request-target as sent (Tornado's `uri`: `/a?b`, `*`, or an absolute
+        /// URI).
+        pub fn target(&self) -> &str {
+            self.view.target()
+        }
+
+        /// The request-target as sent, sharing the request's bytes: to keep it past the
+        /// request, as an access log does, without a copy.
+        pub fn target_bytes(&self) -> bytes::Bytes {
+            self.view.target_bytes()
+        }
+
+        /// The path of the request-target (`/a/b` for `/a/b?c`).
+        pub fn path(&self) -> &str {
+            self.view.path()
+        }
+
+        /// The query of the request-target without `?`, or `""`.
+        pub fn query(&self) -> &str {
+            self.view.query()
+        }
+
+        /// The header fields as a map, built on first use (values share the request's
+        /// bytes). For a lookup or two, [`header`](Self::header) reads the fields in
+        /// place instead.
+        pub fn headers(&self) -> &http::HeaderMap {
+            self.view.headers()
+        }
+
+        /// The header map, to change it; from then on every lookup reads the map.
+        pub fn headers_mut(&mut self) -> &mut http::HeaderMap {
+            self.view.headers_mut()
+        }
+
+        /// The first value of the header `name` (any case) as text; `None` when absent
+        /// or not UTF-8 (see [`header_bytes`](Self::header_bytes)).
+        pub fn header(&self, name: impl AsRef<str>) -> Option<&str> {
+            self.header_bytes(name)
+                .and_then(|v| std::str::from_utf8(v).ok())
+        }
+
+        /// The first value of the header `name` (any case), as sent.
+        pub fn header_bytes(&self, name: impl AsRef<str>) -> Option<&[u8]> {
+            self.view.first(name.as_ref())
+        }
+
+        /// Every value of the header `name` (any case), in order.
+        pub fn header_values<'a>(&'a self, name: &'a str) -> crate::view::HeaderValues<'a> {
+            self.view.values(name)
+        }
+
+        /// Every header field as (name as sent, value), in order. (After
+        /// [`headers_mut`](Self::headers_mut), the map's fields, names in lower case.)
+        pub fn fields(&self) -> crate::view::FieldIter<'_> {
+            self.view.fields()
+        }
+
+        /// How many header fields there are.
+        pub fn field_count(&self) -> usize {
+            self.view.len()
+        }
+    };
+}
+pub(crate) use view_methods;
+
 impl RequestHead {
-    /// The path of the request-target (`/a/b` for `/a/b?c`).
-    pub fn path(&self) -> &str {
-        self.uri.path()
+    /// A head from its parts, as a client or a test builds one (no bytes behind it:
+    /// lookups read `headers`). The framing is taken as given.
+    pub fn from_parts(
+        method: Method,
+        uri: Uri,
+        version: Version,
+        headers: HeaderMap,
+        body: BodyKind,
+        keep_alive: bool,
+    ) -> RequestHead {
+        RequestHead {
+            method,
+            version,
+            body,
+            keep_alive,
+            expect_continue: false,
+            view: View::built(uri, headers),
+        }
     }
 
-    /// The query of the request-target without `?`, or `""`.
-    pub fn query(&self) -> &str {
-        self.uri.query().unwrap_or("")
+    view_methods!();
+
+    /// The view behind the lookups, for the owned request built from this head.
+    pub(crate) fn into_view(self) -> (Method, Version, View) {
+        (self.method, self.version, self.view)
     }
 }
 
@@ -382,20 +491,18 @@ impl HeadParser {
         buf: &[u8],
         limits: &Limits,
     ) -> Result<Option<(RequestHead, usize)>, ParseError> {
-        let Some(span) = self.find_end(buf, limits)? else {
+        let Some((parsed, start, end)) = self.parse_in(buf, limits)? else {
             return Ok(None);
         };
-        let head = Bytes::copy_from_slice(&buf[span.start..span.end]);
-        let parsed = parse_head(&head, limits, HeaderMap::new())?;
-        Ok(Some((parsed, span.end)))
+        let raw = Bytes::copy_from_slice(&buf[start..end]);
+        Ok(Some((parsed.into_head(raw), end)))
     }
 
     /// Parse a request head from the front of `buf`, splitting it off without a copy:
-    /// header values share the buffer's memory.
+    /// the head keeps the buffer's memory (shared), and its lookups read it in place.
     ///
-    /// On success the head's bytes have been removed from `buf`; on `Ok(None)` nothing
-    /// was removed. `headers` is a map to fill (pass a cleared one to reuse its
-    /// allocation; `HeaderMap::new()` allocates nothing until used).
+    /// On success the head's bytes (leading empty lines included) have been removed
+    /// from `buf`; on `Ok(None)` nothing was removed.
     ///
     /// # Errors
     /// Any [`ParseError`] a head can have; see [`parse_request_head`].
@@ -403,19 +510,48 @@ impl HeadParser {
         &mut self,
         buf: &mut BytesMut,
         limits: &Limits,
-        headers: HeaderMap,
     ) -> Result<Option<RequestHead>, ParseError> {
-        let span = match self.find_end(buf, limits) {
-            Ok(Some(span)) => span,
-            other => {
-                // Not used: the map (and its allocation) goes back to the thread's pool.
-                crate::pool::recycle_headers(headers);
-                return other.map(|_| None);
-            }
+        let Some((parsed, start, end)) = self.parse_in(buf, limits)? else {
+            return Ok(None);
         };
-        let mut head = buf.split_to(span.end).freeze();
-        let _ = head.split_to(span.start);
-        parse_head(&head, limits, headers).map(Some)
+        let mut raw = buf.split_to(end).freeze();
+        if start > 0 {
+            let _ = raw.split_to(start);
+        }
+        Ok(Some(parsed.into_head(raw)))
+    }
+
+    /// The head at the front of `buf`, with where it starts (after empty lines) and
+    /// ends.
+    ///
+    /// A head that arrived whole, with no empty line before it, is parsed in one
+    /// httparse pass that finds its end and its fields at once. Anything short of
+    /// that (a head still arriving, empty lines first, a malformed head) takes the
+    /// careful path: the request line checked byte by byte as it grows, the end found
+    /// incrementally, then the same analysis on the complete head (which also words
+    /// the error).
+    fn parse_in(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+    ) -> Result<Option<(Analyzed, usize, usize)>, ParseError> {
+        if self.is_fresh() && !matches!(buf.first(), None | Some(b'\r' | b'\n')) {
+            if let Ok(Some(parsed)) = analyze(buf, limits, false) {
+                let end = parsed.len;
+                return Ok(Some((parsed, 0, end)));
+            }
+        }
+        let Some(span) = self.find_end(buf, limits)? else {
+            return Ok(None);
+        };
+        let parsed = analyze(&buf[span.start..span.end], limits, true)?
+            .ok_or(ParseError::InvalidRequestLine)?;
+        Ok(Some((parsed, span.start, span.end)))
+    }
+
+    /// No progress is kept from an earlier call.
+    fn is_fresh(&self) -> bool {
+        self.start == 0 && self.line_pos == 0 && !self.request_line_done && self.empty_lines == 0
     }
 }
 
@@ -457,13 +593,51 @@ pub fn parse_request_head(
     HeadParser::new().parse(buf, limits)
 }
 
-/// Parse a complete head (request line through the empty line, no leading empty lines)
-/// held in `head`; header values and the target are sliced from it without copies.
-pub(crate) fn parse_head(
-    head: &Bytes,
+/// A head analyzed in place: everything a [`RequestHead`] holds but its bytes.
+pub(crate) struct Analyzed {
+    method: Method,
+    version: Version,
+    body: BodyKind,
+    keep_alive: bool,
+    expect_continue: bool,
+    parts: ViewParts,
+    /// The head's length: request line through the empty line.
+    len: usize,
+}
+
+impl Analyzed {
+    /// The head, given its bytes (`len` of them, the offsets' base).
+    fn into_head(self, raw: Bytes) -> RequestHead {
+        RequestHead {
+            method: self.method,
+            version: self.version,
+            body: self.body,
+            keep_alive: self.keep_alive,
+            expect_continue: self.expect_continue,
+            view: View::parsed(raw, self.parts),
+        }
+    }
+}
+
+/// The offsets of `part` (a slice of `base`) in `base`.
+fn span(base: &[u8], part: &[u8]) -> (u32, u32) {
+    let start = part.as_ptr() as usize - base.as_ptr() as usize;
+    (start as u32, (start + part.len()) as u32)
+}
+
+/// Parse and validate the head at the front of `buf` (the request line first: no
+/// empty line before it) in one httparse pass, recording where its target and fields
+/// are.
+///
+/// `Ok(None)` when the head is not complete. With `whole`, `buf` is exactly one head
+/// (its end found by [`HeadParser::find_end`]): anything else is an error, worded by
+/// [`classify_httparse_error`]. Without it, any httparse error is `Ok(None)`-like
+/// for the caller (it falls back to the careful path), reported as `Err`.
+pub(crate) fn analyze(
+    buf: &[u8],
     limits: &Limits,
-    mut headers: HeaderMap,
-) -> Result<RequestHead, ParseError> {
+    whole: bool,
+) -> Result<Option<Analyzed>, ParseError> {
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap;
     let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK_HEADERS {
@@ -474,14 +648,26 @@ pub(crate) fn parse_head(
         &mut heap
     };
     let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(head, slots) {
-        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+    let len = match req.parse_with_uninit_headers(buf, slots) {
+        Ok(httparse::Status::Complete(n)) if !whole || n == buf.len() => n,
+        Ok(httparse::Status::Partial) if !whole => return Ok(None),
         Ok(_) => return Err(ParseError::InvalidRequestLine),
-        Err(e) => return Err(classify_httparse_error(e, head)),
-    }
+        Err(e) => return Err(classify_httparse_error(e, buf)),
+    };
     let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
         return Err(ParseError::InvalidRequestLine);
     };
+    if !whole {
+        // What the careful path checks before it parses: the request line's length
+        // and the head's.
+        let line_end = memchr::memchr(b'\n', buf).unwrap_or(buf.len());
+        if line_end > limits.max_uri_len.saturating_add(64) {
+            return Err(ParseError::UriTooLong);
+        }
+        if len > limits.max_head_size {
+            return Err(ParseError::HeadTooLarge);
+        }
+    }
     if path.len() > limits.max_uri_len {
         return Err(ParseError::UriTooLong);
     }
@@ -491,56 +677,77 @@ pub(crate) fn parse_head(
     } else {
         Version::HTTP_10
     };
-    let uri = if path == "/" && method != Method::CONNECT {
-        Uri::default() // "/" without parsing
+    let target = span(buf, path.as_bytes());
+    let (query, uri) = if path.starts_with('/') && method != Method::CONNECT {
+        // Origin-form: checked here against the `Uri` grammar, built only if asked for.
+        let q = origin_form_query(path.as_bytes()).ok_or(ParseError::InvalidTarget)?;
+        (Some(target.0 + q as u32), None)
     } else {
-        let uri = Uri::from_maybe_shared(head.slice_ref(path.as_bytes()))
-            .map_err(|_| ParseError::InvalidTarget)?;
+        if !path.bytes().all(target_byte) {
+            return Err(ParseError::InvalidTarget);
+        }
+        let uri = Uri::try_from(path).map_err(|_| ParseError::InvalidTarget)?;
         check_target_form(&method, path, &uri)?;
-        uri
+        (None, Some(uri))
     };
+    // Absolute-form: its authority replaces Host (RFC 9112 §3.2.2).
+    let host_override = uri
+        .as_ref()
+        .filter(|u| u.scheme().is_some())
+        .and_then(|u| u.authority())
+        .and_then(|a| {
+            let at = path.find(a.as_str())?;
+            let a = &path.as_bytes()[at..at + a.as_str().len()];
+            Some(span(buf, a))
+        });
 
-    headers.clear();
-    headers.reserve(req.headers.len());
+    let mut fields = Fields::take();
     let mut host_count = 0usize;
     let mut host_valid = true;
-    let mut cl: SmallVec<[Bytes; 2]> = SmallVec::new();
-    let mut te: SmallVec<[Bytes; 2]> = SmallVec::new();
+    let mut cl: SmallVec<[&[u8]; 2]> = SmallVec::new();
+    let mut te: SmallVec<[&[u8]; 2]> = SmallVec::new();
     let mut conn_close = false;
     let mut conn_keep_alive = false;
     let mut expect_continue = false;
     let mut expect_other = false;
     for h in req.headers.iter() {
-        let name =
-            HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::InvalidHeaderName)?;
-        let raw = head.slice_ref(h.value);
-        if name == header::HOST {
-            host_count += 1;
-            host_valid &= valid_host(&raw);
-        } else if name == header::CONTENT_LENGTH {
-            cl.push(raw.clone());
-        } else if name == header::TRANSFER_ENCODING {
-            te.push(raw.clone());
-        } else if name == header::CONNECTION {
-            for token in list_items(&raw) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    conn_close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    conn_keep_alive = true;
-                }
-            }
-        } else if name == header::EXPECT {
-            for token in list_items(&raw) {
-                if token.eq_ignore_ascii_case(b"100-continue") {
-                    expect_continue = true;
-                } else if !token.is_empty() {
-                    expect_other = true;
-                }
-            }
+        let name = h.name.as_bytes();
+        let raw = h.value;
+        if name.len() > MAX_HEADER_NAME_LEN {
+            return Err(ParseError::InvalidHeaderName);
         }
-        let value =
-            HeaderValue::from_maybe_shared(raw).map_err(|_| ParseError::InvalidHeaderValue)?;
-        headers.append(name, value);
+        // By length first: most fields are none of these.
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                host_count += 1;
+                host_valid &= valid_host(raw);
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => cl.push(raw),
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => te.push(raw),
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for token in list_items(raw) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        conn_close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        conn_keep_alive = true;
+                    }
+                }
+            }
+            6 if name.eq_ignore_ascii_case(b"expect") => {
+                for token in list_items(raw) {
+                    if token.eq_ignore_ascii_case(b"100-continue") {
+                        expect_continue = true;
+                    } else if !token.is_empty() {
+                        expect_other = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+        fields.push(Field {
+            name: span(buf, name),
+            value: span(buf, raw),
+        });
     }
 
     if host_count > 1 {
@@ -551,14 +758,6 @@ pub(crate) fn parse_head(
     }
     if !host_valid {
         return Err(ParseError::InvalidHost);
-    }
-    if uri.scheme().is_some() {
-        // Absolute-form: its authority replaces Host (RFC 9112 §3.2.2).
-        if let Some(authority) = uri.authority() {
-            let value =
-                HeaderValue::from_str(authority.as_str()).map_err(|_| ParseError::InvalidTarget)?;
-            headers.insert(header::HOST, value);
-        }
     }
 
     let body = if !te.is_empty() {
@@ -596,15 +795,66 @@ pub(crate) fn parse_head(
                 || method == Method::HEAD)
     };
 
-    Ok(RequestHead {
+    Ok(Some(Analyzed {
         method,
-        uri,
         version,
-        headers: PooledHeaders::from(headers),
         body,
         keep_alive,
         expect_continue,
-    })
+        parts: ViewParts {
+            target,
+            query,
+            uri,
+            host: host_override,
+            fields,
+        },
+        len,
+    }))
+}
+
+/// The longest header name `http::HeaderName` takes.
+const MAX_HEADER_NAME_LEN: usize = (1 << 16) - 1;
+
+/// Byte classes of an origin-form target, as the `http` crate's `Uri` parser has them
+/// (so that a `Uri` built later from a target passed here cannot fail): bit 0, allowed
+/// in the path; bit 1, allowed in the query. Only visible ASCII is allowed, and no `#`.
+const fn origin_table() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        let c = b as u8;
+        let path = !matches!(c, b'#' | b'<' | b'>' | b'`' | b'?');
+        let query = !matches!(c, b'"' | b'#' | b'<' | b'>');
+        t[b] = (path as u8) | ((query as u8) << 1);
+        b += 1;
+    }
+    t
+}
+static ORIGIN: [u8; 256] = origin_table();
+
+/// Check an origin-form target (`/path?query`); the offset of its `?` (or its length
+/// when there is none), or `None` if a `Uri` would refuse it.
+fn origin_form_query(target: &[u8]) -> Option<usize> {
+    // The longest target `http::Uri` takes.
+    if target.len() > usize::from(u16::MAX) - 1 {
+        return None;
+    }
+    let mut i = 0;
+    while i < target.len() {
+        let b = target[i];
+        if ORIGIN[usize::from(b)] & 1 == 0 {
+            if b != b'?' {
+                return None;
+            }
+            let q = i;
+            return target[q + 1..]
+                .iter()
+                .all(|&b| ORIGIN[usize::from(b)] & 2 != 0)
+                .then_some(q);
+        }
+        i += 1;
+    }
+    Some(target.len())
 }
 
 /// The request-target's form must fit the method (RFC 9112 §3.2): origin-form (`/path`)
@@ -663,8 +913,8 @@ pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
 /// Transfer-Encoding across all its fields must be exactly one `chunked`: a final coding
 /// other than chunked, an empty element or chunked applied twice is a 400; another coding
 /// before chunked (`gzip, chunked`) is a 501, since this server implements none.
-pub(crate) fn check_transfer_encoding(values: &[Bytes]) -> Result<(), ParseError> {
-    let items: SmallVec<[&[u8]; 4]> = values.iter().flat_map(|v| list_items(v)).collect();
+pub(crate) fn check_transfer_encoding<V: AsRef<[u8]>>(values: &[V]) -> Result<(), ParseError> {
+    let items: SmallVec<[&[u8]; 4]> = values.iter().flat_map(|v| list_items(v.as_ref())).collect();
     // No coding at all (`Transfer-Encoding: ,`) names no framing either.
     let Some((last, before)) = items.split_last() else {
         return Err(ParseError::TransferEncodingNotChunked);
@@ -685,10 +935,10 @@ pub(crate) fn check_transfer_encoding(values: &[Bytes]) -> Result<(), ParseError
 
 /// Content-Length across all its fields: every element decimal digits only, all equal
 /// (Tornado accepts `5, 5` and refuses `5, 6`), and within 64 bits.
-pub(crate) fn parse_content_length(values: &[Bytes]) -> Result<u64, ParseError> {
+pub(crate) fn parse_content_length<V: AsRef<[u8]>>(values: &[V]) -> Result<u64, ParseError> {
     let mut first: Option<&[u8]> = None;
     let mut conflict = false;
-    for item in values.iter().flat_map(|v| list_items(v)) {
+    for item in values.iter().flat_map(|v| list_items(v.as_ref())) {
         if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
             return Err(ParseError::InvalidContentLength);
         }
@@ -722,9 +972,6 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
 
 /// `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2); empty is allowed.
 pub(crate) fn valid_host(v: &[u8]) -> bool {
-    fn reg_name_byte(b: u8) -> bool {
-        b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)
-    }
     fn port(p: &[u8]) -> bool {
         p.iter().all(u8::is_ascii_digit)
     }
@@ -733,18 +980,72 @@ pub(crate) fn valid_host(v: &[u8]) -> bool {
             return false;
         };
         let (inside, after) = (&rest[..close], &rest[close + 1..]);
-        let inside_ok = !inside.is_empty() && inside.iter().all(|&b| reg_name_byte(b) || b == b':');
+        let inside_ok = !inside.is_empty()
+            && inside
+                .iter()
+                .all(|&b| HOST_BYTES[usize::from(b)] != 0 || b == b':');
         let after_ok = after.is_empty() || after.strip_prefix(b":").is_some_and(port);
         return inside_ok && after_ok;
     }
-    let (host, port_part) = match v.iter().position(|&b| b == b':') {
-        Some(i) => (&v[..i], Some(&v[i + 1..])),
-        None => (v, None),
-    };
-    if !host.iter().all(|&b| reg_name_byte(b)) || !port_part.is_none_or(port) {
+    // One pass: reg-name bytes up to an optional `:port`; a `%` sends the host to the
+    // slower check of its escapes.
+    let mut escapes = false;
+    let mut i = 0;
+    while i < v.len() {
+        match HOST_BYTES[usize::from(v[i])] {
+            0 if v[i] == b':' => break,
+            0 => return false,
+            2 => escapes = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    let (host, port_part) = (&v[..i], v.get(i + 1..));
+    if !port_part.is_none_or(port) {
         return false;
     }
-    // Percent signs must start pct-encoded triplets.
+    !escapes || valid_escapes(host)
+}
+
+/// Bytes of a Host's reg-name (RFC 3986 §3.2.2): 1, or 2 for `%` (an escape follows).
+const fn host_table() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c == b'%' {
+            2
+        } else if c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
+        {
+            1
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+}
+static HOST_BYTES: [u8; 256] = host_table();
+
+/// Every `%` in `host` is followed by two hex digits.
+fn valid_escapes(host: &[u8]) -> bool {
     let mut i = 0;
     while i < host.len() {
         if host[i] == b'%' {
@@ -841,9 +1142,9 @@ mod tests {
     fn minimal_get() {
         let h = parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert_eq!(h.method, Method::GET);
-        assert_eq!(h.uri, "/");
+        assert_eq!(h.uri(), "/");
         assert_eq!(h.version, Version::HTTP_11);
-        assert_eq!(h.headers["host"], "x");
+        assert_eq!(h.headers()["host"], "x");
         assert_eq!(h.body, BodyKind::None);
         assert!(h.keep_alive);
         assert!(!h.expect_continue);
@@ -877,7 +1178,7 @@ mod tests {
         );
         let (h, used) = p.parse(&head, &limits).unwrap().unwrap();
         assert_eq!(used, head.len());
-        assert_eq!(h.headers.len(), 501);
+        assert_eq!(h.headers().len(), 501);
     }
 
     #[test]

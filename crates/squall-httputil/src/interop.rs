@@ -25,16 +25,16 @@ impl From<HttpServerRequest> for http::Request<Bytes> {
     /// Method, target, version, headers and body move over without a copy; the client's
     /// address and scheme go into the extensions as a [`ClientInfo`]. Parsed forms,
     /// cookies and timing stay behind.
-    fn from(req: HttpServerRequest) -> Self {
+    fn from(mut req: HttpServerRequest) -> Self {
         let info = ClientInfo {
             remote_addr: req.remote_addr(),
             protocol: req.protocol().to_owned(),
         };
-        let mut out = http::Request::new(req.body);
+        let mut out = http::Request::new(std::mem::take(&mut req.body));
+        *out.uri_mut() = req.uri().clone();
+        *out.headers_mut() = std::mem::take(req.headers_mut());
         *out.method_mut() = req.method;
-        *out.uri_mut() = req.uri;
         *out.version_mut() = req.version;
-        *out.headers_mut() = req.headers.into_inner();
         out.extensions_mut().insert(info);
         out
     }
@@ -59,19 +59,19 @@ impl<B: Into<Bytes>> From<http::Request<B>> for HttpServerRequest {
             None => parts.uri.scheme_str().unwrap_or("http").to_owned(),
         };
         let keep_alive = keep_alive(parts.version, &parts.headers);
-        let head = RequestHead {
-            method: parts.method,
-            uri: parts.uri,
-            version: parts.version,
-            headers: parts.headers.into(),
-            body: if body.is_empty() {
-                BodyKind::None
-            } else {
-                BodyKind::Length(body.len() as u64)
-            },
-            keep_alive,
-            expect_continue: false,
+        let framing = if body.is_empty() {
+            BodyKind::None
+        } else {
+            BodyKind::Length(body.len() as u64)
         };
+        let head = RequestHead::from_parts(
+            parts.method,
+            parts.uri,
+            parts.version,
+            parts.headers,
+            framing,
+            keep_alive,
+        );
         HttpServerRequest::new(head, body, remote_ip, protocol)
     }
 }
@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(ours.remote_ip(), "10.1.2.3");
         assert_eq!(ours.protocol(), "https");
         assert_eq!(&ours.body[..], b"payload");
-        assert_eq!(ours.headers.get_all("x-many").iter().count(), 2);
+        assert_eq!(ours.headers().get_all("x-many").iter().count(), 2);
 
         let back: Request<Bytes> = ours.into();
         assert_eq!(back.method(), Method::POST);

@@ -40,7 +40,7 @@
 //! let mut output = BytesMut::new();
 //! while let Some(event) = conn.poll(&mut input) {
 //!     match event {
-//!         Event::Head(head) => assert_eq!(head.uri.query(), Some("name=squall")),
+//!         Event::Head(head) => assert_eq!(head.query(), "name=squall"),
 //!         Event::End => {
 //!             conn.respond(StatusCode::OK, &HeaderMap::new(), b"Hello, world!", &mut output)?;
 //!         }
@@ -97,6 +97,7 @@ pub mod pool;
 mod request;
 mod response;
 mod url;
+mod view;
 
 pub use body::BodyDecoder;
 pub use chunked::{decode_chunked, encode_chunk, encode_last_chunk, ChunkHeader, ChunkedDecoder};
@@ -124,6 +125,7 @@ pub use url::{
     parse_qs_bytes, parse_qsl_bytes, split_host_and_port, url_concat, url_escape, url_unescape,
     Arguments,
 };
+pub use view::{FieldIter, HeaderValues};
 
 /// Adds to the test-only work counter; expands to nothing outside tests.
 macro_rules! count_work {

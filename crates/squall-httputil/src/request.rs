@@ -8,15 +8,15 @@ use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Uri, Version};
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Version};
 
 use crate::cookie::parse_cookie;
 use crate::error::ParseError;
 use crate::form::{parse_body_arguments, Files, MultipartConfig};
 use crate::head::RequestHead;
-use crate::pool::PooledHeaders;
 use crate::url::{parse_qs_bytes, split_host_and_port, Arguments};
+use crate::view::View;
 
 /// The client's address as the request was given it.
 #[derive(Debug)]
@@ -44,9 +44,6 @@ struct BodyParts {
     arguments: Arguments,
     files: Files,
 }
-
-/// Up to this many header values, looking for a few names is a scan, not hashing.
-const SCAN_HEADERS: usize = 8;
 
 static NO_ARGUMENTS: LazyLock<Arguments> = LazyLock::new(Arguments::new);
 static NO_FILES: LazyLock<Files> = LazyLock::new(Files::new);
@@ -89,15 +86,12 @@ static NO_FILES: LazyLock<Files> = LazyLock::new(Files::new);
 pub struct HttpServerRequest {
     /// The method.
     pub method: Method,
-    /// The request-target as sent.
-    pub uri: Uri,
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub version: Version,
-    /// The header fields (a map that goes back to the thread's [`pool`](crate::pool)
-    /// when the request is dropped).
-    pub headers: PooledHeaders,
     /// The body (inflated if the server decompressed it).
     pub body: Bytes,
+    /// The target and the header fields, read in place from the head's bytes.
+    view: View,
     remote: Remote,
     protocol: Cow<'static, str>,
     started: Instant,
@@ -145,11 +139,11 @@ impl HttpServerRequest {
         protocol: Cow<'static, str>,
         started: Instant,
     ) -> Self {
+        let (method, version, view) = head.into_view();
         HttpServerRequest {
-            method: head.method,
-            uri: head.uri,
-            version: head.version,
-            headers: head.headers,
+            method,
+            version,
+            view,
             body,
             remote,
             protocol,
@@ -163,6 +157,8 @@ impl HttpServerRequest {
     fn lazy(&self) -> &Lazy {
         self.lazy.get_or_init(Box::default)
     }
+
+    crate::head::view_methods!();
 
     /// The client's address as text (Tornado's `remote_ip`): the peer's, or with
     /// `xheaders` the one a trusted proxy reported; `""` when unknown. Formatted on
@@ -192,9 +188,7 @@ impl HttpServerRequest {
     /// Tornado's `host`. (A Host that is not UTF-8 counts as none; the server refuses
     /// such requests anyway.)
     pub fn host(&self) -> &str {
-        self.headers
-            .get(header::HOST)
-            .and_then(|h| std::str::from_utf8(h.as_bytes()).ok())
+        self.header("host")
             .filter(|h| !h.is_empty())
             .unwrap_or("127.0.0.1")
     }
@@ -255,38 +249,22 @@ impl HttpServerRequest {
     /// # Errors
     /// As [`parse_body_arguments`].
     pub fn parse_body_with(&mut self, config: &MultipartConfig) -> Result<(), ParseError> {
-        let (content_type, encoded) = if self.headers.len() <= SCAN_HEADERS {
-            // A scan of a few headers is cheaper than hashing two names.
-            let mut found = (None, false);
-            for (name, value) in &self.headers {
-                if *name == header::CONTENT_TYPE {
-                    found.0 = found.0.or(Some(value));
-                } else if *name == header::CONTENT_ENCODING {
-                    found.1 = true;
-                }
-            }
-            found
-        } else {
-            (
-                self.headers.get(header::CONTENT_TYPE),
-                self.headers.contains_key(header::CONTENT_ENCODING),
-            )
-        };
-        let Some(content_type) = content_type else {
-            // No body type: nothing to parse, unless an encoding makes it an error.
-            if encoded {
-                return Err(ParseError::UnsupportedContentEncoding);
-            }
+        if self.header_bytes("content-encoding").is_some() {
+            // Still encoded (the server inflates only when asked): the body cannot be
+            // read as arguments.
+            return Err(ParseError::UnsupportedContentEncoding);
+        }
+        let Some(content_type) = self.header_bytes("content-type") else {
             return Ok(());
         };
-        let content_type = String::from_utf8_lossy(content_type.as_bytes());
+        let content_type = String::from_utf8_lossy(content_type);
         let mut parts = BodyParts::default();
         parse_body_arguments(
             &content_type,
             &self.body,
             &mut parts.arguments,
             &mut parts.files,
-            Some(&self.headers),
+            None, // a Content-Encoding was refused above
             config,
         )?;
         self.body_parts = Some(Box::new(parts));
@@ -294,16 +272,6 @@ impl HttpServerRequest {
             lazy.arguments.take();
         }
         Ok(())
-    }
-
-    /// The path of the request-target.
-    pub fn path(&self) -> &str {
-        self.uri.path()
-    }
-
-    /// The query of the request-target (without `?`), or `""`.
-    pub fn query(&self) -> &str {
-        self.uri.query().unwrap_or("")
     }
 
     /// The host without its port, lower-cased (Tornado's `host_name`).
@@ -315,11 +283,12 @@ impl HttpServerRequest {
     /// absolute-form request-target the host is the target's own authority (the parser
     /// puts it in place of the Host header), and only its path and query follow.
     pub fn full_url(&self) -> String {
-        let target = self
-            .uri
-            .path_and_query()
-            .map_or_else(|| self.uri.path(), |p| p.as_str());
-        format!("{}://{}{}", self.protocol, self.host(), target)
+        format!(
+            "{}://{}{}",
+            self.protocol,
+            self.host(),
+            self.view.path_and_query()
+        )
     }
 
     /// The cookies sent with the request, parsed on first use with [`parse_cookie`]
@@ -327,10 +296,8 @@ impl HttpServerRequest {
     pub fn cookies(&self) -> &HashMap<String, String> {
         self.lazy().cookies.get_or_init(|| {
             let joined = self
-                .headers
-                .get_all(header::COOKIE)
-                .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .header_values("cookie")
+                .map(|v| String::from_utf8_lossy(v).into_owned())
                 .collect::<Vec<_>>()
                 .join("; ");
             parse_cookie(&joined)

@@ -245,9 +245,9 @@ proptest! {
         enc.finish(&mut wire).unwrap();
         let (head, used) = parse_request_head(&wire, &Limits::default()).unwrap().unwrap();
         prop_assert_eq!(&head.method, &method);
-        prop_assert_eq!(head.uri.to_string(), path);
+        prop_assert_eq!(head.uri().to_string(), path);
         for (n, v) in &headers {
-            prop_assert!(head.headers.get_all(n.as_str()).iter().any(|x| x == v.trim()));
+            prop_assert!(head.headers().get_all(n.as_str()).iter().any(|x| x == v.trim()));
         }
         let kind = if chunked { BodyKind::Chunked } else { BodyKind::Length(body.len() as u64) };
         prop_assert_eq!(head.body, kind);

@@ -44,8 +44,8 @@ fn typical_browser_get() {
     assert_eq!(h.path(), "/index.html");
     assert_eq!(h.query(), "q=1");
     assert_eq!(h.version, Version::HTTP_11);
-    assert_eq!(h.headers.len(), 7);
-    assert_eq!(h.headers["accept-encoding"], "gzip, deflate");
+    assert_eq!(h.headers().len(), 7);
+    assert_eq!(h.headers()["accept-encoding"], "gzip, deflate");
     assert_eq!(h.body, BodyKind::None);
     assert!(h.keep_alive);
 }
@@ -62,7 +62,7 @@ fn test_newlines() {
     }
     // Mixed endings in one head.
     let h = parse("GET / HTTP/1.1\nHost: a\r\nX: y\n\r\n").unwrap();
-    assert_eq!(h.headers["x"], "y");
+    assert_eq!(h.headers()["x"], "y");
 }
 
 // Tornado strips CRLFs between pipelined requests (RFC 9112 §2.2 allows it).
@@ -201,10 +201,10 @@ fn invalid_bytes_in_values() {
     .unwrap()
     .unwrap()
     .0;
-    assert_eq!(h.headers["x"].as_bytes(), b"caf\xe9");
+    assert_eq!(h.headers()["x"].as_bytes(), b"caf\xe9");
     // Optional whitespace around a value is not part of it.
     let h = parse("GET / HTTP/1.1\r\nHost: a\r\nX: \t v \t\r\n\r\n").unwrap();
-    assert_eq!(h.headers["x"], "v");
+    assert_eq!(h.headers()["x"], "v");
 }
 
 #[test]
@@ -218,11 +218,13 @@ fn invalid_targets() {
         .unwrap_err();
     assert_eq!(err.status(), 400);
     assert_eq!(
-        parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().uri,
+        parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .uri(),
         "*"
     );
     let h = parse("GET http://example.com/x?y HTTP/1.1\r\nHost: example.com\r\n\r\n").unwrap();
-    assert_eq!(h.uri.host(), Some("example.com"));
+    assert_eq!(h.uri().host(), Some("example.com"));
     assert_eq!(h.path(), "/x");
     // Tornado: HTTPServerTest.test_double_slash (not a protocol-relative URL).
     assert_eq!(
@@ -431,7 +433,7 @@ fn smuggling_shapes_are_refused() {
     for (headers, status) in cases {
         let raw = format!("POST / HTTP/1.1\r\nHost: a\r\n{headers}\r\n\r\n");
         match parse(&raw) {
-            Ok(h) if h.headers.contains_key("transfer_encoding") => {
+            Ok(h) if h.headers().contains_key("transfer_encoding") => {
                 // An unknown header name is just a header; only its Content-Length counts.
                 assert_eq!(h.body, BodyKind::Length(3), "{headers:?}");
             }
@@ -639,9 +641,9 @@ fn incremental_parser_matches_one_shot() {
     let ((head, used), n) = got.expect("parsed");
     assert_eq!(used, whole.1);
     assert_eq!(n, used, "complete as soon as the empty line is in");
-    assert_eq!(head.headers, whole.0.headers);
-    assert_eq!(head.uri, whole.0.uri);
-    let values: Vec<_> = head.headers.get_all("x-a").iter().collect();
+    assert_eq!(head.headers(), whole.0.headers());
+    assert_eq!(head.uri(), whole.0.uri());
+    let values: Vec<_> = head.headers().get_all("x-a").iter().collect();
     assert_eq!(values, ["1", "2"]);
 }
 
@@ -666,13 +668,13 @@ fn errors_display_their_cause() {
 fn request_target_forms() {
     // Absolute-form: accepted; its authority replaces Host (§3.2.2).
     let h = parse("GET http://example.com:8080/x?y=1 HTTP/1.1\r\nHost: other\r\n\r\n").unwrap();
-    assert_eq!(h.headers["host"], "example.com:8080");
-    assert_eq!(h.headers.get_all("host").iter().count(), 1);
+    assert_eq!(h.headers()["host"], "example.com:8080");
+    assert_eq!(h.headers().get_all("host").iter().count(), 1);
     assert_eq!(h.path(), "/x");
     assert_eq!(h.query(), "y=1");
     // HTTP/1.0 needs no Host; the target's authority becomes it.
     let h = parse("GET http://example.com/ HTTP/1.0\r\n\r\n").unwrap();
-    assert_eq!(h.headers["host"], "example.com");
+    assert_eq!(h.headers()["host"], "example.com");
     // Userinfo, or no host, is refused.
     for bad in [
         "http://user@example.com/",
@@ -689,7 +691,7 @@ fn request_target_forms() {
     // Authority-form: only CONNECT, and CONNECT only with it.
     let h = parse("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n").unwrap();
     assert_eq!(h.method, Method::CONNECT);
-    assert_eq!(h.uri.authority().unwrap(), "example.com:443");
+    assert_eq!(h.uri().authority().unwrap(), "example.com:443");
     for bad in [
         "CONNECT / HTTP/1.1",
         "CONNECT /x HTTP/1.1",
@@ -706,7 +708,9 @@ fn request_target_forms() {
     }
     // Asterisk-form: only OPTIONS.
     assert_eq!(
-        parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().uri,
+        parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .uri(),
         "*"
     );
     rejected(

@@ -69,7 +69,7 @@ fn main() -> ExitCode {
                 let mut server = HttpServer::new(move |req| {
                     let config = config.clone();
                     async move {
-                        if req.headers.contains_key(http::header::UPGRADE) {
+                        if req.headers().contains_key(http::header::UPGRADE) {
                             websocket_response(&req, &config, Echo)
                         } else {
                             Response::text("A WebSocket echo server: connect with ws://\n")

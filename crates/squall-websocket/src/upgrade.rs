@@ -175,7 +175,7 @@ pub fn websocket_response<H: WebSocketHandler>(
     config: &WebSocketConfig,
     mut handler: H,
 ) -> Response {
-    let mut upgrade = match WebSocketUpgrade::new(&request.method, &request.headers, config) {
+    let mut upgrade = match WebSocketUpgrade::new(&request.method, request.headers(), config) {
         Ok(upgrade) => upgrade,
         Err(e) => return refusal(&e),
     };
@@ -220,7 +220,7 @@ where
     F: FnOnce(WebSocket) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let upgrade = match WebSocketUpgrade::new(&request.method, &request.headers, config) {
+    let upgrade = match WebSocketUpgrade::new(&request.method, request.headers(), config) {
         Ok(upgrade) => upgrade,
         Err(e) => return refusal(&e),
     };

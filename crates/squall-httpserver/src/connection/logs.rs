@@ -5,7 +5,7 @@ use std::io;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use http::{Method, StatusCode, Uri};
+use http::{Method, StatusCode};
 use squall_httputil::ParseError;
 
 use crate::delegate::ConnectionInfo;
@@ -28,14 +28,14 @@ impl std::fmt::Display for Peer<'_> {
 pub(super) fn log_access(
     status: StatusCode,
     method: &Method,
-    uri: &Uri,
+    target: &[u8],
     ip: Option<IpAddr>,
     start: Instant,
 ) {
     AccessLine {
         status,
         method,
-        uri,
+        target,
         ip,
         elapsed: start.elapsed(),
     }

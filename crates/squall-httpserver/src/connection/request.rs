@@ -38,12 +38,11 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let shared = self.shared;
             let start_time = Instant::now();
             let access = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info)
-                .then(|| (head.method.clone(), head.uri.clone()));
+                .then(|| (head.method.clone(), head.target_bytes()));
             let params = self.conn.params.clone();
             let config = &params.config;
-            let (remote_ip, protocol) =
-                xheaders::resolve(config, &head.headers, self.conn.info.peer_addr);
-            let gzip = xheaders::decompress(config, &mut head.headers);
+            let (remote_ip, protocol) = xheaders::resolve(config, &head, self.conn.info.peer_addr);
+            let gzip = xheaders::decompress(config, &mut head);
             shared.borrow_mut().begin_request(config);
             let delegate = self.conn.delegate.clone();
             let mut msg = delegate.start_request(&self.conn.info);
@@ -56,10 +55,10 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                 start_time,
             };
             let flow = self.request_inner(&mut msg, &mut w, start, gzip).await;
-            if let Some((method, uri)) = access {
+            if let Some((method, target)) = access {
                 let s = shared.borrow();
                 if s.resp != Resp::NotStarted {
-                    log_access(s.status, &method, &uri, remote_ip, start_time);
+                    log_access(s.status, &method, &target, remote_ip, start_time);
                 }
             }
             flow

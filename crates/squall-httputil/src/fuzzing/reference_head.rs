@@ -148,26 +148,29 @@ pub fn compare(
     }
     let target = String::from_utf8_lossy(&reference.target).into_owned();
     let absolute = !target.starts_with('/') && target != "*";
-    let shown = head.uri.to_string();
+    let shown = head.uri().to_string();
     let target_ok = if absolute {
         // http::Uri shows an absolute URI with an empty path as ending in "/".
         shown == target || shown == format!("{target}/")
     } else {
-        head.uri.path_and_query().map(|p| p.as_str()) == Some(target.as_str())
+        head.uri().path_and_query().map(|p| p.as_str()) == Some(target.as_str())
             || (target == "*" && shown == "*")
     };
     if !target_ok {
         return Err(format!("target {shown:?} vs {target:?}"));
     }
     let mut ours: Vec<(Vec<u8>, Vec<u8>)> = head
-        .headers
+        .headers()
         .iter()
         .map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect();
     let mut theirs = reference.fields.clone();
-    if absolute && head.uri.scheme().is_some() {
+    if absolute && head.uri().scheme().is_some() {
         // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
-        let authority = head.uri.authority().map(|a| a.as_str().as_bytes().to_vec());
+        let authority = head
+            .uri()
+            .authority()
+            .map(|a| a.as_str().as_bytes().to_vec());
         theirs.retain(|(n, _)| n != b"host");
         theirs.push((b"host".to_vec(), authority.unwrap_or_default()));
     }

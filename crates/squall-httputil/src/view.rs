@@ -1,0 +1,434 @@
+//! A parsed request head as a *view* into its own bytes: the request-target and every
+//! header field are kept as offsets into the head, which shares the connection's read
+//! buffer. Method, path, query and header lookups read the bytes where they lie; a
+//! [`HeaderMap`] and a [`Uri`] are built only for a caller that asks for one.
+//!
+//! [`RequestHead`](crate::RequestHead) and [`HttpServerRequest`](crate::HttpServerRequest)
+//! both carry a [`View`] and give its methods to their users.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Uri};
+
+use crate::pool::PooledHeaders;
+
+/// A header field's name and value as offsets into the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Field {
+    pub(crate) name: (u32, u32),
+    pub(crate) value: (u32, u32),
+}
+
+/// The most field lists one thread keeps for later heads.
+const MAX_POOLED_FIELDS: usize = 64;
+/// Field lists with room for more than this are dropped instead of pooled.
+const MAX_POOLED_FIELD_CAPACITY: usize = 128;
+
+thread_local! {
+    static FIELD_POOL: RefCell<Vec<Vec<Field>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The list of a head's fields, taken from (and given back to) a per-thread pool, so a
+/// server parses head after head without allocating a list for each.
+#[derive(Default)]
+pub(crate) struct Fields(Vec<Field>);
+
+impl Fields {
+    /// An empty list, with the allocation of a pooled one if the thread has one.
+    pub(crate) fn take() -> Fields {
+        Fields(
+            FIELD_POOL
+                .try_with(|p| p.borrow_mut().pop())
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        )
+    }
+
+    pub(crate) fn push(&mut self, f: Field) {
+        self.0.push(f);
+    }
+
+    pub(crate) fn as_slice(&self) -> &[Field] {
+        &self.0
+    }
+}
+
+impl Clone for Fields {
+    fn clone(&self) -> Fields {
+        Fields(self.0.clone())
+    }
+}
+
+impl Drop for Fields {
+    fn drop(&mut self) {
+        let mut v = std::mem::take(&mut self.0);
+        if v.capacity() == 0 || v.capacity() > MAX_POOLED_FIELD_CAPACITY {
+            return;
+        }
+        v.clear();
+        // During thread teardown the pool may be gone: the list is then dropped here.
+        let _ = FIELD_POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < MAX_POOLED_FIELDS {
+                p.push(v);
+            }
+        });
+    }
+}
+
+/// What is built on demand: the `Uri` and the `HeaderMap`.
+#[derive(Debug, Default, Clone)]
+struct Lazy {
+    uri: OnceLock<Uri>,
+    map: OnceLock<PooledHeaders>,
+    /// A built view's target as text, when its `Uri` is not origin-form.
+    text: OnceLock<String>,
+}
+
+/// The request-target and the header fields of a head, read in place.
+///
+/// Two forms: *parsed* (the head's bytes, with offsets; the usual case) and *built*
+/// (from a `Uri` and a `HeaderMap` given by a caller, with no bytes). Once a caller
+/// has asked for the map mutably, the map is what every lookup reads.
+#[derive(Clone, Default)]
+pub(crate) struct View {
+    /// The head, from the request line through the empty line.
+    raw: Bytes,
+    /// The request-target in `raw`.
+    target: (u32, u32),
+    /// Origin-form targets only: where `?` is in `raw`, or the target's end.
+    query: u32,
+    /// The target is origin-form (`/path?query`): path and query are read from `raw`.
+    /// Any other form has its `Uri` built at parse time.
+    origin: bool,
+    /// The map is the truth (it was built from parts, or handed out mutably).
+    map_owned: bool,
+    /// An absolute-form target's authority in `raw`: it replaces Host (RFC 9112 §3.2.2).
+    host: Option<(u32, u32)>,
+    fields: Fields,
+    lazy: OnceLock<Box<Lazy>>,
+}
+
+/// The parts of a parsed head that make a [`View`].
+pub(crate) struct ViewParts {
+    pub(crate) target: (u32, u32),
+    pub(crate) query: Option<u32>,
+    pub(crate) uri: Option<Uri>,
+    pub(crate) host: Option<(u32, u32)>,
+    pub(crate) fields: Fields,
+}
+
+fn slice(raw: &[u8], (a, b): (u32, u32)) -> &[u8] {
+    raw.get(a as usize..b as usize).unwrap_or_default()
+}
+
+/// ASCII text (the parser let through nothing else for these parts) as `&str`.
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+impl View {
+    /// A view of the head `raw` with the offsets the parser found.
+    pub(crate) fn parsed(raw: Bytes, parts: ViewParts) -> View {
+        let lazy = OnceLock::new();
+        if let Some(uri) = parts.uri {
+            let _ = lazy.set(Box::new(Lazy {
+                uri: OnceLock::from(uri),
+                ..Lazy::default()
+            }));
+        }
+        View {
+            raw,
+            target: parts.target,
+            query: parts.query.unwrap_or(parts.target.1),
+            origin: parts.query.is_some(),
+            map_owned: false,
+            host: parts.host,
+            fields: parts.fields,
+            lazy,
+        }
+    }
+
+    /// A view over a target and a map given whole.
+    pub(crate) fn built(uri: Uri, headers: HeaderMap) -> View {
+        View {
+            map_owned: true,
+            lazy: OnceLock::from(Box::new(Lazy {
+                uri: OnceLock::from(uri),
+                map: OnceLock::from(PooledHeaders::from(headers)),
+                text: OnceLock::new(),
+            })),
+            ..View::default()
+        }
+    }
+
+    fn lazy(&self) -> &Lazy {
+        self.lazy.get_or_init(Box::default)
+    }
+
+    /// The request-target as a `Uri`, built on first use for an origin-form target.
+    pub(crate) fn uri(&self) -> &Uri {
+        self.lazy().uri.get_or_init(|| {
+            let target = self
+                .raw
+                .slice(self.target.0 as usize..self.target.1 as usize);
+            // The parser checked the target against the `Uri` grammar already.
+            Uri::from_maybe_shared(target).unwrap_or_default()
+        })
+    }
+
+    /// The target as sent; for a built view, the `Uri` as text.
+    pub(crate) fn target(&self) -> &str {
+        if self.map_owned && self.raw.is_empty() {
+            let uri = self.uri();
+            return match (uri.scheme(), uri.path_and_query()) {
+                (None, Some(pq)) => pq.as_str(),
+                _ => self.lazy().text.get_or_init(|| uri.to_string()),
+            };
+        }
+        ascii(slice(&self.raw, self.target))
+    }
+
+    /// [`target`](Self::target), sharing the head's bytes.
+    pub(crate) fn target_bytes(&self) -> Bytes {
+        if self.map_owned && self.raw.is_empty() {
+            return Bytes::copy_from_slice(self.target().as_bytes());
+        }
+        self.raw
+            .slice(self.target.0 as usize..self.target.1 as usize)
+    }
+
+    /// The target's path.
+    pub(crate) fn path(&self) -> &str {
+        if self.origin {
+            ascii(slice(&self.raw, (self.target.0, self.query)))
+        } else {
+            self.uri().path()
+        }
+    }
+
+    /// The target's query without `?`, or `""`.
+    pub(crate) fn query(&self) -> &str {
+        if self.origin {
+            if self.query < self.target.1 {
+                ascii(slice(&self.raw, (self.query + 1, self.target.1)))
+            } else {
+                ""
+            }
+        } else {
+            self.uri().query().unwrap_or("")
+        }
+    }
+
+    /// The path and query as sent (`/a?b`); for other forms, the `Uri`'s path and
+    /// query.
+    pub(crate) fn path_and_query(&self) -> &str {
+        if self.origin {
+            ascii(slice(&self.raw, self.target))
+        } else {
+            let uri = self.uri();
+            uri.path_and_query()
+                .map_or_else(|| uri.path(), |p| p.as_str())
+        }
+    }
+
+    /// The header map, built on first use.
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        self.lazy()
+            .map
+            .get_or_init(|| PooledHeaders::from(self.build_map()))
+    }
+
+    /// The header map, for changes: from now on it is what lookups read.
+    pub(crate) fn headers_mut(&mut self) -> &mut HeaderMap {
+        self.headers();
+        self.map_owned = true;
+        self.lazy
+            .get_mut()
+            .and_then(|l| l.map.get_mut())
+            .map(|m| &mut **m)
+            .expect("`headers` just built the map")
+    }
+
+    fn build_map(&self) -> HeaderMap {
+        let mut map = crate::pool::take_headers();
+        map.reserve(self.fields.as_slice().len());
+        for f in self.fields.as_slice() {
+            let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(slice(&self.raw, f.name)),
+                HeaderValue::from_maybe_shared(
+                    self.raw.slice(f.value.0 as usize..f.value.1 as usize),
+                ),
+            ) else {
+                // The parser took only what these accept; nothing is dropped in practice.
+                continue;
+            };
+            if self.host.is_some() && name == http::header::HOST {
+                continue;
+            }
+            map.append(name, value);
+        }
+        if let Some(h) = self.host {
+            if let Ok(v) =
+                HeaderValue::from_maybe_shared(self.raw.slice(h.0 as usize..h.1 as usize))
+            {
+                map.insert(http::header::HOST, v);
+            }
+        }
+        map
+    }
+
+    /// The first value of `name` (any case).
+    pub(crate) fn first(&self, name: &str) -> Option<&[u8]> {
+        if self.map_owned {
+            return self.headers().get(name).map(HeaderValue::as_bytes);
+        }
+        if let Some(h) = self.host {
+            if name.eq_ignore_ascii_case("host") {
+                return Some(slice(&self.raw, h));
+            }
+        }
+        let name = name.as_bytes();
+        self.fields.as_slice().iter().find_map(|f| {
+            let n = slice(&self.raw, f.name);
+            n.eq_ignore_ascii_case(name)
+                .then(|| slice(&self.raw, f.value))
+        })
+    }
+
+    /// Every value of `name` (any case), in order.
+    pub(crate) fn values<'a>(&'a self, name: &'a str) -> HeaderValues<'a> {
+        if self.map_owned {
+            return HeaderValues(Inner::Map(self.headers().get_all(name).into_iter()));
+        }
+        if let Some(h) = self.host {
+            if name.eq_ignore_ascii_case("host") {
+                return HeaderValues(Inner::One(Some(slice(&self.raw, h))));
+            }
+        }
+        HeaderValues(Inner::Fields {
+            raw: &self.raw,
+            fields: self.fields.as_slice().iter(),
+            name: name.as_bytes(),
+        })
+    }
+
+    /// Every field as (name as sent, value), in order; after a change to the map, the
+    /// map's fields (names in lower case).
+    pub(crate) fn fields(&self) -> FieldIter<'_> {
+        if self.map_owned {
+            FieldIter(FieldInner::Map(self.headers().iter()))
+        } else {
+            FieldIter(FieldInner::Fields {
+                view: self,
+                fields: self.fields.as_slice().iter(),
+            })
+        }
+    }
+
+    /// How many fields the head has.
+    pub(crate) fn len(&self) -> usize {
+        if self.map_owned {
+            self.headers().len()
+        } else {
+            self.fields.as_slice().len()
+        }
+    }
+}
+
+/// The values of one header name (any case), in order: what
+/// [`RequestHead::header_values`](crate::RequestHead::header_values) returns.
+pub struct HeaderValues<'a>(Inner<'a>);
+
+enum Inner<'a> {
+    Fields {
+        raw: &'a [u8],
+        fields: std::slice::Iter<'a, Field>,
+        name: &'a [u8],
+    },
+    One(Option<&'a [u8]>),
+    Map(http::header::ValueIter<'a, HeaderValue>),
+}
+
+impl<'a> Iterator for HeaderValues<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match &mut self.0 {
+            Inner::Fields { raw, fields, name } => fields.find_map(|f| {
+                let n = slice(raw, f.name);
+                n.eq_ignore_ascii_case(name).then(|| slice(raw, f.value))
+            }),
+            Inner::One(v) => v.take(),
+            Inner::Map(it) => it.next().map(HeaderValue::as_bytes),
+        }
+    }
+}
+
+impl fmt::Debug for HeaderValues<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HeaderValues")
+    }
+}
+
+/// A head's fields as (name, value) in order: what
+/// [`RequestHead::fields`](crate::RequestHead::fields) returns.
+pub struct FieldIter<'a>(FieldInner<'a>);
+
+enum FieldInner<'a> {
+    Fields {
+        view: &'a View,
+        fields: std::slice::Iter<'a, Field>,
+    },
+    Map(http::header::Iter<'a, HeaderValue>),
+}
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<(&'a str, &'a [u8])> {
+        match &mut self.0 {
+            FieldInner::Fields { view, fields } => fields.next().map(|f| {
+                let name = ascii(slice(&view.raw, f.name));
+                let value = match view.host {
+                    Some(h) if name.eq_ignore_ascii_case("host") => slice(&view.raw, h),
+                    _ => slice(&view.raw, f.value),
+                };
+                (name, value)
+            }),
+            FieldInner::Map(it) => it.next().map(|(n, v)| (n.as_str(), v.as_bytes())),
+        }
+    }
+}
+
+impl fmt::Debug for FieldIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FieldIter")
+    }
+}
+
+impl fmt::Debug for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Value<'a>(&'a [u8]);
+        impl fmt::Debug for Value<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&String::from_utf8_lossy(self.0), f)
+            }
+        }
+        f.debug_struct("View")
+            .field("target", &self.path_and_query())
+            .field(
+                "fields",
+                &self
+                    .fields()
+                    .map(|(n, v)| (n, Value(v)))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
