@@ -987,8 +987,12 @@ pub(crate) fn valid_host(v: &[u8]) -> bool {
         let after_ok = after.is_empty() || after.strip_prefix(b":").is_some_and(port);
         return inside_ok && after_ok;
     }
-    // One pass: reg-name bytes up to an optional `:port`; a `%` sends the host to the
-    // slower check of its escapes.
+    // The usual Host (`example.com`, `127.0.0.1`): plain reg-name bytes only.
+    if v.iter().all(|&b| HOST_BYTES[usize::from(b)] == 1) {
+        return true;
+    }
+    // Reg-name bytes up to an optional `:port`; a `%` sends the host to the check of
+    // its escapes.
     let mut escapes = false;
     let mut i = 0;
     while i < v.len() {

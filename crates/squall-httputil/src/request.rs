@@ -244,11 +244,16 @@ impl HttpServerRequest {
         self.parse_body_with(&MultipartConfig::default())
     }
 
-    /// [`parse_body`](HttpServerRequest::parse_body) with explicit multipart caps.
+    /// [`parse_body`](HttpServerRequest::parse_body) with explicit multipart caps. An
+    /// empty body has no arguments, whatever its headers say.
     ///
     /// # Errors
     /// As [`parse_body_arguments`].
     pub fn parse_body_with(&mut self, config: &MultipartConfig) -> Result<(), ParseError> {
+        if self.body.is_empty() {
+            // No body, no arguments (and nothing encoded to refuse).
+            return Ok(());
+        }
         if self.header_bytes("content-encoding").is_some() {
             // Still encoded (the server inflates only when asked): the body cannot be
             // read as arguments.
