@@ -530,6 +530,7 @@ impl HeadParser {
     /// careful path: the request line checked byte by byte as it grows, the end found
     /// incrementally, then the same analysis on the complete head (which also words
     /// the error).
+    #[inline]
     fn parse_in(
         &mut self,
         buf: &[u8],
@@ -607,6 +608,7 @@ pub(crate) struct Analyzed {
 
 impl Analyzed {
     /// The head, given its bytes (`len` of them, the offsets' base).
+    #[inline]
     fn into_head(self, raw: Bytes) -> RequestHead {
         RequestHead {
             method: self.method,

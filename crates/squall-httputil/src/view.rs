@@ -134,6 +134,7 @@ fn ascii(bytes: &[u8]) -> &str {
 
 impl View {
     /// A view of the head `raw` with the offsets the parser found.
+    #[inline]
     pub(crate) fn parsed(raw: Bytes, parts: ViewParts) -> View {
         let lazy = OnceLock::new();
         if let Some(uri) = parts.uri {
