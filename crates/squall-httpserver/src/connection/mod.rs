@@ -14,7 +14,7 @@ mod request;
 mod timer;
 
 use std::any::Any;
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
@@ -55,8 +55,8 @@ pub(crate) struct Params {
     /// `config.header_spellings`, shared the same way when `HeaderCase::Preserve`
     /// uses them.
     pub(crate) spellings: Option<Arc<HeaderCaseMap>>,
-    /// Boxes of finished busy periods, for the next busy period of any connection.
-    spare_boxes: SpareBoxes,
+    /// Workers between busy periods, for the next busy period of any connection.
+    spare_workers: SpareWorkers,
 }
 
 impl Params {
@@ -68,60 +68,68 @@ impl Params {
             config,
             limits,
             spellings,
-            spare_boxes: SpareBoxes::default(),
+            spare_workers: SpareWorkers::default(),
         })
     }
 }
 
-/// The most spare busy-state boxes a server thread keeps (each a few KB).
-const MAX_SPARE_BOXES: usize = 16;
+/// The most spare workers a server thread keeps (each a few KB).
+const MAX_SPARE_WORKERS: usize = 16;
 
-/// Boxes that held the state of a busy period, kept (up to [`MAX_SPARE_BOXES`]) so the
-/// next busy period of any connection of the thread reuses one instead of allocating:
-/// an idle connection holds no box, and a busy one allocates none once the thread is
-/// warm. The box's type is the busy-state future's, which has no name: it is stored as
-/// `dyn Any` and found again by type.
+/// Workers between busy periods, kept (up to [`MAX_SPARE_WORKERS`]) so the next busy
+/// period of any connection of the thread reuses one instead of allocating: an idle
+/// connection holds no worker, and a busy one allocates none once the thread is warm.
+/// A worker's type is its future's, which has no name: the stack is stored as `dyn Any`
+/// and found again by type.
 #[derive(Default)]
-struct SpareBoxes(OnceCell<Box<dyn Any>>);
+struct SpareWorkers(OnceCell<Box<dyn Any>>);
 
-impl std::fmt::Debug for SpareBoxes {
+impl std::fmt::Debug for SpareWorkers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SpareBoxes")
+        f.write_str("SpareWorkers")
     }
 }
 
-impl SpareBoxes {
-    fn stack<F: 'static>(&self) -> Option<&RefCell<Vec<Pin<Box<F>>>>> {
+impl SpareWorkers {
+    fn stack<W: 'static>(&self) -> Option<&RefCell<Vec<W>>> {
         self.0
-            .get_or_init(|| Box::new(RefCell::new(Vec::<Pin<Box<F>>>::new())))
+            .get_or_init(|| Box::new(RefCell::new(Vec::<W>::new())))
             .downcast_ref()
     }
 
-    /// `fut` in a box: a spare one if there is one (the finished future it held is
-    /// dropped in place), else a new one.
-    fn boxed<F: Future + 'static>(&self, fut: F) -> Pin<Box<F>> {
-        let spare = self.stack::<F>().and_then(|s| s.borrow_mut().pop());
-        match spare {
-            Some(mut b) => {
-                b.set(fut);
-                b
-            }
-            // Allocating first and writing the future into the box builds it in place:
-            // `Box::pin(f)` would build it on the stack and copy its few KB in.
-            None => Box::into_pin(Box::write(Box::new_uninit(), fut)),
-        }
+    /// A spare worker if there is one, else `make()`.
+    fn take<W: 'static>(&self, make: impl FnOnce() -> W) -> W {
+        let spare = self.stack::<W>().and_then(|s| s.borrow_mut().pop());
+        spare.unwrap_or_else(make)
     }
 
-    /// Keep a finished box for a later busy period, unless enough are kept.
-    fn give<F: 'static>(&self, b: Pin<Box<F>>) {
-        if let Some(s) = self.stack::<F>() {
+    /// Keep a worker between busy periods for a later one, unless enough are kept.
+    fn give<W: 'static>(&self, w: W) {
+        if let Some(s) = self.stack::<W>() {
             let mut s = s.borrow_mut();
-            if s.len() < MAX_SPARE_BOXES {
-                s.push(b);
+            if s.len() < MAX_SPARE_WORKERS {
+                s.push(w);
             }
         }
     }
 }
+
+/// Where a connection meets its worker: the connection deposits itself and its input
+/// buffer, the worker serves them and puts them back with whether the connection is
+/// idle again.
+#[derive(Default)]
+enum Handover<C> {
+    /// Nothing: the worker waits, or is serving.
+    #[default]
+    Empty,
+    /// To serve.
+    In(C, BytesMut),
+    /// Served: idle again (`true`) or closed.
+    Out(C, BytesMut, bool),
+}
+
+/// A worker's slot, shared by the worker's future and whoever holds the worker.
+type Slot<C> = Rc<Cell<Handover<C>>>;
 
 /// Why the connection stops serving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,12 +277,29 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         async move {
             let mut inbuf = BytesMut::new();
             while self.wait_next(&mut inbuf).await {
-                // The busy state owns the connection while it runs, so that its box
-                // can serve the next busy period of any connection once it is done.
+                // A worker serves the busy period: the connection is handed to it and
+                // handed back, and the worker (whose future holds the state of serving)
+                // goes back to the thread's stack for the next busy period of any
+                // connection. Nothing of the few KB is built or moved per busy period.
                 let params = self.params.clone();
-                let mut busy = params.spare_boxes.boxed(self.busy_owned(inbuf));
-                let (back, buf, idle) = busy.as_mut().await;
-                params.spare_boxes.give(busy);
+                let (mut worker, slot) = params.spare_workers.take(Self::worker);
+                slot.set(Handover::In(self, inbuf));
+                let (back, buf, idle) = poll_fn(|cx| {
+                    // Polled with this task's context: whatever the busy period waits
+                    // for wakes this task. A worker never completes.
+                    let _ = worker.as_mut().poll(cx);
+                    match slot.take() {
+                        Handover::Out(conn, buf, idle) => Poll::Ready((conn, buf, idle)),
+                        other => {
+                            slot.set(other);
+                            Poll::Pending
+                        }
+                    }
+                })
+                .await;
+                // Only a worker whose busy period ended is kept: one dropped mid-run
+                // (the task cancelled, a panic) is dropped with the connection in it.
+                params.spare_workers.give((worker, slot));
                 self = back;
                 inbuf = buf;
                 if !idle {
@@ -285,11 +310,30 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         }
     }
 
-    /// [`busy`](Self::busy) as a future that owns the connection and its input buffer
-    /// and hands them back.
-    async fn busy_owned(mut self, mut inbuf: BytesMut) -> (Self, BytesMut, bool) {
-        let idle = self.busy(&mut inbuf).await;
-        (self, inbuf, idle)
+    /// A new worker: a future that never completes, boxed once, and its slot. Each time
+    /// it is polled with a connection in the slot, it serves the connection's busy
+    /// period ([`busy`](Self::busy)) and puts the connection back; with the slot empty
+    /// it returns `Pending` without registering a waker (its holder polls it).
+    fn worker() -> (Pin<Box<impl Future<Output = ()>>>, Slot<Self>) {
+        let slot: Slot<Self> = Rc::new(Cell::new(Handover::Empty));
+        let s = slot.clone();
+        let fut = async move {
+            loop {
+                let (mut conn, mut inbuf) = poll_fn(|_| match s.take() {
+                    Handover::In(conn, buf) => Poll::Ready((conn, buf)),
+                    other => {
+                        s.set(other);
+                        Poll::Pending
+                    }
+                })
+                .await;
+                let idle = conn.busy(&mut inbuf).await;
+                s.set(Handover::Out(conn, inbuf, idle));
+            }
+        };
+        // Allocating first and writing the future into the box builds it in place:
+        // `Box::pin(f)` would build it on the stack and copy its few KB in.
+        (Box::into_pin(Box::write(Box::new_uninit(), fut)), slot)
     }
 
     /// Wait for the first bytes of the next request, holding nothing else. `false` once
