@@ -115,21 +115,29 @@ impl SpareWorkers {
 }
 
 /// Where a connection meets its worker: the connection deposits itself and its input
-/// buffer, the worker serves them and puts them back with whether the connection is
-/// idle again.
-#[derive(Default)]
-enum Handover<C> {
-    /// Nothing: the worker waits, or is serving.
-    #[default]
+/// buffer, the worker serves them where they lie (its future borrows them from here for
+/// the busy period) and says when it is done. The connection is moved in once and out
+/// once per busy period (a couple of hundred bytes), the worker never.
+struct Handover<C> {
+    held: RefCell<Option<(C, BytesMut)>>,
+    state: Cell<Turn>,
+}
+
+/// Whose turn it is in a [`Handover`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Nothing to serve: the worker waits.
     Empty,
-    /// To serve.
-    In(C, BytesMut),
-    /// Served: idle again (`true`) or closed.
-    Out(C, BytesMut, bool),
+    /// A connection was deposited: the worker serves it.
+    Serve,
+    /// Served, and idle again: the connection takes itself back.
+    Idle,
+    /// Served, and closed: the connection takes itself back.
+    Closed,
 }
 
 /// A worker's slot, shared by the worker's future and whoever holds the worker.
-type Slot<C> = Rc<Cell<Handover<C>>>;
+type Slot<C> = Rc<Handover<C>>;
 
 /// Why the connection stops serving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,20 +291,24 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                 // connection. Nothing of the few KB is built or moved per busy period.
                 let params = self.params.clone();
                 let (mut worker, slot) = params.spare_workers.take(Self::worker);
-                slot.set(Handover::In(self, inbuf));
-                let (back, buf, idle) = poll_fn(|cx| {
+                *slot.held.borrow_mut() = Some((self, inbuf));
+                slot.state.set(Turn::Serve);
+                let idle = poll_fn(|cx| {
                     // Polled with this task's context: whatever the busy period waits
                     // for wakes this task. A worker never completes.
                     let _ = worker.as_mut().poll(cx);
-                    match slot.take() {
-                        Handover::Out(conn, buf, idle) => Poll::Ready((conn, buf, idle)),
-                        other => {
-                            slot.set(other);
-                            Poll::Pending
-                        }
+                    match slot.state.get() {
+                        Turn::Idle => Poll::Ready(true),
+                        Turn::Closed => Poll::Ready(false),
+                        Turn::Empty | Turn::Serve => Poll::Pending,
                     }
                 })
                 .await;
+                slot.state.set(Turn::Empty);
+                let back = slot.held.borrow_mut().take();
+                let Some((back, buf)) = back else {
+                    unreachable!("a worker hands back the connection it was given");
+                };
                 // Only a worker whose busy period ended is kept: one dropped mid-run
                 // (the task cancelled, a panic) is dropped with the connection in it.
                 params.spare_workers.give((worker, slot));
@@ -314,21 +326,34 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
     /// it is polled with a connection in the slot, it serves the connection's busy
     /// period ([`busy`](Self::busy)) and puts the connection back; with the slot empty
     /// it returns `Pending` without registering a waker (its holder polls it).
+    #[expect(
+        clippy::await_holding_refcell_ref,
+        reason = "the slot's owner does not borrow it while the worker serves"
+    )]
     fn worker() -> (Pin<Box<impl Future<Output = ()>>>, Slot<Self>) {
-        let slot: Slot<Self> = Rc::new(Cell::new(Handover::Empty));
+        let slot: Slot<Self> = Rc::new(Handover {
+            held: RefCell::new(None),
+            state: Cell::new(Turn::Empty),
+        });
         let s = slot.clone();
         let fut = async move {
             loop {
-                let (mut conn, mut inbuf) = poll_fn(|_| match s.take() {
-                    Handover::In(conn, buf) => Poll::Ready((conn, buf)),
-                    other => {
-                        s.set(other);
-                        Poll::Pending
-                    }
+                poll_fn(|_| match s.state.get() {
+                    Turn::Serve => Poll::Ready(()),
+                    _ => Poll::Pending,
                 })
                 .await;
-                let idle = conn.busy(&mut inbuf).await;
-                s.set(Handover::Out(conn, inbuf, idle));
+                let idle = {
+                    // Borrowed for the busy period: nothing else touches the slot's
+                    // connection until the state says the worker is done (taking it
+                    // out instead would move it once more each way).
+                    let mut held = s.held.borrow_mut();
+                    match &mut *held {
+                        Some((conn, inbuf)) => conn.busy(inbuf).await,
+                        None => false,
+                    }
+                };
+                s.state.set(if idle { Turn::Idle } else { Turn::Closed });
             }
         };
         // Allocating first and writing the future into the box builds it in place:
@@ -518,5 +543,65 @@ mod tests {
                 assert!(answers[1].contains("Connection: close\r\n"), "{out}");
             }
         }
+    }
+
+    /// A connection task cancelled in the middle of a busy period (as at a forced
+    /// shutdown) drops its worker and the request in flight with it; the next
+    /// connection of the thread is served by a worker of its own.
+    #[test]
+    fn a_cancelled_busy_period_drops_its_worker() {
+        let io_loop = IoLoop::new().unwrap();
+        let token = Rc::new(());
+        let params = Params::new(HttpServerConfig::default());
+        let t = token.clone();
+        let handler = Rc::new(handler_fn(
+            move |req: squall_httputil::HttpServerRequest| {
+                let t = t.clone();
+                async move {
+                    if req.uri.path() == "/hang" {
+                        let _t = t;
+                        std::future::pending::<()>().await;
+                    }
+                    Response::text("hi")
+                }
+            },
+        ));
+        let connection = |transport| {
+            Http1Connection::with_params(
+                transport,
+                handler.clone(),
+                params.clone(),
+                ConnectionInfo::new(None, 0),
+                Rc::new(Control::default()),
+                None,
+            )
+        };
+        let (t1, peer1) = MemoryTransport::pair();
+        let (t2, peer2) = MemoryTransport::pair();
+        let (c1, c2) = (connection(t1), connection(t2));
+        let token2 = token.clone();
+        io_loop
+            .run_sync(
+                async move {
+                    let l = IoLoop::current().unwrap();
+                    let hung = l.spawn(c1.serve());
+                    peer1.send(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n");
+                    until(|| Rc::strong_count(&token2) == 4).await;
+                    hung.abort();
+                    assert_eq!(
+                        Rc::strong_count(&token2),
+                        3,
+                        "the request in flight is dropped"
+                    );
+                    let ok = l.spawn(c2.serve());
+                    peer2.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                    ok.await.unwrap();
+                    let out = String::from_utf8(peer2.take_output().to_vec()).unwrap();
+                    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+                    assert!(out.ends_with("hi"), "{out}");
+                },
+                Some(Duration::from_secs(30)),
+            )
+            .unwrap();
     }
 }
