@@ -270,11 +270,21 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
     /// # Panics
     /// The future panics if polled on a thread without a current `IoLoop` (its
     /// timeouts are loop timers).
+    pub fn serve(self) -> impl Future<Output = ()>
+    where
+        T: 'static,
+    {
+        self.serve_holding(())
+    }
+
+    /// [`serve`](Self::serve), keeping `guard` until the connection is done (after
+    /// `on_close`), or dropped with the future: the server's registration of the
+    /// connection, kept without a second future around this one.
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn stores its arguments twice"
     )]
-    pub fn serve(mut self) -> impl Future<Output = ()>
+    pub(crate) fn serve_holding<G: 'static>(mut self, guard: G) -> impl Future<Output = ()>
     where
         T: 'static,
     {
@@ -319,6 +329,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                 }
             }
             self.delegate.on_close(&self.info);
+            drop(guard);
         }
     }
 
@@ -363,18 +374,67 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
 
     /// Wait for the first bytes of the next request, holding nothing else. `false` once
     /// the connection is closed: end of file, the idle timeout, a shutdown, an error.
-    async fn wait_next(&mut self, inbuf: &mut BytesMut) -> bool {
+    ///
+    /// Not an `async` block: the idle connection's whole wait is this `poll_fn`, which
+    /// keeps two references and the deadline (an `async` read future pinned across the
+    /// wait, with its own copies of its arguments, made every idle connection about
+    /// 120 bytes bigger). The transport's read future is made anew at each poll, which
+    /// its cancel-safety allows.
+    fn wait_next<'a>(&'a mut self, inbuf: &'a mut BytesMut) -> impl Future<Output = bool> + 'a {
         let deadline = Instant::now() + self.params.config.idle_connection_timeout;
-        match self.read(inbuf, 0, deadline, true).await {
-            ReadOutcome::Data => return true,
-            ReadOutcome::Eof | ReadOutcome::Shutdown => {}
-            ReadOutcome::Timeout => {
-                log::debug!("closing connection from {}: idle timeout", Peer(&self.info));
+        // A connection waiting with nothing buffered holds no input buffer (the
+        // transport takes one when bytes arrive).
+        spare::give(inbuf);
+        poll_fn(move |cx| {
+            let outcome = match self.poll_idle(cx, inbuf, deadline) {
+                Poll::Ready(outcome) => outcome,
+                Poll::Pending => return Poll::Pending,
+            };
+            match outcome {
+                ReadOutcome::Data => {
+                    self.note_memory(inbuf.capacity());
+                    return Poll::Ready(true);
+                }
+                ReadOutcome::Eof | ReadOutcome::Shutdown => {}
+                ReadOutcome::Timeout => {
+                    log::debug!("closing connection from {}: idle timeout", Peer(&self.info));
+                }
+                ReadOutcome::Error(e) => {
+                    log_io_error("error reading from HTTP connection", &e);
+                }
             }
-            ReadOutcome::Error(e) => log_io_error("error reading from HTTP connection", &e),
+            self.transport.close();
+            Poll::Ready(false)
+        })
+    }
+
+    /// One poll of the idle wait: [`read`](Self::read)'s, with a read future that lives
+    /// for this poll only.
+    fn poll_idle(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        inbuf: &mut BytesMut,
+        deadline: Instant,
+    ) -> Poll<ReadOutcome> {
+        if self.control.forced() {
+            return Poll::Ready(ReadOutcome::Shutdown);
         }
-        self.transport.close();
-        false
+        // The transport first: a request that arrived on an idle connection as the
+        // server began to drain is served, not dropped.
+        match pin!(self.transport.read(inbuf)).poll(cx) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(ReadOutcome::Eof),
+            Poll::Ready(Ok(_)) => return Poll::Ready(ReadOutcome::Data),
+            Poll::Ready(Err(e)) => return Poll::Ready(ReadOutcome::Error(e)),
+            Poll::Pending => {}
+        }
+        if self.control.draining() {
+            return Poll::Ready(ReadOutcome::Shutdown);
+        }
+        if self.timer.poll(cx, deadline).is_ready() {
+            return Poll::Ready(ReadOutcome::Timeout);
+        }
+        self.control.register(cx.waker());
+        Poll::Pending
     }
 
     /// Serve what `inbuf` holds and what follows, until the connection is idle again
@@ -422,12 +482,11 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         }
     }
 
-    /// Wait for input until `deadline`. `idle`: between requests, where a graceful
-    /// shutdown ends the wait.
+    /// Wait for input until `deadline`, in a busy period. `idle`: between requests,
+    /// where a graceful shutdown ends the wait.
     ///
     /// A plain function returning an `async move` block, not an `async fn` (which
-    /// would keep its five arguments twice): this future is most of what an idle
-    /// connection holds.
+    /// would keep its five arguments twice).
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn stores its arguments twice"
