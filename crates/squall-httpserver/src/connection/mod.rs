@@ -179,9 +179,9 @@ enum Flow {
 /// is generic over the transport and the delegate, so nothing is dynamically
 /// dispatched. Between requests the connection is *idle* and holds only itself and a
 /// wait for the next bytes; the state of serving (the parser, the output buffer, the
-/// request in flight with its delegate's futures) lives in one box made when bytes
-/// arrive and freed when the connection is idle again: one allocation per busy period,
-/// so per pipelined batch, not per request.
+/// request in flight with its delegate's futures) lives in a worker the connection
+/// takes from a per-thread stack when bytes arrive and gives back when it is idle
+/// again: no allocation per busy period once the thread is warm.
 ///
 /// Requests are handled in order; for each the delegate's methods are awaited in turn.
 /// **Pipelining is batching**: every request already buffered is parsed and answered
