@@ -269,8 +269,9 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
             .borrow_mut()
             .get_or_insert_with(|| {
                 let weak = Rc::downgrade(self);
+                let (delegate, params) = (self.delegate.clone(), self.params.clone());
                 let server = TcpServer::with_io_loop(&self.io_loop, move |stream, peer| {
-                    Self::accepted(&weak, stream, peer)
+                    Self::accepted(&weak, &delegate, &params, stream, peer)
                 });
                 if let Some(setup) = &self.params.config.stream_setup {
                     server.set_stream_setup(setup.clone());
@@ -280,49 +281,45 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
             .clone()
     }
 
-    /// A connection from the accept loop: its task's future (it ends at once if the
-    /// server's state on this thread is gone).
+    /// A connection from the accept loop: its task's future, which is the connection's
+    /// [`serve`](Http1Connection::serve) future holding the registration, and nothing
+    /// around it (a task that built the connection and then awaited it would also keep
+    /// what it was built from, on every idle connection). If the server's state on this
+    /// thread is gone, the connection is closed at once.
     fn accepted(
         weak: &Weak<Self>,
+        delegate: &Rc<D>,
+        params: &Rc<Params>,
         stream: IoStream,
         peer: PeerAddr,
     ) -> impl Future<Output = ()> + 'static {
-        Self::serve(weak.clone(), stream, peer.inet())
+        let addr = peer.inet();
+        match weak.upgrade() {
+            Some(local) => {
+                let (conn, guard) = local.connection(stream, addr);
+                conn.serve_holding(Some(guard))
+            }
+            None => {
+                let control = Rc::new(Control::default());
+                control.force();
+                Http1Connection::with_params(
+                    IoStreamTransport::new(stream),
+                    delegate.clone(),
+                    params.clone(),
+                    ConnectionInfo::new(addr, 0),
+                    control,
+                    None,
+                )
+                .serve_holding(None)
+            }
+        }
     }
 
     /// Serve one accepted connection on this thread's loop (Tornado's
     /// `HTTPServer.handle_stream`).
     fn handle_stream(self: &Rc<Self>, stream: IoStream, addr: SocketAddr) {
-        drop(
-            self.io_loop
-                .spawn(Self::serve(Rc::downgrade(self), stream, Some(addr))),
-        );
-    }
-
-    /// One connection's task. The connection is built inside the task and moved into
-    /// `serve()` before the first await, so the task stores only the `serve` future
-    /// (an async block that captured a ready-made connection or future and then
-    /// awaited it would keep room for both, on every idle connection). A plain function
-    /// returning an `async move` block, not an `async fn`: an `async fn` keeps its
-    /// arguments twice.
-    #[expect(
-        clippy::manual_async_fn,
-        reason = "an async fn stores its arguments twice"
-    )]
-    fn serve(
-        weak: Weak<Self>,
-        stream: IoStream,
-        addr: Option<SocketAddr>,
-    ) -> impl Future<Output = ()> + 'static {
-        async move {
-            let Some(local) = weak.upgrade() else {
-                return;
-            };
-            let (conn, guard) = local.connection(stream, addr);
-            drop(local);
-            let _guard = guard;
-            conn.serve().await;
-        }
+        let (conn, guard) = self.connection(stream, Some(addr));
+        drop(self.io_loop.spawn(conn.serve_holding(Some(guard))));
     }
 
     /// Register a connection: its driver, and the guard that unregisters it.

@@ -19,7 +19,9 @@ use bytes::{Bytes, BytesMut};
 ///
 /// The connection polls the read future together with its timers and a shutdown
 /// signal (dropping it when one of those wins), so a read must be cancel-safe: bytes
-/// are either appended to `buf` or left in the transport. Writes are in the `poll_*`
+/// are either appended to `buf` or left in the transport. An idle connection makes its
+/// read future anew at each poll (so that it keeps none while it waits): a `Pending`
+/// read must leave its waker registered with the stream, not in the future. Writes are in the `poll_*`
 /// style because the connection sends output while a delegate's future is pending.
 #[allow(async_fn_in_trait)]
 pub trait Transport {

@@ -14,7 +14,7 @@ mod request;
 mod timer;
 
 use std::any::Any;
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
@@ -55,8 +55,8 @@ pub(crate) struct Params {
     /// `config.header_spellings`, shared the same way when `HeaderCase::Preserve`
     /// uses them.
     pub(crate) spellings: Option<Arc<HeaderCaseMap>>,
-    /// Boxes of finished busy periods, for the next busy period of any connection.
-    spare_boxes: SpareBoxes,
+    /// Workers between busy periods, for the next busy period of any connection.
+    spare_workers: SpareWorkers,
 }
 
 impl Params {
@@ -68,60 +68,76 @@ impl Params {
             config,
             limits,
             spellings,
-            spare_boxes: SpareBoxes::default(),
+            spare_workers: SpareWorkers::default(),
         })
     }
 }
 
-/// The most spare busy-state boxes a server thread keeps (each a few KB).
-const MAX_SPARE_BOXES: usize = 16;
+/// The most spare workers a server thread keeps (each a few KB).
+const MAX_SPARE_WORKERS: usize = 16;
 
-/// Boxes that held the state of a busy period, kept (up to [`MAX_SPARE_BOXES`]) so the
-/// next busy period of any connection of the thread reuses one instead of allocating:
-/// an idle connection holds no box, and a busy one allocates none once the thread is
-/// warm. The box's type is the busy-state future's, which has no name: it is stored as
-/// `dyn Any` and found again by type.
+/// Workers between busy periods, kept (up to [`MAX_SPARE_WORKERS`]) so the next busy
+/// period of any connection of the thread reuses one instead of allocating: an idle
+/// connection holds no worker, and a busy one allocates none once the thread is warm.
+/// A worker's type is its future's, which has no name: the stack is stored as `dyn Any`
+/// and found again by type.
 #[derive(Default)]
-struct SpareBoxes(OnceCell<Box<dyn Any>>);
+struct SpareWorkers(OnceCell<Box<dyn Any>>);
 
-impl std::fmt::Debug for SpareBoxes {
+impl std::fmt::Debug for SpareWorkers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SpareBoxes")
+        f.write_str("SpareWorkers")
     }
 }
 
-impl SpareBoxes {
-    fn stack<F: 'static>(&self) -> Option<&RefCell<Vec<Pin<Box<F>>>>> {
+impl SpareWorkers {
+    fn stack<W: 'static>(&self) -> Option<&RefCell<Vec<W>>> {
         self.0
-            .get_or_init(|| Box::new(RefCell::new(Vec::<Pin<Box<F>>>::new())))
+            .get_or_init(|| Box::new(RefCell::new(Vec::<W>::new())))
             .downcast_ref()
     }
 
-    /// `fut` in a box: a spare one if there is one (the finished future it held is
-    /// dropped in place), else a new one.
-    fn boxed<F: Future + 'static>(&self, fut: F) -> Pin<Box<F>> {
-        let spare = self.stack::<F>().and_then(|s| s.borrow_mut().pop());
-        match spare {
-            Some(mut b) => {
-                b.set(fut);
-                b
-            }
-            // Allocating first and writing the future into the box builds it in place:
-            // `Box::pin(f)` would build it on the stack and copy its few KB in.
-            None => Box::into_pin(Box::write(Box::new_uninit(), fut)),
-        }
+    /// A spare worker if there is one, else `make()`.
+    fn take<W: 'static>(&self, make: impl FnOnce() -> W) -> W {
+        let spare = self.stack::<W>().and_then(|s| s.borrow_mut().pop());
+        spare.unwrap_or_else(make)
     }
 
-    /// Keep a finished box for a later busy period, unless enough are kept.
-    fn give<F: 'static>(&self, b: Pin<Box<F>>) {
-        if let Some(s) = self.stack::<F>() {
+    /// Keep a worker between busy periods for a later one, unless enough are kept.
+    fn give<W: 'static>(&self, w: W) {
+        if let Some(s) = self.stack::<W>() {
             let mut s = s.borrow_mut();
-            if s.len() < MAX_SPARE_BOXES {
-                s.push(b);
+            if s.len() < MAX_SPARE_WORKERS {
+                s.push(w);
             }
         }
     }
 }
+
+/// Where a connection meets its worker: the connection deposits itself and its input
+/// buffer, the worker serves them where they lie (its future borrows them from here for
+/// the busy period) and says when it is done. The connection is moved in once and out
+/// once per busy period (a couple of hundred bytes), the worker never.
+struct Handover<C> {
+    held: RefCell<Option<(C, BytesMut)>>,
+    state: Cell<Turn>,
+}
+
+/// Whose turn it is in a [`Handover`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Nothing to serve: the worker waits.
+    Empty,
+    /// A connection was deposited: the worker serves it.
+    Serve,
+    /// Served, and idle again: the connection takes itself back.
+    Idle,
+    /// Served, and closed: the connection takes itself back.
+    Closed,
+}
+
+/// A worker's slot, shared by the worker's future and whoever holds the worker.
+type Slot<C> = Rc<Handover<C>>;
 
 /// Why the connection stops serving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,9 +179,9 @@ enum Flow {
 /// is generic over the transport and the delegate, so nothing is dynamically
 /// dispatched. Between requests the connection is *idle* and holds only itself and a
 /// wait for the next bytes; the state of serving (the parser, the output buffer, the
-/// request in flight with its delegate's futures) lives in one box made when bytes
-/// arrive and freed when the connection is idle again: one allocation per busy period,
-/// so per pipelined batch, not per request.
+/// request in flight with its delegate's futures) lives in a worker the connection
+/// takes from a per-thread stack when bytes arrive and gives back when it is idle
+/// again: no allocation per busy period once the thread is warm.
 ///
 /// Requests are handled in order; for each the delegate's methods are awaited in turn.
 /// **Pipelining is batching**: every request already buffered is parsed and answered
@@ -254,11 +270,21 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
     /// # Panics
     /// The future panics if polled on a thread without a current `IoLoop` (its
     /// timeouts are loop timers).
+    pub fn serve(self) -> impl Future<Output = ()>
+    where
+        T: 'static,
+    {
+        self.serve_holding(())
+    }
+
+    /// [`serve`](Self::serve), keeping `guard` until the connection is done (after
+    /// `on_close`), or dropped with the future: the server's registration of the
+    /// connection, kept without a second future around this one.
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn stores its arguments twice"
     )]
-    pub fn serve(mut self) -> impl Future<Output = ()>
+    pub(crate) fn serve_holding<G: 'static>(mut self, guard: G) -> impl Future<Output = ()>
     where
         T: 'static,
     {
@@ -269,12 +295,33 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         async move {
             let mut inbuf = BytesMut::new();
             while self.wait_next(&mut inbuf).await {
-                // The busy state owns the connection while it runs, so that its box
-                // can serve the next busy period of any connection once it is done.
+                // A worker serves the busy period: the connection is handed to it and
+                // handed back, and the worker (whose future holds the state of serving)
+                // goes back to the thread's stack for the next busy period of any
+                // connection. Nothing of the few KB is built or moved per busy period.
                 let params = self.params.clone();
-                let mut busy = params.spare_boxes.boxed(self.busy_owned(inbuf));
-                let (back, buf, idle) = busy.as_mut().await;
-                params.spare_boxes.give(busy);
+                let (mut worker, slot) = params.spare_workers.take(Self::worker);
+                *slot.held.borrow_mut() = Some((self, inbuf));
+                slot.state.set(Turn::Serve);
+                let idle = poll_fn(|cx| {
+                    // Polled with this task's context: whatever the busy period waits
+                    // for wakes this task. A worker never completes.
+                    let _ = worker.as_mut().poll(cx);
+                    match slot.state.get() {
+                        Turn::Idle => Poll::Ready(true),
+                        Turn::Closed => Poll::Ready(false),
+                        Turn::Empty | Turn::Serve => Poll::Pending,
+                    }
+                })
+                .await;
+                slot.state.set(Turn::Empty);
+                let back = slot.held.borrow_mut().take();
+                let Some((back, buf)) = back else {
+                    unreachable!("a worker hands back the connection it was given");
+                };
+                // Only a worker whose busy period ended is kept: one dropped mid-run
+                // (the task cancelled, a panic) is dropped with the connection in it.
+                params.spare_workers.give((worker, slot));
                 self = back;
                 inbuf = buf;
                 if !idle {
@@ -282,30 +329,112 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                 }
             }
             self.delegate.on_close(&self.info);
+            drop(guard);
         }
     }
 
-    /// [`busy`](Self::busy) as a future that owns the connection and its input buffer
-    /// and hands them back.
-    async fn busy_owned(mut self, mut inbuf: BytesMut) -> (Self, BytesMut, bool) {
-        let idle = self.busy(&mut inbuf).await;
-        (self, inbuf, idle)
+    /// A new worker: a future that never completes, boxed once, and its slot. Each time
+    /// it is polled with a connection in the slot, it serves the connection's busy
+    /// period ([`busy`](Self::busy)) and puts the connection back; with the slot empty
+    /// it returns `Pending` without registering a waker (its holder polls it).
+    #[expect(
+        clippy::await_holding_refcell_ref,
+        reason = "the slot's owner does not borrow it while the worker serves"
+    )]
+    fn worker() -> (Pin<Box<impl Future<Output = ()>>>, Slot<Self>) {
+        let slot: Slot<Self> = Rc::new(Handover {
+            held: RefCell::new(None),
+            state: Cell::new(Turn::Empty),
+        });
+        let s = slot.clone();
+        let fut = async move {
+            loop {
+                poll_fn(|_| match s.state.get() {
+                    Turn::Serve => Poll::Ready(()),
+                    _ => Poll::Pending,
+                })
+                .await;
+                let idle = {
+                    // Borrowed for the busy period: nothing else touches the slot's
+                    // connection until the state says the worker is done (taking it
+                    // out instead would move it once more each way).
+                    let mut held = s.held.borrow_mut();
+                    match &mut *held {
+                        Some((conn, inbuf)) => conn.busy(inbuf).await,
+                        None => false,
+                    }
+                };
+                s.state.set(if idle { Turn::Idle } else { Turn::Closed });
+            }
+        };
+        // Allocating first and writing the future into the box builds it in place:
+        // `Box::pin(f)` would build it on the stack and copy its few KB in.
+        (Box::into_pin(Box::write(Box::new_uninit(), fut)), slot)
     }
 
     /// Wait for the first bytes of the next request, holding nothing else. `false` once
     /// the connection is closed: end of file, the idle timeout, a shutdown, an error.
-    async fn wait_next(&mut self, inbuf: &mut BytesMut) -> bool {
+    ///
+    /// Not an `async` block: the idle connection's whole wait is this `poll_fn`, which
+    /// keeps two references and the deadline (an `async` read future pinned across the
+    /// wait, with its own copies of its arguments, made every idle connection about
+    /// 120 bytes bigger). The transport's read future is made anew at each poll, which
+    /// its cancel-safety allows.
+    fn wait_next<'a>(&'a mut self, inbuf: &'a mut BytesMut) -> impl Future<Output = bool> + 'a {
         let deadline = Instant::now() + self.params.config.idle_connection_timeout;
-        match self.read(inbuf, 0, deadline, true).await {
-            ReadOutcome::Data => return true,
-            ReadOutcome::Eof | ReadOutcome::Shutdown => {}
-            ReadOutcome::Timeout => {
-                log::debug!("closing connection from {}: idle timeout", Peer(&self.info));
+        // A connection waiting with nothing buffered holds no input buffer (the
+        // transport takes one when bytes arrive).
+        spare::give(inbuf);
+        poll_fn(move |cx| {
+            let outcome = match self.poll_idle(cx, inbuf, deadline) {
+                Poll::Ready(outcome) => outcome,
+                Poll::Pending => return Poll::Pending,
+            };
+            match outcome {
+                ReadOutcome::Data => {
+                    self.note_memory(inbuf.capacity());
+                    return Poll::Ready(true);
+                }
+                ReadOutcome::Eof | ReadOutcome::Shutdown => {}
+                ReadOutcome::Timeout => {
+                    log::debug!("closing connection from {}: idle timeout", Peer(&self.info));
+                }
+                ReadOutcome::Error(e) => {
+                    log_io_error("error reading from HTTP connection", &e);
+                }
             }
-            ReadOutcome::Error(e) => log_io_error("error reading from HTTP connection", &e),
+            self.transport.close();
+            Poll::Ready(false)
+        })
+    }
+
+    /// One poll of the idle wait: [`read`](Self::read)'s, with a read future that lives
+    /// for this poll only.
+    fn poll_idle(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        inbuf: &mut BytesMut,
+        deadline: Instant,
+    ) -> Poll<ReadOutcome> {
+        if self.control.forced() {
+            return Poll::Ready(ReadOutcome::Shutdown);
         }
-        self.transport.close();
-        false
+        // The transport first: a request that arrived on an idle connection as the
+        // server began to drain is served, not dropped.
+        match pin!(self.transport.read(inbuf)).poll(cx) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(ReadOutcome::Eof),
+            Poll::Ready(Ok(_)) => return Poll::Ready(ReadOutcome::Data),
+            Poll::Ready(Err(e)) => return Poll::Ready(ReadOutcome::Error(e)),
+            Poll::Pending => {}
+        }
+        if self.control.draining() {
+            return Poll::Ready(ReadOutcome::Shutdown);
+        }
+        if self.timer.poll(cx, deadline).is_ready() {
+            return Poll::Ready(ReadOutcome::Timeout);
+        }
+        self.control.register(cx.waker());
+        Poll::Pending
     }
 
     /// Serve what `inbuf` holds and what follows, until the connection is idle again
@@ -353,12 +482,11 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         }
     }
 
-    /// Wait for input until `deadline`. `idle`: between requests, where a graceful
-    /// shutdown ends the wait.
+    /// Wait for input until `deadline`, in a busy period. `idle`: between requests,
+    /// where a graceful shutdown ends the wait.
     ///
     /// A plain function returning an `async move` block, not an `async fn` (which
-    /// would keep its five arguments twice): this future is most of what an idle
-    /// connection holds.
+    /// would keep its five arguments twice).
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn stores its arguments twice"
@@ -474,5 +602,65 @@ mod tests {
                 assert!(answers[1].contains("Connection: close\r\n"), "{out}");
             }
         }
+    }
+
+    /// A connection task cancelled in the middle of a busy period (as at a forced
+    /// shutdown) drops its worker and the request in flight with it; the next
+    /// connection of the thread is served by a worker of its own.
+    #[test]
+    fn a_cancelled_busy_period_drops_its_worker() {
+        let io_loop = IoLoop::new().unwrap();
+        let token = Rc::new(());
+        let params = Params::new(HttpServerConfig::default());
+        let t = token.clone();
+        let handler = Rc::new(handler_fn(
+            move |req: squall_httputil::HttpServerRequest| {
+                let t = t.clone();
+                async move {
+                    if req.uri.path() == "/hang" {
+                        let _t = t;
+                        std::future::pending::<()>().await;
+                    }
+                    Response::text("hi")
+                }
+            },
+        ));
+        let connection = |transport| {
+            Http1Connection::with_params(
+                transport,
+                handler.clone(),
+                params.clone(),
+                ConnectionInfo::new(None, 0),
+                Rc::new(Control::default()),
+                None,
+            )
+        };
+        let (t1, peer1) = MemoryTransport::pair();
+        let (t2, peer2) = MemoryTransport::pair();
+        let (c1, c2) = (connection(t1), connection(t2));
+        let token2 = token.clone();
+        io_loop
+            .run_sync(
+                async move {
+                    let l = IoLoop::current().unwrap();
+                    let hung = l.spawn(c1.serve());
+                    peer1.send(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n");
+                    until(|| Rc::strong_count(&token2) == 4).await;
+                    hung.abort();
+                    assert_eq!(
+                        Rc::strong_count(&token2),
+                        3,
+                        "the request in flight is dropped"
+                    );
+                    let ok = l.spawn(c2.serve());
+                    peer2.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                    ok.await.unwrap();
+                    let out = String::from_utf8(peer2.take_output().to_vec()).unwrap();
+                    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+                    assert!(out.ends_with("hi"), "{out}");
+                },
+                Some(Duration::from_secs(30)),
+            )
+            .unwrap();
     }
 }
