@@ -166,6 +166,11 @@ pub struct ServerConn {
     body_limit: u64,
     no_keep_alive: bool,
     closing: bool,
+    /// The next head goes out with the ones before it ([`set_same_batch`](Self::set_same_batch));
+    /// one-shot.
+    same_batch: bool,
+    /// A head of the current batch got its `Date` from the clock.
+    batch_dated: bool,
 }
 
 impl ServerConn {
@@ -189,6 +194,8 @@ impl ServerConn {
             body_limit,
             no_keep_alive: false,
             closing: false,
+            same_batch: false,
+            batch_dated: false,
         }
     }
 
@@ -235,11 +242,25 @@ impl ServerConn {
         self.spellings = spellings;
     }
 
-    fn style(&self) -> HeadStyle<'_> {
+    /// Say that the next response head will be sent in the same write as the heads
+    /// this connection wrote before it (the caller has not sent its output since): heads
+    /// written together share one reading of the clock for their `Date`, the first
+    /// one's, instead of reading it each. Applies to the next head only; by default
+    /// every head reads the clock (the reading is cheap, the rendering is cached for the
+    /// second).
+    pub fn set_same_batch(&mut self, same_batch: bool) {
+        self.same_batch = same_batch;
+    }
+
+    fn style(&mut self) -> HeadStyle<'_> {
+        if !std::mem::take(&mut self.same_batch) {
+            self.batch_dated = false;
+        }
         HeadStyle {
             server: self.server_header.as_ref(),
             case: self.header_case,
             spellings: self.spellings.as_deref(),
+            reuse_date: self.batch_dated,
         }
     }
 
@@ -474,14 +495,9 @@ impl ServerConn {
         out: &mut BytesMut,
     ) -> Result<(), OutputError> {
         let info = self.next_request()?;
-        self.response = Some(ResponseEncoder::start_inner(
-            &info,
-            status,
-            headers,
-            None,
-            self.style(),
-            out,
-        )?);
+        let enc = ResponseEncoder::start_inner(&info, status, headers, None, self.style(), out)?;
+        self.batch_dated |= enc.dated();
+        self.response = Some(enc);
         Ok(())
     }
 
@@ -534,17 +550,23 @@ impl ServerConn {
         let mut enc = self.response.take().ok_or(OutputError::NoResponseStarted)?;
         let r = enc.finish(out);
         self.fail_output(r)?;
+        Ok(self.response_done(enc.keep_alive()))
+    }
+
+    /// The bookkeeping at the end of a response: the request is answered, and the
+    /// connection goes on if both sides allow it.
+    fn response_done(&mut self, response_keep_alive: bool) -> ResponseDone {
         let req_ok = !self.pending.is_empty() && {
             let r = self.pending.remove(0);
             r.body_done && r.keep_alive
         };
-        let keep_alive = enc.keep_alive() && req_ok && !self.no_keep_alive && !self.closing;
+        let keep_alive = response_keep_alive && req_ok && !self.no_keep_alive && !self.closing;
         if !keep_alive {
             self.closing = true;
             self.pending.clear();
             self.stop_reading();
         }
-        Ok(ResponseDone { keep_alive })
+        ResponseDone { keep_alive }
     }
 
     /// A whole response in one call: head, body and finish. A Content-Length is added
@@ -571,17 +593,13 @@ impl ServerConn {
             return Err(OutputError::BodyNotAllowed);
         }
         let mark = out.len();
-        let enc = ResponseEncoder::start_inner(
-            &info,
-            status,
-            headers,
-            Some(body.len() as u64),
-            self.style(),
-            out,
-        )?;
-        if let BodyFraming::Length(n) = enc.framing() {
-            let len = body.len() as u64;
-            if n != len {
+        let len = body.len() as u64;
+        let enc = ResponseEncoder::start_inner(&info, status, headers, Some(len), self.style(), out)?;
+        self.batch_dated |= enc.dated();
+        // With a length to add, the framing is `Length` or `None` (1xx, 204, 304, HEAD):
+        // never chunked or close-delimited, so the body is the bytes as they are.
+        match enc.framing() {
+            BodyFraming::Length(n) if n != len => {
                 out.truncate(mark);
                 // The peer must not wait for a body that will never match: whatever
                 // answers this request closes the connection.
@@ -592,12 +610,12 @@ impl ServerConn {
                     OutputError::ContentLengthExceeded
                 });
             }
+            BodyFraming::Length(_) => out.extend_from_slice(body),
+            // No body: a non-empty one was refused above, except for a HEAD request,
+            // whose length is announced and body dropped.
+            _ => {}
         }
-        self.response = Some(enc);
-        if !info.is_head {
-            self.write_body(body, out)?;
-        }
-        self.finish_response(out)
+        Ok(self.response_done(enc.keep_alive()))
     }
 }
 
