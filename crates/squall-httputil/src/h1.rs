@@ -556,10 +556,15 @@ impl ServerConn {
     /// The bookkeeping at the end of a response: the request is answered, and the
     /// connection goes on if both sides allow it.
     fn response_done(&mut self, response_keep_alive: bool) -> ResponseDone {
-        let req_ok = !self.pending.is_empty() && {
-            let r = self.pending.remove(0);
-            r.body_done && r.keep_alive
+        // Nearly always the only one: `pop` then, not `remove(0)`'s shifting.
+        let answered = if self.pending.len() == 1 {
+            self.pending.pop()
+        } else if self.pending.is_empty() {
+            None
+        } else {
+            Some(self.pending.remove(0))
         };
+        let req_ok = answered.is_some_and(|r| r.body_done && r.keep_alive);
         let keep_alive = response_keep_alive && req_ok && !self.no_keep_alive && !self.closing;
         if !keep_alive {
             self.closing = true;

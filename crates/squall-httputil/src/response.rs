@@ -128,11 +128,12 @@ fn put_date(out: &mut BytesMut) {
 
 /// The most bytes of a `Server` value that go through [`Tail`]; a longer one is written
 /// to the output on its own.
-const SERVER_INLINE: usize = 64;
+const SERVER_INLINE: usize = 40;
 
 /// Room for what the encoder adds after the caller's headers: `Server`, `Date`,
-/// `Content-Length`, `Connection`, `Transfer-Encoding` and the empty line.
-const TAIL_CAP: usize = 8 + SERVER_INLINE + 2 + DATE_LINE_LEN + 16 + 20 + 2 + 24 + 28 + 2;
+/// `Content-Length` (up to 38 bytes) or `Transfer-Encoding` (28), `Connection` (up to
+/// 24) and the empty line.
+const TAIL_CAP: usize = 8 + SERVER_INLINE + 2 + DATE_LINE_LEN + 38 + 24 + 2;
 
 /// The end of a head, gathered on the stack and appended to the output in one copy:
 /// the fixed pieces are copied in a few moves each, with one bounds check, instead of
@@ -143,6 +144,15 @@ struct Tail {
 }
 
 impl Tail {
+    /// The next `N` bytes, to be filled in place.
+    #[inline(always)]
+    fn next_array<const N: usize>(&mut self) -> &mut [u8; N] {
+        let at = self.len;
+        self.len += N;
+        let slot: &mut [u8] = &mut self.buf[at..at + N];
+        slot.try_into().expect("N bytes")
+    }
+
     #[inline(always)]
     fn push(&mut self, s: &[u8]) {
         self.buf[self.len..self.len + s.len()].copy_from_slice(s);
@@ -152,12 +162,7 @@ impl Tail {
     /// `n` in decimal, written in place from its last digit.
     #[inline]
     fn push_u64(&mut self, n: u64) {
-        let mut digits = 1;
-        let mut m = n;
-        while m >= 10 {
-            m /= 10;
-            digits += 1;
-        }
+        let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
         let mut i = self.len + digits;
         self.len = i;
         let mut n = n;
@@ -299,7 +304,11 @@ impl ResponseEncoder {
         // One pass over the caller's headers: each line is written as it is checked and
         // the framing fields are noted on the way (no hash lookups). Errors are judged
         // after the pass, in a fixed order; the caller truncates `out` on error.
-        put_status_line(out, status);
+        if status == StatusCode::OK {
+            out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        } else {
+            put_status_line(out, status);
+        }
         let mut transfer_encoding = false;
         let mut length_invalid = false;
         let mut content_length: Option<u64> = None;
@@ -310,28 +319,32 @@ impl ResponseEncoder {
         let mut bad_value = false;
         for (name, value) in headers {
             let v = value.as_bytes();
-            if *name == header::CONTENT_LENGTH {
-                for item in list_items(v) {
-                    match parse_decimal(item) {
-                        Some(n) if content_length.is_none_or(|c| c == n) => {
-                            content_length = Some(n);
+            let spelled = name.as_str().as_bytes();
+            // The five names that matter here all differ in length: one comparison of
+            // the length rules out the rest, and picks the one name to compare.
+            match spelled.len() {
+                14 if *name == header::CONTENT_LENGTH => {
+                    for item in list_items(v) {
+                        match parse_decimal(item) {
+                            Some(n) if content_length.is_none_or(|c| c == n) => {
+                                content_length = Some(n);
+                            }
+                            _ => length_invalid = true,
                         }
-                        _ => length_invalid = true,
                     }
                 }
-            } else if *name == header::TRANSFER_ENCODING {
-                transfer_encoding = true;
-            } else if *name == header::CONNECTION {
-                user_connection = true;
-                user_close |= list_items(v).any(|t| t.eq_ignore_ascii_case(b"close"));
-            } else if *name == header::DATE {
-                has_date = true;
-            } else if *name == header::SERVER {
-                has_server = true;
+                17 if *name == header::TRANSFER_ENCODING => transfer_encoding = true,
+                10 if *name == header::CONNECTION => {
+                    user_connection = true;
+                    user_close |= list_items(v).any(|t| t.eq_ignore_ascii_case(b"close"));
+                }
+                4 if *name == header::DATE => has_date = true,
+                6 if *name == header::SERVER => has_server = true,
+                _ => {}
             }
             bad_value |= has_cr_or_lf(v);
             if style.case == HeaderCase::Lower {
-                put_header_line(out, name.as_str().as_bytes(), v);
+                put_header_line(out, spelled, v);
             } else {
                 put_name(out, name, style.case, style.spellings);
                 out.put_slice(b": ");
@@ -396,9 +409,7 @@ impl ResponseEncoder {
         }
         let dated = !has_date;
         if dated {
-            let mut line = [0; DATE_LINE_LEN];
-            crate::date::date_line(&mut line, !style.reuse_date);
-            tail.push(&line);
+            crate::date::date_line(tail.next_array(), !style.reuse_date);
         }
         if let Some(n) = write_length {
             tail.push(b"Content-Length: ");
