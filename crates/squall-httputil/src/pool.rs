@@ -201,43 +201,69 @@ pub fn recycle_headers(mut headers: HeaderMap) {
 /// drop(headers);
 /// assert_eq!(pool::pooled(), before + 1, "the map is kept for the next request");
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct PooledHeaders(HeaderMap);
+#[derive(Clone, PartialEq, Eq)]
+pub struct PooledHeaders(
+    // Always `Some` until the map leaves (`drop`, `into_inner`): an `Option` so that
+    // taking it out leaves nothing to drop, where `mem::take` would build an empty
+    // `HeaderMap` and drop it (about 60 instructions a request).
+    Option<HeaderMap>,
+);
 
 impl PooledHeaders {
     /// An empty map from this thread's pool (see [`take_headers`]).
     pub fn new() -> PooledHeaders {
-        PooledHeaders(take_headers())
+        PooledHeaders(Some(take_headers()))
     }
 
     /// The map itself, which will then not go back to the pool.
     pub fn into_inner(mut self) -> HeaderMap {
-        std::mem::take(&mut self.0)
+        self.0.take().unwrap_or_default()
+    }
+
+    #[inline]
+    fn map(&self) -> &HeaderMap {
+        match &self.0 {
+            Some(map) => map,
+            None => unreachable!("a PooledHeaders holds its map until dropped"),
+        }
+    }
+}
+
+impl Default for PooledHeaders {
+    fn default() -> Self {
+        PooledHeaders(Some(HeaderMap::new()))
     }
 }
 
 impl Drop for PooledHeaders {
     fn drop(&mut self) {
-        recycle_headers(std::mem::take(&mut self.0));
+        if let Some(map) = self.0.take() {
+            recycle_headers(map);
+        }
     }
 }
 
 impl Deref for PooledHeaders {
     type Target = HeaderMap;
+    #[inline]
     fn deref(&self) -> &HeaderMap {
-        &self.0
+        self.map()
     }
 }
 
 impl DerefMut for PooledHeaders {
+    #[inline]
     fn deref_mut(&mut self) -> &mut HeaderMap {
-        &mut self.0
+        match &mut self.0 {
+            Some(map) => map,
+            None => unreachable!("a PooledHeaders holds its map until dropped"),
+        }
     }
 }
 
 impl From<HeaderMap> for PooledHeaders {
     fn from(map: HeaderMap) -> PooledHeaders {
-        PooledHeaders(map)
+        PooledHeaders(Some(map))
     }
 }
 
@@ -249,13 +275,13 @@ impl From<PooledHeaders> for HeaderMap {
 
 impl PartialEq<HeaderMap> for PooledHeaders {
     fn eq(&self, other: &HeaderMap) -> bool {
-        self.0 == *other
+        self.map() == other
     }
 }
 
 impl fmt::Debug for PooledHeaders {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        self.map().fmt(f)
     }
 }
 
@@ -263,7 +289,7 @@ impl<'a> IntoIterator for &'a PooledHeaders {
     type Item = (&'a http::HeaderName, &'a http::HeaderValue);
     type IntoIter = http::header::Iter<'a, http::HeaderValue>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.map().iter()
     }
 }
 
