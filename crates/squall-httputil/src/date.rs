@@ -164,7 +164,10 @@ impl CachedDate {
         if let Some(text) = imf_fixdate(secs) {
             self.line[6..6 + DATE_LEN].copy_from_slice(&text);
         }
-        match (from_unix_seconds(secs), from_unix_seconds(secs.saturating_add(1))) {
+        match (
+            from_unix_seconds(secs),
+            from_unix_seconds(secs.saturating_add(1)),
+        ) {
             (Some(from), Some(until)) => {
                 self.from = from;
                 self.until = until;
@@ -262,7 +265,10 @@ mod tests {
         let mut line = [0; DATE_LINE_LEN];
         date_line(&mut line, true);
         let text = std::str::from_utf8(&line).unwrap();
-        assert!(text.starts_with("Date: ") && text.ends_with(" GMT\r\n"), "{text:?}");
+        assert!(
+            text.starts_with("Date: ") && text.ends_with(" GMT\r\n"),
+            "{text:?}"
+        );
         let mut again = [0; DATE_LINE_LEN];
         date_line(&mut again, false);
         assert_eq!(again, line, "without a clock read, the last line as it is");
@@ -284,7 +290,11 @@ mod tests {
         c.update(at(784_111_778_000));
         assert_eq!(&c.line[..], b"Date: Sun, 06 Nov 1994 08:49:38 GMT\r\n");
         c.update(at(784_111_777_000));
-        assert_eq!(&c.line[..], b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n", "clock set back");
+        assert_eq!(
+            &c.line[..],
+            b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+            "clock set back"
+        );
         c.update(UNIX_EPOCH - Duration::from_millis(1));
         assert_eq!(&c.line[..], b"Date: Wed, 31 Dec 1969 23:59:59 GMT\r\n");
     }

@@ -599,7 +599,8 @@ impl ServerConn {
         }
         let mark = out.len();
         let len = body.len() as u64;
-        let enc = ResponseEncoder::start_inner(&info, status, headers, Some(len), self.style(), out)?;
+        let enc =
+            ResponseEncoder::start_inner(&info, status, headers, Some(len), self.style(), out)?;
         self.batch_dated |= enc.dated();
         // With a length to add, the framing is `Length` or `None` (1xx, 204, 304, HEAD):
         // never chunked or close-delimited, so the body is the bytes as they are.

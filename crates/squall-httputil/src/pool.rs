@@ -360,7 +360,10 @@ mod tests {
         let mut sensitive = take_headers_with(Prefilled::TextHtml);
         sensitive.get_mut(CONTENT_TYPE).unwrap().set_sensitive(true);
         let mut two = take_headers_with(Prefilled::TextPlain);
-        two.append(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        two.append(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         for map in [other, sensitive, two] {
             recycle_headers(map);
         }

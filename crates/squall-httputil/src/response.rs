@@ -8,9 +8,9 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{StatusCode, Version};
 
 use crate::chunked::{encode_chunk, encode_last_chunk, ChunkHeader};
+use crate::date::DATE_LINE_LEN;
 use crate::error::{OutputError, ParseError};
 use crate::head::{list_items, parse_decimal};
-use crate::date::DATE_LINE_LEN;
 use crate::headers::{put_name, HeaderCase, HeaderCaseMap};
 
 /// What a response needs to know about the request it answers.
@@ -102,10 +102,7 @@ fn has_cr_or_lf(v: &[u8]) -> bool {
     if low {
         return memchr::memchr2(b'\r', b'\n', v).is_some();
     }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b == b'\r' || b == b'\n')
+    words.remainder().iter().any(|&b| b == b'\r' || b == b'\n')
 }
 
 fn put_status_line(out: &mut BytesMut, status: StatusCode) {
