@@ -662,6 +662,38 @@ mod tests {
     }
 
     #[test]
+    fn batch_dates_follow_the_first_clock_reading() {
+        let mut conn = ServerConn::new(Limits::default());
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..].repeat(4)[..]);
+        assert_eq!(events(&mut conn, &mut buf).len(), 8);
+        let mut out = BytesMut::new();
+        // The first head of a batch reads the clock; the flag lasts one head.
+        conn.respond(StatusCode::OK, &HeaderMap::new(), b"", &mut out)
+            .unwrap();
+        assert!(conn.batch_dated);
+        conn.set_same_batch(true);
+        conn.respond(StatusCode::OK, &HeaderMap::new(), b"", &mut out)
+            .unwrap();
+        assert!(conn.batch_dated, "reused");
+        assert!(!conn.same_batch, "one-shot");
+        // A new batch starts over; a head with its own Date reads nothing.
+        let mut dated = HeaderMap::new();
+        dated.insert(
+            http::header::DATE,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        conn.respond(StatusCode::OK, &dated, b"", &mut out).unwrap();
+        assert!(!conn.batch_dated, "no clock reading in this batch yet");
+        conn.set_same_batch(true);
+        conn.respond(StatusCode::OK, &HeaderMap::new(), b"", &mut out)
+            .unwrap();
+        assert!(conn.batch_dated);
+        let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+        assert_eq!(text.matches("\r\ndate: ").count(), 4, "{text}");
+        assert_eq!(text.matches("date: sun, 06 nov 1994").count(), 1, "{text}");
+    }
+
+    #[test]
     fn connection_close_stops_parsing() {
         let mut conn = ServerConn::new(Limits::default());
         let mut buf = BytesMut::from(&b"GET /1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"[..]);

@@ -793,6 +793,94 @@ mod tests {
     }
 
     #[test]
+    fn cr_and_lf_found_anywhere() {
+        assert!(!has_cr_or_lf(b""));
+        assert!(!has_cr_or_lf(b"text/plain; charset=utf-8"));
+        assert!(!has_cr_or_lf(b"a\tb\tc\td\te\tf\tg\th"), "tabs are allowed");
+        for len in 1..40 {
+            for at in 0..len {
+                for bad in [b'\r', b'\n'] {
+                    let mut v = vec![b'x'; len];
+                    v[at] = bad;
+                    assert!(has_cr_or_lf(&v), "{len} {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn added_lines_in_every_style() {
+        let req = info(Version::HTTP_11, false, true);
+        let server = HeaderValue::from_static("squall");
+        let long = HeaderValue::from_str(&"s".repeat(SERVER_INLINE + 1)).unwrap();
+        let mut spellings = HeaderCaseMap::new();
+        spellings.insert("SERVER");
+        let head = |style: HeadStyle<'_>, length: Option<u64>| {
+            let mut out = BytesMut::new();
+            ResponseEncoder::start_inner(
+                &req,
+                StatusCode::OK,
+                &HeaderMap::new(),
+                length,
+                style,
+                &mut out,
+            )
+            .unwrap();
+            text(&out)
+        };
+        let style = |server, case, spellings| HeadStyle {
+            server,
+            case,
+            spellings,
+            reuse_date: false,
+        };
+        let t = head(style(Some(&server), HeaderCase::Lower, None), Some(0));
+        assert!(
+            t.starts_with("HTTP/1.1 200 OK\r\nserver: squall\r\nDate: "),
+            "{t}"
+        );
+        assert!(t.ends_with(" GMT\r\nContent-Length: 0\r\n\r\n"), "{t}");
+        let t = head(
+            style(Some(&server), HeaderCase::Title, None),
+            Some(u64::MAX),
+        );
+        assert!(
+            t.starts_with("HTTP/1.1 200 OK\r\nServer: squall\r\nDate: "),
+            "{t}"
+        );
+        assert!(
+            t.ends_with(&format!("Content-Length: {}\r\n\r\n", u64::MAX)),
+            "{t}"
+        );
+        let t = head(
+            style(Some(&server), HeaderCase::Preserve, Some(&spellings)),
+            None,
+        );
+        assert!(t.contains("\r\nSERVER: squall\r\nDate: "), "{t}");
+        assert!(t.ends_with("Transfer-Encoding: chunked\r\n\r\n"), "{t}");
+        let t = head(style(Some(&long), HeaderCase::Preserve, None), Some(10));
+        assert!(
+            t.contains(&format!("\r\nServer: {}\r\nDate: ", long.to_str().unwrap())),
+            "{t}"
+        );
+        assert!(t.ends_with("Content-Length: 10\r\n\r\n"), "{t}");
+        let t = head(style(None, HeaderCase::Lower, None), Some(7));
+        assert!(!t.to_ascii_lowercase().contains("server"), "{t}");
+        // A head that shares its batch's Date still has one.
+        let t = head(
+            HeadStyle {
+                reuse_date: true,
+                ..style(None, HeaderCase::Lower, None)
+            },
+            Some(1),
+        );
+        assert!(
+            t.contains("\r\nDate: ") && t.ends_with(" GMT\r\nContent-Length: 1\r\n\r\n"),
+            "{t}"
+        );
+    }
+
+    #[test]
     fn error_response() {
         let mut out = BytesMut::new();
         write_error_response(ParseError::UriTooLong, &mut out);
