@@ -4,9 +4,10 @@ use std::borrow::Cow;
 use std::future::Future;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, CONTENT_TYPE};
+use http::header::HeaderName;
 use http::uri::Scheme;
 use http::{HeaderMap, HeaderValue, StatusCode};
+use squall_httputil::pool::Prefilled;
 use squall_httputil::{HttpServerRequest, OutputError, ParseError};
 
 use crate::delegate::{
@@ -74,20 +75,27 @@ impl Response {
         }
     }
 
-    /// `200 OK` with a `text/plain; charset=utf-8` body.
+    /// `200 OK` with a `text/plain; charset=utf-8` body. Its header map is one the
+    /// thread's [`pool`](squall_httputil::pool) keeps with that field already in it,
+    /// when there is one (see [`Prefilled`]).
     pub fn text(body: impl Into<Bytes>) -> Self {
-        Response::bytes(body).with_header(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        )
+        Response::prefilled(Prefilled::TextPlain, body.into())
     }
 
-    /// `200 OK` with a `text/html; charset=utf-8` body.
+    /// `200 OK` with a `text/html; charset=utf-8` body (its map from the pool as for
+    /// [`text`](Response::text)).
     pub fn html(body: impl Into<Bytes>) -> Self {
-        Response::bytes(body).with_header(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )
+        Response::prefilled(Prefilled::TextHtml, body.into())
+    }
+
+    /// Built in place: no `Response` moved through a chain of builders.
+    fn prefilled(kind: Prefilled, body: Bytes) -> Self {
+        Response {
+            status: StatusCode::OK,
+            headers: squall_httputil::pool::take_headers_with(kind),
+            body,
+            upgrade: None,
+        }
     }
 
     /// The same response with another status.

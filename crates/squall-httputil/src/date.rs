@@ -2,7 +2,7 @@
 //! `Date` header.
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS: [&str; 12] = [
@@ -101,34 +101,116 @@ fn imf_fixdate(secs: i64) -> Option<[u8; DATE_LEN]> {
 /// The length of an IMF-fixdate for years 1000 to 9999.
 pub const DATE_LEN: usize = 29;
 
+/// The length of a whole `Date: ` line, CRLF included.
+pub(crate) const DATE_LINE_LEN: usize = 6 + DATE_LEN + 2;
+
+/// The second a thread last rendered, as a whole header line.
 struct CachedDate {
-    secs: i64,
-    text: [u8; DATE_LEN],
+    /// The line is right from `from` (included) to `until` (excluded): one second, so
+    /// that checking it is two comparisons of the clock's reading, no arithmetic.
+    /// Both are the epoch until the first rendering.
+    from: SystemTime,
+    until: SystemTime,
+    /// `Date: `, the IMF-fixdate, CRLF.
+    line: [u8; DATE_LINE_LEN],
+}
+
+const fn blank_line() -> [u8; DATE_LINE_LEN] {
+    let mut line = [b' '; DATE_LINE_LEN];
+    let name = b"Date:";
+    let mut i = 0;
+    while i < name.len() {
+        line[i] = name[i];
+        i += 1;
+    }
+    line[DATE_LINE_LEN - 2] = b'\r';
+    line[DATE_LINE_LEN - 1] = b'\n';
+    line
 }
 
 thread_local! {
-    static CACHED: RefCell<CachedDate> = const { RefCell::new(CachedDate { secs: i64::MIN, text: [b' '; DATE_LEN] }) };
+    static CACHED: RefCell<CachedDate> = const {
+        RefCell::new(CachedDate { from: UNIX_EPOCH, until: UNIX_EPOCH, line: blank_line() })
+    };
+}
+
+/// `secs` seconds from the epoch (negative before it), `None` if a `SystemTime` cannot
+/// hold it.
+fn from_unix_seconds(secs: i64) -> Option<SystemTime> {
+    let d = Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        UNIX_EPOCH.checked_add(d)
+    } else {
+        UNIX_EPOCH.checked_sub(d)
+    }
+}
+
+impl CachedDate {
+    /// Re-render the line if `now` is outside the second it shows.
+    #[inline]
+    fn update(&mut self, now: SystemTime) {
+        if now >= self.from && now < self.until {
+            return;
+        }
+        self.render(now);
+    }
+
+    #[cold]
+    fn render(&mut self, now: SystemTime) {
+        let secs = unix_seconds(now);
+        // Rendered in place, without a `String`: a warm server allocates nothing per
+        // request, this second's first included. Outside years 1000 to 9999 the last
+        // text is kept.
+        if let Some(text) = imf_fixdate(secs) {
+            self.line[6..6 + DATE_LEN].copy_from_slice(&text);
+        }
+        match (
+            from_unix_seconds(secs),
+            from_unix_seconds(secs.saturating_add(1)),
+        ) {
+            (Some(from), Some(until)) => {
+                self.from = from;
+                self.until = until;
+            }
+            // At the ends of what a `SystemTime` holds: read the clock every time.
+            _ => {
+                self.from = UNIX_EPOCH;
+                self.until = UNIX_EPOCH;
+            }
+        }
+    }
 }
 
 /// The current time as an IMF-fixdate, for the `Date` header.
 ///
 /// Cached per thread and re-rendered at most once a second (hyper's
-/// `common/date.rs`): a call costs a clock read and a 29-byte copy.
+/// `common/date.rs`): a call costs a clock read, two comparisons and a 29-byte copy.
 pub fn cached_date() -> [u8; DATE_LEN] {
     let now = SystemTime::now();
-    let secs = unix_seconds(now);
     CACHED.with(|c| {
         let mut c = c.borrow_mut();
-        if c.secs != secs {
-            // Rendered in place, without a `String`: a warm server allocates nothing
-            // per request, this second's first included.
-            if let Some(text) = imf_fixdate(secs) {
-                c.text = text;
-            }
-            c.secs = secs;
-        }
-        c.text
+        c.update(now);
+        let mut text = [0; DATE_LEN];
+        text.copy_from_slice(&c.line[6..6 + DATE_LEN]);
+        text
     })
+}
+
+/// The `Date: ` line for a response head, CRLF included, copied into `dst`.
+///
+/// With `read_clock` the clock is read (and the cache re-rendered when the second has
+/// changed); without it, the line this thread rendered last is used as it is (the clock
+/// is read only if none was rendered yet). The server passes `false` for the heads
+/// after the first of a batch written together: they share the first one's reading.
+#[inline]
+pub(crate) fn date_line(dst: &mut [u8; DATE_LINE_LEN], read_clock: bool) {
+    CACHED.with(|c| {
+        let mut c = c.borrow_mut();
+        if read_clock || c.until == UNIX_EPOCH {
+            c.update(SystemTime::now());
+        }
+        *dst = c.line;
+    });
 }
 
 #[cfg(test)]
@@ -176,6 +258,45 @@ mod tests {
             assert_eq!(std::str::from_utf8(&text).unwrap(), format_timestamp(at));
         }
         assert_eq!(imf_fixdate(253_402_300_800), None, "year 10000");
+    }
+
+    #[test]
+    fn date_lines() {
+        let mut line = [0; DATE_LINE_LEN];
+        date_line(&mut line, true);
+        let text = std::str::from_utf8(&line).unwrap();
+        assert!(
+            text.starts_with("Date: ") && text.ends_with(" GMT\r\n"),
+            "{text:?}"
+        );
+        let mut again = [0; DATE_LINE_LEN];
+        date_line(&mut again, false);
+        assert_eq!(again, line, "without a clock read, the last line as it is");
+    }
+
+    #[test]
+    fn cache_window() {
+        let mut c = CachedDate {
+            from: UNIX_EPOCH,
+            until: UNIX_EPOCH,
+            line: blank_line(),
+        };
+        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+        c.update(at(784_111_777_250));
+        assert_eq!(&c.line[..], b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n");
+        c.line[6] = b'x';
+        c.update(at(784_111_777_999));
+        assert_eq!(c.line[6], b'x', "the same second is not rendered again");
+        c.update(at(784_111_778_000));
+        assert_eq!(&c.line[..], b"Date: Sun, 06 Nov 1994 08:49:38 GMT\r\n");
+        c.update(at(784_111_777_000));
+        assert_eq!(
+            &c.line[..],
+            b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+            "clock set back"
+        );
+        c.update(UNIX_EPOCH - Duration::from_millis(1));
+        assert_eq!(&c.line[..], b"Date: Wed, 31 Dec 1969 23:59:59 GMT\r\n");
     }
 
     #[test]

@@ -166,6 +166,11 @@ pub struct ServerConn {
     body_limit: u64,
     no_keep_alive: bool,
     closing: bool,
+    /// The next head goes out with the ones before it ([`set_same_batch`](Self::set_same_batch));
+    /// one-shot.
+    same_batch: bool,
+    /// A head of the current batch got its `Date` from the clock.
+    batch_dated: bool,
 }
 
 impl ServerConn {
@@ -189,6 +194,8 @@ impl ServerConn {
             body_limit,
             no_keep_alive: false,
             closing: false,
+            same_batch: false,
+            batch_dated: false,
         }
     }
 
@@ -235,11 +242,25 @@ impl ServerConn {
         self.spellings = spellings;
     }
 
-    fn style(&self) -> HeadStyle<'_> {
+    /// Say that the next response head will be sent in the same write as the heads
+    /// this connection wrote before it (the caller has not sent its output since): heads
+    /// written together share one reading of the clock for their `Date`, the first
+    /// one's, instead of reading it each. Applies to the next head only; by default
+    /// every head reads the clock (the reading is cheap, the rendering is cached for the
+    /// second).
+    pub fn set_same_batch(&mut self, same_batch: bool) {
+        self.same_batch = same_batch;
+    }
+
+    fn style(&mut self) -> HeadStyle<'_> {
+        if !std::mem::take(&mut self.same_batch) {
+            self.batch_dated = false;
+        }
         HeadStyle {
             server: self.server_header.as_ref(),
             case: self.header_case,
             spellings: self.spellings.as_deref(),
+            reuse_date: self.batch_dated,
         }
     }
 
@@ -465,14 +486,9 @@ impl ServerConn {
         out: &mut BytesMut,
     ) -> Result<(), OutputError> {
         let info = self.next_request()?;
-        self.response = Some(ResponseEncoder::start_inner(
-            &info,
-            status,
-            headers,
-            None,
-            self.style(),
-            out,
-        )?);
+        let enc = ResponseEncoder::start_inner(&info, status, headers, None, self.style(), out)?;
+        self.batch_dated |= enc.dated();
+        self.response = Some(enc);
         Ok(())
     }
 
@@ -525,17 +541,28 @@ impl ServerConn {
         let mut enc = self.response.take().ok_or(OutputError::NoResponseStarted)?;
         let r = enc.finish(out);
         self.fail_output(r)?;
-        let req_ok = !self.pending.is_empty() && {
-            let r = self.pending.remove(0);
-            r.body_done && r.keep_alive
+        Ok(self.response_done(enc.keep_alive()))
+    }
+
+    /// The bookkeeping at the end of a response: the request is answered, and the
+    /// connection goes on if both sides allow it.
+    fn response_done(&mut self, response_keep_alive: bool) -> ResponseDone {
+        // Nearly always the only one: `pop` then, not `remove(0)`'s shifting.
+        let answered = if self.pending.len() == 1 {
+            self.pending.pop()
+        } else if self.pending.is_empty() {
+            None
+        } else {
+            Some(self.pending.remove(0))
         };
-        let keep_alive = enc.keep_alive() && req_ok && !self.no_keep_alive && !self.closing;
+        let req_ok = answered.is_some_and(|r| r.body_done && r.keep_alive);
+        let keep_alive = response_keep_alive && req_ok && !self.no_keep_alive && !self.closing;
         if !keep_alive {
             self.closing = true;
             self.pending.clear();
             self.stop_reading();
         }
-        Ok(ResponseDone { keep_alive })
+        ResponseDone { keep_alive }
     }
 
     /// A whole response in one call: head, body and finish. A Content-Length is added
@@ -562,17 +589,14 @@ impl ServerConn {
             return Err(OutputError::BodyNotAllowed);
         }
         let mark = out.len();
-        let enc = ResponseEncoder::start_inner(
-            &info,
-            status,
-            headers,
-            Some(body.len() as u64),
-            self.style(),
-            out,
-        )?;
-        if let BodyFraming::Length(n) = enc.framing() {
-            let len = body.len() as u64;
-            if n != len {
+        let len = body.len() as u64;
+        let enc =
+            ResponseEncoder::start_inner(&info, status, headers, Some(len), self.style(), out)?;
+        self.batch_dated |= enc.dated();
+        // With a length to add, the framing is `Length` or `None` (1xx, 204, 304, HEAD):
+        // never chunked or close-delimited, so the body is the bytes as they are.
+        match enc.framing() {
+            BodyFraming::Length(n) if n != len => {
                 out.truncate(mark);
                 // The peer must not wait for a body that will never match: whatever
                 // answers this request closes the connection.
@@ -583,12 +607,12 @@ impl ServerConn {
                     OutputError::ContentLengthExceeded
                 });
             }
+            BodyFraming::Length(_) => out.extend_from_slice(body),
+            // No body: a non-empty one was refused above, except for a HEAD request,
+            // whose length is announced and body dropped.
+            _ => {}
         }
-        self.response = Some(enc);
-        if !info.is_head {
-            self.write_body(body, out)?;
-        }
-        self.finish_response(out)
+        Ok(self.response_done(enc.keep_alive()))
     }
 }
 
@@ -626,6 +650,38 @@ mod tests {
         let text = String::from_utf8_lossy(&out);
         assert_eq!(text.matches("server: squall\r\n").count(), 1, "{text}");
         assert_eq!(text.matches("server: mine\r\n").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn batch_dates_follow_the_first_clock_reading() {
+        let mut conn = ServerConn::new(Limits::default());
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..].repeat(4)[..]);
+        assert_eq!(events(&mut conn, &mut buf).len(), 8);
+        let mut out = BytesMut::new();
+        // The first head of a batch reads the clock; the flag lasts one head.
+        conn.respond(StatusCode::OK, &HeaderMap::new(), b"", &mut out)
+            .unwrap();
+        assert!(conn.batch_dated);
+        conn.set_same_batch(true);
+        conn.respond(StatusCode::OK, &HeaderMap::new(), b"", &mut out)
+            .unwrap();
+        assert!(conn.batch_dated, "reused");
+        assert!(!conn.same_batch, "one-shot");
+        // A new batch starts over; a head with its own Date reads nothing.
+        let mut dated = HeaderMap::new();
+        dated.insert(
+            http::header::DATE,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        conn.respond(StatusCode::OK, &dated, b"", &mut out).unwrap();
+        assert!(!conn.batch_dated, "no clock reading in this batch yet");
+        conn.set_same_batch(true);
+        conn.respond(StatusCode::OK, &HeaderMap::new(), b"", &mut out)
+            .unwrap();
+        assert!(conn.batch_dated);
+        let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+        assert_eq!(text.matches("\r\ndate: ").count(), 4, "{text}");
+        assert_eq!(text.matches("date: sun, 06 nov 1994").count(), 1, "{text}");
     }
 
     #[test]

@@ -26,39 +26,156 @@ use std::cell::RefCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-use http::HeaderMap;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue};
 
 /// The most maps one thread keeps.
 pub const MAX_POOLED: usize = 64;
 /// Maps with room for more entries than this are dropped instead of pooled.
 pub const MAX_POOLED_CAPACITY: usize = 64;
 
+/// A map that the pool keeps filled in: one `Content-Type` field and nothing else, the
+/// headers of squall-httpserver's `Response::text` and `Response::html`. A map given
+/// back holding exactly that is kept as it is, and [`take_headers_with`] hands it out
+/// again without a `clear` and an `insert` (a few hundred instructions a response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Prefilled {
+    /// `content-type: text/plain; charset=utf-8`.
+    TextPlain,
+    /// `content-type: text/html; charset=utf-8`.
+    TextHtml,
+}
+
+/// How many kinds of [`Prefilled`] maps there are.
+const KINDS: usize = 2;
+
+impl Prefilled {
+    /// The `Content-Type` value the map holds.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Prefilled::TextPlain => "text/plain; charset=utf-8",
+            Prefilled::TextHtml => "text/html; charset=utf-8",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Prefilled::TextPlain => 0,
+            Prefilled::TextHtml => 1,
+        }
+    }
+
+    /// The kind of map `headers` is: exactly one `Content-Type` of a kind, or `None`.
+    #[inline]
+    fn of(headers: &HeaderMap) -> Option<usize> {
+        if headers.len() != 1 {
+            return None;
+        }
+        let (name, value) = headers.iter().next()?;
+        if *name != CONTENT_TYPE || value.is_sensitive() {
+            return None;
+        }
+        let v = value.as_bytes();
+        if v == Prefilled::TextPlain.content_type().as_bytes() {
+            Some(Prefilled::TextPlain.index())
+        } else if v == Prefilled::TextHtml.content_type().as_bytes() {
+            Some(Prefilled::TextHtml.index())
+        } else {
+            None
+        }
+    }
+}
+
+/// This thread's maps: cleared ones, and filled-in ones by kind.
+struct Pools {
+    cleared: Vec<HeaderMap>,
+    filled: [Vec<HeaderMap>; KINDS],
+}
+
+impl Pools {
+    fn len(&self) -> usize {
+        self.cleared.len() + self.filled.iter().map(Vec::len).sum::<usize>()
+    }
+}
+
 thread_local! {
-    static POOL: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+    static POOL: RefCell<Pools> = const {
+        RefCell::new(Pools { cleared: Vec::new(), filled: [Vec::new(), Vec::new()] })
+    };
 }
 
 /// An empty map: one from this thread's pool (with its allocation) if there is one,
 /// else `HeaderMap::new()` (which allocates nothing until used).
 pub fn take_headers() -> HeaderMap {
-    POOL.try_with(|p| p.borrow_mut().pop())
+    match POOL.try_with(|p| p.borrow_mut().cleared.pop()) {
+        Ok(Some(map)) => map,
+        _ => take_filled_and_clear(),
+    }
+}
+
+/// No cleared map left: a filled-in one, emptied, or a new one.
+#[cold]
+fn take_filled_and_clear() -> HeaderMap {
+    let filled = POOL
+        .try_with(|p| p.borrow_mut().filled.iter_mut().find_map(Vec::pop))
         .ok()
-        .flatten()
-        .unwrap_or_default()
+        .flatten();
+    match filled {
+        Some(mut map) => {
+            map.clear();
+            map
+        }
+        None => HeaderMap::new(),
+    }
+}
+
+/// A map holding the one field of `kind` (see [`Prefilled`]): a pooled one as it was
+/// given back if there is one, else an empty one from [`take_headers`] with the field
+/// inserted.
+///
+/// ```
+/// use http::header::CONTENT_TYPE;
+/// use squall_httputil::pool::{self, Prefilled};
+///
+/// let map = pool::take_headers_with(Prefilled::TextPlain);
+/// assert_eq!(map[CONTENT_TYPE], "text/plain; charset=utf-8");
+/// assert_eq!(map.len(), 1);
+/// ```
+pub fn take_headers_with(kind: Prefilled) -> HeaderMap {
+    match POOL.try_with(|p| p.borrow_mut().filled[kind.index()].pop()) {
+        Ok(Some(map)) => map,
+        _ => fill(kind),
+    }
+}
+
+#[cold]
+fn fill(kind: Prefilled) -> HeaderMap {
+    let mut map = take_headers();
+    map.insert(CONTENT_TYPE, HeaderValue::from_static(kind.content_type()));
+    map
 }
 
 /// Give a map back to this thread's pool: it is cleared (its values dropped) and kept
 /// for the next [`take_headers`], unless the pool is full or the map is oversized (then
-/// it is simply dropped).
+/// it is simply dropped). A map holding exactly the field of a [`Prefilled`] kind is
+/// kept as it is, for [`take_headers_with`].
 pub fn recycle_headers(mut headers: HeaderMap) {
     if headers.capacity() == 0 || headers.capacity() > MAX_POOLED_CAPACITY {
         return;
     }
-    headers.clear();
+    let kind = Prefilled::of(&headers);
+    if kind.is_none() {
+        headers.clear();
+    }
     // During thread teardown the pool may be gone: the map is then dropped here.
     let _ = POOL.try_with(|p| {
         let mut p = p.borrow_mut();
         if p.len() < MAX_POOLED {
-            p.push(headers);
+            match kind {
+                Some(k) => p.filled[k].push(headers),
+                None => p.cleared.push(headers),
+            }
         }
     });
 }
@@ -84,43 +201,69 @@ pub fn recycle_headers(mut headers: HeaderMap) {
 /// drop(headers);
 /// assert_eq!(pool::pooled(), before + 1, "the map is kept for the next request");
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct PooledHeaders(HeaderMap);
+#[derive(Clone, PartialEq, Eq)]
+pub struct PooledHeaders(
+    // Always `Some` until the map leaves (`drop`, `into_inner`): an `Option` so that
+    // taking it out leaves nothing to drop, where `mem::take` would build an empty
+    // `HeaderMap` and drop it (about 60 instructions a request).
+    Option<HeaderMap>,
+);
 
 impl PooledHeaders {
     /// An empty map from this thread's pool (see [`take_headers`]).
     pub fn new() -> PooledHeaders {
-        PooledHeaders(take_headers())
+        PooledHeaders(Some(take_headers()))
     }
 
     /// The map itself, which will then not go back to the pool.
     pub fn into_inner(mut self) -> HeaderMap {
-        std::mem::take(&mut self.0)
+        self.0.take().unwrap_or_default()
+    }
+
+    #[inline]
+    fn map(&self) -> &HeaderMap {
+        match &self.0 {
+            Some(map) => map,
+            None => unreachable!("a PooledHeaders holds its map until dropped"),
+        }
+    }
+}
+
+impl Default for PooledHeaders {
+    fn default() -> Self {
+        PooledHeaders(Some(HeaderMap::new()))
     }
 }
 
 impl Drop for PooledHeaders {
     fn drop(&mut self) {
-        recycle_headers(std::mem::take(&mut self.0));
+        if let Some(map) = self.0.take() {
+            recycle_headers(map);
+        }
     }
 }
 
 impl Deref for PooledHeaders {
     type Target = HeaderMap;
+    #[inline]
     fn deref(&self) -> &HeaderMap {
-        &self.0
+        self.map()
     }
 }
 
 impl DerefMut for PooledHeaders {
+    #[inline]
     fn deref_mut(&mut self) -> &mut HeaderMap {
-        &mut self.0
+        match &mut self.0 {
+            Some(map) => map,
+            None => unreachable!("a PooledHeaders holds its map until dropped"),
+        }
     }
 }
 
 impl From<HeaderMap> for PooledHeaders {
     fn from(map: HeaderMap) -> PooledHeaders {
-        PooledHeaders(map)
+        PooledHeaders(Some(map))
     }
 }
 
@@ -132,13 +275,13 @@ impl From<PooledHeaders> for HeaderMap {
 
 impl PartialEq<HeaderMap> for PooledHeaders {
     fn eq(&self, other: &HeaderMap) -> bool {
-        self.0 == *other
+        self.map() == other
     }
 }
 
 impl fmt::Debug for PooledHeaders {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        self.map().fmt(f)
     }
 }
 
@@ -146,11 +289,12 @@ impl<'a> IntoIterator for &'a PooledHeaders {
     type Item = (&'a http::HeaderName, &'a http::HeaderValue);
     type IntoIter = http::header::Iter<'a, http::HeaderValue>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.map().iter()
     }
 }
 
-/// How many maps this thread's pool holds (for tests and monitoring).
+/// How many maps this thread's pool holds, cleared and filled-in (for tests and
+/// monitoring).
 pub fn pooled() -> usize {
     POOL.try_with(|p| p.borrow().len()).unwrap_or(0)
 }
@@ -187,6 +331,48 @@ mod tests {
             assert!(m.is_empty() && m.capacity() > 0);
         }
         assert_eq!(take_headers().capacity(), 0);
+    }
+
+    #[test]
+    fn prefilled_maps_are_kept_filled() {
+        while pooled() > 0 {
+            take_headers();
+        }
+        let text = take_headers_with(Prefilled::TextPlain);
+        assert_eq!(text.len(), 1);
+        assert_eq!(text[CONTENT_TYPE], "text/plain; charset=utf-8");
+        recycle_headers(text);
+        assert_eq!(pooled(), 1);
+        let again = take_headers_with(Prefilled::TextPlain);
+        assert_eq!(pooled(), 0, "the filled-in map, as it was given back");
+        assert_eq!(again.len(), 1);
+        recycle_headers(again);
+        // A plain take empties a filled-in map when no cleared one is left.
+        let plain = take_headers();
+        assert!(plain.is_empty() && plain.capacity() > 0);
+        assert_eq!(pooled(), 0);
+        let html = take_headers_with(Prefilled::TextHtml);
+        assert_eq!(html[CONTENT_TYPE], "text/html; charset=utf-8");
+
+        // Anything else is cleared: another value, a sensitive one, a second field.
+        let mut other = take_headers_with(Prefilled::TextHtml);
+        other.insert(CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+        let mut sensitive = take_headers_with(Prefilled::TextHtml);
+        sensitive.get_mut(CONTENT_TYPE).unwrap().set_sensitive(true);
+        let mut two = take_headers_with(Prefilled::TextPlain);
+        two.append(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        for map in [other, sensitive, two] {
+            recycle_headers(map);
+        }
+        assert_eq!(pooled(), 3);
+        for _ in 0..3 {
+            assert!(take_headers().is_empty());
+        }
+        let fresh = take_headers_with(Prefilled::TextPlain);
+        assert_eq!(fresh.len(), 1, "built afresh");
     }
 
     #[test]

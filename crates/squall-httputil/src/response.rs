@@ -8,6 +8,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{StatusCode, Version};
 
 use crate::chunked::{encode_chunk, encode_last_chunk, ChunkHeader};
+use crate::date::DATE_LINE_LEN;
 use crate::error::{OutputError, ParseError};
 use crate::head::{list_items, parse_decimal};
 use crate::headers::{put_name, HeaderCase, HeaderCaseMap};
@@ -63,6 +64,9 @@ pub(crate) struct HeadStyle<'a> {
     pub(crate) case: HeaderCase,
     /// The spellings [`HeaderCase::Preserve`] uses.
     pub(crate) spellings: Option<&'a HeaderCaseMap>,
+    /// Use the `Date` this thread rendered last without reading the clock (a head
+    /// after the first of a batch that goes out in one write).
+    pub(crate) reuse_date: bool,
 }
 
 /// Appends one header line, `name: value` and CRLF.
@@ -73,6 +77,32 @@ fn put_header_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(b": ");
     out.put_slice(value);
     out.put_slice(b"\r\n");
+}
+
+/// Whether `v` holds CR or LF, which would end the header line early (a response
+/// splitting attack). Eight bytes at a time: a word with no byte below 14 (CR is 13, LF
+/// 10) cannot hold either, and most values have none; a word with one (a tab, say) sends
+/// the value to `memchr2`.
+#[inline]
+fn has_cr_or_lf(v: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = v.chunks_exact(8);
+    let mut low = false;
+    for w in &mut words {
+        let mut b = [0; 8];
+        b.copy_from_slice(w);
+        let x = u64::from_le_bytes(b);
+        // Non-zero exactly when some byte of `x` is below 14.
+        if x.wrapping_sub(ONES * 14) & !x & HIGH != 0 {
+            low = true;
+            break;
+        }
+    }
+    if low {
+        return memchr::memchr2(b'\r', b'\n', v).is_some();
+    }
+    words.remainder().iter().any(|&b| b == b'\r' || b == b'\n')
 }
 
 fn put_status_line(out: &mut BytesMut, status: StatusCode) {
@@ -88,9 +118,60 @@ fn put_status_line(out: &mut BytesMut, status: StatusCode) {
 }
 
 fn put_date(out: &mut BytesMut) {
-    out.put_slice(b"Date: ");
-    out.put_slice(&crate::date::cached_date());
-    out.put_slice(b"\r\n");
+    let mut line = [0; DATE_LINE_LEN];
+    crate::date::date_line(&mut line, true);
+    out.put_slice(&line);
+}
+
+/// The most bytes of a `Server` value that go through [`Tail`]; a longer one is written
+/// to the output on its own.
+const SERVER_INLINE: usize = 40;
+
+/// Room for what the encoder adds after the caller's headers: `Server`, `Date`,
+/// `Content-Length` (up to 38 bytes) or `Transfer-Encoding` (28), `Connection` (up to
+/// 24) and the empty line.
+const TAIL_CAP: usize = 8 + SERVER_INLINE + 2 + DATE_LINE_LEN + 38 + 24 + 2;
+
+/// The end of a head, gathered on the stack and appended to the output in one copy:
+/// the fixed pieces are copied in a few moves each, with one bounds check, instead of
+/// one capacity check and one `memcpy` call per piece.
+struct Tail {
+    buf: [u8; TAIL_CAP],
+    len: usize,
+}
+
+impl Tail {
+    /// The next `N` bytes, to be filled in place.
+    #[inline(always)]
+    fn next_array<const N: usize>(&mut self) -> &mut [u8; N] {
+        let at = self.len;
+        self.len += N;
+        let slot: &mut [u8] = &mut self.buf[at..at + N];
+        slot.try_into().expect("N bytes")
+    }
+
+    #[inline(always)]
+    fn push(&mut self, s: &[u8]) {
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s);
+        self.len += s.len();
+    }
+
+    /// `n` in decimal, written in place from its last digit.
+    #[inline]
+    fn push_u64(&mut self, n: u64) {
+        let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
+        let mut i = self.len + digits;
+        self.len = i;
+        let mut n = n;
+        loop {
+            i -= 1;
+            self.buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+    }
 }
 
 /// Append a status line and `headers` to `out`, with nothing added: no Date, no
@@ -108,7 +189,7 @@ pub fn write_head_lines(
     put_status_line(out, status);
     for (name, value) in headers {
         let v = value.as_bytes();
-        if memchr::memchr2(b'\r', b'\n', v).is_some() {
+        if has_cr_or_lf(v) {
             return Err(OutputError::InvalidHeaderValue);
         }
         put_header_line(out, name.as_str().as_bytes(), v);
@@ -164,6 +245,8 @@ pub struct ResponseEncoder {
     finished: bool,
     /// The answer to a HEAD request: body writes are accepted and dropped.
     head: bool,
+    /// The encoder wrote the `Date` header.
+    dated: bool,
 }
 
 impl ResponseEncoder {
@@ -218,7 +301,11 @@ impl ResponseEncoder {
         // One pass over the caller's headers: each line is written as it is checked and
         // the framing fields are noted on the way (no hash lookups). Errors are judged
         // after the pass, in a fixed order; the caller truncates `out` on error.
-        put_status_line(out, status);
+        if status == StatusCode::OK {
+            out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        } else {
+            put_status_line(out, status);
+        }
         let mut transfer_encoding = false;
         let mut length_invalid = false;
         let mut content_length: Option<u64> = None;
@@ -229,30 +316,32 @@ impl ResponseEncoder {
         let mut bad_value = false;
         for (name, value) in headers {
             let v = value.as_bytes();
-            if *name == header::CONTENT_LENGTH {
-                for item in list_items(v) {
-                    match parse_decimal(item) {
-                        Some(n) if content_length.is_none_or(|c| c == n) => {
-                            content_length = Some(n);
+            let spelled = name.as_str().as_bytes();
+            // The five names that matter here all differ in length: one comparison of
+            // the length rules out the rest, and picks the one name to compare.
+            match spelled.len() {
+                14 if *name == header::CONTENT_LENGTH => {
+                    for item in list_items(v) {
+                        match parse_decimal(item) {
+                            Some(n) if content_length.is_none_or(|c| c == n) => {
+                                content_length = Some(n);
+                            }
+                            _ => length_invalid = true,
                         }
-                        _ => length_invalid = true,
                     }
                 }
-            } else if *name == header::TRANSFER_ENCODING {
-                transfer_encoding = true;
-            } else if *name == header::CONNECTION {
-                user_connection = true;
-                user_close |= list_items(v).any(|t| t.eq_ignore_ascii_case(b"close"));
-            } else if *name == header::DATE {
-                has_date = true;
-            } else if *name == header::SERVER {
-                has_server = true;
+                17 if *name == header::TRANSFER_ENCODING => transfer_encoding = true,
+                10 if *name == header::CONNECTION => {
+                    user_connection = true;
+                    user_close |= list_items(v).any(|t| t.eq_ignore_ascii_case(b"close"));
+                }
+                4 if *name == header::DATE => has_date = true,
+                6 if *name == header::SERVER => has_server = true,
+                _ => {}
             }
-            if memchr::memchr2(b'\r', b'\n', v).is_some() {
-                bad_value = true;
-            }
+            bad_value |= has_cr_or_lf(v);
             if style.case == HeaderCase::Lower {
-                put_header_line(out, name.as_str().as_bytes(), v);
+                put_header_line(out, spelled, v);
             } else {
                 put_name(out, name, style.case, style.spellings);
                 out.put_slice(b": ");
@@ -289,32 +378,53 @@ impl ResponseEncoder {
             BodyFraming::CloseDelimited
         };
         let keep_alive = req.keep_alive && !user_close && framing != BodyFraming::CloseDelimited;
+        let mut tail = Tail {
+            buf: [0; TAIL_CAP],
+            len: 0,
+        };
         if let Some(v) = style.server.filter(|_| !has_server) {
             // Spelled as a name from a `HeaderMap` is.
-            put_name(out, &header::SERVER, style.case, style.spellings);
-            out.put_slice(b": ");
-            out.put_slice(v.as_bytes());
-            out.put_slice(b"\r\n");
+            let v = v.as_bytes();
+            let spelled = style.case == HeaderCase::Preserve
+                && style
+                    .spellings
+                    .is_some_and(|m| m.spelling(&header::SERVER).is_some());
+            if spelled || v.len() > SERVER_INLINE {
+                put_name(out, &header::SERVER, style.case, style.spellings);
+                out.put_slice(b": ");
+                out.put_slice(v);
+                out.put_slice(b"\r\n");
+            } else {
+                tail.push(if style.case == HeaderCase::Lower {
+                    b"server: "
+                } else {
+                    b"Server: "
+                });
+                tail.push(v);
+                tail.push(b"\r\n");
+            }
         }
-        if !has_date {
-            put_date(out);
+        let dated = !has_date;
+        if dated {
+            crate::date::date_line(tail.next_array(), !style.reuse_date);
         }
         if let Some(n) = write_length {
-            out.put_slice(b"Content-Length: ");
-            put_u64(out, n);
-            out.put_slice(b"\r\n");
+            tail.push(b"Content-Length: ");
+            tail.push_u64(n);
+            tail.push(b"\r\n");
         }
         if !user_connection {
             if !keep_alive && req.version == Version::HTTP_11 {
-                out.put_slice(b"Connection: close\r\n");
+                tail.push(b"Connection: close\r\n");
             } else if keep_alive && req.version == Version::HTTP_10 {
-                out.put_slice(b"Connection: keep-alive\r\n");
+                tail.push(b"Connection: keep-alive\r\n");
             }
         }
         if framing == BodyFraming::Chunked {
-            out.put_slice(b"Transfer-Encoding: chunked\r\n");
+            tail.push(b"Transfer-Encoding: chunked\r\n");
         }
-        out.put_slice(b"\r\n");
+        tail.push(b"\r\n");
+        out.extend_from_slice(&tail.buf[..tail.len]);
         let remaining = match framing {
             BodyFraming::Length(n) => n,
             _ => 0,
@@ -325,7 +435,13 @@ impl ResponseEncoder {
             keep_alive,
             finished: false,
             head: req.is_head,
+            dated,
         })
+    }
+
+    /// Whether the head got its `Date` from the encoder (not from the caller's headers).
+    pub(crate) fn dated(&self) -> bool {
+        self.dated
     }
 
     /// How the body is framed.
@@ -674,6 +790,94 @@ mod tests {
             buf.advance(c);
         }
         assert_eq!(flat, b"b\r\nhello world\r\n");
+    }
+
+    #[test]
+    fn cr_and_lf_found_anywhere() {
+        assert!(!has_cr_or_lf(b""));
+        assert!(!has_cr_or_lf(b"text/plain; charset=utf-8"));
+        assert!(!has_cr_or_lf(b"a\tb\tc\td\te\tf\tg\th"), "tabs are allowed");
+        for len in 1..40 {
+            for at in 0..len {
+                for bad in [b'\r', b'\n'] {
+                    let mut v = vec![b'x'; len];
+                    v[at] = bad;
+                    assert!(has_cr_or_lf(&v), "{len} {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn added_lines_in_every_style() {
+        let req = info(Version::HTTP_11, false, true);
+        let server = HeaderValue::from_static("squall");
+        let long = HeaderValue::from_str(&"s".repeat(SERVER_INLINE + 1)).unwrap();
+        let mut spellings = HeaderCaseMap::new();
+        spellings.insert("SERVER");
+        let head = |style: HeadStyle<'_>, length: Option<u64>| {
+            let mut out = BytesMut::new();
+            ResponseEncoder::start_inner(
+                &req,
+                StatusCode::OK,
+                &HeaderMap::new(),
+                length,
+                style,
+                &mut out,
+            )
+            .unwrap();
+            text(&out)
+        };
+        let style = |server, case, spellings| HeadStyle {
+            server,
+            case,
+            spellings,
+            reuse_date: false,
+        };
+        let t = head(style(Some(&server), HeaderCase::Lower, None), Some(0));
+        assert!(
+            t.starts_with("HTTP/1.1 200 OK\r\nserver: squall\r\nDate: "),
+            "{t}"
+        );
+        assert!(t.ends_with(" GMT\r\nContent-Length: 0\r\n\r\n"), "{t}");
+        let t = head(
+            style(Some(&server), HeaderCase::Title, None),
+            Some(u64::MAX),
+        );
+        assert!(
+            t.starts_with("HTTP/1.1 200 OK\r\nServer: squall\r\nDate: "),
+            "{t}"
+        );
+        assert!(
+            t.ends_with(&format!("Content-Length: {}\r\n\r\n", u64::MAX)),
+            "{t}"
+        );
+        let t = head(
+            style(Some(&server), HeaderCase::Preserve, Some(&spellings)),
+            None,
+        );
+        assert!(t.contains("\r\nSERVER: squall\r\nDate: "), "{t}");
+        assert!(t.ends_with("Transfer-Encoding: chunked\r\n\r\n"), "{t}");
+        let t = head(style(Some(&long), HeaderCase::Preserve, None), Some(10));
+        assert!(
+            t.contains(&format!("\r\nServer: {}\r\nDate: ", long.to_str().unwrap())),
+            "{t}"
+        );
+        assert!(t.ends_with("Content-Length: 10\r\n\r\n"), "{t}");
+        let t = head(style(None, HeaderCase::Lower, None), Some(7));
+        assert!(!t.to_ascii_lowercase().contains("server"), "{t}");
+        // A head that shares its batch's Date still has one.
+        let t = head(
+            HeadStyle {
+                reuse_date: true,
+                ..style(None, HeaderCase::Lower, None)
+            },
+            Some(1),
+        );
+        assert!(
+            t.contains("\r\nDate: ") && t.ends_with(" GMT\r\nContent-Length: 1\r\n\r\n"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -617,7 +617,7 @@ mod tests {
             move |req: squall_httputil::HttpServerRequest| {
                 let t = t.clone();
                 async move {
-                    if req.uri.path() == "/hang" {
+                    if req.path() == "/hang" {
                         let _t = t;
                         std::future::pending::<()>().await;
                     }
