@@ -52,7 +52,7 @@ use crate::chunked::ChunkedDecoder;
 use crate::chunked::{encode_chunk, encode_last_chunk};
 use crate::decode::{Decoded, LengthDecoder};
 use crate::error::{OutputError, ParseError};
-use crate::head::{check_transfer_encoding, list_items, parse_content_length};
+use crate::head::{framing, list_items, parse_content_length, Framing};
 use crate::limits::Limits;
 use crate::response::{put_u64, BodyFraming};
 
@@ -580,19 +580,12 @@ fn parse_response_head(
             parse_content_length(&cl)?;
         }
         BodyFraming::None
-    } else if !te.is_empty() {
-        if version == Version::HTTP_10 {
-            return Err(ParseError::TransferEncodingInHttp10);
-        }
-        if !cl.is_empty() {
-            return Err(ParseError::ContentLengthAndTransferEncoding);
-        }
-        check_transfer_encoding(&te)?;
-        BodyFraming::Chunked
-    } else if !cl.is_empty() {
-        BodyFraming::Length(parse_content_length(&cl)?)
     } else {
-        BodyFraming::CloseDelimited
+        match framing(version, &te, &cl)? {
+            Framing::Chunked => BodyFraming::Chunked,
+            Framing::Length(n) => BodyFraming::Length(n),
+            Framing::Unframed => BodyFraming::CloseDelimited,
+        }
     };
     let keep_alive = status != StatusCode::SWITCHING_PROTOCOLS
         && !(is_connect && status.is_success())

@@ -662,7 +662,10 @@ pub(crate) fn analyze(
     if !whole {
         // What the careful path checks before it parses: the request line's length
         // and the head's.
-        let line_end = memchr::memchr(b'\n', buf).unwrap_or(buf.len());
+        // httparse took single spaces and `HTTP/1.x`: the line's LF follows the
+        // version, after an optional CR.
+        let version_end = method.len() + 1 + path.len() + 9;
+        let line_end = version_end + usize::from(buf.get(version_end) == Some(&b'\r'));
         if line_end > limits.max_uri_len.saturating_add(64) {
             return Err(ParseError::UriTooLong);
         }
@@ -762,19 +765,10 @@ pub(crate) fn analyze(
         return Err(ParseError::InvalidHost);
     }
 
-    let body = if !te.is_empty() {
-        if version == Version::HTTP_10 {
-            return Err(ParseError::TransferEncodingInHttp10);
-        }
-        if !cl.is_empty() {
-            return Err(ParseError::ContentLengthAndTransferEncoding);
-        }
-        check_transfer_encoding(&te)?;
-        BodyKind::Chunked
-    } else if !cl.is_empty() {
-        BodyKind::Length(parse_content_length(&cl)?)
-    } else {
-        BodyKind::None
+    let body = match framing(version, &te, &cl)? {
+        Framing::Chunked => BodyKind::Chunked,
+        Framing::Length(n) => BodyKind::Length(n),
+        Framing::Unframed => BodyKind::None,
     };
 
     // RFC 9110 §10.1.1: an HTTP/1.0 client cannot expect; ignore its Expect entirely.
@@ -910,6 +904,39 @@ pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
+}
+
+/// What a message's Transfer-Encoding and Content-Length fields say of its body
+/// (RFC 9112 §6.3).
+pub(crate) enum Framing {
+    Chunked,
+    Length(u64),
+    /// Neither field: a request has no body, a response runs to the close.
+    Unframed,
+}
+
+/// The framing of a message of `version` from its Transfer-Encoding fields `te` and
+/// Content-Length fields `cl`: both at once, or Transfer-Encoding on HTTP/1.0, is an
+/// error, as is either field malformed.
+pub(crate) fn framing<V: AsRef<[u8]>>(
+    version: Version,
+    te: &[V],
+    cl: &[V],
+) -> Result<Framing, ParseError> {
+    if !te.is_empty() {
+        if version == Version::HTTP_10 {
+            return Err(ParseError::TransferEncodingInHttp10);
+        }
+        if !cl.is_empty() {
+            return Err(ParseError::ContentLengthAndTransferEncoding);
+        }
+        check_transfer_encoding(te)?;
+        Ok(Framing::Chunked)
+    } else if !cl.is_empty() {
+        Ok(Framing::Length(parse_content_length(cl)?))
+    } else {
+        Ok(Framing::Unframed)
+    }
 }
 
 /// Transfer-Encoding across all its fields must be exactly one `chunked`: a final coding

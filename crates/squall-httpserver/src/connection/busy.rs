@@ -78,7 +78,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                     let deadline =
                         (now + idle).min(*head_started.get_or_insert(now) + header_timeout);
                     let out_cap = release_output(shared);
-                    match self.conn.read(self.inbuf, out_cap, deadline, false).await {
+                    match self.conn.read(self.inbuf, out_cap, deadline).await {
                         ReadOutcome::Data => {
                             if self.conn.control.draining() {
                                 // Answered, with `Connection: close`, then closed.
@@ -300,7 +300,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
         let mut discarded = 0;
         while discarded < LINGER_BYTES {
             self.inbuf.clear();
-            match self.conn.read(self.inbuf, 0, deadline, false).await {
+            match self.conn.read(self.inbuf, 0, deadline).await {
                 ReadOutcome::Data => {
                     discarded += self.inbuf.len();
                     if !lingering {

@@ -482,11 +482,11 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         }
     }
 
-    /// Wait for input until `deadline`, in a busy period. `idle`: between requests,
-    /// where a graceful shutdown ends the wait.
+    /// Wait for input until `deadline`, in a busy period (a graceful shutdown does
+    /// not end this wait: the request in flight is finished first).
     ///
     /// A plain function returning an `async move` block, not an `async fn` (which
-    /// would keep its five arguments twice).
+    /// would keep its arguments twice).
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn stores its arguments twice"
@@ -496,7 +496,6 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         inbuf: &'a mut BytesMut,
         out_cap: usize,
         deadline: Instant,
-        idle: bool,
     ) -> impl Future<Output = ReadOutcome> + 'a {
         async move {
             // A connection waiting with nothing buffered holds no input buffer (the
@@ -514,16 +513,11 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                     if control.forced() {
                         return Poll::Ready(ReadOutcome::Shutdown);
                     }
-                    // The transport first: a request that arrived on an idle connection
-                    // as the server began to drain is served, not dropped.
                     match fut.as_mut().poll(cx) {
                         Poll::Ready(Ok(0)) => return Poll::Ready(ReadOutcome::Eof),
                         Poll::Ready(Ok(_)) => return Poll::Ready(ReadOutcome::Data),
                         Poll::Ready(Err(e)) => return Poll::Ready(ReadOutcome::Error(e)),
                         Poll::Pending => {}
-                    }
-                    if idle && control.draining() {
-                        return Poll::Ready(ReadOutcome::Shutdown);
                     }
                     if timer.poll(cx, deadline).is_ready() {
                         return Poll::Ready(ReadOutcome::Timeout);

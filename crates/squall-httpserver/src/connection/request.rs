@@ -162,7 +162,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                             deadline = deadline.min(b);
                         }
                         let out_cap = release_output(shared);
-                        let outcome = self.conn.read(self.inbuf, out_cap, deadline, false).await;
+                        let outcome = self.conn.read(self.inbuf, out_cap, deadline).await;
                         match outcome {
                             ReadOutcome::Data => continue,
                             ReadOutcome::Eof => {
