@@ -123,4 +123,28 @@ pub trait HttpMessageDelegate {
     /// The connection closed (or failed, or timed out) before `finish`. Default:
     /// nothing.
     fn on_connection_close(&mut self) {}
+
+    /// A request that has no body (no `Content-Length` or `Transfer-Encoding`, or a
+    /// `Content-Length` of 0): its head is the whole of it, and the connection calls
+    /// this one method instead of [`headers_received`](Self::headers_received) and
+    /// [`finish`](Self::finish).
+    ///
+    /// The default calls `headers_received`, then `finish` unless the response was
+    /// finished or the connection handed over ([`ResponseWriter::detach`]) in between;
+    /// a response finished from the head is followed by
+    /// [`on_connection_close`](Self::on_connection_close), as Tornado calls it when
+    /// `finish` is skipped. Override it when a bodyless request can be answered in
+    /// one step (a whole-request handler does): one future per request instead of
+    /// two.
+    async fn request_received(&mut self, request: RequestStart, writer: &mut ResponseWriter<'_>) {
+        self.headers_received(request, writer).await;
+        if writer.is_detached() {
+            return;
+        }
+        if writer.is_finished() {
+            self.on_connection_close();
+            return;
+        }
+        self.finish(writer).await;
+    }
 }

@@ -244,20 +244,44 @@ where
             Body::One(b) => b,
             Body::Many(b) => b.freeze(),
         };
-        let protocol: Cow<'static, str> = if start.protocol == Scheme::HTTP {
-            Cow::Borrowed("http")
-        } else if start.protocol == Scheme::HTTPS {
-            Cow::Borrowed("https")
-        } else {
-            Cow::Owned(start.protocol.as_str().to_owned())
-        };
-        let mut request = HttpServerRequest::from_connection(
-            start.head,
-            body,
-            start.remote_ip,
-            protocol,
-            start.start_time,
-        );
+        answer(self.f, whole_request(start, body), writer).await;
+    }
+
+    // A bodyless request goes to the function at once: nothing is stored between steps.
+    fn request_received(
+        &mut self,
+        request: RequestStart,
+        writer: &mut ResponseWriter<'_>,
+    ) -> impl Future<Output = ()> {
+        answer(self.f, whole_request(request, Bytes::new()), writer)
+    }
+}
+
+/// The whole request a [`FnHandler`]'s function receives, from its start and body.
+fn whole_request(start: RequestStart, body: Bytes) -> HttpServerRequest {
+    let protocol: Cow<'static, str> = if start.protocol == Scheme::HTTP {
+        Cow::Borrowed("http")
+    } else if start.protocol == Scheme::HTTPS {
+        Cow::Borrowed("https")
+    } else {
+        Cow::Owned(start.protocol.as_str().to_owned())
+    };
+    HttpServerRequest::from_connection(
+        start.head,
+        body,
+        start.remote_ip,
+        protocol,
+        start.start_time,
+    )
+}
+
+/// Parse the request's body arguments, call the function, write what it returns.
+async fn answer<F, Fut>(f: &F, mut request: HttpServerRequest, writer: &mut ResponseWriter<'_>)
+where
+    F: Fn(HttpServerRequest) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    {
         match request.parse_body() {
             Ok(()) => {}
             // Tornado's GzipUnsupportedTest: an encoded body the server was not asked to
@@ -275,7 +299,7 @@ where
                 return;
             }
         }
-        let resp = (self.f)(request).await;
+        let resp = f(request).await;
         match writer.respond(resp.status, resp.headers, &resp.body) {
             Ok(()) => {
                 if let Some(upgrade) = resp.upgrade {

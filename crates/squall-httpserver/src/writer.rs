@@ -359,6 +359,12 @@ impl ResponseWriter<'_> {
         Ok(())
     }
 
+    /// Whether [`detach`](Self::detach) was called for this request: the connection
+    /// is handed over once the response is out.
+    pub fn is_detached(&self) -> bool {
+        self.shared.borrow().detach.is_some()
+    }
+
     /// Bytes written and not yet sent.
     pub fn buffered(&self) -> usize {
         self.shared.borrow().out.len()

@@ -386,6 +386,40 @@ fn early_reply_never_desynchronises() {
     assert_eq!(out.matches("HTTP/1.1").count(), 1, "{out}");
 }
 
+// A bodyless request answered from its head leaves nothing unread: the connection
+// stays open for the next one, `finish` is skipped and `on_connection_close` called
+// (Tornado's `_read_message`); a request with a body answered early still closes.
+#[test]
+fn early_reply_to_a_bodyless_request_keeps_the_connection() {
+    let rec = Recorder {
+        answer_early: Some(StatusCode::FORBIDDEN),
+        ..Recorder::default()
+    };
+    let (out, _) = serve_all(
+        rec.clone(),
+        HttpServerConfig::default(),
+        &[b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nPOST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /d HTTP/1.1\r\nHost: x\r\n\r\n"],
+    );
+    assert_eq!(out.matches("HTTP/1.1 403 Forbidden\r\n").count(), 3, "{out}");
+    assert!(!out.contains("/d"), "{out}");
+    assert_eq!(
+        *rec.log.borrow(),
+        ["head /a", "closed", "head /b", "closed", "head /c", "closed"]
+    );
+    // Without an early answer every step comes, once, in order.
+    let rec = Recorder::default();
+    let (out, _) = serve_all(
+        rec.clone(),
+        HttpServerConfig::default(),
+        &[b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"],
+    );
+    assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{out}");
+    assert_eq!(
+        *rec.log.borrow(),
+        ["head /a", "finish", "head /b", "finish"]
+    );
+}
+
 // A panic in a handler: 500 for it, and the next request on the same connection is
 // served.
 #[test]

@@ -341,20 +341,45 @@ impl ServerConn {
                                 .and_then(|c| c.take_trailers())
                                 .map(Box::new);
                         }
-                        let keep_alive = match self.pending.last_mut() {
-                            Some(current) => {
-                                current.body_done = true;
-                                current.keep_alive
-                            }
-                            None => false,
-                        };
-                        self.read = if keep_alive { Read::Head } else { Read::Done };
+                        self.end_body();
                         Some(Event::End)
                     }
                     Err(e) => Some(self.fail(e)),
                 }
             }
         }
+    }
+
+    /// Right after a [`Event::Head`] whose request has no body (no framing fields, or
+    /// `Content-Length: 0`): take its end now, as the [`Event::End`] the next
+    /// [`poll`](ServerConn::poll) would return, and return `true`; the request is then
+    /// whole. `false`, changing nothing, for a request with a body (or at any other
+    /// time). A server uses it to hand a bodyless request over in one step.
+    pub fn skip_empty_body(&mut self) -> bool {
+        match self.read {
+            Read::Body {
+                kind: BodyKind::None | BodyKind::Length(0),
+                started: false,
+                ..
+            } => {
+                self.end_body();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The current request's body is read to its end: parse the next head if the
+    /// connection stays open.
+    fn end_body(&mut self) {
+        let keep_alive = match self.pending.last_mut() {
+            Some(current) => {
+                current.body_done = true;
+                current.keep_alive
+            }
+            None => false,
+        };
+        self.read = if keep_alive { Read::Head } else { Read::Done };
     }
 
     fn fail(&mut self, e: ParseError) -> Event {
@@ -682,6 +707,52 @@ mod tests {
         let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
         assert_eq!(text.matches("\r\ndate: ").count(), 4, "{text}");
         assert_eq!(text.matches("date: sun, 06 nov 1994").count(), 1, "{text}");
+    }
+
+    /// `skip_empty_body` takes the end of a bodyless request (as `End` would) and
+    /// touches nothing else: a request with a body, or a call at another time, gives
+    /// `false` and the events that would have come anyway; `Connection: close` still
+    /// stops parsing after the skipped end.
+    #[test]
+    fn skip_empty_body_is_the_end_event() {
+        let mut conn = ServerConn::new(Limits::default());
+        assert!(!conn.skip_empty_body(), "no request yet");
+        let mut buf = BytesMut::from(
+            &b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n\
+               POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n\
+               POST /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\
+               POST /4 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
+               GET /5 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n\
+               GET /6 HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        );
+        let mut seen = Vec::new();
+        while let Some(e) = conn.poll(&mut buf) {
+            match e {
+                Event::Head(h) => {
+                    let skipped = conn.skip_empty_body();
+                    seen.push(format!("head {} {skipped}", h.uri()));
+                    assert!(!conn.skip_empty_body(), "once per request");
+                }
+                Event::Data(d) => seen.push(format!("data {}", d.len())),
+                Event::End => seen.push("end".into()),
+                Event::Error(e) => seen.push(format!("error {e}")),
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "head /1 true",
+                "head /2 true",
+                "head /3 false",
+                "data 2",
+                "end",
+                "head /4 false",
+                "end",
+                "head /5 true",
+            ]
+        );
+        assert_eq!(conn.pending.len(), 5);
+        assert!(conn.pending.iter().all(|p| p.body_done));
     }
 
     #[test]

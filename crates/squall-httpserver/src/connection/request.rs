@@ -83,6 +83,15 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let expect_continue = start.head.expect_continue;
             let chunk_size = self.conn.params.config.chunk_size.max(1);
             let start_time = start.start_time;
+            if shared.borrow_mut().h1.skip_empty_body() {
+                // The head is the whole request: one delegate step.
+                shared.borrow_mut().body_done = true;
+                let done = self.drive(pin!(msg.request_received(start, w))).await;
+                if let Some(flow) = self.step_ended(msg, done, true) {
+                    return flow;
+                }
+                return self.request_end(w);
+            }
             let started = self.drive(pin!(msg.headers_received(start, w))).await;
             if let Some(flow) = self.step_ended(msg, started, false) {
                 return flow;
@@ -192,6 +201,15 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             if let Some(flow) = self.step_ended(msg, finished, true) {
                 return flow;
             }
+            self.request_end(w)
+        }
+    }
+
+    /// After the delegate's last step: finish a response it left open, answer `500`
+    /// for one it never started, and go on unless the output broke.
+    fn request_end(&mut self, w: &mut ResponseWriter<'_>) -> Flow {
+        let shared = self.shared;
+        {
             let resp = shared.borrow().resp;
             match resp {
                 Resp::NotStarted => {
@@ -207,11 +225,11 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                 }
                 Resp::Finished => {}
             }
-            if shared.borrow().broken {
-                return Flow::Close(End::Done);
-            }
-            Flow::Next
         }
+        if shared.borrow().broken {
+            return Flow::Close(End::Done);
+        }
+        Flow::Next
     }
 
     /// Hand one piece of the body to the delegate; `Some(flow)` if the request is over.
