@@ -5,7 +5,6 @@ use std::future::Future;
 
 use bytes::{Bytes, BytesMut};
 use http::header::HeaderName;
-use http::uri::Scheme;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use squall_httputil::pool::Prefilled;
 use squall_httputil::{HttpServerRequest, OutputError, ParseError};
@@ -259,12 +258,10 @@ where
 
 /// The whole request a [`FnHandler`]'s function receives, from its start and body.
 fn whole_request(start: RequestStart, body: Bytes) -> HttpServerRequest {
-    let protocol: Cow<'static, str> = if start.protocol == Scheme::HTTP {
-        Cow::Borrowed("http")
-    } else if start.protocol == Scheme::HTTPS {
-        Cow::Borrowed("https")
-    } else {
-        Cow::Owned(start.protocol.as_str().to_owned())
+    let protocol: Cow<'static, str> = match start.protocol.as_str() {
+        "http" => Cow::Borrowed("http"),
+        "https" => Cow::Borrowed("https"),
+        other => Cow::Owned(other.to_owned()),
     };
     HttpServerRequest::from_connection(
         start.head,

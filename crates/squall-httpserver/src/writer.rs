@@ -4,11 +4,13 @@
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
+use std::net::IpAddr;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http::header::CONNECTION;
+use http::uri::Scheme;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use squall_httputil::h1::ServerConn;
 use squall_httputil::OutputError;
@@ -50,6 +52,12 @@ pub(crate) struct Shared {
     /// Set by [`ResponseWriter::detach`]: after this request the connection is handed
     /// over instead of serving HTTP.
     pub(crate) detach: Option<OnUpgrade>,
+    /// When the input now buffered was read, once a request asked
+    /// ([`Shared::read_at`]); `None` again after every read.
+    pub(crate) read_at: Option<Instant>,
+    /// The client's address and the scheme when `xheaders` is off: the same for every
+    /// request of the connection, worked out for its first.
+    pub(crate) plain_origin: Option<(Option<IpAddr>, Scheme)>,
 }
 
 impl Shared {
@@ -70,7 +78,16 @@ impl Shared {
             write_cap: config.max_write_buffer_size,
             overflowed: false,
             detach: None,
+            read_at: None,
+            plain_origin: None,
         }
+    }
+
+    /// When the input the current request came in was read: requests parsed from one
+    /// read share one reading of the clock (their `start_time`), taken when the first
+    /// of them asks.
+    pub(crate) fn read_at(&mut self) -> Instant {
+        *self.read_at.get_or_insert_with(Instant::now)
     }
 
     /// Reset the per-request state for the next request, and take an output buffer if

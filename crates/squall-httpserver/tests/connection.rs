@@ -400,7 +400,11 @@ fn early_reply_to_a_bodyless_request_keeps_the_connection() {
         HttpServerConfig::default(),
         &[b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nPOST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /d HTTP/1.1\r\nHost: x\r\n\r\n"],
     );
-    assert_eq!(out.matches("HTTP/1.1 403 Forbidden\r\n").count(), 3, "{out}");
+    assert_eq!(
+        out.matches("HTTP/1.1 403 Forbidden\r\n").count(),
+        3,
+        "{out}"
+    );
     assert!(!out.contains("/d"), "{out}");
     assert_eq!(
         *rec.log.borrow(),

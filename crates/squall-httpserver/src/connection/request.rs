@@ -36,12 +36,21 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
     ) -> impl Future<Output = Flow> + use<'a, 'c, T, D> {
         async move {
             let shared = self.shared;
-            let start_time = Instant::now();
+            let start_time = shared.borrow_mut().read_at();
             let access = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info)
                 .then(|| (head.method.clone(), head.target_bytes()));
             let params = self.conn.params.clone();
             let config = &params.config;
-            let (remote_ip, protocol) = xheaders::resolve(config, &head, self.conn.info.peer_addr);
+            let (remote_ip, protocol) = if config.xheaders {
+                xheaders::resolve(config, &head, self.conn.info.peer_addr)
+            } else {
+                let s = &mut *shared.borrow_mut();
+                s.plain_origin
+                    .get_or_insert_with(|| {
+                        xheaders::resolve(config, &head, self.conn.info.peer_addr)
+                    })
+                    .clone()
+            };
             let gzip = xheaders::decompress(config, &mut head);
             shared.borrow_mut().begin_request(config);
             let delegate = self.conn.delegate.clone();
@@ -173,7 +182,10 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                         let out_cap = release_output(shared);
                         let outcome = self.conn.read(self.inbuf, out_cap, deadline).await;
                         match outcome {
-                            ReadOutcome::Data => continue,
+                            ReadOutcome::Data => {
+                                shared.borrow_mut().read_at = None;
+                                continue;
+                            }
                             ReadOutcome::Eof => {
                                 let _ = shared.borrow_mut().h1.read_eof(self.inbuf);
                                 log::debug!(
