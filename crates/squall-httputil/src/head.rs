@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 
 use crate::error::ParseError;
 use crate::limits::Limits;
-use crate::view::{Field, Fields, View, ViewParts};
+use crate::view::{Field, Fields, ParsedUri, View, ViewParts};
 
 /// Header slots kept on the stack; a larger [`Limits::max_headers`] uses the heap.
 const STACK_HEADERS: usize = 100;
@@ -693,11 +693,12 @@ pub(crate) fn analyze(
         }
         let uri = Uri::try_from(path).map_err(|_| ParseError::InvalidTarget)?;
         check_target_form(&method, path, &uri)?;
-        (None, Some(uri))
+        (None, Some(ParsedUri::new(uri)))
     };
     // Absolute-form: its authority replaces Host (RFC 9112 §3.2.2).
     let host_override = uri
         .as_ref()
+        .map(ParsedUri::uri)
         .filter(|u| u.scheme().is_some())
         .and_then(|u| u.authority())
         .and_then(|a| {

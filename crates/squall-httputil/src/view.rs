@@ -81,6 +81,24 @@ impl Drop for Fields {
     }
 }
 
+/// The `Uri` of a target that is not origin-form, built by the parser, already in the
+/// box a [`View`] keeps it in.
+#[derive(Debug)]
+pub(crate) struct ParsedUri(Box<Lazy>);
+
+impl ParsedUri {
+    pub(crate) fn new(uri: Uri) -> ParsedUri {
+        ParsedUri(Box::new(Lazy {
+            uri: OnceLock::from(uri),
+            ..Lazy::default()
+        }))
+    }
+
+    pub(crate) fn uri(&self) -> &Uri {
+        self.0.uri.get().expect("built with its Uri")
+    }
+}
+
 /// What is built on demand: the `Uri` and the `HeaderMap`.
 #[derive(Debug, Default, Clone)]
 struct Lazy {
@@ -118,7 +136,9 @@ pub(crate) struct View {
 pub(crate) struct ViewParts {
     pub(crate) target: (u32, u32),
     pub(crate) query: Option<u32>,
-    pub(crate) uri: Option<Uri>,
+    /// A target that is not origin-form, its `Uri` built at parse time (boxed as it
+    /// will be kept: the parts travel by value, and stay small without it).
+    pub(crate) uri: Option<ParsedUri>,
     pub(crate) host: Option<(u32, u32)>,
     pub(crate) fields: Fields,
 }
@@ -137,11 +157,8 @@ impl View {
     #[inline]
     pub(crate) fn parsed(raw: Bytes, parts: ViewParts) -> View {
         let lazy = OnceLock::new();
-        if let Some(uri) = parts.uri {
-            let _ = lazy.set(Box::new(Lazy {
-                uri: OnceLock::from(uri),
-                ..Lazy::default()
-            }));
+        if let Some(ParsedUri(built)) = parts.uri {
+            let _ = lazy.set(built);
         }
         View {
             raw,
