@@ -63,7 +63,19 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                 connection: self.conn.info.clone(),
                 start_time,
             };
-            let flow = self.request_inner(&mut msg, &mut w, start, gzip).await;
+            let flow = if shared.borrow_mut().h1.skip_empty_body() {
+                // The head is the whole request: one delegate step.
+                shared.borrow_mut().body_done = true;
+                let done = self
+                    .drive(pin!(msg.request_received(start, &mut w)))
+                    .await;
+                match self.step_ended(&mut msg, done, true) {
+                    Some(flow) => flow,
+                    None => self.request_end(&mut w),
+                }
+            } else {
+                self.request_inner(&mut msg, &mut w, start, gzip).await
+            };
             if let Some((method, target)) = access {
                 let s = shared.borrow();
                 if s.resp != Resp::NotStarted {
@@ -74,8 +86,8 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
         }
     }
 
-    /// The delegate's steps for one request: its head, its body piece by piece, its
-    /// end; then the response's end.
+    /// The delegate's steps for a request with a body: its head, its body piece by
+    /// piece, its end; then the response's end.
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn stores its arguments twice"
@@ -92,15 +104,6 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let expect_continue = start.head.expect_continue;
             let chunk_size = self.conn.params.config.chunk_size.max(1);
             let start_time = start.start_time;
-            if shared.borrow_mut().h1.skip_empty_body() {
-                // The head is the whole request: one delegate step.
-                shared.borrow_mut().body_done = true;
-                let done = self.drive(pin!(msg.request_received(start, w))).await;
-                if let Some(flow) = self.step_ended(msg, done, true) {
-                    return flow;
-                }
-                return self.request_end(w);
-            }
             let started = self.drive(pin!(msg.headers_received(start, w))).await;
             if let Some(flow) = self.step_ended(msg, started, false) {
                 return flow;
