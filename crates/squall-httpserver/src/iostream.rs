@@ -21,9 +21,11 @@ use crate::transport::Transport;
 /// connection with nothing buffered holds no input buffer: one is taken from a
 /// per-thread stash only for the read, and given back if the read must wait.
 ///
-/// **Writes** hand the connection's whole output buffer to the stream as one `Bytes`
-/// (no copy) and flush: one `writev` per batch of responses. When the stream has sent
-/// it and dropped its reference, the same allocation serves the next responses.
+/// **Writes** go straight from the connection's output buffer to one `write(2)` per
+/// batch of responses when the stream has nothing queued
+/// ([`IoStream::poll_write_buf`]); what the socket does not take is handed to the
+/// stream's queue as one `Bytes` (no copy). Either way the same allocation serves the
+/// next responses.
 #[derive(Debug, Clone)]
 pub struct IoStreamTransport {
     stream: IoStream,
@@ -63,13 +65,7 @@ impl Transport for IoStreamTransport {
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<io::Result<()>> {
-        if !out.is_empty() {
-            self.stream
-                .write_buffered(out.split().freeze())
-                .map_err(stream_error)?;
-        }
-        let mut flush = self.stream.flush();
-        Pin::new(&mut flush).poll(cx).map_err(stream_error)
+        self.stream.poll_write_buf(cx, out).map_err(stream_error)
     }
 
     fn close(&mut self) {

@@ -54,6 +54,14 @@ impl Inner {
         })
     }
 
+    /// One `write(2)` of `data`, straight from the caller's buffer. `None` once the fd
+    /// is closed.
+    pub(crate) fn write_slice(&self, data: &[u8]) -> Option<io::Result<usize>> {
+        let file = self.file.borrow();
+        let file = file.as_ref()?;
+        Some((&*file).write(data))
+    }
+
     /// `shutdown(SHUT_WR)`. `None` once the fd is closed.
     pub(crate) fn shutdown_fd(&self) -> Option<io::Result<()>> {
         let file = self.file.borrow();

@@ -265,6 +265,41 @@ impl IoStream {
         }
     }
 
+    /// Sends `buf` after everything queued before it: `Ready(Ok(()))` once all of it
+    /// has left the stream (`buf` is then empty), else `Pending`, with `cx`'s waker
+    /// woken when it has. Poll-style, for a caller that keeps its output in a
+    /// `BytesMut` it refills (a server's batch of responses).
+    ///
+    /// When nothing is queued and the socket is known to be writable, the bytes go
+    /// straight from `buf` to one `write(2)`: nothing is queued, split or counted
+    /// twice, and `buf` keeps its allocation for the next batch. Whatever the socket
+    /// does not take is split off `buf` (no copy) into the queue, and sent as
+    /// [`flush`](IoStream::flush) sends it.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](IoStream::write): [`StreamError::Closed`] once the stream is
+    /// closed (with the OS error of a failed write as its cause),
+    /// [`StreamError::WriteShutdown`] after [`shutdown_write`](IoStream::shutdown_write),
+    /// [`StreamError::WriteBufferFull`] if the rest would pass
+    /// `max_write_buffer_size` (nothing is queued then).
+    pub fn poll_write_buf(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<Result<(), StreamError>> {
+        if !buf.is_empty() {
+            if self.inner.write_direct(buf)? {
+                return Poll::Ready(Ok(()));
+            }
+            if !buf.is_empty() {
+                self.inner.queue(buf.split().freeze())?;
+            }
+        }
+        let mut flush = self.flush();
+        std::future::Future::poll(std::pin::Pin::new(&mut flush), cx)
+    }
+
     /// Hands queued data to the OS now if the socket is known to be writable, and
     /// returns a future that resolves when everything queued so far has left the
     /// stream's buffer.

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use squall_ioloop::Interest;
 
 use crate::error::{CloseCause, StreamError};
@@ -89,6 +89,61 @@ impl Inner {
         self.wbuf.borrow_mut().push_back(data);
         self.wbuf_len.set(self.wbuf_len.get() + len);
         Ok(())
+    }
+
+    /// Writes the front of `buf` straight to the socket, when nothing is queued before
+    /// it and the socket is known to be writable, advancing `buf` past what the socket
+    /// took. `Ok(true)` when all of it went; `Ok(false)` when the caller must queue the
+    /// rest (the direct path did not apply, or the socket is full: then WRITE is armed,
+    /// as after a short `writev`).
+    pub(crate) fn write_direct(self: &Rc<Self>, buf: &mut BytesMut) -> Result<bool, StreamError> {
+        if self.has(CLOSED) {
+            return Err(self.closed_error());
+        }
+        if self.has(SHUT_PENDING) {
+            return Err(StreamError::WriteShutdown);
+        }
+        if self.wbuf_len.get() != 0
+            || self.has(LAYERED | CONNECTING | ARMED_WRITE)
+            || !self.has(WRITABLE)
+        {
+            return Ok(false);
+        }
+        while !buf.is_empty() {
+            let Some(res) = self.write_slice(buf) else {
+                return Err(self.closed_error());
+            };
+            match res {
+                Ok(0) => {
+                    self.close_with(CloseCause::Io(Arc::new(io::Error::from(
+                        io::ErrorKind::WriteZero,
+                    ))));
+                    return Err(self.closed_error());
+                }
+                Ok(w) => {
+                    self.written.set(self.written.get() + w as u64);
+                    if w == buf.len() {
+                        // Cleared where it starts, not advanced: the whole allocation
+                        // serves the next batch.
+                        buf.clear();
+                    } else {
+                        buf.advance(w);
+                        self.wait_writable();
+                        return Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_writable();
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close_with(CloseCause::from_io(e));
+                    return Err(self.closed_error());
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Hands queued data to the OS with `writev` until it is all gone or the socket is

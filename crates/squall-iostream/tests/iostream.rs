@@ -494,6 +494,75 @@ async fn max_write_buffer_size() {
     client.write(vec![0u8; 60]).await.unwrap();
 }
 
+// Our own: `poll_write_buf` writes straight from the caller's buffer when nothing is
+// queued (the buffer keeps its allocation, nothing is queued); what a full socket does
+// not take goes to the queue, behind nothing and before later writes, and arrives whole
+// and in order; after a shutdown or a close it fails.
+async fn poll_write_buf_direct_and_queued() {
+    use std::future::poll_fn;
+    let (server, mut peer) = tcp_with_std_peer().await;
+    let mut out = bytes::BytesMut::with_capacity(4096);
+    out.extend_from_slice(b"small batch");
+    let cap = out.capacity();
+    poll_fn(|cx| server.poll_write_buf(cx, &mut out))
+        .await
+        .unwrap();
+    assert!(out.is_empty());
+    assert_eq!(out.capacity(), cap, "written in place, the allocation kept");
+    assert_eq!(server.write_buffer_len(), 0);
+    let mut got = [0u8; 11];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"small batch");
+
+    // Far more than the socket buffers hold: part is written, the rest queued.
+    let big: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    out.extend_from_slice(&big);
+    let mut first = Some(());
+    let pending = poll_fn(|cx| {
+        let p = server.poll_write_buf(cx, &mut out);
+        std::task::Poll::Ready((first.take(), p.is_pending()))
+    })
+    .await;
+    assert_eq!(
+        pending,
+        (Some(()), true),
+        "the socket cannot take 8 MiB at once"
+    );
+    assert!(out.is_empty(), "the rest moved to the queue");
+    assert!(server.write_buffer_len() > 0);
+    // Queued behind it: a later write keeps its place.
+    let tail = server.write(&b"tail"[..]);
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while all.len() < 8 * 1024 * 1024 + 4 {
+            let n = peer.read(&mut buf).unwrap();
+            assert!(n > 0, "end of file before everything arrived");
+            all.extend_from_slice(&buf[..n]);
+        }
+        (all, peer)
+    });
+    tail.await.unwrap();
+    poll_fn(|cx| server.poll_write_buf(cx, &mut out))
+        .await
+        .unwrap();
+    let (all, _peer) = reader.join().unwrap();
+    assert_eq!(&all[..big.len()], &big[..]);
+    assert_eq!(&all[big.len()..], b"tail");
+
+    server.shutdown_write().await.unwrap();
+    out.extend_from_slice(b"late");
+    let err = poll_fn(|cx| server.poll_write_buf(cx, &mut out))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StreamError::WriteShutdown), "{err:?}");
+    server.close();
+    let err = poll_fn(|cx| server.poll_write_buf(cx, &mut out))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StreamError::Closed(_)), "{err:?}");
+}
+
 // Our own: an idle stream owns no buffer; READ interest stays armed across reads.
 async fn idle_stream_holds_no_buffer() {
     let (server, client) = tcp_pair().await;
@@ -666,6 +735,7 @@ squall_testing::backend_tests!(
     read_until_close_at_exactly_max_buffer_size,
     max_write_buffer_size,
     idle_stream_holds_no_buffer,
+    poll_write_buf_direct_and_queued,
     read_parse_pipelined_and_limits,
     write_buffered_then_flush,
     peer_reset_is_a_reset_cause,

@@ -66,9 +66,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let flow = if shared.borrow_mut().h1.skip_empty_body() {
                 // The head is the whole request: one delegate step.
                 shared.borrow_mut().body_done = true;
-                let done = self
-                    .drive(pin!(msg.request_received(start, &mut w)))
-                    .await;
+                let done = self.drive(pin!(msg.request_received(start, &mut w))).await;
                 match self.step_ended(&mut msg, done, true) {
                     Some(flow) => flow,
                     None => self.request_end(&mut w),
