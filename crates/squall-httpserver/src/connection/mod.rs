@@ -11,6 +11,7 @@ mod busy;
 mod inflate;
 mod logs;
 mod request;
+mod table;
 mod timer;
 
 use std::any::Any;
@@ -37,6 +38,7 @@ use crate::writer::{release_output, Shared};
 
 pub use self::logs::ACCESS_LOG_TARGET;
 use self::logs::{log_io_error, Peer};
+pub(crate) use self::table::ConnTable;
 use self::timer::LazyTimer;
 
 /// How long a closing connection keeps reading (and discarding) what the client still
