@@ -706,3 +706,270 @@ fn keeper<T: Transport + 'static, D: HttpServerConnectionDelegate>(
         Poll::<()>::Pending
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::delegate::HttpMessageDelegate;
+    use crate::{handler_fn, HttpServerConfig, MemoryPeer, MemoryTransport, Response};
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    const HANG: &[u8] = b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    async fn until(mut cond: impl FnMut() -> bool) {
+        while !cond() {
+            squall_ioloop::sleep(Duration::ZERO).await;
+        }
+    }
+
+    /// A delegate that records the connections it was told are closed.
+    struct Counted<H> {
+        inner: H,
+        closed: Rc<RefCell<Vec<u64>>>,
+    }
+
+    impl<H: HttpServerConnectionDelegate> HttpServerConnectionDelegate for Counted<H>
+    where
+        for<'a> H::Message<'a>: HttpMessageDelegate,
+    {
+        type Message<'a>
+            = H::Message<'a>
+        where
+            Self: 'a;
+
+        fn start_request<'a>(&'a self, connection: &ConnectionInfo) -> Self::Message<'a> {
+            self.inner.start_request(connection)
+        }
+
+        fn on_close(&self, connection: &ConnectionInfo) {
+            self.closed.borrow_mut().push(connection.id);
+        }
+    }
+
+    struct Setup<D: HttpServerConnectionDelegate> {
+        table: Rc<ConnTable<MemoryTransport, D>>,
+        closed: Rc<RefCell<Vec<u64>>>,
+        /// `/hang` answers once this is set.
+        release: Rc<Cell<bool>>,
+        removed: Rc<Cell<usize>>,
+    }
+
+    impl<D: HttpServerConnectionDelegate> Setup<D> {
+        fn connect(&self, id: u64) -> MemoryPeer {
+            let (transport, peer) = MemoryTransport::pair();
+            self.table.admit(transport, ConnectionInfo::new(None, id));
+            peer
+        }
+
+        fn closed(&self) -> Vec<u64> {
+            let mut v = self.closed.borrow().clone();
+            v.sort_unstable();
+            v
+        }
+    }
+
+    /// A table on the current loop whose handler answers `hi`, or waits for `release`
+    /// first on `/hang`.
+    fn setup(config: HttpServerConfig) -> Setup<impl HttpServerConnectionDelegate> {
+        let release = Rc::new(Cell::new(false));
+        let r = release.clone();
+        let handler = handler_fn(move |req: squall_httputil::HttpServerRequest| {
+            let r = r.clone();
+            async move {
+                if req.path() == "/hang" {
+                    until(|| r.get()).await;
+                }
+                Response::text("hi")
+            }
+        });
+        let closed = Rc::new(RefCell::new(Vec::new()));
+        let removed = Rc::new(Cell::new(0));
+        let counter = removed.clone();
+        let table = ConnTable::new(
+            IoLoop::current().unwrap(),
+            Rc::new(Counted {
+                inner: handler,
+                closed: closed.clone(),
+            }),
+            Params::new(config),
+            None,
+            Box::new(move |_| counter.set(counter.get() + 1)),
+        );
+        Setup {
+            table,
+            closed,
+            release,
+            removed,
+        }
+    }
+
+    fn output(peer: &MemoryPeer) -> String {
+        String::from_utf8(peer.take_output().to_vec()).unwrap()
+    }
+
+    fn run(f: impl Future<Output = ()> + 'static) {
+        let io_loop = IoLoop::new().unwrap();
+        io_loop.run_sync(f, Some(Duration::from_secs(30))).unwrap();
+    }
+
+    /// Idle connections have no task: a hundred connections, each served twice, leave
+    /// the keeper and one worker; each connection's end is told once.
+    #[test]
+    fn idle_connections_hold_no_task() {
+        run(async {
+            let l = IoLoop::current().unwrap();
+            let before = l.task_count();
+            let s = setup(HttpServerConfig::default());
+            let peers: Vec<MemoryPeer> = (0..100).map(|i| s.connect(i)).collect();
+            for round in 1..=2 {
+                for p in &peers {
+                    p.send(GET);
+                }
+                until(|| peers.iter().all(|p| p.write_calls() == round)).await;
+                assert_eq!(l.task_count() - before, 2, "the keeper and one worker");
+            }
+            for p in &peers {
+                assert_eq!(output(p).matches("\r\n\r\nhi").count(), 2);
+            }
+            assert_eq!(s.table.len(), 100);
+            for p in &peers {
+                p.close();
+            }
+            until(|| s.table.len() == 0).await;
+            assert_eq!(s.closed(), (0..100).collect::<Vec<u64>>());
+            assert_eq!(s.removed.get(), 100);
+            assert!(peers.iter().all(MemoryPeer::is_closed));
+        });
+    }
+
+    /// A busy period that waits does not hold up the others: another worker serves
+    /// them meanwhile.
+    #[test]
+    fn a_waiting_request_holds_up_no_other_connection() {
+        run(async {
+            let s = setup(HttpServerConfig::default());
+            let (hung, other) = (s.connect(1), s.connect(2));
+            hung.send(HANG);
+            other.send(GET);
+            until(|| other.write_calls() == 1).await;
+            other.send(GET);
+            until(|| other.write_calls() == 2).await;
+            assert_eq!(hung.write_calls(), 0);
+            s.release.set(true);
+            until(|| hung.write_calls() == 1).await;
+            assert!(output(&hung).ends_with("hi"));
+            assert_eq!(s.table.len(), 2);
+        });
+    }
+
+    /// An idle connection closes after `idle_connection_timeout`, whether it never
+    /// said anything or was answered; a busy one does not.
+    #[test]
+    fn idle_timeout_closes() {
+        run(async {
+            let timeout = Duration::from_millis(50);
+            let s = setup(HttpServerConfig {
+                idle_connection_timeout: timeout,
+                ..HttpServerConfig::default()
+            });
+            let started = Instant::now();
+            let (silent, answered, hung) = (s.connect(1), s.connect(2), s.connect(3));
+            answered.send(GET);
+            hung.send(HANG);
+            until(|| answered.write_calls() == 1).await;
+            let answered_at = Instant::now();
+            until(|| s.closed().len() == 2).await;
+            assert!(started.elapsed() >= timeout);
+            assert!(answered_at.elapsed() >= timeout);
+            assert_eq!(s.closed(), [1, 2]);
+            assert!(silent.is_closed() && answered.is_closed());
+            assert!(output(&silent).is_empty());
+            assert!(!hung.is_closed());
+            s.release.set(true);
+            until(|| hung.write_calls() == 1).await;
+            hung.close();
+            until(|| s.table.len() == 0).await;
+            assert_eq!(s.closed(), [1, 2, 3]);
+        });
+    }
+
+    /// A drain closes idle connections at once, answers a request that reached an
+    /// idle connection in the same turn (with `Connection: close`), and lets a request
+    /// in flight finish, also with `Connection: close`.
+    #[test]
+    fn drain() {
+        run(async {
+            let s = setup(HttpServerConfig::default());
+            let (idle, racing, busy) = (s.connect(1), s.connect(2), s.connect(3));
+            idle.send(GET);
+            racing.send(GET);
+            busy.send(HANG);
+            until(|| idle.write_calls() == 1 && racing.write_calls() == 1).await;
+            let _ = (output(&idle), output(&racing));
+            racing.send(GET);
+            s.table.drain();
+            until(|| s.closed().len() == 2).await;
+            assert_eq!(s.closed(), [1, 2]);
+            assert!(output(&idle).is_empty());
+            let out = output(&racing);
+            assert!(
+                out.contains("Connection: close\r\n") && out.ends_with("hi"),
+                "{out}"
+            );
+            s.release.set(true);
+            until(|| s.table.len() == 0).await;
+            let out = output(&busy);
+            assert!(
+                out.contains("Connection: close\r\n") && out.ends_with("hi"),
+                "{out}"
+            );
+            assert_eq!(s.closed(), [1, 2, 3]);
+            // A connection made after the drain is closed as soon as it is idle.
+            let late = s.connect(4);
+            until(|| s.table.len() == 0).await;
+            assert!(late.is_closed());
+        });
+    }
+
+    /// A force closes every connection at once, idle or busy.
+    #[test]
+    fn force() {
+        run(async {
+            let s = setup(HttpServerConfig::default());
+            let (idle, busy) = (s.connect(1), s.connect(2));
+            busy.send(HANG);
+            // The second entry's connection is with a worker, in its request.
+            until(|| matches!(s.table.slots.borrow()[1].state, State::Busy)).await;
+            s.table.force();
+            until(|| s.table.len() == 0).await;
+            assert_eq!(s.closed(), [1, 2]);
+            assert!(idle.is_closed() && busy.is_closed());
+            assert!(output(&busy).is_empty());
+        });
+    }
+
+    /// When the loop closes, its tasks go and the idle connections with them (told
+    /// nothing, as a task dropped with its loop is not).
+    #[test]
+    fn idle_connections_go_with_the_loop() {
+        let io_loop = IoLoop::new().unwrap();
+        let s = io_loop
+            .run_sync(
+                async {
+                    let s = setup(HttpServerConfig::default());
+                    let peer = s.connect(1);
+                    peer.send(GET);
+                    until(|| peer.write_calls() == 1).await;
+                    s
+                },
+                Some(Duration::from_secs(30)),
+            )
+            .unwrap();
+        assert_eq!(s.table.len(), 1);
+        io_loop.close(false).unwrap();
+        assert_eq!(s.table.len(), 0);
+        assert!(s.closed().is_empty());
+    }
+}
