@@ -185,6 +185,10 @@ enum Flow {
 /// takes from a per-thread stack when bytes arrive and gives back when it is idle
 /// again: no allocation per busy period once the thread is warm.
 ///
+/// [`HttpServer`](crate::HttpServer) serves its connections the same way without this
+/// future: an idle connection of a server has no task at all, only an entry in its
+/// thread's connection table, and a worker task takes it when bytes arrive.
+///
 /// Requests are handled in order; for each the delegate's methods are awaited in turn.
 /// **Pipelining is batching**: every request already buffered is parsed and answered
 /// before anything is sent, the responses accumulating in one output buffer, which is
