@@ -491,7 +491,14 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             let key = {
                 let mut r = lock(&self.ready);
                 match r.keys.pop_front() {
-                    Some(k) => k,
+                    Some(k) => {
+                        // Not waiting any more (if it was, woken for something else): a
+                        // wake for the next key must go to a worker that is free.
+                        if let Some(i) = r.waiting.iter().position(|w| w.will_wake(cx.waker())) {
+                            r.waiting.remove(i);
+                        }
+                        k
+                    }
                     None => {
                         if r.waiting.len() >= MAX_SPARE_WORKERS {
                             return Poll::Ready(None);
