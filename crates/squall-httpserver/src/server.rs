@@ -1,4 +1,4 @@
-//! [`HttpServer`]: listening sockets, one [`Http1Connection`] task per connection, on
+//! [`HttpServer`]: listening sockets, connections served without a task while idle, on
 //! one loop or across threads, with graceful shutdown.
 
 use std::cell::{Cell, RefCell};
@@ -21,8 +21,8 @@ use squall_tcpserver::{
 };
 
 use crate::config::HttpServerConfig;
-use crate::connection::{Http1Connection, Params};
-use crate::control::{Control, HighWater};
+use crate::connection::{ConnTable, Params};
+use crate::control::HighWater;
 use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
 use crate::handler::{handler_fn, FnHandler, Response};
 use crate::iostream::IoStreamTransport;
@@ -192,34 +192,14 @@ fn with_local(id: u64, f: impl FnOnce(&dyn LocalOps)) {
 struct LocalServer<D: HttpServerConnectionDelegate> {
     io_loop: IoLoop,
     delegate: Rc<D>,
-    params: Rc<Params>,
     shared: Arc<ServerShared>,
-    conns: RefCell<HashMap<u64, Rc<Control>>>,
+    /// The connections, idle ones without a task (see `ConnTable`).
+    conns: Rc<ConnTable<IoStreamTransport, D>>,
     next_id: Cell<u64>,
     /// The accept loop on this thread's listeners (`None` before the first and after
     /// `stop`).
     accepting: RefCell<Option<TcpServer>>,
-    draining: Cell<bool>,
     empty_waiters: RefCell<Vec<Box<dyn FnOnce()>>>,
-}
-
-/// Removes a connection from its server's registry when its task ends, however it ends.
-struct Registered<D: HttpServerConnectionDelegate> {
-    local: Rc<LocalServer<D>>,
-    id: u64,
-}
-
-impl<D: HttpServerConnectionDelegate> Drop for Registered<D> {
-    fn drop(&mut self) {
-        self.local.conns.borrow_mut().remove(&self.id);
-        self.local.shared.open.fetch_sub(1, Ordering::Relaxed);
-        if self.local.conns.borrow().is_empty() {
-            let waiters = std::mem::take(&mut *self.local.empty_waiters.borrow_mut());
-            for w in waiters {
-                w();
-            }
-        }
-    }
 }
 
 impl<D: HttpServerConnectionDelegate> LocalServer<D> {
@@ -236,16 +216,37 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
             let scheme = config.stream_setup.as_ref().and_then(|s| s.scheme());
             config.protocol = scheme.and_then(|s| http::uri::Scheme::try_from(s).ok());
         }
-        let local = Rc::new(LocalServer {
-            io_loop: io_loop.clone(),
-            delegate: Rc::new(delegate),
-            params: Params::new(config),
-            shared: shared.clone(),
-            conns: RefCell::new(HashMap::new()),
-            next_id: Cell::new(1),
-            accepting: RefCell::new(None),
-            draining: Cell::new(false),
-            empty_waiters: RefCell::new(Vec::new()),
+        let delegate = Rc::new(delegate);
+        let local = Rc::new_cyclic(|weak: &Weak<Self>| {
+            // When a connection is gone: the count, and whoever waits for none to be
+            // left.
+            let (weak, counts) = (weak.clone(), shared.clone());
+            let on_removed = Box::new(move |left: usize| {
+                counts.open.fetch_sub(1, Ordering::Relaxed);
+                if left == 0 {
+                    if let Some(local) = weak.upgrade() {
+                        let waiters = std::mem::take(&mut *local.empty_waiters.borrow_mut());
+                        for w in waiters {
+                            w();
+                        }
+                    }
+                }
+            });
+            LocalServer {
+                io_loop: io_loop.clone(),
+                delegate: delegate.clone(),
+                shared: shared.clone(),
+                conns: ConnTable::new(
+                    io_loop.clone(),
+                    delegate,
+                    Params::new(config),
+                    Some(shared.high_water.clone()),
+                    on_removed,
+                ),
+                next_id: Cell::new(1),
+                accepting: RefCell::new(None),
+                empty_waiters: RefCell::new(Vec::new()),
+            }
         });
         let ops: Rc<dyn LocalOps> = local.clone();
         LOCALS.with(|l| l.borrow_mut().insert(shared.id, ops));
@@ -269,11 +270,11 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
             .borrow_mut()
             .get_or_insert_with(|| {
                 let weak = Rc::downgrade(self);
-                let (delegate, params) = (self.delegate.clone(), self.params.clone());
+                let delegate = self.delegate.clone();
                 let server = TcpServer::with_io_loop(&self.io_loop, move |stream, peer| {
-                    Self::accepted(&weak, &delegate, &params, stream, peer)
+                    Self::accepted(&weak, &delegate, stream, peer)
                 });
-                if let Some(setup) = &self.params.config.stream_setup {
+                if let Some(setup) = &self.conns.params().config.stream_setup {
                     server.set_stream_setup(setup.clone());
                 }
                 server
@@ -281,78 +282,45 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
             .clone()
     }
 
-    /// A connection from the accept loop: its task's future, which is the connection's
-    /// [`serve`](Http1Connection::serve) future holding the registration, and nothing
-    /// around it (a task that built the connection and then awaited it would also keep
-    /// what it was built from, on every idle connection). If the server's state on this
-    /// thread is gone, the connection is closed at once.
+    /// A connection from the accept loop: it goes into the table at once, so its task
+    /// (the accept loop's, or the stream setup's) ends here. If the server's state on
+    /// this thread is gone, the connection is closed at once.
     fn accepted(
         weak: &Weak<Self>,
         delegate: &Rc<D>,
-        params: &Rc<Params>,
         stream: IoStream,
         peer: PeerAddr,
-    ) -> impl Future<Output = ()> + 'static {
+    ) -> std::future::Ready<()> {
         let addr = peer.inet();
         match weak.upgrade() {
-            Some(local) => {
-                let (conn, guard) = local.connection(stream, addr);
-                conn.serve_holding(Some(guard))
-            }
+            Some(local) => local.admit(stream, addr),
             None => {
-                let control = Rc::new(Control::default());
-                control.force();
-                Http1Connection::with_params(
-                    IoStreamTransport::new(stream),
-                    delegate.clone(),
-                    params.clone(),
-                    ConnectionInfo::new(addr, 0),
-                    control,
-                    None,
-                )
-                .serve_holding(None)
+                stream.close();
+                delegate.on_close(&ConnectionInfo::new(addr, 0));
             }
         }
+        std::future::ready(())
     }
 
     /// Serve one accepted connection on this thread's loop (Tornado's
     /// `HTTPServer.handle_stream`).
     fn handle_stream(self: &Rc<Self>, stream: IoStream, addr: SocketAddr) {
-        let (conn, guard) = self.connection(stream, Some(addr));
-        drop(self.io_loop.spawn(conn.serve_holding(Some(guard))));
+        self.admit(stream, Some(addr));
     }
 
-    /// Register a connection: its driver, and the guard that unregisters it.
-    fn connection(
-        self: &Rc<Self>,
-        stream: IoStream,
-        addr: Option<SocketAddr>,
-    ) -> (Http1Connection<IoStreamTransport, D>, Registered<D>) {
+    /// Register a connection and serve it.
+    fn admit(self: &Rc<Self>, stream: IoStream, addr: Option<SocketAddr>) {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("TCP_NODELAY on connection from {addr:?}: {e}");
         }
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let control = Rc::new(Control::default());
-        if self.draining.get() {
-            control.drain();
-        }
-        self.conns.borrow_mut().insert(id, control.clone());
         self.shared.accepted.fetch_add(1, Ordering::Relaxed);
         self.shared.open.fetch_add(1, Ordering::Relaxed);
-        let conn = Http1Connection::with_params(
+        self.conns.admit(
             IoStreamTransport::new(stream),
-            self.delegate.clone(),
-            self.params.clone(),
             ConnectionInfo::new(addr, id),
-            control,
-            Some(self.shared.high_water.clone()),
         );
-        let guard = Registered {
-            local: self.clone(),
-            id,
-        };
-        (conn, guard)
     }
 }
 
@@ -366,22 +334,15 @@ impl<D: HttpServerConnectionDelegate> LocalOps for LocalServer<D> {
     }
 
     fn drain(&self) {
-        self.draining.set(true);
-        let conns: Vec<Rc<Control>> = self.conns.borrow().values().cloned().collect();
-        for c in conns {
-            c.drain();
-        }
+        self.conns.drain();
     }
 
     fn force(&self) {
-        let conns: Vec<Rc<Control>> = self.conns.borrow().values().cloned().collect();
-        for c in conns {
-            c.force();
-        }
+        self.conns.force();
     }
 
     fn when_empty(&self, f: Box<dyn FnOnce()>) {
-        if self.conns.borrow().is_empty() {
+        if self.conns.len() == 0 {
             f();
         } else {
             self.empty_waiters.borrow_mut().push(f);

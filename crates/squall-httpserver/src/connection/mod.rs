@@ -11,6 +11,7 @@ mod busy;
 mod inflate;
 mod logs;
 mod request;
+mod table;
 mod timer;
 
 use std::any::Any;
@@ -37,6 +38,7 @@ use crate::writer::{release_output, Shared};
 
 pub use self::logs::ACCESS_LOG_TARGET;
 use self::logs::{log_io_error, Peer};
+pub(crate) use self::table::ConnTable;
 use self::timer::LazyTimer;
 
 /// How long a closing connection keeps reading (and discarding) what the client still
@@ -182,6 +184,10 @@ enum Flow {
 /// request in flight with its delegate's futures) lives in a worker the connection
 /// takes from a per-thread stack when bytes arrive and gives back when it is idle
 /// again: no allocation per busy period once the thread is warm.
+///
+/// [`HttpServer`](crate::HttpServer) serves its connections the same way without this
+/// future: an idle connection of a server has no task at all, only an entry in its
+/// thread's connection table, and a worker task takes it when bytes arrive.
 ///
 /// Requests are handled in order; for each the delegate's methods are awaited in turn.
 /// **Pipelining is batching**: every request already buffered is parsed and answered

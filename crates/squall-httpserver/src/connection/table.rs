@@ -1,0 +1,983 @@
+//! A server thread's connections without a task each: [`ConnTable`].
+//!
+//! An idle keep-alive connection is an entry in the table (its stream, its
+//! [`ConnectionInfo`], links in the list of idle connections) and the stream's
+//! registration with the loop, whose read waker is the entry's own [`KeyWaker`]. When
+//! bytes arrive, that waker puts the entry's key on the table's ready queue and wakes a
+//! *worker*: a task that takes the connection out of the table, serves its busy period
+//! (the state of serving, a few KB, lives in the worker's future and is reused), and
+//! parks it again. Workers are made when every worker is busy and kept between busy
+//! periods (up to [`MAX_SPARE_WORKERS`] waiting), so a warm thread allocates nothing per
+//! busy period. One more task per thread, the *keeper*, closes the connections that stay
+//! idle too long (they all share one timeout, so the list of idle connections, in the
+//! order they went idle, is also the order of their deadlines, and one timer at its
+//! front is enough), and makes a worker when a connection is ready and no worker waits.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::mem;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use squall_ioloop::IoLoop;
+
+use super::logs::{log_io_error, Peer};
+use super::timer::LazyTimer;
+use super::{Http1Connection, Params};
+use crate::control::{Control, HighWater};
+use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
+use crate::spare;
+use crate::transport::Transport;
+
+/// No entry (the end of a list).
+const NIL: u32 = u32::MAX;
+
+/// The most workers kept waiting for work on a thread (each a few KB); a worker that
+/// finds this many waiting when its busy period ends stops.
+const MAX_SPARE_WORKERS: usize = 16;
+
+/// What the connections' wakers share with the table: the keys of the connections that
+/// have something to do, and who to wake for them. A waker may be woken on any thread,
+/// hence the lock (it is never contended: the loop's thread is the only one to take it
+/// in practice).
+#[derive(Default)]
+struct ReadyState {
+    /// Keys of connections to look at, in the order they were woken (a key may be there
+    /// more than once, or be stale: the table checks).
+    keys: VecDeque<u32>,
+    /// Workers with nothing to do; the last one to wait is woken first.
+    waiting: Vec<Waker>,
+    /// The keeper, when it waits: woken when a key arrives and no worker waits.
+    keeper: Option<Waker>,
+}
+
+type Ready = Mutex<ReadyState>;
+
+fn lock(ready: &Ready) -> MutexGuard<'_, ReadyState> {
+    ready.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The waker of one entry of the table, made once per entry and kept by it (an entry
+/// whose connection ended serves the next connection with the same waker): waking it
+/// queues the key and wakes a waiting worker, else the keeper.
+struct KeyWaker {
+    key: u32,
+    ready: Arc<Ready>,
+}
+
+impl Wake for KeyWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let w = {
+            let mut r = lock(&self.ready);
+            r.keys.push_back(self.key);
+            match r.waiting.pop() {
+                Some(w) => Some(w),
+                None => r.keeper.take(),
+            }
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+}
+
+/// What an idle connection keeps: its stream and who it is. The rest of an
+/// [`Http1Connection`] is the server's (shared by every connection) or the worker's.
+struct Idle<T> {
+    transport: T,
+    info: ConnectionInfo,
+    own_high: usize,
+}
+
+enum State<T> {
+    /// No connection: the next free entry.
+    Free(u32),
+    /// A worker serves the connection.
+    Busy,
+    /// Idle, in the list of idle connections.
+    Parked(Idle<T>),
+}
+
+/// One entry of the table.
+struct Slot<T> {
+    /// This entry's waker, reused by every connection that lives here.
+    waker: Waker,
+    /// Neighbours in the list of idle connections, while parked.
+    prev: u32,
+    next: u32,
+    /// When the connection, parked, times out.
+    deadline: Instant,
+    state: State<T>,
+}
+
+/// How a park ended.
+enum Parked<T: Transport, D: HttpServerConnectionDelegate> {
+    /// In the table, waiting for bytes.
+    Waiting,
+    /// Closed (end of file, an error, a drain).
+    Closed,
+    /// Bytes were already there: serve them.
+    Data(Http1Connection<T, D>),
+}
+
+/// A server thread's connections (see the module's documentation): the idle ones, with
+/// no task, and the busy ones, each served by a worker.
+pub(crate) struct ConnTable<T: Transport, D: HttpServerConnectionDelegate> {
+    io_loop: IoLoop,
+    delegate: Rc<D>,
+    params: Rc<Params>,
+    high_water: Option<HighWater>,
+    slots: RefCell<Vec<Slot<T>>>,
+    /// The first free entry.
+    free: Cell<u32>,
+    /// Open connections.
+    len: Cell<usize>,
+    /// The list of idle connections, the first to go idle first (and so the first to
+    /// time out: they all have the same timeout).
+    head: Cell<u32>,
+    tail: Cell<u32>,
+    /// Drain or force, for every connection of the thread (as `Control`'s state).
+    control: Control,
+    ready: Arc<Ready>,
+    /// Every live worker's control, to pass a drain or a force on to its busy period.
+    workers: RefCell<Vec<Rc<Control>>>,
+    /// Whether the keeper task is alive.
+    keeper: Cell<bool>,
+    /// Whether the keeper's timer is set (for the first idle connection's deadline, or
+    /// an earlier one); when it is not, the next park wakes the keeper to set it.
+    armed: Cell<bool>,
+    /// Called after a connection is removed, with how many are left.
+    on_removed: Box<dyn Fn(usize)>,
+}
+
+impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
+    pub(crate) fn new(
+        io_loop: IoLoop,
+        delegate: Rc<D>,
+        params: Rc<Params>,
+        high_water: Option<HighWater>,
+        on_removed: Box<dyn Fn(usize)>,
+    ) -> Rc<Self> {
+        Rc::new(ConnTable {
+            io_loop,
+            delegate,
+            params,
+            high_water,
+            slots: RefCell::new(Vec::new()),
+            free: Cell::new(NIL),
+            len: Cell::new(0),
+            head: Cell::new(NIL),
+            tail: Cell::new(NIL),
+            control: Control::default(),
+            ready: Arc::default(),
+            workers: RefCell::new(Vec::new()),
+            keeper: Cell::new(false),
+            armed: Cell::new(false),
+            on_removed,
+        })
+    }
+
+    /// The settings of the server's connections on this thread.
+    pub(crate) fn params(&self) -> &Rc<Params> {
+        &self.params
+    }
+
+    /// Open connections.
+    pub(crate) fn len(&self) -> usize {
+        self.len.get()
+    }
+
+    /// Serve a new connection: it waits in the table like an idle one, and is looked
+    /// at at once (its first bytes may be there already).
+    pub(crate) fn admit(self: &Rc<Self>, transport: T, info: ConnectionInfo) {
+        if !self.keeper.get() {
+            self.keeper.set(true);
+            drop(self.io_loop.spawn(keeper(self.clone())));
+        }
+        let key = {
+            let mut slots = self.slots.borrow_mut();
+            let idle = State::Parked(Idle {
+                transport,
+                info,
+                own_high: 0,
+            });
+            let key = self.free.get();
+            if key == NIL {
+                let key = u32::try_from(slots.len())
+                    .ok()
+                    .filter(|k| *k != NIL)
+                    .expect("fewer than 4 billion connections");
+                let waker = Waker::from(Arc::new(KeyWaker {
+                    key,
+                    ready: self.ready.clone(),
+                }));
+                slots.push(Slot {
+                    waker,
+                    prev: NIL,
+                    next: NIL,
+                    deadline: Instant::now(),
+                    state: idle,
+                });
+                key
+            } else {
+                let slot = &mut slots[key as usize];
+                let State::Free(next) = slot.state else {
+                    unreachable!("the free list holds free entries");
+                };
+                self.free.set(next);
+                slot.state = idle;
+                key
+            }
+        };
+        self.len.set(self.len.get() + 1);
+        self.link(
+            key,
+            Instant::now() + self.params.config.idle_connection_timeout,
+        );
+        let waker = self.slots.borrow()[key as usize].waker.clone();
+        waker.wake();
+    }
+
+    /// Stop keeping connections alive: busy ones finish their request with
+    /// `Connection: close`, idle ones close (after answering a request that is already
+    /// there).
+    pub(crate) fn drain(&self) {
+        self.control.drain();
+        self.pass_on(|c| c.drain());
+    }
+
+    /// Close every connection now.
+    pub(crate) fn force(&self) {
+        self.control.force();
+        self.pass_on(|c| c.force());
+    }
+
+    /// Tell every worker, and queue every idle connection to be looked at.
+    fn pass_on(&self, op: impl Fn(&Control)) {
+        let workers = self.workers.borrow().clone();
+        for c in &workers {
+            op(c);
+        }
+        let mut keys = Vec::new();
+        {
+            let slots = self.slots.borrow();
+            let mut k = self.head.get();
+            while k != NIL {
+                keys.push(k);
+                k = slots[k as usize].next;
+            }
+        }
+        if keys.is_empty() {
+            return;
+        }
+        let w = {
+            let mut r = lock(&self.ready);
+            r.keys.extend(keys);
+            match r.waiting.pop() {
+                Some(w) => Some(w),
+                None => r.keeper.take(),
+            }
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Append `key` to the list of idle connections, timing out at `deadline`.
+    fn link(&self, key: u32, deadline: Instant) {
+        {
+            let mut slots = self.slots.borrow_mut();
+            let tail = self.tail.get();
+            let s = &mut slots[key as usize];
+            s.prev = tail;
+            s.next = NIL;
+            s.deadline = deadline;
+            if tail == NIL {
+                self.head.set(key);
+            } else {
+                slots[tail as usize].next = key;
+            }
+            self.tail.set(key);
+        }
+        if !self.armed.get() {
+            // The keeper sets its timer for the front of the list.
+            self.armed.set(true);
+            self.wake_keeper();
+        }
+    }
+
+    /// Take `key` out of the list of idle connections.
+    fn unlink(slots: &mut [Slot<T>], head: &Cell<u32>, tail: &Cell<u32>, key: u32) {
+        let (prev, next) = {
+            let s = &mut slots[key as usize];
+            (
+                mem::replace(&mut s.prev, NIL),
+                mem::replace(&mut s.next, NIL),
+            )
+        };
+        if prev == NIL {
+            head.set(next);
+        } else {
+            slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            tail.set(prev);
+        } else {
+            slots[next as usize].prev = prev;
+        }
+    }
+
+    fn wake_keeper(&self) {
+        let w = lock(&self.ready).keeper.take();
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Free entry `key` (its connection is gone).
+    fn remove(&self, key: u32) {
+        {
+            let mut slots = self.slots.borrow_mut();
+            let s = &mut slots[key as usize];
+            s.state = State::Free(self.free.get());
+            self.free.set(key);
+        }
+        self.len.set(self.len.get() - 1);
+        (self.on_removed)(self.len.get());
+    }
+
+    /// Close an idle connection taken out of the table (and out of the list).
+    fn close(&self, key: u32, idle: Idle<T>) {
+        let mut idle = idle;
+        idle.transport.close();
+        self.delegate.on_close(&idle.info);
+        drop(idle);
+        self.remove(key);
+    }
+
+    /// The connection of a parked entry with bytes to read, read into `inbuf`; `None`
+    /// for an entry with nothing to do (a stale or spurious wake), or whose connection
+    /// was closed here (end of file, an error, a drain or a force).
+    fn unpark(&self, key: u32, inbuf: &mut BytesMut) -> Option<Idle<T>> {
+        let outcome = {
+            let mut slots = self.slots.borrow_mut();
+            let s = slots.get_mut(key as usize)?;
+            let State::Parked(idle) = &mut s.state else {
+                return None;
+            };
+            if self.control.forced() {
+                None
+            } else {
+                // Polled with the entry's waker: if nothing is there yet, the entry goes
+                // on waiting as it was.
+                let mut cx = Context::from_waker(&s.waker);
+                match pin!(idle.transport.read(inbuf)).poll(&mut cx) {
+                    Poll::Pending if !self.control.draining() => return None,
+                    Poll::Pending => None,
+                    Poll::Ready(r) => Some(r),
+                }
+            }
+        };
+        let idle = {
+            let slots = &mut *self.slots.borrow_mut();
+            Self::unlink(slots, &self.head, &self.tail, key);
+            match mem::replace(&mut slots[key as usize].state, State::Busy) {
+                State::Parked(idle) => idle,
+                _ => unreachable!("checked parked"),
+            }
+        };
+        match outcome {
+            Some(Ok(n)) if n > 0 => Some(idle),
+            Some(Err(e)) => {
+                log_io_error("error reading from HTTP connection", &e);
+                self.close(key, idle);
+                None
+            }
+            Some(Ok(_)) | None => {
+                self.close(key, idle);
+                None
+            }
+        }
+    }
+
+    /// The whole connection of `idle`, to serve with `control`.
+    fn assemble(&self, idle: Idle<T>, control: &Rc<Control>) -> Http1Connection<T, D> {
+        Http1Connection {
+            transport: idle.transport,
+            delegate: self.delegate.clone(),
+            params: self.params.clone(),
+            info: idle.info,
+            control: control.clone(),
+            timer: LazyTimer::default(),
+            high_water: self.high_water.clone(),
+            own_high: idle.own_high,
+        }
+    }
+
+    /// Put a connection whose busy period ended idle back in entry `key`, waiting for
+    /// its next bytes with the entry's waker.
+    fn park(&self, key: u32, conn: Http1Connection<T, D>, inbuf: &mut BytesMut) -> Parked<T, D> {
+        // A connection waiting with nothing buffered holds no input buffer.
+        spare::give(inbuf);
+        let Http1Connection {
+            transport,
+            info,
+            own_high,
+            control,
+            ..
+        } = conn;
+        let mut idle = Idle {
+            transport,
+            info,
+            own_high,
+        };
+        if self.control.forced() {
+            self.close(key, idle);
+            return Parked::Closed;
+        }
+        let read = {
+            let slots = self.slots.borrow();
+            let mut cx = Context::from_waker(&slots[key as usize].waker);
+            let read = pin!(idle.transport.read(inbuf)).poll(&mut cx);
+            read
+        };
+        match read {
+            Poll::Ready(Ok(n)) if n > 0 => {
+                let conn = self.assemble(idle, &control);
+                Parked::Data(conn)
+            }
+            Poll::Ready(Ok(_)) => {
+                self.close(key, idle);
+                Parked::Closed
+            }
+            Poll::Ready(Err(e)) => {
+                log_io_error("error reading from HTTP connection", &e);
+                self.close(key, idle);
+                Parked::Closed
+            }
+            Poll::Pending if self.control.draining() => {
+                self.close(key, idle);
+                Parked::Closed
+            }
+            Poll::Pending => {
+                self.slots.borrow_mut()[key as usize].state = State::Parked(idle);
+                self.link(
+                    key,
+                    Instant::now() + self.params.config.idle_connection_timeout,
+                );
+                Parked::Waiting
+            }
+        }
+    }
+
+    /// A worker's wait for work: the next connection with bytes to read (and the bytes,
+    /// in `inbuf`), or `None` when enough workers wait already and this one should stop.
+    fn poll_next(
+        &self,
+        cx: &mut Context<'_>,
+        control: &Rc<Control>,
+        inbuf: &mut BytesMut,
+    ) -> Poll<Option<(u32, Http1Connection<T, D>)>> {
+        loop {
+            let key = {
+                let mut r = lock(&self.ready);
+                match r.keys.pop_front() {
+                    Some(k) => {
+                        // Not waiting any more (if it was, woken for something else): a
+                        // wake for the next key must go to a worker that is free.
+                        if let Some(i) = r.waiting.iter().position(|w| w.will_wake(cx.waker())) {
+                            r.waiting.remove(i);
+                        }
+                        k
+                    }
+                    None => {
+                        if r.waiting.len() >= MAX_SPARE_WORKERS {
+                            return Poll::Ready(None);
+                        }
+                        if !r.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                            r.waiting.push(cx.waker().clone());
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            };
+            if let Some(idle) = self.unpark(key, inbuf) {
+                return Poll::Ready(Some((key, self.assemble(idle, control))));
+            }
+        }
+    }
+
+    /// A busy period has to wait: if connections are ready and no worker waits to
+    /// serve them, the keeper makes one.
+    fn blocked(&self) {
+        let w = {
+            let mut r = lock(&self.ready);
+            if r.keys.is_empty() || !r.waiting.is_empty() {
+                return;
+            }
+            r.keeper.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Start a worker task.
+    fn spawn_worker(self: &Rc<Self>) {
+        let control = Rc::new(Control::default());
+        if self.control.forced() {
+            control.force();
+        } else if self.control.draining() {
+            control.drain();
+        }
+        self.workers.borrow_mut().push(control.clone());
+        drop(self.io_loop.spawn(worker(self.clone(), control)));
+    }
+
+    /// The keeper's turn: make a worker if connections are ready and none waits, close
+    /// the connections idle past their deadline, and set the timer for the next one.
+    fn keep(self: &Rc<Self>, cx: &mut Context<'_>, timer: &mut LazyTimer) {
+        let spawn = {
+            let mut r = lock(&self.ready);
+            match &r.keeper {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => r.keeper = Some(cx.waker().clone()),
+            }
+            !r.keys.is_empty() && r.waiting.is_empty()
+        };
+        if spawn {
+            self.spawn_worker();
+        }
+        loop {
+            let head = self.head.get();
+            if head == NIL {
+                self.armed.set(false);
+                return;
+            }
+            let deadline = self.slots.borrow()[head as usize].deadline;
+            if timer.poll(cx, deadline).is_pending() {
+                self.armed.set(true);
+                return;
+            }
+            let idle = {
+                let slots = &mut *self.slots.borrow_mut();
+                Self::unlink(slots, &self.head, &self.tail, head);
+                match mem::replace(&mut slots[head as usize].state, State::Busy) {
+                    State::Parked(idle) => idle,
+                    _ => unreachable!("the list holds parked entries"),
+                }
+            };
+            log::debug!("closing connection from {}: idle timeout", Peer(&idle.info));
+            self.close(head, idle);
+        }
+    }
+
+    /// The keeper is gone (the loop closed): the idle connections go with it.
+    fn keeper_gone(&self) {
+        self.keeper.set(false);
+        self.armed.set(false);
+        loop {
+            let head = self.head.get();
+            if head == NIL {
+                return;
+            }
+            let idle = {
+                let slots = &mut *self.slots.borrow_mut();
+                Self::unlink(slots, &self.head, &self.tail, head);
+                mem::replace(&mut slots[head as usize].state, State::Busy)
+            };
+            drop(idle);
+            self.remove(head);
+        }
+    }
+}
+
+/// A worker: serves the busy periods of whichever connections have bytes to read, one
+/// at a time, until enough workers wait.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
+fn worker<T: Transport + 'static, D: HttpServerConnectionDelegate>(
+    table: Rc<ConnTable<T, D>>,
+    control: Rc<Control>,
+) -> impl Future<Output = ()> {
+    async move {
+        let _retired = Retire {
+            table: &table,
+            control: &control,
+        };
+        let mut inbuf = BytesMut::new();
+        while let Some((key, conn)) = poll_fn(|cx| table.poll_next(cx, &control, &mut inbuf)).await
+        {
+            let mut serving = Serving {
+                table: &table,
+                key: Some(key),
+            };
+            let mut conn = conn;
+            loop {
+                conn.note_memory(inbuf.capacity());
+                let idle = {
+                    let mut busy = pin!(conn.busy(&mut inbuf));
+                    let mut first = true;
+                    poll_fn(|cx| {
+                        let p = busy.as_mut().poll(cx);
+                        if p.is_pending() && mem::take(&mut first) {
+                            table.blocked();
+                        }
+                        p
+                    })
+                    .await
+                };
+                if !idle {
+                    conn.delegate.on_close(&conn.info);
+                    drop(conn);
+                    serving.key = None;
+                    table.remove(key);
+                    break;
+                }
+                match table.park(key, conn, &mut inbuf) {
+                    Parked::Data(c) => conn = c,
+                    Parked::Waiting | Parked::Closed => {
+                        serving.key = None;
+                        break;
+                    }
+                }
+            }
+            inbuf.clear();
+            spare::give(&mut inbuf);
+        }
+    }
+}
+
+/// Frees the entry of a connection whose worker is dropped in the middle of its busy
+/// period (the loop closed, a panic): the connection is dropped with the worker.
+struct Serving<'a, T: Transport + 'static, D: HttpServerConnectionDelegate> {
+    table: &'a ConnTable<T, D>,
+    key: Option<u32>,
+}
+
+impl<T: Transport + 'static, D: HttpServerConnectionDelegate> Drop for Serving<'_, T, D> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.table.remove(key);
+        }
+    }
+}
+
+/// Takes a worker's control off the table's list when the worker ends.
+struct Retire<'a, T: Transport + 'static, D: HttpServerConnectionDelegate> {
+    table: &'a ConnTable<T, D>,
+    control: &'a Rc<Control>,
+}
+
+impl<T: Transport + 'static, D: HttpServerConnectionDelegate> Drop for Retire<'_, T, D> {
+    fn drop(&mut self) {
+        self.table
+            .workers
+            .borrow_mut()
+            .retain(|c| !Rc::ptr_eq(c, self.control));
+    }
+}
+
+/// The keeper task (see the module's documentation); when the loop drops it, the idle
+/// connections are dropped too.
+fn keeper<T: Transport + 'static, D: HttpServerConnectionDelegate>(
+    table: Rc<ConnTable<T, D>>,
+) -> impl Future<Output = ()> {
+    struct Keeper<T: Transport + 'static, D: HttpServerConnectionDelegate> {
+        table: Rc<ConnTable<T, D>>,
+        timer: LazyTimer,
+    }
+    impl<T: Transport + 'static, D: HttpServerConnectionDelegate> Drop for Keeper<T, D> {
+        fn drop(&mut self) {
+            self.table.keeper_gone();
+        }
+    }
+    let mut k = Keeper {
+        table,
+        timer: LazyTimer::default(),
+    };
+    poll_fn(move |cx| {
+        let Keeper { table, timer } = &mut k;
+        table.keep(cx, timer);
+        Poll::<()>::Pending
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::delegate::HttpMessageDelegate;
+    use crate::{handler_fn, HttpServerConfig, MemoryPeer, MemoryTransport, Response};
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    const HANG: &[u8] = b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    async fn until(mut cond: impl FnMut() -> bool) {
+        while !cond() {
+            squall_ioloop::sleep(Duration::ZERO).await;
+        }
+    }
+
+    /// A delegate that records the connections it was told are closed.
+    struct Counted<H> {
+        inner: H,
+        closed: Rc<RefCell<Vec<u64>>>,
+    }
+
+    impl<H: HttpServerConnectionDelegate> HttpServerConnectionDelegate for Counted<H>
+    where
+        for<'a> H::Message<'a>: HttpMessageDelegate,
+    {
+        type Message<'a>
+            = H::Message<'a>
+        where
+            Self: 'a;
+
+        fn start_request<'a>(&'a self, connection: &ConnectionInfo) -> Self::Message<'a> {
+            self.inner.start_request(connection)
+        }
+
+        fn on_close(&self, connection: &ConnectionInfo) {
+            self.closed.borrow_mut().push(connection.id);
+        }
+    }
+
+    struct Setup<D: HttpServerConnectionDelegate> {
+        table: Rc<ConnTable<MemoryTransport, D>>,
+        closed: Rc<RefCell<Vec<u64>>>,
+        /// `/hang` answers once this is set.
+        release: Rc<Cell<bool>>,
+        removed: Rc<Cell<usize>>,
+    }
+
+    impl<D: HttpServerConnectionDelegate> Setup<D> {
+        fn connect(&self, id: u64) -> MemoryPeer {
+            let (transport, peer) = MemoryTransport::pair();
+            self.table.admit(transport, ConnectionInfo::new(None, id));
+            peer
+        }
+
+        fn closed(&self) -> Vec<u64> {
+            let mut v = self.closed.borrow().clone();
+            v.sort_unstable();
+            v
+        }
+    }
+
+    /// A table on the current loop whose handler answers `hi`, or waits for `release`
+    /// first on `/hang`.
+    fn setup(config: HttpServerConfig) -> Setup<impl HttpServerConnectionDelegate> {
+        let release = Rc::new(Cell::new(false));
+        let r = release.clone();
+        let handler = handler_fn(move |req: squall_httputil::HttpServerRequest| {
+            let r = r.clone();
+            async move {
+                if req.path() == "/hang" {
+                    until(|| r.get()).await;
+                }
+                Response::text("hi")
+            }
+        });
+        let closed = Rc::new(RefCell::new(Vec::new()));
+        let removed = Rc::new(Cell::new(0));
+        let counter = removed.clone();
+        let table = ConnTable::new(
+            IoLoop::current().unwrap(),
+            Rc::new(Counted {
+                inner: handler,
+                closed: closed.clone(),
+            }),
+            Params::new(config),
+            None,
+            Box::new(move |_| counter.set(counter.get() + 1)),
+        );
+        Setup {
+            table,
+            closed,
+            release,
+            removed,
+        }
+    }
+
+    fn output(peer: &MemoryPeer) -> String {
+        String::from_utf8(peer.take_output().to_vec()).unwrap()
+    }
+
+    fn run(f: impl Future<Output = ()> + 'static) {
+        let io_loop = IoLoop::new().unwrap();
+        io_loop.run_sync(f, Some(Duration::from_secs(30))).unwrap();
+    }
+
+    /// Idle connections have no task: a hundred connections, each served twice, leave
+    /// the keeper and one worker; each connection's end is told once.
+    #[test]
+    fn idle_connections_hold_no_task() {
+        run(async {
+            let l = IoLoop::current().unwrap();
+            let before = l.task_count();
+            let s = setup(HttpServerConfig::default());
+            let peers: Vec<MemoryPeer> = (0..100).map(|i| s.connect(i)).collect();
+            for round in 1..=2 {
+                for p in &peers {
+                    p.send(GET);
+                }
+                until(|| peers.iter().all(|p| p.write_calls() == round)).await;
+                assert_eq!(l.task_count() - before, 2, "the keeper and one worker");
+            }
+            for p in &peers {
+                assert_eq!(output(p).matches("\r\n\r\nhi").count(), 2);
+            }
+            assert_eq!(s.table.len(), 100);
+            for p in &peers {
+                p.close();
+            }
+            until(|| s.table.len() == 0).await;
+            assert_eq!(s.closed(), (0..100).collect::<Vec<u64>>());
+            assert_eq!(s.removed.get(), 100);
+            assert!(peers.iter().all(MemoryPeer::is_closed));
+        });
+    }
+
+    /// A busy period that waits does not hold up the others: another worker serves
+    /// them meanwhile.
+    #[test]
+    fn a_waiting_request_holds_up_no_other_connection() {
+        run(async {
+            let s = setup(HttpServerConfig::default());
+            let (hung, other) = (s.connect(1), s.connect(2));
+            hung.send(HANG);
+            other.send(GET);
+            until(|| other.write_calls() == 1).await;
+            other.send(GET);
+            until(|| other.write_calls() == 2).await;
+            assert_eq!(hung.write_calls(), 0);
+            s.release.set(true);
+            until(|| hung.write_calls() == 1).await;
+            assert!(output(&hung).ends_with("hi"));
+            assert_eq!(s.table.len(), 2);
+        });
+    }
+
+    /// An idle connection closes after `idle_connection_timeout`, whether it never
+    /// said anything or was answered; a busy one does not.
+    #[test]
+    fn idle_timeout_closes() {
+        run(async {
+            let timeout = Duration::from_millis(50);
+            let s = setup(HttpServerConfig {
+                idle_connection_timeout: timeout,
+                ..HttpServerConfig::default()
+            });
+            let started = Instant::now();
+            let (silent, answered, hung) = (s.connect(1), s.connect(2), s.connect(3));
+            hung.send(HANG);
+            // Idle again after its answer, which is after this.
+            let asked = Instant::now();
+            answered.send(GET);
+            until(|| answered.write_calls() == 1).await;
+            until(|| s.closed().len() == 2).await;
+            assert!(started.elapsed() >= timeout);
+            assert!(asked.elapsed() >= timeout);
+            assert_eq!(s.closed(), [1, 2]);
+            assert!(silent.is_closed() && answered.is_closed());
+            assert!(output(&silent).is_empty());
+            assert!(!hung.is_closed());
+            s.release.set(true);
+            until(|| hung.write_calls() == 1).await;
+            hung.close();
+            until(|| s.table.len() == 0).await;
+            assert_eq!(s.closed(), [1, 2, 3]);
+        });
+    }
+
+    /// A drain closes idle connections at once, answers a request that reached an
+    /// idle connection in the same turn (with `Connection: close`), and lets a request
+    /// in flight finish, also with `Connection: close`.
+    #[test]
+    fn drain() {
+        run(async {
+            let s = setup(HttpServerConfig::default());
+            let (idle, racing, busy) = (s.connect(1), s.connect(2), s.connect(3));
+            idle.send(GET);
+            racing.send(GET);
+            busy.send(HANG);
+            until(|| idle.write_calls() == 1 && racing.write_calls() == 1).await;
+            let _ = (output(&idle), output(&racing));
+            racing.send(GET);
+            s.table.drain();
+            until(|| s.closed().len() == 2).await;
+            assert_eq!(s.closed(), [1, 2]);
+            assert!(output(&idle).is_empty());
+            let out = output(&racing);
+            assert!(
+                out.contains("Connection: close\r\n") && out.ends_with("hi"),
+                "{out}"
+            );
+            s.release.set(true);
+            until(|| s.table.len() == 0).await;
+            let out = output(&busy);
+            assert!(
+                out.contains("Connection: close\r\n") && out.ends_with("hi"),
+                "{out}"
+            );
+            assert_eq!(s.closed(), [1, 2, 3]);
+            // A connection made after the drain is closed as soon as it is idle.
+            let late = s.connect(4);
+            until(|| s.table.len() == 0).await;
+            assert!(late.is_closed());
+        });
+    }
+
+    /// A force closes every connection at once, idle or busy.
+    #[test]
+    fn force() {
+        run(async {
+            let s = setup(HttpServerConfig::default());
+            let (idle, busy) = (s.connect(1), s.connect(2));
+            busy.send(HANG);
+            // The second entry's connection is with a worker, in its request.
+            until(|| matches!(s.table.slots.borrow()[1].state, State::Busy)).await;
+            s.table.force();
+            until(|| s.table.len() == 0).await;
+            assert_eq!(s.closed(), [1, 2]);
+            assert!(idle.is_closed() && busy.is_closed());
+            assert!(output(&busy).is_empty());
+        });
+    }
+
+    /// When the loop closes, its tasks go and the idle connections with them (told
+    /// nothing, as a task dropped with its loop is not).
+    #[test]
+    fn idle_connections_go_with_the_loop() {
+        let io_loop = IoLoop::new().unwrap();
+        let s = io_loop
+            .run_sync(
+                async {
+                    let s = setup(HttpServerConfig::default());
+                    let peer = s.connect(1);
+                    peer.send(GET);
+                    until(|| peer.write_calls() == 1).await;
+                    s
+                },
+                Some(Duration::from_secs(30)),
+            )
+            .unwrap();
+        assert_eq!(s.table.len(), 1);
+        io_loop.close(false).unwrap();
+        assert_eq!(s.table.len(), 0);
+        assert!(s.closed().is_empty());
+    }
+}
