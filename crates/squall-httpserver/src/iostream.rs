@@ -54,6 +54,9 @@ impl Transport for IoStreamTransport {
         poll_fn(move |cx| {
             let borrowed = buf.is_empty() && buf.capacity() < spare::MIN_ROOM / 4;
             if borrowed {
+                // Through the stash: a worn-down view (the heads split off it are gone)
+                // comes back as its whole allocation, reclaimed in place.
+                spare::give(buf);
                 *buf = spare::take();
             }
             let read = self.stream.poll_read_buf(cx, buf);

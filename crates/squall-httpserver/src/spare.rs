@@ -36,6 +36,14 @@ pub(crate) fn take() -> BytesMut {
     buf
 }
 
+/// Let `buf`'s allocation go if it grew past what the stash would keep: for a buffer
+/// its holder (a worker, between busy periods) keeps instead of giving back.
+pub(crate) fn trim(buf: &mut BytesMut) {
+    if buf.capacity() > MAX_KEPT {
+        *buf = BytesMut::new();
+    }
+}
+
 /// Give `buf`'s allocation back if it holds nothing, leaving `buf` empty with no
 /// allocation; a buffer with bytes in it is left alone.
 pub(crate) fn give(buf: &mut BytesMut) {

@@ -4,13 +4,11 @@
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
-use std::net::IpAddr;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http::header::CONNECTION;
-use http::uri::Scheme;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use squall_httputil::h1::ServerConn;
 use squall_httputil::OutputError;
@@ -55,17 +53,15 @@ pub(crate) struct Shared {
     /// When the input now buffered was read, once a request asked
     /// ([`Shared::read_at`]); `None` again after every read.
     pub(crate) read_at: Option<Instant>,
-    /// The client's address and the scheme when `xheaders` is off: the same for every
-    /// request of the connection, worked out for its first.
-    pub(crate) plain_origin: Option<(Option<IpAddr>, Scheme)>,
 }
 
 impl Shared {
-    /// The state of a connection that just became busy, with its parser.
-    pub(crate) fn new(h1: ServerConn, config: &HttpServerConfig) -> Self {
+    /// The state of a connection that just became busy, with its parser and an output
+    /// buffer (empty; without an allocation, one is taken when a response is written).
+    pub(crate) fn new(h1: ServerConn, config: &HttpServerConfig, out: BytesMut) -> Self {
         Shared {
             h1,
-            out: BytesMut::new(),
+            out,
             resp: Resp::NotStarted,
             status: StatusCode::OK,
             flush_requested: false,
@@ -79,7 +75,6 @@ impl Shared {
             overflowed: false,
             detach: None,
             read_at: None,
-            plain_origin: None,
         }
     }
 

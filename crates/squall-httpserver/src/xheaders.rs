@@ -24,6 +24,13 @@ fn text(v: &[u8]) -> Option<&str> {
     }
 }
 
+/// The client's address and the scheme as the connection has them, before any proxy
+/// header: the peer's address, and `scheme` (the configured protocol, or `http`).
+#[inline]
+pub(crate) fn direct(peer: Option<SocketAddr>, scheme: &Scheme) -> (Option<IpAddr>, Scheme) {
+    (peer.map(|a| a.ip().to_canonical()), scheme.clone())
+}
+
 /// The client's address and the scheme for one request (Tornado's
 /// `_HTTPRequestContext._apply_xheaders`, computed afresh for every request, so one
 /// request's headers never leak into the next on the same connection).
@@ -32,8 +39,7 @@ pub(crate) fn resolve(
     head: &RequestHead,
     peer: Option<SocketAddr>,
 ) -> (Option<IpAddr>, Scheme) {
-    let mut ip = peer.map(|a| a.ip().to_canonical());
-    let mut scheme = config.protocol.clone().unwrap_or(Scheme::HTTP);
+    let (mut ip, mut scheme) = direct(peer, config.protocol.as_ref().unwrap_or(&Scheme::HTTP));
     if !config.xheaders {
         return (ip, scheme);
     }

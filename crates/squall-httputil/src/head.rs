@@ -536,7 +536,12 @@ impl HeadParser {
         buf: &[u8],
         limits: &Limits,
     ) -> Result<Option<(Analyzed, usize, usize)>, ParseError> {
-        if self.is_fresh() && !matches!(buf.first(), None | Some(b'\r' | b'\n')) {
+        if buf.is_empty() {
+            // Nothing to parse (the usual end of a batch): no progress is kept for it.
+            self.reset();
+            return Ok(None);
+        }
+        if self.is_fresh() && !matches!(buf.first(), Some(b'\r' | b'\n')) {
             if let Ok(Some(parsed)) = analyze(buf, limits, false) {
                 let end = parsed.len;
                 return Ok(Some((parsed, 0, end)));

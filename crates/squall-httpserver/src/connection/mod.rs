@@ -26,6 +26,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use http::uri::Scheme;
 use squall_httputil::h1::ServerConn;
 use squall_httputil::{HeaderCase, HeaderCaseMap, Limits};
 
@@ -34,7 +35,7 @@ use crate::control::{Control, HighWater};
 use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
 use crate::spare;
 use crate::transport::Transport;
-use crate::writer::{release_output, Shared};
+use crate::writer::Shared;
 
 pub use self::logs::ACCESS_LOG_TARGET;
 use self::logs::{log_io_error, Peer};
@@ -59,6 +60,9 @@ pub(crate) struct Params {
     pub(crate) spellings: Option<Arc<HeaderCaseMap>>,
     /// Workers between busy periods, for the next busy period of any connection.
     spare_workers: SpareWorkers,
+    /// The scheme of requests before any proxy header: the configured protocol, or
+    /// `http`.
+    pub(crate) scheme: Scheme,
 }
 
 impl Params {
@@ -67,6 +71,7 @@ impl Params {
         let spellings = (config.header_case == HeaderCase::Preserve)
             .then(|| Arc::new(config.header_spellings.clone()));
         Rc::new(Params {
+            scheme: config.protocol.clone().unwrap_or(Scheme::HTTP),
             config,
             limits,
             spellings,
@@ -354,6 +359,8 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         });
         let s = slot.clone();
         let fut = async move {
+            // The worker's output buffer, kept from one busy period to the next.
+            let mut out = BytesMut::new();
             loop {
                 poll_fn(|_| match s.state.get() {
                     Turn::Serve => Poll::Ready(()),
@@ -366,7 +373,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                     // out instead would move it once more each way).
                     let mut held = s.held.borrow_mut();
                     match &mut *held {
-                        Some((conn, inbuf)) => conn.busy(inbuf).await,
+                        Some((conn, inbuf)) => conn.busy(inbuf, &mut out).await,
                         None => false,
                     }
                 };
@@ -445,7 +452,10 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
 
     /// Serve what `inbuf` holds and what follows, until the connection is idle again
     /// (`true`) or closed (`false`).
-    async fn busy(&mut self, inbuf: &mut BytesMut) -> bool {
+    ///
+    /// `out` is the caller's output buffer, empty: used for the busy period and, if
+    /// it ends idle, handed back (empty, with its allocation) for the next one.
+    async fn busy(&mut self, inbuf: &mut BytesMut, out: &mut BytesMut) -> bool {
         let config = &self.params.config;
         let mut h1 = ServerConn::new(self.params.limits.clone());
         // Draining: the request that woke an idle connection is answered with
@@ -455,7 +465,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         if config.header_case != HeaderCase::Lower {
             h1.set_header_case(config.header_case, self.params.spellings.clone());
         }
-        let shared = RefCell::new(Shared::new(h1, config));
+        let shared = RefCell::new(Shared::new(h1, config, std::mem::take(out)));
         let mut busy = Busy {
             conn: self,
             shared: &shared,
@@ -463,7 +473,10 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         };
         match busy.run().await {
             End::Idle => {
-                release_output(&shared);
+                // Everything was sent: the buffer is empty and serves the next busy
+                // period of whichever connection.
+                *out = std::mem::take(&mut shared.borrow_mut().out);
+                spare::trim(out);
                 true
             }
             End::Detach => {

@@ -44,12 +44,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let (remote_ip, protocol) = if config.xheaders {
                 xheaders::resolve(config, &head, self.conn.info.peer_addr)
             } else {
-                let s = &mut *shared.borrow_mut();
-                s.plain_origin
-                    .get_or_insert_with(|| {
-                        xheaders::resolve(config, &head, self.conn.info.peer_addr)
-                    })
-                    .clone()
+                xheaders::direct(self.conn.info.peer_addr, &params.scheme)
             };
             let gzip = xheaders::decompress(config, &mut head);
             shared.borrow_mut().begin_request(config);

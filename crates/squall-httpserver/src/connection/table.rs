@@ -426,8 +426,9 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     /// Put a connection whose busy period ended idle back in entry `key`, waiting for
     /// its next bytes with the entry's waker.
     fn park(&self, key: u32, conn: Http1Connection<T, D>, inbuf: &mut BytesMut) -> Parked<T, D> {
-        // A connection waiting with nothing buffered holds no input buffer.
-        spare::give(inbuf);
+        // The input buffer (empty) is the worker's: it stays with the worker for the
+        // next connection it serves, not with the parked one.
+        spare::trim(inbuf);
         let Http1Connection {
             transport,
             info,
@@ -616,7 +617,9 @@ fn worker<T: Transport + 'static, D: HttpServerConnectionDelegate>(
             table: &table,
             control: &control,
         };
+        // The worker's buffers, kept (empty) from one busy period to the next.
         let mut inbuf = BytesMut::new();
+        let mut out = BytesMut::new();
         while let Some((key, conn)) = poll_fn(|cx| table.poll_next(cx, &control, &mut inbuf)).await
         {
             let mut serving = Serving {
@@ -627,7 +630,7 @@ fn worker<T: Transport + 'static, D: HttpServerConnectionDelegate>(
             loop {
                 conn.note_memory(inbuf.capacity());
                 let idle = {
-                    let mut busy = pin!(conn.busy(&mut inbuf));
+                    let mut busy = pin!(conn.busy(&mut inbuf, &mut out));
                     let mut first = true;
                     poll_fn(|cx| {
                         let p = busy.as_mut().poll(cx);
@@ -654,8 +657,9 @@ fn worker<T: Transport + 'static, D: HttpServerConnectionDelegate>(
                 }
             }
             inbuf.clear();
-            spare::give(&mut inbuf);
         }
+        spare::give(&mut inbuf);
+        spare::give(&mut out);
     }
 }
 
