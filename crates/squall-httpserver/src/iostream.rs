@@ -18,8 +18,11 @@ use crate::transport::Transport;
 /// input buffer, so the stream itself never keeps a buffer. (The sans-IO parser needs
 /// the bytes in a `BytesMut` it can split header values and body pieces off without
 /// copying, which is why they are copied that once rather than parsed in place.) A
-/// connection with nothing buffered holds no input buffer: one is taken from a
-/// per-thread stash only for the read, and given back if the read must wait.
+/// caller holding no input buffer (no allocation) borrows one from a per-thread stash
+/// for the read and gives it back if the read must wait; a caller that keeps one (a
+/// server's worker, from one busy period to the next) keeps it, and an empty one worn
+/// down by the heads split off it is renewed through the stash, which reclaims its
+/// allocation in place.
 ///
 /// **Writes** go straight from the connection's output buffer to one `write(2)` per
 /// batch of responses when the stream has nothing queued
@@ -52,8 +55,10 @@ impl Transport for IoStreamTransport {
     // connection waits on.
     fn read(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<usize>> {
         poll_fn(move |cx| {
-            let borrowed = buf.is_empty() && buf.capacity() < spare::MIN_ROOM / 4;
-            if borrowed {
+            // A caller holding no buffer borrows one from the stash for the read, and
+            // gives it back if the read must wait.
+            let borrowed = buf.capacity() == 0;
+            if buf.is_empty() && buf.capacity() < spare::MIN_ROOM / 4 {
                 // Through the stash: a worn-down view (the heads split off it are gone)
                 // comes back as its whole allocation, reclaimed in place.
                 spare::give(buf);
