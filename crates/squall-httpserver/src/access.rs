@@ -50,67 +50,121 @@ impl AccessLine<'_> {
         }
     }
 
-    /// The line's text, appended to `buf` byte by byte (no formatter).
+    /// The line's text, appended to `buf` (no formatter). A line of up to
+    /// [`Line::CAP`] bytes (any but a very long request-target) is built in a small
+    /// array and appended with one copy; a longer one is appended in pieces.
     fn write(&self, buf: &mut Vec<u8>) {
-        buf.reserve(64);
-        buf.extend_from_slice(self.status.as_str().as_bytes());
-        buf.push(b' ');
-        buf.extend_from_slice(self.method.as_str().as_bytes());
-        buf.push(b' ');
-        buf.extend_from_slice(self.target);
+        let status = self.status.as_str().as_bytes();
+        let method = self.method.as_str().as_bytes();
+        let mut line = Line::default();
+        if status.len() + method.len() + self.target.len() + Line::TAIL <= Line::CAP {
+            line.extend(status);
+            line.push(b' ');
+            line.extend(method);
+            line.push(b' ');
+            line.extend(self.target);
+        } else {
+            buf.extend_from_slice(status);
+            buf.push(b' ');
+            buf.extend_from_slice(method);
+            buf.push(b' ');
+            buf.extend_from_slice(self.target);
+        }
         match self.ip {
             Some(IpAddr::V4(ip)) => {
                 let [a, b, c, d] = ip.octets();
-                buf.push(b' ');
-                buf.push(b'(');
-                push_octet(buf, a);
+                line.push(b' ');
+                line.push(b'(');
+                line.octet(a);
                 for o in [b, c, d] {
-                    buf.push(b'.');
-                    push_octet(buf, o);
+                    line.push(b'.');
+                    line.octet(o);
                 }
-                buf.push(b')');
+                line.push(b')');
             }
             Some(ip @ IpAddr::V6(_)) => {
                 use std::io::Write as _;
+                buf.extend_from_slice(line.bytes());
+                line = Line::default();
                 let _ = write!(buf, " ({ip})");
             }
             None => {}
         }
         // Milliseconds with two decimals, rounded to the nearest hundredth.
-        let micros = u64::try_from(self.elapsed.as_micros()).unwrap_or(u64::MAX - 5);
-        let hundredths = (micros + 5) / 10;
+        let micros = u64::try_from(self.elapsed.as_micros()).unwrap_or(u64::MAX);
+        let hundredths = micros.saturating_add(5) / 10;
         let frac = (hundredths % 100) as u8;
-        buf.push(b' ');
-        push_num(buf, hundredths / 100);
-        buf.push(b'.');
-        buf.push(b'0' + frac / 10);
-        buf.push(b'0' + frac % 10);
-        buf.push(b'm');
-        buf.push(b's');
+        line.push(b' ');
+        line.num(hundredths / 100);
+        line.push(b'.');
+        line.push(b'0' + frac / 10);
+        line.push(b'0' + frac % 10);
+        line.push(b'm');
+        line.push(b's');
+        buf.extend_from_slice(line.bytes());
     }
 }
 
-/// Appends an address octet in decimal, from the table.
-fn push_octet(buf: &mut Vec<u8>, o: u8) {
-    let e = &OCTETS[usize::from(o)];
-    for &d in &e[..usize::from(e[3]).min(3)] {
-        buf.push(d);
-    }
+/// A line built in place.
+struct Line {
+    bytes: [u8; Line::CAP],
+    len: usize,
 }
 
-/// Appends `n` in decimal.
-fn push_num(buf: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+impl Line {
+    /// What fits.
+    const CAP: usize = 192;
+    /// Room kept for the end of a line: ` (255.255.255.255) ` and the longest time,
+    /// `18446744073709551.61ms`, with some to spare.
+    const TAIL: usize = 48;
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line {
+            bytes: [0; Line::CAP],
+            len: 0,
         }
     }
-    buf.extend_from_slice(&digits[i..]);
+}
+
+impl Line {
+    fn push(&mut self, b: u8) {
+        self.bytes[self.len] = b;
+        self.len += 1;
+    }
+
+    fn extend(&mut self, s: &[u8]) {
+        self.bytes[self.len..self.len + s.len()].copy_from_slice(s);
+        self.len += s.len();
+    }
+
+    /// An address octet in decimal, from the table (three bytes copied, its digits
+    /// kept).
+    fn octet(&mut self, o: u8) {
+        let e = &OCTETS[usize::from(o)];
+        self.bytes[self.len..self.len + 3].copy_from_slice(&e[..3]);
+        self.len += usize::from(e[3]).min(3);
+    }
+
+    /// `n` in decimal (at most 20 digits).
+    fn num(&mut self, mut n: u64) {
+        let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
+        let mut i = self.len + digits;
+        self.len = i;
+        loop {
+            i -= 1;
+            self.bytes[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 impl fmt::Display for AccessLine<'_> {
@@ -165,6 +219,22 @@ mod tests {
         assert_eq!(
             line(Method::GET, "http://example.com/x?q", None, 1_000),
             "200 GET http://example.com/x?q 1.00ms"
+        );
+        // The longest tail there is: a four-part address of three digits each, and
+        // the most microseconds a line can show.
+        assert_eq!(
+            line(
+                Method::GET,
+                "/",
+                Some("255.255.255.255".parse().unwrap()),
+                u64::MAX
+            ),
+            "200 GET / (255.255.255.255) 18446744073709551.61ms"
+        );
+        let target = format!("/{}", "a".repeat(300));
+        assert_eq!(
+            line(Method::GET, &target, v4, 450),
+            format!("200 GET {target} (127.0.0.1) 0.45ms")
         );
         let long = Method::from_bytes(&[b'X'; 60]).unwrap();
         assert_eq!(
