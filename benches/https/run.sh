@@ -12,6 +12,8 @@
 # /proc/PID/stat (utime+stime) over the counted run; then the RSS that 1,000 idle TLS
 # keep-alive connections (each after one request, Python's ssl client) add, per
 # connection. Needs wrk (built with OpenSSL, as Debian's is), curl, openssl, python3.
+# SQUALL_HELLO and HYPER_HELLO name other binaries (a build from another commit, for a
+# side-by-side run).
 set -euo pipefail
 rounds=${1:-3}
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -70,8 +72,8 @@ row() { # NAME PORT -- COMMAND...
 
 for r in $(seq "$rounds"); do
     echo "round $r (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-    row squall 18443 -- "$top/target/release/examples/hello" --port 18443 --threads 1 --quiet \
+    row squall 18443 -- "${SQUALL_HELLO:-$top/target/release/examples/hello}" --port 18443 --threads 1 --quiet \
         --tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem"
-    row hyper 18444 -- "$top/benches/peers/target/release/hyper-hello" --runtime current \
+    row hyper 18444 -- "${HYPER_HELLO:-$top/benches/peers/target/release/hyper-hello}" --runtime current \
         --port 18444 --tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem"
 done

@@ -89,14 +89,22 @@ pub trait Layer: Any {
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
-/// What a layered write did.
+/// What a layered write is blocked on.
 pub(crate) enum LayerWrite {
-    /// Bytes taken from the queue.
-    Took(usize),
     /// The layer holds ciphertext the fd would not take: wait for WRITE.
     FdFull,
     /// The layer is not ready (a handshake runs): wait for READ.
     NotReady,
+}
+
+/// How a layered write of the queue ended.
+pub(crate) enum LayeredWrite {
+    /// The queue is empty and the layer holds nothing to send.
+    Done,
+    /// Waiting for the fd (or the handshake).
+    Blocked(LayerWrite),
+    /// The layer or the fd failed: the stream closes with this.
+    Failed(io::Error),
 }
 
 impl Inner {
@@ -113,52 +121,92 @@ impl Inner {
     /// The layered `read(2)`: see [`Layer::read`]. Whatever the layer has to send
     /// meanwhile (a handshake's reply) is sent, or WRITE armed for it.
     pub(crate) fn layer_read(self: &Rc<Self>, buf: &mut [u8]) -> io::Result<usize> {
-        let was_pending = self.layer_pending();
-        let res = {
+        // One borrow of the fd and the layer for the read and the questions after it.
+        let (res, finished, wants_write) = {
             let file = self.file.borrow();
             let Some(file) = file.as_ref() else {
                 return Ok(0);
             };
-            self.with_layer(|l| l.read(file, buf)).unwrap_or(Ok(0))
+            let mut cold = self.cold.borrow_mut();
+            let Some(layer) = cold.as_mut().and_then(|c| c.layer.as_mut()) else {
+                return Ok(0);
+            };
+            let was_pending = !layer.is_ready();
+            let res = layer.read(file, buf);
+            (res, was_pending && layer.is_ready(), layer.wants_write())
         };
-        if was_pending && !self.layer_pending() {
+        if finished {
             // The handshake finished under this read: writes queued meanwhile go, and
             // `wait_for_handshake` wakes.
             self.set(WRITABLE);
             self.handle_write();
             self.wake_writers();
-        } else if self.layer_wants_write() {
+        } else if wants_write {
             self.handle_write();
         }
         res
     }
 
-    /// The layered write of the front of the queue.
-    pub(crate) fn layer_write(self: &Rc<Self>) -> io::Result<LayerWrite> {
+    /// The layered write of the queue: what the layer holds goes first, then the queue,
+    /// taken by the layer as it can, until both are empty or the fd (or the handshake)
+    /// blocks. One borrow of the fd and the layer for it all; the caller acts on the
+    /// outcome once they are released.
+    pub(crate) fn layer_write_queue(&self) -> LayeredWrite {
         let file = self.file.borrow();
         let Some(file) = file.as_ref() else {
-            return Ok(LayerWrite::Took(0));
+            return LayeredWrite::Done;
         };
-        let wbuf = self.wbuf.borrow();
-        let mut slices = [IoSlice::new(&[]); 64];
-        let mut n = 0;
-        for chunk in wbuf.as_slice().iter().take(slices.len()) {
-            slices[n] = IoSlice::new(chunk);
-            n += 1;
+        let mut cold = self.cold.borrow_mut();
+        let Some(layer) = cold.as_mut().and_then(|c| c.layer.as_mut()) else {
+            return LayeredWrite::Done;
+        };
+        loop {
+            if layer.wants_write() {
+                match layer.flush(file) {
+                    Ok(()) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) =>
+                    {
+                        return LayeredWrite::Blocked(LayerWrite::FdFull)
+                    }
+                    Err(e) => return LayeredWrite::Failed(e),
+                }
+            }
+            if self.wbuf_len.get() == 0 {
+                return LayeredWrite::Done;
+            }
+            if !layer.is_ready() {
+                return LayeredWrite::Blocked(LayerWrite::NotReady);
+            }
+            let res = {
+                let wbuf = self.wbuf.borrow();
+                match wbuf.as_slice() {
+                    // The usual case (a response is one chunk): no array of slices to
+                    // fill first.
+                    [only] => layer.write(file, &[IoSlice::new(only)]),
+                    chunks => {
+                        let mut slices = [IoSlice::new(&[]); 64];
+                        let mut n = 0;
+                        for chunk in chunks.iter().take(slices.len()) {
+                            slices[n] = IoSlice::new(chunk);
+                            n += 1;
+                        }
+                        layer.write(file, &slices[..n])
+                    }
+                }
+            };
+            match res {
+                Ok(w) if w > 0 => self.consume_written(w),
+                Ok(_) => return LayeredWrite::Blocked(LayerWrite::FdFull),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return LayeredWrite::Blocked(LayerWrite::FdFull)
+                }
+                Err(e) => return LayeredWrite::Failed(e),
+            }
         }
-        let slices = &slices[..n];
-        self.with_layer(|l| {
-            if !l.is_ready() {
-                return Ok(LayerWrite::NotReady);
-            }
-            match l.write(file, slices) {
-                Ok(w) if w > 0 => Ok(LayerWrite::Took(w)),
-                Ok(_) => Ok(LayerWrite::FdFull),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(LayerWrite::FdFull),
-                Err(e) => Err(e),
-            }
-        })
-        .unwrap_or(Ok(LayerWrite::Took(0)))
     }
 
     /// Sends what the layer holds: `Ok(true)` when it is all gone.
@@ -232,7 +280,7 @@ impl Inner {
                     self.close_with(CloseCause::Io(Arc::new(e)));
                 }
             }
-            _ => self.wait_writable(),
+            LayerWrite::FdFull => self.wait_writable(),
         }
     }
 

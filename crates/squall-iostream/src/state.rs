@@ -400,8 +400,9 @@ impl Inner {
         }
         if ready.is_readable() || trouble {
             self.set(READABLE);
-            let handshaking = layered && self.layer_pending();
-            if handshaking && !self.has_read_waker() {
+            // (A reader moves a handshake on by itself: the layer is asked only
+            // when nobody reads.)
+            if layered && !self.has_read_waker() && self.layer_pending() {
                 // Nobody reads, but the layer's handshake must move on for the writers
                 // and `wait_for_handshake` waiting on it.
                 self.drive_layer();

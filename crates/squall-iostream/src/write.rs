@@ -11,7 +11,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use squall_ioloop::Interest;
 
 use crate::error::{CloseCause, StreamError};
-use crate::layer::LayerWrite;
+use crate::layer::LayeredWrite;
 use crate::state::*;
 use crate::stream::IoStream;
 
@@ -150,12 +150,13 @@ impl Inner {
     /// full; arms WRITE only in the second case, disarms it in the first.
     pub(crate) fn handle_write(self: &Rc<Self>) {
         let before = self.written.get();
-        if self.has(LAYERED) {
-            self.handle_layered_write();
+        let layer_idle = if self.has(LAYERED) {
+            self.handle_layered_write()
         } else {
             self.write_queue();
-        }
-        let idle = self.wbuf_len.get() == 0 && !(self.has(LAYERED) && self.layer_wants_write());
+            true
+        };
+        let idle = self.wbuf_len.get() == 0 && layer_idle;
         if idle && self.has(ARMED_WRITE) && !self.has(CLOSED) {
             self.disarm(Interest::WRITE);
         }
@@ -166,33 +167,18 @@ impl Inner {
     }
 
     /// [`handle_write`](Inner::handle_write) through a layer: what the layer holds goes
-    /// first, then the queue, taken by the layer as it can.
-    fn handle_layered_write(self: &Rc<Self>) {
-        loop {
-            match self.layer_flush() {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.wait_writable();
-                    return;
-                }
-                Err(e) => {
-                    self.close_with(CloseCause::from_io(e));
-                    return;
-                }
+    /// first, then the queue, taken by the layer as it can. Whether the layer is left
+    /// holding nothing to send.
+    fn handle_layered_write(self: &Rc<Self>) -> bool {
+        match self.layer_write_queue() {
+            LayeredWrite::Done => true,
+            LayeredWrite::Blocked(on) => {
+                self.layer_blocked(on);
+                false
             }
-            if self.wbuf_len.get() == 0 {
-                return;
-            }
-            match self.layer_write() {
-                Ok(LayerWrite::Took(w)) => self.consume_written(w),
-                Ok(blocked) => {
-                    self.layer_blocked(blocked);
-                    return;
-                }
-                Err(e) => {
-                    self.close_with(CloseCause::from_io(e));
-                    return;
-                }
+            LayeredWrite::Failed(e) => {
+                self.close_with(CloseCause::from_io(e));
+                true
             }
         }
     }

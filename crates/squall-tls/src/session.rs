@@ -41,7 +41,17 @@ pub struct TlsSession {
     eof: bool,
     /// The peer sent `close_notify`.
     peer_closed: bool,
+    /// How many bytes of plaintext rustls holds for [`read_plaintext`]: rustls says so
+    /// on every `process_new_packets`, and each read takes its share off, so finding
+    /// out whether there is any costs no call into rustls. `UNKNOWN` (a connection made
+    /// by hand may hold some) until the first `process_new_packets` or short read.
+    ///
+    /// [`read_plaintext`]: TlsSession::read_plaintext
+    plain: usize,
 }
+
+/// [`TlsSession::plain`] before rustls has said: "maybe some", so the reader is asked.
+const UNKNOWN: usize = usize::MAX;
 
 impl TlsSession {
     /// The server side of a new connection.
@@ -78,6 +88,7 @@ impl TlsSession {
             error: None,
             eof: false,
             peer_closed: false,
+            plain: UNKNOWN,
         }
     }
 
@@ -116,12 +127,14 @@ impl TlsSession {
         }
     }
 
-    /// Feeds `rest` to rustls until it is all taken or rustls is full.
+    /// Feeds `rest` to rustls until it is all taken or rustls is full; every byte
+    /// taken is processed (one `process_new_packets` per `read_tls`: what one read
+    /// delivers is usually all there is).
     fn pump(&mut self, rest: &mut &[u8]) -> Result<(), TlsError> {
         while !rest.is_empty() {
             match self.conn.read_tls(rest) {
-                // close_notify was received: rustls reads nothing more, and nothing
-                // after it counts.
+                // close_notify was received (and processed): rustls reads nothing more,
+                // and nothing after it counts.
                 Ok(0) => {
                     *rest = &[];
                     break;
@@ -130,7 +143,7 @@ impl TlsSession {
                 // rustls's buffers are full: the plaintext must be read first.
                 Err(_) => {
                     self.process()?;
-                    if self.conn.reader().fill_buf_len() > 0 {
+                    if self.plain > 0 {
                         break;
                     }
                     // Full with no plaintext to drain: a handshake message past
@@ -146,7 +159,7 @@ impl TlsSession {
             }
             self.process()?;
         }
-        self.process()
+        Ok(())
     }
 
     fn pump_pending(&mut self) -> Result<(), TlsError> {
@@ -166,6 +179,7 @@ impl TlsSession {
         match self.conn.process_new_packets() {
             Ok(state) => {
                 self.peer_closed |= state.peer_has_closed();
+                self.plain = state.plaintext_bytes_to_read();
                 Ok(())
             }
             Err(e) => Err(self.fail(TlsError::Protocol(e))),
@@ -205,26 +219,42 @@ impl TlsSession {
 
     /// Copies decrypted plaintext into `dst` and returns how many bytes; 0 when none is
     /// there (or `dst` is empty).
+    #[inline]
     pub fn read_plaintext(&mut self, dst: &mut [u8]) -> Result<usize, TlsError> {
+        if self.plain == 0 && self.pending.is_empty() {
+            return Ok(0);
+        }
+        self.read_held(dst)
+    }
+
+    fn read_held(&mut self, dst: &mut [u8]) -> Result<usize, TlsError> {
         let mut filled = 0;
-        while filled < dst.len() {
-            // An error is WouldBlock (nothing decrypted) or the end of the stream:
-            // nothing to give either way.
-            let n = self
-                .conn
-                .reader()
-                .read(&mut dst[filled..])
-                .unwrap_or_default();
-            filled += n;
-            if n == 0 {
-                if self.pending.is_empty() || self.error.is_some() {
-                    break;
-                }
-                // rustls had no room: now that plaintext was drained, feed the rest.
-                self.pump_pending()?;
-                if self.conn.reader().fill_buf_len() == 0 {
-                    break;
-                }
+        loop {
+            if self.plain > 0 && filled < dst.len() {
+                let want = dst.len() - filled;
+                // An error is WouldBlock (nothing decrypted) or the end of the stream:
+                // nothing to give either way.
+                let n = self
+                    .conn
+                    .reader()
+                    .read(&mut dst[filled..])
+                    .unwrap_or_default();
+                filled += n;
+                // rustls's read drains every chunk it holds into `dst`: a short one
+                // leaves nothing behind.
+                self.plain = if n < want {
+                    0
+                } else {
+                    self.plain.saturating_sub(n)
+                };
+            }
+            if filled == dst.len() || self.pending.is_empty() || self.error.is_some() {
+                break;
+            }
+            // rustls had no room: now that plaintext was drained, feed the rest.
+            self.pump_pending()?;
+            if self.plain == 0 {
+                break;
             }
         }
         Ok(filled)
@@ -233,7 +263,7 @@ impl TlsSession {
     /// Whether decrypted plaintext, or ciphertext not yet decrypted, is held here: a
     /// reader must come back without waiting for the socket.
     pub fn has_buffered_input(&mut self) -> bool {
-        !self.pending.is_empty() || self.conn.reader().fill_buf_len() > 0
+        !self.pending.is_empty() || self.plain > 0
     }
 
     /// Takes plaintext to encrypt and send; returns how much was taken. Nothing is taken
@@ -276,7 +306,7 @@ impl TlsSession {
 
     /// Whether the peer sent `close_notify` (and all plaintext before it was read).
     pub fn peer_closed(&mut self) -> bool {
-        self.peer_closed && self.conn.reader().fill_buf_len() == 0
+        self.peer_closed && self.plain == 0
     }
 
     /// Whether the transport reached end of file.
@@ -327,17 +357,6 @@ impl TlsSession {
     /// The rustls connection inside.
     pub fn connection(&self) -> &Connection {
         &self.conn
-    }
-}
-
-/// The length of the first chunk of plaintext the reader holds.
-trait FillBufLen {
-    fn fill_buf_len(self) -> usize;
-}
-
-impl FillBufLen for rustls::Reader<'_> {
-    fn fill_buf_len(self) -> usize {
-        self.into_first_chunk().map_or(0, |c| c.len())
     }
 }
 

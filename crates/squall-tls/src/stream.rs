@@ -141,13 +141,17 @@ impl Layer for TlsLayer {
                 return Ok(filled);
             }
             // A handshake's next flight (the client's hello first of all).
-            self.send_some(fd)?;
+            if self.session.wants_write() {
+                self.send_some(fd)?;
+            }
             let more = match self.pull(fd)? {
                 Pull::Eof => return Ok(filled),
                 Pull::Nothing => false,
                 Pull::Got { more } => more,
             };
-            self.send_some(fd)?;
+            if self.session.wants_write() {
+                self.send_some(fd)?;
+            }
             filled += self
                 .session
                 .read_plaintext(&mut dst[filled..])
@@ -163,30 +167,20 @@ impl Layer for TlsLayer {
     }
 
     fn write(&mut self, fd: &File, src: &[IoSlice<'_>]) -> io::Result<usize> {
-        let offered: usize = src.iter().map(|s| s.len()).sum();
-        let mut taken = 0;
-        loop {
-            // Only into an empty outbox: unsent ciphertext stays one batch deep.
-            self.send(fd).or_else(|e| match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(()),
-                _ => Err(e),
-            })?;
-            if self.session.wants_write() || taken == offered {
-                return Ok(taken);
+        // Only into an empty outbox: unsent ciphertext stays one batch deep.
+        if self.session.wants_write() {
+            self.send_some(fd)?;
+            if self.session.wants_write() {
+                return Ok(0);
             }
-            let n = if taken == 0 {
-                self.session.write_plaintext(src)
-            } else {
-                let rest = rest_of(src, taken);
-                self.session.write_plaintext(&rest)
-            }
-            .map_err(tls_io)?;
-            if n == 0 {
-                return Ok(taken);
-            }
-            taken += n;
+        }
+        // rustls takes what its limit allows (all of a usual response) and encrypts it;
+        // the stream offers the rest again once this has gone.
+        let taken = self.session.write_plaintext(src).map_err(tls_io)?;
+        if taken > 0 {
             self.send_some(fd)?;
         }
+        Ok(taken)
     }
 
     fn flush(&mut self, fd: &File) -> io::Result<()> {
@@ -233,21 +227,6 @@ impl Layer for TlsLayer {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
-}
-
-/// The slices of `src` after its first `skip` bytes.
-fn rest_of<'s>(src: &'s [IoSlice<'_>], mut skip: usize) -> Vec<IoSlice<'s>> {
-    let mut out = Vec::with_capacity(src.len());
-    for s in src {
-        let s: &'s [u8] = s;
-        if skip >= s.len() {
-            skip -= s.len();
-        } else {
-            out.push(IoSlice::new(&s[skip..]));
-            skip = 0;
-        }
-    }
-    out
 }
 
 // ------------------------------------------------------------------ the stream API

@@ -112,6 +112,34 @@ fn handshake_and_data_on_any_split() {
 }
 
 #[test]
+fn close_notify_counts_once_the_plaintext_before_it_is_read() {
+    let pki = Pki::localhost();
+    let (mut c, mut s) = pair(&pki, "localhost");
+    handshake(&mut c, &mut s, &mut Rng(11)).unwrap();
+    let data = vec![b'y'; 3000];
+    assert_eq!(
+        s.write_plaintext(&[IoSlice::new(&data)]).unwrap(),
+        data.len()
+    );
+    s.send_close_notify();
+    let mut wire = Vec::new();
+    while s.wants_write() {
+        s.write_output(&mut wire).unwrap();
+    }
+    c.feed(&wire).unwrap();
+    // The data and the alert arrived together: the close waits for the data's reader.
+    assert!(c.has_buffered_input());
+    assert!(!c.peer_closed());
+    let mut buf = [0u8; 1000];
+    assert_eq!(c.read_plaintext(&mut buf).unwrap(), 1000);
+    assert!(!c.peer_closed());
+    assert_eq!(read_all(&mut c), &data[1000..]);
+    assert!(!c.has_buffered_input());
+    assert!(c.peer_closed());
+    assert_eq!(c.read_plaintext(&mut buf).unwrap(), 0);
+}
+
+#[test]
 fn more_ciphertext_than_rustls_holds_is_kept_until_read() {
     let pki = Pki::localhost();
     let (mut c, mut s) = pair(&pki, "localhost");
