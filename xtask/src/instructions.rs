@@ -43,7 +43,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     proc::require_linux("instructions")?;
     let mut flags = Flags::new("instructions", args);
     let seconds = flags.parsed::<f64>("--seconds")?.unwrap_or(4.0);
-    let connections = flags.parsed::<usize>("--connections")?.unwrap_or(4);
+    let connections = flags.parsed::<usize>("--connections")?.unwrap_or(64);
     let top = flags.parsed::<usize>("--top")?.unwrap_or(12);
     let only = flags.option("--only")?;
     flags.finish()?;

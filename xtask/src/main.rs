@@ -82,9 +82,10 @@ tasks:
         coverage, corpus size and crashes per target; fails on any crash
   instructions [--seconds S] [--connections N]
         squall's hello server under valgrind's callgrind, driven by squall-loadgen with
-        N connections (default 4) for S seconds (default 4), one request per write and
-        16 per write: user-space instructions per request, which machine noise does not
-        move (needs valgrind); profiles in target/squall-bench/instructions/
+        N connections (default 64, as the bench's keep-alive 64 and pipelined runs) for S
+        seconds (default 4), one request per write and 16 per write: user-space
+        instructions per request, which machine noise does not move (needs valgrind);
+        profiles in target/squall-bench/instructions/
   soak [--minutes N] [--server PATH] [--port P] [--seed N]
         runs squall's hello example (or PATH) under a mix of keep-alive, pipelined and
         echo load, vanishing clients, slowloris, connection storms and bad inputs for

@@ -80,9 +80,10 @@ impl Shared {
 
     /// When the input the current request came in was read: requests parsed from one
     /// read share one reading of the clock (their `start_time`), taken when the first
-    /// of them asks.
+    /// of them asks: the loop's turn time ([`squall_ioloop::turn_time`]), when the
+    /// poll that found the bytes returned.
     pub(crate) fn read_at(&mut self) -> Instant {
-        *self.read_at.get_or_insert_with(Instant::now)
+        *self.read_at.get_or_insert_with(squall_ioloop::turn_time)
     }
 
     /// Reset the per-request state for the next request, and take an output buffer if

@@ -271,7 +271,8 @@ impl ServerConn {
         match &mut self.read {
             Read::Done | Read::Failed => None,
             Read::Head => {
-                if self.pending.len() >= self.limits.max_pipelined {
+                if buf.is_empty() || self.pending.len() >= self.limits.max_pipelined {
+                    // Nothing to parse (the usual end of a batch), or parsing paused.
                     return None;
                 }
                 match self.parser.parse_bytes(buf, &self.limits) {

@@ -30,6 +30,34 @@ use crate::watchdog::Watch;
 
 thread_local! {
     static CURRENT: RefCell<Option<IoLoop>> = const { RefCell::new(None) };
+    /// When the turn of the loop running on this thread began ([`turn_time`]).
+    static TURN: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// When the current turn of this thread's running loop began: one clock reading per
+/// iteration of the loop, taken after the poll that found the turn's events and before
+/// any of its callbacks or tasks run. Off a running loop, the clock now.
+///
+/// For times that need no finer grain than a turn: when a request's bytes were seen,
+/// an idle connection's deadline. Reading it costs a thread-local access instead of a
+/// clock reading. The time is the turn's start even late in a long turn (a slow
+/// callback before yours): it can be earlier than `Instant::now()` by up to the turn's
+/// length, never later.
+///
+/// ```
+/// use squall_ioloop::{turn_time, IoLoop};
+///
+/// let io_loop = IoLoop::new()?;
+/// let before = std::time::Instant::now();
+/// let seen = io_loop.run_sync(async { turn_time() }, None)?;
+/// assert!(seen >= before && seen <= std::time::Instant::now());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn turn_time() -> Instant {
+    match TURN.try_with(Cell::get) {
+        Ok(Some(t)) => t,
+        _ => Instant::now(),
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -136,6 +164,9 @@ impl Drop for Enter {
         let prev = self.prev.take();
         let old = CURRENT.try_with(|c| c.replace(prev));
         drop(old);
+        // Off the loop (or back in an outer one, whose next turn sets its own): no
+        // turn is running.
+        let _ = TURN.try_with(|t| t.set(None));
     }
 }
 
@@ -613,10 +644,12 @@ impl IoLoop {
         let inner = &*self.inner;
         let ncallbacks = inner.queue.borrow().len();
         let mut due = mem::take(&mut *inner.due.borrow_mut());
+        let now = Instant::now();
+        TURN.set(Some(now));
         {
             let mut timers = inner.timers.borrow_mut();
             if timers.len() > 0 {
-                timers.collect_due(Instant::now(), &mut due);
+                timers.collect_due(now, &mut due);
             }
         }
         for _ in 0..ncallbacks {

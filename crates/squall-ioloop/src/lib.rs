@@ -179,7 +179,7 @@ pub use blocking::{run_on, Executor, ExecutorFuture, Job, ThreadPool};
 pub use error::{Closed, JoinError, LoopError, PeriodicError, RunSyncError, TimeoutError};
 pub use executor::JoinHandle;
 pub use gen::{sleep, sleep_until, with_timeout, Sleep};
-pub use ioloop::IoLoop;
+pub use ioloop::{turn_time, IoLoop};
 pub use periodic::PeriodicCallback;
 pub use remote::{RemoteHandle, SignalCallback};
 pub use signal::SignalHandler;

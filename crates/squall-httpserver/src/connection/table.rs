@@ -471,9 +471,10 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             }
             Poll::Pending => {
                 self.slots.borrow_mut()[key as usize].state = State::Parked(idle);
+                // The turn's clock reading: a deadline an hour away needs no finer.
                 self.link(
                     key,
-                    Instant::now() + self.params.config.idle_connection_timeout,
+                    squall_ioloop::turn_time() + self.params.config.idle_connection_timeout,
                 );
                 Parked::Waiting
             }
