@@ -56,12 +56,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The state of a connection that just became busy, with its parser and an output
-    /// buffer (empty; without an allocation, one is taken when a response is written).
-    pub(crate) fn new(h1: ServerConn, config: &HttpServerConfig, out: BytesMut) -> Self {
+    /// The state a worker serves busy periods with: its parser (set up as `config`
+    /// says) and an output buffer, without an allocation until a response is written.
+    pub(crate) fn new(h1: ServerConn, config: &HttpServerConfig) -> Self {
         Shared {
             h1,
-            out,
+            out: BytesMut::new(),
             resp: Resp::NotStarted,
             status: StatusCode::OK,
             flush_requested: false,
@@ -76,6 +76,48 @@ impl Shared {
             detach: None,
             read_at: None,
         }
+    }
+
+    /// A connection's busy period begins: nothing of the one before is kept (its parse
+    /// state, unsent output, flags) but the parser's settings and the output buffer's
+    /// allocation (let go if it grew past what the stash keeps). `no_keep_alive`: the
+    /// connection closes after its next response.
+    pub(crate) fn begin_busy(&mut self, config: &HttpServerConfig, no_keep_alive: bool) {
+        // Every field named, so that a new one cannot be forgotten here.
+        let Shared {
+            h1,
+            out,
+            resp,
+            status,
+            flush_requested,
+            write_failed,
+            broken,
+            body_limit,
+            body_timeout,
+            body_done,
+            queued,
+            write_cap,
+            overflowed,
+            detach,
+            read_at,
+        } = self;
+        h1.reset();
+        h1.set_no_keep_alive(no_keep_alive);
+        out.clear();
+        spare::trim(out);
+        *resp = Resp::NotStarted;
+        *status = StatusCode::OK;
+        *flush_requested = false;
+        *write_failed = None;
+        *broken = false;
+        *body_limit = config.max_body_size;
+        *body_timeout = config.body_timeout;
+        *body_done = false;
+        *queued = 0;
+        *write_cap = config.max_write_buffer_size;
+        *overflowed = false;
+        *detach = None;
+        *read_at = None;
     }
 
     /// When the input the current request came in was read: requests parsed from one

@@ -199,6 +199,41 @@ impl ServerConn {
         }
     }
 
+    /// Start over for another connection with the same settings (limits, `Server`
+    /// header, header case; and the chunked decoder's allocation): as
+    /// [`new`](Self::new) and the same setters would make it, without building one. A
+    /// server that keeps one per worker rather than one per connection calls this as
+    /// each connection's turn begins.
+    pub fn reset(&mut self) {
+        let ServerConn {
+            limits,
+            parser,
+            read,
+            pending,
+            response,
+            server_header: _,
+            header_case: _,
+            spellings: _,
+            chunked: _,
+            trailers,
+            body_limit,
+            no_keep_alive,
+            closing,
+            same_batch,
+            batch_dated,
+        } = self;
+        *parser = HeadParser::new();
+        *read = Read::Head;
+        pending.clear();
+        *response = None;
+        *trailers = None;
+        *body_limit = limits.max_body_size;
+        *no_keep_alive = false;
+        *closing = false;
+        *same_batch = false;
+        *batch_dated = false;
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -708,6 +743,36 @@ mod tests {
         let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
         assert_eq!(text.matches("\r\ndate: ").count(), 4, "{text}");
         assert_eq!(text.matches("date: sun, 06 nov 1994").count(), 1, "{text}");
+    }
+
+    /// `reset` forgets a connection left in any state (a body half read, a response
+    /// under way, closing) and keeps the settings: the next connection's requests are
+    /// parsed and answered as on a new `ServerConn`.
+    #[test]
+    fn reset_starts_a_new_connection_with_the_same_settings() {
+        let mut conn = ServerConn::new(Limits::default());
+        conn.set_server_header(Some(HeaderValue::from_static("squall")));
+        let mut buf = BytesMut::from(
+            &b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhalf"
+                [..],
+        );
+        assert_eq!(events(&mut conn, &mut buf), ["head POST /a", "data half"]);
+        let mut out = BytesMut::new();
+        conn.start_response(StatusCode::OK, &HeaderMap::new(), &mut out)
+            .unwrap();
+        conn.set_no_keep_alive(true);
+        conn.reset();
+        let mut buf = BytesMut::from(&b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
+        assert_eq!(events(&mut conn, &mut buf), ["head GET /b", "end"]);
+        let mut out = BytesMut::new();
+        let done = conn
+            .respond(StatusCode::OK, &HeaderMap::new(), b"x", &mut out)
+            .unwrap();
+        assert!(done.keep_alive, "no close carried over");
+        assert!(!conn.should_close());
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("server: squall\r\n"), "{text}");
     }
 
     /// `skip_empty_body` takes the end of a bodyless request (as `End` would) and

@@ -359,8 +359,9 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         });
         let s = slot.clone();
         let fut = async move {
-            // The worker's output buffer, kept from one busy period to the next.
-            let mut out = BytesMut::new();
+            // The worker's serving state, kept from one busy period to the next (made
+            // for the first).
+            let mut shared: Option<RefCell<Shared>> = None;
             loop {
                 poll_fn(|_| match s.state.get() {
                     Turn::Serve => Poll::Ready(()),
@@ -373,7 +374,11 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                     // out instead would move it once more each way).
                     let mut held = s.held.borrow_mut();
                     match &mut *held {
-                        Some((conn, inbuf)) => conn.busy(inbuf, &mut out).await,
+                        Some((conn, inbuf)) => {
+                            let shared =
+                                shared.get_or_insert_with(|| Self::serving_state(&conn.params));
+                            conn.busy(inbuf, shared).await
+                        }
                         None => false,
                     }
                 };
@@ -453,32 +458,23 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
     /// Serve what `inbuf` holds and what follows, until the connection is idle again
     /// (`true`) or closed (`false`).
     ///
-    /// `out` is the caller's output buffer, empty: used for the busy period and, if
-    /// it ends idle, handed back (empty, with its allocation) for the next one.
-    async fn busy(&mut self, inbuf: &mut BytesMut, out: &mut BytesMut) -> bool {
+    /// `shared` is the caller's serving state ([`serving_state`](Self::serving_state)),
+    /// kept from one busy period to the next (of whichever connection): it is reset
+    /// here, its parser's settings and output buffer kept.
+    async fn busy(&mut self, inbuf: &mut BytesMut, shared: &RefCell<Shared>) -> bool {
         let config = &self.params.config;
-        let mut h1 = ServerConn::new(self.params.limits.clone());
         // Draining: the request that woke an idle connection is answered with
         // `Connection: close`.
-        h1.set_no_keep_alive(config.no_keep_alive || self.control.draining());
-        h1.set_server_header(config.server_header.clone());
-        if config.header_case != HeaderCase::Lower {
-            h1.set_header_case(config.header_case, self.params.spellings.clone());
-        }
-        let shared = RefCell::new(Shared::new(h1, config, std::mem::take(out)));
+        shared
+            .borrow_mut()
+            .begin_busy(config, config.no_keep_alive || self.control.draining());
         let mut busy = Busy {
             conn: self,
-            shared: &shared,
+            shared,
             inbuf,
         };
         match busy.run().await {
-            End::Idle => {
-                // Everything was sent: the buffer is empty and serves the next busy
-                // period of whichever connection.
-                *out = std::mem::take(&mut shared.borrow_mut().out);
-                spare::trim(out);
-                true
-            }
+            End::Idle => true,
             End::Detach => {
                 busy.detach().await;
                 false
@@ -488,6 +484,18 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                 false
             }
         }
+    }
+
+    /// The state a worker serves busy periods with, for the server `params` describe:
+    /// a parser with the server's settings, and an output buffer.
+    fn serving_state(params: &Params) -> RefCell<Shared> {
+        let config = &params.config;
+        let mut h1 = ServerConn::new(params.limits.clone());
+        h1.set_server_header(config.server_header.clone());
+        if config.header_case != HeaderCase::Lower {
+            h1.set_header_case(config.header_case, params.spellings.clone());
+        }
+        RefCell::new(Shared::new(h1, config))
     }
 
     /// Raise the high-water mark if `buffers` plus the transport's own is a new high.

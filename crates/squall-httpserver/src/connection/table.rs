@@ -620,7 +620,7 @@ fn worker<T: Transport + 'static, D: HttpServerConnectionDelegate>(
         };
         // The worker's buffers, kept (empty) from one busy period to the next.
         let mut inbuf = BytesMut::new();
-        let mut out = BytesMut::new();
+        let shared = Http1Connection::<T, D>::serving_state(&table.params);
         while let Some((key, conn)) = poll_fn(|cx| table.poll_next(cx, &control, &mut inbuf)).await
         {
             let mut serving = Serving {
@@ -631,7 +631,7 @@ fn worker<T: Transport + 'static, D: HttpServerConnectionDelegate>(
             loop {
                 conn.note_memory(inbuf.capacity());
                 let idle = {
-                    let mut busy = pin!(conn.busy(&mut inbuf, &mut out));
+                    let mut busy = pin!(conn.busy(&mut inbuf, &shared));
                     let mut first = true;
                     poll_fn(|cx| {
                         let p = busy.as_mut().poll(cx);
@@ -660,6 +660,8 @@ fn worker<T: Transport + 'static, D: HttpServerConnectionDelegate>(
             inbuf.clear();
         }
         spare::give(&mut inbuf);
+        let mut out = std::mem::take(&mut shared.borrow_mut().out);
+        out.clear();
         spare::give(&mut out);
     }
 }

@@ -11,9 +11,13 @@ use squall_ioloop::Sleep;
 /// an earlier deadline; when it fires early for a later deadline, it is re-armed. A
 /// kept-alive connection serving a request a millisecond costs one timer a minute, not
 /// one per request.
+///
+/// The timer is boxed: most busy periods never wait (a request answered from one read),
+/// and a connection that is moved from one place to the next (its table entry, a
+/// worker) stays small enough to be moved without a call to `memcpy`.
 #[derive(Debug, Default)]
 pub(super) struct LazyTimer {
-    sleep: Option<Sleep>,
+    sleep: Option<Box<Sleep>>,
 }
 
 impl LazyTimer {
@@ -21,7 +25,7 @@ impl LazyTimer {
     pub(super) fn poll(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
         loop {
             match &mut self.sleep {
-                Some(s) if s.deadline() <= deadline => match Pin::new(s).poll(cx) {
+                Some(s) if s.deadline() <= deadline => match Pin::new(&mut **s).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(()) => {
                         self.sleep = None;
@@ -30,7 +34,7 @@ impl LazyTimer {
                         }
                     }
                 },
-                _ => self.sleep = Some(squall_ioloop::sleep_until(deadline)),
+                _ => self.sleep = Some(Box::new(squall_ioloop::sleep_until(deadline))),
             }
         }
     }
