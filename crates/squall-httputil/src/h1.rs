@@ -391,6 +391,7 @@ impl ServerConn {
     /// [`poll`](ServerConn::poll) would return, and return `true`; the request is then
     /// whole. `false`, changing nothing, for a request with a body (or at any other
     /// time). A server uses it to hand a bodyless request over in one step.
+    #[inline]
     pub fn skip_empty_body(&mut self) -> bool {
         match self.read {
             Read::Body {

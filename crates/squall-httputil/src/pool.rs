@@ -77,13 +77,15 @@ impl Prefilled {
             return None;
         }
         let v = value.as_bytes();
-        if v == Prefilled::TextPlain.content_type().as_bytes() {
-            Some(Prefilled::TextPlain.index())
-        } else if v == Prefilled::TextHtml.content_type().as_bytes() {
-            Some(Prefilled::TextHtml.index())
-        } else {
-            None
-        }
+        [Prefilled::TextPlain, Prefilled::TextHtml]
+            .into_iter()
+            .find(|k| {
+                let c = k.content_type().as_bytes();
+                // A value the pool put there points at the constant itself: equal
+                // without comparing the bytes.
+                v.len() == c.len() && (v.as_ptr() == c.as_ptr() || v == c)
+            })
+            .map(Prefilled::index)
     }
 }
 

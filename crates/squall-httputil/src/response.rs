@@ -135,6 +135,18 @@ const TAIL_CAP: usize = 8 + SERVER_INLINE + 2 + DATE_LINE_LEN + 38 + 24 + 2;
 /// The end of a head, gathered on the stack and appended to the output in one copy:
 /// the fixed pieces are copied in a few moves each, with one bounds check, instead of
 /// one capacity check and one `memcpy` call per piece.
+/// `00` to `99`, two bytes each.
+static DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
 struct Tail {
     buf: [u8; TAIL_CAP],
     len: usize,
@@ -156,20 +168,24 @@ impl Tail {
         self.len += s.len();
     }
 
-    /// `n` in decimal, written in place from its last digit.
+    /// `n` in decimal, written in place from its last digits, two at a time.
     #[inline]
     fn push_u64(&mut self, n: u64) {
         let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
         let mut i = self.len + digits;
         self.len = i;
         let mut n = n;
-        loop {
-            i -= 1;
-            self.buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
+        while n >= 100 {
+            let d = (n % 100) as usize * 2;
+            n /= 100;
+            i -= 2;
+            self.buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
+        }
+        if n >= 10 {
+            let d = n as usize * 2;
+            self.buf[i - 2..i].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
+        } else {
+            self.buf[i - 1] = b'0' + n as u8;
         }
     }
 }
@@ -624,6 +640,33 @@ impl Buf for EncodedBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tail_numbers_in_decimal() {
+        for n in [
+            0,
+            7,
+            9,
+            10,
+            13,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            12_345,
+            1 << 40,
+            u64::MAX,
+        ] {
+            let mut tail = Tail {
+                buf: [0; TAIL_CAP],
+                len: 0,
+            };
+            tail.push(b"x");
+            tail.push_u64(n);
+            assert_eq!(&tail.buf[..tail.len], format!("x{n}").as_bytes());
+        }
+    }
     use http::HeaderValue;
 
     fn info(version: Version, is_head: bool, keep_alive: bool) -> RequestInfo {
