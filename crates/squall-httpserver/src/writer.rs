@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     /// When the input now buffered was read, once a request asked
     /// ([`Shared::read_at`]); `None` again after every read.
     pub(crate) read_at: Option<Instant>,
+    /// Whether the access log is on, asked of the logger once per busy period.
+    pub(crate) access_log: Option<bool>,
 }
 
 impl Shared {
@@ -75,6 +77,7 @@ impl Shared {
             overflowed: false,
             detach: None,
             read_at: None,
+            access_log: None,
         }
     }
 
@@ -100,6 +103,7 @@ impl Shared {
             overflowed,
             detach,
             read_at,
+            access_log,
         } = self;
         h1.reset();
         h1.set_no_keep_alive(no_keep_alive);
@@ -118,6 +122,14 @@ impl Shared {
         *overflowed = false;
         *detach = None;
         *read_at = None;
+        *access_log = None;
+    }
+
+    /// Whether the access log is on: the logger is asked once per busy period.
+    pub(crate) fn access_log(&mut self) -> bool {
+        *self.access_log.get_or_insert_with(
+            || log::log_enabled!(target: crate::ACCESS_LOG_TARGET, log::Level::Info),
+        )
     }
 
     /// When the input the current request came in was read: requests parsed from one

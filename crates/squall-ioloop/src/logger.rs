@@ -255,9 +255,33 @@ impl fmt::Write for VecWriter<'_> {
 struct Lines {
     buf: Vec<u8>,
     sink: Option<Arc<Sink>>,
+    /// The `[LEVEL target] ` of the last line, and its level: a hot target (the
+    /// access log) copies it whole.
+    prefix: Vec<u8>,
+    prefix_level: Level,
 }
 
 impl Lines {
+    /// Appends `[LEVEL target] `, the body `line` writes, and a newline; the prefix is
+    /// built once for a run of lines of one target.
+    fn write_line(&mut self, level: Level, target: &str, line: impl FnOnce(&mut Vec<u8>)) {
+        // `[` level ` ` target `] `: the kept prefix is this line's if its level and
+        // target are.
+        let kept = self.prefix_level == level
+            && self
+                .prefix
+                .get(level.as_str().len() + 2..self.prefix.len().saturating_sub(2))
+                == Some(target.as_bytes());
+        if !kept {
+            self.prefix.clear();
+            LoopLogger::write_prefix(&mut self.prefix, level, target);
+            self.prefix_level = level;
+        }
+        self.buf.extend_from_slice(&self.prefix);
+        line(&mut self.buf);
+        self.buf.push(b'\n');
+    }
+
     fn flush(&mut self) {
         PENDING.set(false);
         if self.buf.is_empty() {
@@ -283,7 +307,12 @@ impl Drop for Lines {
 
 thread_local! {
     static LINES: RefCell<Lines> = const {
-        RefCell::new(Lines { buf: Vec::new(), sink: None })
+        RefCell::new(Lines {
+            buf: Vec::new(),
+            sink: None,
+            prefix: Vec::new(),
+            prefix_level: Level::Error,
+        })
     };
     /// How many running loops on this thread will flush at their next iteration.
     static DEFER: Cell<u32> = const { Cell::new(0) };
@@ -385,14 +414,19 @@ impl LoopLogger {
         Ok(())
     }
 
-    /// `[LEVEL target] ` and the body `line` writes, then a newline.
-    fn write_line(buf: &mut Vec<u8>, level: Level, target: &str, line: impl FnOnce(&mut Vec<u8>)) {
+    /// `[LEVEL target] `.
+    fn write_prefix(buf: &mut Vec<u8>, level: Level, target: &str) {
         buf.push(b'[');
         buf.extend_from_slice(level.as_str().as_bytes());
         buf.push(b' ');
         buf.extend_from_slice(target.as_bytes());
         buf.push(b']');
         buf.push(b' ');
+    }
+
+    /// `[LEVEL target] ` and the body `line` writes, then a newline.
+    fn write_line(buf: &mut Vec<u8>, level: Level, target: &str, line: impl FnOnce(&mut Vec<u8>)) {
+        Self::write_prefix(buf, level, target);
         line(buf);
         buf.push(b'\n');
     }
@@ -414,7 +448,7 @@ impl LoopLogger {
                 l.sink = Some(self.sink.clone());
             }
             if let Some(line) = line.take() {
-                Self::write_line(&mut l.buf, level, target, line);
+                l.write_line(level, target, line);
             }
             if DEFER.get() == 0 || l.buf.len() >= FLUSH_AT {
                 l.flush();
@@ -561,6 +595,50 @@ mod tests {
             .map(|i| format!("[INFO access] request {i}\n"))
             .collect();
         assert_eq!(cap.text(), expected);
+    }
+
+    /// The kept `[LEVEL target] ` prefix is only reused for the same level and
+    /// target: lines of other targets (one a prefix of another, one of the same length)
+    /// and levels, interleaved in one buffer, each get their own.
+    #[test]
+    fn each_line_has_its_own_level_and_target() {
+        let cap = Capture::default();
+        let logger = Arc::new(LoopLogger::with_sink(
+            Filter::new(LevelFilter::Info),
+            cap.clone(),
+        ));
+        let io_loop = IoLoop::new().unwrap();
+        let l = logger.clone();
+        io_loop
+            .run_sync(
+                async move {
+                    let owned = String::from("acc");
+                    for (level, target) in [
+                        (Level::Info, "access"),
+                        (Level::Info, "access"),
+                        (Level::Warn, "access"),
+                        (Level::Info, "acces"),
+                        (Level::Info, "accesz"),
+                        (Level::Info, owned.as_str()),
+                        (Level::Info, "access"),
+                    ] {
+                        l.log(
+                            &Record::builder()
+                                .level(level)
+                                .target(target)
+                                .args(format_args!("x"))
+                                .build(),
+                        );
+                    }
+                },
+                Some(Duration::from_secs(30)),
+            )
+            .unwrap();
+        assert_eq!(
+            cap.text(),
+            "[INFO access] x\n[INFO access] x\n[WARN access] x\n[INFO acces] x\n\
+             [INFO accesz] x\n[INFO acc] x\n[INFO access] x\n"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use http::{HeaderMap, StatusCode};
 use squall_httputil::h1::Event;
 use squall_httputil::{write_error_response, ParseError, RequestHead};
 
-use super::logs::{log_access, log_io_error, panic_message, Peer, ACCESS_LOG_TARGET};
+use super::logs::{log_access, log_io_error, panic_message, Peer};
 use super::{Busy, End, Flow, ReadOutcome};
 use crate::delegate::{HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart};
 use crate::transport::Transport;
@@ -37,7 +37,9 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
         async move {
             let shared = self.shared;
             let start_time = shared.borrow_mut().read_at();
-            let access = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info)
+            let access = shared
+                .borrow_mut()
+                .access_log()
                 .then(|| (head.method.clone(), head.target_bytes()));
             let params = self.conn.params.clone();
             let config = &params.config;
