@@ -1022,8 +1022,13 @@ pub(crate) fn valid_host(v: &[u8]) -> bool {
         let after_ok = after.is_empty() || after.strip_prefix(b":").is_some_and(port);
         return inside_ok && after_ok;
     }
-    // The usual Host (`example.com`, `127.0.0.1`): plain reg-name bytes only.
-    if v.iter().all(|&b| HOST_BYTES[usize::from(b)] == 1) {
+    // The usual Host (`example.com`, `127.0.0.1`, either with a `:port`): plain
+    // reg-name bytes, then digits.
+    let plain = v
+        .iter()
+        .position(|&b| HOST_BYTES[usize::from(b)] != 1)
+        .is_none_or(|i| v[i] == b':' && port(&v[i + 1..]));
+    if plain {
         return true;
     }
     // Reg-name bytes up to an optional `:port`; a `%` sends the host to the check of
@@ -1230,11 +1235,15 @@ mod tests {
             "[::1]:8080",
             "1.2.3.4:",
             "a%20b",
+            "localhost:8443",
+            "127.0.0.1:65535",
+            "a%20b:80",
         ] {
             assert!(valid_host(ok.as_bytes()), "{ok}");
         }
         for bad in [
-            "a b", "a/b", "[::1", "[::1]x", "a:b", "a@b", "%zz", "a%2", "x:80:80",
+            "a b", "a/b", "[::1", "[::1]x", "a:b", "a@b", "%zz", "a%2", "x:80:80", "x:8a", "x: 80",
+            "%zz:80",
         ] {
             assert!(!valid_host(bad.as_bytes()), "{bad}");
         }
