@@ -1,8 +1,9 @@
 //! The access log's line: Tornado's `200 GET /path (127.0.0.1) 0.45ms`, formatted with
 //! few formatter calls (it is written once per request).
 
+use std::cell::Cell;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
@@ -56,13 +57,13 @@ impl AccessLine<'_> {
     fn write(&self, buf: &mut Vec<u8>) {
         let status = self.status.as_str().as_bytes();
         let method = self.method.as_str().as_bytes();
-        let mut line = Line::default();
+        let mut line = Line::<{ Line::CAP }>::default();
         if status.len() + method.len() + self.target.len() + Line::TAIL <= Line::CAP {
-            line.extend(status);
+            line.extend_bytes(status);
             line.push(b' ');
-            line.extend(method);
+            line.extend_bytes(method);
             line.push(b' ');
-            line.extend(self.target);
+            line.extend_bytes(self.target);
         } else {
             buf.extend_from_slice(status);
             buf.push(b' ');
@@ -72,20 +73,12 @@ impl AccessLine<'_> {
         }
         match self.ip {
             Some(IpAddr::V4(ip)) => {
-                let [a, b, c, d] = ip.octets();
-                line.push(b' ');
-                line.push(b'(');
-                line.octet(a);
-                for o in [b, c, d] {
-                    line.push(b'.');
-                    line.octet(o);
-                }
-                line.push(b')');
+                line.extend(&v4_text(ip));
             }
             Some(ip @ IpAddr::V6(_)) => {
                 use std::io::Write as _;
                 buf.extend_from_slice(line.bytes());
-                line = Line::default();
+                line = Line::<{ Line::CAP }>::default();
                 let _ = write!(buf, " ({ip})");
             }
             None => {}
@@ -105,9 +98,41 @@ impl AccessLine<'_> {
     }
 }
 
+/// ` (a.b.c.d)` at most.
+const V4_TEXT: usize = 18;
+
+thread_local! {
+    /// The last address written, as text: a thread's lines mostly come from few
+    /// clients (a proxy, a load balancer, a benchmark), so most lines copy it.
+    static LAST_V4: Cell<Option<(Ipv4Addr, [u8; V4_TEXT], u8)>> = const { Cell::new(None) };
+}
+
+/// ` (a.b.c.d)` for `ip`, from the thread's last one when it is the same.
+fn v4_text(ip: Ipv4Addr) -> Line<V4_TEXT> {
+    let mut text = Line::<V4_TEXT>::default();
+    if let Ok(Some((last, bytes, len))) = LAST_V4.try_with(Cell::get) {
+        if last == ip {
+            text.bytes = bytes;
+            text.len = usize::from(len);
+            return text;
+        }
+    }
+    let [a, b, c, d] = ip.octets();
+    text.push(b' ');
+    text.push(b'(');
+    text.octet(a);
+    for o in [b, c, d] {
+        text.push(b'.');
+        text.octet(o);
+    }
+    text.push(b')');
+    let _ = LAST_V4.try_with(|l| l.set(Some((ip, text.bytes, text.len as u8))));
+    text
+}
+
 /// A line built in place.
-struct Line {
-    bytes: [u8; Line::CAP],
+struct Line<const N: usize = 192> {
+    bytes: [u8; N],
     len: usize,
 }
 
@@ -119,22 +144,27 @@ impl Line {
     const TAIL: usize = 48;
 }
 
-impl Default for Line {
+impl<const N: usize> Default for Line<N> {
     fn default() -> Self {
         Line {
-            bytes: [0; Line::CAP],
+            bytes: [0; N],
             len: 0,
         }
     }
 }
 
-impl Line {
+impl<const N: usize> Line<N> {
     fn push(&mut self, b: u8) {
         self.bytes[self.len] = b;
         self.len += 1;
     }
 
-    fn extend(&mut self, s: &[u8]) {
+    fn extend<const M: usize>(&mut self, other: &Line<M>) -> &mut Self {
+        self.extend_bytes(other.bytes());
+        self
+    }
+
+    fn extend_bytes(&mut self, s: &[u8]) {
         self.bytes[self.len..self.len + s.len()].copy_from_slice(s);
         self.len += s.len();
     }
@@ -198,10 +228,13 @@ mod tests {
             let digits = &e[..usize::from(e[3])];
             assert_eq!(digits, i.to_string().as_bytes());
         }
-        assert_eq!(
-            line(Method::GET, "/", v4, 450),
-            "200 GET / (127.0.0.1) 0.45ms"
-        );
+        // The second line of an address reuses the first's text.
+        for _ in 0..2 {
+            assert_eq!(
+                line(Method::GET, "/", v4, 450),
+                "200 GET / (127.0.0.1) 0.45ms"
+            );
+        }
         assert_eq!(
             line(
                 Method::POST,
