@@ -66,9 +66,17 @@ impl Prefilled {
         }
     }
 
+    /// The map's one field as a response head writes it with lower-case names.
+    pub(crate) const fn header_line(self) -> &'static [u8] {
+        match self {
+            Prefilled::TextPlain => b"content-type: text/plain; charset=utf-8\r\n",
+            Prefilled::TextHtml => b"content-type: text/html; charset=utf-8\r\n",
+        }
+    }
+
     /// The kind of map `headers` is: exactly one `Content-Type` of a kind, or `None`.
     #[inline]
-    fn of(headers: &HeaderMap) -> Option<usize> {
+    pub(crate) fn of(headers: &HeaderMap) -> Option<Prefilled> {
         if headers.len() != 1 {
             return None;
         }
@@ -85,7 +93,6 @@ impl Prefilled {
                 // without comparing the bytes.
                 v.len() == c.len() && (v.as_ptr() == c.as_ptr() || v == c)
             })
-            .map(Prefilled::index)
     }
 }
 
@@ -166,7 +173,7 @@ pub fn recycle_headers(mut headers: HeaderMap) {
     if headers.capacity() == 0 || headers.capacity() > MAX_POOLED_CAPACITY {
         return;
     }
-    let kind = Prefilled::of(&headers);
+    let kind = Prefilled::of(&headers).map(Prefilled::index);
     if kind.is_none() {
         headers.clear();
     }

@@ -330,39 +330,50 @@ impl ResponseEncoder {
         let mut has_date = false;
         let mut has_server = false;
         let mut bad_value = false;
-        for (name, value) in headers {
-            let v = value.as_bytes();
-            let spelled = name.as_str().as_bytes();
-            // The five names that matter here all differ in length: one comparison of
-            // the length rules out the rest, and picks the one name to compare.
-            match spelled.len() {
-                14 if *name == header::CONTENT_LENGTH => {
-                    for item in list_items(v) {
-                        match parse_decimal(item) {
-                            Some(n) if content_length.is_none_or(|c| c == n) => {
-                                content_length = Some(n);
+        // The map of `Response::text` and `html` (a pooled one holding only its
+        // `Content-Type`): its line is written as it always reads, without walking the
+        // map. It sets none of the flags below.
+        let prefilled = match style.case {
+            HeaderCase::Lower => crate::pool::Prefilled::of(headers),
+            _ => None,
+        };
+        if let Some(kind) = prefilled {
+            out.extend_from_slice(kind.header_line());
+        } else {
+            for (name, value) in headers {
+                let v = value.as_bytes();
+                let spelled = name.as_str().as_bytes();
+                // The five names that matter here all differ in length: one comparison
+                // of the length rules out the rest, and picks the one name to compare.
+                match spelled.len() {
+                    14 if *name == header::CONTENT_LENGTH => {
+                        for item in list_items(v) {
+                            match parse_decimal(item) {
+                                Some(n) if content_length.is_none_or(|c| c == n) => {
+                                    content_length = Some(n);
+                                }
+                                _ => length_invalid = true,
                             }
-                            _ => length_invalid = true,
                         }
                     }
+                    17 if *name == header::TRANSFER_ENCODING => transfer_encoding = true,
+                    10 if *name == header::CONNECTION => {
+                        user_connection = true;
+                        user_close |= list_items(v).any(|t| t.eq_ignore_ascii_case(b"close"));
+                    }
+                    4 if *name == header::DATE => has_date = true,
+                    6 if *name == header::SERVER => has_server = true,
+                    _ => {}
                 }
-                17 if *name == header::TRANSFER_ENCODING => transfer_encoding = true,
-                10 if *name == header::CONNECTION => {
-                    user_connection = true;
-                    user_close |= list_items(v).any(|t| t.eq_ignore_ascii_case(b"close"));
+                bad_value |= has_cr_or_lf(v);
+                if style.case == HeaderCase::Lower {
+                    put_header_line(out, spelled, v);
+                } else {
+                    put_name(out, name, style.case, style.spellings);
+                    out.put_slice(b": ");
+                    out.put_slice(v);
+                    out.put_slice(b"\r\n");
                 }
-                4 if *name == header::DATE => has_date = true,
-                6 if *name == header::SERVER => has_server = true,
-                _ => {}
-            }
-            bad_value |= has_cr_or_lf(v);
-            if style.case == HeaderCase::Lower {
-                put_header_line(out, spelled, v);
-            } else {
-                put_name(out, name, style.case, style.spellings);
-                out.put_slice(b": ");
-                out.put_slice(v);
-                out.put_slice(b"\r\n");
             }
         }
         if transfer_encoding {
@@ -848,6 +859,58 @@ mod tests {
                     assert!(has_cr_or_lf(&v), "{len} {at}");
                 }
             }
+        }
+    }
+
+    /// A pooled `Response::text`/`html` map is written from its ready line: the head
+    /// is byte for byte the one the map walk writes (a map built by hand with the
+    /// same field), in lower case; in the other styles it is walked.
+    #[test]
+    fn prefilled_maps_write_what_the_walk_writes() {
+        use crate::pool::{take_headers_with, Prefilled};
+        let req = info(Version::HTTP_11, false, true);
+        let head = |headers: &HeaderMap, case: HeaderCase| {
+            let mut out = BytesMut::new();
+            let style = HeadStyle {
+                server: None,
+                case,
+                spellings: None,
+                reuse_date: true,
+            };
+            ResponseEncoder::start_inner(&req, StatusCode::OK, headers, Some(5), style, &mut out)
+                .unwrap();
+            text(&out)
+        };
+        for kind in [Prefilled::TextPlain, Prefilled::TextHtml] {
+            let pooled = take_headers_with(kind);
+            assert!(Prefilled::of(&pooled).is_some());
+            let mut by_hand = HeaderMap::new();
+            by_hand.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_str(kind.content_type()).unwrap(),
+            );
+            let mut other = by_hand.clone();
+            other.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain"),
+            );
+            assert!(Prefilled::of(&other).is_none());
+            for case in [HeaderCase::Lower, HeaderCase::Title] {
+                let t = head(&pooled, case);
+                assert_eq!(t, head(&by_hand, case));
+                let line = format!("{}: {}\r\n", "content-type", kind.content_type());
+                if case == HeaderCase::Lower {
+                    assert!(t.contains(&line), "{t}");
+                } else {
+                    assert!(
+                        t.contains(&format!("Content-Type: {}\r\n", kind.content_type())),
+                        "{t}"
+                    );
+                }
+                assert!(t.ends_with("Content-Length: 5\r\n\r\n"), "{t}");
+            }
+            let walked = head(&other, HeaderCase::Lower);
+            assert!(walked.contains("content-type: text/plain\r\n"), "{walked}");
         }
     }
 
