@@ -21,8 +21,7 @@ use crate::transport::Transport;
 /// caller holding no input buffer (no allocation) borrows one from a per-thread stash
 /// for the read and gives it back if the read must wait; a caller that keeps one (a
 /// server's worker, from one busy period to the next) keeps it, and an empty one worn
-/// down by the heads split off it is renewed through the stash, which reclaims its
-/// allocation in place.
+/// down by the heads split off it is renewed, its allocation reclaimed in place.
 ///
 /// **Writes** go straight from the connection's output buffer to one `write(2)` per
 /// batch of responses when the stream has nothing queued
@@ -58,11 +57,12 @@ impl Transport for IoStreamTransport {
             // A caller holding no buffer borrows one from the stash for the read, and
             // gives it back if the read must wait.
             let borrowed = buf.capacity() == 0;
-            if buf.is_empty() && buf.capacity() < spare::MIN_ROOM / 4 {
-                // Through the stash: a worn-down view (the heads split off it are gone)
-                // comes back as its whole allocation, reclaimed in place.
-                spare::give(buf);
+            if borrowed {
                 *buf = spare::take();
+            } else if buf.is_empty() && buf.capacity() < spare::MIN_ROOM / 4 {
+                // A view worn down by the heads split off it: once they are gone,
+                // reserving reclaims its whole allocation in place.
+                buf.reserve(spare::MIN_ROOM);
             }
             let read = self.stream.poll_read_buf(cx, buf);
             if borrowed && buf.is_empty() {

@@ -30,16 +30,16 @@ impl Inner {
     }
 
     /// One `write` (one chunk queued) or `writev` (up to [`MAX_IOV`] chunks) of the
-    /// front of the write queue: `(bytes written, bytes offered)`. `None` once the fd is
-    /// closed.
-    pub(crate) fn write_fd(&self) -> Option<io::Result<(usize, usize)>> {
+    /// front of the write queue: what it wrote, and how many bytes it offered. `None`
+    /// once the fd is closed.
+    pub(crate) fn write_fd(&self) -> Option<(io::Result<usize>, usize)> {
         let file = self.file.borrow();
         let file = file.as_ref()?;
         let wbuf = self.wbuf.borrow();
         Some(match wbuf.as_slice() {
             // The usual case (a server's batch of responses is one chunk): a
             // plain write, without filling an array of MAX_IOV slices first.
-            [only] => (&*file).write(only).map(|w| (w, only.len())),
+            [only] => ((&*file).write(only), only.len()),
             chunks => {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
@@ -49,7 +49,7 @@ impl Inner {
                     total += chunk.len();
                     n += 1;
                 }
-                (&*file).write_vectored(&slices[..n]).map(|w| (w, total))
+                ((&*file).write_vectored(&slices[..n]), total)
             }
         })
     }

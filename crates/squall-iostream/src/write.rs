@@ -24,6 +24,20 @@ pub struct WriteFuture<'a> {
     pub(crate) state: WriteState,
 }
 
+/// What one write to the fd did ([`Inner::wrote`]).
+enum Wrote {
+    /// All it was offered, this many bytes.
+    All(usize),
+    /// Part of it: the socket is full (WRITE is armed).
+    Part(usize),
+    /// Nothing, the socket is full (WRITE is armed).
+    Blocked,
+    /// Interrupted by a signal: try again.
+    Again,
+    /// The stream is closed (it was, or the write failed).
+    Closed,
+}
+
 pub(crate) enum WriteState {
     Failed(Option<StreamError>),
     Waiting(u64),
@@ -110,40 +124,55 @@ impl Inner {
             return Ok(false);
         }
         while !buf.is_empty() {
-            let Some(res) = self.write_slice(buf) else {
-                return Err(self.closed_error());
-            };
-            match res {
-                Ok(0) => {
-                    self.close_with(CloseCause::Io(Arc::new(io::Error::from(
-                        io::ErrorKind::WriteZero,
-                    ))));
-                    return Err(self.closed_error());
-                }
-                Ok(w) => {
+            let res = self.write_slice(buf);
+            match self.wrote(res, buf.len()) {
+                Wrote::All(w) => {
                     self.written.set(self.written.get() + w as u64);
-                    if w == buf.len() {
-                        // Cleared where it starts, not advanced: the whole allocation
-                        // serves the next batch.
-                        buf.clear();
-                    } else {
-                        buf.advance(w);
-                        self.wait_writable();
-                        return Ok(false);
-                    }
+                    // Cleared where it starts, not advanced: the whole allocation serves
+                    // the next batch.
+                    buf.clear();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait_writable();
+                Wrote::Part(w) => {
+                    self.written.set(self.written.get() + w as u64);
+                    buf.advance(w);
                     return Ok(false);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.close_with(CloseCause::from_io(e));
-                    return Err(self.closed_error());
-                }
+                Wrote::Blocked => return Ok(false),
+                Wrote::Again => {}
+                Wrote::Closed => return Err(self.closed_error()),
             }
         }
         Ok(true)
+    }
+
+    /// What one `write`/`writev` of `offered` bytes did (`None`: the fd is closed), with
+    /// the stream updated for it: WRITE armed when the socket is full (after a short
+    /// write too: the next `writev` would say `EAGAIN`), the stream closed on an error
+    /// or a write of nothing.
+    fn wrote(self: &Rc<Self>, res: Option<io::Result<usize>>, offered: usize) -> Wrote {
+        match res {
+            None => Wrote::Closed,
+            Some(Ok(0)) => {
+                self.close_with(CloseCause::Io(Arc::new(io::Error::from(
+                    io::ErrorKind::WriteZero,
+                ))));
+                Wrote::Closed
+            }
+            Some(Ok(w)) if w < offered => {
+                self.wait_writable();
+                Wrote::Part(w)
+            }
+            Some(Ok(w)) => Wrote::All(w),
+            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.wait_writable();
+                Wrote::Blocked
+            }
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Wrote::Again,
+            Some(Err(e)) => {
+                self.close_with(CloseCause::from_io(e));
+                Wrote::Closed
+            }
+        }
     }
 
     /// Hands queued data to the OS with `writev` until it is all gone or the socket is
@@ -185,39 +214,19 @@ impl Inner {
 
     /// The plain write path: `write`/`writev` until the queue is empty or the fd full.
     fn write_queue(self: &Rc<Self>) {
-        loop {
-            if self.wbuf_len.get() == 0 {
-                break;
-            }
-            let res = match self.write_fd() {
-                Some(res) => res,
-                None => break,
+        while self.wbuf_len.get() != 0 {
+            let (res, offered) = match self.write_fd() {
+                Some((res, offered)) => (Some(res), offered),
+                None => (None, 0),
             };
-            match res {
-                Ok((0, _)) => {
-                    self.close_with(CloseCause::Io(Arc::new(io::Error::from(
-                        io::ErrorKind::WriteZero,
-                    ))));
-                    break;
-                }
-                Ok((w, offered)) => {
+            match self.wrote(res, offered) {
+                Wrote::All(w) => self.consume_written(w),
+                Wrote::Part(w) => {
                     self.consume_written(w);
-                    if w < offered {
-                        // A short write: assume the socket buffer is full and wait for
-                        // WRITE instead of a writev that would return EAGAIN.
-                        self.wait_writable();
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait_writable();
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.close_with(CloseCause::from_io(e));
-                    break;
-                }
+                Wrote::Again => {}
+                Wrote::Blocked | Wrote::Closed => break,
             }
         }
     }

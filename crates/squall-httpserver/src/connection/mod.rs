@@ -14,8 +14,7 @@ mod request;
 mod table;
 mod timer;
 
-use std::any::Any;
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
@@ -58,8 +57,6 @@ pub(crate) struct Params {
     /// `config.header_spellings`, shared the same way when `HeaderCase::Preserve`
     /// uses them.
     pub(crate) spellings: Option<Arc<HeaderCaseMap>>,
-    /// Workers between busy periods, for the next busy period of any connection.
-    spare_workers: SpareWorkers,
     /// The scheme of requests before any proxy header: the configured protocol, or
     /// `http`.
     pub(crate) scheme: Scheme,
@@ -75,49 +72,7 @@ impl Params {
             config,
             limits,
             spellings,
-            spare_workers: SpareWorkers::default(),
         })
-    }
-}
-
-/// The most spare workers a server thread keeps (each a few KB).
-const MAX_SPARE_WORKERS: usize = 16;
-
-/// Workers between busy periods, kept (up to [`MAX_SPARE_WORKERS`]) so the next busy
-/// period of any connection of the thread reuses one instead of allocating: an idle
-/// connection holds no worker, and a busy one allocates none once the thread is warm.
-/// A worker's type is its future's, which has no name: the stack is stored as `dyn Any`
-/// and found again by type.
-#[derive(Default)]
-struct SpareWorkers(OnceCell<Box<dyn Any>>);
-
-impl std::fmt::Debug for SpareWorkers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SpareWorkers")
-    }
-}
-
-impl SpareWorkers {
-    fn stack<W: 'static>(&self) -> Option<&RefCell<Vec<W>>> {
-        self.0
-            .get_or_init(|| Box::new(RefCell::new(Vec::<W>::new())))
-            .downcast_ref()
-    }
-
-    /// A spare worker if there is one, else `make()`.
-    fn take<W: 'static>(&self, make: impl FnOnce() -> W) -> W {
-        let spare = self.stack::<W>().and_then(|s| s.borrow_mut().pop());
-        spare.unwrap_or_else(make)
-    }
-
-    /// Keep a worker between busy periods for a later one, unless enough are kept.
-    fn give<W: 'static>(&self, w: W) {
-        if let Some(s) = self.stack::<W>() {
-            let mut s = s.borrow_mut();
-            if s.len() < MAX_SPARE_WORKERS {
-                s.push(w);
-            }
-        }
     }
 }
 
@@ -186,9 +141,8 @@ enum Flow {
 /// is generic over the transport and the delegate, so nothing is dynamically
 /// dispatched. Between requests the connection is *idle* and holds only itself and a
 /// wait for the next bytes; the state of serving (the parser, the output buffer, the
-/// request in flight with its delegate's futures) lives in a worker the connection
-/// takes from a per-thread stack when bytes arrive and gives back when it is idle
-/// again: no allocation per busy period once the thread is warm.
+/// request in flight with its delegate's futures) lives in a worker, boxed once at the
+/// first busy period and kept for the next: no allocation per busy period.
 ///
 /// [`HttpServer`](crate::HttpServer) serves its connections the same way without this
 /// future: an idle connection of a server has no task at all, only an entry in its
@@ -281,21 +235,11 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
     /// # Panics
     /// The future panics if polled on a thread without a current `IoLoop` (its
     /// timeouts are loop timers).
-    pub fn serve(self) -> impl Future<Output = ()>
-    where
-        T: 'static,
-    {
-        self.serve_holding(())
-    }
-
-    /// [`serve`](Self::serve), keeping `guard` until the connection is done (after
-    /// `on_close`), or dropped with the future: the server's registration of the
-    /// connection, kept without a second future around this one.
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn stores its arguments twice"
     )]
-    pub(crate) fn serve_holding<G: 'static>(mut self, guard: G) -> impl Future<Output = ()>
+    pub fn serve(mut self) -> impl Future<Output = ()>
     where
         T: 'static,
     {
@@ -305,13 +249,13 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         // not rebound to a local: the captured value and the local would both be kept.)
         async move {
             let mut inbuf = BytesMut::new();
+            // Made for the first busy period and kept for the next: the state of serving
+            // lives in its box, so the idle wait holds only a pointer to it.
+            let mut worker = None;
             while self.wait_next(&mut inbuf).await {
-                // A worker serves the busy period: the connection is handed to it and
-                // handed back, and the worker (whose future holds the state of serving)
-                // goes back to the thread's stack for the next busy period of any
-                // connection. Nothing of the few KB is built or moved per busy period.
-                let params = self.params.clone();
-                let (mut worker, slot) = params.spare_workers.take(Self::worker);
+                // The worker serves the busy period: the connection is handed to it and
+                // handed back. Nothing of the few KB is built or moved per busy period.
+                let (worker, slot) = worker.get_or_insert_with(Self::worker);
                 *slot.held.borrow_mut() = Some((self, inbuf));
                 slot.state.set(Turn::Serve);
                 let idle = poll_fn(|cx| {
@@ -330,9 +274,6 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                 let Some((back, buf)) = back else {
                     unreachable!("a worker hands back the connection it was given");
                 };
-                // Only a worker whose busy period ended is kept: one dropped mid-run
-                // (the task cancelled, a panic) is dropped with the connection in it.
-                params.spare_workers.give((worker, slot));
                 self = back;
                 inbuf = buf;
                 if !idle {
@@ -340,7 +281,6 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                 }
             }
             self.delegate.on_close(&self.info);
-            drop(guard);
         }
     }
 
