@@ -315,8 +315,10 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         }
     }
 
-    /// Take `key` out of the list of idle connections.
-    fn unlink(slots: &mut [Slot<T>], head: &Cell<u32>, tail: &Cell<u32>, key: u32) {
+    /// Take parked entry `key` out of the list of idle connections, and its
+    /// connection out of the entry, which is busy from now on.
+    fn take_parked(&self, key: u32) -> Idle<T> {
+        let slots = &mut *self.slots.borrow_mut();
         let (prev, next) = {
             let s = &mut slots[key as usize];
             (
@@ -325,14 +327,18 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             )
         };
         if prev == NIL {
-            head.set(next);
+            self.head.set(next);
         } else {
             slots[prev as usize].next = next;
         }
         if next == NIL {
-            tail.set(prev);
+            self.tail.set(prev);
         } else {
             slots[next as usize].prev = prev;
+        }
+        match mem::replace(&mut slots[key as usize].state, State::Busy) {
+            State::Parked(idle) => idle,
+            _ => unreachable!("the list holds parked entries only"),
         }
     }
 
@@ -387,14 +393,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
                 }
             }
         };
-        let idle = {
-            let slots = &mut *self.slots.borrow_mut();
-            Self::unlink(slots, &self.head, &self.tail, key);
-            match mem::replace(&mut slots[key as usize].state, State::Busy) {
-                State::Parked(idle) => idle,
-                _ => unreachable!("checked parked"),
-            }
-        };
+        let idle = self.take_parked(key);
         match outcome {
             Some(Ok(n)) if n > 0 => Some(idle),
             Some(Err(e)) => {
@@ -570,14 +569,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
                 self.armed.set(true);
                 return;
             }
-            let idle = {
-                let slots = &mut *self.slots.borrow_mut();
-                Self::unlink(slots, &self.head, &self.tail, head);
-                match mem::replace(&mut slots[head as usize].state, State::Busy) {
-                    State::Parked(idle) => idle,
-                    _ => unreachable!("the list holds parked entries"),
-                }
-            };
+            let idle = self.take_parked(head);
             log::debug!("closing connection from {}: idle timeout", Peer(&idle.info));
             self.close(head, idle);
         }
@@ -592,12 +584,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             if head == NIL {
                 return;
             }
-            let idle = {
-                let slots = &mut *self.slots.borrow_mut();
-                Self::unlink(slots, &self.head, &self.tail, head);
-                mem::replace(&mut slots[head as usize].state, State::Busy)
-            };
-            drop(idle);
+            drop(self.take_parked(head));
             self.remove(head);
         }
     }
