@@ -16,12 +16,8 @@ set -euo pipefail
 conns=${1:-64}
 secs=${2:-8}
 top_n=${3:-0}
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-    -keyout "$dir/key.pem" -out "$dir/cert.pem" -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost 2>/dev/null
+# shellcheck source=benches/https/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # calls.py PROFILE PATTERN...: the profile's total, then the calls made to functions
 # whose name contains each PATTERN.
 cat > "$dir/calls.py" <<'PY'
@@ -81,10 +77,7 @@ count() { # NAME PORT -- COMMAND...
     taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out" "$@" \
         >"$dir/$name.log" 2>&1 &
     local pid=$!
-    for _ in $(seq 600); do
-        curl -sk "https://127.0.0.1:$port/" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    wait_up "$port" 600 0.1
     taskset -c 1 wrk -t1 -c"$conns" -d$((secs + 6))s --timeout 30s \
         "https://127.0.0.1:$port/" >/dev/null &
     local load=$!

@@ -16,12 +16,8 @@
 # side-by-side run).
 set -euo pipefail
 rounds=${1:-3}
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-    -keyout "$dir/key.pem" -out "$dir/cert.pem" -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost 2>/dev/null
+# shellcheck source=benches/https/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cat > "$dir/idle.py" <<'PY'
 import socket, ssl, sys
 port, ca, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -44,10 +40,7 @@ row() { # NAME PORT -- COMMAND...
     shift 3
     taskset -c 0 "$@" >"$dir/$name.log" 2>&1 &
     local pid=$!
-    for _ in $(seq 200); do
-        curl -sk "https://127.0.0.1:$port/" >/dev/null 2>&1 && break
-        sleep 0.05
-    done
+    wait_up "$port" 200 0.05
     ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }
     for conns in 1 64; do
         taskset -c 1 wrk -t1 -c$conns -d1s "https://127.0.0.1:$port/" >/dev/null
