@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use http::header::CONNECTION;
@@ -50,9 +50,6 @@ pub(crate) struct Shared {
     /// Set by [`ResponseWriter::detach`]: after this request the connection is handed
     /// over instead of serving HTTP.
     pub(crate) detach: Option<OnUpgrade>,
-    /// When the input now buffered was read, once a request asked
-    /// ([`Shared::read_at`]); `None` again after every read.
-    pub(crate) read_at: Option<Instant>,
     /// Whether the access log is on, asked of the logger once per busy period.
     pub(crate) access_log: Option<bool>,
 }
@@ -76,7 +73,6 @@ impl Shared {
             write_cap: config.max_write_buffer_size,
             overflowed: false,
             detach: None,
-            read_at: None,
             access_log: None,
         }
     }
@@ -102,7 +98,6 @@ impl Shared {
             write_cap,
             overflowed,
             detach,
-            read_at,
             access_log,
         } = self;
         h1.reset();
@@ -121,7 +116,6 @@ impl Shared {
         *write_cap = config.max_write_buffer_size;
         *overflowed = false;
         *detach = None;
-        *read_at = None;
         *access_log = None;
     }
 
@@ -130,14 +124,6 @@ impl Shared {
         *self.access_log.get_or_insert_with(
             || log::log_enabled!(target: crate::ACCESS_LOG_TARGET, log::Level::Info),
         )
-    }
-
-    /// When the input the current request came in was read: requests parsed from one
-    /// read share one reading of the clock (their `start_time`), taken when the first
-    /// of them asks: the loop's turn time ([`squall_ioloop::turn_time`]), when the
-    /// poll that found the bytes returned.
-    pub(crate) fn read_at(&mut self) -> Instant {
-        *self.read_at.get_or_insert_with(squall_ioloop::turn_time)
     }
 
     /// Reset the per-request state for the next request, and take an output buffer if

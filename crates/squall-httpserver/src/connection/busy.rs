@@ -80,7 +80,6 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                     let out_cap = release_output(shared);
                     match self.conn.read(self.inbuf, out_cap, deadline).await {
                         ReadOutcome::Data => {
-                            shared.borrow_mut().read_at = None;
                             if self.conn.control.draining() {
                                 // Answered, with `Connection: close`, then closed.
                                 shared.borrow_mut().h1.set_no_keep_alive(true);

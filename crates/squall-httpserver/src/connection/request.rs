@@ -36,7 +36,9 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
     ) -> impl Future<Output = Flow> + use<'a, 'c, T, D> {
         async move {
             let shared = self.shared;
-            let start_time = shared.borrow_mut().read_at();
+            // The loop's turn time: one clock reading shared by the requests parsed in
+            // one turn (the turn began when the poll that found their bytes returned).
+            let start_time = squall_ioloop::turn_time();
             let access = shared
                 .borrow_mut()
                 .access_log()
@@ -180,10 +182,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                         let out_cap = release_output(shared);
                         let outcome = self.conn.read(self.inbuf, out_cap, deadline).await;
                         match outcome {
-                            ReadOutcome::Data => {
-                                shared.borrow_mut().read_at = None;
-                                continue;
-                            }
+                            ReadOutcome::Data => continue,
                             ReadOutcome::Eof => {
                                 let _ = shared.borrow_mut().h1.read_eof(self.inbuf);
                                 log::debug!(
