@@ -117,14 +117,24 @@ impl Poller for Epoll {
         let epfd = self.epfd.as_raw_fd();
         let buf = &mut self.buf;
         let n = util::retry_eintr(timeout, |t| {
+            // The syscall itself, not glibc's wrapper: the wrapper is a cancellation
+            // point, which in a process with a second thread costs two atomic
+            // read-modify-writes per wait (see `squall_poller::sys::FdIo`).
+            // `epoll_pwait` with no signal mask is `epoll_wait`, and exists on every
+            // architecture (arm64 has no `epoll_wait`).
             // SAFETY: `buf` holds at least `cap` initialised epoll_events and is not
-            // touched elsewhere during the call; the kernel writes at most `cap`.
+            // touched elsewhere during the call; the kernel writes at most `cap`. A null
+            // mask pointer tells the kernel to leave the signal mask alone (and to
+            // ignore the mask's size).
             syscall!(unsafe {
-                libc::epoll_wait(
+                libc::syscall(
+                    libc::SYS_epoll_pwait,
                     epfd,
                     buf.as_mut_ptr(),
                     cap as libc::c_int,
                     util::timeout_millis(t),
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
                 )
             })
             .map(|n| n as usize)

@@ -4,12 +4,14 @@
 //! decrypted into the read buffer, plaintext writes encrypted into the queue) has one
 //! place to sit between the engine and the OS.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::rc::Rc;
 
 use socket2::SockRef;
+use squall_poller::sys;
 
 use crate::state::{Inner, LAYERED};
 
@@ -24,7 +26,7 @@ impl Inner {
         }
         let file = self.file.borrow();
         match file.as_ref() {
-            Some(f) => (&*f).read(buf),
+            Some(f) => sys::read(f.as_fd(), buf),
             None => Ok(0),
         }
     }
@@ -39,7 +41,7 @@ impl Inner {
         Some(match wbuf.as_slice() {
             // The usual case (a server's batch of responses is one chunk): a
             // plain write, without filling an array of MAX_IOV slices first.
-            [only] => ((&*file).write(only), only.len()),
+            [only] => (sys::write(file.as_fd(), only), only.len()),
             chunks => {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
@@ -49,7 +51,7 @@ impl Inner {
                     total += chunk.len();
                     n += 1;
                 }
-                ((&*file).write_vectored(&slices[..n]), total)
+                (sys::writev(file.as_fd(), &slices[..n]), total)
             }
         })
     }
@@ -59,7 +61,7 @@ impl Inner {
     pub(crate) fn write_slice(&self, data: &[u8]) -> Option<io::Result<usize>> {
         let file = self.file.borrow();
         let file = file.as_ref()?;
-        Some((&*file).write(data))
+        Some(sys::write(file.as_fd(), data))
     }
 
     /// `shutdown(SHUT_WR)`. `None` once the fd is closed.

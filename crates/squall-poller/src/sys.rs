@@ -1,8 +1,8 @@
-//! Small fd helpers shared by the backends and by tests. Everything here is safe to
-//! call; the `unsafe` stays inside.
+//! Small fd helpers shared by the backends, the streams and tests. Everything here is
+//! safe to call; the `unsafe` stays inside.
 
-use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// A non-blocking, close-on-exec pipe: `(read end, write end)`.
 ///
@@ -79,4 +79,193 @@ pub fn check_fd(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_GETFD takes no argument; a bad fd is reported as EBADF.
     crate::syscall!(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
     Ok(())
+}
+
+/// A [`Read`] and [`Write`] view of a borrowed fd, for the calls that move a stream's
+/// bytes: [`read`], [`write`] and [`write_vectored`](Write::write_vectored) (`writev`).
+///
+/// On Linux and Android each is the system call itself, not the C library's wrapper.
+/// glibc's `read`, `write` and `writev` are thread-cancellation points: in any process
+/// with a second thread (a server's signal-waiting main thread is enough) each call
+/// switches the thread's cancellation type on and off around the syscall, two atomic
+/// read-modify-writes that cost as much as the rest of the user-side work of a small
+/// request. Rust never cancels a thread, so that work buys nothing. Elsewhere the view
+/// calls the C library as `std::fs::File` does.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::fd::AsFd;
+/// use std::os::unix::net::UnixStream;
+/// use squall_poller::sys::FdIo;
+///
+/// let (a, b) = UnixStream::pair()?;
+/// FdIo::new(a.as_fd()).write_all(b"ping")?;
+/// let mut got = [0u8; 4];
+/// FdIo::new(b.as_fd()).read_exact(&mut got)?;
+/// assert_eq!(&got, b"ping");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct FdIo<'a> {
+    fd: BorrowedFd<'a>,
+}
+
+impl<'a> FdIo<'a> {
+    /// The view of `fd`.
+    pub fn new(fd: BorrowedFd<'a>) -> FdIo<'a> {
+        FdIo { fd }
+    }
+}
+
+/// The most bytes one call moves: POSIX leaves larger counts to the implementation.
+const MAX_LEN: usize = isize::MAX as usize;
+/// The most slices one `writev` takes (Linux's `UIO_MAXIOV`, POSIX's `IOV_MAX` floor
+/// is 16 but every supported OS takes 1,024).
+const MAX_IOV: usize = 1024;
+
+/// One `read(2)` into `buf`: how many bytes came (0 at end of file).
+///
+/// # Errors
+///
+/// The OS error, `WouldBlock` included; `Interrupted` is returned, not retried.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let len = buf.len().min(MAX_LEN);
+    raw::read(fd.as_raw_fd(), buf.as_mut_ptr(), len)
+}
+
+/// One `write(2)` of `buf`: how many bytes the fd took.
+///
+/// # Errors
+///
+/// The OS error, `WouldBlock` included; `Interrupted` is returned, not retried.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    let len = buf.len().min(MAX_LEN);
+    raw::write(fd.as_raw_fd(), buf.as_ptr(), len)
+}
+
+/// One `writev(2)` of up to 1,024 of `bufs`: how many bytes the fd took.
+///
+/// # Errors
+///
+/// The OS error, `WouldBlock` included; `Interrupted` is returned, not retried.
+pub fn writev(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let n = bufs.len().min(MAX_IOV);
+    // `IoSlice` is ABI-compatible with `struct iovec` on Unix (its documented layout).
+    raw::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), n)
+}
+
+impl Read for FdIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read(self.fd, buf)
+    }
+}
+
+impl Write for FdIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        write(self.fd, buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        writev(self.fd, bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The three calls, each returning the count or the OS error.
+mod raw {
+    use std::io;
+    use std::os::fd::RawFd;
+
+    /// A syscall's `-1` as the OS error, anything else as a count.
+    fn count(res: isize) -> io::Result<usize> {
+        if res < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(res as usize)
+        }
+    }
+
+    crate::cfg_epoll! {
+        pub(super) fn read(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<usize> {
+            // SAFETY: the caller passes a buffer valid for writes of `len` bytes for the
+            // call and an fd it borrows (open for the call); the kernel writes at most
+            // `len` bytes. The raw syscall has the wrapper's contract minus cancellation.
+            count(unsafe { libc::syscall(libc::SYS_read, fd, buf, len) } as isize)
+        }
+
+        pub(super) fn write(fd: RawFd, buf: *const u8, len: usize) -> io::Result<usize> {
+            // SAFETY: the caller passes a buffer valid for reads of `len` bytes for the
+            // call and a borrowed, open fd; the kernel only reads the buffer.
+            count(unsafe { libc::syscall(libc::SYS_write, fd, buf, len) } as isize)
+        }
+
+        pub(super) fn writev(fd: RawFd, iov: *const libc::iovec, n: usize) -> io::Result<usize> {
+            // SAFETY: the caller passes `n` iovecs, each describing memory valid for
+            // reads for the call, and a borrowed, open fd; the kernel only reads them.
+            count(unsafe { libc::syscall(libc::SYS_writev, fd, iov, n) } as isize)
+        }
+    }
+
+    crate::cfg_not_epoll! {
+        pub(super) fn read(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<usize> {
+            // SAFETY: the caller passes a buffer valid for writes of `len` bytes for the
+            // call and a borrowed, open fd; the kernel writes at most `len` bytes.
+            count(unsafe { libc::read(fd, buf.cast(), len) })
+        }
+
+        pub(super) fn write(fd: RawFd, buf: *const u8, len: usize) -> io::Result<usize> {
+            // SAFETY: the caller passes a buffer valid for reads of `len` bytes for the
+            // call and a borrowed, open fd; the kernel only reads the buffer.
+            count(unsafe { libc::write(fd, buf.cast(), len) })
+        }
+
+        pub(super) fn writev(fd: RawFd, iov: *const libc::iovec, n: usize) -> io::Result<usize> {
+            // SAFETY: the caller passes `n` iovecs, each describing memory valid for
+            // reads for the call, and a borrowed, open fd; the kernel only reads them.
+            count(unsafe { libc::writev(fd, iov, n as libc::c_int) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn writev_sends_every_slice_in_order() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let parts = [IoSlice::new(b"one "), IoSlice::new(b""), IoSlice::new(b"two")];
+        assert_eq!(writev(a.as_fd(), &parts).unwrap(), 7);
+        let mut got = [0u8; 16];
+        let n = read(b.as_fd(), &mut got).unwrap();
+        assert_eq!(&got[..n], b"one two");
+    }
+
+    #[test]
+    fn an_empty_non_blocking_read_is_would_block_and_a_closed_peer_is_end_of_file() {
+        let (a, b) = UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut got = [0u8; 4];
+        let err = read(b.as_fd(), &mut got).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(a);
+        assert_eq!(read(b.as_fd(), &mut got).unwrap(), 0);
+    }
+
+    #[test]
+    fn os_errors_keep_their_errno() {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.shutdown(std::net::Shutdown::Write).unwrap();
+        let err = write(a.as_fd(), b"late").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+        // The view is the same calls behind the std traits.
+        b.shutdown(std::net::Shutdown::Read).unwrap();
+        let mut view = FdIo::new(b.as_fd());
+        assert_eq!(view.read(&mut [0u8; 4]).unwrap(), 0);
+    }
 }

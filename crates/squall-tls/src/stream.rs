@@ -6,7 +6,8 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::fs::File;
 use std::future::Future;
-use std::io::{self, IoSlice, Read};
+use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use rustls::ProtocolVersion;
 use rustls_pki_types::CertificateDer;
 use squall_iostream::{IoStream, Layer, StreamError};
+use squall_poller::sys::{self, FdIo};
 
 use crate::config::{TlsClientConfig, TlsServerConfig};
 use crate::error::TlsError;
@@ -69,7 +71,7 @@ impl TlsLayer {
     /// Sends what the session holds until it is all gone or the fd is full.
     fn send(&mut self, fd: &File) -> io::Result<()> {
         while self.session.wants_write() {
-            let mut out = fd;
+            let mut out = FdIo::new(fd.as_fd());
             match self.session.write_output(&mut out) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(_) => {}
@@ -94,7 +96,7 @@ impl TlsLayer {
     fn pull(&mut self, fd: &File) -> io::Result<Pull> {
         let got = with_scratch(|buf| {
             let n = loop {
-                match (&*fd).read(buf) {
+                match sys::read(fd.as_fd(), buf) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     other => break other,
                 }
