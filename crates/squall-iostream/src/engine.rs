@@ -15,6 +15,11 @@ use crate::error::{CloseCause, StreamError};
 use crate::shared::{with_shared, SHARED_LEN};
 use crate::state::*;
 
+/// The smallest exact read (`read_bytes`) that [`read_loop`](Inner::read_loop) reads
+/// into a buffer of its own, handed to the caller without a copy; smaller ones go
+/// through the per-thread buffer, and only what they take is copied out.
+const DIRECT_MIN: usize = 16 * 1024;
+
 /// A read's completion test: `(unconsumed bytes, closed) -> bytes to consume`.
 pub(crate) type Check<'a, E> = dyn FnMut(&[u8], bool) -> Result<Option<usize>, E> + 'a;
 
@@ -151,6 +156,35 @@ impl Inner {
             }
             .min(room)
             .min(SHARED_LEN);
+            if want_bytes
+                && buf.is_empty()
+                && matches!(need, Need::Total(n) if n >= DIRECT_MIN)
+                && !self.has(LAYERED)
+            {
+                // A large block is asked for: read it into a buffer of its own, which
+                // becomes the caller's `Bytes` without a copy. The read asks for a
+                // chunk more than the block, as every read may: when the peer sent
+                // exactly the block, the read comes back short, and the stream knows
+                // the socket is drained without a `read(2)` that finds nothing.
+                let ask = (want + self.read_chunk_size()).min(room);
+                match self.read_block(ask) {
+                    Ok(block) if block.is_empty() => self.close_with(CloseCause::Eof),
+                    Ok(block) => {
+                        if block.len() < ask {
+                            self.clear(READABLE);
+                        }
+                        *buf = if block.len() * 4 < block.capacity() {
+                            // Only a little came: a `Bytes` of it must not hold the
+                            // whole block's allocation (at most 4x what it shows).
+                            BytesMut::from(&block[..])
+                        } else {
+                            block
+                        };
+                    }
+                    Err(e) => self.read_failed(e),
+                }
+                continue;
+            }
             let step = with_shared(|shared| {
                 let dst = &mut shared[..want];
                 let n = match self.read_syscall(dst) {

@@ -10,6 +10,7 @@ use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::rc::Rc;
 
+use bytes::{Bytes, BytesMut};
 use socket2::SockRef;
 use squall_poller::sys;
 
@@ -29,6 +30,21 @@ impl Inner {
             Some(f) => sys::read(f.as_fd(), buf),
             None => Ok(0),
         }
+    }
+
+    /// One `read(2)` of up to `want` bytes into a buffer of their own, unzeroed (see
+    /// [`sys::read_append`]). Only for a stream without a [`Layer`](crate::Layer),
+    /// whose reads are the fd's.
+    pub(crate) fn read_block(&self, want: usize) -> io::Result<BytesMut> {
+        debug_assert!(!self.has(LAYERED));
+        let file = self.file.borrow();
+        let mut block = Vec::new();
+        if let Some(f) = file.as_ref() {
+            sys::read_append(f.as_fd(), &mut block, want)?;
+        }
+        // Both conversions take the allocation over (the `Bytes` is its only owner):
+        // no copy.
+        Ok(BytesMut::from(Bytes::from(block)))
     }
 
     /// One `write` (one chunk queued) or `writev` (up to [`MAX_IOV`] chunks) of the

@@ -93,6 +93,38 @@ async fn read_bytes_partial() {
     assert_eq!(&got[..], b"ld");
 }
 
+// Large `read_bytes` (a block read into its own buffer, handed over without a copy):
+// exact, partial, with bytes left over for the next read, and only a little arriving.
+async fn read_bytes_large_blocks() {
+    let (server, mut peer) = tcp_with_std_peer().await;
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    peer.write_all(&data[..100_000]).unwrap();
+    // Exactly 40,000, then 50,000: the first read may take more than its block, and
+    // the second starts from what it left.
+    let a = server.read_bytes(40_000, false).await.unwrap();
+    assert_eq!(&a[..], &data[..40_000]);
+    let b = server.read_bytes(50_000, false).await.unwrap();
+    assert_eq!(&b[..], &data[40_000..90_000]);
+    // Partial: what is there (the 10,000 left), not more.
+    let c = server.read_bytes(65_536, true).await.unwrap();
+    assert_eq!(&c[..], &data[90_000..100_000]);
+    // A large partial read that gets three bytes, then the rest of a large exact one.
+    peer.write_all(b"abc").unwrap();
+    assert_eq!(&server.read_bytes(65_536, true).await.unwrap()[..], b"abc");
+    let (tail, _) = data.split_at(100_000);
+    peer.write_all(tail).unwrap();
+    let d = server.read_bytes(100_000, false).await.unwrap();
+    assert_eq!(&d[..], tail);
+    // End of file in the middle of a large exact read: the stream closes with EOF.
+    peer.write_all(&data[..20_000]).unwrap();
+    drop(peer);
+    let err = server.read_bytes(30_000, false).await.unwrap_err();
+    assert!(
+        matches!(err, StreamError::Closed(CloseCause::Eof)),
+        "{err:?}"
+    );
+}
+
 // Tornado: test_read_zero_bytes.
 async fn read_zero_bytes() {
     let (server, client) = tcp_pair().await;
@@ -713,6 +745,7 @@ squall_testing::backend_tests!(
     read_until_max_bytes_match_past_limit,
     read_until_eof_before_match_is_closed_not_unsatisfiable,
     read_bytes_partial,
+    read_bytes_large_blocks,
     read_zero_bytes,
     read_until_close_gets_everything,
     large_write_to_slow_reader,

@@ -133,6 +133,30 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     raw::read(fd.as_raw_fd(), buf.as_mut_ptr(), len)
 }
 
+/// One `read(2)` of up to `want` bytes appended to `buf`, straight into its spare
+/// capacity (reserved first): how many bytes came (0 at end of file). The bytes are
+/// not zeroed before the kernel writes them, so a large read costs no more than the
+/// syscall.
+///
+/// # Errors
+///
+/// The OS error, `WouldBlock` included; `Interrupted` is returned, not retried.
+/// `buf` is unchanged then, but for its capacity.
+pub fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    let want = want.min(MAX_LEN);
+    buf.reserve(want);
+    let spare = buf.spare_capacity_mut();
+    let n = raw::read(
+        fd.as_raw_fd(),
+        spare.as_mut_ptr().cast(),
+        want.min(spare.len()),
+    )?;
+    // SAFETY: read(2) returned `n`, so it initialised the first `n` bytes of the spare
+    // capacity (it writes no more than the `want` it was given, which fits in it).
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
 /// One `write(2)` of `buf`: how many bytes the fd took.
 ///
 /// # Errors
@@ -239,7 +263,11 @@ mod tests {
     #[test]
     fn writev_sends_every_slice_in_order() {
         let (a, b) = UnixStream::pair().unwrap();
-        let parts = [IoSlice::new(b"one "), IoSlice::new(b""), IoSlice::new(b"two")];
+        let parts = [
+            IoSlice::new(b"one "),
+            IoSlice::new(b""),
+            IoSlice::new(b"two"),
+        ];
         assert_eq!(writev(a.as_fd(), &parts).unwrap(), 7);
         let mut got = [0u8; 16];
         let n = read(b.as_fd(), &mut got).unwrap();
@@ -255,6 +283,27 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         drop(a);
         assert_eq!(read(b.as_fd(), &mut got).unwrap(), 0);
+    }
+
+    #[test]
+    fn read_append_adds_what_came_after_what_was_there() {
+        let (a, b) = UnixStream::pair().unwrap();
+        write(a.as_fd(), b"spare").unwrap();
+        let mut buf = b"kept ".to_vec();
+        assert_eq!(read_append(b.as_fd(), &mut buf, 64).unwrap(), 5);
+        assert_eq!(buf, b"kept spare");
+        assert!(buf.capacity() >= 5 + 64);
+        // Fewer wanted than there is: the rest stays in the socket.
+        write(a.as_fd(), b"abcdef").unwrap();
+        let mut short = Vec::new();
+        assert_eq!(read_append(b.as_fd(), &mut short, 2).unwrap(), 2);
+        assert_eq!(short, b"ab");
+        b.set_nonblocking(true).unwrap();
+        let mut rest = Vec::new();
+        assert_eq!(read_append(b.as_fd(), &mut rest, 64).unwrap(), 4);
+        let err = read_append(b.as_fd(), &mut rest, 64).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(rest, b"cdef");
     }
 
     #[test]
