@@ -2,7 +2,6 @@
 //! few formatter calls (it is written once per request).
 
 use std::cell::Cell;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -29,73 +28,129 @@ static OCTETS: [[u8; 4]; 256] = {
     t
 };
 
-/// One request's access-log line: status, method, target, client, time.
-pub(crate) struct AccessLine<'a> {
-    pub(crate) status: StatusCode,
-    pub(crate) method: &'a Method,
-    /// The request-target as sent.
-    pub(crate) target: &'a [u8],
-    pub(crate) ip: Option<IpAddr>,
-    pub(crate) elapsed: Duration,
+/// One request's access-log line: status, method, target, client, time. It is begun
+/// when the request's head arrives ([`begin`](Self::begin): everything but the status
+/// and the time, so nothing of the request is kept for it) and logged when its
+/// response is done ([`log`](Self::log)). The buffer is kept from request to request.
+#[derive(Debug, Default)]
+pub(crate) struct AccessLine {
+    text: Vec<u8>,
 }
 
-impl AccessLine<'_> {
-    /// Logs the line at info level under [`ACCESS_LOG_TARGET`]: straight into the
-    /// thread's buffer when squall's `LoopLogger` is the logger, else through `log`.
-    pub(crate) fn log(&self) {
-        let done = squall_ioloop::logger::log_bytes(log::Level::Info, ACCESS_LOG_TARGET, |b| {
-            self.write(b)
-        });
-        if !done {
-            log::info!(target: ACCESS_LOG_TARGET, "{self}");
+impl AccessLine {
+    /// Starts the line of a new request: a placeholder status, then the method, the
+    /// request-target as sent and the client's address. Appended with one
+    /// reservation, the target as the one copy of a length known only at run time,
+    /// and the short pieces each as a whole small array whose padding is then cut off
+    /// (a few stores, no `memcpy` call).
+    pub(crate) fn begin(&mut self, method: &Method, target: &[u8], ip: Option<IpAddr>) {
+        let buf = &mut self.text;
+        buf.clear();
+        let method_text = method.as_str().as_bytes();
+        buf.reserve(4 + METHOD_TEXT.max(method_text.len() + 1) + target.len() + TAIL);
+        buf.extend_from_slice(b"000 ");
+        match padded_method(method) {
+            Some((text, len)) => put(buf, text, len),
+            None => {
+                buf.extend_from_slice(method_text);
+                buf.push(b' ');
+            }
         }
-    }
-
-    /// The line's text, appended to `buf` (no formatter). A line of up to
-    /// [`Line::CAP`] bytes (any but a very long request-target) is built in a small
-    /// array and appended with one copy; a longer one is appended in pieces.
-    fn write(&self, buf: &mut Vec<u8>) {
-        let status = self.status.as_str().as_bytes();
-        let method = self.method.as_str().as_bytes();
-        let mut line = Line::<{ Line::CAP }>::default();
-        if status.len() + method.len() + self.target.len() + Line::TAIL <= Line::CAP {
-            line.extend_bytes(status);
-            line.push(b' ');
-            line.extend_bytes(method);
-            line.push(b' ');
-            line.extend_bytes(self.target);
-        } else {
-            buf.extend_from_slice(status);
-            buf.push(b' ');
-            buf.extend_from_slice(method);
-            buf.push(b' ');
-            buf.extend_from_slice(self.target);
-        }
-        match self.ip {
+        buf.extend_from_slice(target);
+        match ip {
             Some(IpAddr::V4(ip)) => {
-                line.extend(&v4_text(ip));
+                let text = v4_text(ip);
+                put(buf, &text.bytes, text.len);
             }
             Some(ip @ IpAddr::V6(_)) => {
                 use std::io::Write as _;
-                buf.extend_from_slice(line.bytes());
-                line = Line::<{ Line::CAP }>::default();
                 let _ = write!(buf, " ({ip})");
             }
             None => {}
         }
-        // Milliseconds with two decimals, rounded to the nearest hundredth.
-        let micros = u64::try_from(self.elapsed.as_micros()).unwrap_or(u64::MAX);
-        let hundredths = micros.saturating_add(5) / 10;
-        let frac = (hundredths % 100) as u8;
-        line.push(b' ');
-        line.num(hundredths / 100);
-        line.push(b'.');
-        line.push(b'0' + frac / 10);
-        line.push(b'0' + frac % 10);
-        line.push(b'm');
-        line.push(b's');
-        buf.extend_from_slice(line.bytes());
     }
+
+    /// Ends the line with the response's status and the request's time, and logs it
+    /// at info level under [`ACCESS_LOG_TARGET`]: straight into the thread's buffer
+    /// when squall's `LoopLogger` is the logger, else through `log`.
+    pub(crate) fn log(&mut self, status: StatusCode, elapsed: Duration) {
+        let text = self.finish(status, elapsed);
+        let done = squall_ioloop::logger::log_bytes(log::Level::Info, ACCESS_LOG_TARGET, |b| {
+            b.extend_from_slice(text)
+        });
+        if !done {
+            log::info!(target: ACCESS_LOG_TARGET, "{}", String::from_utf8_lossy(text));
+        }
+    }
+
+    /// The whole line: the status written over the placeholder, the time appended.
+    fn finish(&mut self, status: StatusCode, elapsed: Duration) -> &[u8] {
+        // A status code is three digits (100 to 999).
+        if let (Some(head), &[a, b, c]) = (self.text.get_mut(..3), status.as_str().as_bytes()) {
+            head.copy_from_slice(&[a, b, c]);
+        }
+        let time = time_text(elapsed);
+        put(&mut self.text, &time.bytes, time.len);
+        &self.text
+    }
+}
+
+/// Appends the first `len` bytes of `text`: the whole array is copied (a copy of a
+/// size known at compile time: stores, no `memcpy` call), then the rest cut off.
+fn put<const N: usize>(buf: &mut Vec<u8>, text: &[u8; N], len: usize) {
+    buf.extend_from_slice(text);
+    buf.truncate(buf.len() - (N - len.min(N)));
+}
+
+/// The room a padded method takes: the longest standard one (`OPTIONS`, `CONNECT`)
+/// and its space.
+const METHOD_TEXT: usize = 8;
+
+/// The room the tail takes: the padded address and the time.
+const TAIL: usize = V4_TEXT + TIME_TEXT;
+
+/// A standard method and its space, padded to [`METHOD_TEXT`], and the length of the
+/// text; `None` for an extension method.
+fn padded_method(m: &Method) -> Option<(&'static [u8; METHOD_TEXT], usize)> {
+    Some(if *m == Method::GET {
+        (b"GET     ", 4)
+    } else if *m == Method::POST {
+        (b"POST    ", 5)
+    } else if *m == Method::HEAD {
+        (b"HEAD    ", 5)
+    } else if *m == Method::PUT {
+        (b"PUT     ", 4)
+    } else if *m == Method::DELETE {
+        (b"DELETE  ", 7)
+    } else if *m == Method::PATCH {
+        (b"PATCH   ", 6)
+    } else if *m == Method::OPTIONS {
+        (b"OPTIONS ", 8)
+    } else if *m == Method::CONNECT {
+        (b"CONNECT ", 8)
+    } else if *m == Method::TRACE {
+        (b"TRACE   ", 6)
+    } else {
+        return None;
+    })
+}
+
+/// The most bytes ` 18446744073709551.61ms` (the longest time a line shows) takes,
+/// rounded up.
+const TIME_TEXT: usize = 24;
+
+/// ` 0.45ms`: milliseconds with two decimals, rounded to the nearest hundredth.
+fn time_text(elapsed: Duration) -> Line<TIME_TEXT> {
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    let hundredths = micros.saturating_add(5) / 10;
+    let frac = (hundredths % 100) as u8;
+    let mut text = Line::<TIME_TEXT>::default();
+    text.push(b' ');
+    text.num(hundredths / 100);
+    let at = text.len;
+    text.bytes[at..at + 5].copy_from_slice(&[b'.', b'0' + frac / 10, b'0' + frac % 10, b'm', b's']);
+    text.len += 5;
+    text
 }
 
 /// ` (a.b.c.d)` at most.
@@ -130,18 +185,10 @@ fn v4_text(ip: Ipv4Addr) -> Line<V4_TEXT> {
     text
 }
 
-/// A line built in place.
-struct Line<const N: usize = 192> {
+/// A short piece of a line (an address, a time), built in place.
+struct Line<const N: usize> {
     bytes: [u8; N],
     len: usize,
-}
-
-impl Line {
-    /// What fits.
-    const CAP: usize = 192;
-    /// Room kept for the end of a line: ` (255.255.255.255) ` and the longest time,
-    /// `18446744073709551.61ms`, with some to spare.
-    const TAIL: usize = 48;
 }
 
 impl<const N: usize> Default for Line<N> {
@@ -159,16 +206,6 @@ impl<const N: usize> Line<N> {
         self.len += 1;
     }
 
-    fn extend<const M: usize>(&mut self, other: &Line<M>) -> &mut Self {
-        self.extend_bytes(other.bytes());
-        self
-    }
-
-    fn extend_bytes(&mut self, s: &[u8]) {
-        self.bytes[self.len..self.len + s.len()].copy_from_slice(s);
-        self.len += s.len();
-    }
-
     /// An address octet in decimal, from the table (three bytes copied, its digits
     /// kept).
     fn octet(&mut self, o: u8) {
@@ -179,6 +216,11 @@ impl<const N: usize> Line<N> {
 
     /// `n` in decimal (at most 20 digits).
     fn num(&mut self, mut n: u64) {
+        if n < 10 {
+            // Most requests take under 10 ms.
+            self.push(b'0' + n as u8);
+            return;
+        }
         let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
         let mut i = self.len + digits;
         self.len = i;
@@ -191,19 +233,6 @@ impl<const N: usize> Line<N> {
             }
         }
     }
-
-    fn bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-impl fmt::Display for AccessLine<'_> {
-    /// The same text as [`log`](Self::log) writes, for other loggers.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = Vec::new();
-        self.write(&mut buf);
-        f.write_str(&String::from_utf8_lossy(&buf))
-    }
 }
 
 #[cfg(test)]
@@ -211,14 +240,20 @@ mod tests {
     use super::*;
 
     fn line(method: Method, uri: &str, ip: Option<IpAddr>, micros: u64) -> String {
-        AccessLine {
-            status: StatusCode::OK,
-            method: &method,
-            target: uri.as_bytes(),
-            ip,
-            elapsed: Duration::from_micros(micros),
-        }
-        .to_string()
+        text(StatusCode::OK, &method, uri, ip, micros)
+    }
+
+    fn text(status: StatusCode, m: &Method, uri: &str, ip: Option<IpAddr>, micros: u64) -> String {
+        let mut line = AccessLine::default();
+        // A line before: nothing of it shows in the next.
+        line.begin(
+            &Method::DELETE,
+            b"/an/earlier/request?with=a&long=query",
+            None,
+        );
+        let _ = line.finish(StatusCode::IM_A_TEAPOT, Duration::from_secs(100));
+        line.begin(m, uri.as_bytes(), ip);
+        String::from_utf8(line.finish(status, Duration::from_micros(micros)).to_vec()).unwrap()
     }
 
     #[test]
@@ -269,6 +304,22 @@ mod tests {
             line(Method::GET, &target, v4, 450),
             format!("200 GET {target} (127.0.0.1) 0.45ms")
         );
+        // Every standard method, padded or not, and another status.
+        for m in [
+            Method::GET,
+            Method::POST,
+            Method::HEAD,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+            Method::CONNECT,
+            Method::TRACE,
+            Method::from_bytes(b"PURGE").unwrap(),
+        ] {
+            let got = text(StatusCode::NOT_FOUND, &m, "/x", v4, 12_340);
+            assert_eq!(got, format!("404 {m} /x (127.0.0.1) 12.34ms"));
+        }
         let long = Method::from_bytes(&[b'X'; 60]).unwrap();
         assert_eq!(
             line(long, "/", None, 995),

@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use squall_httputil::h1::ServerConn;
 use squall_httputil::OutputError;
 
+use crate::access::AccessLine;
 use crate::config::HttpServerConfig;
 use crate::detach::{DetachError, OnUpgrade};
 use crate::spare;
@@ -52,6 +53,9 @@ pub(crate) struct Shared {
     pub(crate) detach: Option<OnUpgrade>,
     /// Whether the access log is on, asked of the logger once per busy period.
     pub(crate) access_log: Option<bool>,
+    /// The current request's access line, begun when its head arrives (its buffer is
+    /// kept from request to request).
+    pub(crate) access: AccessLine,
 }
 
 impl Shared {
@@ -74,6 +78,7 @@ impl Shared {
             overflowed: false,
             detach: None,
             access_log: None,
+            access: AccessLine::default(),
         }
     }
 
@@ -99,6 +104,7 @@ impl Shared {
             overflowed,
             detach,
             access_log,
+            access: _,
         } = self;
         h1.reset();
         h1.set_no_keep_alive(no_keep_alive);

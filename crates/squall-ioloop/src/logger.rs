@@ -259,9 +259,23 @@ struct Lines {
     /// access log) copies it whole.
     prefix: Vec<u8>,
     prefix_level: Level,
+    /// The `'static` target (its address and length) and level that [`log_bytes`] last
+    /// wrote, when `prefix` is still theirs and the filter keeps them: its next line
+    /// skips both checks. Static text never changes, so the address names the text.
+    hot: Option<(usize, usize, Level)>,
 }
 
 impl Lines {
+    const fn new() -> Lines {
+        Lines {
+            buf: Vec::new(),
+            sink: None,
+            prefix: Vec::new(),
+            prefix_level: Level::Error,
+            hot: None,
+        }
+    }
+
     /// Appends `[LEVEL target] `, the body `line` writes, and a newline; the prefix is
     /// built once for a run of lines of one target.
     fn write_line(&mut self, level: Level, target: &str, line: impl FnOnce(&mut Vec<u8>)) {
@@ -276,14 +290,21 @@ impl Lines {
             self.prefix.clear();
             LoopLogger::write_prefix(&mut self.prefix, level, target);
             self.prefix_level = level;
+            self.hot = None;
         }
+        self.write_body(line);
+    }
+
+    /// The kept prefix, the body `line` writes, and a newline.
+    fn write_body(&mut self, line: impl FnOnce(&mut Vec<u8>)) {
         self.buf.extend_from_slice(&self.prefix);
         line(&mut self.buf);
         self.buf.push(b'\n');
     }
 
     fn flush(&mut self) {
-        PENDING.set(false);
+        // `try_with`: a buffer of its own may be flushed while the thread exits.
+        let _ = PENDING.try_with(|p| p.set(false));
         if self.buf.is_empty() {
             return;
         }
@@ -306,14 +327,7 @@ impl Drop for Lines {
 }
 
 thread_local! {
-    static LINES: RefCell<Lines> = const {
-        RefCell::new(Lines {
-            buf: Vec::new(),
-            sink: None,
-            prefix: Vec::new(),
-            prefix_level: Level::Error,
-        })
-    };
+    static LINES: RefCell<Lines> = const { RefCell::new(Lines::new()) };
     /// How many running loops on this thread will flush at their next iteration.
     static DEFER: Cell<u32> = const { Cell::new(0) };
     /// This thread's buffer holds lines (a cheap check for the loop).
@@ -424,19 +438,43 @@ impl LoopLogger {
         buf.push(b' ');
     }
 
-    /// `[LEVEL target] ` and the body `line` writes, then a newline.
-    fn write_line(buf: &mut Vec<u8>, level: Level, target: &str, line: impl FnOnce(&mut Vec<u8>)) {
-        Self::write_prefix(buf, level, target);
-        line(buf);
-        buf.push(b'\n');
-    }
-
     /// Appends one line to this thread's buffer, and writes the buffer if this thread
     /// runs no loop or the buffer is full. When the buffer is gone or busy (during
     /// thread exit, or for a record logged while another is being formatted), the line
     /// is written at once on its own.
     fn append(&self, level: Level, target: &str, line: impl FnOnce(&mut Vec<u8>)) {
+        self.append_with(level, target, line, |l, level, target, line| {
+            l.write_line(level, target, line);
+        });
+    }
+
+    /// [`append`](Self::append) of a line whose target is `'static` text: the filter is
+    /// asked, and the prefix built, only when the thread's last such line had another
+    /// target or level (see [`Lines::hot`]).
+    fn append_static(&self, level: Level, target: &'static str, line: impl FnOnce(&mut Vec<u8>)) {
+        let key = (target.as_ptr() as usize, target.len(), level);
+        self.append_with(level, target, line, |l, level, target, line| {
+            if l.hot == Some(key) {
+                l.write_body(line);
+            } else if self.filter.enabled(target, level) {
+                l.write_line(level, target, line);
+                l.hot = Some(key);
+            }
+        });
+    }
+
+    /// Runs `write` on this thread's buffer (made this logger's first), then writes the
+    /// buffer out if this thread runs no loop or it is full. When the buffer is gone or
+    /// busy, `write` runs on a buffer of its own, written at once.
+    fn append_with<F: FnOnce(&mut Vec<u8>)>(
+        &self,
+        level: Level,
+        target: &str,
+        line: F,
+        write: impl FnOnce(&mut Lines, Level, &str, F),
+    ) {
         let mut line = Some(line);
+        let mut write = Some(write);
         let buffered = LINES.try_with(|lines| {
             let Ok(mut l) = lines.try_borrow_mut() else {
                 return false;
@@ -446,22 +484,23 @@ impl LoopLogger {
                 // Another logger's lines (tests, a logger replaced): theirs first.
                 l.flush();
                 l.sink = Some(self.sink.clone());
+                l.hot = None;
             }
-            if let Some(line) = line.take() {
-                l.write_line(level, target, line);
+            if let (Some(line), Some(write)) = (line.take(), write.take()) {
+                write(&mut l, level, target, line);
             }
-            if DEFER.get() == 0 || l.buf.len() >= FLUSH_AT {
+            if DEFER.with(Cell::get) == 0 || l.buf.len() >= FLUSH_AT {
                 l.flush();
             } else {
-                PENDING.set(true);
+                PENDING.with(|p| p.set(true));
             }
             true
         });
         if !matches!(buffered, Ok(true)) {
-            if let Some(line) = line {
-                let mut buf = Vec::new();
-                Self::write_line(&mut buf, level, target, line);
-                self.sink.write(&buf);
+            if let (Some(line), Some(write)) = (line, write) {
+                let mut own = Lines::new();
+                write(&mut own, level, target, line);
+                self.sink.write(&own.buf);
             }
         }
     }
@@ -473,14 +512,15 @@ static INSTALLED: OnceLock<&'static LoopLogger> = OnceLock::new();
 /// A fast path around the `log` facade for a hot, fixed-format line (the HTTP access
 /// log): when the process's logger is a [`LoopLogger`], the line is filtered as a
 /// record of `target` at `level` would be, and `line` writes its text straight into the
-/// thread's buffer, with no `fmt` machinery between. Returns `false` when another
+/// thread's buffer, with no `fmt` machinery between. The target is `'static` text, so
+/// a run of lines of one target asks the filter once. Returns `false` when another
 /// logger (or none) is installed: the caller then logs the same text through `log`.
-pub fn log_bytes(level: Level, target: &str, line: impl FnOnce(&mut Vec<u8>)) -> bool {
+pub fn log_bytes(level: Level, target: &'static str, line: impl FnOnce(&mut Vec<u8>)) -> bool {
     let Some(logger) = INSTALLED.get() else {
         return false;
     };
-    if level <= log::max_level() && logger.filter.enabled(target, level) {
-        logger.append(level, target, line);
+    if level <= log::max_level() {
+        logger.append_static(level, target, line);
     }
     true
 }
@@ -638,6 +678,50 @@ mod tests {
             cap.text(),
             "[INFO access] x\n[INFO access] x\n[WARN access] x\n[INFO acces] x\n\
              [INFO accesz] x\n[INFO acc] x\n[INFO access] x\n"
+        );
+    }
+
+    #[test]
+    fn static_target_lines_mix_with_records_and_keep_the_filter() {
+        let cap = Capture::default();
+        let logger = Arc::new(LoopLogger::with_sink(
+            Filter::parse("info,quiet=warn").unwrap(),
+            cap.clone(),
+        ));
+        let io_loop = IoLoop::new().unwrap();
+        let l = logger.clone();
+        io_loop
+            .run_sync(
+                async move {
+                    let body = |text: &'static str| {
+                        move |b: &mut Vec<u8>| b.extend_from_slice(text.as_bytes())
+                    };
+                    l.append_static(Level::Info, "access", body("1"));
+                    l.append_static(Level::Info, "access", body("2"));
+                    // A record of another target between two lines of the hot one.
+                    l.log(
+                        &Record::builder()
+                            .level(Level::Info)
+                            .target("app")
+                            .args(format_args!("3"))
+                            .build(),
+                    );
+                    l.append_static(Level::Info, "access", body("4"));
+                    l.append_static(Level::Warn, "access", body("5"));
+                    // Filtered out, however often it comes, and the hot target after it
+                    // is still checked and written.
+                    l.append_static(Level::Info, "quiet", |_| unreachable!());
+                    l.append_static(Level::Info, "quiet", |_| unreachable!());
+                    l.append_static(Level::Warn, "quiet", body("6"));
+                    l.append_static(Level::Info, "access", body("7"));
+                },
+                Some(Duration::from_secs(30)),
+            )
+            .unwrap();
+        assert_eq!(
+            cap.text(),
+            "[INFO access] 1\n[INFO access] 2\n[INFO app] 3\n[INFO access] 4\n\
+             [WARN access] 5\n[WARN quiet] 6\n[INFO access] 7\n"
         );
     }
 

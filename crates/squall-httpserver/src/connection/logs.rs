@@ -2,15 +2,11 @@
 
 use std::any::Any;
 use std::io;
-use std::net::IpAddr;
-use std::time::Instant;
 
-use http::{Method, StatusCode};
 use squall_httputil::ParseError;
 
 use crate::delegate::ConnectionInfo;
 
-use crate::access::AccessLine;
 pub use crate::access::ACCESS_LOG_TARGET;
 
 /// Displays a peer address for logs.
@@ -23,23 +19,6 @@ impl std::fmt::Display for Peer<'_> {
             None => f.write_str("(no address)"),
         }
     }
-}
-
-pub(super) fn log_access(
-    status: StatusCode,
-    method: &Method,
-    target: &[u8],
-    ip: Option<IpAddr>,
-    start: Instant,
-) {
-    AccessLine {
-        status,
-        method,
-        target,
-        ip,
-        elapsed: start.elapsed(),
-    }
-    .log();
 }
 
 pub(super) fn log_access_error(info: &ConnectionInfo, e: ParseError) {

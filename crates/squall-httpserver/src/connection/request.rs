@@ -12,7 +12,7 @@ use http::{HeaderMap, StatusCode};
 use squall_httputil::h1::Event;
 use squall_httputil::{write_error_response, ParseError, RequestHead};
 
-use super::logs::{log_access, log_io_error, panic_message, Peer};
+use super::logs::{log_io_error, panic_message, Peer};
 use super::{Busy, End, Flow, ReadOutcome};
 use crate::delegate::{HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart};
 use crate::transport::Transport;
@@ -39,16 +39,21 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             // The loop's turn time: one clock reading shared by the requests parsed in
             // one turn (the turn began when the poll that found their bytes returned).
             let start_time = squall_ioloop::turn_time();
-            let access = shared
-                .borrow_mut()
-                .access_log()
-                .then(|| (head.method.clone(), head.target_bytes()));
             let params = self.conn.params.clone();
             let config = &params.config;
             let (remote_ip, protocol) = if config.xheaders {
                 xheaders::resolve(config, &head, self.conn.info.peer_addr)
             } else {
                 xheaders::direct(self.conn.info.peer_addr, &params.scheme)
+            };
+            let access = {
+                let mut s = shared.borrow_mut();
+                let on = s.access_log();
+                if on {
+                    s.access
+                        .begin(&head.method, head.target().as_bytes(), remote_ip);
+                }
+                on
             };
             let gzip = xheaders::decompress(config, &mut head);
             shared.borrow_mut().begin_request(config);
@@ -73,10 +78,10 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             } else {
                 self.request_inner(&mut msg, &mut w, start, gzip).await
             };
-            if let Some((method, target)) = access {
-                let s = shared.borrow();
+            if access {
+                let s = &mut *shared.borrow_mut();
                 if s.resp != Resp::NotStarted {
-                    log_access(s.status, &method, &target, remote_ip, start_time);
+                    s.access.log(s.status, start_time.elapsed());
                 }
             }
             flow
