@@ -102,6 +102,12 @@ macro_rules! view_methods {
             self.view.target()
         }
 
+        /// The request-target as sent, as bytes: [`target`](Self::target) without its
+        /// UTF-8 check, for a caller that copies it on (a log line, a proxied request).
+        pub fn target_raw(&self) -> &[u8] {
+            self.view.target_raw()
+        }
+
         /// The request-target as sent, sharing the request's bytes: to keep it past the
         /// request, as an access log does, without a copy.
         pub fn target_bytes(&self) -> bytes::Bytes {
@@ -1180,6 +1186,31 @@ mod tests {
 
     fn parse(s: &[u8]) -> Result<RequestHead, ParseError> {
         parse_request_head(s, &Limits::default()).map(|o| o.expect("complete head").0)
+    }
+
+    #[test]
+    fn target_raw_is_the_target_as_sent() {
+        for target in [
+            "/",
+            "/a/b?c=d&e",
+            "*",
+            "http://example.com:8080/x?y",
+            "example.com:443",
+        ] {
+            let method = if target.contains(':') && !target.starts_with("http") {
+                "CONNECT"
+            } else {
+                "OPTIONS"
+            };
+            let text = format!("{method} {target} HTTP/1.1\r\nHost: example.com\r\n\r\n");
+            let mut h = parse(text.as_bytes()).unwrap();
+            assert_eq!(h.target_raw(), target.as_bytes());
+            assert_eq!(h.target(), target);
+            // Once the map is the head's, the target is still the one sent.
+            h.headers_mut()
+                .insert("x-added", http::HeaderValue::from_static("1"));
+            assert_eq!(h.target_raw(), h.target().as_bytes());
+        }
     }
 
     #[test]

@@ -212,6 +212,14 @@ impl View {
         ascii(slice(&self.raw, self.target))
     }
 
+    /// [`target`](Self::target) as bytes, without the UTF-8 check.
+    pub(crate) fn target_raw(&self) -> &[u8] {
+        if self.map_owned && self.raw.is_empty() {
+            return self.target().as_bytes();
+        }
+        slice(&self.raw, self.target)
+    }
+
     /// [`target`](Self::target), sharing the head's bytes.
     pub(crate) fn target_bytes(&self) -> Bytes {
         if self.map_owned && self.raw.is_empty() {

@@ -50,8 +50,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                 let mut s = shared.borrow_mut();
                 let on = s.access_log();
                 if on {
-                    s.access
-                        .begin(&head.method, head.target().as_bytes(), remote_ip);
+                    s.access.begin(&head.method, head.target_raw(), remote_ip);
                 }
                 on
             };
