@@ -4,6 +4,7 @@
 //! decrypted into the read buffer, plaintext writes encrypted into the queue) has one
 //! place to sit between the engine and the OS.
 
+use std::fs::File;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::net::Shutdown;
@@ -12,9 +13,9 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use socket2::SockRef;
-use squall_poller::sys;
+use squall_poller::sys::{self, FdIo};
 
-use crate::state::{Inner, LAYERED};
+use crate::state::{Inner, LAYERED, NOT_SOCKET};
 
 /// The most slices one `writev` gets (hyper's `MAX_WRITEV_BUFS`).
 const MAX_IOV: usize = 64;
@@ -27,20 +28,36 @@ impl Inner {
         }
         let file = self.file.borrow();
         match file.as_ref() {
-            Some(f) => sys::read(f.as_fd(), buf),
+            Some(f) => self.on_fd(f, |io| io.read_some(buf)),
             None => Ok(0),
         }
     }
 
-    /// One `read(2)` of up to `want` bytes into a buffer of their own, unzeroed (see
-    /// [`sys::read_append`]). Only for a stream without a [`Layer`](crate::Layer),
+    /// Runs `call` with the fd's view: a socket's (`recv`, `send`) until the fd says it
+    /// is not a socket, then, for this call and every later one, a plain fd's (`read`,
+    /// `write`).
+    fn on_fd<T>(&self, f: &File, mut call: impl FnMut(FdIo<'_>) -> io::Result<T>) -> io::Result<T> {
+        if self.has(NOT_SOCKET) {
+            return call(FdIo::new(f.as_fd()));
+        }
+        match call(FdIo::socket(f.as_fd())) {
+            Err(e) if sys::is_not_socket(&e) => {
+                self.set(NOT_SOCKET);
+                call(FdIo::new(f.as_fd()))
+            }
+            other => other,
+        }
+    }
+
+    /// One read of up to `want` bytes into a buffer of their own, unzeroed (see
+    /// [`FdIo::read_append`]). Only for a stream without a [`Layer`](crate::Layer),
     /// whose reads are the fd's.
     pub(crate) fn read_block(&self, want: usize) -> io::Result<BytesMut> {
         debug_assert!(!self.has(LAYERED));
         let file = self.file.borrow();
         let mut block = Vec::new();
         if let Some(f) = file.as_ref() {
-            sys::read_append(f.as_fd(), &mut block, want)?;
+            self.on_fd(f, |io| io.read_append(&mut block, want))?;
         }
         // Both conversions take the allocation over (the `Bytes` is its only owner):
         // no copy.
@@ -57,7 +74,7 @@ impl Inner {
         Some(match wbuf.as_slice() {
             // The usual case (a server's batch of responses is one chunk): a
             // plain write, without filling an array of MAX_IOV slices first.
-            [only] => (sys::write(file.as_fd(), only), only.len()),
+            [only] => (self.on_fd(file, |io| io.write_some(only)), only.len()),
             chunks => {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
@@ -67,7 +84,8 @@ impl Inner {
                     total += chunk.len();
                     n += 1;
                 }
-                (sys::writev(file.as_fd(), &slices[..n]), total)
+                let slices = &slices[..n];
+                (FdIo::new(file.as_fd()).write_vectored_some(slices), total)
             }
         })
     }
@@ -77,7 +95,7 @@ impl Inner {
     pub(crate) fn write_slice(&self, data: &[u8]) -> Option<io::Result<usize>> {
         let file = self.file.borrow();
         let file = file.as_ref()?;
-        Some(sys::write(file.as_fd(), data))
+        Some(self.on_fd(file, |io| io.write_some(data)))
     }
 
     /// `shutdown(SHUT_WR)`. `None` once the fd is closed.

@@ -20,42 +20,45 @@ use crate::wqueue::WriteQueue;
 
 // Bits of `Inner::flags`.
 /// A read syscall may return data: readiness is unknown or known true.
-pub(crate) const READABLE: u16 = 1;
+pub(crate) const READABLE: u32 = 1;
 /// A write syscall may go through: we are not waiting for WRITE.
-pub(crate) const WRITABLE: u16 = 1 << 1;
+pub(crate) const WRITABLE: u32 = 1 << 1;
 /// A non-blocking connect is in progress.
-pub(crate) const CONNECTING: u16 = 1 << 2;
+pub(crate) const CONNECTING: u32 = 1 << 2;
 /// The stream is closed; `cause` says why.
-pub(crate) const CLOSED: u16 = 1 << 3;
+pub(crate) const CLOSED: u32 = 1 << 3;
 /// A read future holds the read slot.
-pub(crate) const READ_ACTIVE: u16 = 1 << 4;
+pub(crate) const READ_ACTIVE: u32 = 1 << 4;
 /// The fd has a handler on the loop.
-pub(crate) const REGISTERED: u16 = 1 << 5;
+pub(crate) const REGISTERED: u32 = 1 << 5;
 /// READ interest is armed on the loop.
-pub(crate) const ARMED_READ: u16 = 1 << 6;
+pub(crate) const ARMED_READ: u32 = 1 << 6;
 /// WRITE interest is armed on the loop.
-pub(crate) const ARMED_WRITE: u16 = 1 << 7;
+pub(crate) const ARMED_WRITE: u32 = 1 << 7;
 /// The fd is known to be a socket (for `SO_ERROR` and `MSG_PEEK`).
-pub(crate) const SOCKET: u16 = 1 << 8;
+pub(crate) const SOCKET: u32 = 1 << 8;
 /// Some limit was changed from its default: read the limits from [`Cold`].
-pub(crate) const LIMITS: u16 = 1 << 9;
+pub(crate) const LIMITS: u32 = 1 << 9;
 /// Bits 10 to 12: why the stream closed, for the causes that carry nothing (the others
 /// are kept in [`Cold`]).
-pub(crate) const CAUSE_SHIFT: u16 = 10;
-pub(crate) const CAUSE_MASK: u16 = 0b111 << CAUSE_SHIFT;
-pub(crate) const CAUSE_EOF: u16 = 1;
-pub(crate) const CAUSE_LOCAL: u16 = 2;
-pub(crate) const CAUSE_BUFFER_FULL: u16 = 3;
-pub(crate) const CAUSE_UNSATISFIABLE: u16 = 4;
+pub(crate) const CAUSE_SHIFT: u32 = 10;
+pub(crate) const CAUSE_MASK: u32 = 0b111 << CAUSE_SHIFT;
+pub(crate) const CAUSE_EOF: u32 = 1;
+pub(crate) const CAUSE_LOCAL: u32 = 2;
+pub(crate) const CAUSE_BUFFER_FULL: u32 = 3;
+pub(crate) const CAUSE_UNSATISFIABLE: u32 = 4;
 /// The cause is in [`Cold::cause`] (it carries an OS error).
-pub(crate) const CAUSE_COLD: u16 = 5;
+pub(crate) const CAUSE_COLD: u32 = 5;
 /// `shutdown_write` was called: no more writes are accepted, and the write side is
 /// shut down once the queue is empty.
-pub(crate) const SHUT_PENDING: u16 = 1 << 13;
+pub(crate) const SHUT_PENDING: u32 = 1 << 13;
 /// The write side is shut down (`shutdown(SHUT_WR)` done).
-pub(crate) const SHUT_DONE: u16 = 1 << 14;
+pub(crate) const SHUT_DONE: u32 = 1 << 14;
 /// A [`Layer`](crate::Layer) sits between the fd and the buffers (in [`Cold::layer`]).
-pub(crate) const LAYERED: u16 = 1 << 15;
+pub(crate) const LAYERED: u32 = 1 << 15;
+/// The fd is not a socket (a pipe, a file: `recv` said `ENOTSOCK`): its reads and
+/// writes are `read(2)` and `write(2)`.
+pub(crate) const NOT_SOCKET: u32 = 1 << 16;
 
 /// A stream's state: what every read and write touches is inline (200 bytes with the
 /// `Rc` header); what most streams never use is in [`Cold`], allocated on first use.
@@ -65,7 +68,7 @@ pub(crate) struct Inner {
     /// `writev`s any fd kind without `unsafe`.
     pub(crate) file: RefCell<Option<File>>,
     pub(crate) fd: RawFd,
-    pub(crate) flags: Cell<u16>,
+    pub(crate) flags: Cell<u32>,
     /// Bytes received but not yet consumed by a read. Empty with capacity 0 while idle.
     pub(crate) rbuf: RefCell<BytesMut>,
     /// Queued output, in order; the front chunk may be partly written. One chunk is
@@ -129,17 +132,17 @@ impl Inner {
     }
 
     #[inline]
-    pub(crate) fn has(&self, bit: u16) -> bool {
+    pub(crate) fn has(&self, bit: u32) -> bool {
         self.flags.get() & bit != 0
     }
 
     #[inline]
-    pub(crate) fn set(&self, bit: u16) {
+    pub(crate) fn set(&self, bit: u32) {
         self.flags.set(self.flags.get() | bit);
     }
 
     #[inline]
-    pub(crate) fn clear(&self, bit: u16) {
+    pub(crate) fn clear(&self, bit: u32) {
         self.flags.set(self.flags.get() & !bit);
     }
 

@@ -57,6 +57,9 @@ pub(crate) struct TlsLayer {
     waiting: bool,
     /// `close_notify` was queued.
     closing: bool,
+    /// The fd said it is not a socket (`ENOTSOCK`): it is read and written with
+    /// `read(2)` and `write(2)` from then on, not `recv` and `send`.
+    not_socket: bool,
 }
 
 impl TlsLayer {
@@ -65,14 +68,36 @@ impl TlsLayer {
             session,
             waiting: false,
             closing: false,
+            not_socket: false,
         }
+    }
+
+    /// The fd's view: a socket's (`recv`, `send`) unless it said it is not one.
+    fn io<'f>(&self, fd: &'f File) -> FdIo<'f> {
+        if self.not_socket {
+            FdIo::new(fd.as_fd())
+        } else {
+            FdIo::socket(fd.as_fd())
+        }
+    }
+
+    /// Whether `res` says the fd is not a socket; if so, it is remembered and the
+    /// call is to be made again.
+    fn not_a_socket<T>(&mut self, res: &io::Result<T>) -> bool {
+        let again = matches!(res, Err(e) if !self.not_socket && sys::is_not_socket(e));
+        self.not_socket |= again;
+        again
     }
 
     /// Sends what the session holds until it is all gone or the fd is full.
     fn send(&mut self, fd: &File) -> io::Result<()> {
         while self.session.wants_write() {
-            let mut out = FdIo::new(fd.as_fd());
-            match self.session.write_output(&mut out) {
+            let mut out = self.io(fd);
+            let res = self.session.write_output(&mut out);
+            if self.not_a_socket(&res) {
+                continue;
+            }
+            match res {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -96,7 +121,11 @@ impl TlsLayer {
     fn pull(&mut self, fd: &File) -> io::Result<Pull> {
         let got = with_scratch(|buf| {
             let n = loop {
-                match sys::read(fd.as_fd(), buf) {
+                let res = self.io(fd).read_some(buf);
+                if self.not_a_socket(&res) {
+                    continue;
+                }
+                match res {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     other => break other,
                 }

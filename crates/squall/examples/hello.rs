@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `--threads N` serves on N threads, each with its own IOLoop, sharing the listening
-//! socket. `--quiet` turns the per-request log off (and logs warnings and errors only,
+//! socket; with one (the default) the server runs on the main thread's loop, and the
+//! process has no other thread. `--quiet` turns the per-request log off (and logs warnings and errors only,
 //! unless `RUST_LOG` says otherwise).
 //!
 //! The log costs no system call per request: squall's [`LoopLogger`] formats each line
@@ -28,11 +29,13 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Method, StatusCode};
 use log::LevelFilter;
 use squall::http::{HttpServer, HttpServerConfig, HttpServerRequest, Response, ACCESS_LOG_TARGET};
 use squall::ioloop::logger::{Filter, LoopLogger};
+use squall::IoLoop;
 
 struct Args {
     port: u16,
@@ -137,6 +140,47 @@ fn main() -> ExitCode {
         server = server.with_config(config);
         scheme = "https";
     }
+    // SIGTERM or Ctrl-C: finish the requests in flight (for up to 10 s), then exit.
+    let grace = Duration::from_secs(10);
+    if args.threads == 1 {
+        // One thread: the server runs on this thread's own loop (as tokio's
+        // current-thread runtime does), so the process has no other thread. That is
+        // cheaper than a serving thread beside a waiting one: the C library and the
+        // kernel skip their locking for a single-threaded process (the kernel's
+        // reference count on each fd lookup, glibc's allocator locks).
+        let io_loop = match IoLoop::new() {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("cannot create the loop: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let served = io_loop.run_sync(
+            async move {
+                let addr = server
+                    .listen(args.port, &args.address)
+                    .map_err(|e| format!("cannot listen on {}:{}: {e}", args.address, args.port))?;
+                println!("squall hello listening on {scheme}://{addr}/ with 1 thread(s)");
+                let signal = server
+                    .shutdown_on_signal(grace)
+                    .map_err(|e| format!("cannot wait for a shutdown signal: {e}"))?;
+                signal.await;
+                Ok::<(), String>(())
+            },
+            None,
+        );
+        return match served {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("the loop failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let addr = match server.bind(args.port, &args.address) {
         Ok(addr) => addr,
         Err(e) => {
@@ -154,8 +198,7 @@ fn main() -> ExitCode {
         eprintln!("cannot start the server threads: {e}");
         return ExitCode::FAILURE;
     }
-    // SIGTERM or Ctrl-C: finish the requests in flight (for up to 10 s), then exit.
-    match server.run_until_signal(std::time::Duration::from_secs(10)) {
+    match server.run_until_signal(grace) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cannot wait for a shutdown signal: {e}");
