@@ -52,8 +52,13 @@ struct ReadyState {
     keys: VecDeque<u32>,
     /// Workers with nothing to do; the last one to wait is woken first.
     waiting: Vec<Waker>,
-    /// The keeper, when it waits: woken when a key arrives and no worker waits.
+    /// The keeper, when it waits: woken when a key arrives and no worker waits or
+    /// is about to look.
     keeper: Option<Waker>,
+    /// A waiting worker was woken for a key and has not looked at the keys yet: when it
+    /// does, it takes every key queued by then, so the keys queued meanwhile (the
+    /// other connections of the same poll) need nobody else woken.
+    worker_woken: bool,
 }
 
 type Ready = Mutex<ReadyState>;
@@ -80,7 +85,11 @@ impl Wake for KeyWaker {
             let mut r = lock(&self.ready);
             r.keys.push_back(self.key);
             match r.waiting.pop() {
-                Some(w) => Some(w),
+                Some(w) => {
+                    r.worker_woken = true;
+                    Some(w)
+                }
+                None if r.worker_woken => None,
                 None => r.keeper.take(),
             }
         };
@@ -491,6 +500,8 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         loop {
             let key = {
                 let mut r = lock(&self.ready);
+                // This worker looks at the keys now (whichever worker was woken).
+                r.worker_woken = false;
                 match r.keys.pop_front() {
                     Some(k) => {
                         // Not waiting any more (if it was, woken for something else): a
@@ -522,7 +533,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     fn blocked(&self) {
         let w = {
             let mut r = lock(&self.ready);
-            if r.keys.is_empty() || !r.waiting.is_empty() {
+            if r.keys.is_empty() || !r.waiting.is_empty() || r.worker_woken {
                 return;
             }
             r.keeper.take()
@@ -553,7 +564,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 _ => r.keeper = Some(cx.waker().clone()),
             }
-            !r.keys.is_empty() && r.waiting.is_empty()
+            !r.keys.is_empty() && r.waiting.is_empty() && !r.worker_woken
         };
         if spawn {
             self.spawn_worker();
@@ -561,7 +572,13 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         loop {
             let head = self.head.get();
             if head == NIL {
-                self.armed.set(false);
+                // No idle connection. A timer already set is left to fire (once, for a
+                // connection that is busy now): while it waits the keeper counts as
+                // armed, so a connection parked meanwhile wakes nobody. Deadlines only
+                // grow, so that timer is never later than the next one the list needs;
+                // when it fires the keeper looks at the list again.
+                let waiting = timer.poll_set(cx).is_pending();
+                self.armed.set(waiting);
                 return;
             }
             let deadline = self.slots.borrow()[head as usize].deadline;

@@ -21,6 +21,21 @@ pub(super) struct LazyTimer {
 }
 
 impl LazyTimer {
+    /// Pending while a timer set before waits (the task is woken when it fires);
+    /// Ready when none is set, or once it has fired (none is set then).
+    pub(super) fn poll_set(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.sleep {
+            Some(s) => {
+                let fired = Pin::new(&mut **s).poll(cx);
+                if fired.is_ready() {
+                    self.sleep = None;
+                }
+                fired
+            }
+            None => Poll::Ready(()),
+        }
+    }
+
     /// Ready once `deadline` has passed; otherwise the task is woken when it does.
     pub(super) fn poll(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
         loop {
