@@ -109,30 +109,27 @@ const METHOD_TEXT: usize = 8;
 /// The room the tail takes: the padded address and the time.
 const TAIL: usize = V4_TEXT + TIME_TEXT;
 
-/// A standard method and its space, padded to [`METHOD_TEXT`], and the length of the
-/// text; `None` for an extension method.
+/// The standard methods, each with its space padded to [`METHOD_TEXT`], and the
+/// length of that text; the most used first.
+const PADDED_METHODS: [(Method, &[u8; METHOD_TEXT], usize); 9] = [
+    (Method::GET, b"GET     ", 4),
+    (Method::POST, b"POST    ", 5),
+    (Method::HEAD, b"HEAD    ", 5),
+    (Method::PUT, b"PUT     ", 4),
+    (Method::DELETE, b"DELETE  ", 7),
+    (Method::PATCH, b"PATCH   ", 6),
+    (Method::OPTIONS, b"OPTIONS ", 8),
+    (Method::CONNECT, b"CONNECT ", 8),
+    (Method::TRACE, b"TRACE   ", 6),
+];
+
+/// A standard method and its space, padded, and the length of the text; `None` for an
+/// extension method.
 fn padded_method(m: &Method) -> Option<(&'static [u8; METHOD_TEXT], usize)> {
-    Some(if *m == Method::GET {
-        (b"GET     ", 4)
-    } else if *m == Method::POST {
-        (b"POST    ", 5)
-    } else if *m == Method::HEAD {
-        (b"HEAD    ", 5)
-    } else if *m == Method::PUT {
-        (b"PUT     ", 4)
-    } else if *m == Method::DELETE {
-        (b"DELETE  ", 7)
-    } else if *m == Method::PATCH {
-        (b"PATCH   ", 6)
-    } else if *m == Method::OPTIONS {
-        (b"OPTIONS ", 8)
-    } else if *m == Method::CONNECT {
-        (b"CONNECT ", 8)
-    } else if *m == Method::TRACE {
-        (b"TRACE   ", 6)
-    } else {
-        return None;
-    })
+    PADDED_METHODS
+        .iter()
+        .find(|(known, _, _)| known == m)
+        .map(|&(_, text, len)| (text, len))
 }
 
 /// The most bytes ` 18446744073709551.61ms` (the longest time a line shows) takes,

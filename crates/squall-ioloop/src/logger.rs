@@ -642,40 +642,28 @@ mod tests {
     /// and levels, interleaved in one buffer, each get their own.
     #[test]
     fn each_line_has_its_own_level_and_target() {
-        let cap = Capture::default();
-        let logger = Arc::new(LoopLogger::with_sink(
-            Filter::new(LevelFilter::Info),
-            cap.clone(),
-        ));
-        let io_loop = IoLoop::new().unwrap();
-        let l = logger.clone();
-        io_loop
-            .run_sync(
-                async move {
-                    let owned = String::from("acc");
-                    for (level, target) in [
-                        (Level::Info, "access"),
-                        (Level::Info, "access"),
-                        (Level::Warn, "access"),
-                        (Level::Info, "acces"),
-                        (Level::Info, "accesz"),
-                        (Level::Info, owned.as_str()),
-                        (Level::Info, "access"),
-                    ] {
-                        l.log(
-                            &Record::builder()
-                                .level(level)
-                                .target(target)
-                                .args(format_args!("x"))
-                                .build(),
-                        );
-                    }
-                },
-                Some(Duration::from_secs(30)),
-            )
-            .unwrap();
+        let text = logged_on_a_loop(Filter::new(LevelFilter::Info), |l| {
+            let owned = String::from("acc");
+            for (level, target) in [
+                (Level::Info, "access"),
+                (Level::Info, "access"),
+                (Level::Warn, "access"),
+                (Level::Info, "acces"),
+                (Level::Info, "accesz"),
+                (Level::Info, owned.as_str()),
+                (Level::Info, "access"),
+            ] {
+                l.log(
+                    &Record::builder()
+                        .level(level)
+                        .target(target)
+                        .args(format_args!("x"))
+                        .build(),
+                );
+            }
+        });
         assert_eq!(
-            cap.text(),
+            text,
             "[INFO access] x\n[INFO access] x\n[WARN access] x\n[INFO acces] x\n\
              [INFO accesz] x\n[INFO acc] x\n[INFO access] x\n"
         );
@@ -683,46 +671,46 @@ mod tests {
 
     #[test]
     fn static_target_lines_mix_with_records_and_keep_the_filter() {
-        let cap = Capture::default();
-        let logger = Arc::new(LoopLogger::with_sink(
-            Filter::parse("info,quiet=warn").unwrap(),
-            cap.clone(),
-        ));
-        let io_loop = IoLoop::new().unwrap();
-        let l = logger.clone();
-        io_loop
-            .run_sync(
-                async move {
-                    let body = |text: &'static str| {
-                        move |b: &mut Vec<u8>| b.extend_from_slice(text.as_bytes())
-                    };
-                    l.append_static(Level::Info, "access", body("1"));
-                    l.append_static(Level::Info, "access", body("2"));
-                    // A record of another target between two lines of the hot one.
-                    l.log(
-                        &Record::builder()
-                            .level(Level::Info)
-                            .target("app")
-                            .args(format_args!("3"))
-                            .build(),
-                    );
-                    l.append_static(Level::Info, "access", body("4"));
-                    l.append_static(Level::Warn, "access", body("5"));
-                    // Filtered out, however often it comes, and the hot target after it
-                    // is still checked and written.
-                    l.append_static(Level::Info, "quiet", |_| unreachable!());
-                    l.append_static(Level::Info, "quiet", |_| unreachable!());
-                    l.append_static(Level::Warn, "quiet", body("6"));
-                    l.append_static(Level::Info, "access", body("7"));
-                },
-                Some(Duration::from_secs(30)),
-            )
-            .unwrap();
+        let text = logged_on_a_loop(Filter::parse("info,quiet=warn").unwrap(), |l| {
+            let body =
+                |text: &'static str| move |b: &mut Vec<u8>| b.extend_from_slice(text.as_bytes());
+            l.append_static(Level::Info, "access", body("1"));
+            l.append_static(Level::Info, "access", body("2"));
+            // A record of another target between two lines of the hot one.
+            l.log(
+                &Record::builder()
+                    .level(Level::Info)
+                    .target("app")
+                    .args(format_args!("3"))
+                    .build(),
+            );
+            l.append_static(Level::Info, "access", body("4"));
+            l.append_static(Level::Warn, "access", body("5"));
+            // Filtered out, however often it comes, and the hot target after it is
+            // still checked and written.
+            l.append_static(Level::Info, "quiet", |_| unreachable!());
+            l.append_static(Level::Info, "quiet", |_| unreachable!());
+            l.append_static(Level::Warn, "quiet", body("6"));
+            l.append_static(Level::Info, "access", body("7"));
+        });
         assert_eq!(
-            cap.text(),
+            text,
             "[INFO access] 1\n[INFO access] 2\n[INFO app] 3\n[INFO access] 4\n\
              [WARN access] 5\n[WARN quiet] 6\n[INFO access] 7\n"
         );
+    }
+
+    /// What reaches the sink of a logger keeping what `filter` keeps, when `body` logs
+    /// through it inside a running loop (lines buffered, then written at the loop's
+    /// flush points).
+    fn logged_on_a_loop(filter: Filter, body: impl FnOnce(&LoopLogger) + 'static) -> String {
+        let cap = Capture::default();
+        let logger = LoopLogger::with_sink(filter, cap.clone());
+        IoLoop::new()
+            .unwrap()
+            .run_sync(async move { body(&logger) }, Some(Duration::from_secs(30)))
+            .unwrap();
+        cap.text()
     }
 
     #[test]

@@ -36,17 +36,13 @@ impl Inner {
     /// Runs `call` with the fd's view: a socket's (`recv`, `send`) until the fd says it
     /// is not a socket, then, for this call and every later one, a plain fd's (`read`,
     /// `write`).
-    fn on_fd<T>(&self, f: &File, mut call: impl FnMut(FdIo<'_>) -> io::Result<T>) -> io::Result<T> {
-        if self.has(NOT_SOCKET) {
-            return call(FdIo::new(f.as_fd()));
+    fn on_fd<T>(&self, f: &File, call: impl FnMut(FdIo<'_>) -> io::Result<T>) -> io::Result<T> {
+        let mut not_socket = self.has(NOT_SOCKET);
+        let res = sys::on_fd(f.as_fd(), &mut not_socket, call);
+        if not_socket {
+            self.set(NOT_SOCKET);
         }
-        match call(FdIo::socket(f.as_fd())) {
-            Err(e) if sys::is_not_socket(&e) => {
-                self.set(NOT_SOCKET);
-                call(FdIo::new(f.as_fd()))
-            }
-            other => other,
-        }
+        res
     }
 
     /// One read of up to `want` bytes into a buffer of their own, unzeroed (see

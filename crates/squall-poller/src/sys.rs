@@ -132,6 +132,44 @@ pub fn is_not_socket(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ENOTSOCK)
 }
 
+/// Runs `call` with `fd`'s view: a socket's ([`FdIo::socket`]) while `not_socket` is
+/// false, a plain fd's ([`FdIo::new`]) once it is. When the socket view meets an fd
+/// that is not a socket, `not_socket` is set, for this call (made again) and every
+/// later one: a stream learns what its fd is from its first read or write.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use squall_poller::sys::{self, on_fd};
+///
+/// let (r, w) = sys::pipe()?;
+/// let mut not_socket = false;
+/// assert_eq!(on_fd(w.as_fd(), &mut not_socket, |io| io.write_some(b"x"))?, 1);
+/// assert!(not_socket, "a pipe");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// `call`'s error, `ENOTSOCK` aside.
+#[inline]
+pub fn on_fd<T>(
+    fd: BorrowedFd<'_>,
+    not_socket: &mut bool,
+    mut call: impl FnMut(FdIo<'_>) -> io::Result<T>,
+) -> io::Result<T> {
+    let res = call(FdIo {
+        fd,
+        socket: !*not_socket,
+    });
+    match &res {
+        Err(e) if !*not_socket && is_not_socket(e) => {
+            *not_socket = true;
+            call(FdIo::new(fd))
+        }
+        _ => res,
+    }
+}
+
 impl<'a> FdIo<'a> {
     /// The view of any fd: `read(2)` and `write(2)`.
     pub fn new(fd: BorrowedFd<'a>) -> FdIo<'a> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rustls::ProtocolVersion;
 use rustls_pki_types::CertificateDer;
 use squall_iostream::{IoStream, Layer, StreamError};
-use squall_poller::sys::{self, FdIo};
+use squall_poller::sys;
 
 use crate::config::{TlsClientConfig, TlsServerConfig};
 use crate::error::TlsError;
@@ -72,31 +72,13 @@ impl TlsLayer {
         }
     }
 
-    /// The fd's view: a socket's (`recv`, `send`) unless it said it is not one.
-    fn io<'f>(&self, fd: &'f File) -> FdIo<'f> {
-        if self.not_socket {
-            FdIo::new(fd.as_fd())
-        } else {
-            FdIo::socket(fd.as_fd())
-        }
-    }
-
-    /// Whether `res` says the fd is not a socket; if so, it is remembered and the
-    /// call is to be made again.
-    fn not_a_socket<T>(&mut self, res: &io::Result<T>) -> bool {
-        let again = matches!(res, Err(e) if !self.not_socket && sys::is_not_socket(e));
-        self.not_socket |= again;
-        again
-    }
-
     /// Sends what the session holds until it is all gone or the fd is full.
     fn send(&mut self, fd: &File) -> io::Result<()> {
         while self.session.wants_write() {
-            let mut out = self.io(fd);
-            let res = self.session.write_output(&mut out);
-            if self.not_a_socket(&res) {
-                continue;
-            }
+            let session = &mut self.session;
+            let res = sys::on_fd(fd.as_fd(), &mut self.not_socket, |mut io| {
+                session.write_output(&mut io)
+            });
             match res {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(_) => {}
@@ -121,11 +103,7 @@ impl TlsLayer {
     fn pull(&mut self, fd: &File) -> io::Result<Pull> {
         let got = with_scratch(|buf| {
             let n = loop {
-                let res = self.io(fd).read_some(buf);
-                if self.not_a_socket(&res) {
-                    continue;
-                }
-                match res {
+                match sys::on_fd(fd.as_fd(), &mut self.not_socket, |io| io.read_some(buf)) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     other => break other,
                 }

@@ -39,17 +39,16 @@ impl LazyTimer {
     /// Ready once `deadline` has passed; otherwise the task is woken when it does.
     pub(super) fn poll(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
         loop {
-            match &mut self.sleep {
-                Some(s) if s.deadline() <= deadline => match Pin::new(&mut **s).poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(()) => {
-                        self.sleep = None;
-                        if Instant::now() >= deadline {
-                            return Poll::Ready(());
-                        }
-                    }
-                },
-                _ => self.sleep = Some(Box::new(squall_ioloop::sleep_until(deadline))),
+            // A timer set for this deadline or an earlier one is kept; a later one is
+            // replaced.
+            if self.sleep.as_ref().is_none_or(|s| s.deadline() > deadline) {
+                self.sleep = Some(Box::new(squall_ioloop::sleep_until(deadline)));
+            }
+            if self.poll_set(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if Instant::now() >= deadline {
+                return Poll::Ready(());
             }
         }
     }
