@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 
 use crate::error::ParseError;
 use crate::limits::Limits;
-use crate::view::{Field, Fields, ParsedUri, View, ViewParts};
+use crate::view::{slice, Field, Fields, ParsedUri, View, ViewParts};
 
 /// Header slots kept on the stack; a larger [`Limits::max_headers`] uses the heap.
 const STACK_HEADERS: usize = 100;
@@ -639,8 +639,8 @@ fn span(base: &[u8], part: &[u8]) -> (u32, u32) {
 }
 
 /// Parse and validate the head at the front of `buf` (the request line first: no
-/// empty line before it) in one httparse pass, recording where its target and fields
-/// are.
+/// empty line before it) in one pass, recording where its target and fields are: the
+/// common head by [`scan_common`], any other by `httparse`.
 ///
 /// `Ok(None)` when the head is not complete. With `whole`, `buf` is exactly one head
 /// (its end found by [`HeadParser::find_end`]): anything else is an error, worded by
@@ -651,6 +651,21 @@ pub(crate) fn analyze(
     limits: &Limits,
     whole: bool,
 ) -> Result<Option<Analyzed>, ParseError> {
+    // With `whole`, the head is all of `buf`.
+    let common = scan_common(buf, limits).filter(|l| !whole || l.len == buf.len());
+    let line = match common {
+        Some(line) => line,
+        None => match tokenize(buf, limits, whole)? {
+            Some(line) => line,
+            None => return Ok(None),
+        },
+    };
+    check_fields(buf, line).map(Some)
+}
+
+/// `httparse`'s pass over a head: its request line checked and its fields found, for
+/// [`analyze`] (which words what it returns).
+fn tokenize(buf: &[u8], limits: &Limits, whole: bool) -> Result<Option<Line>, ParseError> {
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap;
     let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK_HEADERS {
@@ -719,6 +734,102 @@ pub(crate) fn analyze(
         });
 
     let mut fields = Fields::take();
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.len() > MAX_HEADER_NAME_LEN {
+            return Err(ParseError::InvalidHeaderName);
+        }
+        fields.push(Field {
+            name: span(buf, name),
+            value: span(buf, h.value),
+        });
+    }
+    Ok(Some(Line {
+        method,
+        version,
+        target,
+        query,
+        uri,
+        host: host_override,
+        fields,
+        len,
+    }))
+}
+
+/// The `head` fuzz target's check of [`scan_common`]: what it accepts, `httparse`'s
+/// pass accepts too, with the same request line, fields and length.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn scan_agrees(buf: &[u8], limits: &Limits) -> Result<(), String> {
+    let Some(a) = scan_common(buf, limits) else {
+        return Ok(());
+    };
+    let b = match tokenize(buf, limits, false) {
+        Ok(Some(b)) => b,
+        other => {
+            return Err(format!(
+                "scanned, but httparse says {:?}",
+                other.map(|o| o.map(|l| l.len))
+            ))
+        }
+    };
+    let fields = |l: &Line| -> Vec<(Vec<u8>, Vec<u8>)> {
+        l.fields
+            .as_slice()
+            .iter()
+            .map(|f| (slice(buf, f.name).to_vec(), slice(buf, f.value).to_vec()))
+            .collect()
+    };
+    let same = a.method == b.method
+        && a.version == b.version
+        && a.target == b.target
+        && a.query == b.query
+        && b.uri.is_none()
+        && b.host.is_none()
+        && a.len == b.len
+        && fields(&a) == fields(&b);
+    if same {
+        Ok(())
+    } else {
+        Err(format!(
+            "scanned {} {:?} {:?} {:?} len {}, httparse {} {:?} {:?} {:?} len {}",
+            a.method,
+            a.version,
+            a.target,
+            fields(&a),
+            a.len,
+            b.method,
+            b.version,
+            b.target,
+            fields(&b),
+            b.len
+        ))
+    }
+}
+
+/// A head's request line and field spans, before the fields' meaning is checked.
+struct Line {
+    method: Method,
+    version: Version,
+    target: (u32, u32),
+    query: Option<u32>,
+    uri: Option<ParsedUri>,
+    host: Option<(u32, u32)>,
+    fields: Fields,
+    len: usize,
+}
+
+/// What the fields of a tokenized head mean: Host, framing, `Connection`, `Expect`.
+fn check_fields(buf: &[u8], line: Line) -> Result<Analyzed, ParseError> {
+    let Line {
+        method,
+        version,
+        target,
+        query,
+        uri,
+        host,
+        fields,
+        len,
+    } = line;
     let mut host_count = 0usize;
     let mut host_valid = true;
     let mut cl: SmallVec<[&[u8]; 2]> = SmallVec::new();
@@ -727,12 +838,9 @@ pub(crate) fn analyze(
     let mut conn_keep_alive = false;
     let mut expect_continue = false;
     let mut expect_other = false;
-    for h in req.headers.iter() {
-        let name = h.name.as_bytes();
-        let raw = h.value;
-        if name.len() > MAX_HEADER_NAME_LEN {
-            return Err(ParseError::InvalidHeaderName);
-        }
+    for f in fields.as_slice() {
+        let name = slice(buf, f.name);
+        let raw = slice(buf, f.value);
         // By length first: most fields are none of these.
         match name.len() {
             4 if name.eq_ignore_ascii_case(b"host") => {
@@ -761,10 +869,6 @@ pub(crate) fn analyze(
             }
             _ => {}
         }
-        fields.push(Field {
-            name: span(buf, name),
-            value: span(buf, raw),
-        });
     }
 
     if host_count > 1 {
@@ -803,7 +907,7 @@ pub(crate) fn analyze(
                 || method == Method::HEAD)
     };
 
-    Ok(Some(Analyzed {
+    Ok(Analyzed {
         method,
         version,
         body,
@@ -813,11 +917,122 @@ pub(crate) fn analyze(
             target,
             query,
             uri,
-            host: host_override,
+            host,
             fields,
         },
         len,
-    }))
+    })
+}
+
+/// The common head, tokenized without `httparse`: a known method, an origin-form
+/// target, `HTTP/1.1` or `HTTP/1.0`, CRLF line ends, well-formed fields, all within
+/// the limits. `None` for anything else (a head not complete yet, an extension
+/// method, another target form, a bare LF, a malformed or oversized head), which then
+/// takes `httparse`'s pass: this scanner only ever accepts, so every error is worded
+/// by the one path. What it accepts it splits as `httparse` does (field values without
+/// the whitespace around them), which the `head` fuzz target checks.
+fn scan_common(buf: &[u8], limits: &Limits) -> Option<Line> {
+    let (method, mut i) = common_method(buf)?;
+    // The target: path bytes, then after a `?` query bytes, up to the space.
+    let start = i;
+    if buf.get(i) != Some(&b'/') {
+        return None;
+    }
+    while buf.get(i).is_some_and(|&b| ORIGIN[usize::from(b)] & 1 != 0) {
+        i += 1;
+    }
+    let query = i;
+    if buf.get(i) == Some(&b'?') {
+        i += 1;
+        while buf.get(i).is_some_and(|&b| ORIGIN[usize::from(b)] & 2 != 0) {
+            i += 1;
+        }
+    }
+    let target_len = i - start;
+    if buf.get(i) != Some(&b' ')
+        || target_len > limits.max_uri_len
+        || target_len > usize::from(u16::MAX) - 1
+    {
+        return None;
+    }
+    let version = match buf.get(i + 1..i + 11)? {
+        b"HTTP/1.1\r\n" => Version::HTTP_11,
+        b"HTTP/1.0\r\n" => Version::HTTP_10,
+        _ => return None,
+    };
+    // The careful path's limit on the request line (its LF's offset).
+    if i + 10 > limits.max_uri_len.saturating_add(64) {
+        return None;
+    }
+    let mut pos = i + 11;
+    let mut fields = Fields::take();
+    let len = loop {
+        let rest = buf.get(pos..)?;
+        if rest.starts_with(b"\r\n") {
+            break pos + 2;
+        }
+        let name_len = rest.iter().position(|&b| !TOKEN[usize::from(b)])?;
+        if name_len == 0 || rest[name_len] != b':' || name_len > MAX_HEADER_NAME_LEN {
+            return None;
+        }
+        let mut v = pos + name_len + 1;
+        while matches!(buf.get(v), Some(b' ' | b'\t')) {
+            v += 1;
+        }
+        let value_start = v;
+        while buf.get(v).is_some_and(|&b| field_value_byte(b)) {
+            v += 1;
+        }
+        if buf.get(v..v + 2)? != b"\r\n" {
+            return None;
+        }
+        let mut value_end = v;
+        while value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
+            value_end -= 1;
+        }
+        if fields.as_slice().len() == limits.max_headers {
+            return None;
+        }
+        fields.push(Field {
+            name: (pos as u32, (pos + name_len) as u32),
+            value: (value_start as u32, value_end as u32),
+        });
+        pos = v + 2;
+    };
+    if len > limits.max_head_size {
+        return None;
+    }
+    Some(Line {
+        method,
+        version,
+        target: (start as u32, i as u32),
+        query: Some(query as u32),
+        uri: None,
+        host: None,
+        fields,
+        len,
+    })
+}
+
+/// The methods [`scan_common`] knows, and where the target starts after them.
+fn common_method(buf: &[u8]) -> Option<(Method, usize)> {
+    let (method, len) = match buf.get(..4)? {
+        b"GET " => return Some((Method::GET, 4)),
+        b"PUT " => return Some((Method::PUT, 4)),
+        b"POST" => (Method::POST, 4),
+        b"HEAD" => (Method::HEAD, 4),
+        b"DELE" if buf.starts_with(b"DELETE") => (Method::DELETE, 6),
+        b"PATC" if buf.starts_with(b"PATCH") => (Method::PATCH, 5),
+        b"OPTI" if buf.starts_with(b"OPTIONS") => (Method::OPTIONS, 7),
+        _ => return None,
+    };
+    (buf.get(len) == Some(&b' ')).then_some((method, len + 1))
+}
+
+/// A byte a field value may hold (`httparse`'s set): HTAB, SP, visible ASCII and
+/// obs-text.
+fn field_value_byte(b: u8) -> bool {
+    b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
 }
 
 /// The longest header name `http::HeaderName` takes.
@@ -1183,6 +1398,73 @@ fn classify_httparse_error(e: httparse::Error, head: &[u8]) -> ParseError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Heads the common scanner takes, at its edges; each is split as httparse splits
+    /// it, and no prefix of it is taken.
+    #[test]
+    fn scan_common_agrees_with_httparse() {
+        let limits = Limits::default();
+        let heads: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            b"HEAD /a/b?c=d&e=?/ HTTP/1.0\r\n\r\n",
+            b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+            b"PUT /x HTTP/1.1\r\nhost:x\r\nX-Empty:\r\nX-Spaces: \t \r\n\r\n",
+            b"DELETE /x HTTP/1.1\r\nHost: x \t\r\nX-A: a b\tc \r\n\r\n",
+            b"PATCH /x? HTTP/1.1\r\nHost: x\r\nX-Obs: caf\xc3\xa9 \xff\r\n\r\n",
+            b"OPTIONS /x HTTP/1.1\r\nHost: x\r\n!#$%&'*+-.^_`|~0aZ: v\r\n\r\n",
+        ];
+        for head in heads {
+            let line = scan_common(head, &limits).expect("a common head");
+            scan_agrees(head, &limits).unwrap();
+            for n in 0..line.len {
+                assert!(scan_common(&head[..n], &limits).is_none(), "prefix {n}");
+            }
+        }
+        // Values lose the whitespace around them, as httparse's do.
+        let line = scan_common(heads[4], &limits).unwrap();
+        let values: Vec<&[u8]> = line
+            .fields
+            .as_slice()
+            .iter()
+            .map(|f| slice(heads[4], f.value))
+            .collect();
+        assert_eq!(values, [&b"x"[..], b"a b\tc"]);
+    }
+
+    /// Heads the scanner leaves to httparse: each is parsed (or refused) exactly as
+    /// before it existed.
+    #[test]
+    fn scan_common_declines_the_rest() {
+        let limits = Limits {
+            max_headers: 2,
+            max_uri_len: 16,
+            ..Limits::default()
+        };
+        for head in [
+            &b"get / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /# HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /a?\"b HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: x\n\n",
+            b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            b"GET / HTTP/1.1\r\n: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\x7f\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\rY: z\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+            b"GET /0123456789abcdef HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            assert!(
+                scan_common(head, &limits).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
 
     fn parse(s: &[u8]) -> Result<RequestHead, ParseError> {
         parse_request_head(s, &Limits::default()).map(|o| o.expect("complete head").0)

@@ -143,7 +143,7 @@ pub(crate) struct ViewParts {
     pub(crate) fields: Fields,
 }
 
-fn slice(raw: &[u8], (a, b): (u32, u32)) -> &[u8] {
+pub(crate) fn slice(raw: &[u8], (a, b): (u32, u32)) -> &[u8] {
     raw.get(a as usize..b as usize).unwrap_or_default()
 }
 

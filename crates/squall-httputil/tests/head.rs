@@ -846,3 +846,56 @@ proptest! {
         prop_assert_eq!(whole, verdict, "{:?}", String::from_utf8_lossy(&data));
     }
 }
+
+mod common_scanner {
+    use proptest::prelude::*;
+    use squall_httputil::fuzzing as fuzz_checks;
+
+    fn piece(
+        alphabet: &'static [u8],
+        len: std::ops::Range<usize>,
+    ) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(proptest::sample::select(alphabet), len)
+    }
+
+    proptest! {
+        /// Heads near the common shape (any method, target, version and field bytes
+        /// from sets that straddle what the scanner takes): whatever the scanner
+        /// accepts, httparse's pass splits the same way, and the whole parser agrees
+        /// with the reference grammar and with itself byte by byte.
+        #[test]
+        fn agrees_with_httparse_and_the_reference(
+            method in proptest::sample::select(&["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get", "CONNECT", "BREW"][..]),
+            target in piece(b"/az09?=&%\"<>`{}", 0..12),
+            odd_target in piece(b"#* ", 0..2),
+            version in proptest::sample::select(&["HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "http/1.1"][..]),
+            eol in proptest::sample::select(&["\r\n", "\n", "\r"][..]),
+            fields in proptest::collection::vec(
+                (
+                    piece(b"Hostabc-!", 0..6),
+                    piece(b"xy \t:\x80\xff", 0..8),
+                    piece(b" :\x7f\r\n", 0..2),
+                ),
+                0..4,
+            ),
+            host in any::<bool>(),
+        ) {
+            let mut head = format!("{method} /").into_bytes();
+            head.extend_from_slice(&target);
+            head.extend_from_slice(&odd_target);
+            head.extend_from_slice(format!(" {version}{eol}").as_bytes());
+            if host {
+                head.extend_from_slice(b"Host: h\r\n");
+            }
+            for (name, value, odd) in &fields {
+                head.extend_from_slice(name);
+                head.push(b':');
+                head.extend_from_slice(value);
+                head.extend_from_slice(odd);
+                head.extend_from_slice(eol.as_bytes());
+            }
+            head.extend_from_slice(eol.as_bytes());
+            fuzz_checks::head(&head);
+        }
+    }
+}

@@ -35,6 +35,10 @@ pub fn head(data: &[u8]) {
     if let Err(why) = reference_head::compare(data, &whole) {
         panic!("{why}");
     }
+    // The common-head scanner splits what it accepts as httparse does.
+    if let Err(why) = crate::head::scan_agrees(data, &limits) {
+        panic!("{why}");
+    }
     // Byte by byte, the incremental parser reaches the same verdict, and never refuses
     // a prefix of what it accepts whole (it refuses at the first impossible byte).
     let mut p = HeadParser::new();

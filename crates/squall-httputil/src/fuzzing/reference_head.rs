@@ -150,8 +150,24 @@ pub fn compare(
     let absolute = !target.starts_with('/') && target != "*";
     let shown = head.uri().to_string();
     let target_ok = if absolute {
-        // http::Uri shows an absolute URI with an empty path as ending in "/".
-        shown == target || shown == format!("{target}/")
+        // http::Uri shows an absolute URI with an empty path with the path "/" (before
+        // any query), and the schemes it knows (http, https) in lower case (schemes
+        // are case-insensitive, RFC 3986 §3.1).
+        let with_path = |t: &str| match t.split_once("://") {
+            Some((scheme, rest)) => {
+                let end = rest.find(['/', '?']).unwrap_or(rest.len());
+                let slash = if rest[end..].starts_with('/') { "" } else { "/" };
+                format!("{scheme}://{}{slash}{}", &rest[..end], &rest[end..])
+            }
+            None => t.to_owned(),
+        };
+        let lower = match target.split_once("://") {
+            Some((scheme, rest)) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
+            None => target.clone(),
+        };
+        [&target, &lower]
+            .iter()
+            .any(|t| shown == **t || shown == with_path(t))
     } else {
         head.uri().path_and_query().map(|p| p.as_str()) == Some(target.as_str())
             || (target == "*" && shown == "*")
