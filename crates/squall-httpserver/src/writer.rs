@@ -204,13 +204,10 @@ impl ResponseWriter<'_> {
         Ok(())
     }
 
-    /// Tell the parser whether the head about to be written goes out with the ones
-    /// before it: the output buffer holds what this pass wrote and the transport has no
-    /// backlog (bytes left in the buffer behind a stalled write may have waited). Heads
-    /// of a batch then share one clock reading for their `Date`.
-    fn note_batch(s: &mut Shared) {
-        let same = !s.out.is_empty() && s.queued == 0;
-        s.h1.set_same_batch(same);
+    /// Give the head about to be written the loop's clock reading for this turn: the
+    /// heads written in one turn share it for their `Date`, with no clock read each.
+    fn give_clock(s: &mut Shared) {
+        s.h1.set_clock(squall_ioloop::turn_time());
     }
 
     fn check(s: &mut Shared, r: Result<(), OutputError>) -> Result<(), OutputError> {
@@ -248,7 +245,7 @@ impl ResponseWriter<'_> {
         }
         Self::room(s)?;
         Self::add_headers(s, &mut headers);
-        Self::note_batch(s);
+        Self::give_clock(s);
         let started = s.h1.start_response(status, &headers, &mut s.out);
         squall_httputil::pool::recycle_headers(headers);
         started?;
@@ -323,7 +320,7 @@ impl ResponseWriter<'_> {
         Self::room(s)?;
         Self::add_headers(s, &mut headers);
         let mark = s.out.len();
-        Self::note_batch(s);
+        Self::give_clock(s);
         let result = s.h1.respond(status, &headers, body, &mut s.out);
         // The map's allocation serves the next request or response of this thread.
         squall_httputil::pool::recycle_headers(headers);

@@ -2,7 +2,7 @@
 //! `Date` header.
 
 use std::cell::RefCell;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS: [&str; 12] = [
@@ -113,6 +113,10 @@ struct CachedDate {
     until: SystemTime,
     /// `Date: `, the IMF-fixdate, CRLF.
     line: [u8; DATE_LINE_LEN],
+    /// Before this instant of the monotonic clock the wall clock is still within the
+    /// second `line` shows (as far as the reading that set it tells: it was taken no
+    /// later than the wall clock's).
+    fresh_until: Option<Instant>,
 }
 
 const fn blank_line() -> [u8; DATE_LINE_LEN] {
@@ -130,7 +134,12 @@ const fn blank_line() -> [u8; DATE_LINE_LEN] {
 
 thread_local! {
     static CACHED: RefCell<CachedDate> = const {
-        RefCell::new(CachedDate { from: UNIX_EPOCH, until: UNIX_EPOCH, line: blank_line() })
+        RefCell::new(CachedDate {
+            from: UNIX_EPOCH,
+            until: UNIX_EPOCH,
+            line: blank_line(),
+            fresh_until: None,
+        })
     };
 }
 
@@ -198,25 +207,75 @@ pub fn cached_date() -> [u8; DATE_LEN] {
 
 /// The `Date: ` line for a response head, CRLF included, copied into `dst`.
 ///
-/// With `read_clock` the clock is read (and the cache re-rendered when the second has
-/// changed); without it, the line this thread rendered last is used as it is (the clock
-/// is read only if none was rendered yet). The server passes `false` for the heads
-/// after the first of a batch written together: they share the first one's reading.
+/// `now` is the caller's reading of the monotonic clock, if it has one (a server's
+/// loop reads it once per turn): while it falls before the end of the second the line
+/// shows, the line is used as it is, with no wall-clock reading. Without it, or past
+/// that end, the wall clock is read (and the line re-rendered when the second has
+/// changed). A reading taken earlier than the head is written can only make the line
+/// lag by as much: the heads one turn of a loop writes share the second its reading
+/// falls in.
 #[inline]
-pub(crate) fn date_line(dst: &mut [u8; DATE_LINE_LEN], read_clock: bool) {
+pub(crate) fn date_line(dst: &mut [u8; DATE_LINE_LEN], now: Option<Instant>) {
     CACHED.with(|c| {
         let mut c = c.borrow_mut();
-        if read_clock || c.until == UNIX_EPOCH {
-            c.update(SystemTime::now());
+        let fresh = matches!((now, c.fresh_until), (Some(n), Some(u)) if n < u);
+        if !fresh {
+            c.read_clock(now);
         }
         *dst = c.line;
     });
+}
+
+impl CachedDate {
+    /// Read the wall clock, re-render if its second changed, and note on the monotonic
+    /// clock when that second ends.
+    #[cold]
+    fn read_clock(&mut self, now: Option<Instant>) {
+        let wall = SystemTime::now();
+        // The monotonic reading is taken after the wall clock's (or is the caller's,
+        // older still), so the end it gives is never later than the true one.
+        let mono = now.unwrap_or_else(Instant::now);
+        self.update(wall);
+        self.fresh_until = self
+            .until
+            .duration_since(wall)
+            .ok()
+            .and_then(|left| mono.checked_add(left));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A monotonic reading within the cached second reuses the line; one past its end
+    /// reads the wall clock again and moves the end on.
+    #[test]
+    fn monotonic_readings_reuse_the_second() {
+        let mut line = [0; DATE_LINE_LEN];
+        date_line(&mut line, None);
+        let until = CACHED
+            .with(|c| c.borrow().fresh_until)
+            .expect("a second's end");
+        let now = Instant::now();
+        assert!(until > now - Duration::from_secs(1) && until <= now + Duration::from_secs(1));
+        // Mark the cached line: a reading within the second must not re-render it.
+        CACHED.with(|c| c.borrow_mut().line[6] = b'#');
+        let mut reused = [0; DATE_LINE_LEN];
+        date_line(&mut reused, Some(until - Duration::from_nanos(1)));
+        assert_eq!(reused[6], b'#');
+        // Past the second's end (as the monotonic clock says), the clock is read; the
+        // wall clock's second may still be the same one, so the mark may survive, but
+        // the end moves to the reading's second.
+        let later = until + Duration::from_secs(5);
+        let mut fresh = [0; DATE_LINE_LEN];
+        date_line(&mut fresh, Some(later));
+        let moved = CACHED.with(|c| c.borrow().fresh_until).unwrap();
+        assert!(moved > later && moved <= later + Duration::from_secs(1));
+        assert_eq!(&fresh[..6], b"Date: ");
+        assert_eq!(&fresh[DATE_LINE_LEN - 2..], b"\r\n");
+    }
 
     #[test]
     fn known_dates() {
@@ -263,15 +322,16 @@ mod tests {
     #[test]
     fn date_lines() {
         let mut line = [0; DATE_LINE_LEN];
-        date_line(&mut line, true);
+        date_line(&mut line, None);
         let text = std::str::from_utf8(&line).unwrap();
         assert!(
             text.starts_with("Date: ") && text.ends_with(" GMT\r\n"),
             "{text:?}"
         );
         let mut again = [0; DATE_LINE_LEN];
-        date_line(&mut again, false);
-        assert_eq!(again, line, "without a clock read, the last line as it is");
+        let within = CACHED.with(|c| c.borrow().fresh_until).unwrap() - Duration::from_nanos(1);
+        date_line(&mut again, Some(within));
+        assert_eq!(again, line, "within the second, the last line as it is");
     }
 
     #[test]
@@ -280,6 +340,7 @@ mod tests {
             from: UNIX_EPOCH,
             until: UNIX_EPOCH,
             line: blank_line(),
+            fresh_until: None,
         };
         let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
         c.update(at(784_111_777_250));

@@ -51,6 +51,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
@@ -166,11 +167,9 @@ pub struct ServerConn {
     body_limit: u64,
     no_keep_alive: bool,
     closing: bool,
-    /// The next head goes out with the ones before it ([`set_same_batch`](Self::set_same_batch));
-    /// one-shot.
-    same_batch: bool,
-    /// A head of the current batch got its `Date` from the clock.
-    batch_dated: bool,
+    /// The caller's monotonic clock reading for the next head's `Date`
+    /// ([`set_clock`](Self::set_clock)); one-shot.
+    clock: Option<Instant>,
 }
 
 impl ServerConn {
@@ -194,8 +193,7 @@ impl ServerConn {
             body_limit,
             no_keep_alive: false,
             closing: false,
-            same_batch: false,
-            batch_dated: false,
+            clock: None,
         }
     }
 
@@ -219,8 +217,7 @@ impl ServerConn {
             body_limit,
             no_keep_alive,
             closing,
-            same_batch,
-            batch_dated,
+            clock,
         } = self;
         *parser = HeadParser::new();
         *read = Read::Head;
@@ -230,8 +227,7 @@ impl ServerConn {
         *body_limit = limits.max_body_size;
         *no_keep_alive = false;
         *closing = false;
-        *same_batch = false;
-        *batch_dated = false;
+        *clock = None;
     }
 
     /// The limits in force.
@@ -277,25 +273,23 @@ impl ServerConn {
         self.spellings = spellings;
     }
 
-    /// Say that the next response head will be sent in the same write as the heads
-    /// this connection wrote before it (the caller has not sent its output since): heads
-    /// written together share one reading of the clock for their `Date`, the first
-    /// one's, instead of reading it each. Applies to the next head only; by default
-    /// every head reads the clock (the reading is cheap, the rendering is cached for the
-    /// second).
-    pub fn set_same_batch(&mut self, same_batch: bool) {
-        self.same_batch = same_batch;
+    /// Give the next response head the caller's reading of the monotonic clock (a
+    /// server's loop reads it once per turn): its `Date` then comes from the line this
+    /// thread rendered for the current second without reading the wall clock, as long
+    /// as `now` falls within that second. Applies to the next head only; without it a
+    /// head reads the wall clock (cheap, and the rendering is cached for the second).
+    /// Heads given readings older than the moment they are written may carry a `Date`
+    /// that lags by as much.
+    pub fn set_clock(&mut self, now: Instant) {
+        self.clock = Some(now);
     }
 
     fn style(&mut self) -> HeadStyle<'_> {
-        if !std::mem::take(&mut self.same_batch) {
-            self.batch_dated = false;
-        }
         HeadStyle {
             server: self.server_header.as_ref(),
             case: self.header_case,
             spellings: self.spellings.as_deref(),
-            reuse_date: self.batch_dated,
+            now: self.clock.take(),
         }
     }
 
@@ -549,7 +543,6 @@ impl ServerConn {
     ) -> Result<(), OutputError> {
         let info = self.next_request()?;
         let enc = ResponseEncoder::start_inner(&info, status, headers, None, self.style(), out)?;
-        self.batch_dated |= enc.dated();
         self.response = Some(enc);
         Ok(())
     }
@@ -654,7 +647,6 @@ impl ServerConn {
         let len = body.len() as u64;
         let enc =
             ResponseEncoder::start_inner(&info, status, headers, Some(len), self.style(), out)?;
-        self.batch_dated |= enc.dated();
         // With a length to add, the framing is `Length` or `None` (1xx, 204, 304, HEAD):
         // never chunked or close-delimited, so the body is the bytes as they are.
         match enc.framing() {
@@ -715,34 +707,28 @@ mod tests {
     }
 
     #[test]
-    fn batch_dates_follow_the_first_clock_reading() {
+    fn a_clock_reading_lasts_one_head() {
         let mut conn = ServerConn::new(Limits::default());
-        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..].repeat(4)[..]);
-        assert_eq!(events(&mut conn, &mut buf).len(), 8);
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..].repeat(3)[..]);
+        assert_eq!(events(&mut conn, &mut buf).len(), 6);
         let mut out = BytesMut::new();
-        // The first head of a batch reads the clock; the flag lasts one head.
+        conn.set_clock(Instant::now());
         conn.respond(StatusCode::OK, &HeaderMap::new(), b"", &mut out)
             .unwrap();
-        assert!(conn.batch_dated);
-        conn.set_same_batch(true);
-        conn.respond(StatusCode::OK, &HeaderMap::new(), b"", &mut out)
-            .unwrap();
-        assert!(conn.batch_dated, "reused");
-        assert!(!conn.same_batch, "one-shot");
-        // A new batch starts over; a head with its own Date reads nothing.
+        assert!(conn.clock.is_none(), "one-shot");
+        // A head with its own Date takes the reading and writes no other.
         let mut dated = HeaderMap::new();
         dated.insert(
             http::header::DATE,
             HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
         );
+        conn.set_clock(Instant::now());
         conn.respond(StatusCode::OK, &dated, b"", &mut out).unwrap();
-        assert!(!conn.batch_dated, "no clock reading in this batch yet");
-        conn.set_same_batch(true);
+        assert!(conn.clock.is_none());
         conn.respond(StatusCode::OK, &HeaderMap::new(), b"", &mut out)
             .unwrap();
-        assert!(conn.batch_dated);
         let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
-        assert_eq!(text.matches("\r\ndate: ").count(), 4, "{text}");
+        assert_eq!(text.matches("\r\ndate: ").count(), 3, "{text}");
         assert_eq!(text.matches("date: sun, 06 nov 1994").count(), 1, "{text}");
     }
 

@@ -64,9 +64,9 @@ pub(crate) struct HeadStyle<'a> {
     pub(crate) case: HeaderCase,
     /// The spellings [`HeaderCase::Preserve`] uses.
     pub(crate) spellings: Option<&'a HeaderCaseMap>,
-    /// Use the `Date` this thread rendered last without reading the clock (a head
-    /// after the first of a batch that goes out in one write).
-    pub(crate) reuse_date: bool,
+    /// The caller's reading of the monotonic clock, for the `Date` (see
+    /// [`ServerConn::set_clock`](crate::h1::ServerConn::set_clock)).
+    pub(crate) now: Option<std::time::Instant>,
 }
 
 /// Appends one header line, `name: value` and CRLF.
@@ -119,7 +119,7 @@ fn put_status_line(out: &mut BytesMut, status: StatusCode) {
 
 fn put_date(out: &mut BytesMut) {
     let mut line = [0; DATE_LINE_LEN];
-    crate::date::date_line(&mut line, true);
+    crate::date::date_line(&mut line, None);
     out.put_slice(&line);
 }
 
@@ -261,8 +261,6 @@ pub struct ResponseEncoder {
     finished: bool,
     /// The answer to a HEAD request: body writes are accepted and dropped.
     head: bool,
-    /// The encoder wrote the `Date` header.
-    dated: bool,
 }
 
 impl ResponseEncoder {
@@ -431,9 +429,8 @@ impl ResponseEncoder {
                 tail.push(b"\r\n");
             }
         }
-        let dated = !has_date;
-        if dated {
-            crate::date::date_line(tail.next_array(), !style.reuse_date);
+        if !has_date {
+            crate::date::date_line(tail.next_array(), style.now);
         }
         if let Some(n) = write_length {
             tail.push(b"Content-Length: ");
@@ -462,13 +459,7 @@ impl ResponseEncoder {
             keep_alive,
             finished: false,
             head: req.is_head,
-            dated,
         })
-    }
-
-    /// Whether the head got its `Date` from the encoder (not from the caller's headers).
-    pub(crate) fn dated(&self) -> bool {
-        self.dated
     }
 
     /// How the body is framed.
@@ -875,7 +866,7 @@ mod tests {
                 server: None,
                 case,
                 spellings: None,
-                reuse_date: true,
+                now: None,
             };
             ResponseEncoder::start_inner(&req, StatusCode::OK, headers, Some(5), style, &mut out)
                 .unwrap();
@@ -938,7 +929,7 @@ mod tests {
             server,
             case,
             spellings,
-            reuse_date: false,
+            now: None,
         };
         let t = head(style(Some(&server), HeaderCase::Lower, None), Some(0));
         assert!(
@@ -975,7 +966,7 @@ mod tests {
         // A head that shares its batch's Date still has one.
         let t = head(
             HeadStyle {
-                reuse_date: true,
+                now: None,
                 ..style(None, HeaderCase::Lower, None)
             },
             Some(1),

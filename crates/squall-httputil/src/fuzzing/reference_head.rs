@@ -156,7 +156,11 @@ pub fn compare(
         let with_path = |t: &str| match t.split_once("://") {
             Some((scheme, rest)) => {
                 let end = rest.find(['/', '?']).unwrap_or(rest.len());
-                let slash = if rest[end..].starts_with('/') { "" } else { "/" };
+                let slash = if rest[end..].starts_with('/') {
+                    ""
+                } else {
+                    "/"
+                };
                 format!("{scheme}://{}{slash}{}", &rest[..end], &rest[end..])
             }
             None => t.to_owned(),
