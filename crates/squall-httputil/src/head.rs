@@ -512,6 +512,7 @@ impl HeadParser {
     ///
     /// # Errors
     /// Any [`ParseError`] a head can have; see [`parse_request_head`].
+    #[inline]
     pub fn parse_bytes(
         &mut self,
         buf: &mut BytesMut,
