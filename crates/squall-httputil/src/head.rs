@@ -933,27 +933,24 @@ fn check_fields(buf: &[u8], line: Line) -> Result<Analyzed, ParseError> {
 /// by the one path. What it accepts it splits as `httparse` does (field values without
 /// the whitespace around them), which the `head` fuzz target checks.
 fn scan_common(buf: &[u8], limits: &Limits) -> Option<Line> {
-    let (method, mut i) = common_method(buf)?;
+    let (method, start) = common_method(buf)?;
     // The target: path bytes, then after a `?` query bytes, up to the space.
-    let start = i;
-    if buf.get(i) != Some(&b'/') {
+    let target = buf.get(start..)?;
+    if target.first() != Some(&b'/') {
         return None;
     }
-    while buf.get(i).is_some_and(|&b| ORIGIN[usize::from(b)] & 1 != 0) {
-        i += 1;
-    }
-    let query = i;
-    if buf.get(i) == Some(&b'?') {
-        i += 1;
-        while buf.get(i).is_some_and(|&b| ORIGIN[usize::from(b)] & 2 != 0) {
-            i += 1;
-        }
+    let query = start
+        + target
+            .iter()
+            .position(|&b| ORIGIN[usize::from(b)] & 1 == 0)?;
+    let mut i = query;
+    if buf[i] == b'?' {
+        i += 1 + buf[i + 1..]
+            .iter()
+            .position(|&b| ORIGIN[usize::from(b)] & 2 == 0)?;
     }
     let target_len = i - start;
-    if buf.get(i) != Some(&b' ')
-        || target_len > limits.max_uri_len
-        || target_len > usize::from(u16::MAX) - 1
-    {
+    if buf[i] != b' ' || target_len > limits.max_uri_len || target_len > usize::from(u16::MAX) - 1 {
         return None;
     }
     let version = match buf.get(i + 1..i + 11)? {
@@ -976,29 +973,27 @@ fn scan_common(buf: &[u8], limits: &Limits) -> Option<Line> {
         if name_len == 0 || rest[name_len] != b':' || name_len > MAX_HEADER_NAME_LEN {
             return None;
         }
-        let mut v = pos + name_len + 1;
-        while matches!(buf.get(v), Some(b' ' | b'\t')) {
-            v += 1;
-        }
-        let value_start = v;
-        while buf.get(v).is_some_and(|&b| field_value_byte(b)) {
-            v += 1;
-        }
-        if buf.get(v..v + 2)? != b"\r\n" {
+        // The value: after the whitespace that follows the colon, up to the CR.
+        let after = &rest[name_len + 1..];
+        let blank = after.iter().position(|&b| b != b' ' && b != b'\t')?;
+        let value = &after[blank..];
+        let value_len = value.iter().position(|&b| !FIELD_VALUE[usize::from(b)])?;
+        if value.get(value_len..value_len + 2)? != b"\r\n" {
             return None;
         }
-        let mut value_end = v;
-        while value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
-            value_end -= 1;
-        }
+        let trimmed = value[..value_len]
+            .iter()
+            .rposition(|&b| b != b' ' && b != b'\t')
+            .map_or(0, |last| last + 1);
         if fields.as_slice().len() == limits.max_headers {
             return None;
         }
+        let value_start = pos + name_len + 1 + blank;
         fields.push(Field {
             name: (pos as u32, (pos + name_len) as u32),
-            value: (value_start as u32, value_end as u32),
+            value: (value_start as u32, (value_start + trimmed) as u32),
         });
-        pos = v + 2;
+        pos = value_start + value_len + 2;
     };
     if len > limits.max_head_size {
         return None;
@@ -1030,11 +1025,18 @@ fn common_method(buf: &[u8]) -> Option<(Method, usize)> {
     (buf.get(len) == Some(&b' ')).then_some((method, len + 1))
 }
 
-/// A byte a field value may hold (`httparse`'s set): HTAB, SP, visible ASCII and
+/// The bytes a field value may hold (`httparse`'s set): HTAB, SP, visible ASCII and
 /// obs-text.
-fn field_value_byte(b: u8) -> bool {
-    b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
+const fn field_value_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b == 0x09 || (b >= 0x20 && b != 0x7f);
+        b += 1;
+    }
+    t
 }
+static FIELD_VALUE: [bool; 256] = field_value_table();
 
 /// The longest header name `http::HeaderName` takes.
 const MAX_HEADER_NAME_LEN: usize = (1 << 16) - 1;
