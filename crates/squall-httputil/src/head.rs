@@ -953,9 +953,12 @@ fn scan_common(buf: &[u8], limits: &Limits) -> Option<Line> {
     if buf[i] != b' ' || target_len > limits.max_uri_len || target_len > usize::from(u16::MAX) - 1 {
         return None;
     }
-    let version = match buf.get(i + 1..i + 11)? {
-        b"HTTP/1.1\r\n" => Version::HTTP_11,
-        b"HTTP/1.0\r\n" => Version::HTTP_10,
+    // `HTTP/1.` then the minor digit and CRLF, compared as two words.
+    let line_end: &[u8; 10] = buf.get(i + 1..i + 11)?.try_into().ok()?;
+    let (word, tail) = line_end.split_at(8);
+    let version = match (u64::from_le_bytes(word.try_into().ok()?), tail) {
+        (HTTP_11, b"\r\n") => Version::HTTP_11,
+        (HTTP_10, b"\r\n") => Version::HTTP_10,
         _ => return None,
     };
     // The careful path's limit on the request line (its LF's offset).
@@ -1009,6 +1012,10 @@ fn scan_common(buf: &[u8], limits: &Limits) -> Option<Line> {
         len,
     })
 }
+
+/// `HTTP/1.1` and `HTTP/1.0` as little-endian words.
+const HTTP_11: u64 = u64::from_le_bytes(*b"HTTP/1.1");
+const HTTP_10: u64 = u64::from_le_bytes(*b"HTTP/1.0");
 
 /// The methods [`scan_common`] knows, and where the target starts after them.
 fn common_method(buf: &[u8]) -> Option<(Method, usize)> {
