@@ -748,11 +748,13 @@ fn tokenize(buf: &[u8], limits: &Limits, whole: bool) -> Result<Option<Line>, Pa
     Ok(Some(Line {
         method,
         version,
-        target,
-        query,
-        uri,
-        host: host_override,
-        fields,
+        parts: ViewParts {
+            target,
+            query,
+            uri,
+            host: host_override,
+            fields,
+        },
         len,
     }))
 }
@@ -774,7 +776,8 @@ pub(crate) fn scan_agrees(buf: &[u8], limits: &Limits) -> Result<(), String> {
         }
     };
     let fields = |l: &Line| -> Vec<(Vec<u8>, Vec<u8>)> {
-        l.fields
+        l.parts
+            .fields
             .as_slice()
             .iter()
             .map(|f| (slice(buf, f.name).to_vec(), slice(buf, f.value).to_vec()))
@@ -782,10 +785,10 @@ pub(crate) fn scan_agrees(buf: &[u8], limits: &Limits) -> Result<(), String> {
     };
     let same = a.method == b.method
         && a.version == b.version
-        && a.target == b.target
-        && a.query == b.query
-        && b.uri.is_none()
-        && b.host.is_none()
+        && a.parts.target == b.parts.target
+        && a.parts.query == b.parts.query
+        && b.parts.uri.is_none()
+        && b.parts.host.is_none()
         && a.len == b.len
         && fields(&a) == fields(&b);
     if same {
@@ -795,12 +798,12 @@ pub(crate) fn scan_agrees(buf: &[u8], limits: &Limits) -> Result<(), String> {
             "scanned {} {:?} {:?} {:?} len {}, httparse {} {:?} {:?} {:?} len {}",
             a.method,
             a.version,
-            a.target,
+            a.parts.target,
             fields(&a),
             a.len,
             b.method,
             b.version,
-            b.target,
+            b.parts.target,
             fields(&b),
             b.len
         ))
@@ -811,11 +814,7 @@ pub(crate) fn scan_agrees(buf: &[u8], limits: &Limits) -> Result<(), String> {
 struct Line {
     method: Method,
     version: Version,
-    target: (u32, u32),
-    query: Option<u32>,
-    uri: Option<ParsedUri>,
-    host: Option<(u32, u32)>,
-    fields: Fields,
+    parts: ViewParts,
     len: usize,
 }
 
@@ -824,11 +823,7 @@ fn check_fields(buf: &[u8], line: Line) -> Result<Analyzed, ParseError> {
     let Line {
         method,
         version,
-        target,
-        query,
-        uri,
-        host,
-        fields,
+        parts,
         len,
     } = line;
     let mut host_count = 0usize;
@@ -839,7 +834,7 @@ fn check_fields(buf: &[u8], line: Line) -> Result<Analyzed, ParseError> {
     let mut conn_keep_alive = false;
     let mut expect_continue = false;
     let mut expect_other = false;
-    for f in fields.as_slice() {
+    for f in parts.fields.as_slice() {
         let name = slice(buf, f.name);
         let raw = slice(buf, f.value);
         // By length first: most fields are none of these.
@@ -914,13 +909,7 @@ fn check_fields(buf: &[u8], line: Line) -> Result<Analyzed, ParseError> {
         body,
         keep_alive,
         expect_continue,
-        parts: ViewParts {
-            target,
-            query,
-            uri,
-            host,
-            fields,
-        },
+        parts,
         len,
     })
 }
@@ -1004,11 +993,13 @@ fn scan_common(buf: &[u8], limits: &Limits) -> Option<Line> {
     Some(Line {
         method,
         version,
-        target: (start as u32, i as u32),
-        query: Some(query as u32),
-        uri: None,
-        host: None,
-        fields,
+        parts: ViewParts {
+            target: (start as u32, i as u32),
+            query: Some(query as u32),
+            uri: None,
+            host: None,
+            fields,
+        },
         len,
     })
 }
@@ -1433,6 +1424,7 @@ mod tests {
         // Values lose the whitespace around them, as httparse's do.
         let line = scan_common(heads[4], &limits).unwrap();
         let values: Vec<&[u8]> = line
+            .parts
             .fields
             .as_slice()
             .iter()
