@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use squall_poller::{syscall, util, Event, Events, Interest, Poller, Ready};
 
-/// A level-triggered epoll instance.
+/// A level-triggered epoll instance (edge-triggered, `EPOLLET`, for an fd registered
+/// with the [`Interest::EDGE`] hint).
 ///
 /// Tornado's `_EPoll`. Readiness maps as follows: `EPOLLIN`, `EPOLLPRI` and `EPOLLRDHUP`
 /// give READ (a peer's end-of-file is readable, never an error); `EPOLLOUT` gives WRITE;
@@ -50,10 +51,15 @@ impl Epoll {
     }
 }
 
+/// What epoll says when the peer has closed its side (or the fd has failed): an
+/// edge-triggered fd turns level-triggered at this report.
+const PEER_GONE: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+
 /// The epoll mask for an interest. `EPOLLERR` and `EPOLLHUP` are always reported by the
-/// kernel; `EPOLLRDHUP` is asked with READ so a half-close is seen as readable.
+/// kernel; `EPOLLRDHUP` is asked with READ so a half-close is seen as readable; the
+/// [`EDGE`](Interest::EDGE) hint is `EPOLLET`.
 fn interest_to_epoll(interest: Interest) -> u32 {
-    let mut bits = 0;
+    let mut bits = if interest.is_edge() { libc::EPOLLET } else { 0 };
     if interest.is_readable() {
         bits |= libc::EPOLLIN | libc::EPOLLRDHUP;
     }
@@ -139,14 +145,23 @@ impl Poller for Epoll {
             })
             .map(|n| n as usize)
         })?;
-        for raw in &self.buf[..n] {
-            let (bits, data) = (raw.events, raw.u64);
+        for i in 0..n {
+            let (bits, data) = (self.buf[i].events, self.buf[i].u64);
             let fd = data as u32 as RawFd;
+            let interest = Interest::from_bits_truncate((data >> 32) as u8);
+            if interest.is_edge() && bits & PEER_GONE != 0 {
+                // The peer closed (or the fd failed): from now on the fd is
+                // level-triggered. Its end-of-file stays readable after the data, and
+                // a reader that stops at a short read (as the hint allows) would never
+                // hear of it again from an edge that has already passed. The failure
+                // of this `epoll_ctl` needs a caller that closed the fd without
+                // unregistering it (ENOENT, EBADF), which the contract rules out.
+                let _ = self.ctl(libc::EPOLL_CTL_MOD, fd, interest - Interest::EDGE);
+            }
             let mut ready = epoll_to_ready(bits);
             // A hung-up pipe or socket with READ interest must be read to see the
             // end-of-file: report it as readable too.
-            let wants_read = (data >> 32) as u8 & Interest::READ.bits() != 0;
-            if ready.is_hup() && wants_read {
+            if ready.is_hup() && interest.is_readable() {
                 ready |= Ready::READ;
             }
             events.push(Event { fd, ready });
@@ -173,5 +188,39 @@ mod tests {
         let hup = epoll_to_ready((libc::EPOLLHUP | libc::EPOLLERR) as u32);
         assert!(hup.is_hup() && hup.is_error() && !hup.is_readable());
         assert!(epoll_to_ready(libc::EPOLLRDHUP as u32).is_readable());
+        let e = interest_to_epoll(Interest::READ | Interest::EDGE) as libc::c_int;
+        assert!(e & libc::EPOLLET != 0 && e & libc::EPOLLIN != 0);
+        assert_eq!(r & libc::EPOLLET, 0);
+    }
+
+    /// With the EDGE hint an fd left unread is not reported again until something
+    /// changes: new data, or a `modify`, which looks at the fd afresh.
+    #[test]
+    fn edge_hint_reports_changes_only() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+
+        let mut p = Epoll::new().unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        p.register(fd, Interest::READ | Interest::EDGE).unwrap();
+        let mut ev = Events::with_capacity(8);
+        b.write_all(b"one").unwrap();
+        p.poll(&mut ev, Some(Duration::from_secs(10))).unwrap();
+        assert!(ev.get(fd).unwrap().is_readable());
+        p.poll(&mut ev, Some(Duration::ZERO)).unwrap();
+        assert_eq!(ev.get(fd), None, "an edge is reported once");
+        b.write_all(b"two").unwrap();
+        p.poll(&mut ev, Some(Duration::from_secs(10))).unwrap();
+        assert!(ev.get(fd).unwrap().is_readable(), "new data is a new edge");
+        p.modify(fd, Interest::BOTH | Interest::EDGE).unwrap();
+        p.poll(&mut ev, Some(Duration::from_secs(10))).unwrap();
+        let r = ev.get(fd).unwrap();
+        assert!(r.is_readable() && r.is_writable(), "modify looks afresh: {r:?}");
+        p.modify(fd, Interest::READ).unwrap();
+        for _ in 0..2 {
+            p.poll(&mut ev, Some(Duration::from_secs(10))).unwrap();
+            assert!(ev.get(fd).unwrap().is_readable(), "level-triggered again");
+        }
     }
 }

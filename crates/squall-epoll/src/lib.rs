@@ -1,9 +1,12 @@
 //! The Linux epoll backend of squall's [`Poller` trait](squall_poller::Poller): Tornado's
 //! `tornado/platform/epoll.py`.
 //!
-//! Level-triggered (no `EPOLLET`, no `EPOLLONESHOT`), so an fd is registered once and
-//! touched again only when its interest changes: the loop pays one `epoll_ctl` per
-//! transition, never one per wait. The kernel keeps the interest set, so `register`,
+//! Level-triggered (no `EPOLLONESHOT`), so an fd is registered once and touched again
+//! only when its interest changes: the loop pays one `epoll_ctl` per transition, never
+//! one per wait. An fd registered with the [`Interest::EDGE`](squall_poller::Interest::EDGE)
+//! hint is edge-triggered (`EPOLLET`): the kernel then does not look at it again on the
+//! next wait after reporting it, which is what a stream that tracks readiness itself
+//! (squall's `IoStream`) asks for. The kernel keeps the interest set, so `register`,
 //! `modify` and `unregister` are one syscall each and need no table of our own.
 //!
 //! On other platforms the crate is empty.

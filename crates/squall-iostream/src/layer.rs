@@ -32,7 +32,8 @@ pub trait Layer: Any {
     ///
     /// Returns fewer than `dst.len()` bytes only when `fd` has nothing more for now and
     /// nothing is held back in the layer: the stream then waits for the fd to be
-    /// readable. `Ok(0)` is the end of the stream; `WouldBlock` means nothing can be read
+    /// readable. (The stream's registration is edge-triggered: a short read that left
+    /// bytes in the fd would wait for a report that does not come.) `Ok(0)` is the end of the stream; `WouldBlock` means nothing can be read
     /// until the fd is readable again. `dst` is never empty.
     ///
     /// # Errors
@@ -60,7 +61,9 @@ pub trait Layer: Any {
 
     /// Reads from `fd` whatever it has and processes it, keeping any data received for
     /// a later [`read`](Layer::read): how the stream moves a handshake on while nobody
-    /// reads.
+    /// reads. While the layer is not [ready](Layer::is_ready) afterwards, the fd must
+    /// have had nothing more (the stream waits for its next report); a drive that made
+    /// the layer ready may stop early (the stream reads next).
     ///
     /// # Errors
     ///
@@ -257,7 +260,10 @@ impl Inner {
                 return;
             }
         }
-        if self.with_layer(|l| l.has_buffered_input()) == Some(true) {
+        // A drive that ends with the handshake still running ended on an fd with
+        // nothing more (`Layer::drive`'s contract); one that finished it may have left
+        // bytes in the fd, and the registration is edge-triggered: the next read tries.
+        if self.with_layer(|l| l.has_buffered_input()) == Some(true) || !self.layer_pending() {
             self.set(READABLE);
         } else {
             self.clear(READABLE);

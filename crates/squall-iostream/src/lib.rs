@@ -46,12 +46,13 @@
 //!   at most `n` minus what is buffered), and no read buffers more than
 //!   `max_buffer_size` (default 100 MiB): one that would need more fails with
 //!   [`StreamError::BufferFull`] and closes the stream.
-//! - **Syscalls are counted.** The fd is registered with READ interest the first time a
-//!   read waits, and READ stays armed across reads. When a READ event arrives and
-//!   nobody waits, READ is disarmed (one `epoll_ctl`) and the stream remembers it is
-//!   readable, so the next read tries the syscall at once. After a short read the
-//!   socket is taken as drained and the read parks without another `read()`;
-//!   level-triggered readiness reports anything left.
+//! - **Syscalls are counted.** The fd is registered with READ interest (and the
+//!   [`Interest::EDGE`](squall_ioloop::Interest::EDGE) hint: epoll reports it once per
+//!   change) the first time a read waits, and READ stays armed across reads. When a
+//!   READ event arrives and nobody waits, the stream remembers it is readable, so the
+//!   next read tries the syscall at once. After a short read the socket is taken as
+//!   drained and the read parks without another `read()`; a close queued behind the
+//!   data is still reported (the poller's contract).
 //! - **End-of-file closes the stream** (as in Tornado), but data that arrived before it
 //!   stays readable: reads that the buffer satisfies still succeed.
 //!

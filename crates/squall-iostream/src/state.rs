@@ -294,10 +294,18 @@ impl Inner {
         }
     }
 
+    /// The interest the stream registers with before its directions: the
+    /// [`EDGE`](Interest::EDGE) hint. The stream keeps the hint's promise: `READABLE`
+    /// and `WRITABLE` are set by every report and cleared only by a read or write that
+    /// found the fd drained (`EAGAIN`, or a short transfer; a [`Layer`](crate::Layer)'s
+    /// short read means the same by its contract), so epoll does not look at the fd
+    /// again on every wait after reporting it.
+    const BASE_INTEREST: Interest = Interest::EDGE;
+
     /// Adds `add` to the interest the loop watches, registering the fd on first use.
     /// No syscall if it is already armed.
     pub(crate) fn arm(self: &Rc<Self>, add: Interest) -> io::Result<()> {
-        let mut want = Interest::NONE;
+        let mut want = Self::BASE_INTEREST;
         if self.has(ARMED_READ) {
             want |= Interest::READ;
         }
@@ -333,7 +341,7 @@ impl Inner {
         if !self.has(REGISTERED) {
             return;
         }
-        let mut want = Interest::NONE;
+        let mut want = Self::BASE_INTEREST;
         if self.has(ARMED_READ) && !rm.is_readable() {
             want |= Interest::READ;
         }
@@ -392,6 +400,10 @@ impl Inner {
         }
         let trouble = ready.is_error() || ready.is_hup();
         let layered = self.has(LAYERED);
+        if ready.is_writable() {
+            // Kept even with nothing to send: an edge-triggered report comes once.
+            self.set(WRITABLE);
+        }
         if (ready.is_writable() || trouble)
             && (self.wbuf_len.get() > 0 || (layered && self.layer_wants_write()))
         {
@@ -418,11 +430,10 @@ impl Inner {
                 self.close_with(CloseCause::Eof);
             } else if trouble && !(self.has(ARMED_WRITE) && self.wbuf_len.get() > 0) {
                 self.park();
-            } else if self.has(ARMED_READ) {
-                // Nobody is waiting: stop level-triggered repeats; the next read tries
-                // the syscall at once.
-                self.disarm(Interest::READ);
             }
+            // Otherwise nobody is waiting: `READABLE` remembers the report for the next
+            // read, and the registration is edge-triggered, so READ stays armed (no
+            // repeats to stop, no `epoll_ctl` now and again when a reader comes).
         }
     }
 

@@ -11,6 +11,9 @@ use std::ops::{BitOr, BitOrAssign, Sub};
 /// `Interest::NONE` is a valid registration that is never reported READ or WRITE;
 /// whether it still hears errors and hang-ups depends on the OS (epoll and poll: yes;
 /// select and kqueue: nothing at all), so use it to park an fd, not to watch it.
+///
+/// [`Interest::EDGE`] is a hint added to a direction, not a direction of its own: see
+/// it for the promise a caller makes with it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Interest(u8);
 
@@ -23,6 +26,21 @@ impl Interest {
     pub const WRITE: Interest = Interest(2);
     /// Both directions.
     pub const BOTH: Interest = Interest(3);
+    /// A hint: the caller keeps track of readiness itself, so the backend may report
+    /// the fd only when its state changes (new data, new room, a hang-up) instead of on
+    /// every poll while it stays ready (epoll: `EPOLLET`).
+    ///
+    /// The caller's promise: after a report it goes on reading (or writing) until the
+    /// fd is drained (a read or write that would block, or a short one on a socket or
+    /// pipe) before it waits for the next report; or it changes the interest, which
+    /// makes the backend look at the fd afresh. A backend that honours the hint keeps
+    /// reporting an fd whose peer has closed (a short read does not reach the
+    /// end-of-file queued behind the data, so the close must not pass as one edge):
+    /// epoll makes such an fd level-triggered. Every report an edge-triggered backend
+    /// makes, a level-triggered one makes too, so a backend may ignore the hint
+    /// (select, poll and kqueue do), and code that keeps the promise works on both.
+    /// Tokio and mio work this way on every backend.
+    pub const EDGE: Interest = Interest(4);
 
     /// Whether READ is asked for.
     #[inline]
@@ -36,10 +54,16 @@ impl Interest {
         self.0 & Self::WRITE.0 != 0
     }
 
-    /// Whether neither direction is asked for.
+    /// Whether the [`EDGE`](Interest::EDGE) hint is given.
+    #[inline]
+    pub const fn is_edge(self) -> bool {
+        self.0 & Self::EDGE.0 != 0
+    }
+
+    /// Whether neither direction is asked for (the [`EDGE`](Interest::EDGE) hint aside).
     #[inline]
     pub const fn is_none(self) -> bool {
-        self.0 == 0
+        self.0 & Self::BOTH.0 == 0
     }
 
     /// Whether every bit of `other` is set in `self`.
@@ -60,10 +84,16 @@ impl Interest {
         Interest(self.0 & !other.0)
     }
 
-    /// The raw bits (READ = 1, WRITE = 2).
+    /// The raw bits (READ = 1, WRITE = 2, EDGE = 4).
     #[inline]
     pub const fn bits(self) -> u8 {
         self.0
+    }
+
+    /// Rebuilds an `Interest` from [`bits`](Interest::bits); unknown bits are dropped.
+    #[inline]
+    pub const fn from_bits_truncate(bits: u8) -> Interest {
+        Interest(bits & 0x07)
     }
 }
 
@@ -92,12 +122,16 @@ impl Sub for Interest {
 
 impl fmt::Debug for Interest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.is_readable(), self.is_writable()) {
-            (false, false) => f.write_str("NONE"),
-            (true, false) => f.write_str("READ"),
-            (false, true) => f.write_str("WRITE"),
-            (true, true) => f.write_str("READ | WRITE"),
+        f.write_str(match (self.is_readable(), self.is_writable()) {
+            (false, false) => "NONE",
+            (true, false) => "READ",
+            (false, true) => "WRITE",
+            (true, true) => "READ | WRITE",
+        })?;
+        if self.is_edge() {
+            f.write_str(" | EDGE")?;
         }
+        Ok(())
     }
 }
 
@@ -204,10 +238,11 @@ impl Ready {
         Ready(bits & 0x0f)
     }
 
-    /// The directions of an interest, as readiness (READ to READ, WRITE to WRITE).
+    /// The directions of an interest, as readiness (READ to READ, WRITE to WRITE; the
+    /// [`EDGE`](Interest::EDGE) hint is no readiness).
     #[inline]
     pub const fn from_interest(interest: Interest) -> Ready {
-        Ready(interest.bits())
+        Ready(interest.bits() & Interest::BOTH.bits())
     }
 }
 
@@ -270,6 +305,18 @@ mod tests {
         assert_eq!(Interest::BOTH - Interest::WRITE, Interest::READ);
         assert!(Interest::NONE.is_none());
         assert_eq!(format!("{:?}", Interest::BOTH), "READ | WRITE");
+        let edge = Interest::READ | Interest::EDGE;
+        assert!(edge.is_edge() && edge.is_readable() && !edge.is_writable());
+        assert!(Interest::EDGE.is_none() && !Interest::READ.is_edge());
+        assert_eq!(format!("{edge:?}"), "READ | EDGE");
+        assert_eq!(
+            Interest::from_bits_truncate(0xff),
+            Interest::BOTH | Interest::EDGE
+        );
+        assert_eq!(
+            Ready::from_interest(Interest::BOTH | Interest::EDGE),
+            Ready::READ | Ready::WRITE
+        );
     }
 
     #[test]

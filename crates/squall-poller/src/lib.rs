@@ -4,7 +4,8 @@
 //!
 //! This is Tornado's `tornado/platform/interface.py`: the small object the IOLoop asks
 //! "which fds are ready?". The contract is level-triggered and keyed by fd, like
-//! Tornado's `_impl`; see [`Poller`] for every rule. Backends live in their own crates:
+//! Tornado's `_impl` (with an [`Interest::EDGE`] hint a backend may honour); see
+//! [`Poller`] for every rule. Backends live in their own crates:
 //!
 //! | crate | syscall | where |
 //! | --- | --- | --- |

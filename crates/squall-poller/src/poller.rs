@@ -20,6 +20,10 @@ use crate::{Events, Interest};
 ///   fd was closed and unregistered) the same number can be registered again.
 /// * **Level-triggered.** An fd that stays ready is reported again by every poll until
 ///   the condition goes away (the data is read, the buffer fills up, interest changes).
+///   The one exception is an fd registered with the [`Interest::EDGE`] hint, which a
+///   backend may report only when its state changes (every report a level-triggered
+///   backend makes is still a correct answer to it, so ignoring the hint is allowed);
+///   the conformance case `edge_hint_still_reports_changes` pins what both must do.
 /// * **Errors and hang-ups come with either direction**; see [`Ready`](crate::Ready)
 ///   for what each bit means. End-of-file is READ, not ERROR; a refused non-blocking
 ///   connect watched for WRITE is ERROR, and the error stays pending for the caller.
