@@ -138,7 +138,11 @@ const TIME_TEXT: usize = 24;
 
 /// ` 0.45ms`: milliseconds with two decimals, rounded to the nearest hundredth.
 fn time_text(elapsed: Duration) -> Line<TIME_TEXT> {
-    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    // In u64 (`as_micros` is a u128): past half a million years it saturates.
+    let micros = elapsed
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(elapsed.subsec_micros()));
     let hundredths = micros.saturating_add(5) / 10;
     let frac = (hundredths % 100) as u8;
     let mut text = Line::<TIME_TEXT>::default();

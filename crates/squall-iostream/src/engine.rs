@@ -67,6 +67,7 @@ impl Inner {
                 drop(old);
             }
         }
+        self.set(READ_WAIT);
         Ok(())
     }
 

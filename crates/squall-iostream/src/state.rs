@@ -59,6 +59,10 @@ pub(crate) const LAYERED: u32 = 1 << 15;
 /// The fd is not a socket (a pipe, a file: `recv` said `ENOTSOCK`): its reads and
 /// writes are `read(2)` and `write(2)`.
 pub(crate) const NOT_SOCKET: u32 = 1 << 16;
+/// A read waits for the fd: `read_waker` is to be woken. The waker is kept after the
+/// wake (and after the read ends), so a task that reads again, as a connection's
+/// reader does request after request, waits with no clone of its waker.
+pub(crate) const READ_WAIT: u32 = 1 << 17;
 
 /// A stream's state: what every read and write touches is inline (200 bytes with the
 /// `Rc` header); what most streams never use is in [`Cold`], allocated on first use.
@@ -231,10 +235,7 @@ impl Inner {
     }
 
     pub(crate) fn has_read_waker(&self) -> bool {
-        let w = self.read_waker.take();
-        let some = w.is_some();
-        self.read_waker.set(w);
-        some
+        self.has(READ_WAIT)
     }
 
     /// Claims the read slot; `false` if another read holds it.
@@ -249,8 +250,7 @@ impl Inner {
 
     /// Gives the read slot back (a read finished or was dropped).
     pub(crate) fn release_read(&self) {
-        self.clear(READ_ACTIVE);
-        drop(self.read_waker.take());
+        self.clear(READ_ACTIVE | READ_WAIT);
     }
 
     pub(crate) fn add_write_waker(&self, waker: &Waker) {
@@ -288,10 +288,20 @@ impl Inner {
         }
     }
 
+    /// Wakes the read that waits, if one does; its waker stays for the next wait.
     pub(crate) fn wake_reader(&self) {
-        if let Some(w) = self.read_waker.take() {
-            w.wake();
+        if !self.has(READ_WAIT) {
+            return;
         }
+        self.clear(READ_WAIT);
+        let w = self.read_waker.take();
+        if let Some(w) = &w {
+            w.wake_by_ref();
+        }
+        // A waker set while this one ran (it cannot be, as wakers only queue work,
+        // but the newer one would be the one to keep).
+        let newer = self.read_waker.take();
+        self.read_waker.set(newer.or(w));
     }
 
     /// The interest the stream registers with before its directions: the
