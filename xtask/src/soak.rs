@@ -52,6 +52,8 @@ const DEFAULT_MAX_URI_LEN: usize = 8 * 1024;
 const DEFAULT_MAX_BODY_SIZE: u64 = 100 * 1024 * 1024;
 const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 30;
 const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// All the chunk extensions of one chunked body (`Limits::max_chunk_extensions`).
+pub(crate) const DEFAULT_MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
 
 /// Worker threads per kind of well-formed load.
 const KEEPALIVE_WORKERS: usize = 8;
@@ -660,6 +662,10 @@ mod tests {
         assert_eq!(DEFAULT_MAX_HEADER_SIZE, c.max_header_size);
         assert_eq!(DEFAULT_MAX_URI_LEN, c.max_uri_len);
         assert_eq!(DEFAULT_MAX_BODY_SIZE, c.max_body_size);
+        assert_eq!(
+            DEFAULT_MAX_CHUNK_EXTENSIONS,
+            c.limits().max_chunk_extensions
+        );
         assert_eq!(
             Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
             c.header_timeout

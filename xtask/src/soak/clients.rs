@@ -239,8 +239,12 @@ pub(crate) fn load(which: Load, s: &Settings, live: &Live, stop: &AtomicBool, se
                     if rng.below(2) == 0 {
                         (Kind::EchoLength, 1, http::post_content_length(&body), body)
                     } else {
-                        let wire =
-                            http::post_chunked(&body, 1 + rng.below(8192) as usize, &mut rng);
+                        let wire = http::post_chunked(
+                            &body,
+                            1 + rng.below(8192) as usize,
+                            crate::soak::DEFAULT_MAX_CHUNK_EXTENSIONS,
+                            &mut rng,
+                        );
                         (Kind::EchoChunked, 1, wire, body)
                     }
                 }

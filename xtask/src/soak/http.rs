@@ -260,13 +260,28 @@ pub(crate) fn post_content_length(body: &[u8]) -> Vec<u8> {
 }
 
 /// `POST /echo` with `body` sent chunked, in chunks of random sizes (1 to `max_chunk`
-/// bytes), some with a chunk extension, which RFC 9112 §7.1.1 lets a client send.
-pub(crate) fn post_chunked(body: &[u8], max_chunk: usize, rng: &mut Rng) -> Vec<u8> {
+/// bytes), some with a chunk extension, which RFC 9112 §7.1.1 lets a client send: at
+/// most `max_ext` bytes of them in all, as a well-formed request within the server's
+/// limit on extensions (`Limits::max_chunk_extensions`; a body of tiny chunks would
+/// pass it otherwise, and the server rightly answers 400).
+pub(crate) fn post_chunked(
+    body: &[u8],
+    max_chunk: usize,
+    max_ext: usize,
+    rng: &mut Rng,
+) -> Vec<u8> {
+    const EXT: &str = ";soak=1";
     let mut req = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     let mut at = 0;
+    let mut ext_left = max_ext;
     while at < body.len() {
         let n = (1 + rng.below(max_chunk.max(1) as u64) as usize).min(body.len() - at);
-        let ext = if rng.below(8) == 0 { ";soak=1" } else { "" };
+        let ext = if rng.below(8) == 0 && ext_left >= EXT.len() {
+            ext_left -= EXT.len();
+            EXT
+        } else {
+            ""
+        };
         req.extend_from_slice(format!("{n:x}{ext}\r\n").as_bytes());
         req.extend_from_slice(&body[at..at + n]);
         req.extend_from_slice(b"\r\n");
@@ -371,13 +386,23 @@ mod tests {
     fn chunked_requests_carry_the_body() {
         let mut rng = Rng::new(7);
         let body = rng.bytes(5000);
-        let req = post_chunked(&body, 700, &mut rng);
+        let req = post_chunked(&body, 700, 1024, &mut rng);
         let head_end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         let (decoded, used) = dechunk(&req[head_end..]).unwrap().unwrap();
         assert_eq!(decoded, body);
         assert_eq!(head_end + used, req.len());
-        let empty = post_chunked(b"", 10, &mut rng);
+        let empty = post_chunked(b"", 10, 1024, &mut rng);
         assert!(empty.ends_with(b"\r\n\r\n0\r\n\r\n"));
+    }
+
+    /// A body of one-byte chunks carries extensions up to the cap, and no more.
+    #[test]
+    fn chunk_extensions_stay_within_the_cap() {
+        let mut rng = Rng::new(9);
+        let body = rng.bytes(20_000);
+        let req = post_chunked(&body, 1, 700, &mut rng);
+        let exts = req.windows(7).filter(|w| w == b";soak=1").count();
+        assert!(exts > 0 && exts * 7 <= 700, "{exts} extensions");
     }
 
     #[test]
