@@ -33,8 +33,9 @@ pub trait Layer: Any {
     /// Returns fewer than `dst.len()` bytes only when `fd` has nothing more for now and
     /// nothing is held back in the layer: the stream then waits for the fd to be
     /// readable. (The stream's registration is edge-triggered: a short read that left
-    /// bytes in the fd would wait for a report that does not come.) `Ok(0)` is the end of the stream; `WouldBlock` means nothing can be read
-    /// until the fd is readable again. `dst` is never empty.
+    /// bytes in the fd would wait for a report that does not come.) `Ok(0)` is the end
+    /// of the stream; `WouldBlock` means nothing can be read until the fd is readable
+    /// again. `dst` is never empty.
     ///
     /// # Errors
     ///
@@ -263,12 +264,13 @@ impl Inner {
         // A drive that ends with the handshake still running ended on an fd with
         // nothing more (`Layer::drive`'s contract); one that finished it may have left
         // bytes in the fd, and the registration is edge-triggered: the next read tries.
-        if self.with_layer(|l| l.has_buffered_input()) == Some(true) || !self.layer_pending() {
+        let pending = self.layer_pending();
+        if !pending || self.with_layer(|l| l.has_buffered_input()) == Some(true) {
             self.set(READABLE);
         } else {
             self.clear(READABLE);
         }
-        if !self.layer_pending() {
+        if !pending {
             self.set(WRITABLE);
             self.handle_write();
             self.wake_writers();

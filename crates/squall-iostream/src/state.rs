@@ -298,10 +298,7 @@ impl Inner {
         if let Some(w) = &w {
             w.wake_by_ref();
         }
-        // A waker set while this one ran (it cannot be, as wakers only queue work,
-        // but the newer one would be the one to keep).
-        let newer = self.read_waker.take();
-        self.read_waker.set(newer.or(w));
+        self.read_waker.set(w);
     }
 
     /// The interest the stream registers with before its directions: the
