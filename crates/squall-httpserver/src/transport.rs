@@ -186,6 +186,13 @@ impl MemoryPeer {
     pub fn unread(&self) -> usize {
         self.pipe.borrow().input.iter().map(Bytes::len).sum()
     }
+
+    /// Take the waker of the connection's pending read, if it waits: a test can then
+    /// send bytes that wake nobody, and wake the reader itself (from another thread).
+    #[cfg(test)]
+    pub(crate) fn take_read_waker(&self) -> Option<std::task::Waker> {
+        self.pipe.borrow_mut().read_waker.take()
+    }
 }
 
 impl Transport for MemoryTransport {

@@ -19,12 +19,13 @@ use std::future::{poll_fn, Future};
 use std::mem;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use squall_ioloop::IoLoop;
+use squall_ioloop::{IoLoop, RemoteHandle};
 
 use super::logs::{log_io_error, Peer};
 use super::timer::LazyTimer;
@@ -41,10 +42,11 @@ const NIL: u32 = u32::MAX;
 /// finds this many waiting when its busy period ends stops.
 const MAX_SPARE_WORKERS: usize = 16;
 
-/// What the connections' wakers share with the table: the keys of the connections that
-/// have something to do, and who to wake for them. A waker may be woken on any thread,
-/// hence the lock (it is never contended: the loop's thread is the only one to take it
-/// in practice).
+/// What the connections' wakers tell the table: the keys of the connections that have
+/// something to do, and who to wake for them. It lives on the table's thread, where
+/// the wakers are woken in practice (by the loop's streams): a wake there reaches it
+/// through [`READY`] with no lock and no atomic operation. A wake from another thread
+/// is sent to the loop's thread first ([`KeyWaker`]).
 #[derive(Default)]
 struct ReadyState {
     /// Keys of connections to look at, in the order they were woken (a key may be there
@@ -61,18 +63,56 @@ struct ReadyState {
     worker_woken: bool,
 }
 
-type Ready = Mutex<ReadyState>;
+type Ready = Rc<RefCell<ReadyState>>;
 
-fn lock(ready: &Ready) -> MutexGuard<'_, ReadyState> {
-    ready.lock().unwrap_or_else(|e| e.into_inner())
+thread_local! {
+    /// The ready state of each table on this thread, by table id.
+    static READY: RefCell<Vec<(u64, Ready)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Table ids, unique in the process (a waker outliving its table must not reach
+/// another one).
+static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Queues `key` on this thread's table `table` and wakes a waiting worker, else the
+/// keeper; `false` when this thread has no such table (the wake came from another
+/// thread, or the table is gone).
+fn wake_key(table: u64, key: u32) -> bool {
+    let found = READY.try_with(|tables| {
+        let tables = tables.borrow();
+        let (_, ready) = tables.iter().find(|(id, _)| *id == table)?;
+        let mut r = ready.borrow_mut();
+        r.keys.push_back(key);
+        Some(match r.waiting.pop() {
+            Some(w) => {
+                r.worker_woken = true;
+                Some(w)
+            }
+            None if r.worker_woken => None,
+            None => r.keeper.take(),
+        })
+    });
+    match found {
+        Ok(Some(w)) => {
+            // Woken with no borrow held: the worker or keeper may run at once.
+            if let Some(w) = w {
+                w.wake();
+            }
+            true
+        }
+        _ => false,
+    }
 }
 
 /// The waker of one entry of the table, made once per entry and kept by it (an entry
 /// whose connection ended serves the next connection with the same waker): waking it
-/// queues the key and wakes a waiting worker, else the keeper.
+/// queues the key and wakes a waiting worker, else the keeper. Woken on another thread
+/// (which a stream of the loop never does, but a waker may be sent anywhere), it asks
+/// the loop's thread to do that at its next turn.
 struct KeyWaker {
     key: u32,
-    ready: Arc<Ready>,
+    table: u64,
+    remote: RemoteHandle,
 }
 
 impl Wake for KeyWaker {
@@ -81,20 +121,12 @@ impl Wake for KeyWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let w = {
-            let mut r = lock(&self.ready);
-            r.keys.push_back(self.key);
-            match r.waiting.pop() {
-                Some(w) => {
-                    r.worker_woken = true;
-                    Some(w)
-                }
-                None if r.worker_woken => None,
-                None => r.keeper.take(),
-            }
-        };
-        if let Some(w) = w {
-            w.wake();
+        if !wake_key(self.table, self.key) {
+            let (table, key) = (self.table, self.key);
+            // A closed loop has no connections left to serve: nothing to tell.
+            let _ = self.remote.add_callback(move || {
+                wake_key(table, key);
+            });
         }
     }
 }
@@ -156,7 +188,9 @@ pub(crate) struct ConnTable<T: Transport, D: HttpServerConnectionDelegate> {
     tail: Cell<u32>,
     /// Drain or force, for every connection of the thread (as `Control`'s state).
     control: Control,
-    ready: Arc<Ready>,
+    /// This table's id in [`READY`], and its ready state there.
+    id: u64,
+    ready: Ready,
     /// Every live worker's control, to pass a drain or a force on to its busy period.
     workers: RefCell<Vec<Rc<Control>>>,
     /// Whether the keeper task is alive.
@@ -168,6 +202,18 @@ pub(crate) struct ConnTable<T: Transport, D: HttpServerConnectionDelegate> {
     on_removed: Box<dyn Fn(usize)>,
 }
 
+impl<T: Transport, D: HttpServerConnectionDelegate> Drop for ConnTable<T, D> {
+    fn drop(&mut self) {
+        // Its wakers may outlive it: from now on they find no table and do nothing.
+        // (During thread teardown the list may be gone already.)
+        let _ = READY.try_with(|tables| {
+            if let Ok(mut tables) = tables.try_borrow_mut() {
+                tables.retain(|(id, _)| *id != self.id);
+            }
+        });
+    }
+}
+
 impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     pub(crate) fn new(
         io_loop: IoLoop,
@@ -176,6 +222,9 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         high_water: Option<HighWater>,
         on_removed: Box<dyn Fn(usize)>,
     ) -> Rc<Self> {
+        let id = NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed);
+        let ready = Ready::default();
+        READY.with(|tables| tables.borrow_mut().push((id, ready.clone())));
         Rc::new(ConnTable {
             io_loop,
             delegate,
@@ -187,7 +236,8 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             head: Cell::new(NIL),
             tail: Cell::new(NIL),
             control: Control::default(),
-            ready: Arc::default(),
+            id,
+            ready,
             workers: RefCell::new(Vec::new()),
             keeper: Cell::new(false),
             armed: Cell::new(false),
@@ -227,7 +277,8 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
                     .expect("fewer than 4 billion connections");
                 let waker = Waker::from(Arc::new(KeyWaker {
                     key,
-                    ready: self.ready.clone(),
+                    table: self.id,
+                    remote: self.io_loop.remote(),
                 }));
                 slots.push(Slot {
                     waker,
@@ -289,7 +340,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             return;
         }
         let w = {
-            let mut r = lock(&self.ready);
+            let mut r = self.ready.borrow_mut();
             r.keys.extend(keys);
             match r.waiting.pop() {
                 Some(w) => Some(w),
@@ -352,7 +403,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     }
 
     fn wake_keeper(&self) {
-        let w = lock(&self.ready).keeper.take();
+        let w = self.ready.borrow_mut().keeper.take();
         if let Some(w) = w {
             w.wake();
         }
@@ -499,7 +550,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     ) -> Poll<Option<(u32, Http1Connection<T, D>)>> {
         loop {
             let key = {
-                let mut r = lock(&self.ready);
+                let mut r = self.ready.borrow_mut();
                 // This worker looks at the keys now (whichever worker was woken).
                 r.worker_woken = false;
                 match r.keys.pop_front() {
@@ -532,7 +583,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     /// serve them, the keeper makes one.
     fn blocked(&self) {
         let w = {
-            let mut r = lock(&self.ready);
+            let mut r = self.ready.borrow_mut();
             if r.keys.is_empty() || !r.waiting.is_empty() || r.worker_woken {
                 return;
             }
@@ -559,7 +610,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     /// the connections idle past their deadline, and set the timer for the next one.
     fn keep(self: &Rc<Self>, cx: &mut Context<'_>, timer: &mut LazyTimer) {
         let spawn = {
-            let mut r = lock(&self.ready);
+            let mut r = self.ready.borrow_mut();
             match &r.keeper {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 _ => r.keeper = Some(cx.waker().clone()),
@@ -859,6 +910,31 @@ mod tests {
             assert_eq!(s.closed(), (0..100).collect::<Vec<u64>>());
             assert_eq!(s.removed.get(), 100);
             assert!(peers.iter().all(MemoryPeer::is_closed));
+        });
+    }
+
+    /// A connection's waker woken on another thread (which the loop's streams never
+    /// do, but a waker may be sent anywhere) still gets the connection served: the
+    /// wake is passed to the loop's thread. A waker whose table is gone does nothing.
+    #[test]
+    fn a_wake_from_another_thread_is_served() {
+        run(async {
+            let s = setup(HttpServerConfig::default());
+            let peer = s.connect(1);
+            // Parked once its first look found nothing to read.
+            let mut waker = None;
+            until(|| {
+                waker = peer.take_read_waker();
+                waker.is_some()
+            })
+            .await;
+            let waker = waker.unwrap();
+            // Queued with nobody woken: only the other thread's wake can serve it.
+            peer.send(GET);
+            std::thread::spawn(move || waker.wake()).join().unwrap();
+            until(|| peer.write_calls() == 1).await;
+            assert!(output(&peer).ends_with("hi"));
+            assert!(!wake_key(u64::MAX, 0), "no table has that id");
         });
     }
 
