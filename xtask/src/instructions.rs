@@ -154,13 +154,14 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
         }
     }
 
-    for row in &rows {
+    // With `--top 0` only the table is asked for.
+    for row in rows.iter().filter(|_| top > 0) {
         println!(
             "\n{}, pipeline {}: top {top} functions by own instructions per request",
             label(row.server),
             row.depth
         );
-        if row.functions.is_empty() {
+        if annotate.is_none() {
             println!("  (callgrind_annotate not found: it comes with valgrind)");
         }
         let per = |n: u64| n as f64 / row.requests.max(1) as f64;
