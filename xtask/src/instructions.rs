@@ -137,12 +137,12 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
                 // Zeroing the counters mid-run leaves the frames that were on the stack
                 // then (the thread's entry down to the loop) with the whole run as
                 // their own cost: no real function of these servers comes near 90%.
-                Some(a) => top_functions(a, &profile, top + 8)?
+                Some(a) if top > 0 => top_functions(a, &profile, top + 8)?
                     .into_iter()
                     .filter(|(n, _)| (*n as f64) < 0.9 * total as f64)
                     .take(top)
                     .collect(),
-                None => Vec::new(),
+                _ => Vec::new(),
             };
             rows.push(Row {
                 server,

@@ -63,6 +63,22 @@ struct ReadyState {
     worker_woken: bool,
 }
 
+impl ReadyState {
+    /// Queues `keys` and says who to wake for them: a waiting worker (which then counts
+    /// as woken), none if a woken worker has yet to look, else the keeper.
+    fn queue(&mut self, keys: impl IntoIterator<Item = u32>) -> Option<Waker> {
+        self.keys.extend(keys);
+        match self.waiting.pop() {
+            Some(w) => {
+                self.worker_woken = true;
+                Some(w)
+            }
+            None if self.worker_woken => None,
+            None => self.keeper.take(),
+        }
+    }
+}
+
 type Ready = Rc<RefCell<ReadyState>>;
 
 thread_local! {
@@ -81,27 +97,17 @@ fn wake_key(table: u64, key: u32) -> bool {
     let found = READY.try_with(|tables| {
         let tables = tables.borrow();
         let (_, ready) = tables.iter().find(|(id, _)| *id == table)?;
-        let mut r = ready.borrow_mut();
-        r.keys.push_back(key);
-        Some(match r.waiting.pop() {
-            Some(w) => {
-                r.worker_woken = true;
-                Some(w)
-            }
-            None if r.worker_woken => None,
-            None => r.keeper.take(),
-        })
+        let w = ready.borrow_mut().queue([key]);
+        Some(w)
     });
-    match found {
-        Ok(Some(w)) => {
-            // Woken with no borrow held: the worker or keeper may run at once.
-            if let Some(w) = w {
-                w.wake();
-            }
-            true
-        }
-        _ => false,
+    let Ok(Some(w)) = found else {
+        return false;
+    };
+    // Woken with no borrow held: the worker or keeper may run at once.
+    if let Some(w) = w {
+        w.wake();
     }
+    true
 }
 
 /// The waker of one entry of the table, made once per entry and kept by it (an entry
@@ -339,14 +345,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         if keys.is_empty() {
             return;
         }
-        let w = {
-            let mut r = self.ready.borrow_mut();
-            r.keys.extend(keys);
-            match r.waiting.pop() {
-                Some(w) => Some(w),
-                None => r.keeper.take(),
-            }
-        };
+        let w = self.ready.borrow_mut().queue(keys);
         if let Some(w) = w {
             w.wake();
         }
