@@ -911,3 +911,35 @@ mod common_scanner {
         }
     }
 }
+
+#[test]
+fn every_method_comes_through_as_sent() {
+    // The scanner's methods, the ones only httparse's pass takes, and extension
+    // methods (one that fits `Method`'s inline bytes, one that does not), each with
+    // an origin-form target (the scanner) and with a bare LF (httparse's pass).
+    let long = "X".repeat(40);
+    let methods = [
+        "GET", "PUT", "POST", "HEAD", "DELETE", "PATCH", "OPTIONS", "TRACE", "PURGE", &long,
+    ];
+    for m in methods {
+        for eol in ["\r\n", "\n"] {
+            let raw = format!("{m} /x?y HTTP/1.1{eol}Host: a{eol}{eol}");
+            let head = parse(&raw).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
+            assert_eq!(head.method.as_str(), m, "{raw:?}");
+            assert_eq!(head.method, Method::from_bytes(m.as_bytes()).unwrap());
+            assert_eq!(head.path(), "/x");
+        }
+    }
+    let head = parse("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n").unwrap();
+    assert_eq!(head.method, Method::CONNECT);
+    // HTTP/1.0 keep-alive holds for GET and HEAD without a body length, not for POST.
+    for (m, kept) in [
+        ("GET", true),
+        ("HEAD", true),
+        ("POST", false),
+        ("PURGE", false),
+    ] {
+        let raw = format!("{m} / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        assert_eq!(parse(&raw).unwrap().keep_alive, kept, "{m}");
+    }
+}
