@@ -176,10 +176,16 @@ pub struct Http1Connection<T: Transport, D: HttpServerConnectionDelegate> {
     transport: T,
     delegate: Rc<D>,
     params: Rc<Params>,
-    info: ConnectionInfo,
+    /// Boxed once per connection: an `Option<SocketAddr>` moves as pieces at odd
+    /// offsets, and the connection's parts move between its table entry and a worker
+    /// every busy period; the request's copy of it (`RequestStart::connection`) read
+    /// those pieces just written, a store-forwarding stall per request under `perf`.
+    info: Box<ConnectionInfo>,
     control: Rc<Control>,
     timer: LazyTimer,
-    high_water: Option<HighWater>,
+    /// The server's mark, shared per thread: an `Rc` so that a table's connections
+    /// take it up for each busy period without an atomic increment.
+    high_water: Option<Rc<HighWater>>,
     own_high: usize,
 }
 
@@ -215,13 +221,13 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         params: Rc<Params>,
         info: ConnectionInfo,
         control: Rc<Control>,
-        high_water: Option<HighWater>,
+        high_water: Option<Rc<HighWater>>,
     ) -> Self {
         Http1Connection {
             transport,
             delegate,
             params,
-            info,
+            info: Box::new(info),
             control,
             timer: LazyTimer::default(),
             high_water,

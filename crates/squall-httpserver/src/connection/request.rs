@@ -67,7 +67,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                         head,
                         remote_ip,
                         protocol,
-                        connection: self.conn.info.clone(),
+                        connection: (*self.conn.info).clone(),
                         start_time,
                     }
                 };

@@ -141,7 +141,8 @@ impl Wake for KeyWaker {
 /// [`Http1Connection`] is the server's (shared by every connection) or the worker's.
 struct Idle<T> {
     transport: T,
-    info: ConnectionInfo,
+    /// Boxed: see `Http1Connection::info`.
+    info: Box<ConnectionInfo>,
     own_high: usize,
 }
 
@@ -167,13 +168,13 @@ struct Slot<T> {
 }
 
 /// How a park ended.
-enum Parked<T: Transport, D: HttpServerConnectionDelegate> {
+enum Parked {
     /// In the table, waiting for bytes.
     Waiting,
     /// Closed (end of file, an error, a drain).
     Closed,
-    /// Bytes were already there: serve them.
-    Data(Http1Connection<T, D>),
+    /// Bytes were already there: the connection stays with the worker, to serve them.
+    Data,
 }
 
 /// A server thread's connections (see the module's documentation): the idle ones, with
@@ -182,7 +183,7 @@ pub(crate) struct ConnTable<T: Transport, D: HttpServerConnectionDelegate> {
     io_loop: IoLoop,
     delegate: Rc<D>,
     params: Rc<Params>,
-    high_water: Option<HighWater>,
+    high_water: Option<Rc<HighWater>>,
     slots: RefCell<Vec<Slot<T>>>,
     /// The first free entry.
     free: Cell<u32>,
@@ -235,7 +236,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             io_loop,
             delegate,
             params,
-            high_water,
+            high_water: high_water.map(Rc::new),
             slots: RefCell::new(Vec::new()),
             free: Cell::new(NIL),
             len: Cell::new(0),
@@ -272,7 +273,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             let mut slots = self.slots.borrow_mut();
             let idle = State::Parked(Idle {
                 transport,
-                info,
+                info: Box::new(info),
                 own_high: 0,
             });
             let key = self.free.get();
@@ -481,62 +482,76 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         }
     }
 
-    /// Put a connection whose busy period ended idle back in entry `key`, waiting for
-    /// its next bytes with the entry's waker.
-    fn park(&self, key: u32, conn: Http1Connection<T, D>, inbuf: &mut BytesMut) -> Parked<T, D> {
+    /// Put the worker's connection (`conn`), whose busy period ended idle, back in
+    /// entry `key`, waiting for its next bytes with the entry's waker; or leave it with
+    /// the worker, as it is, if its next bytes are already there.
+    fn park(
+        &self,
+        key: u32,
+        conn: &mut Option<Http1Connection<T, D>>,
+        inbuf: &mut BytesMut,
+    ) -> Parked {
         // The input buffer (empty) is the worker's: it stays with the worker for the
         // next connection it serves, not with the parked one.
         spare::trim(inbuf);
-        let Http1Connection {
-            transport,
-            info,
-            own_high,
-            control,
-            ..
-        } = conn;
-        let mut idle = Idle {
-            transport,
-            info,
-            own_high,
-        };
-        if self.control.forced() {
-            self.close(key, idle);
+        let Some(c) = conn.as_mut() else {
             return Parked::Closed;
-        }
-        let read = {
+        };
+        let read = if self.control.forced() {
+            None
+        } else {
             let slots = self.slots.borrow();
             let mut cx = Context::from_waker(&slots[key as usize].waker);
-            let read = pin!(idle.transport.read(inbuf)).poll(&mut cx);
-            read
+            let read = pin!(c.transport.read(inbuf)).poll(&mut cx);
+            Some(read)
         };
         match read {
-            Poll::Ready(Ok(n)) if n > 0 => {
-                let conn = self.assemble(idle, &control);
-                Parked::Data(conn)
-            }
-            Poll::Ready(Ok(_)) => {
-                self.close(key, idle);
-                Parked::Closed
-            }
-            Poll::Ready(Err(e)) => {
+            Some(Poll::Ready(Ok(n))) if n > 0 => return Parked::Data,
+            Some(Poll::Ready(Err(e))) => {
                 log_io_error("error reading from HTTP connection", &e);
-                self.close(key, idle);
-                Parked::Closed
             }
-            Poll::Pending if self.control.draining() => {
-                self.close(key, idle);
-                Parked::Closed
-            }
-            Poll::Pending => {
-                self.slots.borrow_mut()[key as usize].state = State::Parked(idle);
+            Some(Poll::Pending) if !self.control.draining() => {
+                let Some(Http1Connection {
+                    transport,
+                    info,
+                    own_high,
+                    ..
+                }) = conn.take()
+                else {
+                    return Parked::Closed;
+                };
+                self.slots.borrow_mut()[key as usize].state = State::Parked(Idle {
+                    transport,
+                    info,
+                    own_high,
+                });
                 // The turn's clock reading: a deadline an hour away needs no finer.
                 self.link(
                     key,
                     squall_ioloop::turn_time() + self.params.config.idle_connection_timeout,
                 );
-                Parked::Waiting
+                return Parked::Waiting;
             }
+            // Forced, drained, at its end of file.
+            _ => {}
         }
+        if let Some(Http1Connection {
+            transport,
+            info,
+            own_high,
+            ..
+        }) = conn.take()
+        {
+            self.close(
+                key,
+                Idle {
+                    transport,
+                    info,
+                    own_high,
+                },
+            );
+        }
+        Parked::Closed
     }
 
     /// A worker's wait for work: the next connection with bytes to read (and the bytes,
@@ -546,7 +561,8 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         cx: &mut Context<'_>,
         control: &Rc<Control>,
         inbuf: &mut BytesMut,
-    ) -> Poll<Option<(u32, Http1Connection<T, D>)>> {
+        conn: &mut Option<Http1Connection<T, D>>,
+    ) -> Poll<Option<u32>> {
         loop {
             let key = {
                 let mut r = self.ready.borrow_mut();
@@ -573,7 +589,11 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
                 }
             };
             if let Some(idle) = self.unpark(key, inbuf) {
-                return Poll::Ready(Some((key, self.assemble(idle, control))));
+                // Written where the worker keeps it: returned by value, the freshly
+                // written connection was copied at once, a store-forwarding stall on
+                // every busy period.
+                *conn = Some(self.assemble(idle, control));
+                return Poll::Ready(Some(key));
             }
         }
     }
@@ -675,17 +695,20 @@ fn worker<T: Transport + 'static, D: HttpServerConnectionDelegate>(
         // The worker's buffers, kept (empty) from one busy period to the next.
         let mut inbuf = BytesMut::new();
         let shared = Http1Connection::<T, D>::serving_state(&table.params);
-        while let Some((key, conn)) = poll_fn(|cx| table.poll_next(cx, &control, &mut inbuf)).await
+        // The connection being served: filled by `poll_next`, emptied by `park` (or
+        // at its close), read in place in between.
+        let mut conn: Option<Http1Connection<T, D>> = None;
+        while let Some(key) =
+            poll_fn(|cx| table.poll_next(cx, &control, &mut inbuf, &mut conn)).await
         {
             let mut serving = Serving {
                 table: &table,
                 key: Some(key),
             };
-            let mut conn = conn;
-            loop {
-                conn.note_memory(inbuf.capacity());
+            while let Some(c) = conn.as_mut() {
+                c.note_memory(inbuf.capacity());
                 let idle = {
-                    let mut busy = pin!(conn.busy(&mut inbuf, &shared));
+                    let mut busy = pin!(c.busy(&mut inbuf, &shared));
                     let mut first = true;
                     poll_fn(|cx| {
                         let p = busy.as_mut().poll(cx);
@@ -697,14 +720,14 @@ fn worker<T: Transport + 'static, D: HttpServerConnectionDelegate>(
                     .await
                 };
                 if !idle {
-                    conn.delegate.on_close(&conn.info);
-                    drop(conn);
+                    c.delegate.on_close(&c.info);
+                    conn = None;
                     serving.key = None;
                     table.remove(key);
                     break;
                 }
-                match table.park(key, conn, &mut inbuf) {
-                    Parked::Data(c) => conn = c,
+                match table.park(key, &mut conn, &mut inbuf) {
+                    Parked::Data => {}
                     Parked::Waiting | Parked::Closed => {
                         serving.key = None;
                         break;
