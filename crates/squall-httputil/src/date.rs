@@ -117,6 +117,9 @@ struct CachedDate {
     /// second `line` shows (as far as the reading that set it tells: it was taken no
     /// later than the wall clock's).
     fresh_until: Option<Instant>,
+    /// How many times `line` was rendered: equal generations, equal lines (for the
+    /// cache of whole response heads in `response.rs`).
+    generation: u64,
 }
 
 const fn blank_line() -> [u8; DATE_LINE_LEN] {
@@ -139,6 +142,7 @@ thread_local! {
             until: UNIX_EPOCH,
             line: blank_line(),
             fresh_until: None,
+            generation: 0,
         })
     };
 }
@@ -173,6 +177,7 @@ impl CachedDate {
         if let Some(text) = imf_fixdate(secs) {
             self.line[6..6 + DATE_LEN].copy_from_slice(&text);
         }
+        self.generation = self.generation.wrapping_add(1);
         match (
             from_unix_seconds(secs),
             from_unix_seconds(secs.saturating_add(1)),
@@ -223,6 +228,32 @@ pub(crate) fn date_line(dst: &mut [u8; DATE_LINE_LEN], now: Option<Instant>) {
             c.read_clock(now);
         }
         *dst = c.line;
+    });
+}
+
+/// The generation of the `Date: ` line [`date_line`] would copy now (the clock read,
+/// and the line re-rendered, as it would be there): a head built with a line of the same
+/// generation has the same `Date`.
+#[inline]
+pub(crate) fn date_generation(now: Option<Instant>) -> u64 {
+    CACHED.with(|c| {
+        let mut c = c.borrow_mut();
+        let fresh = matches!((now, c.fresh_until), (Some(n), Some(u)) if n < u);
+        if !fresh {
+            c.read_clock(now);
+        }
+        c.generation
+    })
+}
+
+/// Marks this thread's `Date` line as re-rendered with `#` as its first character: a
+/// test's way to see a new second without waiting for one.
+#[cfg(test)]
+pub(crate) fn mark_new_second() {
+    CACHED.with(|c| {
+        let mut c = c.borrow_mut();
+        c.line[6] = b'#';
+        c.generation = c.generation.wrapping_add(1);
     });
 }
 
@@ -341,6 +372,7 @@ mod tests {
             until: UNIX_EPOCH,
             line: blank_line(),
             fresh_until: None,
+            generation: 0,
         };
         let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
         c.update(at(784_111_777_250));
