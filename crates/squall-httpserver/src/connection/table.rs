@@ -146,6 +146,24 @@ struct Idle<T> {
     own_high: usize,
 }
 
+impl<T: Transport> Idle<T> {
+    /// What of a connection stays in its entry while it is idle (the rest is the
+    /// thread's, or the worker's).
+    fn of<D: HttpServerConnectionDelegate>(conn: Http1Connection<T, D>) -> Idle<T> {
+        let Http1Connection {
+            transport,
+            info,
+            own_high,
+            ..
+        } = conn;
+        Idle {
+            transport,
+            info,
+            own_high,
+        }
+    }
+}
+
 enum State<T> {
     /// No connection: the next free entry.
     Free(u32),
@@ -495,6 +513,8 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         // next connection it serves, not with the parked one.
         spare::trim(inbuf);
         let Some(c) = conn.as_mut() else {
+            // Not reached (a worker parks the connection it served): the entry is freed.
+            self.remove(key);
             return Parked::Closed;
         };
         let read = if self.control.forced() {
@@ -505,53 +525,32 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             let read = pin!(c.transport.read(inbuf)).poll(&mut cx);
             Some(read)
         };
-        match read {
+        let waiting = match read {
             Some(Poll::Ready(Ok(n))) if n > 0 => return Parked::Data,
             Some(Poll::Ready(Err(e))) => {
                 log_io_error("error reading from HTTP connection", &e);
+                false
             }
-            Some(Poll::Pending) if !self.control.draining() => {
-                let Some(Http1Connection {
-                    transport,
-                    info,
-                    own_high,
-                    ..
-                }) = conn.take()
-                else {
-                    return Parked::Closed;
-                };
-                self.slots.borrow_mut()[key as usize].state = State::Parked(Idle {
-                    transport,
-                    info,
-                    own_high,
-                });
-                // The turn's clock reading: a deadline an hour away needs no finer.
-                self.link(
-                    key,
-                    squall_ioloop::turn_time() + self.params.config.idle_connection_timeout,
-                );
-                return Parked::Waiting;
-            }
-            // Forced, drained, at its end of file.
-            _ => {}
+            Some(Poll::Pending) => !self.control.draining(),
+            // Forced, or at its end of file.
+            _ => false,
+        };
+        let Some(c) = conn.take() else {
+            self.remove(key);
+            return Parked::Closed;
+        };
+        let idle = Idle::of(c);
+        if !waiting {
+            self.close(key, idle);
+            return Parked::Closed;
         }
-        if let Some(Http1Connection {
-            transport,
-            info,
-            own_high,
-            ..
-        }) = conn.take()
-        {
-            self.close(
-                key,
-                Idle {
-                    transport,
-                    info,
-                    own_high,
-                },
-            );
-        }
-        Parked::Closed
+        self.slots.borrow_mut()[key as usize].state = State::Parked(idle);
+        // The turn's clock reading: a deadline an hour away needs no finer.
+        self.link(
+            key,
+            squall_ioloop::turn_time() + self.params.config.idle_connection_timeout,
+        );
+        Parked::Waiting
     }
 
     /// A worker's wait for work: the next connection with bytes to read (and the bytes,
