@@ -221,14 +221,22 @@ pub fn cached_date() -> [u8; DATE_LEN] {
 /// falls in.
 #[inline]
 pub(crate) fn date_line(dst: &mut [u8; DATE_LINE_LEN], now: Option<Instant>) {
+    with_current(now, |c| *dst = c.line);
+}
+
+/// Runs `f` on this thread's cached line once it is the one for `now` (the caller's
+/// monotonic reading, see [`date_line`]): used as it is while `now` falls before the
+/// end of its second, else after a reading of the wall clock.
+#[inline]
+fn with_current<R>(now: Option<Instant>, f: impl FnOnce(&CachedDate) -> R) -> R {
     CACHED.with(|c| {
         let mut c = c.borrow_mut();
         let fresh = matches!((now, c.fresh_until), (Some(n), Some(u)) if n < u);
         if !fresh {
             c.read_clock(now);
         }
-        *dst = c.line;
-    });
+        f(&c)
+    })
 }
 
 /// The generation of the `Date: ` line [`date_line`] would copy now (the clock read,
@@ -236,14 +244,7 @@ pub(crate) fn date_line(dst: &mut [u8; DATE_LINE_LEN], now: Option<Instant>) {
 /// generation has the same `Date`.
 #[inline]
 pub(crate) fn date_generation(now: Option<Instant>) -> u64 {
-    CACHED.with(|c| {
-        let mut c = c.borrow_mut();
-        let fresh = matches!((now, c.fresh_until), (Some(n), Some(u)) if n < u);
-        if !fresh {
-            c.read_clock(now);
-        }
-        c.generation
-    })
+    with_current(now, |c| c.generation)
 }
 
 /// Marks this thread's `Date` line as re-rendered with `#` as its first character: a

@@ -512,18 +512,14 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         // The input buffer (empty) is the worker's: it stays with the worker for the
         // next connection it serves, not with the parked one.
         spare::trim(inbuf);
-        let Some(c) = conn.as_mut() else {
-            // Not reached (a worker parks the connection it served): the entry is freed.
-            self.remove(key);
-            return Parked::Closed;
-        };
-        let read = if self.control.forced() {
-            None
-        } else {
-            let slots = self.slots.borrow();
-            let mut cx = Context::from_waker(&slots[key as usize].waker);
-            let read = pin!(c.transport.read(inbuf)).poll(&mut cx);
-            Some(read)
+        let read = match conn.as_mut() {
+            Some(c) if !self.control.forced() => {
+                let slots = self.slots.borrow();
+                let mut cx = Context::from_waker(&slots[key as usize].waker);
+                let read = pin!(c.transport.read(inbuf)).poll(&mut cx);
+                Some(read)
+            }
+            _ => None,
         };
         let waiting = match read {
             Some(Poll::Ready(Ok(n))) if n > 0 => return Parked::Data,
@@ -536,6 +532,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             _ => false,
         };
         let Some(c) = conn.take() else {
+            // Not reached (a worker parks the connection it served): the entry is freed.
             self.remove(key);
             return Parked::Closed;
         };
