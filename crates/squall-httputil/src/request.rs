@@ -30,7 +30,7 @@ enum Remote {
 /// What is worked out on first use. Boxed behind one `OnceLock`, so that a request that
 /// never asks (most of them) is smaller: requests are moved several times on their way
 /// to a handler, and every byte of them is copied each time.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Lazy {
     remote_ip: OnceLock<String>,
     query_arguments: OnceLock<Arguments>,
@@ -39,10 +39,39 @@ struct Lazy {
 }
 
 /// What [`HttpServerRequest::parse_body`] found.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct BodyParts {
     arguments: Arguments,
     files: Files,
+}
+
+/// What a request keeps out of line: in its view's pooled box (see
+/// [`View`](crate::view::View)), with the head's parts, so that the request itself
+/// stays within 128 bytes (moved without a call to `memcpy`: a server moves each
+/// request into its handler's future) and a request that never asks for these costs
+/// no allocation. Emptied by [`reset`](Extras::reset) when the box goes back to the
+/// pool.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Extras {
+    protocol: Cow<'static, str>,
+    finished: Option<Instant>,
+    body_parts: Option<Box<BodyParts>>,
+    lazy: OnceLock<Box<Lazy>>,
+}
+
+impl Extras {
+    /// Empty again, dropping what a request left.
+    #[inline]
+    pub(crate) fn reset(&mut self) {
+        self.protocol = Cow::Borrowed("");
+        self.finished = None;
+        if self.body_parts.is_some() {
+            self.body_parts = None;
+        }
+        if self.lazy.get().is_some() {
+            self.lazy = OnceLock::new();
+        }
+    }
 }
 
 static NO_ARGUMENTS: LazyLock<Arguments> = LazyLock::new(Arguments::new);
@@ -93,11 +122,7 @@ pub struct HttpServerRequest {
     /// The target and the header fields, read in place from the head's bytes.
     view: View,
     remote: Remote,
-    protocol: Cow<'static, str>,
     started: Instant,
-    finished: Option<Instant>,
-    body_parts: Option<Box<BodyParts>>,
-    lazy: OnceLock<Box<Lazy>>,
 }
 
 impl HttpServerRequest {
@@ -139,23 +164,24 @@ impl HttpServerRequest {
         protocol: Cow<'static, str>,
         started: Instant,
     ) -> Self {
-        let (method, version, view) = head.into_view();
+        let (method, version, mut view) = head.into_view();
+        view.extras_mut().protocol = protocol;
         HttpServerRequest {
             method,
             version,
             view,
             body,
             remote,
-            protocol,
             started,
-            finished: None,
-            body_parts: None,
-            lazy: OnceLock::new(),
         }
     }
 
+    fn extras(&self) -> &Extras {
+        self.view.extras()
+    }
+
     fn lazy(&self) -> &Lazy {
-        self.lazy.get_or_init(Box::default)
+        self.extras().lazy.get_or_init(Box::default)
     }
 
     crate::head::view_methods!();
@@ -181,7 +207,7 @@ impl HttpServerRequest {
 
     /// `http` or `https` (Tornado's `protocol`).
     pub fn protocol(&self) -> &str {
-        &self.protocol
+        &self.extras().protocol
     }
 
     /// The Host header, or `127.0.0.1` when there is none (HTTP/1.0) or it is empty, as
@@ -204,14 +230,18 @@ impl HttpServerRequest {
     /// Arguments from the body (Tornado's `body_arguments`): empty until
     /// [`parse_body`](Self::parse_body).
     pub fn body_arguments(&self) -> &Arguments {
-        self.body_parts
+        self.extras()
+            .body_parts
             .as_ref()
             .map_or(&*NO_ARGUMENTS, |b| &b.arguments)
     }
 
     /// Uploaded files (Tornado's `files`): empty until [`parse_body`](Self::parse_body).
     pub fn files(&self) -> &Files {
-        self.body_parts.as_ref().map_or(&*NO_FILES, |b| &b.files)
+        self.extras()
+            .body_parts
+            .as_ref()
+            .map_or(&*NO_FILES, |b| &b.files)
     }
 
     /// Query and body arguments together, query first (Tornado's `arguments`), merged
@@ -272,8 +302,9 @@ impl HttpServerRequest {
             None, // a Content-Encoding was refused above
             config,
         )?;
-        self.body_parts = Some(Box::new(parts));
-        if let Some(lazy) = self.lazy.get_mut() {
+        let extras = self.view.extras_mut();
+        extras.body_parts = Some(Box::new(parts));
+        if let Some(lazy) = extras.lazy.get_mut() {
             lazy.arguments.take();
         }
         Ok(())
@@ -290,7 +321,7 @@ impl HttpServerRequest {
     pub fn full_url(&self) -> String {
         format!(
             "{}://{}{}",
-            self.protocol,
+            self.protocol(),
             self.host(),
             self.view.path_and_query()
         )
@@ -312,13 +343,17 @@ impl HttpServerRequest {
     /// Mark the request finished: [`request_time`](HttpServerRequest::request_time)
     /// stops counting.
     pub fn finish(&mut self) {
-        self.finished.get_or_insert_with(Instant::now);
+        self.view
+            .extras_mut()
+            .finished
+            .get_or_insert_with(Instant::now);
     }
 
     /// How long the request took: until [`finish`](HttpServerRequest::finish), or until
     /// now if it has not finished.
     pub fn request_time(&self) -> Duration {
-        self.finished
+        self.extras()
+            .finished
             .unwrap_or_else(Instant::now)
             .saturating_duration_since(self.started)
     }

@@ -15,6 +15,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Uri};
 
 use crate::pool::PooledHeaders;
+use crate::request::Extras;
 
 /// A header field's name and value as offsets into the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,61 +24,141 @@ pub(crate) struct Field {
     pub(crate) value: (u32, u32),
 }
 
-/// The most field lists one thread keeps for later heads.
-const MAX_POOLED_FIELDS: usize = 64;
-/// Field lists with room for more than this are dropped instead of pooled.
+/// The most view boxes one thread keeps for later heads.
+const MAX_POOLED_VIEWS: usize = 64;
+/// A box whose field list has room for more than this is dropped instead of pooled.
 const MAX_POOLED_FIELD_CAPACITY: usize = 128;
 
 thread_local! {
-    static FIELD_POOL: RefCell<Vec<Vec<Field>>> = const { RefCell::new(Vec::new()) };
+    // The boxes themselves are what is kept: a view holds one, and taking it out of
+    // (or putting it back in) the pool moves a pointer, not its parts.
+    #[expect(clippy::vec_box, reason = "the pool keeps the boxes views hold")]
+    static VIEW_POOL: RefCell<Vec<Box<Parts>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The list of a head's fields, taken from (and given back to) a per-thread pool, so a
-/// server parses head after head without allocating a list for each.
+/// Everything a [`View`] holds, in one box taken from (and given back to) a per-thread
+/// pool. A head moves several times on its way to a handler (out of the parser, into
+/// the delegate's `RequestStart`, into the request, into the handler's future); with
+/// its parts here a `RequestHead` is 56 bytes, moved in a few registers, where a
+/// `View` held by value made it 152, copied by a call to `memcpy` each time and read
+/// back right after (a store-forwarding stall). The pool keeps the field list's
+/// allocation with the box, so a server parses head after head allocating nothing.
+#[derive(Clone, Default)]
+struct Parts {
+    /// The head, from the request line through the empty line.
+    raw: Bytes,
+    /// The request-target in `raw`.
+    target: (u32, u32),
+    /// Origin-form targets only: where `?` is in `raw`, or the target's end.
+    query: u32,
+    /// The target is origin-form (`/path?query`): path and query are read from `raw`.
+    /// Any other form has its `Uri` built at parse time.
+    origin: bool,
+    /// The map is the truth (it was built from parts, or handed out mutably).
+    map_owned: bool,
+    /// An absolute-form target's authority in `raw`: it replaces Host (RFC 9112 §3.2.2).
+    host: Option<(u32, u32)>,
+    fields: Vec<Field>,
+    lazy: OnceLock<Box<Lazy>>,
+    /// A whole request's own out-of-line state; untouched for a head.
+    extras: Extras,
+}
+
+/// A pooled [`Parts`] box: always `Some` until dropped, when the box goes back to the
+/// thread's pool emptied (an `Option` so that drop can take it out).
+struct Pooled(Option<Box<Parts>>);
+
+impl Pooled {
+    /// An empty box: a pooled one if the thread has one.
+    fn take() -> Pooled {
+        let pooled = VIEW_POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten();
+        Pooled(Some(pooled.unwrap_or_default()))
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Parts;
+    #[inline]
+    fn deref(&self) -> &Parts {
+        match &self.0 {
+            Some(p) => p,
+            None => unreachable!("a view holds its parts until dropped"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Parts {
+        match &mut self.0 {
+            Some(p) => p,
+            None => unreachable!("a view holds its parts until dropped"),
+        }
+    }
+}
+
+impl Clone for Pooled {
+    fn clone(&self) -> Pooled {
+        let mut copy = Pooled::take();
+        copy.clone_from(self);
+        copy
+    }
+}
+
+impl Default for Pooled {
+    fn default() -> Pooled {
+        Pooled::take()
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let Some(mut p) = self.0.take() else {
+            return;
+        };
+        if p.fields.capacity() > MAX_POOLED_FIELD_CAPACITY {
+            return;
+        }
+        // Emptied here, to what `Parts::default()` holds: what the head shared (its
+        // bytes, a built map) goes now.
+        p.raw = Bytes::new();
+        p.fields.clear();
+        p.target = (0, 0);
+        p.query = 0;
+        p.origin = false;
+        p.map_owned = false;
+        p.host = None;
+        if p.lazy.get().is_some() {
+            p.lazy = OnceLock::new();
+        }
+        p.extras.reset();
+        // During thread teardown the pool may be gone: the box is then dropped here.
+        let _ = VIEW_POOL.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < MAX_POOLED_VIEWS {
+                pool.push(p);
+            }
+        });
+    }
+}
+
+/// The list of a head's fields as the parser finds them, in the box its [`View`] will
+/// keep (taken from the thread's pool, and given back there if the head fails).
 #[derive(Default)]
-pub(crate) struct Fields(Vec<Field>);
+pub(crate) struct Fields(Pooled);
 
 impl Fields {
-    /// An empty list, with the allocation of a pooled one if the thread has one.
+    /// An empty list, in a pooled box if the thread has one.
     pub(crate) fn take() -> Fields {
-        Fields(
-            FIELD_POOL
-                .try_with(|p| p.borrow_mut().pop())
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-        )
+        Fields(Pooled::take())
     }
 
     pub(crate) fn push(&mut self, f: Field) {
-        self.0.push(f);
+        self.0.fields.push(f);
     }
 
     pub(crate) fn as_slice(&self) -> &[Field] {
-        &self.0
-    }
-}
-
-impl Clone for Fields {
-    fn clone(&self) -> Fields {
-        Fields(self.0.clone())
-    }
-}
-
-impl Drop for Fields {
-    fn drop(&mut self) {
-        let mut v = std::mem::take(&mut self.0);
-        if v.capacity() == 0 || v.capacity() > MAX_POOLED_FIELD_CAPACITY {
-            return;
-        }
-        v.clear();
-        // During thread teardown the pool may be gone: the list is then dropped here.
-        let _ = FIELD_POOL.try_with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() < MAX_POOLED_FIELDS {
-                p.push(v);
-            }
-        });
+        &self.0.fields
     }
 }
 
@@ -112,25 +193,10 @@ struct Lazy {
 ///
 /// Two forms: *parsed* (the head's bytes, with offsets; the usual case) and *built*
 /// (from a `Uri` and a `HeaderMap` given by a caller, with no bytes). Once a caller
-/// has asked for the map mutably, the map is what every lookup reads.
+/// has asked for the map mutably, the map is what every lookup reads. Its parts live
+/// in a pooled box ([`Parts`]).
 #[derive(Clone, Default)]
-pub(crate) struct View {
-    /// The head, from the request line through the empty line.
-    raw: Bytes,
-    /// The request-target in `raw`.
-    target: (u32, u32),
-    /// Origin-form targets only: where `?` is in `raw`, or the target's end.
-    query: u32,
-    /// The target is origin-form (`/path?query`): path and query are read from `raw`.
-    /// Any other form has its `Uri` built at parse time.
-    origin: bool,
-    /// The map is the truth (it was built from parts, or handed out mutably).
-    map_owned: bool,
-    /// An absolute-form target's authority in `raw`: it replaces Host (RFC 9112 §3.2.2).
-    host: Option<(u32, u32)>,
-    fields: Fields,
-    lazy: OnceLock<Box<Lazy>>,
-}
+pub(crate) struct View(Pooled);
 
 /// The parts of a parsed head that make a [`View`].
 pub(crate) struct ViewParts {
@@ -156,45 +222,54 @@ impl View {
     /// A view of the head `raw` with the offsets the parser found.
     #[inline]
     pub(crate) fn parsed(raw: Bytes, parts: ViewParts) -> View {
-        let lazy = OnceLock::new();
+        let Fields(mut p) = parts.fields;
+        p.raw = raw;
+        p.target = parts.target;
+        p.query = parts.query.unwrap_or(parts.target.1);
+        p.origin = parts.query.is_some();
+        p.map_owned = false;
+        p.host = parts.host;
         if let Some(ParsedUri(built)) = parts.uri {
-            let _ = lazy.set(built);
+            p.lazy = OnceLock::from(built);
         }
-        View {
-            raw,
-            target: parts.target,
-            query: parts.query.unwrap_or(parts.target.1),
-            origin: parts.query.is_some(),
-            map_owned: false,
-            host: parts.host,
-            fields: parts.fields,
-            lazy,
-        }
+        View(p)
     }
 
     /// A view over a target and a map given whole.
     pub(crate) fn built(uri: Uri, headers: HeaderMap) -> View {
-        View {
-            map_owned: true,
-            lazy: OnceLock::from(Box::new(Lazy {
-                uri: OnceLock::from(uri),
-                map: OnceLock::from(PooledHeaders::from(headers)),
-                text: OnceLock::new(),
-            })),
-            ..View::default()
-        }
+        let mut p = Pooled::take();
+        p.map_owned = true;
+        p.lazy = OnceLock::from(Box::new(Lazy {
+            uri: OnceLock::from(uri),
+            map: OnceLock::from(PooledHeaders::from(headers)),
+            text: OnceLock::new(),
+        }));
+        View(p)
+    }
+
+    /// A request's out-of-line state (see [`Extras`]).
+    #[inline]
+    pub(crate) fn extras(&self) -> &Extras {
+        &self.0.extras
+    }
+
+    /// [`extras`](Self::extras), for changes.
+    #[inline]
+    pub(crate) fn extras_mut(&mut self) -> &mut Extras {
+        &mut self.0.extras
     }
 
     fn lazy(&self) -> &Lazy {
-        self.lazy.get_or_init(Box::default)
+        self.0.lazy.get_or_init(Box::default)
     }
 
     /// The request-target as a `Uri`, built on first use for an origin-form target.
     pub(crate) fn uri(&self) -> &Uri {
         self.lazy().uri.get_or_init(|| {
             let target = self
+                .0
                 .raw
-                .slice(self.target.0 as usize..self.target.1 as usize);
+                .slice(self.0.target.0 as usize..self.0.target.1 as usize);
             // The parser checked the target against the `Uri` grammar already.
             Uri::from_maybe_shared(target).unwrap_or_default()
         })
@@ -202,37 +277,38 @@ impl View {
 
     /// The target as sent; for a built view, the `Uri` as text.
     pub(crate) fn target(&self) -> &str {
-        if self.map_owned && self.raw.is_empty() {
+        if self.0.map_owned && self.0.raw.is_empty() {
             let uri = self.uri();
             return match (uri.scheme(), uri.path_and_query()) {
                 (None, Some(pq)) => pq.as_str(),
                 _ => self.lazy().text.get_or_init(|| uri.to_string()),
             };
         }
-        ascii(slice(&self.raw, self.target))
+        ascii(slice(&self.0.raw, self.0.target))
     }
 
     /// [`target`](Self::target) as bytes, without the UTF-8 check.
     pub(crate) fn target_raw(&self) -> &[u8] {
-        if self.map_owned && self.raw.is_empty() {
+        if self.0.map_owned && self.0.raw.is_empty() {
             return self.target().as_bytes();
         }
-        slice(&self.raw, self.target)
+        slice(&self.0.raw, self.0.target)
     }
 
     /// [`target`](Self::target), sharing the head's bytes.
     pub(crate) fn target_bytes(&self) -> Bytes {
-        if self.map_owned && self.raw.is_empty() {
+        if self.0.map_owned && self.0.raw.is_empty() {
             return Bytes::copy_from_slice(self.target().as_bytes());
         }
-        self.raw
-            .slice(self.target.0 as usize..self.target.1 as usize)
+        self.0
+            .raw
+            .slice(self.0.target.0 as usize..self.0.target.1 as usize)
     }
 
     /// The target's path.
     pub(crate) fn path(&self) -> &str {
-        if self.origin {
-            ascii(slice(&self.raw, (self.target.0, self.query)))
+        if self.0.origin {
+            ascii(slice(&self.0.raw, (self.0.target.0, self.0.query)))
         } else {
             self.uri().path()
         }
@@ -240,9 +316,9 @@ impl View {
 
     /// The target's query without `?`, or `""`.
     pub(crate) fn query(&self) -> &str {
-        if self.origin {
-            if self.query < self.target.1 {
-                ascii(slice(&self.raw, (self.query + 1, self.target.1)))
+        if self.0.origin {
+            if self.0.query < self.0.target.1 {
+                ascii(slice(&self.0.raw, (self.0.query + 1, self.0.target.1)))
             } else {
                 ""
             }
@@ -254,8 +330,8 @@ impl View {
     /// The path and query as sent (`/a?b`); for other forms, the `Uri`'s path and
     /// query.
     pub(crate) fn path_and_query(&self) -> &str {
-        if self.origin {
-            ascii(slice(&self.raw, self.target))
+        if self.0.origin {
+            ascii(slice(&self.0.raw, self.0.target))
         } else {
             let uri = self.uri();
             uri.path_and_query()
@@ -273,8 +349,9 @@ impl View {
     /// The header map, for changes: from now on it is what lookups read.
     pub(crate) fn headers_mut(&mut self) -> &mut HeaderMap {
         self.headers();
-        self.map_owned = true;
-        self.lazy
+        self.0.map_owned = true;
+        self.0
+            .lazy
             .get_mut()
             .and_then(|l| l.map.get_mut())
             .map(|m| &mut **m)
@@ -283,25 +360,25 @@ impl View {
 
     fn build_map(&self) -> HeaderMap {
         let mut map = crate::pool::take_headers();
-        map.reserve(self.fields.as_slice().len());
-        for f in self.fields.as_slice() {
+        map.reserve(self.0.fields.as_slice().len());
+        for f in self.0.fields.as_slice() {
             let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(slice(&self.raw, f.name)),
+                HeaderName::from_bytes(slice(&self.0.raw, f.name)),
                 HeaderValue::from_maybe_shared(
-                    self.raw.slice(f.value.0 as usize..f.value.1 as usize),
+                    self.0.raw.slice(f.value.0 as usize..f.value.1 as usize),
                 ),
             ) else {
                 // The parser took only what these accept; nothing is dropped in practice.
                 continue;
             };
-            if self.host.is_some() && name == http::header::HOST {
+            if self.0.host.is_some() && name == http::header::HOST {
                 continue;
             }
             map.append(name, value);
         }
-        if let Some(h) = self.host {
+        if let Some(h) = self.0.host {
             if let Ok(v) =
-                HeaderValue::from_maybe_shared(self.raw.slice(h.0 as usize..h.1 as usize))
+                HeaderValue::from_maybe_shared(self.0.raw.slice(h.0 as usize..h.1 as usize))
             {
                 map.insert(http::header::HOST, v);
             }
@@ -311,35 +388,35 @@ impl View {
 
     /// The first value of `name` (any case).
     pub(crate) fn first(&self, name: &str) -> Option<&[u8]> {
-        if self.map_owned {
+        if self.0.map_owned {
             return self.headers().get(name).map(HeaderValue::as_bytes);
         }
-        if let Some(h) = self.host {
+        if let Some(h) = self.0.host {
             if name.eq_ignore_ascii_case("host") {
-                return Some(slice(&self.raw, h));
+                return Some(slice(&self.0.raw, h));
             }
         }
         let name = name.as_bytes();
-        self.fields.as_slice().iter().find_map(|f| {
-            let n = slice(&self.raw, f.name);
+        self.0.fields.as_slice().iter().find_map(|f| {
+            let n = slice(&self.0.raw, f.name);
             n.eq_ignore_ascii_case(name)
-                .then(|| slice(&self.raw, f.value))
+                .then(|| slice(&self.0.raw, f.value))
         })
     }
 
     /// Every value of `name` (any case), in order.
     pub(crate) fn values<'a>(&'a self, name: &'a str) -> HeaderValues<'a> {
-        if self.map_owned {
+        if self.0.map_owned {
             return HeaderValues(Inner::Map(self.headers().get_all(name).into_iter()));
         }
-        if let Some(h) = self.host {
+        if let Some(h) = self.0.host {
             if name.eq_ignore_ascii_case("host") {
-                return HeaderValues(Inner::One(Some(slice(&self.raw, h))));
+                return HeaderValues(Inner::One(Some(slice(&self.0.raw, h))));
             }
         }
         HeaderValues(Inner::Fields {
-            raw: &self.raw,
-            fields: self.fields.as_slice().iter(),
+            raw: &self.0.raw,
+            fields: self.0.fields.as_slice().iter(),
             name: name.as_bytes(),
         })
     }
@@ -347,22 +424,22 @@ impl View {
     /// Every field as (name as sent, value), in order; after a change to the map, the
     /// map's fields (names in lower case).
     pub(crate) fn fields(&self) -> FieldIter<'_> {
-        if self.map_owned {
+        if self.0.map_owned {
             FieldIter(FieldInner::Map(self.headers().iter()))
         } else {
             FieldIter(FieldInner::Fields {
                 view: self,
-                fields: self.fields.as_slice().iter(),
+                fields: self.0.fields.as_slice().iter(),
             })
         }
     }
 
     /// How many fields the head has.
     pub(crate) fn len(&self) -> usize {
-        if self.map_owned {
+        if self.0.map_owned {
             self.headers().len()
         } else {
-            self.fields.as_slice().len()
+            self.0.fields.as_slice().len()
         }
     }
 }
@@ -420,10 +497,10 @@ impl<'a> Iterator for FieldIter<'a> {
     fn next(&mut self) -> Option<(&'a str, &'a [u8])> {
         match &mut self.0 {
             FieldInner::Fields { view, fields } => fields.next().map(|f| {
-                let name = ascii(slice(&view.raw, f.name));
-                let value = match view.host {
-                    Some(h) if name.eq_ignore_ascii_case("host") => slice(&view.raw, h),
-                    _ => slice(&view.raw, f.value),
+                let name = ascii(slice(&view.0.raw, f.name));
+                let value = match view.0.host {
+                    Some(h) if name.eq_ignore_ascii_case("host") => slice(&view.0.raw, h),
+                    _ => slice(&view.0.raw, f.value),
                 };
                 (name, value)
             }),
