@@ -157,6 +157,7 @@ impl HttpServerRequest {
         Self::build(head, body, Remote::Ip(remote_ip), protocol.into(), started)
     }
 
+    #[inline]
     fn build(
         head: RequestHead,
         body: Bytes,
