@@ -943,3 +943,65 @@ fn every_method_comes_through_as_sent() {
         assert_eq!(parse(&raw).unwrap().keep_alive, kept, "{m}");
     }
 }
+
+// A head's parts live in a box the thread's pool hands to the next head once the last
+// one is dropped: whatever a request left in it (an absolute-form authority, a built
+// map or `Uri`, its scheme, parsed body arguments, its finish time) must not show
+// through the next head or request that gets the box.
+#[test]
+fn a_reused_view_box_carries_nothing_over() {
+    use squall_httputil::HttpServerRequest;
+    for round in 0..3 {
+        let head = parse(
+            "POST http://a.example/x?q=1 HTTP/1.1\r\nHost: b\r\nX-One: 1\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\n",
+        )
+        .unwrap();
+        let mut req =
+            HttpServerRequest::new(head, bytes::Bytes::from_static(b"k=v"), "10.0.0.9", "wss");
+        req.parse_body().unwrap();
+        assert_eq!(req.body_arguments()["k"], ["v"]);
+        assert_eq!(req.arguments()["q"], ["1"]);
+        assert_eq!(req.headers()["x-one"], "1");
+        assert_eq!(req.host(), "a.example");
+        assert_eq!(req.remote_ip(), "10.0.0.9");
+        req.finish();
+        drop(req);
+
+        let head = parse("GET /y HTTP/1.1\r\nHost: c\r\n\r\n").unwrap();
+        assert_eq!(head.header("host"), Some("c"), "round {round}");
+        assert_eq!(head.header("x-one"), None);
+        assert_eq!(head.path(), "/y");
+        assert_eq!(head.uri(), "/y");
+        assert_eq!(head.fields().count(), 1);
+        let req = HttpServerRequest::from_connection(
+            head,
+            bytes::Bytes::new(),
+            None,
+            "http",
+            std::time::Instant::now(),
+        );
+        assert_eq!(req.protocol(), "http");
+        assert_eq!(req.host(), "c");
+        assert_eq!(req.full_url(), "http://c/y");
+        assert!(req.body_arguments().is_empty());
+        assert!(req.arguments().is_empty());
+        assert!(req.cookies().is_empty());
+        assert_eq!(req.remote_ip(), "");
+        drop(req);
+
+        // A head built from parts, after parsed ones: its target is its `Uri`'s.
+        let built = RequestHead::from_parts(
+            Method::GET,
+            "/z?w=2".parse().unwrap(),
+            Version::HTTP_11,
+            http::HeaderMap::new(),
+            BodyKind::None,
+            true,
+        );
+        assert_eq!(built.path(), "/z");
+        assert_eq!(built.query(), "w=2");
+        assert_eq!(built.header("host"), None);
+        assert_eq!(built.fields().count(), 0);
+    }
+}
