@@ -1,7 +1,7 @@
 //! Per-request header rules applied by the connection: proxy headers (`xheaders`) and
 //! the gzip body switch (`decompress_request`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 #[cfg(feature = "gzip")]
 use http::header::{HeaderName, CONTENT_ENCODING};
@@ -24,22 +24,18 @@ fn text(v: &[u8]) -> Option<&str> {
     }
 }
 
-/// The client's address and the scheme as the connection has them, before any proxy
-/// header: the peer's address, and `scheme` (the configured protocol, or `http`).
-#[inline]
-pub(crate) fn direct(peer: Option<SocketAddr>, scheme: &Scheme) -> (Option<IpAddr>, Scheme) {
-    (peer.map(|a| a.ip().to_canonical()), scheme.clone())
-}
-
 /// The client's address and the scheme for one request (Tornado's
 /// `_HTTPRequestContext._apply_xheaders`, computed afresh for every request, so one
-/// request's headers never leak into the next on the same connection).
+/// request's headers never leak into the next on the same connection), from the
+/// peer's address (`peer`, canonical: an IPv4-mapped IPv6 address as IPv4) and the
+/// configured protocol (or `http`) as the connection has them.
 pub(crate) fn resolve(
     config: &HttpServerConfig,
     head: &RequestHead,
-    peer: Option<SocketAddr>,
+    peer: Option<IpAddr>,
 ) -> (Option<IpAddr>, Scheme) {
-    let (mut ip, mut scheme) = direct(peer, config.protocol.as_ref().unwrap_or(&Scheme::HTTP));
+    let mut ip = peer;
+    let mut scheme = config.protocol.clone().unwrap_or(Scheme::HTTP);
     if !config.xheaders {
         return (ip, scheme);
     }
@@ -150,10 +146,7 @@ mod tests {
         }
     }
 
-    const PEER: Option<SocketAddr> = Some(SocketAddr::new(
-        IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
-        5000,
-    ));
+    const PEER: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)));
 
     fn ip(s: &str) -> Option<IpAddr> {
         Some(s.parse().unwrap())

@@ -41,16 +41,29 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let start_time = squall_ioloop::turn_time();
             let params = self.conn.params.clone();
             let config = &params.config;
-            let (remote_ip, protocol) = if config.xheaders {
-                xheaders::resolve(config, &head, self.conn.info.peer_addr)
+            // With `xheaders` off the address and scheme are the connection's, read
+            // where they are kept when the request's start is built: an `Option<IpAddr>`
+            // (17 bytes aligned to one) returned in a tuple and taken apart again was
+            // read back in pieces just written, a store-forwarding stall per request.
+            let proxied = if config.xheaders {
+                Some(xheaders::resolve(config, &head, self.conn.info.remote_ip))
             } else {
-                xheaders::direct(self.conn.info.peer_addr, &params.scheme)
+                None
             };
+            macro_rules! remote_ip {
+                () => {
+                    match &proxied {
+                        Some((ip, _)) => *ip,
+                        None => self.conn.info.remote_ip,
+                    }
+                };
+            }
             let access = {
                 let mut s = shared.borrow_mut();
                 let on = s.access_log();
                 if on {
-                    s.access.begin(&head.method, head.target_raw(), remote_ip);
+                    s.access
+                        .begin(&head.method, head.target_raw(), remote_ip!());
                 }
                 on
             };
@@ -65,9 +78,12 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                 () => {
                     RequestStart {
                         head,
-                        remote_ip,
-                        protocol,
-                        connection: (*self.conn.info).clone(),
+                        remote_ip: remote_ip!(),
+                        protocol: match &proxied {
+                            Some((_, scheme)) => scheme.clone(),
+                            None => params.scheme.clone(),
+                        },
+                        connection: (**self.conn.info).clone(),
                         start_time,
                     }
                 };

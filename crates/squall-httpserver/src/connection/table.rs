@@ -29,7 +29,7 @@ use squall_ioloop::{IoLoop, RemoteHandle};
 
 use super::logs::{log_io_error, Peer};
 use super::timer::LazyTimer;
-use super::{Http1Connection, Params};
+use super::{Http1Connection, Params, PeerInfo};
 use crate::control::{Control, HighWater};
 use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
 use crate::spare;
@@ -142,7 +142,7 @@ impl Wake for KeyWaker {
 struct Idle<T> {
     transport: T,
     /// Boxed: see `Http1Connection::info`.
-    info: Box<ConnectionInfo>,
+    info: Box<PeerInfo>,
     own_high: usize,
 }
 
@@ -291,7 +291,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             let mut slots = self.slots.borrow_mut();
             let idle = State::Parked(Idle {
                 transport,
-                info: Box::new(info),
+                info: Box::new(PeerInfo::new(info)),
                 own_high: 0,
             });
             let key = self.free.get();
