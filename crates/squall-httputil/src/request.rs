@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,12 +19,41 @@ use crate::url::{parse_qs_bytes, split_host_and_port, Arguments};
 use crate::view::View;
 
 /// The client's address as the request was given it.
+///
+/// An address is kept as its bits, not as an `Option<IpAddr>`: that type is 17 bytes
+/// aligned to one, and a server hands the request one it has just written, so moving
+/// it whole read bytes just stored at odd offsets (a store-forwarding stall per
+/// request under `perf`); taken apart by variant, each piece is read as written.
 #[derive(Debug)]
 enum Remote {
-    /// An address, formatted on first use.
-    Ip(Option<IpAddr>),
+    /// No address (a transport without one).
+    None,
+    /// An IPv4 address, formatted on first use.
+    V4(u32),
+    /// An IPv6 address, formatted on first use.
+    V6(u128),
     /// Text given by the caller.
     Text(String),
+}
+
+impl Remote {
+    #[inline]
+    fn ip(ip: Option<IpAddr>) -> Remote {
+        match ip {
+            None => Remote::None,
+            Some(IpAddr::V4(a)) => Remote::V4(a.to_bits()),
+            Some(IpAddr::V6(a)) => Remote::V6(a.to_bits()),
+        }
+    }
+
+    fn addr(&self) -> Option<IpAddr> {
+        match self {
+            Remote::None => None,
+            Remote::V4(bits) => Some(IpAddr::V4(Ipv4Addr::from_bits(*bits))),
+            Remote::V6(bits) => Some(IpAddr::V6(Ipv6Addr::from_bits(*bits))),
+            Remote::Text(s) => s.parse().ok(),
+        }
+    }
 }
 
 /// What is worked out on first use. Boxed behind one `OnceLock`, so that a request that
@@ -154,7 +183,7 @@ impl HttpServerRequest {
         protocol: impl Into<Cow<'static, str>>,
         started: Instant,
     ) -> Self {
-        Self::build(head, body, Remote::Ip(remote_ip), protocol.into(), started)
+        Self::build(head, body, Remote::ip(remote_ip), protocol.into(), started)
     }
 
     #[inline]
@@ -193,17 +222,17 @@ impl HttpServerRequest {
     pub fn remote_ip(&self) -> &str {
         match &self.remote {
             Remote::Text(s) => s,
-            Remote::Ip(None) => "",
-            Remote::Ip(Some(ip)) => self.lazy().remote_ip.get_or_init(|| ip.to_string()),
+            Remote::None => "",
+            other => self
+                .lazy()
+                .remote_ip
+                .get_or_init(|| other.addr().map(|ip| ip.to_string()).unwrap_or_default()),
         }
     }
 
     /// The client's address, when it is one (see [`remote_ip`](Self::remote_ip)).
     pub fn remote_addr(&self) -> Option<IpAddr> {
-        match &self.remote {
-            Remote::Text(s) => s.parse().ok(),
-            Remote::Ip(ip) => *ip,
-        }
+        self.remote.addr()
     }
 
     /// `http` or `https` (Tornado's `protocol`).
@@ -409,6 +438,34 @@ impl HttpHeadersExt for HeaderMap {
 mod tests {
     use super::*;
     use crate::{parse_request_head, Limits};
+
+    #[test]
+    fn remote_address_as_given() {
+        let head = || {
+            parse_request_head(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", &Limits::default())
+                .unwrap()
+                .unwrap()
+                .0
+        };
+        let from = |ip: Option<IpAddr>| {
+            HttpServerRequest::from_connection(head(), Bytes::new(), ip, "http", Instant::now())
+        };
+        for text in ["10.1.2.3", "::1", "2001:db8::8:800:200c:417a", "0.0.0.0"] {
+            let ip: IpAddr = text.parse().unwrap();
+            let req = from(Some(ip));
+            assert_eq!(req.remote_addr(), Some(ip));
+            assert_eq!(req.remote_ip(), text);
+        }
+        let req = from(None);
+        assert_eq!(req.remote_addr(), None);
+        assert_eq!(req.remote_ip(), "");
+        let req = HttpServerRequest::new(head(), Bytes::new(), "192.0.2.7", "http");
+        assert_eq!(req.remote_addr(), Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(req.remote_ip(), "192.0.2.7");
+        let req = HttpServerRequest::new(head(), Bytes::new(), "not an address", "http");
+        assert_eq!(req.remote_addr(), None);
+        assert_eq!(req.remote_ip(), "not an address");
+    }
 
     fn request(raw: &[u8]) -> HttpServerRequest {
         let (head, used) = parse_request_head(raw, &Limits::default())
