@@ -151,6 +151,7 @@ fn take_filled_and_clear() -> HeaderMap {
 /// assert_eq!(map[CONTENT_TYPE], "text/plain; charset=utf-8");
 /// assert_eq!(map.len(), 1);
 /// ```
+#[inline]
 pub fn take_headers_with(kind: Prefilled) -> HeaderMap {
     match POOL.try_with(|p| p.borrow_mut().filled[kind.index()].pop()) {
         Ok(Some(map)) => map,
