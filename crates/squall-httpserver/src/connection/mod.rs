@@ -181,7 +181,14 @@ pub struct Http1Connection<T: Transport, D: HttpServerConnectionDelegate> {
     /// offsets, and the connection's parts move between its table entry and a worker
     /// every busy period; the request's copy of it (`RequestStart::connection`) read
     /// those pieces just written, a store-forwarding stall per request under `perf`.
-    info: Box<PeerInfo>,
+    info: Box<ConnectionInfo>,
+    /// The peer's address as requests report it (an IPv4-mapped IPv6 address as
+    /// IPv4), worked out when the connection is assembled for a busy period, long
+    /// before a request reads it. Made per request, this `Option<IpAddr>` (17 bytes
+    /// aligned to one) was assembled byte by byte and read back at once, the
+    /// connection code's hottest instruction under `perf`; kept here rather than with
+    /// the idle connection, whose memory it would grow.
+    remote_ip: Option<IpAddr>,
     control: Rc<Control>,
     timer: LazyTimer,
     /// The server's mark, shared per thread: an `Rc` so that a table's connections
@@ -190,30 +197,10 @@ pub struct Http1Connection<T: Transport, D: HttpServerConnectionDelegate> {
     own_high: usize,
 }
 
-/// A connection's [`ConnectionInfo`] with what every request on it derives from it
-/// worked out once, at its start: the peer's address as requests report it (an
-/// IPv4-mapped IPv6 address as IPv4). Made per request, that `Option<IpAddr>` (17
-/// bytes aligned to one) was assembled byte by byte and read back at once, the
-/// connection code's hottest instruction under `perf`.
-#[derive(Debug)]
-pub(crate) struct PeerInfo {
-    info: ConnectionInfo,
-    /// `info.peer_addr`'s address, canonical.
-    pub(crate) remote_ip: Option<IpAddr>,
-}
-
-impl PeerInfo {
-    pub(crate) fn new(info: ConnectionInfo) -> PeerInfo {
-        let remote_ip = info.peer_addr.map(|a| a.ip().to_canonical());
-        PeerInfo { info, remote_ip }
-    }
-}
-
-impl std::ops::Deref for PeerInfo {
-    type Target = ConnectionInfo;
-    fn deref(&self) -> &ConnectionInfo {
-        &self.info
-    }
+/// The peer's address of `info` as requests report it: canonical (an IPv4-mapped
+/// IPv6 address as IPv4).
+pub(crate) fn remote_ip(info: &ConnectionInfo) -> Option<IpAddr> {
+    info.peer_addr.map(|a| a.ip().to_canonical())
 }
 
 impl<T: Transport, D: HttpServerConnectionDelegate> std::fmt::Debug for Http1Connection<T, D> {
@@ -254,7 +241,8 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
             transport,
             delegate,
             params,
-            info: Box::new(PeerInfo::new(info)),
+            remote_ip: remote_ip(&info),
+            info: Box::new(info),
             control,
             timer: LazyTimer::default(),
             high_water,

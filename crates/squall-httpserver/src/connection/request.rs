@@ -46,7 +46,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             // (17 bytes aligned to one) returned in a tuple and taken apart again was
             // read back in pieces just written, a store-forwarding stall per request.
             let proxied = if config.xheaders {
-                Some(xheaders::resolve(config, &head, self.conn.info.remote_ip))
+                Some(xheaders::resolve(config, &head, self.conn.remote_ip))
             } else {
                 None
             };
@@ -54,7 +54,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                 () => {
                     match &proxied {
                         Some((ip, _)) => *ip,
-                        None => self.conn.info.remote_ip,
+                        None => self.conn.remote_ip,
                     }
                 };
             }
@@ -83,7 +83,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                             Some((_, scheme)) => scheme.clone(),
                             None => params.scheme.clone(),
                         },
-                        connection: (**self.conn.info).clone(),
+                        connection: (*self.conn.info).clone(),
                         start_time,
                     }
                 };

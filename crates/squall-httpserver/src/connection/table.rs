@@ -29,7 +29,7 @@ use squall_ioloop::{IoLoop, RemoteHandle};
 
 use super::logs::{log_io_error, Peer};
 use super::timer::LazyTimer;
-use super::{Http1Connection, Params, PeerInfo};
+use super::{remote_ip, Http1Connection, Params};
 use crate::control::{Control, HighWater};
 use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
 use crate::spare;
@@ -142,7 +142,7 @@ impl Wake for KeyWaker {
 struct Idle<T> {
     transport: T,
     /// Boxed: see `Http1Connection::info`.
-    info: Box<PeerInfo>,
+    info: Box<ConnectionInfo>,
     own_high: usize,
 }
 
@@ -295,7 +295,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             let mut slots = self.slots.borrow_mut();
             let idle = State::Parked(Idle {
                 transport,
-                info: Box::new(PeerInfo::new(info)),
+                info: Box::new(info),
                 own_high: 0,
             });
             let key = self.free.get();
@@ -497,6 +497,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             transport: idle.transport,
             delegate: self.delegate.clone(),
             params: self.params.clone(),
+            remote_ip: remote_ip(&idle.info),
             info: idle.info,
             control: control.clone(),
             timer: LazyTimer::default(),
@@ -566,7 +567,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     /// back as wider ones, a stall on every park (`perf annotate`). The entry's `Busy`
     /// state holds nothing, so it is overwritten without a drop.
     #[inline(never)]
-    fn put_parked(&self, key: u32, transport: T, info: Box<PeerInfo>, own_high: usize) {
+    fn put_parked(&self, key: u32, transport: T, info: Box<ConnectionInfo>, own_high: usize) {
         let mut slots = self.slots.borrow_mut();
         let state = &mut slots[key as usize].state;
         if matches!(state, State::Busy) {
@@ -586,7 +587,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     /// common path keeps its parts in registers.
     #[cold]
     #[inline(never)]
-    fn replace_parked(&self, key: u32, transport: T, info: Box<PeerInfo>, own_high: usize) {
+    fn replace_parked(&self, key: u32, transport: T, info: Box<ConnectionInfo>, own_high: usize) {
         let idle = Idle {
             transport,
             info,
