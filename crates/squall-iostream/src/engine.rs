@@ -3,7 +3,6 @@
 //! leftover kept; the syscall rules (no `read()` after a short one) and the limits.
 
 use std::io;
-use std::mem;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -88,20 +87,22 @@ impl Inner {
         check: &mut Check<'_, E>,
     ) -> Poll<Result<Taken, E>> {
         // Work on the buffer outside its RefCell: `check` may be user code.
-        let mut buf = mem::take(&mut *self.rbuf.borrow_mut());
+        let mut buf = self
+            .rbuf
+            .borrow_mut()
+            .take()
+            .map_or_else(BytesMut::new, |b| *b);
         let res = self.read_loop(cx, need, want_bytes, check, &mut buf);
         if buf.is_empty() {
             // Free the capacity: an idle stream owns no buffer.
             buf = BytesMut::new();
         }
         let mut slot = self.rbuf.borrow_mut();
-        if slot.is_empty() {
-            *slot = buf;
-        } else {
+        if let Some(later) = slot.as_deref() {
             // Not reachable (nothing else appends while a read is pending); keep order.
-            buf.extend_from_slice(&slot);
-            *slot = buf;
+            buf.extend_from_slice(later);
         }
+        *slot = (!buf.is_empty()).then(|| Box::new(buf));
         res
     }
 
@@ -246,14 +247,14 @@ impl Inner {
         partial: bool,
     ) -> Poll<Result<usize, StreamError>> {
         {
-            let mut rbuf = self.rbuf.borrow_mut();
-            if !rbuf.is_empty() {
+            let mut slot = self.rbuf.borrow_mut();
+            if let Some(rbuf) = slot.as_deref_mut() {
                 let k = rbuf.len().min(dst.len() - *filled);
                 dst[*filled..*filled + k].copy_from_slice(&rbuf[..k]);
                 rbuf.advance(k);
                 *filled += k;
                 if rbuf.is_empty() {
-                    *rbuf = BytesMut::new();
+                    *slot = None;
                 }
             }
         }

@@ -16,6 +16,7 @@ use socket2::SockRef;
 use squall_poller::sys::{self, FdIo};
 
 use crate::state::{Inner, LAYERED, NOT_SOCKET};
+use crate::wqueue::queued;
 
 /// The most slices one `writev` gets (hyper's `MAX_WRITEV_BUFS`).
 const MAX_IOV: usize = 64;
@@ -67,7 +68,7 @@ impl Inner {
         let file = self.file.borrow();
         let file = file.as_ref()?;
         let wbuf = self.wbuf.borrow();
-        Some(match wbuf.as_slice() {
+        Some(match queued(&wbuf) {
             // The usual case (a server's batch of responses is one chunk): a
             // plain write, without filling an array of MAX_IOV slices first.
             [only] => (self.on_fd(file, |io| io.write_some(only)), only.len()),

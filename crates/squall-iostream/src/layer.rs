@@ -17,6 +17,7 @@ use squall_ioloop::Interest;
 use crate::error::{CloseCause, StreamError};
 use crate::state::*;
 use crate::stream::IoStream;
+use crate::wqueue::queued;
 
 /// A byte transform between a stream's fd and its buffers, installed with
 /// [`IoStream::set_layer`]. TLS is the layer squall ships (`squall-tls`).
@@ -187,7 +188,7 @@ impl Inner {
             }
             let res = {
                 let wbuf = self.wbuf.borrow();
-                match wbuf.as_slice() {
+                match queued(&wbuf) {
                     // The usual case (a response is one chunk): no array of slices to
                     // fill first.
                     [only] => layer.write(file, &[IoSlice::new(only)]),

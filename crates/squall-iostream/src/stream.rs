@@ -121,13 +121,19 @@ impl IoStream {
     /// this to know whether another request is already here (answer the batch with one
     /// [`flush`](IoStream::flush) when it is 0).
     pub fn buffered_len(&self) -> usize {
-        self.inner.rbuf.try_borrow().map_or(0, |b| b.len())
+        self.inner
+            .rbuf
+            .try_borrow()
+            .map_or(0, |b| b.as_ref().map_or(0, |b| b.len()))
     }
 
     /// The capacity of the stream's own read buffer (0 while idle: reads go through a
     /// per-thread buffer and only leftovers are kept).
     pub fn read_buffer_capacity(&self) -> usize {
-        self.inner.rbuf.try_borrow().map_or(0, |b| b.capacity())
+        self.inner
+            .rbuf
+            .try_borrow()
+            .map_or(0, |b| b.as_ref().map_or(0, |b| b.capacity()))
     }
 
     /// How many written bytes are queued and not yet handed to the OS.
@@ -394,15 +400,13 @@ impl IoStream {
             return Poll::Ready(Err(StreamError::ReadInProgress));
         }
         {
-            let mut rbuf = inner.rbuf.borrow_mut();
-            let n = rbuf.len();
-            if n > 0 {
+            let mut slot = inner.rbuf.borrow_mut();
+            if let Some(mut rbuf) = slot.take() {
+                let n = rbuf.len();
                 if dst.is_empty() {
                     mem::swap(dst, &mut *rbuf);
-                    *rbuf = BytesMut::new();
                 } else {
                     dst.extend_from_slice(&rbuf);
-                    *rbuf = BytesMut::new();
                 }
                 return Poll::Ready(Ok(n));
             }
@@ -438,7 +442,10 @@ impl IoStream {
     /// The bytes buffered so far, up to `max`, taken at once without a syscall
     /// (possibly empty): how a caller takes body bytes that arrived with a head.
     pub fn take_buffered(&self, max: usize) -> Bytes {
-        let Ok(mut rbuf) = self.inner.rbuf.try_borrow_mut() else {
+        let Ok(mut slot) = self.inner.rbuf.try_borrow_mut() else {
+            return Bytes::new();
+        };
+        let Some(rbuf) = slot.as_deref_mut() else {
             return Bytes::new();
         };
         let n = max.min(rbuf.len());
@@ -447,7 +454,7 @@ impl IoStream {
         }
         let out = rbuf.split_to(n).freeze();
         if rbuf.is_empty() {
-            *rbuf = BytesMut::new();
+            *slot = None;
         }
         out
     }

@@ -64,11 +64,11 @@ impl WriteQueue {
             self.chunks.clear();
         }
     }
+}
 
-    /// Takes every chunk out (a close drops them), leaving the queue empty.
-    pub(crate) fn take(&mut self) -> WriteQueue {
-        std::mem::take(self)
-    }
+/// The chunks of a stream's write queue, which is `None` while it is empty.
+pub(crate) fn queued(queue: &Option<Box<WriteQueue>>) -> &[Bytes] {
+    queue.as_deref().map_or(&[], WriteQueue::as_slice)
 }
 
 #[cfg(test)]
@@ -119,7 +119,7 @@ mod tests {
         assert!(!q.chunks.spilled(), "a big queue is let go once empty");
         let taken = {
             q.push_back(Bytes::from_static(b"x"));
-            q.take()
+            std::mem::take(&mut q)
         };
         assert_eq!(contents(&taken), b"x");
         assert_eq!(contents(&q), b"");

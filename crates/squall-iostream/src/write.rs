@@ -100,7 +100,10 @@ impl Inner {
         if self.wbuf_len.get().saturating_add(len) > limit {
             return Err(StreamError::WriteBufferFull { limit });
         }
-        self.wbuf.borrow_mut().push_back(data);
+        self.wbuf
+            .borrow_mut()
+            .get_or_insert_with(Box::default)
+            .push_back(data);
         self.wbuf_len.set(self.wbuf_len.get() + len);
         Ok(())
     }
@@ -294,7 +297,14 @@ impl Inner {
 
     pub(crate) fn consume_written(&self, w: usize) {
         self.written.set(self.written.get() + w as u64);
-        self.wbuf_len.set(self.wbuf_len.get() - w);
-        self.wbuf.borrow_mut().consume(w);
+        let left = self.wbuf_len.get() - w;
+        self.wbuf_len.set(left);
+        let mut slot = self.wbuf.borrow_mut();
+        if left == 0 {
+            // Sent: the queue goes, so that an idle stream keeps none.
+            *slot = None;
+        } else if let Some(q) = slot.as_deref_mut() {
+            q.consume(w);
+        }
     }
 }
