@@ -3,6 +3,7 @@
 //! leftover kept; the syscall rules (no `read()` after a short one) and the limits.
 
 use std::io;
+use std::mem;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -86,23 +87,26 @@ impl Inner {
         want_bytes: bool,
         check: &mut Check<'_, E>,
     ) -> Poll<Result<Taken, E>> {
-        // Work on the buffer outside its RefCell: `check` may be user code.
-        let mut buf = self
-            .rbuf
-            .borrow_mut()
-            .take()
-            .map_or_else(BytesMut::new, |b| *b);
+        // Work on the buffer outside its RefCell: `check` may be user code. Its box
+        // is kept for the leftover, so a reader that keeps some between calls does not
+        // allocate one per call.
+        let mut boxed = self.rbuf.borrow_mut().take();
+        let mut buf = boxed.as_deref_mut().map_or_else(BytesMut::new, mem::take);
         let res = self.read_loop(cx, need, want_bytes, check, &mut buf);
-        if buf.is_empty() {
-            // Free the capacity: an idle stream owns no buffer.
-            buf = BytesMut::new();
-        }
         let mut slot = self.rbuf.borrow_mut();
         if let Some(later) = slot.as_deref() {
             // Not reachable (nothing else appends while a read is pending); keep order.
             buf.extend_from_slice(later);
         }
-        *slot = (!buf.is_empty()).then(|| Box::new(buf));
+        // Emptied, box and capacity go: an idle stream owns no buffer.
+        *slot = if buf.is_empty() {
+            None
+        } else if let Some(mut b) = boxed {
+            *b = buf;
+            Some(b)
+        } else {
+            Some(Box::new(buf))
+        };
         res
     }
 

@@ -74,12 +74,14 @@ pub(crate) struct Inner {
     pub(crate) fd: RawFd,
     pub(crate) flags: Cell<u32>,
     /// Bytes received but not yet consumed by a read; `None` when there are none.
-    /// Boxed, as the write queue: a stream with nothing buffered (every idle one, and
-    /// a server's between reads) holds two pointers instead of 96 bytes of empty
-    /// buffers, which made up a fifth of an idle keep-alive connection's memory.
+    /// Boxed, as the write queue: a stream that never had to buffer (every idle
+    /// keep-alive connection whose responses went out at once) holds two pointers
+    /// instead of 96 bytes of empty buffers, a fifth of such a connection's memory.
     pub(crate) rbuf: RefCell<Option<Box<BytesMut>>>,
-    /// Queued output, in order, while there is any; the front chunk may be partly
-    /// written. One chunk is held inline in the queue.
+    /// Queued output, in order; the front chunk may be partly written. Made at the
+    /// first write that has to wait and kept (emptied, see `WriteQueue::consume`) for
+    /// the stream's life, so that a writer the socket keeps waiting does not allocate
+    /// it again for every wait. One chunk is held inline in the queue.
     pub(crate) wbuf: RefCell<Option<Box<WriteQueue>>>,
     pub(crate) wbuf_len: Cell<usize>,
     /// Bytes ever handed to the OS: a write future waits until `written` reaches the

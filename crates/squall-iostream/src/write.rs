@@ -297,13 +297,8 @@ impl Inner {
 
     pub(crate) fn consume_written(&self, w: usize) {
         self.written.set(self.written.get() + w as u64);
-        let left = self.wbuf_len.get() - w;
-        self.wbuf_len.set(left);
-        let mut slot = self.wbuf.borrow_mut();
-        if left == 0 {
-            // Sent: the queue goes, so that an idle stream keeps none.
-            *slot = None;
-        } else if let Some(q) = slot.as_deref_mut() {
+        self.wbuf_len.set(self.wbuf_len.get() - w);
+        if let Some(q) = self.wbuf.borrow_mut().as_deref_mut() {
             q.consume(w);
         }
     }
