@@ -121,19 +121,22 @@ impl IoStream {
     /// this to know whether another request is already here (answer the batch with one
     /// [`flush`](IoStream::flush) when it is 0).
     pub fn buffered_len(&self) -> usize {
-        self.inner
-            .rbuf
-            .try_borrow()
-            .map_or(0, |b| b.as_ref().map_or(0, |b| b.len()))
+        self.read_ahead(BytesMut::len)
     }
 
     /// The capacity of the stream's own read buffer (0 while idle: reads go through a
     /// per-thread buffer and only leftovers are kept).
     pub fn read_buffer_capacity(&self) -> usize {
+        self.read_ahead(BytesMut::capacity)
+    }
+
+    /// `measure` of the read-ahead buffer: 0 when there is none (nothing is buffered)
+    /// or a read holds it at the moment.
+    fn read_ahead(&self, measure: fn(&BytesMut) -> usize) -> usize {
         self.inner
             .rbuf
             .try_borrow()
-            .map_or(0, |b| b.as_ref().map_or(0, |b| b.capacity()))
+            .map_or(0, |b| b.as_deref().map_or(0, measure))
     }
 
     /// How many written bytes are queued and not yet handed to the OS.
