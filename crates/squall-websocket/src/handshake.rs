@@ -59,6 +59,8 @@ pub fn generate_key() -> String {
 pub enum HandshakeError {
     /// The request is not a GET. 405 (Tornado answers every GET-only refusal with 400).
     NotGet,
+    /// The request is older than HTTP/1.1 (RFC 6455 §4.1 asks for 1.1 or later). 400.
+    NotHttp11,
     /// No `Upgrade: websocket`. 400.
     NotUpgrade,
     /// No `upgrade` token in `Connection`. 400.
@@ -100,6 +102,9 @@ impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HandshakeError::NotGet => f.write_str("a WebSocket handshake must be a GET"),
+            HandshakeError::NotHttp11 => {
+                f.write_str("a WebSocket handshake must be HTTP/1.1 or later")
+            }
             HandshakeError::NotUpgrade => f.write_str("Can \"Upgrade\" only to \"WebSocket\"."),
             HandshakeError::NotConnectionUpgrade => {
                 f.write_str("\"Connection\" must be \"Upgrade\".")

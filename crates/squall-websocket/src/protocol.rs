@@ -223,6 +223,11 @@ impl Protocol {
         self.role
     }
 
+    /// The largest message accepted, in bytes (after inflating).
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
     /// Whether permessage-deflate is on.
     pub fn compressed(&self) -> bool {
         self.compression.is_some()
@@ -562,7 +567,8 @@ impl Protocol {
         Ok(())
     }
 
-    /// Appends this end's close frame: with `code` and `reason`, or empty for `None`.
+    /// Appends this end's close frame: with `code` and `reason`, or empty for `None`
+    /// with no reason (a reason without a code goes with 1000, as in Tornado).
     /// Nothing may be encoded after it.
     ///
     /// # Errors
@@ -578,6 +584,12 @@ impl Protocol {
     ) -> Result<(), EncodeError> {
         self.check_open()?;
         let mut payload = [0; 125];
+        // A reason needs a code to travel with: 1000 when none is given, as Tornado's
+        // `close(None, reason)` sends.
+        let code = match code {
+            None if !reason.is_empty() => Some(CloseCode::NORMAL),
+            code => code,
+        };
         let len = match code {
             None => 0,
             Some(code) if !code.is_sendable() => return Err(EncodeError::InvalidCloseCode(code.0)),

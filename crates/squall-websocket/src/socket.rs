@@ -3,11 +3,14 @@
 //! close handshake with a deadline.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::poll_fn;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use squall_ioloop::{sleep_until, with_timeout};
 use squall_iostream::{IoStream, ReadParseError, StreamError};
 
@@ -27,9 +30,10 @@ pub struct WebSocketConfig {
     pub max_message_size: usize,
     /// Send a ping this often. Default: never.
     pub ping_interval: Option<Duration>,
-    /// Close the connection when no pong (nor any other frame) arrives this long after a
-    /// ping. Default (with `ping_interval` set): the larger of three intervals and 30 s,
-    /// as Tornado.
+    /// Close the connection (code 1000, reason "ping timed out") when no pong arrives
+    /// this long after a ping. Default (with `ping_interval` set): the interval itself;
+    /// a longer timeout is cut to the interval, and zero turns the check off, as
+    /// Tornado 6.5.
     pub ping_timeout: Option<Duration>,
     /// How long to wait for the peer's half of the close handshake before dropping the
     /// connection. Default 5 s, as Tornado.
@@ -55,13 +59,11 @@ impl Default for WebSocketConfig {
 }
 
 impl WebSocketConfig {
-    /// The ping timeout in effect, if pings are on.
+    /// The ping timeout in effect, if pings are on: `ping_timeout`, at most the
+    /// interval, the interval when unset; `Some(Duration::ZERO)` means no check.
     pub fn effective_ping_timeout(&self) -> Option<Duration> {
         let interval = self.ping_interval?;
-        Some(
-            self.ping_timeout
-                .unwrap_or_else(|| (interval * 3).max(Duration::from_secs(30))),
-        )
+        Some(self.ping_timeout.map_or(interval, |t| t.min(interval)))
     }
 }
 
@@ -124,6 +126,20 @@ impl From<EncodeError> for WebSocketError {
     }
 }
 
+/// What the keep-alive task read while the application was not reading, in order, for
+/// the next reads to deliver.
+#[derive(Debug)]
+enum Backlog {
+    /// A message, ping or pong (a ping was answered, a pong noted, when read).
+    Item(Incoming),
+    /// The peer's close frame (echoed when read).
+    Closed,
+    /// The peer broke the protocol.
+    Failed(ProtocolError),
+    /// End-of-file or a read error, with no close handshake.
+    Eof,
+}
+
 /// What the reading side saw, for the handler driver.
 #[derive(Debug)]
 pub(crate) enum Incoming {
@@ -136,7 +152,7 @@ struct Shared {
     stream: IoStream,
     protocol: RefCell<Protocol>,
     /// Bytes read past the handshake before this connection took the stream.
-    pending: RefCell<Option<Box<Bytes>>>,
+    pending: Cell<Option<Box<Bytes>>>,
     subprotocol: Option<Box<str>>,
     /// `close_timeout` in milliseconds (four bytes, not a `Duration`'s sixteen: every
     /// idle connection carries this).
@@ -146,9 +162,16 @@ struct Shared {
     close_frame: RefCell<Option<Box<CloseFrame>>>,
     /// The connection is over: no more events.
     finished: Cell<bool>,
-    /// A frame arrived since the keep-alive task last armed its deadline (any frame
-    /// proves the peer alive).
+    /// A pong arrived since the keep-alive task last pinged.
     heard: Cell<bool>,
+    /// What the keep-alive task read while nobody was reading (boxed: most
+    /// connections never have one; a `Cell`, taken and put back, to keep an idle
+    /// connection's state small).
+    #[expect(
+        clippy::box_collection,
+        reason = "a pointer where every idle connection would carry an empty VecDeque's 32 bytes"
+    )]
+    backlog: Cell<Option<Box<VecDeque<Backlog>>>>,
 }
 
 /// An open WebSocket connection: Tornado's `WebSocketHandler` and
@@ -158,7 +181,9 @@ struct Shared {
 /// driver call `on_message`); write with [`write_message`](WebSocket::write_message),
 /// or [`send`](WebSocket::send) to wait until the peer has taken the bytes; end with
 /// [`close`](WebSocket::close). Pings are answered and close frames echoed while
-/// reading.
+/// reading; with `ping_interval` set, also while the application is not reading (the
+/// keep-alive task reads then, and keeps what it read for the next reads, up to
+/// `max_message_size` bytes of messages).
 #[doc(alias = "WebSocketClientConnection")]
 #[derive(Clone)]
 pub struct WebSocket {
@@ -191,7 +216,7 @@ impl WebSocket {
             shared: Rc::new(Shared {
                 stream,
                 protocol: RefCell::new(protocol),
-                pending: RefCell::new((!pending.is_empty()).then(|| Box::new(pending))),
+                pending: Cell::new((!pending.is_empty()).then(|| Box::new(pending))),
                 subprotocol: subprotocol.map(String::into_boxed_str),
                 max_write_buffer_size: config.max_write_buffer_size,
                 close_timeout_ms: u32::try_from(config.close_timeout.as_millis())
@@ -199,6 +224,7 @@ impl WebSocket {
                 close_frame: RefCell::new(None),
                 finished: Cell::new(false),
                 heard: Cell::new(false),
+                backlog: Cell::new(None),
             }),
         };
         if let (Some(interval), Some(timeout)) =
@@ -227,12 +253,15 @@ impl WebSocket {
         self.shared.close_frame.borrow().as_ref().map(|f| f.code)
     }
 
-    /// The reason of the peer's close frame (Tornado's `close_reason`).
+    /// The reason of the peer's close frame (Tornado's `close_reason`): `None` when the
+    /// frame carried no reason (or no frame came), as Tornado, which sets it only for a
+    /// frame longer than its code.
     pub fn close_reason(&self) -> Option<String> {
         self.shared
             .close_frame
             .borrow()
             .as_ref()
+            .filter(|f| !f.reason.is_empty())
             .map(|f| f.reason.clone())
     }
 
@@ -374,13 +403,13 @@ impl WebSocket {
         // In a block of its own, so that the future does not keep `pending` across the
         // read below.
         {
-            let pending = shared.pending.borrow_mut().take();
+            let pending = shared.pending.take();
             if let Some(pending) = pending {
                 let mut input = &pending[..];
                 let event = shared.protocol.borrow_mut().decode(&mut input)?;
                 if !input.is_empty() {
                     let rest = pending.slice(pending.len() - input.len()..);
-                    *shared.pending.borrow_mut() = Some(Box::new(rest));
+                    shared.pending.set(Some(Box::new(rest)));
                 }
                 if event.is_some() {
                     return Ok(event);
@@ -411,23 +440,31 @@ impl WebSocket {
         if self.shared.finished.get() {
             return None;
         }
-        match self.read_event().await {
-            Ok(Some(event)) => {
-                if let Some(incoming) = self.take_event(event) {
-                    return Some(incoming);
+        // Checked apart, so that nothing of the backlog is kept across the read below.
+        if self.has_backlog() {
+            match self.take_backlog() {
+                Some(Backlog::Item(incoming)) => return Some(incoming),
+                // The peer's close frame: echoed when it was read.
+                Some(Backlog::Closed) | None => {}
+                Some(Backlog::Failed(e)) => self.fail(e),
+                Some(Backlog::Eof) => {
+                    self.abort();
+                    return None;
                 }
             }
-            Ok(None) => {
-                // End-of-file or a reset without a close handshake.
-                self.abort();
-                return None;
-            }
-            Err(e) => {
-                log::debug!(
-                    "WebSocket protocol error from the peer: {e}; failing with {}",
-                    e.close_code()
-                );
-                let _ = self.encode(|p, out| p.encode_close(Some(e.close_code()), "", out));
+        } else {
+            match self.read_event().await {
+                Ok(Some(event)) => {
+                    if let Some(incoming) = self.take_event(event) {
+                        return Some(incoming);
+                    }
+                }
+                Ok(None) => {
+                    // End-of-file or a reset without a close handshake.
+                    self.abort();
+                    return None;
+                }
+                Err(e) => self.fail(e),
             }
         }
         // Both close frames are out. Boxed: only a closing connection pays for the close
@@ -436,11 +473,19 @@ impl WebSocket {
         None
     }
 
+    /// The peer broke the protocol: this end's close frame says how.
+    fn fail(&self, e: ProtocolError) {
+        log::debug!(
+            "WebSocket protocol error from the peer: {e}; failing with {}",
+            e.close_code()
+        );
+        let _ = self.encode(|p, out| p.encode_close(Some(e.close_code()), "", out));
+    }
+
     /// Answers what needs an answer (a ping's pong, a close frame's echo); `None` once
     /// the peer's close frame came.
     fn take_event(&self, event: Event) -> Option<Incoming> {
         let shared = &self.shared;
-        shared.heard.set(true);
         match event {
             Event::Message(message) => Some(Incoming::Message(message)),
             Event::Ping(data) => {
@@ -449,7 +494,10 @@ impl WebSocket {
                 }
                 Some(Incoming::Ping(data))
             }
-            Event::Pong(data) => Some(Incoming::Pong(data)),
+            Event::Pong(data) => {
+                shared.heard.set(true);
+                Some(Incoming::Pong(data))
+            }
             Event::Close(frame) => {
                 let code = frame.as_ref().map(|f| f.code);
                 *shared.close_frame.borrow_mut() = frame.map(Box::new);
@@ -475,8 +523,126 @@ impl WebSocket {
         shared.stream.close();
     }
 
-    /// Pings every `interval`; drops the connection when nothing arrived within
-    /// `timeout` of a ping.
+    /// Whether the keep-alive task read something for the application.
+    fn has_backlog(&self) -> bool {
+        let queue = self.shared.backlog.take();
+        let has = queue.is_some();
+        self.shared.backlog.set(queue);
+        has
+    }
+
+    /// The first of what the keep-alive task read for the application, if anything.
+    fn take_backlog(&self) -> Option<Backlog> {
+        let mut queue = self.shared.backlog.take()?;
+        let first = queue.pop_front();
+        if !queue.is_empty() {
+            self.shared.backlog.set(Some(queue));
+        }
+        first
+    }
+
+    /// What the backlog holds: message bytes, and whether it ends the connection.
+    fn backlog_state(&self) -> (usize, bool) {
+        let queue = self.shared.backlog.take();
+        let state = queue.as_ref().map_or((0, false), |q| {
+            let bytes = q
+                .iter()
+                .map(|b| match b {
+                    Backlog::Item(Incoming::Message(m)) => m.as_bytes().len(),
+                    _ => 0,
+                })
+                .sum();
+            let ended = matches!(
+                q.back(),
+                Some(Backlog::Closed | Backlog::Failed(_) | Backlog::Eof)
+            );
+            (bytes, ended)
+        });
+        self.shared.backlog.set(queue);
+        state
+    }
+
+    /// While the application is not reading: reads what has arrived, without waiting,
+    /// answering pings, noting pongs and echoing a close frame as a read would, and
+    /// keeps it all in order for the application's next reads. Stops once the backlog
+    /// holds `max_message_size` bytes of messages (a peer that sends that much is
+    /// alive: its pong may wait behind them, so it counts as heard).
+    async fn read_for_the_application(&self) {
+        let shared = &self.shared;
+        // The application's read (`next`, the handler driver) holds the stream's read
+        // while it waits: it answers what comes itself.
+        if shared.stream.reading() || shared.finished.get() {
+            return;
+        }
+        let (mut held, ended) = self.backlog_state();
+        if ended {
+            return;
+        }
+        let limit = shared.protocol.borrow().max_message_size();
+        let mut buf = BytesMut::new();
+        loop {
+            if held >= limit {
+                shared.heard.set(true);
+                return;
+            }
+            // Bytes read past the handshake come first, as for a read.
+            let mut input = match shared.pending.take() {
+                Some(pending) => *pending,
+                None => {
+                    buf.clear();
+                    // One poll: what is there now, or nothing (the task's waker stays
+                    // with the stream, a harmless spurious wake-up later).
+                    let polled =
+                        poll_fn(|cx| Poll::Ready(shared.stream.poll_read_buf(cx, &mut buf))).await;
+                    match polled {
+                        Poll::Pending | Poll::Ready(Err(StreamError::ReadInProgress)) => return,
+                        Poll::Ready(Ok(n)) if n > 0 => buf.split().freeze(),
+                        Poll::Ready(_) => {
+                            self.push_backlog(Backlog::Eof);
+                            return;
+                        }
+                    }
+                }
+            };
+            while !input.is_empty() {
+                let mut rest = &input[..];
+                let decoded = shared.protocol.borrow_mut().decode(&mut rest);
+                let used = input.len() - rest.len();
+                let _ = input.split_to(used);
+                match decoded {
+                    Ok(Some(event)) => match self.take_event(event) {
+                        Some(incoming) => {
+                            if let Incoming::Message(m) = &incoming {
+                                held += m.as_bytes().len();
+                            }
+                            self.push_backlog(Backlog::Item(incoming));
+                        }
+                        None => {
+                            self.push_backlog(Backlog::Closed);
+                            return;
+                        }
+                    },
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.push_backlog(Backlog::Failed(e));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn push_backlog(&self, item: Backlog) {
+        let mut queue = self.shared.backlog.take().unwrap_or_default();
+        queue.push_back(item);
+        self.shared.backlog.set(Some(queue));
+    }
+
+    /// Pings every `interval`; when no pong came within `timeout` of a ping, closes
+    /// the connection with 1000 and "ping timed out" (Tornado 6.5). While the
+    /// application is not reading, reads for it (see
+    /// [`read_for_the_application`](Self::read_for_the_application)) so that pings are
+    /// answered and pongs seen all the same.
     async fn keep_alive(&self, interval: Duration, timeout: Duration) {
         let shared = &self.shared;
         let mut next_ping = Instant::now() + interval;
@@ -487,13 +653,19 @@ impl WebSocket {
             if self.is_closed() {
                 return;
             }
+            self.read_for_the_application().await;
             let now = Instant::now();
             if let Some(at) = deadline {
                 if shared.heard.get() {
                     deadline = None;
                 } else if now >= at {
-                    log::info!("WebSocket peer silent for {timeout:?} after a ping; dropping the connection");
-                    self.abort();
+                    log::info!("WebSocket peer sent no pong within {timeout:?} of a ping; closing");
+                    if self
+                        .close(Some(CloseCode::NORMAL), "ping timed out")
+                        .is_err()
+                    {
+                        self.abort();
+                    }
                     return;
                 }
             }
@@ -501,7 +673,7 @@ impl WebSocket {
                 if self.ping(b"").is_err() {
                     return;
                 }
-                if deadline.is_none() {
+                if deadline.is_none() && !timeout.is_zero() {
                     shared.heard.set(false);
                     deadline = Some(now + timeout);
                 }
@@ -542,6 +714,11 @@ mod tests {
         let protocol = Protocol::new(Role::Server, None, 100);
         let ws =
             WebSocket::from_stream(a, Bytes::new(), protocol, None, &WebSocketConfig::default());
+        eprintln!(
+            "next_incoming {}",
+            std::mem::size_of_val(&ws.next_incoming())
+        );
+        eprintln!("read_event {}", std::mem::size_of_val(&ws.read_event()));
         let task = crate::run_handler(ws, Echo);
         assert!(
             std::mem::size_of_val(&task) <= 192,

@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use http::header::{HOST, ORIGIN};
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use squall_httpserver::{Detached, HttpServerRequest, OnUpgrade, Response};
 use squall_iostream::IoStream;
 
@@ -16,11 +16,20 @@ use crate::protocol::{Protocol, Role};
 use crate::socket::{WebSocket, WebSocketConfig};
 
 /// Tornado's default `check_origin`: a browser's `Origin` must name the host the
-/// request was sent to (scheme aside, case-insensitive).
+/// request was sent to (scheme aside, case-insensitive). An origin is always
+/// `scheme://host[:port]` (RFC 6454 §6.1): a value without a scheme (`127.0.0.1:8888`,
+/// `localhost`) names no host and is refused, as Tornado's `urlparse` finds no netloc
+/// in it.
 pub fn same_origin(origin: &str, host: &str) -> bool {
-    let netloc = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    let netloc = netloc.split(['/', '?', '#']).next().unwrap_or("");
-    !netloc.is_empty() && netloc.eq_ignore_ascii_case(host.trim())
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    // RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+    let mut s = scheme.bytes();
+    let scheme_ok = s.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && s.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    let netloc = rest.split(['/', '?', '#']).next().unwrap_or("");
+    scheme_ok && !netloc.is_empty() && netloc.eq_ignore_ascii_case(host.trim())
 }
 
 /// An accepted upgrade request, before the `101` goes out: the place to choose a
@@ -38,7 +47,9 @@ pub struct WebSocketUpgrade {
 
 impl WebSocketUpgrade {
     /// Checks an upgrade request (RFC 6455 §4.2.1) and negotiates permessage-deflate if
-    /// `config` has compression on. The origin is not checked yet.
+    /// `config` has compression on. The origin is not checked yet, nor the request's
+    /// HTTP version, which `method` and `headers` do not carry (see
+    /// [`for_request`](Self::for_request)).
     ///
     /// # Errors
     ///
@@ -62,6 +73,24 @@ impl WebSocketUpgrade {
             deflate,
             config: config.clone(),
         })
+    }
+
+    /// [`new`](Self::new) for a request of squall's HTTP server, whose HTTP version is
+    /// checked too: a request older than HTTP/1.1 is refused
+    /// ([`HandshakeError::NotHttp11`], RFC 6455 §4.1). [`websocket_response`] and
+    /// [`websocket_response_with`] start here.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new), and [`HandshakeError::NotHttp11`].
+    pub fn for_request(
+        request: &HttpServerRequest,
+        config: &WebSocketConfig,
+    ) -> Result<WebSocketUpgrade, HandshakeError> {
+        if request.version < Version::HTTP_11 {
+            return Err(HandshakeError::NotHttp11);
+        }
+        WebSocketUpgrade::new(&request.method, request.headers(), config)
     }
 
     /// The `Origin` header, if the client (a browser) sent one.
@@ -175,7 +204,7 @@ pub fn websocket_response<H: WebSocketHandler>(
     config: &WebSocketConfig,
     mut handler: H,
 ) -> Response {
-    let mut upgrade = match WebSocketUpgrade::new(&request.method, request.headers(), config) {
+    let mut upgrade = match WebSocketUpgrade::for_request(request, config) {
         Ok(upgrade) => upgrade,
         Err(e) => return refusal(&e),
     };
@@ -220,7 +249,7 @@ where
     F: FnOnce(WebSocket) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let upgrade = match WebSocketUpgrade::new(&request.method, request.headers(), config) {
+    let upgrade = match WebSocketUpgrade::for_request(request, config) {
         Ok(upgrade) => upgrade,
         Err(e) => return refusal(&e),
     };
@@ -245,5 +274,11 @@ mod tests {
         assert!(!same_origin("http://example.com:81", "example.com"));
         assert!(!same_origin("null", "example.com"));
         assert!(!same_origin("http://", ""));
+        // No scheme: no host to compare (Tornado's `test_check_origin_invalid_partial_url`).
+        assert!(!same_origin("127.0.0.1:8888", "127.0.0.1:8888"));
+        assert!(!same_origin("localhost", "localhost"));
+        assert!(!same_origin("://localhost", "localhost"));
+        assert!(!same_origin("1http://localhost", "localhost"));
+        assert!(same_origin("chrome-extension://localhost", "localhost"));
     }
 }

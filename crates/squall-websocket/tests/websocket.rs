@@ -195,6 +195,18 @@ fn cross_origin_handshakes_are_refused_with_403_and_the_client_gets_the_status()
             }
             other => panic!("{other:?}"),
         }
+        // An origin without a scheme names no host (Tornado's
+        // `test_check_origin_invalid_partial_url`).
+        let mut options = ClientOptions::default();
+        options
+            .headers
+            .insert("origin", HeaderValue::from_str(&addr.to_string()).unwrap());
+        match websocket_connect(&url(addr, "/"), &options).await {
+            Err(WebSocketError::Handshake(HandshakeError::Status(status))) => {
+                assert_eq!(status, StatusCode::FORBIDDEN)
+            }
+            other => panic!("{other:?}"),
+        }
         // The same origin is fine.
         let mut options = ClientOptions::default();
         options.headers.insert(
@@ -265,13 +277,14 @@ fn pings_are_answered_and_pongs_reported() {
 }
 
 #[test]
-fn ping_timeout_closes_a_silent_peer() {
+fn ping_timeout_closes_a_silent_peer_with_1000_and_a_reason() {
     run(async {
         let mut config = WebSocketConfig::default();
         config.ping_interval = Some(Duration::from_millis(50));
-        config.ping_timeout = Some(Duration::from_millis(200));
+        config.close_timeout = Duration::from_millis(200);
         let (_server, addr, seen) = recorder_server(config);
-        // A client that never reads, so never answers the server's pings.
+        // A client that does not read and sends no pings of its own: nothing answers the
+        // server's pings (Tornado 6.5: `close(reason="ping timed out")`).
         let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
             .await
             .unwrap();
@@ -279,9 +292,114 @@ fn ping_timeout_closes_a_silent_peer() {
         assert_eq!(
             seen.borrow().closed,
             Some((None, None)),
-            "no close frame: the peer was dropped"
+            "the client never answered: the server dropped it after close_timeout"
         );
-        drop(ws);
+        // What the server sent: pings, then its close frame.
+        while ws.next().await.is_some() {}
+        assert_eq!(ws.close_code(), Some(CloseCode::NORMAL));
+        assert_eq!(ws.close_reason().as_deref(), Some("ping timed out"));
+    });
+}
+
+#[test]
+fn a_ping_timeout_longer_than_the_interval_is_cut_to_it() {
+    let mut config = WebSocketConfig::default();
+    assert_eq!(
+        config.effective_ping_timeout(),
+        None,
+        "no pings, no timeout"
+    );
+    config.ping_interval = Some(Duration::from_secs(10));
+    assert_eq!(
+        config.effective_ping_timeout(),
+        Some(Duration::from_secs(10))
+    );
+    config.ping_timeout = Some(Duration::from_secs(30));
+    assert_eq!(
+        config.effective_ping_timeout(),
+        Some(Duration::from_secs(10))
+    );
+    config.ping_timeout = Some(Duration::from_secs(2));
+    assert_eq!(
+        config.effective_ping_timeout(),
+        Some(Duration::from_secs(2))
+    );
+}
+
+#[test]
+fn a_client_that_does_not_read_still_answers_pings_and_sees_pongs() {
+    run(async {
+        // Tornado's `test_client_ping_timeout`: a client with pings of its own that never
+        // reads stays open, and what came meanwhile is read later, in order.
+        let mut server_config = WebSocketConfig::default();
+        server_config.ping_interval = Some(Duration::from_millis(300));
+        let (_server, addr, seen) = recorder_server(server_config);
+        let mut client = WebSocketConfig::default();
+        client.ping_interval = Some(Duration::from_millis(100));
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::new(client))
+            .await
+            .unwrap();
+        for m in ["one", "two", "three"] {
+            ws.write_message(m).unwrap();
+        }
+        // Ten of the client's intervals and three of the server's, reading nothing.
+        sleep(Duration::from_millis(1000)).await;
+        assert_eq!(seen.borrow().closed, None, "the server heard its pongs");
+        assert!(!ws.is_closed(), "the client heard its pongs");
+        assert!(
+            seen.borrow().pongs.len() >= 2,
+            "the client answered the server's pings: {:?}",
+            seen.borrow().pongs
+        );
+        for m in ["one", "two", "three"] {
+            assert_eq!(ws.next().await, Some(m.into()));
+        }
+        ws.write_message("four").unwrap();
+        assert_eq!(ws.next().await, Some("four".into()));
+        ws.close(None, "").unwrap();
+        assert_eq!(ws.next().await, None);
+    });
+}
+
+#[test]
+fn a_close_frame_read_while_the_application_was_not_reading_ends_the_next_read() {
+    run(async {
+        let (_server, addr, seen) = recorder_server(WebSocketConfig::default());
+        let mut client = WebSocketConfig::default();
+        client.ping_interval = Some(Duration::from_millis(20));
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::new(client))
+            .await
+            .unwrap();
+        ws.write_message("hello").unwrap();
+        ws.write_message("close me").unwrap();
+        // The keep-alive task reads the echo and the close frame, and echoes the close
+        // (its code, no reason).
+        until(|| seen.borrow().closed.is_some()).await;
+        assert_eq!(seen.borrow().closed, Some((Some(CloseCode(1001)), None)));
+        assert_eq!(ws.next().await, Some("hello".into()));
+        assert_eq!(ws.next().await, None);
+        assert_eq!(ws.close_code(), Some(CloseCode(1001)));
+        assert_eq!(ws.close_reason().as_deref(), Some("goodbye"));
+    });
+}
+
+#[test]
+fn a_reason_without_a_code_goes_with_1000_and_a_code_alone_has_no_reason() {
+    run(async {
+        let (_server, addr, seen) = recorder_server(WebSocketConfig::default());
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        ws.close(None, "goodbye").unwrap();
+        assert_eq!(ws.next().await, None);
+        until(|| seen.borrow().closed.is_some()).await;
+        assert_eq!(
+            seen.borrow().closed,
+            Some((Some(CloseCode::NORMAL), Some("goodbye".into())))
+        );
+        // The server echoed the code alone: no reason (Tornado's `close_reason` is None).
+        assert_eq!(ws.close_code(), Some(CloseCode::NORMAL));
+        assert_eq!(ws.close_reason(), None);
     });
 }
 
@@ -423,5 +541,39 @@ fn a_peer_that_does_not_read_hits_the_write_buffer_limit() {
         }
         assert!(got < 100_000 * 16 * 1024);
         assert_eq!(ws.close_code(), None);
+    });
+}
+
+#[test]
+fn an_http_1_0_upgrade_request_is_refused_with_400() {
+    run(async {
+        let (_server, addr, seen) = recorder_server(WebSocketConfig::default());
+        // A blocking client on a thread of its own; the loop serves it meanwhile.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut sock = std::net::TcpStream::connect(addr).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            sock.write_all(
+                b"GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .unwrap();
+            let mut answer = Vec::new();
+            let _ = sock.read_to_end(&mut answer);
+            tx.send(String::from_utf8_lossy(&answer).into_owned())
+                .unwrap();
+        });
+        let mut answer = None;
+        until(|| {
+            answer = rx.try_recv().ok();
+            answer.is_some()
+        })
+        .await;
+        let answer = answer.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        assert!(answer.contains("HTTP/1.1 or later"), "{answer}");
+        assert!(seen.borrow().closed.is_none(), "no WebSocket was opened");
     });
 }
