@@ -48,6 +48,28 @@ impl Default for MultipartConfig {
     }
 }
 
+/// The two body types that carry arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FormType {
+    UrlEncoded,
+    Multipart,
+}
+
+impl FormType {
+    /// The form type of a media type (a Content-Type's first part, matched
+    /// case-insensitively), if it is one.
+    pub(crate) fn of_media_type(media_type: &str) -> Option<FormType> {
+        let media_type = media_type.trim();
+        if media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            Some(FormType::UrlEncoded)
+        } else if media_type.eq_ignore_ascii_case("multipart/form-data") {
+            Some(FormType::Multipart)
+        } else {
+            None
+        }
+    }
+}
+
 /// Parse a request body into arguments and files by its Content-Type (Tornado's
 /// `parse_body_arguments`).
 ///
@@ -56,8 +78,9 @@ impl Default for MultipartConfig {
 /// type adds nothing. The media type is matched case-insensitively.
 ///
 /// # Errors
-/// [`ParseError::UnsupportedContentEncoding`] if `headers` carries a Content-Encoding (an
-/// inflated body has had it removed); the multipart errors of
+/// [`ParseError::UnsupportedContentEncoding`] for a form (either type) whose `headers`
+/// carry a Content-Encoding (an inflated body has had it removed; a body of another type
+/// is not read, so its encoding does not matter); the multipart errors of
 /// [`parse_multipart_form_data`]; [`ParseError::InvalidMultipart`] when the boundary
 /// parameter is missing.
 pub fn parse_body_arguments(
@@ -68,16 +91,16 @@ pub fn parse_body_arguments(
     headers: Option<&HeaderMap>,
     config: &MultipartConfig,
 ) -> Result<(), ParseError> {
-    if headers.is_some_and(|h| h.contains_key(header::CONTENT_ENCODING)) {
+    let mut params = content_type.split(';');
+    let form = FormType::of_media_type(params.next().unwrap_or(""));
+    if form.is_some() && headers.is_some_and(|h| h.contains_key(header::CONTENT_ENCODING)) {
         return Err(ParseError::UnsupportedContentEncoding);
     }
-    let mut params = content_type.split(';');
-    let media_type = params.next().unwrap_or("").trim();
-    if media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+    if form == Some(FormType::UrlEncoded) {
         for (name, values) in parse_qs_bytes(body, true) {
             arguments.entry(name).or_default().extend(values);
         }
-    } else if media_type.eq_ignore_ascii_case("multipart/form-data") {
+    } else if form == Some(FormType::Multipart) {
         if !config.enabled {
             return Err(ParseError::MultipartDisabled);
         }

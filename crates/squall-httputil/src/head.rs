@@ -581,7 +581,8 @@ impl HeadParser {
 /// Transfer-Encoding that does not end in a single `chunked`, Transfer-Encoding on
 /// HTTP/1.0; 414 for a long request-target; 417 for an `Expect` other than
 /// `100-continue`; 431 for too many or too large headers; 501 for a transfer coding
-/// other than `chunked`; 505 for a version other than 1.0 and 1.1.
+/// other than `chunked`; 505 for a version other than HTTP/1 (a later minor version,
+/// `HTTP/1.2` to `HTTP/1.9`, is read as HTTP/1.1, RFC 9110 §2.5).
 ///
 /// ```
 /// use squall_httputil::{parse_request_head, BodyKind, Limits};
@@ -656,12 +657,45 @@ pub(crate) fn analyze(
     let common = scan_common(buf, limits).filter(|l| !whole || l.len == buf.len());
     let line = match common {
         Some(line) => line,
-        None => match tokenize(buf, limits, whole)? {
-            Some(line) => line,
-            None => return Ok(None),
+        None => match tokenize(buf, limits, whole) {
+            Ok(Some(line)) => line,
+            Ok(None) => return Ok(None),
+            // RFC 9110 §2.5: a later minor version of HTTP/1 is served as HTTP/1.1.
+            Err(ParseError::UnsupportedVersion) => match later_minor_as_http11(buf) {
+                Some(copy) => match tokenize(&copy, limits, whole)? {
+                    Some(line) => line,
+                    None => return Ok(None),
+                },
+                None => return Err(ParseError::UnsupportedVersion),
+            },
+            Err(e) => return Err(e),
         },
     };
     check_fields(buf, line).map(Some)
+}
+
+/// A copy of `head` whose request line says `HTTP/1.1` where it said `HTTP/1.2` to
+/// `HTTP/1.9` (the same length, so every offset found in the copy holds for `head`);
+/// `None` for any other version.
+fn later_minor_as_http11(head: &[u8]) -> Option<Vec<u8>> {
+    let start = head.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let end = start + head[start..].iter().position(|&b| b == b'\n')?;
+    let line_end = if end > start && head[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    };
+    let at = line_end.checked_sub(8).filter(|&at| at > start)?;
+    match &head[at..line_end] {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor]
+            if head[at - 1] == b' ' && (b'2'..=b'9').contains(minor) =>
+        {
+            let mut copy = head.to_vec();
+            copy[line_end - 1] = b'1';
+            Some(copy)
+        }
+        _ => None,
+    }
 }
 
 /// `httparse`'s pass over a head: its request line checked and its fields found, for
@@ -1122,16 +1156,17 @@ fn field_value_len(v: &[u8]) -> Option<usize> {
 /// The longest header name `http::HeaderName` takes.
 const MAX_HEADER_NAME_LEN: usize = (1 << 16) - 1;
 
-/// Byte classes of an origin-form target, as the `http` crate's `Uri` parser has them
-/// (so that a `Uri` built later from a target passed here cannot fail): bit 0, allowed
-/// in the path; bit 1, allowed in the query. Only visible ASCII is allowed, and no `#`.
+/// Byte classes of an origin-form target: bit 0, allowed in the path; bit 1, allowed in
+/// the query. Any visible ASCII but `#` (a fragment is never sent), as Tornado and the
+/// clients that send `{"a":1}` or `<` unescaped; the few of them the `http` crate's
+/// `Uri` refuses are escaped when a `Uri` is asked for (`View::uri`).
 const fn origin_table() -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut b = 0x21;
     while b <= 0x7e {
         let c = b as u8;
-        let path = !matches!(c, b'#' | b'<' | b'>' | b'`' | b'?');
-        let query = !matches!(c, b'"' | b'#' | b'<' | b'>');
+        let path = !matches!(c, b'#' | b'?');
+        let query = c != b'#';
         t[b] = (path as u8) | ((query as u8) << 1);
         b += 1;
     }
@@ -1140,7 +1175,8 @@ const fn origin_table() -> [u8; 256] {
 static ORIGIN: [u8; 256] = origin_table();
 
 /// Check an origin-form target (`/path?query`); the offset of its `?` (or its length
-/// when there is none), or `None` if a `Uri` would refuse it.
+/// when there is none), or `None` for a byte out of place or a target longer than a
+/// `Uri` takes.
 fn origin_form_query(target: &[u8]) -> Option<usize> {
     // The longest target `http::Uri` takes.
     if target.len() > usize::from(u16::MAX) - 1 {
@@ -1357,6 +1393,9 @@ pub(crate) fn valid_host(v: &[u8]) -> bool {
 }
 
 /// Bytes of a Host's reg-name (RFC 3986 §3.2.2): 1, or 2 for `%` (an escape follows).
+/// The sub-delimiter `,` is left out, as Tornado does: a Host with a comma is most
+/// likely two Host fields a proxy joined into one, which RFC 9112 §3.2 answers with
+/// 400, and a proxy and a backend must not disagree on which host was meant.
 const fn host_table() -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut b = 0;
@@ -1378,7 +1417,6 @@ const fn host_table() -> [u8; 256] {
                     | b')'
                     | b'*'
                     | b'+'
-                    | b','
                     | b';'
                     | b'='
             )
@@ -1531,7 +1569,6 @@ mod tests {
             b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET /# HTTP/1.1\r\nHost: x\r\n\r\n",
-            b"GET /a?\"b HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET / HTTP/1.1\nHost: x\n\n",
             b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
@@ -1682,7 +1719,7 @@ mod tests {
         }
         for bad in [
             "a b", "a/b", "[::1", "[::1]x", "a:b", "a@b", "%zz", "a%2", "x:80:80", "x:8a", "x: 80",
-            "%zz:80",
+            "%zz:80", "a,b", "a:80,b", "a,b:80",
         ] {
             assert!(!valid_host(bad.as_bytes()), "{bad}");
         }

@@ -589,7 +589,7 @@ impl ResponseEncoder {
             if !keep_alive && req.version == Version::HTTP_11 {
                 tail.push(b"Connection: close\r\n");
             } else if keep_alive && req.version == Version::HTTP_10 {
-                tail.push(b"Connection: keep-alive\r\n");
+                tail.push(b"Connection: Keep-Alive\r\n");
             }
         }
         if framing == BodyFraming::Chunked {
@@ -931,7 +931,7 @@ mod tests {
         )
         .unwrap();
         assert!(enc.keep_alive());
-        assert!(text(&out).contains("Connection: keep-alive\r\n"));
+        assert!(text(&out).contains("Connection: Keep-Alive\r\n"));
     }
 
     #[test]

@@ -213,6 +213,25 @@ pub(crate) fn slice(raw: &[u8], (a, b): (u32, u32)) -> &[u8] {
     raw.get(a as usize..b as usize).unwrap_or_default()
 }
 
+/// Bytes of a request-target the parser takes (as Tornado does) and the `http` crate's
+/// `Uri` does not, in the path or in the query.
+fn uri_escaped(b: u8) -> bool {
+    matches!(b, b'"' | b'<' | b'>' | b'`')
+}
+
+/// `target` with the bytes of [`uri_escaped`] percent-encoded, for a `Uri`.
+fn escape_for_uri(target: &[u8]) -> String {
+    let mut out = String::with_capacity(target.len() + 8);
+    for &b in target {
+        if uri_escaped(b) {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
 /// ASCII text (the parser let through nothing else for these parts) as `&str`.
 fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
@@ -270,8 +289,13 @@ impl View {
                 .0
                 .raw
                 .slice(self.0.target.0 as usize..self.0.target.1 as usize);
-            // The parser checked the target against the `Uri` grammar already.
-            Uri::from_maybe_shared(target).unwrap_or_default()
+            // The parser let through visible ASCII only; the `Uri` grammar refuses a
+            // few of those bytes, which are sent escaped to it.
+            if target.iter().any(|&b| uri_escaped(b)) {
+                Uri::try_from(escape_for_uri(&target)).unwrap_or_default()
+            } else {
+                Uri::from_maybe_shared(target).unwrap_or_default()
+            }
         })
     }
 

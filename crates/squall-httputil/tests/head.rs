@@ -136,11 +136,34 @@ fn versions() {
         ParseError::UnsupportedVersion,
         505,
     );
-    rejected(
-        "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
-        ParseError::UnsupportedVersion,
-        505,
+    // RFC 9110 §2.5: a later minor version of HTTP/1 is served as HTTP/1.1, head
+    // whole or arriving byte by byte.
+    let head = "GET /a HTTP/1.2\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let h = parse(head).unwrap();
+    assert_eq!(h.version, Version::HTTP_11);
+    assert_eq!(
+        (h.path(), h.header("host"), h.keep_alive),
+        ("/a", Some("a"), false)
     );
+    assert_eq!(
+        parse("\r\nGET / HTTP/1.9\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .version,
+        Version::HTTP_11
+    );
+    let mut p = HeadParser::new();
+    let mut got = None;
+    let mut buf = bytes::BytesMut::new();
+    for b in head.bytes() {
+        buf.extend_from_slice(&[b]);
+        if let Some(h) = p.parse_bytes(&mut buf, &Limits::default()).unwrap() {
+            got = Some(h);
+            break;
+        }
+    }
+    assert_eq!(got.unwrap().version, Version::HTTP_11);
+    // Still a whole HTTP/1.1 request: Host is required.
+    rejected("GET / HTTP/1.2\r\n\r\n", ParseError::MissingHost, 400);
     rejected(
         "GET / HTTP/0.9\r\n\r\n",
         ParseError::UnsupportedVersion,
@@ -729,6 +752,25 @@ fn request_target_forms() {
         ParseError::InvalidTarget,
         400,
     );
+}
+
+// Any visible ASCII but `#` in an origin-form target, as Tornado (`curl -g` sends
+// `{"a":1}` as it is); the bytes the `http` crate's `Uri` refuses are escaped in `uri()`
+// only. With CRLF (the scanner) and with bare LF (the careful path) alike.
+#[test]
+fn origin_form_takes_any_visible_ascii() {
+    for eol in ["\r\n", "\n"] {
+        let h = parse(&format!(
+            "GET /a<b>`c\"{{}}|^\\?filter={{\"a\":1}}&q=a<b>`? HTTP/1.1{eol}Host: a{eol}{eol}"
+        ))
+        .unwrap();
+        assert_eq!(h.path(), "/a<b>`c\"{}|^\\");
+        assert_eq!(h.query(), "filter={\"a\":1}&q=a<b>`?");
+        assert_eq!(h.target(), "/a<b>`c\"{}|^\\?filter={\"a\":1}&q=a<b>`?");
+        let uri = h.uri();
+        assert_eq!(uri.path(), "/a%3Cb%3E%60c%22{}|^\\");
+        assert_eq!(uri.query(), Some("filter={%22a%22:1}&q=a%3Cb%3E%60?"));
+    }
 }
 
 // host() and full_url() follow an absolute-form target's authority.

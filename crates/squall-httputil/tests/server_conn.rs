@@ -140,7 +140,7 @@ fn test_http10_keepalive() {
         let raw = format!("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n{sep}GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         let h = run(raw.as_bytes());
         assert_eq!(heads(&h), 2, "{sep:?}");
-        assert_eq!(h.output().matches("Connection: keep-alive\r\n").count(), 2);
+        assert_eq!(h.output().matches("Connection: Keep-Alive\r\n").count(), 2);
         assert!(!h.conn.should_close());
     }
 }

@@ -78,7 +78,8 @@ pub fn parse(data: &[u8]) -> Option<RefHead> {
     }
     let version = match version {
         b"HTTP/1.0" => (1, 0),
-        b"HTTP/1.1" => (1, 1),
+        // RFC 9110 §2.5: a later minor version is served as the highest one supported.
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'1'..=b'9'] => (1, 1),
         _ => return None,
     };
 
@@ -172,9 +173,20 @@ pub fn compare(
         [&target, &lower]
             .iter()
             .any(|t| shown == **t || shown == with_path(t))
+    } else if target == "*" {
+        shown == "*"
     } else {
-        head.uri().path_and_query().map(|p| p.as_str()) == Some(target.as_str())
-            || (target == "*" && shown == "*")
+        // Origin-form: the target as sent, and its `Uri` the same but for the bytes the
+        // `Uri` grammar refuses, escaped.
+        let escaped: String = target
+            .chars()
+            .map(|c| match c {
+                '"' | '<' | '>' | '`' => format!("%{:02X}", u32::from(c)),
+                c => c.to_string(),
+            })
+            .collect();
+        head.target() == target
+            && head.uri().path_and_query().map(|p| p.as_str()) == Some(escaped.as_str())
     };
     if !target_ok {
         return Err(format!("target {shown:?} vs {target:?}"));
