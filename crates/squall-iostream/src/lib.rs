@@ -111,7 +111,8 @@
 //!   connected stream; [`IoStream::start_connect`] returns the stream at once so writes
 //!   can be queued while connecting (Tornado's `test_write_while_connecting`).
 //! - **The close callback** fires on a later loop turn; dropping the last handle closes
-//!   the fd without firing it (dropping is not an event).
+//!   the fd without firing it (dropping is not an event), once what is queued to write
+//!   has gone out (within [`DROP_FLUSH_TIMEOUT`]).
 //! - **Writes after the peer's end-of-file fail**: the stream is closed at end-of-file,
 //!   as in Tornado, so a half-closed peer gets no reply.
 //! - **`SIGPIPE`**: writes use `writev`, which raises `SIGPIPE` on a dead peer; Rust
@@ -148,5 +149,5 @@ pub use layer::Layer;
 #[cfg(feature = "regex")]
 pub use regex;
 pub use squall_ioloop::IoLoop;
-pub use stream::{IoStream, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
+pub use stream::{IoStream, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE, DROP_FLUSH_TIMEOUT};
 pub use write::WriteFuture;

@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use socket2::SockRef;
@@ -30,7 +31,9 @@ pub const DEFAULT_READ_CHUNK_SIZE: usize = SHARED_LEN;
 ///
 /// An `IoStream` is a cheap handle (`Rc` inside): clones share one stream, so one task
 /// can read while others write. The fd is closed by [`close`](IoStream::close), by
-/// end-of-file or an error, or when the last handle is dropped. See the
+/// end-of-file or an error, or when the last handle is dropped: at once if nothing is
+/// queued to write, else once the queue has gone out (within [`DROP_FLUSH_TIMEOUT`],
+/// by a task on the stream's loop), so that an unawaited write is not cut short. See the
 /// [crate docs](crate) for the read model (one read at a time, served from the buffer
 /// first, backpressure) and the differences from Tornado.
 #[doc(alias = "IOStream")]
@@ -38,6 +41,40 @@ pub const DEFAULT_READ_CHUNK_SIZE: usize = SHARED_LEN;
 #[derive(Clone)]
 pub struct IoStream {
     pub(crate) inner: Rc<Inner>,
+}
+
+/// How long a stream whose last handle was dropped with writes queued keeps sending
+/// them before it is closed anyway (a peer that does not read cannot hold the fd for
+/// longer).
+pub const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Drop for IoStream {
+    fn drop(&mut self) {
+        let inner = &self.inner;
+        // The last handle, with bytes queued on an open stream: they go out first, as
+        // they would in Tornado (whose loop keeps a stream with a pending write alive).
+        if Rc::strong_count(inner) != 1 || inner.wbuf_len.get() == 0 || inner.has(CLOSED) {
+            return;
+        }
+        let stream = IoStream {
+            inner: inner.clone(),
+        };
+        let io_loop = inner.io_loop.clone();
+        // A closed loop drops the task (and this handle's clone) at once: the stream
+        // then closes here, as before.
+        drop(io_loop.spawn(async move {
+            if squall_ioloop::with_timeout(DROP_FLUSH_TIMEOUT, stream.flush())
+                .await
+                .is_err()
+            {
+                log::debug!(
+                    "IoStream fd {}: dropped with writes queued that did not go out within {DROP_FLUSH_TIMEOUT:?}",
+                    stream.inner.fd
+                );
+            }
+            stream.close();
+        }));
+    }
 }
 
 pub(crate) fn no_loop() -> io::Error {

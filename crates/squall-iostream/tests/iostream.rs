@@ -739,7 +739,29 @@ async fn dropped_read_loses_nothing() {
     );
 }
 
+// Tornado's loop keeps a stream with a pending write alive (test_handle_stream_native_
+// coroutine writes and returns): a write that was not awaited goes out in full when the
+// last handle is dropped, and then the stream closes.
+async fn dropping_the_last_handle_sends_what_is_queued() {
+    let (server, client) = tcp_pair().await;
+    const N: usize = 8 * 1024 * 1024;
+    drop(server.write(vec![b'x'; N]));
+    assert!(
+        server.write_buffer_len() > 0,
+        "more than the socket takes at once"
+    );
+    drop(server);
+    let got = client.read_until_close().await.unwrap();
+    assert_eq!(got.len(), N);
+    // Nothing queued: dropping closes at once.
+    let (server, client) = tcp_pair().await;
+    drop(server.write(&b"small"[..]));
+    drop(server);
+    assert_eq!(&client.read_until_close().await.unwrap()[..], b"small");
+}
+
 squall_testing::backend_tests!(
+    dropping_the_last_handle_sends_what_is_queued,
     read_until_across_many_small_writes,
     read_until_max_bytes,
     read_until_max_bytes_match_past_limit,
