@@ -228,8 +228,7 @@ impl HttpClient {
                 .head
                 .headers
                 .get(header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+                .map(|v| crate::url::location_text(v.as_bytes()));
             if let (true, Some(location)) = (crate::conn::follows(&ex.head, follow), location) {
                 let next = Rc::new(
                     target
@@ -305,7 +304,7 @@ impl HttpClient {
     /// and timeouts, as Tornado fetches each redirect anew.
     async fn fetch_hop(&self, hop: &Hop<'_>) -> Result<Exchanged, HttpClientError> {
         let req = hop.req;
-        let queue_timeout = req.connect_timeout.min(req.request_timeout);
+        let queue_timeout = req.connect_limit().min(req.request_limit());
         // The queue's timer is only armed when the request has to wait.
         let permit = match self.inner.slots.try_acquire() {
             Some(p) => p,
@@ -313,7 +312,7 @@ impl HttpClient {
                 .await
                 .map_err(|_| HttpClientError::Timeout(TimeoutPhase::Queue))?,
         };
-        let deadline = Instant::now() + req.request_timeout;
+        let deadline = Instant::now() + req.request_limit();
         let result = with_timeout(deadline, self.exchange_hop(hop, deadline)).await;
         drop(permit);
         result.map_err(|_| HttpClientError::Timeout(TimeoutPhase::Request))?
@@ -335,8 +334,20 @@ impl HttpClient {
             trust: (target.scheme == Scheme::Https).then(|| req.trust.clone()),
         };
         let out = self.outgoing(hop)?;
-        // A body producer cannot always run twice; a fixed body can be sent again.
-        let replayable = hop.producer.is_none();
+        // A request that met a kept connection's close is sent again on a new one only
+        // if doing it twice is harmless: an idempotent method (RFC 9110 §9.2.2; the
+        // server may have acted on a POST before the connection dropped), and no body
+        // producer (which cannot always run twice).
+        let idempotent = matches!(
+            *out.method,
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        );
+        let replayable = idempotent && hop.producer.is_none();
         let mut reused = self.inner.pool.checkout(&key);
         loop {
             let was_reused = reused.is_some();
@@ -379,14 +390,21 @@ impl HttpClient {
         if !headers.contains_key(header::HOST) {
             headers.insert(header::HOST, target.host_value.clone());
         }
-        if !headers.contains_key(header::USER_AGENT) {
-            match (&req.user_agent, &self.inner.user_agent) {
-                (Some(agent), _) => set_default(&mut headers, header::USER_AGENT, agent),
-                (None, Some(agent)) => {
-                    headers.insert(header::USER_AGENT, agent.clone());
-                }
-                (None, None) => {}
+        // The request's `user_agent` wins over a `User-Agent` header, as Tornado; the
+        // client's default only fills one in.
+        match (&req.user_agent, &self.inner.user_agent) {
+            (Some(agent), _) => {
+                let value = HeaderValue::from_str(agent).map_err(|_| {
+                    HttpClientError::invalid(format!(
+                        "user_agent {agent:?} is not a valid header value"
+                    ))
+                })?;
+                headers.insert(header::USER_AGENT, value);
             }
+            (None, Some(agent)) if !headers.contains_key(header::USER_AGENT) => {
+                headers.insert(header::USER_AGENT, agent.clone());
+            }
+            (None, _) => {}
         }
         if req.decompress_response {
             set_default(&mut headers, header::ACCEPT_ENCODING, "gzip");
@@ -472,7 +490,7 @@ impl HttpClient {
             None => (target.host.as_str(), target.port),
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let timeout = req.connect_timeout.min(left);
+        let timeout = req.connect_limit().min(left);
         let stream = match self.inner.tcp.connect(host, port, Some(timeout)).await {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
@@ -497,7 +515,7 @@ impl HttpClient {
                     &target.host,
                     &req.trust,
                     req.tls_config.as_ref(),
-                    req.connect_timeout.min(left),
+                    req.connect_limit().min(left),
                 )
                 .await?;
         }

@@ -143,6 +143,9 @@ pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Ex
 
     let limits = Limits {
         max_head_size: req.max_header_size,
+        // Only the head's size bounds its fields, as Tornado (a field line takes three
+        // bytes at least: `a:` and its LF).
+        max_headers: req.max_header_size / 3,
         max_body_size: req.max_body_size,
         ..Limits::default()
     };
@@ -224,7 +227,9 @@ fn finish(
     req: &HttpRequest,
 ) -> Result<Exchanged, HttpClientError> {
     let head = head.ok_or(HttpClientError::Response(ParseError::IncompleteMessage))?;
-    if let Some(inf) = &inflater {
+    // An empty body (HEAD, 204, 304, a zero length) is no gzip stream to check, as
+    // Tornado's flush of an unfed decompressor.
+    if let Some(inf) = inflater.as_ref().filter(|inf| inf.started()) {
         inf.finish()?;
     }
     if !leftover.is_empty() {
@@ -232,11 +237,12 @@ fn finish(
             len: leftover.len(),
         });
     }
-    let asked_close = req
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    // RFC 9112 §9.6: a `close` option anywhere in the list (`te, close`).
+    let asked_close = req.headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    });
     Ok(Exchanged {
         reusable: parser.keep_alive() && body_sent && !asked_close,
         trailers: parser.take_trailers().unwrap_or_default(),
@@ -287,11 +293,10 @@ fn header_lines(head: &ResponseHead, cb: &mut dyn FnMut(&str)) {
         head.reason
     ));
     for (name, value) in &head.headers {
-        cb(&format!(
-            "{}: {}\r\n",
-            name,
-            String::from_utf8_lossy(value.as_bytes())
-        ));
+        // ISO-8859-1, as Tornado decodes header lines: every byte is kept as a char,
+        // where a lossy UTF-8 decoding would turn obs-text into U+FFFD.
+        let value: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
+        cb(&format!("{name}: {value}\r\n"));
     }
     cb("\r\n");
 }

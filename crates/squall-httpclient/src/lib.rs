@@ -50,12 +50,14 @@
 //!
 //! - **Connections are kept alive and reused** per host (Tornado's simple client opens
 //!   one connection per request). A kept connection the server has closed in the
-//!   meantime is detected, and a request that fails on it before any byte of the answer
-//!   arrived is sent again on a new connection (unless its body came from a producer).
+//!   meantime is detected, and a request with an idempotent method (GET, HEAD, OPTIONS,
+//!   TRACE, PUT, DELETE: RFC 9110 §9.2.2) that fails on it before any byte of the answer
+//!   arrived is sent again on a new connection (unless its body came from a producer);
+//!   a POST is not, since the server may have acted on it.
 //! - **Stricter responses**: both Content-Length and Transfer-Encoding, a transfer
-//!   coding other than `chunked`, obsolete line folding, or bytes past the end of the
-//!   response are errors ([`HttpClientError::Response`],
-//!   [`HttpClientError::ExtraData`]).
+//!   coding other than `chunked`, or bytes past the end of the response are errors
+//!   ([`HttpClientError::Response`], [`HttpClientError::ExtraData`]). Obsolete line
+//!   folding is read as a space (RFC 9112 §5.2), as Tornado joins the lines.
 //! - **Redirects to another origin drop the `Authorization` and `Cookie` headers and the
 //!   basic credentials** (Tornado forwards them).
 //! - **Errors are one enum** ([`HttpClientError`]) instead of `HTTPClientError`,

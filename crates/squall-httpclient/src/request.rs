@@ -14,6 +14,18 @@ use http::{HeaderMap, Method};
 
 use crate::conn::BodyWriter;
 
+/// What a zero timeout stands for: no limit, as a deadline a century away (every wait
+/// of the client is written against a deadline).
+const NO_LIMIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn unlimited_if_zero(timeout: Duration) -> Duration {
+    if timeout.is_zero() {
+        NO_LIMIT
+    } else {
+        timeout
+    }
+}
+
 /// Tornado's default `connect_timeout` and `request_timeout`: 20 seconds each.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -250,17 +262,28 @@ impl HttpRequest {
         self
     }
 
-    /// How long the connection may take (default 20 s). Tornado's `connect_timeout`.
+    /// How long the connection may take (default 20 s); zero means no limit of its own
+    /// (the request timeout still applies). Tornado's `connect_timeout`.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// How long the whole request may take once it leaves the queue, connection
-    /// included (default 20 s). Tornado's `request_timeout`.
+    /// included (default 20 s); zero means no limit. Tornado's `request_timeout`.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
+    }
+
+    /// The connect timeout as used: a zero one is no limit (Tornado's rule).
+    pub(crate) fn connect_limit(&self) -> Duration {
+        unlimited_if_zero(self.connect_timeout)
+    }
+
+    /// The request timeout as used: a zero one is no limit.
+    pub(crate) fn request_limit(&self) -> Duration {
+        unlimited_if_zero(self.request_timeout)
     }
 
     /// Whether to follow 301, 302, 303, 307 and 308 (default true).
@@ -290,7 +313,8 @@ impl HttpRequest {
         self
     }
 
-    /// The `User-Agent` (default `squall/<version>`).
+    /// The `User-Agent` (default `squall/<version>`); it replaces a `User-Agent` given
+    /// with [`header`](Self::header), as Tornado's `user_agent` does.
     pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
         self.user_agent = Some(agent.into());
         self

@@ -110,7 +110,10 @@ impl Target {
     /// segments removed).
     pub(crate) fn join(&self, location: &str) -> Result<Target, String> {
         let location = location.trim();
-        if location.contains("://") {
+        // A fragment is the client's own business: never sent, and no part of the
+        // resolution of the rest (`#f` alone is this very URL).
+        let location = location.split_once('#').map_or(location, |(l, _)| l);
+        if has_scheme(location) {
             return Target::parse(location);
         }
         let scheme = match self.scheme {
@@ -140,6 +143,34 @@ impl Target {
         };
         Target::parse(&format!("{base}{}{query}", remove_dot_segments(&path)))
     }
+}
+
+/// A `Location` value as a URI reference: bytes a URI may not hold raw (UTF-8 or other
+/// non-ASCII bytes, spaces, control bytes) are percent-encoded, as browsers do, so that
+/// every redirect [`follows`](crate::conn::follows) says will be followed can be.
+pub(crate) fn location_text(raw: &[u8]) -> String {
+    let raw = raw.trim_ascii();
+    let mut out = String::with_capacity(raw.len());
+    for &b in raw {
+        if (0x21..=0x7e).contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether a URI reference starts with a scheme (RFC 3986 §3.1: `ALPHA *( ALPHA /
+/// DIGIT / "+" / "-" / "." ) ":"`), which makes it absolute; a relative reference may
+/// still hold `://` further on (`/login?next=http://a/`).
+fn has_scheme(reference: &str) -> bool {
+    let Some((scheme, _)) = reference.split_once(':') else {
+        return false;
+    };
+    let mut bytes = scheme.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 /// RFC 3986 §5.2.4.
@@ -217,9 +248,12 @@ pub(crate) fn base64(input: &[u8]) -> String {
     out
 }
 
-/// `Basic <base64(user:pass)>`.
+/// `Basic <base64(user:pass)>`, the credentials in Unicode Normalization Form C as RFC
+/// 7617 §2.1 asks for UTF-8 (Tornado's `encode_username_password`).
 pub(crate) fn basic_auth_value(user: &str, pass: &str) -> String {
-    format!("Basic {}", base64(format!("{user}:{pass}").as_bytes()))
+    use unicode_normalization::UnicodeNormalization;
+    let credentials: String = format!("{user}:{pass}").nfc().collect();
+    format!("Basic {}", base64(credentials.as_bytes()))
 }
 
 #[cfg(test)]
@@ -262,6 +296,22 @@ mod tests {
         assert_eq!(j("../.."), "http://a/");
         assert_eq!(j("../../../g"), "http://a/g");
         assert_eq!(j("https://other:444/x"), "https://other:444/x");
+        assert_eq!(j("HTTP://other/x"), "http://other/x");
+        // `://` further on does not make a reference absolute.
+        assert_eq!(
+            j("/login?next=http://e.example/x"),
+            "http://a/login?next=http://e.example/x"
+        );
+        assert_eq!(j("g/http://x/"), "http://a/b/c/g/http://x/");
+        // A fragment is not part of the resolution (RFC 3986 §5.2.2).
+        assert_eq!(j("#s"), "http://a/b/c/d;p?q");
+        assert_eq!(j("g#s"), "http://a/b/c/g");
+        assert_eq!(j("?y#s"), "http://a/b/c/d;p?y");
+        // A Location with raw UTF-8 or a space is followed, escaped.
+        assert_eq!(
+            j(&location_text("/caf\u{e9} x".as_bytes())),
+            "http://a/caf%C3%A9%20x"
+        );
     }
 
     #[test]
@@ -274,6 +324,15 @@ mod tests {
         assert_eq!(
             basic_auth_value("Aladdin", "open sesame"),
             "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        // Tornado's test_basic_auth_unicode: NFC before encoding.
+        assert_eq!(
+            basic_auth_value("test", "123\u{a3}"),
+            "Basic dGVzdDoxMjPCow=="
+        );
+        assert_eq!(
+            basic_auth_value("jose\u{301}", "s\u{259}cr\u{259}t"),
+            "Basic am9zw6k6c8mZY3LJmXQ="
         );
     }
 }

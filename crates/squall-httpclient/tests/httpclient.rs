@@ -410,6 +410,44 @@ fn test_basic_auth_and_user_agent() {
         assert_eq!(r.text(), "TestDefaultUserAgent");
         let r = client.fetch(format!("{base}/ua")).await.unwrap();
         assert!(r.text().starts_with("squall/"));
+        // The option wins over a header, as Tornado's `user_agent`.
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/ua"))
+                    .header("user-agent", "FromHeader")
+                    .user_agent("FromOption"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "FromOption");
+        // Tornado's test_basic_auth_unicode: the credentials in NFC (RFC 7617 §2.1).
+        let r = client
+            .fetch(
+                HttpRequest::new(format!("{base}/auth"))
+                    .basic_auth("jose\u{301}", "s\u{259}cr\u{259}t"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "Basic am9zw6k6c8mZY3LJmXQ=");
+    });
+}
+
+/// Tornado's test_zero_timeout: a zero connect or request timeout means none.
+#[test]
+fn test_zero_timeouts_mean_none() {
+    with_app(|client, base| async move {
+        let url = format!("{base}/hello");
+        for (connect, request) in [(0, 0), (0, 20), (20, 0)] {
+            let r = client
+                .fetch(
+                    HttpRequest::new(url.as_str())
+                        .connect_timeout(Duration::from_secs(connect))
+                        .request_timeout(Duration::from_secs(request)),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.code, 200);
+        }
     });
 }
 
@@ -977,4 +1015,201 @@ fn test_ipv6() {
             Some(Duration::from_secs(30)),
         )
         .unwrap();
+}
+
+/// An empty body announced as gzip (a HEAD, a 204 or 304, a zero length: what nginx
+/// sends with `gzip on`) is an empty body, not a broken gzip stream.
+#[test]
+fn test_empty_bodies_announced_as_gzip() {
+    let cases: [(&'static [u8], Method); 4] = [
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 120\r\n\r\n",
+            Method::HEAD,
+        ),
+        (
+            b"HTTP/1.1 204 No Content\r\nContent-Encoding: gzip\r\n\r\n",
+            Method::GET,
+        ),
+        (
+            b"HTTP/1.1 304 Not Modified\r\nContent-Encoding: gzip\r\n\r\n",
+            Method::GET,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 0\r\n\r\n",
+            Method::GET,
+        ),
+    ];
+    for (reply, method) in cases {
+        let r = fetch_from(vec![Then::Reply(reply)], move |url| {
+            HttpRequest::new(url).method(method).raise_error(false)
+        })
+        .unwrap();
+        assert!(r.body.is_empty(), "{r:?}");
+    }
+    // A body that is there must still be whole gzip.
+    let e = fetch_from(
+        vec![Then::Reply(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc",
+        )],
+        HttpRequest::new,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, HttpClientError::Response(ParseError::InvalidGzip)),
+        "{e:?}"
+    );
+}
+
+/// A relative `Location` may carry a URL in its query or path: it is still relative
+/// (RFC 3986 §4.2), and one with raw UTF-8 is followed, escaped.
+#[test]
+fn test_relative_locations_that_look_absolute() {
+    let r = fetch_from(
+        vec![
+            Then::Reply(b"HTTP/1.1 302 Found\r\nLocation: /login?next=http://e.example/x#top\r\nContent-Length: 0\r\n\r\n"),
+            Then::Reply(b"HTTP/1.1 302 Found\r\nLocation: /caf\xc3\xa9\r\nContent-Length: 0\r\n\r\n"),
+            Then::Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        ],
+        HttpRequest::new,
+    )
+    .unwrap();
+    assert_eq!(r.text(), "ok");
+    assert_eq!(r.redirects, 2);
+    assert!(
+        r.effective_url.ends_with("/caf%C3%A9"),
+        "{}",
+        r.effective_url
+    );
+}
+
+/// Obsolete line folding is read as a space (RFC 9112 §5.2; Tornado's
+/// test_multi_line_headers); header lines reach `header_callback` byte for byte
+/// (ISO-8859-1, as Tornado decodes them); a head may hold many fields.
+#[test]
+fn test_folded_latin1_and_many_response_fields() {
+    let mut many = String::from("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n");
+    for i in 0..150 {
+        many.push_str(&format!("Set-Cookie: c{i}=v\r\n"));
+    }
+    many.push_str("\r\n");
+    let many: &'static [u8] = Box::leak(many.into_bytes().into_boxed_slice());
+    let r = fetch_from(vec![Then::Reply(many)], HttpRequest::new).unwrap();
+    assert_eq!(r.headers.get_all("set-cookie").iter().count(), 150);
+
+    let lines = Rc::new(RefCell::new(Vec::new()));
+    let seen = lines.clone();
+    let r = fetch_from(
+        vec![Then::Reply(
+            b"HTTP/1.1 200 OK\r\nX-XSS-Protection: 1;\r\n\tmode=block\r\nFoo: \xe9\r\nContent-Length: 0\r\n\r\n",
+        )],
+        move |url| {
+            HttpRequest::new(url).header_callback(move |line| seen.borrow_mut().push(line.to_owned()))
+        },
+    )
+    .unwrap();
+    assert_eq!(r.headers["x-xss-protection"], "1; mode=block");
+    assert!(
+        lines.borrow().iter().any(|l| l == "foo: \u{e9}\r\n"),
+        "{:?}",
+        lines.borrow()
+    );
+}
+
+/// `Connection: te, close` on a request: the connection is closed after the answer
+/// (RFC 9112 §9.6), not kept.
+#[test]
+fn test_connection_close_among_options() {
+    let (addr, thread) = scripted(vec![Then::ReplyHold(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    )]);
+    IoLoop::new()
+        .unwrap()
+        .run_sync(
+            async move {
+                let client = HttpClient::new();
+                let r = client
+                    .fetch(
+                        HttpRequest::new(format!("http://{addr}/"))
+                            .header("connection", "te, close"),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.text(), "ok");
+                assert_eq!(client.idle_connections(), 0);
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    thread.join().unwrap();
+}
+
+/// A POST that met the close of a kept connection is not sent again (RFC 9110 §9.2.2:
+/// the server may have acted on it); a GET is.
+#[test]
+fn test_a_post_is_not_replayed_on_a_new_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // One connection: answers a GET and keeps the connection, then reads the POST and
+    // closes without an answer. Every later connection's request line is reported.
+    let server = std::thread::spawn(move || {
+        let read_head = |s: &mut std::net::TcpStream| {
+            let mut seen = Vec::new();
+            let mut b = [0u8; 1];
+            while !seen.ends_with(b"\r\n\r\n") {
+                match s.read(&mut b) {
+                    Ok(1) => seen.push(b[0]),
+                    _ => break,
+                }
+            }
+            String::from_utf8_lossy(&seen).into_owned()
+        };
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        read_head(&mut s);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
+        let post = read_head(&mut s);
+        assert!(post.starts_with("POST "), "{post}");
+        let mut body = [0u8; 4];
+        s.read_exact(&mut body).unwrap();
+        drop(s);
+        let mut later = Vec::new();
+        loop {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let head = read_head(&mut s);
+            later.push(head.lines().next().unwrap_or("").to_owned());
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndone")
+                .unwrap();
+            if head.starts_with("GET /done") {
+                return later;
+            }
+        }
+    });
+    IoLoop::new()
+        .unwrap()
+        .run_sync(
+            async move {
+                let client = HttpClient::new();
+                let base = format!("http://{addr}");
+                assert_eq!(client.fetch(format!("{base}/")).await.unwrap().text(), "ok");
+                let e = client
+                    .fetch(
+                        HttpRequest::new(format!("{base}/act"))
+                            .method(Method::POST)
+                            .body("once"),
+                    )
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.code(), 599, "{e:?}");
+                assert_eq!(
+                    client.fetch(format!("{base}/done")).await.unwrap().text(),
+                    "done"
+                );
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    let later = server.join().unwrap();
+    assert_eq!(later, ["GET /done HTTP/1.1"], "the POST went out once");
 }

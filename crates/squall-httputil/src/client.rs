@@ -494,6 +494,35 @@ impl HeadEnd {
     }
 }
 
+/// A response field value with each obs-fold (a line break and the whitespace after
+/// it) replaced by one space, as Tornado joins continuation lines; the value itself
+/// when it has none.
+fn unfold(value: Bytes) -> Bytes {
+    if memchr::memchr(b'\n', &value).is_none() {
+        return value;
+    }
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        match value[i] {
+            b'\r' | b'\n' => {
+                while i < value.len() && matches!(value[i], b'\r' | b'\n' | b' ' | b'\t') {
+                    i += 1;
+                }
+                while out.last().is_some_and(|b| matches!(b, b' ' | b'\t')) {
+                    out.pop();
+                }
+                out.push(b' ');
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Bytes::from(out)
+}
+
 /// Parse a complete response head (status line through the empty line) held in
 /// `head`, deciding the body's framing for a request that was (or was not) `HEAD` or
 /// `CONNECT`.
@@ -503,17 +532,25 @@ fn parse_response_head(
     is_head: bool,
     is_connect: bool,
 ) -> Result<ResponseHead, ParseError> {
+    // As many slots as the head has lines (no field takes less than one), within the
+    // cap: a head of many fields costs one allocation of its own size, a short one
+    // none.
+    let lines = memchr::memchr_iter(b'\n', head).count();
+    let wanted = limits.max_headers.min(lines);
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap;
-    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK_HEADERS {
-        &mut stack[..limits.max_headers]
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if wanted <= STACK_HEADERS {
+        &mut stack[..wanted]
     } else {
-        heap = Vec::with_capacity(limits.max_headers);
-        heap.resize_with(limits.max_headers, MaybeUninit::uninit);
+        heap = Vec::with_capacity(wanted);
+        heap.resize_with(wanted, MaybeUninit::uninit);
         &mut heap
     };
     let mut resp = httparse::Response::new(&mut []);
+    // RFC 9112 §5.2: a user agent MUST take an obs-fold in a response as spaces (a
+    // server refuses one in a request).
     match httparse::ParserConfig::default()
+        .allow_obsolete_multiline_headers_in_responses(true)
         .parse_response_with_uninit_headers(&mut resp, head, slots)
     {
         Ok(httparse::Status::Complete(n)) if n == head.len() => {}
@@ -545,7 +582,7 @@ fn parse_response_head(
     for h in resp.headers.iter() {
         let name =
             HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::InvalidHeaderName)?;
-        let raw = head.slice_ref(h.value);
+        let raw = unfold(head.slice_ref(h.value));
         if name == header::CONTENT_LENGTH {
             cl.push(raw.clone());
         } else if name == header::TRANSFER_ENCODING {
@@ -828,10 +865,6 @@ mod tests {
                 b"HTTP/1.1 200 OK\r\nA : b\r\n\r\n",
                 ParseError::WhitespaceBeforeColon,
             ),
-            (
-                b"HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n",
-                ParseError::ObsoleteLineFolding,
-            ),
             (b"HTTP/2.0 200 OK\r\n\r\n", ParseError::UnsupportedVersion),
             (b"HTTX/1.1 200 OK\r\n\r\n", ParseError::InvalidVersion),
             (b"HTTP/1.1 20 OK\r\n\r\n", ParseError::InvalidStatusLine),
@@ -846,6 +879,36 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    /// RFC 9112 §5.2: a user agent takes each obs-fold as a space (Tornado's
+    /// `test_multi_line_headers`), and a head may hold more fields than the stack's
+    /// slots, within the cap.
+    #[test]
+    fn folded_and_many_fields() {
+        let (_, h, _, _) = parse_all(
+            &Method::GET,
+            b"HTTP/1.1 200 OK\r\nX-XSS-Protection: 1;\r\n\tmode=block\r\nA: b \r\n  c\r\n d\r\nContent-Length: 0\r\n\r\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(h.headers["x-xss-protection"], "1; mode=block");
+        assert_eq!(h.headers["a"], "b c d");
+        let mut many = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n".to_vec();
+        for i in 0..150 {
+            many.extend_from_slice(format!("Set-Cookie: c{i}=v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        let limits = Limits {
+            max_headers: 1000,
+            ..Limits::default()
+        };
+        let h = parse_response_head(&Bytes::from(many.clone()), &limits, false, false).unwrap();
+        assert_eq!(h.headers.get_all("set-cookie").iter().count(), 150);
+        // The cap still holds.
+        let err =
+            parse_response_head(&Bytes::from(many), &Limits::default(), false, false).unwrap_err();
+        assert_eq!(err, ParseError::TooManyHeaders);
     }
 
     #[test]

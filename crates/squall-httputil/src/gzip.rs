@@ -95,6 +95,13 @@ impl GzipInflater {
         self.total_out
     }
 
+    /// Whether any input was fed: a body that turned out empty (a HEAD, a 204 or 304
+    /// answer, `Content-Length: 0`, each with `Content-Encoding: gzip`) has nothing to
+    /// check with [`finish`](Self::finish).
+    pub fn started(&self) -> bool {
+        !(self.state == State::Header && self.have == 0 && self.total_out == 0)
+    }
+
     /// Inflate from `input`, appending at most `max_out` bytes to `out`, and return how
     /// many input bytes were used. When `max_out` bytes were produced, call again with
     /// the rest of the input (possibly empty): more output may be pending.
