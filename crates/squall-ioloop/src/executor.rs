@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::error::{JoinError, LoopError, RunSyncError};
-use crate::fault::{panic_message, Origin};
+use crate::fault::Origin;
 use crate::ioloop::{wake_local, Inner, IoLoop, Job};
 use crate::remote::{Remote, Shared};
 use crate::task::{BoxTask, Output, NONE};
@@ -200,11 +200,7 @@ impl Inner {
             }
             Err(payload) => {
                 if p.log_panic {
-                    log::error!(
-                        "Exception in task spawned at {}: {}",
-                        p.origin,
-                        panic_message(&*payload)
-                    );
+                    crate::fault::log_exception("a task", p.origin, &*payload);
                 }
                 self.drop_task_future(p.future, p.origin);
                 self.finish_task(idx, gen, p.waker, Err(JoinError::Panicked(payload)));

@@ -17,3 +17,14 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
         "<non-string panic payload>"
     }
 }
+
+/// The log line of a panic the loop caught, in Tornado's words ("Exception in
+/// callback", which tests look for): what panicked, where it was made, the message.
+pub(crate) fn log_exception(what: &str, origin: Origin, payload: &(dyn Any + Send)) {
+    let message = panic_message(payload);
+    if what == "callback" {
+        log::error!("Exception in callback added at {origin}: {message}");
+    } else {
+        log::error!("Exception in callback ({what}) added at {origin}: {message}");
+    }
+}

@@ -21,7 +21,7 @@ use squall_poller::{util, Events, Interest, Poller, Ready};
 use crate::backend::default_poller;
 use crate::clock;
 use crate::error::LoopError;
-use crate::fault::{panic_message, Origin};
+use crate::fault::Origin;
 use crate::handlers::{keep_source, masked, Handlers, Removed};
 use crate::remote::{Remote, RemoteHandle, Shared, SignalCallback, SignalFlag};
 use crate::task::TaskSlab;
@@ -111,6 +111,8 @@ pub(crate) struct Inner {
     /// `stop` followed by a `start` (or `close`, or `run_sync`) in the same turn is
     /// refused while the loop unwinds instead of nesting a second loop.
     pub(crate) entered: Cell<bool>,
+    /// The clock reading taken when the last poll returned, for the next iteration.
+    after_poll: Cell<Option<Instant>>,
     pub(crate) stopped: Cell<bool>,
     pub(crate) closed: Cell<bool>,
     slow: Cell<Option<Duration>>,
@@ -145,6 +147,21 @@ pub(crate) fn wake_local(loop_id: u64, index: u32) -> bool {
             Err(_) => false,
         })
         .unwrap_or(false)
+}
+
+/// Leaves a loop whose `start` unwinds stopped and not running, so that it can be
+/// started again or closed.
+struct Unwound<'a>(&'a Inner);
+
+impl Drop for Unwound<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.running.set(false);
+            self.0.entered.set(false);
+            self.0.stopped.set(false);
+            self.0.after_poll.set(None);
+        }
+    }
 }
 
 /// Makes a loop current for the life of the guard, then restores the previous one.
@@ -219,6 +236,7 @@ impl IoLoop {
                 kept_sources: RefCell::new(Vec::new()),
                 running: Cell::new(false),
                 entered: Cell::new(false),
+                after_poll: Cell::new(None),
                 stopped: Cell::new(false),
                 closed: Cell::new(false),
                 slow: Cell::new(None),
@@ -584,6 +602,9 @@ impl IoLoop {
         }
         inner.running.set(true);
         inner.entered.set(true);
+        // Should a panic escape an iteration (user code's panics are caught; this is for
+        // anything else), the loop is left usable: stopped, and not "running".
+        let _unwound = Unwound(inner);
         let _enter = Enter::new(self);
         // Log lines of this thread wait for the end of the iteration (and are written
         // when `start` returns or unwinds).
@@ -644,7 +665,9 @@ impl IoLoop {
         let inner = &*self.inner;
         let ncallbacks = inner.queue.borrow().len();
         let mut due = mem::take(&mut *inner.due.borrow_mut());
-        let now = Instant::now();
+        // The reading taken when the last poll returned (the handlers of its events saw
+        // it), or a new one.
+        let now = inner.after_poll.take().unwrap_or_else(Instant::now);
         TURN.set(Some(now));
         {
             let mut timers = inner.timers.borrow_mut();
@@ -695,6 +718,11 @@ impl IoLoop {
             let mut events = inner.events.borrow_mut();
             inner.poller.borrow_mut().poll(&mut events, timeout)?;
         }
+        // The turn's reading, taken after the poll: the handlers about to run, and the
+        // callbacks and tasks of the next iteration, see the time the events came.
+        let now = Instant::now();
+        TURN.set(Some(now));
+        inner.after_poll.set(Some(now));
         inner.dispatch_events();
         Ok(true)
     }
@@ -739,10 +767,7 @@ impl Inner {
 
     #[cold]
     pub(crate) fn log_panic(&self, what: &str, origin: Origin, payload: Box<dyn Any + Send>) {
-        log::error!(
-            "Exception in {what} added at {origin}: {}",
-            panic_message(&*payload)
-        );
+        crate::fault::log_exception(what, origin, &*payload);
         // The payload's own drop could panic; keep the loop alive regardless.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
     }
@@ -778,7 +803,9 @@ impl Inner {
             Some(s) if s.f.is_none() => s.f = Some(f),
             _ => {
                 drop(sigs);
-                drop(f);
+                if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(f))) {
+                    self.log_panic("the drop of a signal callback", origin, p);
+                }
             }
         }
     }
@@ -832,7 +859,10 @@ impl Inner {
             Some(e) if e.gen == gen && e.handler.is_none() => e.handler = Some(h),
             _ => {
                 drop(hs);
-                drop(h);
+                // Removed while it ran: dropped here, and what it owns may panic too.
+                if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(h))) {
+                    self.log_panic("the drop of a handler", origin, p);
+                }
             }
         }
     }
@@ -871,7 +901,8 @@ impl Inner {
     /// into the loop: it finds it closed).
     fn teardown(&self, all_fds: bool) {
         self.closed.set(true);
-        drop(self.shared.close());
+        let remote = self.shared.close();
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(remote)));
         self.watching.set(false);
         drop(self.watch.replace(None));
         let queue = mem::take(&mut *self.queue.borrow_mut());

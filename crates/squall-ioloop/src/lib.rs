@@ -91,9 +91,10 @@
 //!
 //! # Faults
 //!
-//! A panic in a callback, handler, timer, task or periodic callback is caught, logged
-//! with `log::error!` ("Exception in callback added at src/x.rs:12:5: the message"), and
-//! the loop goes on. [`IoLoop::set_slow_callback_threshold`] logs callbacks that ran too
+//! A panic in a callback, handler, timer, task or periodic callback (or in the drop of
+//! one) is caught, logged with `log::error!` in Tornado's words ("Exception in callback
+//! added at src/x.rs:12:5: the message", with what it was for any but a plain callback:
+//! "Exception in callback (a task) added at ..."), and the loop goes on. [`IoLoop::set_slow_callback_threshold`] logs callbacks that ran too
 //! long; [`IoLoop::enable_watchdog`] starts a thread that logs *while* the loop is still
 //! blocked, naming where the callback was added (every callback is named by the
 //! `#[track_caller]` location of the call that added it).

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::error::PeriodicError;
-use crate::fault::panic_message;
 use crate::ioloop::{Inner, IoLoop};
 use crate::timer::Timeout;
 
@@ -154,11 +153,7 @@ impl Periodic {
         let taken = this.callback.borrow_mut().take();
         if let Some(mut f) = taken {
             if let Err(p) = catch_unwind(AssertUnwindSafe(&mut f)) {
-                log::error!(
-                    "Exception in the periodic callback made at {}: {}",
-                    this.origin,
-                    panic_message(&*p)
-                );
+                crate::fault::log_exception("a periodic callback", this.origin, &*p);
             }
             let mut slot = this.callback.borrow_mut();
             if slot.is_none() {

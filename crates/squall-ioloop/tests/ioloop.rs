@@ -58,6 +58,8 @@ macro_rules! suite {
                 close_all_fds_closes_owned_sources,
                 test_exception_logging,
                 test_spawn_callback_panic_logged,
+                a_panicking_drop_of_a_removed_handler_is_contained,
+                turn_time_in_a_handler_is_taken_after_the_poll,
                 spawn_join_handle,
                 join_handle_abort,
                 test_add_future_threads,
@@ -714,8 +716,9 @@ fn close_all_fds_closes_owned_sources(mk: Mk) {
     assert!(err.is_err());
 }
 
-/// test_exception_logging: a panicking callback, timer and handler are logged
-/// ("Exception in ...", with the message) and the loop goes on.
+/// test_exception_logging (and test_spawn_callback): a panicking callback, timer,
+/// handler, task and periodic callback are each logged as Tornado words it
+/// ("Exception in callback", with the message) and the loop goes on.
 fn test_exception_logging(mk: Mk) {
     init_logging();
     let l = mk();
@@ -724,18 +727,83 @@ fn test_exception_logging(mk: Mk) {
     l.call_later(Duration::ZERO, || panic!("boom in timer"));
     l.add_handler(a, Interest::READ, |_, _| panic!("boom in handler"))
         .unwrap();
+    drop(l.spawn(async { panic!("boom in task") }));
+    let pc =
+        PeriodicCallback::new(&l, Duration::from_millis(1), || panic!("boom in periodic")).unwrap();
+    pc.start();
     b.write_all(b"x").unwrap();
     let lp = l.clone();
     l.call_later(Duration::from_millis(5), move || lp.stop());
     start_guarded(&l);
+    pc.stop();
     let logs = logs_here(log::Level::Error);
-    for what in ["callback", "timer", "handler"] {
+    for what in ["callback", "timer", "handler", "task", "periodic"] {
         assert!(
             logs.iter()
-                .any(|m| m.contains("Exception in") && m.contains(&format!("boom in {what}"))),
+                .any(|m| m.contains("Exception in callback")
+                    && m.contains(&format!("boom in {what}"))),
             "{what}: {logs:?}"
         );
     }
+}
+
+/// A handler that removes itself is dropped by the loop once it returns; a panic in
+/// that drop (in something it owns) is logged, and the loop can still stop, start and
+/// close.
+fn a_panicking_drop_of_a_removed_handler_is_contained(mk: Mk) {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("boom in drop");
+        }
+    }
+    init_logging();
+    let l = mk();
+    let (a, mut b) = pair();
+    let lp = l.clone();
+    let owned = PanicOnDrop;
+    l.add_handler(a, Interest::READ, move |fd, _| {
+        let _keep = &owned;
+        lp.remove_handler(fd);
+        lp.stop();
+    })
+    .unwrap();
+    b.write_all(b"x").unwrap();
+    start_guarded(&l);
+    assert!(logs_here(log::Level::Error)
+        .iter()
+        .any(|m| m.contains("Exception in callback") && m.contains("boom in drop")));
+    assert_eq!(l.run_sync(async { 1 }, Some(PATIENCE)).unwrap(), 1);
+    l.close(true).unwrap();
+}
+
+/// `turn_time` is read when the poll returns: a handler's reading is not as old as the
+/// wait before its event.
+fn turn_time_in_a_handler_is_taken_after_the_poll(mk: Mk) {
+    let l = mk();
+    let (a, b) = pair();
+    let got = Rc::new(Cell::new(None));
+    let (g, lp) = (got.clone(), l.clone());
+    l.add_handler(a, Interest::READ, move |_, _| {
+        g.set(Some((squall_ioloop::turn_time(), Instant::now())));
+        lp.stop();
+    })
+    .unwrap();
+    // The poll blocks while the other thread waits: that wait is the point, not a
+    // synchronisation.
+    let writer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(400));
+        (&b).write_all(b"x").unwrap();
+        b
+    });
+    start_guarded(&l);
+    let _b = writer.join().unwrap();
+    let (turn, now) = got.get().unwrap();
+    assert!(
+        now - turn < Duration::from_millis(300),
+        "turn_time in a handler is {:?} old",
+        now - turn
+    );
 }
 
 /// test_spawn_callback: a panicking task is logged and its handle reports the panic.

@@ -120,14 +120,28 @@ fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, Failure> 
     args.extend([TokenTree::Group(body.clone())]);
     let mut call = parse(&format!("::squall_testing::{runner}"))?;
     call.extend([TokenTree::Group(Group::new(Delimiter::Parenthesis, args))]);
-    let mut generated = parse("#[test] fn")?;
+    // The attributes first, then `#[test]`, then the visibility (`pub #[test] fn` is
+    // not Rust).
+    let before: Vec<TokenTree> = before.into_iter().collect();
+    let mut attrs_end = 0;
+    while let (Some(TokenTree::Punct(p)), Some(TokenTree::Group(g))) =
+        (before.get(attrs_end), before.get(attrs_end + 1))
+    {
+        if p.as_char() != '#' || g.delimiter() != Delimiter::Bracket {
+            break;
+        }
+        attrs_end += 2;
+    }
+    let mut out: TokenStream = before[..attrs_end].iter().cloned().collect();
+    out.extend(parse("#[test]")?);
+    out.extend(before[attrs_end..].iter().cloned());
+    let mut generated = parse("fn")?;
     generated.extend([
         TokenTree::Ident(name.clone()),
         TokenTree::Group(Group::new(Delimiter::Parenthesis, TokenStream::new())),
     ]);
     generated.extend(ret);
     generated.extend([TokenTree::Group(Group::new(Delimiter::Brace, call))]);
-    let mut out = before;
     out.extend(generated);
     Ok(out)
 }
@@ -145,9 +159,16 @@ fn parse_args(attr: TokenStream) -> Result<(Option<String>, bool), Failure> {
                 }
                 match it.next() {
                     Some(TokenTree::Literal(l)) => {
-                        let s = l.to_string();
-                        if s.parse::<f64>().is_err() {
-                            return Err((l.span(), "the timeout is a number of seconds".to_owned()));
+                        // `1_0` and `2.5` alike; a number `Duration` can hold.
+                        let s = l.to_string().replace('_', "");
+                        match s.parse::<f64>() {
+                            Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e15 => {}
+                            _ => {
+                                return Err((
+                                    l.span(),
+                                    "the timeout is a positive number of seconds".to_owned(),
+                                ))
+                            }
                         }
                         timeout = Some(s);
                     }

@@ -125,13 +125,18 @@ impl<D: HttpServerConnectionDelegate> AsyncHttpTestCase<D> {
         &self,
         request: HttpRequest,
     ) -> Result<HttpResponse, HttpClientError> {
-        let request =
-            if request.url().starts_with("http://") || request.url().starts_with("https://") {
-                request
-            } else {
-                let url = self.get_url(request.url());
-                request.url_set(url)
-            };
+        // A full URL (its scheme in any case, as Tornado's `path.lower().startswith`), or
+        // a path on this test's server.
+        let url = request.url().as_bytes();
+        let full = [&b"http://"[..], b"https://"]
+            .iter()
+            .any(|s| url.len() >= s.len() && url[..s.len()].eq_ignore_ascii_case(s));
+        let request = if full {
+            request
+        } else {
+            let url = self.get_url(request.url());
+            request.url_set(url)
+        };
         self.client.fetch(request.raise_error(false)).await
     }
 }

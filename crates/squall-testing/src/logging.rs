@@ -22,12 +22,22 @@ pub struct Captured {
 struct Capture {
     records: Mutex<Vec<Captured>>,
     changed: Condvar,
+    /// The live [`ExpectLog`]s: (id, target prefix, needle).
+    expecting: Mutex<Vec<(u64, String, String)>>,
 }
 
 static CAPTURE: Capture = Capture {
     records: Mutex::new(Vec::new()),
     changed: Condvar::new(),
+    expecting: Mutex::new(Vec::new()),
 };
+
+/// Ids of [`ExpectLog`]s.
+static NEXT_EXPECTATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn expecting() -> MutexGuard<'static, Vec<(u64, String, String)>> {
+    CAPTURE.expecting.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl Log for Capture {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
@@ -44,6 +54,16 @@ impl Log for Capture {
             thread: std::thread::current().id(),
             message: r.args().to_string(),
         };
+        // A warning or an error no live ExpectLog is waiting for stays visible (on
+        // stderr, which the test harness shows with a failing test), as Tornado's
+        // ExpectLog hides only the lines it matches.
+        if rec.level <= Level::Warn
+            && !expecting().iter().any(|(_, target, needle)| {
+                rec.target.starts_with(target.as_str()) && rec.message.contains(needle.as_str())
+            })
+        {
+            eprintln!("{} {}: {}", rec.level, rec.target, rec.message);
+        }
         lock().push(rec);
         self.changed.notify_all();
     }
@@ -168,6 +188,7 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 #[derive(Debug)]
 #[must_use = "the expectation is checked when the guard is dropped"]
 pub struct ExpectLog {
+    id: u64,
     target: String,
     needle: String,
     start: usize,
@@ -180,7 +201,10 @@ impl ExpectLog {
     /// Expect a line with `needle` from a target starting with `target`.
     pub fn new(target: &str, needle: &str) -> ExpectLog {
         install_logger();
+        let id = NEXT_EXPECTATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        expecting().push((id, target.to_owned(), needle.to_owned()));
         ExpectLog {
+            id,
             target: target.to_owned(),
             needle: needle.to_owned(),
             start: lock().len(),
@@ -241,6 +265,7 @@ impl ExpectLog {
 
 impl Drop for ExpectLog {
     fn drop(&mut self) {
+        expecting().retain(|(id, _, _)| *id != self.id);
         if !self.checked && !std::thread::panicking() {
             self.verdict();
         }

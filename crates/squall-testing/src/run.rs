@@ -60,6 +60,18 @@ where
     Fut: Future + 'static,
     Fut::Output: 'static,
 {
+    /// Closes the loop however the test ends (Tornado's `tearDown` always does): a
+    /// task that kept the loop (`IoLoop::current()`) would otherwise keep it, and every
+    /// fd it owns, alive after a failed or timed-out test.
+    struct CloseOnUnwind<'a>(&'a IoLoop);
+    impl Drop for CloseOnUnwind<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let _ = self.0.close(true);
+            }
+        }
+    }
+    let _close = CloseOnUnwind(&io_loop);
     let timeout = timeout.unwrap_or_else(default_timeout);
     let future = make();
     let out = match io_loop.run_sync(future, Some(timeout)) {

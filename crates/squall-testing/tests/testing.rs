@@ -136,3 +136,49 @@ async fn test_http_test_case() {
     // Dropped: the client's kept connections are closed.
     assert_eq!(client.idle_connections(), 0);
 }
+
+/// Visibility and literal forms the macro keeps: `pub`, and a timeout written `1_0`.
+#[gen_test(timeout = 1_0)]
+pub async fn test_a_public_gen_test_with_a_spelled_out_timeout() {}
+
+/// A test that fails or times out still closes its loop with its fds (Tornado's
+/// tearDown always does), even when a task kept the loop.
+#[test]
+fn test_a_failed_or_timed_out_test_closes_its_loop() {
+    for timeout in [Duration::from_millis(20), Duration::from_secs(30)] {
+        let (listener, port) = bind_unused_port().unwrap();
+        let r = std::panic::catch_unwind(move || {
+            squall_testing::run_test("t", Some(timeout), move || async move {
+                let l = IoLoop::current().unwrap();
+                l.add_handler(listener, squall_ioloop::Interest::READ, |_, _| ())
+                    .unwrap();
+                let kept = l.clone();
+                drop(l.spawn(async move {
+                    let _kept = kept;
+                    std::future::pending::<()>().await
+                }));
+                if timeout > Duration::from_secs(1) {
+                    panic!("the test fails");
+                }
+                std::future::pending::<()>().await
+            })
+        });
+        assert!(r.is_err());
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "the listener of a test that failed ({timeout:?}) is still open"
+        );
+    }
+}
+
+// AsyncHTTPTestCase.fetch takes a full URL whatever the case of its scheme.
+#[gen_test(timeout = 10)]
+async fn test_fetch_takes_a_full_url_in_any_case() {
+    let case =
+        AsyncHttpTestCase::start(|_req: HttpServerRequest| async { Response::text("hi") }).unwrap();
+    let r = case
+        .fetch(&format!("HTTP://127.0.0.1:{}/", case.get_http_port()))
+        .await
+        .unwrap();
+    assert_eq!(r.code, 200);
+}
