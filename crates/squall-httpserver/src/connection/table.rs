@@ -620,10 +620,21 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
                         k
                     }
                     None => {
-                        if r.waiting.len() >= MAX_SPARE_WORKERS {
+                        // A worker already waiting can be polled again without a key
+                        // (a timer of its last busy period, a spurious wake): it counts
+                        // once, and one that stops takes its waker with it. A waker
+                        // left behind would be woken for the next key, as if it were a
+                        // worker on its way, and the key would wait for an unrelated
+                        // event (the task slot's next owner is woken instead).
+                        let mine = r.waiting.iter().position(|w| w.will_wake(cx.waker()));
+                        let others = r.waiting.len() - usize::from(mine.is_some());
+                        if others >= MAX_SPARE_WORKERS {
+                            if let Some(i) = mine {
+                                r.waiting.swap_remove(i);
+                            }
                             return Poll::Ready(None);
                         }
-                        if !r.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                        if mine.is_none() {
                             r.waiting.push(cx.waker().clone());
                         }
                         return Poll::Pending;
@@ -842,6 +853,9 @@ fn keeper<T: Transport + 'static, D: HttpServerConnectionDelegate>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Waker;
     use std::time::Duration;
 
     use super::*;
@@ -974,6 +988,56 @@ mod tests {
             assert_eq!(s.closed(), (0..100).collect::<Vec<u64>>());
             assert_eq!(s.removed.get(), 100);
             assert!(peers.iter().all(MemoryPeer::is_closed));
+        });
+    }
+
+    /// A worker that stops because enough others wait takes its waker out of the
+    /// waiting list: left there, the next key would be handed to it (a stopped task)
+    /// and wait, with `worker_woken` set, for an unrelated event (the audit's hang
+    /// after a burst of uploads).
+    #[test]
+    fn a_worker_that_stops_leaves_no_waker_behind() {
+        run(async {
+            let s = setup(HttpServerConfig::default());
+            let woken = Arc::new(AtomicUsize::new(0));
+            struct Count(Arc<AtomicUsize>);
+            impl std::task::Wake for Count {
+                fn wake(self: Arc<Self>) {
+                    self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            // MAX_SPARE_WORKERS others wait; a worker already waiting (its own waker
+            // among them) is polled again with no key.
+            let others: Vec<Waker> = (0..MAX_SPARE_WORKERS)
+                .map(|_| Waker::from(Arc::new(Count(woken.clone()))))
+                .collect();
+            let mine = Waker::from(Arc::new(Count(woken.clone())));
+            {
+                let mut r = s.table.ready.borrow_mut();
+                r.waiting.extend(others.iter().cloned());
+                r.waiting.push(mine.clone());
+            }
+            let control = Rc::new(Control::default());
+            let mut inbuf = BytesMut::new();
+            let mut conn = None;
+            let mut cx = Context::from_waker(&mine);
+            assert!(matches!(
+                s.table.poll_next(&mut cx, &control, &mut inbuf, &mut conn),
+                Poll::Ready(None)
+            ));
+            let r = s.table.ready.borrow();
+            assert_eq!(r.waiting.len(), MAX_SPARE_WORKERS);
+            assert!(!r.waiting.iter().any(|w| w.will_wake(&mine)));
+            drop(r);
+            // Polled again while waiting (not one too many): it stays, once.
+            let mut r = s.table.ready.borrow_mut();
+            r.waiting.pop();
+            r.waiting.push(mine.clone());
+            drop(r);
+            assert!(s.table.poll_next(&mut cx, &control, &mut inbuf, &mut conn).is_pending());
+            let r = s.table.ready.borrow();
+            assert_eq!(r.waiting.iter().filter(|w| w.will_wake(&mine)).count(), 1);
+            assert_eq!(r.waiting.len(), MAX_SPARE_WORKERS);
         });
     }
 
