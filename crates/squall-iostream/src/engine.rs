@@ -52,6 +52,18 @@ impl Inner {
         }
     }
 
+    /// After a read that came back short: the fd is drained (its registration is
+    /// edge-triggered, so the next read waits for its next report), unless a layer said
+    /// it holds more.
+    #[inline]
+    pub(crate) fn short_read(&self) {
+        if self.has(LAYER_MORE) {
+            self.clear(LAYER_MORE);
+        } else {
+            self.clear(READABLE);
+        }
+    }
+
     /// Parks the pending read until the fd is readable: arms READ (no syscall if it is
     /// armed already) and keeps the waker.
     pub(crate) fn wait_readable(self: &Rc<Self>, cx: &mut Context<'_>) -> Result<(), StreamError> {
@@ -201,7 +213,7 @@ impl Inner {
                     return Step::Eof;
                 }
                 if n < want {
-                    self.clear(READABLE);
+                    self.short_read();
                 }
                 let got = &dst[..n];
                 if buf.is_empty() {
@@ -280,7 +292,7 @@ impl Inner {
                 Ok(0) => self.close_with(CloseCause::Eof),
                 Ok(n) => {
                     if n < want {
-                        self.clear(READABLE);
+                        self.short_read();
                     }
                     *filled += n;
                 }
@@ -322,7 +334,7 @@ impl Inner {
                 Ok(0) => self.close_with(CloseCause::Eof),
                 Ok(n) => {
                     if n < want {
-                        self.clear(READABLE);
+                        self.short_read();
                     }
                     return Poll::Ready(Ok(n));
                 }

@@ -103,6 +103,10 @@ pub enum StreamError {
     },
     /// Another read is already pending on this stream: one read at a time, as in Tornado.
     ReadInProgress,
+    /// Another task already waits for the same event on this stream (a second
+    /// `wait_for_handshake` while the handshake runs: Tornado's `RuntimeError`). The
+    /// stream stays open.
+    AlreadyWaiting,
     /// [`IoStream::shutdown_write`](crate::IoStream::shutdown_write) was called: the
     /// write side is shut (or about to be) and takes no more data. Nothing was queued;
     /// reads still work.
@@ -144,6 +148,7 @@ impl fmt::Display for StreamError {
                 write!(f, "delimiter not found within {max_bytes} bytes")
             }
             StreamError::ReadInProgress => f.write_str("already reading"),
+            StreamError::AlreadyWaiting => f.write_str("already waiting"),
             StreamError::WriteShutdown => f.write_str("the write side is shut down"),
         }
     }
@@ -167,7 +172,7 @@ impl From<StreamError> for io::Error {
             StreamError::Closed(CloseCause::Eof) => io::ErrorKind::UnexpectedEof,
             StreamError::Closed(CloseCause::Local) => io::ErrorKind::NotConnected,
             StreamError::Closed(CloseCause::Reset(x) | CloseCause::Io(x)) => x.kind(),
-            StreamError::ReadInProgress => io::ErrorKind::Other,
+            StreamError::ReadInProgress | StreamError::AlreadyWaiting => io::ErrorKind::Other,
             StreamError::WriteShutdown => io::ErrorKind::BrokenPipe,
             _ => io::ErrorKind::InvalidData,
         };

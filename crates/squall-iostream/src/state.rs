@@ -63,6 +63,10 @@ pub(crate) const NOT_SOCKET: u32 = 1 << 16;
 /// wake (and after the read ends), so a task that reads again, as a connection's
 /// reader does request after request, waits with no clone of its waker.
 pub(crate) const READ_WAIT: u32 = 1 << 17;
+/// The last layered read came back short with more held in the layer (a TLS
+/// `close_notify` read with the last data): the fd's next report may never come, so
+/// the next read must not wait for it.
+pub(crate) const LAYER_MORE: u32 = 1 << 18;
 
 /// A stream's state: what every read and write touches is inline (200 bytes with the
 /// `Rc` header); what most streams never use is in [`Cold`], allocated on first use.
@@ -437,7 +441,13 @@ impl Inner {
             }
             if self.has_read_waker() {
                 self.wake_reader();
-            } else if self.has_close_callback() && self.peek_eof() {
+            } else if self.has_close_callback()
+                && if layered {
+                    self.layer_read_ahead_eof()
+                } else {
+                    self.peek_eof()
+                }
+            {
                 // Nobody reads, but someone wants to hear about a close.
                 self.close_with(CloseCause::Eof);
             } else if trouble && !(self.has(ARMED_WRITE) && self.wbuf_len.get() > 0) {
@@ -477,7 +487,9 @@ impl Inner {
             }
         }
         if self.has(LAYERED) && !self.has(CONNECTING) {
-            self.layer_goodbye(matches!(cause, CloseCause::Local));
+            // A local close says goodbye (TLS `close_notify`), and so does the end the
+            // peer announced: RFC 8446 §6.1 and RFC 5246 §7.2.1 ask for ours in answer.
+            self.layer_goodbye(matches!(cause, CloseCause::Local | CloseCause::Eof));
         }
         self.set(CLOSED);
         self.clear(CONNECTING | READABLE | WRITABLE);

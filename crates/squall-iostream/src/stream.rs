@@ -51,9 +51,18 @@ pub const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 impl Drop for IoStream {
     fn drop(&mut self) {
         let inner = &self.inner;
+        if Rc::strong_count(inner) != 1 || inner.has(CLOSED) {
+            return;
+        }
+        let layered = inner.has(LAYERED) && !inner.has(CONNECTING);
         // The last handle, with bytes queued on an open stream: they go out first, as
         // they would in Tornado (whose loop keeps a stream with a pending write alive).
-        if Rc::strong_count(inner) != 1 || inner.wbuf_len.get() == 0 || inner.has(CLOSED) {
+        if inner.wbuf_len.get() == 0 && !(layered && inner.layer_wants_write()) {
+            if layered {
+                // Nothing queued: the layer's goodbye (a TLS `close_notify`), one try,
+                // so that the end is not taken for a truncation.
+                inner.layer_goodbye(true);
+            }
             return;
         }
         let stream = IoStream {
@@ -72,7 +81,13 @@ impl Drop for IoStream {
                     stream.inner.fd
                 );
             }
-            stream.close();
+            // Closed as a drop closes (no close callback: dropping is not an event),
+            // with the layer's goodbye.
+            let inner = &stream.inner;
+            if inner.has(LAYERED) && !inner.has(CLOSED | CONNECTING) {
+                inner.layer_goodbye(true);
+            }
+            inner.set(CLOSED);
         }));
     }
 }
@@ -466,10 +481,14 @@ impl IoStream {
         if inner.has(CLOSED) {
             return Poll::Ready(Err(inner.closed_error()));
         }
-        if inner.wbuf_len.get() > 0 && inner.has(WRITABLE) {
+        // What a layer holds for the socket (TLS records) counts as queued.
+        let pending = |inner: &Inner| {
+            inner.wbuf_len.get() > 0 || (inner.has(LAYERED) && inner.layer_wants_write())
+        };
+        if pending(inner) && inner.has(WRITABLE) {
             inner.handle_write();
         }
-        if inner.wbuf_len.get() == 0 {
+        if !pending(inner) {
             return Poll::Ready(Ok(()));
         }
         if inner.has(CLOSED) {

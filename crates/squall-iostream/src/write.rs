@@ -55,7 +55,11 @@ impl std::future::Future for WriteFuture<'_> {
                 .take()
                 .unwrap_or(StreamError::Closed(CloseCause::Local)))),
             WriteState::Waiting(target) => {
-                if inner.written.get() >= *target {
+                // Through a layer, the bytes are out once its ciphertext is too (a TLS
+                // record rustls holds is not on the socket yet).
+                if inner.written.get() >= *target
+                    && !(inner.has(LAYERED) && inner.layer_wants_write())
+                {
                     Poll::Ready(Ok(()))
                 } else if inner.has(CLOSED) {
                     Poll::Ready(Err(inner.closed_error()))
@@ -192,7 +196,9 @@ impl Inner {
         if idle && self.has(ARMED_WRITE) && !self.has(CLOSED) {
             self.disarm(Interest::WRITE);
         }
-        if self.written.get() != before {
+        // Through a layer a write is done when the layer's ciphertext is out too, which
+        // may be long after its bytes were counted.
+        if self.written.get() != before || (layer_idle && self.has(LAYERED)) {
             self.wake_writers();
         }
         self.maybe_shutdown();

@@ -215,7 +215,12 @@ impl Layer for TlsLayer {
     }
 
     fn has_buffered_input(&mut self) -> bool {
+        // The end of the stream (the peer's close_notify, or the transport's end of
+        // file, read with the last data) is held too: the read that reports it must
+        // not wait for the socket, which may say nothing more.
         self.session.has_buffered_input()
+            || self.session.peer_closed()
+            || self.session.transport_eof()
     }
 
     fn is_ready(&self) -> bool {
@@ -303,8 +308,9 @@ pub trait TlsStreamExt {
     ///
     /// # Errors
     ///
-    /// [`TlsError::AlreadyWaiting`] (as a [`StreamError::Closed`]-free error) if
-    /// another call waits; [`StreamError::Closed`] whose cause carries the
+    /// [`StreamError::AlreadyWaiting`] if another call waits for a handshake still
+    /// running (the stream stays open; once the handshake is done every call succeeds
+    /// at once); [`StreamError::Closed`] whose cause carries the
     /// [`TlsError`] if the handshake fails; a plain `Closed` if the stream is not TLS.
     fn wait_for_handshake(&self) -> WaitForHandshake<'_>;
 
@@ -351,10 +357,18 @@ impl TlsStreamExt for IoStream {
     }
 
     fn wait_for_handshake(&self) -> WaitForHandshake<'_> {
-        let state = match with_tls(self, |l| std::mem::replace(&mut l.waiting, true)) {
-            None => WaitState::NotTls,
-            Some(true) => WaitState::Refused,
-            Some(false) => WaitState::Waiting,
+        let state = match with_tls(self, |l| {
+            if l.session.is_handshaking() {
+                Some(std::mem::replace(&mut l.waiting, true))
+            } else {
+                // Done already: nothing to wait for, whoever else waits.
+                None
+            }
+        }) {
+            // Not TLS, or its handshake done: answered from the stream's state.
+            None | Some(None) => WaitState::NotTls,
+            Some(Some(true)) => WaitState::Refused,
+            Some(Some(false)) => WaitState::Waiting,
         };
         WaitForHandshake {
             stream: self,
@@ -424,7 +438,7 @@ impl Future for WaitForHandshake<'_> {
             }
             WaitState::Refused => {
                 self.state = WaitState::Done;
-                Poll::Ready(Err(TlsError::AlreadyWaiting.into()))
+                Poll::Ready(Err(StreamError::AlreadyWaiting))
             }
             WaitState::NotTls => {
                 self.state = WaitState::Done;

@@ -131,13 +131,19 @@ fn wait_for_handshake_twice_is_an_error() {
         server.start_tls_server(&pki.server_config())?;
         client.start_tls_client(&pki.client_config(), "localhost")?;
         let first = server.wait_for_handshake();
+        // Tornado's RuntimeError: an error of its own, the stream still open.
         let err = server.wait_for_handshake().await.unwrap_err();
-        assert!(matches!(tls_error(&err), TlsError::AlreadyWaiting));
+        assert!(matches!(err, StreamError::AlreadyWaiting), "{err:?}");
+        assert!(!server.closed());
         let (a, b) = futures_join(first, client.wait_for_handshake()).await;
         a?;
         b?;
-        // Once done, waiting again resolves at once.
+        // Once done, waiting again resolves at once, for any number of callers.
         server.wait_for_handshake().await?;
+        let (x, y) = (client.wait_for_handshake(), client.wait_for_handshake());
+        let (x, y) = futures_join(x, y).await;
+        x?;
+        y?;
         let info = server.tls_info().unwrap();
         assert_eq!(info.server_name.as_deref(), Some("localhost"));
         Ok(())
@@ -466,4 +472,218 @@ async fn futures_join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output
     })
     .await;
     (ra.take().unwrap(), rb.take().unwrap())
+}
+
+/// A blocking rustls session's handshake over `sock` (the peer of the tests below).
+fn blocking_handshake(s: &mut squall_tls::TlsSession, sock: &mut TcpStream) {
+    use std::io::Read;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        while s.wants_write() {
+            s.write_output(sock).unwrap();
+        }
+        if !s.is_handshaking() {
+            return;
+        }
+        let n = sock.read(&mut buf).unwrap();
+        assert!(n > 0, "end of file in the handshake");
+        s.feed(&buf[..n]).unwrap();
+    }
+}
+
+/// Reads plaintext until the transport's end of file or the peer's close_notify (at
+/// most `limit` per read); the plaintext, and whether close_notify came.
+fn blocking_read_to_end(
+    s: &mut squall_tls::TlsSession,
+    sock: &mut TcpStream,
+    limit: Duration,
+) -> (Vec<u8>, bool) {
+    use std::io::Read;
+    sock.set_read_timeout(Some(limit)).unwrap();
+    let (mut buf, mut plain, mut out) = (vec![0u8; 65536], vec![0u8; 65536], Vec::new());
+    loop {
+        loop {
+            let n = s.read_plaintext(&mut plain).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&plain[..n]);
+        }
+        if s.peer_closed() {
+            return (out, true);
+        }
+        match sock.read(&mut buf) {
+            Ok(n) if n > 0 && s.feed(&buf[..n]).is_ok() => {}
+            _ => return (out, s.peer_closed()),
+        }
+    }
+}
+
+/// RFC 8446 §6.1: close_notify ends the data. A peer that sends its last data and its
+/// close_notify in one segment and then waits, connection open, for ours (OpenSSL's
+/// two-way shutdown, Python's `unwrap()`) must see the read end at once, and its
+/// close_notify answered.
+#[test]
+fn close_notify_with_the_last_data_ends_the_read_and_is_answered() {
+    let pki = Pki::localhost();
+    run(async move {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let server_config = pki.server_config();
+        let peer = on_thread(move || {
+            let (mut sock, _) = listener.accept().unwrap();
+            let mut s = squall_tls::TlsSession::server(&server_config).unwrap();
+            blocking_handshake(&mut s, &mut sock);
+            s.write_plaintext(&[std::io::IoSlice::new(b"last words")])
+                .unwrap();
+            s.send_close_notify();
+            let mut wire = Vec::new();
+            while s.wants_write() {
+                s.write_output(&mut wire).unwrap();
+            }
+            std::io::Write::write_all(&mut sock, &wire).unwrap();
+            blocking_read_to_end(&mut s, &mut sock, Duration::from_secs(20)).1
+        });
+        let client = async {
+            let stream = TlsConnector::new(pki.client_config())
+                .connect(&TcpClient::new(), "localhost", port, None, None)
+                .await?;
+            let got = stream.read_until_close().await?;
+            Ok::<_, BoxError>(got)
+        };
+        let (answered, got) = futures_join(peer, client).await;
+        assert_eq!(&got?[..], b"last words");
+        assert!(answered, "our close_notify did not answer the peer's");
+        Ok(())
+    });
+}
+
+/// A TLS stream whose last handle is dropped says goodbye (close_notify) rather than
+/// looking truncated, and one that closes on the peer's close_notify answers it
+/// (RFC 5246 §7.2.1, RFC 8446 §6.1).
+#[test]
+fn a_dropped_or_answered_tls_stream_sends_close_notify() {
+    let pki = Pki::localhost();
+    run(async move {
+        // The handler writes and returns: its stream is dropped.
+        let server = TcpServer::new(|stream: IoStream, _| async move {
+            stream.write(&b"hello\n"[..]).await?;
+            Ok::<(), StreamError>(())
+        })?;
+        server.set_stream_setup(Arc::new(TlsAcceptor::new(pki.server_config())));
+        let addr = server.listen(0, "127.0.0.1")?[0];
+        let (echo, echo_addr) = echo_server(&pki)?;
+        let config = pki.client_config();
+        let (dropped, answered) = on_thread(move || {
+            let mut sock = TcpStream::connect(addr).unwrap();
+            let mut s = squall_tls::TlsSession::client(&config, "localhost").unwrap();
+            blocking_handshake(&mut s, &mut sock);
+            let dropped = blocking_read_to_end(&mut s, &mut sock, Duration::from_secs(20));
+            let mut sock = TcpStream::connect(echo_addr).unwrap();
+            let mut s = squall_tls::TlsSession::client(&config, "localhost").unwrap();
+            blocking_handshake(&mut s, &mut sock);
+            s.send_close_notify();
+            while s.wants_write() {
+                s.write_output(&mut sock).unwrap();
+            }
+            let answered = blocking_read_to_end(&mut s, &mut sock, Duration::from_secs(20)).1;
+            (dropped, answered)
+        })
+        .await;
+        assert_eq!(dropped, (b"hello\n".to_vec(), true));
+        assert!(answered);
+        server.stop();
+        echo.stop();
+        Ok(())
+    });
+}
+
+/// Tornado's close callback fires when the peer closes with no read pending, for SSL
+/// streams too: the close_notify (which a peek at the socket cannot tell from data) is
+/// read through the layer, and what came before it stays readable.
+#[test]
+fn the_close_callback_fires_when_a_tls_peer_closes_with_no_read_pending() {
+    let pki = Pki::localhost();
+    run(async move {
+        let (server, client) = plain_pair().await?;
+        server.start_tls_server(&pki.server_config())?;
+        client.start_tls_client(&pki.client_config(), "localhost")?;
+        let (s, c) = futures_join(server.wait_for_handshake(), client.wait_for_handshake()).await;
+        s?;
+        c?;
+        let fired = std::rc::Rc::new(std::cell::Cell::new(false));
+        let f = fired.clone();
+        server.set_close_callback(move || f.set(true));
+        client.write(&b"before the end"[..]).await?;
+        client.close();
+        while !fired.get() {
+            squall_ioloop::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(server.closed());
+        // What came before the end is still there to read.
+        assert_eq!(&server.read_until_close().await?[..], b"before the end");
+        Ok(())
+    });
+}
+
+/// A write whose future resolved is on the socket (Tornado's contract), also through
+/// TLS: closing (or dropping) right after loses none of it, and says goodbye. The peer
+/// reads nothing until the server is done, with a small receive buffer, so the last
+/// records stay with the server for a while.
+#[test]
+fn resolved_tls_writes_survive_close_and_drop() {
+    for close in [true, false] {
+        let pki = Pki::localhost();
+        run(async move {
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<usize>();
+            let server = TcpServer::new(move |stream: IoStream, _| {
+                let done_tx = done_tx.clone();
+                async move {
+                    let mut resolved = 0usize;
+                    // Until a write does not complete for a while: the socket is full.
+                    while let Ok(r) = squall_ioloop::with_timeout(
+                        Duration::from_millis(300),
+                        stream.write(vec![b'b'; 60 * 1024]),
+                    )
+                    .await
+                    {
+                        r?;
+                        resolved += 60 * 1024;
+                    }
+                    if close {
+                        stream.close();
+                    }
+                    done_tx.send(resolved).unwrap();
+                    Ok::<(), StreamError>(())
+                }
+            })?;
+            server.set_stream_setup(Arc::new(TlsAcceptor::new(pki.server_config())));
+            let addr = server.listen(0, "127.0.0.1")?[0];
+            let config = pki.client_config();
+            let (resolved, (data, close_notify)) = on_thread(move || {
+                let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    .unwrap();
+                sock.set_recv_buffer_size(4096).unwrap();
+                sock.connect(&addr.into()).unwrap();
+                let mut sock: TcpStream = sock.into();
+                let mut s = squall_tls::TlsSession::client(&config, "localhost").unwrap();
+                blocking_handshake(&mut s, &mut sock);
+                let resolved = done_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+                (
+                    resolved,
+                    blocking_read_to_end(&mut s, &mut sock, Duration::from_secs(20)),
+                )
+            })
+            .await;
+            assert!(resolved > 0);
+            assert!(
+                data.len() >= resolved,
+                "close={close}: {} bytes of resolved writes lost",
+                resolved - data.len()
+            );
+            assert!(close_notify, "close={close}: no close_notify");
+            server.stop();
+            Ok(())
+        });
+    }
 }

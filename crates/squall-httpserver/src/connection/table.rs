@@ -1034,7 +1034,10 @@ mod tests {
             r.waiting.pop();
             r.waiting.push(mine.clone());
             drop(r);
-            assert!(s.table.poll_next(&mut cx, &control, &mut inbuf, &mut conn).is_pending());
+            assert!(s
+                .table
+                .poll_next(&mut cx, &control, &mut inbuf, &mut conn)
+                .is_pending());
             let r = s.table.ready.borrow();
             assert_eq!(r.waiting.iter().filter(|w| w.will_wake(&mine)).count(), 1);
             assert_eq!(r.waiting.len(), MAX_SPARE_WORKERS);
