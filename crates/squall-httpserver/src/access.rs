@@ -71,15 +71,16 @@ impl AccessLine {
     }
 
     /// Ends the line with the response's status and the request's time, and logs it
-    /// at info level under [`ACCESS_LOG_TARGET`]: straight into the thread's buffer
-    /// when squall's `LoopLogger` is the logger, else through `log`.
+    /// under [`ACCESS_LOG_TARGET`] at the status's level ([`level_of`]): straight into
+    /// the thread's buffer when squall's `LoopLogger` is the logger, else through `log`.
     pub(crate) fn log(&mut self, status: StatusCode, elapsed: Duration) {
+        let level = level_of(status);
         let text = self.finish(status, elapsed);
-        let done = squall_ioloop::logger::log_bytes(log::Level::Info, ACCESS_LOG_TARGET, |b| {
+        let done = squall_ioloop::logger::log_bytes(level, ACCESS_LOG_TARGET, |b| {
             b.extend_from_slice(text)
         });
         if !done {
-            log::info!(target: ACCESS_LOG_TARGET, "{}", String::from_utf8_lossy(text));
+            log::log!(target: ACCESS_LOG_TARGET, level, "{}", String::from_utf8_lossy(text));
         }
     }
 
@@ -92,6 +93,16 @@ impl AccessLine {
         let time = time_text(elapsed);
         put(&mut self.text, &time.bytes, time.len);
         &self.text
+    }
+}
+
+/// The level of a response's access line, as Tornado's `log_request`: info below 400,
+/// warning for 4xx, error for 5xx (so `RUST_LOG=warn` still shows what went wrong).
+pub(crate) fn level_of(status: StatusCode) -> log::Level {
+    match status.as_u16() {
+        ..400 => log::Level::Info,
+        400..500 => log::Level::Warn,
+        _ => log::Level::Error,
     }
 }
 

@@ -17,7 +17,8 @@ use squall_httputil::HttpServerRequest;
 use squall_ioloop::{IoLoop, RemoteHandle};
 use squall_iostream::IoStream;
 use squall_tcpserver::{
-    bind_sockets, Family, PeerAddr, ServerThreads, TcpServer, Teardown, DEFAULT_BACKLOG,
+    bind_reuse_port_group, bind_sockets, Family, PeerAddr, ServerThreads, TcpServer, Teardown,
+    DEFAULT_BACKLOG,
 };
 
 use crate::config::HttpServerConfig;
@@ -531,7 +532,7 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
     /// # Errors
     /// The resolution or `bind(2)`/`listen(2)` error.
     pub fn bind(&mut self, port: u16, address: &str) -> io::Result<SocketAddr> {
-        let listeners = bind_sockets(port, address, Family::Any, DEFAULT_BACKLOG, true)?;
+        let listeners = bind_reuse_port_group(port, address, Family::Any, DEFAULT_BACKLOG)?;
         let addr = first_addr(&listeners)?;
         self.bound.push(Bound {
             address: address.to_owned(),

@@ -125,10 +125,11 @@ impl Shared {
         *access_log = None;
     }
 
-    /// Whether the access log is on: the logger is asked once per busy period.
+    /// Whether the access log is on (for warnings at least: 4xx and 5xx lines are
+    /// warnings and errors): the logger is asked once per busy period.
     pub(crate) fn access_log(&mut self) -> bool {
         *self.access_log.get_or_insert_with(
-            || log::log_enabled!(target: crate::ACCESS_LOG_TARGET, log::Level::Info),
+            || log::log_enabled!(target: crate::ACCESS_LOG_TARGET, log::Level::Warn),
         )
     }
 

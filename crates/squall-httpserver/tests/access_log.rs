@@ -62,7 +62,8 @@ fn access_lines_are_buffered_per_loop_iteration() {
         let expect = if i < 20 {
             format!("[INFO squall_httpserver::access] 200 GET /r{i}?q=1 (127.0.0.1) ")
         } else {
-            "[INFO squall_httpserver::access] 404 POST /missing (127.0.0.1) ".to_owned()
+            // A 4xx line is a warning, as Tornado's log_request has it.
+            "[WARN squall_httpserver::access] 404 POST /missing (127.0.0.1) ".to_owned()
         };
         assert!(
             line.starts_with(&expect),

@@ -84,7 +84,11 @@ fn handler_panic_is_500_logged_once_and_the_server_lives() {
     // And so does a new one.
     assert_eq!(s.client().request(GET).text(), "ok");
 
-    let errors = records_at_least(thread, Level::Error);
+    // The panic's record, and the 500's access line, at error level as Tornado's
+    // log_request has a 5xx.
+    let (access, errors): (Vec<String>, Vec<String>) = records_at_least(thread, Level::Error)
+        .into_iter()
+        .partition(|r| r.contains(squall_httpserver::ACCESS_LOG_TARGET));
     assert_eq!(
         errors.len(),
         1,
@@ -94,6 +98,8 @@ fn handler_panic_is_500_logged_once_and_the_server_lives() {
         errors[0].contains("panicked") && errors[0].contains("expected by the faults test"),
         "{errors:?}"
     );
+    assert_eq!(access.len(), 1, "{access:?}");
+    assert!(access[0].contains("500 GET /panic"), "{access:?}");
 }
 
 /// Reads from `c` until it has `n` bytes or the server stops sending.

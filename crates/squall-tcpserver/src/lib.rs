@@ -85,8 +85,8 @@ pub use client::{
     ConnectOptions, DefaultResolver, Resolver, Resolving, TcpClient, HAPPY_EYEBALLS_DELAY,
 };
 pub use netutil::{
-    add_accept_handler, bind_sockets, bind_unix_socket, is_valid_ip, AcceptHandle, Family,
-    PeerAddr, ACCEPTS_PER_EVENT, DEFAULT_BACKLOG,
+    add_accept_handler, bind_reuse_port_group, bind_sockets, bind_unix_socket, is_valid_ip,
+    AcceptHandle, Family, PeerAddr, ACCEPTS_PER_EVENT, DEFAULT_BACKLOG,
 };
 pub use server::{HandlerOutput, ServerThreads, StreamHandler, TcpServer, Teardown};
 

@@ -160,6 +160,30 @@ pub fn bind_sockets(
     }
 }
 
+/// The first listeners of a group that threads of this process share with
+/// `SO_REUSEPORT` (each thread then binds its own with [`bind_sockets`] and
+/// `reuse_port`). A port some other socket already listens on is refused, as a plain
+/// bind refuses it: `SO_REUSEPORT` alone would let a second server started on the same
+/// port join the first one's group without a word, and the kernel would split the
+/// connections between them (Tornado binds with `reuse_port=False` unless asked).
+///
+/// # Errors
+///
+/// As [`bind_sockets`]; `EADDRINUSE` for a port in use.
+pub fn bind_reuse_port_group(
+    port: u16,
+    address: &str,
+    family: Family,
+    backlog: i32,
+) -> io::Result<Vec<TcpListener>> {
+    if port != 0 {
+        // A bind without `SO_REUSEPORT` fails where anything listens already; it is
+        // let go at once, and the group is bound in its place.
+        drop(bind_sockets(port, address, family, backlog, false)?);
+    }
+    bind_sockets(port, address, family, backlog, true)
+}
+
 fn bind_one(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<TcpListener> {
     // `Socket::new` sets close-on-exec (atomically where `SOCK_CLOEXEC` exists).
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;

@@ -17,7 +17,8 @@ use squall_ioloop::{IoLoop, RemoteHandle};
 use squall_iostream::{IoStream, StreamError};
 
 use crate::netutil::{
-    add_accept_handler, bind_sockets, AcceptHandle, Family, PeerAddr, DEFAULT_BACKLOG,
+    add_accept_handler, bind_reuse_port_group, bind_sockets, AcceptHandle, Family, PeerAddr,
+    DEFAULT_BACKLOG,
 };
 use crate::setup::StreamSetup;
 
@@ -387,8 +388,12 @@ impl ServerThreads {
         let mut port = port;
         let mut sets = Vec::with_capacity(n);
         let mut addrs = Vec::new();
-        for _ in 0..n {
-            let ls = bind_sockets(port, address, Family::Any, DEFAULT_BACKLOG, true)?;
+        for i in 0..n {
+            let ls = if i == 0 {
+                bind_reuse_port_group(port, address, Family::Any, DEFAULT_BACKLOG)?
+            } else {
+                bind_sockets(port, address, Family::Any, DEFAULT_BACKLOG, true)?
+            };
             if port == 0 {
                 port = ls
                     .first()

@@ -325,6 +325,15 @@ fn server_threads_share_one_port() {
             "{s}"
         );
     }
+    // A second server on the same port is refused, not let into the first one's
+    // SO_REUSEPORT group (Tornado binds with reuse_port=False).
+    let again = ServerThreads::start(2, addr.port(), "127.0.0.1", || {
+        |_stream: IoStream, _addr: PeerAddr| async move { Ok::<(), std::io::Error>(()) }
+    });
+    assert_eq!(
+        again.err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::AddrInUse)
+    );
     threads.stop();
     threads.join();
     assert!(TcpStream::connect(addr).is_err());

@@ -32,7 +32,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, StatusCode};
+use http::header::ALLOW;
+use http::{HeaderValue, Method, StatusCode};
 use log::LevelFilter;
 use squall::http::{HttpServer, HttpServerConfig, HttpServerRequest, Response, ACCESS_LOG_TARGET};
 use squall::ioloop::logger::{Filter, LoopLogger};
@@ -46,6 +47,10 @@ struct Args {
     tls_cert: Option<String>,
     tls_key: Option<String>,
 }
+
+/// The command line, for `--help`.
+const USAGE: &str = "usage: hello [--port 8888] [--address 127.0.0.1] [--threads 1] \
+                     [--quiet] [--tls-cert FILE --tls-key FILE]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -76,11 +81,9 @@ fn parse_args() -> Result<Args, String> {
             "--tls-cert" => args.tls_cert = Some(value("--tls-cert")?),
             "--tls-key" => args.tls_key = Some(value("--tls-key")?),
             "-h" | "--help" => {
-                return Err(
-                    "usage: hello [--port 8888] [--address 127.0.0.1] [--threads 1] \
-                     [--quiet] [--tls-cert FILE --tls-key FILE]"
-                        .into(),
-                )
+                // Asked for: on stdout, and a success.
+                println!("{USAGE}");
+                std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
@@ -105,7 +108,11 @@ fn app(req: HttpServerRequest) -> impl Future<Output = Response> {
         match (req.path(), &req.method) {
             ("/", &Method::GET | &Method::HEAD) => Response::text("Hello, world!"),
             ("/echo", &Method::POST | &Method::PUT) => Response::bytes(req.body),
-            ("/" | "/echo", _) => Response::new(StatusCode::METHOD_NOT_ALLOWED),
+            // RFC 9110 §15.5.6: a 405 names the methods the resource allows.
+            ("/", _) => Response::new(StatusCode::METHOD_NOT_ALLOWED)
+                .with_header(ALLOW, HeaderValue::from_static("GET, HEAD")),
+            ("/echo", _) => Response::new(StatusCode::METHOD_NOT_ALLOWED)
+                .with_header(ALLOW, HeaderValue::from_static("POST, PUT")),
             _ => Response::text("Not found\n").with_status(StatusCode::NOT_FOUND),
         }
     }

@@ -22,8 +22,9 @@ impl std::fmt::Display for Peer<'_> {
 }
 
 pub(super) fn log_access_error(info: &ConnectionInfo, e: ParseError) {
-    if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
-        log::info!(target: ACCESS_LOG_TARGET, "{} (bad request: {e}) ({})", e.status().as_u16(), Peer(info));
+    let level = crate::access::level_of(e.status());
+    if log::log_enabled!(target: ACCESS_LOG_TARGET, level) {
+        log::log!(target: ACCESS_LOG_TARGET, level, "{} (bad request: {e}) ({})", e.status().as_u16(), Peer(info));
     }
 }
 
