@@ -149,16 +149,7 @@ impl Target {
 /// non-ASCII bytes, spaces, control bytes) are percent-encoded, as browsers do, so that
 /// every redirect [`follows`](crate::conn::follows) says will be followed can be.
 pub(crate) fn location_text(raw: &[u8]) -> String {
-    let raw = raw.trim_ascii();
-    let mut out = String::with_capacity(raw.len());
-    for &b in raw {
-        if (0x21..=0x7e).contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    squall_httputil::percent_encode(raw.trim_ascii(), |b| !(0x21..=0x7e).contains(&b))
 }
 
 /// Whether a URI reference starts with a scheme (RFC 3986 §3.1: `ALPHA *( ALPHA /

@@ -50,7 +50,6 @@ pub fn url_unescape(input: &[u8], plus: bool) -> Vec<u8> {
 /// `+` and `/` is escaped (Python's `quote_plus`), without it `/` stays (Python's
 /// `quote`). Tornado's `url_escape`.
 pub fn url_escape(input: &[u8], plus: bool) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(input.len());
     for &b in input {
         if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) || (!plus && b == b'/') {
@@ -58,12 +57,39 @@ pub fn url_escape(input: &[u8], plus: bool) -> String {
         } else if plus && b == b' ' {
             out.push('+');
         } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
+            push_escape(&mut out, b);
         }
     }
     out
+}
+
+/// `input` with the bytes `escaped` picks, and every byte that is not ASCII, written as
+/// `%XX` (upper-case hex); the others as they are.
+///
+/// ```
+/// use squall_httputil::percent_encode;
+///
+/// let s = percent_encode("/a b<é>".as_bytes(), |b| b == b' ' || b == b'<' || b == b'>');
+/// assert_eq!(s, "/a%20b%3C%C3%A9%3E");
+/// ```
+pub fn percent_encode(input: &[u8], escaped: impl Fn(u8) -> bool) -> String {
+    let mut out = String::with_capacity(input.len());
+    for &b in input {
+        if escaped(b) || !b.is_ascii() {
+            push_escape(&mut out, b);
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
+/// Appends `%XX` for `b`.
+fn push_escape(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(char::from(HEX[usize::from(b >> 4)]));
+    out.push(char::from(HEX[usize::from(b & 15)]));
 }
 
 /// Split a query string into `(name, value)` pairs, as Python's `parse_qsl`: fields are

@@ -219,19 +219,6 @@ fn uri_escaped(b: u8) -> bool {
     matches!(b, b'"' | b'<' | b'>' | b'`')
 }
 
-/// `target` with the bytes of [`uri_escaped`] percent-encoded, for a `Uri`.
-fn escape_for_uri(target: &[u8]) -> String {
-    let mut out = String::with_capacity(target.len() + 8);
-    for &b in target {
-        if uri_escaped(b) {
-            out.push_str(&format!("%{b:02X}"));
-        } else {
-            out.push(char::from(b));
-        }
-    }
-    out
-}
-
 /// ASCII text (the parser let through nothing else for these parts) as `&str`.
 fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
@@ -292,7 +279,7 @@ impl View {
             // The parser let through visible ASCII only; the `Uri` grammar refuses a
             // few of those bytes, which are sent escaped to it.
             if target.iter().any(|&b| uri_escaped(b)) {
-                Uri::try_from(escape_for_uri(&target)).unwrap_or_default()
+                Uri::try_from(crate::url::percent_encode(&target, uri_escaped)).unwrap_or_default()
             } else {
                 Uri::from_maybe_shared(target).unwrap_or_default()
             }

@@ -200,7 +200,7 @@ impl Inner {
             }
             Err(payload) => {
                 if p.log_panic {
-                    crate::fault::log_exception("a task", p.origin, &*payload);
+                    crate::fault::log_exception(Some("a task"), p.origin, &*payload);
                 }
                 self.drop_task_future(p.future, p.origin);
                 self.finish_task(idx, gen, p.waker, Err(JoinError::Panicked(payload)));
@@ -210,7 +210,7 @@ impl Inner {
 
     fn drop_task_future(&self, f: BoxTask, origin: Origin) {
         if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(f))) {
-            self.log_panic("the drop of the task", origin, p);
+            self.log_panic(Some("the drop of the task"), origin, p);
         }
     }
 

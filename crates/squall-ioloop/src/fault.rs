@@ -19,12 +19,12 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
 }
 
 /// The log line of a panic the loop caught, in Tornado's words ("Exception in
-/// callback", which tests look for): what panicked, where it was made, the message.
-pub(crate) fn log_exception(what: &str, origin: Origin, payload: &(dyn Any + Send)) {
+/// callback", which tests look for): what panicked if it was not a plain callback,
+/// where it was made, the message.
+pub(crate) fn log_exception(what: Option<&str>, origin: Origin, payload: &(dyn Any + Send)) {
     let message = panic_message(payload);
-    if what == "callback" {
-        log::error!("Exception in callback added at {origin}: {message}");
-    } else {
-        log::error!("Exception in callback ({what}) added at {origin}: {message}");
+    match what {
+        None => log::error!("Exception in callback added at {origin}: {message}"),
+        Some(what) => log::error!("Exception in callback ({what}) added at {origin}: {message}"),
     }
 }

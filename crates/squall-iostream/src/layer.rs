@@ -280,9 +280,15 @@ impl Inner {
         }
     }
 
-    /// Whether the layer holds bytes to send.
+    /// Whether the layer holds bytes to send (never, for a stream without one).
     pub(crate) fn layer_wants_write(&self) -> bool {
-        self.with_layer(|l| l.wants_write()) == Some(true)
+        self.has(LAYERED) && self.with_layer(|l| l.wants_write()) == Some(true)
+    }
+
+    /// Whether anything written has not reached the fd: bytes in the queue, or a
+    /// layer's output (TLS records) not sent yet.
+    pub(crate) fn unsent(&self) -> bool {
+        self.wbuf_len.get() > 0 || self.layer_wants_write()
     }
 
     /// Whether the layer is not ready yet (its handshake runs).

@@ -420,9 +420,7 @@ impl Inner {
             // Kept even with nothing to send: an edge-triggered report comes once.
             self.set(WRITABLE);
         }
-        if (ready.is_writable() || trouble)
-            && (self.wbuf_len.get() > 0 || (layered && self.layer_wants_write()))
-        {
+        if (ready.is_writable() || trouble) && self.unsent() {
             self.set(WRITABLE);
             self.handle_write();
             if self.has(CLOSED) {

@@ -54,11 +54,10 @@ impl Drop for IoStream {
         if Rc::strong_count(inner) != 1 || inner.has(CLOSED) {
             return;
         }
-        let layered = inner.has(LAYERED) && !inner.has(CONNECTING);
         // The last handle, with bytes queued on an open stream: they go out first, as
         // they would in Tornado (whose loop keeps a stream with a pending write alive).
-        if inner.wbuf_len.get() == 0 && !(layered && inner.layer_wants_write()) {
-            if layered {
+        if !inner.unsent() {
+            if inner.has(LAYERED) && !inner.has(CONNECTING) {
                 // Nothing queued: the layer's goodbye (a TLS `close_notify`), one try,
                 // so that the end is not taken for a truncation.
                 inner.layer_goodbye(true);
@@ -81,13 +80,16 @@ impl Drop for IoStream {
                     stream.inner.fd
                 );
             }
-            // Closed as a drop closes (no close callback: dropping is not an event),
-            // with the layer's goodbye.
-            let inner = &stream.inner;
-            if inner.has(LAYERED) && !inner.has(CLOSED | CONNECTING) {
-                inner.layer_goodbye(true);
-            }
-            inner.set(CLOSED);
+            // Closed as `close` closes (with the layer's goodbye), less the close
+            // callback: dropping is not an event.
+            let callback = stream
+                .inner
+                .cold
+                .borrow_mut()
+                .as_mut()
+                .and_then(|c| c.close_callback.take());
+            drop(callback);
+            stream.close();
         }));
     }
 }
@@ -482,13 +484,10 @@ impl IoStream {
             return Poll::Ready(Err(inner.closed_error()));
         }
         // What a layer holds for the socket (TLS records) counts as queued.
-        let pending = |inner: &Inner| {
-            inner.wbuf_len.get() > 0 || (inner.has(LAYERED) && inner.layer_wants_write())
-        };
-        if pending(inner) && inner.has(WRITABLE) {
+        if inner.unsent() && inner.has(WRITABLE) {
             inner.handle_write();
         }
-        if !pending(inner) {
+        if !inner.unsent() {
             return Poll::Ready(Ok(()));
         }
         if inner.has(CLOSED) {

@@ -57,9 +57,7 @@ impl std::future::Future for WriteFuture<'_> {
             WriteState::Waiting(target) => {
                 // Through a layer, the bytes are out once its ciphertext is too (a TLS
                 // record rustls holds is not on the socket yet).
-                if inner.written.get() >= *target
-                    && !(inner.has(LAYERED) && inner.layer_wants_write())
-                {
+                if inner.written.get() >= *target && !inner.layer_wants_write() {
                     Poll::Ready(Ok(()))
                 } else if inner.has(CLOSED) {
                     Poll::Ready(Err(inner.closed_error()))

@@ -19,6 +19,14 @@ pub struct Captured {
     pub message: String,
 }
 
+impl Captured {
+    /// Whether this record is from a target starting with `target` and holds
+    /// `needle`: what an [`ExpectLog`] waits for.
+    fn matches(&self, target: &str, needle: &str) -> bool {
+        self.target.starts_with(target) && self.message.contains(needle)
+    }
+}
+
 struct Capture {
     records: Mutex<Vec<Captured>>,
     changed: Condvar,
@@ -58,9 +66,9 @@ impl Log for Capture {
         // stderr, which the test harness shows with a failing test), as Tornado's
         // ExpectLog hides only the lines it matches.
         if rec.level <= Level::Warn
-            && !expecting().iter().any(|(_, target, needle)| {
-                rec.target.starts_with(target.as_str()) && rec.message.contains(needle.as_str())
-            })
+            && !expecting()
+                .iter()
+                .any(|(_, target, needle)| rec.matches(target, needle))
         {
             // tidy: allow(print) this is the logger: its own lines cannot go through `log`
             eprintln!("{} {}: {}", rec.level, rec.target, rec.message);
@@ -232,7 +240,7 @@ impl ExpectLog {
     pub fn matched(&self) -> Vec<Captured> {
         lock()[self.start..]
             .iter()
-            .filter(|r| r.target.starts_with(&self.target) && r.message.contains(&self.needle))
+            .filter(|r| r.matches(&self.target, &self.needle))
             .cloned()
             .collect()
     }

@@ -357,19 +357,18 @@ impl TlsStreamExt for IoStream {
     }
 
     fn wait_for_handshake(&self) -> WaitForHandshake<'_> {
-        let state = match with_tls(self, |l| {
-            if l.session.is_handshaking() {
-                Some(std::mem::replace(&mut l.waiting, true))
+        // Not TLS, or its handshake done (nothing to wait for, whoever else waits):
+        // answered from the stream's state.
+        let state = with_tls(self, |l| {
+            if !l.session.is_handshaking() {
+                WaitState::NotTls
+            } else if std::mem::replace(&mut l.waiting, true) {
+                WaitState::Refused
             } else {
-                // Done already: nothing to wait for, whoever else waits.
-                None
+                WaitState::Waiting
             }
-        }) {
-            // Not TLS, or its handshake done: answered from the stream's state.
-            None | Some(None) => WaitState::NotTls,
-            Some(Some(true)) => WaitState::Refused,
-            Some(Some(false)) => WaitState::Waiting,
-        };
+        })
+        .unwrap_or(WaitState::NotTls);
         WaitForHandshake {
             stream: self,
             state,

@@ -5,9 +5,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -567,7 +566,7 @@ impl WebSocket {
     /// keeps it all in order for the application's next reads. Stops once the backlog
     /// holds `max_message_size` bytes of messages (a peer that sends that much is
     /// alive: its pong may wait behind them, so it counts as heard).
-    async fn read_for_the_application(&self) {
+    fn read_for_the_application(&self) {
         let shared = &self.shared;
         // The application's read (`next`, the handler driver) holds the stream's read
         // while it waits: it answers what comes itself.
@@ -590,10 +589,10 @@ impl WebSocket {
                 Some(pending) => *pending,
                 None => {
                     buf.clear();
-                    // One poll: what is there now, or nothing (the task's waker stays
-                    // with the stream, a harmless spurious wake-up later).
-                    let polled =
-                        poll_fn(|cx| Poll::Ready(shared.stream.poll_read_buf(cx, &mut buf))).await;
+                    // One poll: what is there now, or nothing. Nobody waits on it: the
+                    // application's next read brings its own waker.
+                    let mut cx = Context::from_waker(Waker::noop());
+                    let polled = shared.stream.poll_read_buf(&mut cx, &mut buf);
                     match polled {
                         Poll::Pending | Poll::Ready(Err(StreamError::ReadInProgress)) => return,
                         Poll::Ready(Ok(n)) if n > 0 => buf.split().freeze(),
@@ -653,7 +652,7 @@ impl WebSocket {
             if self.is_closed() {
                 return;
             }
-            self.read_for_the_application().await;
+            self.read_for_the_application();
             let now = Instant::now();
             if let Some(at) = deadline {
                 if shared.heard.get() {
