@@ -804,6 +804,42 @@ fn application_content_length_mismatch_answers_500_and_closes() {
     }
 }
 
+// A 204 whose handler set `Content-Length: 0` is answered as a 204 without that field
+// (RFC 9110 §8.6 forbids it there), and the connection goes on; a Content-Length that
+// claims a body on a 204 is still the application's error (500).
+#[test]
+fn no_content_with_zero_content_length_is_sent_without_it() {
+    for (declared, ok) in [("0", true), ("5", false)] {
+        let handler = handler_fn(move |_req: squall_httpserver::HttpServerRequest| {
+            let mut r = Response::new(StatusCode::NO_CONTENT);
+            r.headers
+                .insert(http::header::CONTENT_LENGTH, declared.parse().unwrap());
+            std::future::ready(r)
+        });
+        let (out, _peer) = serve_all(
+            handler,
+            HttpServerConfig::default(),
+            &[b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+        );
+        if ok {
+            assert_eq!(
+                out.matches("HTTP/1.1 204 No Content\r\n").count(),
+                2,
+                "{out}"
+            );
+            assert!(
+                !out.to_ascii_lowercase().contains("content-length"),
+                "{out}"
+            );
+        } else {
+            assert!(
+                out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+                "{out}"
+            );
+        }
+    }
+}
+
 struct StreamsBody;
 struct StreamsBodyMsg;
 impl HttpServerConnectionDelegate for StreamsBody {

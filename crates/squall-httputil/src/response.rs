@@ -379,8 +379,9 @@ impl ResponseEncoder {
     /// [`OutputError::InvalidHeaderValue`] for CR or LF in a value;
     /// [`InvalidContentLength`](OutputError::InvalidContentLength) for a Content-Length
     /// that is not one decimal number; [`FramingHeaderNotAllowed`](OutputError::FramingHeaderNotAllowed)
-    /// for a Transfer-Encoding header, or a Content-Length on a 1xx or 204. On error
-    /// nothing is left in `out`.
+    /// for a Transfer-Encoding header, or a Content-Length other than 0 on a 1xx or 204
+    /// (a `Content-Length: 0` there is left out of the head). On error nothing is left
+    /// in `out`.
     pub fn start(
         req: &RequestInfo,
         status: StatusCode,
@@ -512,6 +513,11 @@ impl ResponseEncoder {
                     _ => {}
                 }
                 bad_value |= has_cr_or_lf(v);
+                if no_content && spelled.len() == 14 && *name == header::CONTENT_LENGTH {
+                    // Never sent on a 1xx or 204 (RFC 9110 §8.6); a zero one says what
+                    // the status says and is dropped, any other is an error below.
+                    continue;
+                }
                 if style.case == HeaderCase::Lower {
                     put_header_line(out, spelled, v);
                 } else {
@@ -528,7 +534,7 @@ impl ResponseEncoder {
         if length_invalid {
             return Err(OutputError::InvalidContentLength);
         }
-        if no_content && content_length.is_some() {
+        if no_content && content_length.is_some_and(|n| n != 0) {
             return Err(OutputError::FramingHeaderNotAllowed);
         }
         if bad_value {
@@ -896,15 +902,42 @@ mod tests {
             enc.finish(&mut out).unwrap();
         }
         assert!(!text(&out).contains("chunked"));
+        // A Content-Length on a 1xx or 204 is never sent (RFC 9110 §8.6): a zero one is
+        // left out, any other is refused.
+        for status in [StatusCode::NO_CONTENT, StatusCode::SWITCHING_PROTOCOLS] {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            h.insert(header::ETAG, HeaderValue::from_static("\"x\""));
+            out.clear();
+            let mut enc =
+                ResponseEncoder::start(&info(Version::HTTP_11, false, true), status, &h, &mut out)
+                    .unwrap();
+            assert_eq!(enc.framing(), BodyFraming::None);
+            enc.finish(&mut out).unwrap();
+            let head = text(&out).to_ascii_lowercase();
+            assert!(!head.contains("content-length"), "{head}");
+            assert!(head.contains("etag: \"x\"\r\n"), "{head}");
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+            out.clear();
+            let e =
+                ResponseEncoder::start(&info(Version::HTTP_11, false, true), status, &h, &mut out);
+            assert_eq!(e.unwrap_err(), OutputError::FramingHeaderNotAllowed);
+            assert!(out.is_empty());
+        }
+        // A 304 keeps its Content-Length: the length of what a 200 would have sent.
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-        let e = ResponseEncoder::start(
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+        out.clear();
+        ResponseEncoder::start(
             &info(Version::HTTP_11, false, true),
-            StatusCode::NO_CONTENT,
+            StatusCode::NOT_MODIFIED,
             &h,
             &mut out,
-        );
-        assert_eq!(e.unwrap_err(), OutputError::FramingHeaderNotAllowed);
+        )
+        .unwrap();
+        assert!(text(&out)
+            .to_ascii_lowercase()
+            .contains("content-length: 12\r\n"));
     }
 
     #[test]
