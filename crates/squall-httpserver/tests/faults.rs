@@ -102,6 +102,35 @@ fn handler_panic_is_500_logged_once_and_the_server_lives() {
     assert!(access[0].contains("500 GET /panic"), "{access:?}");
 }
 
+// A request refused before any handler sees it is the client's doing, whatever its
+// status: its access line is a warning even for a 505 or a 501, so a stream of bad
+// requests does not fill the error log; the server goes on.
+#[test]
+fn bad_requests_log_warnings_not_errors() {
+    let (s, thread) = fault_server(HttpServerConfig::default());
+    for (raw, status) in [
+        (&b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"[..], 505),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            501,
+        ),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+    ] {
+        let r = s.client().request(raw);
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(raw));
+    }
+    assert_eq!(s.client().request(GET).text(), "ok");
+    assert_eq!(records_at_least(thread, Level::Error), Vec::<String>::new());
+    let warnings: Vec<String> = records_at_least(thread, Level::Warn)
+        .into_iter()
+        .filter(|r| r.contains(squall_httpserver::ACCESS_LOG_TARGET))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    for (w, code) in warnings.iter().zip(["505", "501", "400"]) {
+        assert!(w.contains(&format!("{code} (bad request: ")), "{w}");
+    }
+}
+
 /// Reads from `c` until it has `n` bytes or the server stops sending.
 fn read_some(c: &mut TcpStream, n: usize) -> usize {
     let mut buf = vec![0u8; 64 * 1024];

@@ -21,8 +21,11 @@ impl std::fmt::Display for Peer<'_> {
     }
 }
 
+/// The access line of a request refused before any handler saw it: at warning level
+/// whatever its status (a 501 or a 505 answers what the client sent, not a fault of
+/// the server, so a stream of bad requests does not fill the error log).
 pub(super) fn log_access_error(info: &ConnectionInfo, e: ParseError) {
-    let level = crate::access::level_of(e.status());
+    let level = log::Level::Warn;
     if log::log_enabled!(target: ACCESS_LOG_TARGET, level) {
         log::log!(target: ACCESS_LOG_TARGET, level, "{} (bad request: {e}) ({})", e.status().as_u16(), Peer(info));
     }
