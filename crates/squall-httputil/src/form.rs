@@ -205,10 +205,12 @@ fn parse_part(
     files: &mut Files,
     config: &MultipartConfig,
 ) -> Result<(), ParseError> {
-    let window = &part[..part.len().min(config.max_part_header_size + 4)];
+    // The header block and the empty line after it (saturating: `usize::MAX` is no cap).
+    let window_len = config.max_part_header_size.saturating_add(4);
+    let window = &part[..part.len().min(window_len)];
     crate::count_work!(window.len());
     let Some(eoh) = memmem::find(window, b"\r\n\r\n") else {
-        return Err(if part.len() > config.max_part_header_size + 4 {
+        return Err(if part.len() > window_len {
             ParseError::PartHeaderTooLarge
         } else {
             ParseError::InvalidMultipart
@@ -522,5 +524,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(args.len(), 100);
+    }
+
+    #[test]
+    fn caps_of_usize_max_are_no_caps() {
+        // `usize::MAX` is how a caller lifts a cap: no overflow (a panic in debug, a
+        // wrapped window and a wrong PartHeaderTooLarge in release).
+        let config = MultipartConfig {
+            enabled: true,
+            max_parts: usize::MAX,
+            max_part_header_size: usize::MAX,
+        };
+        let body = body_with_parts(3, "b");
+        let mut args = Arguments::new();
+        parse_multipart_form_data(b"b", &body, &mut args, &mut Files::new(), &config).unwrap();
+        assert_eq!(args.len(), 3);
+        let r = parse_multipart_form_data(
+            b"b",
+            &Bytes::from_static(b"--b\r\nno header block\r\n--b--"),
+            &mut Arguments::new(),
+            &mut Files::new(),
+            &config,
+        );
+        assert_eq!(r, Err(ParseError::InvalidMultipart));
     }
 }
