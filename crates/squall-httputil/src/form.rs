@@ -253,7 +253,8 @@ fn parse_part(
 
 /// Split a header like `form-data; name="a;b"; filename*=UTF-8''x` into its value and
 /// its parameters (Tornado's `_parse_header`, in one linear pass): `;` inside quotes does
-/// not split, parameter names are lower-cased, quoted values are unquoted (`\c` is `c`),
+/// not split (outside them a backslash does not escape it: `name=a\; filename=b` is two
+/// parameters), parameter names are lower-cased, quoted values are unquoted (`\c` is `c`),
 /// and RFC 2231/5987 `name*=charset'lang'pct-encoded` values are decoded and replace
 /// `name`. RFC 2231 continuations (`name*0`, `name*1*`, …) are joined in index order,
 /// the encoded pieces percent-decoded, with the charset of the first piece (Python's
@@ -262,15 +263,17 @@ pub fn parse_header_params(line: &str) -> (String, HashMap<String, String>) {
     let mut pieces = Vec::new();
     let (mut start, mut in_quote, mut escaped) = (0, false, false);
     for (i, c) in line.char_indices() {
-        if escaped {
+        if c == ';' && !in_quote {
+            // A quoted-pair exists only inside a quoted-string (RFC 9110 §5.6.4).
+            pieces.push(&line[start..i]);
+            start = i + 1;
+            escaped = false;
+        } else if escaped {
             escaped = false;
         } else if c == '\\' {
             escaped = true;
         } else if c == '"' {
             in_quote = !in_quote;
-        } else if c == ';' && !in_quote {
-            pieces.push(&line[start..i]);
-            start = i + 1;
         }
     }
     pieces.push(&line[start..]);
@@ -403,6 +406,17 @@ mod tests {
         assert_eq!(p["filename"], "ab.txt");
         let (_, p) = parse_header_params("attachment; filename*=iso-8859-1'en'%E1b");
         assert_eq!(p["filename"], "áb");
+    }
+
+    #[test]
+    fn backslash_outside_quotes_does_not_escape_a_semicolon() {
+        // As Tornado: {'name': 'a\\', 'filename': 'b.txt'}. Inside quotes it still does.
+        let (_, p) = parse_header_params(r#"form-data; name=a\; filename=b.txt"#);
+        assert_eq!(p["name"], "a\\");
+        assert_eq!(p["filename"], "b.txt");
+        let (_, p) = parse_header_params(r#"form-data; name="a\"; b"; filename=c"#);
+        assert_eq!(p["name"], "a\"; b");
+        assert_eq!(p["filename"], "c");
     }
 
     #[test]
