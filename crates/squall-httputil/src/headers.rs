@@ -43,9 +43,14 @@ pub fn parse_headers(block: &[u8]) -> Result<HeaderMap, ParseError> {
     let mut map = HeaderMap::new();
     // The field being read: its name and its value so far (a continuation may extend it).
     let mut field: Option<(HeaderName, BytesMut)> = None;
-    for line in block.split(|&b| b == b'\n') {
-        crate::count_work!(line.len() + 1);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    for line in block.split_inclusive(|&b| b == b'\n') {
+        crate::count_work!(line.len());
+        // A CR before the LF is part of the line end; a CR with no LF after it (at the
+        // end of the block) is a bare CR, left for the checks below to refuse.
+        let line = match line.strip_suffix(b"\n") {
+            Some(line) => line.strip_suffix(b"\r").unwrap_or(line),
+            None => line,
+        };
         if line.is_empty() {
             continue;
         }

@@ -212,6 +212,22 @@ fn test_content_disposition_header_without_name_parameter() {
 }
 
 #[test]
+fn bare_cr_ending_a_part_header_block() {
+    // The header block is `...\r\n\r`: its last line is a bare CR (Tornado: no colon).
+    let body = Bytes::from_static(
+        b"--1234\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\r\n\r\nv\r\n--1234--",
+    );
+    let r = parse_multipart_form_data(
+        b"1234",
+        &body,
+        &mut Arguments::new(),
+        &mut Files::new(),
+        &MultipartConfig::default(),
+    );
+    assert_eq!(r, Err(ParseError::InvalidMultipart));
+}
+
+#[test]
 fn test_data_after_final_boundary() {
     let (_, files) = multipart("--1234\nContent-Disposition: form-data; name=\"files\"; filename=\"ab.txt\"\n\nFoo\n--1234--\n").unwrap();
     assert_eq!(files["files"][0].body, "Foo");
@@ -496,6 +512,15 @@ fn parse_headers_contracts() {
     assert_eq!(
         parse_headers(b"CR: cr\rMore: more\r\n"),
         Err(ParseError::InvalidHeaderValue)
+    );
+    // Nor at the end of the block, with no LF after it.
+    assert_eq!(
+        parse_headers(b"CR: cr\r"),
+        Err(ParseError::InvalidHeaderValue)
+    );
+    assert_eq!(
+        parse_headers(b"Foo: bar\r\n\r"),
+        Err(ParseError::InvalidHeaderName)
     );
     assert_eq!(
         parse_headers(b" Foo: bar\r\n"),
