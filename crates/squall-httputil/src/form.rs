@@ -254,7 +254,8 @@ fn parse_part(
 /// Split a header like `form-data; name="a;b"; filename*=UTF-8''x` into its value and
 /// its parameters (Tornado's `_parse_header`, in one linear pass): `;` inside quotes does
 /// not split (outside them a backslash does not escape it: `name=a\; filename=b` is two
-/// parameters), parameter names are lower-cased, quoted values are unquoted (`\c` is `c`),
+/// parameters), parameter names are lower-cased, quoted values are unquoted (`\\` and `\"`
+/// are `\` and `"`; any other backslash stays, as browsers send file names),
 /// and RFC 2231/5987 `name*=charset'lang'pct-encoded` values are decoded and replace
 /// `name`. RFC 2231 continuations (`name*0`, `name*1*`, …) are joined in index order,
 /// the encoded pieces percent-decoded, with the charset of the first piece (Python's
@@ -357,21 +358,25 @@ fn join_continuation(pieces: &[(String, u32, bool, &str)]) -> String {
     }
 }
 
+/// A parameter's value without its quotes: inside them `\\` and `\"` stand for `\` and
+/// `"`, and any other backslash is kept as it is. RFC 9110's quoted-pair would drop
+/// every backslash, but browsers do not escape one in a file name (the HTML form
+/// encoding escapes only `"`, CR and LF), so `filename="C:\dir\f.txt"` keeps its
+/// backslashes, as Tornado's `_parse_header` keeps them.
 fn unquote(value: &str) -> String {
     let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
         return value.to_owned();
     };
     let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
+    let mut chars = inner.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\\' {
-            match chars.next() {
-                Some(n) => out.push(n),
-                None => out.push('\\'),
+            if let Some(n) = chars.next_if(|&n| n == '\\' || n == '"') {
+                out.push(n);
+                continue;
             }
-        } else {
-            out.push(c);
         }
+        out.push(c);
     }
     out
 }
@@ -417,6 +422,18 @@ mod tests {
         let (_, p) = parse_header_params(r#"form-data; name="a\"; b"; filename=c"#);
         assert_eq!(p["name"], "a\"; b");
         assert_eq!(p["filename"], "c");
+    }
+
+    #[test]
+    fn quoted_values_keep_backslashes_that_escape_nothing() {
+        // A browser sends a file name's backslashes as they are (the HTML form encoding
+        // escapes only `"`, CR and LF); Tornado's _parse_header keeps them.
+        let (_, p) = parse_header_params(r#"form-data; name="f"; filename="C:\dir\f.txt""#);
+        assert_eq!(p["filename"], r"C:\dir\f.txt");
+        // `\\` and `\"` are still escapes.
+        let (_, p) = parse_header_params(r#"form-data; name="a\\b"; filename="x\"y\\""#);
+        assert_eq!(p["name"], r"a\b");
+        assert_eq!(p["filename"], r#"x"y\"#);
     }
 
     #[test]
