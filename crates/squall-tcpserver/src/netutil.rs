@@ -5,8 +5,9 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -204,43 +205,73 @@ fn bind_one(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<TcpL
 /// default is `0o600`). Tornado's `netutil.bind_unix_socket`.
 ///
 /// A socket file already at `path` is replaced only if it is stale (nobody accepts on
-/// it: a connect is refused); a live one is `AddrInUse`, and a path that is not a socket
-/// is `AlreadyExists`. The listener is non-blocking and close-on-exec.
+/// it: a connect is refused); a live one is `AddrInUse` (also when its backlog is full),
+/// and a path that is not a socket is `AlreadyExists`. The probe connect does not block.
+/// A `path` that starts with a NUL byte is a Linux abstract name, as in Tornado: it has
+/// no file, so nothing is checked, replaced or given `mode`. The listener is
+/// non-blocking and close-on-exec.
 ///
 /// # Errors
 ///
-/// As above, or the OS error of `socket`, `bind`, `chmod` or `listen`.
+/// As above, or the OS error of the probe connect (other than a refusal), `socket`,
+/// `bind`, `chmod` or `listen`.
 pub fn bind_unix_socket(
     path: impl AsRef<Path>,
     mode: u32,
     backlog: i32,
 ) -> io::Result<UnixListener> {
     let path = path.as_ref();
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("{}: a server is listening on this socket", path.display()),
-                ))
-            }
-            Err(_) => std::fs::remove_file(path)?,
-        },
-        Ok(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{}: exists and is not a socket", path.display()),
-            ))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+    let is_abstract = path.as_os_str().as_bytes().first() == Some(&0);
+    if !is_abstract {
+        remove_stale_socket(path)?;
     }
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
     socket.bind(&SockAddr::unix(path)?)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    if !is_abstract {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
     socket.listen(backlog)?;
     Ok(UnixListener::from(OwnedFd::from(socket)))
+}
+
+/// Makes room for a Unix socket at `path`: removes a socket file nobody accepts on,
+/// refuses a live one or a file that is not a socket.
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    let in_use = || {
+        io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("{}: a server is listening on this socket", path.display()),
+        )
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            // Non-blocking, so that a live server whose backlog is full answers
+            // `EAGAIN` instead of blocking this call until it accepts.
+            let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+            probe.set_nonblocking(true)?;
+            match probe.connect(&SockAddr::unix(path)?) {
+                Ok(()) => Err(in_use()),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.raw_os_error() == Some(libc::EINPROGRESS) =>
+                {
+                    Err(in_use())
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{}: exists and is not a socket", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The address of an accepted connection: what Tornado passes as `address`.

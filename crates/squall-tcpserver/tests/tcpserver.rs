@@ -218,6 +218,25 @@ async fn unix_socket_server() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+// Tornado: bind_unix_socket with a name starting with a NUL byte binds Linux's abstract
+// namespace (no file: nothing to stat, replace or chmod).
+#[cfg(target_os = "linux")]
+async fn unix_socket_abstract_name() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("squall-abstract-{}-{}", std::process::id(), rand_suffix());
+    let listener = bind_unix_socket(format!("\0{name}"), 0o600, 16).unwrap();
+    let server = TcpServer::new(|stream: IoStream, addr: PeerAddr| async move {
+        assert_eq!(addr, PeerAddr::Unix);
+        stream.write(&b"abstract"[..]).await
+    })
+    .unwrap();
+    server.add_unix_socket(listener).unwrap();
+    let at = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let client = IoStream::new(std::os::unix::net::UnixStream::connect_addr(&at).unwrap()).unwrap();
+    assert_eq!(&client.read_bytes(8, false).await.unwrap()[..], b"abstract");
+    server.stop();
+}
+
 fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::Instant::now())
@@ -292,6 +311,52 @@ squall_testing::backend_tests!(
     unix_socket_server,
     accept_handler_remove_inside_callback,
 );
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+    squall_testing::backend_tests!(unix_socket_abstract_name);
+}
+
+// A live Unix socket whose backlog is full is still live: bind_unix_socket says
+// `AddrInUse` at once (its probe connect does not block until the server accepts) and
+// leaves the socket file alone.
+#[test]
+fn unix_socket_live_with_a_full_backlog_is_kept() {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let dir = squall_testing::TempDir::new("unix-backlog").unwrap();
+    let path = dir.path().join("sock");
+    let listener = bind_unix_socket(&path, 0o600, 0).unwrap();
+    // Fill the backlog (nobody accepts) until a connect would wait.
+    let mut queued = Vec::new();
+    loop {
+        let s = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        match s.connect(&SockAddr::unix(&path).unwrap()) {
+            Ok(()) => queued.push(s),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("connect: {e}"),
+        }
+        assert!(queued.len() < 1000, "the backlog never filled");
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(bind_unix_socket(&p, 0o600, 16).map(drop));
+    });
+    let res = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("bind_unix_socket blocked on a live socket with a full backlog");
+    assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
+    // The live server's socket file is still there, and its queue still its own.
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&path)
+        .unwrap()
+        .file_type()
+        .is_socket());
+    assert!(listener.accept().is_ok());
+    drop(queued);
+}
 
 // Tornado: test_bind_start / test_listen_multi_reuse_port, with threads.
 #[test]
