@@ -96,7 +96,8 @@ pub fn is_valid_ip(ip: &str) -> bool {
 /// # Errors
 ///
 /// The resolver's error, `InvalidInput` if nothing matches `family`, or the first OS
-/// error of `socket`, `bind` or `listen` (`EADDRINUSE`...).
+/// error of `socket`, `bind` or `listen` (`EADDRINUSE`...), as it is: its `raw_os_error()`
+/// is the errno.
 pub fn bind_sockets(
     port: u16,
     address: &str,
@@ -152,7 +153,11 @@ pub fn bind_sockets(
                 log::debug!("bind_sockets: skipping {addr}: {e}");
                 skipped = Some(e);
             }
-            Err(e) => return Err(io::Error::new(e.kind(), format!("bind {addr}: {e}"))),
+            // The OS error itself, so that `raw_os_error()` gives its errno.
+            Err(e) => {
+                log::debug!("bind_sockets: {addr}: {e}");
+                return Err(e);
+            }
         }
     }
     match (out.is_empty(), skipped) {

@@ -162,6 +162,8 @@ async fn reuse_port_lets_sockets_share() {
     // Without reuse_port the same bind fails.
     let err = bind_sockets(port, "127.0.0.1", Family::V4, 16, false).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    // The OS error, errno included (Tornado raises the socket's OSError).
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE), "{err}");
 }
 
 // Tornado: test_same_port_allocation (port 0 gives every family one port).
