@@ -216,10 +216,11 @@ impl TcpServer {
     pub fn add_sockets(&self, listeners: impl IntoIterator<Item = TcpListener>) -> io::Result<()> {
         for l in listeners {
             l.set_nonblocking(true)?;
-            if let Ok(a) = l.local_addr() {
+            let addr = l.local_addr();
+            self.add_listener(l)?;
+            if let Ok(a) = addr {
                 self.inner.addrs.borrow_mut().push(a);
             }
-            self.add_listener(l)?;
         }
         Ok(())
     }
@@ -256,9 +257,11 @@ impl TcpServer {
         for h in &handles {
             h.remove();
         }
+        self.inner.addrs.borrow_mut().clear();
     }
 
-    /// The addresses the server listens on (TCP listeners only).
+    /// The addresses the server listens on (TCP listeners only); empty once it is
+    /// stopped.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.inner.addrs.borrow().clone()
     }

@@ -45,8 +45,14 @@ async fn handle_stream_may_be_async() {
 // Tornado: test_stop_twice.
 async fn stop_twice() {
     let (server, addr) = echo_server();
+    assert_eq!(server.local_addrs(), vec![addr]);
     server.stop();
     server.stop();
+    // It listens on nothing now, and takes no new socket.
+    assert!(server.local_addrs().is_empty());
+    let more = bind_sockets(0, "127.0.0.1", Family::V4, 16, false).unwrap();
+    assert!(server.add_sockets(more).is_err());
+    assert!(server.local_addrs().is_empty());
     // The listener is closed: a new connection is refused.
     let err = IoStream::connect(addr).await.unwrap_err();
     assert_eq!(
