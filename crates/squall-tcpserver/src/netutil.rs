@@ -325,7 +325,8 @@ struct AcceptState {
 }
 
 /// The registration made by [`add_accept_handler`]: remove it to stop accepting (which
-/// also closes the listener).
+/// also closes the listener). Dropping the handle does not stop accepting: the loop
+/// keeps the registration until [`remove`](AcceptHandle::remove) or its own close.
 pub struct AcceptHandle {
     state: Rc<AcceptState>,
 }
@@ -388,7 +389,8 @@ impl fmt::Debug for AcceptHandle {
 /// (with the count of those suppressed). The pending client waits in the backlog and
 /// is served once fds free up.
 ///
-/// The loop owns `listener` from now on; [`AcceptHandle::remove`] drops it.
+/// The loop owns `listener` from now on; [`AcceptHandle::remove`] drops it (dropping
+/// the handle does not: accepting goes on).
 ///
 /// # Errors
 ///
@@ -415,11 +417,14 @@ where
         last_log: Cell::new(None),
         suppressed: Cell::new(0),
     });
-    let weak = Rc::downgrade(&state);
+    // The registration keeps the state: accepting goes on when the handle is dropped,
+    // as Tornado's goes on when its remove callable is dropped. (A state dropped with
+    // the handle would leave a readable listener nobody accepts on, and the loop
+    // spinning on it.)
+    let accepting = state.clone();
     let mut callback = callback;
     io_loop.add_handler(listener, Interest::READ, move |fd, _ready| {
-        let Some(state) = weak.upgrade() else { return };
-        accept_batch(&state, fd, &mut callback);
+        accept_batch(&accepting, fd, &mut callback);
     })?;
     Ok(AcceptHandle { state })
 }

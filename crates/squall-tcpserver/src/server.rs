@@ -103,7 +103,8 @@ struct ServerInner {
 /// [`StreamHandler`] as an [`IoStream`].
 ///
 /// A cheap handle (`Rc` inside): keep a clone in a callback to [`stop`](TcpServer::stop)
-/// the server from there. For several threads, see [`ServerThreads`] (Tornado's
+/// the server from there. Dropping every handle does not stop the server, as in
+/// Tornado: its listeners stay with the loop, accepting, until the loop is closed. For several threads, see [`ServerThreads`] (Tornado's
 /// `bind` + `start(n)`).
 ///
 /// ```

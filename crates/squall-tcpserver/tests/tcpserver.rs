@@ -282,6 +282,45 @@ async fn accept_handler_remove_inside_callback() {
     slot.borrow_mut().take();
 }
 
+// Tornado: a server nobody keeps a reference to goes on serving (the loop's accept
+// handler holds it). Dropping every TcpServer handle, or add_accept_handler's handle,
+// without stop/remove leaves the listener accepting, not registered and readable with
+// nobody accepting (which spun the loop).
+async fn dropped_handles_keep_accepting() {
+    let addr = {
+        let server = TcpServer::new(|stream: IoStream, _addr: PeerAddr| async move {
+            stream.write(&b"served"[..]).await
+        })
+        .unwrap();
+        server.listen(0, "127.0.0.1").unwrap()[0]
+    };
+    let c = IoStream::connect(addr).await.unwrap();
+    let got = squall_ioloop::with_timeout(Duration::from_secs(20), c.read_bytes(6, false))
+        .await
+        .expect("a dropped TcpServer stopped accepting")
+        .unwrap();
+    assert_eq!(&got[..], b"served");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let io_loop = IoLoop::current().unwrap();
+    let got = Rc::new(Cell::new(0));
+    let g = got.clone();
+    drop(add_accept_handler(&io_loop, listener, move |fd, _addr| {
+        g.set(g.get() + 1);
+        drop(fd);
+    }));
+    let _c = TcpStream::connect(addr).unwrap();
+    let accepted = squall_ioloop::with_timeout(Duration::from_secs(20), async {
+        while got.get() == 0 {
+            sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(accepted.is_ok(), "a dropped AcceptHandle stopped accepting");
+}
+
 // Our own: a panic in the handler itself (not in its future) is the connection's alone;
 // the next connection is served. The handler runs inside the connection's task.
 async fn handler_panic_is_contained() {
@@ -309,6 +348,7 @@ async fn handler_panic_is_contained() {
 squall_testing::backend_tests!(
     handle_stream_may_be_async,
     handler_panic_is_contained,
+    dropped_handles_keep_accepting,
     stop_twice,
     stop_in_callback,
     add_sockets_serves_prebound,
