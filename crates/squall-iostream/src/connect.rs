@@ -112,7 +112,14 @@ impl Inner {
         self.clear(CONNECTING);
         if let Some(e) = self.take_socket_error() {
             log::debug!("IoStream fd {}: connect failed: {e}", self.fd);
-            self.close_with(CloseCause::from_io(e));
+            // Tornado's `_handle_connect`: the error goes to whoever waits on the
+            // connect (or a write queued behind it), unlogged; with nobody waiting it
+            // is logged, as nobody else would hear of it.
+            if self.has_write_waker() || self.has_read_waker() {
+                self.close_returned(CloseCause::from_io(e));
+            } else {
+                self.close_with(CloseCause::from_io(e));
+            }
             return;
         }
         self.set(WRITABLE);

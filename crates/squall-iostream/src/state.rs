@@ -236,7 +236,7 @@ impl Inner {
             .is_some_and(|c| c.close_callback.is_some())
     }
 
-    fn has_write_waker(&self) -> bool {
+    pub(crate) fn has_write_waker(&self) -> bool {
         let w = self.write_waker.take();
         let some = w.is_some();
         self.write_waker.set(w);

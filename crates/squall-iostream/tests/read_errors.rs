@@ -5,6 +5,8 @@
 //! closed the stream, logs the error it swallows, once.
 
 use std::cell::Cell;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use log::Level;
 use squall_iostream::{CloseCause, IoStream, StreamError};
@@ -75,7 +77,46 @@ async fn read_until_close_logs_the_error_it_swallows() {
     assert!(matches!(w.error(), Some(CloseCause::Io(_))));
 }
 
+// Tornado's _handle_connect: a failed connect that somebody awaits goes to them,
+// unlogged (a refused happy-eyeballs attempt is no warning); with nobody waiting on the
+// stream, it is logged.
+async fn a_failed_connect_is_logged_only_when_nobody_waits() {
+    capture();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let err = IoStream::connect(addr).await.unwrap_err();
+    assert_eq!(
+        err.io_error().map(|e| e.kind()),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
+    assert!(warnings().is_empty(), "{:?}", warnings());
+    // Nobody waits: the stream is left connecting, and its error is heard of only here.
+    let Ok(stream) = IoStream::start_connect(addr) else {
+        return; // refused at once, inline: nothing for the stream to log
+    };
+    // The close callback says when the connect has failed.
+    let closed: Rc<(Cell<bool>, Cell<Option<Waker>>)> = Rc::default();
+    let c = closed.clone();
+    stream.set_close_callback(move || {
+        c.0.set(true);
+        if let Some(w) = c.1.take() {
+            w.wake();
+        }
+    });
+    std::future::poll_fn(|cx| {
+        if closed.0.get() {
+            return Poll::Ready(());
+        }
+        closed.1.set(Some(cx.waker().clone()));
+        Poll::Pending
+    })
+    .await;
+    assert_eq!(warnings().len(), 1, "{:?}", warnings());
+}
+
 squall_testing::backend_tests!(
     inline_read_error_is_returned_unlogged,
     read_until_close_logs_the_error_it_swallows,
+    a_failed_connect_is_logged_only_when_nobody_waits,
 );
