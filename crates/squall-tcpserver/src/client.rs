@@ -219,7 +219,15 @@ impl TcpClient {
             ));
         }
         match self.happy_eyeballs(&addrs, options, deadline).await {
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(timed_out()),
+            // Our deadline, worded with the timeout; a kernel's own `ETIMEDOUT` (an
+            // attempt that got no answer at all) keeps its OS error.
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut
+                    && e.raw_os_error().is_none()
+                    && deadline.is_some() =>
+            {
+                Err(timed_out())
+            }
             other => other,
         }
     }
