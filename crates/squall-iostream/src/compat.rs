@@ -12,8 +12,9 @@
 //!   ([`StreamError::ReadInProgress`] otherwise).
 //! - **Writes** are copied into the stream's write queue and handed to the OS at once
 //!   when the socket is writable (one `writev` for all that is queued). Backpressure:
-//!   once [`COMPAT_WRITE_HIGH_WATER`] bytes are queued, a write waits until the queue
-//!   has drained, and a write never passes `max_write_buffer_size`.
+//!   a write takes only what keeps the queue within [`COMPAT_WRITE_HIGH_WATER`] bytes
+//!   (the caller offers the rest again), once that many are queued it waits until the
+//!   queue has drained, and a write never passes `max_write_buffer_size`.
 //! - **Flush** waits until the queue is empty. **Close** (`poll_close`,
 //!   `poll_shutdown`) flushes, then closes the stream: an `IoStream` has no half-close,
 //!   as Tornado's has none.
@@ -74,7 +75,11 @@ impl IoStream {
                 Poll::Ready(Ok(())) => {}
             }
         }
-        let mut n = buf.len();
+        // Take no more than fits under the mark: one large write must not queue a
+        // copy of all of itself (the caller keeps the rest and offers it again).
+        let mut n = buf
+            .len()
+            .min(COMPAT_WRITE_HIGH_WATER - self.write_buffer_len());
         loop {
             match self.write_buffered(Bytes::copy_from_slice(&buf[..n])) {
                 Ok(()) => break,

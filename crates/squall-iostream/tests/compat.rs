@@ -67,8 +67,8 @@ mod futures_io_traits {
                     let (mut a, mut b) = pair();
                     let writer = IoLoop::current().unwrap().spawn(async move {
                         a.write_all(&data).await?;
-                        // Never more than the mark plus one write queued at once.
-                        assert!(a.write_buffer_len() <= COMPAT_WRITE_HIGH_WATER + data.len());
+                        // Never more than the mark queued, however large the write.
+                        assert!(a.write_buffer_len() <= COMPAT_WRITE_HIGH_WATER);
                         AsyncWriteExt::flush(&mut a).await?;
                         assert_eq!(a.write_buffer_len(), 0);
                         AsyncWriteExt::close(&mut a).await
@@ -87,6 +87,28 @@ mod futures_io_traits {
             got.len(),
             expect.len()
         );
+    }
+
+    #[test]
+    fn one_large_write_queues_no_more_than_the_mark() {
+        // A peer that does not read: one write of many megabytes takes only what keeps
+        // the queue within the mark, instead of queueing a copy of all of it.
+        let io_loop = IoLoop::new().unwrap();
+        io_loop
+            .run_sync(
+                async {
+                    let (mut a, _b) = pair();
+                    let big = vec![5u8; 32 << 20];
+                    let n = AsyncWriteExt::write(&mut a, &big).await.unwrap();
+                    assert!((1..=COMPAT_WRITE_HIGH_WATER).contains(&n), "{n}");
+                    assert!(a.write_buffer_len() <= COMPAT_WRITE_HIGH_WATER);
+                    let m = tokio::io::AsyncWriteExt::write(&mut a, &big).await.unwrap();
+                    assert!(m <= COMPAT_WRITE_HIGH_WATER, "{m}");
+                    assert!(a.write_buffer_len() <= COMPAT_WRITE_HIGH_WATER);
+                },
+                PATIENCE,
+            )
+            .unwrap();
     }
 
     #[test]
