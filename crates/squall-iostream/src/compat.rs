@@ -16,8 +16,12 @@
 //!   (the caller offers the rest again), once that many are queued it waits until the
 //!   queue has drained, and a write never passes `max_write_buffer_size`.
 //! - **Flush** waits until the queue is empty. **Close** (`poll_close`,
-//!   `poll_shutdown`) flushes, then closes the stream: an `IoStream` has no half-close,
-//!   as Tornado's has none.
+//!   `poll_shutdown`) is a half-close, as tokio's `TcpStream::poll_shutdown` and
+//!   async-std's `poll_close` are: the queue is flushed (a TLS layer's `close_notify`
+//!   after it), then the write side is shut down
+//!   ([`shutdown_write`](IoStream::shutdown_write)); the peer reads end-of-file, and
+//!   the stream can still read its answer. Later writes fail; dropping the stream, or
+//!   [`close`](IoStream::close), closes it.
 //!
 //! `IoStream`'s own [`write`](IoStream::write), [`flush`](IoStream::flush) and
 //! [`close`](IoStream::close) are inherent methods, so they win over the extension
@@ -28,7 +32,9 @@
 //! OS error's kind); a reset peer is `ConnectionReset`, a stream closed here
 //! `NotConnected`.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -114,16 +120,13 @@ impl IoStream {
     }
 
     fn compat_poll_close(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.closed() {
+        if self.closed() || self.write_shut_down() {
             return Poll::Ready(Ok(()));
         }
-        match self.poll_flush(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(r) => {
-                self.close();
-                Poll::Ready(r.map_err(io::Error::from))
-            }
-        }
+        // Asking again on a later poll is harmless: the shutdown takes effect once,
+        // after the queue (and a layer's goodbye) went out.
+        let mut shutdown = self.shutdown_write();
+        Pin::new(&mut shutdown).poll(cx).map_err(io::Error::from)
     }
 }
 
@@ -148,7 +151,7 @@ mod futures_impl {
     }
 
     /// `futures-io`'s write (cargo feature `futures-io`); `poll_close` flushes, then
-    /// closes the stream.
+    /// shuts the write side down (reads go on).
     impl futures_io::AsyncWrite for IoStream {
         fn poll_write(
             self: Pin<&mut Self>,
@@ -198,8 +201,8 @@ mod tokio_impl {
         }
     }
 
-    /// tokio's write (cargo feature `tokio`); `poll_shutdown` flushes, then closes the
-    /// stream.
+    /// tokio's write (cargo feature `tokio`); `poll_shutdown` flushes, then shuts the
+    /// write side down (reads go on).
     impl tokio::io::AsyncWrite for IoStream {
         fn poll_write(
             self: Pin<&mut Self>,

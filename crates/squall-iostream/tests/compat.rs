@@ -131,11 +131,17 @@ mod futures_io_traits {
                     let err = b2.read(&mut buf).await.unwrap_err();
                     assert!(err.to_string().contains("already reading"), "{err}");
                     drop(pending);
-                    // End-of-file is Ok(0); a write to a locally closed stream fails.
+                    // End-of-file is Ok(0); a write after close (a half-close, as
+                    // tokio's and async-std's) fails as a write after shutdown(2) does,
+                    // and one to a stream closed here says it is not connected.
                     AsyncWriteExt::close(&mut a).await.unwrap();
                     assert_eq!(b2.read(&mut buf).await.unwrap(), 0);
                     let err = AsyncWriteExt::write(&mut a, b"x").await.unwrap_err();
+                    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+                    a.close();
+                    let err = AsyncWriteExt::write(&mut a, b"x").await.unwrap_err();
                     assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+                    AsyncWriteExt::close(&mut a).await.unwrap();
                 },
                 PATIENCE,
             )
@@ -218,13 +224,23 @@ mod tokio_traits {
                     let (mut a, mut b) = pair();
                     a.write_all(b"hello, tokio").await.unwrap();
                     a.shutdown().await.unwrap();
-                    assert!(a.closed());
+                    // A half-close, as tokio's TcpStream::poll_shutdown: shutting down
+                    // again is harmless, and the answer can still be read.
+                    assert!(a.write_shut_down() && !a.closed());
+                    a.shutdown().await.unwrap();
                     let mut head = [0u8; 5];
                     b.read_exact(&mut head).await.unwrap();
                     assert_eq!(&head, b"hello");
+                    // (Before its own end-of-file: a stream that reads end-of-file
+                    // closes, as Tornado's does.)
+                    b.write_all(b"answer").await.unwrap();
+                    b.shutdown().await.unwrap();
                     let mut rest = String::new();
                     b.read_to_string(&mut rest).await.unwrap();
                     assert_eq!(rest, ", tokio");
+                    let mut answer = String::new();
+                    a.read_to_string(&mut answer).await.unwrap();
+                    assert_eq!(answer, "answer");
                 },
                 PATIENCE,
             )
