@@ -50,7 +50,10 @@
 //! To spread tokio work over several threads, build a multi-thread runtime yourself
 //! and pass its handle to [`TokioBridge::from_handle`]. Clones of a bridge share the
 //! runtime, so one bridge can serve every loop of a multi-threaded server; the runtime
-//! that `new` started shuts down when the last clone is dropped.
+//! that `new` started shuts down when the last clone is dropped: its async tasks are
+//! cancelled and its thread joined, while `spawn_blocking` work still running (which
+//! cannot be cancelled) finishes on its own thread, unawaited, so that the drop never
+//! blocks the loop that makes it.
 
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
@@ -116,9 +119,14 @@ impl TokioBridge {
         let thread = std::thread::Builder::new()
             .name("squall-tokio".to_owned())
             .spawn(move || {
-                // Runs spawned tasks until told to stop; then dropping the runtime
-                // cancels whatever is still running there.
+                // Runs spawned tasks until told to stop; then the shutdown cancels
+                // whatever async work is still running there. Work handed to
+                // `spawn_blocking` (a host-name lookup, `tokio::fs`) cannot be
+                // cancelled: it finishes on its own thread, unawaited, since the
+                // thread that drops the last bridge is a loop's, which must not wait
+                // for it (tokio's plain drop would).
                 let _ = runtime.block_on(stopped);
+                runtime.shutdown_background();
             })?;
         Ok(TokioBridge {
             handle,

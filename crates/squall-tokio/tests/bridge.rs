@@ -107,6 +107,34 @@ fn dropping_the_last_bridge_stops_its_runtime_and_cancels_what_runs() {
     assert!(matches!(outcome, Err(JoinError::Cancelled)), "{outcome:?}");
 }
 
+// A blocking task (spawn_blocking) still running does not hold up the drop of the
+// last bridge: that drop happens on a loop's thread. The task finishes on its own.
+#[test]
+fn dropping_the_last_bridge_does_not_wait_for_blocking_work() {
+    let bridge = TokioBridge::new().unwrap();
+    let (started_tx, started) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let (finished_tx, finished) = mpsc::channel();
+    drop(bridge.handle().spawn_blocking(move || {
+        started_tx.send(()).unwrap();
+        let _ = released.recv();
+        finished_tx.send(()).unwrap();
+    }));
+    started.recv_timeout(PATIENCE).unwrap();
+    let (dropped_tx, dropped) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(bridge);
+        dropped_tx.send(()).unwrap();
+    });
+    // Deterministic: the blocking task cannot end before `release`, so a drop that
+    // waited for it would never report.
+    dropped
+        .recv_timeout(PATIENCE)
+        .expect("dropping the bridge waited for the blocking task");
+    release.send(()).unwrap();
+    finished.recv_timeout(PATIENCE).unwrap();
+}
+
 #[test]
 fn many_calls_at_once_from_many_tasks() {
     const CALLS: u64 = 500;
