@@ -472,13 +472,18 @@ impl WebSocket {
         None
     }
 
-    /// The peer broke the protocol: this end's close frame says how.
+    /// The peer broke the protocol: this end's close frame says how (with Tornado's
+    /// reason, "message too big", for a message over `max_message_size`).
     fn fail(&self, e: ProtocolError) {
         log::debug!(
             "WebSocket protocol error from the peer: {e}; failing with {}",
             e.close_code()
         );
-        let _ = self.encode(|p, out| p.encode_close(Some(e.close_code()), "", out));
+        let reason = match e {
+            ProtocolError::MessageTooBig => "message too big",
+            _ => "",
+        };
+        let _ = self.encode(|p, out| p.encode_close(Some(e.close_code()), reason, out));
     }
 
     /// Answers what needs an answer (a ping's pong, a close frame's echo); `None` once

@@ -439,6 +439,7 @@ fn a_message_over_max_message_size_closes_with_1009() {
         ws.write_message(vec![0u8; 1025]).unwrap();
         assert_eq!(ws.next().await, None);
         assert_eq!(ws.close_code(), Some(CloseCode::MESSAGE_TOO_BIG));
+        assert_eq!(ws.close_reason().as_deref(), Some("message too big"));
         until(|| seen.borrow().closed.is_some()).await;
     });
 }
