@@ -72,6 +72,10 @@ pub trait WebSocketHandler: 'static {
 
 /// Drives `handler` over `ws` until the connection is over: `open`, then each message,
 /// ping and pong in order, then `on_close`.
+///
+/// A handler that panics ends the task (the loop logs the panic) and the connection is
+/// dropped with it, without a close frame or `on_close`, once no other task holds a
+/// handle to it (Tornado logs the exception and aborts the connection).
 pub async fn run_handler<H: WebSocketHandler>(ws: WebSocket, mut handler: H) {
     handler.open(&ws).await;
     while let Some(incoming) = ws.next_incoming().await {

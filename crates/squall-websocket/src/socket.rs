@@ -5,7 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -229,11 +229,11 @@ impl WebSocket {
         if let (Some(interval), Some(timeout)) =
             (config.ping_interval, config.effective_ping_timeout())
         {
-            let pinger = ws.clone();
+            let pinger = Rc::downgrade(&ws.shared);
             ws.shared
                 .stream
                 .io_loop()
-                .spawn(async move { pinger.keep_alive(interval, timeout).await });
+                .spawn(WebSocket::keep_alive(pinger, interval, timeout));
         }
         ws
     }
@@ -647,34 +647,39 @@ impl WebSocket {
     /// application is not reading, reads for it (see
     /// [`read_for_the_application`](Self::read_for_the_application)) so that pings are
     /// answered and pongs seen all the same.
-    async fn keep_alive(&self, interval: Duration, timeout: Duration) {
-        let shared = &self.shared;
+    ///
+    /// Holds the connection only while it runs, not while it sleeps: once the
+    /// application has dropped every handle (its task ended, or its handler panicked),
+    /// the connection is dropped with them, as it is without pings.
+    async fn keep_alive(connection: Weak<Shared>, interval: Duration, timeout: Duration) {
         let mut next_ping = Instant::now() + interval;
         let mut deadline: Option<Instant> = None;
         loop {
             let wake = deadline.map_or(next_ping, |d| d.min(next_ping));
             sleep_until(wake).await;
-            if self.is_closed() {
+            let Some(shared) = connection.upgrade() else {
+                return;
+            };
+            let ws = WebSocket { shared };
+            let shared = &ws.shared;
+            if ws.is_closed() {
                 return;
             }
-            self.read_for_the_application();
+            ws.read_for_the_application();
             let now = Instant::now();
             if let Some(at) = deadline {
                 if shared.heard.get() {
                     deadline = None;
                 } else if now >= at {
                     log::info!("WebSocket peer sent no pong within {timeout:?} of a ping; closing");
-                    if self
-                        .close(Some(CloseCode::NORMAL), "ping timed out")
-                        .is_err()
-                    {
-                        self.abort();
+                    if ws.close(Some(CloseCode::NORMAL), "ping timed out").is_err() {
+                        ws.abort();
                     }
                     return;
                 }
             }
             if now >= next_ping {
-                if self.ping(b"").is_err() {
+                if ws.ping(b"").is_err() {
                     return;
                 }
                 if deadline.is_none() && !timeout.is_zero() {

@@ -68,6 +68,9 @@ impl WebSocketHandler for Recorder {
             let _ = ws.close(Some(CloseCode(1001)), "goodbye");
             return;
         }
+        if message == Message::Text("panic".into()) {
+            panic!("a handler that fails");
+        }
         if message == Message::Text("ping me".into()) {
             let _ = ws.ping(b"data");
             return;
@@ -441,6 +444,34 @@ fn a_message_over_max_message_size_closes_with_1009() {
         assert_eq!(ws.close_code(), Some(CloseCode::MESSAGE_TOO_BIG));
         assert_eq!(ws.close_reason().as_deref(), Some("message too big"));
         until(|| seen.borrow().closed.is_some()).await;
+    });
+}
+
+#[test]
+fn a_connection_whose_application_is_gone_is_dropped_even_with_keep_alive_pings() {
+    run(async {
+        let mut config = WebSocketConfig::default();
+        config.ping_interval = Some(Duration::from_millis(20));
+        // A handler that panics (Tornado's `test_error_in_on_message`: logged, and the
+        // connection closes).
+        let (_server, addr, _seen) = recorder_server(config.clone());
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        ws.write_message("panic").unwrap();
+        assert_eq!(ws.next().await, None);
+        assert_eq!(ws.close_code(), None);
+        // An async form whose task returns without closing.
+        let (_server, addr) = listen(Rc::new(move |req| {
+            websocket_response_with(&req, &config, |ws| async move {
+                let _ = ws.next().await;
+            })
+        }));
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        ws.write_message("bye").unwrap();
+        assert_eq!(ws.next().await, None);
     });
 }
 
