@@ -152,13 +152,9 @@ async fn connect(url: &str, options: &ClientOptions) -> Result<WebSocket, WebSoc
         config.max_message_size,
     );
     // Bytes after the head stay in the stream's buffer, where the socket reads them.
-    Ok(WebSocket::from_stream(
-        stream,
-        Bytes::new(),
-        protocol,
-        accepted.subprotocol,
-        config,
-    ))
+    let ws = WebSocket::from_stream(stream, Bytes::new(), protocol, accepted.subprotocol, config);
+    ws.set_response_headers(response);
+    Ok(ws)
 }
 
 /// A TLS connection for `wss://`; `Err(None)` without the `tls` feature.

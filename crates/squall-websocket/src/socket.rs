@@ -2,7 +2,7 @@
 //! the control frames answered, writing with a bounded queue, keep-alive pings, and the
 //! close handshake with a deadline.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::rc::{Rc, Weak};
@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
 use squall_ioloop::{sleep_until, with_timeout};
 use squall_iostream::{IoStream, ReadParseError, StreamError};
 
@@ -153,6 +154,9 @@ struct Shared {
     /// Bytes read past the handshake before this connection took the stream.
     pending: Cell<Option<Box<Bytes>>>,
     subprotocol: Option<Box<str>>,
+    /// The server's handshake response headers, on a client's connection (boxed:
+    /// a server's connections never have them).
+    response_headers: OnceCell<Box<HeaderMap>>,
     /// `close_timeout` in milliseconds (four bytes, not a `Duration`'s sixteen: every
     /// idle connection carries this).
     close_timeout_ms: u32,
@@ -217,6 +221,7 @@ impl WebSocket {
                 protocol: RefCell::new(protocol),
                 pending: Cell::new((!pending.is_empty()).then(|| Box::new(pending))),
                 subprotocol: subprotocol.map(String::into_boxed_str),
+                response_headers: OnceCell::new(),
                 max_write_buffer_size: config.max_write_buffer_size,
                 close_timeout_ms: u32::try_from(config.close_timeout.as_millis())
                     .unwrap_or(u32::MAX),
@@ -245,6 +250,19 @@ impl WebSocket {
     /// The subprotocol both ends agreed on (Tornado's `selected_subprotocol`).
     pub fn selected_subprotocol(&self) -> Option<&str> {
         self.shared.subprotocol.as_deref()
+    }
+
+    /// The headers of the server's `101` handshake response, on a connection opened
+    /// by [`websocket_connect`](crate::websocket_connect) (Tornado's
+    /// `WebSocketClientConnection.headers`); `None` on a server's connection.
+    pub fn response_headers(&self) -> Option<&HeaderMap> {
+        self.shared.response_headers.get().map(|h| &**h)
+    }
+
+    /// Keeps the handshake response's headers (the client, once, right after
+    /// [`from_stream`](Self::from_stream)).
+    pub(crate) fn set_response_headers(&self, headers: HeaderMap) {
+        let _ = self.shared.response_headers.set(Box::new(headers));
     }
 
     /// The code of the peer's close frame, once it arrived (Tornado's `close_code`).

@@ -239,6 +239,46 @@ fn a_plain_http_answer_is_an_error_with_its_status() {
     });
 }
 
+// Tornado's test_websocket_header_echo: a header the server adds to its 101 reaches
+// the client, which reads the handshake response's headers.
+#[test]
+fn the_client_reads_the_handshake_response_headers() {
+    run(async {
+        let config = WebSocketConfig::default();
+        let (_server, addr) = listen(Rc::new(move |req| {
+            let mut response = websocket_response(
+                &req,
+                &config,
+                Recorder {
+                    seen: Rc::default(),
+                    echo: true,
+                },
+            );
+            response.headers.insert(
+                "x-extra-response-header",
+                http::HeaderValue::from_static("Extra-Response-Value"),
+            );
+            response
+        }));
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        let headers = ws.response_headers().expect("a client's connection");
+        assert_eq!(
+            headers.get("X-Extra-Response-Header").unwrap(),
+            "Extra-Response-Value"
+        );
+        assert!(headers
+            .get("upgrade")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .eq_ignore_ascii_case("websocket"));
+        ws.write_message("x").unwrap();
+        assert_eq!(ws.next().await.unwrap(), Message::Text("x".into()));
+    });
+}
+
 #[test]
 fn select_subprotocol_picks_from_the_offer_or_none() {
     run(async {
