@@ -152,9 +152,14 @@ async fn connect(url: &str, options: &ClientOptions) -> Result<WebSocket, WebSoc
         config.max_message_size,
     );
     // Bytes after the head stay in the stream's buffer, where the socket reads them.
-    let ws = WebSocket::from_stream(stream, Bytes::new(), protocol, accepted.subprotocol, config);
-    ws.set_response_headers(response);
-    Ok(ws)
+    Ok(WebSocket::from_handshake(
+        stream,
+        Bytes::new(),
+        protocol,
+        accepted.subprotocol,
+        Some(response),
+        config,
+    ))
 }
 
 /// A TLS connection for `wss://`; `Err(None)` without the `tls` feature.

@@ -2,7 +2,7 @@
 //! the control frames answered, writing with a bounded queue, keep-alive pings, and the
 //! close handshake with a deadline.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::rc::{Rc, Weak};
@@ -153,10 +153,9 @@ struct Shared {
     protocol: RefCell<Protocol>,
     /// Bytes read past the handshake before this connection took the stream.
     pending: Cell<Option<Box<Bytes>>>,
-    subprotocol: Option<Box<str>>,
-    /// The server's handshake response headers, on a client's connection (boxed:
-    /// a server's connections never have them).
-    response_headers: OnceCell<Box<HeaderMap>>,
+    /// What the handshake settled beyond the protocol: boxed, since most connections
+    /// have neither a subprotocol nor (a server's) response headers to keep.
+    negotiated: Option<Box<Negotiated>>,
     /// `close_timeout` in milliseconds (four bytes, not a `Duration`'s sixteen: every
     /// idle connection carries this).
     close_timeout_ms: u32,
@@ -175,6 +174,13 @@ struct Shared {
         reason = "a pointer where every idle connection would carry an empty VecDeque's 32 bytes"
     )]
     backlog: Cell<Option<Box<VecDeque<Backlog>>>>,
+}
+
+/// The handshake's outcome a connection keeps: the subprotocol, and on a client's
+/// connection the server's response headers.
+struct Negotiated {
+    subprotocol: Option<Box<str>>,
+    response_headers: Option<HeaderMap>,
 }
 
 /// An open WebSocket connection: Tornado's `WebSocketHandler` and
@@ -197,7 +203,7 @@ impl fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocket")
             .field("role", &self.shared.protocol.borrow().role())
-            .field("subprotocol", &self.shared.subprotocol)
+            .field("subprotocol", &self.selected_subprotocol())
             .field("closed", &self.is_closed())
             .finish()
     }
@@ -215,13 +221,31 @@ impl WebSocket {
         subprotocol: Option<String>,
         config: &WebSocketConfig,
     ) -> WebSocket {
+        WebSocket::from_handshake(stream, pending, protocol, subprotocol, None, config)
+    }
+
+    /// [`from_stream`](Self::from_stream), keeping the server's handshake response
+    /// headers (the client).
+    pub(crate) fn from_handshake(
+        stream: IoStream,
+        pending: Bytes,
+        protocol: Protocol,
+        subprotocol: Option<String>,
+        response_headers: Option<HeaderMap>,
+        config: &WebSocketConfig,
+    ) -> WebSocket {
+        let negotiated = (subprotocol.is_some() || response_headers.is_some()).then(|| {
+            Box::new(Negotiated {
+                subprotocol: subprotocol.map(String::into_boxed_str),
+                response_headers,
+            })
+        });
         let ws = WebSocket {
             shared: Rc::new(Shared {
                 stream,
                 protocol: RefCell::new(protocol),
                 pending: Cell::new((!pending.is_empty()).then(|| Box::new(pending))),
-                subprotocol: subprotocol.map(String::into_boxed_str),
-                response_headers: OnceCell::new(),
+                negotiated,
                 max_write_buffer_size: config.max_write_buffer_size,
                 close_timeout_ms: u32::try_from(config.close_timeout.as_millis())
                     .unwrap_or(u32::MAX),
@@ -249,20 +273,14 @@ impl WebSocket {
 
     /// The subprotocol both ends agreed on (Tornado's `selected_subprotocol`).
     pub fn selected_subprotocol(&self) -> Option<&str> {
-        self.shared.subprotocol.as_deref()
+        self.shared.negotiated.as_ref()?.subprotocol.as_deref()
     }
 
     /// The headers of the server's `101` handshake response, on a connection opened
     /// by [`websocket_connect`](crate::websocket_connect) (Tornado's
     /// `WebSocketClientConnection.headers`); `None` on a server's connection.
     pub fn response_headers(&self) -> Option<&HeaderMap> {
-        self.shared.response_headers.get().map(|h| &**h)
-    }
-
-    /// Keeps the handshake response's headers (the client, once, right after
-    /// [`from_stream`](Self::from_stream)).
-    pub(crate) fn set_response_headers(&self, headers: HeaderMap) {
-        let _ = self.shared.response_headers.set(Box::new(headers));
+        self.shared.negotiated.as_ref()?.response_headers.as_ref()
     }
 
     /// The code of the peer's close frame, once it arrived (Tornado's `close_code`).
