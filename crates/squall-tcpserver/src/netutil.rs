@@ -61,7 +61,8 @@ impl Family {
 ///
 /// IPv4 is the dotted quad; the shorthand forms `inet_aton` also takes (`127.1`,
 /// `0x7f.0.0.1`) are refused, as they are in URLs. IPv6 may carry a zone
-/// (`fe80::1%eth0`), as `getaddrinfo` accepts. Empty strings, surrounding spaces and
+/// (`fe80::1%eth0`), as `getaddrinfo` accepts: an interface name (at most 15 bytes,
+/// Linux's `IFNAMSIZ` less its NUL) or an index. Empty strings, surrounding spaces and
 /// NUL bytes are refused.
 pub fn is_valid_ip(ip: &str) -> bool {
     if ip.parse::<IpAddr>().is_ok() {
@@ -69,15 +70,22 @@ pub fn is_valid_ip(ip: &str) -> bool {
     }
     match ip.split_once('%') {
         Some((addr, zone)) => {
-            addr.parse::<std::net::Ipv6Addr>().is_ok()
-                && !zone.is_empty()
-                && zone
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            let zone_ok = if zone.bytes().all(|b| b.is_ascii_digit()) {
+                zone.parse::<u32>().is_ok()
+            } else {
+                zone.len() <= MAX_ZONE_NAME
+                    && zone
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            };
+            zone_ok && addr.parse::<std::net::Ipv6Addr>().is_ok()
         }
         None => false,
     }
 }
+
+/// The longest interface name a zone may be (`IFNAMSIZ` is 16 with its NUL).
+const MAX_ZONE_NAME: usize = 15;
 
 /// Creates listening sockets bound to `port` on every address `address` resolves to.
 /// Tornado's `netutil.bind_sockets`.

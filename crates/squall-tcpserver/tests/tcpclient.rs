@@ -322,10 +322,15 @@ fn test_is_valid_ip() {
         "::1",
         "2620:0:1cfe:face:b00c::3",
         "fe80::1%eth0",
+        "fe80::1%2",
+        "fe80::1%enp0s31f6.100",
     ] {
         assert!(is_valid_ip(ok), "{ok}");
     }
     let long = "a".repeat(100);
+    // A zone is an interface name (IFNAMSIZ: 15 bytes at most) or an index.
+    let long_zone = format!("fe80::1%{}", "e".repeat(16));
+    let huge_index = "fe80::1%99999999999".to_owned();
     for bad in [
         "www.google.com",
         "localhost",
@@ -340,6 +345,9 @@ fn test_is_valid_ip() {
         "fe80::1%",
         "127.0.0.1%eth0",
         "[::1]",
+        long_zone.as_str(),
+        huge_index.as_str(),
+        "fe80::1%eth 0",
     ] {
         assert!(!is_valid_ip(bad), "{bad:?}");
     }
