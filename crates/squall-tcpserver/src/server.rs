@@ -60,10 +60,13 @@ impl<E: fmt::Display + 'static> HandlerOutput for Result<(), E> {
 /// stream and the peer's address; the returned future runs as a task on the loop (boxed
 /// once per connection). Implemented for every `Fn(IoStream, PeerAddr) -> impl Future`.
 ///
-/// `handle_stream` is called when the connection's task first runs (on the loop turn
-/// after the accept, which is also when Tornado's coroutine would first yield), from
-/// inside the task: so its future is stored once, in the task, rather than moved into
-/// it, which would reserve room for it twice. A panic in `handle_stream` is caught and
+/// Either way its future is stored once, in the connection's task, rather than moved
+/// into it (which would reserve room for it twice): a handler whose output is `()` is
+/// called in the accept batch and its future spawned as it is, the task's whole state;
+/// one whose output is reported (a `Result`, logged when it is an error) is called when
+/// the connection's task first runs, on the loop turn after the accept (when Tornado's
+/// coroutine would first yield), and its future awaited in place. The future itself
+/// first runs on that next turn in both cases. A panic in `handle_stream` is caught and
 /// logged like a panic in the future, and costs no other connection. A
 /// [`TcpServer::stop`] from inside `handle_stream` stops accepting, but connections
 /// accepted in the same batch are already accepted and are still handled.
