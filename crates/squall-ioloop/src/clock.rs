@@ -14,13 +14,15 @@ pub(crate) fn time() -> f64 {
     Instant::now().duration_since(epoch()).as_secs_f64()
 }
 
-/// The instant at `secs` since the epoch; negative or non-finite values clamp to the
-/// epoch, huge ones to a century later.
+/// The instant at `secs` since the epoch; negative values (and NaN) clamp to the
+/// epoch, huge ones (and +infinity) to a century later.
 pub(crate) fn instant_at(secs: f64) -> Instant {
-    let secs = if secs.is_finite() {
-        secs.clamp(0.0, 3.2e9)
-    } else {
+    // `clamp` takes -infinity to the epoch and +infinity to the cap: a deadline at
+    // infinity is never due, as in Tornado, instead of due at once.
+    let secs = if secs.is_nan() {
         0.0
+    } else {
+        secs.clamp(0.0, 3.2e9)
     };
     epoch() + Duration::from_secs_f64(secs)
 }

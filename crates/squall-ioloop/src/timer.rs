@@ -40,7 +40,9 @@ impl Deadline {
 
     /// The deadline at loop time `secs` (as returned by
     /// [`IoLoop::time`](crate::IoLoop::time)); Tornado's `add_timeout(io_loop.time() + 5, ..)`.
-    /// Non-finite or negative times are clamped to the clock's epoch.
+    /// Negative times and NaN are clamped to the clock's epoch (due at once); times
+    /// past about a century from the epoch, `f64::INFINITY` included, are clamped to
+    /// that century (never due in practice, as in Tornado).
     pub fn at_time(secs: f64) -> Deadline {
         Deadline(crate::clock::instant_at(secs))
     }

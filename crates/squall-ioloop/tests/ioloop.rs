@@ -51,6 +51,7 @@ macro_rules! suite {
                 remove_timeout_inside_timer_cancels_another,
                 test_timeout_with_arguments,
                 call_later_order_and_delay,
+                far_deadlines_are_never_due,
                 update_handler_switches_interest,
                 handler_removes_itself,
                 handler_closes_fd_pending_in_same_batch,
@@ -551,6 +552,41 @@ fn call_later_order_and_delay(mk: Mk) {
     for (name, ms, at) in out.iter() {
         assert!(*at >= Duration::from_millis(*ms), "{name} ran after {at:?}");
     }
+}
+
+/// Deadlines days, a century or infinitely far away never run and never overflow the
+/// poll's timeout (the loop still blocks, and a remote callback still wakes it), while a
+/// loop time before the clock's epoch (or NaN) is due at once.
+fn far_deadlines_are_never_due(mk: Mk) {
+    let l = mk();
+    let ran = Rc::new(RefCell::new(Vec::new()));
+    let far: [(&str, squall_ioloop::Deadline); 4] = [
+        ("3 days", Duration::from_secs(3 * 86_400).into()),
+        ("Duration::MAX", Duration::MAX.into()),
+        ("f64::MAX", squall_ioloop::Deadline::at_time(f64::MAX)),
+        ("infinity", squall_ioloop::Deadline::at_time(f64::INFINITY)),
+    ];
+    for (name, deadline) in far {
+        let r = ran.clone();
+        l.add_timeout(deadline, move || r.borrow_mut().push(name));
+    }
+    for (name, secs) in [("-infinity", f64::NEG_INFINITY), ("NaN", f64::NAN)] {
+        let r = ran.clone();
+        l.add_timeout(squall_ioloop::Deadline::at_time(secs), move || {
+            r.borrow_mut().push(name)
+        });
+    }
+    // Only the far timers are left once the two at the epoch ran: the loop blocks on
+    // them until the other thread's callback wakes it.
+    let remote = l.remote();
+    let t = thread::spawn(move || {
+        let stop = remote.clone();
+        remote.add_callback(move || stop.stop()).unwrap();
+    });
+    start_guarded(&l);
+    t.join().unwrap();
+    assert_eq!(*ran.borrow(), vec!["-infinity", "NaN"]);
+    assert_eq!(l.pending_timeouts(), 4, "the far timers wait");
 }
 
 /// update_handler replaces the interest: WRITE starts and stops being reported.
