@@ -37,6 +37,12 @@ use squall_tcpserver::StreamSetup;
 /// | the rest of a head, once its first byte came | [`header_timeout`](Self::header_timeout) | 30 s |
 /// | the whole body, from the end of its head | [`body_timeout`](Self::body_timeout) | 10 min |
 /// | any single read inside a request (no progress at all) | [`idle_connection_timeout`](Self::idle_connection_timeout) | 60 s |
+/// | the peer to take more of a response (no byte taken at all) | [`idle_connection_timeout`](Self::idle_connection_timeout) | 60 s |
+///
+/// A response has no bound as a whole: a client that reads a large one slowly but
+/// steadily gets all of it, however long that takes (Tornado has no write timeout at
+/// all); one that stops reading is let go once it has taken nothing for the idle
+/// timeout.
 ///
 /// When a bound passes the connection is closed without a response (Tornado closes
 /// silently too: a client that stopped talking is not listening either).

@@ -392,20 +392,64 @@ fn peer_that_never_reads_a_large_response_is_closed() {
     assert!(noisy.is_empty(), "{noisy:#?}");
 }
 
-/// A streaming delegate that answers with `total` bytes in 64 KiB writes, never
+/// Reads `c` to its end in `step`-byte pieces, pausing `pause` between them (a slow
+/// but steady reader); the bytes read.
+fn read_slowly(c: &mut TcpStream, step: usize, pause: Duration) -> usize {
+    let mut buf = vec![0u8; step];
+    let mut got = 0;
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got += n,
+            Err(e) => panic!("reading slowly after {got} bytes: {e}"),
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+// A peer that reads a large response slowly but steadily is never cut off, however long
+// the whole takes: the idle timeout bounds a write that makes no progress, not the
+// response (Tornado has no write timeout). Here the 32 MiB take about three idle
+// timeouts, and no pause is longer than a hundredth of one.
+#[test]
+fn slow_steady_reader_gets_the_whole_large_response() {
+    let config = HttpServerConfig {
+        idle_connection_timeout: Duration::from_secs(2),
+        ..HttpServerConfig::default()
+    };
+    let (s, _thread) = fault_server(config);
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.set_read_timeout(Some(PATIENCE)).unwrap();
+    c.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let got = read_slowly(&mut c, 64 * 1024, Duration::from_millis(10));
+    assert!(got > BIG, "{got} bytes of a {BIG}-byte body (and its head)");
+    // The run is only a test of the rule if it outlasted the idle timeout.
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A streaming delegate that answers with `total` bytes in 64 KiB writes, never/// A streaming delegate that answers with `total` bytes in 64 KiB writes, never
 /// calling `flush` (yielding to the loop between writes), and stops at the first
 /// write error. `written` counts what its writes accepted.
+/// With `flushes`, it awaits `flush` after each write instead (backpressure).
 #[derive(Clone)]
 struct Firehose {
     total: u64,
     written: Arc<AtomicU64>,
     refused: Arc<AtomicBool>,
+    flushes: bool,
 }
 
 struct FirehoseMsg {
     total: u64,
     written: Arc<AtomicU64>,
     refused: Arc<AtomicBool>,
+    flushes: bool,
 }
 
 impl HttpServerConnectionDelegate for Firehose {
@@ -415,6 +459,7 @@ impl HttpServerConnectionDelegate for Firehose {
             total: self.total,
             written: self.written.clone(),
             refused: self.refused.clone(),
+            flushes: self.flushes,
         }
     }
 }
@@ -435,10 +480,54 @@ impl HttpMessageDelegate for FirehoseMsg {
             }
             sent += piece.len() as u64;
             self.written.store(sent, Ordering::SeqCst);
-            squall_ioloop::sleep(Duration::ZERO).await;
+            if self.flushes {
+                if w.flush().await.is_err() {
+                    self.refused.store(true, Ordering::SeqCst);
+                    return;
+                }
+            } else {
+                squall_ioloop::sleep(Duration::ZERO).await;
+            }
         }
         let _ = w.finish();
     }
+}
+
+// The same rule for a streaming delegate that flushes after each write: a slow but
+// steady reader gets all of it, though it takes about twice the idle timeout, and no
+// write is refused (its flush waits until the bytes have left the stream).
+#[test]
+fn slow_steady_reader_gets_a_whole_streamed_response() {
+    install_logger_at(log::LevelFilter::Info);
+    const TOTAL: u64 = 24 << 20;
+    let delegate = Firehose {
+        total: TOTAL,
+        written: Arc::default(),
+        refused: Arc::default(),
+        flushes: true,
+    };
+    let refused = delegate.refused.clone();
+    let config = HttpServerConfig {
+        idle_connection_timeout: Duration::from_secs(2),
+        ..HttpServerConfig::default()
+    };
+    let s = serve(move || HttpServer::with_delegate(delegate).with_config(config));
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.set_read_timeout(Some(PATIENCE)).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let got = read_slowly(&mut c, 64 * 1024, Duration::from_millis(10));
+    assert!(
+        got as u64 > TOTAL,
+        "{got} bytes of a {TOTAL}-byte chunked body"
+    );
+    assert!(!refused.load(Ordering::SeqCst), "a write was refused");
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 // A peer that never reads, answered by a streaming delegate that writes without
@@ -455,6 +544,7 @@ fn peer_that_never_reads_a_streaming_delegate_is_capped() {
         total: TOTAL,
         written: written.clone(),
         refused: refused.clone(),
+        flushes: false,
     };
     let config = HttpServerConfig {
         idle_connection_timeout: Duration::from_secs(2),

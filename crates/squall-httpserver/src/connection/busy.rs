@@ -14,6 +14,7 @@ use squall_httputil::h1::Event;
 use squall_httputil::{write_error_response, OutputError};
 
 use super::logs::{log_access_error, log_io_error, Peer};
+use super::timer::Stall;
 use super::{Busy, End, Flow, ReadOutcome, LINGER_BYTES, LINGER_TIME};
 use crate::delegate::HttpServerConnectionDelegate;
 use crate::transport::Transport;
@@ -128,7 +129,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
     ) -> Result<Result<F::Output, Box<dyn Any + Send>>, End> {
         let shared = self.shared;
         let idle = self.conn.params.config.idle_connection_timeout;
-        let mut stalled: Option<(Instant, usize)> = None;
+        let mut stall = Stall::default();
         poll_fn(|cx| loop {
             if self.conn.control.forced() {
                 return Poll::Ready(Err(End::Dead));
@@ -171,7 +172,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
             match self.conn.transport.poll_write(cx, &mut s.out) {
                 Poll::Ready(Ok(())) => {
                     s.queued = 0;
-                    stalled = None;
+                    stall.clear();
                     if std::mem::take(&mut s.flush_requested) {
                         continue;
                     }
@@ -184,17 +185,10 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                 }
                 Poll::Pending => {
                     s.queued = self.conn.transport.write_queued();
-                    // A peer that stops reading cannot hold the connection forever.
-                    let left = s.out.len();
-                    let since = match stalled {
-                        Some((t, n)) if n == left => t,
-                        _ => {
-                            let now = Instant::now();
-                            stalled = Some((now, left));
-                            now
-                        }
-                    };
-                    if self.conn.timer.poll(cx, since + idle).is_ready() {
+                    // A peer that stops reading cannot hold the connection forever;
+                    // one that reads, however slowly, is not cut off.
+                    let deadline = stall.deadline(s.out.len() + s.queued, idle);
+                    if self.conn.timer.poll(cx, deadline).is_ready() {
                         log::debug!(
                             "closing connection from {}: write timeout",
                             Peer(&self.conn.info)
@@ -213,7 +207,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
         let shared = self.shared;
         let idle = self.conn.params.config.idle_connection_timeout;
         // The clock is read only if the write has to wait.
-        let mut deadline: Option<Instant> = None;
+        let mut stall = Stall::default();
         {
             let held = self.inbuf.capacity() + shared.borrow().out.capacity();
             self.conn.note_memory(held);
@@ -236,7 +230,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                 Poll::Pending => {
                     s.queued = self.conn.transport.write_queued();
                     self.conn.control.register(cx.waker());
-                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + idle);
+                    let deadline = stall.deadline(s.out.len() + s.queued, idle);
                     if self.conn.timer.poll(cx, deadline).is_ready() {
                         log::debug!(
                             "closing connection from {}: write timeout",
@@ -320,7 +314,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
     /// transport without a half-close is `Ok`: it lingers fully open.
     async fn shutdown_write(&mut self) -> Result<(), ()> {
         let idle = self.conn.params.config.idle_connection_timeout;
-        let mut deadline: Option<Instant> = None;
+        let mut stall = Stall::default();
         poll_fn(|cx| {
             if self.conn.control.forced() {
                 return Poll::Ready(Err(()));
@@ -336,7 +330,8 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                 }
                 Poll::Pending => {
                     self.conn.control.register(cx.waker());
-                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + idle);
+                    let backlog = self.conn.transport.write_queued();
+                    let deadline = stall.deadline(backlog, idle);
                     if self.conn.timer.poll(cx, deadline).is_ready() {
                         log::debug!(
                             "closing connection from {}: write timeout",

@@ -53,3 +53,34 @@ impl LazyTimer {
         }
     }
 }
+
+/// A write's wait for a slow peer, bounded by the idle timeout *without progress*: the
+/// deadline moves on whenever the bytes still to send change, so a peer that reads a
+/// large response steadily is never cut off however long the whole takes (Tornado has
+/// no write timeout at all), while one that stops reading is let go an idle timeout
+/// after it stopped.
+#[derive(Debug, Default)]
+pub(super) struct Stall {
+    /// Since when `backlog` bytes have been waiting.
+    since: Option<(Instant, usize)>,
+}
+
+impl Stall {
+    /// The deadline for a write that waits with `backlog` bytes unsent: `idle` after
+    /// the backlog last changed. The clock is read only when it changed.
+    pub(super) fn deadline(&mut self, backlog: usize, idle: std::time::Duration) -> Instant {
+        match self.since {
+            Some((t, n)) if n == backlog => t + idle,
+            _ => {
+                let now = Instant::now();
+                self.since = Some((now, backlog));
+                now + idle
+            }
+        }
+    }
+
+    /// Everything was sent: the next wait starts afresh.
+    pub(super) fn clear(&mut self) {
+        self.since = None;
+    }
+}
