@@ -148,6 +148,9 @@ pub(crate) enum Incoming {
     Pong(Vec<u8>),
 }
 
+/// The most input a server that failed a connection reads and drops before it closes.
+const LINGER_BYTES: usize = 1 << 20;
+
 struct Shared {
     stream: IoStream,
     protocol: RefCell<Protocol>,
@@ -476,12 +479,16 @@ impl WebSocket {
             return None;
         }
         // Checked apart, so that nothing of the backlog is kept across the read below.
+        let mut failed = false;
         if self.has_backlog() {
             match self.take_backlog() {
                 Some(Backlog::Item(incoming)) => return Some(incoming),
                 // The peer's close frame: echoed when it was read.
                 Some(Backlog::Closed) | None => {}
-                Some(Backlog::Failed(e)) => self.fail(e),
+                Some(Backlog::Failed(e)) => {
+                    self.fail(e);
+                    failed = true;
+                }
                 Some(Backlog::Eof) => {
                     self.abort();
                     return None;
@@ -499,12 +506,15 @@ impl WebSocket {
                     self.abort();
                     return None;
                 }
-                Err(e) => self.fail(e),
+                Err(e) => {
+                    self.fail(e);
+                    failed = true;
+                }
             }
         }
         // Both close frames are out. Boxed: only a closing connection pays for the close
         // handshake's timers, not every idle one's future.
-        Box::pin(self.finish()).await;
+        Box::pin(self.finish(failed)).await;
         None
     }
 
@@ -552,11 +562,35 @@ impl WebSocket {
     /// Ends the connection once both close frames are out: the server closes the TCP
     /// connection when its frame has left (RFC 6455 §7.1.1); the client waits for the
     /// server to, for at most `close_timeout`.
-    async fn finish(&self) {
+    ///
+    /// A server that `failed` the connection (the peer broke the protocol, or sent a
+    /// message over `max_message_size`) may leave the peer's input unread: closing then
+    /// would make the kernel answer with a reset, which can destroy the close frame
+    /// before the peer reads it (Node's `ws` then reports 1006, not 1009). So it shuts
+    /// its write side down after the frame and reads and drops what the peer still
+    /// sends, its close frame included, until the peer's end-of-file, [`LINGER_BYTES`]
+    /// or `close_timeout` (nginx's lingering close; the HTTP server closes the same way).
+    async fn finish(&self, failed: bool) {
         let shared = &self.shared;
         shared.finished.set(true);
         let timeout = self.close_timeout();
         let _ = with_timeout(timeout, shared.stream.flush()).await;
+        if failed && shared.protocol.borrow().role() == Role::Server {
+            let stream = &shared.stream;
+            let _ = with_timeout(timeout, async {
+                if stream.shutdown_write().await.is_err() {
+                    return;
+                }
+                let mut dropped = 0;
+                while dropped < LINGER_BYTES {
+                    match stream.read_bytes(64 * 1024, true).await {
+                        Ok(bytes) if !bytes.is_empty() => dropped += bytes.len(),
+                        _ => return,
+                    }
+                }
+            })
+            .await;
+        }
         if shared.protocol.borrow().role() == Role::Client {
             let _ = with_timeout(timeout, shared.stream.read_until_close()).await;
         }

@@ -649,3 +649,58 @@ fn an_http_1_0_upgrade_request_is_refused_with_400() {
         assert!(seen.borrow().closed.is_none(), "no WebSocket was opened");
     });
 }
+
+// A server that fails a connection (here: a message over max_message_size) while the
+// peer is still sending does not close into a reset: it half-closes after its close
+// frame and reads and drops what still comes, so the peer reads the 1009 and then a
+// clean end-of-file, not ECONNRESET (which made Node's `ws` report 1006).
+#[test]
+fn a_failed_connection_lingers_so_the_peer_reads_its_close_frame() {
+    run(async {
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = 1024;
+        let (_server, addr, _seen) = recorder_server(config);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut sock = std::net::TcpStream::connect(addr).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            sock.write_all(
+                b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .unwrap();
+            // The 101's head, byte by byte up to its empty line.
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                sock.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            // A binary frame announcing 4 MiB (masked, zero key), then 256 KiB of it:
+            // the server refuses it from its header, with most of what was sent unread.
+            let mut frame = vec![0x82, 0x80 | 127];
+            frame.extend_from_slice(&(4u64 << 20).to_be_bytes());
+            frame.extend_from_slice(&[0, 0, 0, 0]);
+            frame.extend_from_slice(&vec![0u8; 256 << 10]);
+            sock.write_all(&frame).unwrap();
+            let mut answer = Vec::new();
+            let end = sock.read_to_end(&mut answer).map(|_| ());
+            tx.send((head, answer, end.map_err(|e| e.kind()))).unwrap();
+        });
+        let mut got = None;
+        until(|| {
+            got = rx.try_recv().ok();
+            got.is_some()
+        })
+        .await;
+        let (head, answer, end) = got.unwrap();
+        assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
+        // An unmasked close frame: 1009, "message too big".
+        let mut close = vec![0x88, 2 + 15, 0x03, 0xf1];
+        close.extend_from_slice(b"message too big");
+        assert_eq!(answer, close);
+        assert_eq!(end, Ok(()), "the close frame was followed by a reset");
+    });
+}
