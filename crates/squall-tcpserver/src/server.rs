@@ -107,8 +107,8 @@ struct ServerInner {
 ///
 /// A cheap handle (`Rc` inside): keep a clone in a callback to [`stop`](TcpServer::stop)
 /// the server from there. Dropping every handle does not stop the server, as in
-/// Tornado: its listeners stay with the loop, accepting, until the loop is closed. For several threads, see [`ServerThreads`] (Tornado's
-/// `bind` + `start(n)`).
+/// Tornado: its listeners stay with the loop, accepting, until the loop is closed. For
+/// several threads, see [`ServerThreads`] (Tornado's `bind` + `start(n)`).
 ///
 /// ```
 /// use squall_ioloop::IoLoop;

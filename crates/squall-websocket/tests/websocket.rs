@@ -122,6 +122,36 @@ async fn until(mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Runs `client` on a thread of its own with a blocking socket to `addr` that has sent
+/// an upgrade request as `version` (`"1.0"` or `"1.1"`); the loop serves it meanwhile.
+/// Resolves to what `client` returns.
+async fn raw_upgrade<T: Send + 'static>(
+    addr: SocketAddr,
+    version: &str,
+    client: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
+) -> T {
+    use std::io::Write;
+    let request = format!(
+        "GET / HTTP/{version}\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        sock.write_all(request.as_bytes()).unwrap();
+        tx.send(client(sock)).unwrap();
+    });
+    let mut got = None;
+    until(|| {
+        got = rx.try_recv().ok();
+        got.is_some()
+    })
+    .await;
+    got.unwrap()
+}
+
 #[test]
 fn echo_text_and_binary_in_order_even_with_an_async_on_message() {
     run(async {
@@ -620,30 +650,13 @@ fn a_peer_that_does_not_read_hits_the_write_buffer_limit() {
 fn an_http_1_0_upgrade_request_is_refused_with_400() {
     run(async {
         let (_server, addr, seen) = recorder_server(WebSocketConfig::default());
-        // A blocking client on a thread of its own; the loop serves it meanwhile.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            let mut sock = std::net::TcpStream::connect(addr).unwrap();
-            sock.set_read_timeout(Some(Duration::from_secs(30)))
-                .unwrap();
-            sock.write_all(
-                b"GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            )
-            .unwrap();
+        let answer = raw_upgrade(addr, "1.0", |mut sock| {
+            use std::io::Read;
             let mut answer = Vec::new();
             let _ = sock.read_to_end(&mut answer);
-            tx.send(String::from_utf8_lossy(&answer).into_owned())
-                .unwrap();
-        });
-        let mut answer = None;
-        until(|| {
-            answer = rx.try_recv().ok();
-            answer.is_some()
+            String::from_utf8_lossy(&answer).into_owned()
         })
         .await;
-        let answer = answer.unwrap();
         assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
         assert!(answer.contains("HTTP/1.1 or later"), "{answer}");
         assert!(seen.borrow().closed.is_none(), "no WebSocket was opened");
@@ -660,17 +673,8 @@ fn a_failed_connection_lingers_so_the_peer_reads_its_close_frame() {
         let mut config = WebSocketConfig::default();
         config.max_message_size = 1024;
         let (_server, addr, _seen) = recorder_server(config);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let (head, answer, end) = raw_upgrade(addr, "1.1", |mut sock| {
             use std::io::{Read, Write};
-            let mut sock = std::net::TcpStream::connect(addr).unwrap();
-            sock.set_read_timeout(Some(Duration::from_secs(30)))
-                .unwrap();
-            sock.write_all(
-                b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            )
-            .unwrap();
             // The 101's head, byte by byte up to its empty line.
             let mut head = Vec::new();
             let mut byte = [0u8; 1];
@@ -687,15 +691,9 @@ fn a_failed_connection_lingers_so_the_peer_reads_its_close_frame() {
             sock.write_all(&frame).unwrap();
             let mut answer = Vec::new();
             let end = sock.read_to_end(&mut answer).map(|_| ());
-            tx.send((head, answer, end.map_err(|e| e.kind()))).unwrap();
-        });
-        let mut got = None;
-        until(|| {
-            got = rx.try_recv().ok();
-            got.is_some()
+            (head, answer, end.map_err(|e| e.kind()))
         })
         .await;
-        let (head, answer, end) = got.unwrap();
         assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
         // An unmasked close frame: 1009, "message too big".
         let mut close = vec![0x88, 2 + 15, 0x03, 0xf1];
