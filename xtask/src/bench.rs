@@ -373,30 +373,44 @@ fn drive(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
     pb.finish_with_message("done");
 }
 
-/// The end-to-end HTTP runs: each round starts every server in turn (A B C, B C A,
-/// C A B: each server also takes the first turn of some round) and runs every load
-/// shape against it; in the first round the floor also serves the wrk-against-loadgen
-/// comparison.
+/// The end-to-end HTTP runs. Each round starts every server (all pinned to the server
+/// CPU; an idle one sleeps in its poll and costs the others nothing), then runs each
+/// load shape against the servers one after the other, the order turning with the
+/// round and the shape (A B C, B C A, C A B: each server also takes the first turn).
+/// The servers a target compares are so measured seconds apart, side by side, rather
+/// than a whole server's set of shapes apart: on a shared host whose load drifts over
+/// tens of seconds, that gap, not the servers, set the ratios' spread. In the first
+/// round the floor also serves the wrk-against-loadgen comparison.
 fn drive_http(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
     let (pb, servers) = (&plan.pb, &plan.servers);
+    let gen = if tools.wrk.is_some() {
+        Generator::Wrk
+    } else {
+        Generator::Loadgen
+    };
     for round in 0..s.rounds {
-        for k in 0..servers.len() {
-            let id = &servers[(k + round) % servers.len()];
-            let outcome = (|| -> anyhow::Result<()> {
-                let (mut guard, addr) = start_server(tools, id)?;
-                for spec in RUNS {
-                    pb.set_message(format!(
-                        "round {}/{}: {id}, {}",
-                        round + 1,
-                        s.rounds,
-                        spec.name
-                    ));
-                    let gen = if tools.wrk.is_some() {
-                        Generator::Wrk
-                    } else {
-                        Generator::Loadgen
-                    };
-                    match measure(s, tools, &mut guard, addr, spec, gen) {
+        let mut running: Vec<Option<(Guard, SocketAddr)>> = servers
+            .iter()
+            .map(|id| match start_server(tools, id) {
+                Ok(up) => Some(up),
+                Err(e) => {
+                    say(pb, format!("error: {id}: {e:#}"));
+                    None
+                }
+            })
+            .collect();
+        for (j, spec) in RUNS.into_iter().enumerate() {
+            for k in 0..servers.len() {
+                let at = (k + round + j) % servers.len();
+                let id = &servers[at];
+                pb.set_message(format!(
+                    "round {}/{}: {}, {id}",
+                    round + 1,
+                    s.rounds,
+                    spec.name
+                ));
+                if let Some((guard, addr)) = &mut running[at] {
+                    match measure(s, tools, guard, *addr, spec, gen) {
                         Ok(sample) => res
                             .http
                             .entry((id.clone(), spec.name.to_owned()))
@@ -404,28 +418,30 @@ fn drive_http(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
                             .push(sample),
                         Err(e) => say(pb, format!("error: {id}, {}: {e:#}", spec.name)),
                     }
-                    pb.inc(1);
                 }
-                if plan.agreement && round == 0 && id == "floor" {
-                    for spec in [RUNS[0], RUNS[1], RUNS[3]] {
-                        pb.set_message(format!("wrk vs loadgen on the floor, {}", spec.name));
-                        let w = measure(s, tools, &mut guard, addr, spec, Generator::Wrk);
-                        let l = measure(s, tools, &mut guard, addr, spec, Generator::Loadgen);
-                        match (w, l) {
-                            (Ok(w), Ok(l)) => res.agreement.push((spec.name.to_owned(), w, l)),
-                            (Err(e), _) | (_, Err(e)) => {
-                                say(pb, format!("error: agreement run: {e:#}"))
-                            }
-                        }
-                        pb.inc(1);
-                    }
-                }
-                Ok(())
-            })();
-            if let Err(e) = outcome {
-                say(pb, format!("error: {id}: {e:#}"));
+                pb.inc(1);
             }
         }
+        let floor = servers.iter().position(|id| id == "floor");
+        if let (true, 0, Some(at)) = (plan.agreement, round, floor) {
+            if let Some((guard, addr)) = &mut running[at] {
+                for spec in [RUNS[0], RUNS[1], RUNS[3]] {
+                    pb.set_message(format!("wrk vs loadgen on the floor, {}", spec.name));
+                    let w = measure(s, tools, guard, *addr, spec, Generator::Wrk);
+                    let l = measure(s, tools, guard, *addr, spec, Generator::Loadgen);
+                    match (w, l) {
+                        (Ok(w), Ok(l)) => res.agreement.push((spec.name.to_owned(), w, l)),
+                        (Err(e), _) | (_, Err(e)) => {
+                            say(pb, format!("error: agreement run: {e:#}"))
+                        }
+                    }
+                    pb.inc(1);
+                }
+            }
+        }
+        // Each server stops (its guard kills it) before the next round starts them
+        // anew.
+        drop(running);
     }
 }
 
