@@ -51,7 +51,16 @@ impl Target {
             Scheme::Http => 80,
             Scheme::Https => 443,
         };
-        let port = authority.port_u16().unwrap_or(default_port);
+        let port = match port_text(authority.as_str()) {
+            None | Some("") => default_port,
+            // Digits only: `u16`'s parser would take a sign.
+            Some(p) => p
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| p.parse::<u16>().ok())
+                .flatten()
+                .ok_or_else(|| format!("bad port {p:?} in URL {url:?}"))?,
+        };
         let userinfo = authority.as_str().rsplit_once('@').map(|(info, _)| {
             let (user, pass) = info.split_once(':').unwrap_or((info, ""));
             (percent_decode(user), percent_decode(pass))
@@ -142,6 +151,19 @@ impl Target {
             _ => String::new(),
         };
         Target::parse(&format!("{base}{}{query}", remove_dot_segments(&path)))
+    }
+}
+
+/// The port of an authority (`user@host:port`) as written, after its colon: `None`
+/// without one, `Some("")` for an empty one (RFC 3986 §3.2.3: the scheme's default).
+/// The `http` crate's own reading drops a port it cannot parse (`host:99999`,
+/// `host:abc`) as if none had been written, which would send the request to the
+/// default port.
+fn port_text(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.1.strip_prefix(':'),
+        None => host_port.rsplit_once(':').map(|(_, p)| p),
     }
 }
 
@@ -269,6 +291,32 @@ mod tests {
         assert!(Target::parse("ftp://h/").is_err());
         assert!(Target::parse("/relative").is_err());
         assert!(Target::parse("http:///x").is_err());
+    }
+
+    #[test]
+    fn ports_that_are_not_u16_are_errors() {
+        // Once taken for "no port": the request went to port 80.
+        for url in [
+            "http://h:99999/",
+            "http://h:65536/",
+            "http://h:abc/",
+            "http://h:+80/",
+            "http://u:p@h:70000/",
+            "http://[::1]:99999/",
+        ] {
+            let e = Target::parse(url).unwrap_err();
+            assert!(e.contains("bad port"), "{url}: {e}");
+        }
+        // An empty port is the default one (RFC 3986 §3.2.3), leading zeros are digits.
+        let port = |url: &str| Target::parse(url).unwrap().port;
+        assert_eq!(port("http://h:/"), 80);
+        assert_eq!(port("https://h:/"), 443);
+        assert_eq!(port("http://h:0080/"), 80);
+        assert_eq!(port("http://u:p@[::1]:65535/"), 65535);
+        assert_eq!(port("http://u:p@[::1]/"), 80);
+        // A relative redirect to a bad port fails instead of going to port 80.
+        let base = Target::parse("http://a/").unwrap();
+        assert!(base.join("//b:123456/").is_err());
     }
 
     #[test]
