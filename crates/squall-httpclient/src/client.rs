@@ -313,15 +313,19 @@ impl HttpClient {
                 .map_err(|_| HttpClientError::Timeout(TimeoutPhase::Queue))?,
         };
         let deadline = Instant::now() + req.request_limit();
-        let result = with_timeout(deadline, self.exchange_hop(hop, deadline)).await;
+        // The phase the request timeout names if it runs out: Tornado's message is
+        // "while connecting" when the shorter of the two timeouts ends a connection
+        // still being made.
+        let phase = Cell::new(TimeoutPhase::Request);
+        let result = with_timeout(deadline, self.exchange_hop(hop, &phase)).await;
         drop(permit);
-        result.map_err(|_| HttpClientError::Timeout(TimeoutPhase::Request))?
+        result.map_err(|_| HttpClientError::Timeout(phase.get()))?
     }
 
     async fn exchange_hop(
         &self,
         hop: &Hop<'_>,
-        deadline: Instant,
+        phase: &Cell<TimeoutPhase>,
     ) -> Result<Exchanged, HttpClientError> {
         let req = hop.req;
         let target = hop.target;
@@ -353,7 +357,12 @@ impl HttpClient {
             let was_reused = reused.is_some();
             let stream = match reused.take() {
                 Some(s) => s,
-                None => self.connect(hop, deadline).await?,
+                None => {
+                    phase.set(TimeoutPhase::Connect);
+                    let stream = self.connect(hop).await?;
+                    phase.set(TimeoutPhase::Request);
+                    stream
+                }
             };
             match exchange(&stream, &out).await {
                 Ok(ex) => {
@@ -474,8 +483,22 @@ impl HttpClient {
     }
 
     /// A new connection for `hop`: to the server, or to the proxy (through a CONNECT
-    /// tunnel for https).
-    async fn connect(&self, hop: &Hop<'_>, deadline: Instant) -> Result<IoStream, HttpClientError> {
+    /// tunnel for https), within one `connect_timeout` for all of it (the TCP
+    /// handshake, the tunnel and the TLS handshake), as Tornado's connect timeout
+    /// covers the TLS handshake too. (The request timeout, which is also running,
+    /// is the caller's.)
+    async fn connect(&self, hop: &Hop<'_>) -> Result<IoStream, HttpClientError> {
+        let deadline = Instant::now() + hop.req.connect_limit();
+        with_timeout(deadline, self.connect_within(hop, deadline))
+            .await
+            .map_err(|_| HttpClientError::Timeout(TimeoutPhase::Connect))?
+    }
+
+    async fn connect_within(
+        &self,
+        hop: &Hop<'_>,
+        deadline: Instant,
+    ) -> Result<IoStream, HttpClientError> {
         let req = hop.req;
         let target = hop.target;
         #[cfg(not(feature = "tls"))]
@@ -490,8 +513,7 @@ impl HttpClient {
             None => (target.host.as_str(), target.port),
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let timeout = req.connect_limit().min(left);
-        let stream = match self.inner.tcp.connect(host, port, Some(timeout)).await {
+        let stream = match self.inner.tcp.connect(host, port, Some(left)).await {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 return Err(HttpClientError::Timeout(TimeoutPhase::Connect))
@@ -515,7 +537,7 @@ impl HttpClient {
                     &target.host,
                     &req.trust,
                     req.tls_config.as_ref(),
-                    req.connect_limit().min(left),
+                    left,
                 )
                 .await?;
         }

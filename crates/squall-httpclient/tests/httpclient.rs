@@ -946,6 +946,27 @@ fn test_connect_timeout() {
     drop(held);
 }
 
+/// The connect phase is the whole connection, a proxy's `CONNECT` tunnel included: a
+/// proxy that takes the connection and never answers the CONNECT fails the fetch within
+/// `connect_timeout` (the tunnel once waited for the request timeout), and when the
+/// request timeout is the shorter one it still names the phase it ended.
+#[test]
+fn test_connect_timeout_covers_a_proxy_tunnel() {
+    for (connect, request) in [(200, 20_000), (20_000, 200)] {
+        let e = fetch_from(vec![Then::ReplyHold(b"")], move |proxy| {
+            HttpRequest::new("https://example.com/")
+                .proxy(squall_httpclient::Proxy::parse(&proxy).unwrap())
+                .connect_timeout(Duration::from_millis(connect))
+                .request_timeout(Duration::from_millis(request))
+        })
+        .unwrap_err();
+        assert!(
+            matches!(e, HttpClientError::Timeout(TimeoutPhase::Connect)),
+            "connect {connect} ms, request {request} ms: {e:?}"
+        );
+    }
+}
+
 /// Tornado's `test_redirect_connection_limit`: with one slot, a redirect does not wait
 /// for the slot its own first request holds.
 #[test]
