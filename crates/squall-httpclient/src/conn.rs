@@ -1,8 +1,10 @@
 //! One request and its response over one connection: Tornado's `_HTTPConnection`.
 
 use std::cell::RefCell;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
@@ -105,7 +107,21 @@ pub(crate) fn follows(head: &ResponseHead, follow: bool) -> bool {
     follow && is_redirect(head.status) && head.headers.contains_key(header::LOCATION)
 }
 
+/// A body upload in progress, polled while the response is read.
+type Upload<'a> = Pin<Box<dyn Future<Output = Result<(), HttpClientError>> + 'a>>;
+
+/// What waiting on the connection brought: the upload's end, or input.
+enum Step {
+    Sent(Result<(), HttpClientError>),
+    Read(Result<usize, squall_iostream::StreamError>),
+}
+
 /// Send `out` on `stream` and read the response.
+///
+/// The response is read while the body is sent (RFC 9112 §9.5 asks a client to watch
+/// for an early answer): a server may answer before it has read the body (a 413, a
+/// 401, a redirect), and then stop reading it. A response that is complete before the
+/// body ends the upload, and the connection is not reused.
 pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Exchanged, Failed> {
     let req = out.request;
     let mut wire = BytesMut::with_capacity(256 + out.body.map_or(0, Bytes::len).min(16 * 1024));
@@ -135,10 +151,13 @@ pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Ex
             nothing_received: true,
         });
     }
+    let mut upload: Option<Upload<'_>> = None;
     if !wait_continue && !body_sent {
-        send_body(stream, out).await?;
-        body_sent = true;
+        upload = Some(Box::pin(send_body(stream, out)));
     }
+    // A write that failed while the server may have answered already: the answer is
+    // still read from what arrived, and the write's error is the cause if none did.
+    let mut send_failed: Option<HttpClientError> = None;
     let mut waiting_continue = wait_continue;
 
     let limits = Limits {
@@ -163,8 +182,7 @@ pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Ex
                     if waiting_continue && h.status == StatusCode::CONTINUE =>
                 {
                     waiting_continue = false;
-                    send_body(stream, out).await?;
-                    body_sent = true;
+                    upload = Some(Box::pin(send_body(stream, out)));
                 }
                 ResponseEvent::Head(mut h) => {
                     // A final answer before `100 Continue`: the body is never sent.
@@ -187,29 +205,51 @@ pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Ex
                     deliver(req, &mut inflater, &mut body, d).map_err(HttpClientError::from)?;
                 }
                 ResponseEvent::End => {
+                    // An upload still going is dropped with the connection.
                     return finish(head, body, &mut parser, inflater, &buf, body_sent, req)
                         .map_err(Failed::from);
                 }
                 _ => {}
             }
         }
-        match poll_fn(|cx| stream.poll_read_buf(cx, &mut buf)).await {
-            Ok(0) => match parser.eof() {
+        let step = poll_fn(|cx| {
+            if let Some(up) = upload.as_mut() {
+                if let Poll::Ready(r) = up.as_mut().poll(cx) {
+                    return Poll::Ready(Step::Sent(r));
+                }
+            }
+            stream.poll_read_buf(cx, &mut buf).map(Step::Read)
+        })
+        .await;
+        match step {
+            Step::Sent(Ok(())) => {
+                upload = None;
+                body_sent = true;
+            }
+            // The connection failed under the upload; what the server sent before is
+            // still to be read.
+            Step::Sent(Err(e @ HttpClientError::Stream(_))) => {
+                upload = None;
+                send_failed = Some(e);
+            }
+            // The producer's own failure, or a body that breaks its framing.
+            Step::Sent(Err(e)) => return Err(e.into()),
+            Step::Read(Ok(0)) => match parser.eof() {
                 Ok(_) => {
                     return finish(head, body, &mut parser, inflater, &buf, false, req)
                         .map_err(Failed::from)
                 }
                 Err(e) => {
                     return Err(Failed {
-                        error: e.into(),
+                        error: send_failed.unwrap_or(e.into()),
                         nothing_received: !received,
                     })
                 }
             },
-            Ok(_) => received = true,
-            Err(e) => {
+            Step::Read(Ok(_)) => received = true,
+            Step::Read(Err(e)) => {
                 return Err(Failed {
-                    error: e.into(),
+                    error: send_failed.unwrap_or(e.into()),
                     nothing_received: !received,
                 })
             }

@@ -58,6 +58,9 @@
 //!   coding other than `chunked`, or bytes past the end of the response are errors
 //!   ([`HttpClientError::Response`], [`HttpClientError::ExtraData`]). Obsolete line
 //!   folding is read as a space (RFC 9112 §5.2), as Tornado joins the lines.
+//! - **The response is read while the request body is sent** (Tornado writes the whole
+//!   body first): a server that answers early (a 413 before reading a large upload) and
+//!   reads no more gets its answer returned, and the rest of the body is not sent.
 //! - **Redirects to another origin drop the `Authorization` and `Cookie` headers and the
 //!   basic credentials** (Tornado forwards them).
 //! - **Errors are one enum** ([`HttpClientError`]) instead of `HTTPClientError`,

@@ -34,7 +34,8 @@ pub type ProducerFuture = Pin<Box<dyn Future<Output = Result<(), Box<dyn Error>>
 
 /// A body producer: called with a [`BodyWriter`] each time the request is sent (again
 /// after a 307 or 308 redirect), it writes the body piece by piece and resolves when the
-/// body is complete. Tornado's `body_producer`.
+/// body is complete. Tornado's `body_producer`. The response is read meanwhile: if it is
+/// complete first (a server that refuses the upload), the producer's future is dropped.
 pub type BodyProducer = Rc<dyn Fn(BodyWriter) -> ProducerFuture>;
 
 /// Where the body of the final response goes, piece by piece.

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -585,7 +586,6 @@ fn test_connection_refused() {
 }
 
 /// What a scripted server does after reading a request head.
-#[derive(Clone)]
 enum Then {
     /// Write these bytes, then close.
     Reply(&'static [u8]),
@@ -593,6 +593,9 @@ enum Then {
     ReplyReset(&'static [u8]),
     /// Write these bytes, then wait for the client to close.
     ReplyHold(&'static [u8]),
+    /// Write these bytes, then read nothing more (a request body stays unread) and
+    /// keep the connection until the sender of the channel is dropped.
+    ReplyStall(&'static [u8], mpsc::Receiver<()>),
 }
 
 /// A server on a thread that answers each connection in turn with one script.
@@ -623,6 +626,10 @@ fn scripted(scripts: Vec<Then>) -> (SocketAddr, JoinHandle<()>) {
                 Then::ReplyHold(b) => {
                     let _ = s.write_all(b);
                     while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                }
+                Then::ReplyStall(b, release) => {
+                    let _ = s.write_all(b);
+                    let _ = release.recv();
                 }
             }
         }
@@ -814,6 +821,54 @@ fn test_stale_keep_alive_connection_is_replaced() {
                 let url = format!("http://{addr}/");
                 assert_eq!(client.fetch(url.as_str()).await.unwrap().text(), "first");
                 assert_eq!(client.fetch(url.as_str()).await.unwrap().text(), "second");
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    thread.join().unwrap();
+}
+
+/// A server may answer before it has read the request body, and then read no more of
+/// it: the client reads while it sends, returns the answer and stops sending, with or
+/// without `100 Continue` first. (It once wrote the whole body before reading, and
+/// waited for the request timeout.)
+#[test]
+fn test_answer_before_the_body_is_sent() {
+    const TOO_LARGE: &[u8] =
+        b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo much";
+    const CONTINUE_THEN_TOO_LARGE: &[u8] =
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo much";
+    let (first_done, first) = mpsc::channel();
+    let (second_done, second) = mpsc::channel();
+    let (addr, thread) = scripted(vec![
+        Then::ReplyStall(TOO_LARGE, first),
+        Then::ReplyStall(CONTINUE_THEN_TOO_LARGE, second),
+    ]);
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let client = HttpClient::new();
+                // Far more than the socket buffers on both sides hold.
+                let body = Bytes::from(vec![b'x'; 64 << 20]);
+                for (expect_continue, done) in [(false, first_done), (true, second_done)] {
+                    let e = client
+                        .fetch(
+                            HttpRequest::new(format!("http://{addr}/upload"))
+                                .method(Method::POST)
+                                .body(body.clone())
+                                .expect_100_continue(expect_continue)
+                                .request_timeout(Duration::from_secs(20)),
+                        )
+                        .await
+                        .unwrap_err();
+                    let response = e.response().unwrap_or_else(|| panic!("{e:?}"));
+                    assert_eq!(response.code, 413);
+                    assert_eq!(response.text(), "too much");
+                    // The half-sent connection is not kept.
+                    assert_eq!(client.idle_connections(), 0);
+                    drop(done);
+                }
             },
             Some(Duration::from_secs(30)),
         )
