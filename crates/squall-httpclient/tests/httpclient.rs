@@ -805,6 +805,24 @@ fn test_body_over_max_body_size() {
     );
 }
 
+/// A stream of interim responses is held to the head cap, as a head without end is:
+/// the interim heads count together with the final one. (It went on until the request
+/// timeout.)
+#[test]
+fn test_interim_response_storm() {
+    let storm: &'static [u8] = Box::leak(b"HTTP/1.1 100 Continue\r\n\r\n".repeat(100).into());
+    let e = fetch_from(vec![Then::ReplyHold(storm)], |url| {
+        HttpRequest::new(url)
+            .max_header_size(1024)
+            .request_timeout(Duration::from_secs(20))
+    })
+    .unwrap_err();
+    assert!(
+        matches!(e, HttpClientError::Response(ParseError::HeadTooLarge)),
+        "{e:?}"
+    );
+}
+
 /// A kept connection the server closed is noticed, and the request goes out on a new
 /// one.
 #[test]

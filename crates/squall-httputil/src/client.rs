@@ -281,6 +281,8 @@ enum State {
 /// smuggled or split: Content-Length and Transfer-Encoding together, a malformed or
 /// conflicting Content-Length, a transfer coding other than `chunked`, obsolete line
 /// folding and whitespace before a colon are errors, as is body framing on `204`.
+/// [`Limits::max_head_size`] bounds the interim heads and the final head together, so
+/// that a stream of `1xx` responses ends as a head without end does.
 #[derive(Debug)]
 pub struct ResponseParser {
     state: State,
@@ -292,6 +294,8 @@ pub struct ResponseParser {
     trailers: Option<HeaderMap>,
     /// Bytes of a body delimited by the close, so far.
     close_body: u64,
+    /// Bytes of the interim heads read so far, which count against the head cap.
+    interim_bytes: usize,
 }
 
 impl ResponseParser {
@@ -307,6 +311,7 @@ impl ResponseParser {
             keep_alive: false,
             trailers: None,
             close_body: 0,
+            interim_bytes: 0,
         }
     }
 
@@ -320,6 +325,7 @@ impl ResponseParser {
         self.keep_alive = false;
         self.trailers = None;
         self.close_body = 0;
+        self.interim_bytes = 0;
     }
 
     /// True once the final response's head has been read.
@@ -373,7 +379,11 @@ impl ResponseParser {
             State::Failed(e) => Err(*e),
             State::Done => Ok(Some(ResponseEvent::End)),
             State::Head => {
-                let Some(end) = self.head_end.find(input, self.limits.max_head_size)? else {
+                // Interim heads share the cap with the final one: a server sending
+                // `100 Continue` without end is held to the same bound as one sending
+                // header fields without end.
+                let room = self.limits.max_head_size.saturating_sub(self.interim_bytes);
+                let Some(end) = self.head_end.find(input, room)? else {
                     return Ok(None);
                 };
                 self.head_end = HeadEnd::default();
@@ -381,6 +391,7 @@ impl ResponseParser {
                 let parsed =
                     parse_response_head(&head, &self.limits, self.is_head, self.is_connect)?;
                 if parsed.is_interim() {
+                    self.interim_bytes += end;
                     return Ok(Some(ResponseEvent::Interim(parsed)));
                 }
                 self.keep_alive = parsed.keep_alive;
@@ -767,6 +778,33 @@ mod tests {
             .unwrap_err(),
             ParseError::UnexpectedBody
         );
+    }
+
+    #[test]
+    fn interim_heads_share_the_head_cap() {
+        let limits = Limits {
+            max_head_size: 1000,
+            ..Limits::default()
+        };
+        // 25 bytes each: 40 fill the cap exactly, the 41st goes past it.
+        let storm = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(41);
+        let mut p = ResponseParser::new(&Method::GET, limits);
+        let mut buf = BytesMut::from(&storm[..]);
+        let mut interim = 0;
+        let e = loop {
+            match p.poll(&mut buf) {
+                Ok(Some(ResponseEvent::Interim(_))) => interim += 1,
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(e, ParseError::HeadTooLarge);
+        assert_eq!(interim, 40);
+        // A response to the next request starts with the whole cap again.
+        p.reset(&Method::GET);
+        let mut buf = BytesMut::from(&b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"[..]);
+        assert!(matches!(p.poll(&mut buf), Ok(Some(ResponseEvent::Interim(_)))));
+        assert!(matches!(p.poll(&mut buf), Ok(Some(ResponseEvent::Head(_)))));
     }
 
     #[test]
