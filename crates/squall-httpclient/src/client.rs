@@ -433,7 +433,8 @@ impl HttpClient {
                 "application/x-www-form-urlencoded",
             );
         }
-        if req.expect_100_continue && has_body {
+        // RFC 9110 §10.1.1: no 100-continue expectation without content to hold back.
+        if req.expect_100_continue && crate::conn::has_content(hop.body, hop.producer) {
             set_default(&mut headers, header::EXPECT, "100-continue");
         }
         let declared = headers.remove(header::CONTENT_LENGTH);

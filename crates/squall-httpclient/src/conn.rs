@@ -102,6 +102,11 @@ fn is_redirect(status: StatusCode) -> bool {
     matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
 }
 
+/// Whether a request sends content: a non-empty body, or a producer's.
+pub(crate) fn has_content(body: Option<&Bytes>, producer: Option<&BodyProducer>) -> bool {
+    body.is_some_and(|b| !b.is_empty()) || producer.is_some()
+}
+
 /// Whether a response will be followed as a redirect.
 pub(crate) fn follows(head: &ResponseHead, follow: bool) -> bool {
     follow && is_redirect(head.status) && head.headers.contains_key(header::LOCATION)
@@ -133,7 +138,7 @@ pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Ex
         out.framing,
     )
     .map_err(HttpClientError::from)?;
-    let has_body = out.body.is_some_and(|b| !b.is_empty()) || out.producer.is_some();
+    let has_body = has_content(out.body, out.producer);
     let wait_continue = req.expect_100_continue && has_body;
     let mut body_sent = !has_body;
     if !wait_continue {

@@ -69,6 +69,7 @@ async fn app(req: HttpServerRequest) -> Response {
         }
         "/auth" => Response::text(header(&req, "authorization")),
         "/ua" => Response::text(header(&req, "user-agent")),
+        "/expect" => Response::text(header(&req, "expect")),
         "/host" => Response::text(header(&req, "host")),
         "/content-type" => Response::text(header(&req, "content-type")),
         "/gzip" => with(
@@ -374,6 +375,19 @@ fn test_expect_100_continue() {
             .await
             .unwrap();
         assert_eq!(r.text(), "after continue");
+        // No expectation without content (RFC 9110 §10.1.1): an empty body goes at once.
+        for (body, expect) in [("", ""), ("x", "100-continue")] {
+            let r = client
+                .fetch(
+                    HttpRequest::new(format!("{base}/expect"))
+                        .method(Method::POST)
+                        .body(body)
+                        .expect_100_continue(true),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.text(), expect, "body {body:?}");
+        }
     });
 }
 
