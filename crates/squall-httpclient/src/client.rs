@@ -364,12 +364,13 @@ impl HttpClient {
                     stream
                 }
             };
-            match exchange(&stream, &out).await {
+            // Closed unless handed back to the pool, also when this future is dropped
+            // mid-exchange (a request timeout, a cancelled fetch).
+            let conn = ClosingConn::new(stream);
+            match exchange(&conn.stream, &out).await {
                 Ok(ex) => {
                     if ex.reusable && !self.inner.closed.get() {
-                        self.inner.pool.checkin(key, stream);
-                    } else {
-                        stream.close();
+                        self.inner.pool.checkin(key, conn.keep());
                     }
                     return Ok(ex);
                 }
@@ -377,7 +378,7 @@ impl HttpClient {
                     error,
                     nothing_received,
                 }) => {
-                    stream.close();
+                    drop(conn);
                     if was_reused && nothing_received && replayable {
                         log::debug!(
                             "httpclient: kept connection to {} was closed ({error}); retrying on a new one",
@@ -608,6 +609,37 @@ pub async fn connect_tunnel(
         }
         if poll_fn(|cx| stream.poll_read_buf(cx, &mut buf)).await? == 0 {
             parser.eof()?;
+        }
+    }
+}
+
+/// A connection in use, closed when dropped unless [`keep`](ClosingConn::keep) takes it
+/// back. Dropping the last handle of a stream is not enough: a stream with output still
+/// queued (the rest of a request body) goes on sending it for a while, so a fetch that
+/// timed out or was cancelled would keep uploading after it returned.
+struct ClosingConn {
+    stream: IoStream,
+    kept: bool,
+}
+
+impl ClosingConn {
+    fn new(stream: IoStream) -> ClosingConn {
+        ClosingConn {
+            stream,
+            kept: false,
+        }
+    }
+
+    fn keep(mut self) -> IoStream {
+        self.kept = true;
+        self.stream.clone()
+    }
+}
+
+impl Drop for ClosingConn {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.stream.close();
         }
     }
 }

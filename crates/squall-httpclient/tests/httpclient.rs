@@ -607,8 +607,8 @@ enum Then {
     ReplyReset(&'static [u8]),
     /// Write these bytes, then wait for the client to close.
     ReplyHold(&'static [u8]),
-    /// Write these bytes, then read nothing more (a request body stays unread) and
-    /// keep the connection until the sender of the channel is dropped.
+    /// Write these bytes, then read nothing more (a request body stays unread) until
+    /// the sender of the channel is dropped, then read until the client closes.
     ReplyStall(&'static [u8], mpsc::Receiver<()>),
 }
 
@@ -644,6 +644,7 @@ fn scripted(scripts: Vec<Then>) -> (SocketAddr, JoinHandle<()>) {
                 Then::ReplyStall(b, release) => {
                     let _ = s.write_all(b);
                     let _ = release.recv();
+                    while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
                 }
             }
         }
@@ -906,6 +907,44 @@ fn test_answer_before_the_body_is_sent() {
         )
         .unwrap();
     thread.join().unwrap();
+}
+
+/// A fetch that times out while its body is still going out closes the connection
+/// then: the upload stops when the fetch returns. (The dropped stream went on sending
+/// the queued body for up to 30 s after the timeout.)
+#[test]
+fn test_timed_out_upload_stops() {
+    let (release, stalled) = mpsc::channel();
+    let (addr, thread) = scripted(vec![Then::ReplyStall(b"", stalled)]);
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let e = HttpClient::new()
+                    .fetch(
+                        HttpRequest::new(format!("http://{addr}/upload"))
+                            .method(Method::PUT)
+                            .body(vec![b'x'; 64 << 20])
+                            .request_timeout(Duration::from_millis(200)),
+                    )
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(e, HttpClientError::Timeout(TimeoutPhase::Request)),
+                    "{e:?}"
+                );
+                // The server now reads to the end of the connection, with this loop
+                // blocked: only a connection closed already can end.
+                drop(release);
+                assert!(
+                    squall_testing::wait_until(Duration::from_secs(20), || thread.is_finished()),
+                    "the connection was still open after the fetch returned"
+                );
+                thread.join().unwrap();
+            },
+            Some(Duration::from_secs(60)),
+        )
+        .unwrap();
 }
 
 /// Tornado's `test_queue_timeout`: with `max_clients` busy, a queued request times out
