@@ -30,7 +30,7 @@ pub struct ClientConfig {
     pub max_clients: usize,
     /// Idle keep-alive connections kept per host (default 8; 0 turns reuse off).
     pub max_idle_per_host: usize,
-    /// How long an idle connection is kept for reuse (default 30 s).
+    /// How long an idle connection is kept for reuse (default 30 s); it is closed then.
     pub idle_timeout: Duration,
     /// The `User-Agent` of requests that set none.
     pub user_agent: String,
@@ -68,7 +68,7 @@ struct Inner {
     /// The last URL parsed, and its parse: repeated fetches of one URL parse it once.
     last_target: RefCell<Option<(String, Rc<Target>)>>,
     slots: Rc<Slots>,
-    pool: Pool,
+    pool: Rc<Pool>,
     tcp: TcpClient,
     closed: Cell<bool>,
     #[cfg(feature = "tls")]

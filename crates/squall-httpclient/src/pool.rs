@@ -9,6 +9,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use squall_ioloop::{IoLoop, Timeout};
 use squall_iostream::IoStream;
 
 use crate::url::Scheme;
@@ -156,19 +157,27 @@ struct Idle {
 /// Idle keep-alive connections, per [`PoolKey`], most recently used last. A list
 /// scanned in order, not a hash map: a client talks to few hosts, and comparing a key
 /// costs less than hashing it.
+///
+/// A connection idle for `idle_timeout` is closed then, by a timer on the loop, not
+/// only when the next request to its host looks at it: a client that talked to many
+/// hosts once would otherwise hold a socket open for each (most of them closed by
+/// their server long ago) for as long as the client lives.
 pub(crate) struct Pool {
     idle: RefCell<Vec<(PoolKey, Vec<Idle>)>>,
     max_per_host: usize,
     idle_timeout: Duration,
+    /// The timer that closes expired connections: its loop, its handle, when it fires.
+    sweep: RefCell<Option<(IoLoop, Timeout, Instant)>>,
 }
 
 impl Pool {
-    pub(crate) fn new(max_per_host: usize, idle_timeout: Duration) -> Pool {
-        Pool {
+    pub(crate) fn new(max_per_host: usize, idle_timeout: Duration) -> Rc<Pool> {
+        Rc::new(Pool {
             idle: RefCell::new(Vec::new()),
             max_per_host,
             idle_timeout,
-        }
+            sweep: RefCell::new(None),
+        })
     }
 
     /// A live idle connection for `key`, if there is one. Connections that were closed
@@ -196,10 +205,16 @@ impl Pool {
     }
 
     /// Keep `stream` for a later request to `key`.
-    pub(crate) fn checkin(&self, key: PoolKey, stream: IoStream) {
+    pub(crate) fn checkin(self: &Rc<Pool>, key: PoolKey, stream: IoStream) {
         if self.max_per_host == 0 || stream.closed() || stream.buffered_len() > 0 {
+            stream.close();
             return;
         }
+        self.keep(key, stream);
+        self.expire();
+    }
+
+    fn keep(&self, key: PoolKey, stream: IoStream) {
         let mut idle = self.idle.borrow_mut();
         let at = match idle.iter().position(|(k, _)| *k == key) {
             Some(at) => at,
@@ -210,12 +225,72 @@ impl Pool {
         };
         let list = &mut idle[at].1;
         if list.len() >= self.max_per_host {
-            list.remove(0);
+            list.remove(0).stream.close();
         }
         list.push(Idle {
             stream,
             since: Instant::now(),
         });
+    }
+
+    /// Close the connections idle for `idle_timeout` or more, over all hosts, and arm
+    /// the timer for the next one to expire.
+    fn expire(self: &Rc<Pool>) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        let mut oldest: Option<Instant> = None;
+        {
+            let mut idle = self.idle.borrow_mut();
+            for (_, list) in idle.iter_mut() {
+                // Oldest first: the expired ones are a prefix.
+                let keep_from = list
+                    .iter()
+                    .position(|c| now.duration_since(c.since) < self.idle_timeout)
+                    .unwrap_or(list.len());
+                expired.extend(list.drain(..keep_from).map(|c| c.stream));
+                if let Some(first) = list.first() {
+                    oldest = Some(oldest.map_or(first.since, |o| o.min(first.since)));
+                }
+            }
+            idle.retain(|(_, list)| !list.is_empty());
+        }
+        for stream in expired {
+            log::debug!("httpclient: closing a connection idle for {:?}", self.idle_timeout);
+            stream.close();
+        }
+        match oldest {
+            Some(since) => self.arm(since + self.idle_timeout, now),
+            None => self.disarm(),
+        }
+    }
+
+    /// Have the sweep run at `due`, unless it is armed for then or earlier already. (A
+    /// timer whose time has passed without it running belongs to a loop that no longer
+    /// runs, and is replaced.)
+    fn arm(self: &Rc<Pool>, due: Instant, now: Instant) {
+        if let Some((_, _, at)) = &*self.sweep.borrow() {
+            if *at <= due && *at > now {
+                return;
+            }
+        }
+        self.disarm();
+        let Some(io_loop) = IoLoop::current() else {
+            return;
+        };
+        let pool = Rc::downgrade(self);
+        let timer = io_loop.call_at(due, move || {
+            if let Some(pool) = pool.upgrade() {
+                pool.sweep.borrow_mut().take();
+                pool.expire();
+            }
+        });
+        *self.sweep.borrow_mut() = Some((io_loop, timer, due));
+    }
+
+    fn disarm(&self) {
+        if let Some((io_loop, timer, _)) = self.sweep.borrow_mut().take() {
+            io_loop.remove_timeout(timer);
+        }
     }
 
     /// Idle connections kept, over all hosts.
@@ -225,12 +300,19 @@ impl Pool {
 
     /// Close every idle connection.
     pub(crate) fn clear(&self) {
+        self.disarm();
         let drained: Vec<_> = self.idle.borrow_mut().drain(..).collect();
         for (_, list) in drained {
             for c in list {
                 c.stream.close();
             }
         }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 

@@ -947,6 +947,39 @@ fn test_timed_out_upload_stops() {
         .unwrap();
 }
 
+/// An idle connection is closed once it has idled `idle_timeout`, whether or not
+/// another request goes to its host. (It stayed open until the next request to the same
+/// host, or as long as the client lived.)
+#[test]
+fn test_idle_connections_expire() {
+    let (addr, thread) = scripted(vec![Then::ReplyHold(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    )]);
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let mut config = ClientConfig::default();
+                config.idle_timeout = Duration::from_millis(50);
+                let client = HttpClient::with_config(config);
+                client.fetch(format!("http://{addr}/")).await.unwrap();
+                assert_eq!(client.idle_connections(), 1);
+                // Timers run in deadline order: the pool's comes first.
+                squall_ioloop::sleep(Duration::from_millis(200)).await;
+                assert_eq!(client.idle_connections(), 0);
+                // The server sees the close while the client lives on.
+                assert!(
+                    squall_testing::wait_until(Duration::from_secs(20), || thread.is_finished()),
+                    "the idle connection is still open"
+                );
+                thread.join().unwrap();
+                drop(client);
+            },
+            Some(Duration::from_secs(60)),
+        )
+        .unwrap();
+}
+
 /// Tornado's `test_queue_timeout`: with `max_clients` busy, a queued request times out
 /// in the queue, with its own message.
 #[test]
