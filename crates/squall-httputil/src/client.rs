@@ -621,10 +621,12 @@ fn parse_response_head(
         // Tornado: "Response with code 204 should not have body".
         return Err(ParseError::UnexpectedBody);
     }
-    let body = if is_head || no_body_status || (is_connect && status.is_success()) {
+    let tunnel = is_connect && status.is_success();
+    let body = if is_head || no_body_status || tunnel {
         // The framing headers describe the representation, not this message; they must
-        // still be well-formed.
-        if !cl.is_empty() && te.is_empty() {
+        // still be well-formed, except on a tunnel's 2xx, where RFC 9112 §6.3 says a
+        // client MUST ignore them.
+        if !cl.is_empty() && te.is_empty() && !tunnel {
             parse_content_length(&cl)?;
         }
         BodyFraming::None
@@ -778,6 +780,29 @@ mod tests {
             .unwrap_err(),
             ParseError::UnexpectedBody
         );
+    }
+
+    #[test]
+    fn framing_fields_of_a_tunnel_are_ignored() {
+        for fields in [
+            "Content-Length: 5\r\n",
+            "Content-Length: nonsense\r\n",
+            "Content-Length: 1\r\nContent-Length: 2\r\n",
+        ] {
+            let wire = format!("HTTP/1.1 200 Connection established\r\n{fields}\r\ntunnel bytes");
+            let mut p = ResponseParser::new(&Method::CONNECT, Limits::default());
+            let mut buf = BytesMut::from(wire.as_bytes());
+            match p.poll(&mut buf) {
+                Ok(Some(ResponseEvent::Head(h))) => assert_eq!(h.body, BodyFraming::None),
+                other => panic!("{fields:?}: {other:?}"),
+            }
+            assert!(matches!(p.poll(&mut buf), Ok(Some(ResponseEvent::End))));
+            assert_eq!(&buf[..], b"tunnel bytes");
+        }
+        // A refusal is an ordinary response, its framing checked.
+        let mut p = ResponseParser::new(&Method::CONNECT, Limits::default());
+        let mut buf = BytesMut::from(&b"HTTP/1.1 407 No\r\nContent-Length: x\r\n\r\n"[..]);
+        assert_eq!(p.poll(&mut buf).unwrap_err(), ParseError::InvalidContentLength);
     }
 
     #[test]
