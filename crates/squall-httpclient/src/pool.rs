@@ -255,7 +255,10 @@ impl Pool {
             idle.retain(|(_, list)| !list.is_empty());
         }
         for stream in expired {
-            log::debug!("httpclient: closing a connection idle for {:?}", self.idle_timeout);
+            log::debug!(
+                "httpclient: closing a connection idle for {:?}",
+                self.idle_timeout
+            );
             stream.close();
         }
         match oldest {

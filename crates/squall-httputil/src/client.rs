@@ -802,7 +802,10 @@ mod tests {
         // A refusal is an ordinary response, its framing checked.
         let mut p = ResponseParser::new(&Method::CONNECT, Limits::default());
         let mut buf = BytesMut::from(&b"HTTP/1.1 407 No\r\nContent-Length: x\r\n\r\n"[..]);
-        assert_eq!(p.poll(&mut buf).unwrap_err(), ParseError::InvalidContentLength);
+        assert_eq!(
+            p.poll(&mut buf).unwrap_err(),
+            ParseError::InvalidContentLength
+        );
     }
 
     #[test]
@@ -827,8 +830,12 @@ mod tests {
         assert_eq!(interim, 40);
         // A response to the next request starts with the whole cap again.
         p.reset(&Method::GET);
-        let mut buf = BytesMut::from(&b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"[..]);
-        assert!(matches!(p.poll(&mut buf), Ok(Some(ResponseEvent::Interim(_)))));
+        let mut buf =
+            BytesMut::from(&b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"[..]);
+        assert!(matches!(
+            p.poll(&mut buf),
+            Ok(Some(ResponseEvent::Interim(_)))
+        ));
         assert!(matches!(p.poll(&mut buf), Ok(Some(ResponseEvent::Head(_)))));
     }
 
