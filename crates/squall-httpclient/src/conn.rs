@@ -232,8 +232,8 @@ pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Ex
                 body_sent = true;
             }
             // The connection failed under the upload; what the server sent before is
-            // still to be read.
-            Step::Sent(Err(e @ HttpClientError::Stream(_))) => {
+            // still to be read. (Any other failure of the upload is the answer.)
+            Step::Sent(Err(e @ HttpClientError::Stream(_))) if stream.closed() => {
                 upload = None;
                 send_failed = Some(e);
             }
