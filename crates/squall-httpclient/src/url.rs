@@ -31,6 +31,16 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn parse(url: &str) -> Result<Target, String> {
+        // Bytes a request target may not carry (UTF-8, spaces) are percent-encoded, as
+        // in a redirect's Location: sent raw they make the request line invalid (RFC
+        // 9112 §3.2), and servers answer 400.
+        let encoded;
+        let url = if url.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            url
+        } else {
+            encoded = location_text(url.as_bytes());
+            &encoded
+        };
         // The fragment is never sent.
         let url = url.split('#').next().unwrap_or(url);
         let uri: Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
@@ -288,6 +298,10 @@ mod tests {
         );
         let t = Target::parse("http://h?q=1").unwrap();
         assert_eq!(t.path, "/?q=1");
+        // What a request line may not hold raw is sent percent-encoded.
+        let t = Target::parse(" http://us\u{e9}r:p w@h/caf\u{e9} x?q=\u{e9}#fr\u{e4}g ").unwrap();
+        assert_eq!(t.path, "/caf%C3%A9%20x?q=%C3%A9");
+        assert_eq!(t.userinfo, Some(("us\u{e9}r".into(), "p w".into())));
         assert!(Target::parse("ftp://h/").is_err());
         assert!(Target::parse("/relative").is_err());
         assert!(Target::parse("http:///x").is_err());

@@ -70,6 +70,7 @@ async fn app(req: HttpServerRequest) -> Response {
         "/auth" => Response::text(header(&req, "authorization")),
         "/ua" => Response::text(header(&req, "user-agent")),
         "/expect" => Response::text(header(&req, "expect")),
+        p if p.starts_with("/uri/") => Response::text(req.uri().to_string()),
         "/host" => Response::text(header(&req, "host")),
         "/content-type" => Response::text(header(&req, "content-type")),
         "/gzip" => with(
@@ -556,6 +557,19 @@ fn test_keep_alive_reuses_one_connection() {
             Some(Duration::from_secs(30)),
         )
         .unwrap();
+}
+
+/// A URL with characters a request line may not hold raw (UTF-8, a space) is sent
+/// percent-encoded, as a browser sends it. (It went out raw and servers answered 400.)
+#[test]
+fn test_non_ascii_url_is_percent_encoded() {
+    with_app(|client, base| async move {
+        let r = client
+            .fetch(format!("{base}/uri/caf\u{e9} au lait?sucre=\u{e0} part"))
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "/uri/caf%C3%A9%20au%20lait?sucre=%C3%A0%20part");
+    });
 }
 
 #[test]
