@@ -71,8 +71,10 @@
 //!   the errors without a response, as in Tornado.
 //! - **No `defaults` dictionary and no `configure`**: per-request options live on
 //!   [`HttpRequest`] and client-wide ones on [`ClientConfig`]; there is one
-//!   implementation. Digest authentication, `prepare_curl_callback`, `network_interface`
-//!   and client certificates are curl-only in Tornado and absent here.
+//!   implementation; `max_header_size` and `max_body_size` are per request, and there is
+//!   no `max_buffer_size` (the body cap bounds what is buffered). Digest
+//!   authentication, `prepare_curl_callback`, `network_interface` and client
+//!   certificates are curl-only in Tornado and absent here.
 //! - **`header_callback` lines are rebuilt from the parsed head**, so header names are in
 //!   lower case (Tornado rebuilds them too, in its own canonical case).
 //! - **https needs the `tls` feature** (squall-tls: rustls with the ring provider,
