@@ -132,12 +132,23 @@ impl Target {
         // A fragment is the client's own business: never sent, and no part of the
         // resolution of the rest (`#f` alone is this very URL).
         let location = location.split_once('#').map_or(location, |(l, _)| l);
-        if has_scheme(location) {
-            return Target::parse(location);
-        }
         let scheme = match self.scheme {
             Scheme::Http => "http:",
             Scheme::Https => "https:",
+        };
+        // `http:g` or `http:/g` from an http URL: this URL's own scheme without an
+        // authority, resolved as relative (the non-strict reading RFC 3986 §5.2.2 and
+        // §5.4.2 keep for compatibility, as browsers and Python's urljoin do).
+        let same_scheme_relative = location
+            .get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+            && !location[scheme.len()..].starts_with("//");
+        let location = if same_scheme_relative {
+            &location[scheme.len()..]
+        } else if has_scheme(location) {
+            return Target::parse(location);
+        } else {
+            location
         };
         if let Some(rest) = location.strip_prefix("//") {
             return Target::parse(&format!("{scheme}//{rest}"));
@@ -356,6 +367,11 @@ mod tests {
             "http://a/login?next=http://e.example/x"
         );
         assert_eq!(j("g/http://x/"), "http://a/b/c/g/http://x/");
+        // The base's own scheme without an authority is relative (RFC 3986 §5.4.2's
+        // compatible reading); another scheme without one is no URL to follow.
+        assert_eq!(j("http:g"), "http://a/b/c/g");
+        assert_eq!(j("HTTP:/g?y"), "http://a/g?y");
+        assert!(base.join("https:g").is_err());
         // A fragment is not part of the resolution (RFC 3986 §5.2.2).
         assert_eq!(j("#s"), "http://a/b/c/d;p?q");
         assert_eq!(j("g#s"), "http://a/b/c/g");
