@@ -161,9 +161,14 @@ impl HttpClient {
 
     /// The TLS configuration of https requests that name no trust of their own
     /// (default: the system's root certificates, loaded at the first https request).
+    /// Idle connections made under the previous one are closed.
     #[cfg(feature = "tls")]
     pub fn set_tls_config(&self, config: squall_tls::TlsClientConfig) {
         self.inner.tls.set_default(config);
+        // A kept connection was verified under the configuration it was made with: one
+        // made under the old default would now serve requests the new one governs.
+        let old_default = Some(crate::tls::Trust::Default);
+        self.inner.pool.close_where(|key| key.trust == old_default);
     }
 
     /// Close the idle connections; later fetches fail with

@@ -301,6 +301,21 @@ impl Pool {
         self.idle.borrow().iter().map(|(_, l)| l.len()).sum()
     }
 
+    /// Close the idle connections whose key `doomed` picks.
+    #[cfg(feature = "tls")]
+    pub(crate) fn close_where(&self, doomed: impl Fn(&PoolKey) -> bool) {
+        let mut closed = Vec::new();
+        self.idle.borrow_mut().retain_mut(|(key, list)| {
+            if doomed(key) {
+                closed.append(list);
+            }
+            !list.is_empty()
+        });
+        for c in closed {
+            c.stream.close();
+        }
+    }
+
     /// Close every idle connection.
     pub(crate) fn clear(&self) {
         self.disarm();
