@@ -124,22 +124,26 @@ fn https_with_each_trust() {
 #[test]
 fn a_new_default_tls_config_drops_connections_made_under_the_old() {
     let pki = pki();
-    run_test("https_default", Some(Duration::from_secs(60)), move || async move {
-        let (_server, addr) = serve(pki.server.clone());
-        let url = format!("https://127.0.0.1:{}/x", addr.port());
-        let client = HttpClient::new();
-        client.set_tls_config(pki.client.clone());
-        client.fetch(url.as_str()).await.unwrap();
-        assert_eq!(client.idle_connections(), 1);
-        // Roots of another CA only: the test server's certificate is refused.
-        let other = rcgen::generate_simple_self_signed(vec!["elsewhere".into()]).unwrap();
-        let mut roots = RootCertStore::empty();
-        roots.add(other.cert.der().clone()).unwrap();
-        client.set_tls_config(TlsClientConfig::with_roots(roots).unwrap());
-        let e = client.fetch(url.as_str()).await.unwrap_err();
-        assert!(matches!(e, HttpClientError::Stream(_)), "{e:?}");
-        assert_eq!(client.idle_connections(), 0);
-    });
+    run_test(
+        "https_default",
+        Some(Duration::from_secs(60)),
+        move || async move {
+            let (_server, addr) = serve(pki.server.clone());
+            let url = format!("https://127.0.0.1:{}/x", addr.port());
+            let client = HttpClient::new();
+            client.set_tls_config(pki.client.clone());
+            client.fetch(url.as_str()).await.unwrap();
+            assert_eq!(client.idle_connections(), 1);
+            // Roots of another CA only: the test server's certificate is refused.
+            let other = rcgen::generate_simple_self_signed(vec!["elsewhere".into()]).unwrap();
+            let mut roots = RootCertStore::empty();
+            roots.add(other.cert.der().clone()).unwrap();
+            client.set_tls_config(TlsClientConfig::with_roots(roots).unwrap());
+            let e = client.fetch(url.as_str()).await.unwrap_err();
+            assert!(matches!(e, HttpClientError::Stream(_)), "{e:?}");
+            assert_eq!(client.idle_connections(), 0);
+        },
+    );
 }
 
 /// A CONNECT proxy on a thread: reads the request head, connects to the target, answers
