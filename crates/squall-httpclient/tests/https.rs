@@ -146,6 +146,57 @@ fn a_new_default_tls_config_drops_connections_made_under_the_old() {
     );
 }
 
+/// Over TLS too, an answer that comes before the request body is sent is heard while
+/// the body goes out, from a server that then reads no more.
+#[test]
+fn https_answer_before_the_body_is_sent() {
+    let pki = pki();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server_config = pki.server.rustls().clone();
+    let (done, release) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (socket, _) = listener.accept().unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let session = squall_tls::rustls::ServerConnection::new(server_config).unwrap();
+        let mut tls = squall_tls::rustls::StreamOwned::new(session, socket);
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tls.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        tls.write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo much")
+            .unwrap();
+        tls.flush().unwrap();
+        // Read no more until the client is done.
+        let _ = release.recv();
+    });
+    run_test(
+        "https_early",
+        Some(Duration::from_secs(60)),
+        move || async move {
+            let e = HttpClient::new()
+                .fetch(
+                    HttpRequest::new(format!("https://127.0.0.1:{port}/upload"))
+                        .tls_config(pki.client.clone())
+                        .method(http::Method::POST)
+                        .body(vec![b'x'; 64 << 20])
+                        .request_timeout(Duration::from_secs(20)),
+                )
+                .await
+                .unwrap_err();
+            let response = e.response().unwrap_or_else(|| panic!("{e:?}"));
+            assert_eq!(response.code, 413);
+            assert_eq!(response.text(), "too much");
+            drop(done);
+        },
+    );
+    server.join().unwrap();
+}
+
 /// A CONNECT proxy on a thread: reads the request head, connects to the target, answers
 /// 200 and relays both ways until either side closes.
 fn connect_proxy() -> SocketAddr {
