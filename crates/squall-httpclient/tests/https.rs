@@ -14,6 +14,8 @@ use squall_tls::rustls::pki_types::PrivateKeyDer;
 use squall_tls::rustls::RootCertStore;
 use squall_tls::{certified_key, TlsAcceptor, TlsClientConfig, TlsServerConfig};
 
+mod common;
+
 struct Pki {
     server: TlsServerConfig,
     client: TlsClientConfig,
@@ -178,19 +180,9 @@ fn https_answer_before_the_body_is_sent() {
         "https_early",
         Some(Duration::from_secs(60)),
         move || async move {
-            let e = HttpClient::new()
-                .fetch(
-                    HttpRequest::new(format!("https://127.0.0.1:{port}/upload"))
-                        .tls_config(pki.client.clone())
-                        .method(http::Method::POST)
-                        .body(vec![b'x'; 64 << 20])
-                        .request_timeout(Duration::from_secs(20)),
-                )
-                .await
-                .unwrap_err();
-            let response = e.response().unwrap_or_else(|| panic!("{e:?}"));
-            assert_eq!(response.code, 413);
-            assert_eq!(response.text(), "too much");
+            let request = HttpRequest::new(format!("https://127.0.0.1:{port}/upload"))
+                .tls_config(pki.client.clone());
+            common::upload_answered_early(&HttpClient::new(), request).await;
             drop(done);
         },
     );
