@@ -252,3 +252,43 @@ fn https_through_a_connect_proxy() {
         },
     );
 }
+
+/// squall's server refuses an upload over its `max_body_size` with 413 as soon as it
+/// has the head, then lingers reading what still comes: the client, reading while it
+/// uploads, hears the 413 over TLS as over plain TCP, however much of the body its
+/// socket buffers had taken (the server once stopped lingering after 1 MiB, and over
+/// TLS the reset of that close came before the client had read the answer).
+#[test]
+fn an_early_413_from_squall_is_heard_over_tls() {
+    let pki = pki();
+    for tls in [false, true] {
+        let server_tls = pki.server.clone();
+        let client_tls = pki.client.clone();
+        run_test(
+            "early_413",
+            Some(Duration::from_secs(60)),
+            move || async move {
+                let config = HttpServerConfig {
+                    stream_setup: tls.then(|| Arc::new(TlsAcceptor::new(server_tls)) as _),
+                    max_body_size: 1024,
+                    ..HttpServerConfig::default()
+                };
+                let mut server = HttpServer::new(app).with_config(config);
+                let addr = server.listen(0, "127.0.0.1").unwrap();
+                let scheme = if tls { "https" } else { "http" };
+                let e = HttpClient::new()
+                    .fetch(
+                        HttpRequest::new(format!("{scheme}://127.0.0.1:{}/up", addr.port()))
+                            .tls_config(client_tls)
+                            .method(http::Method::POST)
+                            .body(vec![b'x'; 16 << 20])
+                            .request_timeout(Duration::from_secs(20)),
+                    )
+                    .await
+                    .unwrap_err();
+                let code = e.response().map(|r| r.code);
+                assert_eq!(code.map(|c| c.as_u16()), Some(413), "tls: {tls}: {e:?}");
+            },
+        );
+    }
+}

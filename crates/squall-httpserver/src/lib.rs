@@ -68,8 +68,9 @@
 //! - **Closing like nginx**: a connection that ends shuts down its write side right
 //!   after the last response byte (the client sees end-of-file at once), then, when
 //!   part of a request is unread (an early answer, a 413, a request pipelined after
-//!   `Connection: close`), reads and discards for up to 2 s or 1 MiB before closing,
-//!   so the client receives the answer instead of a reset. Tornado closes at once.
+//!   `Connection: close`), reads and discards for up to 2 s (the first 16 MiB; past
+//!   them it waits out the 2 s unread) before closing, so the client receives the
+//!   answer instead of a reset. Tornado closes at once.
 //! - **Header names are written in lower case** when they come from an `http::HeaderMap`
 //!   (HTTP/1.1 names are case-insensitive); the framing headers the encoder adds keep
 //!   their usual spelling. [`HttpServerConfig::header_case`] sends title case, or the

@@ -748,9 +748,11 @@ fn a_tls_handshake_on_the_plain_port_is_refused_at_once() {
 }
 
 // Lingering after a rejected request is bounded in bytes: a peer that keeps sending is
-// read up to the bound, then closed; its output ended with the response.
+// read up to the bound (16 MiB), then left unread, the connection still open, until
+// the linger's time (2 s) is up; its output ended with the response.
 #[test]
 fn lingering_is_bounded_in_bytes() {
+    const MIB: usize = 1024 * 1024;
     let io_loop = IoLoop::new().unwrap();
     let (transport, peer) = MemoryTransport::pair();
     let conn = Http1Connection::new(
@@ -761,19 +763,25 @@ fn lingering_is_bounded_in_bytes() {
     );
     peer.send(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n");
     let piece = Bytes::from(vec![b'z'; 64 * 1024]);
-    for _ in 0..64 {
-        peer.send_bytes(piece.clone()); // 4 MiB the server does not want
+    for _ in 0..(20 * MIB / piece.len()) {
+        peer.send_bytes(piece.clone()); // 20 MiB the server does not want
     }
+    let started = std::time::Instant::now();
     io_loop.run_sync(conn.serve(), TIMEOUT).unwrap();
     let out = text(&peer.take_output());
     assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
     assert!(peer.is_write_shut_down());
     assert!(peer.is_closed());
-    let unread = peer.unread();
+    let read = 20 * MIB - peer.unread();
     assert!(
-        unread > 0 && unread < 4 * 1024 * 1024 - 1024 * 1024 + 64 * 1024,
-        "read {} bytes before closing",
-        4 * 1024 * 1024 - unread
+        (16 * MIB..16 * MIB + 128 * 1024).contains(&read),
+        "read {read} bytes before closing"
+    );
+    // Not closed at the bound: a timer is never early.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1990),
+        "closed after {waited:?}"
     );
 }
 

@@ -254,6 +254,17 @@ fn size_limits() {
     assert_eq!(r.status, 413);
     assert!(c.is_closed_by_server());
 
+    // A client that reads only once it has sent its whole body (Python's `requests`
+    // does) hears the 413 too, for a body of 12 MiB, more than the socket buffers of
+    // both ends hold: the server reads and drops it while lingering (it once stopped
+    // after 1 MiB, and the client's write met the reset of the close).
+    let mut c = s.client();
+    c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 12582912\r\n\r\n");
+    c.send(&vec![b'x'; 12 << 20]);
+    let r = c.read_response();
+    assert_eq!(r.status, 413);
+    assert!(c.is_closed_by_server());
+
     let mut c = s.client();
     let r = c.request(
         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n"

@@ -271,9 +271,10 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
     /// is queued, shut down the write side (the peer reads end-of-file right after the
     /// last byte), then read and discard what the peer still sends, so that unread
     /// input never turns the close into a reset that destroys the response: until the
-    /// peer's end-of-file, [`LINGER_TIME`] or [`LINGER_BYTES`]. `Linger` (a request
-    /// left partly unread) always lingers; `Done` only if more input is already there.
-    /// Then close.
+    /// peer's end-of-file or [`LINGER_TIME`]. Past [`LINGER_BYTES`] it stops reading but
+    /// waits out the time: the peer still gets its chance to read the response before
+    /// the close resets. `Linger` (a request left partly unread) always lingers; `Done`
+    /// only if more input is already there. Then close.
     pub(super) async fn close(&mut self, end: End) {
         debug_assert!(end != End::Idle, "an idle connection is not closed here");
         if end == End::Dead
@@ -292,21 +293,38 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                 Duration::ZERO
             };
         let mut discarded = 0;
+        let mut last = ReadOutcome::Data;
         while discarded < LINGER_BYTES {
             self.inbuf.clear();
-            match self.conn.read(self.inbuf, 0, deadline).await {
-                ReadOutcome::Data => {
-                    discarded += self.inbuf.len();
-                    if !lingering {
-                        lingering = true;
-                        deadline = Instant::now() + LINGER_TIME;
-                    }
-                }
-                _ => break,
+            last = self.conn.read(self.inbuf, 0, deadline).await;
+            if !matches!(last, ReadOutcome::Data) {
+                break;
+            }
+            discarded += self.inbuf.len();
+            if !lingering {
+                lingering = true;
+                deadline = Instant::now() + LINGER_TIME;
             }
         }
         self.inbuf.clear();
+        if matches!(last, ReadOutcome::Data) {
+            // Read enough: the rest stays unread until the deadline.
+            self.wait_until(deadline).await;
+        }
         self.conn.transport.close();
+    }
+
+    /// Wait until `deadline`, or until the server forces its connections closed.
+    async fn wait_until(&mut self, deadline: Instant) {
+        let conn = &mut *self.conn;
+        poll_fn(|cx| {
+            if conn.control.forced() || conn.timer.poll(cx, deadline).is_ready() {
+                return Poll::Ready(());
+            }
+            conn.control.register(cx.waker());
+            Poll::Pending
+        })
+        .await;
     }
 
     /// Half-close (`shutdown(SHUT_WR)`) once the output is sent, bounded by the idle

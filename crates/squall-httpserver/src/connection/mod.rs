@@ -46,8 +46,14 @@ use self::timer::LazyTimer;
 /// sends, after shutting down its write side, so that the close does not turn into a
 /// reset that destroys the response in flight (nginx's lingering close).
 const LINGER_TIME: Duration = Duration::from_secs(2);
-/// The most bytes discarded while lingering.
-const LINGER_BYTES: usize = 1024 * 1024;
+/// The most bytes discarded while lingering; past them the connection stays open,
+/// unread, until [`LINGER_TIME`] is up (so a client that reads while it uploads, as
+/// curl and squall's client do, has that time to read the answer before the close
+/// resets: a close at the bound once reset the answer away). A client that reads only
+/// once its whole body is sent (Python's `requests`) hears the answer if its body ends
+/// within the bound plus the socket buffers; 16 MiB is more than those buffers hold
+/// on a Linux loopback (4 MiB may wait in the client's, 6 MiB in the server's).
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Settings shared by every connection of a server on one thread.
 #[derive(Debug)]
