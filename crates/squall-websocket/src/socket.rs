@@ -148,8 +148,10 @@ pub(crate) enum Incoming {
     Pong(Vec<u8>),
 }
 
-/// The most input a server that failed a connection reads and drops before it closes.
-const LINGER_BYTES: usize = 1 << 20;
+/// The most input a server that failed a connection reads and drops before it closes;
+/// past it the server waits, reading no more, until `close_timeout` (as the HTTP
+/// server's lingering close, whose bound this is).
+const LINGER_BYTES: usize = 16 << 20;
 
 struct Shared {
     stream: IoStream,
@@ -568,8 +570,10 @@ impl WebSocket {
     /// would make the kernel answer with a reset, which can destroy the close frame
     /// before the peer reads it (Node's `ws` then reports 1006, not 1009). So it shuts
     /// its write side down after the frame and reads and drops what the peer still
-    /// sends, its close frame included, until the peer's end-of-file, [`LINGER_BYTES`]
-    /// or `close_timeout` (nginx's lingering close; the HTTP server closes the same way).
+    /// sends, its close frame included, until the peer's end-of-file or `close_timeout`
+    /// (nginx's lingering close; the HTTP server closes the same way). Past
+    /// [`LINGER_BYTES`] it reads no more but still waits: a peer that reads while it
+    /// sends gets the time to read the close frame before the close resets.
     async fn finish(&self, failed: bool) {
         let shared = &self.shared;
         shared.finished.set(true);
@@ -588,6 +592,8 @@ impl WebSocket {
                         _ => return,
                     }
                 }
+                // Ended by the timeout around it.
+                std::future::pending::<()>().await;
             })
             .await;
         }

@@ -702,3 +702,61 @@ fn a_failed_connection_lingers_so_the_peer_reads_its_close_frame() {
         assert_eq!(end, Ok(()), "the close frame was followed by a reset");
     });
 }
+
+// The lingering of a failed connection reads and drops at most 16 MiB, then waits,
+// reading no more, until `close_timeout`: a peer that keeps sending while it reads gets
+// that time to read the close frame before the close resets (a server that closed at
+// its byte bound reset the connection at once, before a busy peer had read it).
+#[test]
+fn a_failed_connection_lingers_its_close_timeout_past_the_byte_bound() {
+    run(async {
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = 1024;
+        config.close_timeout = Duration::from_secs(1);
+        let (_server, addr, _seen) = recorder_server(config);
+        let (answer, sent, lasted) = raw_upgrade(addr, "1.1", |mut sock| {
+            use std::io::{Read, Write};
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                sock.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            // The close frame is read while the writer below goes on sending.
+            let mut reader = sock.try_clone().unwrap();
+            let read = std::thread::spawn(move || {
+                let mut close = [0u8; 19];
+                reader.read_exact(&mut close).map(|_| close.to_vec())
+            });
+            // A binary frame announcing 64 MiB, then as much of it as the server
+            // takes, until the connection fails.
+            let started = std::time::Instant::now();
+            let mut frame = vec![0x82, 0x80 | 127];
+            frame.extend_from_slice(&(64u64 << 20).to_be_bytes());
+            frame.extend_from_slice(&[0, 0, 0, 0]);
+            let chunk = vec![0u8; 64 << 10];
+            let mut sent = 0usize;
+            let mut next: &[u8] = &frame;
+            while sent < 64 << 20 && sock.write_all(next).is_ok() {
+                sent += next.len();
+                next = &chunk;
+            }
+            (read.join().unwrap(), sent, started.elapsed())
+        })
+        .await;
+        let mut close = vec![0x88, 2 + 15, 0x03, 0xf1];
+        close.extend_from_slice(b"message too big");
+        assert_eq!(answer.unwrap(), close);
+        assert!(
+            sent > 16 << 20,
+            "the server read and dropped its bound: {sent}"
+        );
+        assert!(sent < 64 << 20, "the server stopped reading: {sent}");
+        // The server closed no earlier than `close_timeout` after it failed the
+        // connection, which it did after the frame's header was sent.
+        assert!(
+            lasted >= Duration::from_millis(990),
+            "closed after {lasted:?}"
+        );
+    });
+}
