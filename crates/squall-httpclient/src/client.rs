@@ -12,7 +12,7 @@ use squall_httputil::client::{RequestFraming, ResponseEvent, ResponseParser};
 use squall_httputil::Limits;
 use squall_ioloop::with_timeout;
 use squall_iostream::IoStream;
-use squall_tcpserver::TcpClient;
+use squall_tcpserver::{Resolver, TcpClient};
 
 use crate::conn::{exchange, set_default, Exchanged, Failed, Outgoing};
 use crate::error::{HttpClientError, TimeoutPhase};
@@ -124,13 +124,31 @@ impl HttpClient {
 
     /// A client with `config`.
     pub fn with_config(config: ClientConfig) -> HttpClient {
+        HttpClient::with_tcp(config, TcpClient::new())
+    }
+
+    /// A client with `config` that resolves host names with `resolver` (Tornado's
+    /// `AsyncHTTPClient(resolver=...)`). With an [`OverrideResolver`] it is Tornado's
+    /// `hostname_mapping`: requests keep the URL's host (its `Host` header, the TLS
+    /// server name it verifies) but connect where the mapping says.
+    ///
+    /// [`OverrideResolver`]: squall_tcpserver::OverrideResolver
+    #[doc(alias = "hostname_mapping")]
+    pub fn with_resolver(
+        config: ClientConfig,
+        resolver: impl Resolver + Send + Sync + 'static,
+    ) -> HttpClient {
+        HttpClient::with_tcp(config, TcpClient::with_resolver(resolver))
+    }
+
+    fn with_tcp(config: ClientConfig, tcp: TcpClient) -> HttpClient {
         HttpClient {
             inner: Rc::new(Inner {
                 user_agent: HeaderValue::from_str(&config.user_agent).ok(),
                 last_target: RefCell::new(None),
                 slots: Slots::new(config.max_clients),
                 pool: Pool::new(config.max_idle_per_host, config.idle_timeout),
-                tcp: TcpClient::new(),
+                tcp,
                 closed: Cell::new(false),
                 #[cfg(feature = "tls")]
                 tls: crate::tls::TlsState::default(),

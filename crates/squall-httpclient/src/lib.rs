@@ -100,6 +100,8 @@ pub use conn::BodyWriter;
 pub use error::{HttpClientError, TimeoutPhase};
 pub use request::{BodyProducer, HttpRequest, ProducerFuture, Proxy, DEFAULT_TIMEOUT};
 pub use response::HttpResponse;
+/// The resolvers [`HttpClient::with_resolver`] takes, from `squall-tcpserver`.
+pub use squall_tcpserver::{OverrideResolver, Resolver};
 
 /// Tornado's name for the client.
 #[doc(alias = "AsyncHTTPClient")]

@@ -1397,3 +1397,23 @@ fn test_a_post_is_not_replayed_on_a_new_connection() {
     let later = server.join().unwrap();
     assert_eq!(later, ["GET /done HTTP/1.1"], "the POST went out once");
 }
+
+// SimpleHTTPClientTestMixin.test_hostname_mapping: a name mapped to the local server
+// (with and without its port) is fetched there, and the request keeps the URL's host.
+#[test]
+fn test_hostname_mapping() {
+    with_app(|_, base| async move {
+        let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+        let client = HttpClient::with_resolver(
+            ClientConfig::default(),
+            squall_httpclient::OverrideResolver::new()
+                .host("www.example.com", "127.0.0.1")
+                .endpoint(("api.example.com", 80), ("127.0.0.1", port)),
+        );
+        let r = client.fetch("http://api.example.com/host").await.unwrap();
+        assert_eq!(r.text(), "api.example.com");
+        let url = format!("http://www.example.com:{port}/host");
+        let r = client.fetch(url.as_str()).await.unwrap();
+        assert_eq!(r.text(), format!("www.example.com:{port}"));
+    });
+}

@@ -47,6 +47,99 @@ impl Resolver for DefaultResolver {
     }
 }
 
+/// A [`Resolver`] that sends some names, or some name and port pairs, somewhere else
+/// before it asks the resolver it wraps: Tornado's `netutil.OverrideResolver` (and the
+/// `hostname_mapping` of its HTTP client). Tests point a real name at a local server
+/// with it; the name stays the one the caller used (an HTTP client's `Host` header,
+/// its TLS server name), only the addresses change.
+///
+/// A name and port pair is looked up first, then the name alone (which keeps the
+/// port). Names compare without regard to ASCII case, as DNS names do.
+///
+/// ```
+/// use squall_ioloop::IoLoop;
+/// use squall_tcpserver::{Family, OverrideResolver, Resolver};
+///
+/// let resolver = OverrideResolver::new()
+///     .host("www.example.com", "127.0.0.1")
+///     .endpoint(("api.example.com", 443), ("127.0.0.1", 8443));
+/// let io_loop = IoLoop::new()?;
+/// let api = io_loop.run_sync(resolver.resolve("API.example.com", 443, Family::Any), None)?;
+/// assert_eq!(api?, ["127.0.0.1:8443".parse()?]);
+/// let www = io_loop.run_sync(resolver.resolve("www.example.com", 80, Family::Any), None)?;
+/// assert_eq!(www?, ["127.0.0.1:80".parse()?]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias = "hostname_mapping")]
+#[derive(Debug, Clone, Default)]
+pub struct OverrideResolver<R = DefaultResolver> {
+    inner: R,
+    hosts: Vec<(String, String)>,
+    endpoints: Vec<((String, u16), (String, u16))>,
+}
+
+impl OverrideResolver {
+    /// No overrides yet, over the [`DefaultResolver`].
+    pub fn new() -> OverrideResolver {
+        OverrideResolver::default()
+    }
+}
+
+impl<R> OverrideResolver<R> {
+    /// No overrides yet, over `inner`, which resolves every name after its override.
+    pub fn wrapping(inner: R) -> OverrideResolver<R> {
+        OverrideResolver {
+            inner,
+            hosts: Vec::new(),
+            endpoints: Vec::new(),
+        }
+    }
+
+    /// Resolves `from` (any port) as `to`, keeping the port. A later override of the
+    /// same name replaces an earlier one.
+    pub fn host(mut self, from: &str, to: &str) -> Self {
+        self.hosts.retain(|(f, _)| !f.eq_ignore_ascii_case(from));
+        self.hosts.push((from.to_owned(), to.to_owned()));
+        self
+    }
+
+    /// Resolves `from` (a name and a port) as `to` (another name, or an IP address
+    /// literal, and port). A later override of the same pair replaces an earlier one.
+    pub fn endpoint(mut self, from: (&str, u16), to: (&str, u16)) -> Self {
+        self.endpoints
+            .retain(|((h, p), _)| !(h.eq_ignore_ascii_case(from.0) && *p == from.1));
+        self.endpoints
+            .push(((from.0.to_owned(), from.1), (to.0.to_owned(), to.1)));
+        self
+    }
+
+    /// Where `host:port` goes: its override, or itself.
+    fn map<'a>(&'a self, host: &'a str, port: u16) -> (&'a str, u16) {
+        if let Some((_, (h, p))) = self
+            .endpoints
+            .iter()
+            .find(|((h, p), _)| *p == port && h.eq_ignore_ascii_case(host))
+        {
+            return (h, *p);
+        }
+        match self
+            .hosts
+            .iter()
+            .find(|(f, _)| f.eq_ignore_ascii_case(host))
+        {
+            Some((_, to)) => (to, port),
+            None => (host, port),
+        }
+    }
+}
+
+impl<R: Resolver> Resolver for OverrideResolver<R> {
+    fn resolve(&self, host: &str, port: u16, family: Family) -> Resolving {
+        let (host, port) = self.map(host, port);
+        self.inner.resolve(host, port, family)
+    }
+}
+
 /// How [`TcpClient::connect_with`] connects: Tornado's `connect(af=..., source_ip=...,
 /// source_port=..., timeout=...)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -379,6 +472,20 @@ async fn resolve_system(host: String, port: u16) -> io::Result<Vec<SocketAddr>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pair's override before the name's; the last override of a key wins; names
+    /// compare without case; anything else passes through.
+    #[test]
+    fn overrides_are_looked_up_pair_first() {
+        let r = OverrideResolver::new()
+            .host("a.test", "10.0.0.1")
+            .host("A.test", "10.0.0.2")
+            .endpoint(("a.test", 443), ("10.0.0.3", 8443))
+            .endpoint(("a.test", 443), ("10.0.0.4", 9443));
+        assert_eq!(r.map("a.TEST", 443), ("10.0.0.4", 9443));
+        assert_eq!(r.map("a.test", 80), ("10.0.0.2", 80));
+        assert_eq!(r.map("b.test", 443), ("b.test", 443));
+    }
 
     #[test]
     fn source_address_follows_the_options() {

@@ -82,7 +82,8 @@ mod setup;
 mod sys;
 
 pub use client::{
-    ConnectOptions, DefaultResolver, Resolver, Resolving, TcpClient, HAPPY_EYEBALLS_DELAY,
+    ConnectOptions, DefaultResolver, OverrideResolver, Resolver, Resolving, TcpClient,
+    HAPPY_EYEBALLS_DELAY,
 };
 pub use netutil::{
     add_accept_handler, bind_reuse_port_group, bind_sockets, bind_unix_socket, is_valid_ip,
