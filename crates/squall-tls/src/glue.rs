@@ -3,7 +3,7 @@
 //! connection with a TLS handshake on top.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use squall_iostream::{IoStream, StreamError};
 use squall_tcpserver::{SetupFuture, StreamSetup, TcpClient};
@@ -88,8 +88,9 @@ impl TlsConnector {
 
     /// Connects to `host:port` with `client` (happy eyeballs and all), then handshakes
     /// with the server, whose certificate must be valid for `host` (or for
-    /// `server_name`, if given). `timeout` bounds the TCP connect; the configuration's
-    /// handshake timeout bounds the handshake.
+    /// `server_name`, if given). `timeout` is one deadline for the whole of it, the TCP
+    /// connect and the handshake, as Tornado's `TCPClient.connect(timeout=...)` is; the
+    /// configuration's handshake timeout bounds the handshake too, whichever ends first.
     ///
     /// # Errors
     ///
@@ -104,13 +105,15 @@ impl TlsConnector {
         server_name: Option<&str>,
         timeout: Option<Duration>,
     ) -> io::Result<IoStream> {
+        let deadline = timeout.map(|t| Instant::now() + t);
         let stream = client.connect(host, port, timeout).await?;
         let name = server_name.unwrap_or(host);
         stream.start_tls_client(&self.config, name)?;
-        stream
-            .handshake(self.config.handshake_timeout())
-            .await
-            .map_err(io::Error::from)?;
+        let mut limit = self.config.handshake_timeout();
+        if let Some(deadline) = deadline {
+            limit = limit.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        stream.handshake(limit).await.map_err(io::Error::from)?;
         Ok(stream)
     }
 }

@@ -297,6 +297,38 @@ fn handshake_timeout() {
     });
 }
 
+/// Tornado's `TCPClient.connect(timeout=...)` is one deadline for the connect and the
+/// TLS handshake: a server that accepts and never answers the hello is cut at the
+/// caller's timeout, not at the configuration's 10 s handshake timeout.
+#[test]
+fn the_connect_timeout_bounds_the_handshake_too() {
+    let pki = Pki::localhost();
+    run(async move {
+        // The kernel completes the TCP connection; nothing ever answers the hello.
+        let silent = TcpListener::bind("127.0.0.1:0")?;
+        let port = silent.local_addr()?.port();
+        let conn = TlsConnector::new(pki.client_config());
+        assert_eq!(conn.config().handshake_timeout(), Duration::from_secs(10));
+        let started = std::time::Instant::now();
+        let err = conn
+            .connect(
+                &TcpClient::new(),
+                "127.0.0.1",
+                port,
+                Some("localhost"),
+                Some(Duration::from_millis(300)),
+            )
+            .await
+            .unwrap_err();
+        let e = TlsError::from_io_error(&err).unwrap_or_else(|| panic!("{err:?}"));
+        assert!(matches!(e, TlsError::HandshakeTimeout), "{e:?}");
+        // Far below the configuration's 10 s, whatever the machine's load.
+        assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+        drop(silent);
+        Ok(())
+    });
+}
+
 #[test]
 fn hostname_is_checked_on_the_client_side() {
     // Tornado's test_check_hostname.

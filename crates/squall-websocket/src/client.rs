@@ -28,7 +28,8 @@ pub struct ClientOptions {
     pub subprotocols: Vec<String>,
     /// Extra request headers (`Origin`, cookies, authorization).
     pub headers: HeaderMap,
-    /// The deadline for the TCP connection (Tornado's `connect_timeout`). Default: 20 s.
+    /// The deadline for the TCP connection and, for `wss://`, its TLS handshake
+    /// (Tornado's `connect_timeout`). Default: 20 s.
     pub connect_timeout: Option<Duration>,
     /// The deadline for the whole opening handshake, connection included. Default:
     /// 20 s, as Tornado's `request_timeout`.
