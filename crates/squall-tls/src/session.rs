@@ -190,6 +190,13 @@ impl TlsSession {
         if self.error.is_none() {
             log::debug!("TLS session failed: {e}");
             self.error = Some(e.clone());
+            // The records before the bad one were authenticated and decrypted: their
+            // plaintext stays readable (rustls keeps it), in an amount the failed call
+            // did not report: if there is any, the reader is asked. Ciphertext after
+            // it is worthless.
+            let held = matches!(self.conn.reader().into_first_chunk(), Ok(c) if !c.is_empty());
+            self.plain = if held { UNKNOWN } else { 0 };
+            self.pending = BytesMut::new();
         }
         e
     }
@@ -218,7 +225,8 @@ impl TlsSession {
     }
 
     /// Copies decrypted plaintext into `dst` and returns how many bytes; 0 when none is
-    /// there (or `dst` is empty).
+    /// there (or `dst` is empty). After a failure, the plaintext of the records that
+    /// came before the bad one is still given, as OpenSSL gives it before its error.
     #[inline]
     pub fn read_plaintext(&mut self, dst: &mut [u8]) -> Result<usize, TlsError> {
         if self.plain == 0 && self.pending.is_empty() {

@@ -146,17 +146,39 @@ impl Layer for TlsLayer {
     fn read(&mut self, fd: &File, dst: &mut [u8]) -> io::Result<usize> {
         let mut filled = self.session.read_plaintext(dst).map_err(tls_io)?;
         loop {
-            if filled == dst.len() || self.session.peer_closed() || self.session.transport_eof() {
+            if filled == dst.len() {
+                return Ok(filled);
+            }
+            // A failure waits behind the plaintext decrypted before it (a read that
+            // returned that plaintext said the layer holds more): it is the read's now.
+            if let Some(e) = self.session.error() {
+                return if filled > 0 {
+                    Ok(filled)
+                } else {
+                    Err(tls_io(e.clone()))
+                };
+            }
+            if self.session.peer_closed() || self.session.transport_eof() {
                 return Ok(filled);
             }
             // A handshake's next flight (the client's hello first of all).
             if self.session.wants_write() {
                 self.send_some(fd)?;
             }
-            let more = match self.pull(fd)? {
-                Pull::Eof => return Ok(filled),
-                Pull::Nothing => false,
-                Pull::Got { more } => more,
+            let more = match self.pull(fd) {
+                Ok(Pull::Eof) => return Ok(filled),
+                Ok(Pull::Nothing) => false,
+                Ok(Pull::Got { more }) => more,
+                // The records before the bad one are the peer's, authenticated: they
+                // are read first, and the failure on the next read (above).
+                Err(e) if self.session.error().is_some() => {
+                    filled += self
+                        .session
+                        .read_plaintext(&mut dst[filled..])
+                        .map_err(tls_io)?;
+                    return if filled > 0 { Ok(filled) } else { Err(e) };
+                }
+                Err(e) => return Err(e),
             };
             if self.session.wants_write() {
                 self.send_some(fd)?;
@@ -216,11 +238,13 @@ impl Layer for TlsLayer {
 
     fn has_buffered_input(&mut self) -> bool {
         // The end of the stream (the peer's close_notify, or the transport's end of
-        // file, read with the last data) is held too: the read that reports it must
-        // not wait for the socket, which may say nothing more.
+        // file, read with the last data) or a failure behind the last data is held
+        // too: the read that reports it must not wait for the socket, which may say
+        // nothing more.
         self.session.has_buffered_input()
             || self.session.peer_closed()
             || self.session.transport_eof()
+            || self.session.error().is_some()
     }
 
     fn is_ready(&self) -> bool {

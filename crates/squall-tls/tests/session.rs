@@ -139,6 +139,37 @@ fn close_notify_counts_once_the_plaintext_before_it_is_read() {
     assert_eq!(c.read_plaintext(&mut buf).unwrap(), 0);
 }
 
+/// The records before a bad one were authenticated: their plaintext is still read
+/// after the failure (OpenSSL, and so Tornado, gives it before the error).
+#[test]
+fn plaintext_before_a_bad_record_is_still_read() {
+    let pki = Pki::localhost();
+    let (mut c, mut s) = pair(&pki, "localhost");
+    handshake(&mut c, &mut s, &mut Rng(5)).unwrap();
+    let mut wire = Vec::new();
+    s.write_plaintext(&[IoSlice::new(b"good")]).unwrap();
+    while s.wants_write() {
+        s.write_output(&mut wire).unwrap();
+    }
+    let good = wire.len();
+    s.write_plaintext(&[IoSlice::new(b"forged")]).unwrap();
+    while s.wants_write() {
+        s.write_output(&mut wire).unwrap();
+    }
+    // One bit of the second record's tag flipped: it fails authentication.
+    *wire.last_mut().unwrap() ^= 1;
+    assert!(wire.len() > good);
+    let err = c.feed(&wire).unwrap_err();
+    assert!(
+        matches!(err, TlsError::Protocol(rustls::Error::DecryptError)),
+        "{err:?}"
+    );
+    assert!(c.has_buffered_input());
+    assert_eq!(read_all(&mut c), b"good");
+    assert!(!c.has_buffered_input());
+    assert!(matches!(c.error(), Some(TlsError::Protocol(_))));
+}
+
 #[test]
 fn more_ciphertext_than_rustls_holds_is_kept_until_read() {
     let pki = Pki::localhost();
@@ -173,6 +204,7 @@ fn plain_http_to_the_tls_port_is_not_tls() {
     assert!(err.is_peer_error());
     // The failure sticks.
     assert!(matches!(s.feed(b"more"), Err(TlsError::NotTls { .. })));
+    assert!(!s.has_buffered_input());
 }
 
 #[test]
