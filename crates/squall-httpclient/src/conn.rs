@@ -239,18 +239,26 @@ pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Ex
             }
             // The producer's own failure, or a body that breaks its framing.
             Step::Sent(Err(e)) => return Err(e.into()),
-            Step::Read(Ok(0)) => match parser.eof() {
-                Ok(_) => {
-                    return finish(head, body, &mut parser, inflater, &buf, false, req)
-                        .map_err(Failed::from)
-                }
-                Err(e) => {
+            Step::Read(Ok(0)) => {
+                if let Some(error) = truncation(stream, &parser) {
                     return Err(Failed {
-                        error: send_failed.unwrap_or(e.into()),
+                        error,
                         nothing_received: !received,
-                    })
+                    });
                 }
-            },
+                match parser.eof() {
+                    Ok(_) => {
+                        return finish(head, body, &mut parser, inflater, &buf, false, req)
+                            .map_err(Failed::from)
+                    }
+                    Err(e) => {
+                        return Err(Failed {
+                            error: send_failed.unwrap_or(e.into()),
+                            nothing_received: !received,
+                        })
+                    }
+                }
+            }
             Step::Read(Ok(_)) => received = true,
             Step::Read(Err(e)) => {
                 return Err(Failed {
@@ -260,6 +268,22 @@ pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Ex
             }
         }
     }
+}
+
+/// RFC 9112 §9.8: over TLS, a body that ends with the connection is complete only if
+/// the server closed with `close_notify`; an end without it may be an attacker's cut,
+/// and is an error rather than a shorter body. (A length or a chunked body is complete
+/// or not by itself, whatever the close.)
+#[cfg(feature = "tls")]
+fn truncation(stream: &IoStream, parser: &ResponseParser) -> Option<HttpClientError> {
+    (parser.reads_until_close() && squall_tls::TlsStreamExt::truncated(stream))
+        .then(|| HttpClientError::Stream(squall_tls::TlsError::Truncated.into()))
+}
+
+/// Without TLS no end of file is a truncation.
+#[cfg(not(feature = "tls"))]
+fn truncation(_stream: &IoStream, _parser: &ResponseParser) -> Option<HttpClientError> {
+    None
 }
 
 fn finish(

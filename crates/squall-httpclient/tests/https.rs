@@ -292,3 +292,74 @@ fn an_early_413_from_squall_is_heard_over_tls() {
         );
     }
 }
+
+/// An HTTPS server on a thread (rustls through squall-tls's session, blocking) that
+/// answers each connection's request with a body that ends with the connection, and
+/// closes with `close_notify` or (`clean` false) without it, as an attacker cutting
+/// the connection would.
+fn close_delimited_server(config: TlsServerConfig, clean: bool) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let mut s = squall_tls::TlsSession::server(&config).unwrap();
+        let (mut buf, mut plain, mut request) = (vec![0u8; 65536], vec![0u8; 65536], Vec::new());
+        while !request.ends_with(b"\r\n\r\n") {
+            while s.wants_write() {
+                s.write_output(&mut sock).unwrap();
+            }
+            let n = sock.read(&mut buf).unwrap();
+            assert!(n > 0, "the client closed");
+            s.feed(&buf[..n]).unwrap();
+            let n = s.read_plaintext(&mut plain).unwrap();
+            request.extend_from_slice(&plain[..n]);
+        }
+        let answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe whole body";
+        s.write_plaintext(&[std::io::IoSlice::new(answer)]).unwrap();
+        if clean {
+            s.send_close_notify();
+        }
+        while s.wants_write() {
+            s.write_output(&mut sock).unwrap();
+        }
+    });
+    addr
+}
+
+/// RFC 9112 §9.8: a response with neither a length nor chunks is complete over TLS
+/// only if the server closed with `close_notify`; one cut without it is an error,
+/// not a shorter body (RFC 8446 §6.1).
+#[test]
+fn a_body_read_until_close_needs_close_notify() {
+    let pki = pki();
+    run_test(
+        "https_truncation",
+        Some(Duration::from_secs(60)),
+        move || async move {
+            for clean in [true, false] {
+                let addr = close_delimited_server(pki.server.clone(), clean);
+                let r = HttpClient::new()
+                    .fetch(
+                        HttpRequest::new(format!("https://127.0.0.1:{}/", addr.port()))
+                            .tls_config(pki.client.clone()),
+                    )
+                    .await;
+                if clean {
+                    assert_eq!(r.unwrap().text(), "the whole body");
+                    continue;
+                }
+                let e = r.unwrap_err();
+                let HttpClientError::Stream(s) = &e else {
+                    panic!("{e:?}")
+                };
+                assert!(
+                    matches!(
+                        squall_tls::TlsError::from_stream_error(s),
+                        Some(squall_tls::TlsError::Truncated)
+                    ),
+                    "{e:?}"
+                );
+            }
+        },
+    );
+}

@@ -66,6 +66,12 @@ pub enum TlsError {
     HandshakeTimeout,
     /// The peer closed the connection during the handshake.
     HandshakeEof,
+    /// The connection ended without the peer's `close_notify` where the end of the
+    /// stream is the end of the data (an HTTP body read until the connection closes):
+    /// anyone on the path can cut a connection so, and the data may be incomplete
+    /// (RFC 8446 §6.1, RFC 9112 §9.8). A stream reports it only where it is asked,
+    /// through [`TlsStreamExt::truncated`](crate::TlsStreamExt::truncated).
+    Truncated,
     /// `wait_for_handshake` was called while another call waits (Tornado raises
     /// `RuntimeError("Already waiting")`).
     AlreadyWaiting,
@@ -101,12 +107,12 @@ impl TlsError {
     }
 
     /// The `io::ErrorKind` a stream closed by this error reports: `TimedOut` for the
-    /// handshake timeout, `UnexpectedEof` for an end of file during the handshake,
-    /// `InvalidData` otherwise.
+    /// handshake timeout, `UnexpectedEof` for an end of file during the handshake or a
+    /// truncation, `InvalidData` otherwise.
     pub fn io_kind(&self) -> io::ErrorKind {
         match self {
             TlsError::HandshakeTimeout => io::ErrorKind::TimedOut,
-            TlsError::HandshakeEof => io::ErrorKind::UnexpectedEof,
+            TlsError::HandshakeEof | TlsError::Truncated => io::ErrorKind::UnexpectedEof,
             TlsError::File { source, .. } => source.kind(),
             TlsError::AlreadyWaiting | TlsError::StreamNotIdle | TlsError::AlreadyTls => {
                 io::ErrorKind::Other
@@ -116,7 +122,7 @@ impl TlsError {
     }
 
     /// Whether the peer is to blame (not TLS, a protocol failure, a timeout, an end of
-    /// file during the handshake), as opposed to a configuration or usage error. A
+    /// file during the handshake, a truncation), as opposed to a configuration or usage error. A
     /// server logs these at debug level.
     pub fn is_peer_error(&self) -> bool {
         matches!(
@@ -125,6 +131,7 @@ impl TlsError {
                 | TlsError::Protocol(_)
                 | TlsError::HandshakeTimeout
                 | TlsError::HandshakeEof
+                | TlsError::Truncated
         )
     }
 }
@@ -157,6 +164,9 @@ impl fmt::Display for TlsError {
             TlsError::Protocol(e) => write!(f, "TLS error: {e}"),
             TlsError::HandshakeTimeout => f.write_str("TLS handshake timed out"),
             TlsError::HandshakeEof => f.write_str("the peer closed during the TLS handshake"),
+            TlsError::Truncated => {
+                f.write_str("the connection ended without the peer's TLS close_notify: the data may be cut short")
+            }
             TlsError::AlreadyWaiting => f.write_str("already waiting for the TLS handshake"),
             TlsError::StreamNotIdle => {
                 f.write_str("start_tls needs an idle stream (no pending read, no queued write, nothing buffered)")

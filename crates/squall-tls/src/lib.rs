@@ -58,7 +58,9 @@
 //! - **The client always verifies the server's name**; `TlsClientConfig` has no switch
 //!   to turn it off.
 //! - **An end of file without `close_notify`** after the handshake is a plain end of
-//!   file (HTTP frames its own messages).
+//!   file (HTTP frames its own messages), as in Tornado; [`TlsStreamExt::truncated`]
+//!   tells it from a clean end, for data that ends with the connection (squall's HTTP
+//!   client fails a body read until close that was cut so: RFC 9112 §9.8).
 //!
 //! # The crypto provider
 //!

@@ -214,7 +214,8 @@ impl TlsSession {
     ///
     /// [`TlsError::HandshakeEof`] if the handshake had not finished. After it, an end of
     /// file without the peer's `close_notify` is taken as a plain end of file, as every
-    /// HTTP client and server does: HTTP frames its messages itself.
+    /// HTTP client and server does: HTTP frames its messages itself. Where the end of
+    /// the stream is the end of the data, [`truncated`](TlsSession::truncated) tells.
     pub fn feed_eof(&mut self) -> Result<(), TlsError> {
         self.eof = true;
         self.check()?;
@@ -320,6 +321,14 @@ impl TlsSession {
     /// Whether the transport reached end of file.
     pub fn transport_eof(&self) -> bool {
         self.eof
+    }
+
+    /// Whether the transport reached end of file after the handshake without the
+    /// peer's `close_notify`: a truncation, which anyone on the path can cause. The
+    /// session takes it as a plain end of file (HTTP frames its messages itself); a
+    /// protocol whose data ends with the connection must refuse it (RFC 8446 §6.1).
+    pub fn truncated(&self) -> bool {
+        self.eof && !self.peer_closed && self.error.is_none() && !self.conn.is_handshaking()
     }
 
     /// The failure, if the session failed.

@@ -345,6 +345,15 @@ pub trait TlsStreamExt {
     /// Whether the stream is TLS.
     fn is_tls(&self) -> bool;
 
+    /// Whether the stream reached its end of file after the handshake without the
+    /// peer's `close_notify`: a truncation, which anyone on the path can cause. A
+    /// stream takes it as a plain end of file (HTTP frames its messages itself: a
+    /// length or a chunked body is complete or not whatever the close); a protocol
+    /// whose data ends with the connection (an HTTP body read until close) must treat
+    /// it as [`TlsError::Truncated`] (RFC 8446 §6.1, RFC 9112 §9.8). `false` for a
+    /// stream that is not TLS or has not reached its end.
+    fn truncated(&self) -> bool;
+
     /// What the handshake agreed so far: `None` for a stream that is not TLS.
     fn tls_info(&self) -> Option<TlsInfo>;
 }
@@ -405,6 +414,10 @@ impl TlsStreamExt for IoStream {
 
     fn is_tls(&self) -> bool {
         with_tls(self, |_| ()).is_some()
+    }
+
+    fn truncated(&self) -> bool {
+        with_tls(self, |l| l.session.truncated()) == Some(true)
     }
 
     fn tls_info(&self) -> Option<TlsInfo> {

@@ -323,7 +323,11 @@ fn the_connect_timeout_bounds_the_handshake_too() {
         let e = TlsError::from_io_error(&err).unwrap_or_else(|| panic!("{err:?}"));
         assert!(matches!(e, TlsError::HandshakeTimeout), "{e:?}");
         // Far below the configuration's 10 s, whatever the machine's load.
-        assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{:?}",
+            started.elapsed()
+        );
         drop(silent);
         Ok(())
     });
@@ -648,6 +652,48 @@ fn data_before_a_bad_record_is_read_then_the_failure() {
         );
         Ok(())
     });
+}
+
+/// RFC 8446 §6.1: an end of file without close_notify may be an attacker's cut. The
+/// stream takes it as an end of file (as Tornado does), and says it was one.
+#[test]
+fn an_end_without_close_notify_is_told_from_a_clean_one() {
+    let pki = Pki::localhost();
+    for clean in [true, false] {
+        let server_config = pki.server_config();
+        let client_config = pki.client_config();
+        run(async move {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let port = listener.local_addr()?.port();
+            let peer = on_thread(move || {
+                let (mut sock, _) = listener.accept().unwrap();
+                let mut s = squall_tls::TlsSession::server(&server_config).unwrap();
+                blocking_handshake(&mut s, &mut sock);
+                s.write_plaintext(&[std::io::IoSlice::new(b"body")])
+                    .unwrap();
+                if clean {
+                    s.send_close_notify();
+                }
+                while s.wants_write() {
+                    s.write_output(&mut sock).unwrap();
+                }
+            });
+            let client = async {
+                let stream = TlsConnector::new(client_config)
+                    .connect(&TcpClient::new(), "localhost", port, None, None)
+                    .await?;
+                assert!(!stream.truncated());
+                let got = stream.read_until_close().await?;
+                Ok::<_, BoxError>((got, stream.truncated(), stream.error()))
+            };
+            let ((), got) = futures_join(peer, client).await;
+            let (got, truncated, cause) = got?;
+            assert_eq!(&got[..], b"body");
+            assert!(matches!(cause, Some(CloseCause::Eof)), "{cause:?}");
+            assert_eq!(truncated, !clean, "clean={clean}");
+            Ok(())
+        });
+    }
 }
 
 /// A TLS stream whose last handle is dropped says goodbye (close_notify) rather than
