@@ -286,7 +286,8 @@ impl TcpClient {
         port: u16,
         options: &ConnectOptions,
     ) -> io::Result<IoStream> {
-        let deadline = options.timeout.map(|t| Instant::now() + t);
+        // A timeout past what an Instant holds is no deadline (rather than a panic).
+        let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
         let timed_out = || {
             io::Error::new(
                 io::ErrorKind::TimedOut,

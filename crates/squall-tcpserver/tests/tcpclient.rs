@@ -167,6 +167,22 @@ fn no_timeout() -> ConnectOptions {
     ConnectOptions::new()
 }
 
+/// A timeout past what the clock can hold (`Duration::MAX`) is no deadline at all, not
+/// an overflow panic in the connect.
+async fn a_timeout_beyond_the_clock_is_no_deadline() {
+    let l = listener("127.0.0.1").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let stream = TcpClient::new()
+        .connect_with(
+            "127.0.0.1",
+            port,
+            &ConnectOptions::new().timeout(Duration::MAX),
+        )
+        .await
+        .unwrap();
+    assert!(!stream.closed());
+}
+
 // Tornado: test_refused_ipv4: the real OS error.
 async fn test_refused_ipv4() {
     let addr = refusing_port("127.0.0.1").unwrap();
@@ -302,6 +318,7 @@ squall_testing::backend_tests!(
     test_source_ip_success,
     test_source_port_fail,
     test_connect_timeout,
+    a_timeout_beyond_the_clock_is_no_deadline,
 );
 
 #[cfg(target_os = "linux")]

@@ -105,7 +105,8 @@ impl TlsConnector {
         server_name: Option<&str>,
         timeout: Option<Duration>,
     ) -> io::Result<IoStream> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout past what an Instant holds is no deadline (no overflow panic).
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let stream = client.connect(host, port, timeout).await?;
         let name = server_name.unwrap_or(host);
         stream.start_tls_client(&self.config, name)?;
