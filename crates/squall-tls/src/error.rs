@@ -53,7 +53,8 @@ pub enum TlsError {
     /// unsupported key type, no protocol version in common with the provider).
     Config(rustls::Error),
     /// The peer does not speak TLS: its first bytes are not a TLS record (a plain HTTP
-    /// request to the TLS port, or noise).
+    /// request to the TLS port, a plain HTTP server's answer to a TLS client, or
+    /// noise).
     NotTls {
         /// The first byte the peer sent.
         first_byte: u8,
@@ -156,7 +157,7 @@ impl fmt::Display for TlsError {
                 f,
                 "the peer does not speak TLS (first byte {first_byte:#04x}{})",
                 if first_byte.is_ascii_alphabetic() {
-                    ", plain text: an HTTP request to the TLS port?"
+                    ", plain text: HTTP where TLS was expected?"
                 } else {
                     ""
                 }

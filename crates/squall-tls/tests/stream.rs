@@ -254,6 +254,33 @@ fn plain_http_to_the_tls_port_closes_with_a_typed_cause() {
     });
 }
 
+/// The client's side of the same mistake (an `https://` URL to a plain HTTP server):
+/// the error says the server answered in plain text, not that it sent a request.
+#[test]
+fn a_plain_http_server_to_a_tls_client_closes_with_a_typed_cause() {
+    let pki = Pki::localhost();
+    run(async move {
+        let (server, client) = plain_pair().await?;
+        client.start_tls_client(&pki.client_config(), "localhost")?;
+        let plain = async {
+            // The hello reaches the plain server, which answers as HTTP servers do.
+            let got = server.read_bytes(1, false).await?;
+            server
+                .write(&b"HTTP/1.1 400 Bad Request\r\n\r\n"[..])
+                .await?;
+            Ok::<_, StreamError>(got)
+        };
+        let (got, shook) = futures_join(plain, client.wait_for_handshake()).await;
+        assert_eq!(got?[0], 0x16);
+        let err = shook.unwrap_err();
+        let e = tls_error(&err);
+        assert!(matches!(e, TlsError::NotTls { first_byte: b'H' }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("plain text") && !text.contains("request"), "{text}");
+        Ok(())
+    });
+}
+
 #[test]
 fn noise_closes_cleanly() {
     let pki = Pki::localhost();
