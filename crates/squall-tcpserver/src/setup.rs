@@ -21,7 +21,8 @@ pub type SetupFuture = Pin<Box<dyn Future<Output = Result<IoStream, StreamError>
 /// returns runs on the connection's own loop.
 pub trait StreamSetup: Send + Sync + 'static {
     /// Prepares an accepted stream. On error the connection is closed and the error
-    /// logged (at debug level: a client that fails a handshake is the client's doing);
+    /// logged at debug level (the setup logs more if it should: squall-tls's
+    /// `TlsAcceptor` warns of a client that breaks the TLS protocol, as Tornado does);
     /// the handler never sees it. The setup must bound its own time (a handshake
     /// timeout): the handler's timeouts start only after it.
     fn setup(&self, stream: IoStream) -> SetupFuture;

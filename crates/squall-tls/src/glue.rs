@@ -9,12 +9,16 @@ use squall_iostream::{IoStream, StreamError};
 use squall_tcpserver::{SetupFuture, StreamSetup, TcpClient};
 
 use crate::config::{TlsClientConfig, TlsServerConfig};
+use crate::error::TlsError;
 use crate::stream::TlsStreamExt;
 
 /// Tornado's `ssl_options` on a server: every accepted connection becomes the server
 /// side of a TLS connection, and its handler sees it once the handshake is done (within
-/// the configuration's handshake timeout; a client that fails or stalls is closed and
-/// logged at debug level).
+/// the configuration's handshake timeout). A client that fails the handshake is
+/// closed; one that does not speak TLS or breaks the protocol (plain HTTP to the https
+/// port, an unknown CA, no common version or ALPN protocol) is logged as a warning with
+/// its address, as Tornado logs its "SSL Error", and one that closes, resets or stalls
+/// (a port scan, a health check) at debug level, as Tornado closes those quietly.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -52,7 +56,20 @@ impl TlsAcceptor {
     /// (not TLS, a failed handshake, the timeout), or the stream's own cause.
     pub async fn accept(&self, stream: IoStream) -> Result<IoStream, StreamError> {
         stream.start_tls_server(&self.config)?;
-        stream.handshake(self.config.handshake_timeout()).await?;
+        // Asked now: a failed handshake closes the fd.
+        let peer = stream.peer_addr();
+        if let Err(e) = stream.handshake(self.config.handshake_timeout()).await {
+            let tls = TlsError::from_stream_error(&e);
+            let level = match tls {
+                Some(TlsError::NotTls { .. } | TlsError::Protocol(_)) => log::Level::Warn,
+                _ => log::Level::Debug,
+            };
+            match &peer {
+                Ok(peer) => log::log!(level, "TLS handshake with {peer} failed: {e}"),
+                Err(_) => log::log!(level, "TLS handshake failed: {e}"),
+            }
+            return Err(e);
+        }
         Ok(stream)
     }
 }

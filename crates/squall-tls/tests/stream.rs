@@ -227,11 +227,26 @@ fn starttls_upgrades_a_plain_stream() {
     });
 }
 
+/// The warnings the TLS crate logged that name `peer` (a client's address).
+fn warnings_about(peer: SocketAddr) -> Vec<String> {
+    squall_testing::records()
+        .into_iter()
+        .filter(|r| r.level == log::Level::Warn && r.target.starts_with("squall_tls"))
+        .map(|r| r.message)
+        .filter(|m| m.contains(&peer.to_string()))
+        .collect()
+}
+
+/// Tornado's test_non_ssl_request and test_error_logging: a plain HTTP request to the
+/// TLS port fails at once, with a typed cause, and the server logs it as a warning
+/// naming the client (Tornado's "SSL Error on fd peer").
 #[test]
 fn plain_http_to_the_tls_port_closes_with_a_typed_cause() {
+    squall_testing::install_logger();
     let pki = Pki::localhost();
     run(async move {
         let (server, client) = plain_pair().await?;
+        let peer = client.local_addr()?;
         client
             .write(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..])
             .await?;
@@ -250,6 +265,11 @@ fn plain_http_to_the_tls_port_closes_with_a_typed_cause() {
         // The client sees the connection end.
         let rest = client.read_until_close().await?;
         assert!(rest.is_empty());
+        let logged = warnings_about(peer);
+        assert!(
+            logged.len() == 1 && logged[0].contains("does not speak TLS"),
+            "{logged:?}"
+        );
         Ok(())
     });
 }
@@ -429,17 +449,22 @@ fn close_sends_close_notify_and_the_peer_sees_end_of_file() {
     });
 }
 
+/// A client that closes during the handshake (a port scan, a health check) is closed
+/// quietly: no warning, as Tornado's SSL_ERROR_EOF.
 #[test]
 fn peer_closing_during_the_handshake() {
+    squall_testing::install_logger();
     let pki = Pki::localhost();
     run(async move {
         let (server, client) = plain_pair().await?;
+        let peer = client.local_addr()?;
         drop(client);
         let err = TlsAcceptor::new(pki.server_config())
             .accept(server)
             .await
             .unwrap_err();
         assert!(matches!(tls_error(&err), TlsError::HandshakeEof), "{err:?}");
+        assert_eq!(warnings_about(peer), Vec::<String>::new());
         Ok(())
     });
 }
