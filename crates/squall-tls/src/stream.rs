@@ -334,8 +334,10 @@ pub trait TlsStreamExt {
     ///
     /// [`StreamError::AlreadyWaiting`] if another call waits for a handshake still
     /// running (the stream stays open; once the handshake is done every call succeeds
-    /// at once); [`StreamError::Closed`] whose cause carries the
-    /// [`TlsError`] if the handshake fails; a plain `Closed` if the stream is not TLS.
+    /// at once, even after the stream closed, as in Tornado); [`StreamError::Closed`]
+    /// whose cause carries the [`TlsError`] if the handshake fails. A stream that is
+    /// not TLS has no handshake to wait for: `Ok` while it is open, `Closed` with its
+    /// cause once it is closed.
     fn wait_for_handshake(&self) -> WaitForHandshake<'_>;
 
     /// Waits for the handshake for at most `timeout`; on timeout the stream is closed
@@ -394,14 +396,14 @@ impl TlsStreamExt for IoStream {
         // answered from the stream's state.
         let state = with_tls(self, |l| {
             if !l.session.is_handshaking() {
-                WaitState::NotTls
+                WaitState::Shaken
             } else if std::mem::replace(&mut l.waiting, true) {
                 WaitState::Refused
             } else {
                 WaitState::Waiting
             }
         })
-        .unwrap_or(WaitState::NotTls);
+        .unwrap_or(WaitState::Plain);
         WaitForHandshake {
             stream: self,
             state,
@@ -458,9 +460,16 @@ pub struct WaitForHandshake<'a> {
 }
 
 enum WaitState {
+    /// This future waits for the handshake.
     Waiting,
+    /// Another future waits.
     Refused,
-    NotTls,
+    /// The handshake was done when the future was made: it succeeded, whatever became
+    /// of the stream since.
+    Shaken,
+    /// The stream is not TLS.
+    Plain,
+    /// The future has given its answer.
     Done,
 }
 
@@ -476,7 +485,11 @@ impl Future for WaitForHandshake<'_> {
                 self.state = WaitState::Done;
                 Poll::Ready(Err(StreamError::AlreadyWaiting))
             }
-            WaitState::NotTls => {
+            WaitState::Shaken => {
+                self.state = WaitState::Done;
+                Poll::Ready(Ok(()))
+            }
+            WaitState::Plain => {
                 self.state = WaitState::Done;
                 Poll::Ready(if self.stream.closed() {
                     Err(StreamError::Closed(
