@@ -65,7 +65,8 @@ pub enum TlsError {
     Protocol(rustls::Error),
     /// The handshake did not finish in time.
     HandshakeTimeout,
-    /// The peer closed the connection during the handshake.
+    /// The peer closed the connection during the handshake (an end of file, or its
+    /// `close_notify`).
     HandshakeEof,
     /// The connection ended without the peer's `close_notify` where the end of the
     /// stream is the end of the data (an HTTP body read until the connection closes):

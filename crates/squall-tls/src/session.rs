@@ -182,6 +182,13 @@ impl TlsSession {
                 self.plain = state.plaintext_bytes_to_read();
                 Ok(())
             }
+            // A goodbye before the handshake ends is a peer that went away (a client
+            // that gave up), as an end of file there is, not a protocol failure.
+            Err(rustls::Error::AlertReceived(rustls::AlertDescription::CloseNotify))
+                if self.conn.is_handshaking() =>
+            {
+                Err(self.fail(TlsError::HandshakeEof))
+            }
             Err(e) => Err(self.fail(TlsError::Protocol(e))),
         }
     }

@@ -471,6 +471,25 @@ fn peer_closing_during_the_handshake() {
             .unwrap_err();
         assert!(matches!(tls_error(&err), TlsError::HandshakeEof), "{err:?}");
         assert_eq!(warnings_about(peer), Vec::<String>::new());
+        // One that says hello, then gives up with close_notify (a squall client closed
+        // mid-handshake does): the same.
+        let (server, client) = plain_pair().await?;
+        let peer = client.local_addr()?;
+        client.start_tls_client(&pki.client_config(), "localhost")?;
+        let hello = client.wait_for_handshake();
+        let mut hello = std::pin::pin!(hello);
+        std::future::poll_fn(|cx| {
+            assert!(hello.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        client.close();
+        let err = TlsAcceptor::new(pki.server_config())
+            .accept(server)
+            .await
+            .unwrap_err();
+        assert!(matches!(tls_error(&err), TlsError::HandshakeEof), "{err:?}");
+        assert_eq!(warnings_about(peer), Vec::<String>::new());
         Ok(())
     });
 }
