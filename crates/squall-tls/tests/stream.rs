@@ -350,6 +350,47 @@ fn handshake_timeout() {
     });
 }
 
+/// The handshake timeout is one deadline, which a peer cannot push back by sending
+/// something now and then: a client trickling its hello a byte at a time is cut when
+/// it ends, as a silent one is.
+#[test]
+fn a_trickled_hello_is_cut_at_the_handshake_deadline() {
+    let pki = Pki::localhost();
+    // A real hello, from a session in memory.
+    let mut hello = Vec::new();
+    let mut c = squall_tls::TlsSession::client(&pki.client_config(), "localhost").unwrap();
+    while c.wants_write() {
+        c.write_output(&mut hello).unwrap();
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A byte every 20 ms: the hello would take seconds; the trickler stops when the
+    // server has closed the connection.
+    let trickler = std::thread::spawn(move || {
+        let mut sock = TcpStream::connect(addr).unwrap();
+        for b in &hello {
+            if std::io::Write::write_all(&mut sock, &[*b]).is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    });
+    let config = pki
+        .server_config()
+        .with_handshake_timeout(Duration::from_millis(300));
+    run(async move {
+        let (conn, _) = listener.accept()?;
+        let err = TlsAcceptor::new(config)
+            .accept(IoStream::new(conn)?)
+            .await
+            .unwrap_err();
+        assert!(matches!(tls_error(&err), TlsError::HandshakeTimeout), "{err:?}");
+        Ok(())
+    });
+    assert!(trickler.join().unwrap(), "the whole hello went through");
+}
+
 /// Tornado's `TCPClient.connect(timeout=...)` is one deadline for the connect and the
 /// TLS handshake: a server that accepts and never answers the hello is cut at the
 /// caller's timeout, not at the configuration's 10 s handshake timeout.
