@@ -302,7 +302,10 @@ fn a_plain_http_server_to_a_tls_client_closes_with_a_typed_cause() {
         let e = tls_error(&err);
         assert!(matches!(e, TlsError::NotTls { first_byte: b'H' }), "{e:?}");
         let text = e.to_string();
-        assert!(text.contains("plain text") && !text.contains("request"), "{text}");
+        assert!(
+            text.contains("plain text") && !text.contains("request"),
+            "{text}"
+        );
         Ok(())
     });
 }
@@ -385,7 +388,10 @@ fn a_trickled_hello_is_cut_at_the_handshake_deadline() {
             .accept(IoStream::new(conn)?)
             .await
             .unwrap_err();
-        assert!(matches!(tls_error(&err), TlsError::HandshakeTimeout), "{err:?}");
+        assert!(
+            matches!(tls_error(&err), TlsError::HandshakeTimeout),
+            "{err:?}"
+        );
         Ok(())
     });
     assert!(trickler.join().unwrap(), "the whole hello went through");
