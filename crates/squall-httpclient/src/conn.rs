@@ -240,24 +240,18 @@ pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Ex
             // The producer's own failure, or a body that breaks its framing.
             Step::Sent(Err(e)) => return Err(e.into()),
             Step::Read(Ok(0)) => {
-                if let Some(error) = truncation(stream, &parser) {
-                    return Err(Failed {
-                        error,
+                let end = match truncation(stream, &parser) {
+                    Some(error) => Err(error),
+                    None => parser.eof().map_err(HttpClientError::from),
+                };
+                return match end {
+                    Ok(_) => finish(head, body, &mut parser, inflater, &buf, false, req)
+                        .map_err(Failed::from),
+                    Err(error) => Err(Failed {
+                        error: send_failed.unwrap_or(error),
                         nothing_received: !received,
-                    });
-                }
-                match parser.eof() {
-                    Ok(_) => {
-                        return finish(head, body, &mut parser, inflater, &buf, false, req)
-                            .map_err(Failed::from)
-                    }
-                    Err(e) => {
-                        return Err(Failed {
-                            error: send_failed.unwrap_or(e.into()),
-                            nothing_received: !received,
-                        })
-                    }
-                }
+                    }),
+                };
             }
             Step::Read(Ok(_)) => received = true,
             Step::Read(Err(e)) => {

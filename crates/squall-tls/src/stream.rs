@@ -170,13 +170,14 @@ impl Layer for TlsLayer {
                 Ok(Pull::Nothing) => false,
                 Ok(Pull::Got { more }) => more,
                 // The records before the bad one are the peer's, authenticated: they
-                // are read first, and the failure on the next read (above).
-                Err(e) if self.session.error().is_some() => {
+                // are read first (the top of the loop returns them, or the failure if
+                // there are none).
+                Err(_) if self.session.error().is_some() => {
                     filled += self
                         .session
                         .read_plaintext(&mut dst[filled..])
                         .map_err(tls_io)?;
-                    return if filled > 0 { Ok(filled) } else { Err(e) };
+                    continue;
                 }
                 Err(e) => return Err(e),
             };

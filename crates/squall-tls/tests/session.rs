@@ -6,7 +6,7 @@ mod common;
 use std::io::IoSlice;
 use std::sync::Arc;
 
-use common::Pki;
+use common::{send_all, Pki};
 use squall_tls::{
     load_certified_key, ReloadableCert, TlsClientConfig, TlsError, TlsServerConfig, TlsSession,
 };
@@ -26,9 +26,7 @@ impl Rng {
 /// Moves everything `from` wants to send into `to`, in pieces of random sizes.
 fn shuttle(from: &mut TlsSession, to: &mut TlsSession, rng: &mut Rng) -> Result<usize, TlsError> {
     let mut wire = Vec::new();
-    while from.wants_write() {
-        from.write_output(&mut wire).unwrap();
-    }
+    send_all(from, &mut wire);
     let mut at = 0;
     while at < wire.len() {
         let n = 1 + rng.next(wire.len() - at);
@@ -123,9 +121,7 @@ fn close_notify_counts_once_the_plaintext_before_it_is_read() {
     );
     s.send_close_notify();
     let mut wire = Vec::new();
-    while s.wants_write() {
-        s.write_output(&mut wire).unwrap();
-    }
+    send_all(&mut s, &mut wire);
     c.feed(&wire).unwrap();
     // The data and the alert arrived together: the close waits for the data's reader.
     assert!(c.has_buffered_input());
@@ -148,14 +144,10 @@ fn plaintext_before_a_bad_record_is_still_read() {
     handshake(&mut c, &mut s, &mut Rng(5)).unwrap();
     let mut wire = Vec::new();
     s.write_plaintext(&[IoSlice::new(b"good")]).unwrap();
-    while s.wants_write() {
-        s.write_output(&mut wire).unwrap();
-    }
+    send_all(&mut s, &mut wire);
     let good = wire.len();
     s.write_plaintext(&[IoSlice::new(b"forged")]).unwrap();
-    while s.wants_write() {
-        s.write_output(&mut wire).unwrap();
-    }
+    send_all(&mut s, &mut wire);
     // One bit of the second record's tag flipped: it fails authentication.
     *wire.last_mut().unwrap() ^= 1;
     assert!(wire.len() > good);
@@ -182,9 +174,7 @@ fn more_ciphertext_than_rustls_holds_is_kept_until_read() {
     let mut sent = 0;
     while sent < data.len() {
         sent += s.write_plaintext(&[IoSlice::new(&data[sent..])]).unwrap();
-        while s.wants_write() {
-            s.write_output(&mut wire).unwrap();
-        }
+        send_all(&mut s, &mut wire);
     }
     c.feed(&wire).unwrap();
     assert!(c.has_buffered_input());

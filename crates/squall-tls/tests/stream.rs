@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Pki;
+use common::{send_all, Pki};
 use squall_ioloop::IoLoop;
 use squall_iostream::{CloseCause, IoStream, StreamError};
 use squall_tcpserver::{TcpClient, TcpServer};
@@ -362,9 +362,7 @@ fn a_trickled_hello_is_cut_at_the_handshake_deadline() {
     // A real hello, from a session in memory.
     let mut hello = Vec::new();
     let mut c = squall_tls::TlsSession::client(&pki.client_config(), "localhost").unwrap();
-    while c.wants_write() {
-        c.write_output(&mut hello).unwrap();
-    }
+    send_all(&mut c, &mut hello);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     // A byte every 20 ms: the hello would take seconds; the trickler stops when the
@@ -650,9 +648,7 @@ fn blocking_handshake(s: &mut squall_tls::TlsSession, sock: &mut TcpStream) {
     use std::io::Read;
     let mut buf = vec![0u8; 65536];
     loop {
-        while s.wants_write() {
-            s.write_output(sock).unwrap();
-        }
+        send_all(s, sock);
         if !s.is_handshaking() {
             return;
         }
@@ -709,9 +705,7 @@ fn close_notify_with_the_last_data_ends_the_read_and_is_answered() {
                 .unwrap();
             s.send_close_notify();
             let mut wire = Vec::new();
-            while s.wants_write() {
-                s.write_output(&mut wire).unwrap();
-            }
+            send_all(&mut s, &mut wire);
             std::io::Write::write_all(&mut sock, &wire).unwrap();
             blocking_read_to_end(&mut s, &mut sock, Duration::from_secs(20)).1
         });
@@ -746,9 +740,7 @@ fn data_before_a_bad_record_is_read_then_the_failure() {
             let mut wire = Vec::new();
             for part in [&b"GET / HTTP/1.1\r\n\r\n"[..], b"forged"] {
                 s.write_plaintext(&[std::io::IoSlice::new(part)]).unwrap();
-                while s.wants_write() {
-                    s.write_output(&mut wire).unwrap();
-                }
+                send_all(&mut s, &mut wire);
             }
             *wire.last_mut().unwrap() ^= 1;
             std::io::Write::write_all(&mut sock, &wire).unwrap();
@@ -809,9 +801,7 @@ fn an_end_without_close_notify_is_told_from_a_clean_one() {
                 if clean {
                     s.send_close_notify();
                 }
-                while s.wants_write() {
-                    s.write_output(&mut sock).unwrap();
-                }
+                send_all(&mut s, &mut sock);
             });
             let client = async {
                 let stream = TlsConnector::new(client_config)
@@ -856,9 +846,7 @@ fn a_dropped_or_answered_tls_stream_sends_close_notify() {
             let mut s = squall_tls::TlsSession::client(&config, "localhost").unwrap();
             blocking_handshake(&mut s, &mut sock);
             s.send_close_notify();
-            while s.wants_write() {
-                s.write_output(&mut sock).unwrap();
-            }
+            send_all(&mut s, &mut sock);
             let answered = blocking_read_to_end(&mut s, &mut sock, Duration::from_secs(20)).1;
             (dropped, answered)
         })

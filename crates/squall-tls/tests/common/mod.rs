@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
-use squall_tls::{TlsClientConfig, TlsServerConfig};
+use squall_tls::{TlsClientConfig, TlsServerConfig, TlsSession};
 
 /// The files of a test PKI.
 pub(crate) struct Pki {
@@ -74,5 +74,12 @@ impl Pki {
 impl Drop for Pki {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Writes everything `s` has to send (handshake messages, records, alerts) to `out`.
+pub(crate) fn send_all(s: &mut TlsSession, out: &mut dyn std::io::Write) {
+    while s.wants_write() {
+        s.write_output(out).unwrap();
     }
 }
