@@ -65,14 +65,20 @@ impl TlsSession {
     }
 
     /// The client side of a new connection to `server_name` (a DNS name, or an IP
-    /// address in text form), whose certificate must be valid for that name.
+    /// address in text form, an IPv6 one bare or in brackets as a URL and
+    /// `TcpClient::connect` take it), whose certificate must be valid for that name.
     ///
     /// # Errors
     ///
     /// [`TlsError::InvalidServerName`]; [`TlsError::Config`] if rustls refuses the
     /// configuration.
     pub fn client(config: &TlsClientConfig, server_name: &str) -> Result<TlsSession, TlsError> {
-        let name = ServerName::try_from(server_name.to_owned())
+        let bare = server_name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .filter(|n| n.parse::<std::net::Ipv6Addr>().is_ok())
+            .unwrap_or(server_name);
+        let name = ServerName::try_from(bare.to_owned())
             .map_err(|_| TlsError::InvalidServerName(server_name.to_owned()))?;
         let conn =
             ClientConnection::new(config.rustls().clone(), name).map_err(TlsError::Config)?;

@@ -259,6 +259,14 @@ fn ip_address_server_name() {
     let (mut c, mut s) = pair(&pki, "127.0.0.1");
     handshake(&mut c, &mut s, &mut Rng(11)).unwrap();
     assert_eq!(s.server_name(), None, "no SNI for an IP address");
+    // An IPv6 address, bare or in brackets (as URLs and TcpClient::connect write it,
+    // and TlsConnector::connect passes it on).
+    let pki = Pki::new(&["::1"]);
+    for name in ["::1", "[::1]"] {
+        let (mut c, mut s) = pair(&pki, name);
+        handshake(&mut c, &mut s, &mut Rng(3)).unwrap();
+    }
+    assert!(TlsSession::client(&pki.client_config(), "[localhost]").is_err());
 }
 
 #[test]
