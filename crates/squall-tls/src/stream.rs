@@ -225,10 +225,17 @@ impl Layer for TlsLayer {
             if !self.session.is_handshaking() {
                 return Ok(false);
             }
-            match self.pull(fd)? {
-                Pull::Eof => return Ok(true),
-                Pull::Nothing => return Ok(false),
-                Pull::Got { .. } => {}
+            match self.pull(fd) {
+                Ok(Pull::Eof) => return Ok(true),
+                Ok(Pull::Nothing) => return Ok(false),
+                Ok(Pull::Got { .. }) => {}
+                // The handshake ended in this read, and data came after it, then a
+                // failure: the handshake stands, the data is read, then the failure
+                // (which the layer holds for that read), as in `read`.
+                Err(_) if !self.session.is_handshaking() && self.session.has_buffered_input() => {
+                    return Ok(false)
+                }
+                Err(e) => return Err(e),
             }
         }
     }

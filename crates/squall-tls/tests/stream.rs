@@ -725,60 +725,74 @@ fn close_notify_with_the_last_data_ends_the_read_and_is_answered() {
 
 /// A peer's data arrives with a forged record behind it, in one segment: the data
 /// before it is the peer's (authenticated) and is read, as OpenSSL and so Tornado
-/// give it; the next read fails with the typed cause and the peer gets the alert.
+/// give it; the next read fails with the typed cause and the peer gets the alert. The
+/// same when the data rides with the client's Finished (TLS 1.3 clients send their
+/// first request with it): the handshake succeeds, then the data is read.
 #[test]
 fn data_before_a_bad_record_is_read_then_the_failure() {
     let pki = Pki::localhost();
-    run(async move {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let config = pki.client_config();
-        let peer = on_thread(move || {
-            let mut sock = TcpStream::connect(addr).unwrap();
-            let mut s = squall_tls::TlsSession::client(&config, "localhost").unwrap();
-            blocking_handshake(&mut s, &mut sock);
-            let mut wire = Vec::new();
-            for part in [&b"GET / HTTP/1.1\r\n\r\n"[..], b"forged"] {
-                s.write_plaintext(&[std::io::IoSlice::new(part)]).unwrap();
-                send_all(&mut s, &mut wire);
-            }
-            *wire.last_mut().unwrap() ^= 1;
-            std::io::Write::write_all(&mut sock, &wire).unwrap();
-            // What comes back: an alert, which fails this session with its
-            // description.
-            let mut back = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut sock, &mut back);
-            s.feed(&back).err()
+    for with_finished in [false, true] {
+        let client_config = pki.client_config();
+        let acceptor = TlsAcceptor::new(pki.server_config());
+        run(async move {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let peer = on_thread(move || {
+                let mut sock = TcpStream::connect(addr).unwrap();
+                let mut s = squall_tls::TlsSession::client(&client_config, "localhost").unwrap();
+                if with_finished {
+                    // The handshake up to the Finished, which stays queued.
+                    let mut buf = vec![0u8; 65536];
+                    while s.is_handshaking() {
+                        send_all(&mut s, &mut sock);
+                        let n = std::io::Read::read(&mut sock, &mut buf).unwrap();
+                        s.feed(&buf[..n]).unwrap();
+                    }
+                } else {
+                    blocking_handshake(&mut s, &mut sock);
+                }
+                let mut wire = Vec::new();
+                for part in [&b"GET / HTTP/1.1\r\n\r\n"[..], b"forged"] {
+                    s.write_plaintext(&[std::io::IoSlice::new(part)]).unwrap();
+                    send_all(&mut s, &mut wire);
+                }
+                *wire.last_mut().unwrap() ^= 1;
+                std::io::Write::write_all(&mut sock, &wire).unwrap();
+                // What comes back: an alert, which fails this session with its
+                // description.
+                let mut back = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut sock, &mut back);
+                s.feed(&back).err()
+            });
+            let server = async {
+                let (conn, _) = listener.accept()?;
+                let stream = acceptor.accept(IoStream::new(conn)?).await?;
+                let head = stream.read_until(b"\r\n\r\n", None).await?;
+                let err = stream.read_bytes(1, false).await.unwrap_err();
+                Ok::<_, BoxError>((head, err))
+            };
+            let (alert, got) = futures_join(peer, server).await;
+            let (head, err) = got?;
+            assert_eq!(&head[..], b"GET / HTTP/1.1\r\n\r\n");
+            assert!(
+                matches!(
+                    tls_error(&err),
+                    TlsError::Protocol(rustls::Error::DecryptError)
+                ),
+                "{err:?}"
+            );
+            assert!(
+                matches!(
+                    alert,
+                    Some(TlsError::Protocol(rustls::Error::AlertReceived(
+                        rustls::AlertDescription::BadRecordMac
+                    )))
+                ),
+                "{alert:?}"
+            );
+            Ok(())
         });
-        let server = async {
-            let (conn, _) = listener.accept()?;
-            let stream = IoStream::new(conn)?;
-            stream.start_tls_server(&pki.server_config())?;
-            let head = stream.read_until(b"\r\n\r\n", None).await?;
-            let err = stream.read_bytes(1, false).await.unwrap_err();
-            Ok::<_, BoxError>((head, err))
-        };
-        let (alert, got) = futures_join(peer, server).await;
-        let (head, err) = got?;
-        assert_eq!(&head[..], b"GET / HTTP/1.1\r\n\r\n");
-        assert!(
-            matches!(
-                tls_error(&err),
-                TlsError::Protocol(rustls::Error::DecryptError)
-            ),
-            "{err:?}"
-        );
-        assert!(
-            matches!(
-                alert,
-                Some(TlsError::Protocol(rustls::Error::AlertReceived(
-                    rustls::AlertDescription::BadRecordMac
-                )))
-            ),
-            "{alert:?}"
-        );
-        Ok(())
-    });
+    }
 }
 
 /// RFC 8446 §6.1: an end of file without close_notify may be an attacker's cut. The
