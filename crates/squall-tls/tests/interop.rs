@@ -269,6 +269,11 @@ fn openssl_s_client_versions_and_alpn() {
     // TLS 1.1 and older are refused (rustls implements 1.2 and 1.3 only).
     let out = s_client(&pki, s.addr, &["-tls1_1"]);
     assert!(!out.status.success(), "TLS 1.1 was accepted");
+    // A client offering h2 first, then http/1.1, gets http/1.1 (the server's list).
+    let out = s_client(&pki, s.addr, &["-alpn", "h2,http/1.1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ALPN protocol: http/1.1"), "{stdout}");
+    assert!(stdout.contains("\r\n\r\nHello, world!"), "{stdout}");
     // A client offering only another ALPN protocol is refused (RFC 7301).
     let out = s_client(&pki, s.addr, &["-alpn", "h2"]);
     assert!(!out.status.success(), "ALPN h2 was accepted");
