@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -278,6 +278,108 @@ fn openssl_s_client_versions_and_alpn() {
     let out = s_client(&pki, s.addr, &["-alpn", "h2"]);
     assert!(!out.status.success(), "ALPN h2 was accepted");
     // Still serving.
+    assert!(s_client(&pki, s.addr, &[]).status.success());
+}
+
+/// `openssl s_client` driven line by line: what it prints arrives on a channel, read by
+/// a thread, so the test waits for each answer rather than for time to pass.
+struct Interactive {
+    _child: KillOnDrop,
+    stdin: std::process::ChildStdin,
+    out: std::sync::mpsc::Receiver<Vec<u8>>,
+    seen: String,
+}
+
+impl Interactive {
+    fn s_client(pki: &Pki, addr: SocketAddr, version: &str) -> Interactive {
+        let mut child = Command::new("openssl")
+            .args([
+                "s_client",
+                "-crlf",
+                version,
+                "-servername",
+                "localhost",
+                "-connect",
+            ])
+            .arg(addr.to_string())
+            .arg("-CAfile")
+            .arg(&pki.ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (tx, out) = std::sync::mpsc::channel();
+        // It reports its commands (KEYUPDATE, RENEGOTIATING) on standard error.
+        let outputs: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ];
+        for mut output in outputs {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = output.read(&mut buf) {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Interactive {
+            _child: KillOnDrop(child),
+            stdin,
+            out,
+            seen: String::new(),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+    }
+
+    /// Waits until `needle` has been printed `times` times in all; false if s_client
+    /// ended first.
+    fn wait_for(&mut self, needle: &str, times: usize) -> bool {
+        while self.seen.matches(needle).count() < times {
+            match self.out.recv_timeout(Duration::from_secs(20)) {
+                Ok(chunk) => self.seen.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return false,
+                Err(e) => panic!("{e}: {}", self.seen),
+            }
+        }
+        true
+    }
+}
+
+/// TLS 1.3 key updates from the client, with and without asking ours in return
+/// (OpenSSL's `K` and `k`), on a kept-alive HTTPS connection: requests before and
+/// after are answered. TLS 1.2 renegotiation (`R`) is refused, and the server serves
+/// on.
+#[test]
+fn openssl_key_update_and_renegotiation() {
+    if !have_tool("openssl") {
+        return;
+    }
+    let pki = Pki::localhost();
+    let s = https(pki.server_config());
+    let mut c = Interactive::s_client(&pki, s.addr, "-tls1_3");
+    assert!(c.wait_for("Verify return code: 0 (ok)", 1), "{}", c.seen);
+    for (i, update) in ["K", "k"].into_iter().enumerate() {
+        c.send(update);
+        assert!(c.wait_for("KEYUPDATE", i + 1), "{}", c.seen);
+        c.send("GET / HTTP/1.1");
+        c.send("Host: localhost");
+        c.send("");
+        assert!(c.wait_for("Hello, world!", i + 1), "{}", c.seen);
+    }
+    let mut c = Interactive::s_client(&pki, s.addr, "-tls1_2");
+    assert!(c.wait_for("Verify return code: 0 (ok)", 1), "{}", c.seen);
+    c.send("R");
+    // s_client gives up on the refused renegotiation and ends.
+    assert!(!c.wait_for("never printed", 1));
+    assert!(c.seen.contains("RENEGOTIATING"), "{}", c.seen);
     assert!(s_client(&pki, s.addr, &[]).status.success());
 }
 
