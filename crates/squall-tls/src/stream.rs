@@ -60,6 +60,9 @@ pub(crate) struct TlsLayer {
     /// The fd said it is not a socket (`ENOTSOCK`): it is read and written with
     /// `read(2)` and `write(2)` from then on, not `recv` and `send`.
     not_socket: bool,
+    /// An error of the fd (a reset) met by a read that had plaintext to return: the
+    /// plaintext went first, the error goes to the next read.
+    held: Option<io::Error>,
 }
 
 impl TlsLayer {
@@ -69,7 +72,22 @@ impl TlsLayer {
             waiting: false,
             closing: false,
             not_socket: false,
+            held: None,
         }
+    }
+
+    /// One round with the fd for a read: what the session has to send (a handshake's
+    /// next flight), one read of what came, and what that calls for (a handshake's
+    /// reply, a key update's).
+    fn exchange(&mut self, fd: &File) -> io::Result<Pull> {
+        if self.session.wants_write() {
+            self.send_some(fd)?;
+        }
+        let got = self.pull(fd)?;
+        if self.session.wants_write() {
+            self.send_some(fd)?;
+        }
+        Ok(got)
     }
 
     /// Sends what the session holds until it is all gone or the fd is full.
@@ -149,8 +167,15 @@ impl Layer for TlsLayer {
             if filled == dst.len() {
                 return Ok(filled);
             }
-            // A failure waits behind the plaintext decrypted before it (a read that
-            // returned that plaintext said the layer holds more): it is the read's now.
+            // A failure waits behind the plaintext received before it (a read that
+            // returned that plaintext said the layer holds more): it is this read's.
+            if let Some(e) = self.held.take() {
+                if filled > 0 {
+                    self.held = Some(e);
+                    return Ok(filled);
+                }
+                return Err(e);
+            }
             if let Some(e) = self.session.error() {
                 return if filled > 0 {
                     Ok(filled)
@@ -161,29 +186,24 @@ impl Layer for TlsLayer {
             if self.session.peer_closed() || self.session.transport_eof() {
                 return Ok(filled);
             }
-            // A handshake's next flight (the client's hello first of all).
-            if self.session.wants_write() {
-                self.send_some(fd)?;
-            }
-            let more = match self.pull(fd) {
+            let more = match self.exchange(fd) {
                 Ok(Pull::Eof) => return Ok(filled),
                 Ok(Pull::Nothing) => false,
                 Ok(Pull::Got { more }) => more,
-                // The records before the bad one are the peer's, authenticated: they
-                // are read first (the top of the loop returns them, or the failure if
-                // there are none).
-                Err(_) if self.session.error().is_some() => {
+                // What came before the failure (the records before a bad one, the data
+                // before a reset) is the peer's: it is read first, and the failure
+                // after it (the top of the loop).
+                Err(e) => {
+                    if self.session.error().is_none() {
+                        self.held = Some(e);
+                    }
                     filled += self
                         .session
                         .read_plaintext(&mut dst[filled..])
                         .map_err(tls_io)?;
                     continue;
                 }
-                Err(e) => return Err(e),
             };
-            if self.session.wants_write() {
-                self.send_some(fd)?;
-            }
             filled += self
                 .session
                 .read_plaintext(&mut dst[filled..])
@@ -232,8 +252,11 @@ impl Layer for TlsLayer {
                 // The handshake ended in this read, and data came after it, then a
                 // failure: the handshake stands, the data is read, then the failure
                 // (which the layer holds for that read), as in `read`.
-                Err(_) if !self.session.is_handshaking() && self.session.has_buffered_input() => {
-                    return Ok(false)
+                Err(e) if !self.session.is_handshaking() && self.session.has_buffered_input() => {
+                    if self.session.error().is_none() {
+                        self.held = Some(e);
+                    }
+                    return Ok(false);
                 }
                 Err(e) => return Err(e),
             }
@@ -253,6 +276,7 @@ impl Layer for TlsLayer {
             || self.session.peer_closed()
             || self.session.transport_eof()
             || self.session.error().is_some()
+            || self.held.is_some()
     }
 
     fn is_ready(&self) -> bool {

@@ -500,6 +500,29 @@ fn close_sends_close_notify_and_the_peer_sees_end_of_file() {
     });
 }
 
+/// Tornado's test_read_until_close_after_close, over TLS: bytes received before the
+/// peer went away are read, even when it went away with a reset. A TLS 1.3 client that
+/// never read the server's session tickets (as here: it only writes) closes with bytes
+/// unread, which resets the connection; the plaintext the server had decrypted and
+/// held in the layer behind a short read came back as nothing.
+#[test]
+fn read_until_close_after_the_peer_closed_with_a_reset() {
+    let pki = Pki::localhost();
+    run(async move {
+        let (rs, ws) = plain_pair().await?;
+        rs.start_tls_server(&pki.server_config())?;
+        ws.start_tls_client(&pki.client_config(), "localhost")?;
+        let (a, b) = futures_join(rs.wait_for_handshake(), ws.wait_for_handshake()).await;
+        a?;
+        b?;
+        ws.write(&b"1234"[..]).await?;
+        assert_eq!(&rs.read_bytes(1, false).await?[..], b"1");
+        ws.close();
+        assert_eq!(&rs.read_until_close().await?[..], b"234");
+        Ok(())
+    });
+}
+
 /// A client that closes during the handshake (a port scan, a health check) is closed
 /// quietly: no warning, as Tornado's SSL_ERROR_EOF.
 #[test]
