@@ -668,13 +668,17 @@ async fn futures_join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output
 
 /// A blocking rustls session's handshake over `sock` (the peer of the tests below).
 fn blocking_handshake(s: &mut squall_tls::TlsSession, sock: &mut TcpStream) {
+    handshake_holding_the_last_flight(s, sock);
+    send_all(s, sock);
+}
+
+/// [`blocking_handshake`] but for its last flight (a client's Finished), which stays
+/// queued in the session, to go with what is written next.
+fn handshake_holding_the_last_flight(s: &mut squall_tls::TlsSession, sock: &mut TcpStream) {
     use std::io::Read;
     let mut buf = vec![0u8; 65536];
-    loop {
+    while s.is_handshaking() {
         send_all(s, sock);
-        if !s.is_handshaking() {
-            return;
-        }
         let n = sock.read(&mut buf).unwrap();
         assert!(n > 0, "end of file in the handshake");
         s.feed(&buf[..n]).unwrap();
@@ -764,13 +768,7 @@ fn data_before_a_bad_record_is_read_then_the_failure() {
                 let mut sock = TcpStream::connect(addr).unwrap();
                 let mut s = squall_tls::TlsSession::client(&client_config, "localhost").unwrap();
                 if with_finished {
-                    // The handshake up to the Finished, which stays queued.
-                    let mut buf = vec![0u8; 65536];
-                    while s.is_handshaking() {
-                        send_all(&mut s, &mut sock);
-                        let n = std::io::Read::read(&mut sock, &mut buf).unwrap();
-                        s.feed(&buf[..n]).unwrap();
-                    }
+                    handshake_holding_the_last_flight(&mut s, &mut sock);
                 } else {
                     blocking_handshake(&mut s, &mut sock);
                 }
