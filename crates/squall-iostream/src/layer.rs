@@ -87,6 +87,15 @@ pub trait Layer: Any {
     /// protocol sends (a TLS `close_notify`), which [`flush`](Layer::flush) sends.
     fn close(&mut self);
 
+    /// The stream is about to close its fd: read, without waiting, what the protocol
+    /// sent that nobody will read (a TLS 1.3 server's session tickets, which a client
+    /// that only writes never reads). A socket closed with bytes unread is reset
+    /// rather than closed, and a reset makes the peer's kernel drop what it had not
+    /// read yet of ours. What is read here may be dropped. The default reads nothing.
+    fn drain(&mut self, fd: &File) {
+        let _ = fd;
+    }
+
     /// The layer as `Any`, so its owner can reach its own type.
     fn as_any(&self) -> &dyn Any;
 
@@ -351,13 +360,17 @@ impl Inner {
         }
     }
 
-    /// Before the fd closes: the layer's goodbye (after a local close) or the alert it
-    /// queued for a failure, sent in one best-effort try.
+    /// Before the fd closes: the layer's goodbye (after a local close, once what waits
+    /// in the fd is read, so that the close is not a reset) or the alert it queued for
+    /// a failure, sent in one best-effort try.
     pub(crate) fn layer_goodbye(&self, local: bool) {
         if !self.has(LAYERED) {
             return;
         }
         if local {
+            if let Some(file) = self.file.borrow().as_ref() {
+                self.with_layer(|l| l.drain(file));
+            }
             self.with_layer(|l| l.close());
         }
         if let Err(e) = self.layer_flush() {

@@ -290,6 +290,18 @@ impl Layer for TlsLayer {
         }
     }
 
+    fn drain(&mut self, fd: &File) {
+        // A few reads at most, errors ignored: the close goes on whatever comes.
+        if self.session.is_handshaking() {
+            return;
+        }
+        for _ in 0..4 {
+            if !matches!(self.pull(fd), Ok(Pull::Got { more: true })) {
+                return;
+            }
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -922,6 +922,41 @@ fn the_close_callback_fires_when_a_tls_peer_closes_with_no_read_pending() {
     });
 }
 
+/// `write().await; close()` loses nothing, on the peer's side either, for a TLS client
+/// that only writes: the server's session tickets (TLS 1.3) wait unread in its socket,
+/// and a socket closed with bytes unread is reset, not closed, which makes the peer's
+/// kernel drop what it had not read yet (half of it, here). The client reads what
+/// waits before it closes.
+#[test]
+fn a_tls_client_that_writes_then_closes_or_drops_loses_nothing() {
+    let pki = Pki::localhost();
+    for drop_it in [false, true] {
+        let (server_config, client_config) = (pki.server_config(), pki.client_config());
+        run(async move {
+            let (rs, ws) = plain_pair().await?;
+            rs.start_tls_server(&server_config)?;
+            ws.start_tls_client(&client_config, "localhost")?;
+            let (a, b) = futures_join(rs.wait_for_handshake(), ws.wait_for_handshake()).await;
+            a?;
+            b?;
+            ws.write(vec![b'q'; 100_000]).await?;
+            if drop_it {
+                drop(ws);
+            } else {
+                ws.close();
+            }
+            let got = rs.read_until_close().await?;
+            assert_eq!(got.len(), 100_000, "drop={drop_it}: {:?}", rs.error());
+            assert!(
+                matches!(rs.error(), Some(CloseCause::Eof)),
+                "{:?}",
+                rs.error()
+            );
+            Ok(())
+        });
+    }
+}
+
 /// A write whose future resolved is on the socket (Tornado's contract), also through
 /// TLS: closing (or dropping) right after loses none of it, and says goodbye. The peer
 /// reads nothing until the server is done, with a small receive buffer, so the last
