@@ -33,6 +33,17 @@ async fn plain_pair() -> Result<(IoStream, IoStream), BoxError> {
     Ok((IoStream::new(conn)?, client))
 }
 
+/// A server stream and a client stream over TLS (`localhost`), the handshake done.
+async fn tls_pair(pki: &Pki) -> Result<(IoStream, IoStream), BoxError> {
+    let (server, client) = plain_pair().await?;
+    server.start_tls_server(&pki.server_config())?;
+    client.start_tls_client(&pki.client_config(), "localhost")?;
+    let (a, b) = futures_join(server.wait_for_handshake(), client.wait_for_handshake()).await;
+    a?;
+    b?;
+    Ok((server, client))
+}
+
 /// A TLS echo server: every line comes back.
 fn echo_server(pki: &Pki) -> Result<(TcpServer, SocketAddr), BoxError> {
     let server = TcpServer::new(|stream: IoStream, _| async move {
@@ -485,12 +496,7 @@ fn hostname_is_checked_on_the_client_side() {
 fn close_sends_close_notify_and_the_peer_sees_end_of_file() {
     let pki = Pki::localhost();
     run(async move {
-        let (server, client) = plain_pair().await?;
-        server.start_tls_server(&pki.server_config())?;
-        client.start_tls_client(&pki.client_config(), "localhost")?;
-        let (a, b) = futures_join(server.wait_for_handshake(), client.wait_for_handshake()).await;
-        a?;
-        b?;
+        let (server, client) = tls_pair(&pki).await?;
         server.write(&b"last words"[..]).await?;
         server.close();
         let all = client.read_until_close().await?;
@@ -509,12 +515,7 @@ fn close_sends_close_notify_and_the_peer_sees_end_of_file() {
 fn read_until_close_after_the_peer_closed_with_a_reset() {
     let pki = Pki::localhost();
     run(async move {
-        let (rs, ws) = plain_pair().await?;
-        rs.start_tls_server(&pki.server_config())?;
-        ws.start_tls_client(&pki.client_config(), "localhost")?;
-        let (a, b) = futures_join(rs.wait_for_handshake(), ws.wait_for_handshake()).await;
-        a?;
-        b?;
+        let (rs, ws) = tls_pair(&pki).await?;
         ws.write(&b"1234"[..]).await?;
         assert_eq!(&rs.read_bytes(1, false).await?[..], b"1");
         ws.close();
@@ -901,12 +902,7 @@ fn a_dropped_or_answered_tls_stream_sends_close_notify() {
 fn the_close_callback_fires_when_a_tls_peer_closes_with_no_read_pending() {
     let pki = Pki::localhost();
     run(async move {
-        let (server, client) = plain_pair().await?;
-        server.start_tls_server(&pki.server_config())?;
-        client.start_tls_client(&pki.client_config(), "localhost")?;
-        let (s, c) = futures_join(server.wait_for_handshake(), client.wait_for_handshake()).await;
-        s?;
-        c?;
+        let (server, client) = tls_pair(&pki).await?;
         let fired = std::rc::Rc::new(std::cell::Cell::new(false));
         let f = fired.clone();
         server.set_close_callback(move || f.set(true));
@@ -929,16 +925,10 @@ fn the_close_callback_fires_when_a_tls_peer_closes_with_no_read_pending() {
 /// waits before it closes.
 #[test]
 fn a_tls_client_that_writes_then_closes_or_drops_loses_nothing() {
-    let pki = Pki::localhost();
     for drop_it in [false, true] {
-        let (server_config, client_config) = (pki.server_config(), pki.client_config());
+        let pki = Pki::localhost();
         run(async move {
-            let (rs, ws) = plain_pair().await?;
-            rs.start_tls_server(&server_config)?;
-            ws.start_tls_client(&client_config, "localhost")?;
-            let (a, b) = futures_join(rs.wait_for_handshake(), ws.wait_for_handshake()).await;
-            a?;
-            b?;
+            let (rs, ws) = tls_pair(&pki).await?;
             ws.write(vec![b'q'; 100_000]).await?;
             if drop_it {
                 drop(ws);
