@@ -336,7 +336,10 @@ impl Interactive {
     }
 
     fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
+        if let Err(e) = writeln!(self.stdin, "{line}") {
+            while self.wait_for("never printed", 1) {}
+            panic!("s_client took no more input ({e}); it printed: {}", self.seen);
+        }
     }
 
     /// Waits until `needle` has been printed `times` times in all; false if s_client
