@@ -254,6 +254,77 @@ impl Inner {
         }
     }
 
+    /// With nobody reading and a close callback set, after a READ report: whether the
+    /// peer is gone, and why, learnt without taking bytes a later read wants. A socket
+    /// is peeked at (`Ok(0)`: end-of-file; a reset is its error); a pipe, which cannot
+    /// be peeked at, and a layered stream, whose end (a TLS `close_notify`) a peek at
+    /// the socket cannot tell from data, are read ahead into the stream's buffer, as
+    /// Tornado reads to its buffer to notice a close.
+    pub(crate) fn peer_gone(self: &Rc<Self>) -> Option<CloseCause> {
+        if !self.has(LAYERED | NOT_SOCKET) {
+            match self.peek() {
+                Ok(0) => return Some(CloseCause::Eof),
+                Ok(_) => return None,
+                Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => self.set(NOT_SOCKET),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    return None
+                }
+                Err(e) => return Some(CloseCause::from_io(e)),
+            }
+        }
+        self.read_ahead_eof().then_some(CloseCause::Eof)
+    }
+
+    /// Reads what has arrived into the stream's buffer (for the next read), at most
+    /// `max_buffer_size` ahead, until the fd has nothing more (not just until a short
+    /// read: the end may come right behind the data, as a FIN or a reset the poller
+    /// reported with it); `true` at end-of-file. A read error closes the stream with
+    /// it; a pipe's write end, which cannot be read, is reported only once its reader
+    /// is gone, and closes as a write to it would fail (`EPIPE`).
+    fn read_ahead_eof(self: &Rc<Self>) -> bool {
+        loop {
+            let held = self.rbuf.borrow().as_deref().map_or(0, BytesMut::len);
+            if held >= self.max_buffer_size() {
+                return false;
+            }
+            let want = self.read_chunk_size().min(SHARED_LEN);
+            let res = with_shared(|shared| {
+                let dst = &mut shared[..want];
+                let n = self.read_syscall(dst)?;
+                if n > 0 {
+                    self.rbuf
+                        .borrow_mut()
+                        .get_or_insert_with(Box::default)
+                        .extend_from_slice(&dst[..n]);
+                }
+                Ok::<_, io::Error>(n)
+            });
+            match res {
+                Ok(0) => return true,
+                Ok(_) => self.clear(LAYER_MORE),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.clear(READABLE);
+                    return false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let cause = if self.has(NOT_SOCKET) && e.raw_os_error() == Some(libc::EBADF) {
+                        CloseCause::Reset(Arc::new(io::Error::from_raw_os_error(libc::EPIPE)))
+                    } else {
+                        CloseCause::from_io(e)
+                    };
+                    self.close_with(cause);
+                    return false;
+                }
+            }
+        }
+    }
+
     /// `read_into`: buffered bytes first, then `read(2)` straight into `dst`.
     pub(crate) fn poll_read_into(
         self: &Rc<Self>,

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use socket2::SockRef;
 use squall_poller::sys::{self, FdIo};
 
-use crate::state::{Inner, LAYERED, NOT_SOCKET};
+use crate::state::{Inner, LAYERED, NOT_SOCKET, UNREAD_REPORT};
 use crate::wqueue::queued;
 
 /// The most slices one `writev` gets (hyper's `MAX_WRITEV_BUFS`).
@@ -24,6 +24,7 @@ const MAX_IOV: usize = 64;
 impl Inner {
     /// One `read(2)` into `buf` (or, with a [`Layer`](crate::Layer), the layer's read).
     pub(crate) fn read_syscall(self: &Rc<Self>, buf: &mut [u8]) -> io::Result<usize> {
+        self.clear(UNREAD_REPORT);
         if self.has(LAYERED) {
             return self.layer_read(buf);
         }
@@ -51,6 +52,7 @@ impl Inner {
     /// whose reads are the fd's.
     pub(crate) fn read_block(&self, want: usize) -> io::Result<BytesMut> {
         debug_assert!(!self.has(LAYERED));
+        self.clear(UNREAD_REPORT);
         let file = self.file.borrow();
         let mut block = Vec::new();
         if let Some(f) = file.as_ref() {
@@ -111,13 +113,14 @@ impl Inner {
         }
     }
 
-    /// `MSG_PEEK` one byte: whether the peer has closed with nothing left to read.
-    pub(crate) fn peek_eof(&self) -> bool {
+    /// `MSG_PEEK` one byte: `Ok(0)` when the peer has closed with nothing left to read,
+    /// the error of a reset peer, `ENOTSOCK` for a pipe.
+    pub(crate) fn peek(&self) -> io::Result<usize> {
         let file = self.file.borrow();
-        let Some(file) = file.as_ref() else {
-            return false;
-        };
+        let file = file
+            .as_ref()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
         let mut b = [MaybeUninit::<u8>::uninit(); 1];
-        matches!(SockRef::from(file).peek(&mut b), Ok(0))
+        SockRef::from(file).peek(&mut b)
     }
 }

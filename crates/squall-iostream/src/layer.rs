@@ -242,53 +242,6 @@ impl Inner {
         }
     }
 
-    /// A layered stream's `peek_eof`: with nobody reading and a close callback set,
-    /// what arrived is read through the layer into the stream's buffer (for the next
-    /// read), as Tornado reads to its buffer to notice a close; `true` at the end of
-    /// the stream (a TLS `close_notify`, whose record a peek at the socket cannot tell
-    /// from data). Reads at most `max_buffer_size` ahead; a read error closes the
-    /// stream with it.
-    pub(crate) fn layer_read_ahead_eof(self: &Rc<Self>) -> bool {
-        loop {
-            let held = self
-                .rbuf
-                .borrow()
-                .as_deref()
-                .map_or(0, bytes::BytesMut::len);
-            if held >= self.max_buffer_size() {
-                return false;
-            }
-            let want = self.read_chunk_size().min(crate::shared::SHARED_LEN);
-            let res = crate::shared::with_shared(|shared| {
-                let dst = &mut shared[..want];
-                let n = self.layer_read(dst)?;
-                if n > 0 {
-                    self.rbuf
-                        .borrow_mut()
-                        .get_or_insert_with(Box::default)
-                        .extend_from_slice(&dst[..n]);
-                }
-                Ok::<_, io::Error>(n)
-            });
-            // Read until the fd says it has nothing (not just until a short read): the
-            // end may come right behind the data, as a FIN or a reset the poller
-            // reported with it.
-            match res {
-                Ok(0) => return true,
-                Ok(_) => self.clear(LAYER_MORE),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.clear(READABLE);
-                    return false;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.close_with(CloseCause::from_io(e));
-                    return false;
-                }
-            }
-        }
-    }
-
     /// Whether the layer holds bytes to send (never, for a stream without one).
     pub(crate) fn layer_wants_write(&self) -> bool {
         self.has(LAYERED) && self.with_layer(|l| l.wants_write()) == Some(true)

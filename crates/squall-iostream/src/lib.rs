@@ -50,7 +50,9 @@
 //!   [`Interest::EDGE`](squall_ioloop::Interest::EDGE) hint: epoll reports it once per
 //!   change) the first time a read waits, and READ stays armed across reads. When a
 //!   READ event arrives and nobody waits, the stream remembers it is readable, so the
-//!   next read tries the syscall at once. After a short read the socket is taken as
+//!   next read tries the syscall at once; a second one before any read is a repeat (a
+//!   level-triggered backend, or epoll once the peer has closed), and READ is dropped
+//!   until a read waits again, so a stream nobody reads never spins the loop. After a short read the socket is taken as
 //!   drained and the read parks without another `read()`; a close queued behind the
 //!   data is still reported (the poller's contract).
 //! - **End-of-file closes the stream** (as in Tornado), but data that arrived before it

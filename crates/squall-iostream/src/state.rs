@@ -9,6 +9,7 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::task::Waker;
 
 use bytes::BytesMut;
@@ -67,6 +68,11 @@ pub(crate) const READ_WAIT: u32 = 1 << 17;
 /// `close_notify` read with the last data): the fd's next report may never come, so
 /// the next read must not wait for it.
 pub(crate) const LAYER_MORE: u32 = 1 << 18;
+/// READ was reported while nobody read, and no read has run since. A second such
+/// report is a repeat (a level-triggered backend, or epoll after the peer's close),
+/// so READ interest is dropped until a read waits again: an unread stream must not
+/// spin the loop.
+pub(crate) const UNREAD_REPORT: u32 = 1 << 19;
 
 /// A stream's state: what every read and write touches is inline (200 bytes with the
 /// `Rc` header); what most streams never use is in [`Cold`], allocated on first use.
@@ -257,9 +263,26 @@ impl Inner {
         }
     }
 
-    /// Gives the read slot back (a read finished or was dropped).
-    pub(crate) fn release_read(&self) {
+    /// Gives the read slot back (a read finished or was dropped). A close callback
+    /// that lost READ interest while the read had bytes to take (see [`UNREAD_REPORT`])
+    /// gets it back, to hear the close that may be queued behind them (Tornado's
+    /// `_maybe_add_error_listener` after a read).
+    pub(crate) fn release_read(self: &Rc<Self>) {
         self.clear(READ_ACTIVE | READ_WAIT);
+        if !self.has(ARMED_READ) && self.has_close_callback() {
+            self.watch_for_close();
+        }
+    }
+
+    /// Arms READ, with nobody reading, so that a close is noticed (for a close
+    /// callback); a failure to arm closes the stream with its error.
+    pub(crate) fn watch_for_close(self: &Rc<Self>) {
+        if self.has(CONNECTING | CLOSED | ARMED_READ) {
+            return;
+        }
+        if let Err(e) = self.arm(Interest::READ) {
+            self.close_with(CloseCause::Io(Arc::new(e)));
+        }
     }
 
     pub(crate) fn add_write_waker(&self, waker: &Waker) {
@@ -344,7 +367,9 @@ impl Inner {
             self.set(REGISTERED);
         }
         if want.is_readable() {
+            // A fresh registration: the next report is not a repeat.
             self.set(ARMED_READ);
+            self.clear(UNREAD_REPORT);
         }
         if want.is_writable() {
             self.set(ARMED_WRITE);
@@ -439,21 +464,31 @@ impl Inner {
             }
             if self.has_read_waker() {
                 self.wake_reader();
-            } else if self.has_close_callback()
-                && if layered {
-                    self.layer_read_ahead_eof()
-                } else {
-                    self.peek_eof()
-                }
-            {
-                // Nobody reads, but someone wants to hear about a close.
-                self.close_with(CloseCause::Eof);
-            } else if trouble && !(self.has(ARMED_WRITE) && self.wbuf_len.get() > 0) {
-                self.park();
+                return;
             }
-            // Otherwise nobody is waiting: `READABLE` remembers the report for the next
-            // read, and the registration is edge-triggered, so READ stays armed (no
-            // repeats to stop, no `epoll_ctl` now and again when a reader comes).
+            if self.has_close_callback() {
+                // Nobody reads, but someone wants to hear about a close.
+                if let Some(cause) = self.peer_gone() {
+                    self.close_with(cause);
+                }
+                if self.has(CLOSED) {
+                    return;
+                }
+            }
+            if trouble && !(self.has(ARMED_WRITE) && self.wbuf_len.get() > 0) {
+                self.park();
+            } else if self.has(UNREAD_REPORT) {
+                // Reported again with no read in between: the backend repeats what
+                // nobody takes (level-triggered, or epoll after the peer's close). READ
+                // waits for the next read that has to wait (or, for a close callback,
+                // for the end of the read that takes the bytes).
+                self.disarm(Interest::READ);
+            } else {
+                // Nobody is waiting: `READABLE` remembers the report for the next read,
+                // and an edge-triggered registration reports once, so READ stays armed
+                // (no `epoll_ctl` now and again when a reader comes).
+                self.set(UNREAD_REPORT);
+            }
         }
     }
 

@@ -8,13 +8,12 @@ use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use socket2::SockRef;
-use squall_ioloop::{Interest, IoLoop};
+use squall_ioloop::IoLoop;
 
 use crate::error::{CloseCause, StreamError};
 use crate::shared::SHARED_LEN;
@@ -271,6 +270,12 @@ impl IoStream {
     /// the next turn if it is already closed). Tornado's `set_close_callback`. A new
     /// callback replaces one not yet fired. Dropping the last handle is not a close:
     /// the callback is dropped unrun.
+    ///
+    /// With nobody reading, the stream watches for the close: a socket is peeked at (a
+    /// reset closes it with the reset as its cause); a pipe, which cannot be peeked
+    /// at, is read ahead into the stream's buffer (at most `max_buffer_size`), as
+    /// Tornado does, and its write end closes when its reader is gone. Bytes that
+    /// arrived before the close stay readable.
     #[track_caller]
     pub fn set_close_callback<F: FnOnce() + 'static>(&self, callback: F) {
         if self.inner.has(CLOSED) {
@@ -281,11 +286,7 @@ impl IoStream {
                 .with_cold(|c| c.close_callback.replace(Box::new(callback)));
             drop(old);
             // With nobody reading, READ interest is how a peer's close is noticed.
-            if !self.inner.has(CONNECTING) && !self.inner.has(ARMED_READ) {
-                if let Err(e) = self.inner.arm(Interest::READ) {
-                    self.inner.close_with(CloseCause::Io(Arc::new(e)));
-                }
-            }
+            self.inner.watch_for_close();
         }
     }
 
