@@ -212,7 +212,8 @@ impl Model {
         match (m, max) {
             (Some(m), None) => self.settle(Some(m), Outcome::Take(m)),
             (Some(m), Some(x)) if m <= x => self.settle(Some(m), Outcome::Take(m)),
-            (_, Some(x)) => self.settle(Some(x), Outcome::Unsatisfiable),
+            // Known unsatisfiable once more than `x` bytes are buffered.
+            (_, Some(x)) => self.settle(Some(x + 1), Outcome::Unsatisfiable),
             (None, None) => self.settle(None, Outcome::Eof),
         }
     }

@@ -158,8 +158,10 @@ impl ReadKind for Until<'_> {
         }
         self.scanned = buf.len().saturating_sub(self.dlen - 1);
         match self.max_bytes {
-            // Any later match would end past `max`.
-            Some(max) if buf.len() >= max => Err(StreamError::Unsatisfiable { max_bytes: max }),
+            // Only once more than `max` bytes are here, as Tornado: with exactly `max`
+            // (no later match could end within it) the read still waits, and an
+            // end-of-file then is a close, not an unsatisfiable read.
+            Some(max) if buf.len() > max => Err(StreamError::Unsatisfiable { max_bytes: max }),
             _ => Ok(None),
         }
     }
@@ -294,8 +296,9 @@ impl IoStream {
     ///
     /// # Errors
     ///
-    /// [`StreamError::Unsatisfiable`] if the delimiter does not end within `max_bytes`
-    /// (the stream is closed, as in Tornado); [`StreamError::Closed`] if the stream
+    /// [`StreamError::Unsatisfiable`] if the delimiter does not end within `max_bytes`,
+    /// known once more than `max_bytes` bytes have arrived without it or with it ending
+    /// past them (the stream is closed, as in Tornado); [`StreamError::Closed`] if the stream
     /// closes first (end-of-file before a match is `Closed(Eof)`, not unsatisfiable);
     /// [`StreamError::BufferFull`]; [`StreamError::ReadInProgress`].
     pub fn read_until<'a>(

@@ -3,6 +3,7 @@
 //! follows.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::rc::Rc;
@@ -66,6 +67,25 @@ async fn read_until_max_bytes_match_past_limit() {
         "{err:?}"
     );
     assert!(server.closed());
+}
+
+// Tornado closes only once *more* than max_bytes arrived without the delimiter:
+// exactly max_bytes leave the read waiting, and an end-of-file then is a close (Tornado's
+// StreamClosedError), not an unsatisfiable read; the bytes stay buffered.
+async fn read_until_exactly_max_bytes_then_eof() {
+    let (server, mut peer) = tcp_with_std_peer().await;
+    peer.write_all(b"12345").unwrap();
+    let mut read = std::pin::pin!(server.read_until(b"def", Some(5)));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(read.as_mut().poll(cx)));
+    assert!(first.await.is_pending(), "5 bytes are not more than 5");
+    assert!(!server.closed());
+    drop(peer);
+    let err = read.await.unwrap_err();
+    assert!(
+        matches!(err, StreamError::Closed(CloseCause::Eof)),
+        "{err:?}"
+    );
+    assert_eq!(server.buffered_len(), 5);
 }
 
 // Tornado: test_read_until_unsatisfied_after_close.
@@ -766,6 +786,7 @@ squall_testing::backend_tests!(
     read_until_max_bytes,
     read_until_max_bytes_match_past_limit,
     read_until_eof_before_match_is_closed_not_unsatisfiable,
+    read_until_exactly_max_bytes_then_eof,
     read_bytes_partial,
     read_bytes_large_blocks,
     read_zero_bytes,
