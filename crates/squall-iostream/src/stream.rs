@@ -500,7 +500,14 @@ impl IoStream {
 
     /// The bytes buffered so far, up to `max`, taken at once without a syscall
     /// (possibly empty): how a caller takes body bytes that arrived with a head.
+    ///
+    /// It is a read, and one read at a time holds: while a read future holds the read
+    /// slot (a pending [`read_until`](IoStream::read_until) remembers how far it has
+    /// searched these bytes), nothing is taken.
     pub fn take_buffered(&self, max: usize) -> Bytes {
+        if self.inner.has(READ_ACTIVE) {
+            return Bytes::new();
+        }
         let Ok(mut slot) = self.inner.rbuf.try_borrow_mut() else {
             return Bytes::new();
         };

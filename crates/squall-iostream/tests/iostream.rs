@@ -415,6 +415,22 @@ async fn second_concurrent_read_is_an_error() {
     assert_eq!(&server.read_bytes(1, false).await.unwrap()[..], b"z");
 }
 
+// One read at a time covers take_buffered too: while a read_until is pending (it
+// remembers how far it searched the buffer), take_buffered takes nothing, so the
+// delimiter that straddles the next arrival is still found.
+async fn take_buffered_waits_for_a_pending_read() {
+    let (server, mut peer) = tcp_with_std_peer().await;
+    peer.write_all(b"abc\r").unwrap();
+    let mut read = std::pin::pin!(server.read_until(b"\r\n", None));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(read.as_mut().poll(cx)));
+    assert!(first.await.is_pending());
+    assert_eq!(server.buffered_len(), 4);
+    assert!(server.take_buffered(2).is_empty());
+    peer.write_all(b"\nrest").unwrap();
+    assert_eq!(&read.await.unwrap()[..], b"abc\r\n");
+    assert_eq!(&server.take_buffered(2)[..], b"re");
+}
+
 // Tornado: TestPipeIOStream.test_pipe_iostream.
 async fn pipe_streams() {
     let (r, w) = IoStream::pipe().unwrap();
@@ -801,6 +817,7 @@ squall_testing::backend_tests!(
     large_writes_interleaved_with_reads,
     read_into,
     second_concurrent_read_is_an_error,
+    take_buffered_waits_for_a_pending_read,
     pipe_streams,
     pipe_big_write,
     close_buffered_data,
