@@ -52,13 +52,23 @@ impl CloseCause {
 
     /// Classifies an OS error from a read or write.
     pub(crate) fn from_io(e: io::Error) -> CloseCause {
-        match e.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionAborted => CloseCause::Reset(Arc::new(e)),
-            _ => CloseCause::Io(Arc::new(e)),
+        if is_reset(&e) {
+            CloseCause::Reset(Arc::new(e))
+        } else {
+            CloseCause::Io(Arc::new(e))
         }
     }
+}
+
+/// Whether an OS error says the peer dropped the connection: `ECONNRESET`, `EPIPE` or
+/// `ECONNABORTED` (Tornado's `_ERRNO_CONNRESET`).
+pub(crate) fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted
+    )
 }
 
 impl fmt::Display for CloseCause {

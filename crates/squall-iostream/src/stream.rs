@@ -219,18 +219,29 @@ impl IoStream {
             .set_limit(|c| c.max_write_buffer_size = limit.unwrap_or(usize::MAX));
     }
 
-    /// Sets or clears `TCP_NODELAY`. Tornado's `set_nodelay`.
+    /// Sets or clears `TCP_NODELAY`. Tornado's `set_nodelay`: defined for TCP streams
+    /// only, and a no-op, as in Tornado, on any other stream (a pipe, a Unix socket),
+    /// on a closed one, and on a socket the peer has reset (`EINVAL` on some systems).
     ///
     /// # Errors
     ///
-    /// The OS error (`EOPNOTSUPP` or `ENOTSOCK` for a stream that is not TCP);
-    /// `NotConnected` once the stream is closed.
+    /// Any other OS error of `setsockopt`.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         let file = self.inner.file.borrow();
-        let file = file
-            .as_ref()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-        SockRef::from(file).set_tcp_nodelay(nodelay)
+        let Some(file) = file.as_ref() else {
+            return Ok(());
+        };
+        match SockRef::from(file).set_tcp_nodelay(nodelay) {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOTSOCK | libc::EOPNOTSUPP | libc::ENOPROTOOPT | libc::EINVAL)
+                ) || crate::error::is_reset(&e) =>
+            {
+                Ok(())
+            }
+            res => res,
+        }
     }
 
     /// The address of the peer, for a socket stream.

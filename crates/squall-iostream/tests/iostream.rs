@@ -431,6 +431,21 @@ async fn take_buffered_waits_for_a_pending_read() {
     assert_eq!(&server.take_buffered(2)[..], b"re");
 }
 
+// Tornado: set_nodelay is defined for TCP streams only and a no-op on others (a pipe,
+// a Unix socket) and on a closed stream, where it used to fail.
+async fn set_nodelay_is_for_tcp_only() {
+    let (server, _client) = tcp_pair().await;
+    server.set_nodelay(true).unwrap();
+    server.set_nodelay(false).unwrap();
+    server.close();
+    server.set_nodelay(true).unwrap();
+    let (r, w) = IoStream::pipe().unwrap();
+    r.set_nodelay(true).unwrap();
+    w.set_nodelay(true).unwrap();
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    IoStream::new(a).unwrap().set_nodelay(true).unwrap();
+}
+
 // Tornado: TestPipeIOStream.test_pipe_iostream.
 async fn pipe_streams() {
     let (r, w) = IoStream::pipe().unwrap();
@@ -817,6 +832,7 @@ squall_testing::backend_tests!(
     large_writes_interleaved_with_reads,
     read_into,
     second_concurrent_read_is_an_error,
+    set_nodelay_is_for_tcp_only,
     take_buffered_waits_for_a_pending_read,
     pipe_streams,
     pipe_big_write,
