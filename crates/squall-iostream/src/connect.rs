@@ -123,6 +123,10 @@ impl Inner {
             return;
         }
         self.set(WRITABLE);
+        if self.has_close_callback() {
+            // Set while connecting, when there was nothing to watch yet.
+            self.watch_for_close();
+        }
         if self.wbuf_len.get() > 0 {
             self.handle_write();
         } else {

@@ -208,7 +208,24 @@ async fn close_callback_on_a_reset() {
     );
 }
 
+// A close callback set while connecting hears the peer's close once connected, with
+// nobody reading (Tornado watches every idle stream for its close).
+async fn close_callback_set_while_connecting() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream = IoStream::start_connect(listener.local_addr().unwrap()).unwrap();
+    let closed = closed_signal(&stream);
+    stream.wait_connected().await.unwrap();
+    drop(listener.accept().unwrap());
+    closed.await;
+    assert!(
+        stream.error().unwrap().is_peer_gone(),
+        "{:?}",
+        stream.error()
+    );
+}
+
 squall_testing::backend_tests!(
+    close_callback_set_while_connecting,
     close_callback_on_a_pipes_read_end,
     close_callback_on_a_pipe_with_bytes_unread,
     close_callback_on_a_pipes_write_end,
