@@ -145,10 +145,14 @@ impl Inner {
                 return Poll::Ready(Err(self.closed_error().into()));
             }
             if !self.has(READABLE) {
-                return match self.wait_readable(cx) {
-                    Ok(()) => Poll::Pending,
-                    Err(e) => Poll::Ready(Err(e.into())),
-                };
+                if self.wait_readable(cx).is_ok() {
+                    return Poll::Pending;
+                }
+                // The fd could not be watched and the stream closed with the error: the
+                // check sees the buffer once more, closed (a `read_until_close` still
+                // gets every byte received).
+                checked = false;
+                continue;
             }
             let limit = self.max_buffer_size();
             let room = limit.saturating_sub(buf.len());

@@ -446,6 +446,20 @@ async fn set_nodelay_is_for_tcp_only() {
     IoStream::new(a).unwrap().set_nodelay(true).unwrap();
 }
 
+// read_until_close resolves with every byte received whatever closed the stream, even
+// an fd the loop cannot watch: a regular file on epoll (EPERM) once its bytes are read.
+async fn read_until_close_of_a_regular_file() {
+    let dir = squall_testing::TempDir::new("iostream-file").unwrap();
+    let path = dir.path().join("data");
+    std::fs::write(&path, b"file contents").unwrap();
+    let stream = IoStream::new(std::fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(
+        &stream.read_until_close().await.unwrap()[..],
+        b"file contents"
+    );
+    assert!(stream.closed());
+}
+
 // Tornado: TestPipeIOStream.test_pipe_iostream.
 async fn pipe_streams() {
     let (r, w) = IoStream::pipe().unwrap();
@@ -822,6 +836,7 @@ squall_testing::backend_tests!(
     read_bytes_large_blocks,
     read_zero_bytes,
     read_until_close_gets_everything,
+    read_until_close_of_a_regular_file,
     large_write_to_slow_reader,
     close_callback_runs_once,
     close_callback_with_pending_read,
