@@ -52,9 +52,10 @@
 //!   READ event arrives and nobody waits, the stream remembers it is readable, so the
 //!   next read tries the syscall at once; a second one before any read is a repeat (a
 //!   level-triggered backend, or epoll once the peer has closed), and READ is dropped
-//!   until a read waits again, so a stream nobody reads never spins the loop. After a short read the socket is taken as
-//!   drained and the read parks without another `read()`; a close queued behind the
-//!   data is still reported (the poller's contract).
+//!   until a read waits again, so a stream nobody reads never spins the loop. After a
+//!   short read the socket is taken as drained and the read parks without another
+//!   `read()`; a close queued behind the data is still reported (the poller's
+//!   contract).
 //! - **End-of-file closes the stream** (as in Tornado), but data that arrived before it
 //!   stays readable: reads that the buffer satisfies still succeed.
 //!
