@@ -338,7 +338,10 @@ impl Interactive {
     fn send(&mut self, line: &str) {
         if let Err(e) = writeln!(self.stdin, "{line}") {
             while self.wait_for("never printed", 1) {}
-            panic!("s_client took no more input ({e}); it printed: {}", self.seen);
+            panic!(
+                "s_client took no more input ({e}); it printed: {}",
+                self.seen
+            );
         }
     }
 
