@@ -301,6 +301,19 @@ impl IoStream {
         }
     }
 
+    /// Drops the close callback, if one is set and has not been scheduled yet
+    /// (Tornado's `set_close_callback(None)`): it will not run, and what it holds (a
+    /// clone of this stream, say, which would keep the fd open) is released now.
+    /// `true` if there was one to drop.
+    pub fn clear_close_callback(&self) -> bool {
+        let old = match self.inner.cold.borrow_mut().as_mut() {
+            Some(c) => c.close_callback.take(),
+            None => None,
+        };
+        // Dropped with no borrow held: the callback's captures may touch the stream.
+        old.is_some()
+    }
+
     /// Closes the stream: unregisters and closes the fd, drops queued output, fails
     /// pending futures with [`StreamError::Closed`] ([`CloseCause::Local`]), and
     /// schedules the close callback. Idempotent. Data already buffered stays readable.

@@ -246,6 +246,29 @@ async fn close_callback_runs_once() {
     assert_eq!(calls.get(), 1);
 }
 
+// Tornado: set_close_callback(None). A cleared callback never runs, and what it held
+// (here a clone of its own stream, which kept the fd open) is released at once.
+async fn cleared_close_callback_never_runs() {
+    let (server, client) = tcp_pair().await;
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    let held = server.clone();
+    server.set_close_callback(move || {
+        let _keep = &held;
+        c.set(c.get() + 1);
+    });
+    assert_eq!(Rc::strong_count(&calls), 2);
+    assert!(server.clear_close_callback());
+    assert_eq!(Rc::strong_count(&calls), 1, "the callback was dropped");
+    assert!(!server.clear_close_callback(), "nothing left to clear");
+    client.close();
+    let err = server.read_bytes(1, false).await.unwrap_err();
+    assert!(matches!(err, StreamError::Closed(_)), "{err:?}");
+    turn().await;
+    turn().await;
+    assert_eq!(calls.get(), 0);
+}
+
 // Tornado: test_close_callback_with_pending_read.
 async fn close_callback_with_pending_read() {
     let (server, client) = tcp_pair().await;
@@ -840,6 +863,7 @@ squall_testing::backend_tests!(
     large_write_to_slow_reader,
     close_callback_runs_once,
     close_callback_with_pending_read,
+    cleared_close_callback_never_runs,
     read_from_closed_stream_errors_at_once,
     connection_refused_surfaces_the_real_error,
     write_while_connecting,
