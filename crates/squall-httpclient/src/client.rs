@@ -335,7 +335,7 @@ impl HttpClient {
                 .await
                 .map_err(|_| HttpClientError::Timeout(TimeoutPhase::Queue))?,
         };
-        let deadline = Instant::now() + req.request_limit();
+        let deadline = squall_ioloop::instant_after(Instant::now(), req.request_limit());
         // The phase the request timeout names if it runs out: Tornado's message is
         // "while connecting" when the shorter of the two timeouts ends a connection
         // still being made.
@@ -513,7 +513,7 @@ impl HttpClient {
     /// covers the TLS handshake too. (The request timeout, which is also running,
     /// is the caller's.)
     async fn connect(&self, hop: &Hop<'_>) -> Result<IoStream, HttpClientError> {
-        let deadline = Instant::now() + hop.req.connect_limit();
+        let deadline = squall_ioloop::instant_after(Instant::now(), hop.req.connect_limit());
         with_timeout(deadline, self.connect_within(hop, deadline))
             .await
             .map_err(|_| HttpClientError::Timeout(TimeoutPhase::Connect))?

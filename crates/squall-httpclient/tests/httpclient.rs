@@ -455,12 +455,14 @@ fn test_basic_auth_and_user_agent() {
 fn test_zero_timeouts_mean_none() {
     with_app(|client, base| async move {
         let url = format!("{base}/hello");
-        for (connect, request) in [(0, 0), (0, 20), (20, 0)] {
+        // And `Duration::MAX` is no limit either (it overflowed an `Instant` once).
+        let (none, max, t) = (Duration::ZERO, Duration::MAX, Duration::from_secs(20));
+        for (connect, request) in [(none, none), (none, t), (t, none), (max, max)] {
             let r = client
                 .fetch(
                     HttpRequest::new(url.as_str())
-                        .connect_timeout(Duration::from_secs(connect))
-                        .request_timeout(Duration::from_secs(request)),
+                        .connect_timeout(connect)
+                        .request_timeout(request),
                 )
                 .await
                 .unwrap();

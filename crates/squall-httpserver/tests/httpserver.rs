@@ -662,3 +662,33 @@ fn a_half_closed_client_gets_its_response() {
         );
     }
 }
+
+// A timeout of `Duration::MAX` means "never", not an `Instant` overflow: a keep-alive
+// wait, a head in two pieces (the header timeout), a body in two (the body timeout),
+// and a response written under the write timeout all pass on a server whose every
+// timeout is `Duration::MAX` (each panicked before).
+#[test]
+fn timeouts_of_duration_max_mean_never() {
+    let s = server_with(HttpServerConfig {
+        idle_connection_timeout: Duration::MAX,
+        header_timeout: Duration::MAX,
+        body_timeout: Some(Duration::MAX),
+        ..HttpServerConfig::default()
+    });
+    let mut c = s.client();
+    assert_eq!(c.request(GET).status, 200);
+    // The first request, and the start of the next head behind it.
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHo");
+    assert_eq!(c.read_response().status, 200);
+    c.send(b"st: x\r\nContent-Length: 4\r\n\r\nab");
+    c.send(b"cd");
+    let r = c.read_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"abcd");
+    let big = vec![b'z'; 8 << 20];
+    let mut upload = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n".to_vec();
+    upload.extend_from_slice(&big);
+    c.send(&upload);
+    let r = c.read_response();
+    assert_eq!(r.body.len(), big.len());
+}

@@ -29,7 +29,14 @@ pub(crate) fn instant_at(secs: f64) -> Instant {
 
 /// Now plus `delay`, saturating at a far-away instant instead of overflowing.
 pub(crate) fn after(delay: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(delay)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+    instant_after(Instant::now(), delay)
+}
+
+/// `base` plus `delay`, or an instant a century after `base` when the sum does not fit
+/// in an `Instant` (`Instant + Duration` panics then): a timeout of `Duration::MAX`
+/// set to mean "never" makes a deadline that is never reached, not a panic. Every
+/// deadline made from a user's timeout is made with it.
+pub fn instant_after(base: Instant, delay: Duration) -> Instant {
+    base.checked_add(delay)
+        .unwrap_or_else(|| base + Duration::from_secs(100 * 365 * 24 * 3600))
 }

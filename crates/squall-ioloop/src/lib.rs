@@ -177,6 +177,7 @@ mod watchdog;
 
 pub use backend::{default_poller, poller_by_name};
 pub use blocking::{run_on, Executor, ExecutorFuture, Job, ThreadPool};
+pub use clock::instant_after;
 pub use error::{Closed, JoinError, LoopError, PeriodicError, RunSyncError, TimeoutError};
 pub use executor::JoinHandle;
 pub use gen::{sleep, sleep_until, with_timeout, Sleep};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
-use squall_ioloop::{sleep_until, with_timeout};
+use squall_ioloop::{instant_after, sleep_until, with_timeout};
 use squall_iostream::{IoStream, ReadParseError, StreamError};
 
 use crate::deflate::DeflateConfig;
@@ -728,7 +728,7 @@ impl WebSocket {
     /// application has dropped every handle (its task ended, or its handler panicked),
     /// the connection is dropped with them, as it is without pings.
     async fn keep_alive(connection: Weak<Shared>, interval: Duration, timeout: Duration) {
-        let mut next_ping = Instant::now() + interval;
+        let mut next_ping = instant_after(Instant::now(), interval);
         let mut deadline: Option<Instant> = None;
         loop {
             let wake = deadline.map_or(next_ping, |d| d.min(next_ping));
@@ -760,9 +760,9 @@ impl WebSocket {
                 }
                 if deadline.is_none() && !timeout.is_zero() {
                     shared.heard.set(false);
-                    deadline = Some(now + timeout);
+                    deadline = Some(instant_after(now, timeout));
                 }
-                next_ping = now + interval;
+                next_ping = instant_after(now, interval);
             }
         }
     }

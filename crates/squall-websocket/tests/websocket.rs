@@ -760,3 +760,30 @@ fn a_failed_connection_lingers_its_close_timeout_past_the_byte_bound() {
         );
     });
 }
+
+// A ping interval (and timeout) of `Duration::MAX` means pings never come due, not an
+// `Instant` overflow in the keep-alive task (which panicked once), on both ends.
+#[test]
+fn a_ping_interval_of_duration_max_never_pings() {
+    squall_testing::install_logger();
+    run(async {
+        let mut config = WebSocketConfig::default();
+        config.ping_interval = Some(Duration::MAX);
+        config.ping_timeout = Some(Duration::MAX);
+        let (_server, addr, seen) = recorder_server(config.clone());
+        let mut options = ClientOptions::default();
+        options.config = config;
+        options.connect_timeout = Some(Duration::MAX);
+        options.handshake_timeout = Some(Duration::MAX);
+        let ws = websocket_connect(&url(addr, "/"), &options).await.unwrap();
+        ws.write_message("sync").unwrap();
+        assert_eq!(ws.next().await, Some("sync".into()));
+        ws.close(None, "").unwrap();
+        while ws.next().await.is_some() {}
+        until(|| seen.borrow().closed.is_some()).await;
+        assert!(seen.borrow().pongs.is_empty(), "no ping went out");
+    });
+    // A task that panics is logged as an error by the loop, on this thread.
+    let errors = squall_testing::logs_here(log::Level::Error);
+    assert!(errors.is_empty(), "{errors:?}");
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use squall_httputil::h1::Event;
 use squall_httputil::{write_error_response, OutputError};
+use squall_ioloop::instant_after;
 
 use super::logs::{log_access_error, log_io_error, Peer};
 use super::timer::Stall;
@@ -76,8 +77,10 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                     // within the header timeout, which the first byte started (empty
                     // lines do not make the connection idle again).
                     let now = Instant::now();
-                    let deadline =
-                        (now + idle).min(*head_started.get_or_insert(now) + header_timeout);
+                    let deadline = instant_after(now, idle).min(instant_after(
+                        *head_started.get_or_insert(now),
+                        header_timeout,
+                    ));
                     let out_cap = release_output(shared);
                     match self.conn.read(self.inbuf, out_cap, deadline).await {
                         ReadOutcome::Data => {

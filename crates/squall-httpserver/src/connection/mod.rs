@@ -29,6 +29,7 @@ use bytes::BytesMut;
 use http::uri::Scheme;
 use squall_httputil::h1::ServerConn;
 use squall_httputil::{HeaderCase, HeaderCaseMap, Limits};
+use squall_ioloop::instant_after;
 
 use crate::config::HttpServerConfig;
 use crate::control::{Control, HighWater};
@@ -366,7 +367,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
     /// 120 bytes bigger). The transport's read future is made anew at each poll, which
     /// its cancel-safety allows.
     fn wait_next<'a>(&'a mut self, inbuf: &'a mut BytesMut) -> impl Future<Output = bool> + 'a {
-        let deadline = Instant::now() + self.params.config.idle_connection_timeout;
+        let deadline = instant_after(Instant::now(), self.params.config.idle_connection_timeout);
         // A connection waiting with nothing buffered holds no input buffer (the
         // transport takes one when bytes arrive).
         spare::give(inbuf);

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use squall_httputil::h1::Event;
 use squall_httputil::{write_error_response, ParseError, RequestHead};
+use squall_ioloop::instant_after;
 
 use super::logs::{log_io_error, panic_message, Peer};
 use super::{Busy, End, Flow, ReadOutcome};
@@ -133,7 +134,10 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             if let Some(flow) = self.step_ended(msg, started, false) {
                 return flow;
             }
-            let body_deadline = shared.borrow().body_timeout.map(|t| start_time + t);
+            let body_deadline = shared
+                .borrow()
+                .body_timeout
+                .map(|t| instant_after(start_time, t));
             let idle = self.conn.params.config.idle_connection_timeout;
             #[cfg(feature = "gzip")]
             let mut inflater: Option<squall_httputil::GzipInflater> = None;
@@ -203,7 +207,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                                 return Flow::Close(end);
                             }
                         }
-                        let mut deadline = Instant::now() + idle;
+                        let mut deadline = instant_after(Instant::now(), idle);
                         if let Some(b) = body_deadline {
                             deadline = deadline.min(b);
                         }

@@ -25,7 +25,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use squall_ioloop::{IoLoop, RemoteHandle};
+use squall_ioloop::{instant_after, IoLoop, RemoteHandle};
 
 use super::logs::{log_io_error, Peer};
 use super::timer::LazyTimer;
@@ -331,7 +331,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         self.len.set(self.len.get() + 1);
         self.link(
             key,
-            Instant::now() + self.params.config.idle_connection_timeout,
+            instant_after(Instant::now(), self.params.config.idle_connection_timeout),
         );
         let waker = self.slots.borrow()[key as usize].waker.clone();
         waker.wake();
@@ -556,7 +556,10 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         // The turn's clock reading: a deadline an hour away needs no finer.
         self.link(
             key,
-            squall_ioloop::turn_time() + self.params.config.idle_connection_timeout,
+            instant_after(
+                squall_ioloop::turn_time(),
+                self.params.config.idle_connection_timeout,
+            ),
         );
         Parked::Waiting
     }

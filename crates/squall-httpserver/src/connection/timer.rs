@@ -70,11 +70,11 @@ impl Stall {
     /// the backlog last changed. The clock is read only when it changed.
     pub(super) fn deadline(&mut self, backlog: usize, idle: std::time::Duration) -> Instant {
         match self.since {
-            Some((t, n)) if n == backlog => t + idle,
+            Some((t, n)) if n == backlog => squall_ioloop::instant_after(t, idle),
             _ => {
                 let now = Instant::now();
                 self.since = Some((now, backlog));
-                now + idle
+                squall_ioloop::instant_after(now, idle)
             }
         }
     }
