@@ -968,3 +968,68 @@ fn body_timeout_ends_a_trickled_body() {
     );
     assert!(peer.take_output().is_empty(), "closed without a response");
 }
+
+/// A streaming delegate that logs each call and panics at the one named `panic_at`
+/// ("head", "data", "finish", "closed"); `on_close` is logged as "server closed".
+#[derive(Clone, Default)]
+struct Panicky {
+    log: Rc<RefCell<Vec<&'static str>>>,
+    panic_at: &'static str,
+}
+
+impl Panicky {
+    fn step(&self, name: &'static str) {
+        self.log.borrow_mut().push(name);
+        if self.panic_at == name {
+            panic!("delegate panic at {name} (expected by the test)");
+        }
+    }
+}
+
+impl HttpServerConnectionDelegate for Panicky {
+    type Message<'a> = Panicky;
+    fn start_request(&self, _c: &ConnectionInfo) -> Panicky {
+        self.clone()
+    }
+    fn on_close(&self, _c: &ConnectionInfo) {
+        self.log.borrow_mut().push("server closed");
+    }
+}
+
+impl HttpMessageDelegate for Panicky {
+    async fn headers_received(&mut self, _r: RequestStart, _w: &mut ResponseWriter<'_>) {
+        self.step("head");
+    }
+    async fn data_received(&mut self, _chunk: Bytes, _w: &mut ResponseWriter<'_>) {
+        self.step("data");
+    }
+    async fn finish(&mut self, w: &mut ResponseWriter<'_>) {
+        self.step("finish");
+        w.respond(StatusCode::OK, HeaderMap::new(), b"ok").unwrap();
+    }
+    fn on_connection_close(&mut self) {
+        self.step("closed");
+    }
+}
+
+// A panic in on_connection_close (the body cut short here) is caught and logged like a
+// panic in the other steps: it does not escape the connection's future, which closes
+// the connection and tells the server delegate.
+#[test]
+fn a_panic_in_on_connection_close_is_caught() {
+    let d = Panicky {
+        panic_at: "closed",
+        ..Panicky::default()
+    };
+    let (out, peer) = serve_all(
+        d.clone(),
+        HttpServerConfig::default(),
+        &[b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"],
+    );
+    assert_eq!(out, "");
+    assert!(peer.is_closed());
+    assert_eq!(
+        *d.log.borrow(),
+        ["head", "data", "closed", "server closed"]
+    );
+}

@@ -39,7 +39,7 @@ use crate::transport::Transport;
 use crate::writer::Shared;
 
 pub use self::logs::ACCESS_LOG_TARGET;
-use self::logs::{log_io_error, Peer};
+use self::logs::{log_io_error, notify, Peer};
 pub(crate) use self::table::ConnTable;
 use self::timer::LazyTimer;
 
@@ -308,7 +308,7 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                     break;
                 }
             }
-            self.delegate.on_close(&self.info);
+            notify("on_close", &self.info, || self.delegate.on_close(&self.info));
         }
     }
 

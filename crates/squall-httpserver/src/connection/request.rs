@@ -13,7 +13,7 @@ use squall_httputil::h1::Event;
 use squall_httputil::{write_error_response, ParseError, RequestHead};
 use squall_ioloop::instant_after;
 
-use super::logs::{log_io_error, panic_message, Peer};
+use super::logs::{log_io_error, notify, panic_message, Peer};
 use super::{Busy, End, Flow, ReadOutcome};
 use crate::delegate::{HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart};
 use crate::transport::Transport;
@@ -150,7 +150,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                 if shared.borrow().resp == Resp::Finished {
                     // Answered before the body was read: the rest of the body cannot be
                     // skipped safely, so the connection closes after the response.
-                    msg.on_connection_close();
+                    self.tell_closed(msg);
                     return Flow::Close(End::Linger);
                 }
                 let event = shared.borrow_mut().h1.poll(self.inbuf);
@@ -188,7 +188,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                     Some(Event::Error(e)) => return self.body_error(msg, e),
                     Some(_) => {
                         log::error!("HTTP/1 connection state machine out of step; closing");
-                        msg.on_connection_close();
+                        self.tell_closed(msg);
                         return Flow::Close(End::Done);
                     }
                     None => {
@@ -203,7 +203,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                         }
                         if !shared.borrow().out.is_empty() {
                             if let Err(end) = self.flush().await {
-                                msg.on_connection_close();
+                                self.tell_closed(msg);
                                 return Flow::Close(end);
                             }
                         }
@@ -233,7 +233,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                                 log_io_error("error reading a request body", &e)
                             }
                         }
-                        msg.on_connection_close();
+                        self.tell_closed(msg);
                         return Flow::Close(End::Dead);
                     }
                 }
@@ -299,16 +299,24 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             Ok(Ok(())) => None,
             Ok(Err(p)) => Some(self.after_panic(&*p, body_done)),
             Err(end) => {
-                msg.on_connection_close();
+                self.tell_closed(msg);
                 Some(Flow::Close(end))
             }
         }
     }
 
+    /// Tell the delegate its connection is going away before `finish`
+    /// (`on_connection_close`), a panic in it caught and logged.
+    pub(super) fn tell_closed(&self, msg: &mut D::Message<'_>) {
+        notify("on_connection_close", &self.conn.info, || {
+            msg.on_connection_close()
+        });
+    }
+
     /// A malformed or oversized body: answer its status if no response started, close.
     pub(super) fn body_error(&mut self, msg: &mut D::Message<'_>, e: ParseError) -> Flow {
         log::info!("bad HTTP request body from {}: {e}", Peer(&self.conn.info));
-        msg.on_connection_close();
+        self.tell_closed(msg);
         let s = &mut *self.shared.borrow_mut();
         if s.resp == Resp::NotStarted {
             write_error_response(e, &mut s.out);

@@ -27,7 +27,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use squall_ioloop::{instant_after, IoLoop, RemoteHandle};
 
-use super::logs::{log_io_error, Peer};
+use super::logs::{log_io_error, notify, Peer};
 use super::timer::LazyTimer;
 use super::{remote_ip, Http1Connection, Params};
 use crate::control::{Control, HighWater};
@@ -448,7 +448,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     fn close(&self, key: u32, idle: Idle<T>) {
         let mut idle = idle;
         idle.transport.close();
-        self.delegate.on_close(&idle.info);
+        notify("on_close", &idle.info, || self.delegate.on_close(&idle.info));
         drop(idle);
         self.remove(key);
     }
@@ -776,7 +776,7 @@ fn worker<T: Transport + 'static, D: HttpServerConnectionDelegate>(
                     .await
                 };
                 if !idle {
-                    c.delegate.on_close(&c.info);
+                    notify("on_close", &c.info, || c.delegate.on_close(&c.info));
                     conn = None;
                     serving.key = None;
                     table.remove(key);
