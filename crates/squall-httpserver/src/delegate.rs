@@ -69,6 +69,8 @@ pub trait HttpServerConnectionDelegate: 'static {
 
     /// A request is starting on `connection`: return the delegate that will receive
     /// its head, body and end. Tornado's `start_request(server_conn, request_conn)`.
+    /// A panic here is caught: the request is answered `500` and the connection
+    /// closes.
     fn start_request<'a>(&'a self, connection: &ConnectionInfo) -> Self::Message<'a>;
 
     /// The connection is gone (Tornado's `on_close(server_conn)`). Default: nothing.

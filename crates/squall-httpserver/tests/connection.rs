@@ -970,7 +970,8 @@ fn body_timeout_ends_a_trickled_body() {
 }
 
 /// A streaming delegate that logs each call and panics at the one named `panic_at`
-/// ("head", "data", "finish", "closed"); `on_close` is logged as "server closed".
+/// ("start", "head", "data", "finish", "closed"); `on_close` is logged as "server
+/// closed".
 #[derive(Clone, Default)]
 struct Panicky {
     log: Rc<RefCell<Vec<&'static str>>>,
@@ -989,6 +990,7 @@ impl Panicky {
 impl HttpServerConnectionDelegate for Panicky {
     type Message<'a> = Panicky;
     fn start_request(&self, _c: &ConnectionInfo) -> Panicky {
+        self.step("start");
         self.clone()
     }
     fn on_close(&self, _c: &ConnectionInfo) {
@@ -1030,6 +1032,36 @@ fn a_panic_in_on_connection_close_is_caught() {
     assert!(peer.is_closed());
     assert_eq!(
         *d.log.borrow(),
-        ["head", "data", "closed", "server closed"]
+        ["start", "head", "data", "closed", "server closed"]
     );
+}
+
+// A panic in the server delegate's start_request is a panicking handler: 500, the
+// connection closes (what follows the head is not read as a request) and the server
+// delegate hears of it.
+#[test]
+fn a_panic_in_start_request_is_500_and_close() {
+    let d = Panicky {
+        panic_at: "start",
+        ..Panicky::default()
+    };
+    let (out, peer) = serve_all(
+        d.clone(),
+        HttpServerConfig::default(),
+        &[b"POST / HTTP/1.1
+Host: x
+Content-Length: 27
+
+GET /smuggled HTTP/1.1
+
+"],
+    );
+    assert!(
+        out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("onnection: close\r\n"), "{out}");
+    assert_eq!(out.matches("HTTP/1.1").count(), 1, "{out}");
+    assert!(peer.is_closed());
+    assert_eq!(*d.log.borrow(), ["start", "server closed"]);
 }

@@ -3,6 +3,7 @@
 //! connection.
 
 use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::future::Future;
 use std::pin::pin;
 use std::time::Instant;
@@ -71,36 +72,45 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let gzip = xheaders::decompress(config, &mut head);
             shared.borrow_mut().begin_request(config);
             let delegate = self.conn.delegate.clone();
-            let mut msg = delegate.start_request(&self.conn.info);
-            let mut w = ResponseWriter::new(shared);
-            // Built where it is passed: a `RequestStart` (about 250 bytes) made in a
-            // local first is one more copy of it per request.
-            macro_rules! start {
-                () => {
-                    RequestStart {
-                        head,
-                        remote_ip: by_parts(remote_ip!()),
-                        protocol: match &proxied {
-                            Some((_, scheme)) => scheme.clone(),
-                            None => params.scheme.clone(),
-                        },
-                        connection: (*self.conn.info).clone(),
-                        start_time,
+            // A panic in the server delegate's `start_request` is a panicking handler
+            // too: 500, and the connection closes (the body, if any, is left unread).
+            let made = catch_unwind(AssertUnwindSafe(|| {
+                delegate.start_request(&self.conn.info)
+            }));
+            let flow = match made {
+                Err(p) => self.after_panic(&*p, false),
+                Ok(mut msg) => {
+                    let mut w = ResponseWriter::new(shared);
+                    // Built where it is passed: a `RequestStart` (about 250 bytes) made in a
+                    // local first is one more copy of it per request.
+                    macro_rules! start {
+                        () => {
+                            RequestStart {
+                                head,
+                                remote_ip: by_parts(remote_ip!()),
+                                protocol: match &proxied {
+                                    Some((_, scheme)) => scheme.clone(),
+                                    None => params.scheme.clone(),
+                                },
+                                connection: (*self.conn.info).clone(),
+                                start_time,
+                            }
+                        };
                     }
-                };
-            }
-            let flow = if shared.borrow_mut().h1.skip_empty_body() {
-                // The head is the whole request: one delegate step.
-                shared.borrow_mut().body_done = true;
-                let done = self
-                    .drive(pin!(msg.request_received(start!(), &mut w)))
-                    .await;
-                match self.step_ended(&mut msg, done, true) {
-                    Some(flow) => flow,
-                    None => self.request_end(&mut w),
+                    if shared.borrow_mut().h1.skip_empty_body() {
+                        // The head is the whole request: one delegate step.
+                        shared.borrow_mut().body_done = true;
+                        let done = self
+                            .drive(pin!(msg.request_received(start!(), &mut w)))
+                            .await;
+                        match self.step_ended(&mut msg, done, true) {
+                            Some(flow) => flow,
+                            None => self.request_end(&mut w),
+                        }
+                    } else {
+                        self.request_inner(&mut msg, &mut w, start!(), gzip).await
+                    }
                 }
-            } else {
-                self.request_inner(&mut msg, &mut w, start!(), gzip).await
             };
             if access {
                 let s = &mut *shared.borrow_mut();
