@@ -102,7 +102,8 @@ pub trait HttpServerConnectionDelegate: 'static {
 ///
 /// A panic in any of these methods is caught: the request is answered `500` if no
 /// response head has gone out yet (else the connection is closed), and the server goes
-/// on. A panic in `on_connection_close` (or in the server delegate's `on_close`) is
+/// on. A panic in `headers_received` or `data_received` closes the connection before
+/// `finish`, so `on_connection_close` follows it. A panic in `on_connection_close` (or in the server delegate's `on_close`) is
 /// logged, and the connection's close goes on.
 ///
 /// The trait uses `async fn`; implement it with `async fn` too. Its futures need not

@@ -1065,3 +1065,32 @@ GET /smuggled HTTP/1.1
     assert!(peer.is_closed());
     assert_eq!(*d.log.borrow(), ["start", "server closed"]);
 }
+
+// A panic before the body's end closes the connection before `finish`: the delegate
+// hears of it through on_connection_close, once, as for any other early close
+// (Tornado's `_read_message` calls it after an exception in either step); the request
+// is answered 500 and what follows its head is never read as a request.
+#[test]
+fn a_panic_before_finish_calls_on_connection_close() {
+    for (panic_at, log) in [
+        ("head", &["start", "head", "closed", "server closed"][..]),
+        ("data", &["start", "head", "data", "closed", "server closed"][..]),
+    ] {
+        let d = Panicky {
+            panic_at,
+            ..Panicky::default()
+        };
+        let (out, peer) = serve_all(
+            d.clone(),
+            HttpServerConfig::default(),
+            &[b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n"],
+        );
+        assert!(
+            out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("HTTP/1.1").count(), 1, "{out}");
+        assert!(peer.is_closed());
+        assert_eq!(*d.log.borrow(), log, "panic at {panic_at}");
+    }
+}

@@ -297,7 +297,9 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
     /// What a delegate step's outcome (from [`drive`](Self::drive)) means for the
     /// request: `None` to go on; the request's end after a panic (answered by
     /// [`after_panic`](Self::after_panic); `body_done` once the body was read to its
-    /// end) or when the connection must close (the delegate is told).
+    /// end) or when the connection must close (the delegate is told). A panic before
+    /// the body's end (in `headers_received` or `data_received`) closes the connection
+    /// before `finish`, so the delegate is told of that too, as Tornado does.
     #[inline]
     fn step_ended(
         &mut self,
@@ -307,7 +309,13 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
     ) -> Option<Flow> {
         match outcome {
             Ok(Ok(())) => None,
-            Ok(Err(p)) => Some(self.after_panic(&*p, body_done)),
+            Ok(Err(p)) => {
+                let flow = self.after_panic(&*p, body_done);
+                if !body_done {
+                    self.tell_closed(msg);
+                }
+                Some(flow)
+            }
             Err(end) => {
                 self.tell_closed(msg);
                 Some(Flow::Close(end))
