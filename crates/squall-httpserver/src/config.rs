@@ -103,7 +103,8 @@ pub struct HttpServerConfig {
     pub header_timeout: Duration,
     /// How long a whole request body may take to arrive, counted from the end of its
     /// head (the time the delegate spends in `data_received` counts too, as in
-    /// Tornado). Default 10 minutes: 100 MiB at 1.4 Mbit/s. `None`: no total bound
+    /// Tornado: a delegate still in it at the deadline is dropped and the connection
+    /// closed). Default 10 minutes: 100 MiB at 1.4 Mbit/s. `None`: no total bound
     /// (each read is still bound by `idle_connection_timeout`), Tornado's default.
     pub body_timeout: Option<Duration>,
     /// The most bytes handed to one `data_received` call. Default 64 KiB (Tornado's).

@@ -1074,7 +1074,10 @@ GET /smuggled HTTP/1.1
 fn a_panic_before_finish_calls_on_connection_close() {
     for (panic_at, log) in [
         ("head", &["start", "head", "closed", "server closed"][..]),
-        ("data", &["start", "head", "data", "closed", "server closed"][..]),
+        (
+            "data",
+            &["start", "head", "data", "closed", "server closed"][..],
+        ),
     ] {
         let d = Panicky {
             panic_at,
@@ -1093,4 +1096,55 @@ fn a_panic_before_finish_calls_on_connection_close() {
         assert!(peer.is_closed());
         assert_eq!(*d.log.borrow(), log, "panic at {panic_at}");
     }
+}
+
+/// A streaming delegate whose `data_received` never returns (a consumer that died);
+/// its calls are logged.
+#[derive(Clone, Default)]
+struct Stuck {
+    log: Rc<RefCell<Vec<&'static str>>>,
+}
+
+impl HttpServerConnectionDelegate for Stuck {
+    type Message<'a> = Stuck;
+    fn start_request(&self, _c: &ConnectionInfo) -> Stuck {
+        self.clone()
+    }
+}
+
+impl HttpMessageDelegate for Stuck {
+    async fn headers_received(&mut self, _r: RequestStart, _w: &mut ResponseWriter<'_>) {
+        self.log.borrow_mut().push("head");
+    }
+    async fn data_received(&mut self, _chunk: Bytes, _w: &mut ResponseWriter<'_>) {
+        self.log.borrow_mut().push("data");
+        std::future::pending::<()>().await;
+    }
+    async fn finish(&mut self, _w: &mut ResponseWriter<'_>) {
+        self.log.borrow_mut().push("finish");
+    }
+    fn on_connection_close(&mut self) {
+        self.log.borrow_mut().push("closed");
+    }
+}
+
+// The body timeout bounds the whole body, the delegate's time in data_received
+// included (Tornado's `with_timeout` around the body's read): a delegate that never
+// returns from it does not hold the connection past the timeout.
+#[test]
+fn body_timeout_fires_while_data_received_is_pending() {
+    let config = HttpServerConfig {
+        body_timeout: Some(Duration::from_millis(100)),
+        ..HttpServerConfig::default()
+    };
+    let d = Stuck::default();
+    let io_loop = IoLoop::new().unwrap();
+    let (transport, peer) = MemoryTransport::pair();
+    // The peer stays open: only the body timeout can end this.
+    peer.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+    let conn = Http1Connection::new(transport, Rc::new(d.clone()), config, None);
+    io_loop.run_sync(conn.serve(), TIMEOUT).unwrap();
+    assert!(peer.is_closed());
+    assert!(peer.take_output().is_empty());
+    assert_eq!(*d.log.borrow(), ["head", "data", "closed"]);
 }

@@ -125,10 +125,13 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
 
     /// Poll a delegate future (pinned where the caller made it, so it is never moved),
     /// turning a panic into `Ok(Err(payload))`; while it is pending, send what has been
-    /// written, and watch for a forced close.
+    /// written, and watch for a forced close and for `body_deadline` (the body
+    /// timeout's, for a `data_received` step: a delegate that holds up the body counts
+    /// against it, as in Tornado, even if it never returns).
     pub(super) async fn drive<F: Future>(
         &mut self,
         mut fut: Pin<&mut F>,
+        body_deadline: Option<Instant>,
     ) -> Result<Result<F::Output, Box<dyn Any + Send>>, End> {
         let shared = self.shared;
         let idle = self.conn.params.config.idle_connection_timeout;
@@ -169,6 +172,15 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                 Err(p) => return Poll::Ready(Ok(Err(p))),
             }
             self.conn.control.register(cx.waker());
+            if let Some(deadline) = body_deadline {
+                if self.conn.timer.poll(cx, deadline).is_ready() {
+                    log::debug!(
+                        "closing connection from {}: body timeout",
+                        Peer(&self.conn.info)
+                    );
+                    return Poll::Ready(Err(End::Dead));
+                }
+            }
             if s.out.is_empty() || s.write_failed.is_some() {
                 return Poll::Pending;
             }

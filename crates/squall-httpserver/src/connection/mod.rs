@@ -308,7 +308,9 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
                     break;
                 }
             }
-            notify("on_close", &self.info, || self.delegate.on_close(&self.info));
+            notify("on_close", &self.info, || {
+                self.delegate.on_close(&self.info)
+            });
         }
     }
 

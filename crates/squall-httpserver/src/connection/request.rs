@@ -3,8 +3,8 @@
 //! connection.
 
 use std::any::Any;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
 use std::time::Instant;
 
@@ -74,9 +74,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let delegate = self.conn.delegate.clone();
             // A panic in the server delegate's `start_request` is a panicking handler
             // too: 500, and the connection closes (the body, if any, is left unread).
-            let made = catch_unwind(AssertUnwindSafe(|| {
-                delegate.start_request(&self.conn.info)
-            }));
+            let made = catch_unwind(AssertUnwindSafe(|| delegate.start_request(&self.conn.info)));
             let flow = match made {
                 Err(p) => self.after_panic(&*p, false),
                 Ok(mut msg) => {
@@ -101,7 +99,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                         // The head is the whole request: one delegate step.
                         shared.borrow_mut().body_done = true;
                         let done = self
-                            .drive(pin!(msg.request_received(start!(), &mut w)))
+                            .drive(pin!(msg.request_received(start!(), &mut w)), None)
                             .await;
                         match self.step_ended(&mut msg, done, true) {
                             Some(flow) => flow,
@@ -140,7 +138,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let expect_continue = start.head.expect_continue;
             let chunk_size = self.conn.params.config.chunk_size.max(1);
             let start_time = start.start_time;
-            let started = self.drive(pin!(msg.headers_received(start, w))).await;
+            let started = self.drive(pin!(msg.headers_received(start, w)), None).await;
             if let Some(flow) = self.step_ended(msg, started, false) {
                 return flow;
             }
@@ -169,7 +167,14 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                         #[cfg(feature = "gzip")]
                         if gzip {
                             let inflated = self
-                                .deliver_inflated(msg, w, &data, &mut inflater, chunk_size)
+                                .deliver_inflated(
+                                    msg,
+                                    w,
+                                    &data,
+                                    &mut inflater,
+                                    chunk_size,
+                                    body_deadline,
+                                )
                                 .await;
                             if let Some(flow) = inflated {
                                 return flow;
@@ -180,7 +185,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                         let _: bool = gzip; // never set without the feature
                         while !data.is_empty() {
                             let piece = data.split_to(chunk_size.min(data.len()));
-                            if let Some(flow) = self.deliver(msg, w, piece).await {
+                            if let Some(flow) = self.deliver(msg, w, piece, body_deadline).await {
                                 return flow;
                             }
                         }
@@ -248,7 +253,7 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
                     }
                 }
             }
-            let finished = self.drive(pin!(msg.finish(w))).await;
+            let finished = self.drive(pin!(msg.finish(w)), None).await;
             if let Some(flow) = self.step_ended(msg, finished, true) {
                 return flow;
             }
@@ -283,14 +288,18 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
         Flow::Next
     }
 
-    /// Hand one piece of the body to the delegate; `Some(flow)` if the request is over.
+    /// Hand one piece of the body to the delegate, within `body_deadline`; `Some(flow)`
+    /// if the request is over.
     pub(super) async fn deliver(
         &mut self,
         msg: &mut D::Message<'_>,
         w: &mut ResponseWriter<'_>,
         piece: Bytes,
+        body_deadline: Option<Instant>,
     ) -> Option<Flow> {
-        let received = self.drive(pin!(msg.data_received(piece, w))).await;
+        let received = self
+            .drive(pin!(msg.data_received(piece, w)), body_deadline)
+            .await;
         self.step_ended(msg, received, false)
     }
 

@@ -448,7 +448,9 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     fn close(&self, key: u32, idle: Idle<T>) {
         let mut idle = idle;
         idle.transport.close();
-        notify("on_close", &idle.info, || self.delegate.on_close(&idle.info));
+        notify("on_close", &idle.info, || {
+            self.delegate.on_close(&idle.info)
+        });
         drop(idle);
         self.remove(key);
     }
