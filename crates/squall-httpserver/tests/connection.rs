@@ -1014,26 +1014,30 @@ impl HttpMessageDelegate for Panicky {
     }
 }
 
+/// Serve `input` to a [`Panicky`] that panics at `panic_at`: the output, the peer, and
+/// the calls made.
+fn serve_panicky(panic_at: &'static str, input: &[u8]) -> (String, MemoryPeer, Vec<&'static str>) {
+    let d = Panicky {
+        panic_at,
+        ..Panicky::default()
+    };
+    let (out, peer) = serve_all(d.clone(), HttpServerConfig::default(), &[input]);
+    let log = d.log.borrow().clone();
+    (out, peer, log)
+}
+
 // A panic in on_connection_close (the body cut short here) is caught and logged like a
 // panic in the other steps: it does not escape the connection's future, which closes
 // the connection and tells the server delegate.
 #[test]
 fn a_panic_in_on_connection_close_is_caught() {
-    let d = Panicky {
-        panic_at: "closed",
-        ..Panicky::default()
-    };
-    let (out, peer) = serve_all(
-        d.clone(),
-        HttpServerConfig::default(),
-        &[b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"],
+    let (out, peer, log) = serve_panicky(
+        "closed",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
     );
     assert_eq!(out, "");
     assert!(peer.is_closed());
-    assert_eq!(
-        *d.log.borrow(),
-        ["start", "head", "data", "closed", "server closed"]
-    );
+    assert_eq!(log, ["start", "head", "data", "closed", "server closed"]);
 }
 
 // A panic in the server delegate's start_request is a panicking handler: 500, the
@@ -1041,20 +1045,9 @@ fn a_panic_in_on_connection_close_is_caught() {
 // delegate hears of it.
 #[test]
 fn a_panic_in_start_request_is_500_and_close() {
-    let d = Panicky {
-        panic_at: "start",
-        ..Panicky::default()
-    };
-    let (out, peer) = serve_all(
-        d.clone(),
-        HttpServerConfig::default(),
-        &[b"POST / HTTP/1.1
-Host: x
-Content-Length: 27
-
-GET /smuggled HTTP/1.1
-
-"],
+    let (out, peer, log) = serve_panicky(
+        "start",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 27\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
     );
     assert!(
         out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
@@ -1063,7 +1056,7 @@ GET /smuggled HTTP/1.1
     assert!(out.contains("onnection: close\r\n"), "{out}");
     assert_eq!(out.matches("HTTP/1.1").count(), 1, "{out}");
     assert!(peer.is_closed());
-    assert_eq!(*d.log.borrow(), ["start", "server closed"]);
+    assert_eq!(log, ["start", "server closed"]);
 }
 
 // A panic before the body's end closes the connection before `finish`: the delegate
@@ -1079,14 +1072,9 @@ fn a_panic_before_finish_calls_on_connection_close() {
             &["start", "head", "data", "closed", "server closed"][..],
         ),
     ] {
-        let d = Panicky {
+        let (out, peer, calls) = serve_panicky(
             panic_at,
-            ..Panicky::default()
-        };
-        let (out, peer) = serve_all(
-            d.clone(),
-            HttpServerConfig::default(),
-            &[b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n"],
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n",
         );
         assert!(
             out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
@@ -1094,7 +1082,7 @@ fn a_panic_before_finish_calls_on_connection_close() {
         );
         assert_eq!(out.matches("HTTP/1.1").count(), 1, "{out}");
         assert!(peer.is_closed());
-        assert_eq!(*d.log.borrow(), log, "panic at {panic_at}");
+        assert_eq!(calls, log, "panic at {panic_at}");
     }
 }
 
