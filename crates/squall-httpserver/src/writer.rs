@@ -360,7 +360,9 @@ impl ResponseWriter<'_> {
             if s.overflowed {
                 return Poll::Ready(Err(io::Error::other(OutputError::WriteBufferFull)));
             }
-            if s.out.is_empty() {
+            // Both the output buffer and what the transport took from it and still
+            // holds: a transport may take the whole buffer into a queue of its own.
+            if s.out.is_empty() && s.queued == 0 {
                 return Poll::Ready(Ok(()));
             }
             // The connection task polls this future and flushes while it is pending.

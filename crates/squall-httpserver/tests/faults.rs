@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -443,6 +444,9 @@ struct Firehose {
     written: Arc<AtomicU64>,
     refused: Arc<AtomicBool>,
     flushes: bool,
+    /// Each flush is woken once meanwhile by something else (as a delegate awaiting a
+    /// flush alongside other work is).
+    nudged: bool,
 }
 
 struct FirehoseMsg {
@@ -450,6 +454,7 @@ struct FirehoseMsg {
     written: Arc<AtomicU64>,
     refused: Arc<AtomicBool>,
     flushes: bool,
+    nudged: bool,
 }
 
 impl HttpServerConnectionDelegate for Firehose {
@@ -460,6 +465,7 @@ impl HttpServerConnectionDelegate for Firehose {
             written: self.written.clone(),
             refused: self.refused.clone(),
             flushes: self.flushes,
+            nudged: self.nudged,
         }
     }
 }
@@ -481,7 +487,12 @@ impl HttpMessageDelegate for FirehoseMsg {
             sent += piece.len() as u64;
             self.written.store(sent, Ordering::SeqCst);
             if self.flushes {
-                if w.flush().await.is_err() {
+                let flushed = if self.nudged {
+                    nudged(w.flush()).await
+                } else {
+                    w.flush().await
+                };
+                if flushed.is_err() {
                     self.refused.store(true, Ordering::SeqCst);
                     return;
                 }
@@ -505,6 +516,7 @@ fn slow_steady_reader_gets_a_whole_streamed_response() {
         written: Arc::default(),
         refused: Arc::default(),
         flushes: true,
+        nudged: false,
     };
     let refused = delegate.refused.clone();
     let config = HttpServerConfig {
@@ -545,6 +557,7 @@ fn peer_that_never_reads_a_streaming_delegate_is_capped() {
         written: written.clone(),
         refused: refused.clone(),
         flushes: false,
+        nudged: false,
     };
     let config = HttpServerConfig {
         idle_connection_timeout: Duration::from_secs(2),
@@ -569,5 +582,56 @@ fn peer_that_never_reads_a_streaming_delegate_is_capped() {
     );
     let high = s.stats.buffer_high_water();
     assert!(high <= 32 << 20, "the connection held {high} bytes");
+    drop(c);
+}
+
+/// `fut`, with the task woken once by a timer of its own while it waits.
+async fn nudged<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut nudge = Some(Box::pin(squall_ioloop::sleep(Duration::ZERO)));
+    std::future::poll_fn(|cx| {
+        if let Some(n) = &mut nudge {
+            if n.as_mut().poll(cx).is_ready() {
+                nudge = None;
+            }
+        }
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
+// A streaming delegate that awaits flush between writes, for a peer that never reads:
+// flush waits until the bytes have left the stream, whatever else wakes the delegate
+// meanwhile, so its writes are never refused for the write-buffer limit; the
+// connection is closed by the write stall instead. (Flush used to resolve as soon as
+// the stream had taken the bytes into its own queue, at the first wake-up.)
+#[test]
+fn flush_waits_for_the_stream_s_queue() {
+    install_logger_at(log::LevelFilter::Info);
+    let delegate = Firehose {
+        total: 128 << 20,
+        written: Arc::default(),
+        refused: Arc::default(),
+        flushes: true,
+        nudged: true,
+    };
+    let (written, refused) = (delegate.written.clone(), delegate.refused.clone());
+    let config = HttpServerConfig {
+        idle_connection_timeout: Duration::from_secs(1),
+        ..HttpServerConfig::default()
+    };
+    let s = serve(move || HttpServer::with_delegate(delegate).with_config(config));
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.write_all(GET).unwrap();
+    assert!(wait_until(PATIENCE, || s.stats.connections_accepted() == 1));
+    assert!(
+        wait_until(Duration::from_secs(120), || s.stats.open_connections() == 0),
+        "the stalled connection was never closed"
+    );
+    let held = written.load(Ordering::SeqCst);
+    assert!(
+        !refused.load(Ordering::SeqCst),
+        "a write after an awaited flush was refused ({held} bytes accepted)"
+    );
     drop(c);
 }

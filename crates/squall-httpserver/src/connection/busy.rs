@@ -181,7 +181,10 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                     return Poll::Ready(Err(End::Dead));
                 }
             }
-            if s.out.is_empty() || s.write_failed.is_some() {
+            // Nothing to send, unless a flush waits for what the transport still holds
+            // (an empty write then waits for that to go, and wakes this task when it has).
+            let flushing = s.flush_requested && s.queued != 0;
+            if (s.out.is_empty() && !flushing) || s.write_failed.is_some() {
                 return Poll::Pending;
             }
             match self.conn.transport.poll_write(cx, &mut s.out) {
