@@ -1136,3 +1136,47 @@ fn body_timeout_fires_while_data_received_is_pending() {
     assert!(peer.take_output().is_empty());
     assert_eq!(*d.log.borrow(), ["head", "data", "closed"]);
 }
+
+// StreamingChunkSizeTest's compressed bodies: a gzip body reaches a streaming delegate
+// inflated, in pieces of at most chunk_size and none empty, whether sent with a
+// Content-Length or in wire chunks that split the gzip stream anywhere.
+#[cfg(feature = "gzip")]
+#[test]
+fn streaming_delegate_gets_a_gzip_body_inflated_in_pieces() {
+    let body = b"01234567890123456789012345678901234567890123456789";
+    let packed = gzip(body);
+    let mut by_length = format!(
+        "POST /z HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        packed.len()
+    )
+    .into_bytes();
+    by_length.extend_from_slice(&packed);
+    let mut chunked =
+        b"POST /z HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+    for part in [&packed[..20], &packed[20..]] {
+        chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        chunked.extend_from_slice(part);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    for req in [by_length, chunked] {
+        let rec = Recorder::default();
+        let config = HttpServerConfig {
+            chunk_size: 16,
+            decompress_request: true,
+            ..HttpServerConfig::default()
+        };
+        let (out, _) = serve_all(rec.clone(), config, &[&req]);
+        assert!(out.contains("got \r\n2\r\n50\r\n"), "{out}");
+        let log = rec.log.borrow();
+        let sizes: Vec<usize> = log
+            .iter()
+            .filter_map(|l| l.strip_prefix("data ")?.parse().ok())
+            .collect();
+        assert_eq!(sizes.iter().sum::<usize>(), body.len(), "{log:?}");
+        assert!(sizes.iter().all(|&n| (1..=16).contains(&n)), "{log:?}");
+        assert_eq!(log.first().map(String::as_str), Some("head /z"));
+        assert_eq!(log.last().map(String::as_str), Some("finish"));
+    }
+}
