@@ -549,31 +549,9 @@ fn slow_steady_reader_gets_a_whole_streamed_response() {
 #[test]
 fn peer_that_never_reads_a_streaming_delegate_is_capped() {
     install_logger_at(log::LevelFilter::Info);
-    const TOTAL: u64 = 128 << 20;
-    let written = Arc::new(AtomicU64::new(0));
-    let refused = Arc::new(AtomicBool::new(false));
-    let delegate = Firehose {
-        total: TOTAL,
-        written: written.clone(),
-        refused: refused.clone(),
-        flushes: false,
-        nudged: false,
-    };
-    let config = HttpServerConfig {
-        idle_connection_timeout: Duration::from_secs(2),
-        ..HttpServerConfig::default()
-    };
-    let s = serve(move || HttpServer::with_delegate(delegate).with_config(config));
-    let mut c = TcpStream::connect(s.addr).unwrap();
-    c.write_all(GET).unwrap();
-    assert!(wait_until(PATIENCE, || s.stats.connections_accepted() == 1));
+    let (s, held, refused) = to_a_peer_that_never_reads(false, false);
     assert!(
-        wait_until(Duration::from_secs(120), || s.stats.open_connections() == 0),
-        "the stalled connection was never closed"
-    );
-    let held = written.load(Ordering::SeqCst);
-    assert!(
-        refused.load(Ordering::SeqCst),
+        refused,
         "the delegate's writes never failed ({held} bytes accepted for a peer that never reads)"
     );
     assert!(
@@ -582,7 +560,6 @@ fn peer_that_never_reads_a_streaming_delegate_is_capped() {
     );
     let high = s.stats.buffer_high_water();
     assert!(high <= 32 << 20, "the connection held {high} bytes");
-    drop(c);
 }
 
 /// `fut`, with the task woken once by a timer of its own while it waits.
@@ -608,16 +585,27 @@ async fn nudged<F: Future>(fut: F) -> F::Output {
 #[test]
 fn flush_waits_for_the_stream_s_queue() {
     install_logger_at(log::LevelFilter::Info);
+    let (_s, held, refused) = to_a_peer_that_never_reads(true, true);
+    assert!(
+        !refused,
+        "a write after an awaited flush was refused ({held} bytes accepted)"
+    );
+}
+
+/// A [`Firehose`] of 128 MiB (flushing and nudged as told) for a peer that sends a
+/// request and never reads, with a 2 s idle timeout: once the connection has closed,
+/// the server, the bytes the delegate wrote, and whether a write was refused.
+fn to_a_peer_that_never_reads(flushes: bool, nudged: bool) -> (TestServer, u64, bool) {
     let delegate = Firehose {
         total: 128 << 20,
         written: Arc::default(),
         refused: Arc::default(),
-        flushes: true,
-        nudged: true,
+        flushes,
+        nudged,
     };
     let (written, refused) = (delegate.written.clone(), delegate.refused.clone());
     let config = HttpServerConfig {
-        idle_connection_timeout: Duration::from_secs(1),
+        idle_connection_timeout: Duration::from_secs(2),
         ..HttpServerConfig::default()
     };
     let s = serve(move || HttpServer::with_delegate(delegate).with_config(config));
@@ -628,10 +616,7 @@ fn flush_waits_for_the_stream_s_queue() {
         wait_until(Duration::from_secs(120), || s.stats.open_connections() == 0),
         "the stalled connection was never closed"
     );
-    let held = written.load(Ordering::SeqCst);
-    assert!(
-        !refused.load(Ordering::SeqCst),
-        "a write after an awaited flush was refused ({held} bytes accepted)"
-    );
     drop(c);
+    let held = written.load(Ordering::SeqCst);
+    (s, held, refused.load(Ordering::SeqCst))
 }
