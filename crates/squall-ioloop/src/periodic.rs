@@ -26,7 +26,8 @@ use crate::timer::Timeout;
 /// The first run is one period after [`start`](PeriodicCallback::start). While running,
 /// the loop keeps the callback alive (dropping this handle does not stop it; call
 /// [`stop`](PeriodicCallback::stop)). A panic in the callback is caught and logged, and
-/// the schedule goes on.
+/// the schedule goes on. The callback may call `stop`, and `stop` then `start` to
+/// restart the schedule from that moment.
 #[derive(Clone)]
 pub struct PeriodicCallback {
     inner: Rc<Periodic>,
@@ -160,7 +161,11 @@ impl Periodic {
                 *slot = Some(f);
             }
         }
-        Periodic::schedule_next(this);
+        // A `stop` then `start` inside the callback has already scheduled the next run
+        // (from now); scheduling another would run the callback twice per period.
+        if this.timeout.get().is_none() {
+            Periodic::schedule_next(this);
+        }
     }
 
     /// xorshift64*, seeded from std's random hasher keys: enough for jitter.

@@ -74,6 +74,7 @@ macro_rules! suite {
                 sleep_and_with_timeout,
                 periodic_callback_runs_on_schedule,
                 periodic_callback_settings,
+                periodic_callback_restarted_from_inside,
                 futures_dropped_on_loop_drop,
                 future_drop_code_may_use_the_loop,
             );
@@ -1140,6 +1141,35 @@ fn periodic_callback_settings(mk: Mk) {
     pc.stop();
     assert_eq!(l.pending_timeouts(), 0);
     assert!(!pc.is_running());
+}
+
+/// A periodic callback that stops and restarts itself from inside its callback keeps
+/// one schedule, not two: one pending timeout after the run, none after `stop`.
+fn periodic_callback_restarted_from_inside(mk: Mk) {
+    let l = mk();
+    let holder: Rc<RefCell<Option<PeriodicCallback>>> = Rc::new(RefCell::new(None));
+    let pending = Rc::new(Cell::new(None));
+    let (h, lp, seen) = (holder.clone(), l.clone(), pending.clone());
+    let pc = PeriodicCallback::new(&l, Duration::from_millis(1), move || {
+        let pc = h.borrow().clone().unwrap();
+        let before = lp.pending_timeouts();
+        pc.stop();
+        pc.start();
+        // Runs after this run has made its next schedule.
+        let (lp2, seen) = (lp.clone(), seen.clone());
+        lp.add_callback(move || {
+            seen.set(Some(lp2.pending_timeouts() - before));
+            pc.stop();
+            lp2.stop();
+        });
+    })
+    .unwrap();
+    *holder.borrow_mut() = Some(pc.clone());
+    pc.start();
+    start_guarded(&l);
+    assert_eq!(pending.get(), Some(1), "timeouts the periodic callback left");
+    assert_eq!(l.pending_timeouts(), 0, "a timeout outlived stop()");
+    holder.borrow_mut().take();
 }
 
 /// Dropping the loop drops its pending futures, callbacks and timers (no leak, no
