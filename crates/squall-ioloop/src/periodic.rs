@@ -36,6 +36,9 @@ pub struct PeriodicCallback {
 struct Periodic {
     io_loop: Weak<Inner>,
     callback: RefCell<Option<Box<dyn FnMut()>>>,
+    /// The period as given, for [`PeriodicCallback::period`].
+    given: Duration,
+    /// The period in seconds, for the schedule math.
     period: f64,
     jitter: Cell<f64>,
     running: Cell<bool>,
@@ -66,6 +69,7 @@ impl PeriodicCallback {
             inner: Rc::new(Periodic {
                 io_loop: Rc::downgrade(&io_loop.inner),
                 callback: RefCell::new(Some(Box::new(callback))),
+                given: period,
                 period: period.as_secs_f64(),
                 jitter: Cell::new(0.0),
                 running: Cell::new(false),
@@ -93,7 +97,7 @@ impl PeriodicCallback {
 
     /// The period.
     pub fn period(&self) -> Duration {
-        Duration::from_secs_f64(self.inner.period)
+        self.inner.given
     }
 
     /// Starts the schedule (first run one period from now). No-op if already running or
@@ -295,6 +299,7 @@ mod tests {
         let pc = super::Periodic {
             io_loop: std::rc::Weak::new(),
             callback: std::cell::RefCell::new(None),
+            given: std::time::Duration::from_secs(1),
             period: 1.0,
             jitter: std::cell::Cell::new(0.0),
             running: std::cell::Cell::new(false),

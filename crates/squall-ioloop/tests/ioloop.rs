@@ -1136,6 +1136,15 @@ fn periodic_callback_settings(mk: Mk) {
         Err(PeriodicError::BadJitter(_))
     ));
     assert!(pc.clone().with_jitter(f64::NAN).is_err());
+    // The period is given back exactly, and any Duration is a period (one that never
+    // comes is never due): neither rounds through seconds as f64 nor panics.
+    for period in [Duration::MAX, Duration::new(1_000_000_000, 1)] {
+        let far = PeriodicCallback::new(&l, period, || {}).unwrap();
+        assert_eq!(far.period(), period);
+        assert!(format!("{far:?}").contains("running: false"));
+        far.start();
+        far.stop();
+    }
     pc.start();
     assert_eq!(l.pending_timeouts(), 1);
     pc.stop();
