@@ -210,7 +210,7 @@ impl Inner {
 
     fn drop_task_future(&self, f: BoxTask, origin: Origin) {
         if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(f))) {
-            self.log_panic(Some("the drop of the task"), origin, p);
+            crate::fault::log_panic(Some("the drop of the task"), origin, p);
         }
     }
 

@@ -28,3 +28,11 @@ pub(crate) fn log_exception(what: Option<&str>, origin: Origin, payload: &(dyn A
         Some(what) => log::error!("Exception in callback ({what}) added at {origin}: {message}"),
     }
 }
+
+/// [`log_exception`], then drops the payload, whose own drop may panic too (caught, so
+/// whatever called the user code goes on).
+#[cold]
+pub(crate) fn log_panic(what: Option<&str>, origin: Origin, payload: Box<dyn Any + Send>) {
+    log_exception(what, origin, &*payload);
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
+}

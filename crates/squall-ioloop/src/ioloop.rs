@@ -688,7 +688,7 @@ impl IoLoop {
                 Some(TimerAction::Call(cb)) => inner.run_callback(cb),
                 Some(TimerAction::Wake(w, origin)) => {
                     if let Err(p) = inner.guard(origin, || w.wake()) {
-                        inner.log_panic(Some("timer wake"), origin, p);
+                        crate::fault::log_panic(Some("timer wake"), origin, p);
                     }
                 }
                 None => {}
@@ -765,24 +765,10 @@ impl Inner {
         }
     }
 
-    /// Logs a panic the loop caught (`what` it was in, `None` for a plain callback) and
-    /// drops its payload.
-    #[cold]
-    pub(crate) fn log_panic(
-        &self,
-        what: Option<&str>,
-        origin: Origin,
-        payload: Box<dyn Any + Send>,
-    ) {
-        crate::fault::log_exception(what, origin, &*payload);
-        // The payload's own drop could panic; keep the loop alive regardless.
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-    }
-
     fn run_callback(&self, cb: Callback) {
         let Callback { f, origin } = cb;
         if let Err(p) = self.guard(origin, f) {
-            self.log_panic(None, origin, p);
+            crate::fault::log_panic(None, origin, p);
         }
     }
 
@@ -803,7 +789,7 @@ impl Inner {
             return;
         };
         if let Err(p) = self.guard(origin, &mut f) {
-            self.log_panic(Some("signal callback"), origin, p);
+            crate::fault::log_panic(Some("signal callback"), origin, p);
         }
         let mut sigs = self.signals.borrow_mut();
         match sigs.get_mut(i) {
@@ -811,7 +797,7 @@ impl Inner {
             _ => {
                 drop(sigs);
                 if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(f))) {
-                    self.log_panic(Some("the drop of a signal callback"), origin, p);
+                    crate::fault::log_panic(Some("the drop of a signal callback"), origin, p);
                 }
             }
         }
@@ -859,7 +845,7 @@ impl Inner {
             return;
         };
         if let Err(p) = self.guard(origin, || h(fd, ready)) {
-            self.log_panic(Some("handler"), origin, p);
+            crate::fault::log_panic(Some("handler"), origin, p);
         }
         let mut hs = self.handlers.borrow_mut();
         match hs.get_mut(fd) {
@@ -868,7 +854,7 @@ impl Inner {
                 drop(hs);
                 // Removed while it ran: dropped here, and what it owns may panic too.
                 if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(h))) {
-                    self.log_panic(Some("the drop of a handler"), origin, p);
+                    crate::fault::log_panic(Some("the drop of a handler"), origin, p);
                 }
             }
         }

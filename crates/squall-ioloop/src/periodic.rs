@@ -158,7 +158,7 @@ impl Periodic {
         let taken = this.callback.borrow_mut().take();
         if let Some(mut f) = taken {
             if let Err(p) = catch_unwind(AssertUnwindSafe(&mut f)) {
-                crate::fault::log_exception(Some("a periodic callback"), this.origin, &*p);
+                crate::fault::log_panic(Some("a periodic callback"), this.origin, p);
             }
             let mut slot = this.callback.borrow_mut();
             if slot.is_none() {

@@ -75,6 +75,7 @@ macro_rules! suite {
                 periodic_callback_runs_on_schedule,
                 periodic_callback_settings,
                 periodic_callback_restarted_from_inside,
+                periodic_callback_survives_a_panicking_panic_payload,
                 futures_dropped_on_loop_drop,
                 future_drop_code_may_use_the_loop,
             );
@@ -784,16 +785,43 @@ fn test_exception_logging(mk: Mk) {
     }
 }
 
+/// Something whose drop panics.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("boom in drop");
+    }
+}
+
+/// A periodic callback that panics with a payload whose drop panics too keeps its
+/// schedule: the panic is logged and the next run comes.
+fn periodic_callback_survives_a_panicking_panic_payload(mk: Mk) {
+    init_logging();
+    let l = mk();
+    let runs = Rc::new(Cell::new(0));
+    let (r, lp) = (runs.clone(), l.clone());
+    let pc = PeriodicCallback::new(&l, Duration::from_millis(1), move || {
+        r.set(r.get() + 1);
+        if r.get() == 1 {
+            std::panic::panic_any(PanicOnDrop);
+        }
+        lp.stop();
+    })
+    .unwrap();
+    pc.start();
+    start_guarded(&l);
+    pc.stop();
+    assert_eq!(runs.get(), 2);
+    assert!(logs_here(log::Level::Error)
+        .iter()
+        .any(|m| m.contains("Exception in callback (a periodic callback)")));
+}
+
 /// A handler that removes itself is dropped by the loop once it returns; a panic in
 /// that drop (in something it owns) is logged, and the loop can still stop, start and
 /// close.
 fn a_panicking_drop_of_a_removed_handler_is_contained(mk: Mk) {
-    struct PanicOnDrop;
-    impl Drop for PanicOnDrop {
-        fn drop(&mut self) {
-            panic!("boom in drop");
-        }
-    }
     init_logging();
     let l = mk();
     let (a, mut b) = pair();
