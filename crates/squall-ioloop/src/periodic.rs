@@ -101,7 +101,7 @@ impl PeriodicCallback {
     }
 
     /// Starts the schedule (first run one period from now). No-op if already running or
-    /// if the loop is gone.
+    /// if the loop is gone or closed.
     pub fn start(&self) {
         let p = &self.inner;
         if p.running.get() {
@@ -121,9 +121,10 @@ impl PeriodicCallback {
         }
     }
 
-    /// Whether the schedule is running.
+    /// Whether the schedule is running: started, not stopped, and its loop neither
+    /// closed nor dropped.
     pub fn is_running(&self) -> bool {
-        self.inner.running.get()
+        self.inner.running.get() && self.inner.io_loop.upgrade().is_some_and(|l| !l.closed.get())
     }
 }
 
@@ -132,7 +133,7 @@ impl Periodic {
         if !this.running.get() {
             return;
         }
-        let Some(inner) = this.io_loop.upgrade() else {
+        let Some(inner) = this.io_loop.upgrade().filter(|l| !l.closed.get()) else {
             this.running.set(false);
             return;
         };

@@ -1178,6 +1178,13 @@ fn periodic_callback_settings(mk: Mk) {
     pc.stop();
     assert_eq!(l.pending_timeouts(), 0);
     assert!(!pc.is_running());
+    // A closed loop runs nothing: a schedule on it is not running, started before the
+    // close or after.
+    pc.start();
+    l.close(true).unwrap();
+    assert!(!pc.is_running());
+    pc.start();
+    assert!(!pc.is_running());
 }
 
 /// A periodic callback that stops and restarts itself from inside its callback keeps
