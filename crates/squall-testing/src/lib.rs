@@ -54,7 +54,10 @@
 //! - `gen_test`'s default timeout is 10 s (Tornado: 5 s), since CI machines are shared;
 //!   `ASYNC_TEST_TIMEOUT` works as in Tornado.
 //! - [`ExpectLog`] matches a target prefix and a substring (Tornado: a logger and a
-//!   regular expression), and can also forbid a line.
+//!   regular expression), and can also forbid a line. [`ExpectLog::level`] is Tornado's
+//!   `level=`; without it every level counts (Tornado 6 counts every level too, with a
+//!   deprecation warning below WARNING). Tornado's `logged_stack` has no counterpart:
+//!   `log` records carry no exception.
 #![warn(unreachable_pub)]
 
 #[cfg(unix)]

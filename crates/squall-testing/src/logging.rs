@@ -20,18 +20,32 @@ pub struct Captured {
 }
 
 impl Captured {
-    /// Whether this record is from a target starting with `target` and holds
-    /// `needle`: what an [`ExpectLog`] waits for.
-    fn matches(&self, target: &str, needle: &str) -> bool {
-        self.target.starts_with(target) && self.message.contains(needle)
+    /// Whether this record is from a target starting with `target`, holds `needle`
+    /// and, if `level` is given, was logged at that level: what an [`ExpectLog`] waits
+    /// for.
+    fn matches(&self, expected: &Expected) -> bool {
+        self.target.starts_with(&expected.target)
+            && self.message.contains(&expected.needle)
+            && expected.level.is_none_or(|l| l == self.level)
     }
 }
 
 struct Capture {
     records: Mutex<Vec<Captured>>,
     changed: Condvar,
-    /// The live [`ExpectLog`]s: (id, target prefix, needle).
-    expecting: Mutex<Vec<(u64, String, String)>>,
+    /// The live [`ExpectLog`]s, by id.
+    expecting: Mutex<Vec<(u64, Expected)>>,
+}
+
+/// What an [`ExpectLog`] matches.
+#[derive(Debug, Clone)]
+struct Expected {
+    /// The target prefix.
+    target: String,
+    /// The substring of the message.
+    needle: String,
+    /// The one level that counts, if any.
+    level: Option<Level>,
 }
 
 static CAPTURE: Capture = Capture {
@@ -43,7 +57,7 @@ static CAPTURE: Capture = Capture {
 /// Ids of [`ExpectLog`]s.
 static NEXT_EXPECTATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn expecting() -> MutexGuard<'static, Vec<(u64, String, String)>> {
+fn expecting() -> MutexGuard<'static, Vec<(u64, Expected)>> {
     CAPTURE.expecting.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -68,7 +82,7 @@ impl Log for Capture {
         if rec.level <= Level::Warn
             && !expecting()
                 .iter()
-                .any(|(_, target, needle)| rec.matches(target, needle))
+                .any(|(_, expected)| rec.matches(expected))
         {
             // tidy: allow(print) this is the logger: its own lines cannot go through `log`
             eprintln!("{} {}: {}", rec.level, rec.target, rec.message);
@@ -198,8 +212,7 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 #[must_use = "the expectation is checked when the guard is dropped"]
 pub struct ExpectLog {
     id: u64,
-    target: String,
-    needle: String,
+    expected: Expected,
     start: usize,
     required: bool,
     forbidden: bool,
@@ -211,11 +224,15 @@ impl ExpectLog {
     pub fn new(target: &str, needle: &str) -> ExpectLog {
         install_logger();
         let id = NEXT_EXPECTATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        expecting().push((id, target.to_owned(), needle.to_owned()));
-        ExpectLog {
-            id,
+        let expected = Expected {
             target: target.to_owned(),
             needle: needle.to_owned(),
+            level: None,
+        };
+        expecting().push((id, expected.clone()));
+        ExpectLog {
+            id,
+            expected,
             start: lock().len(),
             required: true,
             forbidden: false,
@@ -226,6 +243,21 @@ impl ExpectLog {
     /// Whether a matching line must be written (default true). Tornado's `required`.
     pub fn required(mut self, required: bool) -> ExpectLog {
         self.required = required;
+        self
+    }
+
+    /// Count only lines logged at exactly `level` (Tornado's `level=`): a line that
+    /// matches at another level is not counted (and a warning or an error stays visible
+    /// on stderr). If the `log` crate's maximum level would skip `level` (after
+    /// [`install_logger_at`] with a quieter one), it is raised to `level` and left so.
+    pub fn level(mut self, level: Level) -> ExpectLog {
+        if log::max_level() < level {
+            log::set_max_level(level.to_level_filter());
+        }
+        self.expected.level = Some(level);
+        if let Some((_, e)) = expecting().iter_mut().find(|(id, _)| *id == self.id) {
+            e.level = Some(level);
+        }
         self
     }
 
@@ -240,7 +272,7 @@ impl ExpectLog {
     pub fn matched(&self) -> Vec<Captured> {
         lock()[self.start..]
             .iter()
-            .filter(|r| r.matches(&self.target, &self.needle))
+            .filter(|r| r.matches(&self.expected))
             .cloned()
             .collect()
     }
@@ -258,14 +290,18 @@ impl ExpectLog {
         let matched = self.matched();
         if self.required && matched.is_empty() {
             panic!(
-                "ExpectLog: did not get expected log message {:?} from target {:?}",
-                self.needle, self.target
+                "ExpectLog: did not get expected log message {:?} from target {:?}{}",
+                self.expected.needle,
+                self.expected.target,
+                self.expected
+                    .level
+                    .map_or_else(String::new, |l| format!(" at level {l}"))
             );
         }
         if self.forbidden && !matched.is_empty() {
             panic!(
                 "ExpectLog: got forbidden log message {:?} from target {:?}: {:?}",
-                self.needle, self.target, matched[0].message
+                self.expected.needle, self.expected.target, matched[0].message
             );
         }
         matched.len()
@@ -274,7 +310,7 @@ impl ExpectLog {
 
 impl Drop for ExpectLog {
     fn drop(&mut self) {
-        expecting().retain(|(id, _, _)| *id != self.id);
+        expecting().retain(|(id, _)| *id != self.id);
         if !self.checked && !std::thread::panicking() {
             self.verdict();
         }

@@ -87,6 +87,23 @@ fn test_expect_log_required_met() {
     assert_eq!(expect.check(), 1);
 }
 
+// ExpectLogTest's level: only a line at the given level counts.
+#[test]
+fn test_expect_log_level() {
+    let expect = ExpectLog::new("level_test", "at a level").level(log::Level::Info);
+    log::debug!(target: "level_test", "at a level below");
+    assert!(expect.matched().is_empty());
+    log::info!(target: "level_test", "at a level that counts");
+    assert_eq!(expect.check(), 1);
+}
+
+#[test]
+#[should_panic(expected = "did not get expected log message \"only info\" from target \"level_test\" at level INFO")]
+fn test_expect_log_level_not_met() {
+    let _expect = ExpectLog::new("level_test", "only info").level(log::Level::Info);
+    log::warn!(target: "level_test", "only info, but a warning");
+}
+
 #[test]
 fn test_expect_log_not_required() {
     let expect = ExpectLog::new("testing", "maybe").required(false);
