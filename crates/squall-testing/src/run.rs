@@ -31,13 +31,20 @@ squall_poller::cfg_not_epoll! {
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The timeout of a [`gen_test`](crate::gen_test) without its own: `ASYNC_TEST_TIMEOUT`
-/// seconds from the environment (Tornado's variable), else 10 s.
+/// seconds from the environment (Tornado's variable), else 10 s. A value too large for
+/// a [`Duration`] (`inf`, `1e30`) means no timeout in practice; one that is not a
+/// number of seconds (negative, NaN, text) is ignored, as Tornado ignores text.
 pub fn default_timeout() -> Duration {
-    std::env::var("ASYNC_TEST_TIMEOUT")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .unwrap_or(Duration::from_secs(10))
+    timeout_from(std::env::var("ASYNC_TEST_TIMEOUT").ok().as_deref())
+}
+
+/// [`default_timeout`] for the variable's value.
+fn timeout_from(value: Option<&str>) -> Duration {
+    let secs = value.and_then(|v| v.trim().parse::<f64>().ok());
+    match secs {
+        Some(s) if s >= 0.0 => Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX),
+        _ => Duration::from_secs(10),
+    }
 }
 
 /// A loop over the named backend (`"epoll"`, `"kqueue"`, `"poll"` or `"select"`).
@@ -236,4 +243,25 @@ pub fn start_guarded(l: &IoLoop) {
         !fired.get(),
         "the loop was never stopped (guard timer fired)"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timeout_from;
+    use std::time::Duration;
+
+    /// GenTest's ASYNC_TEST_TIMEOUT, on the parsing alone (the variable is process-wide).
+    #[test]
+    fn async_test_timeout_values() {
+        let ten = Duration::from_secs(10);
+        assert_eq!(timeout_from(None), ten);
+        assert_eq!(timeout_from(Some(" 0.5 ")), Duration::from_millis(500));
+        assert_eq!(timeout_from(Some("30")), Duration::from_secs(30));
+        // Larger than a Duration holds: the longest timeout, not the default.
+        assert_eq!(timeout_from(Some("1e30")), Duration::MAX);
+        assert_eq!(timeout_from(Some("inf")), Duration::MAX);
+        for ignored in ["", "soon", "-1", "NaN"] {
+            assert_eq!(timeout_from(Some(ignored)), ten, "{ignored:?}");
+        }
+    }
 }
