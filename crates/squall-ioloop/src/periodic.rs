@@ -3,9 +3,12 @@
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::future::{poll_fn, Future};
 use std::hash::{BuildHasher, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use crate::clock;
@@ -27,15 +30,20 @@ use crate::timer::Timeout;
 /// the loop keeps the callback alive (dropping this handle does not stop it; call
 /// [`stop`](PeriodicCallback::stop)). A panic in the callback is caught and logged, and
 /// the schedule goes on. The callback may call `stop`, and `stop` then `start` to
-/// restart the schedule from that moment.
+/// restart the schedule from that moment. An async callback
+/// ([`new_async`](PeriodicCallback::new_async)) is awaited before the next run is
+/// scheduled, so its runs never overlap (a run that outlasts periods skips them).
 #[derive(Clone)]
 pub struct PeriodicCallback {
     inner: Rc<Periodic>,
 }
 
+/// A run of the callback: `Some` future to await for an async callback.
+type Callback = Box<dyn FnMut() -> Option<Pin<Box<dyn Future<Output = ()>>>>>;
+
 struct Periodic {
     io_loop: Weak<Inner>,
-    callback: RefCell<Option<Box<dyn FnMut()>>>,
+    callback: RefCell<Option<Callback>>,
     /// The period as given, for [`PeriodicCallback::period`].
     given: Duration,
     /// The period in seconds, for the schedule math.
@@ -59,7 +67,50 @@ impl PeriodicCallback {
     pub fn new<F: FnMut() + 'static>(
         io_loop: &IoLoop,
         period: Duration,
-        callback: F,
+        mut callback: F,
+    ) -> Result<PeriodicCallback, PeriodicError> {
+        PeriodicCallback::with_callback(
+            io_loop,
+            period,
+            Box::new(move || {
+                callback();
+                None
+            }),
+            Location::caller(),
+        )
+    }
+
+    /// A periodic callback whose runs are futures: each run's future is awaited (as a
+    /// task of the loop) before the next run is scheduled, as Tornado does with a
+    /// coroutine callback. A panic in the future is logged like one in a plain
+    /// callback, and the schedule goes on.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](PeriodicCallback::new).
+    #[track_caller]
+    pub fn new_async<F, Fut>(
+        io_loop: &IoLoop,
+        period: Duration,
+        mut callback: F,
+    ) -> Result<PeriodicCallback, PeriodicError>
+    where
+        F: FnMut() -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        PeriodicCallback::with_callback(
+            io_loop,
+            period,
+            Box::new(move || Some(Box::pin(callback()) as Pin<Box<dyn Future<Output = ()>>>)),
+            Location::caller(),
+        )
+    }
+
+    fn with_callback(
+        io_loop: &IoLoop,
+        period: Duration,
+        callback: Callback,
+        origin: &'static Location<'static>,
     ) -> Result<PeriodicCallback, PeriodicError> {
         if period.is_zero() {
             return Err(PeriodicError::ZeroPeriod);
@@ -68,7 +119,7 @@ impl PeriodicCallback {
         Ok(PeriodicCallback {
             inner: Rc::new(Periodic {
                 io_loop: Rc::downgrade(&io_loop.inner),
-                callback: RefCell::new(Some(Box::new(callback))),
+                callback: RefCell::new(Some(callback)),
                 given: period,
                 period: period.as_secs_f64(),
                 jitter: Cell::new(0.0),
@@ -76,7 +127,7 @@ impl PeriodicCallback {
                 next: Cell::new(0.0),
                 timeout: Cell::new(None),
                 rng: Cell::new(seed),
-                origin: Location::caller(),
+                origin,
             }),
         })
     }
@@ -124,7 +175,12 @@ impl PeriodicCallback {
     /// Whether the schedule is running: started, not stopped, and its loop neither
     /// closed nor dropped.
     pub fn is_running(&self) -> bool {
-        self.inner.running.get() && self.inner.io_loop.upgrade().is_some_and(|l| !l.closed.get())
+        self.inner.running.get()
+            && self
+                .inner
+                .io_loop
+                .upgrade()
+                .is_some_and(|l| !l.closed.get())
     }
 }
 
@@ -157,15 +213,45 @@ impl Periodic {
             return;
         }
         let taken = this.callback.borrow_mut().take();
+        let mut pending = None;
         if let Some(mut f) = taken {
-            if let Err(p) = catch_unwind(AssertUnwindSafe(&mut f)) {
-                crate::fault::log_panic(Some("a periodic callback"), this.origin, p);
+            match catch_unwind(AssertUnwindSafe(&mut f)) {
+                Ok(future) => pending = future,
+                Err(p) => crate::fault::log_panic(Some("a periodic callback"), this.origin, p),
             }
             let mut slot = this.callback.borrow_mut();
             if slot.is_none() {
                 *slot = Some(f);
             }
         }
+        let (Some(mut future), Some(inner)) = (pending, this.io_loop.upgrade()) else {
+            Periodic::ran(this);
+            return;
+        };
+        // The next run is scheduled once this one's future is done.
+        let me = this.clone();
+        let origin = this.origin;
+        let task = async move {
+            let outcome =
+                poll_fn(
+                    |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                        Ok(Poll::Pending) => Poll::Pending,
+                        Ok(Poll::Ready(())) => Poll::Ready(None),
+                        Err(p) => Poll::Ready(Some(p)),
+                    },
+                )
+                .await;
+            let dropped = catch_unwind(AssertUnwindSafe(move || drop(future)));
+            if let Some(p) = outcome.or(dropped.err()) {
+                crate::fault::log_panic(Some("a periodic callback"), origin, p);
+            }
+            Periodic::ran(&me);
+        };
+        drop(IoLoop { inner }.spawn_task::<()>(Box::pin(task), origin, false, true, false));
+    }
+
+    /// A run is over: schedules the next one.
+    fn ran(this: &Rc<Periodic>) {
         // A `stop` then `start` inside the callback has already scheduled the next run
         // (from now); scheduling another would run the callback twice per period.
         if this.timeout.get().is_none() {

@@ -75,6 +75,7 @@ macro_rules! suite {
                 periodic_callback_runs_on_schedule,
                 periodic_callback_settings,
                 periodic_callback_restarted_from_inside,
+                periodic_async_callback_runs_never_overlap,
                 periodic_callback_survives_a_panicking_panic_payload,
                 futures_dropped_on_loop_drop,
                 future_drop_code_may_use_the_loop,
@@ -785,6 +786,44 @@ fn test_exception_logging(mk: Mk) {
     }
 }
 
+/// TestPeriodicCallbackAsync: an async callback's run is awaited before the next is
+/// scheduled, so runs that outlast the period never overlap; a panic in one is logged
+/// and the schedule goes on.
+fn periodic_async_callback_runs_never_overlap(mk: Mk) {
+    init_logging();
+    let l = mk();
+    let (busy, runs, overlapped) = (
+        Rc::new(Cell::new(false)),
+        Rc::new(Cell::new(0)),
+        Rc::new(Cell::new(false)),
+    );
+    let (b, r, o, lp) = (busy.clone(), runs.clone(), overlapped.clone(), l.clone());
+    let pc = PeriodicCallback::new_async(&l, Duration::from_millis(1), move || {
+        let (b, r, o, lp) = (b.clone(), r.clone(), o.clone(), lp.clone());
+        async move {
+            o.set(o.get() || b.replace(true));
+            r.set(r.get() + 1);
+            // Several periods long.
+            sleep(Duration::from_millis(5)).await;
+            b.set(false);
+            match r.get() {
+                1 => panic!("boom in async periodic"),
+                3 => lp.stop(),
+                _ => {}
+            }
+        }
+    })
+    .unwrap();
+    pc.start();
+    start_guarded(&l);
+    pc.stop();
+    assert_eq!(runs.get(), 3);
+    assert!(!overlapped.get(), "two runs of the callback overlapped");
+    assert!(logs_here(log::Level::Error).iter().any(|m| m
+        .contains("Exception in callback (a periodic callback)")
+        && m.contains("boom in async periodic")));
+}
+
 /// Something whose drop panics.
 struct PanicOnDrop;
 
@@ -1211,7 +1250,11 @@ fn periodic_callback_restarted_from_inside(mk: Mk) {
     *holder.borrow_mut() = Some(pc.clone());
     pc.start();
     start_guarded(&l);
-    assert_eq!(pending.get(), Some(1), "timeouts the periodic callback left");
+    assert_eq!(
+        pending.get(),
+        Some(1),
+        "timeouts the periodic callback left"
+    );
     assert_eq!(l.pending_timeouts(), 0, "a timeout outlived stop()");
     holder.borrow_mut().take();
 }
