@@ -439,22 +439,31 @@ impl IoLoop {
 
     /// Registers a callback that signal handlers (or any thread) can trigger with
     /// [`SignalCallback::trigger`], which is async-signal-safe. The callback runs on
-    /// this loop's thread; several triggers before it runs coalesce into one run.
+    /// this loop's thread; several triggers before it runs coalesce into one run. On a
+    /// closed loop `f` is dropped (its triggers do nothing).
     #[doc(alias = "add_callback_from_signal")]
     #[track_caller]
     pub fn add_signal_callback<F: FnMut() + 'static>(&self, f: F) -> SignalCallback {
         let flag = Arc::new(SignalFlag {
             fired: AtomicBool::new(false),
         });
+        let signal_callback = SignalCallback {
+            flag: flag.clone(),
+            shared: self.inner.shared.clone(),
+        };
+        if self.inner.closed.get() {
+            log::debug!(
+                "IOLoop closed: dropping the signal callback added at {}",
+                Location::caller()
+            );
+            return signal_callback;
+        }
         self.inner.signals.borrow_mut().push(SignalEntry {
             flag: flag.clone(),
             f: Some(Box::new(f)),
             origin: Location::caller(),
         });
-        SignalCallback {
-            flag,
-            shared: self.inner.shared.clone(),
-        }
+        signal_callback
     }
 
     // -------------------------------------------------------------------- timers

@@ -79,6 +79,7 @@ macro_rules! suite {
                 periodic_callback_survives_a_panicking_panic_payload,
                 futures_dropped_on_loop_drop,
                 future_drop_code_may_use_the_loop,
+                work_given_to_a_closed_loop_is_dropped_at_once,
             );
         }
     };
@@ -1327,4 +1328,22 @@ fn future_drop_code_may_use_the_loop(mk: Mk) {
         })
         .is_err());
     assert!(!flag.load(Ordering::SeqCst));
+}
+
+/// A closed loop keeps nothing it is given afterwards: callbacks, timers and signal
+/// callbacks are dropped at once (they would never run).
+fn work_given_to_a_closed_loop_is_dropped_at_once(mk: Mk) {
+    let l = mk();
+    l.close(true).unwrap();
+    let flags: Vec<Rc<Cell<bool>>> = (0..3).map(|_| Rc::new(Cell::new(false))).collect();
+    let d = DropFlag(flags[0].clone());
+    l.add_callback(move || drop(d));
+    let d = DropFlag(flags[1].clone());
+    l.call_later(Duration::from_secs(1), move || drop(d));
+    let d = DropFlag(flags[2].clone());
+    let trigger = l.add_signal_callback(move || {
+        let _keep = &d;
+    });
+    trigger.trigger();
+    assert!(flags.iter().all(|f| f.get()), "{flags:?}");
 }
