@@ -98,7 +98,9 @@ fn test_expect_log_level() {
 }
 
 #[test]
-#[should_panic(expected = "did not get expected log message \"only info\" from target \"level_test\" at level INFO")]
+#[should_panic(
+    expected = "did not get expected log message \"only info\" from target \"level_test\" at level INFO"
+)]
 fn test_expect_log_level_not_met() {
     let _expect = ExpectLog::new("level_test", "only info").level(log::Level::Info);
     log::warn!(target: "level_test", "only info, but a warning");
