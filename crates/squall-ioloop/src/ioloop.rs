@@ -228,7 +228,8 @@ impl IoLoop {
                 dispatch: RefCell::new(Vec::new()),
                 handlers: RefCell::new(Handlers::default()),
                 queue: RefCell::new(VecDeque::new()),
-                timers: RefCell::new(TimerQueue::default()),
+                // The low bits of the id: a handle of another loop is told apart.
+                timers: RefCell::new(TimerQueue::with_owner(id as u32)),
                 due: RefCell::new(Vec::new()),
                 tasks: RefCell::new(TaskSlab::new()),
                 signals: RefCell::new(Vec::new()),

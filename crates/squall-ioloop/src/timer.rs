@@ -10,20 +10,26 @@ use std::time::{Duration, Instant};
 /// [`call_later`](crate::IoLoop::call_later) and [`call_at`](crate::IoLoop::call_at),
 /// and taken by [`remove_timeout`](crate::IoLoop::remove_timeout).
 ///
-/// Tornado's `_Timeout` object. It is a plain `Copy` value (a slot and a generation): a
-/// handle whose timeout already ran or was removed is simply stale, and removing it
-/// again does nothing.
+/// Tornado's `_Timeout` object. It is a plain `Copy` value (the loop, a slot and a
+/// generation): a handle whose timeout already ran or was removed is simply stale, and
+/// removing it again does nothing, as does removing it from another loop.
 #[doc(alias = "_Timeout")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Timeout {
     slot: u32,
     gen: u32,
+    /// The loop whose queue made it (the low bits of its id).
+    owner: u32,
 }
 
 impl Timeout {
     /// A handle that refers to nothing (what a closed loop hands out).
     pub(crate) fn dead() -> Timeout {
-        Timeout { slot: NONE, gen: 0 }
+        Timeout {
+            slot: NONE,
+            gen: 0,
+            owner: 0,
+        }
     }
 }
 
@@ -115,10 +121,20 @@ pub(crate) struct TimerQueue<A> {
     /// Stale entries still in the heap.
     cancelled: usize,
     live: usize,
+    /// Stamped on this queue's handles, so that a handle of another loop's queue (whose
+    /// slot and generation may well be equal) is never taken for one of ours.
+    owner: u32,
 }
 
 impl<A> Default for TimerQueue<A> {
     fn default() -> Self {
+        TimerQueue::with_owner(0)
+    }
+}
+
+impl<A> TimerQueue<A> {
+    /// An empty queue whose handles carry `owner`.
+    pub(crate) fn with_owner(owner: u32) -> Self {
         TimerQueue {
             heap: BinaryHeap::new(),
             slots: Vec::new(),
@@ -126,11 +142,27 @@ impl<A> Default for TimerQueue<A> {
             seq: 0,
             cancelled: 0,
             live: 0,
+            owner,
         }
     }
-}
 
-impl<A> TimerQueue<A> {
+    /// The handle of `slot` at `gen` in this queue.
+    fn handle(&self, slot: u32, gen: u32) -> Timeout {
+        Timeout {
+            slot,
+            gen,
+            owner: self.owner,
+        }
+    }
+
+    /// The slot of `t`, if `t` is a handle of this queue.
+    fn slot_mut(&mut self, t: Timeout) -> Option<&mut Slot<A>> {
+        if t.owner != self.owner {
+            return None;
+        }
+        self.slots.get_mut(t.slot as usize)
+    }
+
     /// Schedules `action` at `deadline`.
     pub(crate) fn schedule(&mut self, deadline: Instant, action: A) -> Timeout {
         let slot = if self.free != NONE {
@@ -162,13 +194,13 @@ impl<A> TimerQueue<A> {
         });
         self.seq += 1;
         self.live += 1;
-        Timeout { slot, gen }
+        self.handle(slot, gen)
     }
 
     /// Cancels a timer; returns its action if it was still pending (to be dropped by the
     /// caller outside any borrow). A stale handle is a no-op.
     pub(crate) fn cancel(&mut self, t: Timeout) -> Option<A> {
-        let in_heap = self.slots.get(t.slot as usize)?.in_heap;
+        let in_heap = self.slot_mut(t)?.in_heap;
         let action = self.take(t)?;
         if in_heap {
             self.cancelled += 1;
@@ -181,6 +213,9 @@ impl<A> TimerQueue<A> {
 
     /// Takes the action of a pending timer (due or not) and frees its slot.
     pub(crate) fn take(&mut self, t: Timeout) -> Option<A> {
+        if t.owner != self.owner {
+            return None;
+        }
         let s = self.slots.get_mut(t.slot as usize)?;
         if s.gen != t.gen {
             return None;
@@ -197,14 +232,16 @@ impl<A> TimerQueue<A> {
     /// Whether `t` is still waiting to run.
     #[cfg(test)]
     pub(crate) fn is_pending(&self, t: Timeout) -> bool {
-        self.slots
-            .get(t.slot as usize)
-            .is_some_and(|s| s.gen == t.gen && s.action.is_some())
+        t.owner == self.owner
+            && self
+                .slots
+                .get(t.slot as usize)
+                .is_some_and(|s| s.gen == t.gen && s.action.is_some())
     }
 
     /// Replaces the action of a pending timer in place; returns `false` if it is stale.
     pub(crate) fn with_action(&mut self, t: Timeout, f: impl FnOnce(&mut A)) -> bool {
-        match self.slots.get_mut(t.slot as usize) {
+        match self.slot_mut(t) {
             Some(s) if s.gen == t.gen => match s.action.as_mut() {
                 Some(a) => {
                     f(a);
@@ -233,7 +270,11 @@ impl<A> TimerQueue<A> {
             }
             self.heap.pop();
             s.in_heap = false;
-            due.push(Timeout { slot, gen });
+            due.push(Timeout {
+                slot,
+                gen,
+                owner: self.owner,
+            });
         }
     }
 
@@ -267,7 +308,7 @@ impl<A> TimerQueue<A> {
             .iter_mut()
             .filter_map(|s| s.action.take())
             .collect();
-        *self = TimerQueue::default();
+        *self = TimerQueue::with_owner(self.owner);
         out
     }
 

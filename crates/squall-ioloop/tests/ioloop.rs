@@ -49,6 +49,7 @@ macro_rules! suite {
                 test_remove_timeout_after_fire,
                 test_remove_timeout_cleanup,
                 remove_timeout_inside_timer_cancels_another,
+                remove_timeout_of_another_loop_is_a_no_op,
                 test_timeout_with_arguments,
                 call_later_order_and_delay,
                 far_deadlines_are_never_due,
@@ -1346,4 +1347,19 @@ fn work_given_to_a_closed_loop_is_dropped_at_once(mk: Mk) {
     });
     trigger.trigger();
     assert!(flags.iter().all(|f| f.get()), "{flags:?}");
+}
+
+/// A timeout handle of one loop removes nothing on another, though both loops' first
+/// timers sit in the same slot at the same generation.
+fn remove_timeout_of_another_loop_is_a_no_op(mk: Mk) {
+    let (a, b) = (mk(), mk());
+    let theirs = a.call_later(Duration::from_secs(3600), || {});
+    let ours = b.call_later(Duration::from_secs(3600), || {});
+    b.remove_timeout(theirs);
+    assert_eq!(b.pending_timeouts(), 1, "b's own timer was removed");
+    a.remove_timeout(ours);
+    assert_eq!(a.pending_timeouts(), 1, "a's own timer was removed");
+    b.remove_timeout(ours);
+    a.remove_timeout(theirs);
+    assert_eq!((a.pending_timeouts(), b.pending_timeouts()), (0, 0));
 }
