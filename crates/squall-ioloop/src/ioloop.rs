@@ -76,7 +76,7 @@ pub(crate) struct Callback {
 pub(crate) enum Job {
     Call(Callback),
     Poll(u32, u32),
-    Signal(usize),
+    Signal(Arc<SignalFlag>),
 }
 
 pub(crate) enum TimerAction {
@@ -440,8 +440,10 @@ impl IoLoop {
 
     /// Registers a callback that signal handlers (or any thread) can trigger with
     /// [`SignalCallback::trigger`], which is async-signal-safe. The callback runs on
-    /// this loop's thread; several triggers before it runs coalesce into one run. On a
-    /// closed loop `f` is dropped (its triggers do nothing).
+    /// this loop's thread; several triggers before it runs coalesce into one run. The
+    /// loop keeps `f` while a handle to it (a clone of the returned [`SignalCallback`])
+    /// lives or a trigger is pending, and lets it go at a later registration once
+    /// neither holds. On a closed loop `f` is dropped (its triggers do nothing).
     #[doc(alias = "add_callback_from_signal")]
     #[track_caller]
     pub fn add_signal_callback<F: FnMut() + 'static>(&self, f: F) -> SignalCallback {
@@ -458,6 +460,24 @@ impl IoLoop {
                 Location::caller()
             );
             return signal_callback;
+        }
+        // Callbacks no handle can trigger any more (and none is due or running) are let
+        // go here, so registering one per connection does not grow the loop forever.
+        let unreachable: Vec<SignalEntry> = {
+            let mut sigs = self.inner.signals.borrow_mut();
+            let (gone, kept) = mem::take(&mut *sigs).into_iter().partition(|s| {
+                Arc::strong_count(&s.flag) == 1
+                    && !s.flag.fired.load(Ordering::Acquire)
+                    && s.f.is_some()
+            });
+            *sigs = kept;
+            gone
+        };
+        for s in unreachable {
+            let origin = s.origin;
+            if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(s))) {
+                crate::fault::log_panic(Some("the drop of a signal callback"), origin, p);
+            }
         }
         self.inner.signals.borrow_mut().push(SignalEntry {
             flag: flag.clone(),
@@ -786,14 +806,20 @@ impl Inner {
         match job {
             Job::Call(cb) => self.run_callback(cb),
             Job::Poll(idx, gen) => self.poll_task(idx, gen),
-            Job::Signal(i) => self.run_signal(i),
+            Job::Signal(flag) => self.run_signal(&flag),
         }
     }
 
-    fn run_signal(&self, i: usize) {
+    fn run_signal(&self, flag: &Arc<SignalFlag>) {
+        fn entry<'a>(
+            sigs: &'a mut [SignalEntry],
+            flag: &Arc<SignalFlag>,
+        ) -> Option<&'a mut SignalEntry> {
+            sigs.iter_mut().find(|s| Arc::ptr_eq(&s.flag, flag))
+        }
         let taken = {
             let mut sigs = self.signals.borrow_mut();
-            sigs.get_mut(i).and_then(|s| Some((s.f.take()?, s.origin)))
+            entry(&mut sigs, flag).and_then(|s| Some((s.f.take()?, s.origin)))
         };
         let Some((mut f, origin)) = taken else {
             return;
@@ -802,7 +828,7 @@ impl Inner {
             crate::fault::log_panic(Some("signal callback"), origin, p);
         }
         let mut sigs = self.signals.borrow_mut();
-        match sigs.get_mut(i) {
+        match entry(&mut sigs, flag) {
             Some(s) if s.f.is_none() => s.f = Some(f),
             _ => {
                 drop(sigs);
@@ -892,9 +918,9 @@ impl Inner {
         if self.shared.signal.swap(false, Ordering::AcqRel) {
             let sigs = self.signals.borrow();
             let mut q = self.queue.borrow_mut();
-            for (i, s) in sigs.iter().enumerate() {
+            for s in sigs.iter() {
                 if s.flag.fired.swap(false, Ordering::AcqRel) {
-                    q.push_back(Job::Signal(i));
+                    q.push_back(Job::Signal(s.flag.clone()));
                 }
             }
         }

@@ -81,6 +81,7 @@ macro_rules! suite {
                 futures_dropped_on_loop_drop,
                 future_drop_code_may_use_the_loop,
                 work_given_to_a_closed_loop_is_dropped_at_once,
+                signal_callbacks_without_handles_are_let_go,
             );
         }
     };
@@ -1362,4 +1363,31 @@ fn remove_timeout_of_another_loop_is_a_no_op(mk: Mk) {
     b.remove_timeout(ours);
     a.remove_timeout(theirs);
     assert_eq!((a.pending_timeouts(), b.pending_timeouts()), (0, 0));
+}
+
+/// A signal callback whose every handle is dropped can never run again: the loop lets
+/// it go (by the next registration), except one triggered before its handle went,
+/// which runs first.
+fn signal_callbacks_without_handles_are_let_go(mk: Mk) {
+    let l = mk();
+    let gone = Rc::new(Cell::new(false));
+    let d = DropFlag(gone.clone());
+    drop(l.add_signal_callback(move || {
+        let _keep = &d;
+    }));
+    let ran = Rc::new(Cell::new(false));
+    let (r, lp) = (ran.clone(), l.clone());
+    let last = l.add_signal_callback(move || {
+        r.set(true);
+        lp.stop();
+    });
+    assert!(gone.get(), "a callback no handle can trigger was kept");
+    last.trigger();
+    drop(last);
+    let _other = l.add_signal_callback(|| {});
+    start_guarded(&l);
+    assert!(
+        ran.get(),
+        "a callback triggered before its handle was dropped did not run"
+    );
 }
