@@ -359,6 +359,11 @@ impl HttpClient {
             proxy: req.proxy.as_ref().map(|p| (p.host.clone(), p.port)),
             #[cfg(feature = "tls")]
             trust: (target.scheme == Scheme::Https).then(|| req.trust.clone()),
+            #[cfg(feature = "tls")]
+            identity: req
+                .identity
+                .clone()
+                .filter(|_| target.scheme == Scheme::Https),
         };
         let out = self.outgoing(hop)?;
         // A request that met a kept connection's close is sent again on a new one only
@@ -562,6 +567,7 @@ impl HttpClient {
                     &target.host,
                     &req.trust,
                     req.tls_config.as_ref(),
+                    req.identity.as_ref(),
                     left,
                 )
                 .await?;

@@ -147,6 +147,9 @@ pub(crate) struct PoolKey {
     /// The trust an https connection was made under.
     #[cfg(feature = "tls")]
     pub(crate) trust: Option<crate::tls::Trust>,
+    /// The client certificate an https connection presented, if the request named one.
+    #[cfg(feature = "tls")]
+    pub(crate) identity: Option<crate::tls::Identity>,
 }
 
 struct Idle {

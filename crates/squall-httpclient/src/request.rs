@@ -134,6 +134,8 @@ pub struct HttpRequest {
     pub(crate) trust: crate::tls::Trust,
     #[cfg(feature = "tls")]
     pub(crate) tls_config: Option<squall_tls::TlsClientConfig>,
+    #[cfg(feature = "tls")]
+    pub(crate) identity: Option<crate::tls::Identity>,
     /// The first setter error (a header that is not valid), reported by `fetch`.
     pub(crate) error: Option<String>,
 }
@@ -186,6 +188,8 @@ impl HttpRequest {
             trust: crate::tls::Trust::Default,
             #[cfg(feature = "tls")]
             tls_config: None,
+            #[cfg(feature = "tls")]
+            identity: None,
             error: None,
         }
     }
@@ -387,6 +391,32 @@ impl HttpRequest {
     #[cfg(feature = "tls")]
     pub fn ca_certs(mut self, pem_file: impl Into<String>) -> Self {
         self.trust = crate::tls::Trust::CaFile(pem_file.into());
+        self
+    }
+
+    /// Present the certificate of this PEM file when an https server asks for one
+    /// (mutual TLS). Tornado's `client_cert`. Its private key is read from the same file
+    /// unless [`client_key`](Self::client_key) names another; a file that cannot be
+    /// loaded fails the fetch with [`HttpClientError::InvalidRequest`](crate::HttpClientError::InvalidRequest).
+    #[cfg(feature = "tls")]
+    pub fn client_cert(mut self, pem_file: impl Into<String>) -> Self {
+        let identity = self.identity.get_or_insert(crate::tls::Identity {
+            cert: None,
+            key: None,
+        });
+        identity.cert = Some(pem_file.into());
+        self
+    }
+
+    /// The PEM file holding the private key of [`client_cert`](Self::client_cert).
+    /// Tornado's `client_key`.
+    #[cfg(feature = "tls")]
+    pub fn client_key(mut self, pem_file: impl Into<String>) -> Self {
+        let identity = self.identity.get_or_insert(crate::tls::Identity {
+            cert: None,
+            key: None,
+        });
+        identity.key = Some(pem_file.into());
         self
     }
 

@@ -12,6 +12,7 @@ use squall_tls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use squall_tls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use squall_tls::rustls::sign::CertifiedKey;
 use squall_tls::rustls::{self, DigitallySignedStruct, SignatureScheme};
 use squall_tls::{TlsClientConfig, TlsStreamExt};
 
@@ -31,12 +32,24 @@ pub(crate) enum Trust {
     Custom(usize),
 }
 
+/// The certificate a request presents when the server asks for one (Tornado's
+/// `client_cert` and `client_key`): PEM files, the key in the certificate's file when
+/// no key file is named. Part of the pool's key too: a connection authenticated as one
+/// client never serves a request made as another, or as nobody.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Identity {
+    pub(crate) cert: Option<String>,
+    pub(crate) key: Option<String>,
+}
+
 /// The configurations the client made once and keeps.
 #[derive(Default)]
 pub(crate) struct TlsState {
     default: RefCell<Option<TlsClientConfig>>,
     insecure: RefCell<Option<TlsClientConfig>>,
     ca_files: RefCell<Vec<(String, TlsClientConfig)>>,
+    /// Client certificates loaded, by the files they came from.
+    identities: RefCell<Vec<(Identity, Arc<CertifiedKey>)>>,
 }
 
 impl TlsState {
@@ -82,7 +95,24 @@ impl TlsState {
         }
     }
 
-    /// Make `stream` the client side of TLS to `host` and finish the handshake within
+    /// The certificate and key of `identity`, loaded at its first use and kept.
+    fn client_cert(&self, identity: &Identity) -> Result<Arc<CertifiedKey>, HttpClientError> {
+        if let Some((_, key)) = self.identities.borrow().iter().find(|(i, _)| i == identity) {
+            return Ok(key.clone());
+        }
+        let Some(cert) = &identity.cert else {
+            return Err(HttpClientError::invalid(
+                "TLS: client_key without client_cert",
+            ));
+        };
+        let key = squall_tls::load_certified_key(cert, identity.key.as_ref().unwrap_or(cert))
+            .map_err(|e| HttpClientError::invalid(format!("TLS: client certificate: {e}")))?;
+        (self.identities.borrow_mut()).push((identity.clone(), key.clone()));
+        Ok(key)
+    }
+
+    /// Make `stream` the client side of TLS to `host` (presenting `identity`'s
+    /// certificate if the server asks for one) and finish the handshake within
     /// `timeout` (the connect phase's time).
     pub(crate) async fn handshake(
         &self,
@@ -90,9 +120,13 @@ impl TlsState {
         host: &str,
         trust: &Trust,
         custom: Option<&TlsClientConfig>,
+        identity: Option<&Identity>,
         timeout: Duration,
     ) -> Result<(), HttpClientError> {
-        let config = self.config(trust, custom)?;
+        let mut config = self.config(trust, custom)?;
+        if let Some(identity) = identity {
+            config = config.with_client_cert(self.client_cert(identity)?);
+        }
         stream
             .start_tls_client(&config, host)
             .map_err(|e| HttpClientError::invalid(format!("TLS: {e}")))?;

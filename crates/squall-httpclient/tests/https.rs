@@ -7,12 +7,16 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use squall_httpclient::{HttpClient, HttpClientError, HttpRequest, Proxy};
 use squall_httpserver::{HttpServer, HttpServerConfig, HttpServerRequest, Response};
 use squall_testing::{run_test, TempDir};
 use squall_tls::rustls::pki_types::PrivateKeyDer;
+use squall_tls::rustls::sign::CertifiedKey;
 use squall_tls::rustls::RootCertStore;
-use squall_tls::{certified_key, TlsAcceptor, TlsClientConfig, TlsServerConfig};
+use squall_tls::{
+    certified_key, ClientAuth, TlsAcceptor, TlsClientConfig, TlsInfo, TlsServerConfig,
+};
 
 mod common;
 
@@ -20,14 +24,16 @@ struct Pki {
     server: TlsServerConfig,
     client: TlsClientConfig,
     cert_pem: String,
+    key: Arc<CertifiedKey>,
 }
 
 fn pki() -> Pki {
     let generated =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der()).unwrap();
+    let key = certified_key(vec![generated.cert.der().clone()], key).unwrap();
     let server = TlsServerConfig::builder()
-        .certificate(certified_key(vec![generated.cert.der().clone()], key).unwrap())
+        .certificate(key.clone())
         .build()
         .unwrap();
     let mut roots = RootCertStore::empty();
@@ -36,6 +42,7 @@ fn pki() -> Pki {
         server,
         client: TlsClientConfig::with_roots(roots).unwrap(),
         cert_pem: generated.cert.pem(),
+        key,
     }
 }
 
@@ -359,6 +366,148 @@ fn a_body_read_until_close_needs_close_notify() {
                     ),
                     "{e:?}"
                 );
+            }
+        },
+    );
+}
+
+/// A CA, and a client certificate it signed for `name`, as PEM files in `dir`: the CA,
+/// the certificate, its key, both in one file; and the certificate's DER.
+struct ClientFiles {
+    ca: String,
+    cert: String,
+    key: String,
+    both: String,
+    der: Vec<u8>,
+}
+
+fn client_files(dir: &std::path::Path, name: &str) -> ClientFiles {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name}'s CA"));
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name.to_owned());
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let path = |file: &str| {
+        dir.join(format!("{name}-{file}"))
+            .to_string_lossy()
+            .into_owned()
+    };
+    let files = ClientFiles {
+        ca: path("ca.pem"),
+        cert: path("cert.pem"),
+        key: path("key.pem"),
+        both: path("both.pem"),
+        der: cert.der().to_vec(),
+    };
+    std::fs::write(&files.ca, ca.pem()).unwrap();
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    std::fs::write(&files.both, cert.pem() + &key.serialize_pem()).unwrap();
+    files
+}
+
+/// An HTTPS server that requires a client certificate of `roots` and answers with
+/// the DER of the one presented.
+fn serve_mtls(pki: &Pki, roots: RootCertStore) -> (Box<dyn std::any::Any>, SocketAddr) {
+    let tls = TlsServerConfig::builder()
+        .certificate(pki.key.clone())
+        .client_auth(ClientAuth::Required(roots))
+        .build()
+        .unwrap();
+    let config = HttpServerConfig {
+        stream_setup: Some(Arc::new(TlsAcceptor::new(tls))),
+        ..HttpServerConfig::default()
+    };
+    let mut server = HttpServer::new(|req: HttpServerRequest| async move {
+        let tls = req
+            .setup_info::<TlsInfo>()
+            .expect("TlsInfo on an HTTPS request");
+        let chain = tls
+            .peer_certificates
+            .as_ref()
+            .expect("a client certificate");
+        Response::bytes(Bytes::copy_from_slice(&chain[0]))
+    })
+    .with_config(config);
+    let addr = server.listen(0, "127.0.0.1").unwrap();
+    (Box::new(server), addr)
+}
+
+/// Tornado's `client_cert` and `client_key`: the certificate reaches the server's
+/// handler, from two files or one; a connection made with a certificate never serves a
+/// request made without one (or with another); bad files are the request's error.
+#[test]
+fn client_certificates() {
+    let pki = pki();
+    let dir = TempDir::new("client-mtls").unwrap();
+    let alice = client_files(dir.path(), "alice");
+    let bob = client_files(dir.path(), "bob");
+    let mut roots = RootCertStore::empty();
+    for ca in [&alice.ca, &bob.ca] {
+        roots
+            .roots
+            .extend(squall_tls::load_roots(ca).unwrap().roots);
+    }
+    run_test(
+        "https_mtls",
+        Some(Duration::from_secs(60)),
+        move || async move {
+            let (_server, addr) = serve_mtls(&pki, roots);
+            let url = format!("https://127.0.0.1:{}/", addr.port());
+            let client = HttpClient::new();
+            client.set_tls_config(pki.client.clone());
+            let r = client
+                .fetch(
+                    HttpRequest::new(url.as_str())
+                        .client_cert(&alice.cert)
+                        .client_key(&alice.key),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.body.as_ref(), alice.der.as_slice());
+            assert_eq!(client.idle_connections(), 1);
+            // The same identity reuses the connection.
+            let r = client
+                .fetch(
+                    HttpRequest::new(url.as_str())
+                        .client_cert(&alice.cert)
+                        .client_key(&alice.key),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.body.as_ref(), alice.der.as_slice());
+            assert_eq!(client.idle_connections(), 1);
+            // Another identity, from one file holding both: a connection of its own.
+            let r = client
+                .fetch(HttpRequest::new(url.as_str()).client_cert(&bob.both))
+                .await
+                .unwrap();
+            assert_eq!(r.body.as_ref(), bob.der.as_slice());
+            assert_eq!(client.idle_connections(), 2);
+            // No certificate: alice's and bob's connections are not for this request, and
+            // the server refuses a new one.
+            let e = client.fetch(url.as_str()).await.unwrap_err();
+            assert!(matches!(e, HttpClientError::Stream(_)), "{e:?}");
+            // Files that do not make a client certificate.
+            for bad in [
+                HttpRequest::new(url.as_str()).client_key(&alice.key),
+                HttpRequest::new(url.as_str())
+                    .client_cert(dir.path().join("missing.pem").to_string_lossy()),
+                HttpRequest::new(url.as_str())
+                    .client_cert(&alice.cert)
+                    .client_key(&bob.key),
+            ] {
+                let e = client.fetch(bad).await.unwrap_err();
+                assert!(matches!(e, HttpClientError::InvalidRequest(_)), "{e:?}");
             }
         },
     );

@@ -1,17 +1,20 @@
 //! The streaming handler interface: Tornado's `HTTPServerConnectionDelegate` and
 //! `HTTPMessageDelegate`.
 
+use std::any::Any;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::uri::Scheme;
 use squall_httputil::RequestHead;
+use squall_tcpserver::SetupInfo;
 
 use crate::writer::ResponseWriter;
 
 /// What is known about a connection when a request starts on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectionInfo {
     /// The peer's socket address (`None` for a transport without one, such as a Unix
@@ -19,14 +22,51 @@ pub struct ConnectionInfo {
     pub peer_addr: Option<SocketAddr>,
     /// A number for this connection, unique within its server thread (for logs).
     pub id: u64,
+    /// What the server's [`stream_setup`](crate::HttpServerConfig::stream_setup) agreed
+    /// with the client
+    /// ([`StreamSetup::setup_info`](squall_tcpserver::StreamSetup::setup_info)): for
+    /// TLS, `squall-tls`'s `TlsInfo`. Read it with [`setup_info`](Self::setup_info).
+    pub setup: Option<SetupInfo>,
 }
 
 impl ConnectionInfo {
     /// Information for a connection from `peer_addr`.
     pub fn new(peer_addr: Option<SocketAddr>, id: u64) -> Self {
-        ConnectionInfo { peer_addr, id }
+        ConnectionInfo {
+            peer_addr,
+            id,
+            setup: None,
+        }
+    }
+
+    /// The same, with what the connection's setup agreed.
+    pub fn with_setup(mut self, setup: Option<SetupInfo>) -> Self {
+        self.setup = setup;
+        self
+    }
+
+    /// What the connection's setup agreed, if it is a `T` (`squall_tls::TlsInfo` behind
+    /// an HTTPS server: the client's certificate, Tornado's `get_ssl_certificate()`).
+    pub fn setup_info<T: Any>(&self) -> Option<&T> {
+        self.setup.as_deref()?.downcast_ref()
     }
 }
+
+/// Two connection infos are equal when they name the same peer and number and share
+/// the same setup information (the same value, not an equal one).
+impl PartialEq for ConnectionInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.peer_addr == other.peer_addr
+            && self.id == other.id
+            && match (&self.setup, &other.setup) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for ConnectionInfo {}
 
 /// A request as it starts: its head, and who sent it.
 ///

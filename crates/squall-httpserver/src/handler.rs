@@ -263,13 +263,17 @@ fn whole_request(start: RequestStart, body: Bytes) -> HttpServerRequest {
         "https" => Cow::Borrowed("https"),
         other => Cow::Owned(other.to_owned()),
     };
-    HttpServerRequest::from_connection(
+    let mut request = HttpServerRequest::from_connection(
         start.head,
         body,
         start.remote_ip,
         protocol,
         start.start_time,
-    )
+    );
+    if start.connection.setup.is_some() {
+        request.set_setup_info(start.connection.setup);
+    }
+    request
 }
 
 /// Parse the request's body arguments, call the function, write what it returns.

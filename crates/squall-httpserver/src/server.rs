@@ -318,9 +318,11 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
         self.next_id.set(id + 1);
         self.shared.accepted.fetch_add(1, Ordering::Relaxed);
         self.shared.open.fetch_add(1, Ordering::Relaxed);
+        let setup = (self.conns.params().config.stream_setup.as_ref())
+            .and_then(|setup| setup.setup_info(&stream));
         self.conns.admit(
             IoStreamTransport::new(stream),
-            ConnectionInfo::new(addr, id),
+            ConnectionInfo::new(addr, id).with_setup(setup),
         );
     }
 }

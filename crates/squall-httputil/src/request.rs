@@ -1,10 +1,11 @@
 //! [`HttpServerRequest`]: one whole request with its arguments, files and cookies, and
 //! the [`HttpHeadersExt`] helpers over `HeaderMap`.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -83,6 +84,7 @@ struct BodyParts {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Extras {
     protocol: Cow<'static, str>,
+    setup_info: Option<Arc<dyn Any + Send + Sync>>,
     finished: Option<Instant>,
     body_parts: Option<Box<BodyParts>>,
     lazy: OnceLock<Box<Lazy>>,
@@ -93,6 +95,9 @@ impl Extras {
     #[inline]
     pub(crate) fn reset(&mut self) {
         self.protocol = Cow::Borrowed("");
+        if self.setup_info.is_some() {
+            self.setup_info = None;
+        }
         self.finished = None;
         if self.body_parts.is_some() {
             self.body_parts = None;
@@ -208,6 +213,21 @@ impl HttpServerRequest {
 
     fn extras(&self) -> &Extras {
         self.view.extras()
+    }
+
+    /// What the connection's setup agreed with the client, if it is a `T`. Behind an
+    /// HTTPS server (`squall-tls`), `setup_info::<squall_tls::TlsInfo>()` gives the TLS
+    /// version, the ALPN protocol, the server name the client asked for and the
+    /// certificate it presented (Tornado's `request.get_ssl_certificate()`); `None` on a
+    /// plain connection.
+    pub fn setup_info<T: Any>(&self) -> Option<&T> {
+        self.extras().setup_info.as_deref()?.downcast_ref()
+    }
+
+    /// Attaches what the connection's setup agreed (the HTTP server does this for the
+    /// requests of a connection that went through a stream setup, such as TLS).
+    pub fn set_setup_info(&mut self, info: Option<Arc<dyn Any + Send + Sync>>) {
+        self.view.extras_mut().setup_info = info;
     }
 
     fn lazy(&self) -> &Lazy {

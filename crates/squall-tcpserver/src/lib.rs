@@ -91,4 +91,4 @@ pub use netutil::{
 };
 pub use server::{HandlerOutput, ServerThreads, StreamHandler, TcpServer, Teardown};
 
-pub use setup::{SetupFuture, StreamSetup};
+pub use setup::{SetupFuture, SetupInfo, StreamSetup};

@@ -2,9 +2,11 @@
 //! handler. A TLS handshake is the one squall ships (`squall-tls`'s `TlsAcceptor`); the
 //! servers know only this trait, so they do not depend on the TLS crate.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use squall_iostream::{IoStream, StreamError};
 
@@ -32,7 +34,22 @@ pub trait StreamSetup: Send + Sync + 'static {
     fn scheme(&self) -> Option<&'static str> {
         None
     }
+
+    /// What the setup agreed with the peer, for the handler, read once the setup is
+    /// done (`squall-tls`'s `TlsAcceptor` gives its `TlsInfo`: the protocol version,
+    /// ALPN, the server name, the client's certificate). The HTTP server keeps it with
+    /// the connection, where every request of the connection finds it (Tornado's
+    /// `request.get_ssl_certificate()`). Default: nothing.
+    fn setup_info(&self, stream: &IoStream) -> Option<SetupInfo> {
+        let _ = stream;
+        None
+    }
 }
+
+/// What a [`StreamSetup`] tells a connection's handler about the setup
+/// ([`StreamSetup::setup_info`]); the handler downcasts it to the type the setup
+/// documents.
+pub type SetupInfo = Arc<dyn Any + Send + Sync>;
 
 impl fmt::Debug for dyn StreamSetup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -13,10 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, VerifierBuilderError, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::{
+    ClientConfig, RootCertStore, ServerConfig, SignatureScheme, SupportedProtocolVersion,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -76,6 +80,22 @@ pub fn load_certs(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>
         });
     }
     Ok(certs)
+}
+
+/// Reads the CA certificates of a PEM file into a trust store: the roots a client
+/// trusts ([`TlsClientConfig::with_roots`]), or those a server checks client
+/// certificates against ([`ClientAuth`]). Tornado's `ca_certs`.
+///
+/// # Errors
+///
+/// As [`load_certs`]; [`TlsError::Config`] if a certificate is not a valid trust
+/// anchor.
+pub fn load_roots(path: impl AsRef<Path>) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots.add(cert).map_err(TlsError::Config)?;
+    }
+    Ok(roots)
 }
 
 /// Reads the first private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
@@ -278,6 +298,7 @@ impl TlsServerConfig {
     pub fn builder() -> TlsServerConfigBuilder {
         TlsServerConfigBuilder {
             resolver: None,
+            client_auth: None,
             alpn: vec![b"http/1.1".to_vec()],
             versions: rustls::DEFAULT_VERSIONS.to_vec(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -315,6 +336,7 @@ impl TlsServerConfig {
 #[must_use = "call build() to get the configuration"]
 pub struct TlsServerConfigBuilder {
     resolver: Option<Arc<dyn ResolvesServerCert>>,
+    client_auth: Option<ClientAuth>,
     alpn: Vec<Vec<u8>>,
     versions: Vec<&'static SupportedProtocolVersion>,
     handshake_timeout: Duration,
@@ -324,6 +346,7 @@ impl fmt::Debug for TlsServerConfigBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsServerConfigBuilder")
             .field("resolver", &self.resolver)
+            .field("client_auth", &self.client_auth)
             .field("alpn", &self.alpn)
             .field("handshake_timeout", &self.handshake_timeout)
             .finish_non_exhaustive()
@@ -358,6 +381,15 @@ impl TlsServerConfigBuilder {
         self
     }
 
+    /// Asks clients for a certificate and checks it against the given roots: mutual
+    /// TLS (default: no client certificates asked for). Tornado's `ssl_options` with
+    /// `cert_reqs` and `ca_certs`. A handler sees the certificate a client presented in
+    /// [`TlsInfo::peer_certificates`](crate::TlsInfo::peer_certificates).
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.client_auth = Some(auth);
+        self
+    }
+
     /// The ALPN protocols offered, in order of preference (default: `http/1.1`; empty:
     /// no ALPN).
     pub fn alpn<P: AsRef<[u8]>>(mut self, protocols: impl IntoIterator<Item = P>) -> Self {
@@ -382,20 +414,56 @@ impl TlsServerConfigBuilder {
     /// # Errors
     ///
     /// [`TlsError::NoCertificates`] (with an empty path) if no certificate source was
-    /// given; [`TlsError::Config`] if rustls refuses the versions.
+    /// given; [`TlsError::NoRoots`] for client authentication with an empty trust
+    /// store; [`TlsError::Config`] if rustls refuses the versions.
     pub fn build(self) -> Result<TlsServerConfig, TlsError> {
         let resolver = self.resolver.ok_or(TlsError::NoCertificates {
             path: PathBuf::new(),
         })?;
-        let mut config = ServerConfig::builder_with_provider(provider())
+        let builder = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&self.versions)
-            .map_err(TlsError::Config)?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver);
+            .map_err(TlsError::Config)?;
+        let builder = match self.client_auth {
+            None => builder.with_no_client_auth(),
+            Some(auth) => builder.with_client_cert_verifier(auth.verifier()?),
+        };
+        let mut config = builder.with_cert_resolver(resolver);
         config.alpn_protocols = self.alpn;
         Ok(TlsServerConfig {
             rustls: Arc::new(config),
             handshake_timeout: self.handshake_timeout,
+        })
+    }
+}
+
+/// Which client certificates a server asks for and accepts
+/// ([`TlsServerConfigBuilder::client_auth`]): Python's `ssl.CERT_REQUIRED` and
+/// `ssl.CERT_OPTIONAL`, each with the roots (`ca_certs`, see [`load_roots`]) a
+/// certificate must chain to. Either way a certificate that does not verify fails the
+/// handshake.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// Every client must present a certificate that chains to these roots; a client
+    /// without one fails the handshake (Python's `CERT_REQUIRED`).
+    Required(RootCertStore),
+    /// A client may present a certificate, which must then chain to these roots; a
+    /// client without one is served anonymously (Python's `CERT_OPTIONAL`).
+    Optional(RootCertStore),
+}
+
+impl ClientAuth {
+    fn verifier(self) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        let (roots, optional) = match self {
+            ClientAuth::Required(roots) => (roots, false),
+            ClientAuth::Optional(roots) => (roots, true),
+        };
+        let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+        if optional {
+            builder = builder.allow_unauthenticated();
+        }
+        builder.build().map_err(|e| match e {
+            VerifierBuilderError::NoRootAnchors => TlsError::NoRoots,
+            e => TlsError::Config(rustls::Error::General(e.to_string())),
         })
     }
 }
@@ -441,11 +509,7 @@ impl TlsClientConfig {
     /// As [`load_certs`]; [`TlsError::Config`] if a certificate is not a valid trust
     /// anchor.
     pub fn with_ca_file(path: impl AsRef<Path>) -> Result<TlsClientConfig, TlsError> {
-        let mut roots = RootCertStore::empty();
-        for cert in load_certs(path)? {
-            roots.add(cert).map_err(TlsError::Config)?;
-        }
-        TlsClientConfig::with_roots(roots)
+        TlsClientConfig::with_roots(load_roots(path)?)
     }
 
     /// Trusts the given roots, with ALPN `http/1.1` and TLS 1.2 and 1.3.
@@ -483,6 +547,17 @@ impl TlsClientConfig {
         self
     }
 
+    /// Presents `key` (a certificate chain and its private key, from
+    /// [`load_certified_key`]) when a server asks for a client certificate: mutual TLS.
+    /// Tornado's `client_cert` and `client_key`. A server that asks for none never sees
+    /// it.
+    pub fn with_client_cert(mut self, key: Arc<CertifiedKey>) -> Self {
+        let mut config = (*self.rustls).clone();
+        config.client_auth_cert_resolver = Arc::new(ClientCert(key));
+        self.rustls = Arc::new(config);
+        self
+    }
+
     /// Sets how long a handshake may take (default 10 s).
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
@@ -497,5 +572,29 @@ impl TlsClientConfig {
     /// The rustls configuration inside.
     pub fn rustls(&self) -> &Arc<ClientConfig> {
         &self.rustls
+    }
+}
+
+/// The client certificate of [`TlsClientConfig::with_client_cert`]: the same chain to
+/// every server that asks (rustls checks that the key can sign with a scheme the server
+/// accepts, and sends no certificate if it cannot).
+#[derive(Debug)]
+struct ClientCert(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for ClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.0
+            .key
+            .choose_scheme(sigschemes)
+            .is_some()
+            .then(|| self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }

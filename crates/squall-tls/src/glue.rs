@@ -3,10 +3,11 @@
 //! connection with a TLS handshake on top.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use squall_iostream::{IoStream, StreamError};
-use squall_tcpserver::{SetupFuture, StreamSetup, TcpClient};
+use squall_tcpserver::{SetupFuture, SetupInfo, StreamSetup, TcpClient};
 
 use crate::config::{TlsClientConfig, TlsServerConfig};
 use crate::error::TlsError;
@@ -82,6 +83,13 @@ impl StreamSetup for TlsAcceptor {
 
     fn scheme(&self) -> Option<&'static str> {
         Some("https")
+    }
+
+    /// The handshake's [`TlsInfo`](crate::TlsInfo): an HTTP handler finds it with
+    /// `setup_info::<TlsInfo>()` on its request (the client's certificate under
+    /// [`ClientAuth`](crate::ClientAuth)).
+    fn setup_info(&self, stream: &IoStream) -> Option<SetupInfo> {
+        stream.tls_info().map(|info| Arc::new(info) as SetupInfo)
     }
 }
 

@@ -77,9 +77,9 @@ mod session;
 mod stream;
 
 pub use config::{
-    certified_key, load_certified_key, load_certs, load_private_key, provider, ReloadableCert,
-    SniResolver, TlsClientConfig, TlsServerConfig, TlsServerConfigBuilder,
-    DEFAULT_HANDSHAKE_TIMEOUT,
+    certified_key, load_certified_key, load_certs, load_private_key, load_roots, provider,
+    ClientAuth, ReloadableCert, SniResolver, TlsClientConfig, TlsServerConfig,
+    TlsServerConfigBuilder, DEFAULT_HANDSHAKE_TIMEOUT,
 };
 pub use error::TlsError;
 pub use glue::{TlsAcceptor, TlsConnector};

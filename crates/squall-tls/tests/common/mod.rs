@@ -1,13 +1,16 @@
 //! A throw-away PKI for the tests: a CA, and a certificate for `localhost` and
-//! `127.0.0.1` that it signed, generated at test time and written to a temporary
-//! directory as PEM files.
+//! `127.0.0.1` that it signed (and client certificates on demand), generated at test
+//! time and written to a temporary directory as PEM files.
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    SanType,
+};
 use squall_tls::{TlsClientConfig, TlsServerConfig, TlsSession};
 
 /// The files of a test PKI.
@@ -16,6 +19,14 @@ pub(crate) struct Pki {
     pub(crate) ca: PathBuf,
     pub(crate) cert: PathBuf,
     pub(crate) key: PathBuf,
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A client certificate of a test PKI: its PEM files and its DER.
+pub(crate) struct ClientCert {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) der: Vec<u8>,
 }
 
 impl Pki {
@@ -50,11 +61,32 @@ impl Pki {
             cert: dir.join("cert.pem"),
             key: dir.join("key.pem"),
             dir,
+            issuer: ca,
         };
-        std::fs::write(&pki.ca, ca.pem()).unwrap();
+        std::fs::write(&pki.ca, pki.issuer.pem()).unwrap();
         std::fs::write(&pki.cert, cert.pem()).unwrap();
         std::fs::write(&pki.key, key.serialize_pem()).unwrap();
         pki
+    }
+
+    /// A client certificate for `name` (its common name), signed by this PKI's CA, for
+    /// client authentication only.
+    pub(crate) fn client_cert(&self, name: &str) -> ClientCert {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name.to_owned());
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let files = ClientCert {
+            cert: self.dir.join(format!("{name}.pem")),
+            key: self.dir.join(format!("{name}.key")),
+            der: cert.der().to_vec(),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
     }
 
     /// The usual one: `localhost` and `127.0.0.1`.
