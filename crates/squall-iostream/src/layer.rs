@@ -89,9 +89,10 @@ pub trait Layer: Any {
 
     /// The stream is about to close its fd: read, without waiting, what the protocol
     /// sent that nobody will read (a TLS 1.3 server's session tickets, which a client
-    /// that only writes never reads). A socket closed with bytes unread is reset
-    /// rather than closed, and a reset makes the peer's kernel drop what it had not
-    /// read yet of ours. What is read here may be dropped. The default reads nothing.
+    /// that only writes never reads; after a failure, whatever the peer sent since). A
+    /// socket closed with bytes unread is reset rather than closed, and a reset makes
+    /// the peer's kernel drop what it had not read yet of ours (the alert that says
+    /// why). What is read here may be dropped. The default reads nothing.
     fn drain(&mut self, fd: &File) {
         let _ = fd;
     }
@@ -315,19 +316,28 @@ impl Inner {
 
     /// Before the fd closes: the layer's goodbye (after a local close, once what waits
     /// in the fd is read, so that the close is not a reset) or the alert it queued for
-    /// a failure, sent in one best-effort try.
+    /// a failure, sent in one best-effort try, and then what waits in the fd read (the
+    /// layer decides what is worth reading), so that the close does not reset the
+    /// alert away.
     pub(crate) fn layer_goodbye(&self, local: bool) {
         if !self.has(LAYERED) {
             return;
         }
         if local {
-            if let Some(file) = self.file.borrow().as_ref() {
-                self.with_layer(|l| l.drain(file));
-            }
+            self.layer_drain();
             self.with_layer(|l| l.close());
         }
         if let Err(e) = self.layer_flush() {
             log::debug!("IoStream fd {}: last layer flush: {e}", self.fd);
+        }
+        if !local {
+            self.layer_drain();
+        }
+    }
+
+    fn layer_drain(&self) {
+        if let Some(file) = self.file.borrow().as_ref() {
+            self.with_layer(|l| l.drain(file));
         }
     }
 }

@@ -292,6 +292,21 @@ impl Layer for TlsLayer {
 
     fn drain(&mut self, fd: &File) {
         // A few reads at most, errors ignored: the close goes on whatever comes.
+        if self.session.error().is_some() {
+            // A failed session (a refused handshake: no client certificate, a bad
+            // record): its alert is sent; what the peer sent since (a TLS 1.3 client's
+            // first request rides right behind its Finished) is worthless, and left
+            // unread it would turn the close into a reset that can overtake the alert.
+            with_scratch(|buf| {
+                for _ in 0..4 {
+                    match sys::on_fd(fd.as_fd(), &mut self.not_socket, |io| io.read_some(buf)) {
+                        Ok(n) if n == buf.len() => {}
+                        _ => return,
+                    }
+                }
+            });
+            return;
+        }
         if self.session.is_handshaking() {
             return;
         }
