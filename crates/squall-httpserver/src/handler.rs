@@ -263,6 +263,7 @@ fn whole_request(start: RequestStart, body: Bytes) -> HttpServerRequest {
         "https" => Cow::Borrowed("https"),
         other => Cow::Owned(other.to_owned()),
     };
+    let setup = start.connection.setup;
     let mut request = HttpServerRequest::from_connection(
         start.head,
         body,
@@ -270,8 +271,8 @@ fn whole_request(start: RequestStart, body: Bytes) -> HttpServerRequest {
         protocol,
         start.start_time,
     );
-    if start.connection.setup.is_some() {
-        request.set_setup_info(start.connection.setup);
+    if setup.is_some() {
+        request.set_setup_info(setup);
     }
     request
 }
