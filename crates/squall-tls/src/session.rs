@@ -8,7 +8,9 @@ use std::io::{self, IoSlice, Read, Write};
 
 use bytes::{Buf, BytesMut};
 use rustls::pki_types::ServerName;
-use rustls::{ClientConnection, Connection, ProtocolVersion, ServerConnection};
+use rustls::{
+    CipherSuite, ClientConnection, Connection, HandshakeKind, ProtocolVersion, ServerConnection,
+};
 use rustls_pki_types::CertificateDer;
 
 use crate::config::{TlsClientConfig, TlsServerConfig};
@@ -363,6 +365,17 @@ impl TlsSession {
     /// The protocol version agreed, once known.
     pub fn protocol_version(&self) -> Option<ProtocolVersion> {
         self.conn.protocol_version()
+    }
+
+    /// The cipher suite agreed, once known (Python's `SSLSocket.cipher()`).
+    pub fn cipher_suite(&self) -> Option<CipherSuite> {
+        self.conn.negotiated_cipher_suite().map(|s| s.suite())
+    }
+
+    /// Whether the handshake resumed an earlier session (Python's
+    /// `SSLSocket.session_reused`); `false` until the handshake is done.
+    pub fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(HandshakeKind::Resumed)
     }
 
     /// The peer's certificate chain, once the handshake is done (a server sees one only

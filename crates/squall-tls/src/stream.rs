@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::ProtocolVersion;
+use rustls::{CipherSuite, ProtocolVersion};
 use rustls_pki_types::CertificateDer;
 use squall_iostream::{IoStream, Layer, StreamError};
 use squall_poller::sys;
@@ -435,6 +435,11 @@ pub struct TlsInfo {
     /// The peer's certificate chain (a server sees one only if it asked for client
     /// certificates).
     pub peer_certificates: Option<Vec<CertificateDer<'static>>>,
+    /// The cipher suite agreed (Python's `SSLSocket.cipher()`).
+    pub cipher_suite: Option<CipherSuite>,
+    /// Whether the handshake resumed an earlier session instead of a full handshake
+    /// (Python's `SSLSocket.session_reused`).
+    pub resumed: bool,
 }
 
 impl TlsStreamExt for IoStream {
@@ -490,6 +495,8 @@ impl TlsStreamExt for IoStream {
                 protocol_version: s.protocol_version(),
                 server_name: s.server_name().map(str::to_owned),
                 peer_certificates: s.peer_certificates().map(<[_]>::to_vec),
+                cipher_suite: s.cipher_suite(),
+                resumed: s.resumed(),
             }
         })
     }

@@ -1,7 +1,9 @@
-//! Client certificates (mutual TLS): an HTTPS `HttpServer` that asks for them
-//! (`ClientAuth::Required` and `::Optional`) and shows its handler the one presented
-//! (`setup_info::<TlsInfo>()`), against curl and squall's own client; squall's client
-//! presenting one to nginx. A missing tool skips its test loudly (fails under CI=true).
+//! What an HTTPS handler learns of its connection (`setup_info::<TlsInfo>()`), client
+//! certificates (mutual TLS) first: an `HttpServer` that asks for them
+//! (`ClientAuth::Required` and `::Optional`) and shows its handler the one presented,
+//! against curl and squall's own client; squall's client presenting one to nginx;
+//! session resumption seen from both ends. A missing tool skips its test loudly (fails
+//! under CI=true).
 
 mod common;
 
@@ -20,7 +22,7 @@ use squall_testing::{free_port, have_tool, nginx_path, run_nginx, KillOnDrop};
 use squall_tls::rustls::{self, RootCertStore};
 use squall_tls::{
     load_certified_key, load_roots, ClientAuth, TlsAcceptor, TlsConnector, TlsError, TlsInfo,
-    TlsServerConfig,
+    TlsServerConfig, TlsStreamExt,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -30,12 +32,17 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// Answers with the hex DER of the client's certificate, or `anonymous`.
+/// Answers with the hex DER of the client's certificate, or `anonymous`; at
+/// `/resumed`, whether the session was resumed.
 fn app(req: HttpServerRequest) -> std::future::Ready<Response> {
     let tls = req
         .setup_info::<TlsInfo>()
         .expect("an HTTPS request has its TlsInfo");
     assert!(tls.handshake_done);
+    assert!(tls.cipher_suite.is_some());
+    if req.path() == "/resumed" {
+        return std::future::ready(Response::text(tls.resumed.to_string()));
+    }
     std::future::ready(Response::text(match &tls.peer_certificates {
         Some(chain) => hex(&chain[0]),
         None => "anonymous".to_owned(),
@@ -249,4 +256,41 @@ fn squall_client_certificate_to_nginx() {
     // nginx answers a client without one with its 400 page.
     let reply = squall_get(&pki, addr, None).unwrap();
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+}
+
+/// A second connection of the same client resumes the first one's session (TLS 1.3
+/// tickets, which the client reads with its first response), and both ends say so.
+#[test]
+fn both_ends_see_a_resumed_session() {
+    let pki = Pki::localhost();
+    let s = https(&pki, false);
+    let connector = TlsConnector::new(pki.client_config());
+    let port = s.addr.port();
+    let seen = IoLoop::new()
+        .unwrap()
+        .run_sync(
+            async move {
+                let client = TcpClient::new();
+                let mut seen = Vec::new();
+                for _ in 0..2 {
+                    let stream = connector
+                        .connect(&client, "127.0.0.1", port, Some("localhost"), None)
+                        .await?;
+                    let request = &b"GET /resumed HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"[..];
+                    stream.write(request).await?;
+                    let reply = stream.read_until_close().await?;
+                    let reply = String::from_utf8_lossy(&reply).into_owned();
+                    let client_side = stream.tls_info().unwrap().resumed;
+                    seen.push((client_side, reply.rsplit("\r\n\r\n").next().unwrap().to_owned()));
+                }
+                Ok::<_, std::io::Error>(seen)
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        seen,
+        [(false, "false".to_owned()), (true, "true".to_owned())]
+    );
 }
