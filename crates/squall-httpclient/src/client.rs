@@ -395,7 +395,19 @@ impl HttpClient {
             // Closed unless handed back to the pool, also when this future is dropped
             // mid-exchange (a request timeout, a cancelled fetch).
             let conn = ClosingConn::new(stream);
-            match exchange(&conn.stream, &out).await {
+            let retry_408 = was_reused && replayable;
+            match exchange(&conn.stream, &out, retry_408).await {
+                // RFC 9110 §15.5.9: a server that times out an idle connection may send
+                // 408 as it closes, and a request that crossed it on the wire "MAY" be
+                // repeated; browsers do, once, on a new connection.
+                Ok(ex) if retry_408 && ex.head.status == StatusCode::REQUEST_TIMEOUT => {
+                    drop(conn);
+                    log::debug!(
+                        "httpclient: kept connection to {} answered 408 as it timed out; retrying on a new one",
+                        target.host
+                    );
+                    continue;
+                }
                 Ok(ex) => {
                     if ex.reusable && !self.inner.closed.get() {
                         self.inner.pool.checkin(key, conn.keep());

@@ -127,7 +127,16 @@ enum Step {
 /// for an early answer): a server may answer before it has read the body (a 413, a
 /// 401, a redirect), and then stop reading it. A response that is complete before the
 /// body ends the upload, and the connection is not reused.
-pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Exchanged, Failed> {
+///
+/// With `retry_408` (a kept connection, a request that may be sent twice), a
+/// `408 Request Timeout` is the server closing an idle connection just as the request
+/// arrived, not an answer to it: the callbacks do not see it, and the caller sends the
+/// request again on a new connection.
+pub(crate) async fn exchange(
+    stream: &IoStream,
+    out: &Outgoing<'_>,
+    retry_408: bool,
+) -> Result<Exchanged, Failed> {
     let req = out.request;
     let mut wire = BytesMut::with_capacity(256 + out.body.map_or(0, Bytes::len).min(16 * 1024));
     encode_request_head(
@@ -192,7 +201,8 @@ pub(crate) async fn exchange(stream: &IoStream, out: &Outgoing<'_>) -> Result<Ex
                 ResponseEvent::Head(mut h) => {
                     // A final answer before `100 Continue`: the body is never sent.
                     waiting_continue = false;
-                    following = follows(&h, out.follow);
+                    following = follows(&h, out.follow)
+                        || (retry_408 && h.status == StatusCode::REQUEST_TIMEOUT);
                     if !following {
                         if let Some(cb) = &req.header_callback {
                             header_lines(&h, &mut *cb.borrow_mut());

@@ -1400,6 +1400,117 @@ fn test_a_post_is_not_replayed_on_a_new_connection() {
     assert_eq!(later, ["GET /done HTTP/1.1"], "the POST went out once");
 }
 
+/// A `408 Request Timeout` on a kept connection is the server closing it as the request
+/// arrived (RFC 9110 §15.5.9): a GET goes out again on a new connection, its callbacks
+/// never seeing the 408; a POST is not repeated, and a 408 on a new connection is the
+/// answer.
+#[test]
+fn test_408_on_a_kept_connection_is_retried_once() {
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    const TIMEOUT: &[u8] =
+        b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntimeout";
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Each connection answers its first request with 200 and keeps going, and its
+    // second with 408 and a close, except that a request line naming /fresh is
+    // answered 408 at once. Every request line is reported, by connection.
+    let server = std::thread::spawn(move || {
+        let read_head = |s: &mut std::net::TcpStream| {
+            let mut seen = Vec::new();
+            let mut b = [0u8; 1];
+            while !seen.ends_with(b"\r\n\r\n") {
+                match s.read(&mut b) {
+                    Ok(1) => seen.push(b[0]),
+                    _ => return None,
+                }
+            }
+            let head = String::from_utf8_lossy(&seen).into_owned();
+            Some(head.lines().next().unwrap_or("").to_owned())
+        };
+        let mut seen: Vec<Vec<String>> = Vec::new();
+        loop {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut lines = Vec::new();
+            for answer in [OK, TIMEOUT] {
+                let Some(line) = read_head(&mut s) else { break };
+                let fresh = line.contains("/fresh");
+                lines.push(line);
+                if line_is_last(&lines) {
+                    s.write_all(OK).unwrap();
+                    seen.push(lines);
+                    return seen;
+                }
+                if fresh {
+                    s.write_all(TIMEOUT).unwrap();
+                    break;
+                }
+                if lines.last().unwrap().starts_with("POST") {
+                    let mut body = [0u8; 4];
+                    s.read_exact(&mut body).unwrap();
+                }
+                s.write_all(answer).unwrap();
+            }
+            seen.push(lines);
+        }
+    });
+    fn line_is_last(lines: &[String]) -> bool {
+        lines.last().is_some_and(|l| l.contains("/last"))
+    }
+    IoLoop::new()
+        .unwrap()
+        .run_sync(
+            async move {
+                let client = HttpClient::new();
+                let base = format!("http://{addr}");
+                assert_eq!(
+                    client.fetch(format!("{base}/a")).await.unwrap().text(),
+                    "ok"
+                );
+                let chunks = Rc::new(RefCell::new(Vec::new()));
+                let heads = Rc::new(RefCell::new(Vec::new()));
+                let (c, h) = (chunks.clone(), heads.clone());
+                let r = client
+                    .fetch(
+                        HttpRequest::new(format!("{base}/b"))
+                            .streaming_callback(move |d| c.borrow_mut().push(d))
+                            .header_callback(move |l| h.borrow_mut().push(l.to_owned())),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.code, 200);
+                assert_eq!(chunks.borrow().concat(), b"ok");
+                assert!(heads.borrow()[0].starts_with("HTTP/1.1 200"), "{heads:?}");
+                // The retried GET's connection is kept; a POST on it meets a 408.
+                let e = client
+                    .fetch(
+                        HttpRequest::new(format!("{base}/post"))
+                            .method(Method::POST)
+                            .body("once"),
+                    )
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.code(), 408, "{e:?}");
+                // A 408 on a new connection is the answer.
+                let e = client.fetch(format!("{base}/fresh")).await.unwrap_err();
+                assert_eq!(e.code(), 408, "{e:?}");
+                client.fetch(format!("{base}/last")).await.unwrap();
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    let seen = server.join().unwrap();
+    assert_eq!(
+        seen,
+        [
+            vec!["GET /a HTTP/1.1", "GET /b HTTP/1.1"],
+            vec!["GET /b HTTP/1.1", "POST /post HTTP/1.1"],
+            vec!["GET /fresh HTTP/1.1"],
+            vec!["GET /last HTTP/1.1"],
+        ]
+    );
+}
+
 // SimpleHTTPClientTestMixin.test_hostname_mapping: a name mapped to the local server
 // (with and without its port) is fetched there, and the request keeps the URL's host.
 #[test]
