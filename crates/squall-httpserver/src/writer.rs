@@ -128,9 +128,12 @@ impl Shared {
     /// Whether the access log is on (for warnings at least: 4xx and 5xx lines are
     /// warnings and errors): the logger is asked once per busy period.
     pub(crate) fn access_log(&mut self) -> bool {
-        *self.access_log.get_or_insert_with(
-            || log::log_enabled!(target: crate::ACCESS_LOG_TARGET, log::Level::Warn),
-        )
+        *self.access_log.get_or_insert_with(|| {
+            squall_ioloop::logger::enabled_static(log::Level::Warn, crate::ACCESS_LOG_TARGET)
+                .unwrap_or_else(
+                    || log::log_enabled!(target: crate::ACCESS_LOG_TARGET, log::Level::Warn),
+                )
+        })
     }
 
     /// Reset the per-request state for the next request, and take an output buffer if

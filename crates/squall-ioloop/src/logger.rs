@@ -525,6 +525,34 @@ pub fn log_bytes(level: Level, target: &'static str, line: impl FnOnce(&mut Vec<
     true
 }
 
+thread_local! {
+    /// [`enabled_static`]'s last answer on this thread: the target's address and
+    /// length, the level, and whether the filter keeps it.
+    static VERDICT: Cell<Option<(usize, usize, Level, bool)>> = const { Cell::new(None) };
+}
+
+/// Whether a record of `target` at `level` would be kept, asked the cheap way: when the
+/// process's logger is a [`LoopLogger`], whose filter never changes once installed, the
+/// thread keeps the filter's last answer for a `'static` target and level, and only
+/// [`log::max_level`] (which anyone may lower) is read again; no dynamic call through
+/// the `log` facade. `None` when another logger (or none) is installed: the caller
+/// then asks `log::log_enabled!`. For a check made per request (is the access log on?).
+pub fn enabled_static(level: Level, target: &'static str) -> Option<bool> {
+    let logger = INSTALLED.get()?;
+    if level > log::max_level() {
+        return Some(false);
+    }
+    let (ptr, len) = (target.as_ptr() as usize, target.len());
+    Some(VERDICT.with(|v| match v.get() {
+        Some((p, l, lv, on)) if p == ptr && l == len && lv == level => on,
+        _ => {
+            let on = logger.filter.enabled(target, level);
+            v.set(Some((ptr, len, level, on)));
+            on
+        }
+    }))
+}
+
 impl Log for LoopLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         self.filter.enabled(metadata.target(), metadata.level())
@@ -848,6 +876,7 @@ mod tests {
     fn log_bytes_needs_an_installed_loop_logger() {
         // No test of this binary installs one: the caller is told to use `log`.
         assert!(!log_bytes(Level::Error, "t", |_| unreachable!()));
+        assert_eq!(enabled_static(Level::Error, "t"), None);
     }
 
     #[test]

@@ -79,6 +79,20 @@ fn buffered_lines_are_written_before_a_panic_message() {
         "app",
         |_| unreachable!()
     ));
+    // The cheap check agrees with the filter, across targets and levels asked in turn
+    // (the thread remembers one answer), and follows a lowered `max_level`.
+    use squall_ioloop::logger::enabled_static;
+    for _ in 0..2 {
+        assert_eq!(enabled_static(log::Level::Info, "app"), Some(true));
+        assert_eq!(enabled_static(log::Level::Info, "noisy"), Some(false));
+        assert_eq!(enabled_static(log::Level::Debug, "app"), Some(false));
+        assert_eq!(enabled_static(log::Level::Warn, "app"), Some(true));
+    }
+    log::set_max_level(LevelFilter::Warn);
+    assert_eq!(enabled_static(log::Level::Info, "app"), Some(false));
+    assert_eq!(enabled_static(log::Level::Warn, "app"), Some(true));
+    log::set_max_level(LevelFilter::Info);
+    assert_eq!(enabled_static(log::Level::Info, "app"), Some(true));
     let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
