@@ -1,15 +1,19 @@
 //! squall's TLS: Tornado's `SSLIOStream`, `start_tls` and `ssl_options`, on rustls.
 //!
 //! - [`TlsServerConfig`] (Tornado's `ssl_options`): a certificate chain and key from PEM
-//!   files, ALPN `http/1.1`, an SNI hook, a certificate that reloads without a restart;
+//!   files, ALPN `http/1.1`, an SNI hook, a certificate that reloads without a restart,
+//!   client certificates asked for and verified ([`ClientAuth`], Python's `cert_reqs`);
 //!   [`TlsClientConfig`]: the system's roots or a given trust store, with the server's
-//!   name verified.
+//!   name verified, and a certificate of its own to present
+//!   ([`TlsClientConfig::with_client_cert`]).
 //! - TLS streams ([`TlsStreamExt`] on `IoStream`): `start_tls_server`,
 //!   `start_tls_client` (STARTTLS, or any stream), `wait_for_handshake`, `tls_info`. A
 //!   TLS stream *is* an `IoStream`, with a TLS layer between its fd and its buffers: the
 //!   same `read_until`, `read_bytes`, `read_parse`, `write`, limits and close causes.
 //! - [`TlsAcceptor`]: the `StreamSetup` that makes a `TcpServer` or an `HttpServer`
-//!   speak TLS (Tornado's `ssl_options`), with a handshake timeout;
+//!   speak TLS (Tornado's `ssl_options`), with a handshake timeout; an HTTP handler
+//!   finds the handshake's [`TlsInfo`] (the client's certificate: Tornado's
+//!   `get_ssl_certificate()`) with `request.setup_info::<TlsInfo>()`;
 //!   [`TlsConnector`]: `TcpClient` plus a TLS handshake, the server's name verified.
 //! - [`TlsSession`]: one connection as a sans-IO byte transform over rustls's
 //!   `ServerConnection`/`ClientConnection`, tested and fuzzed in memory.
