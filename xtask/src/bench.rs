@@ -415,7 +415,7 @@ fn drive_http(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
                             .http
                             .entry((id.clone(), spec.name.to_owned()))
                             .or_default()
-                            .push(sample),
+                            .push(Sample { round, ..sample }),
                         Err(e) => say(pb, format!("error: {id}, {}: {e:#}", spec.name)),
                     }
                 }

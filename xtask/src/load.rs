@@ -22,6 +22,9 @@ pub(crate) struct RunSpec {
 /// One counted run.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sample {
+    /// The round of `cargo xtask bench` it was counted in (0 elsewhere): a target pairs
+    /// two servers' samples of the same round.
+    pub(crate) round: usize,
     pub(crate) requests: u64,
     pub(crate) rps: f64,
     pub(crate) cpu_us_per_req: f64,
@@ -128,6 +131,7 @@ pub(crate) fn parse_wrk(out: &str) -> anyhow::Result<Sample> {
     let requests = f("requests")?;
     let secs = f("duration_us")? / 1e6;
     Ok(Sample {
+        round: 0,
         requests: requests as u64,
         rps: requests / secs.max(1e-9),
         cpu_us_per_req: 0.0,
@@ -150,6 +154,7 @@ pub(crate) fn parse_loadgen(out: &str) -> anyhow::Result<Sample> {
             .with_context(|| format!("loadgen result has no {k}: {line}"))
     };
     Ok(Sample {
+        round: 0,
         requests: f(&v, "requests")? as u64,
         rps: f(&v, "rps")?,
         cpu_us_per_req: 0.0,
