@@ -360,10 +360,9 @@ impl HttpClient {
             #[cfg(feature = "tls")]
             trust: (target.scheme == Scheme::Https).then(|| req.trust.clone()),
             #[cfg(feature = "tls")]
-            identity: req
-                .identity
-                .clone()
-                .filter(|_| target.scheme == Scheme::Https),
+            identity: (target.scheme == Scheme::Https)
+                .then(|| req.identity.clone())
+                .flatten(),
         };
         let out = self.outgoing(hop)?;
         // A request that met a kept connection's close is sent again on a new one only

@@ -400,11 +400,7 @@ impl HttpRequest {
     /// loaded fails the fetch with [`HttpClientError::InvalidRequest`](crate::HttpClientError::InvalidRequest).
     #[cfg(feature = "tls")]
     pub fn client_cert(mut self, pem_file: impl Into<String>) -> Self {
-        let identity = self.identity.get_or_insert(crate::tls::Identity {
-            cert: None,
-            key: None,
-        });
-        identity.cert = Some(pem_file.into());
+        self.identity.get_or_insert_with(Default::default).cert = Some(pem_file.into());
         self
     }
 
@@ -412,11 +408,7 @@ impl HttpRequest {
     /// Tornado's `client_key`.
     #[cfg(feature = "tls")]
     pub fn client_key(mut self, pem_file: impl Into<String>) -> Self {
-        let identity = self.identity.get_or_insert(crate::tls::Identity {
-            cert: None,
-            key: None,
-        });
-        identity.key = Some(pem_file.into());
+        self.identity.get_or_insert_with(Default::default).key = Some(pem_file.into());
         self
     }
 

@@ -12,7 +12,6 @@ use squall_tls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use squall_tls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use squall_tls::rustls::sign::CertifiedKey;
 use squall_tls::rustls::{self, DigitallySignedStruct, SignatureScheme};
 use squall_tls::{TlsClientConfig, TlsStreamExt};
 
@@ -36,7 +35,7 @@ pub(crate) enum Trust {
 /// `client_cert` and `client_key`): PEM files, the key in the certificate's file when
 /// no key file is named. Part of the pool's key too: a connection authenticated as one
 /// client never serves a request made as another, or as nobody.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Identity {
     pub(crate) cert: Option<String>,
     pub(crate) key: Option<String>,
@@ -48,14 +47,18 @@ pub(crate) struct TlsState {
     default: RefCell<Option<TlsClientConfig>>,
     insecure: RefCell<Option<TlsClientConfig>>,
     ca_files: RefCell<Vec<(String, TlsClientConfig)>>,
-    /// Client certificates loaded, by the files they came from.
-    identities: RefCell<Vec<(Identity, Arc<CertifiedKey>)>>,
+    /// The configurations that present a client certificate, by the trust they were
+    /// made from and the files of the certificate: made once, so that their
+    /// connections can resume each other's sessions (rustls resumes only between
+    /// configurations with the same certificate resolver).
+    with_cert: RefCell<Vec<((Trust, Identity), TlsClientConfig)>>,
 }
 
 impl TlsState {
     /// Use `config` for requests that name no trust of their own.
     pub(crate) fn set_default(&self, config: TlsClientConfig) {
         *self.default.borrow_mut() = Some(config);
+        (self.with_cert.borrow_mut()).retain(|((trust, _), _)| *trust != Trust::Default);
     }
 
     fn config(
@@ -95,10 +98,21 @@ impl TlsState {
         }
     }
 
-    /// The certificate and key of `identity`, loaded at its first use and kept.
-    fn client_cert(&self, identity: &Identity) -> Result<Arc<CertifiedKey>, HttpClientError> {
-        if let Some((_, key)) = self.identities.borrow().iter().find(|(i, _)| i == identity) {
-            return Ok(key.clone());
+    /// The configuration of `trust` (and `custom`) presenting `identity`'s certificate,
+    /// made at its first use and kept.
+    fn config_with_cert(
+        &self,
+        trust: &Trust,
+        custom: Option<&TlsClientConfig>,
+        identity: &Identity,
+    ) -> Result<TlsClientConfig, HttpClientError> {
+        let found = self
+            .with_cert
+            .borrow()
+            .iter()
+            .find_map(|((t, i), c)| (t == trust && i == identity).then(|| c.clone()));
+        if let Some(config) = found {
+            return Ok(config);
         }
         let Some(cert) = &identity.cert else {
             return Err(HttpClientError::invalid(
@@ -107,8 +121,9 @@ impl TlsState {
         };
         let key = squall_tls::load_certified_key(cert, identity.key.as_ref().unwrap_or(cert))
             .map_err(|e| HttpClientError::invalid(format!("TLS: client certificate: {e}")))?;
-        (self.identities.borrow_mut()).push((identity.clone(), key.clone()));
-        Ok(key)
+        let config = self.config(trust, custom)?.with_client_cert(key);
+        (self.with_cert.borrow_mut()).push(((trust.clone(), identity.clone()), config.clone()));
+        Ok(config)
     }
 
     /// Make `stream` the client side of TLS to `host` (presenting `identity`'s
@@ -123,10 +138,10 @@ impl TlsState {
         identity: Option<&Identity>,
         timeout: Duration,
     ) -> Result<(), HttpClientError> {
-        let mut config = self.config(trust, custom)?;
-        if let Some(identity) = identity {
-            config = config.with_client_cert(self.client_cert(identity)?);
-        }
+        let config = match identity {
+            Some(identity) => self.config_with_cert(trust, custom, identity)?,
+            None => self.config(trust, custom)?,
+        };
         stream
             .start_tls_client(&config, host)
             .map_err(|e| HttpClientError::invalid(format!("TLS: {e}")))?;

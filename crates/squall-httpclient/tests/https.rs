@@ -416,7 +416,7 @@ fn client_files(dir: &std::path::Path, name: &str) -> ClientFiles {
 }
 
 /// An HTTPS server that requires a client certificate of `roots` and answers with
-/// the DER of the one presented.
+/// the DER of the one presented (at `/resumed`, whether the session was resumed).
 fn serve_mtls(pki: &Pki, roots: RootCertStore) -> (Box<dyn std::any::Any>, SocketAddr) {
     let tls = TlsServerConfig::builder()
         .certificate(pki.key.clone())
@@ -435,6 +435,9 @@ fn serve_mtls(pki: &Pki, roots: RootCertStore) -> (Box<dyn std::any::Any>, Socke
             .peer_certificates
             .as_ref()
             .expect("a client certificate");
+        if req.path() == "/resumed" {
+            return Response::text(tls.resumed.to_string());
+        }
         Response::bytes(Bytes::copy_from_slice(&chain[0]))
     })
     .with_config(config);
@@ -465,27 +468,17 @@ fn client_certificates() {
             let url = format!("https://127.0.0.1:{}/", addr.port());
             let client = HttpClient::new();
             client.set_tls_config(pki.client.clone());
-            let r = client
-                .fetch(
-                    HttpRequest::new(url.as_str())
-                        .client_cert(&alice.cert)
-                        .client_key(&alice.key),
-                )
-                .await
-                .unwrap();
-            assert_eq!(r.body.as_ref(), alice.der.as_slice());
-            assert_eq!(client.idle_connections(), 1);
-            // The same identity reuses the connection.
-            let r = client
-                .fetch(
-                    HttpRequest::new(url.as_str())
-                        .client_cert(&alice.cert)
-                        .client_key(&alice.key),
-                )
-                .await
-                .unwrap();
-            assert_eq!(r.body.as_ref(), alice.der.as_slice());
-            assert_eq!(client.idle_connections(), 1);
+            // The same identity twice: the second fetch reuses the connection.
+            let as_alice = |url: &str| {
+                HttpRequest::new(url)
+                    .client_cert(&alice.cert)
+                    .client_key(&alice.key)
+            };
+            for _ in 0..2 {
+                let r = client.fetch(as_alice(&url)).await.unwrap();
+                assert_eq!(r.body.as_ref(), alice.der.as_slice());
+                assert_eq!(client.idle_connections(), 1);
+            }
             // Another identity, from one file holding both: a connection of its own.
             let r = client
                 .fetch(HttpRequest::new(url.as_str()).client_cert(&bob.both))
@@ -508,6 +501,17 @@ fn client_certificates() {
             ] {
                 let e = client.fetch(bad).await.unwrap_err();
                 assert!(matches!(e, HttpClientError::InvalidRequest(_)), "{e:?}");
+            }
+            // A new connection as alice resumes her session: her configuration is made
+            // once (rustls resumes only with the same certificate resolver). By the
+            // server's other name, whose sessions (tickets) are hers alone.
+            let by_name = format!("https://localhost:{}/resumed", addr.port());
+            for resumed in ["false", "true"] {
+                let r = client
+                    .fetch(as_alice(&by_name).header("Connection", "close"))
+                    .await
+                    .unwrap();
+                assert_eq!(r.text(), resumed);
             }
         },
     );

@@ -286,8 +286,9 @@ impl TcpClient {
         port: u16,
         options: &ConnectOptions,
     ) -> io::Result<IoStream> {
-        // A timeout past what an Instant holds is no deadline (rather than a panic).
-        let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
+        let deadline = options
+            .timeout
+            .map(|t| squall_ioloop::instant_after(Instant::now(), t));
         let timed_out = || {
             io::Error::new(
                 io::ErrorKind::TimedOut,

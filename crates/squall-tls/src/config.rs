@@ -550,7 +550,9 @@ impl TlsClientConfig {
     /// Presents `key` (a certificate chain and its private key, from
     /// [`load_certified_key`]) when a server asks for a client certificate: mutual TLS.
     /// Tornado's `client_cert` and `client_key`. A server that asks for none never sees
-    /// it.
+    /// it. Make it once and clone the result: a session is resumed only by a
+    /// configuration with the same certificate (rustls compares the resolver this sets,
+    /// so a second call makes a configuration that resumes none of the first's).
     pub fn with_client_cert(mut self, key: Arc<CertifiedKey>) -> Self {
         let mut config = (*self.rustls).clone();
         config.client_auth_cert_resolver = Arc::new(ClientCert(key));

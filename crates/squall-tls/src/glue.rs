@@ -130,8 +130,7 @@ impl TlsConnector {
         server_name: Option<&str>,
         timeout: Option<Duration>,
     ) -> io::Result<IoStream> {
-        // A timeout past what an Instant holds is no deadline (no overflow panic).
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let deadline = timeout.map(|t| squall_ioloop::instant_after(Instant::now(), t));
         let stream = client.connect(host, port, timeout).await?;
         let name = server_name.unwrap_or(host);
         stream.start_tls_client(&self.config, name)?;

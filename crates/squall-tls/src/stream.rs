@@ -116,28 +116,30 @@ impl TlsLayer {
         }
     }
 
+    /// One `read(2)` (or `recv`) of the fd into `buf`, again if a signal interrupted it.
+    fn read_fd(&mut self, fd: &File, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match sys::on_fd(fd.as_fd(), &mut self.not_socket, |io| io.read_some(buf)) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+
     /// One `read(2)` of ciphertext into the session. `Ok(None)`: the fd has nothing
     /// now; `Ok(Some(true))`: the fd may have more (the read filled the buffer).
     fn pull(&mut self, fd: &File) -> io::Result<Pull> {
-        let got = with_scratch(|buf| {
-            let n = loop {
-                match sys::on_fd(fd.as_fd(), &mut self.not_socket, |io| io.read_some(buf)) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    other => break other,
-                }
-            };
-            match n {
-                Ok(0) => Ok(Pull::Eof),
-                Ok(n) => self
-                    .session
-                    .feed(&buf[..n])
-                    .map(|()| Pull::Got {
-                        more: n == buf.len(),
-                    })
-                    .map_err(tls_io),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Pull::Nothing),
-                Err(e) => Err(e),
-            }
+        let got = with_scratch(|buf| match self.read_fd(fd, buf) {
+            Ok(0) => Ok(Pull::Eof),
+            Ok(n) => self
+                .session
+                .feed(&buf[..n])
+                .map(|()| Pull::Got {
+                    more: n == buf.len(),
+                })
+                .map_err(tls_io),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Pull::Nothing),
+            Err(e) => Err(e),
         });
         match got {
             Ok(Pull::Eof) => {
@@ -291,27 +293,23 @@ impl Layer for TlsLayer {
     }
 
     fn drain(&mut self, fd: &File) {
+        // A failed session (a refused handshake: no client certificate, a bad record)
+        // has sent its alert; what the peer sent since (a TLS 1.3 client's first
+        // request rides right behind its Finished) is worthless, read and dropped
+        // unprocessed, since left unread it would turn the close into a reset that
+        // can overtake the alert. A live one takes what it reads (session tickets).
+        let failed = self.session.error().is_some();
+        if self.session.is_handshaking() && !failed {
+            return;
+        }
         // A few reads at most, errors ignored: the close goes on whatever comes.
-        if self.session.error().is_some() {
-            // A failed session (a refused handshake: no client certificate, a bad
-            // record): its alert is sent; what the peer sent since (a TLS 1.3 client's
-            // first request rides right behind its Finished) is worthless, and left
-            // unread it would turn the close into a reset that can overtake the alert.
-            with_scratch(|buf| {
-                for _ in 0..4 {
-                    match sys::on_fd(fd.as_fd(), &mut self.not_socket, |io| io.read_some(buf)) {
-                        Ok(n) if n == buf.len() => {}
-                        _ => return,
-                    }
-                }
-            });
-            return;
-        }
-        if self.session.is_handshaking() {
-            return;
-        }
         for _ in 0..4 {
-            if !matches!(self.pull(fd), Ok(Pull::Got { more: true })) {
+            let more = if failed {
+                with_scratch(|buf| matches!(self.read_fd(fd, buf), Ok(n) if n == buf.len()))
+            } else {
+                matches!(self.pull(fd), Ok(Pull::Got { more: true }))
+            };
+            if !more {
                 return;
             }
         }

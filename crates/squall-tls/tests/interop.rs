@@ -8,15 +8,14 @@ mod common;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::Pki;
-use squall_httpserver::{FnHandler, HttpServer, HttpServerConfig, HttpServerRequest, Response};
+use common::{Https, Pki};
+use squall_httpserver::{HttpServerRequest, Response};
 use squall_ioloop::IoLoop;
 use squall_tcpserver::TcpClient;
 use squall_testing::{free_port, have_tool, nginx_path, run_nginx, KillOnDrop};
-use squall_tls::{ReloadableCert, TlsAcceptor, TlsConnector, TlsServerConfig, TlsStreamExt};
+use squall_tls::{ReloadableCert, TlsConnector, TlsServerConfig, TlsStreamExt};
 
 fn app(req: HttpServerRequest) -> std::future::Ready<Response> {
     std::future::ready(match req.path() {
@@ -26,36 +25,8 @@ fn app(req: HttpServerRequest) -> std::future::Ready<Response> {
     })
 }
 
-type App = fn(HttpServerRequest) -> std::future::Ready<Response>;
-
-/// An HTTPS server on its own thread.
-struct Https {
-    server: HttpServer<FnHandler<App>>,
-    addr: SocketAddr,
-}
-
-impl Drop for Https {
-    fn drop(&mut self) {
-        // A graceful shutdown stops the server's loops; then its thread ends.
-        let done = IoLoop::new().unwrap().run_sync(
-            self.server.shutdown(Duration::from_secs(5)),
-            Some(Duration::from_secs(20)),
-        );
-        if done.is_ok() {
-            self.server.join();
-        }
-    }
-}
-
 fn https(tls: TlsServerConfig) -> Https {
-    let config = HttpServerConfig {
-        stream_setup: Some(Arc::new(TlsAcceptor::new(tls))),
-        ..HttpServerConfig::default()
-    };
-    let mut server = HttpServer::new(app as App).with_config(config);
-    let addr = server.bind(0, "127.0.0.1").unwrap();
-    server.start(1).unwrap();
-    Https { server, addr }
+    Https::start(app, tls)
 }
 
 /// Runs a command with `stdin`; its output, whatever its exit status.

@@ -10,19 +10,18 @@ mod common;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{ClientCert, Pki};
-use squall_httpserver::{FnHandler, HttpServer, HttpServerConfig, HttpServerRequest, Response};
+use common::{ClientCert, Https, Pki};
+use squall_httpserver::{HttpServerRequest, Response};
 use squall_ioloop::IoLoop;
 use squall_iostream::CloseCause;
 use squall_tcpserver::TcpClient;
 use squall_testing::{free_port, have_tool, nginx_path, run_nginx, KillOnDrop};
 use squall_tls::rustls::{self, RootCertStore};
 use squall_tls::{
-    load_certified_key, load_roots, ClientAuth, TlsAcceptor, TlsConnector, TlsError, TlsInfo,
-    TlsServerConfig, TlsStreamExt,
+    load_certified_key, load_roots, ClientAuth, TlsConnector, TlsError, TlsInfo, TlsServerConfig,
+    TlsStreamExt,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -49,26 +48,7 @@ fn app(req: HttpServerRequest) -> std::future::Ready<Response> {
     }))
 }
 
-type App = fn(HttpServerRequest) -> std::future::Ready<Response>;
-
-struct Https {
-    server: HttpServer<FnHandler<App>>,
-    addr: SocketAddr,
-}
-
-impl Drop for Https {
-    fn drop(&mut self) {
-        let done = IoLoop::new().unwrap().run_sync(
-            self.server.shutdown(Duration::from_secs(5)),
-            Some(Duration::from_secs(20)),
-        );
-        if done.is_ok() {
-            self.server.join();
-        }
-    }
-}
-
-/// An HTTPS server on its own thread asking for client certificates of `pki`'s CA.
+/// An HTTPS server asking for client certificates of `pki`'s CA.
 fn https(pki: &Pki, required: bool) -> Https {
     let roots = load_roots(&pki.ca).unwrap();
     let auth = if required {
@@ -81,14 +61,7 @@ fn https(pki: &Pki, required: bool) -> Https {
         .client_auth(auth)
         .build()
         .unwrap();
-    let config = HttpServerConfig {
-        stream_setup: Some(Arc::new(TlsAcceptor::new(tls))),
-        ..HttpServerConfig::default()
-    };
-    let mut server = HttpServer::new(app as App).with_config(config);
-    let addr = server.bind(0, "127.0.0.1").unwrap();
-    server.start(1).unwrap();
-    Https { server, addr }
+    Https::start(app, tls)
 }
 
 fn curl(pki: &Pki, addr: SocketAddr, cert: Option<&ClientCert>) -> Output {
@@ -105,9 +78,9 @@ fn curl(pki: &Pki, addr: SocketAddr, cert: Option<&ClientCert>) -> Output {
         .unwrap()
 }
 
-/// One GET over TLS with squall's client, presenting `cert` if given: the status line
-/// and body, or the TLS error that ended the connection (`None`: another error, such
-/// as a reset).
+/// One GET of `path` over TLS with squall's client, presenting `cert` if given: the
+/// status line and body, or the TLS error that ended the connection (`None`: another
+/// error, such as a reset).
 fn squall_get(
     pki: &Pki,
     addr: SocketAddr,
@@ -117,35 +90,49 @@ fn squall_get(
     if let Some(cert) = cert {
         config = config.with_client_cert(load_certified_key(&cert.cert, &cert.key).unwrap());
     }
-    let connector = TlsConnector::new(config);
-    let port = addr.port();
+    get(&TlsConnector::new(config), addr, "/").map(|(reply, _)| reply)
+}
+
+/// One GET of `path` through `connector` (whose configuration keeps the sessions it may
+/// resume): the reply and whether the client resumed a session, or as [`squall_get`].
+fn get(
+    connector: &TlsConnector,
+    addr: SocketAddr,
+    path: &str,
+) -> Result<(String, bool), Option<TlsError>> {
+    let connector = connector.clone();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     IoLoop::new()
         .unwrap()
         .run_sync(
             async move {
                 let client = TcpClient::new();
                 let stream = connector
-                    .connect(&client, "127.0.0.1", port, Some("localhost"), None)
+                    .connect(&client, "127.0.0.1", addr.port(), Some("localhost"), None)
                     .await
                     .map_err(|e| TlsError::from_io_error(&e).cloned())?;
-                let request =
-                    &b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"[..];
                 // As Tornado's, `read_until_close` gives what came before a failure;
                 // the failure is the stream's error.
-                let reply = match stream.write(request).await {
+                let reply = match stream.write(request.into_bytes()).await {
                     Ok(()) => stream.read_until_close().await.unwrap_or_default(),
                     Err(_) => Default::default(),
                 };
                 match stream.error() {
-                    None | Some(CloseCause::Eof) => {
-                        Ok(String::from_utf8_lossy(&reply).into_owned())
-                    }
+                    None | Some(CloseCause::Eof) => Ok((
+                        String::from_utf8_lossy(&reply).into_owned(),
+                        stream.tls_info().is_some_and(|i| i.resumed),
+                    )),
                     Some(cause) => Err(TlsError::from_close_cause(&cause).cloned()),
                 }
             },
             Some(Duration::from_secs(30)),
         )
         .unwrap()
+}
+
+/// The body of a reply.
+fn body(reply: &str) -> &str {
+    reply.rsplit("\r\n\r\n").next().unwrap()
 }
 
 #[test]
@@ -265,32 +252,42 @@ fn both_ends_see_a_resumed_session() {
     let pki = Pki::localhost();
     let s = https(&pki, false);
     let connector = TlsConnector::new(pki.client_config());
-    let port = s.addr.port();
-    let seen = IoLoop::new()
-        .unwrap()
-        .run_sync(
-            async move {
-                let client = TcpClient::new();
-                let mut seen = Vec::new();
-                for _ in 0..2 {
-                    let stream = connector
-                        .connect(&client, "127.0.0.1", port, Some("localhost"), None)
-                        .await?;
-                    let request = &b"GET /resumed HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"[..];
-                    stream.write(request).await?;
-                    let reply = stream.read_until_close().await?;
-                    let reply = String::from_utf8_lossy(&reply).into_owned();
-                    let client_side = stream.tls_info().unwrap().resumed;
-                    seen.push((client_side, reply.rsplit("\r\n\r\n").next().unwrap().to_owned()));
-                }
-                Ok::<_, std::io::Error>(seen)
-            },
-            Some(Duration::from_secs(30)),
-        )
-        .unwrap()
-        .unwrap();
+    let seen: Vec<(String, bool)> = (0..2)
+        .map(|_| {
+            let (reply, resumed) = get(&connector, s.addr, "/resumed").unwrap();
+            (body(&reply).to_owned(), resumed)
+        })
+        .collect();
     assert_eq!(
         seen,
-        [(false, "false".to_owned()), (true, "true".to_owned())]
+        [("false".to_owned(), false), ("true".to_owned(), true)]
     );
+}
+
+/// A session resumed is authenticated as the client that made it (the server takes
+/// the certificate from the session): a configuration with a client certificate
+/// shares its session store with the one it was made from, and rustls resumes only
+/// between configurations with the same certificate resolver, so a connection without
+/// the certificate is never served as its owner.
+#[test]
+fn a_client_certificates_sessions_are_its_own() {
+    let pki = Pki::localhost();
+    let erin = pki.client_cert("erin");
+    let s = https(&pki, false);
+    let anonymous = TlsConnector::new(pki.client_config());
+    let as_erin = TlsConnector::new(
+        anonymous
+            .config()
+            .clone()
+            .with_client_cert(load_certified_key(&erin.cert, &erin.key).unwrap()),
+    );
+    for (connector, expected) in [
+        (&as_erin, hex(&erin.der)),
+        (&anonymous, "anonymous".to_owned()),
+        (&as_erin, hex(&erin.der)),
+        (&anonymous, "anonymous".to_owned()),
+    ] {
+        let (reply, _) = get(connector, s.addr, "/").unwrap();
+        assert_eq!(body(&reply), expected);
+    }
 }

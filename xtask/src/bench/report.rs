@@ -281,12 +281,12 @@ fn targets(res: &Results) -> String {
     let mut line =
         |what: String, value: Option<(f64, f64, f64)>, limit: f64, at_most: bool, unit: &str| {
             let (shown, ok) = match value {
-                Some((v, lo, hi)) if lo < hi => (
-                    format!("{v:.2}{unit} ({lo:.2}–{hi:.2})"),
-                    if at_most { v <= limit } else { v >= limit },
-                ),
-                Some((v, _, _)) => (
-                    format!("{v:.2}{unit}"),
+                Some((v, lo, hi)) => (
+                    if lo < hi {
+                        format!("{v:.2}{unit} ({lo:.2}–{hi:.2})")
+                    } else {
+                        format!("{v:.2}{unit}")
+                    },
                     if at_most { v <= limit } else { v >= limit },
                 ),
                 None => ("—".to_owned(), false),

@@ -4,14 +4,19 @@
 
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     SanType,
 };
-use squall_tls::{TlsClientConfig, TlsServerConfig, TlsSession};
+use squall_httpserver::{FnHandler, HttpServer, HttpServerConfig, HttpServerRequest, Response};
+use squall_ioloop::IoLoop;
+use squall_tls::{TlsAcceptor, TlsClientConfig, TlsServerConfig, TlsSession};
 
 /// The files of a test PKI.
 pub(crate) struct Pki {
@@ -113,5 +118,41 @@ impl Drop for Pki {
 pub(crate) fn send_all(s: &mut TlsSession, out: &mut dyn std::io::Write) {
     while s.wants_write() {
         s.write_output(out).unwrap();
+    }
+}
+
+/// A test server's handler: a plain function, so that every server has one type.
+pub(crate) type App = fn(HttpServerRequest) -> std::future::Ready<Response>;
+
+/// An HTTPS server on its own thread; stopped gracefully when dropped.
+pub(crate) struct Https {
+    pub(crate) server: HttpServer<FnHandler<App>>,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Https {
+    /// Serves `app` over TLS with `tls` on a free port of 127.0.0.1.
+    pub(crate) fn start(app: App, tls: TlsServerConfig) -> Https {
+        let config = HttpServerConfig {
+            stream_setup: Some(Arc::new(TlsAcceptor::new(tls))),
+            ..HttpServerConfig::default()
+        };
+        let mut server = HttpServer::new(app).with_config(config);
+        let addr = server.bind(0, "127.0.0.1").unwrap();
+        server.start(1).unwrap();
+        Https { server, addr }
+    }
+}
+
+impl Drop for Https {
+    fn drop(&mut self) {
+        // A graceful shutdown stops the server's loops; then its thread ends.
+        let done = IoLoop::new().unwrap().run_sync(
+            self.server.shutdown(Duration::from_secs(5)),
+            Some(Duration::from_secs(20)),
+        );
+        if done.is_ok() {
+            self.server.join();
+        }
     }
 }
