@@ -87,7 +87,9 @@ impl Response {
         Response::prefilled(Prefilled::TextHtml, body.into())
     }
 
-    /// Built in place: no `Response` moved through a chain of builders.
+    /// Built in place: no `Response` moved through a chain of builders (and inlined,
+    /// so it is written where the caller keeps it).
+    #[inline]
     fn prefilled(kind: Prefilled, body: Bytes) -> Self {
         Response {
             status: StatusCode::OK,
@@ -256,7 +258,9 @@ where
     }
 }
 
-/// The whole request a [`FnHandler`]'s function receives, from its start and body.
+/// The whole request a [`FnHandler`]'s function receives, from its start and body
+/// (inlined: built where the handler's future keeps it, not returned and moved there).
+#[inline]
 fn whole_request(start: RequestStart, body: Bytes) -> HttpServerRequest {
     let protocol: Cow<'static, str> = match start.protocol.as_str() {
         "http" => Cow::Borrowed("http"),

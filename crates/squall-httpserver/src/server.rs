@@ -22,7 +22,7 @@ use squall_tcpserver::{
 };
 
 use crate::config::HttpServerConfig;
-use crate::connection::{ConnTable, Params};
+use crate::connection::{notify, ConnTable, Params};
 use crate::control::HighWater;
 use crate::delegate::{ConnectionInfo, HttpServerConnectionDelegate};
 use crate::handler::{handler_fn, FnHandler, Response};
@@ -297,7 +297,8 @@ impl<D: HttpServerConnectionDelegate> LocalServer<D> {
             Some(local) => local.admit(stream, addr),
             None => {
                 stream.close();
-                delegate.on_close(&ConnectionInfo::new(addr, 0));
+                let info = ConnectionInfo::new(addr, 0);
+                notify("on_close", &info, || delegate.on_close(&info));
             }
         }
         std::future::ready(())

@@ -87,6 +87,8 @@ fn is_trusted(config: &HttpServerConfig, hop: &str) -> bool {
 
 /// Whether this request's body is to be inflated: `decompress_request` is on and the
 /// body is gzip (its header is then renamed). Always false without the `gzip` feature.
+/// Inlined: per request, and usually only the flag's test.
+#[inline]
 pub(crate) fn decompress(config: &HttpServerConfig, head: &mut RequestHead) -> bool {
     #[cfg(feature = "gzip")]
     {

@@ -296,7 +296,18 @@ impl ServerConn {
     /// Parse what `buf` holds and return the next event, or `None` when more input is
     /// needed (or parsing is paused or over: see [`is_read_blocked`](ServerConn::is_read_blocked)
     /// and [`should_close`](ServerConn::should_close)).
+    #[inline]
     pub fn poll(&mut self, buf: &mut BytesMut) -> Option<Event> {
+        // Between requests with nothing read (the end of every batch): answered where
+        // it is asked, without the call.
+        if buf.is_empty() && !matches!(self.read, Read::Body { .. }) {
+            return None;
+        }
+        self.poll_input(buf)
+    }
+
+    /// [`poll`](Self::poll) past its quick answer.
+    fn poll_input(&mut self, buf: &mut BytesMut) -> Option<Event> {
         match &mut self.read {
             Read::Done | Read::Failed => None,
             Read::Head => {

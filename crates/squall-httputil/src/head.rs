@@ -115,6 +115,7 @@ macro_rules! view_methods {
         }
 
         /// The path of the request-target (`/a/b` for `/a/b?c`).
+        #[inline]
         pub fn path(&self) -> &str {
             self.view.path()
         }

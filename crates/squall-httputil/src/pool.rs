@@ -170,6 +170,7 @@ fn fill(kind: Prefilled) -> HeaderMap {
 /// for the next [`take_headers`], unless the pool is full or the map is oversized (then
 /// it is simply dropped). A map holding exactly the field of a [`Prefilled`] kind is
 /// kept as it is, for [`take_headers_with`].
+#[inline]
 pub fn recycle_headers(mut headers: HeaderMap) {
     if headers.capacity() == 0 || headers.capacity() > MAX_POOLED_CAPACITY {
         return;

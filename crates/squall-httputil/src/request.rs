@@ -320,6 +320,7 @@ impl HttpServerRequest {
     ///
     /// # Errors
     /// As [`parse_body_arguments`].
+    #[inline]
     pub fn parse_body(&mut self) -> Result<(), ParseError> {
         self.parse_body_with(&MultipartConfig::default())
     }
@@ -329,11 +330,18 @@ impl HttpServerRequest {
     ///
     /// # Errors
     /// As [`parse_body_arguments`].
+    #[inline]
     pub fn parse_body_with(&mut self, config: &MultipartConfig) -> Result<(), ParseError> {
         if self.body.is_empty() {
-            // No body, no arguments (and nothing encoded to refuse).
+            // No body, no arguments (and nothing encoded to refuse): decided where it
+            // is called, as most requests have no body.
             return Ok(());
         }
+        self.parse_nonempty_body(config)
+    }
+
+    /// [`parse_body_with`](Self::parse_body_with) for a body with bytes in it.
+    fn parse_nonempty_body(&mut self, config: &MultipartConfig) -> Result<(), ParseError> {
         let Some(content_type) = self.header_bytes("content-type") else {
             return Ok(());
         };

@@ -70,6 +70,7 @@ struct Pooled(Option<Box<Parts>>);
 
 impl Pooled {
     /// An empty box: a pooled one if the thread has one.
+    #[inline(always)]
     fn take() -> Pooled {
         let pooled = VIEW_POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten();
         Pooled(Some(pooled.unwrap_or_default()))
@@ -317,6 +318,7 @@ impl View {
     }
 
     /// The target's path.
+    #[inline]
     pub(crate) fn path(&self) -> &str {
         if self.0.origin {
             ascii(slice(&self.0.raw, (self.0.target.0, self.0.query)))

@@ -54,7 +54,7 @@ pub(super) fn panic_message(p: &(dyn Any + Send)) -> &str {
 /// nothing and cannot answer, so a panic in one is caught and logged as an error, and
 /// the connection's own ending goes on (a panic let through would end the connection's
 /// task there, skipping its close and the server delegate's `on_close`).
-pub(super) fn notify(what: &str, info: &ConnectionInfo, f: impl FnOnce()) {
+pub(crate) fn notify(what: &str, info: &ConnectionInfo, f: impl FnOnce()) {
     if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         log::error!(
             "HTTP delegate panicked in {what} for a connection from {}: {}",

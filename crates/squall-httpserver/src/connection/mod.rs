@@ -38,8 +38,9 @@ use crate::spare;
 use crate::transport::Transport;
 use crate::writer::Shared;
 
+pub(crate) use self::logs::notify;
 pub use self::logs::ACCESS_LOG_TARGET;
-use self::logs::{log_io_error, notify, Peer};
+use self::logs::{log_io_error, Peer};
 pub(crate) use self::table::ConnTable;
 use self::timer::LazyTimer;
 
