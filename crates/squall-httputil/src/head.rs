@@ -1128,22 +1128,31 @@ static FIELD_VALUE: [bool; 256] = field_value_table();
 /// How many bytes at the start of `v` a field value may hold ([`FIELD_VALUE`]); `None`
 /// when all of them may (the value's end has not arrived). Values are most of a
 /// browser's head, so they are checked eight bytes at a time: a word with no byte
-/// below 0x20 and none equal to 0x7f is all value bytes (HTAB is below 0x20, so a word
-/// with one is left to the byte-by-byte check, which takes it).
+/// below 0x20 and none equal to 0x7f is all value bytes, and in a word with one the
+/// first such byte is found from the word's flags (HTAB is below 0x20 and allowed: from
+/// one, the rest is checked byte by byte).
 #[inline(always)]
 fn field_value_len(v: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     let mut words = v.chunks_exact(8);
     let mut clean = 0;
     for word in &mut words {
-        let w = u64::from_ne_bytes(word.try_into().expect("chunks of eight"));
-        // Some byte below 0x20 (exact as a yes/no for any bound up to 0x80), or some
-        // byte equal to 0x7f (a zero byte of `w ^ 0x7f7f…`).
+        // Little-endian: the word's low byte is the first in memory.
+        let w = u64::from_le_bytes(word.try_into().expect("chunks of eight"));
+        // The high bit of each byte below 0x20, and of each byte equal to 0x7f (a zero
+        // byte of `w ^ 0x7f7f…`). A borrow can flag bytes above a flagged one, never
+        // below it: the lowest flag is exactly the first such byte.
         let below = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
         let del = w ^ (ONES * 0x7f);
         let del = del.wrapping_sub(ONES) & !del & HIGHS;
-        if below | del != 0 {
+        let flags = below | del;
+        if flags != 0 {
+            let at = clean + (flags.trailing_zeros() / 8) as usize;
+            if v[at] != b'\t' {
+                return Some(at);
+            }
+            clean = at;
             break;
         }
         clean += 8;
