@@ -35,7 +35,7 @@ use squall_tcpserver::StreamSetup;
 /// | --- | --- | --- |
 /// | the first byte of a request (keep-alive idle) | [`idle_connection_timeout`](Self::idle_connection_timeout) | 60 s |
 /// | the rest of a head, once its first byte came | [`header_timeout`](Self::header_timeout) | 30 s |
-/// | the whole body, from the end of its head | [`body_timeout`](Self::body_timeout) | 10 min |
+/// | the whole body, from when the delegate has taken its head | [`body_timeout`](Self::body_timeout) | 10 min |
 /// | any single read inside a request (no progress at all) | [`idle_connection_timeout`](Self::idle_connection_timeout) | 60 s |
 /// | the peer to take more of a response (no byte taken at all) | [`idle_connection_timeout`](Self::idle_connection_timeout) | 60 s |
 ///
@@ -101,10 +101,10 @@ pub struct HttpServerConfig {
     /// client trickling a head cannot hold a connection for longer. Default 30 s.
     /// Tornado has none.
     pub header_timeout: Duration,
-    /// How long a whole request body may take to arrive, counted from the end of its
-    /// head (the time the delegate spends in `data_received` counts too, as in
-    /// Tornado: a delegate still in it at the deadline is dropped and the connection
-    /// closed). Default 10 minutes: 100 MiB at 1.4 Mbit/s. `None`: no total bound
+    /// How long a whole request body may take to arrive, counted from when the
+    /// delegate's `headers_received` returns, as Tornado counts it (the time the
+    /// delegate spends in `data_received` counts too: a delegate still in it at the
+    /// deadline is dropped and the connection closed). Default 10 minutes: 100 MiB at 1.4 Mbit/s. `None`: no total bound
     /// (each read is still bound by `idle_connection_timeout`), Tornado's default.
     pub body_timeout: Option<Duration>,
     /// The most bytes handed to one `data_received` call. Default 64 KiB (Tornado's).

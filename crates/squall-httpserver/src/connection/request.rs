@@ -137,15 +137,17 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
             let shared = self.shared;
             let expect_continue = start.head.expect_continue;
             let chunk_size = self.conn.params.config.chunk_size.max(1);
-            let start_time = start.start_time;
             let started = self.drive(pin!(msg.headers_received(start, w)), None).await;
             if let Some(flow) = self.step_ended(msg, started, false) {
                 return flow;
             }
+            // Counted from here, once the delegate has taken the head, as Tornado counts
+            // it (its `with_timeout` wraps the body's read, after `headers_received`): a
+            // delegate that takes its time over the head does not spend the client's.
             let body_deadline = shared
                 .borrow()
                 .body_timeout
-                .map(|t| instant_after(start_time, t));
+                .map(|t| instant_after(Instant::now(), t));
             let idle = self.conn.params.config.idle_connection_timeout;
             #[cfg(feature = "gzip")]
             let mut inflater: Option<squall_httputil::GzipInflater> = None;
