@@ -104,8 +104,9 @@ pub struct HttpServerConfig {
     /// How long a whole request body may take to arrive, counted from when the
     /// delegate's `headers_received` returns, as Tornado counts it (the time the
     /// delegate spends in `data_received` counts too: a delegate still in it at the
-    /// deadline is dropped and the connection closed). Default 10 minutes: 100 MiB at 1.4 Mbit/s. `None`: no total bound
-    /// (each read is still bound by `idle_connection_timeout`), Tornado's default.
+    /// deadline is dropped and the connection closed). Default 10 minutes: 100 MiB at
+    /// 1.4 Mbit/s. `None`: no total bound (each read is still bound by
+    /// `idle_connection_timeout`), Tornado's default.
     pub body_timeout: Option<Duration>,
     /// The most bytes handed to one `data_received` call. Default 64 KiB (Tornado's).
     /// Chunk edges of a chunked body are kept: a call never spans two wire chunks.

@@ -258,9 +258,7 @@ where
     }
 }
 
-/// The whole request a [`FnHandler`]'s function receives, from its start and body
-/// (inlined: built where the handler's future keeps it, not returned and moved there).
-#[inline]
+/// The whole request a [`FnHandler`]'s function receives, from its start and body.
 fn whole_request(start: RequestStart, body: Bytes) -> HttpServerRequest {
     let protocol: Cow<'static, str> = match start.protocol.as_str() {
         "http" => Cow::Borrowed("http"),

@@ -70,7 +70,6 @@ struct Pooled(Option<Box<Parts>>);
 
 impl Pooled {
     /// An empty box: a pooled one if the thread has one.
-    #[inline(always)]
     fn take() -> Pooled {
         let pooled = VIEW_POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten();
         Pooled(Some(pooled.unwrap_or_default()))

@@ -265,7 +265,6 @@ impl<'c, T: Transport, D: HttpServerConnectionDelegate> Busy<'c, T, D> {
 
     /// After the delegate's last step: finish a response it left open, answer `500`
     /// for one it never started, and go on unless the output broke.
-    #[inline]
     fn request_end(&mut self, w: &mut ResponseWriter<'_>) -> Flow {
         let shared = self.shared;
         {
