@@ -620,12 +620,18 @@ fn drained_connection_ends_with_prompt_eof() {
     let flags = Flags::default();
     let f = flags.clone();
     let s = serve(move || HttpServer::new(app(f)));
+    let mut idle = s.client();
+    assert_eq!(idle.request(GET).status, 200);
     let mut busy = s.client();
     busy.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
     while !flags.entered.load(Ordering::SeqCst) {
         std::thread::yield_now();
     }
     s.start_shutdown(Duration::from_secs(30));
+    // `start_shutdown` only queues the shutdown on the server's loop: the idle
+    // connection's end shows the drain has begun, so the slow request is released
+    // into it (released earlier, its response could go out before the drain).
+    assert!(idle.is_closed_by_server(), "the idle connection is closed");
     flags.release.store(true, Ordering::SeqCst);
     let (out, eof_after) = read_to_eof(&mut busy);
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
