@@ -8,6 +8,17 @@
 //! kernel's share, the syscalls, is not in it: count those with `strace -c`). Each
 //! server gets a one-second warm-up first, after which `callgrind_control --zero`
 //! resets the counters: start-up and first-use costs are not in the count.
+//!
+//! With `--footprint`, the table also gives each server's *code lines per request*:
+//! callgrind simulates a tiny instruction cache ([`TINY_ICACHE`], 2 KiB, direct-mapped, 64-byte
+//! lines), whose misses per request are close to the number of distinct 64-byte lines
+//! of code one request runs through (a loop's lines count once per pass over them).
+//! That footprint is what the kernel's own network path has to share the CPU's
+//! instruction cache with, between one request's syscalls and the next: a wide
+//! footprint costs system time as well as user time (BENCHMARKS.md measures both).
+//! The simulation slows callgrind about five-fold, so fewer requests fit in the window
+//! and pipelined batches come out differently: compare instruction counts between runs
+//! made the same way, with or without it.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -24,6 +35,11 @@ use crate::util;
 
 /// Pipeline depths measured: one request per read, and TechEmpower-style batches.
 const DEPTHS: [usize; 2] = [1, 16];
+
+/// The instruction cache callgrind simulates (size, associativity, line size): small
+/// enough that nearly every line of code a request runs through misses once, so its
+/// misses per request count the request's code footprint in 64-byte lines.
+const TINY_ICACHE: &str = "--I1=2048,1,64";
 
 /// The servers counted, in table order.
 const SERVERS: [&str; 4] = ["squall", "squall-log", "hyper-ct", "floor"];
@@ -46,6 +62,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
     let connections = flags.parsed::<usize>("--connections")?.unwrap_or(64);
     let top = flags.parsed::<usize>("--top")?.unwrap_or(12);
     let only = flags.option("--only")?;
+    let footprint = flags.flag("--footprint");
     flags.finish()?;
     if !(seconds.is_finite() && seconds > 0.0) {
         bail!("--seconds must be a positive number, not {seconds}");
@@ -131,8 +148,9 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
                 connections,
                 depth,
                 seconds,
+                footprint,
             };
-            let (requests, total, profile) = run.measure()?;
+            let (requests, total, lines, profile) = run.measure()?;
             let functions = match &annotate {
                 // Zeroing the counters mid-run leaves the frames that were on the stack
                 // then (the thread's entry down to the loop) with the whole run as
@@ -149,6 +167,7 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
                 depth,
                 requests,
                 total,
+                lines,
                 functions,
             });
         }
@@ -169,10 +188,16 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
             println!("  {:>9.0}  {name}", per(*n));
         }
     }
+    let footprint = rows.iter().any(|r| r.lines.is_some());
+    let (lines_head, lines_rule) = if footprint {
+        (" code lines per request |", "---:|")
+    } else {
+        ("", "")
+    };
     println!(
-        "\n| server | pipeline | requests | instructions | instructions per request | ÷ hyper |"
+        "\n| server | pipeline | requests | instructions | instructions per request | ÷ hyper |{lines_head}"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|{lines_rule}");
     let per_req = |r: &Row| r.total as f64 / r.requests.max(1) as f64;
     for row in &rows {
         let hyper = rows
@@ -180,8 +205,13 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
             .find(|h| h.server == "hyper-ct" && h.depth == row.depth)
             .map(per_req);
         let ratio = hyper.map_or("—".to_owned(), |h| format!("{:.2}×", per_req(row) / h));
+        let lines = match row.lines {
+            Some(l) => format!(" {:.0} |", l as f64 / row.requests.max(1) as f64),
+            None if footprint => " — |".to_owned(),
+            None => String::new(),
+        };
         println!(
-            "| {} | {} | {} | {} | {:.0} | {ratio} |",
+            "| {} | {} | {} | {} | {:.0} | {ratio} |{lines}",
             label(row.server),
             row.depth,
             row.requests,
@@ -199,6 +229,8 @@ struct Row<'a> {
     depth: usize,
     requests: u64,
     total: u64,
+    /// Misses of the simulated [`TINY_ICACHE`] (`None` if the profile has none).
+    lines: Option<u64>,
     /// (own instructions, function), largest first.
     functions: Vec<(u64, String)>,
 }
@@ -228,11 +260,14 @@ struct Run<'a> {
     connections: usize,
     depth: usize,
     seconds: f64,
+    /// Simulate [`TINY_ICACHE`] (`--footprint`).
+    footprint: bool,
 }
 
 impl Run<'_> {
-    /// Requests answered, instructions counted, and the profile's path.
-    fn measure(&self) -> anyhow::Result<(u64, u64, PathBuf)> {
+    /// Requests answered, instructions counted, misses of the simulated
+    /// [`TINY_ICACHE`], and the profile's path.
+    fn measure(&self) -> anyhow::Result<(u64, u64, Option<u64>, PathBuf)> {
         let port = proc::free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let name = format!("{}.pipeline-{}", self.server, self.depth);
@@ -242,6 +277,9 @@ impl Run<'_> {
         let mut cmd = Command::new(self.valgrind);
         cmd.arg("--tool=callgrind")
             .arg(format!("--callgrind-out-file={}", profile.display()));
+        if self.footprint {
+            cmd.args(["--cache-sim=yes", TINY_ICACHE]);
+        }
         let access_log = self.server == "squall-log";
         if access_log {
             // valgrind's own messages to a file of their own: standard error, where the
@@ -312,29 +350,41 @@ impl Run<'_> {
         }
         let text = fs::read_to_string(&profile)
             .with_context(|| format!("reading the callgrind profile {}", profile.display()))?;
-        let total = profile_total(&text).with_context(|| {
+        let total = profile_total(&text, "Ir").with_context(|| {
             format!(
                 "no `summary:` line in the callgrind profile {}",
                 profile.display()
             )
         })?;
-        Ok((sample.requests, total, profile))
+        let lines = profile_total(&text, "I1mr");
+        Ok((sample.requests, total, lines, profile))
     }
 }
 
-/// The event total of a callgrind profile (its `summary:` line, else `totals:`).
-fn profile_total(text: &str) -> Option<u64> {
+/// The total of one event of a callgrind profile (its `summary:` line, else `totals:`,
+/// in the order of its `events:` line; a profile without that line counts `Ir` alone).
+fn profile_total(text: &str, event: &str) -> Option<u64> {
+    let events = text
+        .lines()
+        .find_map(|l| l.strip_prefix("events:"))
+        .unwrap_or("Ir");
+    let index = events.split_whitespace().position(|e| e == event)?;
     ["summary:", "totals:"].iter().find_map(|key| {
         text.lines()
             .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .and_then(|v| v.split_whitespace().nth(index)?.parse().ok())
     })
 }
 
 /// The `n` functions with the most instructions of their own, by `callgrind_annotate`.
 fn top_functions(annotate: &Path, profile: &Path, n: usize) -> anyhow::Result<Vec<(u64, String)>> {
     let out = Command::new(annotate)
-        .args(["--inclusive=no", "--auto=no", "--threshold=100"])
+        .args([
+            "--inclusive=no",
+            "--auto=no",
+            "--threshold=100",
+            "--show=Ir",
+        ])
         .arg(profile)
         .stdin(Stdio::null())
         .output()
@@ -402,9 +452,15 @@ mod tests {
     #[test]
     fn total_is_read_from_the_profile() {
         let text = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 603761949\n\nfn=main\n1 2\ntotals: 603761949\n";
-        assert_eq!(profile_total(text), Some(603_761_949));
-        assert_eq!(profile_total("events: Ir\ntotals: 12\n"), Some(12));
-        assert_eq!(profile_total("events: Ir\n"), None);
+        assert_eq!(profile_total(text, "Ir"), Some(603_761_949));
+        assert_eq!(profile_total(text, "I1mr"), None, "not simulated");
+        assert_eq!(profile_total("events: Ir\ntotals: 12\n", "Ir"), Some(12));
+        assert_eq!(profile_total("events: Ir\n", "Ir"), None);
+        // With the cache simulated, each event has its column.
+        let sim =
+            "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\nsummary: 900 300 200 45 3 2 1 0 0\n";
+        assert_eq!(profile_total(sim, "Ir"), Some(900));
+        assert_eq!(profile_total(sim, "I1mr"), Some(45));
     }
 
     #[test]

@@ -80,12 +80,13 @@ tasks:
         runs each cargo-fuzz target of fuzz/ (all by default) for N seconds (default 60)
         on nightly, installing cargo-fuzz if missing; prints executions, exec/s,
         coverage, corpus size and crashes per target; fails on any crash
-  instructions [--seconds S] [--connections N]
+  instructions [--seconds S] [--connections N] [--only LIST] [--top N] [--footprint]
         squall's hello server under valgrind's callgrind, driven by squall-loadgen with
         N connections (default 64, as the bench's keep-alive 64 and pipelined runs) for S
         seconds (default 4), one request per write and 16 per write: user-space
         instructions per request, which machine noise does not move (needs valgrind);
-        profiles in target/squall-bench/instructions/
+        profiles in target/squall-bench/instructions/; --footprint adds the code lines
+        one request runs through (a simulated 2 KiB instruction cache's misses)
   soak [--minutes N] [--server PATH] [--port P] [--seed N]
         runs squall's hello example (or PATH) under a mix of keep-alive, pipelined and
         echo load, vanishing clients, slowloris, connection storms and bad inputs for
