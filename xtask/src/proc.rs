@@ -19,19 +19,30 @@ pub(crate) const SERVER_CPU: usize = 0;
 pub(crate) const CLIENT_CPU: usize = 1;
 
 /// Makes `cmd` run pinned to `cpu` (if the machine has it) and die with us: the child
-/// gets `SIGKILL` when the xtask thread that spawned it exits, however it exits.
+/// gets `SIGKILL` when the xtask thread that spawned it exits, however it exits. It
+/// starts with `SIGINT` and `SIGTERM` at their default disposition, whatever xtask
+/// inherited, so that the signals xtask stops it with are never ignored.
 ///
-/// Both are Linux facilities (`sched_setaffinity`, `PR_SET_PDEATHSIG`). Elsewhere they
+/// Pinning and the parent-death signal are Linux facilities (`sched_setaffinity`, `PR_SET_PDEATHSIG`). Elsewhere they
 /// are skipped, with a note printed once: the child runs unpinned and is killed by its
 /// [`Guard`] only (so not if xtask itself is `SIGKILL`ed).
 #[cfg(target_os = "linux")]
 pub(crate) fn pin_and_tie(cmd: &mut Command, cpu: Option<usize>) {
     let cpu = cpu.filter(|&c| c < cpus());
     // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe syscalls (sched_setaffinity, prctl) on stack data; it
-    // allocates nothing and takes no locks.
+    // async-signal-safe functions (signal, sched_setaffinity, prctl) on stack data;
+    // it allocates nothing and takes no locks.
     unsafe {
         cmd.pre_exec(move || {
+            // The ways xtask stops a child (SIGINT: callgrind writes its profile then)
+            // must work even when xtask was started with them ignored, as a background
+            // job of a non-interactive shell is: a child that keeps the default
+            // disposition (hyper-hello) would inherit "ignored" and never stop.
+            for sig in [libc::SIGINT, libc::SIGTERM] {
+                if libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             if let Some(cpu) = cpu {
                 let mut set: libc::cpu_set_t = std::mem::zeroed();
                 libc::CPU_SET(cpu, &mut set);
