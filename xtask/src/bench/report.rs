@@ -495,11 +495,15 @@ pub(crate) fn json(res: &Results) -> serde_json::Value {
     })
 }
 
-const PALETTE: [RGBColor; 6] = [
+/// One color per server of [`SERVERS`](super::SERVERS), in its order (the length
+/// makes the compiler hold the two in step; the access-log run of squall is squall's
+/// red, lighter).
+const PALETTE: [RGBColor; super::SERVERS.len()] = [
     RGBColor(0xd6, 0x27, 0x28), // squall
+    RGBColor(0xff, 0x98, 0x96), // squall-log
     RGBColor(0x7f, 0x7f, 0x7f), // floor
-    RGBColor(0x1f, 0x77, 0xb4), // hyper ct
-    RGBColor(0x17, 0xbe, 0xcf), // hyper mt
+    RGBColor(0x1f, 0x77, 0xb4), // hyper-ct
+    RGBColor(0x17, 0xbe, 0xcf), // hyper-mt
     RGBColor(0x2c, 0xa0, 0x2c), // nginx
     RGBColor(0xff, 0x7f, 0x0e), // tornado
 ];
@@ -509,7 +513,7 @@ fn color(server: &str) -> RGBColor {
         .iter()
         .position(|s| *s == server)
         .unwrap_or(0);
-    PALETTE[i % PALETTE.len()]
+    PALETTE[i]
 }
 
 /// The chart (req/s above, CPU µs per request below), as SVG and PNG.
@@ -688,6 +692,22 @@ fn panel<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_server_has_a_color_of_its_own() {
+        let colors: Vec<RGBColor> = crate::bench::SERVERS.iter().map(|s| color(s)).collect();
+        for (i, a) in colors.iter().enumerate() {
+            for (j, b) in colors.iter().enumerate().skip(i + 1) {
+                assert_ne!(
+                    a,
+                    b,
+                    "{} and {} share a color",
+                    crate::bench::SERVERS[i],
+                    crate::bench::SERVERS[j]
+                );
+            }
+        }
+    }
 
     #[test]
     fn stats_are_median_min_max() {
