@@ -10,9 +10,10 @@
 //! resets the counters: start-up and first-use costs are not in the count.
 //!
 //! With `--footprint`, the table also gives each server's *code lines per request*:
-//! callgrind simulates a tiny instruction cache ([`TINY_ICACHE`], 2 KiB, direct-mapped, 64-byte
-//! lines), whose misses per request are close to the number of distinct 64-byte lines
-//! of code one request runs through (a loop's lines count once per pass over them).
+//! callgrind simulates a tiny instruction cache ([`TINY_ICACHE`]: 2 KiB, direct-mapped,
+//! 64-byte lines), whose misses per request are close to the number of distinct
+//! 64-byte lines of code one request runs through (a loop's lines count once per pass
+//! over them).
 //! That footprint is what the kernel's own network path has to share the CPU's
 //! instruction cache with, between one request's syscalls and the next: a wide
 //! footprint costs system time as well as user time (BENCHMARKS.md measures both).
@@ -188,7 +189,6 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
             println!("  {:>9.0}  {name}", per(*n));
         }
     }
-    let footprint = rows.iter().any(|r| r.lines.is_some());
     let (lines_head, lines_rule) = if footprint {
         (" code lines per request |", "---:|")
     } else {
@@ -205,10 +205,10 @@ pub(crate) fn run(args: Vec<String>) -> anyhow::Result<()> {
             .find(|h| h.server == "hyper-ct" && h.depth == row.depth)
             .map(per_req);
         let ratio = hyper.map_or("—".to_owned(), |h| format!("{:.2}×", per_req(row) / h));
-        let lines = match row.lines {
-            Some(l) => format!(" {:.0} |", l as f64 / row.requests.max(1) as f64),
-            None if footprint => " — |".to_owned(),
-            None => String::new(),
+        let lines = match (footprint, row.lines) {
+            (false, _) => String::new(),
+            (true, Some(l)) => format!(" {:.0} |", l as f64 / row.requests.max(1) as f64),
+            (true, None) => " — |".to_owned(),
         };
         println!(
             "| {} | {} | {} | {} | {:.0} | {ratio} |{lines}",

@@ -23,9 +23,10 @@ pub(crate) const CLIENT_CPU: usize = 1;
 /// starts with `SIGINT` and `SIGTERM` at their default disposition, whatever xtask
 /// inherited, so that the signals xtask stops it with are never ignored.
 ///
-/// Pinning and the parent-death signal are Linux facilities (`sched_setaffinity`, `PR_SET_PDEATHSIG`). Elsewhere they
-/// are skipped, with a note printed once: the child runs unpinned and is killed by its
-/// [`Guard`] only (so not if xtask itself is `SIGKILL`ed).
+/// Pinning and the parent-death signal are Linux facilities (`sched_setaffinity`,
+/// `PR_SET_PDEATHSIG`). Elsewhere they are skipped, with a note printed once: the child
+/// runs unpinned and is killed by its [`Guard`] only (so not if xtask itself is
+/// `SIGKILL`ed).
 #[cfg(target_os = "linux")]
 pub(crate) fn pin_and_tie(cmd: &mut Command, cpu: Option<usize>) {
     let cpu = cpu.filter(|&c| c < cpus());
@@ -66,7 +67,8 @@ pub(crate) fn pin_and_tie(cmd: &mut Command, cpu: Option<usize>) {
 }
 
 /// See the Linux version: here pinning and the parent-death signal are skipped, with a
-/// note printed once.
+/// note printed once, and the child keeps the signal dispositions xtask inherited (the
+/// tasks that stop children with a signal need Linux anyway).
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn pin_and_tie(cmd: &mut Command, cpu: Option<usize>) {
     static NOTE: std::sync::Once = std::sync::Once::new();
