@@ -10,7 +10,7 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
@@ -22,7 +22,7 @@ use crate::backend::default_poller;
 use crate::clock;
 use crate::error::LoopError;
 use crate::fault::Origin;
-use crate::handlers::{keep_source, masked, Handlers, Removed};
+use crate::handlers::{keep_source, masked, FdHandler, Handler, Handlers, Removed};
 use crate::remote::{Remote, RemoteHandle, Shared, SignalCallback, SignalFlag};
 use crate::task::TaskSlab;
 use crate::timer::{Deadline, Timeout, TimerQueue};
@@ -327,7 +327,49 @@ impl IoLoop {
         S: AsRawFd + 'static,
         H: FnMut(RawFd, Ready) + 'static,
     {
-        let origin = Location::caller();
+        self.register(
+            source,
+            interest,
+            Handler::Fn(Box::new(handler)),
+            Location::caller(),
+        )
+    }
+
+    /// As [`add_handler`](IoLoop::add_handler), for a handler its owner keeps in an
+    /// `Rc`: the loop holds a `Weak` to it and calls [`FdHandler::on_event`] while the
+    /// owner's `Rc` lives (an event that comes after the last `Rc` went is dropped).
+    /// The registration still ends only with [`remove_handler`](IoLoop::remove_handler)
+    /// or [`close`](IoLoop::close).
+    ///
+    /// It is the closure `move |fd, ready| if let Some(h) = weak.upgrade() { ... }`
+    /// without the closure's box, which `add_handler` allocates: a stream uses it so
+    /// that the loop's entry for its fd points straight at its state.
+    ///
+    /// # Errors
+    ///
+    /// As [`add_handler`](IoLoop::add_handler).
+    #[track_caller]
+    pub fn add_weak_handler<S, H>(
+        &self,
+        source: S,
+        interest: Interest,
+        handler: &Rc<H>,
+    ) -> io::Result<()>
+    where
+        S: AsRawFd + 'static,
+        H: FdHandler + 'static,
+    {
+        let weak: Weak<dyn FdHandler> = Rc::downgrade(handler) as Weak<dyn FdHandler>;
+        self.register(source, interest, Handler::Weak(weak), Location::caller())
+    }
+
+    fn register<S: AsRawFd + 'static>(
+        &self,
+        source: S,
+        interest: Interest,
+        handler: Handler,
+        origin: Origin,
+    ) -> io::Result<()> {
         let inner = &*self.inner;
         if inner.closed.get() {
             return Err(LoopError::Closed.into());
@@ -348,7 +390,7 @@ impl IoLoop {
         slot.registered = true;
         slot.interest = interest;
         slot.source = keep_source(source);
-        slot.handler = Some(Box::new(handler));
+        slot.handler = Some(handler);
         slot.origin = Some(origin);
         hs.count += 1;
         Ok(())
@@ -880,7 +922,7 @@ impl Inner {
         let Some((mut h, origin, ready)) = taken else {
             return;
         };
-        if let Err(p) = self.guard(origin, || h(fd, ready)) {
+        if let Err(p) = self.guard(origin, || h.call(fd, ready)) {
             crate::fault::log_panic(Some("handler"), origin, p);
         }
         let mut hs = self.handlers.borrow_mut();

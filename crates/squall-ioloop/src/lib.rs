@@ -143,8 +143,10 @@
 //! # Memory per connection
 //!
 //! Handlers live in a table indexed by fd that grows 256 entries at a time (no
-//! doubling slack, entries never move): a handler entry is 48 bytes, plus the
-//! handler's box and, unless the source is a bare `RawFd`, the source's box. Tasks live
+//! doubling slack, entries never move): a handler entry is 64 bytes (one cache line),
+//! plus the handler's box (none for a closure that captures nothing, or a handler
+//! registered with [`IoLoop::add_weak_handler`]) and, unless the source is a bare
+//! `RawFd`, the source's box. Tasks live
 //! in a slab that grows by a quarter at a time: a task slot is 72 bytes plus its boxed
 //! future and its slot's waker (one `Arc`, made once per slot). The run queue lets go
 //! of what a burst made it grow to once it is empty.
@@ -181,6 +183,7 @@ pub use clock::instant_after;
 pub use error::{Closed, JoinError, LoopError, PeriodicError, RunSyncError, TimeoutError};
 pub use executor::JoinHandle;
 pub use gen::{sleep, sleep_until, with_timeout, Sleep};
+pub use handlers::FdHandler;
 pub use ioloop::{turn_time, IoLoop};
 pub use periodic::PeriodicCallback;
 pub use remote::{RemoteHandle, SignalCallback};

@@ -18,8 +18,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use squall_ioloop::{
-    sleep, with_timeout, Interest, IoLoop, JoinError, LoopError, PeriodicCallback, PeriodicError,
-    Ready, RunSyncError,
+    sleep, with_timeout, FdHandler, Interest, IoLoop, JoinError, LoopError, PeriodicCallback,
+    PeriodicError, Ready, RunSyncError,
 };
 use squall_testing::{install_logger as init_logging, logs_here, start_guarded, PATIENCE};
 
@@ -55,6 +55,7 @@ macro_rules! suite {
                 far_deadlines_are_never_due,
                 update_handler_switches_interest,
                 handler_removes_itself,
+                weak_handler_is_called_while_its_owner_keeps_it,
                 handler_closes_fd_pending_in_same_batch,
                 reused_fd_number_gets_only_its_own_events,
                 close_all_fds_closes_owned_sources,
@@ -649,6 +650,78 @@ fn handler_removes_itself(mk: Mk) {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
         other => panic!("peer still open: {other:?}"),
     }
+}
+
+/// A handler kept by its owner, registered with `add_weak_handler`.
+struct Owned {
+    io_loop: IoLoop,
+    stream: RefCell<UnixStream>,
+    seen: RefCell<Vec<(RawFd, Ready, Vec<u8>)>>,
+}
+
+impl FdHandler for Owned {
+    fn on_event(self: Rc<Self>, fd: RawFd, ready: Ready) {
+        let mut buf = [0u8; 16];
+        let n = self.stream.borrow_mut().read(&mut buf).unwrap_or(0);
+        self.seen.borrow_mut().push((fd, ready, buf[..n].to_vec()));
+        self.io_loop.stop();
+    }
+}
+
+/// `add_weak_handler`: the loop calls the handler while its owner's `Rc` lives, with
+/// the fd and the readiness an `add_handler` closure gets; once the owner lets go, an
+/// event is dropped (no call, no panic) and the registration stays until removed.
+fn weak_handler_is_called_while_its_owner_keeps_it(mk: Mk) {
+    let l = mk();
+    let (a, mut b) = pair();
+    let fd = a.as_raw_fd();
+    let owner = Rc::new(Owned {
+        io_loop: l.clone(),
+        stream: RefCell::new(a),
+        seen: RefCell::new(Vec::new()),
+    });
+    l.add_weak_handler(fd, Interest::READ, &owner).unwrap();
+    assert!(l.has_handler(fd));
+    assert_eq!(
+        l.add_weak_handler(fd, Interest::READ, &owner)
+            .unwrap_err()
+            .kind(),
+        std::io::ErrorKind::AlreadyExists
+    );
+    b.write_all(b"one").unwrap();
+    start_guarded(&l);
+    {
+        let seen = owner.seen.borrow();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].0, fd);
+        assert!(seen[0].1.is_readable());
+        assert_eq!(seen[0].2, b"one");
+    }
+    assert_eq!(Rc::weak_count(&owner), 1, "the loop holds a Weak");
+    assert_eq!(Rc::strong_count(&owner), 1, "and no strong reference");
+
+    // The owner lets go (its stream stays open, kept here): the next event finds
+    // nobody to call.
+    let Ok(Owned { stream, .. }) = Rc::try_unwrap(owner) else {
+        panic!("the loop kept the handler alive");
+    };
+    b.write_all(b"two").unwrap();
+    let lp = l.clone();
+    l.add_callback(move || {
+        let lp2 = lp.clone();
+        lp.add_callback(move || lp2.stop());
+    });
+    start_guarded(&l);
+    assert!(
+        l.has_handler(fd),
+        "the registration ends only with a removal"
+    );
+    let mut left = [0u8; 8];
+    stream.borrow_mut().set_nonblocking(true).unwrap();
+    let n = stream.borrow_mut().read(&mut left).unwrap();
+    assert_eq!(&left[..n], b"two", "nobody read the second event's bytes");
+    assert!(l.remove_handler(fd).is_some());
+    assert!(!l.has_handler(fd));
 }
 
 /// A handler that removes and closes another fd whose event is pending in the same

@@ -78,11 +78,13 @@
 //!
 //! # Memory
 //!
-//! A stream is one allocation of 208 bytes (the `Rc`): the write queue holds one chunk
-//! inline, so the usual one-chunk write allocates no queue; a close callback, a close
-//! cause that carries an OS error, limits set away from their defaults and a second
-//! concurrent writer's waker live in a part boxed on first use. Registered with the
-//! loop, it adds the loop's 48-byte handler entry and an 8-byte handler box.
+//! A stream is one allocation of 144 bytes (the `Rc`), what a read and a write touch in
+//! its first 88: the read-ahead and the write queue are boxed when they hold something;
+//! a close callback, a close cause that carries an OS error, limits set away from their
+//! defaults and a second concurrent writer's waker live in a part boxed on first use.
+//! Registered with the loop ([`IoLoop::add_weak_handler`](squall_ioloop::IoLoop::add_weak_handler)),
+//! it adds the loop's 64-byte handler entry, which points at the stream's state: no
+//! handler box.
 //!
 //! # The ecosystem's I/O traits
 //!
