@@ -77,6 +77,48 @@ impl Handler {
 /// captures a `Weak` does, without the closure's box: for an object that lives as long
 /// as its registration (a stream), the loop's entry points straight at its state, one
 /// allocation and one pointer hop fewer per event.
+///
+/// ```
+/// use std::cell::{Cell, RefCell};
+/// use std::io::{Read, Write};
+/// use std::os::fd::{AsRawFd, RawFd};
+/// use std::os::unix::net::UnixStream;
+/// use std::rc::Rc;
+/// use squall_ioloop::{FdHandler, Interest, IoLoop, Ready};
+///
+/// struct Reader {
+///     io_loop: IoLoop,
+///     stream: RefCell<UnixStream>,
+///     got: Cell<usize>,
+/// }
+///
+/// impl FdHandler for Reader {
+///     fn on_event(self: Rc<Self>, _fd: RawFd, ready: Ready) {
+///         assert!(ready.is_readable());
+///         let mut buf = [0u8; 64];
+///         let n = self.stream.borrow_mut().read(&mut buf).unwrap_or(0);
+///         self.got.set(self.got.get() + n);
+///         self.io_loop.stop();
+///     }
+/// }
+///
+/// let io_loop = IoLoop::new()?;
+/// let (mut ours, theirs) = UnixStream::pair()?;
+/// theirs.set_nonblocking(true)?;
+/// let fd = theirs.as_raw_fd();
+/// let reader = Rc::new(Reader {
+///     io_loop: io_loop.clone(),
+///     stream: RefCell::new(theirs),
+///     got: Cell::new(0),
+/// });
+/// // The loop keeps a `Weak`: `reader` stays ours.
+/// io_loop.add_weak_handler(fd, Interest::READ, &reader)?;
+/// ours.write_all(b"hello")?;
+/// io_loop.start()?;
+/// assert_eq!(reader.got.get(), 5);
+/// io_loop.remove_handler(fd);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait FdHandler {
     /// `fd` is ready for `ready` (masked to the registration's interest, plus ERROR
     /// and HUP). Runs as a handler does: a panic is caught and logged by the loop.
