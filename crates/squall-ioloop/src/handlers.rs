@@ -15,8 +15,8 @@ use crate::pages::Pages;
 /// closure that captures nothing), and no box for its source when that is a bare
 /// `RawFd`.
 ///
-/// One cache line each (48 bytes of fields, aligned to 64): at 48 bytes every other
-/// entry straddled two lines, and with a thousand connections an event's lookup of
+/// One cache line each (56 bytes of fields, aligned to 64): at 48 bytes (before the
+/// `Weak` handler widened it) every other entry straddled two lines, and with a thousand connections an event's lookup of
 /// its entry missed one and a half lines instead of one.
 #[derive(Default)]
 #[repr(align(64))]

@@ -10,7 +10,7 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
@@ -359,7 +359,7 @@ impl IoLoop {
         S: AsRawFd + 'static,
         H: FdHandler + 'static,
     {
-        let weak: Weak<dyn FdHandler> = Rc::downgrade(handler) as Weak<dyn FdHandler>;
+        let weak = Rc::downgrade(handler);
         self.register(source, interest, Handler::Weak(weak), Location::caller())
     }
 

@@ -110,6 +110,12 @@ fn wake_key(table: u64, key: u32) -> bool {
     true
 }
 
+/// `at` as a table entry keeps its deadline: nanoseconds after `epoch` (past 584 years
+/// from it, as good as never).
+fn nanos_after(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// The waker of one entry of the table, made once per entry and kept by it (an entry
 /// whose connection ended serves the next connection with the same waker): waking it
 /// queues the key and wakes a waiting worker, else the keeper. Woken on another thread
@@ -263,6 +269,13 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
         on_removed: Box<dyn Fn(usize)>,
     ) -> Rc<Self> {
         let id = NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed);
+        // The deadline cache starts true (the epoch's own deadline), so that no reading
+        // can match a placeholder.
+        let epoch = Instant::now();
+        let first = nanos_after(
+            epoch,
+            instant_after(epoch, params.config.idle_connection_timeout),
+        );
         let ready = Ready::default();
         READY.with(|tables| tables.borrow_mut().push((id, ready.clone())));
         Rc::new(ConnTable {
@@ -271,8 +284,8 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             params,
             high_water: high_water.map(Rc::new),
             slots: RefCell::new(Vec::new()),
-            epoch: Instant::now(),
-            last_deadline: Cell::new((Instant::now(), 0)),
+            epoch,
+            last_deadline: Cell::new((epoch, first)),
             free: Cell::new(NIL),
             len: Cell::new(0),
             head: Cell::new(NIL),
@@ -394,9 +407,7 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
             return deadline;
         }
         let at = instant_after(from, self.params.config.idle_connection_timeout);
-        // Past 584 years from the epoch: as good as never.
-        let deadline =
-            u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        let deadline = nanos_after(self.epoch, at);
         self.last_deadline.set((from, deadline));
         deadline
     }
