@@ -52,6 +52,7 @@ fn stream_error(e: StreamError) -> io::Error {
 impl Transport for IoStreamTransport {
     // Not an `async fn`: that would keep both arguments twice in the future an idle
     // connection waits on.
+    #[inline]
     fn read(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<usize>> {
         poll_fn(move |cx| {
             // A caller holding no buffer borrows one from the stash for the read, and
@@ -72,6 +73,9 @@ impl Transport for IoStreamTransport {
         })
     }
 
+    // Inlined, so that the write syscall runs in the caller's frame (ARCHITECTURE.md,
+    // "Returns after a syscall").
+    #[inline(always)]
     fn poll_write(&mut self, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<io::Result<()>> {
         self.stream.poll_write_buf(cx, out).map_err(stream_error)
     }

@@ -379,6 +379,7 @@ impl Inner {
     /// The syscall half of [`IoStream::poll_read_buf`](crate::IoStream::poll_read_buf):
     /// with nothing buffered, one `read(2)` of up to the read chunk size appended to
     /// `dst`; `Ok(0)` at end-of-file.
+    #[inline(always)]
     pub(crate) fn poll_read_chunk(
         self: &Rc<Self>,
         cx: &mut Context<'_>,
@@ -398,13 +399,16 @@ impl Inner {
                 };
             }
             let want = self.read_chunk_size();
-            let res = with_shared(|shared| {
-                let got = self.read_syscall(&mut shared[..want]);
-                if let Ok(n) = got {
-                    dst.extend_from_slice(&shared[..n]);
-                }
-                got
-            });
+            let res = with_shared(
+                #[inline(always)]
+                |shared| {
+                    let got = self.read_syscall(&mut shared[..want]);
+                    if let Ok(n) = got {
+                        dst.extend_from_slice(&shared[..n]);
+                    }
+                    got
+                },
+            );
             match res {
                 Ok(0) => self.close_with(CloseCause::Eof),
                 Ok(n) => {

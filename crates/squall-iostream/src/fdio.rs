@@ -23,6 +23,8 @@ const MAX_IOV: usize = 64;
 
 impl Inner {
     /// One `read(2)` into `buf` (or, with a [`Layer`](crate::Layer), the layer's read).
+    // Inlined with the syscall, as `IoStream::poll_read_buf`.
+    #[inline(always)]
     pub(crate) fn read_syscall(self: &Rc<Self>, buf: &mut [u8]) -> io::Result<usize> {
         self.clear(UNREAD_REPORT);
         if self.has(LAYERED) {
@@ -91,6 +93,7 @@ impl Inner {
 
     /// One `write(2)` of `data`, straight from the caller's buffer. `None` once the fd
     /// is closed.
+    #[inline(always)]
     pub(crate) fn write_slice(&self, data: &[u8]) -> Option<io::Result<usize>> {
         let file = self.file.borrow();
         let file = file.as_ref()?;

@@ -14,6 +14,7 @@ thread_local! {
 /// Runs `f` with the thread's shared buffer. If the buffer is already in use further up
 /// the stack (a parse callback that drives another stream by hand), `f` gets a
 /// temporary buffer instead: correct, only slower.
+#[inline(always)]
 pub(crate) fn with_shared<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
     let mut f = Some(f);
     let res = SHARED.try_with(|cell| match cell.try_borrow_mut() {
@@ -23,9 +24,14 @@ pub(crate) fn with_shared<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
     match res {
         Ok(Some(r)) => r,
         // Re-entered, or the thread-local is being destroyed.
-        _ => {
-            let mut tmp = vec![0u8; SHARED_LEN];
-            (f.take().expect("called once"))(&mut tmp)
-        }
+        _ => with_temporary(f.take().expect("called once")),
     }
+}
+
+/// [`with_shared`]'s way out, apart so that `f` is inlined on the common path only.
+#[cold]
+#[inline(never)]
+fn with_temporary<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut tmp = vec![0u8; SHARED_LEN];
+    f(&mut tmp)
 }

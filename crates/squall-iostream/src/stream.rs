@@ -371,6 +371,8 @@ impl IoStream {
     /// [`StreamError::WriteShutdown`] after [`shutdown_write`](IoStream::shutdown_write),
     /// [`StreamError::WriteBufferFull`] if the rest would pass
     /// `max_write_buffer_size` (nothing is queued then).
+    // Inlined with the write syscall, as `poll_read_buf`.
+    #[inline(always)]
     pub fn poll_write_buf(
         &self,
         cx: &mut Context<'_>,
@@ -472,6 +474,10 @@ impl IoStream {
     ///
     /// [`StreamError::ReadInProgress`] while a read future is pending;
     /// [`StreamError::Closed`] for a reset, another OS error or a local close.
+    // Inlined into the caller's frame, with the read syscall: every frame between the
+    // syscall and the caller's own is a mispredicted return after it (ARCHITECTURE.md,
+    // "Returns after a syscall").
+    #[inline(always)]
     pub fn poll_read_buf(
         &self,
         cx: &mut Context<'_>,

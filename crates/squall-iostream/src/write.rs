@@ -115,6 +115,7 @@ impl Inner {
     /// took. `Ok(true)` when all of it went; `Ok(false)` when the caller must queue the
     /// rest (the direct path did not apply, or the socket is full: then WRITE is armed,
     /// as after a short `writev`).
+    #[inline(always)]
     pub(crate) fn write_direct(self: &Rc<Self>, buf: &mut BytesMut) -> Result<bool, StreamError> {
         if self.has(CLOSED) {
             return Err(self.closed_error());
