@@ -16,8 +16,9 @@ use crate::pages::Pages;
 /// `RawFd`.
 ///
 /// One cache line each (56 bytes of fields, aligned to 64): at 48 bytes (before the
-/// `Weak` handler widened it) every other entry straddled two lines, and with a thousand connections an event's lookup of
-/// its entry missed one and a half lines instead of one.
+/// `Weak` handler widened it) every other entry straddled two lines, and with a
+/// thousand connections an event's lookup of its entry missed one and a half lines
+/// instead of one.
 #[derive(Default)]
 #[repr(align(64))]
 pub(crate) struct HandlerSlot {
