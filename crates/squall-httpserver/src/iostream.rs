@@ -1,6 +1,6 @@
 //! [`IoStreamTransport`]: the [`Transport`] over squall's `IoStream`.
 
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,12 +13,12 @@ use crate::transport::Transport;
 
 /// A [`Transport`] over an [`IoStream`], as [`HttpServer`](crate::HttpServer) uses.
 ///
-/// **Reads** use the stream's poll-style `poll_read_buf`: each `read(2)` lands in the
-/// thread's shared read buffer and its bytes are appended once to the connection's
-/// input buffer, so the stream itself never keeps a buffer. (The sans-IO parser needs
-/// the bytes in a `BytesMut` it can split header values and body pieces off without
-/// copying, which is why they are copied that once rather than parsed in place.) A
-/// caller holding no input buffer (no allocation) borrows one from a per-thread stash
+/// **Reads** use the stream's poll-style `poll_read_buf`, so the stream itself never
+/// keeps a buffer: a `read(2)` lands straight in the connection's input buffer when
+/// that has room for a head, and otherwise (or while bytes flow in bulk) in the
+/// thread's shared read buffer, whose bytes are then appended once to the input buffer.
+/// (The sans-IO parser needs the bytes in a `BytesMut` it can split header values and
+/// body pieces off without copying.) A caller holding no input buffer (no allocation) borrows one from a per-thread stash
 /// for the read and gives it back if the read must wait; a caller that keeps one (a
 /// server's worker, from one busy period to the next) keeps it, and an empty one worn
 /// down by the heads split off it is renewed, its allocation reclaimed in place.
@@ -49,28 +49,50 @@ fn stream_error(e: StreamError) -> io::Error {
     io::Error::from(e)
 }
 
+/// [`IoStreamTransport::read`]'s future. A type of its own rather than `poll_fn`, so
+/// that its `poll` is inlined into the caller's (with the read syscall under it): a
+/// `PollFn` stayed a function of its own, one more frame to return through after the
+/// syscall, a mispredicted return (ARCHITECTURE.md, "Returns after a syscall").
+struct ReadInto<'s, 'b> {
+    stream: &'s IoStream,
+    buf: &'b mut BytesMut,
+}
+
+impl Future for ReadInto<'_, '_> {
+    type Output = io::Result<usize>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let buf = &mut *this.buf;
+        // A caller holding no buffer borrows one from the stash for the read, and
+        // gives it back if the read must wait.
+        let borrowed = buf.capacity() == 0;
+        if borrowed {
+            *buf = spare::take();
+        } else if buf.is_empty() && buf.capacity() < spare::MIN_ROOM / 2 {
+            // A view worn down by the heads split off it: once they are gone,
+            // reserving reclaims its whole allocation in place. Half of it left is
+            // room for most heads, which the stream then reads straight into it.
+            buf.reserve(spare::MIN_ROOM);
+        }
+        let read = this.stream.poll_read_buf(cx, buf);
+        if borrowed && buf.is_empty() {
+            spare::give(buf);
+        }
+        read.map_err(stream_error)
+    }
+}
+
 impl Transport for IoStreamTransport {
     // Not an `async fn`: that would keep both arguments twice in the future an idle
     // connection waits on.
     #[inline]
     fn read(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<usize>> {
-        poll_fn(move |cx| {
-            // A caller holding no buffer borrows one from the stash for the read, and
-            // gives it back if the read must wait.
-            let borrowed = buf.capacity() == 0;
-            if borrowed {
-                *buf = spare::take();
-            } else if buf.is_empty() && buf.capacity() < spare::MIN_ROOM / 4 {
-                // A view worn down by the heads split off it: once they are gone,
-                // reserving reclaims its whole allocation in place.
-                buf.reserve(spare::MIN_ROOM);
-            }
-            let read = self.stream.poll_read_buf(cx, buf);
-            if borrowed && buf.is_empty() {
-                spare::give(buf);
-            }
-            read.map_err(stream_error)
-        })
+        ReadInto {
+            stream: &self.stream,
+            buf,
+        }
     }
 
     // Inlined, so that the write syscall runs in the caller's frame (ARCHITECTURE.md,

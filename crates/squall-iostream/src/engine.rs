@@ -20,6 +20,12 @@ use crate::state::*;
 /// through the per-thread buffer, and only what they take is copied out.
 const DIRECT_MIN: usize = 16 * 1024;
 
+/// The least room in the caller's buffer that a poll-style read
+/// ([`poll_read_chunk`](Inner::poll_read_chunk)) reads into directly: most request
+/// heads fit (a browser's are under a KiB or two), and a read that fills it is
+/// followed by whole read chunks through the thread's buffer ([`READ_FULL`]).
+const DIRECT_READ_ROOM: usize = 1024;
+
 /// A read's completion test: `(unconsumed bytes, closed) -> bytes to consume`.
 pub(crate) type Check<'a, E> = dyn FnMut(&[u8], bool) -> Result<Option<usize>, E> + 'a;
 
@@ -398,22 +404,33 @@ impl Inner {
                     Err(e) => Poll::Ready(Err(e)),
                 };
             }
-            let want = self.read_chunk_size();
-            let res = with_shared(
-                #[inline(always)]
-                |shared| {
-                    let got = self.read_syscall(&mut shared[..want]);
-                    if let Ok(n) = got {
-                        dst.extend_from_slice(&shared[..n]);
-                    }
-                    got
-                },
-            );
+            let mut want = self.read_chunk_size();
+            let room = dst.capacity() - dst.len();
+            let res = if room >= DIRECT_READ_ROOM && !self.has(LAYERED | READ_FULL) {
+                // Room enough in the caller's buffer for a request's head: the read
+                // lands there, with no copy and no visit to the thread's buffer.
+                want = want.min(room);
+                self.read_into(dst, want)
+            } else {
+                with_shared(
+                    #[inline(always)]
+                    |shared| {
+                        let got = self.read_syscall(&mut shared[..want]);
+                        if let Ok(n) = got {
+                            dst.extend_from_slice(&shared[..n]);
+                        }
+                        got
+                    },
+                )
+            };
             match res {
                 Ok(0) => self.close_with(CloseCause::Eof),
                 Ok(n) => {
                     if n < want {
                         self.short_read();
+                        self.clear(READ_FULL);
+                    } else {
+                        self.set(READ_FULL);
                     }
                     return Poll::Ready(Ok(n));
                 }

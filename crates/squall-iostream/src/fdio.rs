@@ -37,9 +37,24 @@ impl Inner {
         }
     }
 
+    /// One `read(2)` of up to `want` bytes appended to `dst`, straight into its spare
+    /// capacity (which must hold them: nothing is reserved on this path). Only for a
+    /// stream without a [`Layer`](crate::Layer), whose reads are the fd's.
+    #[inline(always)]
+    pub(crate) fn read_into(self: &Rc<Self>, dst: &mut BytesMut, want: usize) -> io::Result<usize> {
+        debug_assert!(!self.has(LAYERED));
+        self.clear(UNREAD_REPORT);
+        let file = self.file.borrow();
+        match file.as_ref() {
+            Some(f) => self.on_fd(f, |io| io.read_append(dst, want)),
+            None => Ok(0),
+        }
+    }
+
     /// Runs `call` with the fd's view: a socket's (`recv`, `send`) until the fd says it
     /// is not a socket, then, for this call and every later one, a plain fd's (`read`,
     /// `write`).
+    #[inline(always)]
     fn on_fd<T>(&self, f: &File, call: impl FnMut(FdIo<'_>) -> io::Result<T>) -> io::Result<T> {
         let mut not_socket = self.has(NOT_SOCKET);
         let res = sys::on_fd(f.as_fd(), &mut not_socket, call);

@@ -83,7 +83,13 @@ enum Op {
     PollParse {
         max: usize,
     },
-    ReadBuf,
+    /// `poll_read_buf` into a buffer with this much spare capacity (and a few bytes
+    /// already in it when `prefilled`): none and little go through the thread's
+    /// buffer, a KiB or more is read into directly.
+    ReadBuf {
+        room: usize,
+        prefilled: bool,
+    },
     TakeBuffered {
         max: usize,
     },
@@ -120,7 +126,10 @@ fn decode_op(k: u8, a: u8, b: u8) -> Op {
         4 => Op::PollParse {
             max: usize::from(b),
         },
-        5 => Op::ReadBuf,
+        5 => Op::ReadBuf {
+            room: [0, 16, 1023, 1024, 1025, 4096][usize::from(a % 6)],
+            prefilled: b & 1 == 1,
+        },
         6 => Op::TakeBuffered {
             max: usize::from(a),
         },
@@ -429,24 +438,28 @@ async fn run_op(m: &mut Model, r: &IoStream, op: Op) -> bool {
             }
             judge(m, &op, r, &exp, got, None)
         }
-        Op::ReadBuf => {
+        Op::ReadBuf { room, prefilled } => {
             let rest = m.rest().len();
             let exp = if rest == 0 {
                 vec![Outcome::Eof]
             } else {
                 vec![Outcome::TakeUpTo(rest)]
             };
-            let mut dst = BytesMut::new();
+            const PREFIX: &[u8] = b"kept";
+            let prefix = if prefilled { PREFIX } else { b"" };
+            let mut dst = BytesMut::with_capacity(prefix.len() + room);
+            dst.extend_from_slice(prefix);
             let res = poll_fn(|cx| r.poll_read_buf(cx, &mut dst)).await;
+            assert_eq!(&dst[..prefix.len()], prefix, "bytes already in dst kept");
             let got = match &res {
                 Ok(0) => Outcome::Eof,
                 Ok(k) => {
-                    assert_eq!(*k, dst.len());
+                    assert_eq!(*k, dst.len() - prefix.len());
                     Outcome::Take(*k)
                 }
                 Err(e) => stream_outcome(e, m, None),
             };
-            judge(m, &op, r, &exp, got, Some(&dst))
+            judge(m, &op, r, &exp, got, Some(&dst[prefix.len()..]))
         }
         Op::TakeBuffered { max } => {
             let exp = vec![Outcome::TakeAtMost(max.min(m.rest().len()))];

@@ -74,6 +74,11 @@ pub(crate) const LAYER_MORE: u32 = 1 << 18;
 /// spin the loop.
 pub(crate) const UNREAD_REPORT: u32 = 1 << 19;
 
+/// The last poll-style read filled what it asked for: bytes are flowing in bulk, so
+/// the next one asks the kernel for a whole read chunk (through the thread's buffer)
+/// rather than for the caller's room ([`poll_read_chunk`](Inner::poll_read_chunk)).
+pub(crate) const READ_FULL: u32 = 1 << 20;
+
 /// A stream's state: what every read and write touches is inline (144 bytes with the
 /// `Rc` header); what most streams never use is in [`Cold`], allocated on first use.
 ///

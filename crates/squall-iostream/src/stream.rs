@@ -470,6 +470,12 @@ impl IoStream {
     /// one). If `dst` is empty and the stream has a leftover, the leftover is moved
     /// into `dst` without a copy.
     ///
+    /// With 1 KiB or more of spare capacity in `dst`, the read asks for that much and
+    /// lands there directly; with less, or after a read that filled what it asked for
+    /// (bytes flowing in bulk), it asks for a whole read chunk
+    /// ([`set_read_chunk_size`](IoStream::set_read_chunk_size)) and copies what came
+    /// into `dst`, which grows as needed.
+    ///
     /// # Errors
     ///
     /// [`StreamError::ReadInProgress`] while a read future is pending;

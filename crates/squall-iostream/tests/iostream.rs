@@ -848,6 +848,70 @@ async fn dropping_the_last_handle_sends_what_is_queued() {
     assert_eq!(&client.read_until_close().await.unwrap()[..], b"small");
 }
 
+// Not Tornado's (its streams have no poll-style read): `poll_read_buf` into a caller's
+// buffer, read into directly when it has room and through the thread's buffer when it
+// has little or bytes flow in bulk; either way every byte arrives once and in order.
+async fn poll_read_buf_into_the_callers_room() {
+    use bytes::BytesMut;
+    use std::future::poll_fn;
+
+    let (server, mut peer) = tcp_with_std_peer().await;
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    // A small message into a buffer with room (direct), then one into a buffer with
+    // too little room for a direct read (through the thread's buffer).
+    peer.write_all(&data[..100]).unwrap();
+    let mut dst = BytesMut::with_capacity(4096);
+    let n = poll_fn(|cx| server.poll_read_buf(cx, &mut dst))
+        .await
+        .unwrap();
+    assert_eq!(n, 100);
+    assert_eq!(&dst[..], &data[..100]);
+    peer.write_all(&data[100..300]).unwrap();
+    let mut small = BytesMut::with_capacity(16);
+    let n = poll_fn(|cx| server.poll_read_buf(cx, &mut small))
+        .await
+        .unwrap();
+    assert_eq!(n, 200);
+    assert_eq!(&small[..], &data[100..300]);
+    // Bulk: reads fill the room and the stream switches to whole chunks; a consumer
+    // that empties its buffer after each read gets everything, in order.
+    let writer = std::thread::spawn({
+        let rest = data[300..].to_vec();
+        move || {
+            peer.write_all(&rest).unwrap();
+            peer
+        }
+    });
+    let mut got = data[..300].to_vec();
+    let mut buf = BytesMut::with_capacity(2048);
+    while got.len() < data.len() {
+        let n = poll_fn(|cx| server.poll_read_buf(cx, &mut buf))
+            .await
+            .unwrap();
+        assert!(n > 0 && n == buf.len(), "{n} of {}", buf.len());
+        got.extend_from_slice(&buf.split());
+        buf.reserve(2048);
+    }
+    assert!(got == data, "every byte once, in order");
+    // End of file after bytes that fill the room exactly: the bytes, then 0.
+    let mut peer = writer.join().unwrap();
+    peer.write_all(&data[..1024]).unwrap();
+    drop(peer);
+    let mut exact = BytesMut::with_capacity(1024);
+    let mut total = 0;
+    loop {
+        let n = poll_fn(|cx| server.poll_read_buf(cx, &mut exact))
+            .await
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert_eq!(total, 1024);
+    assert_eq!(&exact[..], &data[..1024]);
+}
+
 squall_testing::backend_tests!(
     dropping_the_last_handle_sends_what_is_queued,
     read_until_across_many_small_writes,
@@ -888,4 +952,5 @@ squall_testing::backend_tests!(
     write_buffered_then_flush,
     peer_reset_is_a_reset_cause,
     dropped_read_loses_nothing,
+    poll_read_buf_into_the_callers_room,
 );

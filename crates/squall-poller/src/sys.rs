@@ -126,6 +126,63 @@ const MAX_LEN: usize = isize::MAX as usize;
 /// is 16 but every supported OS takes 1,024).
 const MAX_IOV: usize = 1024;
 
+/// A growable byte buffer that [`FdIo::read_append`] reads into, straight into its
+/// spare capacity: `Vec<u8>`, and `bytes::BytesMut` with the `bytes` feature. Sealed:
+/// the read trusts [`commit`](AppendBuf::commit) to extend the buffer over exactly
+/// the bytes the kernel wrote.
+pub trait AppendBuf: sealed::Sealed {
+    /// Make room for at least `n` more bytes.
+    fn reserve_room(&mut self, n: usize);
+    /// The spare capacity, after the buffer's bytes.
+    fn spare(&mut self) -> &mut [std::mem::MaybeUninit<u8>];
+    /// Extend the buffer over the first `n` bytes of its spare capacity.
+    ///
+    /// # Safety
+    ///
+    /// Those `n` bytes must have been written (they must fit in the spare capacity).
+    unsafe fn commit(&mut self, n: usize);
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for Vec<u8> {}
+    #[cfg(feature = "bytes")]
+    impl Sealed for bytes::BytesMut {}
+}
+
+impl AppendBuf for Vec<u8> {
+    #[inline(always)]
+    fn reserve_room(&mut self, n: usize) {
+        self.reserve(n);
+    }
+    #[inline(always)]
+    fn spare(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        self.spare_capacity_mut()
+    }
+    #[inline(always)]
+    unsafe fn commit(&mut self, n: usize) {
+        // SAFETY: the caller wrote the first `n` bytes of the spare capacity.
+        unsafe { self.set_len(self.len() + n) }
+    }
+}
+
+#[cfg(feature = "bytes")]
+impl AppendBuf for bytes::BytesMut {
+    #[inline(always)]
+    fn reserve_room(&mut self, n: usize) {
+        self.reserve(n);
+    }
+    #[inline(always)]
+    fn spare(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        self.spare_capacity_mut()
+    }
+    #[inline(always)]
+    unsafe fn commit(&mut self, n: usize) {
+        // SAFETY: the caller wrote the first `n` bytes of the spare capacity.
+        unsafe { self.set_len(self.len() + n) }
+    }
+}
+
 /// Whether `e` says the fd is not a socket (`ENOTSOCK`): a [`FdIo::socket`] view was
 /// used on a pipe or a file.
 pub fn is_not_socket(e: &io::Error) -> bool {
@@ -151,22 +208,35 @@ pub fn is_not_socket(e: &io::Error) -> bool {
 /// # Errors
 ///
 /// `call`'s error, `ENOTSOCK` aside.
-pub fn on_fd<T>(
+// Inlined with `call`'s syscall: a stream's read and write return from the syscall
+// straight into the caller's frame (a frame between them is a mispredicted return).
+#[inline(always)]
+pub fn on_fd<T, F: FnMut(FdIo<'_>) -> io::Result<T>>(
     fd: BorrowedFd<'_>,
     not_socket: &mut bool,
-    mut call: impl FnMut(FdIo<'_>) -> io::Result<T>,
+    mut call: F,
 ) -> io::Result<T> {
     let res = call(FdIo {
         fd,
         socket: !*not_socket,
     });
     match &res {
-        Err(e) if !*not_socket && is_not_socket(e) => {
-            *not_socket = true;
-            call(FdIo::new(fd))
-        }
+        Err(e) if !*not_socket && is_not_socket(e) => as_plain_fd(fd, not_socket, &mut call),
         _ => res,
     }
+}
+
+/// [`on_fd`]'s way out: the call again, on a plain fd's view. Out of line, so that the
+/// common path holds one copy of the call.
+#[cold]
+#[inline(never)]
+fn as_plain_fd<T, F: FnMut(FdIo<'_>) -> io::Result<T>>(
+    fd: BorrowedFd<'_>,
+    not_socket: &mut bool,
+    call: &mut F,
+) -> io::Result<T> {
+    *not_socket = true;
+    call(FdIo::new(fd))
 }
 
 impl<'a> FdIo<'a> {
@@ -194,17 +264,18 @@ impl<'a> FdIo<'a> {
     /// One read of up to `want` bytes appended to `buf`, straight into its spare
     /// capacity (reserved first): how many bytes came (0 at end of file). The bytes
     /// are not zeroed before the kernel writes them, so a large read costs no more
-    /// than the syscall.
+    /// than the syscall. `buf` is a `Vec<u8>`, or with the `bytes` feature a
+    /// `bytes::BytesMut` ([`AppendBuf`]).
     ///
     /// # Errors
     ///
     /// The OS error, `WouldBlock` included; `Interrupted` is returned, not retried.
     /// `buf` is unchanged then, but for its capacity.
-    #[inline]
-    pub fn read_append(&self, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    #[inline(always)]
+    pub fn read_append<B: AppendBuf>(&self, buf: &mut B, want: usize) -> io::Result<usize> {
         let want = want.min(MAX_LEN);
-        buf.reserve(want);
-        let spare = buf.spare_capacity_mut();
+        buf.reserve_room(want);
+        let spare = buf.spare();
         let n = raw::read(
             self.fd.as_raw_fd(),
             spare.as_mut_ptr().cast(),
@@ -213,7 +284,7 @@ impl<'a> FdIo<'a> {
         )?;
         // SAFETY: the read returned `n`, so it initialised the first `n` bytes of the
         // spare capacity (it writes no more than the `want` it was given, which fits).
-        unsafe { buf.set_len(buf.len() + n) };
+        unsafe { buf.commit(n) };
         Ok(n)
     }
 
