@@ -374,13 +374,16 @@ fn drive(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
 }
 
 /// The end-to-end HTTP runs. Each round starts every server (all pinned to the server
-/// CPU; an idle one sleeps in its poll and costs the others nothing), then runs each
-/// load shape against the servers one after the other, the order turning with the
-/// round and the shape (A B C, B C A, C A B: each server also takes the first turn).
-/// The servers a target compares are so measured seconds apart, side by side, rather
-/// than a whole server's set of shapes apart: on a shared host whose load drifts over
-/// tens of seconds, that gap, not the servers, set the ratios' spread. In the first
-/// round the floor also serves the wrk-against-loadgen comparison.
+/// CPU; an idle one sleeps in its poll and costs the others nothing), then, for each
+/// load shape, warms every server up and counts it in one-second slices taken in turn:
+/// A B C, then B C A, then C A B, … (the order also turns with the round and the
+/// shape). A server's figure for the round is the sum of its slices (CPU time over
+/// responses). The servers a target compares are so measured over the same stretch of
+/// the host's time, interleaved second by second, rather than one after the other: on
+/// a shared host whose speed changes for tens of seconds at a time (a busy neighbour),
+/// a server counted in a slow stretch beside one counted in a fast stretch compared
+/// the stretches, not the servers. In the first round the floor also serves the
+/// wrk-against-loadgen comparison.
 fn drive_http(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
     let (pb, servers) = (&plan.pb, &plan.servers);
     let gen = if tools.wrk.is_some() {
@@ -388,6 +391,8 @@ fn drive_http(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
     } else {
         Generator::Loadgen
     };
+    let n = servers.len();
+    let (slices, slice) = slicing(s.duration);
     for round in 0..s.rounds {
         let mut running: Vec<Option<(Guard, SocketAddr)>> = servers
             .iter()
@@ -399,25 +404,55 @@ fn drive_http(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
                 }
             })
             .collect();
+        let msg = |spec: RunSpec, id: &str, what: &str| {
+            format!(
+                "round {}/{}: {}, {id}{what}",
+                round + 1,
+                s.rounds,
+                spec.name
+            )
+        };
         for (j, spec) in RUNS.into_iter().enumerate() {
-            for k in 0..servers.len() {
-                let at = (k + round + j) % servers.len();
-                let id = &servers[at];
-                pb.set_message(format!(
-                    "round {}/{}: {}, {id}",
-                    round + 1,
-                    s.rounds,
-                    spec.name
-                ));
-                if let Some((guard, addr)) = &mut running[at] {
-                    match measure(s, tools, guard, *addr, spec, gen) {
-                        Ok(sample) => res
-                            .http
-                            .entry((id.clone(), spec.name.to_owned()))
-                            .or_default()
-                            .push(Sample { round, ..sample }),
-                        Err(e) => say(pb, format!("error: {id}, {}: {e:#}", spec.name)),
+            // Every server warmed up first, in this shape's order.
+            let mut counted: Vec<Option<Counted>> = vec![None; n];
+            for k in 0..n {
+                let at = (k + round + j) % n;
+                pb.set_message(msg(spec, &servers[at], " (warm-up)"));
+                if let Some((_, addr)) = &running[at] {
+                    match generate(tools, *addr, spec, Generator::Loadgen, s.warmup) {
+                        Ok(_) => counted[at] = Some(Counted::default()),
+                        Err(e) => say(
+                            pb,
+                            format!("error: {}, {} (warm-up): {e:#}", servers[at], spec.name),
+                        ),
                     }
+                }
+            }
+            // Then the counted slices, interleaved.
+            for i in 0..slices {
+                for k in 0..n {
+                    let at = (k + round + j + i) % n;
+                    let (Some((guard, addr)), Some(c)) = (&mut running[at], &mut counted[at])
+                    else {
+                        continue;
+                    };
+                    let what = format!(" ({}/{slices})", i + 1);
+                    pb.set_message(msg(spec, &servers[at], &what));
+                    match count_slice(tools, guard, *addr, spec, gen, slice) {
+                        Ok((sample, cpu_us)) => c.add(&sample, cpu_us),
+                        Err(e) => {
+                            say(pb, format!("error: {}, {}: {e:#}", servers[at], spec.name));
+                            counted[at] = None;
+                        }
+                    }
+                }
+            }
+            for (at, c) in counted.into_iter().enumerate() {
+                if let Some(sample) = c.and_then(|c| c.sample(round, slice)) {
+                    res.http
+                        .entry((servers[at].clone(), spec.name.to_owned()))
+                        .or_default()
+                        .push(sample);
                 }
                 pb.inc(1);
             }
@@ -442,6 +477,60 @@ fn drive_http(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
         // Each server stops (its guard kills it) before the next round starts them
         // anew.
         drop(running);
+    }
+}
+
+/// How a counted `duration` is cut: into slices of one second (wrk counts whole
+/// seconds), at least one.
+fn slicing(duration: Duration) -> (usize, Duration) {
+    let slices = usize::try_from(duration.as_secs()).unwrap_or(1).max(1);
+    (slices, duration / slices as u32)
+}
+
+/// One server's counted slices of one shape in one round, summed.
+#[derive(Clone, Default)]
+struct Counted {
+    slices: usize,
+    requests: u64,
+    errors: u64,
+    cpu_us: f64,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+}
+
+impl Counted {
+    fn add(&mut self, sample: &Sample, cpu_us: f64) {
+        self.slices += 1;
+        self.requests += sample.requests;
+        self.errors += sample.errors;
+        self.cpu_us += cpu_us;
+        // A slice with no latency recorded (wrk's pipelined script, at times) has none
+        // to count.
+        if sample.p50_us > 0.0 {
+            self.p50.push(sample.p50_us);
+        }
+        if sample.p99_us > 0.0 {
+            self.p99.push(sample.p99_us);
+        }
+    }
+
+    /// The round's sample: CPU time over responses, req/s over the counted time, the
+    /// median of the slices' latencies (0, "none", if no slice recorded one). `None`
+    /// if nothing was counted.
+    fn sample(self, round: usize, slice: Duration) -> Option<Sample> {
+        if self.requests == 0 {
+            return None;
+        }
+        let secs = slice.as_secs_f64() * self.slices as f64;
+        Some(Sample {
+            round,
+            requests: self.requests,
+            rps: self.requests as f64 / secs,
+            cpu_us_per_req: self.cpu_us / self.requests as f64,
+            p50_us: report::stats(&self.p50).map_or(0.0, |t| t.0),
+            p99_us: report::stats(&self.p99).map_or(0.0, |t| t.0),
+            errors: self.errors,
+        })
     }
 }
 
@@ -828,6 +917,29 @@ fn generate(
     }
 }
 
+/// One counted slice, no warm-up: the generator's sample and the server's CPU time
+/// (µs) read around it.
+fn count_slice(
+    tools: &Tools,
+    server: &mut Guard,
+    addr: SocketAddr,
+    spec: RunSpec,
+    gen: Generator,
+    duration: Duration,
+) -> anyhow::Result<(Sample, f64)> {
+    let pid = server.pid();
+    let before = proc::cpu_micros(pid)?;
+    let sample = generate(tools, addr, spec, gen, duration)?;
+    let after = proc::cpu_micros(pid)?;
+    if let Some(status) = server.child.try_wait()? {
+        bail!("{} exited during the run ({status})", server.name);
+    }
+    if sample.requests == 0 {
+        bail!("no request completed ({} errors)", sample.errors);
+    }
+    Ok((sample, after - before))
+}
+
 /// Warm-up, then one counted run with the server's CPU time read around it.
 fn measure(
     s: &Settings,
@@ -938,6 +1050,41 @@ fn echo(s: &Settings, tools: &Tools, name: &str, bin: &Path) -> anyhow::Result<f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_counted_run_is_cut_into_whole_seconds() {
+        assert_eq!(slicing(Duration::from_secs(5)), (5, Duration::from_secs(1)));
+        assert_eq!(slicing(Duration::from_secs(1)), (1, Duration::from_secs(1)));
+        let half = Duration::from_millis(500);
+        assert_eq!(slicing(half), (1, half));
+    }
+
+    #[test]
+    fn slices_sum_to_the_rounds_sample() {
+        let slice = |requests, p50| Sample {
+            requests,
+            p50_us: p50,
+            p99_us: p50 * 2.0,
+            errors: 1,
+            ..Sample::default()
+        };
+        let mut c = Counted::default();
+        c.add(&slice(100, 10.0), 500.0);
+        c.add(&slice(300, 30.0), 700.0);
+        c.add(&slice(200, 20.0), 600.0);
+        let s = c.sample(2, Duration::from_secs(1)).unwrap();
+        assert_eq!((s.round, s.requests, s.errors), (2, 600, 3));
+        assert_eq!(
+            s.cpu_us_per_req,
+            1800.0 / 600.0,
+            "CPU over responses, not a mean of ratios"
+        );
+        assert_eq!(s.rps, 200.0);
+        assert_eq!((s.p50_us, s.p99_us), (20.0, 40.0));
+        assert!(Counted::default()
+            .sample(0, Duration::from_secs(1))
+            .is_none());
+    }
 
     #[test]
     fn nginx_conf_has_one_process_and_no_access_log() {

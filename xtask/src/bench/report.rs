@@ -162,9 +162,10 @@ fn median_of(res: &Results, server: &str, run: &str, f: impl Fn(&Sample) -> f64)
 }
 
 /// A over B, CPU per request, round by round: within a round the two were measured
-/// seconds apart (see the fairness rules), so a round's ratio is what the host's drift
-/// cancels out of, where two medians over the rounds may come from rounds minutes
-/// apart. Median, min and max over the rounds where both were counted.
+/// over the same seconds, slice by slice (see the fairness rules), so a round's ratio
+/// is what the host's drift cancels out of, where two medians over the rounds may
+/// come from rounds minutes apart. Median, min and max over the rounds where both
+/// were counted.
 fn paired_cpu_ratio(res: &Results, a: (&str, &str), b: (&str, &str)) -> Option<(f64, f64, f64)> {
     let get = |(server, run): (&str, &str)| res.http.get(&(server.to_owned(), run.to_owned()));
     let (a, b) = (get(a)?, get(b)?);
