@@ -359,12 +359,12 @@ fn drive(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
         }
     }
 
-    // 4. Echo.
+    // 4. Echo, the servers counted in turn, slice by slice (as the HTTP runs).
     for round in 0..s.rounds {
-        for (name, bin) in &plan.echo_servers {
-            pb.set_message(format!("echo round {}/{}: {name}", round + 1, s.rounds));
-            match echo(s, tools, name, bin) {
-                Ok(mbps) => res.echo.entry((*name).to_owned()).or_default().push(mbps),
+        pb.set_message(format!("echo round {}/{}", round + 1, s.rounds));
+        for (name, figure) in echo_round(s, tools, &plan.echo_servers, round) {
+            match figure {
+                Ok(mbps) => res.echo.entry(name.to_owned()).or_default().push(mbps),
                 Err(e) => say(pb, format!("error: echo {name}: {e:#}")),
             }
             pb.inc(1);
@@ -1007,7 +1007,61 @@ fn squall_benches_hold(tools: &Tools, addr: SocketAddr, n: usize) -> anyhow::Res
     Ok(g)
 }
 
-fn echo(s: &Settings, tools: &Tools, name: &str, bin: &Path) -> anyhow::Result<f64> {
+/// One round of the echo run: every echo server started and warmed up, then counted
+/// in one-second slices taken in turn (the order turning with the round and the
+/// slice); each server's MB/s is its bytes over its counted time.
+fn echo_round<'a>(
+    s: &Settings,
+    tools: &Tools,
+    servers: &'a [(&'static str, PathBuf)],
+    round: usize,
+) -> Vec<(&'a str, anyhow::Result<f64>)> {
+    let n = servers.len();
+    // Started and warmed up: (guard, address, bytes, seconds) per server.
+    let mut up: Vec<anyhow::Result<(Guard, SocketAddr, f64, f64)>> = servers
+        .iter()
+        .map(|(name, bin)| {
+            let (guard, addr) = start_echo(tools, name, bin)?;
+            echo_slice(tools, addr, s.warmup).context("warm-up")?;
+            Ok((guard, addr, 0.0, 0.0))
+        })
+        .collect();
+    let (slices, slice) = slicing(s.duration);
+    for i in 0..slices {
+        for k in 0..n {
+            let at = (k + round + i) % n;
+            let Ok((_, addr, bytes, secs)) = &mut up[at] else {
+                continue;
+            };
+            match echo_slice(tools, *addr, slice) {
+                Ok((b, t)) => {
+                    *bytes += b;
+                    *secs += t;
+                }
+                Err(e) => up[at] = Err(e),
+            }
+        }
+    }
+    servers
+        .iter()
+        .zip(up)
+        .map(|((name, _), r)| {
+            let figure = r.and_then(|(guard, addr, bytes, secs)| {
+                drop(guard);
+                // A probe that the port is gone (the guard reaped the server).
+                let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(100));
+                if secs <= 0.0 {
+                    bail!("nothing counted");
+                }
+                Ok(bytes / secs / 1e6)
+            });
+            (*name, figure)
+        })
+        .collect()
+}
+
+/// An echo server, pinned to the server CPU and listening on a free port.
+fn start_echo(tools: &Tools, name: &str, bin: &Path) -> anyhow::Result<(Guard, SocketAddr)> {
     let port = proc::free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut cmd = Command::new(bin);
@@ -1017,34 +1071,34 @@ fn echo(s: &Settings, tools: &Tools, name: &str, bin: &Path) -> anyhow::Result<f
     proc::pin_and_tie(&mut cmd, Some(SERVER_CPU));
     let mut guard = Guard::spawn(&format!("{name} echo"), &mut cmd)?;
     guard.wait_listening(addr, Duration::from_secs(20), &log)?;
-    let run = |d: Duration| -> anyhow::Result<f64> {
-        let mut c = Command::new(&tools.loadgen);
-        c.args([
-            "--addr",
-            &addr.to_string(),
-            "--echo",
-            "--connections",
-            "4",
-            "--chunk",
-            "65536",
-        ])
-        .arg("--duration")
-        .arg(d.as_secs_f64().to_string());
-        let out = run_client("loadgen --echo", &mut c, d + Duration::from_secs(30))?;
-        let v: serde_json::Value =
-            serde_json::from_str(out.trim()).with_context(|| format!("echo result {out:?}"))?;
-        let errors = v["errors"]["total"].as_u64().unwrap_or(0);
-        if errors > 0 {
-            bail!("{errors} echo connections broke (wrong bytes or closed)");
-        }
-        v["mb_per_s"].as_f64().context("no mb_per_s")
-    };
-    run(s.warmup)?;
-    let mbps = run(s.duration)?;
-    drop(guard);
-    // A probe that the port is gone (the guard reaped the server).
-    let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(100));
-    Ok(mbps)
+    Ok((guard, addr))
+}
+
+/// `loadgen --echo` against `addr` for `d`: the bytes echoed and checked, and the
+/// seconds it counted them over.
+fn echo_slice(tools: &Tools, addr: SocketAddr, d: Duration) -> anyhow::Result<(f64, f64)> {
+    let mut c = Command::new(&tools.loadgen);
+    c.args([
+        "--addr",
+        &addr.to_string(),
+        "--echo",
+        "--connections",
+        "4",
+        "--chunk",
+        "65536",
+    ])
+    .arg("--duration")
+    .arg(d.as_secs_f64().to_string());
+    let out = run_client("loadgen --echo", &mut c, d + Duration::from_secs(30))?;
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).with_context(|| format!("echo result {out:?}"))?;
+    let errors = v["errors"]["total"].as_u64().unwrap_or(0);
+    if errors > 0 {
+        bail!("{errors} echo connections broke (wrong bytes or closed)");
+    }
+    let bytes = v["bytes"].as_f64().context("no bytes")?;
+    let secs = v["duration_s"].as_f64().context("no duration_s")?;
+    Ok((bytes, secs))
 }
 
 #[cfg(test)]
