@@ -17,6 +17,8 @@
 //! A poller of your own proves itself with the conformance suite: the `conformance`
 //! feature (off by default; turn it on in your dev-dependency) adds the `conformance`
 //! module and the `conformance_tests!` macro, which generates one `#[test]` per case.
+//! The `bytes` feature (off by default) lets [`sys::FdIo::read_append`] read into a
+//! `bytes::BytesMut` as well as a `Vec<u8>`.
 //!
 //! # Example
 //!
