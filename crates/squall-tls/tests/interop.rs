@@ -307,7 +307,10 @@ impl Interactive {
     }
 
     fn send(&mut self, line: &str) {
-        if let Err(e) = writeln!(self.stdin, "{line}") {
+        // One write for the line and its newline: `writeln!` makes two on an unbuffered
+        // pipe, and s_client may act on the line and exit (a refused renegotiation)
+        // before the newline's write, which then fails with a broken pipe.
+        if let Err(e) = self.stdin.write_all(format!("{line}\n").as_bytes()) {
             while self.wait_for("never printed", 1) {}
             panic!(
                 "s_client took no more input ({e}); it printed: {}",
