@@ -950,17 +950,8 @@ fn measure(
     gen: Generator,
 ) -> anyhow::Result<Sample> {
     generate(tools, addr, spec, Generator::Loadgen, s.warmup).context("warm-up")?;
-    let pid = server.pid();
-    let before = proc::cpu_micros(pid)?;
-    let mut sample = generate(tools, addr, spec, gen, s.duration)?;
-    let after = proc::cpu_micros(pid)?;
-    if let Some(status) = server.child.try_wait()? {
-        bail!("{} exited during the run ({status})", server.name);
-    }
-    if sample.requests == 0 {
-        bail!("no request completed ({} errors)", sample.errors);
-    }
-    sample.cpu_us_per_req = (after - before) / sample.requests as f64;
+    let (mut sample, cpu_us) = count_slice(tools, server, addr, spec, gen, s.duration)?;
+    sample.cpu_us_per_req = cpu_us / sample.requests as f64;
     Ok(sample)
 }
 

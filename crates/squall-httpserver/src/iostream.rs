@@ -18,10 +18,11 @@ use crate::transport::Transport;
 /// that has room for a head, and otherwise (or while bytes flow in bulk) in the
 /// thread's shared read buffer, whose bytes are then appended once to the input buffer.
 /// (The sans-IO parser needs the bytes in a `BytesMut` it can split header values and
-/// body pieces off without copying.) A caller holding no input buffer (no allocation) borrows one from a per-thread stash
-/// for the read and gives it back if the read must wait; a caller that keeps one (a
-/// server's worker, from one busy period to the next) keeps it, and an empty one worn
-/// down by the heads split off it is renewed, its allocation reclaimed in place.
+/// body pieces off without copying.) A caller holding no input buffer (no allocation)
+/// borrows one from a per-thread stash for the read and gives it back if the read must
+/// wait; a caller that keeps one (a server's worker, from one busy period to the next)
+/// keeps it, and an empty one worn down by the heads split off it is renewed, its
+/// allocation reclaimed in place.
 ///
 /// **Writes** go straight from the connection's output buffer to one `write(2)` per
 /// batch of responses when the stream has nothing queued

@@ -410,7 +410,7 @@ impl Inner {
                 // Room enough in the caller's buffer for a request's head: the read
                 // lands there, with no copy and no visit to the thread's buffer.
                 want = want.min(room);
-                self.read_into(dst, want)
+                self.read_append(dst, want)
             } else {
                 with_shared(
                     #[inline(always)]

@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use socket2::SockRef;
-use squall_poller::sys::{self, FdIo};
+use squall_poller::sys::{self, AppendBuf, FdIo};
 
 use crate::state::{Inner, LAYERED, NOT_SOCKET, UNREAD_REPORT};
 use crate::wqueue::queued;
@@ -38,10 +38,10 @@ impl Inner {
     }
 
     /// One `read(2)` of up to `want` bytes appended to `dst`, straight into its spare
-    /// capacity (which must hold them: nothing is reserved on this path). Only for a
-    /// stream without a [`Layer`](crate::Layer), whose reads are the fd's.
+    /// capacity, unzeroed (reserved first if it is short: see [`FdIo::read_append`]).
+    /// Only for a stream without a [`Layer`](crate::Layer), whose reads are the fd's.
     #[inline(always)]
-    pub(crate) fn read_into(self: &Rc<Self>, dst: &mut BytesMut, want: usize) -> io::Result<usize> {
+    pub(crate) fn read_append<B: AppendBuf>(&self, dst: &mut B, want: usize) -> io::Result<usize> {
         debug_assert!(!self.has(LAYERED));
         self.clear(UNREAD_REPORT);
         let file = self.file.borrow();
@@ -64,17 +64,13 @@ impl Inner {
         res
     }
 
-    /// One read of up to `want` bytes into a buffer of their own, unzeroed (see
-    /// [`FdIo::read_append`]). Only for a stream without a [`Layer`](crate::Layer),
-    /// whose reads are the fd's.
+    /// One read of up to `want` bytes into a buffer of their own ([`read_append`]
+    /// a new `Vec`). Only for a stream without a [`Layer`](crate::Layer).
+    ///
+    /// [`read_append`]: Inner::read_append
     pub(crate) fn read_block(&self, want: usize) -> io::Result<BytesMut> {
-        debug_assert!(!self.has(LAYERED));
-        self.clear(UNREAD_REPORT);
-        let file = self.file.borrow();
         let mut block = Vec::new();
-        if let Some(f) = file.as_ref() {
-            self.on_fd(f, |io| io.read_append(&mut block, want))?;
-        }
+        self.read_append(&mut block, want)?;
         // Both conversions take the allocation over (the `Bytes` is its only owner):
         // no copy.
         Ok(BytesMut::from(Bytes::from(block)))

@@ -150,38 +150,34 @@ mod sealed {
     impl Sealed for bytes::BytesMut {}
 }
 
-impl AppendBuf for Vec<u8> {
-    #[inline(always)]
-    fn reserve_room(&mut self, n: usize) {
-        self.reserve(n);
-    }
-    #[inline(always)]
-    fn spare(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
-        self.spare_capacity_mut()
-    }
-    #[inline(always)]
-    unsafe fn commit(&mut self, n: usize) {
-        // SAFETY: the caller wrote the first `n` bytes of the spare capacity.
-        unsafe { self.set_len(self.len() + n) }
-    }
+/// `AppendBuf` for a type with `reserve`, `spare_capacity_mut` and `set_len` of its own
+/// (`Vec<u8>`'s and `BytesMut`'s, which mean the same).
+macro_rules! append_buf {
+    ($(#[$attr:meta])* $t:ty) => {
+        $(#[$attr])*
+        impl AppendBuf for $t {
+            #[inline(always)]
+            fn reserve_room(&mut self, n: usize) {
+                self.reserve(n);
+            }
+            #[inline(always)]
+            fn spare(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+                self.spare_capacity_mut()
+            }
+            #[inline(always)]
+            unsafe fn commit(&mut self, n: usize) {
+                // SAFETY: the caller wrote the first `n` bytes of the spare capacity.
+                unsafe { self.set_len(self.len() + n) }
+            }
+        }
+    };
 }
 
-#[cfg(feature = "bytes")]
-impl AppendBuf for bytes::BytesMut {
-    #[inline(always)]
-    fn reserve_room(&mut self, n: usize) {
-        self.reserve(n);
-    }
-    #[inline(always)]
-    fn spare(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
-        self.spare_capacity_mut()
-    }
-    #[inline(always)]
-    unsafe fn commit(&mut self, n: usize) {
-        // SAFETY: the caller wrote the first `n` bytes of the spare capacity.
-        unsafe { self.set_len(self.len() + n) }
-    }
-}
+append_buf!(Vec<u8>);
+append_buf!(
+    #[cfg(feature = "bytes")]
+    bytes::BytesMut
+);
 
 /// Whether `e` says the fd is not a socket (`ENOTSOCK`): a [`FdIo::socket`] view was
 /// used on a pipe or a file.
