@@ -86,6 +86,11 @@ impl Future for ReadInto<'_, '_> {
 }
 
 impl Transport for IoStreamTransport {
+    #[inline]
+    fn prefetch(&self) {
+        self.stream.prefetch();
+    }
+
     // Not an `async fn`: that would keep both arguments twice in the future an idle
     // connection waits on.
     #[inline]

@@ -43,6 +43,11 @@ pub trait Transport {
     /// Close the stream (both directions). Idempotent.
     fn close(&mut self);
 
+    /// A hint that the connection is about to be served: the transport may ask the CPU
+    /// to start loading its state ([`IoStream::prefetch`](squall_iostream::IoStream::prefetch)).
+    /// It must do nothing observable. Default: nothing.
+    fn prefetch(&self) {}
+
     /// The stream, for a connection handed over after `101 Switching Protocols`
     /// ([`ResponseWriter::detach`](crate::ResponseWriter::detach)). Default: `None`, a
     /// transport that cannot be handed over (the connection is closed instead).

@@ -61,6 +61,31 @@ fn server() -> common::TestServer {
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
+/// More keep-alive connections than the count from which a server thread asks the CPU
+/// to load the next connections' state ahead of serving them
+/// (`squall_poller::sys::PREFETCH_FROM`). Each round writes a request on every
+/// connection before reading any answer, so that polls find many ready at once; every
+/// request is answered, on its own connection, and the connections stay open.
+#[test]
+fn many_keep_alive_connections() {
+    // Two fds per connection in this process (the client's and the server's).
+    squall_testing::set_nofile(!0);
+    let s = server();
+    let n = squall_poller::sys::PREFETCH_FROM + 64;
+    let mut clients: Vec<Client> = (0..n).map(|_| s.client()).collect();
+    for round in 0..3 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.send(format!("GET /args?foo={i}-{round} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        }
+        for (i, c) in clients.iter_mut().enumerate() {
+            let r = c.read_response();
+            assert_eq!(r.status, 200);
+            assert_eq!(r.text(), format!("Some([b\"{i}-{round}\"])"));
+        }
+    }
+    assert_eq!(s.stats.connections_accepted(), n as u64);
+}
+
 // KeepAliveTest.test_two_requests / test_request_close
 #[test]
 fn keep_alive_http11() {

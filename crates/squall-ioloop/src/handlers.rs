@@ -124,6 +124,13 @@ pub trait FdHandler {
     /// `fd` is ready for `ready` (masked to the registration's interest, plus ERROR
     /// and HUP). Runs as a handler does: a panic is caught and logged by the loop.
     fn on_event(self: Rc<Self>, fd: RawFd, ready: Ready);
+
+    /// A hint, called when the loop is about to call [`on_event`](Self::on_event) (after
+    /// the event before it, when one poll found several): the handler may ask the CPU
+    /// to start loading the memory `on_event` will touch beyond the handler itself
+    /// (which the loop has asked for already), with `squall_poller::sys::prefetch`.
+    /// It must do nothing observable. Default: nothing.
+    fn prefetch(&self) {}
 }
 
 #[derive(Default)]

@@ -884,25 +884,63 @@ impl Inner {
     fn dispatch_events(&self) {
         let mut list = mem::take(&mut *self.dispatch.borrow_mut());
         let mut remote = false;
+        let prefetch;
         {
             let events = self.events.borrow();
             let hs = self.handlers.borrow();
+            // With many handlers, each one's state was evicted since its last event
+            // (by the others' and the kernel's work for them): its loads start here,
+            // all at once, rather than one after the other as each handler runs. The
+            // entries first (their addresses need no load), then in the loop below
+            // what the entries point to.
+            prefetch = hs.count >= squall_poller::sys::PREFETCH_FROM;
+            if prefetch {
+                for ev in events.iter() {
+                    if let Some(e) = usize::try_from(ev.fd).ok().and_then(|i| hs.slots.get(i)) {
+                        squall_poller::sys::prefetch(e);
+                    }
+                }
+            }
             for ev in events.iter() {
                 if ev.fd == self.waker_fd {
                     remote = true;
                 } else if let Some(e) = hs.get(ev.fd) {
                     list.push((ev.fd, ev.ready, e.gen));
+                    if let (true, Some(Handler::Weak(w))) = (prefetch, &e.handler) {
+                        let at = w.as_ptr().cast::<u8>();
+                        squall_poller::sys::prefetch(at.wrapping_sub(16));
+                        squall_poller::sys::prefetch(at.wrapping_add(48));
+                    }
                 }
             }
         }
         if remote {
             self.drain_remote();
         }
-        for &(fd, ready, reg) in &list {
+        for (i, &(fd, ready, reg)) in list.iter().enumerate() {
+            if let (true, Some(&(fd, _, reg))) = (prefetch, list.get(i + 1)) {
+                self.prefetch_handler(fd, reg);
+            }
             self.run_handler(fd, ready, reg);
         }
         list.clear();
         *self.dispatch.borrow_mut() = list;
+    }
+
+    /// Lets the handler of `fd` (registration `gen`), whose event is next, start
+    /// loading what it will touch ([`FdHandler::prefetch`]).
+    #[inline]
+    fn prefetch_handler(&self, fd: RawFd, gen: u32) {
+        let h = match self.handlers.borrow().get(fd) {
+            Some(e) if e.gen == gen => match &e.handler {
+                Some(Handler::Weak(w)) => w.upgrade(),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(h) = h {
+            h.prefetch();
+        }
     }
 
     fn run_handler(&self, fd: RawFd, ready: Ready, gen: u32) {

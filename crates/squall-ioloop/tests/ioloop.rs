@@ -57,6 +57,7 @@ macro_rules! suite {
                 handler_removes_itself,
                 weak_handler_is_called_while_its_owner_keeps_it,
                 handler_closes_fd_pending_in_same_batch,
+                many_weak_handlers_in_one_batch,
                 reused_fd_number_gets_only_its_own_events,
                 close_all_fds_closes_owned_sources,
                 test_exception_logging,
@@ -770,6 +771,101 @@ fn handler_closes_fd_pending_in_same_batch(mk: Mk) {
     start_guarded(&l);
     assert_eq!(calls.borrow().len(), 1, "{:?}", calls.borrow());
     assert_eq!(fresh_events.get(), 0, "the new fd got a stale event");
+}
+
+struct Many {
+    fd: RawFd,
+    shared: Rc<ManyShared>,
+}
+
+struct ManyShared {
+    io_loop: IoLoop,
+    owners: RefCell<Vec<Option<Rc<Many>>>>,
+    called: RefCell<Vec<RawFd>>,
+    dropped: Cell<usize>,
+}
+
+impl FdHandler for Many {
+    fn on_event(self: Rc<Self>, fd: RawFd, ready: Ready) {
+        assert_eq!(fd, self.fd);
+        assert!(ready.is_readable() || ready.is_hup(), "{ready:?}");
+        let s = &self.shared;
+        s.io_loop.remove_handler(fd);
+        let first = s.called.borrow().is_empty();
+        s.called.borrow_mut().push(fd);
+        if first {
+            // Half the others lose their owner while their events wait in this batch
+            // (and stay registered): those events are dropped, with no call.
+            let gone: Vec<Rc<Many>> = s
+                .owners
+                .borrow_mut()
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, o)| i % 2 == 1 && o.as_ref().is_some_and(|o| o.fd != fd))
+                .filter_map(|(_, o)| o.take())
+                .collect();
+            s.dropped.set(gone.len());
+        }
+        if s.called.borrow().len() + s.dropped.get() == s.owners.borrow().len() {
+            s.io_loop.stop();
+        }
+    }
+}
+
+/// Handlers with state of their own (`add_weak_handler`), more of them than the count
+/// from which the loop asks the CPU to load each one's state ahead of its event
+/// (`squall_poller::sys::PREFETCH_FROM`), all ready in one poll: each live one is
+/// called once, and those whose owner let go meanwhile are not called.
+fn many_weak_handlers_in_one_batch(mk: Mk) {
+    let l = mk();
+    let n = squall_poller::sys::PREFETCH_FROM + 44;
+    let shared = Rc::new(ManyShared {
+        io_loop: l.clone(),
+        owners: RefCell::new(Vec::new()),
+        called: RefCell::new(Vec::new()),
+        dropped: Cell::new(0),
+    });
+    let mut ends = Vec::new();
+    for _ in 0..n {
+        // The peer writes and closes at once: one fd per handler stays open.
+        let (a, mut b) = pair();
+        b.write_all(b"x").unwrap();
+        drop(b);
+        let h = Rc::new(Many {
+            fd: a.as_raw_fd(),
+            shared: shared.clone(),
+        });
+        l.add_weak_handler(a.as_raw_fd(), Interest::READ, &h)
+            .unwrap();
+        shared.owners.borrow_mut().push(Some(h));
+        ends.push(a);
+    }
+    start_guarded(&l);
+    let called = shared.called.borrow().clone();
+    let live: Vec<RawFd> = shared
+        .owners
+        .borrow()
+        .iter()
+        .flatten()
+        .map(|h| h.fd)
+        .collect();
+    assert_eq!(called.len(), live.len(), "{called:?}");
+    let mut sorted = called.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        called.len(),
+        "a handler was called twice: {called:?}"
+    );
+    assert!(called.iter().all(|fd| live.contains(fd)));
+    assert_eq!(live.len() + shared.dropped.get(), n);
+    assert!(shared.dropped.get() >= n / 2 - 1);
+    for a in &ends {
+        l.remove_handler(a.as_raw_fd());
+    }
+    // The owners hold the shared state that holds them.
+    shared.owners.borrow_mut().clear();
 }
 
 /// A reused fd number gets only its own events.

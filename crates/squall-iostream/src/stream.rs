@@ -120,6 +120,15 @@ impl IoStream {
         Ok(IoStream::from_nonblocking(io_loop, fd))
     }
 
+    /// A hint that this stream is about to be used: asks the CPU to start loading the
+    /// stream's state into its cache ([`squall_poller::sys::prefetch`]), so that a
+    /// caller that knows which stream it serves next can overlap that wait with its
+    /// current work. Nothing observable happens.
+    #[inline]
+    pub fn prefetch(&self) {
+        self.inner.prefetch();
+    }
+
     /// Wraps an fd that is **already non-blocking** (as `accept4(SOCK_NONBLOCK)` returns
     /// it), without a syscall. A blocking fd would block the whole loop.
     pub fn from_nonblocking(io_loop: &IoLoop, fd: impl Into<OwnedFd>) -> IoStream {

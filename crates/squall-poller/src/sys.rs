@@ -487,6 +487,64 @@ mod raw {
     }
 }
 
+/// Asks the CPU to start loading the cache line at `p` (and nothing else): a hint for a
+/// caller that knows which memory it is about to touch, so that the load's wait overlaps
+/// other work instead of stalling it. A server with a thousand connections touches a
+/// few lines of each connection's state per request, lines that the requests of the
+/// others (and the kernel's work for them) have evicted since; loaded when they are
+/// needed, each is a wait of its own.
+///
+/// Nothing observable happens: no memory is read into the program, `p` may point
+/// anywhere (dangling, null, unmapped) and the instruction never faults. On a
+/// processor without a prefetch instruction this does nothing.
+///
+/// ```
+/// let v = vec![1u8; 4096];
+/// squall_poller::sys::prefetch(v.as_ptr().wrapping_add(2048));
+/// squall_poller::sys::prefetch(std::ptr::null::<u8>());
+/// ```
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 only hints the cache; it reads nothing into the program and
+    // does not fault on any address. The intrinsic is `unsafe` only for its
+    // `target_feature` (SSE, which every x86-64 processor has).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: PRFM only hints the cache; it reads nothing into the program, does not
+    // fault on any address, and touches no register but its operand.
+    unsafe {
+        std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, readonly, preserves_flags));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = p;
+}
+
+/// How many connections (or registered fds) a thread serves before [`prefetch`]ing
+/// their state pays: below this, what their requests touch stays in the CPU's caches
+/// between requests, and the hints would cost instructions for nothing. (Measured on
+/// squall's HTTP server: at 64 keep-alive connections the hints added some 150
+/// instructions to a request's 3,900 and saved no time; at 1,024 they took a sixth off
+/// its user time per request.)
+pub const PREFETCH_FROM: usize = 256;
+
+/// [`prefetch`] for each cache line of the `size` bytes at `p` (64-byte lines).
+#[inline(always)]
+pub fn prefetch_bytes<T>(p: *const T, size: usize) {
+    let p = p.cast::<u8>();
+    let mut off = 0;
+    while off < size {
+        prefetch(p.wrapping_add(off));
+        off += 64;
+    }
+    // The last line, when `p` is not on a line's start.
+    if size > 0 {
+        prefetch(p.wrapping_add(size - 1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
