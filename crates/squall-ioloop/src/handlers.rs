@@ -129,7 +129,8 @@ pub trait FdHandler {
     /// the event before it, when one poll found several): the handler may ask the CPU
     /// to start loading the memory `on_event` will touch beyond the handler itself
     /// (which the loop has asked for already), with `squall_poller::sys::prefetch`.
-    /// It must do nothing observable. Default: nothing.
+    /// It should do nothing observable; a panic there is caught and logged, as one in
+    /// `on_event` is, and the event is still handled. Default: nothing.
     fn prefetch(&self) {}
 }
 

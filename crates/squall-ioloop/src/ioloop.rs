@@ -928,18 +928,22 @@ impl Inner {
     }
 
     /// Lets the handler of `fd` (registration `gen`), whose event is next, start
-    /// loading what it will touch ([`FdHandler::prefetch`]).
+    /// loading what it will touch ([`FdHandler::prefetch`]). A panic there is caught
+    /// and logged, as one in `on_event` is.
     #[inline]
     fn prefetch_handler(&self, fd: RawFd, gen: u32) {
         let h = match self.handlers.borrow().get(fd) {
             Some(e) if e.gen == gen => match &e.handler {
-                Some(Handler::Weak(w)) => w.upgrade(),
+                Some(Handler::Weak(w)) => w.upgrade().map(|h| (h, e.origin)),
                 _ => None,
             },
             _ => None,
         };
-        if let Some(h) = h {
-            h.prefetch();
+        if let Some((h, origin)) = h {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| h.prefetch())) {
+                let origin = origin.unwrap_or_else(Location::caller);
+                crate::fault::log_panic(Some("handler's prefetch"), origin, p);
+            }
         }
     }
 

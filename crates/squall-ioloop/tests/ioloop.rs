@@ -776,6 +776,8 @@ fn handler_closes_fd_pending_in_same_batch(mk: Mk) {
 struct Many {
     fd: RawFd,
     shared: Rc<ManyShared>,
+    /// Its `prefetch` panics (which the loop logs and goes on).
+    panics: bool,
 }
 
 struct ManyShared {
@@ -786,6 +788,10 @@ struct ManyShared {
 }
 
 impl FdHandler for Many {
+    fn prefetch(&self) {
+        assert!(!self.panics, "boom in prefetch");
+    }
+
     fn on_event(self: Rc<Self>, fd: RawFd, ready: Ready) {
         assert_eq!(fd, self.fd);
         assert!(ready.is_readable() || ready.is_hup(), "{ready:?}");
@@ -815,8 +821,10 @@ impl FdHandler for Many {
 /// Handlers with state of their own (`add_weak_handler`), more of them than the count
 /// from which the loop asks the CPU to load each one's state ahead of its event
 /// (`squall_poller::sys::PREFETCH_FROM`), all ready in one poll: each live one is
-/// called once, and those whose owner let go meanwhile are not called.
+/// called once, and those whose owner let go meanwhile are not called. Those whose
+/// `prefetch` panics are still called, and the panic is logged.
 fn many_weak_handlers_in_one_batch(mk: Mk) {
+    init_logging();
     let l = mk();
     let n = squall_poller::sys::PREFETCH_FROM + 44;
     let shared = Rc::new(ManyShared {
@@ -826,7 +834,7 @@ fn many_weak_handlers_in_one_batch(mk: Mk) {
         dropped: Cell::new(0),
     });
     let mut ends = Vec::new();
-    for _ in 0..n {
+    for i in 0..n {
         // The peer writes and closes at once: one fd per handler stays open.
         let (a, mut b) = pair();
         b.write_all(b"x").unwrap();
@@ -834,6 +842,7 @@ fn many_weak_handlers_in_one_batch(mk: Mk) {
         let h = Rc::new(Many {
             fd: a.as_raw_fd(),
             shared: shared.clone(),
+            panics: i % 10 == 4,
         });
         l.add_weak_handler(a.as_raw_fd(), Interest::READ, &h)
             .unwrap();
@@ -861,6 +870,17 @@ fn many_weak_handlers_in_one_batch(mk: Mk) {
     assert!(called.iter().all(|fd| live.contains(fd)));
     assert_eq!(live.len() + shared.dropped.get(), n);
     assert!(shared.dropped.get() >= n / 2 - 1);
+    let panicked = shared
+        .owners
+        .borrow()
+        .iter()
+        .flatten()
+        .filter(|h| h.panics)
+        .count();
+    assert!(panicked > 0 && panicked * 10 >= n - 10, "{panicked}");
+    assert!(logs_here(log::Level::Error)
+        .iter()
+        .any(|m| m.contains("Exception in callback") && m.contains("boom in prefetch")));
     for a in &ends {
         l.remove_handler(a.as_raw_fd());
     }
