@@ -907,9 +907,8 @@ impl Inner {
                 } else if let Some(e) = hs.get(ev.fd) {
                     list.push((ev.fd, ev.ready, e.gen));
                     if let (true, Some(Handler::Weak(w))) = (prefetch, &e.handler) {
-                        let at = w.as_ptr().cast::<u8>();
-                        squall_poller::sys::prefetch(at.wrapping_sub(16));
-                        squall_poller::sys::prefetch(at.wrapping_add(48));
+                        // Its counts and first line (its size is the handler's own).
+                        squall_poller::sys::prefetch_counted(w.as_ptr(), 64);
                     }
                 }
             }

@@ -165,9 +165,7 @@ impl Inner {
     /// reference counts just before it (a stream's requests touch all of it).
     #[inline]
     pub(crate) fn prefetch(&self) {
-        const COUNTS: usize = 2 * mem::size_of::<usize>();
-        let at = (self as *const Inner).cast::<u8>().wrapping_sub(COUNTS);
-        squall_poller::sys::prefetch_bytes(at, COUNTS + mem::size_of::<Inner>());
+        squall_poller::sys::prefetch_counted(self, mem::size_of::<Inner>());
     }
 
     #[inline]

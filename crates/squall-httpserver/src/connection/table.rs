@@ -693,13 +693,13 @@ impl<T: Transport + 'static, D: HttpServerConnectionDelegate> ConnTable<T, D> {
     }
 
     /// With many connections (`PREFETCH_FROM` or more), the lines of a connection's
-    /// state were evicted since its last request (by the others' requests and the kernel's work for them); loaded
-    /// as each is needed, each is a wait of its own, a third of the request path's user
-    /// time at a thousand connections (`perf annotate`). So the worker, as it takes a
-    /// key, asks the CPU to start loading what the connections after it will touch:
-    /// the entry of the one after next, and the state behind the next one's entry (its
-    /// stream, its information, its neighbours in the idle list), asked for one key
-    /// earlier so that the entry is there to read.
+    /// state were evicted since its last request (by the others' requests and the
+    /// kernel's work for them); loaded as each is needed, each is a wait of its own, a
+    /// third of the request path's user time at a thousand connections (`perf
+    /// annotate`). So the worker, as it takes a key, asks the CPU to start loading what
+    /// the connections after it will touch: the entry of the one after next, and the
+    /// state behind the next one's entry (its stream, its information, its neighbours
+    /// in the idle list), asked for one key earlier so that the entry is there to read.
     #[inline]
     fn prefetch_ahead(&self, next: Option<u32>, after: Option<u32>) {
         use squall_poller::sys::prefetch;
