@@ -50,7 +50,7 @@ impl Inner {
     /// A read syscall failed: `EAGAIN` means drained, `EINTR` try again, anything else
     /// closes the stream with the error as its cause. The read's caller gets the error,
     /// so it is not logged at warn level here.
-    fn read_failed(&self, e: io::Error) {
+    fn read_failed(self: &Rc<Self>, e: io::Error) {
         match e.kind() {
             io::ErrorKind::WouldBlock => self.clear(READABLE),
             io::ErrorKind::Interrupted => {}

@@ -6,13 +6,16 @@
 //! layer only replaces the three syscalls of `fdio.rs`.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use squall_ioloop::Interest;
+use squall_ioloop::{Interest, Ready, Timeout};
 
 use crate::error::{CloseCause, StreamError};
 use crate::state::*;
@@ -319,19 +322,61 @@ impl Inner {
     /// a failure, sent in one best-effort try, and then what waits in the fd read (the
     /// layer decides what is worth reading), so that the close does not reset the
     /// alert away.
-    pub(crate) fn layer_goodbye(&self, local: bool) {
+    ///
+    /// Whether the layer is left holding output the fd had no room for (records queued
+    /// before the goodbye, a record half sent): the fd must then outlive the stream,
+    /// [`linger_for_goodbye`](Inner::linger_for_goodbye), or the peer reads a cut
+    /// record and no goodbye.
+    pub(crate) fn layer_goodbye(&self, local: bool) -> bool {
         if !self.has(LAYERED) {
-            return;
+            return false;
         }
         if local {
             self.layer_drain();
             self.with_layer(|l| l.close());
         }
-        if let Err(e) = self.layer_flush() {
-            log::debug!("IoStream fd {}: last layer flush: {e}", self.fd);
-        }
+        let owed = match self.layer_flush() {
+            Ok(done) => !done,
+            Err(e) => {
+                log::debug!("IoStream fd {}: last layer flush: {e}", self.fd);
+                false
+            }
+        };
         if !local {
             self.layer_drain();
+        }
+        owed
+    }
+
+    /// Keeps the fd of a stream that has just closed until the layer's last output has
+    /// gone (sent on WRITE reports), the fd fails, or [`GOODBYE_TIMEOUT`] has passed,
+    /// whichever comes first; then what waits in the fd is read (as at any layered
+    /// close) and the fd closed. The stream is closed for its users meanwhile: only the
+    /// loop holds this, and a closed loop drops it (closing the fd) at once.
+    pub(crate) fn linger_for_goodbye(self: &Rc<Self>, file: File) {
+        let fd = file.as_raw_fd();
+        let goodbye = Rc::new(Goodbye {
+            stream: self.clone(),
+            file,
+            deadline: Cell::new(None),
+        });
+        let weak = Rc::downgrade(&goodbye);
+        let deadline = self.io_loop.call_later(GOODBYE_TIMEOUT, move || {
+            if let Some(goodbye) = weak.upgrade() {
+                log::debug!(
+                    "IoStream fd {fd}: the layer's last output did not go out within {GOODBYE_TIMEOUT:?}"
+                );
+                goodbye.finish();
+            }
+        });
+        goodbye.deadline.set(Some(deadline));
+        // The handler owns the fd: the loop drops it, closing the fd, once it has
+        // unregistered it (when the goodbye is done, or the loop closes), or at once if
+        // it cannot register it.
+        let on_write = move |_: RawFd, _: Ready| goodbye.send();
+        if let Err(e) = self.io_loop.add_handler(fd, Interest::WRITE, on_write) {
+            log::debug!("IoStream fd {fd}: the layer's last output is dropped: {e}");
+            self.io_loop.remove_timeout(deadline);
         }
     }
 
@@ -339,6 +384,42 @@ impl Inner {
         if let Some(file) = self.file.borrow().as_ref() {
             self.with_layer(|l| l.drain(file));
         }
+    }
+}
+
+/// How long a layered stream's fd outlives its close to send what the layer still
+/// holds (a TLS `close_notify`, and the records the fd had no room for before it): a
+/// peer that does not read cannot hold the fd for longer.
+pub const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A closed layered stream's fd, kept by the loop until the layer's last output is
+/// sent ([`Inner::linger_for_goodbye`]).
+struct Goodbye {
+    stream: Rc<Inner>,
+    file: File,
+    deadline: Cell<Option<Timeout>>,
+}
+
+impl Goodbye {
+    /// A WRITE report: the layer sends what it can; done or failed, the fd closes.
+    fn send(&self) {
+        match self.stream.with_layer(|l| l.flush(&self.file)) {
+            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Some(Err(e)) => log::debug!("IoStream fd {}: last layer flush: {e}", self.stream.fd),
+            _ => {}
+        }
+        self.finish();
+    }
+
+    /// Reads what waits in the fd (so that the close is not a reset) and hands the fd
+    /// back to the loop, which closes it.
+    fn finish(&self) {
+        if let Some(deadline) = self.deadline.take() {
+            // A no-op if it is the deadline that runs this.
+            self.stream.io_loop.remove_timeout(deadline);
+        }
+        self.stream.with_layer(|l| l.drain(&self.file));
+        self.stream.io_loop.discard_handler(self.file.as_raw_fd());
     }
 }
 

@@ -148,7 +148,7 @@ mod wqueue;
 mod write;
 
 pub use error::{CloseCause, ReadParseError, StreamError};
-pub use layer::Layer;
+pub use layer::{Layer, GOODBYE_TIMEOUT};
 /// The `regex` crate, whose [`bytes::Regex`](regex::bytes::Regex)
 /// [`read_until_regex`](IoStream::read_until_regex) takes (the `regex` feature).
 #[cfg(feature = "regex")]

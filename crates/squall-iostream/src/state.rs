@@ -510,18 +510,18 @@ impl Inner {
     /// Closes with `cause`; see [`IoStream::close`].
     /// An OS error nobody will see otherwise is logged at warn level (once: a stream
     /// closes once).
-    pub(crate) fn close_with(&self, cause: CloseCause) {
+    pub(crate) fn close_with(self: &Rc<Self>, cause: CloseCause) {
         self.close_logged(cause, true);
     }
 
     /// Closes with `cause` when the error goes back to the caller of the operation
     /// that met it (a read's future): the caller decides whether to log it, so it is
     /// logged here at debug level only (Tornado raises an inline read error unlogged).
-    pub(crate) fn close_returned(&self, cause: CloseCause) {
+    pub(crate) fn close_returned(self: &Rc<Self>, cause: CloseCause) {
         self.close_logged(cause, false);
     }
 
-    fn close_logged(&self, cause: CloseCause, warn: bool) {
+    fn close_logged(self: &Rc<Self>, cause: CloseCause, warn: bool) {
         if self.has(CLOSED) {
             return;
         }
@@ -534,11 +534,11 @@ impl Inner {
                 log::info!("IoStream fd {} closed: {cause}", self.fd)
             }
         }
-        if self.has(LAYERED) && !self.has(CONNECTING) {
-            // A local close says goodbye (TLS `close_notify`), and so does the end the
-            // peer announced: RFC 8446 §6.1 and RFC 5246 §7.2.1 ask for ours in answer.
-            self.layer_goodbye(matches!(cause, CloseCause::Local | CloseCause::Eof));
-        }
+        // A local close says goodbye (TLS `close_notify`), and so does the end the peer
+        // announced: RFC 8446 §6.1 and RFC 5246 §7.2.1 ask for ours in answer.
+        let owed = self.has(LAYERED)
+            && !self.has(CONNECTING)
+            && self.layer_goodbye(matches!(cause, CloseCause::Local | CloseCause::Eof));
         self.set(CLOSED);
         self.clear(CONNECTING | READABLE | WRITABLE);
         self.set_cause(cause);
@@ -547,19 +547,25 @@ impl Inner {
             self.clear(REGISTERED | ARMED_READ | ARMED_WRITE);
         }
         let file = self.file.borrow_mut().take();
-        drop(file);
+        match file {
+            // What the layer could not send yet goes out after the close, on the loop.
+            Some(file) if owed => self.linger_for_goodbye(file),
+            other => drop(other),
+        }
         let queued = self.wbuf.borrow_mut().take();
         self.wbuf_len.set(0);
         drop(queued);
         self.wake_reader();
         self.wake_writers();
-        let cb = match self.cold.borrow_mut().as_mut() {
-            Some(c) => c.close_callback.take(),
-            None => None,
-        };
-        if let Some(cb) = cb {
+        if let Some(cb) = self.take_close_callback() {
             self.io_loop.add_callback(cb);
         }
+    }
+
+    /// Takes the close callback out, if one is set (drop it with no borrow held: its
+    /// captures may touch the stream).
+    pub(crate) fn take_close_callback(&self) -> Option<Box<dyn FnOnce()>> {
+        self.cold.borrow_mut().as_mut()?.close_callback.take()
     }
 }
 

@@ -57,9 +57,11 @@ impl Drop for IoStream {
         // they would in Tornado (whose loop keeps a stream with a pending write alive).
         if !inner.unsent() {
             if inner.has(LAYERED) && !inner.has(CONNECTING) {
-                // Nothing queued: the layer's goodbye (a TLS `close_notify`), one try,
-                // so that the end is not taken for a truncation.
-                inner.layer_goodbye(true);
+                // Nothing queued: closed now, as `close` closes (with the layer's
+                // goodbye, a TLS `close_notify`, so that the end is not taken for a
+                // truncation), less the close callback: dropping is not an event.
+                drop(inner.take_close_callback());
+                inner.close_with(CloseCause::Local);
             }
             return;
         }
@@ -81,13 +83,7 @@ impl Drop for IoStream {
             }
             // Closed as `close` closes (with the layer's goodbye), less the close
             // callback: dropping is not an event.
-            let callback = stream
-                .inner
-                .cold
-                .borrow_mut()
-                .as_mut()
-                .and_then(|c| c.close_callback.take());
-            drop(callback);
+            drop(stream.inner.take_close_callback());
             stream.close();
         }));
     }
@@ -315,17 +311,18 @@ impl IoStream {
     /// clone of this stream, say, which would keep the fd open) is released now.
     /// `true` if there was one to drop.
     pub fn clear_close_callback(&self) -> bool {
-        let old = match self.inner.cold.borrow_mut().as_mut() {
-            Some(c) => c.close_callback.take(),
-            None => None,
-        };
         // Dropped with no borrow held: the callback's captures may touch the stream.
-        old.is_some()
+        self.inner.take_close_callback().is_some()
     }
 
     /// Closes the stream: unregisters and closes the fd, drops queued output, fails
     /// pending futures with [`StreamError::Closed`] ([`CloseCause::Local`]), and
     /// schedules the close callback. Idempotent. Data already buffered stays readable.
+    ///
+    /// With a [`Layer`](crate::Layer), its goodbye (a TLS `close_notify`) is sent
+    /// first; if the fd has no room for it and what the layer queued before it, the
+    /// loop keeps the fd until they have gone, for at most [`GOODBYE_TIMEOUT`](crate::GOODBYE_TIMEOUT),
+    /// while the stream is closed for its users at once.
     pub fn close(&self) {
         self.inner.close_with(CloseCause::Local);
     }

@@ -5,8 +5,10 @@
 use std::any::Any;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
 
-use squall_iostream::{CloseCause, IoStream, Layer, StreamError};
+use squall_iostream::{CloseCause, IoLoop, IoStream, Layer, StreamError, GOODBYE_TIMEOUT};
 use squall_testing::tcp_pair;
 
 const KEY: u8 = 0x5a;
@@ -187,8 +189,155 @@ async fn a_layer_error_is_the_close_cause() {
     let _: IoStream = t;
 }
 
+/// Plain bytes both ways, and a goodbye far larger than the socket buffers: what a TLS
+/// stream's `close_notify` is behind records the fd had no room for.
+struct Farewell {
+    outbox: Vec<u8>,
+    sent: usize,
+}
+
+/// The goodbye [`Farewell`] sends: 8 MiB of a counting pattern, then a last word.
+fn farewell() -> Vec<u8> {
+    let mut v: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+    v.extend_from_slice(b"goodbye");
+    v
+}
+
+impl Layer for Farewell {
+    fn read(&mut self, fd: &File, dst: &mut [u8]) -> io::Result<usize> {
+        (&*fd).read(dst)
+    }
+    fn write(&mut self, fd: &File, src: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*fd).write_vectored(src)
+    }
+    fn flush(&mut self, fd: &File) -> io::Result<()> {
+        while self.sent < self.outbox.len() {
+            self.sent += (&*fd).write(&self.outbox[self.sent..])?;
+        }
+        Ok(())
+    }
+    fn drive(&mut self, _fd: &File) -> io::Result<bool> {
+        Ok(false)
+    }
+    fn wants_write(&self) -> bool {
+        self.sent < self.outbox.len()
+    }
+    fn has_buffered_input(&mut self) -> bool {
+        false
+    }
+    fn is_ready(&self) -> bool {
+        true
+    }
+    fn close(&mut self) {
+        if self.outbox.is_empty() {
+            self.outbox = farewell();
+        }
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+fn install_farewell(s: &IoStream) {
+    let layer = Farewell {
+        outbox: Vec::new(),
+        sent: 0,
+    };
+    assert!(s.set_layer(Box::new(layer)).is_ok());
+}
+
+fn layer_owes(s: &IoStream) -> bool {
+    s.with_layer(|l| l.wants_write()) == Some(true)
+}
+
+// A layer's goodbye that the fd has no room for when the stream closes goes out after
+// the close, whole, then the fd closes: on `close`, and on dropping the last handle.
+async fn a_goodbye_the_fd_has_no_room_for_goes_out_after_the_close() {
+    let io_loop = IoLoop::current().unwrap();
+    for drop_it in [false, true] {
+        let (layered, plain) = tcp_pair().await;
+        let fd = layered.as_raw_fd();
+        install_farewell(&layered);
+        layered.write(&b"data;"[..]).await.unwrap();
+        if drop_it {
+            drop(layered);
+        } else {
+            layered.close();
+            assert!(layered.closed());
+            // The premise: the fd took only part of it in the close.
+            assert!(layer_owes(&layered), "the goodbye went out in one try");
+        }
+        assert!(
+            io_loop.has_handler(fd),
+            "drop={drop_it}: the fd did not linger"
+        );
+        let got = plain.read_until_close().await.unwrap();
+        assert_eq!(&got[..5], b"data;");
+        assert!(
+            got[5..] == farewell()[..],
+            "drop={drop_it}: the goodbye was cut"
+        );
+        assert!(
+            !io_loop.has_handler(fd),
+            "drop={drop_it}: the fd outlived its goodbye"
+        );
+    }
+}
+
+// A peer that never reads holds the fd no longer than `GOODBYE_TIMEOUT`: then the
+// goodbye is dropped and the fd closed, and the peer reads a part and its end.
+async fn a_goodbye_nobody_reads_is_dropped_at_its_deadline() {
+    let io_loop = IoLoop::current().unwrap();
+    let (layered, plain) = tcp_pair().await;
+    let fd = layered.as_raw_fd();
+    install_farewell(&layered);
+    layered.close();
+    assert!(layer_owes(&layered) && io_loop.has_handler(fd));
+    // The deadline was set in the close: it comes first.
+    io_loop
+        .sleep(GOODBYE_TIMEOUT + Duration::from_secs(1))
+        .await;
+    assert!(!io_loop.has_handler(fd), "the fd outlived its deadline");
+    assert!(layer_owes(&layered), "the goodbye cannot have gone out");
+    let got = plain.read_until_close().await.unwrap();
+    assert!(got.len() < farewell().len() && got[..] == farewell()[..got.len()]);
+}
+
+// A loop closed while a goodbye lingers closes its fd (nothing holds the loop in a
+// cycle): the peer then reads to its end. With `close(false)` too, which keeps the
+// sources of live registrations: this fd's owner is the stream, which closed.
+#[test]
+fn a_closed_loop_closes_a_lingering_goodbye() {
+    let io_loop = IoLoop::new().unwrap();
+    let mut peer = io_loop
+        .run_sync(
+            async {
+                let (layered, peer) = squall_testing::tcp_with_std_peer().await;
+                install_farewell(&layered);
+                layered.close();
+                assert!(layer_owes(&layered), "the goodbye went out in one try");
+                peer
+            },
+            None,
+        )
+        .unwrap();
+    io_loop.close(false).unwrap();
+    drop(io_loop);
+    peer.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got)
+        .expect("the lingering fd was not closed with its loop");
+    assert!(got.len() < farewell().len() && got[..] == farewell()[..got.len()]);
+}
+
 squall_testing::backend_tests!(
     reads_and_writes_go_through_the_layer,
     set_layer_needs_an_idle_stream,
     a_layer_error_is_the_close_cause,
+    a_goodbye_the_fd_has_no_room_for_goes_out_after_the_close,
+    a_goodbye_nobody_reads_is_dropped_at_its_deadline,
 );
