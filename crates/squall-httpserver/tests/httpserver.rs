@@ -38,6 +38,9 @@ fn app(
                 "/panic" => panic!("handler panic (expected by the test)"),
                 "/notmod" => Response::new(StatusCode::NOT_MODIFIED),
                 "/args" => Response::text(format!("{:?}", req.arguments().get("foo"))),
+                p if p.starts_with("/caf") => {
+                    Response::text(format!("{p} {} {}", req.query(), req.uri()))
+                }
                 "/slow" => {
                     flags.entered.store(true, Ordering::SeqCst);
                     while !flags.release.load(Ordering::SeqCst) {
@@ -249,6 +252,31 @@ fn malformed_requests() {
         assert_eq!(r.header("connection"), Some("close"));
         assert!(c.is_closed_by_server());
     }
+}
+
+// A target with raw UTF-8 (what curl sends for a URL typed with non-ASCII characters)
+// reaches the handler as sent, its arguments decoded; one that is not UTF-8 gets 400.
+#[test]
+fn a_utf8_target_reaches_the_handler() {
+    let s = server();
+    let mut c = s.client();
+    let r = c.request("GET /caf\u{e9}?q=\u{e9} HTTP/1.1\r\nHost: x\r\n\r\n".as_bytes());
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "/caf\u{e9} q=\u{e9} /caf%C3%A9?q=%C3%A9"
+    );
+    // The arguments are what the escaped query gives.
+    let r = c.request("GET /args?foo=\u{e9}t\u{e9} HTTP/1.1\r\nHost: x\r\n\r\n".as_bytes());
+    let escaped = c.request(b"GET /args?foo=%C3%A9t%C3%A9 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        r#"Some([b"\xc3\xa9t\xc3\xa9"])"#
+    );
+    assert_eq!(r.body, escaped.body);
+    let r = c.request(b"GET /caf\xc3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 400);
+    assert!(c.is_closed_by_server());
 }
 
 // MaxHeaderSizeTest (431) and BodyLimitsTest (413).

@@ -91,7 +91,8 @@ pub struct RequestHead {
 macro_rules! view_methods {
     () => {
         /// The request-target as a `Uri` (origin-form `/a?b`, absolute-form, `*`),
-        /// built on first use.
+        /// built on first use. Bytes the `Uri` grammar refuses but the parser takes
+        /// (`"<>`, the backquote, UTF-8 past ASCII) are `%`-escaped in it.
         pub fn uri(&self) -> &http::Uri {
             self.view.uri()
         }
@@ -114,7 +115,8 @@ macro_rules! view_methods {
             self.view.target_bytes()
         }
 
-        /// The path of the request-target (`/a/b` for `/a/b?c`).
+        /// The path of the request-target (`/a/b` for `/a/b?c`), as sent: `%`-escapes
+        /// are not decoded, and UTF-8 sent raw stays as it came.
         #[inline]
         pub fn path(&self) -> &str {
             self.view.path()
@@ -288,9 +290,11 @@ const fn token_table() -> [bool; 256] {
 }
 static TOKEN: [bool; 256] = token_table();
 
-/// What a request-target may hold: visible ASCII but `#` (a fragment is never sent).
+/// What a request-target may hold: visible ASCII but `#` (a fragment is never sent),
+/// and the bytes past ASCII that UTF-8 uses, which an origin-form target may hold
+/// (the whole target is checked as UTF-8 with its end: [`origin_form_query`]).
 fn target_byte(b: u8) -> bool {
-    (0x21..=0x7e).contains(&b) && b != b'#'
+    matches!(b, 0x21..=0x7e | 0x80..=0xbf | 0xc2..=0xf4) && b != b'#'
 }
 
 impl LineState {
@@ -1187,27 +1191,26 @@ static ORIGIN: [u8; 256] = origin_table();
 /// Check an origin-form target (`/path?query`); the offset of its `?` (or its length
 /// when there is none), or `None` for a byte out of place or a target longer than a
 /// `Uri` takes.
+///
+/// Bytes past ASCII are taken if the whole target is UTF-8: what curl and other
+/// clients send for a URL typed with non-ASCII characters, and what hyper, nginx and
+/// Tornado serve. `path()` and `query()` read them as sent; `uri()` escapes them
+/// (`%C3%A9`), as a browser would have.
 fn origin_form_query(target: &[u8]) -> Option<usize> {
     // The longest target `http::Uri` takes.
     if target.len() > usize::from(u16::MAX) - 1 {
         return None;
     }
-    let mut i = 0;
-    while i < target.len() {
-        let b = target[i];
-        if ORIGIN[usize::from(b)] & 1 == 0 {
-            if b != b'?' {
-                return None;
-            }
-            let q = i;
-            return target[q + 1..]
-                .iter()
-                .all(|&b| ORIGIN[usize::from(b)] & 2 != 0)
-                .then_some(q);
-        }
-        i += 1;
+    let allowed = |b: u8, bit: u8| ORIGIN[usize::from(b)] & bit != 0 || !b.is_ascii();
+    let q = match target.iter().position(|&b| !allowed(b, 1)) {
+        None => target.len(),
+        Some(q) if target[q] == b'?' && target[q + 1..].iter().all(|&b| allowed(b, 2)) => q,
+        Some(_) => return None,
+    };
+    if !target.is_ascii() && std::str::from_utf8(target).is_err() {
+        return None;
     }
-    Some(target.len())
+    Some(q)
 }
 
 /// The request-target's form must fit the method (RFC 9112 §3.2): origin-form (`/path`)

@@ -214,13 +214,14 @@ pub(crate) fn slice(raw: &[u8], (a, b): (u32, u32)) -> &[u8] {
 }
 
 /// Bytes of a request-target the parser takes (as Tornado does) and the `http` crate's
-/// `Uri` does not, in the path or in the query.
+/// `Uri` does not, in the path or in the query: four of visible ASCII, and those of
+/// UTF-8 past ASCII.
 fn uri_escaped(b: u8) -> bool {
-    matches!(b, b'"' | b'<' | b'>' | b'`')
+    matches!(b, b'"' | b'<' | b'>' | b'`') || !b.is_ascii()
 }
 
-/// ASCII text (the parser let through nothing else for these parts) as `&str`.
-fn ascii(bytes: &[u8]) -> &str {
+/// Text the parser checked (a target is UTF-8, a field name ASCII) as `&str`.
+fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
 }
 
@@ -276,8 +277,8 @@ impl View {
                 .0
                 .raw
                 .slice(self.0.target.0 as usize..self.0.target.1 as usize);
-            // The parser let through visible ASCII only; the `Uri` grammar refuses a
-            // few of those bytes, which are sent escaped to it.
+            // The `Uri` grammar refuses a few of the bytes the parser let through
+            // (UTF-8 past ASCII, four of visible ASCII), which are sent escaped to it.
             if target.iter().any(|&b| uri_escaped(b)) {
                 Uri::try_from(crate::url::percent_encode(&target, uri_escaped)).unwrap_or_default()
             } else {
@@ -295,7 +296,7 @@ impl View {
                 _ => self.lazy().text.get_or_init(|| uri.to_string()),
             };
         }
-        ascii(slice(&self.0.raw, self.0.target))
+        text(slice(&self.0.raw, self.0.target))
     }
 
     /// [`target`](Self::target) as bytes, without the UTF-8 check.
@@ -320,7 +321,7 @@ impl View {
     #[inline]
     pub(crate) fn path(&self) -> &str {
         if self.0.origin {
-            ascii(slice(&self.0.raw, (self.0.target.0, self.0.query)))
+            text(slice(&self.0.raw, (self.0.target.0, self.0.query)))
         } else {
             self.uri().path()
         }
@@ -330,7 +331,7 @@ impl View {
     pub(crate) fn query(&self) -> &str {
         if self.0.origin {
             if self.0.query < self.0.target.1 {
-                ascii(slice(&self.0.raw, (self.0.query + 1, self.0.target.1)))
+                text(slice(&self.0.raw, (self.0.query + 1, self.0.target.1)))
             } else {
                 ""
             }
@@ -343,7 +344,7 @@ impl View {
     /// query.
     pub(crate) fn path_and_query(&self) -> &str {
         if self.0.origin {
-            ascii(slice(&self.0.raw, self.0.target))
+            text(slice(&self.0.raw, self.0.target))
         } else {
             let uri = self.uri();
             uri.path_and_query()
@@ -509,7 +510,7 @@ impl<'a> Iterator for FieldIter<'a> {
     fn next(&mut self) -> Option<(&'a str, &'a [u8])> {
         match &mut self.0 {
             FieldInner::Fields { view, fields } => fields.next().map(|f| {
-                let name = ascii(slice(&view.0.raw, f.name));
+                let name = text(slice(&view.0.raw, f.name));
                 let value = match view.0.host {
                     Some(h) if name.eq_ignore_ascii_case("host") => slice(&view.0.raw, h),
                     _ => slice(&view.0.raw, f.value),

@@ -629,7 +629,9 @@ fn request_line_is_refused_at_its_first_bad_byte() {
     refused_at(b"GET\r\n", 3, ParseError::InvalidRequestLine);
     refused_at(b"GET  / HTTP/1.1\r\n", 4, ParseError::InvalidRequestLine);
     refused_at(b"GET /a\x01b HTTP/1.1\r\n", 6, ParseError::InvalidTarget);
+    // Bytes UTF-8 never uses.
     refused_at(b"GET /\xff HTTP/1.1\r\n", 5, ParseError::InvalidTarget);
+    refused_at(b"GET /a\xc0\x80 HTTP/1.1\r\n", 6, ParseError::InvalidTarget);
     refused_at(b"GET /a\tb HTTP/1.1\r\n", 6, ParseError::InvalidTarget);
     refused_at(b"GET /a#frag HTTP/1.1\r\n", 6, ParseError::InvalidTarget);
     refused_at(b"GET /\r\n", 5, ParseError::InvalidRequestLine);
@@ -645,6 +647,64 @@ fn request_line_is_refused_at_its_first_bad_byte() {
     );
     // A lone CR is not an empty line, and cannot begin a method.
     refused_at(b"\rGET", 1, ParseError::InvalidMethod);
+}
+
+// A target typed with non-ASCII characters comes raw from curl and others (browsers
+// escape it): served when it is UTF-8, as hyper, nginx and Tornado serve it. The path
+// and query read as sent; `uri()` holds the escaped form a browser would have sent.
+#[test]
+fn a_utf8_target_is_taken_and_its_uri_escaped() {
+    let limits = Limits::default();
+    let raw = "GET /caf\u{e9}/\u{1f600}?q=\u{e9}t\u{e9}&a=<b> HTTP/1.1\r\nHost: h\r\n\r\n";
+    let (head, used) = parse_request_head(raw.as_bytes(), &limits)
+        .unwrap()
+        .unwrap();
+    assert_eq!(used, raw.len());
+    assert_eq!(head.path(), "/caf\u{e9}/\u{1f600}");
+    assert_eq!(head.query(), "q=\u{e9}t\u{e9}&a=<b>");
+    assert_eq!(head.target(), "/caf\u{e9}/\u{1f600}?q=\u{e9}t\u{e9}&a=<b>");
+    assert_eq!(
+        head.uri().to_string(),
+        "/caf%C3%A9/%F0%9F%98%80?q=%C3%A9t%C3%A9&a=%3Cb%3E"
+    );
+    // Byte by byte too.
+    let mut p = HeadParser::new();
+    let mut done = None;
+    for n in 1..=raw.len() {
+        if let Some((h, used)) = p.parse(&raw.as_bytes()[..n], &limits).unwrap() {
+            done = Some((h.path().to_owned(), used, n));
+            break;
+        }
+    }
+    assert_eq!(done, Some((head.path().to_owned(), raw.len(), raw.len())));
+    // Not UTF-8 (a sequence cut short, a lone continuation byte, an overlong form's
+    // lead is refused at once above): 400 once the head is in.
+    for bad in [
+        &b"/caf\xc3"[..],
+        b"/\x80a",
+        b"/a?\xe2\x82",
+        b"/\xed\xa0\x80",
+    ] {
+        let mut raw = b"GET ".to_vec();
+        raw.extend_from_slice(bad);
+        raw.extend_from_slice(b" HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            parse_request_head(&raw, &limits).map(|_| ()),
+            Err(ParseError::InvalidTarget),
+            "{bad:?}"
+        );
+    }
+    // An absolute-form target too, its path read from its `Uri`.
+    let raw = "GET http://h/caf\u{e9}?q=\u{e9} HTTP/1.1\r\nHost: h\r\n\r\n";
+    let (head, _) = parse_request_head(raw.as_bytes(), &limits)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.target(), "http://h/caf\u{e9}?q=\u{e9}");
+    let raw = b"GET http://h/caf\xc3 HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert!(parse_request_head(raw, &limits).is_err());
+    // An authority or `*` stays ASCII.
+    let raw = "OPTIONS \u{e9} HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert!(parse_request_head(raw.as_bytes(), &limits).is_err());
 }
 
 #[test]
