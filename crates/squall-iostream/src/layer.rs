@@ -390,6 +390,10 @@ impl Inner {
 /// How long a layered stream's fd outlives its close to send what the layer still
 /// holds (a TLS `close_notify`, and the records the fd had no room for before it): a
 /// peer that does not read cannot hold the fd for longer.
+///
+/// The loop runs this goodbye, as it runs a task: a loop that is not run again lets go
+/// of it (closing the fd) when it is closed ([`IoLoop::close`](squall_ioloop::IoLoop::close)),
+/// which is how a loop whose tasks hold streams is torn down too.
 pub const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A closed layered stream's fd, kept by the loop until the layer's last output is
