@@ -103,6 +103,9 @@ pub(crate) struct Results {
     pub(crate) memory: BTreeMap<String, Vec<(usize, f64, u64)>>,
     /// echo server -> MB/s per round.
     pub(crate) echo: BTreeMap<String, Vec<f64>>,
+    /// echo server -> its CPU time (user + system) per GB echoed, in ms, per round: the
+    /// server's own cost, where MB/s is bound by the client on a 2-core machine.
+    pub(crate) echo_cpu: BTreeMap<String, Vec<f64>>,
     /// Criterion: (benchmark id, median in ns).
     pub(crate) criterion: Vec<(String, f64)>,
     /// What happened to the criterion step.
@@ -364,7 +367,10 @@ fn drive(s: &Settings, tools: &Tools, plan: &Plan, res: &mut Results) {
         pb.set_message(format!("echo round {}/{}", round + 1, s.rounds));
         for (name, figure) in echo_round(s, tools, &plan.echo_servers, round) {
             match figure {
-                Ok(mbps) => res.echo.entry(name.to_owned()).or_default().push(mbps),
+                Ok((mbps, cpu)) => {
+                    res.echo.entry(name.to_owned()).or_default().push(mbps);
+                    res.echo_cpu.entry(name.to_owned()).or_default().push(cpu);
+                }
                 Err(e) => say(pb, format!("error: echo {name}: {e:#}")),
             }
             pb.inc(1);
@@ -1000,34 +1006,55 @@ fn squall_benches_hold(tools: &Tools, addr: SocketAddr, n: usize) -> anyhow::Res
 
 /// One round of the echo run: every echo server started and warmed up, then counted
 /// in one-second slices taken in turn (the order turning with the round and the
-/// slice); each server's MB/s is its bytes over its counted time.
+/// slice); each server's MB/s is its bytes over its counted time, and its CPU per GB
+/// its CPU time over those slices (read from `/proc/PID/stat` around each) over its
+/// bytes, in ms.
 fn echo_round<'a>(
     s: &Settings,
     tools: &Tools,
     servers: &'a [(&'static str, PathBuf)],
     round: usize,
-) -> Vec<(&'a str, anyhow::Result<f64>)> {
+) -> Vec<(&'a str, anyhow::Result<(f64, f64)>)> {
+    /// A server up and warmed up, and what its slices counted.
+    struct Up {
+        guard: Guard,
+        addr: SocketAddr,
+        bytes: f64,
+        secs: f64,
+        cpu_us: f64,
+    }
     let n = servers.len();
-    // Started and warmed up: (guard, address, bytes, seconds) per server.
-    let mut up: Vec<anyhow::Result<(Guard, SocketAddr, f64, f64)>> = servers
+    let mut up: Vec<anyhow::Result<Up>> = servers
         .iter()
         .map(|(name, bin)| {
             let (guard, addr) = start_echo(tools, name, bin)?;
             echo_slice(tools, addr, s.warmup).context("warm-up")?;
-            Ok((guard, addr, 0.0, 0.0))
+            Ok(Up {
+                guard,
+                addr,
+                bytes: 0.0,
+                secs: 0.0,
+                cpu_us: 0.0,
+            })
         })
         .collect();
     let (slices, slice) = slicing(s.duration);
     for i in 0..slices {
         for k in 0..n {
             let at = (k + round + i) % n;
-            let Ok((_, addr, bytes, secs)) = &mut up[at] else {
+            let Ok(u) = &mut up[at] else {
                 continue;
             };
-            match echo_slice(tools, *addr, slice) {
-                Ok((b, t)) => {
-                    *bytes += b;
-                    *secs += t;
+            let pid = u.guard.pid();
+            let counted = proc::cpu_micros(pid).and_then(|before| {
+                let (b, t) = echo_slice(tools, u.addr, slice)?;
+                Ok((b, t, proc::cpu_micros(pid)? - before))
+            });
+            match counted {
+                Ok((b, t, cpu)) => {
+                    u.bytes += b;
+                    u.secs += t;
+                    u.cpu_us += cpu;
                 }
                 Err(e) => up[at] = Err(e),
             }
@@ -1037,14 +1064,14 @@ fn echo_round<'a>(
         .iter()
         .zip(up)
         .map(|((name, _), r)| {
-            let figure = r.and_then(|(guard, addr, bytes, secs)| {
-                drop(guard);
+            let figure = r.and_then(|u| {
+                drop(u.guard);
                 // A probe that the port is gone (the guard reaped the server).
-                let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(100));
-                if secs <= 0.0 {
+                let _ = TcpStream::connect_timeout(&u.addr, Duration::from_millis(100));
+                if u.secs <= 0.0 || u.bytes <= 0.0 {
                     bail!("nothing counted");
                 }
-                Ok(bytes / secs / 1e6)
+                Ok((u.bytes / u.secs / 1e6, u.cpu_us / 1e3 / (u.bytes / 1e9)))
             });
             (*name, figure)
         })

@@ -255,14 +255,22 @@ fn memory_table(res: &Results) -> String {
 }
 
 fn echo_table(res: &Results) -> String {
-    let mut t = String::from("| server | MB/s |\n|---|---:|\n");
+    let mut t = String::from("| server | MB/s | server CPU ms per GB |\n|---|---:|---:|\n");
     for (name, v) in &res.echo {
         let label = if name == "squall" {
             "squall (echo example)"
         } else {
             "tokio (current-thread)"
         };
-        let _ = writeln!(t, "| {label} | {} |", with_range(v, |x| format!("{x:.0}")));
+        let cpu = res
+            .echo_cpu
+            .get(name)
+            .map_or_else(|| "—".to_owned(), |c| with_range(c, |x| format!("{x:.0}")));
+        let _ = writeln!(
+            t,
+            "| {label} | {} | {cpu} |",
+            with_range(v, |x| format!("{x:.0}"))
+        );
     }
     t
 }
@@ -490,7 +498,7 @@ pub(crate) fn json(res: &Results) -> serde_json::Value {
             "server": server,
             "runs": rows.iter().map(|(n, kib, before)| json!({"connections": n, "kib_per_connection": kib, "rss_before_kib": before})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "echo": res.echo.iter().map(|(name, v)| json!({"server": name, "mb_per_s": v})).collect::<Vec<_>>(),
+        "echo": res.echo.iter().map(|(name, v)| json!({"server": name, "mb_per_s": v, "cpu_ms_per_gb": res.echo_cpu.get(name)})).collect::<Vec<_>>(),
         "criterion": res.criterion.iter().map(|(id, ns)| json!({"id": id, "median_ns": ns})).collect::<Vec<_>>(),
         "criterion_note": res.criterion_note,
     })
@@ -734,6 +742,23 @@ mod tests {
             p99_us: 20.0,
             errors: 0,
         }
+    }
+
+    #[test]
+    fn the_echo_table_shows_mb_per_s_and_cpu_per_gb() {
+        let mut res = Results::default();
+        res.echo
+            .insert("squall".into(), vec![2_000.0, 2_400.0, 2_200.0]);
+        res.echo_cpu
+            .insert("squall".into(), vec![300.0, 320.0, 340.0]);
+        res.echo.insert("tokio".into(), vec![2_100.0]);
+        let t = echo_table(&res);
+        assert!(
+            t.contains("| squall (echo example) | 2200 (2000–2400) | 320 (300–340) |"),
+            "{t}"
+        );
+        assert!(t.contains("| tokio (current-thread) | 2100"), "{t}");
+        assert!(t.trim_end().ends_with("| — |"), "{t}");
     }
 
     fn results() -> Results {
