@@ -18,6 +18,7 @@ fn app() -> impl Fn(HttpServerRequest) -> std::future::Ready<Response> + Clone +
         std::future::ready(match req.path() {
             "/echo" => Response::bytes(req.body),
             "/ip" => Response::text(format!("{} {}", req.remote_ip(), req.protocol())),
+            "/query" => Response::text(req.query().to_owned()),
             _ => Response::text("Hello, world!"),
         })
     }
@@ -65,6 +66,18 @@ fn curl_keep_alive_two_urls() {
         1,
         "curl reused its connection"
     );
+}
+
+// curl escapes a non-ASCII path but sends a non-ASCII query raw, as UTF-8: served,
+// and read as sent.
+#[test]
+fn curl_utf8_query() {
+    if !have_tool("curl") {
+        return;
+    }
+    let s = server(HttpServerConfig::default());
+    let url = format!("http://{}/query?q=caf\u{e9}", s.addr);
+    assert_eq!(run(curl().arg(&url), b""), "q=caf\u{e9}");
 }
 
 #[test]
