@@ -87,7 +87,11 @@ pub trait Layer: Any {
     fn is_ready(&self) -> bool;
 
     /// The stream is closing (or its write side shutting down): queue the goodbye the
-    /// protocol sends (a TLS `close_notify`), which [`flush`](Layer::flush) sends.
+    /// protocol sends (a TLS `close_notify`), which [`flush`](Layer::flush) sends. If
+    /// the fd has no room for all of it at a close, the stream is closed for its users
+    /// but the loop keeps the fd and calls [`flush`](Layer::flush) again on its WRITE
+    /// reports until the layer holds nothing, the fd fails, or
+    /// [`GOODBYE_TIMEOUT`] has passed.
     fn close(&mut self);
 
     /// The stream is about to close its fd: read, without waiting, what the protocol

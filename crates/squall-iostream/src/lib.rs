@@ -118,6 +118,11 @@
 //! - **The close callback** fires on a later loop turn; dropping the last handle closes
 //!   the fd without firing it (dropping is not an event), once what is queued to write
 //!   has gone out (within [`DROP_FLUSH_TIMEOUT`]).
+//! - **A layer's goodbye outlives the close**: Tornado's `SSLIOStream` closes its socket
+//!   without one. A stream with a [`Layer`] (TLS) sends the layer's goodbye
+//!   (`close_notify`) when it closes; if the fd has no room for it, the stream is
+//!   closed for its users at once while the loop keeps the fd until the goodbye has
+//!   gone (within [`GOODBYE_TIMEOUT`]), so that the peer does not read a truncation.
 //! - **Writes after the peer's end-of-file fail**: the stream is closed at end-of-file,
 //!   as in Tornado, so a half-closed peer gets no reply.
 //! - **`SIGPIPE`**: writes use `writev`, which raises `SIGPIPE` on a dead peer; Rust
