@@ -1207,9 +1207,7 @@ fn origin_form_query(target: &[u8]) -> Option<usize> {
         Some(q) if target[q] == b'?' && target[q + 1..].iter().all(|&b| allowed(b, 2)) => q,
         Some(_) => return None,
     };
-    if !target.is_ascii() && std::str::from_utf8(target).is_err() {
-        return None;
-    }
+    std::str::from_utf8(target).ok()?;
     Some(q)
 }
 

@@ -238,10 +238,15 @@ impl Inner {
 
     /// Sends what the layer holds: `Ok(true)` when it is all gone.
     pub(crate) fn layer_flush(&self) -> io::Result<bool> {
-        let file = self.file.borrow();
-        let Some(file) = file.as_ref() else {
-            return Ok(true);
-        };
+        match self.file.borrow().as_ref() {
+            Some(file) => self.layer_flush_on(file),
+            None => Ok(true),
+        }
+    }
+
+    /// [`layer_flush`](Inner::layer_flush) through `file`: the stream's fd, or the one
+    /// a [`Goodbye`] keeps after the close.
+    fn layer_flush_on(&self, file: &File) -> io::Result<bool> {
         match self.with_layer(|l| l.flush(file)) {
             None | Some(Ok(())) => Ok(true),
             Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
@@ -411,10 +416,10 @@ struct Goodbye {
 impl Goodbye {
     /// A WRITE report: the layer sends what it can; done or failed, the fd closes.
     fn send(&self) {
-        match self.stream.with_layer(|l| l.flush(&self.file)) {
-            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Some(Err(e)) => log::debug!("IoStream fd {}: last layer flush: {e}", self.stream.fd),
-            _ => {}
+        match self.stream.layer_flush_on(&self.file) {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(e) => log::debug!("IoStream fd {}: last layer flush: {e}", self.stream.fd),
         }
         self.finish();
     }

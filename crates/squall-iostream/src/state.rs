@@ -567,6 +567,14 @@ impl Inner {
     pub(crate) fn take_close_callback(&self) -> Option<Box<dyn FnOnce()>> {
         self.cold.borrow_mut().as_mut()?.close_callback.take()
     }
+
+    /// Closes as [`IoStream::close`](crate::IoStream::close) does (the layer's goodbye
+    /// included), less the close callback: how the last handle's drop closes, since
+    /// dropping is not an event.
+    pub(crate) fn close_dropped(self: &Rc<Self>) {
+        drop(self.take_close_callback());
+        self.close_with(CloseCause::Local);
+    }
 }
 
 impl FdHandler for Inner {

@@ -57,11 +57,9 @@ impl Drop for IoStream {
         // they would in Tornado (whose loop keeps a stream with a pending write alive).
         if !inner.unsent() {
             if inner.has(LAYERED) && !inner.has(CONNECTING) {
-                // Nothing queued: closed now, as `close` closes (with the layer's
-                // goodbye, a TLS `close_notify`, so that the end is not taken for a
-                // truncation), less the close callback: dropping is not an event.
-                drop(inner.take_close_callback());
-                inner.close_with(CloseCause::Local);
+                // Nothing queued: closed now, with the layer's goodbye (a TLS
+                // `close_notify`), so that the end is not taken for a truncation.
+                inner.close_dropped();
             }
             return;
         }
@@ -81,10 +79,7 @@ impl Drop for IoStream {
                     stream.inner.fd
                 );
             }
-            // Closed as `close` closes (with the layer's goodbye), less the close
-            // callback: dropping is not an event.
-            drop(stream.inner.take_close_callback());
-            stream.close();
+            stream.inner.close_dropped();
         }));
     }
 }
