@@ -480,11 +480,13 @@ impl HeadParser {
         start: usize,
         limits: &Limits,
     ) -> Result<Option<HeadSpan>, ParseError> {
-        if buf.len() > limits.max_head_size {
-            return Err(ParseError::HeadTooLarge);
-        }
+        // An unfinished request line past its limit is named first (414): it is the
+        // target that is too long, however much of it arrived in one read.
         if !self.request_line_done && buf.len() - start > limits.max_uri_len.saturating_add(64) {
             return Err(ParseError::UriTooLong);
+        }
+        if buf.len() > limits.max_head_size {
+            return Err(ParseError::HeadTooLarge);
         }
         Ok(None)
     }

@@ -526,6 +526,12 @@ fn size_caps() {
         parse_request_head(partial.as_bytes(), &limits).unwrap_err(),
         ParseError::UriTooLong
     );
+    // Still 414 when the unfinished line arrives past the whole head's limit at once.
+    let huge = format!("GET /{}", "a".repeat(limits.max_head_size + 100));
+    assert_eq!(
+        parse_request_head(huge.as_bytes(), &limits).unwrap_err(),
+        ParseError::UriTooLong
+    );
     // 431: too many headers.
     let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
     for i in 0..limits.max_headers {
