@@ -138,7 +138,8 @@ struct Tools {
     squall_hello: Option<PathBuf>,
     squall_echo: Option<PathBuf>,
     nginx: Option<PathBuf>,
-    tornado: bool,
+    /// A Python that imports `tornado`, when one was found.
+    tornado: Option<PathBuf>,
     wrk: Option<PathBuf>,
     wrk_scripts: BTreeMap<usize, PathBuf>,
 }
@@ -276,7 +277,7 @@ fn plan(s: &Settings, tools: &Tools, nofile: u64, res: &mut Results) -> Plan {
             "floor" => true,
             "hyper-ct" | "hyper-mt" => tools.hyper.is_some(),
             "nginx" => tools.nginx.is_some(),
-            "tornado" => tools.tornado,
+            "tornado" => tools.tornado.is_some(),
             _ => false,
         };
         if available {
@@ -625,7 +626,7 @@ fn build(
         squall_hello: None,
         squall_echo: None,
         nginx: None,
-        tornado: false,
+        tornado: None,
         wrk: which("wrk", &[]),
         wrk_scripts: BTreeMap::new(),
     };
@@ -687,16 +688,21 @@ fn build(
             .push("nginx: not installed (`apt install nginx`)".to_owned());
     }
     if wanted(s, "tornado") {
-        let ok = Command::new("python3")
-            .args(["-c", "import tornado"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|st| st.success());
-        tools.tornado = ok;
-        if !ok {
+        // The system's Python first, then the virtualenv squall-websocket's interop test
+        // makes (with Tornado in it) under `target/ws-interop`.
+        let venv = tools.root.join("target/ws-interop/venv/bin/python");
+        tools.tornado = [PathBuf::from("python3"), venv].into_iter().find(|py| {
+            Command::new(py)
+                .args(["-c", "import tornado"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|st| st.success())
+        });
+        if tools.tornado.is_none() {
             res.skipped.push(
-                "Python Tornado: `python3 -c \"import tornado\"` fails (`pip install tornado`)"
+                "Python Tornado: `python3 -c \"import tornado\"` fails (`pip install tornado`), \
+                 and `target/ws-interop/venv` (made by `cargo xtask ci`) has none"
                     .to_owned(),
             );
         }
@@ -819,7 +825,7 @@ fn start_server(tools: &Tools, id: &str) -> anyhow::Result<(Guard, SocketAddr)> 
         "tornado" => {
             let app = tools.tmp.join("tornado_hello.py");
             fs::write(&app, TORNADO_APP)?;
-            let mut c = Command::new("python3");
+            let mut c = Command::new(tools.tornado.as_ref().context("no Python with Tornado")?);
             c.arg(&app).arg(&p);
             c
         }
