@@ -149,29 +149,46 @@ impl ReadKind for Until<'_> {
     }
     fn check(&mut self, buf: &[u8], _closed: bool) -> Result<Option<usize>, StreamError> {
         let start = self.scanned.min(buf.len());
-        if let Some(i) = self.finder.find(&buf[start..]) {
-            let end = start + i + self.dlen;
-            return match self.max_bytes {
-                Some(max) if end > max => Err(StreamError::Unsatisfiable { max_bytes: max }),
-                _ => Ok(Some(end)),
-            };
+        let end = self
+            .finder
+            .find(&buf[start..])
+            .map(|i| start + i + self.dlen);
+        if end.is_none() {
+            self.scanned = buf.len().saturating_sub(self.dlen - 1);
         }
-        self.scanned = buf.len().saturating_sub(self.dlen - 1);
-        match self.max_bytes {
-            // Only once more than `max` bytes are here, as Tornado: with exactly `max`
-            // (no later match could end within it) the read still waits, and an
-            // end-of-file then is a close, not an unsatisfiable read.
-            Some(max) if buf.len() > max => Err(StreamError::Unsatisfiable { max_bytes: max }),
-            _ => Ok(None),
-        }
+        within_max(self.max_bytes, end, buf.len())
     }
     fn finish(&mut self, t: Taken) -> Bytes {
         bytes_of(t)
     }
     fn failed(&mut self, stream: &IoStream, e: &StreamError) {
-        if matches!(e, StreamError::Unsatisfiable { .. }) {
-            stream.inner.close_with(CloseCause::Unsatisfiable);
-        }
+        close_if_unsatisfiable(stream, e);
+    }
+}
+
+/// A delimited read (`read_until`, `read_until_regex`) held to its `max_bytes`: the
+/// match's `end` if it is within the limit; with no match yet, wait until more than
+/// `max` bytes are `buffered`. Only past `max`, as Tornado: with exactly `max` (no later
+/// match could end within it) the read still waits, and an end-of-file then is a close,
+/// not an unsatisfiable read.
+pub(crate) fn within_max(
+    max_bytes: Option<usize>,
+    end: Option<usize>,
+    buffered: usize,
+) -> Result<Option<usize>, StreamError> {
+    match (max_bytes, end) {
+        (Some(max), Some(end)) if end > max => Err(StreamError::Unsatisfiable { max_bytes: max }),
+        (_, Some(end)) => Ok(Some(end)),
+        (Some(max), None) if buffered > max => Err(StreamError::Unsatisfiable { max_bytes: max }),
+        (_, None) => Ok(None),
+    }
+}
+
+/// A delimited read that failed on its limit closes the stream, as Tornado's
+/// `UnsatisfiableReadError` does.
+pub(crate) fn close_if_unsatisfiable(stream: &IoStream, e: &StreamError) {
+    if matches!(e, StreamError::Unsatisfiable { .. }) {
+        stream.inner.close_with(CloseCause::Unsatisfiable);
     }
 }
 

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use regex::bytes::Regex;
 
 use crate::engine::{Need, Taken};
-use crate::error::{CloseCause, StreamError};
-use crate::read::{bytes_of, ReadFuture, ReadKind};
+use crate::error::StreamError;
+use crate::read::{bytes_of, close_if_unsatisfiable, within_max, ReadFuture, ReadKind};
 use crate::stream::IoStream;
 
 struct UntilRegex<'r> {
@@ -27,24 +27,14 @@ impl ReadKind for UntilRegex<'_> {
     fn check(&mut self, buf: &[u8], _closed: bool) -> Result<Option<usize>, StreamError> {
         // A match can grow or move as bytes arrive, so every search starts at the
         // front (as Tornado's does); `max_bytes` bounds what that costs.
-        if let Some(m) = self.regex.find(buf) {
-            return match self.max_bytes {
-                Some(max) if m.end() > max => Err(StreamError::Unsatisfiable { max_bytes: max }),
-                _ => Ok(Some(m.end())),
-            };
-        }
-        match self.max_bytes {
-            Some(max) if buf.len() > max => Err(StreamError::Unsatisfiable { max_bytes: max }),
-            _ => Ok(None),
-        }
+        let end = self.regex.find(buf).map(|m| m.end());
+        within_max(self.max_bytes, end, buf.len())
     }
     fn finish(&mut self, t: Taken) -> Bytes {
         bytes_of(t)
     }
     fn failed(&mut self, stream: &IoStream, e: &StreamError) {
-        if matches!(e, StreamError::Unsatisfiable { .. }) {
-            stream.inner.close_with(CloseCause::Unsatisfiable);
-        }
+        close_if_unsatisfiable(stream, e);
     }
 }
 
