@@ -66,7 +66,10 @@
 //! - Writes are bounded by `max_write_buffer_size` (default 20 MiB; Tornado has no
 //!   bound): past it the connection is dropped.
 //! - Only version 13 (RFC 6455) is spoken; Tornado also accepts the drafts' versions 7
-//!   and 8. Any other version gets 426 with `Sec-WebSocket-Version: 13`.
+//!   and 8. Any other version gets 426 with `Sec-WebSocket-Version: 13` and
+//!   `Upgrade: websocket` (RFC 9110 asks a 426 to name the protocol; Tornado's does not).
+//! - A handshake that is not a GET gets 405 with `Allow: GET` (Tornado: 405 from its
+//!   `RequestHandler`, without `Allow`).
 //! - A close frame with a code that may not be sent (1004-1006, 1015, 1016-2999, outside
 //!   1000-4999) or a one-byte payload fails the connection with 1002; Tornado echoes
 //!   such codes back.

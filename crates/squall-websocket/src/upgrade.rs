@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use http::header::{HOST, ORIGIN};
+use http::header::{ALLOW, CONNECTION, HOST, ORIGIN, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use squall_httpserver::{Detached, HttpServerRequest, OnUpgrade, Response};
 use squall_iostream::IoStream;
@@ -164,13 +164,23 @@ impl WebSocketUpgrade {
 }
 
 /// The response that refuses a handshake: its status (400, 403, 405, 426) with the
-/// reason as text, and `Sec-WebSocket-Version: 13` on a 426.
+/// reason as text. A 426 names what to upgrade to (`Upgrade: websocket` with the
+/// `upgrade` connection option, RFC 9110 §15.5.22 and §7.8) and the version to use
+/// (`Sec-WebSocket-Version: 13`, RFC 6455 §4.4); a 405 names the method the endpoint
+/// allows (`Allow: GET`, RFC 9110 §15.5.6). Tornado sends neither `Upgrade` nor `Allow`.
 pub fn refusal(error: &HandshakeError) -> Response {
     let mut response = Response::text(error.to_string()).with_status(error.status());
-    if error.status() == StatusCode::UPGRADE_REQUIRED {
-        response
-            .headers
-            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    let headers = &mut response.headers;
+    match error.status() {
+        StatusCode::UPGRADE_REQUIRED => {
+            headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            headers.insert(ALLOW, HeaderValue::from_static("GET"));
+        }
+        _ => {}
     }
     response
 }
@@ -280,5 +290,28 @@ mod tests {
         assert!(!same_origin("://localhost", "localhost"));
         assert!(!same_origin("1http://localhost", "localhost"));
         assert!(same_origin("chrome-extension://localhost", "localhost"));
+    }
+
+    #[test]
+    fn refusals_name_what_the_client_must_change() {
+        // 426: the protocol and its version (RFC 9110 §15.5.22, RFC 6455 §4.4).
+        let r = refusal(&HandshakeError::UnsupportedVersion);
+        assert_eq!(r.status, StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(r.headers[SEC_WEBSOCKET_VERSION], "13");
+        assert_eq!(r.headers[UPGRADE], "websocket");
+        assert_eq!(r.headers[CONNECTION], "Upgrade");
+        assert!(!r.headers.contains_key(ALLOW));
+        // 405: the method allowed (RFC 9110 §15.5.6).
+        let r = refusal(&HandshakeError::NotGet);
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers[ALLOW], "GET");
+        assert!(!r.headers.contains_key(UPGRADE));
+        // The others: the status and the reason, nothing more.
+        for e in [HandshakeError::BadKey, HandshakeError::OriginRefused] {
+            let r = refusal(&e);
+            assert_eq!(r.status, e.status());
+            assert!(!r.headers.contains_key(ALLOW) && !r.headers.contains_key(UPGRADE));
+            assert_eq!(&r.body[..], e.to_string().as_bytes());
+        }
     }
 }
