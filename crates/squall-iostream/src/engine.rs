@@ -294,9 +294,10 @@ impl Inner {
     /// `max_buffer_size` ahead, until the fd has nothing more (not just until a short
     /// read: the end may come right behind the data, as a FIN or a reset the poller
     /// reported with it); `true` at end-of-file. A read error closes the stream with
-    /// it; a pipe's write end, which cannot be read, is reported only once its reader
-    /// is gone, and closes as a write to it would fail (`EPIPE`).
-    fn read_ahead_eof(self: &Rc<Self>) -> bool {
+    /// it (returned to a read or write that waits, else logged); a pipe's write end,
+    /// which cannot be read, is reported only once its reader is gone, and closes as a
+    /// write to it would fail (`EPIPE`).
+    pub(crate) fn read_ahead_eof(self: &Rc<Self>) -> bool {
         loop {
             let held = self.rbuf.borrow().as_deref().map_or(0, BytesMut::len);
             if held >= self.max_buffer_size() {
@@ -328,7 +329,11 @@ impl Inner {
                     } else {
                         CloseCause::from_io(e)
                     };
-                    self.close_with(cause);
+                    if self.has_read_waker() || self.has_write_waker() {
+                        self.close_returned(cause);
+                    } else {
+                        self.close_with(cause);
+                    }
                     return false;
                 }
             }

@@ -98,7 +98,8 @@
 //! [`StreamError::Closed`] carries a [`CloseCause`]: end-of-file, a reset (quiet, logged
 //! at debug level), the real OS error (a refused connect gives `ECONNREFUSED`, read from
 //! `SO_ERROR`), a limit, or a local close. Limits come back through the read's future,
-//! never as a panic.
+//! never as a panic. As in Tornado, what arrived before an error is read before the
+//! error is taken: a peer that answers and then resets loses nothing to the reset.
 //!
 //! # Differences from Tornado, and why
 //!

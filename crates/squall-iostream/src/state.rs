@@ -441,9 +441,18 @@ impl Inner {
             }
         }
         if ready.is_error() && self.has(SOCKET) {
-            // A pending socket error: read it (this consumes it; the select backend
-            // does not) and close with it, as Tornado's `_handle_events` does.
-            // Logged at warn only when no pending read or write will return it.
+            // What arrived before the error is read first, as Tornado's `_handle_events`
+            // reads before it handles an error: a peer that answers and then resets
+            // loses nothing to the reset. The read that finds the queue empty meets
+            // the error (a socket reports it before its end of file) and closes with
+            // it; a pending read is then served from the buffer.
+            self.read_ahead_eof();
+            if self.has(CLOSED) {
+                return;
+            }
+            // A pending socket error no read met (the buffer is full, or the fd is not
+            // read): take it (this consumes it; the select backend does not) and close
+            // with it. Logged at warn only when no pending read or write will return it.
             if let Some(e) = self.take_socket_error() {
                 let cause = CloseCause::from_io(e);
                 if self.has_read_waker() || self.has_write_waker() {

@@ -813,6 +813,51 @@ async fn peer_reset_is_a_reset_cause() {
     assert!(err.close_cause().unwrap().is_peer_gone());
 }
 
+// Tornado reads before it handles an error (`_handle_events`): what a peer wrote before
+// it reset the connection reaches the reader, whether the read waited when the reset
+// came or comes after it, and `read_until_close` returns it as well.
+async fn data_before_a_reset_is_not_lost() {
+    use std::future::poll_fn;
+    use std::pin::pin;
+    use std::task::Poll;
+
+    for waiting in [true, false] {
+        for until_close in [false, true] {
+            let (stream, peer) = tcp_with_std_peer().await;
+            let mut read = pin!(async {
+                if until_close {
+                    stream.read_until_close().await
+                } else {
+                    stream.read_bytes(5, false).await
+                }
+            });
+            if waiting {
+                // Polled once: the read waits, with its waker registered.
+                let pending = poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx).is_pending())).await;
+                assert!(pending);
+            }
+            (&peer).write_all(b"hello").unwrap();
+            // SO_LINGER 0 makes close() send a RST behind the data.
+            socket2::SockRef::from(&peer)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(peer);
+            if !waiting {
+                // Give the loop turns in which to meet the reset with nobody reading.
+                for _ in 0..3 {
+                    sleep(Duration::ZERO).await;
+                }
+            }
+            let got = read.await;
+            assert_eq!(
+                got.as_deref().ok(),
+                Some(&b"hello"[..]),
+                "waiting {waiting}, until_close {until_close}: {got:?}"
+            );
+        }
+    }
+}
+
 // Our own: a read dropped by a timeout loses no data.
 async fn dropped_read_loses_nothing() {
     let (server, client) = tcp_pair().await;
@@ -951,6 +996,7 @@ squall_testing::backend_tests!(
     read_parse_pipelined_and_limits,
     write_buffered_then_flush,
     peer_reset_is_a_reset_cause,
+    data_before_a_reset_is_not_lost,
     dropped_read_loses_nothing,
     poll_read_buf_into_the_callers_room,
 );
