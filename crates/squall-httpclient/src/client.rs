@@ -251,7 +251,7 @@ impl HttpClient {
                 .head
                 .headers
                 .get(header::LOCATION)
-                .map(|v| crate::url::location_text(v.as_bytes()));
+                .map(|v| crate::url::escape_url(v.as_bytes()).into_owned());
             if let (true, Some(location)) = (crate::conn::follows(&ex.head, follow), location) {
                 let next = Rc::new(
                     target
@@ -295,8 +295,9 @@ impl HttpClient {
                 headers: ex.head.headers,
                 body: ex.body,
                 trailers: ex.trailers,
+                // The URL as sent: escaped as the request line was.
                 effective_url: if redirects == 0 {
-                    req.url.clone()
+                    crate::url::escape_url(req.url.as_bytes()).into_owned()
                 } else {
                     target.url()
                 },

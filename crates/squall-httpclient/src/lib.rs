@@ -61,9 +61,12 @@
 //! - **The response is read while the request body is sent** (Tornado writes the whole
 //!   body first): a server that answers early (a 413 before reading a large upload) and
 //!   reads no more gets its answer returned, and the rest of the body is not sent.
-//! - **A URL's non-ASCII bytes and spaces are sent percent-encoded**, in the request
-//!   and in a redirect's `Location` (Tornado sends them raw, which makes the request
-//!   line invalid).
+//! - **A URL's bytes that a URI may not hold raw are sent percent-encoded**, in the
+//!   request and in a redirect's `Location`, as browsers send them (the WHATWG URL
+//!   standard's percent-encode sets: in the path the controls, space, `"`, `<`, `>`,
+//!   `` ` ``, `{`, `}` and non-ASCII; in the query the same but for `` ` ``, `{`, `}`);
+//!   `%XX` escapes and every other byte stay, and `effective_url` is the URL as sent.
+//!   Tornado sends them raw, which makes the request line invalid.
 //! - **Redirects to another origin drop the `Authorization` and `Cookie` headers and the
 //!   basic credentials** (Tornado forwards them).
 //! - **Errors are one enum** ([`HttpClientError`]) instead of `HTTPClientError`,

@@ -1,6 +1,8 @@
 //! URLs as the client needs them: where to connect, what to put in the request line and
 //! the Host header, and how a redirect's Location resolves against the URL it came from.
 
+use std::borrow::Cow;
+
 use http::header::HeaderValue;
 use http::uri::{PathAndQuery, Uri};
 
@@ -31,16 +33,11 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn parse(url: &str) -> Result<Target, String> {
-        // Bytes a request target may not carry (UTF-8, spaces) are percent-encoded, as
-        // in a redirect's Location: sent raw they make the request line invalid (RFC
-        // 9112 §3.2), and servers answer 400.
-        let encoded;
-        let url = if url.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-            url
-        } else {
-            encoded = location_text(url.as_bytes());
-            &encoded
-        };
+        // Bytes a request target may not carry (UTF-8, spaces, `<`, a quote...) are
+        // percent-encoded, as in a redirect's Location: sent raw they make the request
+        // line invalid (RFC 9112 §3.2), and servers answer 400.
+        let encoded = escape_url(url.as_bytes());
+        let url = encoded.as_ref();
         // The fragment is never sent.
         let url = url.split('#').next().unwrap_or(url);
         let uri: Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
@@ -188,11 +185,65 @@ fn port_text(authority: &str) -> Option<&str> {
     }
 }
 
-/// A `Location` value as a URI reference: bytes a URI may not hold raw (UTF-8 or other
-/// non-ASCII bytes, spaces, control bytes) are percent-encoded, as browsers do, so that
-/// every redirect [`follows`](crate::conn::follows) says will be followed can be.
-pub(crate) fn location_text(raw: &[u8]) -> String {
-    squall_httputil::percent_encode(raw.trim_ascii(), |b| !(0x21..=0x7e).contains(&b))
+/// Whether the WHATWG URL standard's path percent-encode set holds `b`: the C0
+/// controls, space, `"`, `#`, `<`, `>`, `?`, `` ` ``, `{`, `}`, DEL and every byte past
+/// ASCII. (`#` and `?` end a path, so [`escape_url`] never meets them there.)
+fn path_escaped(b: u8) -> bool {
+    query_escaped(b) || matches!(b, b'?' | b'`' | b'{' | b'}')
+}
+
+/// Whether the WHATWG URL standard's query percent-encode set holds `b`: the C0
+/// controls, space, `"`, `#`, `<`, `>`, DEL and every byte past ASCII.
+fn query_escaped(b: u8) -> bool {
+    b <= b' ' || matches!(b, b'"' | b'#' | b'<' | b'>') || b >= 0x7f
+}
+
+/// Whether the WHATWG URL standard's fragment percent-encode set holds `b`: the C0
+/// controls, space, `"`, `<`, `>`, `` ` ``, DEL and every byte past ASCII.
+fn fragment_escaped(b: u8) -> bool {
+    (query_escaped(b) && b != b'#') || b == b'`'
+}
+
+/// A URL or a `Location` value as a URI reference that can be sent: leading and
+/// trailing whitespace trimmed, and the bytes a URI may not hold raw percent-encoded
+/// as browsers encode them (the WHATWG URL standard's sets: [`path_escaped`] up to the
+/// query, [`query_escaped`] in it, [`fragment_escaped`] after a `#`), so that `/a b<c>?q="d"` is
+/// sent as `/a%20b%3Cc%3E?q=%22d%22`. Existing `%XX` escapes and every other byte stay
+/// as they are. Borrowed when there is nothing to encode, so that the URL given is
+/// the URL sent.
+pub(crate) fn escape_url(raw: &[u8]) -> Cow<'_, str> {
+    let raw = raw.trim_ascii();
+    // `?` and `#` are the delimiters, not bytes to escape.
+    if !raw
+        .iter()
+        .any(|&b| path_escaped(b) && b != b'?' && b != b'#')
+    {
+        // ASCII only: UTF-8 by construction.
+        if let Ok(text) = std::str::from_utf8(raw) {
+            return Cow::Borrowed(text);
+        }
+    }
+    // The fragment starts at the first `#`, the query at the first `?` before it; the
+    // path holds the scheme and the authority too, where none of these bytes is
+    // valid either.
+    let (reference, fragment) = match raw.iter().position(|&b| b == b'#') {
+        Some(i) => (&raw[..i], Some(&raw[i + 1..])),
+        None => (raw, None),
+    };
+    let (path, query) = match reference.iter().position(|&b| b == b'?') {
+        Some(i) => (&reference[..i], Some(&reference[i + 1..])),
+        None => (reference, None),
+    };
+    let mut out = squall_httputil::percent_encode(path, path_escaped);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(&squall_httputil::percent_encode(query, query_escaped));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(&squall_httputil::percent_encode(fragment, fragment_escaped));
+    }
+    Cow::Owned(out)
 }
 
 /// Whether a URI reference starts with a scheme (RFC 3986 §3.1: `ALPHA *( ALPHA /
@@ -319,6 +370,32 @@ mod tests {
     }
 
     #[test]
+    fn escapes_as_browsers() {
+        let e = |raw: &str| escape_url(raw.as_bytes()).into_owned();
+        // The path set in the path, the query set in the query, the fragment set after
+        // `#`; escapes and valid bytes stay.
+        assert_eq!(
+            e("http://h/a b<c>`{d}\"e\"^|"),
+            "http://h/a%20b%3Cc%3E%60%7Bd%7D%22e%22^|"
+        );
+        assert_eq!(
+            e("/p?q=\"<a>\"`{}?#x y`#"),
+            "/p?q=%22%3Ca%3E%22`{}?#x%20y%60#"
+        );
+        assert_eq!(e("/%41%zz%"), "/%41%zz%");
+        assert_eq!(e("/\u{e9}\t\x7f"), "/%C3%A9%09%7F");
+        assert!(matches!(
+            escape_url(b" http://h/a?b=c#d "),
+            Cow::Borrowed("http://h/a?b=c#d")
+        ));
+        // Raw bytes of a Location that are not UTF-8.
+        assert_eq!(escape_url(b"/caf\xe9"), "/caf%E9");
+        // Every encoded URL parses.
+        let t = Target::parse("http://h/s?q=\"a\"&t=<b>").unwrap();
+        assert_eq!(t.path, "/s?q=%22a%22&t=%3Cb%3E");
+    }
+
+    #[test]
     fn ports_that_are_not_u16_are_errors() {
         // Once taken for "no port": the request went to port 80.
         for url in [
@@ -378,7 +455,7 @@ mod tests {
         assert_eq!(j("?y#s"), "http://a/b/c/d;p?y");
         // A Location with raw UTF-8 or a space is followed, escaped.
         assert_eq!(
-            j(&location_text("/caf\u{e9} x".as_bytes())),
+            j(&escape_url("/caf\u{e9} x".as_bytes())),
             "http://a/caf%C3%A9%20x"
         );
     }

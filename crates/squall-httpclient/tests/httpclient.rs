@@ -1518,3 +1518,88 @@ fn test_hostname_mapping() {
         assert_eq!(r.text(), format!("www.example.com:{port}"));
     });
 }
+
+/// A server on a thread that answers `count` requests, on as many connections as the
+/// client opens, with what `reply` makes of each request line, and returns the lines.
+fn line_server(
+    count: usize,
+    reply: impl Fn(&str) -> Vec<u8> + Send + 'static,
+) -> (SocketAddr, JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        while lines.len() < count {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            while let Some(head) = read_head(&mut s) {
+                let line = head.lines().next().unwrap_or("").to_owned();
+                let _ = s.write_all(&reply(&line));
+                lines.push(line);
+                if lines.len() == count {
+                    break;
+                }
+            }
+        }
+        lines
+    });
+    (addr, server)
+}
+
+/// Bytes the `http` crate's URI refuses (`<`, `>`, a backquote, braces in the path;
+/// `"`, `<`, `>` in the query) are sent percent-encoded as browsers send them (the
+/// WHATWG URL sets), in the URL and in a redirect's Location; `%XX` escapes and the
+/// bytes that are valid already stay; `effective_url` is the URL as sent. (Each such
+/// URL failed with "invalid uri character" before anything was sent.)
+#[test]
+fn test_bytes_a_uri_refuses_are_escaped() {
+    let (addr, server) = line_server(7, |line| {
+        if line.starts_with("GET /r ") {
+            b"HTTP/1.1 302 Found\r\nLocation: /search?q=\"a\"&t=<b>#f g\r\nContent-Length: 0\r\n\r\n"
+                .to_vec()
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
+        }
+    });
+    IoLoop::new()
+        .unwrap()
+        .run_sync(
+            async move {
+                let client = HttpClient::new();
+                let base = format!("http://{addr}");
+                for (path, sent) in [
+                    ("/p<x>", "/p%3Cx%3E"),
+                    ("/p`x{y}^|\"", "/p%60x%7By%7D^|%22"),
+                    (
+                        "/q?json=\"k\"&a=<b>&c=`{d}",
+                        "/q?json=%22k%22&a=%3Cb%3E&c=`{d}",
+                    ),
+                    ("/%41%zz<#frag<", "/%41%zz%3C#frag%3C"),
+                    ("/plain?a=b&c=%20", "/plain?a=b&c=%20"),
+                ] {
+                    let r = client.fetch(format!("{base}{path}")).await.unwrap();
+                    assert_eq!(r.effective_url, format!("{base}{sent}"), "{path}");
+                }
+                let r = client.fetch(format!("{base}/r")).await.unwrap();
+                assert_eq!(r.redirects, 1);
+                assert_eq!(
+                    r.effective_url,
+                    format!("{base}/search?q=%22a%22&t=%3Cb%3E")
+                );
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    assert_eq!(
+        server.join().unwrap(),
+        [
+            "GET /p%3Cx%3E HTTP/1.1",
+            "GET /p%60x%7By%7D^|%22 HTTP/1.1",
+            "GET /q?json=%22k%22&a=%3Cb%3E&c=`{d} HTTP/1.1",
+            "GET /%41%zz%3C HTTP/1.1",
+            "GET /plain?a=b&c=%20 HTTP/1.1",
+            "GET /r HTTP/1.1",
+            "GET /search?q=%22a%22&t=%3Cb%3E HTTP/1.1",
+        ]
+    );
+}
