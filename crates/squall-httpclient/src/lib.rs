@@ -78,6 +78,9 @@
 //!   no `max_buffer_size` (the body cap bounds what is buffered). Digest
 //!   authentication, `prepare_curl_callback`, `network_interface` and client
 //!   certificates are curl-only in Tornado and absent here.
+//! - **A response of a later HTTP/1 minor version (`HTTP/1.2`...) is HTTP/1.1** (RFC
+//!   9110 §2.5): its `version` and the status line `header_callback` sees say
+//!   `HTTP/1.1` (Tornado keeps the version string as sent).
 //! - **`header_callback` lines are rebuilt from the parsed head**, so header names are in
 //!   lower case (Tornado rebuilds them too, in its own canonical case).
 //! - **https needs the `tls` feature** (squall-tls: rustls with the ring provider,

@@ -1519,6 +1519,31 @@ fn test_hostname_mapping() {
     });
 }
 
+/// RFC 9110 §2.5: an `HTTP/1.2` status line is an HTTP/1.1 response (it was
+/// `UnsupportedVersion`); `HTTP/2.0` is still an error.
+#[test]
+fn test_later_minor_version_response() {
+    let r = fetch_from(
+        vec![Then::Reply(
+            b"HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        )],
+        HttpRequest::new,
+    )
+    .unwrap();
+    assert_eq!((r.version, r.text()), (http::Version::HTTP_11, "ok".into()));
+    let e = fetch_from(
+        vec![Then::Reply(
+            b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        )],
+        HttpRequest::new,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, HttpClientError::Response(ParseError::UnsupportedVersion)),
+        "{e:?}"
+    );
+}
+
 /// A server on a thread that answers `count` requests, on as many connections as the
 /// client opens, with what `reply` makes of each request line, and returns the lines.
 fn line_server(

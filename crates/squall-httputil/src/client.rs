@@ -52,7 +52,9 @@ use crate::chunked::ChunkedDecoder;
 use crate::chunked::{encode_chunk, encode_last_chunk};
 use crate::decode::{Decoded, LengthDecoder};
 use crate::error::{OutputError, ParseError};
-use crate::head::{framing, list_items, parse_content_length, Framing};
+use crate::head::{
+    framing, later_minor_as_http11, list_items, parse_content_length, Framing, VersionAt,
+};
 use crate::limits::Limits;
 use crate::response::{put_u64, BodyFraming};
 
@@ -221,7 +223,8 @@ impl RequestBodyEncoder {
 #[doc(alias = "ResponseStartLine")]
 #[derive(Debug, Clone)]
 pub struct ResponseHead {
-    /// `HTTP/1.0` or `HTTP/1.1`.
+    /// `HTTP/1.0` or `HTTP/1.1` (`HTTP/1.2` to `HTTP/1.9` are read as HTTP/1.1, RFC
+    /// 9110 §2.5).
     pub version: Version,
     /// The status code (100 to 999).
     pub status: StatusCode,
@@ -388,8 +391,20 @@ impl ResponseParser {
                 };
                 self.head_end = HeadEnd::default();
                 let head = input.split_to(end).freeze();
-                let parsed =
-                    parse_response_head(&head, &self.limits, self.is_head, self.is_connect)?;
+                let parse = |head: &Bytes| {
+                    parse_response_head(head, &self.limits, self.is_head, self.is_connect)
+                };
+                let parsed = match parse(&head) {
+                    // RFC 9110 §2.5: a later minor version of HTTP/1 is read as HTTP/1.1,
+                    // as the server reads a request.
+                    Err(ParseError::UnsupportedVersion) => {
+                        match later_minor_as_http11(&head, VersionAt::StatusLine) {
+                            Some(copy) => parse(&Bytes::from(copy))?,
+                            None => return Err(ParseError::UnsupportedVersion),
+                        }
+                    }
+                    parsed => parsed?,
+                };
                 if parsed.is_interim() {
                     self.interim_bytes += end;
                     return Ok(Some(ResponseEvent::Interim(parsed)));

@@ -668,23 +668,37 @@ pub(crate) fn analyze(
             Ok(Some(line)) => line,
             Ok(None) => return Ok(None),
             // RFC 9110 §2.5: a later minor version of HTTP/1 is served as HTTP/1.1.
-            Err(ParseError::UnsupportedVersion) => match later_minor_as_http11(buf) {
-                Some(copy) => match tokenize(&copy, limits, whole)? {
-                    Some(line) => line,
-                    None => return Ok(None),
-                },
-                None => return Err(ParseError::UnsupportedVersion),
-            },
+            Err(ParseError::UnsupportedVersion) => {
+                match later_minor_as_http11(buf, VersionAt::RequestLine) {
+                    Some(copy) => match tokenize(&copy, limits, whole)? {
+                        Some(line) => line,
+                        None => return Ok(None),
+                    },
+                    None => return Err(ParseError::UnsupportedVersion),
+                }
+            }
             Err(e) => return Err(e),
         },
     };
     check_fields(buf, line).map(Some)
 }
 
-/// A copy of `head` whose request line says `HTTP/1.1` where it said `HTTP/1.2` to
-/// `HTTP/1.9` (the same length, so every offset found in the copy holds for `head`);
-/// `None` for any other version.
-fn later_minor_as_http11(head: &[u8]) -> Option<Vec<u8>> {
+/// Where the first line of a head holds its HTTP version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VersionAt {
+    /// At the end of a request line (`GET / HTTP/1.1`).
+    RequestLine,
+    /// At the start of a status line (`HTTP/1.1 200 OK`).
+    StatusLine,
+}
+
+/// A copy of `head` whose first line (a request line or a status line, as `at` says)
+/// says `HTTP/1.1` where it said `HTTP/1.2` to `HTTP/1.9` (the same length, so every
+/// offset found in the copy holds for `head`); `None` for any other version. RFC 9110
+/// §2.5: a message of a later minor version of HTTP/1 is processed as one of the
+/// highest minor version the recipient supports, which is 1.1 (httparse knows only
+/// 1.0 and 1.1).
+pub(crate) fn later_minor_as_http11(head: &[u8], at: VersionAt) -> Option<Vec<u8>> {
     let start = head.iter().position(|&b| b != b'\r' && b != b'\n')?;
     let end = start + head[start..].iter().position(|&b| b == b'\n')?;
     let line_end = if end > start && head[end - 1] == b'\r' {
@@ -692,13 +706,18 @@ fn later_minor_as_http11(head: &[u8]) -> Option<Vec<u8>> {
     } else {
         end
     };
-    let at = line_end.checked_sub(8).filter(|&at| at > start)?;
-    match &head[at..line_end] {
-        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor]
-            if head[at - 1] == b' ' && (b'2'..=b'9').contains(minor) =>
-        {
+    // The version's first byte: after a space at the end of a request line, before
+    // one at the start of a status line.
+    let version = match at {
+        VersionAt::RequestLine => line_end
+            .checked_sub(8)
+            .filter(|&v| v > start && head[v - 1] == b' ')?,
+        VersionAt::StatusLine => Some(start).filter(|&v| head.get(v + 8) == Some(&b' '))?,
+    };
+    match head.get(version..version + 8)? {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if (b'2'..=b'9').contains(minor) => {
             let mut copy = head.to_vec();
-            copy[line_end - 1] = b'1';
+            copy[version + 7] = b'1';
             Some(copy)
         }
         _ => None,

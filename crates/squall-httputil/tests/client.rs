@@ -277,6 +277,62 @@ fn chunked_with_content_length() {
     );
 }
 
+/// RFC 9110 §2.5: a status line of `HTTP/1.2` to `HTTP/1.9` is read as HTTP/1.1 (kept
+/// alive, its fields and reason as sent), in one piece or split anywhere, interim
+/// heads included; `HTTP/2.0`, `HTTP/0.9` and `HTTP/1.10` stay errors. (httparse knows
+/// 1.0 and 1.1 only, and every later minor version was `UnsupportedVersion`.)
+#[test]
+fn later_minor_versions_are_http11() {
+    let wire =
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.2 200 Fine\r\nContent-Length: 2\r\nX-A: b\r\n\r\nok";
+    for cut in 0..=wire.len() {
+        let out = feed(&Method::GET, wire, &[cut], false);
+        assert_eq!(out.interim, [100], "cut at {cut}");
+        assert_eq!(out.status, Some(200), "cut at {cut}");
+        assert_eq!(out.body, b"ok", "cut at {cut}");
+        assert_eq!(out.end, Ok(0), "cut at {cut}");
+    }
+    for minor in b'2'..=b'9' {
+        let wire = [
+            &b"HTTP/1."[..],
+            &[minor],
+            b" 404 Not Here\r\nContent-Length: 0\r\n\r\n",
+        ]
+        .concat();
+        let mut p = ResponseParser::new(&Method::GET, Limits::default());
+        let Ok(Some(ResponseEvent::Head(h))) = p.poll(&mut BytesMut::from(&wire[..])) else {
+            panic!("HTTP/1.{}", char::from(minor));
+        };
+        assert_eq!(
+            (h.version, h.status, h.reason.as_str(), h.keep_alive),
+            (
+                http::Version::HTTP_11,
+                StatusCode::NOT_FOUND,
+                "Not Here",
+                true
+            )
+        );
+    }
+    let interim = b"HTTP/1.5 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+    assert_eq!(feed(&Method::GET, interim, &[], false).interim, [103]);
+    for wire in [
+        &b"HTTP/2.0 200 OK\r\n\r\n"[..],
+        b"HTTP/0.9 200 OK\r\n\r\n",
+        b"HTTP/3.1 200 OK\r\n\r\n",
+    ] {
+        assert_eq!(
+            feed(&Method::GET, wire, &[], false).end,
+            Err(ParseError::UnsupportedVersion),
+            "{}",
+            String::from_utf8_lossy(wire)
+        );
+    }
+    assert_eq!(
+        feed(&Method::GET, b"HTTP/1.10 200 OK\r\n\r\n", &[], false).end,
+        Err(ParseError::InvalidVersion)
+    );
+}
+
 /// A body over the cap is refused as soon as its length is known, and a close-delimited
 /// one as soon as it passes the cap.
 #[test]
