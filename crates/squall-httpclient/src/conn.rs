@@ -204,14 +204,17 @@ pub(crate) async fn exchange(
                     following = follows(&h, out.follow)
                         || (retry_408 && h.status == StatusCode::REQUEST_TIMEOUT);
                     if !following {
-                        if let Some(cb) = &req.header_callback {
-                            header_lines(&h, &mut *cb.borrow_mut());
-                        }
+                        // Renamed before the callback sees the head, as Tornado's
+                        // `_GzipMessageDelegate` does: the lines say what the body
+                        // handed on is.
                         if req.decompress_response && is_gzip(&h.headers) {
                             inflater = Some(GzipInflater::new(req.max_body_size));
                             if let Some(enc) = h.headers.remove(header::CONTENT_ENCODING) {
                                 h.headers.insert("x-consumed-content-encoding", enc);
                             }
+                        }
+                        if let Some(cb) = &req.header_callback {
+                            header_lines(&h, &mut *cb.borrow_mut());
                         }
                     }
                     head = Some(h);

@@ -311,6 +311,45 @@ fn test_header_callback() {
     });
 }
 
+/// With `decompress_response`, `header_callback` sees the head the body it is handed
+/// goes with: `X-Consumed-Content-Encoding: gzip` in place of `Content-Encoding`, as
+/// Tornado renames it first; without, the original. (It saw `Content-Encoding: gzip`
+/// beside an inflated body.)
+#[test]
+fn test_header_callback_sees_the_consumed_encoding() {
+    with_app(|client, base| async move {
+        for decompress in [true, false] {
+            let lines = Rc::new(RefCell::new(Vec::<String>::new()));
+            let sink = lines.clone();
+            let body = Rc::new(RefCell::new(Vec::new()));
+            let chunks = body.clone();
+            let r = client
+                .fetch(
+                    HttpRequest::new(format!("{base}/gzip"))
+                        .decompress_response(decompress)
+                        .header_callback(move |l| sink.borrow_mut().push(l.to_owned()))
+                        .streaming_callback(move |d| chunks.borrow_mut().extend_from_slice(&d)),
+                )
+                .await
+                .unwrap();
+            let lines = lines.borrow();
+            let has = |line: &str| lines.iter().any(|l| l.eq_ignore_ascii_case(line));
+            assert_eq!(
+                has("x-consumed-content-encoding: gzip\r\n"),
+                decompress,
+                "{lines:?}"
+            );
+            assert_eq!(has("content-encoding: gzip\r\n"), !decompress, "{lines:?}");
+            assert_eq!(
+                r.headers.contains_key("x-consumed-content-encoding"),
+                decompress
+            );
+            let inflated = body.borrow().starts_with(b"compressed hello");
+            assert_eq!(inflated, decompress);
+        }
+    });
+}
+
 #[test]
 fn test_body_producer() {
     with_app(|client, base| async move {
