@@ -365,7 +365,7 @@ impl HttpClient {
                 .then(|| req.identity.clone())
                 .flatten(),
         };
-        let out = self.outgoing(hop)?;
+        let mut out = self.outgoing(hop)?;
         // A request that met a kept connection's close is sent again on a new one only
         // if doing it twice is harmless: an idempotent method (RFC 9110 §9.2.2; the
         // server may have acted on a POST before the connection dropped), and no body
@@ -406,6 +406,19 @@ impl HttpClient {
                         "httpclient: kept connection to {} answered 408 as it timed out; retrying on a new one",
                         target.host
                     );
+                    continue;
+                }
+                // RFC 9110 §10.1.1: a client that receives 417 to a request with a
+                // 100-continue expectation SHOULD send it again without; once, since the
+                // request sent again carries none.
+                Ok(ex) if ex.expectation_failed && out.expect_continue => {
+                    drop(conn);
+                    log::debug!(
+                        "httpclient: {} refused Expect: 100-continue (417); sending again without",
+                        target.host
+                    );
+                    out.expect_continue = false;
+                    out.headers.remove(header::EXPECT);
                     continue;
                 }
                 Ok(ex) => {
@@ -475,7 +488,9 @@ impl HttpClient {
             );
         }
         // RFC 9110 §10.1.1: no 100-continue expectation without content to hold back.
-        if req.expect_100_continue && crate::conn::has_content(hop.body, hop.producer) {
+        let expect_continue =
+            req.expect_100_continue && crate::conn::has_content(hop.body, hop.producer);
+        if expect_continue {
             set_default(&mut headers, header::EXPECT, "100-continue");
         }
         let declared = headers.remove(header::CONTENT_LENGTH);
@@ -521,6 +536,7 @@ impl HttpClient {
             body: hop.body,
             producer: hop.producer,
             follow: hop.follow,
+            expect_continue,
         })
     }
 

@@ -5,6 +5,7 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
@@ -70,6 +71,9 @@ pub(crate) struct Outgoing<'a> {
     /// Whether a redirect answer would be followed: its body is then read and dropped,
     /// and the callbacks do not see it.
     pub(crate) follow: bool,
+    /// Whether the head carries `Expect: 100-continue` and the body waits for the
+    /// server's `100 Continue` (at most [`CONTINUE_TIMEOUT`]).
+    pub(crate) expect_continue: bool,
 }
 
 /// What one exchange brought back.
@@ -79,6 +83,10 @@ pub(crate) struct Exchanged {
     pub(crate) trailers: HeaderMap,
     /// The connection can carry another request.
     pub(crate) reusable: bool,
+    /// The answer was `417 Expectation Failed` to a request whose body waited for
+    /// `100 Continue` and was not sent: the callbacks did not see it, and the caller
+    /// sends the request again without the expectation (RFC 9110 §10.1.1).
+    pub(crate) expectation_failed: bool,
 }
 
 /// Why an exchange failed, and whether it is safe to try again on a new connection: a
@@ -115,9 +123,18 @@ pub(crate) fn follows(head: &ResponseHead, follow: bool) -> bool {
 /// A body upload in progress, polled while the response is read.
 type Upload<'a> = Pin<Box<dyn Future<Output = Result<(), HttpClientError>> + 'a>>;
 
-/// What waiting on the connection brought: the upload's end, or input.
+/// How long a request with `expect_100_continue` waits for the server's
+/// `100 Continue` before it sends its body anyway, when no answer at all has come:
+/// one second, as curl waits. RFC 9110 §10.1.1: a client that sends the expectation
+/// is not required to wait for it indefinitely (a server or an intermediary may not
+/// know `Expect`, and wait for the body).
+pub const CONTINUE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What waiting on the connection brought: the upload's end, input, or the end of
+/// the wait for `100 Continue`.
 enum Step {
     Sent(Result<(), HttpClientError>),
+    ContinueWaited,
     Read(Result<usize, squall_iostream::StreamError>),
 }
 
@@ -127,6 +144,12 @@ enum Step {
 /// for an early answer): a server may answer before it has read the body (a 413, a
 /// 401, a redirect), and then stop reading it. A response that is complete before the
 /// body ends the upload, and the connection is not reused.
+///
+/// With `out.expect_continue`, the body waits for `100 Continue`, or for
+/// [`CONTINUE_TIMEOUT`] without any answer; a final answer before it means the body is
+/// never sent (and the connection is not reused). A `417 Expectation Failed` then is
+/// [`Exchanged::expectation_failed`], for the caller to send the request again without
+/// the expectation.
 ///
 /// With `retry_408` (a kept connection, a request that may be sent twice), a
 /// `408 Request Timeout` is the server closing an idle connection just as the request
@@ -148,7 +171,7 @@ pub(crate) async fn exchange(
     )
     .map_err(HttpClientError::from)?;
     let has_body = has_content(out.body, out.producer);
-    let wait_continue = req.expect_100_continue && has_body;
+    let wait_continue = out.expect_continue && has_body;
     let mut body_sent = !has_body;
     if !wait_continue {
         if let Some(b) = out.body {
@@ -173,6 +196,8 @@ pub(crate) async fn exchange(
     // still read from what arrived, and the write's error is the cause if none did.
     let mut send_failed: Option<HttpClientError> = None;
     let mut waiting_continue = wait_continue;
+    let mut continue_wait = wait_continue.then(|| Box::pin(squall_ioloop::sleep(CONTINUE_TIMEOUT)));
+    let mut expectation_failed = false;
 
     let limits = Limits {
         max_head_size: req.max_header_size,
@@ -196,13 +221,18 @@ pub(crate) async fn exchange(
                     if waiting_continue && h.status == StatusCode::CONTINUE =>
                 {
                     waiting_continue = false;
+                    continue_wait = None;
                     upload = Some(Box::pin(send_body(stream, out)));
                 }
                 ResponseEvent::Head(mut h) => {
                     // A final answer before `100 Continue`: the body is never sent.
+                    expectation_failed =
+                        waiting_continue && h.status == StatusCode::EXPECTATION_FAILED;
                     waiting_continue = false;
+                    continue_wait = None;
                     following = follows(&h, out.follow)
-                        || (retry_408 && h.status == StatusCode::REQUEST_TIMEOUT);
+                        || (retry_408 && h.status == StatusCode::REQUEST_TIMEOUT)
+                        || expectation_failed;
                     if !following {
                         // Renamed before the callback sees the head, as Tornado's
                         // `_GzipMessageDelegate` does: the lines say what the body
@@ -225,12 +255,21 @@ pub(crate) async fn exchange(
                 ResponseEvent::End => {
                     // An upload still going is dropped with the connection.
                     return finish(head, body, &mut parser, inflater, &buf, body_sent, req)
+                        .map(|ex| Exchanged {
+                            expectation_failed,
+                            ..ex
+                        })
                         .map_err(Failed::from);
                 }
                 _ => {}
             }
         }
         let step = poll_fn(|cx| {
+            if let Some(wait) = continue_wait.as_mut() {
+                if wait.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Step::ContinueWaited);
+                }
+            }
             if let Some(up) = upload.as_mut() {
                 if let Poll::Ready(r) = up.as_mut().poll(cx) {
                     return Poll::Ready(Step::Sent(r));
@@ -240,6 +279,12 @@ pub(crate) async fn exchange(
         })
         .await;
         match step {
+            // No answer within the wait: the server may not know `Expect`.
+            Step::ContinueWaited => {
+                continue_wait = None;
+                waiting_continue = false;
+                upload = Some(Box::pin(send_body(stream, out)));
+            }
             Step::Sent(Ok(())) => {
                 upload = None;
                 body_sent = true;
@@ -259,6 +304,10 @@ pub(crate) async fn exchange(
                 };
                 return match end {
                     Ok(_) => finish(head, body, &mut parser, inflater, &buf, false, req)
+                        .map(|ex| Exchanged {
+                            expectation_failed,
+                            ..ex
+                        })
                         .map_err(Failed::from),
                     Err(error) => Err(Failed {
                         error: send_failed.unwrap_or(error),
@@ -324,6 +373,7 @@ fn finish(
         trailers: parser.take_trailers().unwrap_or_default(),
         head,
         body: body.freeze(),
+        expectation_failed: false,
     })
 }
 

@@ -67,6 +67,11 @@
 //!   `` ` ``, `{`, `}` and non-ASCII; in the query the same but for `` ` ``, `{`, `}`);
 //!   `%XX` escapes and every other byte stay, and `effective_url` is the URL as sent.
 //!   Tornado sends them raw, which makes the request line invalid.
+//! - **`expect_100_continue` waits for `100 Continue` at most
+//!   [`CONTINUE_TIMEOUT`]** (one second, as curl) before it sends the body, and a
+//!   `417 Expectation Failed` to the expectation sends the request again without it,
+//!   as RFC 9110 §10.1.1 asks (Tornado waits until the request timeout, and returns
+//!   the 417).
 //! - **Redirects to another origin drop the `Authorization` and `Cookie` headers and the
 //!   basic credentials** (Tornado forwards them).
 //! - **Errors are one enum** ([`HttpClientError`]) instead of `HTTPClientError`,
@@ -102,7 +107,7 @@ mod tls;
 mod url;
 
 pub use client::{connect_tunnel, ClientConfig, HttpClient};
-pub use conn::BodyWriter;
+pub use conn::{BodyWriter, CONTINUE_TIMEOUT};
 pub use error::{HttpClientError, TimeoutPhase};
 pub use request::{BodyProducer, HttpRequest, ProducerFuture, Proxy, DEFAULT_TIMEOUT};
 pub use response::HttpResponse;

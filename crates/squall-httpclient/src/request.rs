@@ -359,8 +359,11 @@ impl HttpRequest {
         self
     }
 
-    /// Send `Expect: 100-continue` and the body only after the server's `100 Continue`
-    /// (a final answer first means the body is never sent). Tornado's
+    /// Send `Expect: 100-continue` and the body only after the server's `100 Continue`,
+    /// or after [`CONTINUE_TIMEOUT`](crate::CONTINUE_TIMEOUT) without any answer (a
+    /// server that does not know `Expect` waits for the body). A final answer first
+    /// means the body is never sent; a `417 Expectation Failed` then sends the request
+    /// again, once, without the expectation (RFC 9110 §10.1.1). Tornado's
     /// `expect_100_continue`.
     pub fn expect_100_continue(mut self, expect: bool) -> Self {
         self.expect_100_continue = expect;

@@ -1667,3 +1667,108 @@ fn test_bytes_a_uri_refuses_are_escaped() {
         ]
     );
 }
+
+/// A server that does not know `Expect: 100-continue` and waits for the body gets it
+/// after `CONTINUE_TIMEOUT` (RFC 9110 §10.1.1: a client does not wait indefinitely);
+/// it waited for the request timeout.
+#[test]
+fn test_expect_continue_ignored_by_the_server() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = read_head(&mut s).unwrap();
+        let mut body = [0u8; 4];
+        s.read_exact(&mut body).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
+            .unwrap();
+        s.write_all(&body).unwrap();
+        head
+    });
+    IoLoop::new()
+        .unwrap()
+        .run_sync(
+            async move {
+                let r = HttpClient::new()
+                    .fetch(
+                        HttpRequest::new(format!("http://{addr}/"))
+                            .method(Method::POST)
+                            .body("data")
+                            .expect_100_continue(true)
+                            .request_timeout(squall_httpclient::CONTINUE_TIMEOUT * 10),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.text(), "data");
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    let head = server.join().unwrap();
+    assert!(
+        head.to_ascii_lowercase().contains("expect: 100-continue"),
+        "{head}"
+    );
+}
+
+/// A `417 Expectation Failed` to a request whose body waited for `100 Continue` sends
+/// the request again without `Expect` (RFC 9110 §10.1.1), once; the callbacks see only
+/// the final answer. (The 417 was the answer.)
+#[test]
+fn test_417_retries_without_expect() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let head = read_head(&mut s).unwrap();
+            if head.to_ascii_lowercase().contains("expect:") {
+                s.write_all(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 4\r\n\r\nnope")
+                    .unwrap();
+                // The client drops the connection (its body is unsent).
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest);
+                assert!(rest.is_empty(), "the body was sent after the 417");
+            } else {
+                let mut body = [0u8; 4];
+                s.read_exact(&mut body).unwrap();
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
+                    .unwrap();
+                s.write_all(&body).unwrap();
+            }
+            heads.push(head.lines().next().unwrap().to_owned());
+            heads.push(head.to_ascii_lowercase().contains("expect:").to_string());
+        }
+        heads
+    });
+    IoLoop::new()
+        .unwrap()
+        .run_sync(
+            async move {
+                let lines = Rc::new(RefCell::new(Vec::<String>::new()));
+                let sink = lines.clone();
+                let r = HttpClient::new()
+                    .fetch(
+                        HttpRequest::new(format!("http://{addr}/"))
+                            .method(Method::PUT)
+                            .body("data")
+                            .expect_100_continue(true)
+                            .header_callback(move |l| sink.borrow_mut().push(l.to_owned())),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.text(), "data");
+                assert_eq!(lines.borrow()[0], "HTTP/1.1 200 OK\r\n");
+                assert!(!lines.borrow().iter().any(|l| l.contains("417")));
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    assert_eq!(
+        server.join().unwrap(),
+        ["PUT / HTTP/1.1", "true", "PUT / HTTP/1.1", "false"]
+    );
+}
