@@ -457,11 +457,8 @@ impl HttpClient {
         // client's default only fills one in.
         match (&req.user_agent, &self.inner.user_agent) {
             (Some(agent), _) => {
-                let value = HeaderValue::from_str(agent).map_err(|_| {
-                    HttpClientError::invalid(format!(
-                        "user_agent {agent:?} is not a valid header value"
-                    ))
-                })?;
+                let value = crate::request::latin1_value(agent)
+                    .map_err(|e| HttpClientError::invalid(format!("user_agent: {e}")))?;
                 headers.insert(header::USER_AGENT, value);
             }
             (None, Some(agent)) if !headers.contains_key(header::USER_AGENT) => {

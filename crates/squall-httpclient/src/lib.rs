@@ -86,6 +86,9 @@
 //! - **A response of a later HTTP/1 minor version (`HTTP/1.2`...) is HTTP/1.1** (RFC
 //!   9110 §2.5): its `version` and the status line `header_callback` sees say
 //!   `HTTP/1.1` (Tornado keeps the version string as sent).
+//! - **A text header value with a character past U+00FF is an error** naming it
+//!   ([`IntoHeaderValue`]); values up to U+00FF are sent as ISO-8859-1, as Tornado
+//!   sends them (Tornado fails such a value only when it writes the head).
 //! - **`header_callback` lines are rebuilt from the parsed head**, so header names are in
 //!   lower case (Tornado rebuilds them too, in its own canonical case).
 //! - **https needs the `tls` feature** (squall-tls: rustls with the ring provider,
@@ -109,7 +112,9 @@ mod url;
 pub use client::{connect_tunnel, ClientConfig, HttpClient};
 pub use conn::{BodyWriter, CONTINUE_TIMEOUT};
 pub use error::{HttpClientError, TimeoutPhase};
-pub use request::{BodyProducer, HttpRequest, ProducerFuture, Proxy, DEFAULT_TIMEOUT};
+pub use request::{
+    BodyProducer, HttpRequest, IntoHeaderValue, ProducerFuture, Proxy, DEFAULT_TIMEOUT,
+};
 pub use response::HttpResponse;
 /// The resolvers [`HttpClient::with_resolver`] takes, from `squall-tcpserver`.
 pub use squall_tcpserver::{OverrideResolver, Resolver};

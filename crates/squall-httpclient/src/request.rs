@@ -92,6 +92,84 @@ impl Proxy {
     }
 }
 
+/// A value [`HttpRequest::header`] takes: text (`&str`, `String`), which is encoded as
+/// ISO-8859-1 (Latin-1) as Tornado encodes header values, so that `"bär"` is sent as
+/// the bytes `b\xe4r`; or what an `http::HeaderValue` is made from as it is (bytes, a
+/// `HeaderValue`, a `HeaderName`, an integer).
+pub trait IntoHeaderValue {
+    /// The header value.
+    ///
+    /// # Errors
+    /// A message naming what is wrong: a character past U+00FF, which Latin-1 cannot
+    /// encode, or a byte a field value may not hold (a control character, a line end).
+    fn into_header_value(self) -> Result<HeaderValue, String>;
+}
+
+/// `text` as the ISO-8859-1 bytes of a header value.
+pub(crate) fn latin1_value(text: &str) -> Result<HeaderValue, String> {
+    let invalid = || format!("invalid header value {text:?}");
+    if text.is_ascii() {
+        return HeaderValue::from_str(text).map_err(|_| invalid());
+    }
+    let bytes = text
+        .chars()
+        .map(|c| {
+            u8::try_from(u32::from(c)).map_err(|_| {
+                format!(
+                    "header value {text:?} holds {c:?} (U+{:04X}), past U+00FF: ISO-8859-1 cannot encode it (send bytes of your own encoding instead)",
+                    u32::from(c)
+                )
+            })
+        })
+        .collect::<Result<Vec<u8>, String>>()?;
+    HeaderValue::from_bytes(&bytes).map_err(|_| invalid())
+}
+
+impl IntoHeaderValue for &str {
+    fn into_header_value(self) -> Result<HeaderValue, String> {
+        latin1_value(self)
+    }
+}
+
+impl IntoHeaderValue for &String {
+    fn into_header_value(self) -> Result<HeaderValue, String> {
+        latin1_value(self)
+    }
+}
+
+impl IntoHeaderValue for String {
+    fn into_header_value(self) -> Result<HeaderValue, String> {
+        latin1_value(&self)
+    }
+}
+
+/// The types `http::HeaderValue` converts from as they are.
+macro_rules! as_http_converts {
+    ($($t:ty),* $(,)?) => {$(
+        impl IntoHeaderValue for $t {
+            fn into_header_value(self) -> Result<HeaderValue, String> {
+                HeaderValue::try_from(self).map_err(|_| "invalid header value".to_owned())
+            }
+        }
+    )*};
+}
+
+as_http_converts!(
+    &[u8],
+    Vec<u8>,
+    HeaderValue,
+    &HeaderValue,
+    HeaderName,
+    u16,
+    i16,
+    u32,
+    i32,
+    u64,
+    i64,
+    usize,
+    isize,
+);
+
 /// One request with Tornado's options. Tornado's `HTTPRequest`.
 ///
 /// Built with chained setters from a URL; a plain `&str` or `String` converts into a GET.
@@ -211,20 +289,24 @@ impl HttpRequest {
         self
     }
 
-    /// Add a header field (several with one name are all sent). An invalid name or
-    /// value makes `fetch` fail with [`InvalidRequest`](crate::HttpClientError::InvalidRequest).
+    /// Add a header field (several with one name are all sent). Text is sent as
+    /// ISO-8859-1 (Latin-1) bytes, as Tornado encodes header values
+    /// ([`IntoHeaderValue`]). An invalid name or value makes `fetch` fail with
+    /// [`InvalidRequest`](crate::HttpClientError::InvalidRequest).
     pub fn header<K, V>(mut self, name: K, value: V) -> Self
     where
         HeaderName: TryFrom<K>,
-        HeaderValue: TryFrom<V>,
+        V: IntoHeaderValue,
     {
-        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            (Ok(n), Ok(v)) => {
+        let field = HeaderName::try_from(name)
+            .map_err(|_| "invalid header name".to_owned())
+            .and_then(|n| Ok((n, value.into_header_value()?)));
+        match field {
+            Ok((n, v)) => {
                 self.headers.append(n, v);
             }
-            _ => {
-                self.error
-                    .get_or_insert_with(|| "invalid header name or value".to_owned());
+            Err(e) => {
+                self.error.get_or_insert(e);
             }
         }
         self

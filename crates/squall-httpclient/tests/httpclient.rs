@@ -1772,3 +1772,66 @@ fn test_417_retries_without_expect() {
         ["PUT / HTTP/1.1", "true", "PUT / HTTP/1.1", "false"]
     );
 }
+
+/// Tornado's test_header_encoding: a text header value with characters up to U+00FF
+/// is sent as ISO-8859-1 bytes (it failed the fetch: "invalid header name or value"),
+/// one past U+00FF is an error naming it; the reason phrase is read as ISO-8859-1,
+/// as the header values are (it was decoded as UTF-8, lossily).
+#[test]
+fn test_latin1_header_values_and_reason() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut b).unwrap(), 1);
+            head.push(b[0]);
+        }
+        s.write_all(b"HTTP/1.1 200 \xc4rger caf\xc3\xa9\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        head
+    });
+    IoLoop::new()
+        .unwrap()
+        .run_sync(
+            async move {
+                let client = HttpClient::new();
+                let e = client
+                    .fetch(
+                        HttpRequest::new(format!("http://{addr}/")).header("x-euro", "5 \u{20ac}"),
+                    )
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(&e, HttpClientError::InvalidRequest(m) if m.contains("U+20AC")),
+                    "{e:?}"
+                );
+                let r = client
+                    .fetch(
+                        HttpRequest::new(format!("http://{addr}/"))
+                            .header("x-test", "b\u{e4}r")
+                            .header("x-owned", String::from("\u{ff}"))
+                            .header("x-bytes", &b"raw"[..])
+                            .user_agent("s\u{e9}"),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.reason, "\u{c4}rger caf\u{c3}\u{a9}");
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    let head = server.join().unwrap();
+    let has = |field: &[u8]| head.windows(field.len()).any(|w| w == field);
+    assert!(
+        has(b"x-test: b\xe4r\r\n"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert!(has(b"x-owned: \xff\r\n"));
+    assert!(has(b"x-bytes: raw\r\n"));
+    assert!(has(b"user-agent: s\xe9\r\n"));
+}

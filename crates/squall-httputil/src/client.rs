@@ -228,7 +228,8 @@ pub struct ResponseHead {
     pub version: Version,
     /// The status code (100 to 999).
     pub status: StatusCode,
-    /// The reason phrase as sent (possibly empty; bytes that are not UTF-8 are replaced).
+    /// The reason phrase as sent (possibly empty), decoded as ISO-8859-1 (Latin-1) as
+    /// Tornado decodes the head: each byte is one char.
     pub reason: String,
     /// The header fields, in the order received.
     pub headers: HeaderMap,
@@ -596,7 +597,7 @@ fn parse_response_head(
         return Err(ParseError::InvalidStatusLine);
     }
     let reason = match resp.reason {
-        Some(r) if !r.is_empty() => r.to_owned(),
+        Some(r) if !r.is_empty() => latin1(r.as_bytes()),
         _ => reason_bytes(head),
     };
 
@@ -670,6 +671,12 @@ fn parse_response_head(
     })
 }
 
+/// Bytes as ISO-8859-1 (Latin-1) text, each byte one char, as Tornado decodes a head
+/// (a lossy UTF-8 decoding would turn obs-text into U+FFFD).
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
 /// The reason phrase when httparse gave none: it leaves it empty when the phrase holds
 /// bytes that are not UTF-8 (obs-text), which RFC 9112 allows.
 fn reason_bytes(head: &[u8]) -> String {
@@ -677,9 +684,7 @@ fn reason_bytes(head: &[u8]) -> String {
     let line = &head[..line_end];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     // "HTTP/1.1 200 " is 13 bytes.
-    line.get(13..)
-        .map(|r| String::from_utf8_lossy(r).into_owned())
-        .unwrap_or_default()
+    line.get(13..).map(latin1).unwrap_or_default()
 }
 
 /// httparse's coarse error as a precise cause; runs only on the error path.

@@ -333,6 +333,23 @@ fn later_minor_versions_are_http11() {
     );
 }
 
+/// The reason phrase is ISO-8859-1, as Tornado decodes the head: one char per byte,
+/// whether or not the bytes happen to be UTF-8. (It was decoded as UTF-8, lossily.)
+#[test]
+fn reason_is_latin1() {
+    for (wire, reason) in [
+        (&b"HTTP/1.1 200 \xc4rger\r\n\r\n"[..], "\u{c4}rger"),
+        (b"HTTP/1.1 200 caf\xc3\xa9\r\n\r\n", "caf\u{c3}\u{a9}"),
+        (b"HTTP/1.1 200 OK\r\n\r\n", "OK"),
+    ] {
+        let mut p = ResponseParser::new(&Method::HEAD, Limits::default());
+        let Ok(Some(ResponseEvent::Head(h))) = p.poll(&mut BytesMut::from(wire)) else {
+            panic!("{wire:?}");
+        };
+        assert_eq!(h.reason, reason);
+    }
+}
+
 /// A body over the cap is refused as soon as its length is known, and a close-delimited
 /// one as soon as it passes the cap.
 #[test]
