@@ -69,6 +69,12 @@ fn window_bits(value: Option<&str>) -> Option<u8> {
     }
 }
 
+/// Whether the client's offer for `config` carries `server_max_window_bits` (a window
+/// under the default 15): the server must then answer with it (RFC 7692 §7.1.2.1).
+fn offers_server_max_window_bits(config: &DeflateConfig) -> bool {
+    config.server_max_window_bits < 15
+}
+
 impl DeflateParams {
     /// The server's side: the first permessage-deflate offer in a `Sec-WebSocket-Extensions`
     /// request header that `config` can accept, with the response header's value.
@@ -147,7 +153,7 @@ impl DeflateParams {
         if config.client_no_context_takeover {
             offer.push_str("; client_no_context_takeover");
         }
-        if config.server_max_window_bits < 15 {
+        if offers_server_max_window_bits(config) {
             offer.push_str(&format!(
                 "; server_max_window_bits={}",
                 config.server_max_window_bits
@@ -169,8 +175,10 @@ impl DeflateParams {
     /// # Errors
     ///
     /// `Err` with a short reason when the answer is not one the offer allows: an unknown
-    /// or repeated parameter, a bad value, a window larger than the one offered, or a
-    /// `client_max_window_bits` the client did not offer (RFC 7692 §7.1.2.2).
+    /// or repeated parameter, a bad value, a window larger than the one offered, a
+    /// `client_max_window_bits` the client did not offer (RFC 7692 §7.1.2.2), or no
+    /// `server_max_window_bits` (or `server_no_context_takeover`) in answer to an offer
+    /// that has it (§7.1.2.1, §7.1.1.1).
     pub fn from_response(
         ext: &Extension,
         config: &DeflateConfig,
@@ -217,6 +225,11 @@ impl DeflateParams {
         }
         if config.server_no_context_takeover && !params.server_no_context_takeover {
             return Err("server_no_context_takeover offered but not accepted");
+        }
+        // RFC 7692 §7.1.2.1: an offer with server_max_window_bits must be answered
+        // with it (same or smaller, checked above); silence is not 15.
+        if offers_server_max_window_bits(config) && !seen[2] {
+            return Err("server_max_window_bits offered but not accepted");
         }
         Ok(params)
     }
@@ -459,6 +472,50 @@ mod tests {
             DeflateParams::offer(&narrow),
             "permessage-deflate; client_max_window_bits=10"
         );
+    }
+
+    // RFC 7692 §7.1.2.1: an offer of server_max_window_bits=10 answered without the
+    // parameter fails (it was taken as 15, a window the client never agreed to
+    // inflate); answered with the same or a smaller window it is accepted.
+    #[test]
+    fn an_offered_server_window_must_be_answered() {
+        let config = DeflateConfig {
+            server_max_window_bits: 10,
+            ..DeflateConfig::default()
+        };
+        assert_eq!(
+            DeflateParams::offer(&config),
+            "permessage-deflate; server_max_window_bits=10; client_max_window_bits"
+        );
+        let parse = |s: &str| DeflateParams::from_response(&parse_extensions(s)[0], &config);
+        assert_eq!(
+            parse("permessage-deflate"),
+            Err("server_max_window_bits offered but not accepted")
+        );
+        assert_eq!(
+            parse("permessage-deflate; client_max_window_bits=12"),
+            Err("server_max_window_bits offered but not accepted")
+        );
+        assert!(parse("permessage-deflate; server_max_window_bits=11").is_err());
+        for bits in [10, 9] {
+            let p = parse(&format!(
+                "permessage-deflate; server_max_window_bits={bits}"
+            ))
+            .unwrap();
+            assert_eq!(p.server_max_window_bits, bits);
+        }
+        // Not offered: no answer needed, and the server's window is 15.
+        let p = DeflateParams::from_response(
+            &parse_extensions("permessage-deflate")[0],
+            &DeflateConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(p.server_max_window_bits, 15);
+        // The server's own answer to such an offer passes the client's check.
+        let (params, answer) =
+            DeflateParams::accept_offers(&DeflateParams::offer(&config), &DeflateConfig::default())
+                .unwrap();
+        assert_eq!(parse(&answer), Ok(params));
     }
 
     #[test]
