@@ -28,12 +28,14 @@ pub struct WebSocketConfig {
     /// The largest message accepted (after inflating); a bigger one closes the
     /// connection with 1009. Default 10 MiB, as Tornado.
     pub max_message_size: usize,
-    /// Send a ping this often. Default: never.
+    /// Send a ping this often. Default: never. `Some(Duration::ZERO)` is never too, as
+    /// `None` (Tornado's `websocket_ping_interval = 0` turns pings off).
     pub ping_interval: Option<Duration>,
     /// Close the connection (code 1000, reason "ping timed out") when no pong arrives
     /// this long after a ping. Default (with `ping_interval` set): the interval itself;
-    /// a longer timeout is cut to the interval, and zero turns the check off, as
-    /// Tornado 6.5.
+    /// a longer timeout is cut to the interval, and `Some(Duration::ZERO)` turns the
+    /// check off (pings still go out, and a silent peer is kept), as Tornado 6.5.
+    /// Without pings it means nothing.
     pub ping_timeout: Option<Duration>,
     /// How long to wait for the peer's half of the close handshake before dropping the
     /// connection. Default 5 s, as Tornado.
@@ -59,10 +61,18 @@ impl Default for WebSocketConfig {
 }
 
 impl WebSocketConfig {
-    /// The ping timeout in effect, if pings are on: `ping_timeout`, at most the
-    /// interval, the interval when unset; `Some(Duration::ZERO)` means no check.
+    /// The ping interval in effect: `ping_interval`, or `None` (no pings) when it is
+    /// unset or zero.
+    pub fn effective_ping_interval(&self) -> Option<Duration> {
+        self.ping_interval.filter(|interval| !interval.is_zero())
+    }
+
+    /// The ping timeout in effect, if pings are on (see
+    /// [`effective_ping_interval`](Self::effective_ping_interval)): `ping_timeout`, at
+    /// most the interval, the interval when unset; `Some(Duration::ZERO)` means no
+    /// check.
     pub fn effective_ping_timeout(&self) -> Option<Duration> {
-        let interval = self.ping_interval?;
+        let interval = self.effective_ping_interval()?;
         Some(self.ping_timeout.map_or(interval, |t| t.min(interval)))
     }
 }
@@ -195,7 +205,7 @@ struct Negotiated {
 /// driver call `on_message`); write with [`write_message`](WebSocket::write_message),
 /// or [`send`](WebSocket::send) to wait until the peer has taken the bytes; end with
 /// [`close`](WebSocket::close). Pings are answered and close frames echoed while
-/// reading; with `ping_interval` set, also while the application is not reading (the
+/// reading; with pings on (`ping_interval` set, not zero), also while the application is not reading (the
 /// keep-alive task reads then, and keeps what it read for the next reads, up to
 /// `max_message_size` bytes of messages).
 #[doc(alias = "WebSocketClientConnection")]
@@ -260,9 +270,10 @@ impl WebSocket {
                 backlog: Cell::new(None),
             }),
         };
-        if let (Some(interval), Some(timeout)) =
-            (config.ping_interval, config.effective_ping_timeout())
-        {
+        if let (Some(interval), Some(timeout)) = (
+            config.effective_ping_interval(),
+            config.effective_ping_timeout(),
+        ) {
             let pinger = Rc::downgrade(&ws.shared);
             ws.shared
                 .stream

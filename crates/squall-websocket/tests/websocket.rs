@@ -787,3 +787,71 @@ fn a_ping_interval_of_duration_max_never_pings() {
     let errors = squall_testing::logs_here(log::Level::Error);
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+// A ping interval of zero turns pings off, as Tornado's `websocket_ping_interval = 0`,
+// on both ends (it was taken literally: a ping on every turn of the loop, some 100,000
+// a second, with the CPU spinning).
+#[test]
+fn a_ping_interval_of_zero_sends_no_pings() {
+    let mut config = WebSocketConfig::default();
+    config.ping_interval = Some(Duration::ZERO);
+    assert_eq!(config.effective_ping_interval(), None);
+    assert_eq!(
+        config.effective_ping_timeout(),
+        None,
+        "no pings, no timeout"
+    );
+    config.ping_timeout = Some(Duration::from_secs(1));
+    assert_eq!(config.effective_ping_timeout(), None);
+    run(async move {
+        let (_server, addr, seen) = recorder_server(config.clone());
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::new(config))
+            .await
+            .unwrap();
+        for i in 0..20 {
+            ws.send(format!("sync {i}")).await.unwrap();
+            assert_eq!(ws.next().await, Some(format!("sync {i}").into()));
+        }
+        ws.close(None, "").unwrap();
+        while ws.next().await.is_some() {}
+        until(|| seen.borrow().closed.is_some()).await;
+        assert!(seen.borrow().pongs.is_empty(), "the server pinged");
+        assert!(seen.borrow().pings.is_empty(), "the client pinged");
+    });
+}
+
+// A ping timeout of zero keeps the pings but turns their check off (Tornado 6.5): a
+// peer that never answers is pinged on, not closed with "ping timed out".
+#[test]
+fn a_ping_timeout_of_zero_pings_without_closing_a_silent_peer() {
+    run(async {
+        let mut config = WebSocketConfig::default();
+        config.ping_interval = Some(Duration::from_millis(20));
+        config.ping_timeout = Some(Duration::ZERO);
+        assert_eq!(config.effective_ping_timeout(), Some(Duration::ZERO));
+        let (_server, addr, _seen) = recorder_server(config);
+        let frames = raw_upgrade(addr, "1.1", |mut sock| {
+            use std::io::Read;
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                sock.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            // Five of the server's frames (each with a payload under 126 bytes),
+            // none answered.
+            let mut frames = Vec::new();
+            for _ in 0..5 {
+                let mut header = [0u8; 2];
+                sock.read_exact(&mut header).unwrap();
+                let mut payload = vec![0u8; usize::from(header[1] & 0x7f)];
+                sock.read_exact(&mut payload).unwrap();
+                frames.push((header[0], payload));
+            }
+            frames
+        })
+        .await;
+        // Empty pings (FIN, opcode 9), and no close frame between them.
+        assert_eq!(frames, vec![(0x89, Vec::new()); 5]);
+    });
+}
