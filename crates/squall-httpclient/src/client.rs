@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use squall_httputil::client::{RequestFraming, ResponseEvent, ResponseParser};
-use squall_httputil::Limits;
+use squall_httputil::{basic_auth_value, Limits};
 use squall_ioloop::with_timeout;
 use squall_iostream::IoStream;
 use squall_tcpserver::{Resolver, TcpClient};
@@ -19,7 +19,7 @@ use crate::error::{HttpClientError, TimeoutPhase};
 use crate::pool::{Pool, PoolKey, Slots};
 use crate::request::{BodyProducer, HttpRequest, Proxy};
 use crate::response::HttpResponse;
-use crate::url::{basic_auth_value, Scheme, Target};
+use crate::url::{Scheme, Target};
 
 /// The client's own settings (the per-request ones are on [`HttpRequest`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

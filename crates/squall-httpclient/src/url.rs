@@ -68,10 +68,7 @@ impl Target {
                 .flatten()
                 .ok_or_else(|| format!("bad port {p:?} in URL {url:?}"))?,
         };
-        let userinfo = authority.as_str().rsplit_once('@').map(|(info, _)| {
-            let (user, pass) = info.split_once(':').unwrap_or((info, ""));
-            (percent_decode(user), percent_decode(pass))
-        });
+        let userinfo = squall_httputil::userinfo(authority.as_str());
         let host_header = if port == default_port {
             host.to_owned()
         } else {
@@ -289,58 +286,6 @@ fn remove_dot_segments(path: &str) -> String {
     joined
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// Standard base64 with padding (RFC 4648 §4), for `Authorization: Basic`.
-pub(crate) fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// `Basic <base64(user:pass)>`, the credentials in Unicode Normalization Form C as RFC
-/// 7617 §2.1 asks for UTF-8 (Tornado's `encode_username_password`).
-pub(crate) fn basic_auth_value(user: &str, pass: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    let credentials: String = format!("{user}:{pass}").nfc().collect();
-    format!("Basic {}", base64(credentials.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,28 +402,6 @@ mod tests {
         assert_eq!(
             j(&escape_url("/caf\u{e9} x".as_bytes())),
             "http://a/caf%C3%A9%20x"
-        );
-    }
-
-    #[test]
-    fn base64_known_answers() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(
-            basic_auth_value("Aladdin", "open sesame"),
-            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
-        );
-        // Tornado's test_basic_auth_unicode: NFC before encoding.
-        assert_eq!(
-            basic_auth_value("test", "123\u{a3}"),
-            "Basic dGVzdDoxMjPCow=="
-        );
-        assert_eq!(
-            basic_auth_value("jose\u{301}", "s\u{259}cr\u{259}t"),
-            "Basic am9zw6k6c8mZY3LJmXQ="
         );
     }
 }

@@ -73,6 +73,12 @@
 //! - A close frame with a code that may not be sent (1004-1006, 1015, 1016-2999, outside
 //!   1000-4999) or a one-byte payload fails the connection with 1002; Tornado echoes
 //!   such codes back.
+//! - The client's `ClientOptions::headers` replace the headers it would send of the same
+//!   name, `Authorization` from the URL's credentials included (Tornado's client puts
+//!   the URL's credentials over the caller's `Authorization`), and may not set the
+//!   handshake's own (`Upgrade`, `Connection`, `Sec-WebSocket-*`): that is an error,
+//!   where Tornado's client overwrites most of them silently. The URL's credentials are
+//!   percent-decoded before they are encoded (Tornado sends them as written).
 //! - A client asking for `server_max_window_bits=8` is accepted, but the server then
 //!   sends its messages uncompressed (zlib cannot write raw deflate with a 256-byte
 //!   window; RFC 7692 lets any message go uncompressed). Tornado passes the 8 to zlib,

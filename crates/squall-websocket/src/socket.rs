@@ -93,6 +93,9 @@ pub enum WebSocketError {
     Handshake(HandshakeError),
     /// The URL is not a `ws://` URL this client can open.
     BadUrl(String),
+    /// `ClientOptions::headers` holds a header the client's handshake sets itself
+    /// (`Upgrade`, `Connection`, `Sec-WebSocket-*`, a body's framing); nothing was sent.
+    HandshakeHeader(http::HeaderName),
     /// The connection failed: connect error, reset, timeout.
     Io(std::io::Error),
     /// The stream failed.
@@ -109,6 +112,11 @@ impl fmt::Display for WebSocketError {
             WebSocketError::Encode(e) => e.fmt(f),
             WebSocketError::Handshake(e) => write!(f, "WebSocket handshake failed: {e}"),
             WebSocketError::BadUrl(url) => write!(f, "not a ws:// URL: {url}"),
+            WebSocketError::HandshakeHeader(name) => write!(
+                f,
+                "the {name} header is the WebSocket handshake's own: ClientOptions::headers may not set it \
+                 (subprotocols go in ClientOptions::subprotocols, compression in WebSocketConfig::compression)"
+            ),
             WebSocketError::Io(e) => e.fmt(f),
             WebSocketError::Stream(e) => e.fmt(f),
         }

@@ -855,3 +855,82 @@ fn a_ping_timeout_of_zero_pings_without_closing_a_silent_peer() {
         assert_eq!(frames, vec![(0x89, Vec::new()); 5]);
     });
 }
+
+// What a server gets from `ws://user:pw@127.0.0.1:P?x=1` with a `Host` of the caller's:
+// the resource name `/?x=1` (the request line was `GET ?x=1`), one `Host`, the
+// caller's (the generated one went out beside it, which servers refuse with 400, and
+// held the credentials), and the credentials as basic auth.
+#[test]
+fn the_handshake_request_has_the_resource_name_one_host_and_basic_auth() {
+    type Heard = Rc<RefCell<Vec<(String, Vec<String>, Vec<String>)>>>;
+    run(async {
+        let heard: Heard = Rc::default();
+        let h = heard.clone();
+        let (_server, addr) = listen(Rc::new(move |req| {
+            let values = |name: &str| -> Vec<String> {
+                req.headers()
+                    .get_all(name)
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .collect()
+            };
+            h.borrow_mut().push((
+                req.uri().to_string(),
+                values("host"),
+                values("authorization"),
+            ));
+            websocket_response(
+                &req,
+                &WebSocketConfig::default(),
+                Recorder {
+                    seen: Rc::default(),
+                    echo: true,
+                },
+            )
+        }));
+        let port = addr.port();
+        let mut options = ClientOptions::default();
+        options
+            .headers
+            .insert("host", HeaderValue::from_static("example.com"));
+        let ws = websocket_connect(&format!("ws://user:pw@127.0.0.1:{port}?x=1"), &options)
+            .await
+            .unwrap();
+        ws.send("hi").await.unwrap();
+        assert_eq!(ws.next().await, Some("hi".into()));
+        let ws = websocket_connect(
+            &format!("ws://user:pw@127.0.0.1:{port}/p"),
+            &ClientOptions::default(),
+        )
+        .await
+        .unwrap();
+        ws.send("hi").await.unwrap();
+        assert_eq!(ws.next().await, Some("hi".into()));
+        let basic = "Basic dXNlcjpwdw==".to_owned();
+        assert_eq!(
+            *heard.borrow(),
+            [
+                (
+                    "/?x=1".to_owned(),
+                    vec!["example.com".to_owned()],
+                    vec![basic.clone()]
+                ),
+                (
+                    "/p".to_owned(),
+                    vec![format!("127.0.0.1:{port}")],
+                    vec![basic]
+                ),
+            ]
+        );
+        // A header the handshake sets itself is refused, before connecting.
+        let mut options = ClientOptions::default();
+        options
+            .headers
+            .insert("sec-websocket-key", HeaderValue::from_static("x"));
+        assert!(matches!(
+            websocket_connect(&url(addr, "/"), &options).await,
+            Err(WebSocketError::HandshakeHeader(name)) if name == "sec-websocket-key"
+        ));
+        assert_eq!(heard.borrow().len(), 2);
+    });
+}
