@@ -199,6 +199,38 @@ struct Shared {
     backlog: Cell<Option<Box<VecDeque<Backlog>>>>,
 }
 
+impl Drop for Shared {
+    /// The application let go of the connection (its task returned, every handle is
+    /// gone) in the middle of a close handshake: this end's close frame is out, so the
+    /// peer's answer is coming, and nobody would read it. Closed with it unread, the
+    /// connection would be reset (after `close_timeout`, by [`WebSocket::close`]'s
+    /// deadline); a task reads for it instead ([`WebSocket::await_peer_close`]).
+    fn drop(&mut self) {
+        let protocol = self.protocol.get_mut();
+        if self.finished.get() || self.stream.closed() || !protocol.sent_close() {
+            return;
+        }
+        self.finished.set(true);
+        let role = protocol.role();
+        let protocol = std::mem::replace(protocol, Protocol::new(role, None, 0));
+        let closing = WebSocket {
+            shared: Rc::new(Shared {
+                stream: self.stream.clone(),
+                protocol: RefCell::new(protocol),
+                pending: Cell::new(self.pending.take()),
+                negotiated: None,
+                close_timeout_ms: self.close_timeout_ms,
+                max_write_buffer_size: self.max_write_buffer_size,
+                close_frame: RefCell::new(None),
+                finished: Cell::new(false),
+                heard: Cell::new(false),
+                backlog: Cell::new(None),
+            }),
+        };
+        drop(self.stream.io_loop().spawn(closing.await_peer_close()));
+    }
+}
+
 /// The handshake's outcome a connection keeps: the subprotocol, and on a client's
 /// connection the server's response headers.
 struct Negotiated {
@@ -416,7 +448,10 @@ impl WebSocket {
 
     /// Starts the close handshake (Tornado's `close(code, reason)`): sends a close frame,
     /// then drops the connection when the peer answers, or after `close_timeout`.
-    /// Closing twice does nothing.
+    /// Closing twice does nothing. The answer is read by the application's reads
+    /// ([`next`](Self::next), a handler's driver); once the application has dropped
+    /// every handle (its task returned), by a task of the connection's own, which drops
+    /// what comes before it, so that the connection closes with nothing unread.
     ///
     /// # Errors
     ///
@@ -620,6 +655,28 @@ impl WebSocket {
             let _ = with_timeout(timeout, shared.stream.read_until_close()).await;
         }
         shared.stream.close();
+    }
+
+    /// The end of a close handshake nobody reads for (see `Shared`'s `Drop`): reads
+    /// until the peer's close frame, dropping what comes before it and answering
+    /// nothing, or its end-of-file, for at most `close_timeout`, then ends the
+    /// connection as [`finish`](Self::finish) does (the server closes; the client waits
+    /// for the server to), so that it closes with no input unread (RFC 6455 §7.1.1).
+    async fn await_peer_close(self) {
+        // Set first: dropped half-way (the loop going away), this state is not handed on
+        // again.
+        self.shared.finished.set(true);
+        let timeout = self.close_timeout();
+        let _ = with_timeout(timeout, async {
+            while !self.shared.protocol.borrow().received_close() {
+                match self.read_event().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        })
+        .await;
+        self.finish(false).await;
     }
 
     /// Whether the keep-alive task read something for the application.

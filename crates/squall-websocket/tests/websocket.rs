@@ -934,3 +934,109 @@ fn the_handshake_request_has_the_resource_name_one_host_and_basic_auth() {
         assert_eq!(heard.borrow().len(), 2);
     });
 }
+
+// An async form that closes and returns: nobody is left to read the peer's close echo,
+// which stayed unread until `close_timeout`, and the close then reset the connection
+// (Python `websockets` reported ConnectionResetError). The server reads the echo and
+// closes at once, with nothing unread: the peer reads a clean end-of-file.
+#[test]
+fn a_task_that_closes_and_returns_still_reads_the_close_echo() {
+    run(async {
+        let mut config = WebSocketConfig::default();
+        config.close_timeout = Duration::from_secs(20);
+        let (_server, addr) = listen(Rc::new(move |req| {
+            websocket_response_with(&req, &config, |ws| async move {
+                ws.close(Some(CloseCode::NORMAL), "bye").unwrap();
+            })
+        }));
+        let (close, end, lasted) = raw_upgrade(addr, "1.1", |mut sock| {
+            use std::io::{Read, Write};
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                sock.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            let mut close = [0u8; 7];
+            sock.read_exact(&mut close).unwrap();
+            let started = std::time::Instant::now();
+            // A ping and a message the server drops unanswered, then the echo of its
+            // code (masked, zero key).
+            sock.write_all(&[0x89, 0x80, 0, 0, 0, 0]).unwrap();
+            sock.write_all(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i'])
+                .unwrap();
+            sock.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8])
+                .unwrap();
+            let mut rest = Vec::new();
+            let end = sock.read_to_end(&mut rest).map(|_| rest);
+            (close, end.map_err(|e| e.kind()), started.elapsed())
+        })
+        .await;
+        assert_eq!(close, [0x88, 5, 0x03, 0xe8, b'b', b'y', b'e']);
+        assert_eq!(end, Ok(Vec::new()), "after the echo: a clean end-of-file");
+        assert!(lasted < Duration::from_secs(10), "closed after {lasted:?}");
+    });
+}
+
+// The same on the client: a client that closes and drops its handle reads the server's
+// echo, then waits for the server to close, and closes with nothing unread.
+#[test]
+fn a_client_that_closes_and_lets_go_still_reads_the_close_echo() {
+    run(async {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut sock, _) = listener.accept().unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                sock.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8(head).unwrap();
+            let key = head
+                .lines()
+                .find_map(|l| l.strip_prefix("sec-websocket-key: "))
+                .unwrap();
+            let accept = squall_websocket::handshake::accept_key(key.as_bytes());
+            write!(
+                sock,
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            )
+            .unwrap();
+            // The client's close frame (masked: 2 + 4 + 2 bytes for a code alone).
+            let mut close = [0u8; 8];
+            sock.read_exact(&mut close).unwrap();
+            let started = std::time::Instant::now();
+            sock.write_all(&[0x81, 2, b'h', b'i']).unwrap();
+            sock.write_all(&[0x88, 2, 0x03, 0xe8]).unwrap();
+            sock.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            let end = sock.read_to_end(&mut rest).map(|_| rest);
+            tx.send((close, end.map_err(|e| e.kind()), started.elapsed()))
+                .unwrap();
+        });
+        let mut options = ClientOptions::default();
+        options.config.close_timeout = Duration::from_secs(20);
+        let ws = websocket_connect(&format!("ws://{addr}/"), &options)
+            .await
+            .unwrap();
+        ws.close(Some(CloseCode::NORMAL), "").unwrap();
+        drop(ws);
+        let mut got = None;
+        until(|| {
+            got = rx.try_recv().ok();
+            got.is_some()
+        })
+        .await;
+        let (close, end, lasted) = got.unwrap();
+        assert_eq!(close[..2], [0x88, 0x82]);
+        assert_eq!(end, Ok(Vec::new()), "after the echo: a clean end-of-file");
+        assert!(lasted < Duration::from_secs(10), "closed after {lasted:?}");
+    });
+}
