@@ -58,16 +58,9 @@ impl Target {
             Scheme::Http => 80,
             Scheme::Https => 443,
         };
-        let port = match port_text(authority.as_str()) {
-            None | Some("") => default_port,
-            // Digits only: `u16`'s parser would take a sign.
-            Some(p) => p
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-                .then(|| p.parse::<u16>().ok())
-                .flatten()
-                .ok_or_else(|| format!("bad port {p:?} in URL {url:?}"))?,
-        };
+        let port = squall_httputil::authority_port(authority.as_str())
+            .map_err(|p| format!("bad port {p:?} in URL {url:?}"))?
+            .unwrap_or(default_port);
         let userinfo = squall_httputil::userinfo(authority.as_str());
         let host_header = if port == default_port {
             host.to_owned()
@@ -166,19 +159,6 @@ impl Target {
             _ => String::new(),
         };
         Target::parse(&format!("{base}{}{query}", remove_dot_segments(&path)))
-    }
-}
-
-/// The port of an authority (`user@host:port`) as written, after its colon: `None`
-/// without one, `Some("")` for an empty one (RFC 3986 §3.2.3: the scheme's default).
-/// The `http` crate's own reading drops a port it cannot parse (`host:99999`,
-/// `host:abc`) as if none had been written, which would send the request to the
-/// default port.
-fn port_text(authority: &str) -> Option<&str> {
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-    match host_port.strip_prefix('[') {
-        Some(v6) => v6.split_once(']')?.1.strip_prefix(':'),
-        None => host_port.rsplit_once(':').map(|(_, p)| p),
     }
 }
 

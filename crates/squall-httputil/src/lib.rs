@@ -122,8 +122,8 @@ pub use response::{
     ResponseEncoder,
 };
 pub use url::{
-    basic_auth_value, parse_qs_bytes, parse_qsl_bytes, percent_encode, split_host_and_port,
-    url_concat, url_escape, url_unescape, userinfo, Arguments,
+    authority_port, basic_auth_value, parse_qs_bytes, parse_qsl_bytes, percent_encode,
+    split_host_and_port, url_concat, url_escape, url_unescape, userinfo, Arguments,
 };
 pub use view::{FieldIter, HeaderValues};
 

@@ -205,6 +205,37 @@ pub fn split_host_and_port(netloc: &str) -> (&str, Option<u16>) {
     (netloc, None)
 }
 
+/// The port a URL's authority (`host:port`, `user@[::1]:port`) writes: `Ok(None)` when
+/// it writes none (or an empty one, `host:`), `Err` with the text written when that is
+/// not a decimal number up to 65535. The `http` crate's own reading (`Uri::port_u16`)
+/// drops a port it cannot parse (`host:99999`, `host:abc`) as if none had been
+/// written, which would send the request to the scheme's default port.
+///
+/// ```
+/// use squall_httputil::authority_port;
+/// assert_eq!(authority_port("example.com:8080"), Ok(Some(8080)));
+/// assert_eq!(authority_port("u:p@[::1]:81"), Ok(Some(81)));
+/// assert_eq!(authority_port("[::1]"), Ok(None));
+/// assert_eq!(authority_port("example.com:"), Ok(None));
+/// assert_eq!(authority_port("example.com:99999"), Err("99999"));
+/// assert_eq!(authority_port("example.com:+80"), Err("+80"));
+/// ```
+pub fn authority_port(authority: &str) -> Result<Option<u16>, &str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let text = match host_port.strip_prefix('[') {
+        Some(v6) => v6
+            .split_once(']')
+            .and_then(|(_, rest)| rest.strip_prefix(':')),
+        None => host_port.rsplit_once(':').map(|(_, p)| p),
+    };
+    match text {
+        None | Some("") => Ok(None),
+        // Digits only: `u16`'s parser would take a sign.
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => p.parse().map(Some).map_err(|_| p),
+        Some(p) => Err(p),
+    }
+}
+
 /// The credentials of a URL's authority (`user:pass@host:port`), percent-decoded: `None`
 /// without an `@`; a missing password is empty. Bytes that are not UTF-8 after decoding
 /// become U+FFFD.

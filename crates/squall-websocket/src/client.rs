@@ -117,7 +117,7 @@ async fn connect(url: &str, options: &ClientOptions) -> Result<WebSocket, WebSoc
         _ => return Err(bad_url()),
     };
     let host = uri.host().ok_or_else(bad_url)?;
-    let port = uri.port_u16().unwrap_or(default_port(secure));
+    let port = url_port(&uri, secure).ok_or_else(bad_url)?;
     // Made before connecting: a header the handshake refuses fails without a connection.
     let key = generate_key();
     let config = &options.config;
@@ -187,6 +187,16 @@ fn default_port(secure: bool) -> u16 {
     }
 }
 
+/// The port `uri` names, its scheme's default when it names none; `None` for a port
+/// that is not a number up to 65535 (which `Uri::port_u16` would read as no port, and
+/// the client would connect to the default one).
+fn url_port(uri: &Uri, secure: bool) -> Option<u16> {
+    let authority = uri.authority()?;
+    squall_httputil::authority_port(authority.as_str())
+        .ok()
+        .map(|p| p.unwrap_or(default_port(secure)))
+}
+
 /// The opening handshake's request head for `uri` (RFC 6455 §4.1).
 ///
 /// The request target is the resource name: the path, `/` when it is empty, then `?`
@@ -210,7 +220,7 @@ fn request_head(
         return Err(WebSocketError::HandshakeHeader(name.clone()));
     }
     let authority = uri.authority().ok_or_else(bad_url)?;
-    let host = match uri.port_u16() {
+    let host = match url_port(uri, secure) {
         Some(port) if port != default_port(secure) => {
             format!("{}:{port}", authority.host())
         }
@@ -331,6 +341,39 @@ mod tests {
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
             .collect()
+    }
+
+    // A port that is not a number up to 65535 is a bad URL: `Uri::port_u16` reads it as
+    // no port, and the client connected to port 80.
+    #[test]
+    fn a_bad_port_is_a_bad_url() {
+        for (url, port) in [
+            ("ws://h/", Some(80)),
+            ("wss://h/", Some(443)),
+            ("ws://h:8080/", Some(8080)),
+            ("ws://u:p@[::1]:81/", Some(81)),
+            ("ws://h:/", Some(80)),
+            ("ws://h:99999/", None),
+            ("ws://h:abc/", None),
+        ] {
+            let uri: Uri = url.parse().unwrap();
+            assert_eq!(
+                url_port(&uri, uri.scheme_str() == Some("wss")),
+                port,
+                "{url}"
+            );
+        }
+        squall_ioloop::IoLoop::new()
+            .unwrap()
+            .run_sync(
+                async {
+                    let r =
+                        websocket_connect("ws://127.0.0.1:99999/", &ClientOptions::default()).await;
+                    assert!(matches!(r, Err(WebSocketError::BadUrl(_))), "{:?}", r.err());
+                },
+                None,
+            )
+            .unwrap();
     }
 
     // RFC 6455 §3: the resource name is "/" for an empty path, then "?" and the query
