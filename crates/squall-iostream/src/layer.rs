@@ -462,9 +462,11 @@ impl IoStream {
     /// Closes the stream with `error` as its cause ([`CloseCause::Io`], or
     /// [`CloseCause::Reset`] for a reset): Tornado's `close(exc_info=...)`. A layer's
     /// owner closes this way when the layer fails outside a read or write (a TLS
-    /// handshake timeout). Idempotent, like [`close`](IoStream::close).
+    /// handshake timeout). Logged at debug level only: the caller holds the error and
+    /// decides whether it is worth a warning (Tornado's `close` logs nothing).
+    /// Idempotent, like [`close`](IoStream::close).
     pub fn close_with_error(&self, error: io::Error) {
-        self.inner.close_with(CloseCause::from_io(error));
+        self.inner.close_returned(CloseCause::from_io(error));
     }
 
     /// Whether a layer is installed.
