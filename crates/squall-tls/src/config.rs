@@ -13,11 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rustls::client::ResolvesClientCert;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{ServerName, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
+use rustls::server::ParsedCertificate;
 use rustls::server::{ClientHello, ResolvesServerCert, VerifierBuilderError, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName};
 use rustls::{
     ClientConfig, RootCertStore, ServerConfig, SignatureScheme, SupportedProtocolVersion,
 };
@@ -508,8 +512,21 @@ impl TlsClientConfig {
     ///
     /// As [`load_certs`]; [`TlsError::Config`] if a certificate is not a valid trust
     /// anchor.
+    ///
+    /// A self-signed server certificate in the file is trusted as itself, as OpenSSL
+    /// (so Tornado, Python's `ssl` and curl) trusts it, even when it is marked as a CA
+    /// (`openssl req -x509` marks it so by default), which webpki alone refuses as a
+    /// CA used as an end entity: the name and validity are still checked.
     pub fn with_ca_file(path: impl AsRef<Path>) -> Result<TlsClientConfig, TlsError> {
-        TlsClientConfig::with_roots(load_roots(path)?)
+        let certs = load_certs(path)?;
+        let mut roots = RootCertStore::empty();
+        for cert in &certs {
+            roots.add(cert.clone()).map_err(TlsError::Config)?;
+        }
+        TlsClientConfig::with_verifier(Arc::new(TrustedAsThemselves {
+            webpki: webpki_verifier(roots)?,
+            certs,
+        }))
     }
 
     /// Trusts the given roots, with ALPN `http/1.1` and TLS 1.2 and 1.3.
@@ -518,13 +535,17 @@ impl TlsClientConfig {
     ///
     /// [`TlsError::NoRoots`] for an empty store.
     pub fn with_roots(roots: RootCertStore) -> Result<TlsClientConfig, TlsError> {
-        if roots.is_empty() {
-            return Err(TlsError::NoRoots);
-        }
+        TlsClientConfig::with_verifier(webpki_verifier(roots)?)
+    }
+
+    /// A configuration whose server certificates `verifier` checks, with ALPN
+    /// `http/1.1` and TLS 1.2 and 1.3.
+    fn with_verifier(verifier: Arc<dyn ServerCertVerifier>) -> Result<TlsClientConfig, TlsError> {
         let mut config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(TlsError::Config)?
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(TlsClientConfig::from_rustls(Arc::new(config)))
@@ -574,6 +595,92 @@ impl TlsClientConfig {
     /// The rustls configuration inside.
     pub fn rustls(&self) -> &Arc<ClientConfig> {
         &self.rustls
+    }
+}
+
+/// webpki's check of server certificates against `roots`, with squall's provider's
+/// algorithms: what `ClientConfig`'s `with_root_certificates` would make.
+///
+/// # Errors
+///
+/// [`TlsError::NoRoots`] for an empty store.
+fn webpki_verifier(roots: RootCertStore) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+    if roots.is_empty() {
+        return Err(TlsError::NoRoots);
+    }
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| TlsError::Config(rustls::Error::General(e.to_string())))
+}
+
+/// The server verifier of [`TlsClientConfig::with_ca_file`]: webpki's, and a
+/// certificate of the file presented as the server's own is trusted as itself when
+/// webpki refuses it only for being a CA (a self-signed certificate marked `CA:TRUE`).
+/// webpki has checked its validity period before it looks at that mark; its name is
+/// checked here, and the handshake's signatures by webpki's rules as for any other.
+#[derive(Debug)]
+struct TrustedAsThemselves {
+    webpki: Arc<WebPkiServerVerifier>,
+    /// The file's certificates, as they were read.
+    certs: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for TrustedAsThemselves {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let refused = match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(verified) => return Ok(verified),
+            Err(e) => e,
+        };
+        let ca_as_end_entity = matches!(
+            &refused,
+            rustls::Error::InvalidCertificate(CertificateError::Other(other))
+                if other.0.downcast_ref::<webpki::Error>() == Some(&webpki::Error::CaUsedAsEndEntity)
+        );
+        if !ca_as_end_entity || !self.certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            return Err(refused);
+        }
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_name(&cert, server_name)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
+        self.webpki.root_hint_subjects()
     }
 }
 

@@ -235,6 +235,43 @@ fn hostname_is_checked_by_the_client() {
     );
 }
 
+/// Tornado's TestIOStreamCheckHostname trusts a self-signed certificate as its own CA,
+/// as OpenSSL does. `openssl req -x509` marks such a certificate `CA:TRUE`, which
+/// webpki alone refuses as a CA used as an end entity; trusted as itself, it still has
+/// its name checked, and another self-signed certificate is still refused.
+#[test]
+fn a_self_signed_ca_certificate_is_trusted_as_itself() {
+    let pki = Pki::self_signed(&["localhost"]);
+    let (mut c, mut s) = pair(&pki, "localhost");
+    handshake(&mut c, &mut s, &mut Rng(21)).unwrap();
+    // Another name: refused for the name.
+    let (mut c, mut s) = pair(&pki, "other.example");
+    let err = handshake(&mut c, &mut s, &mut Rng(22)).unwrap_err();
+    let TlsError::Protocol(rustls::Error::InvalidCertificate(why)) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        matches!(
+            why,
+            rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. }
+        ),
+        "{why:?}"
+    );
+    // Another self-signed certificate for the same name: not trusted.
+    let other = Pki::self_signed(&["localhost"]);
+    let mut c = TlsSession::client(&other.client_config(), "localhost").unwrap();
+    let mut s = TlsSession::server(&pki.server_config()).unwrap();
+    let err = handshake(&mut c, &mut s, &mut Rng(23)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TlsError::Protocol(rustls::Error::InvalidCertificate(_))
+        ),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn unknown_issuer_is_refused() {
     let pki = Pki::localhost();

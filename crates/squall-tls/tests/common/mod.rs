@@ -38,14 +38,8 @@ impl Pki {
     /// A new CA and a server certificate for `names` (DNS names or IP addresses), in a
     /// fresh temporary directory.
     pub(crate) fn new(names: &[&str]) -> Pki {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let id = format!(
-            "{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let dir = std::env::temp_dir().join(format!("squall-tls-test-{id}"));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir();
+        let id = dir.file_name().unwrap().to_string_lossy().into_owned();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
@@ -71,6 +65,37 @@ impl Pki {
         std::fs::write(&pki.ca, pki.issuer.pem()).unwrap();
         std::fs::write(&pki.cert, cert.pem()).unwrap();
         std::fs::write(&pki.key, key.serialize_pem()).unwrap();
+        pki
+    }
+
+    /// A self-signed server certificate for `names`, marked as a CA (`CA:TRUE`, as
+    /// `openssl req -x509` makes one), which is also the PKI's CA file: trusted as
+    /// itself.
+    pub(crate) fn self_signed(names: &[&str]) -> Pki {
+        let dir = temp_dir();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, names[0].to_owned());
+        for name in names {
+            params.subject_alt_names.push(match name.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*name).try_into().unwrap()),
+            });
+        }
+        let key = KeyPair::generate().unwrap();
+        let key_pem = key.serialize_pem();
+        let issuer = CertifiedIssuer::self_signed(params, key).unwrap();
+        let pki = Pki {
+            ca: dir.join("cert.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            dir,
+            issuer,
+        };
+        std::fs::write(&pki.cert, pki.issuer.pem()).unwrap();
+        std::fs::write(&pki.key, key_pem).unwrap();
         pki
     }
 
@@ -106,6 +131,19 @@ impl Pki {
     pub(crate) fn client_config(&self) -> TlsClientConfig {
         TlsClientConfig::with_ca_file(&self.ca).unwrap()
     }
+}
+
+/// A fresh temporary directory for one PKI's files, named `squall-tls-test-<pid>-<n>`.
+fn temp_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let id = format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let dir = std::env::temp_dir().join(format!("squall-tls-test-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 impl Drop for Pki {
