@@ -121,8 +121,10 @@ pub use response::{
     write_continue, write_error_response, write_head_lines, BodyFraming, EncodedBuf, RequestInfo,
     ResponseEncoder,
 };
+#[cfg(feature = "basic-auth")]
+pub use url::basic_auth_value;
 pub use url::{
-    authority_port, basic_auth_value, parse_qs_bytes, parse_qsl_bytes, percent_encode,
+    authority_port, parse_qs_bytes, parse_qsl_bytes, percent_encode,
     split_host_and_port, url_concat, url_escape, url_unescape, userinfo, Arguments,
 };
 pub use view::{FieldIter, HeaderValues};
