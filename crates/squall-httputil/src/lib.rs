@@ -124,8 +124,8 @@ pub use response::{
 #[cfg(feature = "basic-auth")]
 pub use url::basic_auth_value;
 pub use url::{
-    authority_port, parse_qs_bytes, parse_qsl_bytes, percent_encode,
-    split_host_and_port, url_concat, url_escape, url_unescape, userinfo, Arguments,
+    authority_port, parse_qs_bytes, parse_qsl_bytes, percent_encode, split_host_and_port,
+    url_concat, url_escape, url_unescape, userinfo, Arguments,
 };
 pub use view::{FieldIter, HeaderValues};
 

@@ -51,9 +51,10 @@
 //! and pass its handle to [`TokioBridge::from_handle`]. Clones of a bridge share the
 //! runtime, so one bridge can serve every loop of a multi-threaded server; the runtime
 //! that `new` started shuts down when the last clone is dropped: its async tasks are
-//! cancelled and its thread joined, while `spawn_blocking` work still running (which
-//! cannot be cancelled) finishes on its own thread, unawaited, so that the drop never
-//! blocks the loop that makes it.
+//! cancelled and its thread ends on its own, unjoined, while `spawn_blocking` work
+//! still running (which cannot be cancelled) finishes on its own thread, unawaited, so
+//! that the drop never blocks the loop that makes it, even when a task holds the tokio
+//! thread without yielding.
 
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
@@ -64,7 +65,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::thread::JoinHandle;
 
 pub use squall_ioloop::JoinError;
 use tokio::runtime::{Builder, Handle};
@@ -79,27 +79,16 @@ pub struct TokioBridge {
     owned: Option<Arc<OwnedRuntime>>,
 }
 
-/// The helper thread of a runtime made by [`TokioBridge::new`]: told to stop and joined
-/// when the last bridge goes.
+/// The helper thread of a runtime made by [`TokioBridge::new`]: told to stop (not
+/// joined) when the last bridge goes.
 struct OwnedRuntime {
     stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for OwnedRuntime {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            if t.thread().id() == std::thread::current().id() {
-                // The last bridge was dropped by a task on the runtime itself: it
-                // cannot wait for its own thread. The thread ends once this task does.
-                return;
-            }
-            if t.join().is_err() {
-                log::error!("the squall-tokio runtime thread panicked");
-            }
         }
     }
 }
@@ -116,7 +105,11 @@ impl TokioBridge {
         let runtime = Builder::new_current_thread().enable_all().build()?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
+        // The thread is never joined (its handle is dropped here): it ends once the
+        // task it runs yields and the runtime has shut down, and a task that holds it
+        // without yielding (blocking in async code, against tokio's rules) would
+        // otherwise hold up the loop that drops the last bridge.
+        std::thread::Builder::new()
             .name("squall-tokio".to_owned())
             .spawn(move || {
                 // Runs spawned tasks until told to stop; then the shutdown cancels
@@ -130,10 +123,7 @@ impl TokioBridge {
             })?;
         Ok(TokioBridge {
             handle,
-            owned: Some(Arc::new(OwnedRuntime {
-                stop: Some(stop),
-                thread: Some(thread),
-            })),
+            owned: Some(Arc::new(OwnedRuntime { stop: Some(stop) })),
         })
     }
 

@@ -97,7 +97,7 @@ fn dropping_the_last_bridge_stops_its_runtime_and_cancels_what_runs() {
         .run_sync(
             async move {
                 let pending = bridge.run(std::future::pending::<()>());
-                // The runtime thread is joined here.
+                // The runtime is told to stop here; its task is cancelled.
                 drop(bridge);
                 pending.await
             },
@@ -133,6 +133,32 @@ fn dropping_the_last_bridge_does_not_wait_for_blocking_work() {
         .expect("dropping the bridge waited for the blocking task");
     release.send(()).unwrap();
     finished.recv_timeout(PATIENCE).unwrap();
+}
+
+// A tokio task that holds the runtime's thread without yielding (a blocking call in
+// async code, against tokio's rules) does not hold up the drop of the last bridge
+// either: the drop tells the runtime to stop and does not wait for its thread.
+#[test]
+fn dropping_the_last_bridge_does_not_wait_for_a_task_that_never_yields() {
+    let bridge = TokioBridge::new().unwrap();
+    let (started_tx, started) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    drop(bridge.handle().spawn(async move {
+        started_tx.send(()).unwrap();
+        let _ = released.recv();
+    }));
+    started.recv_timeout(PATIENCE).unwrap();
+    let (dropped_tx, dropped) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(bridge);
+        dropped_tx.send(()).unwrap();
+    });
+    // Deterministic: the task cannot yield before `release`, so a drop that joined
+    // the runtime's thread would never report.
+    dropped
+        .recv_timeout(PATIENCE)
+        .expect("dropping the bridge waited for the runtime's thread");
+    release.send(()).unwrap();
 }
 
 #[test]
