@@ -220,6 +220,10 @@ pub enum OutputError {
     /// The connection is closing (an earlier response ended keep-alive, or the input
     /// failed): no further response may be written.
     ConnectionClosing,
+    /// An interim (1xx) status as the response, other than 101 Switching Protocols: a
+    /// final response must follow an interim one (RFC 9110 §15.2), and `100 Continue`
+    /// is the server's own to send.
+    InterimStatus,
     /// The connection already holds more bytes for the peer than its write-buffer limit
     /// (Tornado's `max_write_buffer_size`, `StreamBufferFullError`): the peer is not
     /// reading. Nothing was written; the connection closes.
@@ -246,6 +250,9 @@ impl fmt::Display for OutputError {
             WriteBufferFull => {
                 f.write_str("the write buffer is full (the peer is not reading the response)")
             }
+            InterimStatus => f.write_str(
+                "an interim (1xx) status cannot be the response: a final one must follow",
+            ),
         }
     }
 }

@@ -4,8 +4,9 @@
 use std::io::IoSlice;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
+use smallvec::SmallVec;
 
 use crate::chunked::{encode_chunk, encode_last_chunk, ChunkHeader};
 use crate::date::DATE_LINE_LEN;
@@ -67,6 +68,19 @@ pub(crate) struct HeadStyle<'a> {
     /// The caller's reading of the monotonic clock, for the `Date` (see
     /// [`ServerConn::set_clock`](crate::h1::ServerConn::set_clock)).
     pub(crate) now: Option<std::time::Instant>,
+}
+
+/// One `name: value` line of a caller's header, spelled as `style` says.
+#[inline]
+fn put_line(out: &mut BytesMut, name: &HeaderName, value: &[u8], style: HeadStyle<'_>) {
+    if style.case == HeaderCase::Lower {
+        put_header_line(out, name.as_str().as_bytes(), value);
+    } else {
+        put_name(out, name, style.case, style.spellings);
+        out.put_slice(b": ");
+        out.put_slice(value);
+        out.put_slice(b"\r\n");
+    }
 }
 
 /// Appends one header line, `name: value` and CRLF.
@@ -465,6 +479,11 @@ impl ResponseEncoder {
         out: &mut BytesMut,
     ) -> Result<ResponseEncoder, OutputError> {
         let code = status.as_u16();
+        if (100..200).contains(&code) && code != 101 {
+            // An interim answer leaves the request waiting for its final one (RFC 9110
+            // §15.2): as the response, it would answer the next request's place.
+            return Err(OutputError::InterimStatus);
+        }
         let no_content = (100..200).contains(&code) || code == 204;
         let bodyless = no_content || code == 304 || req.is_head;
         // One pass over the caller's headers: each line is written as it is checked and
@@ -479,7 +498,10 @@ impl ResponseEncoder {
         let mut length_invalid = false;
         let mut content_length: Option<u64> = None;
         let mut user_close = false;
-        let mut user_connection = false;
+        // The caller's `Connection` values, written after the pass, once it is known
+        // whether the connection stays open.
+        let mut user_connection: SmallVec<[&[u8]; 1]> = SmallVec::new();
+        let mut length_fields = 0usize;
         let mut has_date = false;
         let mut has_server = false;
         let mut bad_value = false;
@@ -494,19 +516,21 @@ impl ResponseEncoder {
                 // of the length rules out the rest, and picks the one name to compare.
                 match spelled.len() {
                     14 if *name == header::CONTENT_LENGTH => {
-                        for item in list_items(v) {
-                            match parse_decimal(item) {
-                                Some(n) if content_length.is_none_or(|c| c == n) => {
-                                    content_length = Some(n);
-                                }
-                                _ => length_invalid = true,
-                            }
+                        // One field of one decimal number: a sender never sends a list
+                        // (`5, 5`) or a second field (RFC 9110 §8.6), which some
+                        // clients read as no length at all.
+                        length_fields += 1;
+                        match parse_decimal(v) {
+                            Some(n) if length_fields == 1 => content_length = Some(n),
+                            _ => length_invalid = true,
                         }
                     }
                     17 if *name == header::TRANSFER_ENCODING => transfer_encoding = true,
                     10 if *name == header::CONNECTION => {
-                        user_connection = true;
                         user_close |= list_items(v).any(|t| t.eq_ignore_ascii_case(b"close"));
+                        bad_value |= has_cr_or_lf(v);
+                        user_connection.push(v);
+                        continue;
                     }
                     4 if *name == header::DATE => has_date = true,
                     6 if *name == header::SERVER => has_server = true,
@@ -518,14 +542,7 @@ impl ResponseEncoder {
                     // the status says and is dropped, any other is an error below.
                     continue;
                 }
-                if style.case == HeaderCase::Lower {
-                    put_header_line(out, spelled, v);
-                } else {
-                    put_name(out, name, style.case, style.spellings);
-                    out.put_slice(b": ");
-                    out.put_slice(v);
-                    out.put_slice(b"\r\n");
-                }
+                put_line(out, name, v, style);
             }
         }
         if transfer_encoding {
@@ -557,6 +574,12 @@ impl ResponseEncoder {
             BodyFraming::CloseDelimited
         };
         let keep_alive = req.keep_alive && !user_close && framing != BodyFraming::CloseDelimited;
+        if keep_alive || user_close {
+            // The caller's values stand: they agree with what the server will do.
+            for v in &user_connection {
+                put_line(out, &header::CONNECTION, v, style);
+            }
+        }
         let mut tail = Tail {
             buf: [0; TAIL_CAP],
             len: 0,
@@ -591,12 +614,15 @@ impl ResponseEncoder {
             tail.push_u64(n);
             tail.push(b"\r\n");
         }
-        if !user_connection {
-            if !keep_alive && req.version == Version::HTTP_11 {
-                tail.push(b"Connection: close\r\n");
-            } else if keep_alive && req.version == Version::HTTP_10 {
-                tail.push(b"Connection: Keep-Alive\r\n");
-            }
+        if !keep_alive
+            && !user_close
+            && (req.version == Version::HTTP_11 || !user_connection.is_empty())
+        {
+            // The server closes: said so (RFC 9112 §9.6), in place of any `keep-alive`
+            // of the caller's, which would promise the client a connection that ends.
+            tail.push(b"Connection: close\r\n");
+        } else if keep_alive && req.version == Version::HTTP_10 && user_connection.is_empty() {
+            tail.push(b"Connection: Keep-Alive\r\n");
         }
         if framing == BodyFraming::Chunked {
             tail.push(b"Transfer-Encoding: chunked\r\n");
@@ -965,6 +991,118 @@ mod tests {
         .unwrap();
         assert!(enc.keep_alive());
         assert!(text(&out).contains("Connection: Keep-Alive\r\n"));
+    }
+
+    // RFC 9112 §9.6: a server that closes says so. A caller's `Connection: keep-alive`
+    // on a connection the server will close gives way to `close` (it promised the
+    // client a connection that ends); one that agrees with the server stands.
+    #[test]
+    fn a_callers_keep_alive_gives_way_when_the_server_closes() {
+        let ka = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, HeaderValue::from_static(v));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            h
+        };
+        for (version, request_keep_alive) in [(Version::HTTP_11, false), (Version::HTTP_10, false)]
+        {
+            let mut out = BytesMut::new();
+            let enc = ResponseEncoder::start(
+                &info(version, false, request_keep_alive),
+                StatusCode::OK,
+                &ka("keep-alive"),
+                &mut out,
+            )
+            .unwrap();
+            assert!(!enc.keep_alive());
+            let t = text(&out).to_ascii_lowercase();
+            assert!(!t.contains("keep-alive"), "{t}");
+            assert_eq!(t.matches("connection: close\r\n").count(), 1, "{t}");
+        }
+        // Kept: the caller's value goes out as it was.
+        let mut out = BytesMut::new();
+        let enc = ResponseEncoder::start(
+            &info(Version::HTTP_10, false, true),
+            StatusCode::OK,
+            &ka("keep-alive"),
+            &mut out,
+        )
+        .unwrap();
+        assert!(enc.keep_alive());
+        let t = text(&out).to_ascii_lowercase();
+        assert_eq!(t.matches("connection:").count(), 1, "{t}");
+        assert!(t.contains("connection: keep-alive\r\n"), "{t}");
+        // The caller's own close stands, once.
+        let mut out = BytesMut::new();
+        let enc = ResponseEncoder::start(
+            &info(Version::HTTP_11, false, true),
+            StatusCode::OK,
+            &ka("close"),
+            &mut out,
+        )
+        .unwrap();
+        assert!(!enc.keep_alive());
+        assert_eq!(
+            text(&out)
+                .to_ascii_lowercase()
+                .matches("connection:")
+                .count(),
+            1
+        );
+    }
+
+    // RFC 9110 §8.6: a sender's Content-Length is one decimal number in one field; a
+    // list (`5, 5`) or a second field is refused, as some clients read them as no
+    // length at all.
+    #[test]
+    fn a_content_length_list_or_second_field_is_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5, 5"));
+        let mut out = BytesMut::new();
+        let r = ResponseEncoder::start(
+            &info(Version::HTTP_11, false, true),
+            StatusCode::OK,
+            &h,
+            &mut out,
+        );
+        assert_eq!(r.err(), Some(OutputError::InvalidContentLength));
+        assert!(out.is_empty());
+        let mut h = HeaderMap::new();
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        let r = ResponseEncoder::start(
+            &info(Version::HTTP_11, false, true),
+            StatusCode::OK,
+            &h,
+            &mut out,
+        );
+        assert_eq!(r.err(), Some(OutputError::InvalidContentLength));
+        assert!(out.is_empty());
+    }
+
+    // RFC 9110 §15.2: a 1xx is interim and a final response must follow it; as the
+    // response it would answer the next request's place. 101 stays (an upgrade).
+    #[test]
+    fn an_interim_status_is_not_a_response() {
+        for code in [100, 102, 103, 199] {
+            let mut out = BytesMut::new();
+            let r = ResponseEncoder::start(
+                &info(Version::HTTP_11, false, true),
+                StatusCode::from_u16(code).unwrap(),
+                &HeaderMap::new(),
+                &mut out,
+            );
+            assert_eq!(r.err(), Some(OutputError::InterimStatus), "{code}");
+            assert!(out.is_empty());
+        }
+        let mut out = BytesMut::new();
+        assert!(ResponseEncoder::start(
+            &info(Version::HTTP_11, false, true),
+            StatusCode::SWITCHING_PROTOCOLS,
+            &HeaderMap::new(),
+            &mut out,
+        )
+        .is_ok());
     }
 
     #[test]
