@@ -673,7 +673,7 @@ fn parse_response_head(
 
 /// Bytes as ISO-8859-1 (Latin-1) text, each byte one char, as Tornado decodes a head
 /// (a lossy UTF-8 decoding would turn obs-text into U+FFFD).
-fn latin1(bytes: &[u8]) -> String {
+pub(crate) fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 

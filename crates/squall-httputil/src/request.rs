@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -145,7 +146,6 @@ static NO_FILES: LazyLock<Files> = LazyLock::new(Files::new);
 /// # Ok::<(), squall_httputil::ParseError>(())
 /// ```
 #[doc(alias = "HTTPServerRequest")]
-#[derive(Debug)]
 pub struct HttpServerRequest {
     /// The method.
     pub method: Method,
@@ -157,6 +157,22 @@ pub struct HttpServerRequest {
     view: View,
     remote: Remote,
     started: Instant,
+}
+
+/// Tornado's `__repr__`: the method, the target, the version, the client's address,
+/// the header fields' names and the body's length, never a header's value or the body
+/// (credentials in `Authorization` or `Cookie` would end up in log lines and panic
+/// messages; Tornado's `test_repr_does_not_contain_headers`).
+impl fmt::Debug for HttpServerRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpServerRequest")
+            .field("method", &self.method)
+            .field("version", &self.version)
+            .field("view", &self.view)
+            .field("remote", &self.remote)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpServerRequest {
@@ -260,13 +276,12 @@ impl HttpServerRequest {
         &self.extras().protocol
     }
 
-    /// The Host header, or `127.0.0.1` when there is none (HTTP/1.0) or it is empty, as
+    /// The Host header as sent (empty if it is empty, as RFC 9112 §3.2 allows for a
+    /// target without an authority), or `127.0.0.1` when there is none (HTTP/1.0), as
     /// Tornado's `host`. (A Host that is not UTF-8 counts as none; the server refuses
     /// such requests anyway.)
     pub fn host(&self) -> &str {
-        self.header("host")
-            .filter(|h| !h.is_empty())
-            .unwrap_or("127.0.0.1")
+        self.header("host").unwrap_or("127.0.0.1")
     }
 
     /// Arguments from the query string (Tornado's `query_arguments`), parsed on first
@@ -393,9 +408,14 @@ impl HttpServerRequest {
     /// (several Cookie headers are joined with `; `).
     pub fn cookies(&self) -> &HashMap<String, String> {
         self.lazy().cookies.get_or_init(|| {
+            // UTF-8 when it is, else ISO-8859-1 as Tornado decodes a head: no byte
+            // of a value is lost to U+FFFD.
             let joined = self
                 .header_values("cookie")
-                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .map(|v| match std::str::from_utf8(v) {
+                    Ok(text) => text.to_owned(),
+                    Err(_) => crate::client::latin1(v),
+                })
                 .collect::<Vec<_>>()
                 .join("; ");
             parse_cookie(&joined)
@@ -436,7 +456,7 @@ pub trait HttpHeadersExt {
     ///
     /// # Errors
     /// [`ParseError::InvalidHeaderName`] or [`ParseError::InvalidHeaderValue`] (CR, LF,
-    /// NUL and other control bytes are refused).
+    /// NUL and other control bytes are refused, and so is whitespace at either end).
     fn add(&mut self, name: &str, value: &str) -> Result<(), ParseError>;
 }
 
@@ -460,6 +480,11 @@ impl HttpHeadersExt for HeaderMap {
     fn add(&mut self, name: &str, value: &str) -> Result<(), ParseError> {
         let name =
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| ParseError::InvalidHeaderName)?;
+        // A field value neither starts nor ends with whitespace (RFC 9110 §5.5), as
+        // Tornado's `add` checks.
+        if value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']) {
+            return Err(ParseError::InvalidHeaderValue);
+        }
         let value = HeaderValue::from_str(value).map_err(|_| ParseError::InvalidHeaderValue)?;
         self.append(name, value);
         Ok(())
@@ -509,6 +534,68 @@ mod tests {
             "127.0.0.1",
             "http",
         )
+    }
+
+    // Tornado's HTTPServerRequestTest.test_repr_does_not_contain_headers: a request
+    // printed in a log line or a panic message gives away no header value (credentials)
+    // and no body.
+    #[test]
+    fn debug_holds_no_header_value_and_no_body() {
+        let r = request(
+            b"POST /login HTTP/1.1\r\nHost: h\r\nAuthorization: Basic c2VjcmV0\r\nCookie: session=SECRET\r\nContent-Length: 6\r\n\r\npw=hid",
+        );
+        for printed in [format!("{r:?}"), format!("{r:#?}")] {
+            for secret in ["c2VjcmV0", "SECRET", "pw=hid"] {
+                assert!(!printed.contains(secret), "{printed}");
+            }
+            assert!(
+                printed.contains("/login") && printed.contains("Authorization"),
+                "{printed}"
+            );
+        }
+        let (head, _) = parse_request_head(
+            b"GET / HTTP/1.1\r\nHost: h\r\nCookie: session=SECRET\r\n\r\n",
+            &Limits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!format!("{head:?}").contains("SECRET"));
+    }
+
+    // Tornado decodes a head as ISO-8859-1: a cookie value that is not UTF-8 keeps its
+    // bytes (as ISO-8859-1) instead of turning into U+FFFD; UTF-8 stays UTF-8.
+    #[test]
+    fn cookie_values_lose_no_byte() {
+        let r = request(b"GET / HTTP/1.1\r\nHost: h\r\nCookie: a=caf\xe9; b=caf\xc3\xa9\r\n\r\n");
+        assert_eq!(r.cookies()["a"], "caf\u{e9}");
+        let r = request(b"GET / HTTP/1.1\r\nHost: h\r\nCookie: b=caf\xc3\xa9\r\n\r\n");
+        assert_eq!(r.cookies()["b"], "caf\u{e9}");
+    }
+
+    // Tornado's HTTPHeaders.add checks the value against RFC 9110's field-value, which
+    // neither starts nor ends with whitespace.
+    #[test]
+    fn add_refuses_whitespace_at_either_end() {
+        let mut h = HeaderMap::new();
+        for bad in [" bar", "bar ", "\tbar", "bar\t"] {
+            assert_eq!(
+                h.add("Foo", bad),
+                Err(ParseError::InvalidHeaderValue),
+                "{bad:?}"
+            );
+        }
+        h.add("Foo", "bar baz").unwrap();
+        assert_eq!(h.get_list("foo"), ["bar baz"]);
+    }
+
+    // Tornado's host: an empty Host stays empty (a target without an authority); only a
+    // missing one, which HTTP/1.0 allows, is 127.0.0.1.
+    #[test]
+    fn an_empty_host_stays_empty() {
+        let r = request(b"GET /p HTTP/1.0\r\nHost: \r\n\r\n");
+        assert_eq!(r.host(), "");
+        assert_eq!(r.full_url(), "http:///p");
+        assert_eq!(request(b"GET /p HTTP/1.0\r\n\r\n").host(), "127.0.0.1");
     }
 
     // Tornado's HTTPServerRequestTest.test_default_constructor and test_body_is_a_byte_string.
