@@ -172,18 +172,15 @@ pub fn parse_multipart_form_data(
     crate::count_work!(data.len() - final_at);
     let region = &data[..final_at];
 
-    let mut delimiter = Vec::with_capacity(boundary.len() + 4);
-    delimiter.extend_from_slice(b"--");
-    delimiter.extend_from_slice(boundary);
-    delimiter.extend_from_slice(b"\r\n");
-    let finder = memmem::Finder::new(&delimiter);
-
+    // A delimiter line: `--boundary`, any spaces or tabs (RFC 2046 §5.1.1's transport
+    // padding), CRLF. What comes before the first one is the preamble, which is
+    // ignored; each part runs to the next delimiter (or the close delimiter).
+    let dash = &final_boundary[..final_boundary.len() - 2];
+    let finder = memmem::Finder::new(dash);
     let mut parts = 0usize;
-    let mut start = 0usize;
-    loop {
-        let next = finder.find(&region[start..]);
-        crate::count_work!(next.map_or(region.len() - start, |i| i + delimiter.len()));
-        let end = next.map_or(region.len(), |i| start + i);
+    let mut part_start: Option<usize> = None;
+    let mut pos = 0usize;
+    let mut part = |start: usize, end: usize| -> Result<(), ParseError> {
         if end > start {
             parts += 1;
             if parts > config.max_parts {
@@ -191,11 +188,29 @@ pub fn parse_multipart_form_data(
             }
             parse_part(data.slice(start..end), arguments, files, config)?;
         }
-        match next {
-            Some(i) => start += i + delimiter.len(),
-            None => break,
+        Ok(())
+    };
+    while let Some(at) = finder.find(&region[pos..]).map(|i| pos + i) {
+        let mut end = at + dash.len();
+        while matches!(region.get(end), Some(b' ' | b'\t')) {
+            end += 1;
         }
+        crate::count_work!(end + 2 - pos);
+        if !region[end..].starts_with(b"\r\n") {
+            // `--boundary` not ending its line: part of the data.
+            pos = at + 1;
+            continue;
+        }
+        if let Some(start) = part_start {
+            part(start, at)?;
+        }
+        part_start = Some(end + 2);
+        pos = end + 2;
     }
+    crate::count_work!(region.len() - pos);
+    // The last part runs to the close delimiter; without any delimiter line, the
+    // region is read as one part (an error unless it is empty).
+    part(part_start.unwrap_or(0), region.len())?;
     Ok(())
 }
 

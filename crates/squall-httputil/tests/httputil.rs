@@ -131,6 +131,23 @@ fn test_file_upload() {
     assert_eq!(f.content_type, "application/unknown");
 }
 
+// RFC 2046 §5.1.1: a preamble before the first delimiter is ignored, and a delimiter
+// line may carry spaces or tabs (transport padding) before its CRLF.
+#[test]
+fn preamble_and_transport_padding() {
+    let (args, files) = multipart(
+        "This is the preamble.\n--1234 \t\nContent-Disposition: form-data; name=\"a\"\n\n1\n--1234  \nContent-Disposition: form-data; name=\"files\"; filename=\"ab.txt\"\n\nFoo\n--1234--\nepilogue",
+    )
+    .unwrap();
+    assert_eq!(args["a"], [b"1".to_vec()]);
+    assert_eq!(files["files"][0].body, "Foo");
+    // `--1234` inside a line is data, not a delimiter.
+    let (args, _) =
+        multipart("--1234\nContent-Disposition: form-data; name=\"a\"\n\nx --1234 y\n--1234--")
+            .unwrap();
+    assert_eq!(args["a"], [b"x --1234 y".to_vec()]);
+}
+
 #[test]
 fn test_unquoted_names() {
     let (_, files) = multipart(
