@@ -126,12 +126,20 @@ pub trait HttpServerConnectionDelegate: 'static {
 /// [`data_received`](Self::data_received) for each piece of the body (at most
 /// `chunk_size` bytes each, inflated if `decompress_request` applies), then
 /// [`finish`](Self::finish) once, or instead of the rest
-/// [`on_connection_close`](Self::on_connection_close) if the connection goes away first.
+/// [`on_connection_close`](Self::on_connection_close) if the connection goes away before
+/// `finish` returns.
 ///
 /// Each method is async: **while its future is pending, the connection reads nothing
 /// more from the client**, which is how a slow consumer pushes back on a fast uploader
 /// (Tornado: "if it returns an awaitable, reading pauses until it resolves"). Responses
-/// already written are flushed meanwhile.
+/// already written are flushed meanwhile. Once the body is complete, the connection
+/// does watch the client while `finish` (or [`request_received`](Self::request_received))
+/// is pending and the response is not finished: if the client closes (or resets, or
+/// shuts down its sending side), that future is dropped, cancelling whatever it
+/// awaits, and `on_connection_close` is called, as Tornado's `on_connection_close` runs
+/// at once for a client that leaves a long poll. A request the client pipelines
+/// meanwhile is kept (one read at most) and answered after this one. A `finish` that
+/// goes on after finishing its response is not disturbed.
 ///
 /// The response is written through the [`ResponseWriter`] passed to each method, at any
 /// point: a delegate that answers in `headers_received` (say, `401` or `413`) will not
@@ -164,8 +172,9 @@ pub trait HttpMessageDelegate {
     /// The body is complete: answer now if not done yet.
     async fn finish(&mut self, writer: &mut ResponseWriter<'_>);
 
-    /// The connection closed (or failed, or timed out) before `finish`. Default:
-    /// nothing.
+    /// The connection closed (or failed, or timed out) before `finish` returned: the
+    /// client went away, or the connection had to close. A pending step's future is
+    /// dropped before this is called; it is called once per request. Default: nothing.
     fn on_connection_close(&mut self) {}
 
     /// A request that has no body (no `Content-Length` or `Transfer-Encoding`, or a

@@ -51,6 +51,11 @@
 //!   413 for a body over `max_body_size` (Tornado answers 400 or just closes).
 //! - **A panicking handler gets a 500** and the connection goes on when it can (Tornado
 //!   logs and closes).
+//! - **A handler whose client leaves is dropped**: when the client closes while a
+//!   handler (or a streaming delegate's `finish`) is still working on a request read
+//!   to its end, its future is dropped, cancelling it, as hyper drops its service
+//!   future; a streaming delegate's `on_connection_close` is called. Tornado calls
+//!   `on_connection_close` too, but lets the coroutine run on, its writes failing.
 //! - **Delegates borrow, not own, the connection**: the [`ResponseWriter`] is passed to
 //!   each [`HttpMessageDelegate`] method instead of being kept by the delegate, so the
 //!   response must be written by the time `finish` returns (it may await as long as it

@@ -19,7 +19,7 @@ use super::timer::Stall;
 use super::{Busy, End, Flow, ReadOutcome, LINGER_BYTES, LINGER_TIME};
 use crate::delegate::HttpServerConnectionDelegate;
 use crate::transport::Transport;
-use crate::writer::release_output;
+use crate::writer::{release_output, Resp};
 
 impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
     /// Parse and serve requests until the connection is idle or must close.
@@ -179,6 +179,42 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Busy<'_, T, D> {
                         Peer(&self.conn.info)
                     );
                     return Poll::Ready(Err(End::Dead));
+                }
+            }
+            // The request is read to its end and nothing follows it yet: the client's
+            // going away (end-of-file, a reset) is noticed now, not when the response
+            // is written (Tornado keeps a close callback on the idle stream; hyper
+            // drops the service future). The delegate's future is dropped, cancelling
+            // the handler, and the caller tells a streaming delegate. A peer that
+            // shuts down its write side after its request is gone too, as in both.
+            // Bytes that come instead (a pipelined request) stay in `inbuf`, which
+            // ends the watch until this response is done: one read at most, however
+            // long the delegate takes. Armed only once the future is pending: a
+            // handler ready at its first poll costs nothing more. A response already
+            // finished is left to finish its future undisturbed.
+            if s.body_done
+                && s.resp != Resp::Finished
+                && s.detach.is_none()
+                && self.inbuf.is_empty()
+            {
+                match self.conn.poll_read(cx, self.inbuf) {
+                    Poll::Pending => {}
+                    Poll::Ready(ReadOutcome::Data) => {
+                        self.conn
+                            .note_memory(self.inbuf.capacity() + s.out.capacity());
+                    }
+                    Poll::Ready(ReadOutcome::Error(e)) => {
+                        // A reset at debug level, as every read's.
+                        log_io_error("error reading from HTTP connection", &e);
+                        return Poll::Ready(Err(End::Dead));
+                    }
+                    Poll::Ready(_) => {
+                        log::debug!(
+                            "connection from {} closed while its request was handled",
+                            Peer(&self.conn.info)
+                        );
+                        return Poll::Ready(Err(End::Dead));
+                    }
                 }
             }
             // Nothing to send, unless a flush waits for what the transport still holds

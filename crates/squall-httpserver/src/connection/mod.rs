@@ -162,6 +162,16 @@ enum Flow {
 /// before anything is sent, the responses accumulating in one output buffer, which is
 /// sent in one write when the input is exhausted (or while a delegate waits).
 ///
+/// **A client that goes away is noticed while its request is handled.** Once a
+/// request has been read to its end and the delegate's future is pending (never for a
+/// handler ready at its first poll), the connection watches the transport: at
+/// end-of-file (a close, or a shutdown of the client's sending side) or an error, the
+/// future is dropped, cancelling the handler (as hyper drops its service future), a
+/// streaming delegate's [`on_connection_close`](crate::HttpMessageDelegate::on_connection_close)
+/// is called, and the connection closes, logging at debug level only. Bytes that come
+/// instead (a pipelined request) are kept for after the response, and the watch waits
+/// until then.
+///
 /// ```
 /// use std::rc::Rc;
 /// use squall_httpserver::{handler_fn, Http1Connection, HttpServerConfig, MemoryTransport, Response};
@@ -410,11 +420,8 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         }
         // The transport first: a request that arrived on an idle connection as the
         // server began to drain is served, not dropped.
-        match pin!(self.transport.read(inbuf)).poll(cx) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(ReadOutcome::Eof),
-            Poll::Ready(Ok(_)) => return Poll::Ready(ReadOutcome::Data),
-            Poll::Ready(Err(e)) => return Poll::Ready(ReadOutcome::Error(e)),
-            Poll::Pending => {}
+        if let Poll::Ready(outcome) = self.poll_read(cx, inbuf) {
+            return Poll::Ready(outcome);
         }
         if self.control.draining() {
             return Poll::Ready(ReadOutcome::Shutdown);
@@ -424,6 +431,24 @@ impl<T: Transport, D: HttpServerConnectionDelegate> Http1Connection<T, D> {
         }
         self.control.register(cx.waker());
         Poll::Pending
+    }
+
+    /// One poll of a transport read into `inbuf`, with a read future that lives for
+    /// this poll only (its cancel-safety allows it): the idle wait's, and the watch for
+    /// a client that goes away while a delegate works ([`Busy::drive`]). `Pending`
+    /// leaves `cx`'s waker with the transport.
+    #[inline(always)]
+    fn poll_read(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        inbuf: &mut BytesMut,
+    ) -> Poll<ReadOutcome> {
+        match pin!(self.transport.read(inbuf)).poll(cx) {
+            Poll::Ready(Ok(0)) => Poll::Ready(ReadOutcome::Eof),
+            Poll::Ready(Ok(_)) => Poll::Ready(ReadOutcome::Data),
+            Poll::Ready(Err(e)) => Poll::Ready(ReadOutcome::Error(e)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Serve what `inbuf` holds and what follows, until the connection is idle again
