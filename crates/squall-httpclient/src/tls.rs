@@ -159,15 +159,7 @@ impl TlsState {
 /// A configuration that accepts any certificate: Tornado's `validate_cert=False`, for
 /// tests and private networks only. The connection is encrypted but not authenticated.
 fn insecure_config() -> Result<TlsClientConfig, squall_tls::TlsError> {
-    let provider = squall_tls::provider();
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(squall_tls::TlsError::Config)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsClientConfig::from_rustls(Arc::new(config)))
+    TlsClientConfig::with_verifier(Arc::new(AcceptAny(squall_tls::provider())))
 }
 
 /// The verifier of [`insecure_config`]: every certificate passes; signatures are still

@@ -538,9 +538,16 @@ impl TlsClientConfig {
         TlsClientConfig::with_verifier(webpki_verifier(roots)?)
     }
 
-    /// A configuration whose server certificates `verifier` checks, with ALPN
+    /// A configuration whose server certificates `verifier` checks (a rustls
+    /// `ServerCertVerifier` of your own: pinning, or none for a test), with ALPN
     /// `http/1.1` and TLS 1.2 and 1.3.
-    fn with_verifier(verifier: Arc<dyn ServerCertVerifier>) -> Result<TlsClientConfig, TlsError> {
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::Config`] if the provider supports none of the protocol versions.
+    pub fn with_verifier(
+        verifier: Arc<dyn ServerCertVerifier>,
+    ) -> Result<TlsClientConfig, TlsError> {
         let mut config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(TlsError::Config)?
