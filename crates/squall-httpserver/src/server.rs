@@ -80,8 +80,11 @@ impl ServerShared {
         countdown
     }
 
-    /// [`HttpServer::stop`].
+    /// [`HttpServer::stop`]: at once on this thread's loop when it serves the server
+    /// (Tornado's `stop` closes the listening sockets before it returns), on each other
+    /// loop's next turn.
     fn stop(&self) {
+        with_local(self.id, |l| l.stop_accepting());
         let _ = self.on_every_loop(|l, c| {
             l.stop_accepting();
             c.done_one();
@@ -603,8 +606,9 @@ impl<D: HttpServerConnectionDelegate> HttpServer<D> {
     }
 
     /// Stop accepting new connections and close the listening sockets (Tornado's
-    /// `stop`). Connections already open go on. Idempotent; takes effect on each loop's
-    /// next turn.
+    /// `stop`). Connections already open go on. Idempotent; on the calling thread's
+    /// loop (when it serves this server) the listeners are closed before this returns,
+    /// on the others at their next turn.
     pub fn stop(&self) {
         self.shared.stop();
     }

@@ -7,15 +7,24 @@ use std::panic::Location;
 /// the logs of its panics and slow runs.
 pub(crate) type Origin = &'static Location<'static>;
 
+/// The message of a panic's payload: the text of `panic!("...")` or a failed
+/// `assert!` (a `&str` or a `String`), `None` for any other payload. For the logs of
+/// panics caught from user code, and for test harnesses that name what failed.
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+/// assert_eq!(squall_ioloop::panic_text(&*payload), Some("boom 1"));
+/// ```
+pub fn panic_text(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
 /// The message of a panic payload (`&str` or `String`), or a placeholder.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.as_str()
-    } else {
-        "<non-string panic payload>"
-    }
+    panic_text(payload).unwrap_or("<non-string panic payload>")
 }
 
 /// The log line of a panic the loop caught, in Tornado's words ("Exception in

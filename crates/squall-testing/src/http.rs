@@ -117,7 +117,10 @@ impl<D: HttpServerConnectionDelegate> AsyncHttpTestCase<D> {
     }
 
     /// Fetch `request`, whose URL may be a path on the server under test; `raise_error`
-    /// is turned off as in [`fetch`](Self::fetch).
+    /// is turned off as in [`fetch`](Self::fetch), even when the request set it (a
+    /// request cannot tell its default from a choice). For a fetch that fails on a
+    /// non-2xx answer, use [`http_client`](Self::http_client)`().fetch(..)` with
+    /// [`get_url`](Self::get_url).
     ///
     /// # Errors
     /// Any [`HttpClientError`] other than a non-2xx status.
@@ -141,9 +144,17 @@ impl<D: HttpServerConnectionDelegate> AsyncHttpTestCase<D> {
     }
 }
 
+/// Tornado's `tearDown`: the server stops accepting (its listener closes at once), its
+/// open connections are closed (`close_all_connections`, on this loop: keep-alive
+/// peers see their end of file), and the client closes.
 impl<D: HttpServerConnectionDelegate> Drop for AsyncHttpTestCase<D> {
     fn drop(&mut self) {
         self.client.close();
         self.server.stop();
+        let closing = self.server.close_all_connections();
+        match squall_ioloop::IoLoop::current() {
+            Some(io_loop) => drop(io_loop.spawn(closing)),
+            None => log::debug!("AsyncHttpTestCase dropped off its loop: connections left open"),
+        }
     }
 }

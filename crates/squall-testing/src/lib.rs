@@ -58,6 +58,8 @@
 //!   `level=`; without it every level counts (Tornado 6 counts every level too, with a
 //!   deprecation warning below WARNING). Tornado's `logged_stack` has no counterpart:
 //!   `log` records carry no exception.
+//! - [`AsyncHttpTestCase::fetch_request`] always returns a non-2xx answer as a response
+//!   (Tornado's `fetch(raise_error=True)` raises); its client's own `fetch` raises.
 #![warn(unreachable_pub)]
 
 #[cfg(unix)]

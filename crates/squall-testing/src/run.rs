@@ -113,8 +113,8 @@ where
 }
 
 /// Run the test once per backend of [`BACKENDS`], each on a fresh loop; the first
-/// failure (a panic, a timeout or an `Err`) ends the run, and an `Err` fails the test
-/// naming the backend. What `#[gen_test(backends)]` expands to.
+/// failure (a panic, a timeout or an `Err`) ends the run and fails the test naming the
+/// backend. What `#[gen_test(backends)]` expands to.
 ///
 /// # Panics
 /// As [`run_test`]; on an `Err`, with the backend and the error.
@@ -130,7 +130,19 @@ where
 {
     for backend in BACKENDS {
         let label = format!("{name} [{backend}]");
-        if let Err(e) = run_on_loop(new_loop(backend), &label, timeout, &make).into_result() {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_on_loop(new_loop(backend), &label, timeout, &make)
+        }));
+        let output = match run {
+            Ok(output) => output,
+            // A panic (a failed assert) names the backend it failed on, as a timeout
+            // and an `Err` do; a payload that is not text goes on as it was.
+            Err(payload) => match squall_ioloop::panic_text(&*payload) {
+                Some(text) => panic!("test {label} failed: {text}"),
+                None => std::panic::resume_unwind(payload),
+            },
+        };
+        if let Err(e) = output.into_result() {
             panic!("test {label} failed: {e}");
         }
     }

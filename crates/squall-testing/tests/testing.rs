@@ -62,6 +62,22 @@ fn test_backends_failure_names_the_backend() {
 }
 
 #[test]
+fn test_backends_panic_names_the_backend() {
+    let failed = std::panic::catch_unwind(|| {
+        squall_testing::run_test_on_every_backend("t", None, || async {
+            let name = IoLoop::current().unwrap().poller_name();
+            assert!(name != BACKENDS[0], "failed on {name}");
+        })
+    })
+    .unwrap_err();
+    let msg = failed.downcast_ref::<String>().unwrap();
+    assert_eq!(
+        msg,
+        &format!("test t [{0}] failed: failed on {0}", BACKENDS[0])
+    );
+}
+
+#[test]
 fn test_for_each_backend() {
     let count = std::rc::Rc::new(std::cell::Cell::new(0));
     let c = count.clone();
@@ -154,6 +170,26 @@ async fn test_http_test_case() {
     drop(case);
     // Dropped: the client's kept connections are closed.
     assert_eq!(client.idle_connections(), 0);
+}
+
+// Tornado's tearDown: stop, close_all_connections, close the client. A keep-alive
+// peer of the test's server sees its end of file once the case is dropped, and the
+// port refuses new connections at once.
+#[gen_test(timeout = 10)]
+async fn test_http_test_case_teardown_closes_connections() {
+    let case = AsyncHttpTestCase::start(app).unwrap();
+    let port = case.get_http_port();
+    let peer =
+        squall_iostream::IoStream::connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap();
+    peer.write(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..])
+        .await
+        .unwrap();
+    peer.read_until(b"Hello, world!", None).await.unwrap();
+    drop(case);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert_eq!(&peer.read_until_close().await.unwrap()[..], b"");
 }
 
 /// Visibility and literal forms the macro keeps: `pub`, and a timeout written `1_0`.

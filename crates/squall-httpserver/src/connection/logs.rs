@@ -41,13 +41,7 @@ pub(super) fn log_io_error(context: &str, e: &io::Error) {
     }
 }
 pub(super) fn panic_message(p: &(dyn Any + Send)) -> &str {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s
-    } else {
-        "(non-string panic payload)"
-    }
+    squall_ioloop::panic_text(p).unwrap_or("(non-string panic payload)")
 }
 
 /// Run a delegate's notification (`on_connection_close`, `on_close`): they return
