@@ -80,7 +80,9 @@ struct Inner {
 ///
 /// A cheap handle (`Rc` inside, `!Send`): clones share the pool and the `max_clients`
 /// queue. Make one per loop and keep it; dropping the last handle (or
-/// [`close`](HttpClient::close)) closes the idle connections.
+/// [`close`](HttpClient::close)) closes the idle connections. A kept connection serves
+/// only fetches on the loop it was made on: a client used on another loop closes the
+/// idle connections of the first and makes its own.
 #[doc(alias = "AsyncHTTPClient")]
 #[doc(alias = "SimpleAsyncHTTPClient")]
 #[derive(Clone)]

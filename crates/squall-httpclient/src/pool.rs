@@ -161,6 +161,13 @@ struct Idle {
 /// scanned in order, not a hash map: a client talks to few hosts, and comparing a key
 /// costs less than hashing it.
 ///
+/// The connections kept belong to one loop, the one they were made on: a stream is
+/// served by its own loop's poller, and a fetch running on another loop (a client used
+/// by `run_sync` on one loop, then on another) could write on it but never hear the
+/// answer. A checkout or checkin on another loop than the kept connections' closes them
+/// all first: the pool follows the loop the client is used on, as Tornado keeps one
+/// client per `IOLoop`.
+///
 /// A connection idle for `idle_timeout` is closed then, by a timer on the loop, not
 /// only when the next request to its host looks at it: a client that talked to many
 /// hosts once would otherwise hold a socket open for each (most of them closed by
@@ -185,7 +192,9 @@ impl Pool {
 
     /// A live idle connection for `key`, if there is one. Connections that were closed
     /// by the server, that hold unexpected bytes, or that idled too long are dropped.
+    /// Only a connection made on the current loop is handed out.
     pub(crate) fn checkout(&self, key: &PoolKey) -> Option<IoStream> {
+        self.leave_other_loops(IoLoop::current().as_ref());
         let mut idle = self.idle.borrow_mut();
         let at = idle.iter().position(|(k, _)| k == key)?;
         let list = &mut idle[at].1;
@@ -213,6 +222,7 @@ impl Pool {
             stream.close();
             return;
         }
+        self.leave_other_loops(Some(stream.io_loop()));
         self.keep(key, stream);
         self.expire();
     }
@@ -270,17 +280,18 @@ impl Pool {
         }
     }
 
-    /// Have the sweep run at `due`, unless it is armed for then or earlier already. (A
-    /// timer whose time has passed without it running belongs to a loop that no longer
-    /// runs, and is replaced.)
+    /// Have the sweep run at `due` on the current loop, unless it is armed there for then
+    /// or earlier already. (A timer whose time has passed without it running belongs to
+    /// a loop that no longer runs, and is replaced, as is one on another loop.)
     fn arm(self: &Rc<Pool>, due: Instant, now: Instant) {
-        if let Some((_, _, at)) = &*self.sweep.borrow() {
-            if *at <= due && *at > now {
+        let current = IoLoop::current();
+        if let Some((io_loop, _, at)) = &*self.sweep.borrow() {
+            if *at <= due && *at > now && current.as_ref() == Some(io_loop) {
                 return;
             }
         }
         self.disarm();
-        let Some(io_loop) = IoLoop::current() else {
+        let Some(io_loop) = current else {
             return;
         };
         let pool = Rc::downgrade(self);
@@ -296,6 +307,24 @@ impl Pool {
     fn disarm(&self) {
         if let Some((io_loop, timer, _)) = self.sweep.borrow_mut().take() {
             io_loop.remove_timeout(timer);
+        }
+    }
+
+    /// Close every idle connection if they belong to another loop than `here` (all kept
+    /// connections share one loop, so the first tells). Without a loop, nothing kept can
+    /// serve, and nothing is kept.
+    fn leave_other_loops(&self, here: Option<&IoLoop>) {
+        let kept_on = self
+            .idle
+            .borrow()
+            .first()
+            .and_then(|(_, list)| list.first())
+            .map(|c| c.stream.io_loop().clone());
+        if let Some(kept_on) = kept_on {
+            if here != Some(&kept_on) {
+                log::debug!("httpclient: closing the idle connections of another loop");
+                self.clear();
+            }
         }
     }
 

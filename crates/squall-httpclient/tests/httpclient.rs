@@ -1835,3 +1835,62 @@ fn test_latin1_header_values_and_reason() {
     assert!(has(b"x-bytes: raw\r\n"));
     assert!(has(b"user-agent: s\xe9\r\n"));
 }
+
+/// One client used on two loops in turn (`run_sync` on each, as Tornado's tests make a
+/// loop per test): the second loop's fetch opens its own connection, the first loop's
+/// idle one is closed, whether that loop is gone or still there. (The pool handed the
+/// first loop's connection to the second: the request was written, but the answer was
+/// never read, since that stream's loop was not running, and the fetch timed out.)
+#[test]
+fn test_a_kept_connection_stays_with_its_loop() {
+    for keep_first_loop in [false, true] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Answers each request with the number of the connection it came on, keeping
+        // the connection; done after two requests.
+        let server = std::thread::spawn(move || {
+            let mut answered = 0;
+            for conn in 1.. {
+                let (mut s, _) = listener.accept().unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                while read_head(&mut s).is_some() {
+                    let body = format!("conn {conn}");
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                    s.write_all(format!("{head}{body}").as_bytes()).unwrap();
+                    answered += 1;
+                    if answered == 2 {
+                        return;
+                    }
+                }
+            }
+        });
+        let client = HttpClient::new();
+        let url = format!("http://{addr}/");
+        let fetch_on = |io_loop: &IoLoop| {
+            let (client, url) = (client.clone(), url.clone());
+            io_loop
+                .run_sync(
+                    async move {
+                        let request =
+                            HttpRequest::new(url).request_timeout(Duration::from_secs(10));
+                        client.fetch(request).await.map(|r| r.text().into_owned())
+                    },
+                    Some(Duration::from_secs(30)),
+                )
+                .unwrap()
+        };
+        let first = IoLoop::new().unwrap();
+        assert_eq!(fetch_on(&first).unwrap(), "conn 1");
+        assert_eq!(client.idle_connections(), 1);
+        let first = keep_first_loop.then_some(first);
+        let second = IoLoop::new().unwrap();
+        assert_eq!(
+            fetch_on(&second).unwrap(),
+            "conn 2",
+            "first loop kept: {keep_first_loop}"
+        );
+        assert_eq!(client.idle_connections(), 1);
+        server.join().unwrap();
+        drop((client, first));
+    }
+}
