@@ -181,14 +181,16 @@ impl HttpClient {
 
     /// The TLS configuration of https requests that name no trust of their own
     /// (default: the system's root certificates, loaded at the first https request).
-    /// Idle connections made under the previous one are closed.
+    /// A connection made under the previous one never serves a request again: the idle
+    /// ones are closed at once, and the ones in flight when their request is done.
     #[cfg(feature = "tls")]
     pub fn set_tls_config(&self, config: squall_tls::TlsClientConfig) {
         self.inner.tls.set_default(config);
         // A kept connection was verified under the configuration it was made with: one
-        // made under the old default would now serve requests the new one governs.
-        let old_default = Some(crate::tls::Trust::Default);
-        self.inner.pool.close_where(|key| key.trust == old_default);
+        // made under an old default would now serve requests the new one governs. The
+        // idle ones close now, the ones in flight when they are done (`may_keep`).
+        let tls = &self.inner.tls;
+        (self.inner.pool).close_where(|key| key.trust.as_ref().is_some_and(|t| !tls.is_current(t)));
     }
 
     /// Close the idle connections; later fetches fail with
@@ -361,7 +363,7 @@ impl HttpClient {
             port: target.port,
             proxy: req.proxy.as_ref().map(|p| (p.host.clone(), p.port)),
             #[cfg(feature = "tls")]
-            trust: (target.scheme == Scheme::Https).then(|| req.trust.clone()),
+            trust: (target.scheme == Scheme::Https).then(|| self.inner.tls.trust(req)),
             #[cfg(feature = "tls")]
             identity: (target.scheme == Scheme::Https)
                 .then(|| req.identity.clone())
@@ -389,7 +391,7 @@ impl HttpClient {
                 Some(s) => s,
                 None => {
                     phase.set(TimeoutPhase::Connect);
-                    let stream = self.connect(hop).await?;
+                    let stream = self.connect(hop, &key).await?;
                     phase.set(TimeoutPhase::Request);
                     stream
                 }
@@ -424,7 +426,7 @@ impl HttpClient {
                     continue;
                 }
                 Ok(ex) => {
-                    if ex.reusable && !self.inner.closed.get() {
+                    if ex.reusable && self.may_keep(&key) {
                         self.inner.pool.checkin(key, conn.keep());
                     }
                     return Ok(ex);
@@ -445,6 +447,20 @@ impl HttpClient {
                 }
             }
         }
+    }
+
+    /// Whether a connection that served `key` may be kept for another request: not once
+    /// the client is closed, nor when it was made under a default TLS configuration
+    /// that has been replaced meanwhile.
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    fn may_keep(&self, key: &PoolKey) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(trust) = &key.trust {
+            if !self.inner.tls.is_current(trust) {
+                return false;
+            }
+        }
+        !self.inner.closed.get()
     }
 
     /// The head of one hop: target form, Host, defaults, credentials and framing.
@@ -544,16 +560,18 @@ impl HttpClient {
     /// handshake, the tunnel and the TLS handshake), as Tornado's connect timeout
     /// covers the TLS handshake too. (The request timeout, which is also running,
     /// is the caller's.)
-    async fn connect(&self, hop: &Hop<'_>) -> Result<IoStream, HttpClientError> {
+    async fn connect(&self, hop: &Hop<'_>, key: &PoolKey) -> Result<IoStream, HttpClientError> {
         let deadline = squall_ioloop::instant_after(Instant::now(), hop.req.connect_limit());
-        with_timeout(deadline, self.connect_within(hop, deadline))
+        with_timeout(deadline, self.connect_within(hop, key, deadline))
             .await
             .map_err(|_| HttpClientError::Timeout(TimeoutPhase::Connect))?
     }
 
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
     async fn connect_within(
         &self,
         hop: &Hop<'_>,
+        key: &PoolKey,
         deadline: Instant,
     ) -> Result<IoStream, HttpClientError> {
         let req = hop.req;
@@ -581,8 +599,9 @@ impl HttpClient {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("httpclient: TCP_NODELAY on a new connection failed: {e}");
         }
+        // The key's trust: an https key has one, worked out when the key was made.
         #[cfg(feature = "tls")]
-        if target.scheme == Scheme::Https {
+        if let (Scheme::Https, Some(trust)) = (target.scheme, &key.trust) {
             if let Some(proxy) = &req.proxy {
                 connect_tunnel(&stream, proxy, &target.host, target.port).await?;
             }
@@ -592,7 +611,7 @@ impl HttpClient {
                 .handshake(
                     &stream,
                     &target.host,
-                    &req.trust,
+                    trust,
                     req.tls_config.as_ref(),
                     req.identity.as_ref(),
                     left,

@@ -93,10 +93,11 @@
 //!   lower case (Tornado rebuilds them too, in its own canonical case).
 //! - **https needs the `tls` feature** (squall-tls: rustls with the ring provider,
 //!   which compiles C); without it an https URL is an
-//!   [`HttpClientError::InvalidRequest`]. With it, the system's roots are trusted unless
-//!   the request names a CA file (`ca_certs`), a configuration of its own
-//!   (`tls_config`), or turns verification off (`validate_cert(false)`); through a proxy,
-//!   https goes through a `CONNECT` tunnel ([`connect_tunnel`]).
+//!   [`HttpClientError::InvalidRequest`]. With it, a request's trust is, whatever the
+//!   order of its setters: a configuration of its own (`tls_config`); else none under
+//!   `validate_cert(false)`; else a CA file (`ca_certs`); else the client's default
+//!   (`set_tls_config`, the system's roots unless set). Through a proxy, https goes
+//!   through a `CONNECT` tunnel ([`connect_tunnel`]).
 #![forbid(unsafe_code)]
 
 mod client;

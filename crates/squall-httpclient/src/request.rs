@@ -209,7 +209,9 @@ pub struct HttpRequest {
     pub(crate) max_header_size: usize,
     pub(crate) max_body_size: u64,
     #[cfg(feature = "tls")]
-    pub(crate) trust: crate::tls::Trust,
+    pub(crate) validate_cert: bool,
+    #[cfg(feature = "tls")]
+    pub(crate) ca_certs: Option<String>,
     #[cfg(feature = "tls")]
     pub(crate) tls_config: Option<squall_tls::TlsClientConfig>,
     #[cfg(feature = "tls")]
@@ -263,7 +265,9 @@ impl HttpRequest {
             max_header_size: 64 * 1024,
             max_body_size: 100 * 1024 * 1024,
             #[cfg(feature = "tls")]
-            trust: crate::tls::Trust::Default,
+            validate_cert: true,
+            #[cfg(feature = "tls")]
+            ca_certs: None,
             #[cfg(feature = "tls")]
             tls_config: None,
             #[cfg(feature = "tls")]
@@ -461,21 +465,25 @@ impl HttpRequest {
     /// Whether an https server's certificate is verified (default true). Tornado's
     /// `validate_cert`: `false` accepts any certificate (the connection is encrypted
     /// but not authenticated; for tests and private networks only).
+    ///
+    /// Independent of [`ca_certs`](Self::ca_certs), whatever the order of the setters,
+    /// as in Tornado: `false` means no verification even with a CA file named, and
+    /// `true` keeps the CA file. A [`tls_config`](Self::tls_config) wins over both.
     #[cfg(feature = "tls")]
     pub fn validate_cert(mut self, validate: bool) -> Self {
-        self.trust = if validate {
-            crate::tls::Trust::Default
-        } else {
-            crate::tls::Trust::Insecure
-        };
+        self.validate_cert = validate;
         self
     }
 
     /// Trust the CA certificates of a PEM file for https instead of the client's
     /// default roots. Tornado's `ca_certs`.
+    ///
+    /// Used when the certificate is verified: not under
+    /// [`validate_cert(false)`](Self::validate_cert), and not when the request has a
+    /// [`tls_config`](Self::tls_config), whatever the order of the setters.
     #[cfg(feature = "tls")]
     pub fn ca_certs(mut self, pem_file: impl Into<String>) -> Self {
-        self.trust = crate::tls::Trust::CaFile(pem_file.into());
+        self.ca_certs = Some(pem_file.into());
         self
     }
 
@@ -498,9 +506,15 @@ impl HttpRequest {
     }
 
     /// Use this TLS configuration for https (a client certificate, other roots).
+    ///
+    /// A whole configuration: it wins over [`validate_cert`](Self::validate_cert) and
+    /// [`ca_certs`](Self::ca_certs), whatever the order of the setters. The trust of a
+    /// request is, in this order: its `tls_config`; no verification under
+    /// `validate_cert(false)`; its `ca_certs` file; the client's default
+    /// ([`HttpClient::set_tls_config`](crate::HttpClient::set_tls_config), else the
+    /// system's roots).
     #[cfg(feature = "tls")]
     pub fn tls_config(mut self, config: squall_tls::TlsClientConfig) -> Self {
-        self.trust = crate::tls::Trust::Custom(std::sync::Arc::as_ptr(config.rustls()) as usize);
         self.tls_config = Some(config);
         self
     }

@@ -2,7 +2,7 @@
 //! connection (directly, or through a proxy's CONNECT tunnel). Only with the `tls`
 //! feature.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,13 +16,17 @@ use squall_tls::rustls::{self, DigitallySignedStruct, SignatureScheme};
 use squall_tls::{TlsClientConfig, TlsStreamExt};
 
 use crate::error::{HttpClientError, TimeoutPhase};
+use crate::request::HttpRequest;
 
-/// Which trust a request asks for; it is also part of the pool's key, so that a
-/// connection made under one trust never serves a request asking for another.
+/// Which trust a request asks for, worked out at fetch time ([`TlsState::trust`]); it
+/// is also part of the pool's key, so that a connection made under one trust never
+/// serves a request asking for another.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Trust {
-    /// The client's configuration (the system's roots unless set).
-    Default,
+    /// The client's configuration (the system's roots unless set), with its generation:
+    /// each [`TlsState::set_default`] starts a new one, so that a connection made under
+    /// an older default never serves a request the newer one governs.
+    Default(u64),
     /// The CA certificates of a PEM file (Tornado's `ca_certs`).
     CaFile(String),
     /// No verification at all (Tornado's `validate_cert=False`).
@@ -45,6 +49,8 @@ pub(crate) struct Identity {
 #[derive(Default)]
 pub(crate) struct TlsState {
     default: RefCell<Option<TlsClientConfig>>,
+    /// The generation of `default`: how many times it was set.
+    generation: Cell<u64>,
     insecure: RefCell<Option<TlsClientConfig>>,
     ca_files: RefCell<Vec<(String, TlsClientConfig)>>,
     /// The configurations that present a client certificate, by the trust they were
@@ -56,9 +62,37 @@ pub(crate) struct TlsState {
 
 impl TlsState {
     /// Use `config` for requests that name no trust of their own.
+    /// Connections made under the previous default are stale from now on
+    /// ([`is_current`](Self::is_current)).
     pub(crate) fn set_default(&self, config: TlsClientConfig) {
         *self.default.borrow_mut() = Some(config);
-        (self.with_cert.borrow_mut()).retain(|((trust, _), _)| *trust != Trust::Default);
+        self.generation.set(self.generation.get() + 1);
+        (self.with_cert.borrow_mut()).retain(|((trust, _), _)| !matches!(trust, Trust::Default(_)));
+    }
+
+    /// The trust `req` asks for, whatever the order of its setters: its `tls_config` (a
+    /// whole configuration) first; else none under `validate_cert(false)`; else its
+    /// `ca_certs` file; else the client's default of now. Tornado's
+    /// `_get_ssl_options` reads `validate_cert` and `ca_certs` apart too.
+    pub(crate) fn trust(&self, req: &HttpRequest) -> Trust {
+        if let Some(config) = &req.tls_config {
+            Trust::Custom(Arc::as_ptr(config.rustls()) as usize)
+        } else if !req.validate_cert {
+            Trust::Insecure
+        } else if let Some(path) = &req.ca_certs {
+            Trust::CaFile(path.clone())
+        } else {
+            Trust::Default(self.generation.get())
+        }
+    }
+
+    /// Whether a connection made under `trust` may still serve requests: not if it was
+    /// made under a default that has been replaced since.
+    pub(crate) fn is_current(&self, trust: &Trust) -> bool {
+        match trust {
+            Trust::Default(generation) => *generation == self.generation.get(),
+            _ => true,
+        }
     }
 
     fn config(
@@ -71,7 +105,9 @@ impl TlsState {
             Trust::Custom(_) => custom
                 .cloned()
                 .ok_or_else(|| HttpClientError::invalid("TLS: no configuration")),
-            Trust::Default => {
+            // A default set since the key was made serves; the connection is then not
+            // kept (`is_current`).
+            Trust::Default(_) => {
                 if let Some(c) = &*self.default.borrow() {
                     return Ok(c.clone());
                 }

@@ -155,6 +155,168 @@ fn a_new_default_tls_config_drops_connections_made_under_the_old() {
     );
 }
 
+/// A door a test opens once: every waiter, before or after, goes through.
+#[derive(Clone, Default)]
+struct Gate(std::rc::Rc<std::cell::RefCell<(bool, Vec<std::task::Waker>)>>);
+
+impl Gate {
+    fn open(&self) {
+        let mut gate = self.0.borrow_mut();
+        gate.0 = true;
+        gate.1.drain(..).for_each(std::task::Waker::wake);
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            let mut gate = self.0.borrow_mut();
+            if gate.0 {
+                std::task::Poll::Ready(())
+            } else {
+                gate.1.push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// A connection in flight when the default TLS configuration changes is not kept when
+/// its request is done: the next request, under the new default, makes its own, which
+/// the new roots refuse. (It was checked in under the same key as the new default's
+/// and reused, although `set_tls_config` says a connection made under the old default
+/// serves no request the new one governs.)
+#[test]
+fn a_connection_in_flight_under_the_old_default_is_not_kept() {
+    let pki = pki();
+    run_test(
+        "https_default_in_flight",
+        Some(Duration::from_secs(60)),
+        move || async move {
+            let (reached, release) = (Gate::default(), Gate::default());
+            let config = HttpServerConfig {
+                stream_setup: Some(Arc::new(TlsAcceptor::new(pki.server.clone()))),
+                ..HttpServerConfig::default()
+            };
+            let (r, g) = (reached.clone(), release.clone());
+            let mut server = HttpServer::new(move |_req: HttpServerRequest| {
+                let (reached, release) = (r.clone(), g.clone());
+                async move {
+                    reached.open();
+                    release.wait().await;
+                    Response::text("held")
+                }
+            })
+            .with_config(config);
+            let addr = server.listen(0, "127.0.0.1").unwrap();
+            let url = format!("https://127.0.0.1:{}/", addr.port());
+            let client = HttpClient::new();
+            client.set_tls_config(pki.client.clone());
+            let in_flight = {
+                let (client, url) = (client.clone(), url.clone());
+                squall_ioloop::IoLoop::current()
+                    .unwrap()
+                    .spawn(async move { client.fetch(url.as_str()).await.map(|r| r.code) })
+            };
+            reached.wait().await;
+            // Roots of another CA only: the test server's certificate is refused.
+            let other = rcgen::generate_simple_self_signed(vec!["elsewhere".into()]).unwrap();
+            let mut roots = RootCertStore::empty();
+            roots.add(other.cert.der().clone()).unwrap();
+            client.set_tls_config(TlsClientConfig::with_roots(roots).unwrap());
+            release.open();
+            assert_eq!(in_flight.await.unwrap().unwrap(), 200);
+            assert_eq!(client.idle_connections(), 0);
+            let e = client.fetch(url.as_str()).await.unwrap_err();
+            assert!(matches!(e, HttpClientError::Stream(_)), "{e:?}");
+            drop(server);
+        },
+    );
+}
+
+/// `validate_cert`, `ca_certs` and `tls_config` mean the same in any order (Tornado
+/// reads `validate_cert` and `ca_certs` apart): a `tls_config` wins; else
+/// `validate_cert(false)` verifies nothing, whatever CA file is named; else the CA
+/// file is used. (Each setter overwrote one field: `ca_certs(..).validate_cert(true)`
+/// dropped the file, `validate_cert(false).ca_certs(..)` turned checking back on, and
+/// `tls_config(..).validate_cert(false)` dropped the configuration.)
+#[test]
+fn trust_setters_in_any_order() {
+    let pki = pki();
+    let dir = TempDir::new("client-trust").unwrap();
+    let right = dir.path().join("right.pem");
+    std::fs::write(&right, &pki.cert_pem).unwrap();
+    let right = right.to_string_lossy().into_owned();
+    // Another CA, which does not know the test server's certificate.
+    let other = rcgen::generate_simple_self_signed(vec!["elsewhere".into()]).unwrap();
+    let wrong = dir.path().join("wrong.pem");
+    std::fs::write(&wrong, other.cert.pem()).unwrap();
+    let wrong = wrong.to_string_lossy().into_owned();
+    let mut roots = RootCertStore::empty();
+    roots.add(other.cert.der().clone()).unwrap();
+    let wrong_config = TlsClientConfig::with_roots(roots).unwrap();
+    run_test(
+        "https_trust",
+        Some(Duration::from_secs(60)),
+        move || async move {
+            let (_server, addr) = serve(pki.server.clone());
+            let url = format!("https://127.0.0.1:{}/", addr.port());
+            let new = || HttpRequest::new(url.as_str());
+            let cases = [
+                (
+                    "ca_certs(right).validate_cert(true)",
+                    new().ca_certs(&right).validate_cert(true),
+                    true,
+                ),
+                (
+                    "validate_cert(true).ca_certs(right)",
+                    new().validate_cert(true).ca_certs(&right),
+                    true,
+                ),
+                (
+                    "validate_cert(false).ca_certs(wrong)",
+                    new().validate_cert(false).ca_certs(&wrong),
+                    true,
+                ),
+                (
+                    "ca_certs(wrong).validate_cert(false)",
+                    new().ca_certs(&wrong).validate_cert(false),
+                    true,
+                ),
+                ("ca_certs(wrong)", new().ca_certs(&wrong), false),
+                (
+                    "tls_config(wrong).validate_cert(false)",
+                    new().tls_config(wrong_config.clone()).validate_cert(false),
+                    false,
+                ),
+                (
+                    "validate_cert(false).tls_config(wrong)",
+                    new().validate_cert(false).tls_config(wrong_config.clone()),
+                    false,
+                ),
+                (
+                    "tls_config(right).ca_certs(wrong)",
+                    new().tls_config(pki.client.clone()).ca_certs(&wrong),
+                    true,
+                ),
+                (
+                    "ca_certs(wrong).tls_config(right)",
+                    new().ca_certs(&wrong).tls_config(pki.client.clone()),
+                    true,
+                ),
+            ];
+            for (what, request, passes) in cases {
+                // A client of its own each: no kept connection answers for another trust.
+                let result = HttpClient::new().fetch(request).await;
+                match (passes, result) {
+                    (true, Ok(r)) => assert_eq!(r.code, 200, "{what}"),
+                    (false, Err(HttpClientError::Stream(_))) => {}
+                    (_, other) => panic!("{what}: {other:?}"),
+                }
+            }
+        },
+    );
+}
+
 /// Over TLS too, an answer that comes before the request body is sent is heard while
 /// the body goes out, from a server that then reads no more.
 #[test]
