@@ -361,7 +361,7 @@ impl HttpClient {
             scheme: target.scheme,
             host: target.host.to_ascii_lowercase(),
             port: target.port,
-            proxy: req.proxy.as_ref().map(|p| (p.host.clone(), p.port)),
+            proxy: req.proxy.clone(),
             #[cfg(feature = "tls")]
             trust: (target.scheme == Scheme::Https).then(|| self.inner.tls.trust(req)),
             #[cfg(feature = "tls")]

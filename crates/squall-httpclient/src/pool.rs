@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use squall_ioloop::{IoLoop, Timeout};
 use squall_iostream::IoStream;
 
+use crate::request::Proxy;
 use crate::url::Scheme;
 
 /// One waiter in the queue.
@@ -137,13 +138,16 @@ impl Drop for QueueGuard {
 }
 
 /// Which connections may serve a request: same scheme, host and port, through the same
-/// proxy.
+/// proxy with the same credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PoolKey {
     pub(crate) scheme: Scheme,
     pub(crate) host: String,
     pub(crate) port: u16,
-    pub(crate) proxy: Option<(String, u16)>,
+    /// The proxy, credentials included: a `CONNECT` tunnel (or a connection a proxy
+    /// authenticated) is authorised for the credentials it was opened with, and never
+    /// carries a request made with others, or with none (RFC 9110 §11.7).
+    pub(crate) proxy: Option<Proxy>,
     /// The trust an https connection was made under.
     #[cfg(feature = "tls")]
     pub(crate) trust: Option<crate::tls::Trust>,

@@ -47,7 +47,11 @@ pub(crate) type HeaderCallback = Rc<RefCell<dyn FnMut(&str)>>;
 /// An HTTP proxy: plain `http://` requests go to it in absolute form, `https://` ones
 /// through a `CONNECT` tunnel. Tornado's `proxy_host`, `proxy_port`, `proxy_username`
 /// and `proxy_password`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Connections through a proxy are kept per proxy and credentials: one opened with
+/// some credentials (a `CONNECT` tunnel the proxy authorised) never carries a request
+/// made with other credentials or none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Proxy {
     /// The proxy's host name or address.
     pub host: String,

@@ -1894,3 +1894,69 @@ fn test_a_kept_connection_stays_with_its_loop() {
         drop((client, first));
     }
 }
+
+/// Connections through a proxy are kept per credentials: a request with other proxy
+/// credentials, or none, does not ride a connection opened with someone else's (RFC
+/// 9110 §11.7); the same credentials again reuse theirs. (The pool's key held the
+/// proxy's host and port only.)
+#[test]
+fn test_proxy_connections_are_kept_per_credentials() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A proxy that answers each request with the number of its connection and the
+    // Proxy-Authorization it carried, keeping every connection open.
+    std::thread::spawn(move || {
+        for (conn, s) in (1..).zip(listener.incoming()) {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                while let Some(head) = read_head(&mut s) {
+                    let auth = head
+                        .lines()
+                        .filter_map(|l| l.split_once(':'))
+                        .find(|(name, _)| name.eq_ignore_ascii_case("proxy-authorization"))
+                        .map_or("none", |(_, value)| value.trim());
+                    let body = format!("conn {conn} {auth}");
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                    if s.write_all(format!("{head}{body}").as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    IoLoop::new()
+        .unwrap()
+        .run_sync(
+            async move {
+                let client = HttpClient::new();
+                let via = |auth: Option<(&str, &str)>| {
+                    let mut proxy = squall_httpclient::Proxy::new("127.0.0.1", addr.port());
+                    proxy.auth = auth.map(|(u, p)| (u.to_owned(), p.to_owned()));
+                    HttpRequest::new("http://example.invalid/").proxy(proxy)
+                };
+                let alice = Some(("alice", "a-secret"));
+                let bob = Some(("bob", "b-secret"));
+                let mut answers = Vec::new();
+                for auth in [alice, bob, None, alice, bob] {
+                    answers.push(client.fetch(via(auth)).await.unwrap().text().into_owned());
+                }
+                let (a, b) = (
+                    squall_httputil::basic_auth_value("alice", "a-secret"),
+                    squall_httputil::basic_auth_value("bob", "b-secret"),
+                );
+                assert_eq!(
+                    answers,
+                    [
+                        format!("conn 1 {a}"),
+                        format!("conn 2 {b}"),
+                        "conn 3 none".to_owned(),
+                        format!("conn 1 {a}"),
+                        format!("conn 2 {b}"),
+                    ]
+                );
+                assert_eq!(client.idle_connections(), 3);
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+}

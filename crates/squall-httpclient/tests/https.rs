@@ -359,13 +359,17 @@ fn https_answer_before_the_body_is_sent() {
 }
 
 /// A CONNECT proxy on a thread: reads the request head, connects to the target, answers
-/// 200 and relays both ways until either side closes.
-fn connect_proxy() -> SocketAddr {
+/// 200 and relays both ways until either side closes. Each CONNECT's
+/// `Proxy-Authorization` (or `none`) is logged before the answer.
+fn connect_proxy() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let connects = log.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut client) = conn else { return };
+            let connects = connects.clone();
             std::thread::spawn(move || {
                 let mut head = Vec::new();
                 let mut byte = [0u8; 1];
@@ -378,6 +382,12 @@ fn connect_proxy() -> SocketAddr {
                 let head = String::from_utf8_lossy(&head).into_owned();
                 let target = head.split(' ').nth(1).unwrap_or("").to_owned();
                 assert!(head.starts_with("CONNECT "), "{head}");
+                let auth = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(name, _)| name.eq_ignore_ascii_case("proxy-authorization"))
+                    .map_or("none", |(_, value)| value.trim());
+                connects.lock().unwrap().push(auth.to_owned());
                 let Ok(upstream) = TcpStream::connect(&target) else {
                     let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
                     return;
@@ -397,13 +407,13 @@ fn connect_proxy() -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, log)
 }
 
 #[test]
 fn https_through_a_connect_proxy() {
     let pki = pki();
-    let proxy = connect_proxy();
+    let (proxy, _) = connect_proxy();
     run_test(
         "https_proxy",
         Some(Duration::from_secs(60)),
@@ -418,6 +428,43 @@ fn https_through_a_connect_proxy() {
                 .await
                 .unwrap();
             assert_eq!(r.text(), "GET /tunnel over https");
+        },
+    );
+}
+
+/// A `CONNECT` tunnel is kept for the proxy credentials it was opened with: a request
+/// with other credentials, or none, opens its own tunnel (RFC 9110 §11.7), and the same
+/// credentials again reuse theirs. (A tunnel authorised for alice carried bob's
+/// requests, and anonymous ones.)
+#[test]
+fn a_tunnel_serves_only_its_proxy_credentials() {
+    let pki = pki();
+    let (proxy, connects) = connect_proxy();
+    run_test(
+        "https_proxy_auth",
+        Some(Duration::from_secs(60)),
+        move || async move {
+            let (_server, addr) = serve(pki.server.clone());
+            let client = HttpClient::new();
+            let via = |auth: Option<(&str, &str)>| {
+                let mut through = Proxy::new("127.0.0.1", proxy.port());
+                through.auth = auth.map(|(u, p)| (u.to_owned(), p.to_owned()));
+                HttpRequest::new(format!("https://127.0.0.1:{}/t", addr.port()))
+                    .tls_config(pki.client.clone())
+                    .proxy(through)
+            };
+            let alice = Some(("alice", "a-secret"));
+            let bob = Some(("bob", "b-secret"));
+            for auth in [alice, bob, None, alice, bob, None] {
+                let r = client.fetch(via(auth)).await.unwrap();
+                assert_eq!(r.text(), "GET /t over https");
+            }
+            let (a, b) = (
+                squall_httputil::basic_auth_value("alice", "a-secret"),
+                squall_httputil::basic_auth_value("bob", "b-secret"),
+            );
+            assert_eq!(*connects.lock().unwrap(), [a, b, "none".to_owned()]);
+            assert_eq!(client.idle_connections(), 3);
         },
     );
 }
