@@ -230,7 +230,6 @@ impl HttpClient {
             return Err(HttpClientError::invalid(e.clone()));
         }
         check_method_and_body(&req)?;
-        let start = Instant::now();
         let mut target = self.parse_url(&req.url)?;
         let mut method = req.method.clone();
         let mut body = req.body.clone();
@@ -250,7 +249,7 @@ impl HttpClient {
                 auth: auth.as_ref(),
                 follow,
             };
-            let ex = self.fetch_hop(&hop).await?;
+            let (ex, hop_time) = self.fetch_hop(&hop).await?;
             let location = ex
                 .head
                 .headers
@@ -306,7 +305,7 @@ impl HttpClient {
                     target.url()
                 },
                 redirects,
-                request_time: start.elapsed(),
+                request_time: hop_time,
             };
             return if req.raise_error && !response.is_success() {
                 Err(HttpClientError::Http(Box::new(response)))
@@ -329,8 +328,10 @@ impl HttpClient {
     }
 
     /// One request of a fetch (the first, or one after a redirect), with its own slot
-    /// and timeouts, as Tornado fetches each redirect anew.
-    async fn fetch_hop(&self, hop: &Hop<'_>) -> Result<Exchanged, HttpClientError> {
+    /// and timeouts, as Tornado fetches each redirect anew; and its time, from when it
+    /// had its slot to the end of its response (Tornado's `request_time`: the queue is
+    /// not counted; a request sent again on a new connection is).
+    async fn fetch_hop(&self, hop: &Hop<'_>) -> Result<(Exchanged, Duration), HttpClientError> {
         let req = hop.req;
         let queue_timeout = req.connect_limit().min(req.request_limit());
         // The queue's timer is only armed when the request has to wait.
@@ -340,14 +341,17 @@ impl HttpClient {
                 .await
                 .map_err(|_| HttpClientError::Timeout(TimeoutPhase::Queue))?,
         };
-        let deadline = squall_ioloop::instant_after(Instant::now(), req.request_limit());
+        let started = Instant::now();
+        let deadline = squall_ioloop::instant_after(started, req.request_limit());
         // The phase the request timeout names if it runs out: Tornado's message is
         // "while connecting" when the shorter of the two timeouts ends a connection
         // still being made.
         let phase = Cell::new(TimeoutPhase::Request);
         let result = with_timeout(deadline, self.exchange_hop(hop, &phase)).await;
+        let took = started.elapsed();
         drop(permit);
-        result.map_err(|_| HttpClientError::Timeout(phase.get()))?
+        let ex = result.map_err(|_| HttpClientError::Timeout(phase.get()))??;
+        Ok((ex, took))
     }
 
     async fn exchange_hop(

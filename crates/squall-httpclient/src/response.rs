@@ -30,8 +30,11 @@ pub struct HttpResponse {
     pub effective_url: String,
     /// How many redirects were followed to get here.
     pub redirects: u32,
-    /// From the start of the fetch (queue included) to the end of the response
-    /// (Tornado's `request_time`).
+    /// How long the request took (Tornado's `request_time`): from when it had one of
+    /// the `max_clients` slots to the end of the response, so not the time it waited in
+    /// the queue; after redirects, the final request's time alone, as in Tornado since
+    /// 5.1. (A request sent again on a new connection after a kept one failed, or after
+    /// a `417` or a `408`, is still the same request: its time includes the first try.)
     pub request_time: Duration,
 }
 

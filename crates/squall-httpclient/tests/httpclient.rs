@@ -1960,3 +1960,73 @@ fn test_proxy_connections_are_kept_per_credentials() {
         )
         .unwrap();
 }
+
+/// Tornado's `request_time` (since 5.1): not the time in the `max_clients` queue, and
+/// after redirects the final request's alone. (It ran from the start of the fetch.)
+#[test]
+fn test_request_time_leaves_out_the_queue_and_earlier_hops() {
+    const FIRST_HOP: Duration = Duration::from_millis(300);
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let release = common::Gate::default();
+                let gate = release.clone();
+                let mut server = HttpServer::new(move |req: HttpServerRequest| {
+                    let gate = gate.clone();
+                    async move {
+                        match req.path() {
+                            "/hold" => gate.wait().await,
+                            "/slow-redirect" => {
+                                squall_ioloop::sleep(FIRST_HOP).await;
+                                return Response::new(StatusCode::FOUND).with_header(
+                                    http::header::LOCATION,
+                                    HeaderValue::from_static("/fast"),
+                                );
+                            }
+                            _ => {}
+                        }
+                        Response::text("ok")
+                    }
+                });
+                let addr = server.listen(0, "127.0.0.1").unwrap();
+                let client = HttpClient::with_config(ClientConfig::default().with_max_clients(1));
+                let spawn = |path: &str| {
+                    let (client, url) = (client.clone(), format!("http://{addr}{path}"));
+                    IoLoop::current()
+                        .unwrap()
+                        .spawn(async move { client.fetch(url.as_str()).await.unwrap() })
+                };
+                let held = spawn("/hold");
+                let queued = spawn("/fast");
+                // Time in the queue: the spawned fetches have run up to their waits.
+                squall_ioloop::sleep(Duration::from_millis(200)).await;
+                assert_eq!((client.active(), client.queued()), (1, 1));
+                let released = std::time::Instant::now();
+                release.open();
+                held.await.unwrap();
+                let r = queued.await.unwrap();
+                assert!(
+                    r.request_time <= released.elapsed(),
+                    "{:?} counts the queue",
+                    r.request_time
+                );
+                // A redirect whose first hop takes FIRST_HOP: only the final hop counts.
+                let started = std::time::Instant::now();
+                let r = client
+                    .fetch(format!("http://{addr}/slow-redirect"))
+                    .await
+                    .unwrap();
+                assert_eq!((r.redirects, r.text().as_ref()), (1, "ok"));
+                assert!(r.request_time > Duration::ZERO);
+                assert!(
+                    r.request_time <= started.elapsed() - FIRST_HOP,
+                    "{:?} counts the first hop",
+                    r.request_time
+                );
+                drop(server);
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+}

@@ -155,31 +155,6 @@ fn a_new_default_tls_config_drops_connections_made_under_the_old() {
     );
 }
 
-/// A door a test opens once: every waiter, before or after, goes through.
-#[derive(Clone, Default)]
-struct Gate(std::rc::Rc<std::cell::RefCell<(bool, Vec<std::task::Waker>)>>);
-
-impl Gate {
-    fn open(&self) {
-        let mut gate = self.0.borrow_mut();
-        gate.0 = true;
-        gate.1.drain(..).for_each(std::task::Waker::wake);
-    }
-
-    async fn wait(&self) {
-        std::future::poll_fn(|cx| {
-            let mut gate = self.0.borrow_mut();
-            if gate.0 {
-                std::task::Poll::Ready(())
-            } else {
-                gate.1.push(cx.waker().clone());
-                std::task::Poll::Pending
-            }
-        })
-        .await
-    }
-}
-
 /// A connection in flight when the default TLS configuration changes is not kept when
 /// its request is done: the next request, under the new default, makes its own, which
 /// the new roots refuse. (It was checked in under the same key as the new default's
@@ -192,7 +167,7 @@ fn a_connection_in_flight_under_the_old_default_is_not_kept() {
         "https_default_in_flight",
         Some(Duration::from_secs(60)),
         move || async move {
-            let (reached, release) = (Gate::default(), Gate::default());
+            let (reached, release) = (common::Gate::default(), common::Gate::default());
             let config = HttpServerConfig {
                 stream_setup: Some(Arc::new(TlsAcceptor::new(pki.server.clone()))),
                 ..HttpServerConfig::default()

@@ -22,3 +22,28 @@ pub(crate) async fn upload_answered_early(client: &HttpClient, request: HttpRequ
     assert_eq!(response.code, 413);
     assert_eq!(response.text(), "too much");
 }
+
+/// A door a test opens once: every waiter, before or after, goes through.
+#[derive(Clone, Default)]
+pub(crate) struct Gate(std::rc::Rc<std::cell::RefCell<(bool, Vec<std::task::Waker>)>>);
+
+impl Gate {
+    pub(crate) fn open(&self) {
+        let mut gate = self.0.borrow_mut();
+        gate.0 = true;
+        gate.1.drain(..).for_each(std::task::Waker::wake);
+    }
+
+    pub(crate) async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            let mut gate = self.0.borrow_mut();
+            if gate.0 {
+                std::task::Poll::Ready(())
+            } else {
+                gate.1.push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+}
