@@ -15,7 +15,7 @@ use squall_httputil::client::{
     ResponseParser,
 };
 use squall_httputil::{GzipInflater, Limits, ParseError};
-use squall_iostream::IoStream;
+use squall_iostream::{CloseCause, IoStream, StreamError};
 
 use crate::error::HttpClientError;
 use crate::request::{BodyProducer, HttpRequest};
@@ -298,9 +298,18 @@ pub(crate) async fn exchange(
             // The producer's own failure, or a body that breaks its framing.
             Step::Sent(Err(e)) => return Err(e.into()),
             Step::Read(Ok(0)) => {
-                let end = match truncation(stream, &parser) {
-                    Some(error) => Err(error),
-                    None => parser.eof().map_err(HttpClientError::from),
+                // End of file before any byte of the answer is the connection's failure
+                // (Tornado's `HTTPStreamClosedError`), not a malformed response; one
+                // cut after it began is the response's (`IncompleteMessage`).
+                let end = if !received {
+                    Err(HttpClientError::Stream(StreamError::Closed(
+                        CloseCause::Eof,
+                    )))
+                } else {
+                    match truncation(stream, &parser) {
+                        Some(error) => Err(error),
+                        None => parser.eof().map_err(HttpClientError::from),
+                    }
                 };
                 return match end {
                     Ok(_) => finish(head, body, &mut parser, inflater, &buf, false, req)

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 
 use squall_httputil::{OutputError, ParseError};
-use squall_iostream::StreamError;
+use squall_iostream::{CloseCause, StreamError};
 
 use crate::response::HttpResponse;
 
@@ -43,14 +43,15 @@ pub enum HttpClientError {
     /// error.
     Connect(io::Error),
     /// The connection failed while the request was written or the response read (a
-    /// reset, the server closing before it answered): Tornado's
-    /// `HTTPStreamClosedError`. The stream error carries the OS error, or over https
+    /// reset, the server closing before it sent any byte of its answer, which is
+    /// `StreamError::Closed(CloseCause::Eof)`): Tornado's `HTTPStreamClosedError`. The stream error carries the OS error, or over https
     /// the TLS one (`squall_tls::TlsError::from_stream_error`): among them
     /// `TlsError::Truncated` for a body read until the connection closed that ended
     /// without the server's `close_notify` (RFC 9112 §9.8).
     Stream(StreamError),
     /// The response broke HTTP's rules: garbage instead of a status line, bad framing,
-    /// a body cut short of its Content-Length or chunked framing (`IncompleteMessage`),
+    /// a response cut short once it began (`IncompleteMessage`: a head without its end,
+    /// a body short of its Content-Length or chunked framing),
     /// a body or head over the request's caps, gzip that does not inflate.
     Response(ParseError),
     /// More bytes came after the end of the response than the framing announced (a
@@ -114,6 +115,9 @@ impl fmt::Display for HttpClientError {
                 f.write_str("Timeout during request")
             }
             HttpClientError::Connect(e) => write!(f, "cannot connect: {e}"),
+            HttpClientError::Stream(StreamError::Closed(CloseCause::Eof)) => {
+                f.write_str("Stream closed: the server closed the connection (end of file)")
+            }
             HttpClientError::Stream(e) => write!(f, "Stream closed: {e}"),
             HttpClientError::Response(e) => write!(f, "malformed response: {e}"),
             HttpClientError::ExtraData { len } => {

@@ -81,8 +81,9 @@
 //!   [`HttpRequest`] and client-wide ones on [`ClientConfig`]; there is one
 //!   implementation; `max_header_size` and `max_body_size` are per request, and there is
 //!   no `max_buffer_size` (the body cap bounds what is buffered). Digest
-//!   authentication, `prepare_curl_callback`, `network_interface` and client
-//!   certificates are curl-only in Tornado and absent here.
+//!   authentication, `prepare_curl_callback` and `network_interface` are curl-only in
+//!   Tornado and absent here. Client certificates (`client_cert`, `client_key`), which
+//!   Tornado's simple client supports too, are here with the `tls` feature.
 //! - **A response of a later HTTP/1 minor version (`HTTP/1.2`...) is HTTP/1.1** (RFC
 //!   9110 §2.5): its `version` and the status line `header_callback` sees say
 //!   `HTTP/1.1` (Tornado keeps the version string as sent).

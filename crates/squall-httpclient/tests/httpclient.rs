@@ -770,6 +770,42 @@ fn test_body_longer_than_content_length() {
     assert!(matches!(e, HttpClientError::ExtraData { len: 3 }), "{e:?}");
 }
 
+/// A server that closes before any byte of its answer fails the fetch as a closed
+/// stream (Tornado's `HTTPStreamClosedError`), with a message that says so; a response
+/// cut after it began is an incomplete response. (The first was an incomplete
+/// response too, where the error's doc said a closed stream.)
+#[test]
+fn test_close_before_answering_is_a_stream_error() {
+    let e = fetch_from(vec![Then::Reply(b"")], HttpRequest::new).unwrap_err();
+    match &e {
+        HttpClientError::Stream(s) => assert!(
+            matches!(s.close_cause(), Some(squall_iostream::CloseCause::Eof)),
+            "{e:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(e.code(), 599);
+    assert_eq!(
+        e.to_string(),
+        "Stream closed: the server closed the connection (end of file)"
+    );
+    // A POST is not sent again either way (no kept connection here): same error.
+    let e = fetch_from(vec![Then::Reply(b"")], |url| {
+        HttpRequest::new(url).method(Method::POST).body("x")
+    })
+    .unwrap_err();
+    assert!(matches!(e, HttpClientError::Stream(_)), "{e:?}");
+    let e = fetch_from(
+        vec![Then::Reply(b"HTTP/1.1 200 OK\r\nContent-")],
+        HttpRequest::new,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, HttpClientError::Response(ParseError::IncompleteMessage)),
+        "{e:?}"
+    );
+}
+
 #[test]
 fn test_reset_mid_body() {
     let e = fetch_from(
