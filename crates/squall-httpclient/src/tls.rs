@@ -31,8 +31,28 @@ pub(crate) enum Trust {
     CaFile(String),
     /// No verification at all (Tornado's `validate_cert=False`).
     Insecure,
-    /// A configuration given with the request, told apart by its address.
-    Custom(usize),
+    /// A configuration given with the request, told apart by its identity.
+    Custom(ConfigId),
+}
+
+/// A request's own TLS configuration in a pool key: compared by identity (the same
+/// `Arc`), and held, so that while a connection made under it is kept no other
+/// configuration can be created at its address and pass for it.
+#[derive(Debug, Clone)]
+pub(crate) struct ConfigId(Arc<rustls::ClientConfig>);
+
+impl PartialEq for ConfigId {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ConfigId {}
+
+impl std::hash::Hash for ConfigId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
 }
 
 /// The certificate a request presents when the server asks for one (Tornado's
@@ -76,7 +96,7 @@ impl TlsState {
     /// `_get_ssl_options` reads `validate_cert` and `ca_certs` apart too.
     pub(crate) fn trust(&self, req: &HttpRequest) -> Trust {
         if let Some(config) = &req.tls_config {
-            Trust::Custom(Arc::as_ptr(config.rustls()) as usize)
+            Trust::Custom(ConfigId(config.rustls().clone()))
         } else if !req.validate_cert {
             Trust::Insecure
         } else if let Some(path) = &req.ca_certs {
