@@ -15,6 +15,10 @@
 //!   a write takes only what keeps the queue within [`COMPAT_WRITE_HIGH_WATER`] bytes
 //!   (the caller offers the rest again), once that many are queued it waits until the
 //!   queue has drained, and a write never passes `max_write_buffer_size`.
+//! - **A write the OS refuses** (a reset peer) fails, and so do a later flush and close:
+//!   bytes a close threw away were never accepted. A stream closed with nothing left
+//!   to send (at the peer's end of file, say) flushes and closes as done, as a tokio
+//!   `TcpStream` does, so `copy` and `Framed` end cleanly.
 //! - **Flush** waits until the queue is empty. **Close** (`poll_close`,
 //!   `poll_shutdown`) is a half-close, as tokio's `TcpStream::poll_shutdown` and
 //!   async-std's `poll_close` are: the queue is flushed (a TLS layer's `close_notify`
@@ -112,15 +116,39 @@ impl IoStream {
         // Hand the queue to the OS now if the socket is writable; what is left goes
         // out when it becomes writable, whether or not anyone flushes.
         drop(self.flush());
+        if self.closed() {
+            // That write failed (a reset peer) and the close threw the bytes away:
+            // they were not accepted.
+            return Poll::Ready(Err(self.closed_error().into()));
+        }
         Poll::Ready(Ok(n))
     }
 
+    /// A flush (or close) of a stream that has closed: done, unless the close threw away
+    /// output that was never sent (a reset peer, an error), which is the close's
+    /// error. A stream closed at the peer's end of file with nothing queued has
+    /// nothing left to flush, as a tokio `TcpStream`'s flush is then a no-op
+    /// (`tokio::io::copy` and `Framed` flush after reading the end).
+    fn closed_flush(&self) -> io::Result<()> {
+        if self.inner.has(crate::state::LOST_OUTPUT) {
+            Err(self.closed_error().into())
+        } else {
+            Ok(())
+        }
+    }
+
     fn compat_poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.closed() {
+            return Poll::Ready(self.closed_flush());
+        }
         self.poll_flush(cx).map_err(io::Error::from)
     }
 
     fn compat_poll_close(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.closed() || self.write_shut_down() {
+        if self.closed() {
+            return Poll::Ready(self.closed_flush());
+        }
+        if self.write_shut_down() {
             return Poll::Ready(Ok(()));
         }
         // Asking again on a later poll is harmless: the shutdown takes effect once,

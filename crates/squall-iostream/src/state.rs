@@ -79,6 +79,12 @@ pub(crate) const UNREAD_REPORT: u32 = 1 << 19;
 /// rather than for the caller's room ([`poll_read_chunk`](Inner::poll_read_chunk)).
 pub(crate) const READ_FULL: u32 = 1 << 20;
 
+/// The close threw away output that had not been sent (the write queue, or a layer's
+/// records with no goodbye to carry them): the `AsyncWrite` flush and close of the
+/// [`compat`](crate::compat) module report it, where a close that lost nothing is
+/// flushed.
+pub(crate) const LOST_OUTPUT: u32 = 1 << 21;
+
 /// A stream's state: what every read and write touches is inline (144 bytes with the
 /// `Rc` header); what most streams never use is in [`Cold`], allocated on first use.
 ///
@@ -543,11 +549,15 @@ impl Inner {
                 log::info!("IoStream fd {} closed: {cause}", self.fd)
             }
         }
+        let layer_output = self.has(LAYERED) && self.layer_wants_write();
         // A local close says goodbye (TLS `close_notify`), and so does the end the peer
         // announced: RFC 8446 §6.1 and RFC 5246 §7.2.1 ask for ours in answer.
         let owed = self.has(LAYERED)
             && !self.has(CONNECTING)
             && self.layer_goodbye(matches!(cause, CloseCause::Local | CloseCause::Eof));
+        if self.wbuf_len.get() > 0 || (layer_output && !owed) {
+            self.set(LOST_OUTPUT);
+        }
         self.set(CLOSED);
         self.clear(CONNECTING | READABLE | WRITABLE);
         self.set_cause(cause);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use squall_ioloop::IoLoop;
 use squall_iostream::compat::COMPAT_WRITE_HIGH_WATER;
 use squall_iostream::IoStream;
+use squall_testing::tcp_with_std_peer;
 
 const PATIENCE: Option<Duration> = Some(Duration::from_secs(20));
 
@@ -142,6 +143,82 @@ mod futures_io_traits {
                     let err = AsyncWriteExt::write(&mut a, b"x").await.unwrap_err();
                     assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
                     AsyncWriteExt::close(&mut a).await.unwrap();
+                },
+                PATIENCE,
+            )
+            .unwrap();
+    }
+
+    // A write the OS refuses (the peer is gone: EPIPE) is an error, not bytes accepted,
+    // and the flush and close that follow fail too: the close threw bytes away. A
+    // tokio or std TcpStream fails the same write_all at once.
+    #[test]
+    fn a_write_to_a_gone_peer_fails_and_so_do_flush_and_close() {
+        let io_loop = IoLoop::new().unwrap();
+        io_loop
+            .run_sync(
+                async {
+                    let (a, b) = UnixStream::pair().unwrap();
+                    let mut a = IoStream::new(a).unwrap();
+                    drop(b);
+                    let err = a.write_all(b"important message").await.unwrap_err();
+                    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+                    assert!(a.closed());
+                    // Bytes queued when the stream closed for an error are lost: the
+                    // flush and the close say so.
+                    let (mut c, d) = tcp_with_std_peer().await;
+                    let chunk = vec![7u8; COMPAT_WRITE_HIGH_WATER];
+                    // The kernel's buffers fill (the peer does not read), then the
+                    // stream's queue holds what they cannot take.
+                    while c.write_buffer_len() == 0 {
+                        let n = std::future::poll_fn(|cx| {
+                            std::task::Poll::Ready(futures_util::io::AsyncWrite::poll_write(
+                                std::pin::Pin::new(&mut c),
+                                cx,
+                                &chunk,
+                            ))
+                        })
+                        .await;
+                        assert!(!matches!(n, std::task::Poll::Ready(Err(_))), "{n:?}");
+                        if n.is_pending() {
+                            break;
+                        }
+                    }
+                    assert!(c.write_buffer_len() > 0);
+                    socket2::SockRef::from(&d)
+                        .set_linger(Some(Duration::ZERO))
+                        .unwrap();
+                    drop(d);
+                    // The read meets the reset (a close that drops the queue).
+                    let mut buf = [0u8; 8];
+                    assert!(c.read(&mut buf).await.is_err());
+                    assert!(AsyncWriteExt::flush(&mut c).await.is_err());
+                    assert!(AsyncWriteExt::close(&mut c).await.is_err());
+                },
+                PATIENCE,
+            )
+            .unwrap();
+    }
+
+    // A stream that closed at the peer's end of file with nothing queued has nothing
+    // left to flush: flush and close are done (a tokio TcpStream's flush is a no-op),
+    // so copy loops and codecs that flush after reading the end finish cleanly; a
+    // write still fails.
+    #[test]
+    fn a_stream_closed_at_end_of_file_flushes_and_closes() {
+        let io_loop = IoLoop::new().unwrap();
+        io_loop
+            .run_sync(
+                async {
+                    let (mut a, b) = pair();
+                    b.write(&b"all of it"[..]).await.unwrap();
+                    b.close();
+                    let mut got = Vec::new();
+                    a.read_to_end(&mut got).await.unwrap();
+                    assert_eq!(got, b"all of it");
+                    AsyncWriteExt::flush(&mut a).await.unwrap();
+                    AsyncWriteExt::close(&mut a).await.unwrap();
+                    assert!(AsyncWriteExt::write(&mut a, b"x").await.is_err());
                 },
                 PATIENCE,
             )
