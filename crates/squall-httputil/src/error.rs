@@ -100,6 +100,9 @@ pub enum ParseError {
     InvalidMultipart,
     /// More multipart parts than the configured maximum. 400.
     TooManyParts,
+    /// More fields in an urlencoded form body than the configured maximum
+    /// (`MultipartConfig::max_fields`). 400.
+    TooManyFields,
     /// A multipart part header larger than the configured maximum. 400.
     PartHeaderTooLarge,
     /// multipart/form-data parsing is disabled by configuration. 400.
@@ -172,6 +175,7 @@ impl ParseError {
             UnsupportedContentEncoding => "unsupported Content-Encoding",
             InvalidMultipart => "invalid multipart/form-data",
             TooManyParts => "multipart/form-data has too many parts",
+            TooManyFields => "application/x-www-form-urlencoded body has too many fields",
             PartHeaderTooLarge => "multipart/form-data part header too large",
             MultipartDisabled => "multipart/form-data is disabled",
             InvalidStatusLine => "malformed status line",

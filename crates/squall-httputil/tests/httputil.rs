@@ -107,6 +107,41 @@ fn test_parse_qs() {
     assert!(parse_qs_bytes(b"%ff=1", true).contains_key("\u{fffd}"));
 }
 
+// An urlencoded body of more fields than `max_fields` is refused before it is parsed:
+// each field costs allocations, so tiny fields held some thirty times the body's size.
+#[test]
+fn urlencoded_fields_are_capped() {
+    let parse = |body: &[u8], max_fields: usize| {
+        let mut args = Arguments::new();
+        let config = MultipartConfig {
+            max_fields,
+            ..MultipartConfig::default()
+        };
+        parse_body_arguments(
+            "application/x-www-form-urlencoded",
+            &Bytes::copy_from_slice(body),
+            &mut args,
+            &mut Files::new(),
+            None,
+            &config,
+        )
+        .map(|()| args)
+    };
+    assert_eq!(MultipartConfig::default().max_fields, 1000);
+    let at_cap = vec!["k=v"; 1000].join("&");
+    assert_eq!(parse(at_cap.as_bytes(), 1000).unwrap()["k"].len(), 1000);
+    let past = vec!["k=v"; 1001].join("&");
+    assert_eq!(
+        parse(past.as_bytes(), 1000).unwrap_err(),
+        ParseError::TooManyFields
+    );
+    assert_eq!(
+        ParseError::TooManyFields.status(),
+        http::StatusCode::BAD_REQUEST
+    );
+    assert!(parse(past.as_bytes(), usize::MAX).is_ok());
+}
+
 // ---- MultipartFormDataTest ----
 
 fn multipart(data: &str) -> Result<(Arguments, Files), ParseError> {
