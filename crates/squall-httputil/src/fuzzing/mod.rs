@@ -245,6 +245,7 @@ pub fn body_args(data: &[u8]) {
     };
     let config = MultipartConfig {
         max_parts: 8,
+        max_fields: 8,
         ..MultipartConfig::default()
     };
     let (mut args, mut files) = (Arguments::default(), Files::default());
@@ -321,15 +322,22 @@ pub fn body_args(data: &[u8]) {
         }
         2 => {
             let body = Bytes::copy_from_slice(rest);
-            parse_body_arguments(
+            let r = parse_body_arguments(
                 "application/x-www-form-urlencoded",
                 &body,
                 &mut args,
                 &mut files,
                 None,
                 &config,
-            )
-            .expect("urlencoded bodies are never rejected");
+            );
+            // Refused only past the field cap, counted as `&`-separated pieces.
+            let pieces = rest.split(|&b| b == b'&').count();
+            if pieces > config.max_fields {
+                assert_eq!(r, Err(ParseError::TooManyFields));
+                assert!(args.is_empty());
+                return;
+            }
+            r.expect("urlencoded bodies within the cap are never rejected");
             assert!(files.is_empty());
             let fields = rest.split(|&b| b == b'&').filter(|f| !f.is_empty()).count();
             assert_eq!(
