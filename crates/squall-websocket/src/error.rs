@@ -87,6 +87,10 @@ pub enum ProtocolError {
     BadCompressedData,
     /// A message larger than `max_message_size` (after inflating, if compressed). 1009.
     MessageTooBig,
+    /// A message of more than 4,096 fragments that added nothing to it (empty
+    /// payloads, or compressed bytes that inflate to nothing): framing without data,
+    /// which `max_message_size` never bounds. 1008.
+    IdleFragments,
 }
 
 impl ProtocolError {
@@ -97,6 +101,7 @@ impl ProtocolError {
                 CloseCode::INVALID_DATA
             }
             ProtocolError::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
+            ProtocolError::IdleFragments => CloseCode::POLICY_VIOLATION,
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }
@@ -125,6 +130,9 @@ impl fmt::Display for ProtocolError {
             }
             ProtocolError::BadCompressedData => f.write_str("compressed message does not inflate"),
             ProtocolError::MessageTooBig => f.write_str("message over max_message_size"),
+            ProtocolError::IdleFragments => {
+                f.write_str("too many fragments that add nothing to their message")
+            }
         }
     }
 }

@@ -107,6 +107,13 @@ struct Frame {
     phase: u8,
 }
 
+/// Fragments of one message that may add nothing to it (an empty payload, or
+/// compressed bytes that inflate to nothing yet) before the message is refused: a
+/// message of endless empty fragments costs the receiver work for every frame and is
+/// never held to `max_message_size` (the HTTP side's `max_chunk_overhead` answers the
+/// same shape in chunked bodies). Far above what any sender splitting a message does.
+pub(crate) const MAX_IDLE_FRAGMENTS: u32 = 4096;
+
 /// permessage-deflate's state: both directions' zlib streams, and a buffer for
 /// unmasked or compressed payload on its way through them.
 struct Compression {
@@ -122,6 +129,10 @@ struct Partial {
     data: Vec<u8>,
     /// Bytes of `data` known to be valid UTF-8 (text messages only).
     valid: usize,
+    /// Fragments so far that added nothing to `data` ([`MAX_IDLE_FRAGMENTS`]).
+    idle_fragments: u32,
+    /// Whether the current fragment has added to `data` yet.
+    fragment_added: bool,
 }
 
 impl Partial {
@@ -347,12 +358,17 @@ impl Protocol {
                     compressed: h.rsv1,
                     data: Vec::new(),
                     valid: 0,
+                    idle_fragments: 0,
+                    fragment_added: false,
                 });
             }
             _ if h.opcode.is_control() => self.control.clear(),
             _ => {}
         }
         if let Some(message) = &mut self.message {
+            if !h.opcode.is_control() {
+                message.fragment_added = false;
+            }
             if !h.opcode.is_control() && !message.compressed {
                 let total = (message.data.len() as u64).saturating_add(h.len);
                 if total > self.max_message_size as u64 {
@@ -389,6 +405,7 @@ impl Protocol {
         let Some(message) = &mut self.message else {
             return Ok(());
         };
+        let before = message.data.len();
         if message.compressed {
             if let Some(c) = &mut self.compression {
                 c.scratch.clear();
@@ -408,6 +425,7 @@ impl Protocol {
                 apply_mask(&mut message.data[start..], key, usize::from(frame.phase));
             }
         }
+        message.fragment_added |= message.data.len() > before;
         // A message that ends with this piece is checked once, whole, by finish_frame;
         // anything else is checked as it comes, so that bad UTF-8 fails fast.
         let ends_here = frame.fin && frame.remaining == 0 && !message.compressed;
@@ -426,7 +444,17 @@ impl Protocol {
                 self.received_close = true;
                 Ok(Some(Event::Close(close)))
             }
-            _ if !frame.fin => Ok(None),
+            _ if !frame.fin => {
+                if let Some(message) = &mut self.message {
+                    if !message.fragment_added {
+                        message.idle_fragments += 1;
+                        if message.idle_fragments > MAX_IDLE_FRAGMENTS {
+                            return Err(ProtocolError::IdleFragments);
+                        }
+                    }
+                }
+                Ok(None)
+            }
             _ => {
                 let Some(mut message) = self.message.take() else {
                     return Ok(None);

@@ -583,6 +583,7 @@ impl WebSocket {
         );
         let reason = match e {
             ProtocolError::MessageTooBig => "message too big",
+            ProtocolError::IdleFragments => "too many empty fragments",
             _ => "",
         };
         let _ = self.encode(|p, out| p.encode_close(Some(e.close_code()), reason, out));

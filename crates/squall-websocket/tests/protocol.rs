@@ -225,6 +225,41 @@ fn decode_all(proto: &mut Protocol, wire: &[u8]) -> Result<Vec<Event>, ProtocolE
     decode_split(proto, wire, &[])
 }
 
+// A message of endless empty fragments is framing without data, which
+// max_message_size never bounds: refused with 1008 after 4,096 fragments that added
+// nothing (an attacker's 280 million empty fragments ran unanswered). Fragments that
+// carry bytes, however small, and a few empty ones, are fine.
+#[test]
+fn endless_empty_fragments_are_refused() {
+    let mut wire = frame(false, false, OpCode::Binary, b"");
+    for _ in 0..5000 {
+        wire.extend(frame(false, false, OpCode::Continuation, b""));
+    }
+    let err = decode_all(&mut server(false), &wire).unwrap_err();
+    assert_eq!(err, ProtocolError::IdleFragments);
+    assert_eq!(err.close_code(), CloseCode::POLICY_VIOLATION);
+    // 4,096 empty fragments, then data: one message.
+    let mut wire = frame(false, false, OpCode::Binary, b"");
+    for _ in 0..4095 {
+        wire.extend(frame(false, false, OpCode::Continuation, b""));
+    }
+    wire.extend(frame(true, false, OpCode::Continuation, b"end"));
+    assert_eq!(
+        decode_all(&mut server(false), &wire),
+        Ok(vec![Event::Message(Message::Binary(b"end".to_vec()))])
+    );
+    // Ten thousand one-byte fragments: every one adds to the message.
+    let mut wire = frame(false, false, OpCode::Binary, b"x");
+    for _ in 0..10_000 {
+        wire.extend(frame(false, false, OpCode::Continuation, b"x"));
+    }
+    wire.extend(frame(true, false, OpCode::Continuation, b"x"));
+    assert_eq!(
+        decode_all(&mut server(false), &wire),
+        Ok(vec![Event::Message(Message::Binary(vec![b'x'; 10_002]))])
+    );
+}
+
 #[test]
 fn invalid_utf8_fails_fast_inside_a_frame_and_across_fragments() {
     // 0xCE 0xBA is κ; 0xF4 0x90 can never start valid UTF-8 (past U+10FFFF).
