@@ -14,8 +14,9 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ParseError {
-    /// The head (request line and header fields, leading empty lines included) is longer
-    /// than [`Limits::max_head_size`](crate::Limits::max_head_size). 431.
+    /// The head (request or status line and header fields, leading empty lines
+    /// included) is longer than [`Limits::max_head_size`](crate::Limits::max_head_size)
+    /// (the HTTP client's `max_header_size` for a response). 431 for a request.
     HeadTooLarge,
     /// More header fields than [`Limits::max_headers`](crate::Limits::max_headers). 431.
     TooManyHeaders,
@@ -135,7 +136,7 @@ impl ParseError {
     pub fn as_str(self) -> &'static str {
         use ParseError::*;
         match self {
-            HeadTooLarge => "request head too large",
+            HeadTooLarge => "message head too large",
             TooManyHeaders => "too many header fields",
             UriTooLong => "request-target too long",
             InvalidMethod => "invalid method",
