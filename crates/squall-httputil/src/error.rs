@@ -102,7 +102,8 @@ pub enum ParseError {
     /// More multipart parts than the configured maximum. 400.
     TooManyParts,
     /// More fields in an urlencoded form body than the configured maximum
-    /// (`MultipartConfig::max_fields`). 400.
+    /// (`MultipartConfig::max_fields`, or one per `URLENCODED_BYTES_PER_FIELD` bytes if
+    /// that is more). 400.
     TooManyFields,
     /// A multipart part header larger than the configured maximum. 400.
     PartHeaderTooLarge,

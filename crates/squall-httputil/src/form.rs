@@ -37,12 +37,15 @@ pub struct MultipartConfig {
     pub max_parts: usize,
     /// Bytes of one part's header block. Default 10 KiB.
     pub max_part_header_size: usize,
-    /// Fields (`&`-separated pieces) of an `application/x-www-form-urlencoded` body.
-    /// Default 1,000, as Django's `DATA_UPLOAD_MAX_NUMBER_FIELDS` and PHP's
-    /// `max_input_vars`; more is refused with [`ParseError::TooManyFields`] before
-    /// anything is parsed. Tornado has no such cap: each field costs a few small
-    /// allocations, so a body of tiny fields (`a&a&a...`) held some thirty times its
-    /// size in memory, up to `max_body_size` (100 MiB by default).
+    /// Fields (`&`-separated pieces) of an `application/x-www-form-urlencoded` body
+    /// that may be small: a body may hold this many, or one per
+    /// [`URLENCODED_BYTES_PER_FIELD`] bytes if that is more; more is refused with
+    /// [`ParseError::TooManyFields`] before anything is parsed. Default 1,000, as
+    /// Django's `DATA_UPLOAD_MAX_NUMBER_FIELDS` and PHP's `max_input_vars`. Tornado has
+    /// no such cap: each field costs a few small allocations, so a body of tiny fields
+    /// (`a&a&a...`) held some thirty times its size in memory. The allowance per byte
+    /// keeps larger bodies whose fields are not tiny (a file sent with curl's default
+    /// form type, where `&` comes once in some 256 random bytes) as they were.
     pub max_fields: usize,
 }
 
@@ -56,6 +59,10 @@ impl Default for MultipartConfig {
         }
     }
 }
+
+/// The bytes of urlencoded body that earn one field past [`MultipartConfig::max_fields`]:
+/// fields this large on average cost a few times the body's size to hold at most.
+pub const URLENCODED_BYTES_PER_FIELD: usize = 64;
 
 /// The two body types that carry arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +97,8 @@ impl FormType {
 /// [`ParseError::UnsupportedContentEncoding`] for a form (either type) whose `headers`
 /// carry a Content-Encoding (an inflated body has had it removed; a body of another type
 /// is not read, so its encoding does not matter); [`ParseError::TooManyFields`] for an
-/// urlencoded body of more than `config.max_fields` fields; the multipart errors of
+/// urlencoded body of more than `config.max_fields` fields and more than one per
+/// [`URLENCODED_BYTES_PER_FIELD`] bytes; the multipart errors of
 /// [`parse_multipart_form_data`]; [`ParseError::InvalidMultipart`] when the boundary
 /// parameter is missing.
 pub fn parse_body_arguments(
@@ -109,7 +117,11 @@ pub fn parse_body_arguments(
     if form == Some(FormType::UrlEncoded) {
         // Counted before anything is parsed: one `memchr` pass.
         let fields = memchr::memchr_iter(b'&', body).count().saturating_add(1);
-        if fields > config.max_fields {
+        if fields
+            > config
+                .max_fields
+                .max(body.len() / URLENCODED_BYTES_PER_FIELD)
+        {
             return Err(ParseError::TooManyFields);
         }
         for (name, values) in parse_qs_bytes(body, true) {

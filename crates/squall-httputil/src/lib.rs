@@ -107,7 +107,7 @@ pub use decode::{Decoded, LengthDecoder};
 pub use error::{OutputError, ParseError};
 pub use form::{
     parse_body_arguments, parse_header_params, parse_multipart_form_data, Files, HttpFile,
-    MultipartConfig,
+    MultipartConfig, URLENCODED_BYTES_PER_FIELD,
 };
 #[cfg(feature = "gzip")]
 pub use gzip::GzipInflater;

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use squall_httputil::{
     format_timestamp, parse_body_arguments, parse_cookie, parse_multipart_form_data,
     parse_qs_bytes, split_host_and_port, url_concat, Arguments, Files, MultipartConfig, ParseError,
+    URLENCODED_BYTES_PER_FIELD,
 };
 
 // ---- TestUrlConcat ----
@@ -140,6 +141,16 @@ fn urlencoded_fields_are_capped() {
         http::StatusCode::BAD_REQUEST
     );
     assert!(parse(past.as_bytes(), usize::MAX).is_ok());
+    // Past the cap, one field per 64 bytes: a large body whose fields are not tiny (a
+    // file sent with curl's default form type) is parsed as before.
+    let field = format!("k={}", "v".repeat(URLENCODED_BYTES_PER_FIELD - 2));
+    let large = vec![field.as_str(); 5000].join("&");
+    assert_eq!(parse(large.as_bytes(), 1000).unwrap()["k"].len(), 5000);
+    let tiny_past = vec!["k=v"; 5000].join("&");
+    assert_eq!(
+        parse(tiny_past.as_bytes(), 1000).unwrap_err(),
+        ParseError::TooManyFields
+    );
 }
 
 // ---- MultipartFormDataTest ----

@@ -332,7 +332,11 @@ pub fn body_args(data: &[u8]) {
             );
             // Refused only past the field cap, counted as `&`-separated pieces.
             let pieces = rest.split(|&b| b == b'&').count();
-            if pieces > config.max_fields {
+            if pieces
+                > config
+                    .max_fields
+                    .max(rest.len() / crate::URLENCODED_BYTES_PER_FIELD)
+            {
                 assert_eq!(r, Err(ParseError::TooManyFields));
                 assert!(args.is_empty());
                 return;
