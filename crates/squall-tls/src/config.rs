@@ -303,7 +303,7 @@ impl TlsServerConfig {
         TlsServerConfigBuilder {
             resolver: None,
             client_auth: None,
-            alpn: vec![b"http/1.1".to_vec()],
+            alpn: vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()],
             versions: rustls::DEFAULT_VERSIONS.to_vec(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
@@ -394,7 +394,8 @@ impl TlsServerConfigBuilder {
         self
     }
 
-    /// The ALPN protocols offered, in order of preference (default: `http/1.1`; empty:
+    /// The ALPN protocols offered, in order of preference (default: `http/1.1`, then
+    /// `http/1.0`, which `curl --http1.0` offers alone and the server speaks; empty:
     /// no ALPN).
     pub fn alpn<P: AsRef<[u8]>>(mut self, protocols: impl IntoIterator<Item = P>) -> Self {
         self.alpn = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();

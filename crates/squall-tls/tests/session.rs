@@ -435,6 +435,24 @@ fn protocol_versions_and_alpn_are_configurable() {
     assert!(handshake(&mut c, &mut s, &mut Rng(29)).is_err());
 }
 
+// The server's default ALPN list is http/1.1 then http/1.0: a client offering only
+// http/1.0 (`curl --http1.0`) is served (it got no_application_protocol), and one
+// offering both gets http/1.1.
+#[test]
+fn a_client_offering_only_http10_is_served() {
+    let pki = Pki::localhost();
+    for (offer, chosen) in [
+        (&["http/1.0"][..], &b"http/1.0"[..]),
+        (&["http/1.0", "http/1.1"][..], &b"http/1.1"[..]),
+    ] {
+        let client = pki.client_config().with_alpn(offer.iter().copied());
+        let mut c = TlsSession::client(&client, "localhost").unwrap();
+        let mut s = TlsSession::server(&pki.server_config()).unwrap();
+        handshake(&mut c, &mut s, &mut Rng(31)).unwrap();
+        assert_eq!(s.alpn_protocol(), Some(chosen), "{offer:?}");
+    }
+}
+
 #[test]
 fn system_roots_load_or_say_why() {
     match TlsClientConfig::with_system_roots() {
