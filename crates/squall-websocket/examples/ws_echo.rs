@@ -69,7 +69,16 @@ fn main() -> ExitCode {
                 let mut server = HttpServer::new(move |req| {
                     let config = config.clone();
                     async move {
-                        if req.headers().contains_key(http::header::UPGRADE) {
+                        // A WebSocket handshake names `websocket` in Upgrade; any
+                        // other upgrade (`h2c`) is ignored, as RFC 9110 §7.8 allows.
+                        let websocket = req
+                            .headers()
+                            .get_all(http::header::UPGRADE)
+                            .iter()
+                            .filter_map(|v| v.to_str().ok())
+                            .flat_map(|v| v.split(','))
+                            .any(|t| t.trim().eq_ignore_ascii_case("websocket"));
+                        if websocket {
                             websocket_response(&req, &config, Echo)
                         } else {
                             Response::text("A WebSocket echo server: connect with ws://\n")
