@@ -574,11 +574,28 @@ impl ResponseEncoder {
             BodyFraming::CloseDelimited
         };
         let keep_alive = req.keep_alive && !user_close && framing != BodyFraming::CloseDelimited;
-        if keep_alive || user_close {
+        // A 101 switches the connection to another protocol (its `Connection: Upgrade`
+        // is the handshake's), so keep-alive does not apply to it.
+        let switching = code == 101;
+        if keep_alive || user_close || switching {
             // The caller's values stand: they agree with what the server will do.
             for v in &user_connection {
                 put_line(out, &header::CONNECTION, v, style);
             }
+        } else if !user_connection.is_empty() {
+            // The server closes: `close` (RFC 9112 §9.6) in place of the caller's
+            // `keep-alive`, which would promise the client a connection that ends; the
+            // caller's other options (`Upgrade` on a 426) stay.
+            out.put_slice(b"Connection: close");
+            for v in &user_connection {
+                for token in list_items(v) {
+                    if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                        out.put_slice(b", ");
+                        out.put_slice(token);
+                    }
+                }
+            }
+            out.put_slice(b"\r\n");
         }
         let mut tail = Tail {
             buf: [0; TAIL_CAP],
@@ -615,11 +632,11 @@ impl ResponseEncoder {
             tail.push(b"\r\n");
         }
         if !keep_alive
-            && !user_close
-            && (req.version == Version::HTTP_11 || !user_connection.is_empty())
+            && !switching
+            && user_connection.is_empty()
+            && req.version == Version::HTTP_11
         {
-            // The server closes: said so (RFC 9112 §9.6), in place of any `keep-alive`
-            // of the caller's, which would promise the client a connection that ends.
+            // The server closes: said so (RFC 9112 §9.6).
             tail.push(b"Connection: close\r\n");
         } else if keep_alive && req.version == Version::HTTP_10 && user_connection.is_empty() {
             tail.push(b"Connection: Keep-Alive\r\n");
@@ -1032,6 +1049,26 @@ mod tests {
         let t = text(&out).to_ascii_lowercase();
         assert_eq!(t.matches("connection:").count(), 1, "{t}");
         assert!(t.contains("connection: keep-alive\r\n"), "{t}");
+        // A 101 keeps the handshake's `Connection: Upgrade` whatever keep-alive says
+        // (a server with no_keep_alive, or draining, still switches protocols); a 426
+        // on a closing connection keeps its `Upgrade` option beside `close`.
+        let upgrade = |status| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            let mut out = BytesMut::new();
+            ResponseEncoder::start(&info(Version::HTTP_11, false, false), status, &h, &mut out)
+                .unwrap();
+            text(&out).to_ascii_lowercase()
+        };
+        let t = upgrade(StatusCode::SWITCHING_PROTOCOLS);
+        assert!(
+            t.contains("connection: upgrade\r\n") && !t.contains("close"),
+            "{t}"
+        );
+        let t = upgrade(StatusCode::UPGRADE_REQUIRED);
+        assert!(t.contains("connection: close, upgrade\r\n"), "{t}");
+        assert_eq!(t.matches("connection:").count(), 1, "{t}");
         // The caller's own close stands, once.
         let mut out = BytesMut::new();
         let enc = ResponseEncoder::start(

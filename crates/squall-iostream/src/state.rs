@@ -555,7 +555,9 @@ impl Inner {
         let owed = self.has(LAYERED)
             && !self.has(CONNECTING)
             && self.layer_goodbye(matches!(cause, CloseCause::Local | CloseCause::Eof));
-        if self.wbuf_len.get() > 0 || (layer_output && !owed) {
+        // The layer's output is lost only if its last flush could not send it and no
+        // lingering goodbye will (a flush that sent everything lost nothing).
+        if self.wbuf_len.get() > 0 || (layer_output && !owed && self.layer_wants_write()) {
             self.set(LOST_OUTPUT);
         }
         self.set(CLOSED);

@@ -222,7 +222,11 @@ impl Drop for Shared {
                 close_timeout_ms: self.close_timeout_ms,
                 max_write_buffer_size: self.max_write_buffer_size,
                 close_frame: RefCell::new(None),
-                finished: Cell::new(false),
+                // Finished already: this state is never handed on again, even when the
+                // task is dropped before its first poll (a loop closing drops what it
+                // has not run, and a handed-on state handing itself on recursed until
+                // the stack overflowed).
+                finished: Cell::new(true),
                 heard: Cell::new(false),
                 backlog: Cell::new(None),
             }),
@@ -664,8 +668,8 @@ impl WebSocket {
     /// connection as [`finish`](Self::finish) does (the server closes; the client waits
     /// for the server to), so that it closes with no input unread (RFC 6455 §7.1.1).
     async fn await_peer_close(self) {
-        // Set first: dropped half-way (the loop going away), this state is not handed on
-        // again.
+        // Made finished by the drop that spawned this (so that it is never handed on
+        // again); set here too for any other caller.
         self.shared.finished.set(true);
         let timeout = self.close_timeout();
         let _ = with_timeout(timeout, async {

@@ -1040,3 +1040,70 @@ fn a_client_that_closes_and_lets_go_still_reads_the_close_echo() {
         assert!(lasted < Duration::from_secs(10), "closed after {lasted:?}");
     });
 }
+
+/// A server with `no_keep_alive` (or one draining) still answers a handshake with
+/// `Connection: Upgrade`: a 101 switches protocols, so keep-alive does not apply to it
+/// (the server's `Connection: close` took its place, and clients refused the answer).
+#[test]
+fn a_no_keep_alive_server_still_upgrades() {
+    run(async {
+        let config = squall_httpserver::HttpServerConfig {
+            no_keep_alive: true,
+            ..squall_httpserver::HttpServerConfig::default()
+        };
+        let seen = Rc::new(RefCell::new(Seen::default()));
+        let handler_seen = seen.clone();
+        let mut server = HttpServer::new(move |req: HttpServerRequest| {
+            let handler = Recorder {
+                seen: handler_seen.clone(),
+                echo: true,
+            };
+            std::future::ready(websocket_response(
+                &req,
+                &WebSocketConfig::default(),
+                handler,
+            ))
+        })
+        .with_config(config);
+        let addr = server.listen(0, "127.0.0.1").unwrap();
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        ws.write_message(Message::Text("hi".into())).unwrap();
+        assert_eq!(ws.next().await, Some(Message::Text("hi".into())));
+        drop(server);
+    });
+}
+
+/// A connection dropped by its application after it sent its close, whose loop then
+/// closes before the task reading the peer's answer ever ran: the loop drops that task
+/// unpolled, and the state it held is not handed on again (it was, recursively, until
+/// the stack overflowed).
+#[test]
+fn a_closing_connection_dropped_as_its_loop_closes() {
+    let io_loop = IoLoop::new().unwrap();
+    let (ws, server) = io_loop
+        .run_sync(
+            async {
+                let (server, addr) = listen(Rc::new(|req: HttpServerRequest| {
+                    let handler = Recorder {
+                        seen: Rc::default(),
+                        echo: false,
+                    };
+                    websocket_response(&req, &WebSocketConfig::default(), handler)
+                }));
+                let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+                    .await
+                    .unwrap();
+                ws.close(None, "bye").unwrap();
+                (ws, server)
+            },
+            Some(Duration::from_secs(20)),
+        )
+        .unwrap();
+    // The closing state goes to a task queued on the idle loop...
+    drop(ws);
+    // ...which the loop's close drops before its first poll.
+    io_loop.close(true).unwrap();
+    drop(server);
+}
