@@ -216,13 +216,9 @@ fn eof_during_the_handshake() {
     assert!(matches!(s.feed_eof(), Err(TlsError::HandshakeEof)));
 }
 
-#[test]
-fn hostname_is_checked_by_the_client() {
-    // Tornado's test_check_hostname: a certificate for another name is refused.
-    let pki = Pki::new(&["other.example"]);
-    let (mut c, mut s) = pair(&pki, "localhost");
-    let err = handshake(&mut c, &mut s, &mut Rng(5)).unwrap_err();
-    let TlsError::Protocol(rustls::Error::InvalidCertificate(why)) = &err else {
+/// `err` is a handshake refused because the certificate is not for the name asked.
+fn assert_wrong_name(err: &TlsError) {
+    let TlsError::Protocol(rustls::Error::InvalidCertificate(why)) = err else {
         panic!("{err:?}");
     };
     assert!(
@@ -233,6 +229,15 @@ fn hostname_is_checked_by_the_client() {
         ),
         "{why:?}"
     );
+}
+
+#[test]
+fn hostname_is_checked_by_the_client() {
+    // Tornado's test_check_hostname: a certificate for another name is refused.
+    let pki = Pki::new(&["other.example"]);
+    let (mut c, mut s) = pair(&pki, "localhost");
+    let err = handshake(&mut c, &mut s, &mut Rng(5)).unwrap_err();
+    assert_wrong_name(&err);
 }
 
 /// Tornado's TestIOStreamCheckHostname trusts a self-signed certificate as its own CA,
@@ -247,17 +252,7 @@ fn a_self_signed_ca_certificate_is_trusted_as_itself() {
     // Another name: refused for the name.
     let (mut c, mut s) = pair(&pki, "other.example");
     let err = handshake(&mut c, &mut s, &mut Rng(22)).unwrap_err();
-    let TlsError::Protocol(rustls::Error::InvalidCertificate(why)) = &err else {
-        panic!("{err:?}");
-    };
-    assert!(
-        matches!(
-            why,
-            rustls::CertificateError::NotValidForName
-                | rustls::CertificateError::NotValidForNameContext { .. }
-        ),
-        "{why:?}"
-    );
+    assert_wrong_name(&err);
     // Another self-signed certificate for the same name: not trusted.
     let other = Pki::self_signed(&["localhost"]);
     let mut c = TlsSession::client(&other.client_config(), "localhost").unwrap();
