@@ -430,7 +430,7 @@ fn header_lines(head: &ResponseHead, cb: &mut dyn FnMut(&str)) {
     for (name, value) in &head.headers {
         // ISO-8859-1, as Tornado decodes header lines: every byte is kept as a char,
         // where a lossy UTF-8 decoding would turn obs-text into U+FFFD.
-        let value: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
+        let value = squall_httputil::latin1_text(value.as_bytes());
         cb(&format!("{name}: {value}\r\n"));
     }
     cb("\r\n");

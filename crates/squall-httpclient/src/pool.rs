@@ -318,17 +318,15 @@ impl Pool {
     /// connections share one loop, so the first tells). Without a loop, nothing kept can
     /// serve, and nothing is kept.
     fn leave_other_loops(&self, here: Option<&IoLoop>) {
-        let kept_on = self
+        let elsewhere = self
             .idle
             .borrow()
             .first()
             .and_then(|(_, list)| list.first())
-            .map(|c| c.stream.io_loop().clone());
-        if let Some(kept_on) = kept_on {
-            if here != Some(&kept_on) {
-                log::debug!("httpclient: closing the idle connections of another loop");
-                self.clear();
-            }
+            .is_some_and(|c| here != Some(c.stream.io_loop()));
+        if elsewhere {
+            log::debug!("httpclient: closing the idle connections of another loop");
+            self.clear();
         }
     }
 

@@ -55,6 +55,7 @@ use crate::error::{OutputError, ParseError};
 use crate::head::{
     framing, later_minor_as_http11, list_items, parse_content_length, Framing, VersionAt,
 };
+use crate::headers::latin1_text;
 use crate::limits::Limits;
 use crate::response::{put_u64, BodyFraming};
 
@@ -597,7 +598,7 @@ fn parse_response_head(
         return Err(ParseError::InvalidStatusLine);
     }
     let reason = match resp.reason {
-        Some(r) if !r.is_empty() => latin1(r.as_bytes()),
+        Some(r) if !r.is_empty() => latin1_text(r.as_bytes()),
         _ => reason_bytes(head),
     };
 
@@ -671,12 +672,6 @@ fn parse_response_head(
     })
 }
 
-/// Bytes as ISO-8859-1 (Latin-1) text, each byte one char, as Tornado decodes a head
-/// (a lossy UTF-8 decoding would turn obs-text into U+FFFD).
-pub(crate) fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
-}
-
 /// The reason phrase when httparse gave none: it leaves it empty when the phrase holds
 /// bytes that are not UTF-8 (obs-text), which RFC 9112 allows.
 fn reason_bytes(head: &[u8]) -> String {
@@ -684,7 +679,7 @@ fn reason_bytes(head: &[u8]) -> String {
     let line = &head[..line_end];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     // "HTTP/1.1 200 " is 13 bytes.
-    line.get(13..).map(latin1).unwrap_or_default()
+    line.get(13..).map(latin1_text).unwrap_or_default()
 }
 
 /// httparse's coarse error as a precise cause; runs only on the error path.

@@ -394,7 +394,7 @@ fn join_continuation(pieces: &[(String, u32, bool, &str)]) -> String {
         bytes.extend(url_unescape(text.as_bytes(), false));
     }
     if latin1 {
-        bytes.iter().map(|&b| char::from(b)).collect()
+        crate::latin1_text(&bytes)
     } else {
         String::from_utf8_lossy(&bytes).into_owned()
     }
@@ -431,7 +431,7 @@ fn decode_rfc5987(value: &str) -> Option<String> {
     let (charset, _lang, encoded) = (it.next()?, it.next()?, it.next()?);
     let bytes = url_unescape(encoded.as_bytes(), false);
     if charset.eq_ignore_ascii_case("iso-8859-1") || charset.eq_ignore_ascii_case("latin1") {
-        Some(bytes.iter().map(|&b| char::from(b)).collect())
+        Some(crate::latin1_text(&bytes))
     } else {
         Some(String::from_utf8_lossy(&bytes).into_owned())
     }

@@ -82,6 +82,16 @@ pub fn parse_headers(block: &[u8]) -> Result<HeaderMap, ParseError> {
     Ok(map)
 }
 
+/// Bytes as ISO-8859-1 (Latin-1) text, each byte one char, as Tornado decodes a head:
+/// nothing is lost, where a lossy UTF-8 decoding would turn obs-text into U+FFFD.
+///
+/// ```
+/// assert_eq!(squall_httputil::latin1_text(b"caf\xe9"), "caf\u{e9}");
+/// ```
+pub fn latin1_text(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
 fn append(map: &mut HeaderMap, name: HeaderName, value: BytesMut) -> Result<(), ParseError> {
     let value = HeaderValue::from_maybe_shared(value.freeze())
         .map_err(|_| ParseError::InvalidHeaderValue)?;

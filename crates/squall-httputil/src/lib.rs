@@ -112,7 +112,7 @@ pub use form::{
 #[cfg(feature = "gzip")]
 pub use gzip::GzipInflater;
 pub use head::{parse_request_head, BodyKind, HeadParser, HeadSpan, RequestHead, MAX_EMPTY_LINES};
-pub use headers::{parse_headers, HeaderCase, HeaderCaseMap};
+pub use headers::{latin1_text, parse_headers, HeaderCase, HeaderCaseMap};
 pub use interop::ClientInfo;
 pub use limits::Limits;
 pub use pool::PooledHeaders;

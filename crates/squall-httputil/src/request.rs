@@ -414,7 +414,7 @@ impl HttpServerRequest {
                 .header_values("cookie")
                 .map(|v| match std::str::from_utf8(v) {
                     Ok(text) => text.to_owned(),
-                    Err(_) => crate::client::latin1(v),
+                    Err(_) => crate::latin1_text(v),
                 })
                 .collect::<Vec<_>>()
                 .join("; ");

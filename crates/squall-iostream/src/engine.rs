@@ -329,11 +329,7 @@ impl Inner {
                     } else {
                         CloseCause::from_io(e)
                     };
-                    if self.has_read_waker() || self.has_write_waker() {
-                        self.close_returned(cause);
-                    } else {
-                        self.close_with(cause);
-                    }
+                    self.close_met_outside(cause);
                     return false;
                 }
             }

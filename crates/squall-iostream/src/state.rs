@@ -460,12 +460,7 @@ impl Inner {
             // read): take it (this consumes it; the select backend does not) and close
             // with it. Logged at warn only when no pending read or write will return it.
             if let Some(e) = self.take_socket_error() {
-                let cause = CloseCause::from_io(e);
-                if self.has_read_waker() || self.has_write_waker() {
-                    self.close_returned(cause);
-                } else {
-                    self.close_with(cause);
-                }
+                self.close_met_outside(CloseCause::from_io(e));
                 return;
             }
         }
@@ -527,6 +522,18 @@ impl Inner {
     /// closes once).
     pub(crate) fn close_with(self: &Rc<Self>, cause: CloseCause) {
         self.close_logged(cause, true);
+    }
+
+    /// Closes with `cause`, an error met outside any read or write (on an event, or
+    /// reading ahead): returned to a read or write that waits, if one does
+    /// ([`close_returned`](Self::close_returned)), else logged
+    /// ([`close_with`](Self::close_with)).
+    pub(crate) fn close_met_outside(self: &Rc<Self>, cause: CloseCause) {
+        if self.has_read_waker() || self.has_write_waker() {
+            self.close_returned(cause);
+        } else {
+            self.close_with(cause);
+        }
     }
 
     /// Closes with `cause` when the error goes back to the caller of the operation

@@ -142,7 +142,7 @@ async fn connect(url: &str, options: &ClientOptions) -> Result<WebSocket, WebSoc
     let _ = stream.set_nodelay(true);
 
     stream
-        .write(request.to_vec())
+        .write(request.freeze())
         .await
         .map_err(WebSocketError::Stream)?;
 

@@ -210,7 +210,6 @@ impl Drop for Shared {
         if self.finished.get() || self.stream.closed() || !protocol.sent_close() {
             return;
         }
-        self.finished.set(true);
         let role = protocol.role();
         let protocol = std::mem::replace(protocol, Protocol::new(role, None, 0));
         let closing = WebSocket {
