@@ -8,11 +8,7 @@ use std::time::Duration;
 
 use squall_ioloop::with_timeout;
 use squall_iostream::IoStream;
-use squall_tls::rustls::client::danger::{
-    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
-};
-use squall_tls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use squall_tls::rustls::{self, DigitallySignedStruct, SignatureScheme};
+use squall_tls::rustls;
 use squall_tls::{TlsClientConfig, TlsStreamExt};
 
 use crate::error::{HttpClientError, TimeoutPhase};
@@ -139,7 +135,7 @@ impl TlsState {
                 if let Some(c) = &*self.insecure.borrow() {
                     return Ok(c.clone());
                 }
-                let c = insecure_config().map_err(tls_err)?;
+                let c = TlsClientConfig::accept_any_certificate().map_err(tls_err)?;
                 *self.insecure.borrow_mut() = Some(c.clone());
                 Ok(c)
             }
@@ -209,61 +205,5 @@ impl TlsState {
                 Err(HttpClientError::Timeout(TimeoutPhase::Connect))
             }
         }
-    }
-}
-
-/// A configuration that accepts any certificate: Tornado's `validate_cert=False`, for
-/// tests and private networks only. The connection is encrypted but not authenticated.
-fn insecure_config() -> Result<TlsClientConfig, squall_tls::TlsError> {
-    TlsClientConfig::with_verifier(Arc::new(AcceptAny(squall_tls::provider())))
-}
-
-/// The verifier of [`insecure_config`]: every certificate passes; signatures are still
-/// checked, so the peer holds the key of the certificate it sent.
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

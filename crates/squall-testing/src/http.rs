@@ -43,6 +43,8 @@ use crate::port::bind_unused_port;
 pub struct AsyncHttpTestCase<D: HttpServerConnectionDelegate> {
     server: HttpServer<D>,
     port: u16,
+    /// `http`, or `https` for a server whose connections go through a stream setup.
+    protocol: &'static str,
     client: HttpClient,
 }
 
@@ -50,6 +52,7 @@ impl<D: HttpServerConnectionDelegate> std::fmt::Debug for AsyncHttpTestCase<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncHttpTestCase")
             .field("port", &self.port)
+            .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
 }
@@ -67,22 +70,67 @@ where
     pub fn start(handler: F) -> io::Result<Self> {
         AsyncHttpTestCase::with_server(HttpServer::new(handler))
     }
+
+    /// Serve `handler` over TLS with [the test certificate](crate::test_tls_server_config)
+    /// on an unused port of the current loop: Tornado's `AsyncHTTPSTestCase`. URLs are
+    /// `https://127.0.0.1:PORT/...` and the client accepts any certificate (Tornado's
+    /// `validate_cert=False` for its test client). Only with the `tls` feature.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    #[cfg(feature = "tls")]
+    pub fn start_https(handler: F) -> io::Result<Self> {
+        AsyncHttpTestCase::with_https_server(HttpServer::new(handler))
+    }
 }
 
 impl<D: HttpServerConnectionDelegate + Clone> AsyncHttpTestCase<D> {
     /// Serve `server` (with its delegate and configuration) on an unused port of the
-    /// current loop.
+    /// current loop. A server with a stream setup (TLS: `squall-tls`'s `TlsAcceptor`)
+    /// is served as `https` (Tornado's `get_protocol`), and with the `tls` feature its
+    /// client accepts any certificate, as [`with_https_server`](Self::with_https_server)'s.
     ///
     /// # Errors
     /// The OS error of binding, or an error if no loop is current.
     pub fn with_server(mut server: HttpServer<D>) -> io::Result<Self> {
         let (listener, port) = bind_unused_port()?;
         server.add_sockets(vec![listener])?;
+        let tls = server.config().stream_setup.is_some();
+        let client = HttpClient::new();
+        #[cfg(feature = "tls")]
+        if tls {
+            let accept_any = squall_tls::TlsClientConfig::accept_any_certificate()
+                .map_err(|e| io::Error::other(format!("the test client's TLS: {e}")))?;
+            client.set_tls_config(accept_any);
+        }
         Ok(AsyncHttpTestCase {
             server,
             port,
-            client: HttpClient::new(),
+            protocol: if tls { "https" } else { "http" },
+            client,
         })
+    }
+
+    /// Serve `server` over TLS on an unused port of the current loop: Tornado's
+    /// `AsyncHTTPSTestCase`. The server's own stream setup is kept if it has one
+    /// (Tornado's overridden `get_ssl_options`); otherwise it serves
+    /// [the test certificate](crate::test_tls_server_config). The client accepts any
+    /// certificate (Tornado's `validate_cert=False` for its test client); a request's
+    /// own `ca_certs` or `tls_config` still wins. Only with the `tls` feature.
+    ///
+    /// # Errors
+    /// As [`with_server`](Self::with_server).
+    #[cfg(feature = "tls")]
+    pub fn with_https_server(server: HttpServer<D>) -> io::Result<Self> {
+        if server.config().stream_setup.is_some() {
+            return AsyncHttpTestCase::with_server(server);
+        }
+        let setup = squall_tls::TlsAcceptor::new(crate::test_tls_server_config());
+        let config = squall_httpserver::HttpServerConfig {
+            stream_setup: Some(std::sync::Arc::new(setup)),
+            ..server.config().clone()
+        };
+        AsyncHttpTestCase::with_server(server.with_config(config))
     }
 }
 
@@ -92,9 +140,14 @@ impl<D: HttpServerConnectionDelegate> AsyncHttpTestCase<D> {
         self.port
     }
 
+    /// `http`, or `https` for a server served over TLS. Tornado's `get_protocol`.
+    pub fn get_protocol(&self) -> &'static str {
+        self.protocol
+    }
+
     /// The absolute URL of `path` on the server under test. Tornado's `get_url`.
     pub fn get_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.protocol, self.port)
     }
 
     /// The server under test.

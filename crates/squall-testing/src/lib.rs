@@ -5,7 +5,9 @@
 //!   when it outlives its timeout (`#[gen_test(timeout = 30)]`; `ASYNC_TEST_TIMEOUT`);
 //!   `#[gen_test(backends)]` runs it on every poller backend.
 //! - [`AsyncHttpTestCase`]: an application served on an unused port of the test's own
-//!   loop, with `get_url` and `fetch`.
+//!   loop, with `get_url` and `fetch`; with the `tls` feature, over HTTPS with a
+//!   bundled test certificate (`AsyncHttpTestCase::start_https`, Tornado's
+//!   `AsyncHTTPSTestCase`, and `test_tls_server_config`).
 //! - [`bind_unused_port`] and [`free_port`].
 //! - [`ExpectLog`]: assert that a log line was (or was not) written, over a capturing
 //!   `log` logger ([`install_logger`], [`logs_here`], [`wait_for_record`]...).
@@ -71,6 +73,8 @@ mod port;
 mod rlimit;
 mod run;
 mod streams;
+#[cfg(feature = "tls")]
+mod tls;
 mod tools;
 
 #[cfg(unix)]
@@ -92,4 +96,6 @@ pub use run::{
 pub use squall_poller as __squall_poller;
 pub use squall_testing_macros::gen_test;
 pub use streams::{tcp_pair, tcp_with_std_peer};
+#[cfg(feature = "tls")]
+pub use tls::{test_tls_server_config, TEST_CERT_PEM, TEST_KEY_PEM};
 pub use tools::{have_tool, nginx_path, run_nginx, under_ci, wait_listening, KillOnDrop, TempDir};

@@ -559,6 +559,18 @@ impl TlsClientConfig {
         Ok(TlsClientConfig::from_rustls(Arc::new(config)))
     }
 
+    /// A configuration that accepts any server certificate, whatever its name, issuer
+    /// or dates: Tornado's `validate_cert=False`, for tests and private networks only.
+    /// The connection is encrypted but not authenticated; the handshake's signatures are
+    /// still checked, so the peer holds the key of the certificate it sent.
+    ///
+    /// # Errors
+    ///
+    /// As [`with_verifier`](Self::with_verifier).
+    pub fn accept_any_certificate() -> Result<TlsClientConfig, TlsError> {
+        TlsClientConfig::with_verifier(Arc::new(AcceptAny(provider())))
+    }
+
     /// Wraps a `rustls::ClientConfig` built by hand (a client certificate, a custom
     /// verifier, other ALPN protocols).
     pub fn from_rustls(config: Arc<ClientConfig>) -> TlsClientConfig {
@@ -689,6 +701,56 @@ impl ServerCertVerifier for TrustedAsThemselves {
 
     fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
         self.webpki.root_hint_subjects()
+    }
+}
+
+/// The verifier of [`TlsClientConfig::accept_any_certificate`]: every certificate
+/// passes; the signatures of the handshake are checked with the provider's algorithms.
+#[derive(Debug)]
+struct AcceptAny(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
