@@ -482,13 +482,21 @@ impl IoStream {
 
     /// Moves the layer on until it [is ready](Layer::is_ready) (a TLS handshake is done):
     /// `Ready(Ok(()))` then, or at once without a layer. Tornado's `wait_for_handshake`
-    /// is this in a future.
+    /// is this in a future. A layer that became ready stays so: once the handshake is
+    /// done this is `Ok` even if the stream has closed since (a read that ran the
+    /// handshake may have met the peer's end right behind it), as Tornado's handshake
+    /// future resolves when the handshake completes.
     ///
     /// # Errors
     ///
-    /// [`StreamError::Closed`] with the cause (the layer's error: a failed handshake).
+    /// [`StreamError::Closed`] with the cause (the layer's error: a failed handshake),
+    /// when the stream closed before its layer was ready, or, without a layer, once it
+    /// is closed.
     pub fn poll_layer_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
         let inner = &self.inner;
+        if inner.has(LAYERED) && !inner.layer_pending() {
+            return Poll::Ready(Ok(()));
+        }
         if inner.has(CLOSED) {
             return Poll::Ready(Err(inner.closed_error()));
         }

@@ -168,6 +168,48 @@ fn wait_for_handshake_twice_is_an_error() {
 }
 
 #[test]
+fn a_handshake_waited_for_while_a_read_ran_it_and_met_the_end_succeeded() {
+    // Tornado's test_wait_for_handshake_future: the future resolves when the handshake
+    // completes, whatever becomes of the stream after. Here a read moves the handshake
+    // on, takes the data behind it and meets the peer's end, closing the stream, all
+    // before the waiter made during the handshake is polled: it succeeded all the same
+    // (it came back closed, with end of file, as if the handshake had failed).
+    let pki = Pki::localhost();
+    run(async move {
+        let (server, client) = plain_pair().await?;
+        server.start_tls_server(&pki.server_config())?;
+        client.start_tls_client(&pki.client_config(), "localhost")?;
+        let waiter = server.wait_for_handshake();
+        let cli = async {
+            client.write(&b"hi"[..]).await?;
+            client.close();
+            Ok::<_, StreamError>(())
+        };
+        let (got, sent) = futures_join(server.read_until_close(), cli).await;
+        sent?;
+        assert_eq!(&got?[..], b"hi");
+        assert!(server.closed() && server.tls_info().unwrap().handshake_done);
+        waiter.await?;
+        // A handshake that failed still fails once the stream is closed.
+        let (server, client) = plain_pair().await?;
+        server.start_tls_server(&pki.server_config())?;
+        let waiter = server.wait_for_handshake();
+        client.write(&b"GET / HTTP/1.0\r\n\r\n"[..]).await?;
+        let err = server.read_bytes(1, false).await.unwrap_err();
+        assert!(
+            matches!(tls_error(&err), TlsError::NotTls { .. }),
+            "{err:?}"
+        );
+        let err = waiter.await.unwrap_err();
+        assert!(
+            matches!(tls_error(&err), TlsError::NotTls { .. }),
+            "{err:?}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
 fn start_tls_needs_an_idle_stream() {
     // Tornado's test_start_tls_smtp prerequisites: ValueError("IOStream is not idle").
     let pki = Pki::localhost();
