@@ -313,6 +313,20 @@ impl Inner {
         }
     }
 
+    /// What a write with nothing queued does to a layer (an empty write, a flush): its
+    /// own output (a TLS handshake's flight) is sent if the fd takes it, and a layer
+    /// that is not ready yet gets READ armed, on whose reports the fd handler moves it
+    /// on ([`drive_layer`](Inner::drive_layer)), as a queued write blocked on it would.
+    #[cold]
+    pub(crate) fn move_layer_on(self: &Rc<Self>) {
+        if self.has(WRITABLE) && self.layer_wants_write() {
+            self.handle_write();
+        }
+        if !self.has(CLOSED) && self.layer_pending() {
+            self.layer_blocked(LayerWrite::NotReady);
+        }
+    }
+
     /// Waits for what a layered write is blocked on.
     pub(crate) fn layer_blocked(self: &Rc<Self>, on: LayerWrite) {
         match on {

@@ -134,6 +134,45 @@ fn handshake_is_deferred_to_the_first_write_and_writes_wait_for_it() {
 }
 
 #[test]
+fn an_empty_write_or_a_flush_moves_the_handshake_on() {
+    // Tornado's test_write_zero_bytes over TLS (TestIOStreamSSL), with the handshake
+    // still to run: a write is one of the things that move a deferred handshake on
+    // (SSLIOStream's _handle_write runs the handshake first). An empty write, or a
+    // flush with nothing queued, sent nothing and armed nothing: with the peer only
+    // waiting, the handshake never started, and the client's future (waiting for its
+    // ClientHello to leave) never resolved.
+    let pki = Pki::localhost();
+    run(async move {
+        // The client's empty write, then its flush, with the server only waiting.
+        for flush in [false, true] {
+            let (server, client) = plain_pair().await?;
+            server.start_tls_server(&pki.server_config())?;
+            client.start_tls_client(&pki.client_config(), "localhost")?;
+            let written = async {
+                if flush {
+                    client.flush().await
+                } else {
+                    client.write(&b""[..]).await
+                }
+            };
+            let (w, s) = futures_join(written, server.wait_for_handshake()).await;
+            w?;
+            s?;
+            client.wait_for_handshake().await?;
+        }
+        // The server's empty write, with the client only waiting.
+        let (server, client) = plain_pair().await?;
+        server.start_tls_server(&pki.server_config())?;
+        client.start_tls_client(&pki.client_config(), "localhost")?;
+        let (w, c) = futures_join(server.write(&b""[..]), client.wait_for_handshake()).await;
+        w?;
+        c?;
+        server.wait_for_handshake().await?;
+        Ok(())
+    });
+}
+
+#[test]
 fn wait_for_handshake_twice_is_an_error() {
     // Tornado's test_wait_for_handshake_already_waiting_error.
     let pki = Pki::localhost();
