@@ -128,6 +128,40 @@ fn newlines_between_requests() {
     assert_eq!(out.matches("Hello, world!").count(), 2, "{out}");
 }
 
+// HTTPConnectionTest.test_multipart_form: an HTTP/1.0 upload whose first field comes
+// before the first delimiter, a Latin-1 header, UTF-8 in a field, a file name and a
+// file body; every piece reaches the handler.
+#[test]
+fn multipart_form_as_tornado_sends_it() {
+    let handler = handler_fn(|req: squall_httpserver::HttpServerRequest| {
+        let header = req
+            .header_bytes("x-header-encoding-test")
+            .map(squall_httputil::latin1_text);
+        let file = &req.files()["files"][0];
+        std::future::ready(Response::text(format!(
+            "{header:?}|{}|{}|{}",
+            text(&req.arguments()["argument"][0]),
+            file.filename,
+            text(&file.body)
+        )))
+    });
+    let body = "Content-Disposition: form-data; name=argument\r\n\r\n\u{e1}\r\n\
+        --1234567890\r\n\
+        Content-Disposition: form-data; name=\"files\"; filename=\"\u{f3}\"\r\n\r\n\
+        \u{fa}\r\n--1234567890--\r\n";
+    let mut req = b"POST /multipart HTTP/1.0\r\n\
+        Content-Type: multipart/form-data; boundary=1234567890\r\n\
+        X-Header-encoding-test: \xe9\r\n"
+        .to_vec();
+    req.extend_from_slice(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    let (out, _) = serve_all(handler, HttpServerConfig::default(), &[&req]);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(
+        out.ends_with("\r\n\r\nSome(\"\u{e9}\")|\u{e1}|\u{f3}|\u{fa}"),
+        "{out}"
+    );
+}
+
 // KeepAliveTest.test_http10 / test_http10_keepalive: HTTP/1.0 closes unless asked.
 #[test]
 fn http10_keep_alive_rules() {

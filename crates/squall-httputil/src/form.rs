@@ -146,9 +146,11 @@ pub fn parse_body_arguments(
 /// The final boundary (`--boundary--`) is required and what follows it is ignored; each
 /// part needs a header block with `Content-Disposition: form-data` and a non-empty
 /// `name`; a part with a non-empty `filename` (or RFC 5987 `filename*`) is a file, any
-/// other a field. Values share `data`'s memory. Linear in the input: the boundary is
-/// found with one `memmem` pass, and a part's header block is looked for only within
-/// `max_part_header_size` bytes.
+/// other a field. Text before the first delimiter is read as a part when it is one (a
+/// header block naming a form-data field, as Tornado reads it), and otherwise ignored
+/// as the preamble (RFC 2046 §5.1.1). Values share `data`'s memory. Linear in the
+/// input: the boundary is found with one `memmem` pass, and a part's header block is
+/// looked for only within `max_part_header_size` bytes.
 ///
 /// # Errors
 /// [`ParseError::InvalidMultipart`] (no final boundary, missing headers, a part that is
@@ -200,20 +202,34 @@ pub fn parse_multipart_form_data(
     let region = &data[..final_at];
 
     // A delimiter line: `--boundary`, any spaces or tabs (RFC 2046 §5.1.1's transport
-    // padding), CRLF. What comes before the first one is the preamble, which is
-    // ignored; each part runs to the next delimiter (or the close delimiter).
+    // padding), CRLF. Each part runs to the next delimiter (or the close delimiter).
+    // What comes before the first one is read as a part when it is one (a header block
+    // naming a form-data field: Tornado splits the whole body on the delimiters, and
+    // its HTTPConnectionTest.test_multipart_form sends its first field so), else it is
+    // the preamble, which is ignored.
     let dash = &final_boundary[..final_boundary.len() - 2];
     let finder = memmem::Finder::new(dash);
     let mut parts = 0usize;
     let mut part_start: Option<usize> = None;
     let mut pos = 0usize;
-    let mut part = |start: usize, end: usize| -> Result<(), ParseError> {
-        if end > start {
-            parts += 1;
-            if parts > config.max_parts {
-                return Err(ParseError::TooManyParts);
+    let mut part = |start: usize, end: usize, preamble: bool| -> Result<(), ParseError> {
+        if end <= start {
+            return Ok(());
+        }
+        let piece = data.slice(start..end);
+        if parts == config.max_parts {
+            // One more part is one too many, unless this is a preamble that is none.
+            let (mut a, mut f) = (Arguments::new(), Files::new());
+            if preamble && parse_part(piece, &mut a, &mut f, config).is_err() {
+                return Ok(());
             }
-            parse_part(data.slice(start..end), arguments, files, config)?;
+            return Err(ParseError::TooManyParts);
+        }
+        // A part that fails adds nothing, so a preamble that is none is skipped.
+        match parse_part(piece, arguments, files, config) {
+            Ok(()) => parts += 1,
+            Err(_) if preamble => {}
+            Err(e) => return Err(e),
         }
         Ok(())
     };
@@ -228,16 +244,14 @@ pub fn parse_multipart_form_data(
             pos = at + 1;
             continue;
         }
-        if let Some(start) = part_start {
-            part(start, at)?;
-        }
+        part(part_start.unwrap_or(0), at, part_start.is_none())?;
         part_start = Some(end + 2);
         pos = end + 2;
     }
     crate::count_work!(region.len() - pos);
     // The last part runs to the close delimiter; without any delimiter line, the
     // region is read as one part (an error unless it is empty).
-    part(part_start.unwrap_or(0), region.len())?;
+    part(part_start.unwrap_or(0), region.len(), false)?;
     Ok(())
 }
 

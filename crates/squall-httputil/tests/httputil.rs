@@ -194,6 +194,46 @@ fn preamble_and_transport_padding() {
     assert_eq!(args["a"], [b"x --1234 y".to_vec()]);
 }
 
+// HTTPConnectionTest.test_multipart_form: a body whose first field comes before the
+// first delimiter, with its own header block, has that field read as a part (Tornado
+// splits the body on the delimiters and reads every piece); text before the first
+// delimiter that is not a form-data part is still RFC 2046's preamble, and ignored.
+#[test]
+fn a_part_before_the_first_delimiter_is_read() {
+    let (args, files) = multipart(
+        "Content-Disposition: form-data; name=argument\n\n\u{e1}\n--1234\nContent-Disposition: form-data; name=\"files\"; filename=\"\u{f3}\"\n\n\u{fa}\n--1234--\n",
+    )
+    .unwrap();
+    assert_eq!(args["argument"], ["\u{e1}".as_bytes().to_vec()]);
+    assert_eq!(files["files"][0].filename, "\u{f3}");
+    assert_eq!(files["files"][0].body, "\u{fa}".as_bytes());
+    // A preamble with an empty line that is no form-data part stays ignored.
+    let (args, _) = multipart(
+        "Preamble\n\nmore\n--1234\nContent-Disposition: form-data; name=\"a\"\n\n1\n--1234--",
+    )
+    .unwrap();
+    assert_eq!(args.len(), 1);
+    assert_eq!(args["a"], [b"1".to_vec()]);
+    // The part cap counts a part read there, and not a preamble that is none.
+    let one = MultipartConfig {
+        max_parts: 1,
+        ..MultipartConfig::default()
+    };
+    let (mut args, mut files) = (Arguments::new(), Files::new());
+    let body = Bytes::from_static(
+        b"Content-Disposition: form-data; name=a\r\n\r\n1\r\n--1234\r\nContent-Disposition: form-data; name=b\r\n\r\n2\r\n--1234--",
+    );
+    let r = parse_multipart_form_data(b"1234", &body, &mut args, &mut files, &one);
+    assert_eq!(r, Err(ParseError::TooManyParts));
+    let body = Bytes::from_static(
+        b"Preamble\r\n--1234\r\nContent-Disposition: form-data; name=c\r\n\r\n3\r\n--1234--",
+    );
+    let (mut args, mut files) = (Arguments::new(), Files::new());
+    let r = parse_multipart_form_data(b"1234", &body, &mut args, &mut files, &one);
+    assert_eq!(r, Ok(()));
+    assert_eq!(args["c"], [b"3".to_vec()]);
+}
+
 #[test]
 fn test_unquoted_names() {
     let (_, files) = multipart(
