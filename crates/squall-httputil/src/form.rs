@@ -313,7 +313,8 @@ fn parse_part(
 /// parameters), parameter names are lower-cased, quoted values are unquoted (`\\` and `\"`
 /// are `\` and `"`; any other backslash stays, as browsers send file names),
 /// and RFC 2231/5987 `name*=charset'lang'pct-encoded` values are decoded and replace
-/// `name`. RFC 2231 continuations (`name*0`, `name*1*`, …) are joined in index order,
+/// `name` (one without its `charset'lang'` prefix is percent-decoded as US-ASCII, as
+/// Python reads it). RFC 2231 continuations (`name*0`, `name*1*`, …) are joined in index order,
 /// the encoded pieces percent-decoded, with the charset of the first piece (Python's
 /// `email.utils.decode_params`, which Tornado uses).
 pub fn parse_header_params(line: &str) -> (String, HashMap<String, String>) {
@@ -351,9 +352,7 @@ pub fn parse_header_params(line: &str) -> (String, HashMap<String, String>) {
             continue;
         }
         if let Some(base) = name.strip_suffix('*') {
-            if let Some(decoded) = decode_rfc5987(value) {
-                extended.push((base.to_owned(), decoded));
-            }
+            extended.push((base.to_owned(), decode_rfc5987(value)));
             continue;
         }
         params.insert(name, unquote(value));
@@ -438,16 +437,30 @@ fn unquote(value: &str) -> String {
 }
 
 /// `charset'language'pct-encoded` (RFC 5987): UTF-8 and ISO-8859-1 are decoded, other
-/// charsets are read as UTF-8 with invalid sequences replaced.
-fn decode_rfc5987(value: &str) -> Option<String> {
+/// charsets are read as UTF-8 with invalid sequences replaced. A value without the
+/// `charset'language'` prefix is taken whole, percent-decoded, as US-ASCII with other
+/// bytes replaced (Python's `decode_rfc2231` and `collapse_rfc2231_value`, which
+/// Tornado's `_parse_header` uses).
+fn decode_rfc5987(value: &str) -> String {
     let value = value.trim_matches('"');
     let mut it = value.splitn(3, '\'');
-    let (charset, _lang, encoded) = (it.next()?, it.next()?, it.next()?);
+    let (Some(charset), Some(_lang), Some(encoded)) = (it.next(), it.next(), it.next()) else {
+        return url_unescape(value.as_bytes(), false)
+            .iter()
+            .map(|&b| {
+                if b.is_ascii() {
+                    char::from(b)
+                } else {
+                    '\u{fffd}'
+                }
+            })
+            .collect();
+    };
     let bytes = url_unescape(encoded.as_bytes(), false);
     if charset.eq_ignore_ascii_case("iso-8859-1") || charset.eq_ignore_ascii_case("latin1") {
-        Some(crate::latin1_text(&bytes))
+        crate::latin1_text(&bytes)
     } else {
-        Some(String::from_utf8_lossy(&bytes).into_owned())
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 
@@ -467,6 +480,28 @@ mod tests {
         assert_eq!(p["filename"], "ab.txt");
         let (_, p) = parse_header_params("attachment; filename*=iso-8859-1'en'%E1b");
         assert_eq!(p["filename"], "áb");
+    }
+
+    // An extended value without its `charset'language'` prefix is taken whole,
+    // percent-decoded, as US-ASCII (bytes past it replaced), as Tornado's
+    // `_parse_header` reads it through Python's `email.utils.decode_params`: a part
+    // with `filename*=a%20b.txt` is a file named `a b.txt`, not a field.
+    #[test]
+    fn extended_value_without_charset() {
+        for (line, want) in [
+            ("form-data; name=f; filename*=a%20b.txt", "a b.txt"),
+            ("form-data; name=f; filename*=\"abc\"", "abc"),
+            ("form-data; name=f; filename*=x'y", "x'y"),
+            (
+                "form-data; name=f; filename*=%E9t%C3%A9",
+                "\u{fffd}t\u{fffd}\u{fffd}",
+            ),
+        ] {
+            let (_, p) = parse_header_params(line);
+            assert_eq!(p.get("filename").map(String::as_str), Some(want), "{line}");
+        }
+        let (_, p) = parse_header_params("form-data; name*=field");
+        assert_eq!(p["name"], "field");
     }
 
     #[test]
