@@ -75,14 +75,23 @@ fn parse_one(element: &str) -> Option<Extension> {
 }
 
 /// Parses a `Sec-WebSocket-Extensions` value (or several, joined with commas). Malformed
-/// elements are left out; empty elements (`a, , b`) are skipped, as RFC 9110's list
-/// syntax allows.
+/// elements are left out (a server declines an offer it cannot read, RFC 7692 §5);
+/// empty elements (`a, , b`) are skipped, as RFC 9110's list syntax allows.
 pub fn parse_extensions(header: &str) -> Vec<Extension> {
+    non_empty_elements(header).filter_map(parse_one).collect()
+}
+
+/// [`parse_extensions`] for a client reading the server's answer, which must fail the
+/// connection on an answer it cannot read (RFC 6455 §4.1, RFC 7692 §5): `None` when any
+/// element is malformed.
+pub fn parse_extensions_strict(header: &str) -> Option<Vec<Extension>> {
+    non_empty_elements(header).map(parse_one).collect()
+}
+
+fn non_empty_elements(header: &str) -> impl Iterator<Item = &str> {
     split_outside_quotes(header, ',')
         .into_iter()
         .filter(|e| !e.trim_matches([' ', '\t']).is_empty())
-        .filter_map(parse_one)
-        .collect()
 }
 
 #[cfg(test)]
@@ -114,5 +123,12 @@ mod tests {
         assert!(parse_extensions("x; a=\"b c\"").is_empty());
         assert!(parse_extensions("x; a=\"unterminated").is_empty());
         assert_eq!(parse_extensions("x; a=\"1,2\", y").len(), 1);
+        assert_eq!(
+            parse_extensions_strict("x; a=\"12\", y").map(|e| e.len()),
+            Some(2)
+        );
+        assert_eq!(parse_extensions_strict("x; a=\"1,2\", y"), None);
+        assert_eq!(parse_extensions_strict("x, y z"), None);
+        assert_eq!(parse_extensions_strict(" , ").map(|e| e.len()), Some(0));
     }
 }

@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use sha1::{Digest, Sha1};
 
 use crate::deflate::{DeflateConfig, DeflateParams, PERMESSAGE_DEFLATE};
-use crate::extensions::parse_extensions;
+use crate::extensions::parse_extensions_strict;
 use crate::rng::Rng;
 
 /// The GUID RFC 6455 §1.3 appends to the key before hashing.
@@ -80,8 +80,9 @@ pub enum HandshakeError {
     BadAccept,
     /// Client side: the server chose a subprotocol that was not offered.
     UnexpectedSubprotocol,
-    /// Client side: the server answered with an extension that was not offered, or with
-    /// parameters the offer does not allow (the reason says which).
+    /// Client side: the server answered with an extension that was not offered, with
+    /// parameters the offer does not allow, or with a `Sec-WebSocket-Extensions` value
+    /// that does not parse (the reason says which).
     BadExtension(&'static str),
 }
 
@@ -298,7 +299,18 @@ pub fn check_response(
         [one] if subprotocols.contains(one) => Some(one.clone()),
         _ => return Err(HandshakeError::UnexpectedSubprotocol),
     };
-    let exts = parse_extensions(&list(headers, SEC_WEBSOCKET_EXTENSIONS).join(","));
+    // Read whole: an answer with an element the client cannot read is refused, not
+    // read as if the element were not there (RFC 6455 §4.1; RFC 7692 §5).
+    let mut answer = Vec::new();
+    for value in headers.get_all(SEC_WEBSOCKET_EXTENSIONS) {
+        let value = value
+            .to_str()
+            .map_err(|_| HandshakeError::BadExtension("malformed Sec-WebSocket-Extensions"))?;
+        answer.push(value);
+    }
+    let exts = parse_extensions_strict(&answer.join(",")).ok_or(HandshakeError::BadExtension(
+        "malformed Sec-WebSocket-Extensions",
+    ))?;
     let deflate = match (exts.as_slice(), deflate) {
         ([], _) => None,
         ([ext], Some(config)) if ext.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE) => {
@@ -429,5 +441,73 @@ mod tests {
             check_response(StatusCode::SWITCHING_PROTOCOLS, &ext, &key, &[], None),
             Err(HandshakeError::BadExtension(_))
         ));
+    }
+
+    // RFC 6455 §9.1 and RFC 7692 §5: an answer whose extensions header does not parse
+    // fails the connection. A malformed element was left out, and the client went on
+    // uncompressed while the server compressed.
+    #[test]
+    fn the_client_refuses_a_malformed_extensions_answer() {
+        let key = generate_key();
+        let mut resp = request(&[("upgrade", "websocket"), ("connection", "upgrade")]);
+        resp.insert(
+            SEC_WEBSOCKET_ACCEPT,
+            HeaderValue::from_str(&accept_key(key.as_bytes())).unwrap(),
+        );
+        let config = DeflateConfig::default();
+        for bad in [
+            "permessage-deflate; server_max_window_bits=",
+            "permessage-deflate; client_max_window_bits=\"1 0\"",
+            "permessage-deflate; server_no_context_takeover;",
+            "permessage-deflate x",
+            "permessage-deflate, ; x",
+        ] {
+            let mut answer = resp.clone();
+            answer.insert(SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_static(bad));
+            assert!(
+                matches!(
+                    check_response(
+                        StatusCode::SWITCHING_PROTOCOLS,
+                        &answer,
+                        &key,
+                        &[],
+                        Some(&config)
+                    ),
+                    Err(HandshakeError::BadExtension(_))
+                ),
+                "{bad}"
+            );
+        }
+        // Not visible ASCII: not a header value this client can read.
+        let mut answer = resp.clone();
+        answer.insert(
+            SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_bytes(b"permessage-deflate; x=\xe9").unwrap(),
+        );
+        assert!(matches!(
+            check_response(
+                StatusCode::SWITCHING_PROTOCOLS,
+                &answer,
+                &key,
+                &[],
+                Some(&config)
+            ),
+            Err(HandshakeError::BadExtension(_))
+        ));
+        // Empty list elements are allowed (RFC 9110 §5.6.1).
+        let mut answer = resp;
+        answer.insert(
+            SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(", permessage-deflate ,"),
+        );
+        let accepted = check_response(
+            StatusCode::SWITCHING_PROTOCOLS,
+            &answer,
+            &key,
+            &[],
+            Some(&config),
+        )
+        .unwrap();
+        assert!(accepted.deflate.is_some());
     }
 }
