@@ -190,7 +190,13 @@ as_http_converts!(
 ///     .follow_redirects(false);
 /// assert_eq!(request.url(), "http://example.com/upload");
 /// ```
+///
+/// [`fetch`](crate::HttpClient::fetch) takes the request; to send one request again
+/// (Tornado fetches the same `HTTPRequest` as often as asked), fetch a clone. A clone is
+/// cheap (the body is shared `Bytes`) and shares the original's body producer and
+/// callbacks, which run again for each fetch.
 #[doc(alias = "HTTPRequest")]
+#[derive(Clone)]
 pub struct HttpRequest {
     pub(crate) url: String,
     pub(crate) method: Method,

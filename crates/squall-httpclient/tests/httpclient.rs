@@ -602,6 +602,44 @@ fn test_keep_alive_reuses_one_connection() {
         .unwrap();
 }
 
+/// One request fetched several times (Tornado's `test_reuse_request_from_response`
+/// fetches a response's request again): a clone goes out as the original would, body,
+/// headers, producer and callbacks included, and the request is left as it was built.
+#[test]
+fn test_reuse_of_a_request() {
+    with_app(|client, base| async move {
+        let posted = HttpRequest::new(format!("{base}/echo"))
+            .method(Method::POST)
+            .header("x-kept", "yes")
+            .body("the same body");
+        for _ in 0..2 {
+            let r = client.fetch(posted.clone()).await.unwrap();
+            assert_eq!(r.text(), "the same body");
+            assert_eq!(r.headers["x-method"], "POST");
+        }
+        assert_eq!(posted.url(), format!("{base}/echo"));
+        let r = client.fetch(posted).await.unwrap();
+        assert_eq!(r.text(), "the same body");
+
+        // A producer runs again for each clone; a callback is shared by the clones.
+        let chunks = Rc::new(RefCell::new(Vec::new()));
+        let seen = chunks.clone();
+        let produced = HttpRequest::new(format!("{base}/echo"))
+            .method(Method::PUT)
+            .body_producer(|w: BodyWriter| async move {
+                w.write("made ").await?;
+                w.write("again").await?;
+                Ok(())
+            })
+            .streaming_callback(move |b| seen.borrow_mut().push(b));
+        for _ in 0..2 {
+            let r = client.fetch(produced.clone()).await.unwrap();
+            assert!(r.body.is_empty());
+        }
+        assert_eq!(chunks.borrow().concat(), b"made againmade again");
+    });
+}
+
 /// A URL with characters a request line may not hold raw (UTF-8, a space) is sent
 /// percent-encoded, as a browser sends it. (It went out raw and servers answered 400.)
 #[test]
