@@ -293,7 +293,7 @@ impl HttpClient {
             }
             let response = HttpResponse {
                 code: ex.head.status,
-                reason: ex.head.reason,
+                reason: crate::response::reason_or_standard(ex.head.reason, ex.head.status),
                 version: ex.head.version,
                 headers: ex.head.headers,
                 body: ex.body,

@@ -14,7 +14,9 @@ use crate::error::HttpClientError;
 pub struct HttpResponse {
     /// The status code.
     pub code: StatusCode,
-    /// The reason phrase the server sent (Tornado's `reason`).
+    /// The reason phrase the server sent (Tornado's `reason`); when it sent none (the
+    /// phrase may be empty, RFC 9112 §4), the status code's standard phrase, or
+    /// `Unknown` for a code without one, as Tornado fills it in.
     pub reason: String,
     /// The response's version.
     pub version: Version,
@@ -61,4 +63,14 @@ impl HttpResponse {
             Err(HttpClientError::Http(Box::new(self)))
         }
     }
+}
+
+/// The reason phrase a response reports: the one sent, else the code's standard phrase
+/// ("Unknown" for a code without one), as Tornado's `HTTPResponse` makes it
+/// (`reason or httputil.responses.get(code, "Unknown")`).
+pub(crate) fn reason_or_standard(sent: String, code: StatusCode) -> String {
+    if !sent.is_empty() {
+        return sent;
+    }
+    code.canonical_reason().unwrap_or("Unknown").to_owned()
 }

@@ -1910,6 +1910,56 @@ fn test_latin1_header_values_and_reason() {
     assert!(has(b"user-agent: s\xe9\r\n"));
 }
 
+/// A status line without a reason phrase (RFC 9112 §4 lets it be empty) gives the
+/// status code's standard phrase, "Unknown" for a code without one, as Tornado's
+/// `HTTPResponse` and `HTTPClientError` do (`reason or responses.get(code, "Unknown")`),
+/// so that the error reads "HTTP 404: Not Found"; it was empty ("HTTP 404: "). A phrase
+/// the server sent is kept, and `header_callback` sees the status line as it came.
+#[test]
+fn test_empty_reason_phrase_is_the_standard_one() {
+    let (addr, server) = line_server(3, |line| {
+        if line.starts_with("GET /missing ") {
+            b"HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n".to_vec()
+        } else if line.starts_with("GET /odd ") {
+            b"HTTP/1.1 299 \r\nContent-Length: 0\r\n\r\n".to_vec()
+        } else {
+            b"HTTP/1.1 404 Gone Fishing\r\nContent-Length: 0\r\n\r\n".to_vec()
+        }
+    });
+    IoLoop::new()
+        .unwrap()
+        .run_sync(
+            async move {
+                let client = HttpClient::new();
+                let lines = Rc::new(RefCell::new(Vec::new()));
+                let seen = lines.clone();
+                let e = client
+                    .fetch(
+                        HttpRequest::new(format!("http://{addr}/missing"))
+                            .header_callback(move |l| seen.borrow_mut().push(l.to_owned())),
+                    )
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.to_string(), "HTTP 404: Not Found");
+                assert_eq!(e.response().unwrap().reason, "Not Found");
+                assert_eq!(lines.borrow()[0], "HTTP/1.1 404 \r\n");
+                let r = client
+                    .fetch(HttpRequest::new(format!("http://{addr}/odd")).raise_error(false))
+                    .await
+                    .unwrap();
+                assert_eq!((r.code.as_u16(), r.reason.as_str()), (299, "Unknown"));
+                let e = client
+                    .fetch(format!("http://{addr}/sent"))
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.to_string(), "HTTP 404: Gone Fishing");
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+    server.join().unwrap();
+}
+
 /// One client used on two loops in turn (`run_sync` on each, as Tornado's tests make a
 /// loop per test): the second loop's fetch opens its own connection, the first loop's
 /// idle one is closed, whether that loop is gone or still there. (The pool handed the
