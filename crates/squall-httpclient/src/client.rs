@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -249,7 +249,7 @@ impl HttpClient {
                 auth: auth.as_ref(),
                 follow,
             };
-            let (ex, hop_time) = self.fetch_hop(&hop).await?;
+            let (ex, hop_time, hop_start) = self.fetch_hop(&hop).await?;
             let location = ex
                 .head
                 .headers
@@ -306,6 +306,7 @@ impl HttpClient {
                 },
                 redirects,
                 request_time: hop_time,
+                start_time: hop_start,
             };
             return if req.raise_error && !response.is_success() {
                 Err(HttpClientError::Http(Box::new(response)))
@@ -330,8 +331,12 @@ impl HttpClient {
     /// One request of a fetch (the first, or one after a redirect), with its own slot
     /// and timeouts, as Tornado fetches each redirect anew; and its time, from when it
     /// had its slot to the end of its response (Tornado's `request_time`: the queue is
-    /// not counted; a request sent again on a new connection is).
-    async fn fetch_hop(&self, hop: &Hop<'_>) -> Result<(Exchanged, Duration), HttpClientError> {
+    /// not counted; a request sent again on a new connection is), with the wall-clock
+    /// time it had its slot (Tornado's `start_time`).
+    async fn fetch_hop(
+        &self,
+        hop: &Hop<'_>,
+    ) -> Result<(Exchanged, Duration, SystemTime), HttpClientError> {
         let req = hop.req;
         let queue_timeout = req.connect_limit().min(req.request_limit());
         // The queue's timer is only armed when the request has to wait.
@@ -342,6 +347,7 @@ impl HttpClient {
                 .map_err(|_| HttpClientError::Timeout(TimeoutPhase::Queue))?,
         };
         let started = Instant::now();
+        let started_wall = SystemTime::now();
         let deadline = squall_ioloop::instant_after(started, req.request_limit());
         // The phase the request timeout names if it runs out: Tornado's message is
         // "while connecting" when the shorter of the two timeouts ends a connection
@@ -351,7 +357,7 @@ impl HttpClient {
         let took = started.elapsed();
         drop(permit);
         let ex = result.map_err(|_| HttpClientError::Timeout(phase.get()))??;
-        Ok((ex, took))
+        Ok((ex, took, started_wall))
     }
 
     async fn exchange_hop(

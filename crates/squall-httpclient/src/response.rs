@@ -1,7 +1,7 @@
 //! The response a fetch resolves to.
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version};
@@ -38,6 +38,11 @@ pub struct HttpResponse {
     /// 5.1. (A request sent again on a new connection after a kept one failed, or after
     /// a `417` or a `408`, is still the same request: its time includes the first try.)
     pub request_time: Duration,
+    /// When the request started, on the wall clock (Tornado's `start_time`): the instant
+    /// `request_time` is counted from, so the final request's after redirects, once it
+    /// had its `max_clients` slot. (There is no `time_info`: Tornado's simple client
+    /// leaves it empty.)
+    pub start_time: SystemTime,
 }
 
 impl HttpResponse {

@@ -2154,3 +2154,49 @@ fn test_request_time_leaves_out_the_queue_and_earlier_hops() {
         )
         .unwrap();
 }
+
+/// Tornado's `HTTPResponse.start_time` (test_response_times): the wall-clock time the
+/// final request started, on the same basis as `request_time`, so that it lies within
+/// the fetch and, after a redirect, after the earlier hops. (The response had no such
+/// field.)
+#[test]
+fn test_start_time_is_the_final_request_on_the_wall_clock() {
+    const FIRST_HOP: Duration = Duration::from_millis(300);
+    let io_loop = IoLoop::new().unwrap();
+    io_loop
+        .run_sync(
+            async move {
+                let mut server = HttpServer::new(|req: HttpServerRequest| async move {
+                    if req.path() == "/slow-redirect" {
+                        squall_ioloop::sleep(FIRST_HOP).await;
+                        return Response::new(StatusCode::FOUND)
+                            .with_header(http::header::LOCATION, HeaderValue::from_static("/"));
+                    }
+                    Response::text("ok")
+                });
+                let addr = server.listen(0, "127.0.0.1").unwrap();
+                let client = HttpClient::new();
+                let before = std::time::SystemTime::now();
+                let r = client.fetch(format!("http://{addr}/")).await.unwrap();
+                let after = std::time::SystemTime::now();
+                assert!(before <= r.start_time && r.start_time <= after, "{r:?}");
+                assert!(r.start_time + r.request_time <= after, "{r:?}");
+
+                let before = std::time::SystemTime::now();
+                let r = client
+                    .fetch(format!("http://{addr}/slow-redirect"))
+                    .await
+                    .unwrap();
+                let after = std::time::SystemTime::now();
+                assert_eq!(r.redirects, 1);
+                assert!(
+                    r.start_time >= before + FIRST_HOP,
+                    "{r:?} counts the first hop"
+                );
+                assert!(r.start_time + r.request_time <= after, "{r:?}");
+                drop(server);
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+}
