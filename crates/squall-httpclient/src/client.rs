@@ -12,7 +12,7 @@ use squall_httputil::client::{RequestFraming, ResponseEvent, ResponseParser};
 use squall_httputil::{basic_auth_value, Limits};
 use squall_ioloop::with_timeout;
 use squall_iostream::IoStream;
-use squall_tcpserver::{Resolver, TcpClient};
+use squall_tcpserver::{ConnectOptions, Family, Resolver, TcpClient};
 
 use crate::conn::{exchange, set_default, Exchanged, Failed, Outgoing};
 use crate::error::{HttpClientError, TimeoutPhase};
@@ -230,6 +230,7 @@ impl HttpClient {
             return Err(HttpClientError::invalid(e.clone()));
         }
         check_method_and_body(&req)?;
+        req.source_ip().map_err(HttpClientError::InvalidRequest)?;
         let mut target = self.parse_url(&req.url)?;
         let mut method = req.method.clone();
         let mut body = req.body.clone();
@@ -372,6 +373,8 @@ impl HttpClient {
             host: target.host.to_ascii_lowercase(),
             port: target.port,
             proxy: req.proxy.clone(),
+            ipv4_only: !req.allow_ipv6,
+            source_ip: req.source_ip().map_err(HttpClientError::InvalidRequest)?,
             #[cfg(feature = "tls")]
             trust: (target.scheme == Scheme::Https).then(|| self.inner.tls.trust(req)),
             #[cfg(feature = "tls")]
@@ -597,8 +600,15 @@ impl HttpClient {
             Some(p) => (p.host.as_str(), p.port),
             None => (target.host.as_str(), target.port),
         };
-        let left = deadline.saturating_duration_since(Instant::now());
-        let stream = match self.inner.tcp.connect(host, port, Some(left)).await {
+        let mut options =
+            ConnectOptions::new().timeout(deadline.saturating_duration_since(Instant::now()));
+        if key.ipv4_only {
+            options = options.family(Family::V4);
+        }
+        if let Some(ip) = key.source_ip {
+            options = options.source_ip(ip);
+        }
+        let stream = match self.inner.tcp.connect_with(host, port, &options).await {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 return Err(HttpClientError::Timeout(TimeoutPhase::Connect))

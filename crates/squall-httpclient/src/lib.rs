@@ -9,7 +9,8 @@
 //!   [`header_callback`](HttpRequest::header_callback), `connect_timeout` and
 //!   `request_timeout`, `follow_redirects` and `max_redirects`, `decompress_response`
 //!   (gzip), basic auth, `user_agent`, `allow_nonstandard_methods`, an HTTP [`Proxy`],
-//!   `raise_error`, `expect_100_continue`.
+//!   `raise_error`, `expect_100_continue`, `allow_ipv6`, `network_interface` (the
+//!   source IP address).
 //! - The client keeps idle keep-alive connections per host and runs at most
 //!   `max_clients` requests at once; the others wait in a queue with its own timeout
 //!   ([`ClientConfig`]).
@@ -81,8 +82,9 @@
 //!   [`HttpRequest`] and client-wide ones on [`ClientConfig`]; there is one
 //!   implementation; `max_header_size` and `max_body_size` are per request, and there is
 //!   no `max_buffer_size` (the body cap bounds what is buffered). Digest
-//!   authentication, `prepare_curl_callback` and `network_interface` are curl-only in
-//!   Tornado and absent here. Client certificates (`client_cert`, `client_key`), which
+//!   authentication and `prepare_curl_callback` are curl-only in Tornado and absent
+//!   here; `network_interface` is an IP address, as in Tornado's simple client (an
+//!   interface name is curl's alone). Client certificates (`client_cert`, `client_key`), which
 //!   Tornado's simple client supports too, are here with the `tls` feature.
 //! - **A response of a later HTTP/1 minor version (`HTTP/1.2`...) is HTTP/1.1** (RFC
 //!   9110 §2.5): its `version` and the status line `header_callback` sees say

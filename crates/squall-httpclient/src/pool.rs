@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -138,7 +139,8 @@ impl Drop for QueueGuard {
 }
 
 /// Which connections may serve a request: same scheme, host and port, through the same
-/// proxy with the same credentials.
+/// proxy with the same credentials, made under the same address family rule and from
+/// the same source address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PoolKey {
     pub(crate) scheme: Scheme,
@@ -148,6 +150,10 @@ pub(crate) struct PoolKey {
     /// authenticated) is authorised for the credentials it was opened with, and never
     /// carries a request made with others, or with none (RFC 9110 §11.7).
     pub(crate) proxy: Option<Proxy>,
+    /// Whether the connection had to go to an IPv4 address (`allow_ipv6(false)`).
+    pub(crate) ipv4_only: bool,
+    /// The local address the connection was made from (`network_interface`).
+    pub(crate) source_ip: Option<IpAddr>,
     /// The trust an https connection was made under.
     #[cfg(feature = "tls")]
     pub(crate) trust: Option<crate::tls::Trust>,

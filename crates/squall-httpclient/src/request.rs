@@ -212,6 +212,8 @@ pub struct HttpRequest {
     pub(crate) user_agent: Option<String>,
     pub(crate) allow_nonstandard_methods: bool,
     pub(crate) proxy: Option<Proxy>,
+    pub(crate) allow_ipv6: bool,
+    pub(crate) network_interface: Option<String>,
     pub(crate) raise_error: bool,
     pub(crate) streaming_callback: Option<StreamingCallback>,
     pub(crate) header_callback: Option<HeaderCallback>,
@@ -268,6 +270,8 @@ impl HttpRequest {
             user_agent: None,
             allow_nonstandard_methods: false,
             proxy: None,
+            allow_ipv6: true,
+            network_interface: None,
             raise_error: true,
             streaming_callback: None,
             header_callback: None,
@@ -432,6 +436,40 @@ impl HttpRequest {
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.proxy = Some(proxy);
         self
+    }
+
+    /// Whether the connection may go to an IPv6 address (default true). With false, only
+    /// the IPv4 addresses of the host (or of the proxy) are tried, and a URL naming an
+    /// IPv6 address fails with [`Connect`](crate::HttpClientError::Connect). Tornado's
+    /// `allow_ipv6`.
+    pub fn allow_ipv6(mut self, allow: bool) -> Self {
+        self.allow_ipv6 = allow;
+        self
+    }
+
+    /// The local IP address the connection is made from (default: the one the OS
+    /// picks). Tornado's `network_interface`, which its simple client takes as a
+    /// source IP (an interface name is curl's alone): a value that is no IPv4 or IPv6
+    /// address fails the fetch with
+    /// [`InvalidRequest`](crate::HttpClientError::InvalidRequest) naming it, one that
+    /// cannot be bound with [`Connect`](crate::HttpClientError::Connect). A kept
+    /// connection serves only requests naming the same address.
+    #[doc(alias = "source_ip")]
+    pub fn network_interface(mut self, ip: impl Into<String>) -> Self {
+        self.network_interface = Some(ip.into());
+        self
+    }
+
+    /// The source address of [`network_interface`](Self::network_interface), checked.
+    pub(crate) fn source_ip(&self) -> Result<Option<std::net::IpAddr>, String> {
+        self.network_interface
+            .as_deref()
+            .map(|s| {
+                s.trim().parse().map_err(|_| {
+                    format!("Unrecognized IPv4 or IPv6 address for network_interface, got {s:?}")
+                })
+            })
+            .transpose()
     }
 
     /// Whether a non-2xx response is an error (default true). With false, every
