@@ -330,6 +330,17 @@ impl HttpRequest {
         self
     }
 
+    /// Send `If-Modified-Since` with `time` as an HTTP date (replacing one set before).
+    /// Tornado's `if_modified_since`.
+    pub fn if_modified_since(mut self, time: std::time::SystemTime) -> Self {
+        let date = squall_httputil::format_timestamp(time);
+        // An HTTP date is ASCII letters, digits, spaces, commas and colons.
+        if let Ok(value) = HeaderValue::from_str(&date) {
+            self.headers.insert(http::header::IF_MODIFIED_SINCE, value);
+        }
+        self
+    }
+
     /// Replace all header fields.
     pub fn headers(mut self, headers: HeaderMap) -> Self {
         self.headers = headers;

@@ -74,6 +74,7 @@ async fn app(req: HttpServerRequest) -> Response {
         "/expect" => Response::text(header(&req, "expect")),
         p if p.starts_with("/uri/") => Response::text(req.uri().to_string()),
         "/host" => Response::text(header(&req, "host")),
+        "/if-modified-since" => Response::text(header(&req, "if-modified-since")),
         "/content-type" => Response::text(header(&req, "content-type")),
         "/gzip" => with(
             Response::bytes(gzip(b"compressed hello, ".repeat(100).as_slice())),
@@ -637,6 +638,20 @@ fn test_reuse_of_a_request() {
             assert!(r.body.is_empty());
         }
         assert_eq!(chunks.borrow().concat(), b"made againmade again");
+    });
+}
+
+/// Tornado's `HTTPRequest(if_modified_since=...)` (HTTPRequestTestCase's
+/// test_if_modified_since): the time goes out as an `If-Modified-Since` HTTP date.
+#[test]
+fn test_if_modified_since() {
+    with_app(|client, base| async move {
+        let when = std::time::UNIX_EPOCH + Duration::from_secs(1_359_312_200);
+        let r = client
+            .fetch(HttpRequest::new(format!("{base}/if-modified-since")).if_modified_since(when))
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "Sun, 27 Jan 2013 18:43:20 GMT");
     });
 }
 
