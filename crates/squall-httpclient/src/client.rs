@@ -213,8 +213,8 @@ impl HttpClient {
     /// `raise_error(false)`); [`Timeout`](HttpClientError::Timeout) in the queue, while
     /// connecting or during the request; [`Connect`](HttpClientError::Connect);
     /// [`Stream`](HttpClientError::Stream) for a connection that failed;
-    /// [`Response`](HttpClientError::Response) and
-    /// [`ExtraData`](HttpClientError::ExtraData) for a response that breaks HTTP's rules;
+    /// [`Response`](HttpClientError::Response) for a response that breaks HTTP's rules
+    /// ([`ExtraData`](HttpClientError::ExtraData) for a proxy's);
     /// [`InvalidRequest`](HttpClientError::InvalidRequest) before anything is sent;
     /// [`BodyProducer`](HttpClientError::BodyProducer); [`Proxy`](HttpClientError::Proxy);
     /// [`Closed`](HttpClientError::Closed).

@@ -366,10 +366,18 @@ fn finish(
     if let Some(inf) = inflater.as_ref().filter(|inf| inf.started()) {
         inf.finish()?;
     }
-    if !leftover.is_empty() {
-        return Err(HttpClientError::ExtraData {
-            len: leftover.len(),
-        });
+    // Bytes past the end of the response (a body longer than its Content-Length): RFC
+    // 9112 §6.3 lets a client discard them, and never reads them as a response of their
+    // own; the response stands (as Tornado, curl and hyper return it) and the
+    // connection is not kept. Refusing the response instead would make its fate
+    // depend on whether the stray bytes came in the same read as its end.
+    let stray = !leftover.is_empty();
+    if stray {
+        log::debug!(
+            "{} bytes past the end of the response to {}: discarded, connection closed",
+            leftover.len(),
+            req.url()
+        );
     }
     // RFC 9112 §9.6: a `close` option anywhere in the list (`te, close`).
     let asked_close = req.headers.get_all(header::CONNECTION).iter().any(|v| {
@@ -378,7 +386,7 @@ fn finish(
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
     });
     Ok(Exchanged {
-        reusable: parser.keep_alive() && body_sent && !asked_close,
+        reusable: parser.keep_alive() && body_sent && !asked_close && !stray,
         trailers: parser.take_trailers().unwrap_or_default(),
         head,
         body: body.freeze(),

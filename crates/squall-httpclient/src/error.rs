@@ -54,9 +54,10 @@ pub enum HttpClientError {
     /// a body short of its Content-Length or chunked framing),
     /// a body or head over the request's caps, gzip that does not inflate.
     Response(ParseError),
-    /// More bytes came after the end of the response than the framing announced (a
-    /// body longer than its Content-Length): the connection is closed, the response
-    /// dropped.
+    /// A proxy's answer to `CONNECT` was followed by bytes before the tunnel was used:
+    /// the connection is closed. (Bytes past the end of an ordinary response, a body
+    /// longer than its Content-Length, are discarded with the connection instead, and
+    /// the response stands: RFC 9112 §6.3.)
     ExtraData {
         /// The bytes seen past the end of the response.
         len: usize,

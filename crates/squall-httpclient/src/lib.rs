@@ -55,10 +55,11 @@
 //!   TRACE, PUT, DELETE: RFC 9110 §9.2.2) that fails on it before any byte of the answer
 //!   arrived is sent again on a new connection (unless its body came from a producer);
 //!   a POST is not, since the server may have acted on it.
-//! - **Stricter responses**: both Content-Length and Transfer-Encoding, a transfer
-//!   coding other than `chunked`, or bytes past the end of the response are errors
-//!   ([`HttpClientError::Response`], [`HttpClientError::ExtraData`]). Obsolete line
-//!   folding is read as a space (RFC 9112 §5.2), as Tornado joins the lines.
+//! - **Stricter responses**: both Content-Length and Transfer-Encoding, or a transfer
+//!   coding other than `chunked`, are errors ([`HttpClientError::Response`]). Bytes
+//!   past the end of a response are discarded with its connection, as Tornado does
+//!   (RFC 9112 §6.3), never read as a response. Obsolete line folding is read as a
+//!   space (RFC 9112 §5.2), as Tornado joins the lines.
 //! - **The response is read while the request body is sent** (Tornado writes the whole
 //!   body first): a server that answers early (a 413 before reading a large upload) and
 //!   reads no more gets its answer returned, and the rest of the body is not sent.
