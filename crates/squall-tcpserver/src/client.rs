@@ -38,12 +38,27 @@ pub trait Resolver {
 /// The default [`Resolver`]: a literal IP address at once (`[::1]` may be bracketed),
 /// anything else with the system's `getaddrinfo` on a helper thread, so that the loop
 /// never blocks (Tornado's `DefaultExecutorResolver`).
+///
+/// Only addresses of the `family` asked for come back, as from Tornado's resolvers
+/// (`getaddrinfo` with that family): a name or literal with none of them is a
+/// `NotFound` error, never an empty list.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultResolver;
 
 impl Resolver for DefaultResolver {
-    fn resolve(&self, host: &str, port: u16, _family: Family) -> Resolving {
-        Box::pin(resolve_system(host.to_owned(), port))
+    fn resolve(&self, host: &str, port: u16, family: Family) -> Resolving {
+        let host = host.to_owned();
+        Box::pin(async move {
+            let mut addrs = resolve_system(&host, port).await?;
+            addrs.retain(|a| family.admits(&a.ip()));
+            if addrs.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{host} has no address of family {family:?}"),
+                ));
+            }
+            Ok(addrs)
+        })
     }
 }
 
@@ -433,7 +448,7 @@ struct Slot {
 
 /// Resolves `host` without blocking the loop: a literal IP at once, a name on a helper
 /// thread that wakes the task when done.
-async fn resolve_system(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
+async fn resolve_system(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
@@ -443,6 +458,7 @@ async fn resolve_system(host: String, port: u16) -> io::Result<Vec<SocketAddr>> 
         waker: None,
     }));
     let s = slot.clone();
+    let host = host.to_owned();
     std::thread::Builder::new()
         .name("squall-resolve".into())
         .spawn(move || {

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use squall_iostream::IoStream;
-use squall_tcpserver::{is_valid_ip, ConnectOptions, Family, Resolver, Resolving, TcpClient};
+use squall_tcpserver::{
+    is_valid_ip, ConnectOptions, DefaultResolver, Family, Resolver, Resolving, TcpClient,
+};
 
 /// Generous: a test that waits for it has failed.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -194,6 +196,36 @@ async fn test_refused_ipv4() {
     assert!(err.raw_os_error().is_some());
 }
 
+// Tornado: netutil_test.py's resolver tests, whose `resolve(host, port, family)` gives
+// only addresses of the family asked for (getaddrinfo with that family): an address of
+// another family is no answer, and a literal of the other family is an error.
+async fn default_resolver_honours_family() {
+    let r = DefaultResolver;
+    let v4: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    let v6: SocketAddr = "[::1]:80".parse().unwrap();
+    assert_eq!(r.resolve("127.0.0.1", 80, Family::Any).await.unwrap(), [v4]);
+    assert_eq!(r.resolve("127.0.0.1", 80, Family::V4).await.unwrap(), [v4]);
+    assert_eq!(r.resolve("[::1]", 80, Family::V6).await.unwrap(), [v6]);
+    for (host, family) in [("127.0.0.1", Family::V6), ("::1", Family::V4)] {
+        let err = r.resolve(host, 80, family).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            io::ErrorKind::NotFound,
+            "{host} {family:?}: {err}"
+        );
+    }
+    // A name: whatever it resolves to, only the family asked for comes back.
+    for family in [Family::V4, Family::V6] {
+        if let Ok(addrs) = r.resolve("localhost", 80, family).await {
+            assert!(!addrs.is_empty(), "{family:?}: an empty answer is an error");
+            assert!(
+                addrs.iter().all(|a| a.is_ipv4() == (family == Family::V4)),
+                "{family:?}: {addrs:?}"
+            );
+        }
+    }
+}
+
 // Tornado: test_source_ip_fail: a source address this host does not have.
 async fn test_source_ip_fail() {
     let server = listener("127.0.0.1").unwrap();
@@ -314,6 +346,7 @@ squall_testing::backend_tests!(
     dual_stack_failure_starts_the_other_family_at_once,
     family_filters_addresses,
     test_refused_ipv4,
+    default_resolver_honours_family,
     test_source_ip_fail,
     test_source_ip_success,
     test_source_port_fail,
