@@ -178,7 +178,8 @@ impl Enter {
 
 impl Drop for Enter {
     fn drop(&mut self) {
-        let prev = self.prev.take();
+        // A loop closed while this one ran is not made current again.
+        let prev = self.prev.take().filter(|l| !l.is_closed());
         let old = CURRENT.try_with(|c| c.replace(prev));
         drop(old);
         // Off the loop (or back in an outer one, whose next turn sets its own): no
@@ -249,15 +250,17 @@ impl IoLoop {
     }
 
     /// The loop current on this thread: the one running here, or the last one made
-    /// current with [`make_current`](IoLoop::make_current). Tornado's `IOLoop.current()`
-    /// (which would create one; here `None` says there is none).
+    /// current with [`make_current`](IoLoop::make_current) (unless it was closed since).
+    /// Tornado's `IOLoop.current()` (which would create one; here `None` says there is
+    /// none).
     pub fn current() -> Option<IoLoop> {
         CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
     }
 
-    /// Makes this loop current on this thread until another is made current or
-    /// [`clear_current`](IoLoop::clear_current) is called. The thread keeps a handle, so
-    /// the loop stays alive meanwhile.
+    /// Makes this loop current on this thread until another is made current,
+    /// [`clear_current`](IoLoop::clear_current) is called or the loop is
+    /// [closed](IoLoop::close). The thread keeps a handle, so the loop stays alive
+    /// meanwhile.
     pub fn make_current(&self) {
         let old = CURRENT.with(|c| c.replace(Some(self.clone())));
         drop(old);
@@ -715,7 +718,10 @@ impl IoLoop {
     /// new work. With `all_fds` the registered sources are dropped, which closes those
     /// that own their fd (`OwnedFd`, `TcpStream`...); a bare `RawFd` is never closed (in
     /// Python, Tornado calls `close()` on whatever was registered). Without it the loop
-    /// keeps the sources until it is dropped. Idempotent.
+    /// keeps the sources until it is dropped. If the loop is this thread's current one
+    /// ([`make_current`](IoLoop::make_current)), it is current no more, as in Tornado
+    /// ([`current`](IoLoop::current) gives `None` until another loop is made current).
+    /// Idempotent.
     ///
     /// # Errors
     ///
@@ -729,6 +735,14 @@ impl IoLoop {
         if inner.closed.replace(true) {
             return Ok(());
         }
+        let was_current = CURRENT
+            .try_with(|c| match c.try_borrow_mut() {
+                Ok(mut c) if c.as_ref() == Some(self) => c.take(),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        drop(was_current);
         inner.teardown(all_fds);
         Ok(())
     }

@@ -42,6 +42,7 @@ macro_rules! suite {
                 test_reentrant,
                 start_after_stop_in_the_same_turn,
                 test_current,
+                closing_the_current_loop_clears_current,
                 test_multiple_add,
                 test_remove_without_add,
                 remove_hands_back_the_source,
@@ -389,6 +390,36 @@ fn test_current(mk: Mk) {
     l.make_current();
     assert_eq!(IoLoop::current().as_ref(), Some(&l));
     IoLoop::clear_current();
+}
+
+/// Tornado's `close` clears the current loop when it is the one closed (the asyncio
+/// loop's `close`: `if self.is_current: self._clear_current()`), so nothing made
+/// afterwards (a server, a sleep, a connect) lands on a loop that can never run it. A
+/// loop made current under a running one and closed meanwhile is not current again
+/// when the running one stops.
+fn closing_the_current_loop_clears_current(mk: Mk) {
+    let l = mk();
+    l.make_current();
+    assert_eq!(IoLoop::current().as_ref(), Some(&l));
+    l.close(true).unwrap();
+    assert!(IoLoop::current().is_none(), "a closed loop stays current");
+    // Another loop's close leaves the current one alone.
+    let (a, b) = (mk(), mk());
+    a.make_current();
+    b.close(true).unwrap();
+    assert_eq!(IoLoop::current().as_ref(), Some(&a));
+    // `a` is current (made so above); `runner` runs and closes it from a callback.
+    let runner = mk();
+    let (r, closed) = (runner.clone(), a.clone());
+    runner.add_callback(move || {
+        closed.close(true).unwrap();
+        r.stop();
+    });
+    start_guarded(&runner);
+    assert!(
+        IoLoop::current().is_none(),
+        "the loop current before start was closed meanwhile"
+    );
 }
 
 /// test_multiple_add: a second handler for the same fd is an error.
