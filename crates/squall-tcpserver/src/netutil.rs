@@ -90,11 +90,13 @@ const MAX_ZONE_NAME: usize = 15;
 /// Creates listening sockets bound to `port` on every address `address` resolves to.
 /// Tornado's `netutil.bind_sockets`.
 ///
-/// An empty `address` binds all interfaces (`::` and `0.0.0.0`); `"localhost"` gives
-/// `::1` and `127.0.0.1` where both exist. Each socket has `SO_REUSEADDR`, IPv6 ones
-/// `IPV6_V6ONLY` (so the two families do not collide), `SO_REUSEPORT` if `reuse_port`,
-/// and is non-blocking and close-on-exec. With port 0 the first socket's kernel-chosen
-/// port is used for the others, so every family shares one port, as in Tornado.
+/// An empty `address` binds all interfaces (`0.0.0.0` and `::`); `"localhost"` gives
+/// `127.0.0.1` and `::1` where both exist. The IPv4 sockets come first, then the IPv6
+/// ones, each family in the resolver's order (Tornado sorts by family the same way).
+/// Each socket has `SO_REUSEADDR`, IPv6 ones `IPV6_V6ONLY` (so the two families do not
+/// collide), `SO_REUSEPORT` if `reuse_port`, and is non-blocking and close-on-exec.
+/// With port 0 the first socket's kernel-chosen port is used for the others, so every
+/// family shares one port, as in Tornado.
 /// Addresses are deduplicated; an IPv6 address the host cannot bind
 /// (`EADDRNOTAVAIL`/`EAFNOSUPPORT`) is skipped when another address was bound.
 ///
@@ -115,13 +117,17 @@ pub fn bind_sockets(
 ) -> io::Result<Vec<TcpListener>> {
     let mut addrs: Vec<SocketAddr> = if address.is_empty() {
         vec![
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
             SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
         ]
     } else {
         (address, port).to_socket_addrs()?.collect()
     };
     addrs.retain(|a| family.admits(&a.ip()));
+    // IPv4 first, as Tornado sorts them: with port 0 the kernel then picks a port free
+    // for IPv4, where the host's other sockets are. A port picked for a V6ONLY socket
+    // may be the local port of an IPv4 connection, and the IPv4 bind on it would fail.
+    addrs.sort_by_key(SocketAddr::is_ipv6);
     let mut seen = Vec::with_capacity(addrs.len());
     addrs.retain(|a| {
         if seen.contains(a) {

@@ -183,6 +183,24 @@ async fn same_port_allocation() {
     assert!(ports.iter().all(|&p| p == ports[0] && p != 0), "{ports:?}");
 }
 
+// Tornado's bind_sockets binds the families in order, IPv4 first (it sorts getaddrinfo's
+// answers by family), so that with port 0 the kernel picks a port that is free for
+// IPv4, where nearly every socket of the host lives. Picked for an IPv6-only socket
+// first, the port could be one an IPv4 connection uses as its local port (which does
+// not stop a V6ONLY bind), and the IPv4 bind on it then failed with EADDRINUSE.
+#[test]
+fn bind_sockets_binds_ipv4_first() {
+    for address in ["", "localhost"] {
+        let ls = bind_sockets(0, address, Family::Any, 16, false).unwrap();
+        let addrs: Vec<SocketAddr> = ls.iter().map(|l| l.local_addr().unwrap()).collect();
+        let first_v6 = addrs.iter().position(SocketAddr::is_ipv6);
+        let last_v4 = addrs.iter().rposition(SocketAddr::is_ipv4);
+        if let (Some(v6), Some(v4)) = (first_v6, last_v4) {
+            assert!(v4 < v6, "{address:?}: IPv4 first: {addrs:?}");
+        }
+    }
+}
+
 // Tornado: UnixSocketTest (and "replace a stale socket file only").
 async fn unix_socket_server() {
     let dir = std::env::temp_dir().join(format!(
