@@ -24,7 +24,8 @@ use crate::setup::StreamSetup;
 
 /// What a connection handler's future may return: `()`, or a `Result` whose error is
 /// logged (at debug level when it is a [`StreamError`] for a peer that went away, as
-/// Tornado is quiet about those; at error level otherwise).
+/// Tornado is quiet about those; at error level otherwise, in Tornado's words:
+/// "Exception in callback (the handler of the connection from 127.0.0.1:4567): ...").
 pub trait HandlerOutput {
     /// Whether the server calls [`report`](HandlerOutput::report) at all: `false` for
     /// `()`, whose report would do nothing. Only when it is `true` does the server keep
@@ -50,7 +51,11 @@ impl<E: fmt::Display + 'static> HandlerOutput for Result<(), E> {
             if quiet {
                 log::debug!("connection from {address} ended: {e}");
             } else {
-                log::error!("error in the handler of the connection from {address}: {e}");
+                // Tornado's words for an exception of `handle_stream`'s coroutine,
+                // which the loop uses for a panic too.
+                log::error!(
+                    "Exception in callback (the handler of the connection from {address}): {e}"
+                );
             }
         }
     }

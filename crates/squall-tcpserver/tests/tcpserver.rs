@@ -42,6 +42,44 @@ async fn handle_stream_may_be_async() {
     server.stop();
 }
 
+// Tornado: test_handle_stream_coroutine_logging: an error the handler's future ends
+// with is logged at error level in Tornado's words ("Exception in callback"), naming
+// the peer and the error.
+async fn handle_stream_error_is_logged() {
+    squall_testing::install_logger();
+    let server = TcpServer::new(|stream: IoStream, _addr: PeerAddr| async move {
+        stream.read_bytes(5, false).await?;
+        stream.close();
+        Err::<(), std::io::Error>(std::io::Error::other("boom in handle_stream"))
+    })
+    .unwrap();
+    let addr = server.listen(0, "127.0.0.1").unwrap()[0];
+    let client = IoStream::connect(addr).await.unwrap();
+    let needle = format!("connection from {}", client.local_addr().unwrap());
+    client.write(&b"hello"[..]).await.unwrap();
+    let _ = client.read_until_close().await;
+    let logged = squall_ioloop::with_timeout(Duration::from_secs(20), async {
+        loop {
+            let lines: Vec<String> = squall_testing::logs_here(log::Level::Error)
+                .into_iter()
+                .filter(|m| m.contains(&needle))
+                .collect();
+            if !lines.is_empty() {
+                return lines;
+            }
+            sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the handler's error was not logged");
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(
+        logged[0].contains("Exception in callback") && logged[0].contains("boom in handle_stream"),
+        "{logged:?}"
+    );
+    server.stop();
+}
+
 // Tornado: test_stop_twice.
 async fn stop_twice() {
     let (server, addr) = echo_server();
@@ -364,6 +402,7 @@ async fn handler_panic_is_contained() {
 }
 
 squall_testing::backend_tests!(
+    handle_stream_error_is_logged,
     handle_stream_may_be_async,
     handler_panic_is_contained,
     dropped_handles_keep_accepting,
