@@ -7,11 +7,11 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use squall_ioloop::{sleep, sleep_until, with_timeout};
+use squall_ioloop::{run_on, sleep, sleep_until, with_timeout, ThreadPool};
 use squall_iostream::{IoStream, StreamError};
 
 use crate::connector::{Action, Connector, Outcome};
@@ -36,8 +36,11 @@ pub trait Resolver {
 }
 
 /// The default [`Resolver`]: a literal IP address at once (`[::1]` may be bracketed),
-/// anything else with the system's `getaddrinfo` on a helper thread, so that the loop
-/// never blocks (Tornado's `DefaultExecutorResolver`).
+/// anything else with the system's `getaddrinfo` on a pool of 10 threads shared by the
+/// process, so that the loop never blocks (Tornado's `ThreadedResolver`, whose default
+/// size this is; its `DefaultExecutorResolver` also runs on a bounded pool). A burst of
+/// lookups waits for a thread of the pool; a lookup given up before a thread takes it
+/// (its connect timed out) is skipped.
 ///
 /// Only addresses of the `family` asked for come back, as from Tornado's resolvers
 /// (`getaddrinfo` with that family): a name or literal with none of them is a
@@ -441,50 +444,35 @@ fn stream_to_io(e: StreamError) -> io::Error {
     }
 }
 
-struct Slot {
-    result: Option<io::Result<Vec<SocketAddr>>>,
-    waker: Option<Waker>,
+/// How many lookups run at once: Tornado's `ThreadedResolver` default
+/// (`num_threads=10`). Further lookups wait in the pool's queue.
+const RESOLVER_THREADS: usize = 10;
+
+/// The threads that run `getaddrinfo` for every loop of the process: a bounded pool, as
+/// Tornado's resolvers use, so a burst of lookups never starts a thread per lookup.
+fn resolver_pool() -> &'static ThreadPool {
+    static POOL: OnceLock<ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| ThreadPool::new(RESOLVER_THREADS, "squall-resolve"))
 }
 
-/// Resolves `host` without blocking the loop: a literal IP at once, a name on a helper
-/// thread that wakes the task when done.
+/// Resolves `host` without blocking the loop: a literal IP at once, a name on the
+/// resolver pool, which wakes the task when done. A lookup whose future is dropped
+/// before a thread takes it is skipped.
 async fn resolve_system(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    let slot = Arc::new(Mutex::new(Slot {
-        result: None,
-        waker: None,
-    }));
-    let s = slot.clone();
     let host = host.to_owned();
-    std::thread::Builder::new()
-        .name("squall-resolve".into())
-        .spawn(move || {
-            let r = (host.as_str(), port)
-                .to_socket_addrs()
-                .map(Iterator::collect);
-            let waker = {
-                let mut g = s.lock().unwrap_or_else(PoisonError::into_inner);
-                g.result = Some(r);
-                g.waker.take()
-            };
-            if let Some(w) = waker {
-                w.wake();
-            }
-        })?;
-    poll_fn(move |cx| {
-        let mut g = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        match g.result.take() {
-            Some(r) => Poll::Ready(r),
-            None => {
-                g.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
-    })
-    .await
+    let lookup = run_on(resolver_pool(), move || {
+        (host.as_str(), port)
+            .to_socket_addrs()
+            .map(Iterator::collect)
+    });
+    match lookup.await {
+        Ok(result) => result,
+        Err(e) => Err(io::Error::other(format!("name lookup failed: {e}"))),
+    }
 }
 
 #[cfg(test)]

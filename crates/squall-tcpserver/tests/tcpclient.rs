@@ -354,12 +354,45 @@ squall_testing::backend_tests!(
     a_timeout_beyond_the_clock_is_no_deadline,
 );
 
+/// How many threads of this process are resolver threads (their names, cut to 15
+/// bytes by the kernel, start with "squall-resolve").
+#[cfg(target_os = "linux")]
+fn resolver_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("squall-resolve"))
+        .count()
+}
+
+// Tornado's resolvers run getaddrinfo on a bounded pool (ThreadedResolver: 10 threads,
+// DefaultExecutorResolver: the loop's executor), so a burst of lookups waits for a
+// thread instead of starting one thread each (hundreds at once, which a container's
+// thread limit refuses, failing every connect).
+#[cfg(target_os = "linux")]
+async fn default_resolver_threads_are_bounded() {
+    let io_loop = squall_ioloop::IoLoop::current().unwrap();
+    let lookups: Vec<_> = (0..200)
+        .map(|_| io_loop.spawn(DefaultResolver.resolve("localhost", 80, Family::Any)))
+        .collect();
+    // The next turn polls every lookup once (each hands its work to a thread); this
+    // task runs in the turn after that.
+    squall_ioloop::sleep(Duration::ZERO).await;
+    let threads = resolver_threads();
+    for lookup in lookups {
+        let addrs = lookup.await.unwrap().unwrap();
+        assert!(!addrs.is_empty());
+    }
+    assert!(threads <= 10, "{threads} resolver threads at once");
+}
+
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
     squall_testing::backend_tests!(
         second_family_starts_after_the_delay,
-        timeout_spans_the_attempts
+        timeout_spans_the_attempts,
+        default_resolver_threads_are_bounded,
     );
 }
 
