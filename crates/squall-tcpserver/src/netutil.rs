@@ -96,7 +96,8 @@ const MAX_ZONE_NAME: usize = 15;
 /// Each socket has `SO_REUSEADDR`, IPv6 ones `IPV6_V6ONLY` (so the two families do not
 /// collide), `SO_REUSEPORT` if `reuse_port`, and is non-blocking and close-on-exec.
 /// With port 0 the first socket's kernel-chosen port is used for the others, so every
-/// family shares one port, as in Tornado.
+/// family shares one port, as in Tornado; should another family's socket hold that
+/// port already, another port is taken (up to 16 tries), where Tornado fails.
 /// Addresses are deduplicated; an IPv6 address the host cannot bind
 /// (`EADDRNOTAVAIL`/`EAFNOSUPPORT`) is skipped when another address was bound.
 ///
@@ -143,17 +144,53 @@ pub fn bind_sockets(
             format!("{address:?} has no address of family {family:?}"),
         ));
     }
+    // With port 0 the kernel picks the first socket's port, free for that socket only:
+    // a listener of the other family may hold it (an IPv6-only socket does not stop an
+    // IPv4 bind, nor the reverse), and the next bind then fails. Tornado gives up
+    // there; a new port is taken instead, a few times.
+    let mut attempt = 1;
+    loop {
+        match bind_addrs(&addrs, port, backlog, reuse_port) {
+            Err(Failed::OnChosenPort(e)) if attempt < PORT_ZERO_ATTEMPTS => {
+                log::debug!("bind_sockets: the kernel's port is taken for another family ({e}); trying another");
+                attempt += 1;
+            }
+            Err(Failed::OnChosenPort(e) | Failed::Other(e)) => return Err(e),
+            Ok(out) => return Ok(out),
+        }
+    }
+}
+
+/// How many ports [`bind_sockets`] tries with port 0 before it gives up.
+const PORT_ZERO_ATTEMPTS: usize = 16;
+
+/// Why [`bind_addrs`] failed.
+enum Failed {
+    /// `EADDRINUSE` on the port the kernel chose for an earlier address.
+    OnChosenPort(io::Error),
+    /// Anything else.
+    Other(io::Error),
+}
+
+/// Binds every address of `addrs` on `port` (port 0: the kernel's choice for the first,
+/// then the same for the others).
+fn bind_addrs(
+    addrs: &[SocketAddr],
+    port: u16,
+    backlog: i32,
+    reuse_port: bool,
+) -> Result<Vec<TcpListener>, Failed> {
     let mut out: Vec<TcpListener> = Vec::with_capacity(addrs.len());
     let mut bound_port = port;
     let mut skipped: Option<io::Error> = None;
-    for mut addr in addrs {
+    for mut addr in addrs.iter().copied() {
         if bound_port != 0 {
             addr.set_port(bound_port);
         }
         match bind_one(addr, backlog, reuse_port) {
             Ok(l) => {
                 if bound_port == 0 {
-                    bound_port = l.local_addr()?.port();
+                    bound_port = l.local_addr().map_err(Failed::Other)?.port();
                 }
                 out.push(l);
             }
@@ -170,12 +207,17 @@ pub fn bind_sockets(
             // The OS error itself, so that `raw_os_error()` gives its errno.
             Err(e) => {
                 log::debug!("bind_sockets: {addr}: {e}");
-                return Err(e);
+                let chosen = port == 0 && bound_port != 0;
+                return Err(if chosen && e.raw_os_error() == Some(libc::EADDRINUSE) {
+                    Failed::OnChosenPort(e)
+                } else {
+                    Failed::Other(e)
+                });
             }
         }
     }
     match (out.is_empty(), skipped) {
-        (true, Some(e)) => Err(e),
+        (true, Some(e)) => Err(Failed::Other(e)),
         _ => Ok(out),
     }
 }
