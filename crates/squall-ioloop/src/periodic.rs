@@ -50,6 +50,10 @@ struct Periodic {
     period: f64,
     jitter: Cell<f64>,
     running: Cell<bool>,
+    /// A run has begun and is not over (an async callback's future is still awaited):
+    /// a `start` meanwhile leaves the scheduling to the run's end, so runs never
+    /// overlap.
+    in_flight: Cell<bool>,
     /// When the next run is due, in loop time (seconds).
     next: Cell<f64>,
     timeout: Cell<Option<Timeout>>,
@@ -124,6 +128,7 @@ impl PeriodicCallback {
                 period: period.as_secs_f64(),
                 jitter: Cell::new(0.0),
                 running: Cell::new(false),
+                in_flight: Cell::new(false),
                 next: Cell::new(0.0),
                 timeout: Cell::new(None),
                 rng: Cell::new(seed),
@@ -152,7 +157,9 @@ impl PeriodicCallback {
     }
 
     /// Starts the schedule (first run one period from now). No-op if already running or
-    /// if the loop is gone or closed.
+    /// if the loop is gone or closed. Called while a run is still going on (a `stop`
+    /// then `start` from inside an async callback), the first run of the new schedule
+    /// waits for that run's end, at the first point of the new schedule after it.
     pub fn start(&self) {
         let p = &self.inner;
         if p.running.get() {
@@ -160,7 +167,9 @@ impl PeriodicCallback {
         }
         p.running.set(true);
         p.next.set(clock::time());
-        Periodic::schedule_next(p);
+        if !p.in_flight.get() {
+            Periodic::schedule_next(p);
+        }
     }
 
     /// Stops the schedule; a run already due is not made.
@@ -212,6 +221,7 @@ impl Periodic {
         if !this.running.get() {
             return;
         }
+        this.in_flight.set(true);
         let taken = this.callback.borrow_mut().take();
         let mut pending = None;
         if let Some(mut f) = taken {
@@ -250,10 +260,10 @@ impl Periodic {
         drop(IoLoop { inner }.spawn_task::<()>(Box::pin(task), origin, false, true, false));
     }
 
-    /// A run is over: schedules the next one.
+    /// A run is over: schedules the next one (from the schedule's start: a `stop`
+    /// then `start` during the run restarted it from that moment).
     fn ran(this: &Rc<Periodic>) {
-        // A `stop` then `start` inside the callback has already scheduled the next run
-        // (from now); scheduling another would run the callback twice per period.
+        this.in_flight.set(false);
         if this.timeout.get().is_none() {
             Periodic::schedule_next(this);
         }
@@ -390,6 +400,7 @@ mod tests {
             period: 1.0,
             jitter: std::cell::Cell::new(0.0),
             running: std::cell::Cell::new(false),
+            in_flight: std::cell::Cell::new(false),
             next: std::cell::Cell::new(0.0),
             timeout: std::cell::Cell::new(None),
             rng: std::cell::Cell::new(0x1234_5678_9abc_def1),

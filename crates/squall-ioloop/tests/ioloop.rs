@@ -80,6 +80,7 @@ macro_rules! suite {
                 periodic_callback_settings,
                 periodic_callback_restarted_from_inside,
                 periodic_async_callback_runs_never_overlap,
+                periodic_async_restarted_during_a_run_does_not_overlap,
                 periodic_callback_survives_a_panicking_panic_payload,
                 futures_dropped_on_loop_drop,
                 future_drop_code_may_use_the_loop,
@@ -1045,6 +1046,53 @@ fn periodic_async_callback_runs_never_overlap(mk: Mk) {
     assert!(logs_here(log::Level::Error).iter().any(|m| m
         .contains("Exception in callback (a periodic callback)")
         && m.contains("boom in async periodic")));
+}
+
+/// An async periodic callback restarted (stop, then start) while a run is still in
+/// flight starts its new schedule once that run is over: the runs never overlap, as
+/// the type promises, where the restart used to schedule a run beside the one going on.
+fn periodic_async_restarted_during_a_run_does_not_overlap(mk: Mk) {
+    let l = mk();
+    let (busy, runs, overlapped) = (
+        Rc::new(Cell::new(false)),
+        Rc::new(Cell::new(0)),
+        Rc::new(Cell::new(false)),
+    );
+    let me: Rc<RefCell<Option<PeriodicCallback>>> = Rc::default();
+    let (b, r, o, m, lp) = (
+        busy.clone(),
+        runs.clone(),
+        overlapped.clone(),
+        me.clone(),
+        l.clone(),
+    );
+    let pc = PeriodicCallback::new_async(&l, Duration::from_millis(1), move || {
+        let (b, r, o, m, lp) = (b.clone(), r.clone(), o.clone(), m.clone(), lp.clone());
+        async move {
+            o.set(o.get() || b.replace(true));
+            r.set(r.get() + 1);
+            if r.get() == 1 {
+                let pc = m.borrow().clone().unwrap();
+                pc.stop();
+                pc.start();
+                assert!(pc.is_running());
+            }
+            // Several periods long.
+            sleep(Duration::from_millis(5)).await;
+            b.set(false);
+            if r.get() == 3 {
+                lp.stop();
+            }
+        }
+    })
+    .unwrap();
+    *me.borrow_mut() = Some(pc.clone());
+    pc.start();
+    start_guarded(&l);
+    pc.stop();
+    me.borrow_mut().take();
+    assert_eq!(runs.get(), 3);
+    assert!(!overlapped.get(), "two runs of the callback overlapped");
 }
 
 /// Something whose drop panics.
