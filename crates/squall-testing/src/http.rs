@@ -43,7 +43,7 @@ use crate::port::bind_unused_port;
 pub struct AsyncHttpTestCase<D: HttpServerConnectionDelegate> {
     server: HttpServer<D>,
     port: u16,
-    /// `http`, or `https` for a server whose connections go through a stream setup.
+    /// `http`, or `https` for a server whose stream setup is TLS (its scheme is `https`).
     protocol: &'static str,
     client: HttpClient,
 }
@@ -86,16 +86,17 @@ where
 
 impl<D: HttpServerConnectionDelegate + Clone> AsyncHttpTestCase<D> {
     /// Serve `server` (with its delegate and configuration) on an unused port of the
-    /// current loop. A server with a stream setup (TLS: `squall-tls`'s `TlsAcceptor`)
-    /// is served as `https` (Tornado's `get_protocol`), and with the `tls` feature its
-    /// client accepts any certificate, as [`with_https_server`](Self::with_https_server)'s.
+    /// current loop. A server with a TLS stream setup (one whose scheme is `https`:
+    /// `squall-tls`'s `TlsAcceptor`) is served as `https` (Tornado's `get_protocol`),
+    /// and with the `tls` feature its client accepts any certificate, as
+    /// [`with_https_server`](Self::with_https_server)'s; any other setup leaves it `http`.
     ///
     /// # Errors
     /// The OS error of binding, or an error if no loop is current.
     pub fn with_server(mut server: HttpServer<D>) -> io::Result<Self> {
         let (listener, port) = bind_unused_port()?;
         server.add_sockets(vec![listener])?;
-        let tls = server.config().stream_setup.is_some();
+        let tls = serves_tls(&server);
         let client = HttpClient::new();
         #[cfg(feature = "tls")]
         if tls {
@@ -119,11 +120,18 @@ impl<D: HttpServerConnectionDelegate + Clone> AsyncHttpTestCase<D> {
     /// own `ca_certs` or `tls_config` still wins. Only with the `tls` feature.
     ///
     /// # Errors
-    /// As [`with_server`](Self::with_server).
+    /// As [`with_server`](Self::with_server); `InvalidInput` for a server whose own
+    /// stream setup is not TLS (it cannot be served over HTTPS without dropping it).
     #[cfg(feature = "tls")]
     pub fn with_https_server(server: HttpServer<D>) -> io::Result<Self> {
-        if server.config().stream_setup.is_some() {
+        if serves_tls(&server) {
             return AsyncHttpTestCase::with_server(server);
+        }
+        if server.config().stream_setup.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the server's stream setup is not TLS: it cannot be served over HTTPS",
+            ));
         }
         let setup = squall_tls::TlsAcceptor::new(crate::test_tls_server_config());
         let config = squall_httpserver::HttpServerConfig {
@@ -132,6 +140,18 @@ impl<D: HttpServerConnectionDelegate + Clone> AsyncHttpTestCase<D> {
         };
         AsyncHttpTestCase::with_server(server.with_config(config))
     }
+}
+
+/// Whether `server`'s connections are TLS: its stream setup names the `https` scheme
+/// (squall-tls's `TlsAcceptor`); a setup that leaves the stream plain (a socket
+/// option, a PROXY header) names none.
+fn serves_tls<D: HttpServerConnectionDelegate>(server: &HttpServer<D>) -> bool {
+    server
+        .config()
+        .stream_setup
+        .as_ref()
+        .and_then(|s| s.scheme())
+        == Some("https")
 }
 
 impl<D: HttpServerConnectionDelegate> AsyncHttpTestCase<D> {

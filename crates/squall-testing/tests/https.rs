@@ -89,6 +89,39 @@ async fn test_server_with_its_own_tls_is_https() {
     }
 }
 
+/// A stream setup that is not TLS: the stream as it came (a setup that sets a socket
+/// option, reads a PROXY header...).
+struct PassThrough;
+
+impl squall_tcpserver::StreamSetup for PassThrough {
+    fn setup(&self, stream: squall_iostream::IoStream) -> squall_tcpserver::SetupFuture {
+        Box::pin(async move { Ok(stream) })
+    }
+}
+
+// Only a setup whose scheme is `https` (TLS) makes the case https (Tornado's
+// get_protocol is "https" for AsyncHTTPSTestCase only): a server whose setup leaves the
+// stream plain is served, and fetched, over http.
+#[gen_test(timeout = 30)]
+async fn test_server_with_a_plain_setup_is_http() {
+    let config = HttpServerConfig {
+        stream_setup: Some(Arc::new(PassThrough)),
+        ..HttpServerConfig::default()
+    };
+    let case = AsyncHttpTestCase::with_server(HttpServer::new(scheme).with_config(config)).unwrap();
+    assert_eq!(case.get_protocol(), "http");
+    assert!(case.get_url("/").starts_with("http://127.0.0.1:"));
+    assert_eq!(case.fetch("/plain").await.unwrap().text(), "http /plain");
+    // Asked for https, such a server is refused rather than served plain.
+    let config = HttpServerConfig {
+        stream_setup: Some(Arc::new(PassThrough)),
+        ..HttpServerConfig::default()
+    };
+    let err = AsyncHttpTestCase::with_https_server(HttpServer::new(scheme).with_config(config))
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+}
+
 // A plain case stays plain.
 #[gen_test(timeout = 30)]
 async fn test_plain_case_is_http() {
