@@ -59,7 +59,7 @@ pub enum HttpClientError {
     /// longer than its Content-Length, are discarded with the connection instead, and
     /// the response stands: RFC 9112 §6.3.)
     ExtraData {
-        /// The bytes seen past the end of the response.
+        /// How many bytes came after the proxy's answer.
         len: usize,
     },
     /// The request cannot be sent: a bad URL, an unsupported scheme, a method that
@@ -122,7 +122,10 @@ impl fmt::Display for HttpClientError {
             HttpClientError::Stream(e) => write!(f, "Stream closed: {e}"),
             HttpClientError::Response(e) => write!(f, "malformed response: {e}"),
             HttpClientError::ExtraData { len } => {
-                write!(f, "{len} bytes past the end of the response (body longer than its Content-Length?)")
+                write!(
+                    f,
+                    "{len} bytes after the proxy's answer to CONNECT, before the tunnel was used"
+                )
             }
             HttpClientError::InvalidRequest(m) => write!(f, "invalid request: {m}"),
             HttpClientError::BodyProducer(e) => write!(f, "body producer failed: {e}"),

@@ -1183,12 +1183,15 @@ fn test_queue_timeout() {
     thread.join().unwrap();
 }
 
-/// The `CONNECT` tunnel through a proxy: opened on 200, refused with the proxy's status.
+/// The `CONNECT` tunnel through a proxy: opened on 200, refused with the proxy's status,
+/// and refused when bytes follow the proxy's answer before the tunnel is used (the error
+/// says so, not that a body outran its Content-Length).
 #[test]
 fn test_connect_tunnel() {
     let (addr, thread) = scripted(vec![
         Then::ReplyHold(b"HTTP/1.1 200 Connection established\r\n\r\n"),
         Then::Reply(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"),
+        Then::ReplyHold(b"HTTP/1.1 200 Connection established\r\n\r\nXYZ"),
     ]);
     let io_loop = IoLoop::new().unwrap();
     io_loop
@@ -1206,6 +1209,16 @@ fn test_connect_tunnel() {
                     .await
                     .unwrap_err();
                 assert!(matches!(e, HttpClientError::Proxy(s) if s == 407), "{e:?}");
+                let stream = squall_iostream::IoStream::connect(addr).await.unwrap();
+                let e = squall_httpclient::connect_tunnel(&stream, &proxy, "example.com", 443)
+                    .await
+                    .unwrap_err();
+                assert!(matches!(e, HttpClientError::ExtraData { len: 3 }), "{e:?}");
+                assert_eq!(
+                    e.to_string(),
+                    "3 bytes after the proxy's answer to CONNECT, before the tunnel was used"
+                );
+                stream.close();
             },
             Some(Duration::from_secs(30)),
         )
