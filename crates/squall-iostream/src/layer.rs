@@ -454,6 +454,9 @@ impl IoStream {
     /// Installs a byte transform between the fd and the stream's buffers (TLS: what
     /// `squall-tls`'s `start_tls` does). Every read and write after it goes through the
     /// layer; the stream's API, buffers, limits and close causes stay as they are.
+    /// The layer starts at once: what it has to send (a TLS client's hello) goes if the
+    /// fd takes it, and until it [is ready](Layer::is_ready) READ is armed and the fd
+    /// handler moves it on ([`Layer::drive`]), whether or not the stream is used.
     ///
     /// # Errors
     ///
@@ -470,6 +473,11 @@ impl IoStream {
         }
         inner.with_cold(|c| c.layer = Some(layer));
         inner.set(LAYERED);
+        // The layer starts at once, as Tornado's SSLIOStream starts its handshake
+        // without waiting for its user: its first output (a TLS client's hello) goes if
+        // the fd takes it, and while it is not ready READ is armed, on whose reports the
+        // fd handler moves it on, with nobody reading or writing.
+        inner.move_layer_on();
         Ok(())
     }
 

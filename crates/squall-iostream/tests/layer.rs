@@ -1,6 +1,7 @@
 //! The `Layer` seam on its own, without TLS: a toy layer that XORs every byte and holds
 //! back nothing, so the stream's reads, writes, limits and close causes can be checked
-//! through a layer on every backend; and `set_layer`'s "idle only" rule.
+//! through a layer on every backend; `set_layer`'s "idle only" rule; and a layer with a
+//! handshake of its own, which starts when it is installed.
 
 use std::any::Any;
 use std::fs::File;
@@ -334,10 +335,129 @@ fn a_closed_loop_closes_a_lingering_goodbye() {
     assert!(got.len() < farewell().len() && got[..] == farewell()[..got.len()]);
 }
 
+/// A layer with a handshake of its own: it greets the peer (`HELLO`), is ready once the
+/// peer answers `!`, and then says `READY`; plain bytes after that.
+#[derive(Default)]
+struct Greeter {
+    out: Vec<u8>,
+    greeted: bool,
+    ready: bool,
+}
+
+impl Greeter {
+    fn new() -> Greeter {
+        Greeter {
+            out: b"HELLO".to_vec(),
+            ..Greeter::default()
+        }
+    }
+}
+
+impl Layer for Greeter {
+    fn read(&mut self, fd: &File, dst: &mut [u8]) -> io::Result<usize> {
+        if !self.ready {
+            if self.drive(fd)? {
+                return Ok(0);
+            }
+            if !self.ready {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+        }
+        (&*fd).read(dst)
+    }
+
+    fn write(&mut self, fd: &File, src: &[IoSlice<'_>]) -> io::Result<usize> {
+        if !self.ready {
+            return Ok(0);
+        }
+        (&*fd).write_vectored(src)
+    }
+
+    fn flush(&mut self, fd: &File) -> io::Result<()> {
+        while !self.out.is_empty() {
+            let n = (&*fd).write(&self.out)?;
+            self.out.drain(..n);
+        }
+        self.greeted = true;
+        Ok(())
+    }
+
+    fn drive(&mut self, fd: &File) -> io::Result<bool> {
+        self.flush(fd)?;
+        if self.ready {
+            return Ok(false);
+        }
+        let mut answer = [0u8; 1];
+        match (&*fd).read(&mut answer) {
+            Ok(0) => Ok(true),
+            Ok(_) if answer[0] == b'!' => {
+                self.ready = true;
+                self.out.extend_from_slice(b"READY");
+                Ok(false)
+            }
+            Ok(_) => Err(io::Error::new(io::ErrorKind::InvalidData, "not a greeting")),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wants_write(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    fn has_buffered_input(&mut self) -> bool {
+        false
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    fn close(&mut self) {}
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+// A layer starts when it is installed, as Tornado's SSLIOStream starts its handshake
+// on the next loop iteration: its first output goes at once, and the fd handler moves
+// it on as the peer answers, with nobody reading from or writing to the stream. (It
+// did nothing until the stream was first used, so a peer waiting for the greeting
+// waited forever.)
+async fn a_layer_starts_when_installed_with_nobody_using_the_stream() {
+    let (layered, peer) = tcp_pair().await;
+    assert!(layered.set_layer(Box::new(Greeter::new())).is_ok());
+    let io_loop = IoLoop::current().unwrap();
+    let patience = Duration::from_secs(10);
+    let hello = io_loop.with_timeout(patience, peer.read_bytes(5, false));
+    let hello = hello.await.expect("the greeting never left").unwrap();
+    assert_eq!(&hello[..], b"HELLO");
+    peer.write(&b"!"[..]).await.unwrap();
+    let ready = io_loop.with_timeout(patience, peer.read_bytes(5, false));
+    let ready = ready.await.expect("the answer was never read").unwrap();
+    assert_eq!(&ready[..], b"READY");
+    assert_eq!(
+        layered.with_layer(|l| l.is_ready()),
+        Some(true),
+        "the fd handler made it ready"
+    );
+    // Then plain bytes both ways.
+    peer.write(&b"ping"[..]).await.unwrap();
+    assert_eq!(&layered.read_bytes(4, false).await.unwrap()[..], b"ping");
+    layered.write(&b"pong"[..]).await.unwrap();
+    assert_eq!(&peer.read_bytes(4, false).await.unwrap()[..], b"pong");
+}
+
 squall_testing::backend_tests!(
     reads_and_writes_go_through_the_layer,
     set_layer_needs_an_idle_stream,
     a_layer_error_is_the_close_cause,
     a_goodbye_the_fd_has_no_room_for_goes_out_after_the_close,
     a_goodbye_nobody_reads_is_dropped_at_its_deadline,
+    a_layer_starts_when_installed_with_nobody_using_the_stream,
 );

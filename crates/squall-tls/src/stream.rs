@@ -355,14 +355,17 @@ fn with_tls<R>(stream: &IoStream, f: impl FnOnce(&mut TlsLayer) -> R) -> Option<
 ///
 /// A TLS stream is an `IoStream` with a TLS layer between its fd and its buffers: the
 /// same handle, the same reads (`read_until`, `read_bytes`, `read_parse`...), writes,
-/// limits and close causes. The handshake runs on the first read or write, or on
-/// [`wait_for_handshake`](TlsStreamExt::wait_for_handshake); writes made before it
-/// ends are queued and sent after it.
+/// limits and close causes. The handshake starts with `start_tls_*` and runs on the
+/// loop whether or not the stream is used (a read, a write or
+/// [`wait_for_handshake`](TlsStreamExt::wait_for_handshake) moves it on too); writes
+/// made before it ends are queued and sent after it.
 #[doc(alias = "SSLIOStream")]
 pub trait TlsStreamExt {
     /// Makes this stream the server side of a TLS connection (Tornado's
     /// `start_tls(server_side=True, ...)`, and what `SSLIOStream` does to an accepted
-    /// socket). The handshake runs on first use.
+    /// socket). The handshake starts at once and runs on the loop, answering the
+    /// client's flights as they arrive with nobody reading or writing, as Tornado's
+    /// `SSLIOStream` starts its handshake on the next loop iteration.
     ///
     /// # Errors
     ///
@@ -374,7 +377,8 @@ pub trait TlsStreamExt {
     /// Makes this stream the client side of a TLS connection to `server_name`, whose
     /// certificate must be valid for that name: STARTTLS, or a TLS client over a stream
     /// connected by hand. Tornado's `start_tls(server_side=False, ...,
-    /// server_hostname=...)`.
+    /// server_hostname=...)`. The client's hello is sent at once (or as soon as the fd
+    /// takes it) and the handshake runs on the loop, as for the server side.
     ///
     /// # Errors
     ///

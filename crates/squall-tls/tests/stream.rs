@@ -1,5 +1,5 @@
 //! TLS streams over real sockets on the loop: the IoStream API through the TLS layer,
-//! Tornado's SSL contracts (deferred handshake, `wait_for_handshake`, `start_tls` on an
+//! Tornado's SSL contracts (the handshake run by the loop, `wait_for_handshake`, `start_tls` on an
 //! idle stream only, hostname checks), and peers that do not speak TLS.
 
 mod common;
@@ -107,9 +107,9 @@ fn echo_through_tls_with_the_iostream_api() {
 
 #[test]
 fn handshake_is_deferred_to_the_first_write_and_writes_wait_for_it() {
-    // Tornado's test_handshake_fail/test_wait_for_handshake*: nothing happens on
-    // start_tls; a write queued during the handshake is sent after it, and its future
-    // resolves only then.
+    // Tornado's test_handshake_fail/test_wait_for_handshake*: start_tls does not wait
+    // for the handshake; a write queued during the handshake is sent after it, and its
+    // future resolves only then.
     let pki = Pki::localhost();
     run(async move {
         let (server, client) = plain_pair().await?;
@@ -129,6 +129,35 @@ fn handshake_is_deferred_to_the_first_write_and_writes_wait_for_it() {
         let (s, c) = futures_join(srv, cli).await;
         s?;
         assert_eq!(&c?[..], b"ping\n");
+        Ok(())
+    });
+}
+
+#[test]
+fn the_handshake_starts_with_start_tls_and_runs_with_nobody_using_the_stream() {
+    // Tornado's SSLIOStream starts its handshake on the next loop iteration, whatever
+    // its user does: TestIOStreamSSL runs the read/write mixin (test_read_bytes_partial:
+    // the client's write is awaited before the server reads) over streams whose
+    // handshake nobody drove. Here the server stream is left alone after
+    // start_tls_server, and the client's write still completes; then the client is
+    // left alone after start_tls_client, and the server's wait still completes.
+    let pki = Pki::localhost();
+    run(async move {
+        let (server, client) = plain_pair().await?;
+        server.start_tls_server(&pki.server_config())?;
+        client.start_tls_client(&pki.client_config(), "localhost")?;
+        client.write(&b"hello"[..]).await?;
+        assert!(client.tls_info().unwrap().handshake_done);
+        assert_eq!(&server.read_bytes(50, true).await?[..], b"hello");
+
+        let (server, client) = plain_pair().await?;
+        server.start_tls_server(&pki.server_config())?;
+        client.start_tls_client(&pki.client_config(), "localhost")?;
+        // The client is left alone: its first flight goes out all the same.
+        server.wait_for_handshake().await?;
+        assert!(client.tls_info().unwrap().handshake_done);
+        server.write(&b"ready"[..]).await?;
+        assert_eq!(&client.read_bytes(5, false).await?[..], b"ready");
         Ok(())
     });
 }
