@@ -5,8 +5,8 @@ use squall_tls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use squall_tls::TlsServerConfig;
 
 /// The test certificate, PEM: self-signed (ECDSA P-256, not a CA) for `localhost`,
-/// `127.0.0.1` and `::1`, valid until 2126. Its key is [`TEST_KEY_PEM`], which is
-/// public: serve it in tests only.
+/// `127.0.0.1` and `::1`, valid from 2020 until 2126. Its key is [`TEST_KEY_PEM`],
+/// which is public: serve it in tests only.
 pub const TEST_CERT_PEM: &str = include_str!("../certs/test.crt");
 
 /// The test certificate's private key (PKCS#8, PEM). Public: for tests only.

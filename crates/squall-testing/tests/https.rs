@@ -130,3 +130,39 @@ async fn test_plain_case_is_http() {
     assert!(case.get_url("/").starts_with("http://127.0.0.1:"));
     assert_eq!(case.fetch("/p").await.unwrap().text(), "http /p");
 }
+
+// The bundled certificate is valid from long before any machine running the tests
+// (2020) to 2126, as Tornado's test.crt dates from years before its tests run: one
+// issued with "now" as its start is refused as not yet valid by a verifying client on
+// a machine whose clock is behind the one that made it. (It started on the minute it
+// was made.)
+#[test]
+fn test_test_certificate_is_valid_from_2020_to_2126() {
+    use squall_tls::rustls::client::danger::ServerCertVerifier;
+    use squall_tls::rustls::client::WebPkiServerVerifier;
+    use squall_tls::rustls::pki_types::{ServerName, UnixTime};
+
+    let mut roots = RootCertStore::empty();
+    roots.add(test_cert()).unwrap();
+    let verifier =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), squall_tls::provider())
+            .build()
+            .unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let verify_at = |unix_seconds: u64| {
+        let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(unix_seconds));
+        verifier.verify_server_cert(&test_cert(), &[], &name, &[], at)
+    };
+    // 2020-06-01, 2025-01-01, now, 2126-01-01.
+    for at in [
+        1_590_969_600,
+        1_735_689_600,
+        UnixTime::now().as_secs(),
+        4_923_792_000,
+    ] {
+        verify_at(at).unwrap_or_else(|e| panic!("at {at}: {e}"));
+    }
+    // And not before 2020 or after 2126: the dates are really checked.
+    assert!(verify_at(1_262_304_000).is_err(), "2010");
+    assert!(verify_at(4_986_950_400).is_err(), "2128");
+}
