@@ -89,7 +89,7 @@ impl<D: HttpServerConnectionDelegate + Clone> AsyncHttpTestCase<D> {
     /// current loop. A server with a TLS stream setup (one whose scheme is `https`:
     /// `squall-tls`'s `TlsAcceptor`) is served as `https` (Tornado's `get_protocol`),
     /// and with the `tls` feature its client accepts any certificate, as
-    /// [`with_https_server`](Self::with_https_server)'s; any other setup leaves it `http`.
+    /// `with_https_server`'s; any other setup leaves it `http`.
     ///
     /// # Errors
     /// The OS error of binding, or an error if no loop is current.
