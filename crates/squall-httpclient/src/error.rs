@@ -119,7 +119,11 @@ impl fmt::Display for HttpClientError {
             HttpClientError::Stream(StreamError::Closed(CloseCause::Eof)) => {
                 f.write_str("Stream closed: the server closed the connection (end of file)")
             }
-            HttpClientError::Stream(e) => write!(f, "Stream closed: {e}"),
+            // The cause alone: the stream's own words would say "stream closed" again.
+            HttpClientError::Stream(StreamError::Closed(cause)) => {
+                write!(f, "Stream closed: {cause}")
+            }
+            HttpClientError::Stream(e) => write!(f, "stream error: {e}"),
             HttpClientError::Response(e) => write!(f, "malformed response: {e}"),
             HttpClientError::ExtraData { len } => {
                 write!(
@@ -162,5 +166,30 @@ impl From<ParseError> for HttpClientError {
 impl From<OutputError> for HttpClientError {
     fn from(e: OutputError) -> Self {
         HttpClientError::InvalidRequest(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A closed stream's error says "Stream closed" once, then its cause (it read
+    /// "Stream closed: stream closed: connection reset"); other stream errors say so.
+    #[test]
+    fn a_closed_stream_is_named_once() {
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        let closed =
+            HttpClientError::Stream(StreamError::Closed(CloseCause::Reset(Arc::new(reset))));
+        let text = closed.to_string();
+        assert!(text.starts_with("Stream closed: "), "{text}");
+        assert_eq!(
+            text.to_ascii_lowercase().matches("stream closed").count(),
+            1,
+            "{text}"
+        );
+        let busy = HttpClientError::Stream(StreamError::ReadInProgress).to_string();
+        assert_eq!(busy, "stream error: already reading");
     }
 }
