@@ -212,6 +212,8 @@ impl Pool {
         let mut found = None;
         while let Some(c) = list.pop() {
             if now.duration_since(c.since) < self.idle_timeout && is_quiet(&c.stream) {
+                // In use again: its reads notice a close from now on.
+                c.stream.clear_close_callback();
                 found = Some(c.stream);
                 break;
             }
@@ -233,6 +235,12 @@ impl Pool {
             return;
         }
         self.leave_other_loops(Some(stream.io_loop()));
+        // Watched for the server's close while idle (a keep-alive timeout): nobody reads
+        // an idle connection, and one whose last answer was read without waiting is not
+        // watched otherwise, so its close would go unseen and the next request (a POST,
+        // that may not be sent again) would be written into it. With a close callback
+        // the stream peeks at the socket when it reports, and closes on its end.
+        stream.set_close_callback(|| {});
         self.keep(key, stream);
         self.expire();
     }
@@ -387,6 +395,61 @@ fn is_quiet(stream: &IoStream) -> bool {
         Poll::Ready(_) => {
             stream.close();
             false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn key() -> PoolKey {
+        PoolKey {
+            scheme: Scheme::Http,
+            host: "127.0.0.1".into(),
+            port: 80,
+            proxy: None,
+            ipv4_only: false,
+            source_ip: None,
+            #[cfg(feature = "tls")]
+            trust: None,
+            #[cfg(feature = "tls")]
+            identity: None,
+        }
+    }
+
+    /// A kept connection the server closes while it idles (nginx's `keepalive_timeout`)
+    /// is not handed out again, also when its last response was read without waiting
+    /// (on loopback a small answer is there before the client reads): the pool watches
+    /// every idle connection for its close. (Such a connection was never watched: the
+    /// close went unseen, and the next request, a POST that may not be sent twice, was
+    /// written into it and failed with a broken pipe.) Every backend.
+    #[test]
+    fn a_close_while_idle_is_noticed_after_a_read_that_did_not_wait() {
+        for backend in ["epoll", "poll", "select"] {
+            squall_testing::new_loop(backend)
+                .run_sync(
+                    async move {
+                        let (stream, mut peer) = squall_testing::tcp_with_std_peer().await;
+                        // The answer is in the socket before the read: nothing waits.
+                        peer.write_all(b"ok").unwrap();
+                        let mut buf = BytesMut::new();
+                        let got = poll_fn(|cx| stream.poll_read_buf(cx, &mut buf)).await;
+                        assert_eq!(got.unwrap(), 2, "{backend}");
+                        let pool = Pool::new(8, Duration::from_secs(30));
+                        pool.checkin(key(), stream);
+                        assert_eq!(pool.idle_count(), 1, "{backend}");
+                        // The close is in the socket when `drop` returns (loopback); a
+                        // turn of the loop hears it.
+                        drop(peer);
+                        squall_ioloop::sleep(Duration::from_millis(1)).await;
+                        assert!(pool.checkout(&key()).is_none(), "{backend}");
+                    },
+                    Some(Duration::from_secs(30)),
+                )
+                .unwrap();
         }
     }
 }
