@@ -13,6 +13,7 @@
 //!   --proxy URL           an HTTP proxy, http://[user:pass@]host:port
 //!   --cacert FILE         trust the CA certificates of a PEM file for https
 //!   --insecure            do not verify the https server's certificate
+//!   --help, -h            print this usage and exit
 //! ```
 //!
 //! https needs the crate's `tls` feature, which `cargo run --example` turns on.
@@ -39,12 +40,16 @@ struct Options {
     proxy: Option<Proxy>,
     cacert: Option<String>,
     insecure: bool,
+    /// `--help`: the usage is the answer (on standard output, with success).
+    help: bool,
     urls: Vec<String>,
 }
 
+const USAGE: &str = "usage: fetch [--method M] [--header 'K: V']... [--data TEXT|@FILE] [--follow-redirects|--no-follow-redirects] [--max-redirects N] [--print-headers] [--timeout SECS] [--proxy URL] [--cacert FILE] [--insecure] [--help] URL...";
+
 fn usage(msg: &str) -> ExitCode {
     eprintln!("fetch: {msg}");
-    eprintln!("usage: fetch [--method M] [--header 'K: V']... [--data TEXT|@FILE] [--follow-redirects|--no-follow-redirects] [--max-redirects N] [--print-headers] [--timeout SECS] [--proxy URL] [--cacert FILE] [--insecure] URL...");
+    eprintln!("{USAGE}");
     ExitCode::from(2)
 }
 
@@ -60,6 +65,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         proxy: None,
         cacert: None,
         insecure: false,
+        help: false,
         urls: Vec::new(),
     };
     let mut args = args.peekable();
@@ -113,6 +119,10 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--proxy" => o.proxy = Some(Proxy::parse(&value("--proxy")?)?),
             "--cacert" => o.cacert = Some(value("--cacert")?),
             "--insecure" => o.insecure = true,
+            "--help" | "-h" => {
+                o.help = true;
+                return Ok(o);
+            }
             f if f.starts_with("--") => return Err(format!("unknown option {f}")),
             _ => o.urls.push(arg),
         }
@@ -149,6 +159,10 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => return usage(&e),
     };
+    if o.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let io_loop = match IoLoop::new() {
         Ok(l) => l,
         Err(e) => {
