@@ -19,14 +19,16 @@
 //! https needs the crate's `tls` feature, which `cargo run --example` turns on.
 //!
 //! The body goes to standard output; a failure (a non-2xx status included) goes to
-//! standard error, with exit status 1 (2 for a usage error).
+//! standard error, with exit status 1 (2 for a usage error). A non-2xx answer is
+//! printed first, as any other (as Tornado's `main` prints an error's response): with
+//! `--no-follow-redirects --print-headers` a redirect shows its `Location`.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use http::Method;
-use squall_httpclient::{HttpClient, HttpRequest, Proxy};
+use squall_httpclient::{HttpClient, HttpClientError, HttpRequest, Proxy};
 use squall_ioloop::IoLoop;
 
 struct Options {
@@ -196,10 +198,19 @@ fn main() -> ExitCode {
                     request = request.proxy(p.clone());
                 }
                 request = with_tls_options(request, &o)?;
-                let response = client
-                    .fetch(request)
-                    .await
-                    .map_err(|e| format!("{url}: {e}"))?;
+                // A non-2xx answer is printed as any other, as Tornado's `main` prints
+                // an `HTTPError`'s response (a redirect's `Location` under
+                // `--no-follow-redirects`), then reported as the failure.
+                let (response, failure) = match client.fetch(request).await {
+                    Ok(r) => (r, None),
+                    Err(e) => {
+                        let failure = format!("{url}: {e}");
+                        match e {
+                            HttpClientError::Http(r) => (*r, Some(failure)),
+                            _ => return Err(failure),
+                        }
+                    }
+                };
                 let mut out = std::io::stdout().lock();
                 let mut print = || -> std::io::Result<()> {
                     if o.print_headers {
@@ -219,6 +230,9 @@ fn main() -> ExitCode {
                     out.flush()
                 };
                 print().map_err(|e| format!("writing the body: {e}"))?;
+                if let Some(failure) = failure {
+                    return Err(failure);
+                }
             }
             Ok::<(), String>(())
         },
