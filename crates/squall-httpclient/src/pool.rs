@@ -344,9 +344,15 @@ impl Pool {
         }
     }
 
-    /// Idle connections kept, over all hosts.
+    /// Idle connections kept, over all hosts: open ones only (one the server closed
+    /// waits in its list for the next checkout or the sweep, but serves no request).
     pub(crate) fn idle_count(&self) -> usize {
-        self.idle.borrow().iter().map(|(_, l)| l.len()).sum()
+        self.idle
+            .borrow()
+            .iter()
+            .flat_map(|(_, l)| l)
+            .filter(|c| !c.stream.closed())
+            .count()
     }
 
     /// Close the idle connections whose key `doomed` picks.
@@ -446,6 +452,37 @@ mod tests {
                         drop(peer);
                         squall_ioloop::sleep(Duration::from_millis(1)).await;
                         assert!(pool.checkout(&key()).is_none(), "{backend}");
+                    },
+                    Some(Duration::from_secs(30)),
+                )
+                .unwrap();
+        }
+    }
+
+    /// A kept connection the server has closed is not counted among the idle ones
+    /// (`HttpClient::idle_connections`: those held for reuse), though it leaves the
+    /// list only at the next checkout for its host or when it expires. (It was counted
+    /// until then.) Every backend.
+    #[test]
+    fn a_connection_closed_while_idle_is_not_counted() {
+        for backend in ["epoll", "poll", "select"] {
+            squall_testing::new_loop(backend)
+                .run_sync(
+                    async move {
+                        let (stream, peer) = squall_testing::tcp_with_std_peer().await;
+                        let pool = Pool::new(8, Duration::from_secs(30));
+                        pool.checkin(key(), stream);
+                        assert_eq!(pool.idle_count(), 1, "{backend}");
+                        drop(peer);
+                        // The close is in the socket when `drop` returns (loopback); the
+                        // loop hears it within turns.
+                        for _ in 0..1000 {
+                            if pool.idle_count() == 0 {
+                                break;
+                            }
+                            squall_ioloop::sleep(Duration::from_millis(1)).await;
+                        }
+                        assert_eq!(pool.idle_count(), 0, "{backend}");
                     },
                     Some(Duration::from_secs(30)),
                 )
