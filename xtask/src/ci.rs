@@ -337,13 +337,20 @@ fn cross_scopes(root: &Path) -> Vec<Vec<&'static str>> {
     scopes.insert(0, all);
     scopes.push(vec!["-p", "squall", "--lib"]);
     scopes.push(vec!["-p", "squall-httpclient", "--lib"]);
+    scopes.push(vec!["-p", "squall-testing", "--lib"]);
     scopes
 }
 
 /// The crates the cross step leaves out (or checks partly): see [`cross_scopes`].
 /// `squall-httpclient`'s tests and examples turn on its `tls` feature (squall-tls, so
-/// ring), so only its library (without TLS) is checked.
-const CROSS_EXCLUDED: &[&str] = &["squall-tls", "squall", "squall-httpclient"];
+/// ring), so only its library (without TLS) is checked; the same for `squall-testing`,
+/// whose tests turn on its `tls` feature (the HTTPS test cases).
+const CROSS_EXCLUDED: &[&str] = &[
+    "squall-tls",
+    "squall",
+    "squall-httpclient",
+    "squall-testing",
+];
 
 /// What the cross steps do.
 enum CrossPlan {
