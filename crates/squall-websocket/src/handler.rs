@@ -1,6 +1,12 @@
 //! The callback form: [`WebSocketHandler`], Tornado's `WebSocketHandler` methods, and
 //! [`run_handler`], the driver that calls them in order.
 
+use std::any::Any;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::task::Poll;
+
 use crate::protocol::Message;
 use crate::socket::{Incoming, WebSocket};
 
@@ -73,18 +79,48 @@ pub trait WebSocketHandler: 'static {
 /// Drives `handler` over `ws` until the connection is over: `open`, then each message,
 /// ping and pong in order, then `on_close`.
 ///
-/// A handler that panics ends the task (the loop logs the panic) and the connection is
-/// dropped with it, without a close frame or `on_close`, once no other task holds a
-/// handle to it (Tornado logs the exception and aborts the connection).
+/// A handler that panics in `open`, `on_message`, `on_ping` or `on_pong` has the panic
+/// logged (at error level) and the connection aborted, without a close frame (the peer
+/// sees it end, as Tornado aborts the stream on a handler's exception), and its
+/// `on_close` is still called, once, as Tornado calls it: what `open` set up (a
+/// registry of connections, a subscription) is undone there whatever happened. A panic
+/// in `on_close` itself ends the task, and the loop logs it.
 pub async fn run_handler<H: WebSocketHandler>(ws: WebSocket, mut handler: H) {
-    handler.open(&ws).await;
-    while let Some(incoming) = ws.next_incoming().await {
-        match incoming {
-            Incoming::Message(message) => handler.on_message(&ws, message).await,
-            Incoming::Ping(data) => handler.on_ping(&ws, &data),
-            Incoming::Pong(data) => handler.on_pong(&ws, &data),
-        }
-    }
+    // Pinned in place, so the task holds one copy of the serving future (an idle
+    // connection's size, see `an_idle_websocket_stays_small`).
+    let served = {
+        let serving = pin!(async {
+            handler.open(&ws).await;
+            while let Some(incoming) = ws.next_incoming().await {
+                match incoming {
+                    Incoming::Message(message) => handler.on_message(&ws, message).await,
+                    Incoming::Ping(data) => handler.on_ping(&ws, &data),
+                    Incoming::Pong(data) => handler.on_pong(&ws, &data),
+                }
+            }
+        });
+        caught(serving).await
+    };
     ws.abort();
+    if let Err(payload) = served {
+        log::error!(
+            "WebSocket handler panicked: {}; connection aborted",
+            squall_ioloop::panic_text(&*payload).unwrap_or("<non-string panic payload>")
+        );
+    }
     handler.on_close(&ws);
+}
+
+/// Polls `fut` to its end, a panic in any of its polls ending it as `Err` with the
+/// panic's payload.
+fn caught<F: Future>(
+    mut fut: Pin<&mut F>,
+) -> impl Future<Output = Result<F::Output, Box<dyn Any + Send>>> + '_ {
+    poll_fn(
+        move |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        },
+    )
 }

@@ -854,7 +854,9 @@ mod tests {
 
     /// An idle WebSocket costs its `Shared` and its task's future (plus the stream and
     /// the loop's slots): these bounds keep it under 1 KiB in all (941 bytes of RSS per
-    /// idle connection measured with `cargo xtask wsbench`).
+    /// idle connection measured with `cargo xtask wsbench` when the task's bound was
+    /// 192 bytes; `run_handler`'s catching of a handler's panic, so that `on_close` still
+    /// runs, added 32).
     #[test]
     fn an_idle_websocket_stays_small() {
         struct Echo;
@@ -886,7 +888,7 @@ mod tests {
         eprintln!("read_event {}", std::mem::size_of_val(&ws.read_event()));
         let task = crate::run_handler(ws, Echo);
         assert!(
-            std::mem::size_of_val(&task) <= 192,
+            std::mem::size_of_val(&task) <= 224,
             "{}",
             std::mem::size_of_val(&task)
         );

@@ -46,6 +46,8 @@ struct Seen {
     pongs: Vec<Vec<u8>>,
     pings: Vec<Vec<u8>>,
     closed: Option<(Option<CloseCode>, Option<String>)>,
+    /// How many times `on_close` ran.
+    closes: u32,
     subprotocol: Option<String>,
 }
 
@@ -96,7 +98,9 @@ impl WebSocketHandler for Recorder {
     }
 
     fn on_close(&mut self, ws: &WebSocket) {
-        self.seen.borrow_mut().closed = Some((ws.close_code(), ws.close_reason()));
+        let mut seen = self.seen.borrow_mut();
+        seen.closed = Some((ws.close_code(), ws.close_reason()));
+        seen.closes += 1;
     }
 }
 
@@ -542,6 +546,30 @@ fn a_connection_whose_application_is_gone_is_dropped_even_with_keep_alive_pings(
             .unwrap();
         ws.write_message("bye").unwrap();
         assert_eq!(ws.next().await, None);
+    });
+}
+
+/// A handler that panics in `on_message` has its connection aborted (the client's read
+/// ends, no close frame) and still hears `on_close`, once, as Tornado calls it after an
+/// exception in `on_message`: cleanup done there (a registry of open connections)
+/// happens whatever the handler did. (It was never called.)
+#[test]
+fn a_handler_that_panics_still_hears_on_close() {
+    run(async {
+        let (_server, addr, seen) = recorder_server(WebSocketConfig::default());
+        let ws = websocket_connect(&url(addr, "/"), &ClientOptions::default())
+            .await
+            .unwrap();
+        ws.write_message("before").unwrap();
+        assert_eq!(ws.next().await, Some(Message::Text("before".into())));
+        ws.write_message("panic").unwrap();
+        assert_eq!(ws.next().await, None);
+        assert_eq!(ws.close_code(), None);
+        until(|| seen.borrow().closed.is_some()).await;
+        let seen = seen.borrow();
+        assert_eq!(seen.closed, Some((None, None)));
+        assert_eq!(seen.closes, 1);
+        assert_eq!(seen.messages, [Message::Text("before".into())]);
     });
 }
 
