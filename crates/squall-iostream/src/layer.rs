@@ -313,20 +313,6 @@ impl Inner {
         }
     }
 
-    /// What a write with nothing queued does to a layer (an empty write, a flush): its
-    /// own output (a TLS handshake's flight) is sent if the fd takes it, and a layer
-    /// that is not ready yet gets READ armed, on whose reports the fd handler moves it
-    /// on ([`drive_layer`](Inner::drive_layer)), as a queued write blocked on it would.
-    #[cold]
-    pub(crate) fn move_layer_on(self: &Rc<Self>) {
-        if self.has(WRITABLE) && self.layer_wants_write() {
-            self.handle_write();
-        }
-        if !self.has(CLOSED) && self.layer_pending() {
-            self.layer_blocked(LayerWrite::NotReady);
-        }
-    }
-
     /// Waits for what a layered write is blocked on.
     pub(crate) fn layer_blocked(self: &Rc<Self>, on: LayerWrite) {
         match on {
@@ -476,8 +462,14 @@ impl IoStream {
         // The layer starts at once, as Tornado's SSLIOStream starts its handshake
         // without waiting for its user: its first output (a TLS client's hello) goes if
         // the fd takes it, and while it is not ready READ is armed, on whose reports the
-        // fd handler moves it on, with nobody reading or writing.
-        inner.move_layer_on();
+        // fd handler moves it on (`drive_layer`), with nobody reading or writing. So an
+        // empty write or a flush needs nothing of its own.
+        if inner.has(WRITABLE) && inner.layer_wants_write() {
+            inner.handle_write();
+        }
+        if !inner.has(CLOSED) && inner.layer_pending() {
+            inner.layer_blocked(LayerWrite::NotReady);
+        }
         Ok(())
     }
 

@@ -393,9 +393,7 @@ impl IoStream {
 
     /// Hands queued data to the OS now if the socket is known to be writable, and
     /// returns a future that resolves when everything queued so far has left the
-    /// stream's buffer. With a [`Layer`](crate::Layer) whose handshake is still to
-    /// run, it moves the handshake on even with nothing queued (as
-    /// [`write`](IoStream::write) does, an empty one included).
+    /// stream's buffer.
     pub fn flush(&self) -> WriteFuture<'_> {
         let inner = &self.inner;
         if inner.has(CLOSED) {
@@ -407,10 +405,6 @@ impl IoStream {
         let target = inner.written.get() + inner.wbuf_len.get() as u64;
         if inner.wbuf_len.get() > 0 && inner.has(WRITABLE) {
             inner.handle_write();
-        } else if inner.has(LAYERED) {
-            // Nothing queued (an empty write, a flush): a write still moves the layer
-            // on, its own output (a handshake's flight) and a handshake still running.
-            inner.move_layer_on();
         }
         WriteFuture {
             stream: self,
