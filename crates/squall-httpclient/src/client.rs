@@ -230,7 +230,7 @@ impl HttpClient {
             return Err(HttpClientError::invalid(e.clone()));
         }
         check_method_and_body(&req)?;
-        req.source_ip().map_err(HttpClientError::InvalidRequest)?;
+        let source_ip = req.source_ip().map_err(HttpClientError::InvalidRequest)?;
         let mut target = self.parse_url(&req.url)?;
         let mut method = req.method.clone();
         let mut body = req.body.clone();
@@ -249,6 +249,7 @@ impl HttpClient {
                 target: &target,
                 auth: auth.as_ref(),
                 follow,
+                source_ip,
             };
             let (ex, hop_time, hop_start) = self.fetch_hop(&hop).await?;
             let location = ex
@@ -374,7 +375,7 @@ impl HttpClient {
             port: target.port,
             proxy: req.proxy.clone(),
             ipv4_only: !req.allow_ipv6,
-            source_ip: req.source_ip().map_err(HttpClientError::InvalidRequest)?,
+            source_ip: hop.source_ip,
             #[cfg(feature = "tls")]
             trust: (target.scheme == Scheme::Https).then(|| self.inner.tls.trust(req)),
             #[cfg(feature = "tls")]
@@ -749,6 +750,8 @@ struct Hop<'a> {
     target: &'a Target,
     auth: Option<&'a (String, String)>,
     follow: bool,
+    /// The request's `network_interface`, parsed once per fetch.
+    source_ip: Option<std::net::IpAddr>,
 }
 
 /// Tornado's checks in `_HTTPConnection.run`: a known method, and a body exactly when

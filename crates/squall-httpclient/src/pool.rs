@@ -426,6 +426,18 @@ mod tests {
         }
     }
 
+    /// Waits (at most 10 s, a loop turn at a time) until the pool holds no open idle
+    /// connection: the close of a peer that was dropped is in its socket already, and
+    /// the loop hears it within turns.
+    async fn until_none_idle(pool: &Pool) {
+        for _ in 0..10_000 {
+            if pool.idle_count() == 0 {
+                return;
+            }
+            squall_ioloop::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// A kept connection the server closes while it idles (nginx's `keepalive_timeout`)
     /// is not handed out again, also when its last response was read without waiting
     /// (on loopback a small answer is there before the client reads): the pool watches
@@ -434,29 +446,20 @@ mod tests {
     /// written into it and failed with a broken pipe.) Every backend.
     #[test]
     fn a_close_while_idle_is_noticed_after_a_read_that_did_not_wait() {
-        for backend in ["epoll", "poll", "select"] {
-            squall_testing::new_loop(backend)
-                .run_sync(
-                    async move {
-                        let (stream, mut peer) = squall_testing::tcp_with_std_peer().await;
-                        // The answer is in the socket before the read: nothing waits.
-                        peer.write_all(b"ok").unwrap();
-                        let mut buf = BytesMut::new();
-                        let got = poll_fn(|cx| stream.poll_read_buf(cx, &mut buf)).await;
-                        assert_eq!(got.unwrap(), 2, "{backend}");
-                        let pool = Pool::new(8, Duration::from_secs(30));
-                        pool.checkin(key(), stream);
-                        assert_eq!(pool.idle_count(), 1, "{backend}");
-                        // The close is in the socket when `drop` returns (loopback); a
-                        // turn of the loop hears it.
-                        drop(peer);
-                        squall_ioloop::sleep(Duration::from_millis(1)).await;
-                        assert!(pool.checkout(&key()).is_none(), "{backend}");
-                    },
-                    Some(Duration::from_secs(30)),
-                )
-                .unwrap();
-        }
+        squall_testing::for_each_backend(|| async {
+            let (stream, mut peer) = squall_testing::tcp_with_std_peer().await;
+            // The answer is in the socket before the read: nothing waits.
+            peer.write_all(b"ok").unwrap();
+            let mut buf = BytesMut::new();
+            let got = poll_fn(|cx| stream.poll_read_buf(cx, &mut buf)).await;
+            assert_eq!(got.unwrap(), 2);
+            let pool = Pool::new(8, Duration::from_secs(30));
+            pool.checkin(key(), stream);
+            assert_eq!(pool.idle_count(), 1);
+            drop(peer);
+            until_none_idle(&pool).await;
+            assert!(pool.checkout(&key()).is_none());
+        });
     }
 
     /// A kept connection the server has closed is not counted among the idle ones
@@ -465,28 +468,14 @@ mod tests {
     /// until then.) Every backend.
     #[test]
     fn a_connection_closed_while_idle_is_not_counted() {
-        for backend in ["epoll", "poll", "select"] {
-            squall_testing::new_loop(backend)
-                .run_sync(
-                    async move {
-                        let (stream, peer) = squall_testing::tcp_with_std_peer().await;
-                        let pool = Pool::new(8, Duration::from_secs(30));
-                        pool.checkin(key(), stream);
-                        assert_eq!(pool.idle_count(), 1, "{backend}");
-                        drop(peer);
-                        // The close is in the socket when `drop` returns (loopback); the
-                        // loop hears it within turns.
-                        for _ in 0..1000 {
-                            if pool.idle_count() == 0 {
-                                break;
-                            }
-                            squall_ioloop::sleep(Duration::from_millis(1)).await;
-                        }
-                        assert_eq!(pool.idle_count(), 0, "{backend}");
-                    },
-                    Some(Duration::from_secs(30)),
-                )
-                .unwrap();
-        }
+        squall_testing::for_each_backend(|| async {
+            let (stream, peer) = squall_testing::tcp_with_std_peer().await;
+            let pool = Pool::new(8, Duration::from_secs(30));
+            pool.checkin(key(), stream);
+            assert_eq!(pool.idle_count(), 1);
+            drop(peer);
+            until_none_idle(&pool).await;
+            assert_eq!(pool.idle_count(), 0);
+        });
     }
 }
