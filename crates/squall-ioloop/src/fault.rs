@@ -22,8 +22,14 @@ pub fn panic_text(payload: &(dyn Any + Send)) -> Option<&str> {
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
-/// The message of a panic payload (`&str` or `String`), or a placeholder.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+/// The message of a panic payload ([`panic_text`]), or `<non-string panic payload>`:
+/// what a log line of a caught panic says.
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| std::panic::panic_any(7)).unwrap_err();
+/// assert_eq!(squall_ioloop::panic_message(&*payload), "<non-string panic payload>");
+/// ```
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
     panic_text(payload).unwrap_or("<non-string panic payload>")
 }
 

@@ -182,7 +182,7 @@ pub use blocking::{run_on, Executor, ExecutorFuture, Job, ThreadPool};
 pub use clock::instant_after;
 pub use error::{Closed, JoinError, LoopError, PeriodicError, RunSyncError, TimeoutError};
 pub use executor::JoinHandle;
-pub use fault::panic_text;
+pub use fault::{panic_message, panic_text};
 pub use gen::{sleep, sleep_until, with_timeout, Sleep};
 pub use handlers::FdHandler;
 pub use ioloop::{turn_time, IoLoop};

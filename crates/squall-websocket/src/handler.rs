@@ -105,7 +105,7 @@ pub async fn run_handler<H: WebSocketHandler>(ws: WebSocket, mut handler: H) {
     if let Err(payload) = served {
         log::error!(
             "WebSocket handler panicked: {}; connection aborted",
-            squall_ioloop::panic_text(&*payload).unwrap_or("<non-string panic payload>")
+            squall_ioloop::panic_message(&*payload)
         );
     }
     handler.on_close(&ws);

@@ -1,6 +1,5 @@
 //! The connection's log lines: the access log, I/O errors at their level, peers.
 
-use std::any::Any;
 use std::io;
 
 use squall_httputil::ParseError;
@@ -40,9 +39,6 @@ pub(super) fn log_io_error(context: &str, e: &io::Error) {
         _ => log::warn!("{context}: {e}"),
     }
 }
-pub(super) fn panic_message(p: &(dyn Any + Send)) -> &str {
-    squall_ioloop::panic_text(p).unwrap_or("(non-string panic payload)")
-}
 
 /// Run a delegate's notification (`on_connection_close`, `on_close`): they return
 /// nothing and cannot answer, so a panic in one is caught and logged as an error, and
@@ -53,7 +49,7 @@ pub(crate) fn notify(what: &str, info: &ConnectionInfo, f: impl FnOnce()) {
         log::error!(
             "HTTP delegate panicked in {what} for a connection from {}: {}",
             Peer(info),
-            panic_message(&*p)
+            squall_ioloop::panic_message(&*p)
         );
     }
 }

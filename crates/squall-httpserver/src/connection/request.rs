@@ -12,9 +12,9 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use squall_httputil::h1::Event;
 use squall_httputil::{write_error_response, ParseError, RequestHead};
-use squall_ioloop::instant_after;
+use squall_ioloop::{instant_after, panic_message};
 
-use super::logs::{log_io_error, notify, panic_message, Peer};
+use super::logs::{log_io_error, notify, Peer};
 use super::{Busy, End, Flow, ReadOutcome};
 use crate::delegate::{HttpMessageDelegate, HttpServerConnectionDelegate, RequestStart};
 use crate::transport::Transport;
