@@ -461,9 +461,14 @@ mod tests {
             "permessage-deflate; server_no_context_takeover;",
             "permessage-deflate x",
             "permessage-deflate, ; x",
-        ] {
+        ]
+        .map(HeaderValue::from_static)
+        .into_iter()
+        // Not visible ASCII: not a header value this client can read.
+        .chain([HeaderValue::from_bytes(b"permessage-deflate; x=\xe9").unwrap()])
+        {
             let mut answer = resp.clone();
-            answer.insert(SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_static(bad));
+            answer.insert(SEC_WEBSOCKET_EXTENSIONS, bad.clone());
             assert!(
                 matches!(
                     check_response(
@@ -475,25 +480,9 @@ mod tests {
                     ),
                     Err(HandshakeError::BadExtension(_))
                 ),
-                "{bad}"
+                "{bad:?}"
             );
         }
-        // Not visible ASCII: not a header value this client can read.
-        let mut answer = resp.clone();
-        answer.insert(
-            SEC_WEBSOCKET_EXTENSIONS,
-            HeaderValue::from_bytes(b"permessage-deflate; x=\xe9").unwrap(),
-        );
-        assert!(matches!(
-            check_response(
-                StatusCode::SWITCHING_PROTOCOLS,
-                &answer,
-                &key,
-                &[],
-                Some(&config)
-            ),
-            Err(HandshakeError::BadExtension(_))
-        ));
         // Empty list elements are allowed (RFC 9110 §5.6.1).
         let mut answer = resp;
         answer.insert(
