@@ -44,8 +44,9 @@ pub enum HttpClientError {
     Connect(io::Error),
     /// The connection failed while the request was written or the response read (a
     /// reset, the server closing before it sent any byte of its answer, which is
-    /// `StreamError::Closed(CloseCause::Eof)`): Tornado's `HTTPStreamClosedError`. The stream error carries the OS error, or over https
-    /// the TLS one (`squall_tls::TlsError::from_stream_error`): among them
+    /// `StreamError::Closed(CloseCause::Eof)`): Tornado's `HTTPStreamClosedError`. The
+    /// stream error carries the OS error, or over https the TLS one
+    /// (`squall_tls::TlsError::from_stream_error`): among them
     /// `TlsError::Truncated` for a body read until the connection closed that ended
     /// without the server's `close_notify` (RFC 9112 §9.8).
     Stream(StreamError),

@@ -85,8 +85,9 @@
 //!   no `max_buffer_size` (the body cap bounds what is buffered). Digest
 //!   authentication and `prepare_curl_callback` are curl-only in Tornado and absent
 //!   here; `network_interface` is an IP address, as in Tornado's simple client (an
-//!   interface name is curl's alone). Client certificates (`client_cert`, `client_key`), which
-//!   Tornado's simple client supports too, are here with the `tls` feature.
+//!   interface name is curl's alone). Client certificates (`client_cert`,
+//!   `client_key`), which Tornado's simple client supports too, are here with the
+//!   `tls` feature.
 //! - **A response of a later HTTP/1 minor version (`HTTP/1.2`...) is HTTP/1.1** (RFC
 //!   9110 §2.5): its `version` and the status line `header_callback` sees say
 //!   `HTTP/1.1` (Tornado keeps the version string as sent).
